@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What the README's commands run. Each entry point installs what it needs first, so a
+# fresh Debian machine with Node 20 needs nothing else:
+#   npm start       -> SoftHSM2 (apt) + npm dependencies + build, then serve on 127.0.0.1:4599
+#   npm test        -> the same preparation, then the whole test suite
+#   npm run bench   -> the same preparation, then the benchmark
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+ensure_softhsm() {
+  [ -e "$SOFTHSM_MODULE" ] && return 0
+  echo "p11kms: installing SoftHSM2 from apt (libsofthsm2.so is missing)" >&2
+  local sudo=""
+  if [ "$(id -u)" != "0" ]; then
+    command -v sudo >/dev/null || { echo "p11kms: run as root or install softhsm2 yourself" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 >/dev/null
+}
+
+ensure_node_modules() {
+  # Reinstall when package.json or the lock file changed since the last install.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+    echo "p11kms: installing npm dependencies" >&2
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  # pkcs11js is a native addon; a blocked or failed install script leaves it unbuilt.
+  if [ ! -f node_modules/pkcs11js/build/Release/pkcs11.node ]; then
+    npm rebuild pkcs11js --loglevel=error
+  fi
+}
+
+build() {
+  npx --no-install tsc -p tsconfig.json
+}
+
+prepare() {
+  ensure_softhsm
+  ensure_node_modules
+  build
+}
+
+command="${1:-start}"
+shift || true
+case "$command" in
+  start)
+    prepare
+    exec node dist/src/main.js serve "$@"
+    ;;
+  test)
+    prepare
+    exec npx --no-install mocha "$@"
+    ;;
+  bench)
+    prepare
+    exec node dist/bench/bench.js "$@"
+    ;;
+  *)
+    echo "usage: scripts/run.sh start|test|bench [args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,7 @@
+/** Who is calling, as established by the wire layer's authentication. */
+export interface Caller {
+  accountId: string;
+  /** e.g. arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:root */
+  principalArn: string;
+  accessKeyId: string;
+}

@@ -1,0 +1,92 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express from 'express';
+import type { Logger } from 'pino';
+import { Credentials } from './access/credentials';
+import { systemClock } from './clock';
+import { type Config, loadHsmProfile } from './config/config';
+import { KeyCustody } from './custody/key-custody';
+import { Token } from './custody/token';
+import { DeletionSweeper } from './lifecycle/deletion-sweeper';
+import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
+import type { Services } from './operations';
+import { JsonFileStore } from './store/json-file-store';
+import { awsJsonRouter } from './wire/aws-json/router';
+import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
+
+export interface RunningService {
+  url: string;
+  services: Services;
+  reconciled: ReconcileReport;
+  close(): Promise<void>;
+}
+
+/**
+ * Composition root: builds every long-lived part once, wires them together and starts
+ * listening. Nothing here is global; tests and the CLI each get their own instance.
+ */
+export async function startService(config: Config, log: Logger): Promise<RunningService> {
+  // The store's directory lock comes first: a second process on the same data directory
+  // stops here, before it touches the token.
+  const store = await JsonFileStore.open(config.dataDir);
+  let token: Token | undefined;
+  try {
+    const profile = loadHsmProfile(config);
+    token = Token.open(profile, config.dataDir, log);
+    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
+
+    const reconciled = await reconcile(services);
+    const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000);
+    await sweeper.sweep();
+    sweeper.start();
+
+    const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
+    const authenticator = new SigV4Authenticator(config.auth, credentials, config.accountId, services.clock);
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.set('query parser', 'simple');
+    app.get('/health', (_req, res) => {
+      res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length });
+    });
+    app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes }));
+    app.use((_req, res) => {
+      res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
+    });
+
+    const server = await listen(app, config.port, config.host);
+    server.keepAliveTimeout = 65_000;
+    const address = server.address() as AddressInfo;
+    const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+    log.info({ url, auth: config.auth, dataDir: config.dataDir, hsm: profile.name }, 'p11kms listening');
+
+    const openToken = token;
+    return {
+      url,
+      services,
+      reconciled,
+      async close() {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await sweeper.stop();
+        await store.close();
+        openToken.close();
+      },
+    };
+  } catch (err) {
+    token?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+function listen(app: express.Express, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
+}

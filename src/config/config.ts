@@ -1,0 +1,123 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { HsmProfile } from '../custody/hsm-profile';
+
+export type AuthMode = 'strict' | 'permissive';
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Metadata store, rendered SoftHSM2 config and (for SoftHSM2) the token live here. */
+  dataDir: string;
+  /** Account id that permissive mode maps every caller to. */
+  accountId: string;
+  auth: AuthMode;
+  /** Access keys for strict mode (see docs/configuration.md). */
+  credentialsFile: string | undefined;
+  /** HSM profile file (native-config/*.json). */
+  hsmProfile: string;
+  /** Overrides the profile's PIN; P11KMS_PIN sets it. Never logged. */
+  pin: string | undefined;
+  logLevel: string;
+  /** How often the deletion sweeper looks for keys whose waiting period has ended. */
+  sweepIntervalSeconds: number;
+  /**
+   * Shifts the service clock (SigV4 skew checks and key lifecycle alike). For tests that
+   * move time forward, with clients signing at the same offset; keep 0 in production.
+   */
+  clockOffsetSeconds: number;
+  /** Largest accepted request body in bytes. */
+  maxBodyBytes: number;
+}
+
+export const DEFAULTS: Config = {
+  host: '127.0.0.1',
+  port: 4599,
+  dataDir: './var',
+  accountId: '111122223333',
+  auth: 'permissive',
+  credentialsFile: undefined,
+  hsmProfile: path.resolve(__dirname, '..', '..', '..', 'native-config', 'softhsm2.json'),
+  pin: undefined,
+  logLevel: 'info',
+  sweepIntervalSeconds: 60,
+  clockOffsetSeconds: 0,
+  maxBodyBytes: 1024 * 1024,
+};
+
+/** Environment variables and the config keys they set. */
+const ENVIRONMENT: Record<string, keyof Config> = {
+  P11KMS_HOST: 'host',
+  P11KMS_PORT: 'port',
+  P11KMS_DATA_DIR: 'dataDir',
+  P11KMS_ACCOUNT_ID: 'accountId',
+  P11KMS_AUTH: 'auth',
+  P11KMS_CREDENTIALS_FILE: 'credentialsFile',
+  P11KMS_HSM_PROFILE: 'hsmProfile',
+  P11KMS_PIN: 'pin',
+  P11KMS_LOG_LEVEL: 'logLevel',
+  P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+  P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
+  P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
+};
+
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes']);
+
+/**
+ * Builds the config from defaults, then a JSON file, then the environment, then flags
+ * (later wins). Throws with a message naming the offending setting.
+ */
+export function loadConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof Config, string>> } = {},
+): Config {
+  const raw: Record<string, unknown> = { ...DEFAULTS };
+  if (options.file) {
+    const fromFile = JSON.parse(fs.readFileSync(options.file, 'utf8')) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fromFile)) {
+      if (!(k in DEFAULTS)) throw new Error(`unknown setting '${k}' in ${options.file}`);
+      raw[k] = v;
+    }
+  }
+  const env = options.env ?? process.env;
+  for (const [variable, key] of Object.entries(ENVIRONMENT)) {
+    if (env[variable] !== undefined && env[variable] !== '') raw[key] = env[variable];
+  }
+  for (const [k, v] of Object.entries(options.flags ?? {})) {
+    if (v !== undefined) raw[k] = v;
+  }
+  for (const key of NUMERIC) {
+    const n = Number(raw[key]);
+    if (!Number.isFinite(n)) throw new Error(`setting ${key} must be a number, got '${String(raw[key])}'`);
+    raw[key] = n;
+  }
+  const config = raw as unknown as Config;
+  if (config.auth !== 'strict' && config.auth !== 'permissive') {
+    throw new Error(`setting auth must be 'strict' or 'permissive', got '${String(config.auth)}'`);
+  }
+  if (!/^\d{12}$/.test(config.accountId)) throw new Error(`setting accountId must be 12 digits, got '${config.accountId}'`);
+  if (config.auth === 'strict' && !config.credentialsFile) {
+    throw new Error('strict authentication needs a credentials file (P11KMS_CREDENTIALS_FILE or --credentials-file)');
+  }
+  config.dataDir = path.resolve(config.dataDir);
+  return config;
+}
+
+/** Reads an HSM profile; relative paths inside it resolve against the profile's folder. */
+export function loadHsmProfile(config: Config): HsmProfile {
+  const file = path.resolve(config.hsmProfile);
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as HsmProfile;
+  for (const field of ['name', 'module', 'tokenLabel', 'pin'] as const) {
+    if (typeof profile[field] !== 'string' || profile[field] === '') {
+      throw new Error(`HSM profile ${file} needs '${field}'`);
+    }
+  }
+  if (config.pin) profile.pin = config.pin;
+  if (profile.softhsm2ConfTemplate) profile.softhsm2ConfTemplate = path.resolve(path.dirname(file), profile.softhsm2ConfTemplate);
+  profile.sessionPoolSize ??= 8;
+  profile.initializeToken ??= false;
+  profile.quirks = {
+    gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
+    kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,
+  };
+  return profile;
+}

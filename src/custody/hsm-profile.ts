@@ -1,0 +1,46 @@
+/**
+ * What p11kms needs to know about one PKCS#11 device. Profiles live in native-config/
+ * (one per vendor); device quirks are settings here rather than branches in code.
+ */
+export interface HsmProfile {
+  /** Human name, shown in logs and /health. */
+  name: string;
+  /** Path of the PKCS#11 module (.so). */
+  module: string;
+  /** Token label to use; the first token with this label is chosen. */
+  tokenLabel: string;
+  /** User PIN. Prefer P11KMS_PIN in the environment; never logged. */
+  pin: string;
+  /**
+   * Initialise a token with `tokenLabel` on a free slot (C_InitToken + C_InitPIN) when none
+   * exists. Meant for SoftHSM2; real HSMs are initialised by their own tooling.
+   */
+  initializeToken: boolean;
+  /** Security-officer PIN, only used when initializeToken is true. */
+  soPin?: string;
+  /**
+   * SoftHSM2 only: a softhsm2.conf template whose `@TOKEN_DIR@` placeholder is replaced by
+   * `<dataDir>/tokens`; the rendered file is exported as SOFTHSM2_CONF before loading.
+   */
+  softhsm2ConfTemplate?: string;
+  /** Sessions kept open for concurrent operations (one operation per session). */
+  sessionPoolSize: number;
+  quirks: HsmQuirks;
+  /** Free text for operators (ignored by code). */
+  notes?: string[];
+}
+
+export interface HsmQuirks {
+  /**
+   * SoftHSM2 2.6 reports a failed AES-GCM tag check as CKR_GENERAL_ERROR instead of
+   * CKR_ENCRYPTED_DATA_INVALID. When true, CKR_GENERAL_ERROR from a GCM decryption is
+   * treated as an integrity failure (InvalidCiphertextException) rather than a device fault.
+   */
+  gcmTagFailureIsGeneralError: boolean;
+  /**
+   * SoftHSM2 2.6 returns the padded length from a CKM_AES_KEY_WRAP_PAD unwrap of a
+   * generic secret whose length is not a multiple of 8. p11kms always records the true
+   * length beside the wrapped key, so this only documents the behaviour.
+   */
+  kwpUnwrapKeepsPadding: boolean;
+}

@@ -1,0 +1,244 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as pkcs11js from 'pkcs11js';
+import type { Logger } from 'pino';
+import { KmsError } from '../errors';
+import type { HsmProfile } from './hsm-profile';
+import { ckrName, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
+
+export type Session = Buffer;
+export type ObjectHandle = Buffer;
+
+const TOKEN_LABEL_BYTES = 32;
+
+/**
+ * One PKCS#11 module, one token, a pool of logged-in sessions. The module is initialised
+ * once per process with CKF_OS_LOCKING_OK (SoftHSM2 crashes under concurrency without it),
+ * and a keep-alive session is held for the lifetime so the login survives pool churn.
+ * Every operation runs on a session of its own; a session whose call failed is discarded,
+ * because Cryptoki 2.40 has no way to cancel a half-finished operation.
+ */
+export class Token {
+  private readonly idle: Session[] = [];
+  private readonly waiters: Array<(session: Session) => void> = [];
+  private openCount = 0;
+  private readonly handles = new Map<string, ObjectHandle>();
+  private recovering: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly pkcs11: pkcs11js.PKCS11,
+    private slot: Buffer,
+    private keepAlive: Session,
+    readonly profile: HsmProfile,
+    private readonly log: Logger,
+  ) {}
+
+  static open(profile: HsmProfile, dataDir: string, log: Logger): Token {
+    if (profile.softhsm2ConfTemplate) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
+    if (!fs.existsSync(profile.module)) {
+      throw new Error(`PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
+    }
+    const pkcs11 = new pkcs11js.PKCS11();
+    pkcs11.load(profile.module);
+    try {
+      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (err) {
+      if (ckrName(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw err;
+    }
+    const slot = findOrInitializeToken(pkcs11, profile, log);
+    const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
+    log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
+    const token = new Token(pkcs11, slot, keepAlive, profile, log);
+    // Keep the module referenced for the process lifetime: if it is garbage-collected
+    // the library is unloaded under running work.
+    retainedModules.push(pkcs11);
+    return token;
+  }
+
+  /**
+   * Runs `fn` on a pooled session. Retries once after the token connection was lost or a
+   * cached object handle went stale (another process destroyed and recreated it).
+   */
+  async run<T>(what: string, fn: (session: Session) => Promise<T> | T): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.acquire();
+      let failed = false;
+      try {
+        return await fn(session);
+      } catch (err) {
+        failed = true;
+        if (err instanceof KmsError) throw err;
+        if (attempt === 0 && isSessionLost(err)) {
+          this.log.warn({ what, ckr: ckrName(err) }, 'token session lost; re-establishing');
+          await this.recover();
+          continue;
+        }
+        if (attempt === 0 && isStaleHandle(err)) {
+          this.handles.clear();
+          continue;
+        }
+        throw toKmsError(err, what);
+      } finally {
+        this.release(session, failed);
+      }
+    }
+  }
+
+  /** Finds a key object by label, caching the handle (C_FindObjects slows as keys grow). */
+  findObject(session: Session, label: string, objectClass: number): ObjectHandle | undefined {
+    const cacheKey = `${objectClass}:${label}`;
+    const cached = this.handles.get(cacheKey);
+    if (cached) return cached;
+    const found = this.findAll(session, [
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_CLASS, value: objectClass },
+    ]);
+    if (found.length === 0) return undefined;
+    if (found.length > 1) this.log.warn({ label, count: found.length }, 'several token objects share one label');
+    this.handles.set(cacheKey, found[0]);
+    return found[0];
+  }
+
+  forgetObject(label: string, objectClass: number): void {
+    this.handles.delete(`${objectClass}:${label}`);
+  }
+
+  findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
+    this.pkcs11.C_FindObjectsInit(session, template);
+    try {
+      const out: ObjectHandle[] = [];
+      for (;;) {
+        const batch = this.pkcs11.C_FindObjects(session, 256);
+        out.push(...batch);
+        if (batch.length < 256) return out;
+      }
+    } finally {
+      this.pkcs11.C_FindObjectsFinal(session);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.idle.splice(0)) this.safeClose(s);
+    // The keep-alive session is closed last; the module stays loaded (never C_Finalize
+    // while native async work may still be on the thread pool).
+    this.safeClose(this.keepAlive);
+  }
+
+  private async acquire(): Promise<Session> {
+    if (this.closed) throw new KmsError('KMSInternalException', 'The key store is shutting down.');
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.openCount < this.profile.sessionPoolSize) {
+      this.openCount++;
+      try {
+        return this.pkcs11.C_OpenSession(this.slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      } catch (err) {
+        this.openCount--;
+        throw toKmsError(err, 'C_OpenSession');
+      }
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(session: Session, discard: boolean): void {
+    if (discard || this.closed) {
+      this.safeClose(session);
+      this.openCount--;
+      // Hand the freed capacity to a waiter with a fresh session.
+      const waiter = this.waiters.shift();
+      if (waiter && !this.closed) {
+        this.acquire().then(waiter, () => this.waiters.unshift(waiter));
+      }
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(session);
+    else this.idle.push(session);
+  }
+
+  private recover(): Promise<void> {
+    this.recovering ??= (async () => {
+      try {
+        for (const s of this.idle.splice(0)) {
+          this.safeClose(s);
+          this.openCount--;
+        }
+        this.handles.clear();
+        this.safeClose(this.keepAlive);
+        this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
+        this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
+        this.log.info('token session re-established');
+      } finally {
+        this.recovering = undefined;
+      }
+    })();
+    return this.recovering;
+  }
+
+  private safeClose(session: Session): void {
+    try {
+      this.pkcs11.C_CloseSession(session);
+    } catch {
+      // Already closed or the device went away; nothing left to release.
+    }
+  }
+}
+
+const retainedModules: pkcs11js.PKCS11[] = [];
+
+function openLoggedInSession(pkcs11: pkcs11js.PKCS11, slot: Buffer, pin: string): Session {
+  const session = pkcs11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    pkcs11.C_Login(session, pkcs11js.CKU_USER, pin);
+  } catch (err) {
+    if (ckrName(err) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+      pkcs11.C_CloseSession(session);
+      if (ckrName(err) === 'CKR_PIN_INCORRECT') throw new Error('PKCS#11 login failed: wrong PIN');
+      throw err;
+    }
+  }
+  return session;
+}
+
+function tokenLabelOf(pkcs11: pkcs11js.PKCS11, slot: Buffer): string {
+  return pkcs11.C_GetTokenInfo(slot).label.replace(/[\s\0]+$/, '');
+}
+
+function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log: Logger): Buffer {
+  const slots = pkcs11.C_GetSlotList(true);
+  const existing = slots.find((slot) => {
+    const info = pkcs11.C_GetTokenInfo(slot);
+    return (info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0 && tokenLabelOf(pkcs11, slot) === profile.tokenLabel;
+  });
+  if (existing) return existing;
+  if (!profile.initializeToken) {
+    throw new Error(`no token labelled '${profile.tokenLabel}' (profile ${profile.name})`);
+  }
+  const free = slots.find((slot) => (pkcs11.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+  if (!free) throw new Error('no free slot to initialise a token in');
+  if (!profile.soPin) throw new Error('initializeToken needs soPin in the HSM profile');
+  pkcs11.C_InitToken(free, profile.soPin, profile.tokenLabel.padEnd(TOKEN_LABEL_BYTES, ' '));
+  const session = pkcs11.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    pkcs11.C_Login(session, pkcs11js.CKU_SO, profile.soPin);
+    pkcs11.C_InitPIN(session, profile.pin);
+    pkcs11.C_Logout(session);
+  } finally {
+    pkcs11.C_CloseSession(session);
+  }
+  log.info({ token: profile.tokenLabel }, 'initialised a new token');
+  return free;
+}
+
+/** Renders the SoftHSM2 config so the token lives under this instance's data directory. */
+function prepareSoftHsmConf(template: string, dataDir: string): void {
+  const tokenDir = path.resolve(dataDir, 'tokens');
+  fs.mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
+  const rendered = fs.readFileSync(template, 'utf8').replaceAll('@TOKEN_DIR@', tokenDir);
+  const confPath = path.resolve(dataDir, 'softhsm2.conf');
+  fs.writeFileSync(confPath, rendered, { mode: 0o600 });
+  process.env.SOFTHSM2_CONF = confPath;
+}

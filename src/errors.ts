@@ -1,0 +1,40 @@
+import type { ModelErrorName } from './model/generated/errors';
+
+/**
+ * Errors that are part of the AWS JSON protocol but not listed in the KMS model
+ * (the protocol layer and the authentication layer raise them).
+ */
+export type ProtocolErrorName =
+  | 'UnknownOperationException'
+  | 'SerializationException'
+  | 'ValidationException'
+  | 'AccessDeniedException'
+  | 'InvalidSignatureException'
+  | 'IncompleteSignatureException'
+  | 'UnrecognizedClientException'
+  | 'MissingAuthenticationTokenException'
+  | 'ThrottlingException'
+  | 'InternalFailure';
+
+export type KmsErrorName = ModelErrorName | ProtocolErrorName;
+
+/**
+ * The one error type every layer throws. `name` is the AWS error code sent as `__type`;
+ * `message` is sent to the client, so it must never contain key material, plaintext or
+ * PIN. Diagnostic detail for operators goes into `internalDetail`, which is logged and
+ * never sent.
+ */
+export class KmsError extends Error {
+  override readonly name: KmsErrorName;
+  readonly internalDetail: string | undefined;
+
+  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = name;
+    this.internalDetail = options.internalDetail;
+  }
+}
+
+export function isKmsError(err: unknown): err is KmsError {
+  return err instanceof KmsError;
+}

@@ -1,0 +1,62 @@
+import type { Services } from '../operations';
+
+/**
+ * Deletes keys whose waiting period has ended. The decision is one store transaction
+ * (still pending deletion, still due), so a CancelKeyDeletion that wins the race keeps its
+ * key; then every version of the key's material is destroyed in the token. A crash between
+ * the two leaves unreferenced token objects, which start-up reconciliation destroys.
+ * Runs at start-up and then periodically.
+ */
+export class DeletionSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<string[]> | undefined;
+
+  constructor(
+    private readonly services: Services,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => this.services.log.error({ err }, 'deletion sweep failed')), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** Deletes every key that is due; returns their ids. Concurrent calls share one sweep. */
+  sweep(): Promise<string[]> {
+    this.running ??= this.sweepOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async sweepOnce(): Promise<string[]> {
+    const now = this.services.clock.now();
+    const due = (await this.services.store.listKeys()).filter(
+      (k) => k.keyState === 'PendingDeletion' && k.deletionDate !== undefined && k.deletionDate <= now,
+    );
+    const deleted: string[] = [];
+    for (const candidate of due) {
+      const key = await this.services.store.transact(async (tx) => {
+        const current = await tx.getKey(candidate.keyId);
+        if (!current || current.keyState !== 'PendingDeletion' || current.deletionDate === undefined || current.deletionDate > now) {
+          return undefined;
+        }
+        tx.deleteKey(current.keyId);
+        for (const alias of await tx.listAliases(current)) {
+          if (alias.targetKeyId === current.keyId) tx.deleteAlias(current, alias.aliasName);
+        }
+        return current;
+      });
+      if (!key) continue;
+      for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
+      deleted.push(key.keyId);
+      this.services.log.info({ keyId: key.keyId, arn: key.arn }, 'key deleted at the end of its waiting period');
+    }
+    return deleted;
+  }
+}

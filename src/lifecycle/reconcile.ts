@@ -1,0 +1,38 @@
+import type { Services } from '../operations';
+import type { KeyRecord } from '../store/records';
+
+export interface ReconcileReport {
+  /** Token objects p11kms created but the store never recorded (a crash mid-CreateKey); destroyed. */
+  orphansDestroyed: string[];
+  /** Keys whose recorded material is missing from the token; they fail with KeyUnavailableException. */
+  missingMaterial: Array<{ keyId: string; version: number }>;
+}
+
+/**
+ * Makes the store and the token agree at start-up. Material is created in the token before
+ * the store records it, and the store forgets a deleted key before its material is
+ * destroyed, so a token object no key refers to is always a leftover of a crash and is
+ * destroyed; recorded material missing from the token is reported, never hidden.
+ */
+export async function reconcile(services: Services): Promise<ReconcileReport> {
+  const keys = new Map<string, KeyRecord>((await services.store.listKeys()).map((k) => [k.keyId, k]));
+  const inToken = await services.custody.listMaterial();
+  const present = new Set(inToken.map((m) => `${m.keyId}:${m.version}`));
+  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [] };
+
+  for (const material of inToken) {
+    const key = keys.get(material.keyId);
+    if (key && key.materials.some((m) => m.version === material.version)) continue;
+    await services.custody.destroy(material);
+    report.orphansDestroyed.push(`${material.keyId}:v${material.version}`);
+    services.log.warn({ keyId: material.keyId, version: material.version }, 'destroyed a token object no key refers to');
+  }
+  for (const key of keys.values()) {
+    for (const m of key.materials) {
+      if (present.has(`${key.keyId}:${m.version}`)) continue;
+      report.missingMaterial.push({ keyId: key.keyId, version: m.version });
+      services.log.error({ keyId: key.keyId, arn: key.arn, version: m.version }, 'key material is missing from the token');
+    }
+  }
+  return report;
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { startService } from './app';
+import { type Config, loadConfig } from './config/config';
+import { createLogger } from './log';
+
+const program = new Command()
+  .name('p11kms')
+  .description('AWS KMS-compatible key management service with every master key in a PKCS#11 token');
+
+program
+  .command('serve')
+  .description('start the service')
+  .option('--config <file>', 'JSON config file (see docs/configuration.md)')
+  .option('--host <host>', 'listen address (P11KMS_HOST)')
+  .option('--port <port>', 'listen port, 0 for any free port (P11KMS_PORT)')
+  .option('--data-dir <dir>', 'metadata store and embedded token directory (P11KMS_DATA_DIR)')
+  .option('--account-id <id>', 'account id of permissive-mode callers (P11KMS_ACCOUNT_ID)')
+  .option('--auth <mode>', 'strict or permissive (P11KMS_AUTH)')
+  .option('--credentials-file <file>', 'access keys for SigV4 (P11KMS_CREDENTIALS_FILE)')
+  .option('--hsm-profile <file>', 'HSM profile, e.g. native-config/softhsm2.json (P11KMS_HSM_PROFILE)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error (P11KMS_LOG_LEVEL)')
+  .action(async (opts: Record<string, string | undefined>) => {
+    const flags: Partial<Record<keyof Config, string>> = {
+      host: opts.host,
+      port: opts.port,
+      dataDir: opts.dataDir,
+      accountId: opts.accountId,
+      auth: opts.auth,
+      credentialsFile: opts.credentialsFile,
+      hsmProfile: opts.hsmProfile,
+      logLevel: opts.logLevel,
+    };
+    let config: Config;
+    try {
+      config = loadConfig({ file: opts.config, flags });
+    } catch (err) {
+      process.stderr.write(`p11kms: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    const log = createLogger(config.logLevel);
+    try {
+      const service = await startService(config, log);
+      // One plain line on stdout for scripts and tests waiting for the service.
+      process.stdout.write(`p11kms listening on ${service.url}\n`);
+      const stop = async (signal: string) => {
+        log.info({ signal }, 'shutting down');
+        await service.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    } catch (err) {
+      log.fatal({ err: (err as Error).message }, 'p11kms could not start');
+      process.stderr.write(`p11kms: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+  });
+
+void program.parseAsync(process.argv);

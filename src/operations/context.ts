@@ -1,0 +1,29 @@
+import type { Logger } from 'pino';
+import type { Caller } from '../access/principal';
+import type { Clock } from '../clock';
+import type { KeyCustody } from '../custody/key-custody';
+import type { OperationName, OperationShapes } from '../model/generated/types';
+import type { MetadataStore } from '../store/metadata-store';
+import type { Scope } from '../store/records';
+
+/** What one request carries into an operation, independent of the wire dialect. */
+export interface RequestContext {
+  /** Region and account the request addresses (the caller's own account). */
+  scope: Scope;
+  caller: Caller;
+  requestId: string;
+}
+
+/** The long-lived parts every operation may use. Built once per process, never global. */
+export interface Services {
+  store: MetadataStore;
+  custody: KeyCustody;
+  clock: Clock;
+  log: Logger;
+}
+
+export type OperationHandler<Op extends OperationName> = (
+  input: OperationShapes[Op]['input'],
+  ctx: RequestContext,
+  services: Services,
+) => Promise<OperationShapes[Op]['output']>;

@@ -1,0 +1,25 @@
+import { KmsError } from '../errors';
+import { aliasArn } from '../store/records';
+import type { OperationHandler } from './context';
+import { checkAliasName } from './shared/alias-names';
+import { invalidState, loadKeyFor } from './shared/key-resolution';
+
+export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, services) => {
+  checkAliasName(input.AliasName);
+  const target = await loadKeyFor(services, ctx, input.TargetKeyId, {
+    operation: 'CreateAlias',
+    member: 'TargetKeyId',
+    allowedStates: 'any',
+  });
+  await services.store.transact(async (tx) => {
+    if (await tx.getAlias(ctx.scope, input.AliasName)) {
+      throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(ctx.scope, input.AliasName)} already exists`);
+    }
+    const key = await tx.getKey(target.keyId);
+    if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
+    if (key.keyState === 'PendingDeletion') throw invalidState(key);
+    const now = services.clock.now();
+    tx.putAlias({ ...ctx.scope, aliasName: input.AliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now });
+  });
+  return {};
+};

@@ -1,0 +1,108 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { KmsError } from '../errors';
+import type { KeySpec, KeyUsageType } from '../model/generated/types';
+import { keyArn, type KeyRecord } from '../store/records';
+import type { OperationHandler } from './context';
+import { keyMetadataOf } from './shared/key-metadata';
+import { validateTags } from './shared/tags';
+
+/** Key specs this build can create; the rest are named in the error. */
+const SUPPORTED_SPECS: ReadonlySet<KeySpec> = new Set(['SYMMETRIC_DEFAULT']);
+
+export function defaultKeyPolicy(accountId: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Id: 'key-default-1',
+    Statement: [
+      {
+        Sid: 'Enable IAM User Permissions',
+        Effect: 'Allow',
+        Principal: { AWS: `arn:aws:iam::${accountId}:root` },
+        Action: 'kms:*',
+        Resource: '*',
+      },
+    ],
+  });
+}
+
+export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, services) => {
+  if (input.KeySpec && input.CustomerMasterKeySpec) {
+    throw new KmsError('ValidationException', 'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
+  }
+  const keySpec: KeySpec = (input.KeySpec ?? input.CustomerMasterKeySpec ?? 'SYMMETRIC_DEFAULT') as KeySpec;
+  const keyUsage = chooseKeyUsage(keySpec, input.KeyUsage);
+  const origin = input.Origin ?? 'AWS_KMS';
+  if (origin !== 'AWS_KMS') {
+    throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by p11kms yet; only AWS_KMS keys can be created.`);
+  }
+  if (input.CustomKeyStoreId || input.XksKeyId) {
+    throw new KmsError('UnsupportedOperationException', 'Custom key stores are not supported by p11kms.');
+  }
+  if (input.MultiRegion) {
+    throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by p11kms.');
+  }
+  if (!SUPPORTED_SPECS.has(keySpec)) {
+    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by p11kms yet.`);
+  }
+  const tags = validateTags(input.Tags);
+  const policy = input.Policy ?? defaultKeyPolicy(ctx.scope.accountId);
+  checkPolicyDocument(policy);
+
+  const keyId = randomUUID();
+  const now = services.clock.now();
+  const record: KeyRecord = {
+    keyId,
+    region: ctx.scope.region,
+    accountId: ctx.scope.accountId,
+    arn: keyArn(ctx.scope, keyId),
+    createdAt: now,
+    description: input.Description ?? '',
+    keySpec,
+    keyUsage,
+    origin,
+    keyState: 'Enabled',
+    materials: [{ version: 1, materialId: randomBytes(32).toString('hex'), createdAt: now }],
+    currentVersion: 1,
+    tags,
+    policy,
+  };
+  const material = { keyId, version: 1 };
+  // Token first: a crash before the store write leaves an orphan object that start-up
+  // reconciliation destroys; never a key in the store without material.
+  await services.custody.generateSymmetricKey(material);
+  try {
+    await services.store.transact((tx) => tx.putKey(record));
+  } catch (err) {
+    await services.custody.destroy(material).catch((destroyErr: unknown) =>
+      services.log.error({ keyId, err: destroyErr }, 'could not destroy material of a key whose metadata was not stored'),
+    );
+    throw err;
+  }
+  return { KeyMetadata: keyMetadataOf(record) };
+};
+
+function chooseKeyUsage(keySpec: KeySpec, requested: KeyUsageType | undefined): KeyUsageType {
+  if (keySpec === 'SYMMETRIC_DEFAULT') {
+    if (requested && requested !== 'ENCRYPT_DECRYPT') {
+      throw new KmsError('ValidationException', `KeyUsage ${requested} is not compatible with KeySpec ${keySpec}`);
+    }
+    return 'ENCRYPT_DECRYPT';
+  }
+  if (!requested) {
+    throw new KmsError('ValidationException', 'You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.');
+  }
+  return requested;
+}
+
+/** Minimal document check until key policies are evaluated (issue #5): JSON with statements. */
+function checkPolicyDocument(policy: string): void {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(policy);
+  } catch {
+    throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
+  }
+  if (!doc || typeof doc !== 'object' || !('Statement' in doc)) {
+    throw new KmsError('MalformedPolicyDocumentException', 'Policy document must be a JSON object with a Statement.');
+  }
+}

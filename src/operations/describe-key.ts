@@ -1,0 +1,8 @@
+import type { OperationHandler } from './context';
+import { keyMetadataOf } from './shared/key-metadata';
+import { loadKeyFor } from './shared/key-resolution';
+
+export const describeKey: OperationHandler<'DescribeKey'> = async (input, ctx, services) => {
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'DescribeKey', allowedStates: 'any' });
+  return { KeyMetadata: keyMetadataOf(key) };
+};

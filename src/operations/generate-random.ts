@@ -1,0 +1,12 @@
+import { KmsError } from '../errors';
+import type { OperationHandler } from './context';
+import { refuseRecipient } from './shared/checks';
+
+export const generateRandom: OperationHandler<'GenerateRandom'> = async (input, _ctx, services) => {
+  if (input.NumberOfBytes === undefined) throw new KmsError('ValidationException', 'NumberOfBytes is required.');
+  if (input.CustomKeyStoreId !== undefined) {
+    throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store '${input.CustomKeyStoreId}' does not exist.`);
+  }
+  refuseRecipient(input.Recipient);
+  return { Plaintext: await services.custody.random(input.NumberOfBytes) };
+};

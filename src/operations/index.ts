@@ -1,0 +1,47 @@
+import type { OperationName } from '../model/generated/types';
+import { cancelKeyDeletion } from './cancel-key-deletion';
+import type { OperationHandler } from './context';
+import { createAlias } from './create-alias';
+import { createKey } from './create-key';
+import { decrypt } from './decrypt';
+import { deleteAlias } from './delete-alias';
+import { describeKey } from './describe-key';
+import { disableKey } from './disable-key';
+import { enableKey } from './enable-key';
+import { encrypt } from './encrypt';
+import { generateDataKey } from './generate-data-key';
+import { generateDataKeyWithoutPlaintext } from './generate-data-key-without-plaintext';
+import { generateRandom } from './generate-random';
+import { listAliases } from './list-aliases';
+import { listKeys } from './list-keys';
+import { reEncrypt } from './re-encrypt';
+import { scheduleKeyDeletion } from './schedule-key-deletion';
+import { updateAlias } from './update-alias';
+import { updateKeyDescription } from './update-key-description';
+
+export type { OperationHandler, RequestContext, Services } from './context';
+
+/**
+ * Every KMS operation p11kms implements, by its AWS name. Wire dialects dispatch here;
+ * operations know nothing of HTTP, JSON or signatures.
+ */
+export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
+  CancelKeyDeletion: cancelKeyDeletion,
+  CreateAlias: createAlias,
+  CreateKey: createKey,
+  Decrypt: decrypt,
+  DeleteAlias: deleteAlias,
+  DescribeKey: describeKey,
+  DisableKey: disableKey,
+  EnableKey: enableKey,
+  Encrypt: encrypt,
+  GenerateDataKey: generateDataKey,
+  GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
+  GenerateRandom: generateRandom,
+  ListAliases: listAliases,
+  ListKeys: listKeys,
+  ReEncrypt: reEncrypt,
+  ScheduleKeyDeletion: scheduleKeyDeletion,
+  UpdateAlias: updateAlias,
+  UpdateKeyDescription: updateKeyDescription,
+};

@@ -1,0 +1,8 @@
+import type { OperationHandler } from './context';
+import { paginate } from './shared/pagination';
+
+export const listKeys: OperationHandler<'ListKeys'> = async (input, ctx, services) => {
+  const keys = await services.store.listKeys(ctx.scope);
+  const { page, ...rest } = paginate(keys, (k) => k.keyId, input.Limit, input.Marker);
+  return { Keys: page.map((k) => ({ KeyId: k.keyId, KeyArn: k.arn })), ...rest };
+};

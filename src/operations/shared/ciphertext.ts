@@ -1,0 +1,103 @@
+import { KmsError } from '../../errors';
+
+/**
+ * The symmetric ciphertext blob (format documented in docs/ciphertext-format.md).
+ *
+ *   0      1  format version (1)
+ *   1      1  payload kind: 0 = caller's plaintext, 1 = secret wrapped inside the token
+ *   2     16  key id (UUID bytes)
+ *   18     4  key material version (uint32, big-endian)
+ *   22     2  secret length (uint16; kind 1 only, else 0)
+ *   24    12  AES-GCM IV (random per call, from the token)
+ *   36     n  AES-GCM ciphertext ‖ 16-byte tag
+ *
+ * The GCM AAD is DOMAIN ‖ header (bytes 0..24) ‖ canonical encryption context, so the key,
+ * the material version, the payload kind and the context are all authenticated: changing
+ * any of them fails the tag check inside the token.
+ */
+export const CIPHERTEXT_FORMAT_VERSION = 1;
+export const HEADER_BYTES = 24;
+export const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const DOMAIN = Buffer.from('p11kms/ciphertext/v1\0', 'utf8');
+
+export enum PayloadKind {
+  Plaintext = 0,
+  WrappedSecret = 1,
+}
+
+export interface CiphertextHeader {
+  kind: PayloadKind;
+  keyId: string;
+  materialVersion: number;
+  secretLength: number;
+}
+
+export interface ParsedCiphertext extends CiphertextHeader {
+  header: Buffer;
+  iv: Buffer;
+  sealed: Buffer;
+}
+
+export function encodeHeader(h: CiphertextHeader): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  header[0] = CIPHERTEXT_FORMAT_VERSION;
+  header[1] = h.kind;
+  Buffer.from(h.keyId.replaceAll('-', ''), 'hex').copy(header, 2);
+  header.writeUInt32BE(h.materialVersion, 18);
+  header.writeUInt16BE(h.secretLength, 22);
+  return header;
+}
+
+export function assemble(header: Buffer, iv: Buffer, sealed: Buffer): Buffer {
+  return Buffer.concat([header, iv, sealed]);
+}
+
+/** Parses a blob; anything that is not one of ours is InvalidCiphertextException, as on AWS. */
+export function parseCiphertext(blob: Buffer): ParsedCiphertext {
+  if (blob.length < HEADER_BYTES + IV_BYTES + TAG_BYTES || blob[0] !== CIPHERTEXT_FORMAT_VERSION) {
+    throw invalidCiphertext();
+  }
+  const kind = blob[1];
+  if (kind !== PayloadKind.Plaintext && kind !== PayloadKind.WrappedSecret) throw invalidCiphertext();
+  const hex = blob.subarray(2, 18).toString('hex');
+  const keyId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return {
+    kind,
+    keyId,
+    materialVersion: blob.readUInt32BE(18),
+    secretLength: blob.readUInt16BE(22),
+    header: blob.subarray(0, HEADER_BYTES),
+    iv: blob.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES),
+    sealed: blob.subarray(HEADER_BYTES + IV_BYTES),
+  };
+}
+
+/**
+ * A canonical, unambiguous encoding of an encryption context: pairs sorted by key, each
+ * string length-prefixed. An absent and an empty context are the same context.
+ */
+export function canonicalContext(context: Record<string, string> | undefined): Buffer {
+  const entries = Object.entries(context ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const parts: Buffer[] = [u32(entries.length)];
+  for (const [k, v] of entries) {
+    const kb = Buffer.from(k, 'utf8');
+    const vb = Buffer.from(v, 'utf8');
+    parts.push(u32(kb.length), kb, u32(vb.length), vb);
+  }
+  return Buffer.concat(parts);
+}
+
+export function additionalData(header: Buffer, context: Record<string, string> | undefined): Buffer {
+  return Buffer.concat([DOMAIN, header, canonicalContext(context)]);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+export function invalidCiphertext(): KmsError {
+  return new KmsError('InvalidCiphertextException', '');
+}

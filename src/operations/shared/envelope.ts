@@ -1,0 +1,63 @@
+import type { KeyRecord } from '../../store/records';
+import type { Services } from '../context';
+import {
+  additionalData,
+  assemble,
+  encodeHeader,
+  invalidCiphertext,
+  type ParsedCiphertext,
+  PayloadKind,
+} from './ciphertext';
+
+/** The payload a symmetric ciphertext carries, before sealing or after opening. */
+export type Payload =
+  | { kind: PayloadKind.Plaintext; plaintext: Buffer }
+  /** A secret that exists in plaintext only inside the token: wrapped under the key's material. */
+  | { kind: PayloadKind.WrappedSecret; wrapped: Buffer; length: number };
+
+export function currentMaterial(key: KeyRecord) {
+  return { keyId: key.keyId, version: key.currentVersion };
+}
+
+/** Seals a payload under the key's current material, bound to the encryption context. */
+export async function seal(
+  services: Services,
+  key: KeyRecord,
+  context: Record<string, string> | undefined,
+  payload: Payload,
+): Promise<Buffer> {
+  const material = currentMaterial(key);
+  const header = encodeHeader({
+    kind: payload.kind,
+    keyId: key.keyId,
+    materialVersion: material.version,
+    secretLength: payload.kind === PayloadKind.WrappedSecret ? payload.length : 0,
+  });
+  const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
+  const { iv, sealed } = await services.custody.encrypt(material, additionalData(header, context), body);
+  return assemble(header, iv, sealed);
+}
+
+/** Opens a parsed ciphertext of `key`; a wrong context or any tampering fails in the token. */
+export async function open(
+  services: Services,
+  key: KeyRecord,
+  parsed: ParsedCiphertext,
+  context: Record<string, string> | undefined,
+): Promise<Payload> {
+  if (!key.materials.some((m) => m.version === parsed.materialVersion)) throw invalidCiphertext();
+  const material = { keyId: key.keyId, version: parsed.materialVersion };
+  const body = await services.custody.decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
+  if (parsed.kind === PayloadKind.Plaintext) return { kind: PayloadKind.Plaintext, plaintext: body };
+  return { kind: PayloadKind.WrappedSecret, wrapped: body, length: parsed.secretLength };
+}
+
+/** Plaintext bytes of an opened payload (a wrapped secret is unwrapped in the token). */
+export async function plaintextOf(services: Services, key: KeyRecord, parsed: ParsedCiphertext, payload: Payload): Promise<Buffer> {
+  if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
+  return services.custody.unwrapSecret({ keyId: key.keyId, version: parsed.materialVersion }, payload.wrapped, payload.length);
+}
+
+export function materialIdOf(key: KeyRecord, version: number): string | undefined {
+  return key.materials.find((m) => m.version === version)?.materialId;
+}

@@ -1,0 +1,26 @@
+import type { KeyMetadata } from '../../model/generated/types';
+import type { KeyRecord } from '../../store/records';
+
+/** The KeyMetadata AWS returns for a key, field for field (see recorded-aws-responses.md §1). */
+export function keyMetadataOf(key: KeyRecord): KeyMetadata {
+  const metadata: KeyMetadata = {
+    AWSAccountId: key.accountId,
+    KeyId: key.keyId,
+    Arn: key.arn,
+    CreationDate: new Date(key.createdAt),
+    Enabled: key.keyState === 'Enabled',
+    Description: key.description,
+    KeyUsage: key.keyUsage,
+    KeyState: key.keyState,
+  };
+  if (key.deletionDate !== undefined) metadata.DeletionDate = new Date(key.deletionDate);
+  metadata.Origin = key.origin;
+  metadata.KeyManager = 'CUSTOMER';
+  metadata.CustomerMasterKeySpec = key.keySpec as KeyMetadata['CustomerMasterKeySpec'];
+  metadata.KeySpec = key.keySpec;
+  if (key.keySpec === 'SYMMETRIC_DEFAULT') metadata.EncryptionAlgorithms = ['SYMMETRIC_DEFAULT'];
+  metadata.MultiRegion = false;
+  const current = key.materials.find((m) => m.version === key.currentVersion);
+  if (key.keySpec === 'SYMMETRIC_DEFAULT' && current) metadata.CurrentKeyMaterialId = current.materialId;
+  return metadata;
+}

@@ -1,0 +1,126 @@
+import { authorizeKeyAction } from '../../access/authorize';
+import { KmsError } from '../../errors';
+import type { KeyUsageType, OperationName } from '../../model/generated/types';
+import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
+import { aliasArn, keyArn, type KeyRecord, type Scope } from '../../store/records';
+import type { RequestContext, Services } from '../context';
+
+const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MULTI_REGION_KEY_ID = /^mrk-[0-9a-f]{32}$/;
+const ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(key\/[^/]+|alias\/.+)$/;
+
+type Reference =
+  | { kind: 'key'; scope: Scope; keyId: string }
+  | { kind: 'alias'; scope: Scope; aliasName: string };
+
+/**
+ * Parses a KeyId request value in any form AWS accepts (key id, key ARN, alias name,
+ * alias ARN) with AWS's NotFoundException texts for malformed or foreign values.
+ */
+export function parseKeyReference(value: string, ctx: RequestContext, acceptsAlias: boolean): Reference {
+  const invalid = () => new KmsError('NotFoundException', `Invalid keyId '${value}'`);
+  if (value.startsWith('arn:')) {
+    const match = ARN.exec(value);
+    if (!match) throw new KmsError('NotFoundException', `Invalid arn ${value}`);
+    const [, region, accountId, resource] = match;
+    if (region !== ctx.scope.region) throw new KmsError('NotFoundException', `Invalid arn ${region}`);
+    const scope = { region, accountId };
+    if (resource.startsWith('alias/')) {
+      if (!acceptsAlias) throw invalid();
+      return { kind: 'alias', scope, aliasName: resource };
+    }
+    const keyId = resource.slice('key/'.length);
+    if (!KEY_ID.test(keyId) && !MULTI_REGION_KEY_ID.test(keyId)) throw invalid();
+    return { kind: 'key', scope, keyId };
+  }
+  if (value.startsWith('alias/')) {
+    if (!acceptsAlias) throw invalid();
+    return { kind: 'alias', scope: ctx.scope, aliasName: value };
+  }
+  if (!KEY_ID.test(value) && !MULTI_REGION_KEY_ID.test(value)) throw invalid();
+  return { kind: 'key', scope: ctx.scope, keyId: value };
+}
+
+/** Finds the key a KeyId request value names, without checking its state or usage. */
+export async function findKey(
+  services: Services,
+  ctx: RequestContext,
+  value: string,
+  acceptsAlias: boolean,
+): Promise<KeyRecord> {
+  const ref = parseKeyReference(value, ctx, acceptsAlias);
+  let keyId: string;
+  if (ref.kind === 'alias') {
+    const alias = await services.store.getAlias(ref.scope, ref.aliasName);
+    if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ref.scope, ref.aliasName)} is not found.`);
+    keyId = alias.targetKeyId;
+  } else {
+    keyId = ref.keyId;
+  }
+  const key = await services.store.getKey(keyId);
+  if (!key || key.region !== ref.scope.region || key.accountId !== ref.scope.accountId) {
+    throw new KmsError('NotFoundException', `Key '${keyArn(ref.scope, keyId)}' does not exist`);
+  }
+  return key;
+}
+
+export interface KeyUse {
+  operation: OperationName;
+  /** The request member holding the key reference (decides whether aliases are accepted). */
+  member?: string;
+  /** IAM action checked against the key, e.g. kms:Encrypt. Defaults to kms:<operation>. */
+  action?: string;
+  /** Required key usage for cryptographic operations. */
+  usage?: KeyUsageType;
+  /** Key states in which the operation is allowed; cryptographic operations need Enabled. */
+  allowedStates?: 'enabled' | 'any';
+}
+
+/**
+ * The one "may this key be used for this" check every operation goes through:
+ * resolve the reference, authorise the caller, then check key state and usage with
+ * AWS's exceptions and messages.
+ */
+export async function loadKeyFor(services: Services, ctx: RequestContext, value: string, use: KeyUse): Promise<KeyRecord> {
+  const member = use.member ?? 'KeyId';
+  const acceptsAlias = KEY_ID_ACCEPTS_ALIAS[`${use.operation}.${member}`] ?? false;
+  const key = await findKey(services, ctx, value, acceptsAlias);
+  return checkKeyFor(ctx, key, use);
+}
+
+/** Authorisation, state and usage checks for a key already found (e.g. from a ciphertext). */
+export function checkKeyFor(ctx: RequestContext, key: KeyRecord, use: KeyUse): KeyRecord {
+  authorizeKeyAction(ctx.caller, use.action ?? `kms:${use.operation}`, key);
+  if ((use.allowedStates ?? 'enabled') === 'enabled') requireEnabled(key);
+  if (use.usage && key.keyUsage !== use.usage) {
+    throw new KmsError(
+      'InvalidKeyUsageException',
+      `${key.arn} key usage is ${key.keyUsage} which is not valid for ${use.operation}.`,
+    );
+  }
+  return key;
+}
+
+export function requireEnabled(key: KeyRecord): void {
+  switch (key.keyState) {
+    case 'Enabled':
+      return;
+    case 'Disabled':
+      throw new KmsError('DisabledException', `${key.arn} is disabled.`);
+    default:
+      throw invalidState(key);
+  }
+}
+
+/** KMSInvalidStateException with AWS's wording for the key's current state. */
+export function invalidState(key: KeyRecord): KmsError {
+  const phrase: Record<string, string> = {
+    PendingDeletion: 'is pending deletion',
+    PendingImport: 'is pending import',
+    Disabled: 'is disabled',
+    Enabled: 'is enabled',
+    Unavailable: 'is unavailable',
+    Creating: 'is being created',
+  };
+  return new KmsError('KMSInvalidStateException', `${key.arn} ${phrase[key.keyState] ?? `is ${key.keyState}`}.`);
+}

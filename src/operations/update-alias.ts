@@ -1,0 +1,31 @@
+import { KmsError } from '../errors';
+import { aliasArn } from '../store/records';
+import type { OperationHandler } from './context';
+import { checkAliasName } from './shared/alias-names';
+import { invalidState, loadKeyFor } from './shared/key-resolution';
+
+export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, services) => {
+  checkAliasName(input.AliasName);
+  const target = await loadKeyFor(services, ctx, input.TargetKeyId, {
+    operation: 'UpdateAlias',
+    member: 'TargetKeyId',
+    allowedStates: 'any',
+  });
+  await services.store.transact(async (tx) => {
+    const alias = await tx.getAlias(ctx.scope, input.AliasName);
+    if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);
+    const key = await tx.getKey(target.keyId);
+    if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
+    if (key.keyState === 'PendingDeletion') throw invalidState(key);
+    const previous = await tx.getKey(alias.targetKeyId);
+    // AWS: the new target must be of the same type and key usage as the current one.
+    if (previous && (previous.keySpec === 'SYMMETRIC_DEFAULT') !== (key.keySpec === 'SYMMETRIC_DEFAULT')) {
+      throw new KmsError('ValidationException', `${key.arn} is not the same key type as the current target ${previous.arn}.`);
+    }
+    if (previous && previous.keyUsage !== key.keyUsage) {
+      throw new KmsError('ValidationException', `${key.arn} key usage ${key.keyUsage} differs from the current target's ${previous.keyUsage}.`);
+    }
+    tx.putAlias({ ...alias, targetKeyId: key.keyId, updatedAt: services.clock.now() });
+  });
+  return {};
+};

@@ -1,0 +1,239 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
+import type { MetadataStore, StoreTransaction } from './metadata-store';
+import type { AliasRecord, KeyRecord, Scope } from './records';
+
+const FORMAT = 'p11kms-metadata';
+const FORMAT_VERSION = 1;
+const STORE_FILE = 'metadata.json';
+
+interface StoreFile {
+  format: typeof FORMAT;
+  version: number;
+  keys: KeyRecord[];
+  aliases: AliasRecord[];
+}
+
+interface Snapshot {
+  keys: Map<string, KeyRecord>;
+  aliases: Map<string, AliasRecord>;
+}
+
+interface Pending {
+  body: (tx: StoreTransaction) => Promise<unknown> | unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
+
+/**
+ * The default store: one JSON file under the data directory.
+ *
+ * - Crash safety: every commit writes a temporary file, fsyncs it, renames it over the
+ *   old one and fsyncs the directory, so a crash leaves the old or the new state.
+ * - Ordering: transactions run one at a time; those that arrive while a write is in
+ *   flight are committed together by the next write (group commit), so parallel
+ *   requests do not each pay for an fsync.
+ * - Readers see only committed state.
+ * - A second process on the same directory is refused by an exclusive lock.
+ */
+export class JsonFileStore implements MetadataStore {
+  private committed: Snapshot;
+  private queue: Pending[] = [];
+  private writing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly file: string,
+    private readonly releaseLock: () => Promise<void>,
+    initial: Snapshot,
+  ) {
+    this.committed = initial;
+  }
+
+  static async open(dataDir: string): Promise<JsonFileStore> {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(dataDir, STORE_FILE);
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(dataDir, {
+        lockfilePath: path.join(dataDir, 'p11kms.lock'),
+        stale: 5_000,
+        update: 1_000,
+        retries: { retries: 12, minTimeout: 500, maxTimeout: 1_000 },
+        realpath: false,
+      });
+    } catch (err) {
+      throw new Error(`data directory ${dataDir} is in use by another p11kms process (${(err as Error).message})`);
+    }
+    try {
+      return new JsonFileStore(file, release, readSnapshot(file));
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    return this.committed.keys.get(keyId);
+  }
+
+  async listKeys(scope?: Scope): Promise<KeyRecord[]> {
+    const all = [...this.committed.keys.values()];
+    const keys = scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
+    return keys.sort((a, b) => a.createdAt - b.createdAt || a.keyId.localeCompare(b.keyId));
+  }
+
+  async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
+    return this.committed.aliases.get(aliasKey(scope, aliasName));
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    return listAliasesIn(this.committed.aliases, scope);
+  }
+
+  transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ body, resolve: resolve as (v: unknown) => void, reject });
+      this.writing ??= this.drain();
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.writing) await this.writing;
+    await this.releaseLock().catch(() => undefined);
+  }
+
+  /** Commits queued transactions in batches until the queue is empty. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases) };
+        const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+        let changed = false;
+        for (const pending of batch) {
+          const tx = new OverlayTransaction(working);
+          try {
+            const value = await pending.body(tx);
+            changed = tx.applyTo(working) || changed;
+            outcomes.push({ ok: true, value });
+          } catch (err) {
+            outcomes.push({ ok: false, err });
+          }
+        }
+        if (changed) {
+          try {
+            await this.persist(working);
+          } catch (err) {
+            // Nothing of this batch is committed; every transaction in it fails.
+            batch.forEach((p) => p.reject(err));
+            continue;
+          }
+          this.committed = working;
+        }
+        batch.forEach((p, i) => {
+          const outcome = outcomes[i];
+          if (outcome.ok) p.resolve(outcome.value);
+          else p.reject(outcome.err);
+        });
+      }
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  private async persist(snapshot: Snapshot): Promise<void> {
+    const content: StoreFile = {
+      format: FORMAT,
+      version: FORMAT_VERSION,
+      keys: [...snapshot.keys.values()],
+      aliases: [...snapshot.aliases.values()],
+    };
+    await writeFileAtomic(this.file, JSON.stringify(content), { fsync: true, mode: 0o600 });
+    // The rename is only durable once the directory entry is.
+    const dir = await fs.promises.open(path.dirname(this.file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRecord[] {
+  return [...aliases.values()]
+    .filter((a) => a.region === scope.region && a.accountId === scope.accountId)
+    .sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+}
+
+function readSnapshot(file: string): Snapshot {
+  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map() };
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
+  if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
+    throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
+  }
+  return {
+    keys: new Map(parsed.keys.map((k) => [k.keyId, k])),
+    aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
+  };
+}
+
+/** Collects a transaction's writes so they can be applied whole or dropped whole. */
+class OverlayTransaction implements StoreTransaction {
+  private readonly keys = new Map<string, KeyRecord | null>();
+  private readonly aliases = new Map<string, AliasRecord | null>();
+
+  constructor(private readonly base: Snapshot) {}
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const own = this.keys.get(keyId);
+    return own === null ? undefined : (own ?? this.base.keys.get(keyId));
+  }
+
+  putKey(record: KeyRecord): void {
+    this.keys.set(record.keyId, record);
+  }
+
+  deleteKey(keyId: string): void {
+    this.keys.set(keyId, null);
+  }
+
+  async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
+    const k = aliasKey(scope, aliasName);
+    const own = this.aliases.get(k);
+    return own === null ? undefined : (own ?? this.base.aliases.get(k));
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    const merged = new Map(this.base.aliases);
+    for (const [k, v] of this.aliases) {
+      if (v === null) merged.delete(k);
+      else merged.set(k, v);
+    }
+    return listAliasesIn(merged, scope);
+  }
+
+  putAlias(record: AliasRecord): void {
+    this.aliases.set(aliasKey(record, record.aliasName), record);
+  }
+
+  deleteAlias(scope: Scope, aliasName: string): void {
+    this.aliases.set(aliasKey(scope, aliasName), null);
+  }
+
+  /** Returns whether anything changed. */
+  applyTo(target: Snapshot): boolean {
+    for (const [k, v] of this.keys) {
+      if (v === null) target.keys.delete(k);
+      else target.keys.set(k, v);
+    }
+    for (const [k, v] of this.aliases) {
+      if (v === null) target.aliases.delete(k);
+      else target.aliases.set(k, v);
+    }
+    return this.keys.size + this.aliases.size > 0;
+  }
+}

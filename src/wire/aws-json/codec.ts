@@ -1,0 +1,199 @@
+/**
+ * Conversion between the AWS JSON 1.1 wire representation and the typed model shapes.
+ *
+ * - decodeInput (after validateInput): blobs base64 string → Buffer, timestamps epoch seconds →
+ *   Date, at any depth. Returns new structure objects holding only model members (unknown members
+ *   and JSON nulls are dropped); the body is not mutated.
+ * - encodeOutput: Buffer/Uint8Array → base64 string, Date → epoch seconds (millisecond fraction
+ *   kept, e.g. 1700000000.123). Member order is kept as given; undefined/null and members not in
+ *   the model are dropped.
+ *
+ * Both are driven by per-shape plans computed once from SHAPES. Lists and maps whose elements
+ * need no conversion are passed through by reference (never mutated here).
+ */
+import { OPERATIONS, SHAPES, type ShapeDef } from '../../model/generated/shapes';
+import type { OperationName, OperationShapes } from '../../model/generated/types';
+
+type Convert = (value: unknown) => unknown;
+
+/** Sets an own enumerable property even for the key "__proto__" (map keys come from the client). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[key] = value;
+  }
+}
+
+function shapeDef(name: string): ShapeDef {
+  const s = SHAPES[name];
+  if (s === undefined) throw new Error(`codec: unknown shape ${name}`);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode (wire → model)
+// ---------------------------------------------------------------------------------------------
+
+const decodeBlob: Convert = (v) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v);
+const decodeTimestamp: Convert = (v) => (typeof v === 'number' ? new Date(Math.round(v * 1000)) : v);
+
+/** null: the value needs no conversion and is passed through. */
+const decodePlans = new Map<string, Convert | null>();
+
+function decodePlan(name: string): Convert | null {
+  if (decodePlans.has(name)) return decodePlans.get(name)!;
+  const s = shapeDef(name);
+  let plan: Convert | null;
+  switch (s.type) {
+    case 'blob':
+      plan = decodeBlob;
+      break;
+    case 'timestamp':
+      plan = decodeTimestamp;
+      break;
+    case 'list': {
+      const el = decodePlan(s.member!.shape);
+      plan = el === null ? null : (v) => (Array.isArray(v) ? v.map((x) => el(x)) : v);
+      break;
+    }
+    case 'map': {
+      const val = decodePlan(s.value!.shape);
+      plan =
+        val === null
+          ? null
+          : (v) => {
+              if (typeof v !== 'object' || v === null) return v;
+              const out: Record<string, unknown> = {};
+              for (const k of Object.keys(v)) setOwn(out, k, val((v as Record<string, unknown>)[k]));
+              return out;
+            };
+      break;
+    }
+    case 'structure': {
+      // Always rebuilt, to keep only model members; per-member conversions precomputed.
+      const members = Object.keys(s.members ?? {}).map((m) => ({ name: m, convert: decodePlan(s.members![m]!.shape) }));
+      plan = (v) => {
+        if (typeof v !== 'object' || v === null) return v;
+        const src = v as Record<string, unknown>;
+        const out: Record<string, unknown> = {};
+        for (let i = 0; i < members.length; i++) {
+          const m = members[i]!;
+          const x = src[m.name];
+          if (x === undefined || x === null) continue;
+          out[m.name] = m.convert === null ? x : m.convert(x);
+        }
+        return out;
+      };
+      break;
+    }
+    default:
+      plan = null;
+  }
+  decodePlans.set(name, plan);
+  return plan;
+}
+
+const emptyPlan: Convert = () => ({});
+const decodeByOp = new Map<string, Convert>();
+
+/**
+ * Converts a validated request body into the model input type of `operation`: blobs become
+ * Buffers, timestamps Dates, unknown members and nulls are dropped. Does not mutate `body`.
+ */
+export function decodeInput<Op extends OperationName>(operation: Op, body: Record<string, unknown>): OperationShapes[Op]['input'] {
+  let plan = decodeByOp.get(operation);
+  if (plan === undefined) {
+    const input = OPERATIONS[operation]?.input;
+    plan = input === undefined ? emptyPlan : decodePlan(input) ?? emptyPlan;
+    decodeByOp.set(operation, plan);
+  }
+  return plan(body) as OperationShapes[Op]['input'];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encode (model → wire)
+// ---------------------------------------------------------------------------------------------
+
+const encodeBlob: Convert = (v) => {
+  if (Buffer.isBuffer(v)) return v.toString('base64');
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  return v;
+};
+const encodeTimestamp: Convert = (v) => (v instanceof Date ? v.getTime() / 1000 : v);
+
+const encodePlans = new Map<string, Convert | null>();
+
+function encodePlan(name: string): Convert | null {
+  if (encodePlans.has(name)) return encodePlans.get(name)!;
+  const s = shapeDef(name);
+  let plan: Convert | null;
+  switch (s.type) {
+    case 'blob':
+      plan = encodeBlob;
+      break;
+    case 'timestamp':
+      plan = encodeTimestamp;
+      break;
+    case 'list': {
+      const el = encodePlan(s.member!.shape);
+      plan = el === null ? null : (v) => (Array.isArray(v) ? v.map((x) => el(x)) : v);
+      break;
+    }
+    case 'map': {
+      const val = encodePlan(s.value!.shape);
+      plan =
+        val === null
+          ? null
+          : (v) => {
+              if (typeof v !== 'object' || v === null) return v;
+              const out: Record<string, unknown> = {};
+              for (const k of Object.keys(v)) setOwn(out, k, val((v as Record<string, unknown>)[k]));
+              return out;
+            };
+      break;
+    }
+    case 'structure': {
+      // Member → conversion (null: copy as is); members not in the map are dropped.
+      const members = new Map<string, Convert | null>();
+      for (const m of Object.keys(s.members ?? {})) members.set(m, encodePlan(s.members![m]!.shape));
+      plan = (v) => {
+        if (typeof v !== 'object' || v === null) return v;
+        const src = v as Record<string, unknown>;
+        const out: Record<string, unknown> = {};
+        const keys = Object.keys(src);
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
+          const x = src[k];
+          if (x === undefined || x === null) continue;
+          const convert = members.get(k);
+          if (convert === undefined) continue;
+          out[k] = convert === null ? x : convert(x);
+        }
+        return out;
+      };
+      break;
+    }
+    default:
+      plan = null;
+  }
+  encodePlans.set(name, plan);
+  return plan;
+}
+
+const encodeByOp = new Map<string, Convert>();
+
+/**
+ * Converts an operation result into its JSON wire form: Buffers/Uint8Arrays become base64
+ * strings, Dates epoch seconds. Keeps the given member order; drops undefined/null members and
+ * members the model does not define for the output. Operations without an output give `{}`.
+ */
+export function encodeOutput<Op extends OperationName>(operation: Op, output: OperationShapes[Op]['output']): Record<string, unknown> {
+  let plan = encodeByOp.get(operation);
+  if (plan === undefined) {
+    const name = OPERATIONS[operation]?.output;
+    plan = name === undefined ? emptyPlan : encodePlan(name) ?? emptyPlan;
+    encodeByOp.set(operation, plan);
+  }
+  return plan(output ?? {}) as Record<string, unknown>;
+}

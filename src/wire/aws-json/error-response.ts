@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import { type KmsErrorName, KmsError, type ProtocolErrorName } from '../../errors';
+import { MODEL_ERROR_HTTP_STATUS, type ModelErrorName } from '../../model/generated/errors';
+
+const PROTOCOL_ERROR_HTTP_STATUS: Record<ProtocolErrorName, number> = {
+  UnknownOperationException: 400,
+  SerializationException: 400,
+  ValidationException: 400,
+  AccessDeniedException: 400,
+  InvalidSignatureException: 400,
+  IncompleteSignatureException: 400,
+  UnrecognizedClientException: 400,
+  MissingAuthenticationTokenException: 403,
+  ThrottlingException: 400,
+  InternalFailure: 500,
+};
+
+export function httpStatusOf(name: KmsErrorName): number {
+  return MODEL_ERROR_HTTP_STATUS[name as ModelErrorName] ?? PROTOCOL_ERROR_HTTP_STATUS[name as ProtocolErrorName] ?? 400;
+}
+
+/**
+ * The one place a failure becomes an AWS JSON error response. A KmsError is sent as it is
+ * (its internal detail, such as a PKCS#11 return code, is logged only); anything else is a
+ * defect: logged with its stack, answered with a bare KMSInternalException.
+ */
+export function errorResponse(err: unknown, log: Logger, context: Record<string, unknown>): { status: number; body: string } {
+  let error: KmsError;
+  if (err instanceof KmsError) {
+    error = err;
+    const status = httpStatusOf(error.name);
+    if (status >= 500 || error.internalDetail) {
+      log.warn({ ...context, error: error.name, detail: error.internalDetail }, 'request failed in the key store');
+    }
+  } else {
+    log.error({ ...context, err }, 'unexpected failure');
+    error = new KmsError('KMSInternalException', 'An internal error occurred.');
+  }
+  return { status: httpStatusOf(error.name), body: JSON.stringify({ __type: error.name, message: error.message }) };
+}

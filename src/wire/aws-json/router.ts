@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { KmsError } from '../../errors';
+import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
+import type { OperationName } from '../../model/generated/types';
+import { OPERATIONS, type RequestContext, type Services } from '../../operations';
+import { decodeInput, encodeOutput } from './codec';
+import { errorResponse } from './error-response';
+import type { SigV4Authenticator } from './sigv4-auth';
+import { validateInput } from './validate';
+
+const TARGET_PREFIX = 'TrentService.';
+const AMZ_JSON = 'application/x-amz-json-1.1';
+/** Response members holding plaintext secrets; their buffers are zeroed once sent. */
+const SECRET_OUTPUT_MEMBERS = ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const;
+
+export interface AwsJsonDeps {
+  services: Services;
+  authenticator: SigV4Authenticator;
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+/**
+ * The AWS JSON 1.1 dialect: `POST /` with `X-Amz-Target: TrentService.<Operation>`.
+ * One request flows: authenticate → find the operation → parse → validate against the
+ * AWS model → decode blobs → operation → encode → respond.
+ */
+export function awsJsonRouter(deps: AwsJsonDeps): express.Router {
+  const router = express.Router();
+  router.post(
+    '/',
+    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
+    (req, res) => void handle(deps, req, res),
+  );
+  // Body-parser failures (oversized, unreadable) arrive here as errors.
+  router.use('/', (err: unknown, req: Request, res: Response, next: (e?: unknown) => void) => {
+    if (req.path !== '/' || req.method !== 'POST') return next(err);
+    const e = err as { type?: string; status?: number };
+    const mapped =
+      e.type === 'entity.too.large'
+        ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
+        : new KmsError('SerializationException', 'The request body could not be read.');
+    send(res, requestIdOf(res), contentTypeOf(req), errorResponse(mapped, deps.log, { path: req.path }));
+  });
+  return router;
+}
+
+async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<void> {
+  const requestId = requestIdOf(res);
+  const contentType = contentTypeOf(req);
+  const started = process.hrtime.bigint();
+  let operation: string | undefined;
+  try {
+    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const auth = await deps.authenticator.authenticate({
+      method: req.method,
+      host: req.headers.host ?? '',
+      path: req.path,
+      query: queryOf(req),
+      headers: req.headers as Record<string, string | undefined>,
+      body,
+    });
+    const op = operationOf(req.headers['x-amz-target']);
+    operation = op;
+    const handler = OPERATIONS[op] as ((input: unknown, ctx: RequestContext, s: Services) => Promise<unknown>) | undefined;
+    if (!handler) {
+      throw new KmsError('UnsupportedOperationException', `${op} is not implemented by p11kms yet. See the operations table in the README.`);
+    }
+    const json = parseBody(body);
+    validateInput(op, json);
+    const input = decodeInput(op, json as Record<string, unknown>);
+    const ctx: RequestContext = {
+      scope: { region: auth.region, accountId: auth.caller.accountId },
+      caller: auth.caller,
+      requestId,
+    };
+    const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
+    const payload = JSON.stringify(encodeOutput(op, output as never));
+    zeroSecrets(output);
+    send(res, requestId, contentType, { status: 200, body: payload });
+  } catch (err) {
+    send(res, requestId, contentType, errorResponse(err, deps.log, { requestId, operation }));
+  } finally {
+    if (deps.log.isLevelEnabled('debug')) {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      deps.log.debug({ requestId, operation, status: res.statusCode, ms }, 'request');
+    }
+  }
+}
+
+function operationOf(target: string | string[] | undefined): OperationName {
+  const value = Array.isArray(target) ? target[0] : target;
+  if (!value || !value.startsWith(TARGET_PREFIX)) {
+    throw new KmsError('UnknownOperationException', 'Missing or malformed X-Amz-Target header; expected TrentService.<Operation>.');
+  }
+  const name = value.slice(TARGET_PREFIX.length);
+  if (!Object.prototype.hasOwnProperty.call(MODEL_OPERATIONS, name)) {
+    throw new KmsError('UnknownOperationException', `Unknown operation ${value}.`);
+  }
+  return name as OperationName;
+}
+
+function parseBody(body: Buffer): unknown {
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new KmsError('SerializationException', 'The request body is not valid JSON.');
+  }
+}
+
+function queryOf(req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.query)) {
+    if (typeof v === 'string') out[k] = v;
+    else if (Array.isArray(v) && typeof v[0] === 'string') out[k] = v[0];
+  }
+  return out;
+}
+
+function contentTypeOf(req: Request): string {
+  const type = req.headers['content-type'];
+  return type && type.startsWith('application/json') ? 'application/json' : AMZ_JSON;
+}
+
+function requestIdOf(res: Response): string {
+  let id = res.getHeader('x-amzn-RequestId') as string | undefined;
+  if (!id) {
+    id = randomUUID();
+    res.setHeader('x-amzn-RequestId', id);
+  }
+  return id;
+}
+
+function send(res: Response, requestId: string, contentType: string, reply: { status: number; body: string }): void {
+  res.writeHead(reply.status, {
+    'x-amzn-RequestId': requestId,
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(reply.body),
+  });
+  res.end(reply.body);
+}
+
+function zeroSecrets(output: Record<string, unknown> | undefined): void {
+  if (!output) return;
+  for (const member of SECRET_OUTPUT_MEMBERS) {
+    const value = output[member];
+    if (Buffer.isBuffer(value)) value.fill(0);
+  }
+}

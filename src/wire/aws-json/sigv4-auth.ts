@@ -1,0 +1,275 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { type AccessKey, callerOf, type Credentials } from '../../access/credentials';
+import type { Caller } from '../../access/principal';
+import type { Clock } from '../../clock';
+import type { AuthMode } from '../../config/config';
+import { KmsError } from '../../errors';
+
+/** What the wire layer hands to authentication: the raw request as received. */
+export interface SignedRequest {
+  method: string;
+  host: string;
+  path: string;
+  /** Query parameters, already URL-decoded. */
+  query: Record<string, string>;
+  /** Header names lower-cased. */
+  headers: Record<string, string | undefined>;
+  body: Buffer;
+}
+
+export interface Authenticated {
+  caller: Caller;
+  /** The region of the credential scope: keys and aliases are looked up there. */
+  region: string;
+}
+
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+const SERVICE = 'kms';
+const MAX_SKEW_MS = 15 * 60 * 1000;
+const REGION = /^[a-z0-9-]{1,32}$/;
+
+interface SignatureParts {
+  accessKeyId: string;
+  shortDate: string;
+  region: string;
+  service: string;
+  signedHeaders: string[];
+  signature: string;
+  amzDate: string;
+  /** Present for presigned (query string) requests. */
+  expiresSeconds?: number;
+}
+
+/**
+ * Signature Version 4 verification. The signature maths is the AWS SDK's own signer
+ * (@smithy/signature-v4): the request is signed again with the caller's secret and the
+ * same date, signed headers and body, and the two signatures are compared in constant time.
+ *
+ * strict: every access key must be in the credentials file and every signature must verify.
+ * permissive: a well-formed signature from any access key is accepted without verification
+ * and mapped to the default account; keys that are in the credentials file are still verified.
+ */
+export class SigV4Authenticator {
+  private readonly signers = new Map<string, SignatureV4>();
+
+  constructor(
+    private readonly mode: AuthMode,
+    private readonly credentials: Credentials,
+    private readonly defaultAccountId: string,
+    private readonly clock: Clock,
+  ) {}
+
+  async authenticate(request: SignedRequest): Promise<Authenticated> {
+    const parts = parseSignature(request);
+    if (parts.service !== SERVICE) {
+      throw new KmsError('InvalidSignatureException', `Credential should be scoped to correct service: '${SERVICE}'.`);
+    }
+    if (!REGION.test(parts.region)) {
+      throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region, not '${parts.region}'.`);
+    }
+    this.checkTime(parts);
+    const key = this.credentials.find(parts.accessKeyId);
+    if (!key) {
+      if (this.mode === 'strict') {
+        throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+      }
+      const accountId = this.defaultAccountId;
+      return {
+        region: parts.region,
+        caller: { accountId, principalArn: `arn:aws:iam::${accountId}:root`, accessKeyId: parts.accessKeyId },
+      };
+    }
+    await this.verify(request, parts, key);
+    return { region: parts.region, caller: callerOf(key) };
+  }
+
+  private checkTime(parts: SignatureParts): void {
+    const signedAt = parseAmzDate(parts.amzDate);
+    if (signedAt === undefined || parts.amzDate.slice(0, 8) !== parts.shortDate) {
+      throw new KmsError('IncompleteSignatureException', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${parts.shortDate}' != '${parts.amzDate.slice(0, 8)}'`);
+    }
+    const now = this.clock.now();
+    if (parts.expiresSeconds !== undefined) {
+      if (now > signedAt + parts.expiresSeconds * 1000) {
+        throw new KmsError('InvalidSignatureException', `Signature expired: ${parts.amzDate} is now earlier than ${formatAmzDate(now - parts.expiresSeconds * 1000)}`);
+      }
+      if (signedAt - now > MAX_SKEW_MS) throw notYetValid(parts.amzDate, now);
+      return;
+    }
+    if (now - signedAt > MAX_SKEW_MS) {
+      throw new KmsError(
+        'InvalidSignatureException',
+        `Signature expired: ${parts.amzDate} is now earlier than ${formatAmzDate(now - MAX_SKEW_MS)} (${formatAmzDate(now)} - 15 min.)`,
+      );
+    }
+    if (signedAt - now > MAX_SKEW_MS) throw notYetValid(parts.amzDate, now);
+  }
+
+  private async verify(request: SignedRequest, parts: SignatureParts, key: AccessKey): Promise<void> {
+    const declaredHash = request.headers['x-amz-content-sha256'];
+    if (declaredHash !== undefined && declaredHash !== createHash('sha256').update(request.body).digest('hex')) {
+      // The signer would trust this header as the payload hash; the body must match it.
+      throw signatureMismatch();
+    }
+    const headers: Record<string, string> = {};
+    for (const name of parts.signedHeaders) {
+      const value = name === 'host' ? request.host : request.headers[name];
+      if (value === undefined) throw signatureMismatch();
+      headers[name] = value;
+    }
+    const signer = this.signerFor(key, parts.region);
+    const signingDate = new Date(parseAmzDate(parts.amzDate)!);
+    const httpRequest = {
+      method: request.method,
+      protocol: 'http:',
+      hostname: request.host,
+      path: request.path,
+      headers,
+      body: request.body,
+    };
+    let expected: string | undefined;
+    if (parts.expiresSeconds === undefined) {
+      const signed = await signer.sign({ ...httpRequest, query: request.query }, {
+        signingDate,
+        signableHeaders: new Set(parts.signedHeaders),
+        signingRegion: parts.region,
+      });
+      expected = /Signature=([0-9a-f]+)/.exec(String(signed.headers.authorization ?? signed.headers.Authorization))?.[1];
+    } else {
+      const query = { ...request.query };
+      delete query['X-Amz-Signature'];
+      const presigned = await signer.presign({ ...httpRequest, query }, {
+        signingDate,
+        expiresIn: parts.expiresSeconds,
+        signableHeaders: new Set(parts.signedHeaders),
+        signingRegion: parts.region,
+      });
+      expected = presigned.query?.['X-Amz-Signature'] as string | undefined;
+    }
+    if (!expected || !constantTimeEqual(expected, parts.signature)) throw signatureMismatch();
+  }
+
+  private signerFor(key: AccessKey, region: string): SignatureV4 {
+    const id = `${key.accessKeyId}/${region}`;
+    let signer = this.signers.get(id);
+    if (!signer) {
+      signer = new SignatureV4({
+        credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+        region,
+        service: SERVICE,
+        sha256: Hash.bind(null, 'sha256'),
+        uriEscapePath: true,
+        applyChecksum: false,
+      });
+      this.signers.set(id, signer);
+    }
+    return signer;
+  }
+}
+
+function parseSignature(request: SignedRequest): SignatureParts {
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) return parseAuthorizationHeader(authorization, request);
+  if (request.query['X-Amz-Algorithm'] !== undefined) return parsePresignedQuery(request.query);
+  throw new KmsError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+}
+
+function parseAuthorizationHeader(authorization: string, request: SignedRequest): SignatureParts {
+  const space = authorization.indexOf(' ');
+  const algorithm = space < 0 ? authorization : authorization.slice(0, space);
+  if (algorithm !== ALGORITHM) {
+    throw new KmsError('IncompleteSignatureException', `Unsupported AWS 'algorithm': '${algorithm}'. Use ${ALGORITHM}.`);
+  }
+  const fields = new Map<string, string>();
+  for (const part of authorization.slice(space + 1).split(',')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((f) => !fields.get(f));
+  if (missing.length > 0) {
+    throw new KmsError(
+      'IncompleteSignatureException',
+      `${missing.map((f) => `Authorization header requires '${f}' parameter.`).join(' ')} Authorization=${authorization.replace(/Signature=[0-9a-f]*/, 'Signature=…')}`,
+    );
+  }
+  const amzDate = request.headers['x-amz-date'];
+  if (!amzDate) {
+    throw new KmsError('IncompleteSignatureException', "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.");
+  }
+  return {
+    ...parseCredential(fields.get('Credential')!),
+    signedHeaders: parseSignedHeaders(fields.get('SignedHeaders')!),
+    signature: fields.get('Signature')!,
+    amzDate,
+  };
+}
+
+function parsePresignedQuery(query: Record<string, string>): SignatureParts {
+  if (query['X-Amz-Algorithm'] !== ALGORITHM) {
+    throw new KmsError('IncompleteSignatureException', `Unsupported AWS 'algorithm': '${query['X-Amz-Algorithm']}'. Use ${ALGORITHM}.`);
+  }
+  const missing = ['X-Amz-Credential', 'X-Amz-SignedHeaders', 'X-Amz-Signature', 'X-Amz-Date', 'X-Amz-Expires'].filter((p) => !query[p]);
+  if (missing.length > 0) {
+    throw new KmsError('IncompleteSignatureException', `AWS query-string parameters missing: ${missing.join(', ')}.`);
+  }
+  const expires = Number(query['X-Amz-Expires']);
+  if (!Number.isInteger(expires) || expires < 1 || expires > 7 * 24 * 3600) {
+    throw new KmsError('IncompleteSignatureException', 'X-Amz-Expires must be a whole number of seconds from 1 to 604800.');
+  }
+  return {
+    ...parseCredential(query['X-Amz-Credential']),
+    signedHeaders: parseSignedHeaders(query['X-Amz-SignedHeaders']),
+    signature: query['X-Amz-Signature'],
+    amzDate: query['X-Amz-Date'],
+    expiresSeconds: expires,
+  };
+}
+
+function parseCredential(credential: string): Pick<SignatureParts, 'accessKeyId' | 'shortDate' | 'region' | 'service'> {
+  const parts = credential.split('/');
+  if (parts.length !== 5 || parts[4] !== 'aws4_request' || !parts[0]) {
+    throw new KmsError(
+      'IncompleteSignatureException',
+      `Credential should be scoped to a valid region and service, in the form <access key>/<date>/<region>/<service>/aws4_request; got '${credential.split('/').slice(1).join('/')}'.`,
+    );
+  }
+  return { accessKeyId: parts[0], shortDate: parts[1], region: parts[2], service: parts[3] };
+}
+
+function parseSignedHeaders(list: string): string[] {
+  const names = list.split(';').map((h) => h.trim().toLowerCase());
+  if (names.some((n) => n === '') || !names.includes('host')) {
+    throw new KmsError('IncompleteSignatureException', "SignedHeaders must include 'host'.");
+  }
+  return names;
+}
+
+function parseAmzDate(value: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!m) return undefined;
+  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+function formatAmzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+function notYetValid(amzDate: string, now: number): KmsError {
+  return new KmsError('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${formatAmzDate(now + MAX_SKEW_MS)} (${formatAmzDate(now)} + 15 min.)`);
+}
+
+function signatureMismatch(): KmsError {
+  return new KmsError(
+    'InvalidSignatureException',
+    'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+  );
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}

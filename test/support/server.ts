@@ -1,0 +1,112 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { KMSClient } from '@aws-sdk/client-kms';
+
+const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+
+export interface ServerOptions {
+  /** Reuse a data directory (restart tests); a fresh temporary one otherwise. */
+  dataDir?: string;
+  auth?: 'strict' | 'permissive';
+  credentialsFile?: string;
+  accountId?: string;
+  clockOffsetSeconds?: number;
+  sweepIntervalSeconds?: number;
+  env?: Record<string, string>;
+}
+
+/** A real p11kms process on a real SoftHSM2 token, listening on a free loopback port. */
+export class TestServer {
+  private constructor(
+    readonly endpoint: string,
+    readonly dataDir: string,
+    readonly options: ServerOptions,
+    private child: ChildProcess,
+    readonly stderr: () => string,
+  ) {}
+
+  static async start(options: ServerOptions = {}): Promise<TestServer> {
+    const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-test-'));
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      P11KMS_HOST: '127.0.0.1',
+      P11KMS_PORT: '0',
+      P11KMS_DATA_DIR: dataDir,
+      P11KMS_AUTH: options.auth ?? 'permissive',
+      P11KMS_LOG_LEVEL: 'info',
+      ...(options.credentialsFile ? { P11KMS_CREDENTIALS_FILE: options.credentialsFile } : {}),
+      ...(options.accountId ? { P11KMS_ACCOUNT_ID: options.accountId } : {}),
+      ...(options.clockOffsetSeconds !== undefined ? { P11KMS_CLOCK_OFFSET_SECONDS: String(options.clockOffsetSeconds) } : {}),
+      ...(options.sweepIntervalSeconds !== undefined ? { P11KMS_SWEEP_INTERVAL_SECONDS: String(options.sweepIntervalSeconds) } : {}),
+      ...options.env,
+    };
+    delete env.SOFTHSM2_CONF;
+    const child = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const endpoint = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`p11kms did not start within 20 s:\n${err}`)), 20_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /p11kms listening on (\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`p11kms exited with ${code} before listening:\n${err}`));
+      });
+    });
+    return new TestServer(endpoint, dataDir, options, child, () => err);
+  }
+
+  /** Graceful stop (SIGTERM), waiting for the process to exit. */
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
+
+  /** Simulates a crash: SIGKILL, no cleanup. */
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  /** Starts a new process on the same data directory and token. */
+  async restart(overrides: ServerOptions = {}): Promise<TestServer> {
+    await this.stop();
+    return TestServer.start({ ...this.options, ...overrides, dataDir: this.dataDir });
+  }
+
+  /** A KMS client of the AWS SDK for JavaScript v3, unmodified, pointed at this server. */
+  client(options: { region?: string; accessKeyId?: string; secretAccessKey?: string; clockOffsetMs?: number } = {}): KMSClient {
+    return new KMSClient({
+      endpoint: this.endpoint,
+      region: options.region ?? 'us-east-1',
+      credentials: { accessKeyId: options.accessKeyId ?? 'AKIDTEST', secretAccessKey: options.secretAccessKey ?? 'test-secret' },
+      maxAttempts: 1,
+      ...(options.clockOffsetMs !== undefined ? { systemClockOffset: options.clockOffsetMs } : {}),
+    });
+  }
+
+  private signal(sig: NodeJS.Signals): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill(sig);
+    });
+  }
+}
+
+/** Runs `fn` expecting an AWS SDK error; returns it for assertions. */
+export async function expectKmsError(promise: Promise<unknown>): Promise<Error & { name: string; message: string; $metadata?: { httpStatusCode?: number } }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { name: string; $metadata?: { httpStatusCode?: number } };
+  }
+  throw new Error('expected the request to fail, but it succeeded');
+}
