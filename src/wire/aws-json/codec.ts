@@ -36,6 +36,18 @@ function shapeDef(name: string): ShapeDef {
 // ---------------------------------------------------------------------------------------------
 
 const decodeBlob: Convert = (v) => (typeof v === 'string' ? Buffer.from(v, 'base64') : v);
+
+/**
+ * Sensitive blobs (plaintext, private keys) get their own memory instead of a slice of Node's
+ * shared Buffer pool, so zeroing the Buffer after use wipes the only decoded copy and its
+ * `.buffer` never exposes unrelated data.
+ */
+const decodeSensitiveBlob: Convert = (v) => {
+  if (typeof v !== 'string') return v;
+  const out = Buffer.allocUnsafeSlow(Buffer.byteLength(v, 'base64'));
+  const written = out.write(v, 'base64');
+  return written === out.length ? out : out.subarray(0, written);
+};
 const decodeTimestamp: Convert = (v) => (typeof v === 'number' ? new Date(Math.round(v * 1000)) : v);
 
 /** null: the value needs no conversion and is passed through. */
@@ -47,7 +59,7 @@ function decodePlan(name: string): Convert | null {
   let plan: Convert | null;
   switch (s.type) {
     case 'blob':
-      plan = decodeBlob;
+      plan = s.sensitive === true ? decodeSensitiveBlob : decodeBlob;
       break;
     case 'timestamp':
       plan = decodeTimestamp;

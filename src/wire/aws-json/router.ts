@@ -54,15 +54,17 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
   let operation: string | undefined;
   try {
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const query = queryOf(req);
     const auth = await deps.authenticator.authenticate({
       method: req.method,
       host: req.headers.host ?? '',
       path: req.path,
-      query: queryOf(req),
+      query,
       headers: req.headers as Record<string, string | undefined>,
       body,
     });
-    const op = operationOf(req.headers['x-amz-target']);
+    // A presigned request carries its X-Amz-* headers in the query string.
+    const op = operationOf(req.headers['x-amz-target'] ?? query['X-Amz-Target'] ?? query['x-amz-target']);
     operation = op;
     const handler = OPERATIONS[op] as ((input: unknown, ctx: RequestContext, s: Services) => Promise<unknown>) | undefined;
     if (!handler) {

@@ -1,0 +1,238 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand } from '@aws-sdk/client-kms';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { expect } from 'chai';
+import { expectKmsError, TestServer } from '../support/server';
+
+const ALICE = { accessKeyId: 'AKIAALICE0000000001', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
+const BOB = { accessKeyId: 'AKIABOB00000000002', secretAccessKey: 'bob-secret', accountId: '444455556666', principalArn: 'arn:aws:iam::444455556666:user/bob' };
+
+function writeCredentials(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-creds-')), 'credentials.json');
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ALICE, BOB] }));
+  return file;
+}
+
+interface RawOptions {
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  region?: string;
+  service?: string;
+  signingDate?: Date;
+  /** Changes the request after it was signed. */
+  tamper?: (req: { headers: Record<string, string>; body: string }) => void;
+  presign?: boolean;
+  /** Extra headers included in the signature. */
+  headers?: Record<string, string>;
+}
+
+/** Sends a TrentService request signed by the AWS SDK's own SigV4 signer. */
+async function rawCall(endpoint: string, operation: string, body: unknown, options: RawOptions = {}) {
+  const url = new URL(endpoint);
+  const payload = JSON.stringify(body);
+  const signer = new SignatureV4({
+    credentials: options.credentials ?? ALICE,
+    region: options.region ?? 'us-east-1',
+    service: options.service ?? 'kms',
+    sha256: Hash.bind(null, 'sha256'),
+  });
+  const request = {
+    method: 'POST',
+    protocol: 'http:',
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: '/',
+    query: {} as Record<string, string>,
+    headers: {
+      host: url.host,
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amz-target': `TrentService.${operation}`,
+      ...options.headers,
+    } as Record<string, string>,
+    body: payload,
+  };
+  const signed = options.presign
+    ? await signer.presign(request, { signingDate: options.signingDate, expiresIn: 300 })
+    : await signer.sign(request, { signingDate: options.signingDate });
+  const sent = { headers: { ...(signed.headers as Record<string, string>) }, body: payload };
+  options.tamper?.(sent);
+  delete sent.headers.host;
+  const query = new URLSearchParams(signed.query as Record<string, string>).toString();
+  const res = await fetch(`${endpoint}/${query ? `?${query}` : ''}`, { method: 'POST', headers: sent.headers, body: sent.body });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('SigV4 authentication (strict mode)', function () {
+  let server: TestServer;
+
+  before(async () => {
+    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
+  });
+  after(async () => server?.stop());
+
+  it('accepts requests signed by the AWS SDK with a known access key, in that key’s account', async () => {
+    const kms = server.client(ALICE);
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+    expect(KeyMetadata!.AWSAccountId).to.equal(ALICE.accountId);
+    expect(KeyMetadata!.Arn).to.equal(`arn:aws:kms:us-east-1:${ALICE.accountId}:key/${KeyMetadata!.KeyId}`);
+  });
+
+  it('rejects a wrong secret with InvalidSignatureException', async () => {
+    const err = await expectKmsError(server.client({ ...ALICE, secretAccessKey: 'wrong' }).send(new ListKeysCommand({})));
+    expect(err.name).to.equal('InvalidSignatureException');
+    expect(err.message).to.match(/signature we calculated does not match/);
+  });
+
+  it('rejects an unknown access key with UnrecognizedClientException', async () => {
+    const err = await expectKmsError(server.client({ accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'x' }).send(new ListKeysCommand({})));
+    expect(err.name).to.equal('UnrecognizedClientException');
+  });
+
+  it('rejects a body altered after signing', async () => {
+    const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 }, {
+      tamper: (req) => {
+        req.body = JSON.stringify({ NumberOfBytes: 9 });
+      },
+    });
+    expect(res.status).to.equal(400);
+    expect(res.json.__type).to.equal('InvalidSignatureException');
+  });
+
+  it('rejects a signed x-amz-content-sha256 header that does not match the body', async () => {
+    // The signer takes this header as the payload hash; the service must check it against the body.
+    const signedBody = JSON.stringify({ NumberOfBytes: 8 });
+    const hash = createHash('sha256').update(signedBody).digest('hex');
+    const ok = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 }, { headers: { 'x-amz-content-sha256': hash } });
+    expect(ok.status, 'control: matching hash').to.equal(200);
+    const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 }, {
+      headers: { 'x-amz-content-sha256': hash },
+      tamper: (req) => {
+        req.body = JSON.stringify({ NumberOfBytes: 16 });
+      },
+    });
+    expect(res.json.__type).to.equal('InvalidSignatureException');
+  });
+
+  it('rejects a signed header changed after signing', async () => {
+    const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 }, {
+      tamper: (req) => {
+        req.headers['x-amz-target'] = 'TrentService.ListKeys';
+      },
+    });
+    expect(res.json.__type).to.equal('InvalidSignatureException');
+  });
+
+  it('accepts a correctly signed raw request (control for the tamper tests)', async () => {
+    const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 });
+    expect(res.status).to.equal(200);
+    expect(Buffer.from(res.json.Plaintext as string, 'base64')).to.have.length(8);
+  });
+
+  it('rejects a signature more than 15 minutes old or ahead', async () => {
+    for (const offsetMs of [-16 * 60_000, 16 * 60_000]) {
+      const err = await expectKmsError(server.client({ ...ALICE, clockOffsetMs: offsetMs }).send(new ListKeysCommand({})));
+      expect(err.name, `offset ${offsetMs}`).to.equal('InvalidSignatureException');
+      expect(err.message).to.match(/Signature (expired|not yet current)/);
+    }
+  });
+
+  it('accepts a signature a few minutes off', async () => {
+    const res = await rawCall(server.endpoint, 'ListKeys', {}, { signingDate: new Date(Date.now() - 5 * 60_000) });
+    expect(res.status).to.equal(200);
+  });
+
+  it('answers an unsigned request with 403 MissingAuthenticationTokenException', async () => {
+    const res = await fetch(`${server.endpoint}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.ListKeys' },
+      body: '{}',
+    });
+    expect(res.status).to.equal(403);
+    expect(((await res.json()) as { __type: string }).__type).to.equal('MissingAuthenticationTokenException');
+  });
+
+  it('answers an Authorization header without a Signature with IncompleteSignatureException', async () => {
+    const res = await rawCall(server.endpoint, 'ListKeys', {}, {
+      tamper: (req) => {
+        req.headers.authorization = req.headers.authorization.replace(/, Signature=[0-9a-f]+/, '');
+      },
+    });
+    expect(res.json.__type).to.equal('IncompleteSignatureException');
+    expect(res.json.message).to.match(/requires 'Signature'/);
+  });
+
+  it('rejects a credential scoped to another service', async () => {
+    const res = await rawCall(server.endpoint, 'ListKeys', {}, { service: 's3' });
+    expect(res.json.__type).to.equal('InvalidSignatureException');
+    expect(res.json.message).to.match(/scoped to correct service/);
+  });
+
+  it('accepts the presigned query-string form and rejects it when tampered', async () => {
+    const ok = await rawCall(server.endpoint, 'ListKeys', {}, { presign: true });
+    expect(ok.status).to.equal(200);
+    const bad = await rawCall(server.endpoint, 'ListKeys', {}, {
+      presign: true,
+      tamper: (req) => {
+        req.body = JSON.stringify({ Limit: 1 });
+      },
+    });
+    expect(bad.json.__type).to.equal('InvalidSignatureException');
+  });
+
+  it('uses the region of the credential scope', async () => {
+    const west = server.client({ ...ALICE, region: 'us-west-2' });
+    const { KeyMetadata } = await west.send(new CreateKeyCommand({}));
+    expect(KeyMetadata!.Arn).to.contain(':us-west-2:');
+    const east = server.client({ ...ALICE, region: 'eu-west-1' });
+    const err = await expectKmsError(east.send(new DescribeKeyCommand({ KeyId: KeyMetadata!.KeyId })));
+    expect(err.name).to.equal('NotFoundException');
+  });
+
+  it('keeps accounts apart: another account sees none of the keys and is denied by key ARN', async () => {
+    const alice = server.client(ALICE);
+    const bob = server.client(BOB);
+    const { KeyMetadata } = await alice.send(new CreateKeyCommand({}));
+    const bobKeys = await bob.send(new ListKeysCommand({}));
+    expect((bobKeys.Keys ?? []).map((k) => k.KeyId)).not.to.include(KeyMetadata!.KeyId);
+    const byId = await expectKmsError(bob.send(new DescribeKeyCommand({ KeyId: KeyMetadata!.KeyId })));
+    expect(byId.name).to.equal('NotFoundException');
+    const byArn = await expectKmsError(bob.send(new EncryptCommand({ KeyId: KeyMetadata!.Arn, Plaintext: Buffer.from('x') })));
+    expect(byArn.name).to.equal('AccessDeniedException');
+    expect(byArn.message).to.equal(
+      `User: ${BOB.principalArn} is not authorized to perform: kms:Encrypt on resource: ${KeyMetadata!.Arn} because no resource-based policy allows the kms:Encrypt action`,
+    );
+  });
+});
+
+describe('SigV4 authentication (permissive mode)', function () {
+  let server: TestServer;
+
+  before(async () => {
+    server = await TestServer.start({ auth: 'permissive', credentialsFile: writeCredentials(), accountId: '777788889999' });
+  });
+  after(async () => server?.stop());
+
+  it('accepts any well-formed credentials and maps them to the default account', async () => {
+    const { KeyMetadata } = await server.client({ accessKeyId: 'ANYTHING', secretAccessKey: 'whatever' }).send(new CreateKeyCommand({}));
+    expect(KeyMetadata!.AWSAccountId).to.equal('777788889999');
+  });
+
+  it('still verifies access keys that are in the credentials file', async () => {
+    const ok = await server.client(BOB).send(new CreateKeyCommand({}));
+    expect(ok.KeyMetadata!.AWSAccountId).to.equal(BOB.accountId);
+    const err = await expectKmsError(server.client({ ...BOB, secretAccessKey: 'wrong' }).send(new ListKeysCommand({})));
+    expect(err.name).to.equal('InvalidSignatureException');
+  });
+
+  it('still requires a signature', async () => {
+    const res = await fetch(`${server.endpoint}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.ListKeys' },
+      body: '{}',
+    });
+    expect(res.status).to.equal(403);
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * Out-of-process access to a test server's token through PKCS#11, independent of the
+ * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label>|destroy <label>`.
+ * Runs in its own process because SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize.
+ */
+import * as path from 'node:path';
+import * as pkcs11js from 'pkcs11js';
+
+const [dataDir, command, label] = process.argv.slice(2);
+process.env.SOFTHSM2_CONF = path.join(dataDir, 'softhsm2.conf');
+const p = new pkcs11js.PKCS11();
+p.load('/usr/lib/softhsm/libsofthsm2.so');
+p.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+try {
+  const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.replace(/[\s\0]+$/, '') === 'p11kms');
+  if (!slot) throw new Error('no p11kms token');
+  const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  p.C_Login(session, pkcs11js.CKU_USER, '1234');
+  const flag = (v: unknown) => Boolean(v && (v as Buffer)[0]);
+  const find = (template: pkcs11js.Template) => {
+    p.C_FindObjectsInit(session, template);
+    const found = p.C_FindObjects(session, 10_000);
+    p.C_FindObjectsFinal(session);
+    return found;
+  };
+  if (command === 'list') {
+    const objects = find([{ type: pkcs11js.CKA_TOKEN, value: true }]).map((h) => {
+      const a = p.C_GetAttributeValue(session, h, [
+        { type: pkcs11js.CKA_LABEL },
+        { type: pkcs11js.CKA_CLASS },
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
+        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+      ]);
+      return {
+        label: (a[0].value as Buffer).toString('utf8'),
+        class: (a[1].value as Buffer).readUInt32LE(0),
+        sensitive: flag(a[2].value),
+        extractable: flag(a[3].value),
+        alwaysSensitive: flag(a[4].value),
+        neverExtractable: flag(a[5].value),
+      };
+    });
+    process.stdout.write(JSON.stringify(objects));
+  } else if (command === 'create-orphan') {
+    p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+  } else if (command === 'destroy') {
+    for (const h of find([{ type: pkcs11js.CKA_LABEL, value: label }])) p.C_DestroyObject(session, h);
+  } else {
+    throw new Error(`unknown command ${command}`);
+  }
+  p.C_CloseSession(session);
+} finally {
+  p.C_Finalize();
+}
