@@ -118,13 +118,21 @@ export class Token {
     }
   }
 
+  /**
+   * Closes every session and finalizes the module. Call only once no operation is in
+   * flight (the service closes its HTTP server first): finalizing under running native
+   * work crashes the process.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.idle.splice(0)) this.safeClose(s);
-    // The keep-alive session is closed last; the module stays loaded (never C_Finalize
-    // while native async work may still be on the thread pool).
     this.safeClose(this.keepAlive);
+    try {
+      this.pkcs11.C_Finalize();
+    } catch {
+      // Already finalized; nothing to release.
+    }
   }
 
   private async acquire(): Promise<Session> {

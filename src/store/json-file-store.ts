@@ -60,9 +60,11 @@ export class JsonFileStore implements MetadataStore {
     try {
       release = await lockfile.lock(dataDir, {
         lockfilePath: path.join(dataDir, 'p11kms.lock'),
-        stale: 5_000,
+        // A crashed owner's lock goes stale after 3 s; retrying a little longer lets a
+        // restart after kill -9 through while a live owner still refuses newcomers.
+        stale: 3_000,
         update: 1_000,
-        retries: { retries: 12, minTimeout: 500, maxTimeout: 1_000 },
+        retries: { retries: 8, minTimeout: 500, maxTimeout: 500 },
         realpath: false,
       });
     } catch (err) {

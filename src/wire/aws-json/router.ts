@@ -42,7 +42,7 @@ export function awsJsonRouter(deps: AwsJsonDeps): express.Router {
       e.type === 'entity.too.large'
         ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
         : new KmsError('SerializationException', 'The request body could not be read.');
-    send(res, requestIdOf(res), contentTypeOf(req), errorResponse(mapped, deps.log, { path: req.path }));
+    send(res, requestIdOf(res), contentTypeOf(req), errorResponse(mapped, deps.log, { path: req.path }), deps.services.clock.now());
   });
   return router;
 }
@@ -81,9 +81,9 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
     const payload = JSON.stringify(encodeOutput(op, output as never));
     zeroSecrets(output);
-    send(res, requestId, contentType, { status: 200, body: payload });
+    send(res, requestId, contentType, { status: 200, body: payload }, deps.services.clock.now());
   } catch (err) {
-    send(res, requestId, contentType, errorResponse(err, deps.log, { requestId, operation }));
+    send(res, requestId, contentType, errorResponse(err, deps.log, { requestId, operation }), deps.services.clock.now());
   } finally {
     if (deps.log.isLevelEnabled('debug')) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -136,9 +136,11 @@ function requestIdOf(res: Response): string {
   return id;
 }
 
-function send(res: Response, requestId: string, contentType: string, reply: { status: number; body: string }): void {
+function send(res: Response, requestId: string, contentType: string, reply: { status: number; body: string }, now: number): void {
   res.writeHead(reply.status, {
     'x-amzn-RequestId': requestId,
+    // SDKs correct their clock skew from this header; it must be the service's clock.
+    Date: new Date(now).toUTCString(),
     'Content-Type': contentType,
     'Content-Length': Buffer.byteLength(reply.body),
   });

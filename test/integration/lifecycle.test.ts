@@ -1,0 +1,203 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  EncryptCommand,
+  type KMSClient,
+  ListAliasesCommand,
+  ListKeysCommand,
+  ScheduleKeyDeletionCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { expectKmsError, TestServer } from '../support/server';
+import { createOrphanObject, destroyTokenObject, listTokenObjects } from '../support/token-tool';
+
+const DAY_S = 24 * 60 * 60;
+
+async function allKeyIds(kms: KMSClient): Promise<string[]> {
+  const ids: string[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await kms.send(new ListKeysCommand({ Marker: marker, Limit: 1000 }));
+    ids.push(...(page.Keys ?? []).map((k) => k.KeyId!));
+    marker = page.NextMarker;
+  } while (marker);
+  return ids;
+}
+
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function materialLabels(dataDir: string): string[] {
+  return listTokenObjects(dataDir)
+    .map((o) => o.label)
+    .filter((l) => l.startsWith('p11kms:'))
+    .sort();
+}
+
+describe('persistence and recovery', function () {
+  this.timeout(90_000);
+
+  it('keeps keys, states, aliases and ciphertexts across a restart', async () => {
+    let server = await TestServer.start();
+    try {
+      let kms = server.client();
+      const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Description: 'survives restarts' }));
+      const keyId = KeyMetadata!.KeyId!;
+      await kms.send(new CreateAliasCommand({ AliasName: 'alias/persisted', TargetKeyId: keyId }));
+      const { CiphertextBlob } = await kms.send(
+        new EncryptCommand({ KeyId: 'alias/persisted', Plaintext: Buffer.from('still here'), EncryptionContext: { k: 'v' } }),
+      );
+      const { KeyMetadata: second } = await kms.send(new CreateKeyCommand({}));
+      await kms.send(new DisableKeyCommand({ KeyId: second!.KeyId }));
+
+      server = await server.restart();
+      kms = server.client();
+      const described = await kms.send(new DescribeKeyCommand({ KeyId: 'alias/persisted' }));
+      expect(described.KeyMetadata!.KeyId).to.equal(keyId);
+      expect(described.KeyMetadata!.Description).to.equal('survives restarts');
+      expect(described.KeyMetadata!.CurrentKeyMaterialId).to.equal(KeyMetadata!.CurrentKeyMaterialId);
+      const { Plaintext } = await kms.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { k: 'v' } }));
+      expect(Buffer.from(Plaintext!).toString()).to.equal('still here');
+      const disabled = await kms.send(new DescribeKeyCommand({ KeyId: second!.KeyId }));
+      expect(disabled.KeyMetadata!.KeyState).to.equal('Disabled');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('survives kill -9 in the middle of a load: store readable, store and token agree', async () => {
+    let server = await TestServer.start();
+    try {
+      const kms = server.client();
+      // Keep creating keys and aliases; kill the process once some have landed and more are in flight.
+      let landed = 0;
+      const inFlight: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 60; i++) {
+        inFlight.push(
+          kms
+            .send(new CreateKeyCommand({}))
+            .then(({ KeyMetadata }) => kms.send(new CreateAliasCommand({ AliasName: `alias/load-${i}`, TargetKeyId: KeyMetadata!.KeyId })))
+            .then(() => landed++)
+            .catch(() => undefined),
+        );
+      }
+      while (landed < 5) await new Promise((r) => setTimeout(r, 5));
+      await server.kill();
+      await Promise.all(inFlight);
+      expect(landed, 'some requests were still in flight at the kill').to.be.lessThan(60);
+
+      const metadata = JSON.parse(fs.readFileSync(path.join(server.dataDir, 'metadata.json'), 'utf8')) as { keys: unknown[] };
+      expect(metadata.keys, 'the store file is complete JSON after the crash').to.be.an('array');
+
+      server = await TestServer.start({ dataDir: server.dataDir });
+      const after = server.client();
+      const ids = await allKeyIds(after);
+      // Every listed key has exactly its material in the token, and nothing else is there.
+      expect(materialLabels(server.dataDir)).to.deep.equal(ids.map((id) => `p11kms:${id}:v1`).sort());
+      for (const id of ids) {
+        await after.send(new EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') }));
+      }
+      const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
+      expect(health.missingMaterial).to.equal(0);
+      const aliases = await after.send(new ListAliasesCommand({}));
+      for (const alias of aliases.Aliases ?? []) expect(ids).to.include(alias.TargetKeyId);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('destroys token objects no key refers to at start-up (a crash between token and store)', async () => {
+    let server = await TestServer.start();
+    try {
+      const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+      await server.stop();
+      const orphan = 'p11kms:0b6c6a3e-1111-4222-8333-944455556666:v1';
+      createOrphanObject(server.dataDir, orphan);
+      expect(materialLabels(server.dataDir)).to.include(orphan);
+
+      server = await TestServer.start({ dataDir: server.dataDir });
+      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
+      await eventually(() => server.stderr().includes('destroyed a token object no key refers to'), 'the orphan to be logged');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('reports key material missing from the token and fails its use with KeyUnavailableException', async () => {
+    let server = await TestServer.start();
+    try {
+      const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+      await server.stop();
+      destroyTokenObject(server.dataDir, `p11kms:${KeyMetadata!.KeyId}:v1`);
+
+      server = await TestServer.start({ dataDir: server.dataDir });
+      const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
+      expect(health.missingMaterial).to.equal(1);
+      await eventually(() => server.stderr().includes('key material is missing from the token'), 'the missing material to be logged');
+      const err = await expectKmsError(server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('x') })));
+      expect(err.name).to.equal('KeyUnavailableException');
+      expect(err.$metadata?.httpStatusCode).to.equal(500);
+      expect(err.message).not.to.match(/CKR_|pkcs/i);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses a second process on the same data directory', async () => {
+    const server = await TestServer.start();
+    try {
+      const second = await TestServer.start({ dataDir: server.dataDir }).then(
+        (s) => s,
+        (err: Error) => err,
+      );
+      expect(second).to.be.instanceOf(Error);
+      expect((second as Error).message).to.contain('is in use by another p11kms process');
+      // The first process is unaffected.
+      await server.client().send(new CreateKeyCommand({}));
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('scheduled key deletion', function () {
+  this.timeout(60_000);
+
+  it('deletes a due key at start-up: material destroyed in the token, metadata and aliases gone', async () => {
+    let server = await TestServer.start();
+    try {
+      const kms = server.client();
+      const { KeyMetadata: doomed } = await kms.send(new CreateKeyCommand({}));
+      const { KeyMetadata: kept } = await kms.send(new CreateKeyCommand({}));
+      await kms.send(new CreateAliasCommand({ AliasName: 'alias/doomed', TargetKeyId: doomed!.KeyId }));
+      await kms.send(new ScheduleKeyDeletionCommand({ KeyId: doomed!.KeyId, PendingWindowInDays: 7 }));
+
+      // Six days later the key is still there, pending deletion.
+      server = await server.restart({ clockOffsetSeconds: 6 * DAY_S });
+      let later = server.client({ clockOffsetMs: 6 * DAY_S * 1000 });
+      expect((await later.send(new DescribeKeyCommand({ KeyId: doomed!.KeyId }))).KeyMetadata!.KeyState).to.equal('PendingDeletion');
+      expect(materialLabels(server.dataDir)).to.include(`p11kms:${doomed!.KeyId}:v1`);
+
+      // Eight days later it is gone, everywhere.
+      server = await server.restart({ clockOffsetSeconds: 8 * DAY_S });
+      later = server.client({ clockOffsetMs: 8 * DAY_S * 1000 });
+      const err = await expectKmsError(later.send(new DescribeKeyCommand({ KeyId: doomed!.KeyId })));
+      expect(err.name).to.equal('NotFoundException');
+      expect(await allKeyIds(later)).to.deep.equal([kept!.KeyId]);
+      expect((await later.send(new ListAliasesCommand({}))).Aliases ?? []).to.deep.equal([]);
+      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${kept!.KeyId}:v1`]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
