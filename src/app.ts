@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
@@ -52,6 +53,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     });
     app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes }));
     app.use((_req, res) => {
+      res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
     });
 

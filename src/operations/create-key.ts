@@ -81,15 +81,34 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
   return { KeyMetadata: keyMetadataOf(record) };
 };
 
+/** Key usages AWS allows for each key spec. */
+const USAGES_BY_SPEC: Record<KeySpec, readonly KeyUsageType[]> = {
+  SYMMETRIC_DEFAULT: ['ENCRYPT_DECRYPT'],
+  RSA_2048: ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'],
+  RSA_3072: ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'],
+  RSA_4096: ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'],
+  ECC_NIST_P256: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
+  ECC_NIST_P384: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
+  ECC_NIST_P521: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
+  ECC_SECG_P256K1: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
+  ECC_NIST_EDWARDS25519: ['SIGN_VERIFY'],
+  HMAC_224: ['GENERATE_VERIFY_MAC'],
+  HMAC_256: ['GENERATE_VERIFY_MAC'],
+  HMAC_384: ['GENERATE_VERIFY_MAC'],
+  HMAC_512: ['GENERATE_VERIFY_MAC'],
+  SM2: ['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'KEY_AGREEMENT'],
+  ML_DSA_44: ['SIGN_VERIFY'],
+  ML_DSA_65: ['SIGN_VERIFY'],
+  ML_DSA_87: ['SIGN_VERIFY'],
+};
+
 function chooseKeyUsage(keySpec: KeySpec, requested: KeyUsageType | undefined): KeyUsageType {
-  if (keySpec === 'SYMMETRIC_DEFAULT') {
-    if (requested && requested !== 'ENCRYPT_DECRYPT') {
-      throw new KmsError('ValidationException', `KeyUsage ${requested} is not compatible with KeySpec ${keySpec}`);
-    }
-    return 'ENCRYPT_DECRYPT';
-  }
   if (!requested) {
+    if (keySpec === 'SYMMETRIC_DEFAULT') return 'ENCRYPT_DECRYPT';
     throw new KmsError('ValidationException', 'You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.');
+  }
+  if (!USAGES_BY_SPEC[keySpec].includes(requested)) {
+    throw new KmsError('ValidationException', `KeyUsage ${requested} is not compatible with KeySpec ${keySpec}`);
   }
   return requested;
 }

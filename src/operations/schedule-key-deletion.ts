@@ -1,3 +1,4 @@
+import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
 import { invalidState } from './shared/key-resolution';
 import { updateKey } from './shared/update-key';
@@ -5,8 +6,19 @@ import { updateKey } from './shared/update-key';
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_WINDOW_DAYS = 30;
 
+const MIN_WINDOW_DAYS = 7;
+const MAX_WINDOW_DAYS = 30;
+
 export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = async (input, ctx, services) => {
   const days = input.PendingWindowInDays ?? DEFAULT_WINDOW_DAYS;
+  // The model allows 1-365; AWS documents (and enforces) 7-30 for a key's own deletion.
+  if (days < MIN_WINDOW_DAYS || days > MAX_WINDOW_DAYS) {
+    const bound = days < MIN_WINDOW_DAYS ? `greater than or equal to ${MIN_WINDOW_DAYS}` : `less than or equal to ${MAX_WINDOW_DAYS}`;
+    throw new KmsError(
+      'ValidationException',
+      `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
+    );
+  }
   const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion' }, (current) => {
     if (current.keyState === 'PendingDeletion') throw invalidState(current);
     return {
