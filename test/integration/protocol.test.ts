@@ -1,0 +1,426 @@
+import { CreateKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { expect } from 'chai';
+import { TestServer } from '../support/server';
+
+const AMZ_JSON = 'application/x-amz-json-1.1';
+const REGION = 'us-east-1';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Traces of a stack in a response body: source locations or Node internals. */
+const STACK_TRACE = /\bat\s.*\.(js|ts):\d+|\.js:\d+:\d+|node:internal|Error: .*\n\s+at /;
+
+interface RawRequest {
+  /** X-Amz-Target header; null omits it. */
+  target: string | null;
+  body?: string | Buffer;
+  contentType?: string;
+  /** false: no Authorization header at all. */
+  sign?: boolean;
+  region?: string;
+  /** Extra headers, included in the signature. */
+  headers?: Record<string, string>;
+  /** Streams the body in chunks (Transfer-Encoding: chunked, no Content-Length). */
+  chunked?: boolean;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
+  let server: TestServer;
+  let client: KMSClient;
+  let keyId: string;
+
+  before(async function () {
+    server = await TestServer.start();
+    client = server.client({ region: REGION });
+    const out = await client.send(new CreateKeyCommand({}));
+    keyId = out.KeyMetadata!.KeyId!;
+  });
+
+  after(async function () {
+    client?.destroy();
+    await server?.stop();
+  });
+
+  /** Sends POST / signed with the AWS SDK's SigV4 signer, headers and body exactly as given. */
+  async function post(request: RawRequest): Promise<RawResponse> {
+    const url = new URL(server.endpoint);
+    const body = request.body ?? '{}';
+    const headers: Record<string, string> = {
+      host: url.host,
+      'content-type': request.contentType ?? AMZ_JSON,
+      ...request.headers,
+    };
+    if (request.target !== null) headers['x-amz-target'] = request.target;
+    let sent = headers;
+    if (request.sign !== false) {
+      const signer = new SignatureV4({
+        credentials: { accessKeyId: 'AKIDPROTOCOL', secretAccessKey: 'protocol-secret' },
+        region: request.region ?? REGION,
+        service: 'kms',
+        sha256: Hash.bind(null, 'sha256'),
+      });
+      const signed = await signer.sign({
+        method: 'POST',
+        protocol: 'http:',
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: '/',
+        query: {},
+        headers,
+        body,
+      });
+      sent = signed.headers as Record<string, string>;
+    }
+    const init: RequestInit & { duplex?: 'half' } = { method: 'POST', headers: sent };
+    if (request.chunked) {
+      const bytes = Buffer.from(body);
+      init.body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 64 * 1024) controller.enqueue(bytes.subarray(i, i + 64 * 1024));
+          controller.close();
+        },
+      });
+      init.duplex = 'half';
+    } else {
+      init.body = body;
+    }
+    const res = await fetch(`${server.endpoint}/`, init);
+    return { status: res.status, headers: res.headers, text: await res.text() };
+  }
+
+  function call(operation: string, body: unknown, extra: Omit<RawRequest, 'target' | 'body'> = {}): Promise<RawResponse> {
+    return post({ target: `TrentService.${operation}`, body: JSON.stringify(body), ...extra });
+  }
+
+  /**
+   * Checks the AWS JSON error envelope: status, `{"__type", "message"}` and nothing else,
+   * x-amzn-RequestId, Content-Type, no stack trace. Returns the message.
+   */
+  function expectError(res: RawResponse, type: string, status = 400, contentType = AMZ_JSON): string {
+    expect(res.text, 'error body').to.not.match(STACK_TRACE);
+    expect(res.status, res.text).to.equal(status);
+    expect(res.headers.get('content-type'), 'Content-Type').to.equal(contentType);
+    expect(res.headers.get('x-amzn-requestid'), 'x-amzn-RequestId').to.match(UUID);
+    let body: unknown;
+    expect(() => (body = JSON.parse(res.text)), `error body is JSON: ${res.text.slice(0, 200)}`).to.not.throw();
+    expect(body).to.be.an('object');
+    expect(Object.keys(body as object).sort(), res.text).to.deep.equal(['__type', 'message']);
+    const { __type, message } = body as { __type: unknown; message: unknown };
+    expect(__type, res.text).to.equal(type);
+    expect(message).to.be.a('string');
+    return message as string;
+  }
+
+  function expectOk(res: RawResponse, contentType = AMZ_JSON): Record<string, unknown> {
+    expect(res.status, res.text).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal(contentType);
+    expect(res.headers.get('x-amzn-requestid')).to.match(UUID);
+    return JSON.parse(res.text) as Record<string, unknown>;
+  }
+
+  describe('successful responses', function () {
+    it('carry x-amzn-RequestId and the AWS JSON content type', async function () {
+      const out = expectOk(await call('GenerateRandom', { NumberOfBytes: 16 }));
+      expect(Object.keys(out)).to.deep.equal(['Plaintext']);
+      expect(Buffer.from(out.Plaintext as string, 'base64')).to.have.lengthOf(16);
+    });
+
+    it('answer with application/json when the request used application/json', async function () {
+      const out = expectOk(await call('GenerateRandom', { NumberOfBytes: 8 }, { contentType: 'application/json' }), 'application/json');
+      expect(Buffer.from(out.Plaintext as string, 'base64')).to.have.lengthOf(8);
+    });
+
+    it('give every request its own request id', async function () {
+      const a = await call('GenerateRandom', { NumberOfBytes: 1 });
+      const b = await call('GenerateRandom', { NumberOfBytes: 1 });
+      const c = await call('DescribeKey', {});
+      const ids = [a, b, c].map((r) => r.headers.get('x-amzn-requestid'));
+      expect(new Set(ids).size).to.equal(3);
+    });
+
+    it('encrypt and decrypt with base64 blobs on the wire', async function () {
+      const plaintext = Buffer.from('wire-level round trip');
+      const enc = expectOk(await call('Encrypt', { KeyId: keyId, Plaintext: plaintext.toString('base64') }));
+      expect(enc.KeyId).to.equal(`arn:aws:kms:${REGION}:111122223333:key/${keyId}`);
+      expect(enc.EncryptionAlgorithm).to.equal('SYMMETRIC_DEFAULT');
+      expect(enc.CiphertextBlob).to.be.a('string');
+      const dec = expectOk(await call('Decrypt', { CiphertextBlob: enc.CiphertextBlob }));
+      expect(Buffer.from(dec.Plaintext as string, 'base64').equals(plaintext)).to.equal(true);
+    });
+  });
+
+  describe('operation dispatch', function () {
+    it('answers UnknownOperationException without an X-Amz-Target header', async function () {
+      const message = expectError(await post({ target: null, body: '{}' }), 'UnknownOperationException');
+      expect(message).to.not.equal('');
+    });
+
+    for (const target of [
+      'TrentService.NoSuchOperation',
+      'TrentService.',
+      'KMS.DescribeKey',
+      'DescribeKey',
+      'TrentService.__proto__',
+      'TrentService.constructor',
+      'TrentService.hasOwnProperty',
+    ]) {
+      it(`answers UnknownOperationException for X-Amz-Target ${target}`, async function () {
+        expectError(await post({ target, body: '{}' }), 'UnknownOperationException');
+      });
+    }
+
+    for (const operation of ['CreateGrant', 'Sign', 'GenerateMac', 'TagResource', 'GetKeyPolicy']) {
+      it(`answers UnsupportedOperationException for the model operation ${operation}, which is not built yet`, async function () {
+        const message = expectError(await call(operation, { KeyId: keyId }), 'UnsupportedOperationException');
+        expect(message).to.include(operation);
+      });
+    }
+  });
+
+  describe('request bodies that cannot be deserialized', function () {
+    const unparsable = ['{', '{"NumberOfBytes": 4', 'not json at all', '{"a":1}}', "{'NumberOfBytes': 4}"];
+    for (const body of unparsable) {
+      it(`answers SerializationException for the unparsable body ${JSON.stringify(body)}`, async function () {
+        const message = expectError(await post({ target: 'TrentService.GenerateRandom', body }), 'SerializationException');
+        expect(message).to.not.equal('');
+      });
+    }
+
+    for (const body of ['[]', '[{"NumberOfBytes": 4}]', '"text"', '42', 'null', 'true']) {
+      it(`answers SerializationException for the JSON non-object body ${body}`, async function () {
+        expectError(await post({ target: 'TrentService.GenerateRandom', body }), 'SerializationException');
+      });
+    }
+
+    it('answers SerializationException for NumberOfBytes "ten"', async function () {
+      const message = expectError(await call('GenerateRandom', { NumberOfBytes: 'ten' }), 'SerializationException');
+      expect(message).to.include('NumberOfBytes');
+    });
+
+    const wrongTypes: Array<[string, string, Record<string, unknown>]> = [
+      ['Encrypt', 'Plaintext', { KeyId: 'placeholder', Plaintext: 12345 }],
+      ['Encrypt', 'KeyId', { KeyId: { id: 'x' }, Plaintext: 'AAAA' }],
+      ['Encrypt', 'EncryptionContext', { KeyId: 'placeholder', Plaintext: 'AAAA', EncryptionContext: ['a', 'b'] }],
+      ['ListKeys', 'Limit', { Limit: true }],
+      ['GenerateRandom', 'NumberOfBytes', { NumberOfBytes: 1.5 }],
+      ['CreateKey', 'Tags', { Tags: { TagKey: 'a', TagValue: 'b' } }],
+    ];
+    for (const [operation, member, body] of wrongTypes) {
+      it(`answers SerializationException for ${operation} with ${member} of the wrong JSON type`, async function () {
+        const message = expectError(await call(operation, body), 'SerializationException');
+        expect(message).to.include(member);
+      });
+    }
+
+    for (const plaintext of ['!!!not base64!!!', 'ab$c', 'AAAA=A==']) {
+      it(`answers SerializationException for the invalid base64 Plaintext ${JSON.stringify(plaintext)}`, async function () {
+        const message = expectError(await call('Encrypt', { KeyId: keyId, Plaintext: plaintext }), 'SerializationException');
+        expect(message).to.include('Plaintext');
+      });
+    }
+  });
+
+  describe('validation messages', function () {
+    it('reports a missing required member as AWS does', async function () {
+      const message = expectError(await call('DescribeKey', {}), 'ValidationException');
+      expect(message).to.equal("1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null");
+    });
+
+    it('treats an explicit JSON null like a missing member', async function () {
+      const message = expectError(await call('DescribeKey', { KeyId: null }), 'ValidationException');
+      expect(message).to.equal("1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null");
+    });
+
+    it('an empty body is an empty request', async function () {
+      const message = expectError(await post({ target: 'TrentService.DescribeKey', body: '' }), 'ValidationException');
+      expect(message).to.equal("1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null");
+    });
+
+    it('reports two violations at once, joined with "; "', async function () {
+      const message = expectError(await call('Encrypt', {}), 'ValidationException');
+      const prefix = '2 validation errors detected: ';
+      expect(message.startsWith(prefix), message).to.equal(true);
+      expect(message.slice(prefix.length).split('; ')).to.have.members([
+        "Value null at 'keyId' failed to satisfy constraint: Member must not be null",
+        "Value null at 'plaintext' failed to satisfy constraint: Member must not be null",
+      ]);
+    });
+
+    it('reports a missing member and a too long one together', async function () {
+      const message = expectError(
+        await call('Encrypt', { Plaintext: Buffer.alloc(4097).toString('base64') }),
+        'ValidationException',
+      );
+      const prefix = '2 validation errors detected: ';
+      expect(message.startsWith(prefix), message).to.equal(true);
+      expect(message.slice(prefix.length).split('; ')).to.have.members([
+        "Value null at 'keyId' failed to satisfy constraint: Member must not be null",
+        "Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096",
+      ]);
+    });
+
+    it('GenerateRandom NumberOfBytes 0 (recorded AWS text)', async function () {
+      const message = expectError(await call('GenerateRandom', { NumberOfBytes: 0 }), 'ValidationException');
+      expect(message).to.equal(
+        "1 validation error detected: Value '0' at 'numberOfBytes' failed to satisfy constraint: Member must have value greater than or equal to 1",
+      );
+    });
+
+    it('GenerateRandom NumberOfBytes 1025 (recorded AWS text)', async function () {
+      const message = expectError(await call('GenerateRandom', { NumberOfBytes: 1025 }), 'ValidationException');
+      expect(message).to.equal(
+        "1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024",
+      );
+    });
+
+    it('GenerateRandom without NumberOfBytes (recorded AWS text)', async function () {
+      const message = expectError(await call('GenerateRandom', {}), 'ValidationException');
+      expect(message).to.equal('NumberOfBytes is required.');
+    });
+
+    it('GenerateRandom accepts the bounds 1 and 1024', async function () {
+      for (const n of [1, 1024]) {
+        const out = expectOk(await call('GenerateRandom', { NumberOfBytes: n }));
+        expect(Buffer.from(out.Plaintext as string, 'base64')).to.have.lengthOf(n);
+      }
+    });
+
+    it('Encrypt with 4097 bytes of plaintext (recorded AWS text)', async function () {
+      const message = expectError(
+        await call('Encrypt', { KeyId: keyId, Plaintext: Buffer.alloc(4097, 7).toString('base64') }),
+        'ValidationException',
+      );
+      expect(message).to.equal(
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096",
+      );
+    });
+
+    it('Encrypt with an empty plaintext (recorded AWS text)', async function () {
+      const message = expectError(await call('Encrypt', { KeyId: keyId, Plaintext: '' }), 'ValidationException');
+      expect(message).to.equal(
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1",
+      );
+    });
+
+    it('Encrypt accepts exactly 4096 bytes', async function () {
+      const out = expectOk(await call('Encrypt', { KeyId: keyId, Plaintext: Buffer.alloc(4096, 7).toString('base64') }));
+      expect(out.CiphertextBlob).to.be.a('string');
+    });
+
+    it('never echoes plaintext into a validation message', async function () {
+      const secret = Buffer.alloc(4097, 0x41); // base64 "QUFB..."
+      const encoded = secret.toString('base64');
+      const res = await call('Encrypt', { KeyId: keyId, Plaintext: encoded });
+      expectError(res, 'ValidationException');
+      expect(res.text).to.not.include(encoded.slice(0, 64));
+    });
+  });
+
+  describe('oversized bodies', function () {
+    const oversized = () => JSON.stringify({ KeyId: 'alias/none', Plaintext: Buffer.alloc(800 * 1024, 1).toString('base64') });
+
+    it('answers a body larger than 1 MiB with an AWS JSON ValidationException', async function () {
+      const body = oversized();
+      expect(Buffer.byteLength(body)).to.be.greaterThan(1024 * 1024);
+      const message = expectError(await post({ target: 'TrentService.Encrypt', body }), 'ValidationException');
+      expect(message).to.not.equal('');
+    });
+
+    it('does the same for a chunked body without Content-Length, in the request content type', async function () {
+      const res = await post({ target: 'TrentService.Encrypt', body: oversized(), chunked: true, contentType: 'application/json' });
+      expectError(res, 'ValidationException', 400, 'application/json');
+    });
+
+    it('keeps serving after an oversized body', async function () {
+      await post({ target: 'TrentService.Encrypt', body: oversized() });
+      expectOk(await call('GenerateRandom', { NumberOfBytes: 4 }));
+    });
+  });
+
+  describe('error responses', function () {
+    it('use application/json when the request used application/json', async function () {
+      const res = await post({ target: 'TrentService.DescribeKey', body: '{}', contentType: 'application/json' });
+      expectError(res, 'ValidationException', 400, 'application/json');
+      const bad = await post({ target: 'TrentService.DescribeKey', body: '{', contentType: 'application/json' });
+      expectError(bad, 'SerializationException', 400, 'application/json');
+      const unknown = await post({ target: 'TrentService.Nope', body: '{}', contentType: 'application/json' });
+      expectError(unknown, 'UnknownOperationException', 400, 'application/json');
+    });
+
+    it('operation errors keep the envelope too (NotFoundException)', async function () {
+      const message = expectError(await call('DescribeKey', { KeyId: 'fake-key-id' }), 'NotFoundException');
+      expect(message).to.equal("Invalid keyId 'fake-key-id'");
+    });
+
+    it('never contain a stack trace, whatever the malformed request', async function () {
+      const requests: RawRequest[] = [
+        { target: 'TrentService.Encrypt', body: '{"KeyId":' },
+        { target: 'TrentService.Encrypt', body: `{"KeyId":"x","Plaintext":"AA==","GrantTokens":${'['.repeat(5000)}${']'.repeat(5000)}}` },
+        { target: 'TrentService.Encrypt', body: `{"KeyId":"x","Plaintext":"AA==","EncryptionContext":${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}` },
+        { target: 'TrentService.Encrypt', body: '{"KeyId":"x","Plaintext":"AA==","EncryptionContext":{"__proto__":{"a":1}}}' },
+        { target: 'TrentService.CreateKey', body: '{"Tags":[null,{"TagKey":null}]}' },
+        { target: 'TrentService.ListKeys', body: '{"Limit":1e400}' },
+        { target: 'TrentService.ListKeys', body: '{"Marker":"\\u0000\\u0001"}' },
+        { target: 'TrentService.DescribeKey', body: '{"KeyId":"arn:aws:kms:::"}' },
+        { target: 'TrentService.DescribeKey', body: `{"KeyId":"${'a'.repeat(3000)}"}` },
+        { target: 'TrentService.Decrypt', body: '{"CiphertextBlob":"AAAA"}' },
+        { target: 'TrentService.GenerateRandom', body: Buffer.from([0xff, 0xfe, 0x00, 0x7b]) },
+        { target: 'TrentService.GenerateRandom', body: '{"NumberOfBytes":4}', headers: { 'content-encoding': 'br' } },
+        { target: 'TrentService.GenerateRandom', body: 'not gzip', headers: { 'content-encoding': 'gzip' } },
+        { target: null, body: '{' },
+        { target: 'TrentService.GenerateRandom', body: '{}', sign: false },
+      ];
+      for (const request of requests) {
+        const res = await post(request);
+        const label = `${request.target} ${String(request.body).slice(0, 60)}`;
+        expect(res.status, label).to.be.within(400, 499);
+        expect(res.text, label).to.not.match(STACK_TRACE);
+        const body = JSON.parse(res.text) as Record<string, unknown>;
+        expect(body.__type, label).to.be.a('string').and.not.equal('');
+        expect(body.__type, label).to.not.equal('KMSInternalException');
+        expect(res.headers.get('x-amzn-requestid'), label).to.match(UUID);
+      }
+      // The server is still healthy afterwards.
+      expectOk(await call('GenerateRandom', { NumberOfBytes: 1 }));
+    });
+  });
+
+  describe('authentication', function () {
+    it('answers an unsigned request (no Authorization header) with 403 MissingAuthenticationTokenException', async function () {
+      const res = await post({ target: 'TrentService.ListKeys', body: '{}', sign: false });
+      const message = expectError(res, 'MissingAuthenticationTokenException', 403);
+      expect(message).to.not.equal('');
+    });
+
+    it('checks authentication before it looks at the operation or the body', async function () {
+      expectError(await post({ target: null, body: '{', sign: false }), 'MissingAuthenticationTokenException', 403);
+    });
+  });
+
+  describe('other paths', function () {
+    it('GET /health answers 200', async function () {
+      const res = await fetch(`${server.endpoint}/health`);
+      expect(res.status).to.equal(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body.status).to.equal('ok');
+    });
+
+    it('GET /nonexistent answers 404 with a JSON error', async function () {
+      const res = await fetch(`${server.endpoint}/nonexistent`);
+      const text = await res.text();
+      expect(res.status).to.equal(404);
+      expect(res.headers.get('content-type')).to.match(/^application\/json/);
+      expect(text).to.not.match(STACK_TRACE);
+      expect(text).to.not.match(/<html|<!DOCTYPE/i);
+      const body = JSON.parse(text) as Record<string, unknown>;
+      expect(body.__type).to.be.a('string').and.not.equal('');
+      expect(body.message).to.be.a('string').and.not.equal('');
+    });
+  });
+});
