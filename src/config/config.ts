@@ -118,6 +118,7 @@ export function loadHsmProfile(config: Config): HsmProfile {
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
     kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,
+    ...(profile.quirks?.oaepHashesInToken ? { oaepHashesInToken: profile.quirks.oaepHashesInToken } : {}),
   };
   return profile;
 }

@@ -43,4 +43,10 @@ export interface HsmQuirks {
    * length beside the wrapped key, so this only documents the behaviour.
    */
   kwpUnwrapKeepsPadding: boolean;
+  /**
+   * Hashes the token accepts for CKM_RSA_PKCS_OAEP (SoftHSM2 2.6: only 'sha1'; SHA-256 gives
+   * CKR_ARGUMENTS_BAD). Other hashes decrypt with CKM_RSA_X_509 in the token and OAEP
+   * decoding outside it. Absent: the token does OAEP with every hash.
+   */
+  oaepHashesInToken?: Array<'sha1' | 'sha256'>;
 }

@@ -1,6 +1,12 @@
+import { constants as cryptoConstants, createPublicKey, publicEncrypt } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
+import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
+import { familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
+import { type PublicKeyMaterial, spkiOf } from './public-keys';
+import { oaepDecode, type OaepHash } from './rsa-oaep';
+import { ecdsaDerToRaw, ecdsaRawToDer, signaturePlan } from './signing';
 import type { Session, Token } from './token';
 
 /**
@@ -86,20 +92,22 @@ export class KeyCustody {
   }
 
   async exists(ref: MaterialRef): Promise<boolean> {
-    return this.token.run('find key', (session) => this.secretKey(session, ref, false) !== undefined);
+    return this.token.run('find key', (session) => this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: materialLabel(ref) }]).length > 0);
   }
 
   /** Labels of every p11kms-owned object in the token (start-up reconciliation). */
   async listMaterial(): Promise<MaterialRef[]> {
     return this.token.run('list keys', (session) => {
       const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }]);
-      const refs: MaterialRef[] = [];
+      // A key pair is two objects with one label: list each material once.
+      const refs = new Map<string, MaterialRef>();
       for (const handle of handles) {
         const [attr] = this.token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }]);
-        const ref = parseMaterialLabel(attr.value ? attr.value.toString('utf8') : '');
-        if (ref) refs.push(ref);
+        const label = attr.value ? attr.value.toString('utf8') : '';
+        const ref = parseMaterialLabel(label);
+        if (ref) refs.set(label, ref);
       }
-      return refs;
+      return [...refs.values()];
     });
   }
 
@@ -185,9 +193,11 @@ export class KeyCustody {
       try {
         const [attr] = this.token.pkcs11.C_GetAttributeValue(session, secret, [{ type: pkcs11js.CKA_VALUE }]);
         const value = attr.value as Buffer;
-        // The token may return the padded length (SoftHSM2 2.6); the true length travels with the blob.
-        if (value.length < length) throw invalidCiphertext();
-        return Buffer.from(value.subarray(0, length));
+        // The token may return the padded length (SoftHSM2 2.6); the true length travels with
+        // the blob, or (length 0) the secret is a DER structure that delimits itself.
+        const trueLength = length === 0 ? derTotalLength(value) : length;
+        if (trueLength === undefined || value.length < trueLength) throw invalidCiphertext();
+        return Buffer.from(value.subarray(0, trueLength));
       } finally {
         this.token.pkcs11.C_DestroyObject(session, secret);
       }
@@ -218,6 +228,224 @@ export class KeyCustody {
     return this.token.run('generate random', (session) =>
       this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(length)),
     );
+  }
+
+  /** Key specs the token can generate, from its mechanism list. */
+  canGenerate(spec: KeySpec): { ok: true } | { ok: false; missing: string } {
+    const mechanism = generationMechanism(spec);
+    if (mechanism === undefined) return { ok: false, missing: `a ${spec} mechanism (PKCS#11 defines none this module offers)` };
+    if (!this.token.mechanisms.has(mechanism)) return { ok: false, missing: `mechanism 0x${mechanism.toString(16)}` };
+    return { ok: true };
+  }
+
+  /**
+   * Creates a KMS key of any supported spec in the token, with the key usage written into
+   * its attributes: private and secret parts sensitive and never extractable.
+   */
+  async generateKey(ref: MaterialRef, spec: KeySpec, usage: KeyUsageType): Promise<void> {
+    const family = familyOf(spec);
+    if (family === 'aes') return this.generateSymmetricKey(ref);
+    const label = materialLabel(ref);
+    if (family === 'hmac') {
+      await this.token.run('generate HMAC key', (session) =>
+        this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, label)),
+      );
+      return;
+    }
+    const t = pairTemplates(spec, usage, label, true);
+    await this.token.run('generate key pair', (session) =>
+      this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate),
+    );
+  }
+
+  /** The DER SubjectPublicKeyInfo of an asymmetric key, read from its public object. */
+  async publicKey(ref: MaterialRef, spec: KeySpec): Promise<Buffer> {
+    return this.token.run('read public key', (session) => spkiOf(spec, this.publicMaterial(session, ref, spec)));
+  }
+
+  /** Checks algorithm, key spec and digest length the way sign/verify would (for DryRun). */
+  checkSignatureRequest(spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer): void {
+    signaturePlan(spec, algorithm, messageType, message);
+  }
+
+  async sign(ref: MaterialRef, spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer): Promise<Buffer> {
+    const plan = signaturePlan(spec, algorithm, messageType, message);
+    return this.token.run('sign', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_PRIVATE_KEY);
+      this.token.pkcs11.C_SignInit(session, plan.mechanism, key);
+      const signature = await this.token.pkcs11.C_SignAsync(session, plan.input, Buffer.alloc(1024));
+      return plan.ecdsa ? ecdsaRawToDer(signature) : signature;
+    });
+  }
+
+  /** Verifies inside the token; false for any signature that does not verify or parse. */
+  async verify(ref: MaterialRef, spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer, signature: Buffer): Promise<boolean> {
+    const plan = signaturePlan(spec, algorithm, messageType, message);
+    let tokenSignature: Buffer | undefined = signature;
+    if (plan.ecdsa) tokenSignature = ecdsaDerToRaw(signature, EC_FIELD_BYTES[spec]);
+    if (!tokenSignature) return false;
+    const toVerify = tokenSignature;
+    return this.token.run('verify', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_PUBLIC_KEY);
+      this.token.pkcs11.C_VerifyInit(session, plan.mechanism, key);
+      return this.verdict(this.token.pkcs11.C_VerifyAsync(session, plan.input, toVerify));
+    });
+  }
+
+  /** HMAC in the token. */
+  async mac(ref: MaterialRef, spec: KeySpec, message: Buffer): Promise<Buffer> {
+    return this.token.run('generate MAC', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_SECRET_KEY);
+      this.token.pkcs11.C_SignInit(session, { mechanism: HMAC_MECHANISM[spec] }, key);
+      return this.token.pkcs11.C_SignAsync(session, message, Buffer.alloc(64));
+    });
+  }
+
+  async verifyMac(ref: MaterialRef, spec: KeySpec, message: Buffer, mac: Buffer): Promise<boolean> {
+    return this.token.run('verify MAC', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_SECRET_KEY);
+      this.token.pkcs11.C_VerifyInit(session, { mechanism: HMAC_MECHANISM[spec] }, key);
+      return this.verdict(this.token.pkcs11.C_VerifyAsync(session, message, mac));
+    });
+  }
+
+  /**
+   * RSA-OAEP decryption with the private key in the token: the token's own OAEP where it
+   * offers the hash, else a raw RSA operation in the token and constant-time OAEP decoding
+   * here. Every failure is the same InvalidCiphertextException.
+   */
+  async rsaDecrypt(ref: MaterialRef, hash: OaepHash, ciphertext: Buffer): Promise<Buffer> {
+    const inToken = this.token.profile.quirks.oaepHashesInToken?.includes(hash) ?? true;
+    return this.token.run('RSA decrypt', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_PRIVATE_KEY);
+      const mechanism: pkcs11js.Mechanism = inToken
+        ? {
+            mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
+            parameter: {
+              type: pkcs11js.CK_PARAMS_RSA_OAEP,
+              hashAlg: hash === 'sha1' ? pkcs11js.CKM_SHA_1 : pkcs11js.CKM_SHA256,
+              mgf: hash === 'sha1' ? pkcs11js.CKG_MGF1_SHA1 : pkcs11js.CKG_MGF1_SHA256,
+              source: CKZ_DATA_SPECIFIED,
+            } as pkcs11js.RsaOAEP,
+          }
+        : { mechanism: pkcs11js.CKM_RSA_X_509 };
+      this.token.pkcs11.C_DecryptInit(session, mechanism, key);
+      let output: Buffer;
+      try {
+        output = await this.token.pkcs11.C_DecryptAsync(session, ciphertext, Buffer.alloc(ciphertext.length));
+      } catch (err) {
+        if (RSA_DECRYPT_FAILURES.has(ckrName(err) ?? '')) throw invalidCiphertext();
+        throw err;
+      }
+      if (inToken) return output;
+      // CKM_RSA_X_509 may drop leading zero bytes; OAEP decoding needs the full block.
+      const block = Buffer.concat([Buffer.alloc(ciphertext.length - output.length), output]);
+      const message = oaepDecode(block, hash);
+      block.fill(0);
+      output.fill(0);
+      if (!message) throw invalidCiphertext();
+      return message;
+    });
+  }
+
+  /** RSA-OAEP encryption: a public-key operation, done with the public key read from the token. */
+  async rsaEncrypt(ref: MaterialRef, spec: KeySpec, hash: OaepHash, plaintext: Buffer): Promise<Buffer> {
+    const spki = await this.publicKey(ref, spec);
+    return publicEncrypt(
+      { key: createPublicKey({ key: spki, format: 'der', type: 'spki' }), padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash },
+      plaintext,
+    );
+  }
+
+  /** ECDH in the token with the peer's uncompressed point; returns the raw shared secret. */
+  async deriveSharedSecret(ref: MaterialRef, spec: KeySpec, peerPoint: Buffer): Promise<Buffer> {
+    return this.token.run('derive shared secret', async (session) => {
+      const key = this.requiredObject(session, ref, pkcs11js.CKO_PRIVATE_KEY);
+      const secret = await this.token.pkcs11.C_DeriveKeyAsync(
+        session,
+        { mechanism: pkcs11js.CKM_ECDH1_DERIVE, parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: peerPoint } as pkcs11js.ECDH1 },
+        key,
+        [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+          { type: pkcs11js.CKA_TOKEN, value: false },
+          { type: pkcs11js.CKA_SENSITIVE, value: false },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+          { type: pkcs11js.CKA_VALUE_LEN, value: EC_FIELD_BYTES[spec] },
+        ],
+      );
+      try {
+        const [attr] = this.token.pkcs11.C_GetAttributeValue(session, secret, [{ type: pkcs11js.CKA_VALUE }]);
+        return Buffer.from(attr.value as Buffer);
+      } finally {
+        this.token.pkcs11.C_DestroyObject(session, secret);
+      }
+    });
+  }
+
+  /**
+   * A data key pair generated in the token; its private key is wrapped there (as PKCS#8,
+   * RFC 5649) under a symmetric master key and both halves are destroyed. Returns the
+   * public key and the wrapped private key.
+   */
+  async generateWrappedKeyPair(wrapWith: MaterialRef, spec: KeySpec): Promise<{ publicKey: Buffer; wrapped: Buffer }> {
+    const t = pairTemplates(spec, 'DATA_KEY_PAIR', undefined, false);
+    return this.token.run('generate data key pair', async (session) => {
+      const wrappingKey = this.secretKey(session, wrapWith, true)!;
+      const pair = await this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate);
+      try {
+        const publicKey = spkiOf(spec, this.publicMaterialOf(session, pair.publicKey, spec));
+        let wrapped: Buffer;
+        try {
+          wrapped = await this.token.pkcs11.C_WrapKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, wrappingKey, pair.privateKey, Buffer.alloc(8192));
+        } catch (err) {
+          // SoftHSM2 2.6 wraps RSA and EC private keys but not Edwards-curve ones.
+          if (ckrName(err) === 'CKR_KEY_NOT_WRAPPABLE') {
+            throw new KmsError('UnsupportedOperationException', `The token cannot wrap ${spec} private keys, so it cannot make ${spec} data key pairs.`);
+          }
+          throw err;
+        }
+        return { publicKey, wrapped };
+      } finally {
+        this.token.pkcs11.C_DestroyObject(session, pair.privateKey);
+        this.token.pkcs11.C_DestroyObject(session, pair.publicKey);
+      }
+    });
+  }
+
+  private publicMaterial(session: Session, ref: MaterialRef, spec: KeySpec): PublicKeyMaterial {
+    return this.publicMaterialOf(session, this.requiredObject(session, ref, pkcs11js.CKO_PUBLIC_KEY), spec);
+  }
+
+  private publicMaterialOf(session: Session, handle: Buffer, spec: KeySpec): PublicKeyMaterial {
+    const family = familyOf(spec);
+    if (family === 'rsa') {
+      const [n, e] = this.token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+      return { family, modulus: n.value as Buffer, exponent: e.value as Buffer };
+    }
+    const [point] = this.token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_EC_POINT }]);
+    return { family: family === 'edwards' ? 'edwards' : 'ec', point: point.value as Buffer };
+  }
+
+  private requiredObject(session: Session, ref: MaterialRef, objectClass: number): Buffer {
+    const handle = this.token.findObject(session, materialLabel(ref), objectClass);
+    if (!handle) {
+      throw new KmsError('KeyUnavailableException', 'The key material is not available in the key store.', {
+        internalDetail: `no token object of class ${objectClass} labelled ${materialLabel(ref)}`,
+      });
+    }
+    return handle;
+  }
+
+  /** C_Verify's answer: a bad signature is a `false`, anything else a failure. */
+  private async verdict(verification: Promise<boolean>): Promise<boolean> {
+    try {
+      return await verification;
+    } catch (err) {
+      const name = ckrName(err);
+      if (name === 'CKR_SIGNATURE_INVALID' || name === 'CKR_SIGNATURE_LEN_RANGE') return false;
+      throw err;
+    }
   }
 
   private async unwrapToSession(session: Session, wrappingKey: Buffer, wrapped: Buffer, sensitive: boolean): Promise<Buffer> {
@@ -279,6 +507,35 @@ function sessionSecretTemplate(length: number, sensitive: boolean): pkcs11js.Tem
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
   ];
 }
+
+/** OAEP label source (PKCS#11 v2.40 §2.1.8); pkcs11js does not export it. */
+const CKZ_DATA_SPECIFIED = 1;
+
+const HMAC_MECHANISM: Record<string, number> = {
+  HMAC_224: pkcs11js.CKM_SHA224_HMAC,
+  HMAC_256: pkcs11js.CKM_SHA256_HMAC,
+  HMAC_384: pkcs11js.CKM_SHA384_HMAC,
+  HMAC_512: pkcs11js.CKM_SHA512_HMAC,
+};
+
+/** Bytes of one coordinate (and of an ECDSA r or s, and of an ECDH secret) per curve. */
+const EC_FIELD_BYTES: Record<string, number> = { ECC_NIST_P256: 32, ECC_SECG_P256K1: 32, ECC_NIST_P384: 48, ECC_NIST_P521: 66 };
+
+const RSA_DECRYPT_FAILURES = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_DATA_INVALID', 'CKR_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);
+
+/** Length of a DER structure from its header (for self-delimiting wrapped PKCS#8 keys). */
+function derTotalLength(der: Buffer): number | undefined {
+  if (der.length < 2 || der[0] !== 0x30) return undefined;
+  const first = der[1];
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n < 1 || n > 3 || der.length < 2 + n) return undefined;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = (len << 8) | der[2 + i];
+  return 2 + n + len;
+}
+
+export { JWK_CURVE };
 
 function invalidCiphertext(): KmsError {
   return new KmsError('InvalidCiphertextException', '');

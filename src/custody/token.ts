@@ -25,6 +25,8 @@ export class Token {
   private readonly handles = new Map<string, ObjectHandle>();
   private recovering: Promise<void> | undefined;
   private closed = false;
+  /** Mechanisms the token offers (C_GetMechanismList at start-up). */
+  readonly mechanisms: ReadonlySet<number>;
 
   private constructor(
     readonly pkcs11: pkcs11js.PKCS11,
@@ -32,7 +34,9 @@ export class Token {
     private keepAlive: Session,
     readonly profile: HsmProfile,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
+  }
 
   static open(profile: HsmProfile, dataDir: string, log: Logger): Token {
     if (profile.softhsm2ConfTemplate) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);

@@ -6,9 +6,6 @@ import type { OperationHandler } from './context';
 import { keyMetadataOf } from './shared/key-metadata';
 import { validateTags } from './shared/tags';
 
-/** Key specs this build can create; the rest are named in the error. */
-const SUPPORTED_SPECS: ReadonlySet<KeySpec> = new Set(['SYMMETRIC_DEFAULT']);
-
 export function defaultKeyPolicy(accountId: string): string {
   return JSON.stringify({
     Version: '2012-10-17',
@@ -41,8 +38,9 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
   if (input.MultiRegion) {
     throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by p11kms.');
   }
-  if (!SUPPORTED_SPECS.has(keySpec)) {
-    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by p11kms yet.`);
+  const capability = services.custody.canGenerate(keySpec);
+  if (!capability.ok) {
+    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by this key store: the token lacks ${capability.missing}.`);
   }
   const tags = validateTags(input.Tags);
   const policy = input.Policy ?? defaultKeyPolicy(ctx.scope.accountId);
@@ -69,7 +67,7 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
   const material = { keyId, version: 1 };
   // Token first: a crash before the store write leaves an orphan object that start-up
   // reconciliation destroys; never a key in the store without material.
-  await services.custody.generateSymmetricKey(material);
+  await services.custody.generateKey(material, keySpec, keyUsage);
   try {
     await services.store.transact((tx) => tx.putKey(record));
   } catch (err) {

@@ -1,24 +1,24 @@
 import type { OperationHandler } from './context';
-import { refuseRecipient, requireEncryptionAlgorithm, stopIfDryRun } from './shared/checks';
-import { keyOfCiphertext } from './shared/ciphertext-key';
-import { materialIdOf, open, plaintextOf } from './shared/envelope';
-import { checkKeyFor } from './shared/key-resolution';
+import { refuseRecipient, stopIfDryRun } from './shared/checks';
+import { openCiphertext, plaintextOf } from './shared/decryption';
 
 export const decrypt: OperationHandler<'Decrypt'> = async (input, ctx, services) => {
   refuseRecipient(input.Recipient);
-  const { key, parsed } = await keyOfCiphertext(services, ctx, input.CiphertextBlob, {
+  const opened = await openCiphertext(services, ctx, {
     operation: 'Decrypt',
     member: 'KeyId',
-    value: input.KeyId,
+    action: 'kms:Decrypt',
+    blob: input.CiphertextBlob,
+    keyId: input.KeyId,
+    algorithm: input.EncryptionAlgorithm,
+    context: input.EncryptionContext,
+    dryRun: input.DryRun,
+    stopIfDryRun,
   });
-  checkKeyFor(ctx, key, { operation: 'Decrypt', usage: 'ENCRYPT_DECRYPT' });
-  requireEncryptionAlgorithm(key, input.EncryptionAlgorithm);
-  stopIfDryRun(input.DryRun);
-  const payload = await open(services, key, parsed, input.EncryptionContext);
   return {
-    KeyId: key.arn,
-    Plaintext: await plaintextOf(services, key, parsed, payload),
-    EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
-    KeyMaterialId: materialIdOf(key, parsed.materialVersion),
+    KeyId: opened.key.arn,
+    Plaintext: await plaintextOf(services, opened),
+    EncryptionAlgorithm: opened.algorithm,
+    KeyMaterialId: opened.keyMaterialId,
   };
 };

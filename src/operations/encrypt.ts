@@ -1,13 +1,17 @@
 import type { OperationHandler } from './context';
+import { encryptionAlgorithmFor, isRsa } from './shared/algorithms';
 import { PayloadKind } from './shared/ciphertext';
-import { requireEncryptionAlgorithm, stopIfDryRun } from './shared/checks';
+import { stopIfDryRun } from './shared/checks';
 import { seal } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
+import { rsaEncrypt } from './shared/rsa-encryption';
 
 export const encrypt: OperationHandler<'Encrypt'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'Encrypt', usage: 'ENCRYPT_DECRYPT' });
-  requireEncryptionAlgorithm(key, input.EncryptionAlgorithm);
+  const algorithm = encryptionAlgorithmFor(key, input.EncryptionAlgorithm);
   stopIfDryRun(input.DryRun);
-  const blob = await seal(services, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext: input.Plaintext });
-  return { CiphertextBlob: blob, KeyId: key.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
+  const blob = isRsa(key.keySpec)
+    ? await rsaEncrypt(services, key, algorithm, input.EncryptionContext, input.Plaintext)
+    : await seal(services, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext: input.Plaintext });
+  return { CiphertextBlob: blob, KeyId: key.arn, EncryptionAlgorithm: algorithm };
 };

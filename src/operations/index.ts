@@ -9,6 +9,14 @@ import { describeKey } from './describe-key';
 import { disableKey } from './disable-key';
 import { enableKey } from './enable-key';
 import { encrypt } from './encrypt';
+import { verifyMac } from './verify-mac';
+import { verify } from './verify';
+import { sign } from './sign';
+import { getPublicKey } from './get-public-key';
+import { generateMac } from './generate-mac';
+import { generateDataKeyPairWithoutPlaintext } from './generate-data-key-pair-without-plaintext';
+import { generateDataKeyPair } from './generate-data-key-pair';
+import { deriveSharedSecret } from './derive-shared-secret';
 import { generateDataKey } from './generate-data-key';
 import { generateDataKeyWithoutPlaintext } from './generate-data-key-without-plaintext';
 import { generateRandom } from './generate-random';
@@ -30,18 +38,26 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   CreateAlias: createAlias,
   CreateKey: createKey,
   Decrypt: decrypt,
+  DeriveSharedSecret: deriveSharedSecret,
   DeleteAlias: deleteAlias,
   DescribeKey: describeKey,
   DisableKey: disableKey,
   EnableKey: enableKey,
   Encrypt: encrypt,
   GenerateDataKey: generateDataKey,
+  GenerateDataKeyPair: generateDataKeyPair,
+  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
   GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
+  GenerateMac: generateMac,
   GenerateRandom: generateRandom,
+  GetPublicKey: getPublicKey,
   ListAliases: listAliases,
   ListKeys: listKeys,
   ReEncrypt: reEncrypt,
   ScheduleKeyDeletion: scheduleKeyDeletion,
+  Sign: sign,
   UpdateAlias: updateAlias,
   UpdateKeyDescription: updateKeyDescription,
+  Verify: verify,
+  VerifyMac: verifyMac,
 };

@@ -1,51 +1,58 @@
 import type { OperationHandler } from './context';
+import { encryptionAlgorithmFor, isRsa } from './shared/algorithms';
 import { PayloadKind } from './shared/ciphertext';
-import { requireEncryptionAlgorithm, stopIfDryRun } from './shared/checks';
-import { keyOfCiphertext } from './shared/ciphertext-key';
-import { currentMaterial, materialIdOf, open, seal } from './shared/envelope';
-import { checkKeyFor, loadKeyFor } from './shared/key-resolution';
+import { stopIfDryRun } from './shared/checks';
+import { openCiphertext, plaintextOf } from './shared/decryption';
+import { currentMaterial, materialIdOf, seal } from './shared/envelope';
+import { loadKeyFor } from './shared/key-resolution';
+import { rsaEncrypt } from './shared/rsa-encryption';
 
 export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, services) => {
-  const { key: source, parsed } = await keyOfCiphertext(services, ctx, input.CiphertextBlob, {
-    operation: 'ReEncrypt',
-    member: 'SourceKeyId',
-    value: input.SourceKeyId,
-  });
-  checkKeyFor(ctx, source, { operation: 'ReEncrypt', action: 'kms:ReEncryptFrom', usage: 'ENCRYPT_DECRYPT' });
   const destination = await loadKeyFor(services, ctx, input.DestinationKeyId, {
     operation: 'ReEncrypt',
     member: 'DestinationKeyId',
     action: 'kms:ReEncryptTo',
     usage: 'ENCRYPT_DECRYPT',
   });
-  requireEncryptionAlgorithm(source, input.SourceEncryptionAlgorithm);
-  requireEncryptionAlgorithm(destination, input.DestinationEncryptionAlgorithm);
-  stopIfDryRun(input.DryRun);
-
-  const payload = await open(services, source, parsed, input.SourceEncryptionContext);
+  const destinationAlgorithm = encryptionAlgorithmFor(destination, input.DestinationEncryptionAlgorithm);
+  const source = await openCiphertext(services, ctx, {
+    operation: 'ReEncrypt',
+    member: 'SourceKeyId',
+    action: 'kms:ReEncryptFrom',
+    blob: input.CiphertextBlob,
+    keyId: input.SourceKeyId,
+    algorithm: input.SourceEncryptionAlgorithm,
+    context: input.SourceEncryptionContext,
+    dryRun: input.DryRun,
+    stopIfDryRun,
+  });
+  const { payload } = source;
   let blob: Buffer;
-  if (payload.kind === PayloadKind.WrappedSecret) {
-    // A data key made without plaintext moves between master keys inside the token.
+  if (payload.kind === PayloadKind.WrappedSecret && !isRsa(destination.keySpec)) {
+    // A data key made without plaintext moves between symmetric keys inside the token.
     const wrapped = await services.custody.rewrapSecret(
-      { keyId: source.keyId, version: parsed.materialVersion },
+      { keyId: source.key.keyId, version: source.materialVersion },
       payload.wrapped,
       currentMaterial(destination),
     );
     blob = await seal(services, destination, input.DestinationEncryptionContext, { ...payload, wrapped });
   } else {
+    const plaintext = await plaintextOf(services, source);
     try {
-      blob = await seal(services, destination, input.DestinationEncryptionContext, payload);
+      blob = isRsa(destination.keySpec)
+        ? await rsaEncrypt(services, destination, destinationAlgorithm, input.DestinationEncryptionContext, plaintext)
+        : await seal(services, destination, input.DestinationEncryptionContext, { kind: PayloadKind.Plaintext, plaintext });
     } finally {
-      payload.plaintext.fill(0);
+      plaintext.fill(0);
     }
   }
   return {
     CiphertextBlob: blob,
-    SourceKeyId: source.arn,
+    SourceKeyId: source.key.arn,
     KeyId: destination.arn,
-    SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
-    DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
-    SourceKeyMaterialId: materialIdOf(source, parsed.materialVersion),
-    DestinationKeyMaterialId: materialIdOf(destination, destination.currentVersion),
+    SourceEncryptionAlgorithm: source.algorithm,
+    DestinationEncryptionAlgorithm: destinationAlgorithm,
+    SourceKeyMaterialId: source.keyMaterialId,
+    DestinationKeyMaterialId: isRsa(destination.keySpec) ? undefined : materialIdOf(destination, destination.currentVersion),
   };
 };

@@ -175,7 +175,7 @@ describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
       });
     }
 
-    for (const operation of ['CreateGrant', 'Sign', 'GenerateMac', 'TagResource', 'GetKeyPolicy']) {
+    for (const operation of ['CreateGrant', 'EnableKeyRotation', 'ImportKeyMaterial', 'TagResource', 'GetKeyPolicy']) {
       it(`answers UnsupportedOperationException for the model operation ${operation}, which is not built yet`, async function () {
         const message = expectError(await call(operation, { KeyId: keyId }), 'UnsupportedOperationException');
         expect(message).to.include(operation);

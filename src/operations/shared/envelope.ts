@@ -52,12 +52,6 @@ export async function open(
   return { kind: PayloadKind.WrappedSecret, wrapped: body, length: parsed.secretLength };
 }
 
-/** Plaintext bytes of an opened payload (a wrapped secret is unwrapped in the token). */
-export async function plaintextOf(services: Services, key: KeyRecord, parsed: ParsedCiphertext, payload: Payload): Promise<Buffer> {
-  if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
-  return services.custody.unwrapSecret({ keyId: key.keyId, version: parsed.materialVersion }, payload.wrapped, payload.length);
-}
-
 export function materialIdOf(key: KeyRecord, version: number): string | undefined {
   return key.materials.find((m) => m.version === version)?.materialId;
 }

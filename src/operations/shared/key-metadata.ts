@@ -1,5 +1,6 @@
 import type { KeyMetadata } from '../../model/generated/types';
 import type { KeyRecord } from '../../store/records';
+import { algorithmsOf } from './algorithms';
 
 /** The KeyMetadata AWS returns for a key, field for field (see recorded-aws-responses.md §1). */
 export function keyMetadataOf(key: KeyRecord): KeyMetadata {
@@ -18,7 +19,7 @@ export function keyMetadataOf(key: KeyRecord): KeyMetadata {
   metadata.KeyManager = 'CUSTOMER';
   metadata.CustomerMasterKeySpec = key.keySpec as KeyMetadata['CustomerMasterKeySpec'];
   metadata.KeySpec = key.keySpec;
-  if (key.keySpec === 'SYMMETRIC_DEFAULT') metadata.EncryptionAlgorithms = ['SYMMETRIC_DEFAULT'];
+  Object.assign(metadata, algorithmsOf(key.keySpec, key.keyUsage));
   metadata.MultiRegion = false;
   const current = key.materials.find((m) => m.version === key.currentVersion);
   if (key.keySpec === 'SYMMETRIC_DEFAULT' && current) metadata.CurrentKeyMaterialId = current.materialId;

@@ -1,0 +1,136 @@
+import * as pkcs11js from 'pkcs11js';
+import type { KeySpec, KeyUsageType } from '../model/generated/types';
+
+/** PKCS#11 v3 constants pkcs11js 2.1 does not export (values from the v3.0 headers). */
+export const CKK_EC_EDWARDS = 0x40;
+export const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+export const CKM_EDDSA = 0x1057;
+
+/** DER-encoded curve OIDs for CKA_EC_PARAMS. */
+export const EC_PARAMS: Record<string, Buffer> = {
+  ECC_NIST_P256: Buffer.from('06082a8648ce3d030107', 'hex'),
+  ECC_NIST_P384: Buffer.from('06052b81040022', 'hex'),
+  ECC_NIST_P521: Buffer.from('06052b81040023', 'hex'),
+  ECC_SECG_P256K1: Buffer.from('06052b8104000a', 'hex'),
+  ECC_NIST_EDWARDS25519: Buffer.from('06032b6570', 'hex'),
+};
+
+/** Curve names as node:crypto's JWK `crv` spells them. */
+export const JWK_CURVE: Record<string, string> = {
+  ECC_NIST_P256: 'P-256',
+  ECC_NIST_P384: 'P-384',
+  ECC_NIST_P521: 'P-521',
+  ECC_SECG_P256K1: 'secp256k1',
+  ECC_NIST_EDWARDS25519: 'Ed25519',
+};
+
+export const HMAC_KEY_BYTES: Record<string, number> = { HMAC_224: 28, HMAC_256: 32, HMAC_384: 48, HMAC_512: 64 };
+
+export type KeyFamily = 'aes' | 'rsa' | 'ec' | 'edwards' | 'hmac';
+
+export function familyOf(spec: KeySpec): KeyFamily {
+  if (spec === 'SYMMETRIC_DEFAULT') return 'aes';
+  if (spec.startsWith('RSA_')) return 'rsa';
+  if (spec === 'ECC_NIST_EDWARDS25519') return 'edwards';
+  if (spec.startsWith('ECC_')) return 'ec';
+  if (spec.startsWith('HMAC_')) return 'hmac';
+  throw new Error(`no PKCS#11 family for ${spec}`);
+}
+
+/** The mechanism each key spec needs to be generated, for the start-up capability probe. */
+export function generationMechanism(spec: KeySpec): number | undefined {
+  switch (spec) {
+    case 'SM2':
+    case 'ML_DSA_44':
+    case 'ML_DSA_65':
+    case 'ML_DSA_87':
+      return undefined;
+    default:
+      break;
+  }
+  switch (familyOf(spec)) {
+    case 'aes':
+      return pkcs11js.CKM_AES_KEY_GEN;
+    case 'rsa':
+      return pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN;
+    case 'ec':
+      return pkcs11js.CKM_EC_KEY_PAIR_GEN;
+    case 'edwards':
+      return CKM_EC_EDWARDS_KEY_PAIR_GEN;
+    case 'hmac':
+      return pkcs11js.CKM_GENERIC_SECRET_KEY_GEN;
+  }
+}
+
+export interface PairTemplates {
+  mechanism: number;
+  publicTemplate: pkcs11js.Template;
+  privateTemplate: pkcs11js.Template;
+}
+
+/**
+ * Key pair templates built from the key's intended usage, so the token itself refuses any
+ * other use (a SIGN_VERIFY RSA key has CKA_DECRYPT=false, and so on).
+ * `persistent` keys are KMS keys; transient ones are data key pairs that are wrapped
+ * under a KMS key and destroyed (they must be extractable for C_WrapKey).
+ */
+export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAIR', label: string | undefined, persistent: boolean): PairTemplates {
+  const family = familyOf(spec);
+  const sign = usage === 'SIGN_VERIFY';
+  const crypt = usage === 'ENCRYPT_DECRYPT';
+  const agree = usage === 'KEY_AGREEMENT';
+  const common = (extra: pkcs11js.Template): pkcs11js.Template => [
+    { type: pkcs11js.CKA_TOKEN, value: persistent },
+    ...(label ? [{ type: pkcs11js.CKA_LABEL, value: label }, { type: pkcs11js.CKA_ID, value: Buffer.from(label) }] : []),
+    ...extra,
+  ];
+  const privateTemplate = common([
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: !persistent },
+    { type: pkcs11js.CKA_SIGN, value: sign },
+    ...(family === 'rsa' ? [{ type: pkcs11js.CKA_DECRYPT, value: crypt }] : []),
+    ...(family === 'ec' ? [{ type: pkcs11js.CKA_DERIVE, value: agree }] : []),
+  ]);
+  if (family === 'rsa') {
+    return {
+      mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN,
+      publicTemplate: common([
+        { type: pkcs11js.CKA_MODULUS_BITS, value: Number(spec.slice('RSA_'.length)) },
+        { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+        { type: pkcs11js.CKA_VERIFY, value: sign },
+        { type: pkcs11js.CKA_ENCRYPT, value: crypt },
+      ]),
+      privateTemplate,
+    };
+  }
+  if (family === 'ec' || family === 'edwards') {
+    return {
+      mechanism: family === 'ec' ? pkcs11js.CKM_EC_KEY_PAIR_GEN : CKM_EC_EDWARDS_KEY_PAIR_GEN,
+      publicTemplate: common([
+        { type: pkcs11js.CKA_EC_PARAMS, value: EC_PARAMS[spec] },
+        { type: pkcs11js.CKA_VERIFY, value: sign },
+      ]),
+      privateTemplate,
+    };
+  }
+  throw new Error(`${spec} is not a key pair spec`);
+}
+
+/** An HMAC key: a generic secret of the hash's length, sign/verify only. */
+export function hmacTemplate(spec: KeySpec, label: string): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+    { type: pkcs11js.CKA_VALUE_LEN, value: HMAC_KEY_BYTES[spec] },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_SIGN, value: true },
+    { type: pkcs11js.CKA_VERIFY, value: true },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+  ];
+}

@@ -1,0 +1,38 @@
+import { KmsError } from '../../errors';
+import type { DataKeyPairSpec, KeySpec } from '../../model/generated/types';
+import type { RequestContext, Services } from '../context';
+import { PayloadKind } from './ciphertext';
+import { refuseRecipient, stopIfDryRun } from './checks';
+import { currentMaterial, materialIdOf, seal } from './envelope';
+import { loadKeyFor } from './key-resolution';
+
+/**
+ * GenerateDataKeyPair(+WithoutPlaintext): the pair is generated in the token and its
+ * private key wrapped there under the symmetric KMS key; the blob carries that wrapped
+ * PKCS#8 key (payload kind 1, self-delimiting DER), bound to the encryption context, and
+ * Decrypt returns the PKCS#8 bytes as AWS does.
+ */
+export async function generateDataKeyPair(
+  services: Services,
+  ctx: RequestContext,
+  operation: 'GenerateDataKeyPair' | 'GenerateDataKeyPairWithoutPlaintext',
+  input: { KeyId: string; KeyPairSpec: DataKeyPairSpec; EncryptionContext?: Record<string, string>; DryRun?: boolean; Recipient?: unknown },
+): Promise<{ blob: Buffer; publicKey: Buffer; keyArn: string; keyMaterialId: string | undefined; privateKey?: Buffer }> {
+  refuseRecipient(input.Recipient);
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation, usage: 'ENCRYPT_DECRYPT' });
+  if (key.keySpec !== 'SYMMETRIC_DEFAULT') {
+    throw new KmsError('InvalidKeyUsageException', `${key.arn} key spec ${key.keySpec} is not valid for ${operation}; use a symmetric encryption KMS key.`);
+  }
+  const pairSpec = input.KeyPairSpec as KeySpec;
+  const capability = services.custody.canGenerate(pairSpec);
+  if (!capability.ok) {
+    throw new KmsError('UnsupportedOperationException', `KeyPairSpec ${pairSpec} is not supported by this key store: the token lacks ${capability.missing}.`);
+  }
+  stopIfDryRun(input.DryRun);
+  const material = currentMaterial(key);
+  const { publicKey, wrapped } = await services.custody.generateWrappedKeyPair(material, pairSpec);
+  const blob = await seal(services, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length: 0 });
+  const result = { blob, publicKey, keyArn: key.arn, keyMaterialId: materialIdOf(key, key.currentVersion) };
+  if (operation === 'GenerateDataKeyPairWithoutPlaintext') return result;
+  return { ...result, privateKey: await services.custody.unwrapSecret(material, wrapped, 0) };
+}

@@ -1,0 +1,70 @@
+import { KmsError } from '../../errors';
+import type { EncryptionAlgorithmSpec, OperationName } from '../../model/generated/types';
+import type { KeyRecord } from '../../store/records';
+import type { RequestContext, Services } from '../context';
+import { encryptionAlgorithmFor, isRsa } from './algorithms';
+import { keyOfCiphertext } from './ciphertext-key';
+import { materialIdOf, open, type Payload } from './envelope';
+import { checkKeyFor, findKey } from './key-resolution';
+import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
+import { PayloadKind } from './ciphertext';
+import { rsaDecrypt } from './rsa-encryption';
+
+export interface Opened {
+  key: KeyRecord;
+  algorithm: EncryptionAlgorithmSpec;
+  payload: Payload;
+  /** Material version that decrypted (symmetric keys). */
+  materialVersion: number;
+  keyMaterialId: string | undefined;
+}
+
+/**
+ * The decrypting half shared by Decrypt and ReEncrypt. A symmetric blob names its own key
+ * (a named key must match: IncorrectKeyException); an asymmetric ciphertext needs the key
+ * and algorithm named, as AWS requires.
+ */
+export async function openCiphertext(
+  services: Services,
+  ctx: RequestContext,
+  request: {
+    operation: OperationName;
+    member: string;
+    action: string;
+    blob: Buffer | undefined;
+    keyId: string | undefined;
+    algorithm: EncryptionAlgorithmSpec | undefined;
+    context: Record<string, string> | undefined;
+    dryRun: boolean | undefined;
+    stopIfDryRun: (dryRun: boolean | undefined) => void;
+  },
+): Promise<Opened> {
+  if (request.keyId !== undefined && request.blob !== undefined) {
+    const named = await findKey(services, ctx, request.keyId, KEY_ID_ACCEPTS_ALIAS[`${request.operation}.${request.member}`] ?? false);
+    if (isRsa(named.keySpec)) {
+      checkKeyFor(ctx, named, { operation: request.operation, action: request.action, usage: 'ENCRYPT_DECRYPT' });
+      const algorithm = encryptionAlgorithmFor(named, request.algorithm);
+      request.stopIfDryRun(request.dryRun);
+      const plaintext = await rsaDecrypt(services, named, algorithm, request.context, request.blob);
+      return { key: named, algorithm, payload: { kind: PayloadKind.Plaintext, plaintext }, materialVersion: named.currentVersion, keyMaterialId: undefined };
+    }
+  }
+  const { key, parsed } = await keyOfCiphertext(services, ctx, request.blob, {
+    operation: request.operation,
+    member: request.member,
+    value: request.keyId,
+  });
+  checkKeyFor(ctx, key, { operation: request.operation, action: request.action, usage: 'ENCRYPT_DECRYPT' });
+  const algorithm = encryptionAlgorithmFor(key, request.algorithm);
+  if (algorithm !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidCiphertextException', '');
+  request.stopIfDryRun(request.dryRun);
+  const payload = await open(services, key, parsed, request.context);
+  return { key, algorithm, payload, materialVersion: parsed.materialVersion, keyMaterialId: materialIdOf(key, parsed.materialVersion) };
+}
+
+/** The plaintext of an opened ciphertext; a token-wrapped secret is unwrapped in the token. */
+export async function plaintextOf(services: Services, opened: Opened): Promise<Buffer> {
+  const { payload } = opened;
+  if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
+  return services.custody.unwrapSecret({ keyId: opened.key.keyId, version: opened.materialVersion }, payload.wrapped, payload.length);
+}

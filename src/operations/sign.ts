@@ -1,0 +1,13 @@
+import type { OperationHandler } from './context';
+import { stopIfDryRun } from './shared/checks';
+import { currentMaterial } from './shared/envelope';
+import { loadKeyFor } from './shared/key-resolution';
+
+export const sign: OperationHandler<'Sign'> = async (input, ctx, services) => {
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'Sign', usage: 'SIGN_VERIFY' });
+  const messageType = input.MessageType ?? 'RAW';
+  services.custody.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  stopIfDryRun(input.DryRun);
+  const signature = await services.custody.sign(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  return { KeyId: key.arn, Signature: signature, SigningAlgorithm: input.SigningAlgorithm };
+};
