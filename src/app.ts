@@ -4,8 +4,10 @@ import type { Server } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
+import { AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { type Config, loadHsmProfile } from './config/config';
+import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
 import { Token } from './custody/token';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
@@ -19,6 +21,7 @@ export interface RunningService {
   url: string;
   services: Services;
   reconciled: ReconcileReport;
+  audit: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -31,13 +34,23 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // stops here, before it touches the token.
   const store = await JsonFileStore.open(config.dataDir);
   let token: Token | undefined;
+  let audit: AuditTrail | undefined;
   try {
     const profile = loadHsmProfile(config);
     token = Token.open(profile, config.dataDir, log);
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
 
+    // The trail opens before anything that must be recorded can happen (sweeps, requests).
+    audit = await AuditTrail.open(
+      { dir: config.auditDir!, maxFileBytes: config.auditMaxFileBytes, rotationSeconds: config.auditRotationSeconds, fsync: config.auditFsync },
+      await AuditSigner.open(token),
+      services.clock,
+      log,
+    );
+    const trail = audit;
+
     const reconciled = await reconcile(services);
-    const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000);
+    const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
     sweeper.start();
 
@@ -51,7 +64,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     app.get('/health', (_req, res) => {
       res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length });
     });
-    app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes }));
+    app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail }));
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
@@ -68,17 +81,20 @@ export async function startService(config: Config, log: Logger): Promise<Running
       url,
       services,
       reconciled,
+      audit: trail,
       async close() {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
         await sweeper.stop();
+        await trail.close();
         await store.close();
         openToken.close();
       },
     };
   } catch (err) {
+    await audit?.close().catch(() => undefined);
     token?.close();
     await store.close();
     throw err;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { startService } from './app';
+import { registerAuditCommands } from './audit/cli';
 import { type Config, loadConfig } from './config/config';
 import { createLogger } from './log';
 
@@ -48,6 +49,8 @@ program
         await service.close();
         process.exit(0);
       };
+      // On-demand digest: sign everything written so far without waiting for a rotation.
+      process.on('SIGUSR2', () => void service.audit.digestNow('on-demand').catch((err: unknown) => log.error({ err: (err as Error).message }, 'on-demand audit digest failed')));
       process.once('SIGINT', () => void stop('SIGINT'));
       process.once('SIGTERM', () => void stop('SIGTERM'));
     } catch (err) {
@@ -56,5 +59,7 @@ program
       process.exit(1);
     }
   });
+
+registerAuditCommands(program);
 
 void program.parseAsync(process.argv);

@@ -28,6 +28,13 @@ export interface Config {
   clockOffsetSeconds: number;
   /** Largest accepted request body in bytes. */
   maxBodyBytes: number;
+  /** Audit trail directory; default <dataDir>/audit (see docs/audit.md). */
+  auditDir: string | undefined;
+  /** Trail files are rotated at this size or age, whichever comes first. */
+  auditMaxFileBytes: number;
+  auditRotationSeconds: number;
+  /** 'always' (fsync before responding), 'batch' (fsync within 1 s) or 'none'. */
+  auditFsync: 'always' | 'batch' | 'none';
 }
 
 export const DEFAULTS: Config = {
@@ -43,6 +50,10 @@ export const DEFAULTS: Config = {
   sweepIntervalSeconds: 60,
   clockOffsetSeconds: 0,
   maxBodyBytes: 1024 * 1024,
+  auditDir: undefined,
+  auditMaxFileBytes: 64 * 1024 * 1024,
+  auditRotationSeconds: 3600,
+  auditFsync: 'always',
 };
 
 /** Environment variables and the config keys they set. */
@@ -59,9 +70,13 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
   P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
+  P11KMS_AUDIT_DIR: 'auditDir',
+  P11KMS_AUDIT_MAX_FILE_BYTES: 'auditMaxFileBytes',
+  P11KMS_AUDIT_ROTATION_SECONDS: 'auditRotationSeconds',
+  P11KMS_AUDIT_FSYNC: 'auditFsync',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -98,7 +113,12 @@ export function loadConfig(
   if (config.auth === 'strict' && !config.credentialsFile) {
     throw new Error('strict authentication needs a credentials file (P11KMS_CREDENTIALS_FILE or --credentials-file)');
   }
+  if (!['always', 'batch', 'none'].includes(config.auditFsync)) {
+    throw new Error(`setting auditFsync must be 'always', 'batch' or 'none', got '${String(config.auditFsync)}'`);
+  }
+  if (!(config.auditMaxFileBytes > 0 && config.auditRotationSeconds > 0)) throw new Error('settings auditMaxFileBytes and auditRotationSeconds must be positive');
   config.dataDir = path.resolve(config.dataDir);
+  config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;
 }
 

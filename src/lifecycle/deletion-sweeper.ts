@@ -1,3 +1,4 @@
+import { type AuditSink, keyDeletedEvent } from '../audit/event';
 import type { Services } from '../operations';
 
 /**
@@ -14,6 +15,8 @@ export class DeletionSweeper {
   constructor(
     private readonly services: Services,
     private readonly intervalMs: number,
+    /** Absent only in tests that exercise the sweeper without a trail. */
+    private readonly audit?: AuditSink,
   ) {}
 
   start(): void {
@@ -56,6 +59,10 @@ export class DeletionSweeper {
       for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn }, 'key deleted at the end of its waiting period');
+      // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.
+      await this.audit
+        ?.record(keyDeletedEvent(key, this.services.clock.now(), key.materials.map((m) => m.materialId)))
+        .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail'));
     }
     return deleted;
   }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import { type ApiCall, apiCallEvent, type AuditSink } from '../../audit/event';
 import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
 import { decodeInput, encodeOutput } from './codec';
-import { errorResponse } from './error-response';
+import { errorResponse, httpStatusOf } from './error-response';
 import type { SigV4Authenticator } from './sigv4-auth';
 import { validateInput } from './validate';
 
@@ -20,6 +21,7 @@ export interface AwsJsonDeps {
   authenticator: SigV4Authenticator;
   log: Logger;
   maxBodyBytes: number;
+  audit: AuditSink;
 }
 
 /**
@@ -42,7 +44,8 @@ export function awsJsonRouter(deps: AwsJsonDeps): express.Router {
       e.type === 'entity.too.large'
         ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
         : new KmsError('SerializationException', 'The request body could not be read.');
-    send(res, requestIdOf(res), contentTypeOf(req), errorResponse(mapped, deps.log, { path: req.path }), deps.services.clock.now());
+    const requestId = requestIdOf(res);
+    void answer(deps, req, res, requestId, errorResponse(mapped, deps.log, { path: req.path, requestId }), {});
   });
   return router;
 }
@@ -52,6 +55,8 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
   const contentType = contentTypeOf(req);
   const started = process.hrtime.bigint();
   let operation: string | undefined;
+  const call: Partial<ApiCall> = {};
+  let reply: { status: number; body: string };
   try {
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const query = queryOf(req);
@@ -63,6 +68,8 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       headers: req.headers as Record<string, string | undefined>,
       body,
     });
+    call.caller = auth.caller;
+    call.region = auth.region;
     // A presigned request carries its X-Amz-* headers in the query string.
     const op = operationOf(req.headers['x-amz-target'] ?? query['X-Amz-Target'] ?? query['x-amz-target']);
     operation = op;
@@ -71,25 +78,100 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       throw new KmsError('UnsupportedOperationException', `${op} is not implemented by p11kms yet. See the operations table in the README.`);
     }
     const json = parseBody(body);
+    call.input = json;
     validateInput(op, json);
     const input = decodeInput(op, json as Record<string, unknown>);
+    call.input = input;
     const ctx: RequestContext = {
       scope: { region: auth.region, accountId: auth.caller.accountId },
       caller: auth.caller,
       requestId,
     };
     const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
-    const payload = JSON.stringify(encodeOutput(op, output as never));
+    call.output = output;
+    reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };
     zeroSecrets(output);
-    send(res, requestId, contentType, { status: 200, body: payload }, deps.services.clock.now());
   } catch (err) {
-    send(res, requestId, contentType, errorResponse(err, deps.log, { requestId, operation }), deps.services.clock.now());
+    reply = errorResponse(err, deps.log, { requestId, operation });
+  }
+  try {
+    call.operation = operation;
+    await answer(deps, req, res, requestId, reply, call, contentType);
   } finally {
     if (deps.log.isLevelEnabled('debug')) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       deps.log.debug({ requestId, operation, status: res.statusCode, ms }, 'request');
     }
   }
+}
+
+/**
+ * The one exit of every request: its audit record is made durable first, then the reply is
+ * sent. A record that cannot be written turns the reply into KMSInternalException.
+ */
+async function answer(
+  deps: AwsJsonDeps,
+  req: Request,
+  res: Response,
+  requestId: string,
+  reply: { status: number; body: string },
+  call: Partial<ApiCall>,
+  contentType = contentTypeOf(req),
+): Promise<void> {
+  let sent = reply;
+  try {
+    await deps.audit.record(
+      apiCallEvent({
+        dialect: 'aws-json',
+        time: deps.services.clock.now(),
+        requestId,
+        operation: call.operation ?? claimedOperationOf(req),
+        ...(call.caller ? { caller: call.caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
+        region: call.region ?? claimedRegionOf(req),
+        sourceIp: req.socket.remoteAddress,
+        userAgent: req.headers['user-agent'],
+        input: call.input,
+        output: call.output,
+        ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
+      }),
+    );
+  } catch (err) {
+    deps.log.error({ requestId, operation: call.operation, err: (err as Error).message }, 'request refused: its audit record could not be written');
+    sent = { status: httpStatusOf('KMSInternalException'), body: JSON.stringify({ __type: 'KMSInternalException', message: 'An internal error occurred.' }) };
+  }
+  send(res, requestId, contentType, sent, deps.services.clock.now());
+}
+
+function errorOf(body: string): { code: string; message: string } {
+  const parsed = JSON.parse(body) as { __type?: string; message?: string };
+  return { code: parsed.__type ?? 'Unknown', message: parsed.message ?? '' };
+}
+
+/** SigV4 credential scope (header or presigned query): AccessKeyId/date/region/service/aws4_request. */
+function credentialScopeOf(req: Request): string[] {
+  const header = req.headers.authorization;
+  const fromHeader = typeof header === 'string' ? /Credential=([^,\s]+)/.exec(header)?.[1] : undefined;
+  const fromQuery = typeof req.query['X-Amz-Credential'] === 'string' ? req.query['X-Amz-Credential'] : undefined;
+  return (fromHeader ?? fromQuery ?? '').split('/');
+}
+
+function claimedOperationOf(req: Request): string | undefined {
+  try {
+    const target = req.headers['x-amz-target'] ?? (typeof req.query['X-Amz-Target'] === 'string' ? req.query['X-Amz-Target'] : undefined);
+    return operationOf(target);
+  } catch {
+    return undefined;
+  }
+}
+
+function claimedAccessKeyIdOf(req: Request): string | undefined {
+  const id = credentialScopeOf(req)[0];
+  return id && /^[A-Za-z0-9]{1,128}$/.test(id) ? id : undefined;
+}
+
+function claimedRegionOf(req: Request): string | undefined {
+  const region = credentialScopeOf(req)[2];
+  return region && /^[a-z0-9-]{1,32}$/.test(region) ? region : undefined;
 }
 
 function operationOf(target: string | string[] | undefined): OperationName {

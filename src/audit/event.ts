@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import type { Caller } from '../access/principal';
+import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
+import type { OperationName } from '../model/generated/types';
+import { disclose } from './parameters';
+
+export const EVENT_VERSION = '1.11';
+export const EVENT_SOURCE = 'kms.amazonaws.com';
+
+/** One CloudTrail event as p11kms records it (the integrity fields are added by the trail). */
+export interface AuditEvent {
+  eventVersion: string;
+  userIdentity: Record<string, unknown>;
+  eventTime: string;
+  eventSource: string;
+  eventName: string;
+  awsRegion: string;
+  sourceIPAddress: string;
+  userAgent: string;
+  errorCode?: string;
+  errorMessage?: string;
+  requestParameters: Record<string, unknown> | null;
+  responseElements: Record<string, unknown> | null;
+  additionalEventData?: Record<string, unknown>;
+  requestID?: string;
+  eventID: string;
+  readOnly: boolean;
+  resources?: Array<{ accountId: string; type: 'AWS::KMS::Key'; ARN: string }>;
+  eventType: 'AwsApiCall' | 'AwsServiceEvent';
+  managementEvent: boolean;
+  recipientAccountId?: string;
+  serviceEventDetails?: Record<string, unknown>;
+  eventCategory: 'Management';
+}
+
+/** Where the audit trail is written; wire dialects and service tasks depend only on this. */
+export interface AuditSink {
+  /** Resolves once the event is as durable as the fsync policy promises; rejects if it is not. */
+  record(event: AuditEvent): Promise<void>;
+}
+
+/** What any wire dialect knows about one API call, successful or not. */
+export interface ApiCall {
+  /** e.g. 'aws-json', 'huawei': recorded in additionalEventData so auditors can tell them apart. */
+  dialect: string;
+  time: number;
+  requestId: string;
+  /** Unknown when the request never named a valid operation. */
+  operation: string | undefined;
+  /** The authenticated caller; absent when authentication failed or never ran. */
+  caller?: Caller;
+  /** The access key the request claimed, when authentication failed. */
+  claimedAccessKeyId?: string;
+  region: string | undefined;
+  sourceIp: string | undefined;
+  userAgent: string | undefined;
+  /** Decoded input, or the raw JSON when the request failed before decoding. */
+  input?: unknown;
+  output?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** Operations that read or use a key without changing it, as CloudTrail marks them. */
+const READ_ONLY_USE = new Set([
+  'Encrypt',
+  'Decrypt',
+  'ReEncrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateRandom',
+  'GenerateMac',
+  'VerifyMac',
+  'Sign',
+  'Verify',
+  'DeriveSharedSecret',
+]);
+
+const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[^:]+:(\d{12}):key\/[0-9a-f-]{36}$/;
+
+export function apiCallEvent(call: ApiCall): AuditEvent {
+  const known = call.operation !== undefined && Object.prototype.hasOwnProperty.call(MODEL_OPERATIONS, call.operation);
+  const op = known ? (call.operation as OperationName) : undefined;
+  const region = call.region ?? 'unknown';
+  const accountId = call.caller?.accountId;
+  const event: AuditEvent = {
+    eventVersion: EVENT_VERSION,
+    userIdentity: identityOf(call),
+    eventTime: isoSeconds(call.time),
+    eventSource: EVENT_SOURCE,
+    eventName: call.operation ?? 'Unknown',
+    awsRegion: region,
+    sourceIPAddress: call.sourceIp ?? 'unknown',
+    userAgent: call.userAgent ?? '',
+    ...(call.error ? { errorCode: call.error.code, errorMessage: call.error.message } : {}),
+    requestParameters: op ? disclose(op, 'request', call.input) : null,
+    responseElements: op && !call.error ? disclose(op, 'response', call.output) : null,
+    additionalEventData: { dialect: call.dialect, ...materialIdsOf(call.output) },
+    requestID: call.requestId,
+    eventID: randomUUID(),
+    readOnly: op !== undefined && (READ_ONLY_USE.has(op) || /^(Describe|Get|List)/.test(op)),
+    eventType: 'AwsApiCall',
+    managementEvent: true,
+    ...(accountId ? { recipientAccountId: accountId } : {}),
+    eventCategory: 'Management',
+  };
+  const resources = accountId ? keyArnsOf(call, region, accountId) : [];
+  if (resources.length > 0) event.resources = resources.map((ARN) => ({ accountId: KEY_ARN.exec(ARN)![1], type: 'AWS::KMS::Key', ARN }));
+  return event;
+}
+
+function identityOf(call: ApiCall): Record<string, unknown> {
+  const caller = call.caller;
+  if (!caller) return { type: 'Unknown', ...(call.claimedAccessKeyId ? { accessKeyId: call.claimedAccessKeyId } : {}) };
+  const resource = caller.principalArn.split(':').slice(5).join(':');
+  const type = resource === 'root' ? 'Root' : resource.startsWith('assumed-role/') ? 'AssumedRole' : resource.startsWith('role/') ? 'Role' : 'IAMUser';
+  return {
+    type,
+    principalId: type === 'Root' ? caller.accountId : resource.split('/').slice(1).join('/'),
+    arn: caller.principalArn,
+    accountId: caller.accountId,
+    accessKeyId: caller.accessKeyId,
+  };
+}
+
+/** Key ARNs the call touched: what the response named, else what the request named by id or ARN. */
+function keyArnsOf(call: ApiCall, region: string, accountId: string): string[] {
+  const arns = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value !== 'string') return;
+    if (KEY_ARN.test(value)) arns.add(value);
+    else if (KEY_ID.test(value)) arns.add(`arn:aws:kms:${region}:${accountId}:key/${value}`);
+  };
+  const output = isRecord(call.output) ? call.output : {};
+  for (const member of ['KeyId', 'SourceKeyId']) add(output[member]);
+  for (const meta of [output.KeyMetadata, output.ReplicaKeyMetadata]) if (isRecord(meta)) add(meta.Arn);
+  if (arns.size === 0 && isRecord(call.input)) {
+    for (const member of ['KeyId', 'TargetKeyId', 'SourceKeyId', 'DestinationKeyId']) add(call.input[member]);
+  }
+  return [...arns];
+}
+
+/** Key material ids are public identifiers; CloudTrail puts them in additionalEventData. */
+function materialIdsOf(output: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isRecord(output)) return out;
+  for (const member of ['KeyMaterialId', 'SourceKeyMaterialId', 'DestinationKeyMaterialId']) {
+    const v = output[member];
+    if (typeof v === 'string') out[member.charAt(0).toLowerCase() + member.slice(1)] = v;
+  }
+  return out;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value);
+}
+
+/** CloudTrail writes event times to the second, in UTC. */
+export function isoSeconds(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+/** The key a service event concerns. */
+export interface KeyRef {
+  keyId: string;
+  arn: string;
+  region: string;
+  accountId: string;
+}
+
+/**
+ * An action KMS takes by itself, as CloudTrail records it (AwsServiceEvent, invoked by the
+ * service, no request). The sweeper records DeleteKey today; rotation and import expiry use
+ * the hooks below when they are built.
+ */
+export function serviceEvent(eventName: string, key: KeyRef, time: number, details: Record<string, unknown> = {}): AuditEvent {
+  return {
+    eventVersion: EVENT_VERSION,
+    userIdentity: { accountId: key.accountId, invokedBy: EVENT_SOURCE },
+    eventTime: isoSeconds(time),
+    eventSource: EVENT_SOURCE,
+    eventName,
+    awsRegion: key.region,
+    sourceIPAddress: EVENT_SOURCE,
+    userAgent: EVENT_SOURCE,
+    requestParameters: null,
+    responseElements: null,
+    additionalEventData: { keyId: key.keyId, ...details },
+    eventID: randomUUID(),
+    readOnly: false,
+    resources: [{ accountId: key.accountId, type: 'AWS::KMS::Key', ARN: key.arn }],
+    eventType: 'AwsServiceEvent',
+    managementEvent: true,
+    recipientAccountId: key.accountId,
+    eventCategory: 'Management',
+  };
+}
+
+/** The waiting period of ScheduleKeyDeletion ended and the key and its material are gone. */
+export function keyDeletedEvent(key: KeyRef, time: number, materialIds: readonly string[]): AuditEvent {
+  return serviceEvent('DeleteKey', key, time, { keyMaterialIds: [...materialIds] });
+}
+
+/** Hook for issue #4: automatic (scheduled) or on-demand rotation created new material. */
+export function keyRotatedEvent(key: KeyRef, time: number, rotation: { onDemand: boolean; keyMaterialId: string }): AuditEvent {
+  return serviceEvent('RotateKey', key, time, { rotationType: rotation.onDemand ? 'ON_DEMAND' : 'AUTOMATIC', keyMaterialId: rotation.keyMaterialId });
+}
+
+/** Hook for issue #4: imported key material reached its ValidTo and was deleted. */
+export function importedMaterialExpiredEvent(key: KeyRef, time: number, keyMaterialId: string): AuditEvent {
+  return serviceEvent('DeleteExpiredKeyMaterial', key, time, { keyMaterialId });
+}

@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { listTrailFiles, openRecord, type ParsedRecord, splitLines } from './format';
+
+export interface QueryFilter {
+  /** Key id, key ARN, or alias name as the caller wrote it. */
+  key?: string;
+  /** Principal ARN, access key id, principal id or account id. */
+  principal?: string;
+  eventName?: string;
+  /** true: only failed calls; a string: only that error code. */
+  error?: boolean | string;
+  from?: number;
+  to?: number;
+}
+
+/**
+ * Reads records in trail order and yields those matching every given filter. It reads what
+ * is there; run `audit verify` to know it has not been altered.
+ */
+export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedRecord> {
+  const files = listTrailFiles(dir);
+  for (const [i, f] of files.entries()) {
+    const next = files[i + 1];
+    if (filter.from !== undefined && next && next.time < filter.from) continue;
+    if (filter.to !== undefined && f.time > filter.to) continue;
+    for (const l of splitLines(fs.readFileSync(path.join(dir, f.name))).lines) {
+      const opened = openRecord(l.text);
+      const record = 'error' in opened ? undefined : opened.record;
+      if (record && matches(record, filter)) yield record;
+    }
+  }
+}
+
+function matches(r: ParsedRecord, f: QueryFilter): boolean {
+  const time = Date.parse(String(r.eventTime));
+  if (f.from !== undefined && time < f.from) return false;
+  if (f.to !== undefined && time > f.to) return false;
+  if (f.eventName && r.eventName !== f.eventName) return false;
+  if (f.error === true && !r.errorCode) return false;
+  if (typeof f.error === 'string' && r.errorCode !== f.error) return false;
+  if (f.principal) {
+    const who = (r.userIdentity ?? {}) as Record<string, unknown>;
+    if (![who.arn, who.accessKeyId, who.principalId, who.accountId].includes(f.principal)) return false;
+  }
+  if (f.key && !mentionsKey(r, f.key)) return false;
+  return true;
+}
+
+function mentionsKey(r: ParsedRecord, key: string): boolean {
+  const resources = (r.resources ?? []) as Array<{ ARN?: string }>;
+  if (resources.some((res) => res.ARN === key || res.ARN?.endsWith(`:key/${key}`))) return true;
+  const params = (r.requestParameters ?? {}) as Record<string, unknown>;
+  return ['keyId', 'targetKeyId', 'sourceKeyId', 'destinationKeyId'].some((m) => params[m] === key);
+}
+
+/** Accepts an ISO 8601 time, or a duration ago: 30m, 12h, 7d. */
+export function parseTime(text: string): number {
+  const ago = /^(\d+)([mhd])$/.exec(text);
+  if (ago) return Date.now() - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 'm' | 'h' | 'd'];
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new Error(`not a time: '${text}' (use ISO 8601, e.g. 2024-05-01T00:00:00Z, or 30m, 12h, 7d ago)`);
+  return t;
+}
+
+/** One line per record for people: time, event, who, key, outcome. */
+export function formatRow(r: ParsedRecord): string {
+  const who = (r.userIdentity ?? {}) as Record<string, unknown>;
+  const resources = (r.resources ?? []) as Array<{ ARN?: string }>;
+  const principal = String(who.arn ?? who.invokedBy ?? (who.accessKeyId ? `unauthenticated ${String(who.accessKeyId)}` : 'unknown'));
+  const keys = resources.map((res) => res.ARN).join(',') || '-';
+  return [r.eventTime, r.eventName, principal, String(r.sourceIPAddress ?? '-'), keys, r.errorCode ?? 'OK', r.requestID ?? '-'].join('\t');
+}

@@ -1,0 +1,471 @@
+import { createHash, createPublicKey, type Hash, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import { type AuditEvent, type AuditSink, EVENT_SOURCE, EVENT_VERSION, isoSeconds } from './event';
+import {
+  type DigestBody,
+  digestFileName,
+  type FileCoverage,
+  GENESIS_HASH,
+  listDigestFiles,
+  listTrailFiles,
+  openRecord,
+  PUBLIC_KEY_FILE,
+  readDigest,
+  RECOVERY_EVENT,
+  sealRecord,
+  sha256Hex,
+  SIGNATURE_ALGORITHM,
+  signedBytesOf,
+  splitLines,
+  trailFileName,
+} from './format';
+
+export type FsyncPolicy = 'always' | 'batch' | 'none';
+
+export interface TrailSettings {
+  dir: string;
+  /** A file reaching this size is closed and a new one started. */
+  maxFileBytes: number;
+  /** A file older than this is closed (when it holds at least one record). */
+  rotationSeconds: number;
+  /**
+   * always: a record is on disk (fdatasync) before its response is sent; concurrent requests
+   *   share one fdatasync.
+   * batch: written to the OS before the response, fdatasync at most BATCH_FSYNC_MS later;
+   *   survives a process crash, may lose the last second to a power failure.
+   * none: written to the OS before the response; fdatasync only at rotation, digest and close.
+   */
+  fsync: FsyncPolicy;
+}
+
+/** Signs digests with a key the trail never sees (held in the token). */
+export interface DigestSigner {
+  readonly publicKeyPem: string;
+  sign(data: Buffer): Promise<Buffer>;
+}
+
+const BATCH_FSYNC_MS = 1000;
+const ROTATION_CHECK_MS = 60_000;
+
+interface Pending {
+  line: string;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** What the writer tracks about a file so a digest can describe it. */
+interface FileState extends Omit<FileCoverage, 'sha256'> {
+  sha256: string;
+}
+
+interface ActiveFile {
+  name: string;
+  handle: fs.promises.FileHandle;
+  openedAt: number;
+  bytes: number;
+  hash: Hash;
+  recordCount: number;
+  firstSequence: number | null;
+  lastSequence: number | null;
+  lastRecordHash: string | null;
+}
+
+/**
+ * The append-only, hash-chained, HSM-signed audit trail. Records are chained in the order
+ * `record` is called (sequence and hash are fixed at once, synchronously), then written in
+ * batches by a single flush loop: one write and one fdatasync for every record that queued
+ * up while the previous batch was being made durable (group commit). Any write failure
+ * stops the trail: every later record is refused, so the service fails requests rather
+ * than answer without a record. A restart recovers.
+ */
+export class AuditTrail implements AuditSink {
+  private active!: ActiveFile;
+  private nextSequence = 1;
+  private lastRecordHash = GENESIS_HASH;
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private failure: Error | undefined;
+  private unsynced = false;
+  private syncWanted = false;
+  private rotationWanted = false;
+  /** The newest record that reached the file (the chain head a digest may vouch for). */
+  private writtenHead = { sequenceNumber: 0, recordHash: GENESIS_HASH };
+  private digestWaiters: Array<{ reason: string; resolve: () => void; reject: (e: Error) => void }> = [];
+  private batchTimer: NodeJS.Timeout | undefined;
+  private rotationTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private closing = false;
+  /** Latest state of every file, and what the latest digest said about it. */
+  private readonly files = new Map<string, FileState>();
+  private readonly covered = new Map<string, string>();
+  private lastDigest: { name: string; sha256: string; sequence: number } | undefined;
+  private readonly fingerprint: string;
+
+  private constructor(
+    private readonly settings: TrailSettings,
+    private readonly signer: DigestSigner,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    const spki = createPublicKey(signer.publicKeyPem).export({ format: 'der', type: 'spki' });
+    this.fingerprint = sha256Hex(spki);
+  }
+
+  static async open(settings: TrailSettings, signer: DigestSigner, clock: Clock, log: Logger): Promise<AuditTrail> {
+    const trail = new AuditTrail(settings, signer, clock, log);
+    await trail.start();
+    return trail;
+  }
+
+  record(event: AuditEvent): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
+    const { line, hash } = sealRecord(event, { sequenceNumber: this.nextSequence, previousRecordHash: this.lastRecordHash });
+    this.nextSequence++;
+    this.lastRecordHash = hash;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Signs a digest of everything written so far (on demand: SIGUSR2, shutdown). */
+  digestNow(reason: string): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.digestWaiters.push({ reason, resolve, reject });
+      this.kick();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    if (!this.failure) await this.digestNow('shutdown').catch((err: unknown) => this.log.error({ err }, 'audit digest at shutdown failed'));
+    this.closed = true;
+    clearInterval(this.batchTimer);
+    clearInterval(this.rotationTimer);
+    await this.flushing;
+    await this.active.handle.close().catch(() => undefined);
+  }
+
+  private kick(): void {
+    this.flushing ??= this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      if (!this.failure && (this.queue.length > 0 || this.digestWaiters.length > 0 || this.rotationWanted || this.syncWanted)) this.kick();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (!this.failure && (this.queue.length > 0 || this.rotationWanted || this.digestWaiters.length > 0 || this.syncWanted)) {
+      if (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          if (this.active.bytes >= this.settings.maxFileBytes) await this.rotate('size');
+          await this.append(batch);
+        } catch (err) {
+          this.fail(err, batch);
+          return;
+        }
+        for (const p of batch) p.resolve();
+        continue;
+      }
+      if (this.rotationWanted) {
+        this.rotationWanted = false;
+        try {
+          await this.rotate('time');
+        } catch (err) {
+          this.fail(err, []);
+          return;
+        }
+        continue;
+      }
+      if (this.syncWanted) {
+        this.syncWanted = false;
+        try {
+          await this.sync();
+        } catch (err) {
+          this.fail(err, []);
+          return;
+        }
+        continue;
+      }
+      const waiters = this.digestWaiters.splice(0);
+      try {
+        await this.sync();
+        await this.writeDigest(waiters.map((w) => w.reason).join(','));
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err as Error);
+      }
+    }
+  }
+
+  private async append(batch: Pending[]): Promise<void> {
+    const data = Buffer.from(batch.map((p) => p.line).join(''), 'utf8');
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.active.handle.write(data, written, data.length - written, this.active.bytes + written);
+      written += bytesWritten;
+    }
+    if (this.settings.fsync === 'always') await this.active.handle.datasync();
+    else this.unsynced = true;
+    const f = this.active;
+    f.bytes += data.length;
+    f.hash.update(data);
+    for (const p of batch) {
+      const sealed = JSON.parse(p.line) as { sequenceNumber: number; recordHash: string };
+      f.firstSequence ??= sealed.sequenceNumber;
+      f.lastSequence = sealed.sequenceNumber;
+      f.lastRecordHash = sealed.recordHash;
+      f.recordCount++;
+      this.writtenHead = { sequenceNumber: sealed.sequenceNumber, recordHash: sealed.recordHash };
+    }
+  }
+
+  private fail(err: unknown, batch: Pending[]): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.failure = new Error(`audit trail write failed: ${error.message}`);
+    this.log.error({ err: error.message, file: this.active?.name, dir: this.settings.dir }, 'audit trail cannot be written; refusing every request until restarted');
+    for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failure);
+    for (const w of this.digestWaiters.splice(0)) w.reject(this.failure);
+  }
+
+  private async sync(): Promise<void> {
+    if (!this.unsynced) return;
+    this.unsynced = false;
+    await this.active.handle.datasync();
+  }
+
+  private activeState(closed: boolean): FileState {
+    const f = this.active;
+    return {
+      name: f.name,
+      bytes: f.bytes,
+      sha256: f.hash.copy().digest('hex'),
+      recordCount: f.recordCount,
+      firstSequence: f.firstSequence,
+      lastSequence: f.lastSequence,
+      lastRecordHash: f.lastRecordHash,
+      closed,
+    };
+  }
+
+  private async rotate(why: string): Promise<void> {
+    await this.sync();
+    this.files.set(this.active.name, this.activeState(true));
+    await this.active.handle.close();
+    const previous = this.active.name;
+    await this.openNewFile(listTrailFiles(this.settings.dir).reduce((max, f) => Math.max(max, f.sequence), 0) + 1);
+    this.log.info({ closed: previous, opened: this.active.name, why }, 'audit trail rotated');
+    // A digest that cannot be signed now is retried at the next rotation; the records stay chained.
+    await this.writeDigest(`rotation:${why}`).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit digest could not be signed'));
+  }
+
+  private async openNewFile(sequence: number): Promise<void> {
+    const openedAt = this.clock.now();
+    const name = trailFileName(sequence, openedAt);
+    const handle = await fs.promises.open(path.join(this.settings.dir, name), 'wx', 0o600);
+    await fsyncDir(this.settings.dir);
+    this.active = { name, handle, openedAt, bytes: 0, hash: createHash('sha256'), recordCount: 0, firstSequence: null, lastSequence: null, lastRecordHash: null };
+  }
+
+  private async writeDigest(reason: string): Promise<void> {
+    this.files.set(this.active.name, this.activeState(this.closing));
+    const changed = [...this.files.values()].filter((f) => this.covered.get(f.name) !== coverageKey(f));
+    const sequence = (this.lastDigest?.sequence ?? 0) + 1;
+    const now = this.clock.now();
+    const body: DigestBody = {
+      digestVersion: 1,
+      digestSequence: sequence,
+      digestTime: isoSeconds(now),
+      reason,
+      previousDigestFile: this.lastDigest?.name ?? null,
+      previousDigestSha256: this.lastDigest?.sha256 ?? null,
+      signatureAlgorithm: SIGNATURE_ALGORITHM,
+      publicKeyFingerprint: this.fingerprint,
+      chainHead: { ...this.writtenHead },
+      files: changed.map((f) => ({ ...f })),
+    };
+    const signature = await this.signer.sign(signedBytesOf(body));
+    const raw = Buffer.from(`${JSON.stringify({ digest: body, signature: signature.toString('base64') })}\n`, 'utf8');
+    const name = digestFileName(sequence, now);
+    await writeDurably(this.settings.dir, name, raw);
+    this.lastDigest = { name, sha256: sha256Hex(raw), sequence };
+    for (const f of changed) this.covered.set(f.name, coverageKey(f));
+  }
+
+  private async start(): Promise<void> {
+    const dir = this.settings.dir;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.publishPublicKey();
+
+    for (const d of listDigestFiles(dir)) {
+      try {
+        const { raw, body } = readDigest(dir, d.name);
+        for (const f of body.files) {
+          this.files.set(f.name, { ...f });
+          this.covered.set(f.name, coverageKey(f));
+        }
+        this.lastDigest = { name: d.name, sha256: sha256Hex(raw), sequence: Math.max(body.digestSequence, d.sequence) };
+      } catch (err) {
+        this.log.error({ digest: d.name, err: (err as Error).message }, 'unreadable audit digest; `p11kms audit verify` will report it');
+        this.lastDigest = { name: d.name, sha256: sha256Hex(fs.readFileSync(path.join(dir, d.name))), sequence: d.sequence };
+      }
+    }
+
+    const trailFiles = listTrailFiles(dir);
+    const torn: Array<{ file: string; offset: number; bytes: number; sha256: string; lastIntactSequence: number | null }> = [];
+    let headFound = false;
+    // Every file a digest does not describe in full is scanned: after a crash, the last
+    // files were never signed. The newest record found becomes the head of the chain.
+    for (let i = trailFiles.length - 1; i >= 0; i--) {
+      const name = trailFiles[i].name;
+      const data = fs.readFileSync(path.join(dir, name));
+      const known = this.files.get(name);
+      if (headFound && known && known.closed && known.bytes === data.length) break;
+      const state = scanFile(name, data);
+      const acknowledged = known?.tornTail && state.tornTail && known.tornTail.offset === state.tornTail.offset;
+      if (state.tornTail && known && state.tornTail.offset < known.bytes) {
+        // A crash only tears what was never signed; damage inside signed bytes is tampering
+        // and must not be laundered into a recovery record.
+        this.log.error({ file: name, offset: state.tornTail.offset }, 'audit trail file was altered inside bytes a digest already signed; run `p11kms audit verify`');
+        delete state.tornTail;
+      } else if (state.tornTail && !acknowledged) {
+        torn.push({ file: name, ...state.tornTail, lastIntactSequence: state.lastSequence });
+        this.log.warn({ file: name, offset: state.tornTail.offset, bytes: state.tornTail.bytes }, 'audit trail file ends with an incomplete record (crash); kept as evidence, chain continues in a new file');
+      }
+      this.files.set(name, { ...state, closed: true });
+      if (!headFound && state.lastSequence !== null) {
+        this.nextSequence = state.lastSequence + 1;
+        this.lastRecordHash = state.lastRecordHash!;
+        headFound = true;
+      }
+    }
+    this.writtenHead = { sequenceNumber: this.nextSequence - 1, recordHash: this.lastRecordHash };
+
+    // A new process never appends to an old file: a torn tail stays exactly as the crash left it.
+    await this.openNewFile((trailFiles.at(-1)?.sequence ?? 0) + 1);
+    for (const t of torn.reverse()) await this.record(this.recoveryEvent(t));
+    await this.writeDigest(trailFiles.length > 0 ? 'startup' : 'created');
+
+    if (this.settings.fsync === 'batch') {
+      this.batchTimer = setInterval(() => {
+        if (!this.unsynced || this.failure || this.closed) return;
+        this.syncWanted = true;
+        this.kick();
+      }, BATCH_FSYNC_MS);
+      this.batchTimer.unref();
+    }
+    this.rotationTimer = setInterval(() => this.rotateIfOld(), Math.min(ROTATION_CHECK_MS, this.settings.rotationSeconds * 1000));
+    this.rotationTimer.unref();
+    this.log.info({ dir, file: this.active.name, nextSequence: this.nextSequence, fsync: this.settings.fsync }, 'audit trail open');
+  }
+
+  private rotateIfOld(): void {
+    if (this.failure || this.closed) return;
+    if (this.active.recordCount > 0 && this.clock.now() - this.active.openedAt >= this.settings.rotationSeconds * 1000) {
+      this.rotationWanted = true;
+      this.kick();
+    }
+  }
+
+  private recoveryEvent(t: { file: string; offset: number; bytes: number; sha256: string; lastIntactSequence: number | null }): AuditEvent {
+    const now = this.clock.now();
+    return {
+      eventVersion: EVENT_VERSION,
+      userIdentity: { invokedBy: EVENT_SOURCE },
+      eventTime: isoSeconds(now),
+      eventSource: EVENT_SOURCE,
+      eventName: RECOVERY_EVENT,
+      awsRegion: 'local',
+      sourceIPAddress: EVENT_SOURCE,
+      userAgent: EVENT_SOURCE,
+      requestParameters: null,
+      responseElements: null,
+      additionalEventData: { tornFile: t.file, tornOffset: t.offset, tornBytes: t.bytes, tornSha256: t.sha256, lastIntactSequence: t.lastIntactSequence },
+      eventID: randomUUID(),
+      readOnly: false,
+      eventType: 'AwsServiceEvent',
+      managementEvent: true,
+      eventCategory: 'Management',
+    };
+  }
+
+  private publishPublicKey(): void {
+    const file = path.join(this.settings.dir, PUBLIC_KEY_FILE);
+    const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    if (existing === this.signer.publicKeyPem) return;
+    if (existing !== undefined) {
+      // The token holds a different signing key than before: keep the old public key for old digests.
+      const old = sha256Hex(createPublicKey(existing).export({ format: 'der', type: 'spki' }));
+      fs.renameSync(file, path.join(this.settings.dir, `audit-signing-public-key-${old.slice(0, 16)}.pem`));
+      this.log.warn({ file }, 'audit signing key in the token changed; the previous public key was kept beside it');
+    }
+    fs.writeFileSync(file, this.signer.publicKeyPem, { mode: 0o644 });
+  }
+}
+
+function coverageKey(f: FileState): string {
+  return `${f.bytes}:${f.closed}`;
+}
+
+/** Reads a file written by an earlier process: its stats and any torn tail. */
+function scanFile(name: string, data: Buffer): FileState {
+  const { lines, tail } = splitLines(data);
+  let recordCount = 0;
+  let firstSequence: number | null = null;
+  let lastSequence: number | null = null;
+  let lastRecordHash: string | null = null;
+  let intactEnd = 0;
+  for (const l of lines) {
+    const opened = openRecord(l.text);
+    if (!('record' in opened) || 'error' in opened) continue;
+    recordCount++;
+    firstSequence ??= opened.record.sequenceNumber;
+    lastSequence = opened.record.sequenceNumber;
+    lastRecordHash = opened.record.recordHash;
+    intactEnd = l.offset + Buffer.byteLength(l.text) + 1;
+  }
+  // Only bytes after the last intact record count as torn; damage further up is tampering, for verify to report.
+  const tornStart = intactEnd;
+  const tornBytes = data.subarray(tornStart);
+  void tail;
+  return {
+    name,
+    bytes: data.length,
+    sha256: sha256Hex(data),
+    recordCount,
+    firstSequence,
+    lastSequence,
+    lastRecordHash,
+    closed: true,
+    ...(tornBytes.length > 0 ? { tornTail: { offset: tornStart, bytes: tornBytes.length, sha256: sha256Hex(tornBytes) } } : {}),
+  };
+}
+
+async function writeDurably(dir: string, name: string, data: Buffer): Promise<void> {
+  const tmp = path.join(dir, `.${name}.tmp`);
+  const handle = await fs.promises.open(tmp, 'w', 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(tmp, path.join(dir, name));
+  await fsyncDir(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

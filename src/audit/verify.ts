@@ -1,0 +1,282 @@
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  type DigestBody,
+  type FileCoverage,
+  GENESIS_HASH,
+  listDigestFiles,
+  listTrailFiles,
+  type NamedFile,
+  openRecord,
+  type ParsedRecord,
+  readDigest,
+  RECOVERY_EVENT,
+  sha256Hex,
+  signedBytesOf,
+  splitLines,
+} from './format';
+
+export interface Finding {
+  severity: 'error' | 'notice';
+  file?: string;
+  line?: number;
+  sequence?: number;
+  message: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  findings: Finding[];
+  files: number;
+  records: number;
+  digests: number;
+}
+
+export interface VerifyOptions {
+  dir: string;
+  /** PEM of the signing key's public half; nothing else is trusted. */
+  publicKeyPem: string;
+  from?: number;
+  to?: number;
+}
+
+interface Line {
+  file: string;
+  line: number;
+  offset: number;
+  record?: ParsedRecord;
+  error?: string;
+  partial?: Partial<ParsedRecord>;
+}
+
+/**
+ * Checks a trail with nothing but the public key: each digest's signature and its link to
+ * the previous digest, each file against what the digests signed, and each record's own
+ * hash, sequence number and link to the record before it. Findings name the file, line and
+ * sequence number of the damage and what kind it is (changed, removed, reordered, inserted,
+ * truncated).
+ */
+export function verifyTrail(options: VerifyOptions): VerifyReport {
+  const { dir } = options;
+  const findings: Finding[] = [];
+  const error = (f: Omit<Finding, 'severity'>) => findings.push({ severity: 'error', ...f });
+  const notice = (f: Omit<Finding, 'severity'>) => findings.push({ severity: 'notice', ...f });
+  const key = createPublicKey(options.publicKeyPem);
+  const fingerprint = sha256Hex(key.export({ format: 'der', type: 'spki' }));
+
+  // Digests: signature, numbering and the chain of digests.
+  const coverage = new Map<string, Array<{ digest: string; cov: FileCoverage }>>();
+  let latest: { name: string; body: DigestBody } | undefined;
+  let previous: { name: string; raw: Buffer; sequence: number } | undefined;
+  const digestFiles = listDigestFiles(dir);
+  for (const d of digestFiles) {
+    let parsed: ReturnType<typeof readDigest>;
+    try {
+      parsed = readDigest(dir, d.name);
+    } catch (err) {
+      error({ file: d.name, message: `digest is unreadable (${(err as Error).message}): it was changed or replaced` });
+      previous = { name: d.name, raw: fs.readFileSync(path.join(dir, d.name)), sequence: d.sequence };
+      continue;
+    }
+    const { raw, body, signature } = parsed;
+    let signed = false;
+    try {
+      signed = verifySignature('sha256', signedBytesOf(body), { key, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
+    } catch {
+      signed = false;
+    }
+    if (body.publicKeyFingerprint !== fingerprint) {
+      error({ file: d.name, message: `digest claims a different signing key (${body.publicKeyFingerprint.slice(0, 16)}…): it was replaced, or verify was given the wrong public key` });
+    } else if (!signed) {
+      error({ file: d.name, message: 'digest signature is invalid: the digest was changed or replaced' });
+    }
+    if (body.digestSequence !== d.sequence) error({ file: d.name, message: `digest says it is number ${body.digestSequence} but is stored as number ${d.sequence}: it was replaced` });
+    const expected = (previous?.sequence ?? 0) + 1;
+    if (d.sequence !== expected) error({ file: d.name, message: `digest(s) number ${expected}–${d.sequence - 1} are missing (removed)` });
+    if (previous && (body.previousDigestFile !== previous.name || body.previousDigestSha256 !== sha256Hex(previous.raw))) {
+      error({ file: d.name, message: `digest does not chain to ${previous.name}: one of the two was changed or replaced` });
+    } else if (!previous && body.previousDigestFile !== null) {
+      error({ file: d.name, message: `digest chains to ${body.previousDigestFile}, which is missing (removed)` });
+    }
+    previous = { name: d.name, raw, sequence: d.sequence };
+    if (!signed || body.publicKeyFingerprint !== fingerprint) continue;
+    latest = { name: d.name, body };
+    for (const cov of body.files) {
+      const list = coverage.get(cov.name) ?? [];
+      list.push({ digest: d.name, cov });
+      coverage.set(cov.name, list);
+    }
+  }
+
+  // Files: which ones are checked, and are any missing?
+  const allFiles = listTrailFiles(dir);
+  const present = new Set(allFiles.map((f) => f.name));
+  for (const name of coverage.keys()) {
+    if (!present.has(name)) error({ file: name, message: `trail file is missing (removed); digest ${coverage.get(name)!.at(-1)!.digest} vouches for it` });
+  }
+  allFiles.forEach((f, i) => {
+    const expected = (allFiles[i - 1]?.sequence ?? 0) + 1;
+    if (f.sequence !== expected) error({ file: f.name, message: `trail file(s) number ${expected}–${f.sequence - 1} are missing (removed)` });
+  });
+  const selected = selectFiles(allFiles, options.from, options.to);
+
+  // Read every selected file; recovery records acknowledge torn tails wherever they are.
+  const contents = new Map<string, Buffer>();
+  const lines: Line[] = [];
+  const acks = new Map<string, { offset: number; bytes: number; sha256: string; by: Line }>();
+  const tails = new Map<string, { offset: number }>();
+  for (const f of selected) {
+    const data = fs.readFileSync(path.join(dir, f.name));
+    contents.set(f.name, data);
+    const split = splitLines(data);
+    if (split.tail) tails.set(f.name, { offset: split.tail.offset });
+    for (const l of split.lines) {
+      const opened = openRecord(l.text);
+      const entry: Line = { file: f.name, line: l.line, offset: l.offset };
+      if ('error' in opened) {
+        entry.error = opened.error;
+        entry.partial = opened.record;
+      } else {
+        entry.record = opened.record;
+        const extra = opened.record.additionalEventData as Record<string, unknown> | undefined;
+        if (opened.record.eventName === RECOVERY_EVENT && extra && typeof extra.tornFile === 'string') {
+          acks.set(extra.tornFile, { offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256), by: entry });
+        }
+      }
+      lines.push(entry);
+    }
+  }
+
+  // Each file against every digest that vouched for it.
+  for (const f of selected) {
+    const data = contents.get(f.name)!;
+    for (const { digest, cov } of coverage.get(f.name) ?? []) {
+      if (data.length < cov.bytes) {
+        const complete = lines.filter((l) => l.file === f.name).length;
+        error({
+          file: f.name,
+          line: tails.has(f.name) ? complete + 1 : complete,
+          message: `file was truncated at byte ${data.length}: digest ${digest} signed ${cov.bytes} bytes holding records up to sequence ${cov.lastSequence ?? '–'}`,
+        });
+        break;
+      }
+      if (sha256Hex(data.subarray(0, cov.bytes)) !== cov.sha256) {
+        error({ file: f.name, message: `content differs from the ${cov.bytes} bytes digest ${digest} signed (see the record-level findings for where)` });
+        break;
+      }
+      if (cov.closed && data.length > cov.bytes) {
+        const added = lines.find((l) => l.file === f.name && l.offset >= cov.bytes);
+        error({ file: f.name, line: added?.line, message: `${data.length - cov.bytes} bytes were appended after the file was closed (digest ${digest})` });
+        break;
+      }
+    }
+  }
+
+  // Torn tails: acceptable only where a later recovery record describes exactly those bytes.
+  const tornFrom = new Map<string, number>();
+  for (const f of selected) {
+    const data = contents.get(f.name)!;
+    const ack = acks.get(f.name);
+    const tail = tails.get(f.name);
+    if (ack) {
+      const torn = data.subarray(ack.offset);
+      if (ack.offset > data.length || torn.length !== ack.bytes || sha256Hex(torn) !== ack.sha256) {
+        error({ file: f.name, message: `the torn tail that recovery record ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line}) describes does not match the file` });
+      } else {
+        tornFrom.set(f.name, ack.offset);
+        notice({ file: f.name, message: `${ack.bytes} bytes from offset ${ack.offset} are a record torn by a crash, kept as evidence and acknowledged by sequence ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line})` });
+      }
+    } else if (tail) {
+      const last = f === selected.at(-1) && f === allFiles.at(-1);
+      const where = { file: f.name, line: lines.filter((l) => l.file === f.name).length + 1 };
+      if (last) notice({ ...where, message: `the active file ends with an incomplete record at byte ${tail.offset}: the service crashed and has not restarted yet, or the file was truncated` });
+      else error({ ...where, message: `record is incomplete: the file was truncated at byte ${data.length}` });
+      tornFrom.set(f.name, tail.offset);
+    }
+  }
+
+  // The chain of records.
+  const chain = lines.filter((l) => !(tornFrom.has(l.file) && l.offset >= tornFrom.get(l.file)!));
+  let expectedSeq: number | undefined = options.from !== undefined && selected[0] !== allFiles[0] ? undefined : 1;
+  let expectedPrev: string | undefined = expectedSeq === 1 ? GENESIS_HASH : undefined;
+  let records = 0;
+  const at = (l: Line) => ({ file: l.file, line: l.line, sequence: l.record?.sequenceNumber ?? l.partial?.sequenceNumber });
+  for (let i = 0; i < chain.length; i++) {
+    const l = chain[i];
+    if (!l.record) {
+      error({ ...at(l), message: `record ${l.error}` });
+      if (expectedSeq !== undefined) expectedSeq++;
+      expectedPrev = undefined;
+      continue;
+    }
+    records++;
+    const r = l.record;
+    const next = chain.slice(i + 1).find((n) => n.record)?.record;
+    const advance = () => {
+      expectedSeq = r.sequenceNumber + 1;
+      expectedPrev = r.recordHash;
+    };
+    if (expectedSeq === undefined || (r.sequenceNumber === expectedSeq && (expectedPrev === undefined || r.previousRecordHash === expectedPrev))) {
+      advance();
+      continue;
+    }
+    const nextFits = next !== undefined && next.sequenceNumber === expectedSeq && (expectedPrev === undefined || next.previousRecordHash === expectedPrev);
+    if (r.sequenceNumber > expectedSeq && nextFits && next!.recordHash === r.previousRecordHash) {
+      error({ ...at(l), message: `records ${expectedSeq} and ${r.sequenceNumber} are in the wrong order (this line and the next were swapped)` });
+      i++;
+      records++;
+      advance();
+    } else if (nextFits) {
+      error({ ...at(l), message: `record was inserted: the records around it chain to each other, not to it` });
+    } else if (r.sequenceNumber > expectedSeq) {
+      const missing = r.sequenceNumber - expectedSeq === 1 ? `record ${expectedSeq} is` : `records ${expectedSeq}–${r.sequenceNumber - 1} are`;
+      error({ ...at(l), message: `${missing} missing before this line (removed)` });
+      advance();
+    } else if (r.sequenceNumber < expectedSeq) {
+      error({ ...at(l), message: `record is out of place: sequence ${r.sequenceNumber} after ${expectedSeq - 1} (inserted or reordered)` });
+    } else {
+      const before = chain[i - 1];
+      error({
+        ...(before ? at(before) : at(l)),
+        message: `record was replaced: the record after it (${l.file} line ${l.line}) chained to a different record`,
+      });
+      advance();
+    }
+  }
+
+  // Nothing signed may be missing at the end, and say what is not signed yet.
+  const head = latest?.body.chainHead;
+  if (head && (options.to === undefined || selected.at(-1) === allFiles.at(-1))) {
+    const signedHead = head.sequenceNumber === 0 || chain.some((l) => l.record?.sequenceNumber === head.sequenceNumber && l.record.recordHash === head.recordHash);
+    if (!signedHead) {
+      const last = chain.filter((l) => l.record).at(-1);
+      error({ ...(last ? at(last) : {}), message: `records up to sequence ${head.sequenceNumber}, signed in digest ${latest!.name}, are missing after this point (removed or truncated)` });
+    } else {
+      const unsigned = chain.filter((l) => l.record && l.record.sequenceNumber > head.sequenceNumber);
+      if (unsigned.length > 0) {
+        notice({
+          file: unsigned[0].file,
+          line: unsigned[0].line,
+          message: `${unsigned.length} record(s) from sequence ${unsigned[0].record!.sequenceNumber} are chained but not yet covered by a signed digest (the next rotation, shutdown or SIGUSR2 signs them)`,
+        });
+      }
+    }
+  }
+  if (digestFiles.length === 0) error({ message: 'no digest found: nothing in this trail is signed' });
+
+  return { ok: !findings.some((f) => f.severity === 'error'), findings, files: selected.length, records, digests: digestFiles.length };
+}
+
+/** Files whose time span (from their opening to the next file's) meets [from, to]. */
+function selectFiles(files: NamedFile[], from: number | undefined, to: number | undefined): NamedFile[] {
+  return files.filter((f, i) => {
+    const end = files[i + 1]?.time ?? Infinity;
+    return (from === undefined || end >= from) && (to === undefined || f.time <= to);
+  });
+}
+
+export function formatFinding(f: Finding): string {
+  const where = [f.file, f.line !== undefined ? `line ${f.line}` : undefined, f.sequence !== undefined ? `sequence ${f.sequence}` : undefined].filter(Boolean).join(' ');
+  return `${f.severity === 'error' ? 'FAIL' : 'NOTE'} ${where ? `${where}: ` : ''}${f.message}`;
+}

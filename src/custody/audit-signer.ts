@@ -1,0 +1,111 @@
+import { createHash, createPublicKey } from 'node:crypto';
+import * as pkcs11js from 'pkcs11js';
+import type { Session, Token } from './token';
+
+export const AUDIT_SIGNING_LABEL = 'p11kms-audit:signing:v1';
+
+/** id-ecPublicKey + prime256v1, then the BIT STRING header for a 65-byte uncompressed point. */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+const P256_PARAMS = Buffer.from('06082a8648ce3d030107', 'hex');
+const P256_COORDINATE_BYTES = 32;
+
+/**
+ * The audit trail's signing key: an EC P-256 pair generated inside the token at first start.
+ * The private half is sensitive and never extractable, so a digest signature proves the
+ * HSM was involved; only the public half leaves the token, as SubjectPublicKeyInfo.
+ * The label does not match the master-key pattern, so start-up reconciliation leaves it alone.
+ */
+export class AuditSigner {
+  private constructor(
+    private readonly token: Token,
+    readonly publicKeyPem: string,
+    private readonly label: string,
+  ) {}
+
+  static async open(token: Token, label = AUDIT_SIGNING_LABEL): Promise<AuditSigner> {
+    const point = await token.run('open audit signing key', (session) => {
+      const existing = findPair(token, session, label);
+      if (existing) return readEcPoint(token, session, existing.publicKey);
+      // A half-created pair (one object without the other) is useless: start over.
+      for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
+        token.pkcs11.C_DestroyObject(session, handle);
+      }
+      const id = Buffer.from(label);
+      const pair = token.pkcs11.C_GenerateKeyPair(
+        session,
+        { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+        [
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_PRIVATE, value: false },
+          { type: pkcs11js.CKA_VERIFY, value: true },
+          { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
+          { type: pkcs11js.CKA_LABEL, value: label },
+          { type: pkcs11js.CKA_ID, value: id },
+        ],
+        [
+          { type: pkcs11js.CKA_TOKEN, value: true },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_MODIFIABLE, value: false },
+          { type: pkcs11js.CKA_SIGN, value: true },
+          { type: pkcs11js.CKA_DERIVE, value: false },
+          { type: pkcs11js.CKA_DECRYPT, value: false },
+          { type: pkcs11js.CKA_LABEL, value: label },
+          { type: pkcs11js.CKA_ID, value: id },
+        ],
+      );
+      return readEcPoint(token, session, pair.publicKey);
+    });
+    const spki = Buffer.concat([P256_SPKI_PREFIX, point]);
+    const pem = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' }) as string;
+    return new AuditSigner(token, pem, label);
+  }
+
+  /** ECDSA P-256 over SHA-256 of `data`, DER-encoded as node:crypto and OpenSSL expect. */
+  async sign(data: Buffer): Promise<Buffer> {
+    const digest = createHash('sha256').update(data).digest();
+    const raw = await this.token.run('sign audit digest', async (session) => {
+      const key = this.token.findObject(session, this.label, pkcs11js.CKO_PRIVATE_KEY);
+      if (!key) throw new Error(`audit signing key ${this.label} is missing from the token`);
+      this.token.pkcs11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
+      return this.token.pkcs11.C_SignAsync(session, digest, Buffer.alloc(2 * P256_COORDINATE_BYTES));
+    });
+    return rawEcdsaToDer(raw);
+  }
+}
+
+function findPair(token: Token, session: Session, label: string): { publicKey: Buffer; privateKey: Buffer } | undefined {
+  const publicKey = token.findObject(session, label, pkcs11js.CKO_PUBLIC_KEY);
+  const privateKey = token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+  if (!publicKey || !privateKey) {
+    token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+    token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+    return undefined;
+  }
+  return { publicKey, privateKey };
+}
+
+/** CKA_EC_POINT arrives DER-wrapped in an OCTET STRING; SPKI wants the bare point. */
+function readEcPoint(token: Token, session: Session, publicKey: Buffer): Buffer {
+  const [attr] = token.pkcs11.C_GetAttributeValue(session, publicKey, [{ type: pkcs11js.CKA_EC_POINT }]);
+  const value = attr.value as Buffer;
+  const point = value[0] === 0x04 && value.length === 2 + 2 * P256_COORDINATE_BYTES + 1 && value[1] === 0x41 ? value.subarray(2) : value;
+  if (point.length !== 1 + 2 * P256_COORDINATE_BYTES || point[0] !== 0x04) {
+    throw new Error('audit signing key: unexpected CKA_EC_POINT encoding');
+  }
+  return Buffer.from(point);
+}
+
+function rawEcdsaToDer(raw: Buffer): Buffer {
+  const integer = (bytes: Buffer): Buffer => {
+    let i = 0;
+    while (i < bytes.length - 1 && bytes[i] === 0) i++;
+    let v = bytes.subarray(i);
+    if (v[0] & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
+    return Buffer.concat([Buffer.from([0x02, v.length]), v]);
+  };
+  const r = integer(raw.subarray(0, P256_COORDINATE_BYTES));
+  const s = integer(raw.subarray(P256_COORDINATE_BYTES, 2 * P256_COORDINATE_BYTES));
+  return Buffer.concat([Buffer.from([0x30, r.length + s.length]), r, s]);
+}
