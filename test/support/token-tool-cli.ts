@@ -25,21 +25,25 @@ try {
   };
   if (command === 'list') {
     const objects = find([{ type: pkcs11js.CKA_TOKEN, value: true }]).map((h) => {
-      const a = p.C_GetAttributeValue(session, h, [
-        { type: pkcs11js.CKA_LABEL },
-        { type: pkcs11js.CKA_CLASS },
-        { type: pkcs11js.CKA_SENSITIVE },
-        { type: pkcs11js.CKA_EXTRACTABLE },
-        { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
-        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
-      ]);
+      const [label, cls] = p.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }, { type: pkcs11js.CKA_CLASS }]);
+      const objectClass = (cls.value as Buffer).readUInt32LE(0);
+      // Public keys have no sensitivity attributes.
+      const secret = objectClass !== pkcs11js.CKO_PUBLIC_KEY;
+      const a = secret
+        ? p.C_GetAttributeValue(session, h, [
+            { type: pkcs11js.CKA_SENSITIVE },
+            { type: pkcs11js.CKA_EXTRACTABLE },
+            { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
+            { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+          ])
+        : [];
       return {
-        label: (a[0].value as Buffer).toString('utf8'),
-        class: (a[1].value as Buffer).readUInt32LE(0),
-        sensitive: flag(a[2].value),
-        extractable: flag(a[3].value),
-        alwaysSensitive: flag(a[4].value),
-        neverExtractable: flag(a[5].value),
+        label: (label.value as Buffer).toString('utf8'),
+        class: objectClass,
+        sensitive: secret && flag(a[0].value),
+        extractable: secret && flag(a[1].value),
+        alwaysSensitive: secret && flag(a[2].value),
+        neverExtractable: secret && flag(a[3].value),
       };
     });
     process.stdout.write(JSON.stringify(objects));

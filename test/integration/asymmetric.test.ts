@@ -1,0 +1,371 @@
+import * as crypto from 'node:crypto';
+import {
+  CreateKeyCommand,
+  DecryptCommand,
+  DeriveSharedSecretCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateDataKeyPairCommand,
+  GenerateDataKeyPairWithoutPlaintextCommand,
+  GenerateMacCommand,
+  GetPublicKeyCommand,
+  type KeyMetadata,
+  type KeySpec,
+  type KeyUsageType,
+  type KMSClient,
+  type MacAlgorithmSpec,
+  ReEncryptCommand,
+  SignCommand,
+  type SigningAlgorithmSpec,
+  VerifyCommand,
+  VerifyMacCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { expectKmsError, TestServer } from '../support/server';
+import { listTokenObjects } from '../support/token-tool';
+
+const CKO_PRIVATE_KEY = 3;
+const CKO_SECRET_KEY = 4;
+
+describe('asymmetric, HMAC and key-agreement keys', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let kms: KMSClient;
+  const keys = new Map<string, KeyMetadata>();
+
+  before(async () => {
+    server = await TestServer.start();
+    kms = server.client();
+  });
+  after(async () => server?.stop());
+
+  /** One key per spec and usage, created once and shared by the tests that need it. */
+  async function key(spec: KeySpec, usage: KeyUsageType): Promise<KeyMetadata> {
+    const id = `${spec}/${usage}`;
+    if (!keys.has(id)) keys.set(id, (await kms.send(new CreateKeyCommand({ KeySpec: spec, KeyUsage: usage }))).KeyMetadata!);
+    return keys.get(id)!;
+  }
+
+  async function publicKeyOf(keyId: string): Promise<crypto.KeyObject> {
+    const { PublicKey } = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
+    return crypto.createPublicKey({ key: Buffer.from(PublicKey!), format: 'der', type: 'spki' });
+  }
+
+  describe('Sign and Verify', function () {
+    const cases: Array<[KeySpec, SigningAlgorithmSpec[]]> = [
+      ['RSA_2048', ['RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512']],
+      ['ECC_NIST_P256', ['ECDSA_SHA_256']],
+      ['ECC_NIST_P384', ['ECDSA_SHA_384']],
+      ['ECC_NIST_P521', ['ECDSA_SHA_512']],
+      ['ECC_SECG_P256K1', ['ECDSA_SHA_256']],
+      ['ECC_NIST_EDWARDS25519', ['ED25519_SHA_512', 'ED25519_PH_SHA_512']],
+    ];
+    const message = Buffer.from('the quick brown fox signs a message');
+
+    for (const [spec, algorithms] of cases) {
+      it(`${spec}: metadata lists ${algorithms.join(', ')} and no encryption algorithms or material id`, async () => {
+        const meta = await key(spec, 'SIGN_VERIFY');
+        expect(meta.KeySpec).to.equal(spec);
+        expect(meta.KeyUsage).to.equal('SIGN_VERIFY');
+        expect(meta.SigningAlgorithms).to.deep.equal(algorithms);
+        expect(meta).not.to.have.property('EncryptionAlgorithms');
+        expect(meta).not.to.have.property('CurrentKeyMaterialId');
+        const pub = await kms.send(new GetPublicKeyCommand({ KeyId: meta.KeyId }));
+        expect(pub.KeyId).to.equal(meta.Arn);
+        expect(pub.KeySpec).to.equal(spec);
+        expect(pub.KeyUsage).to.equal('SIGN_VERIFY');
+        expect(pub.SigningAlgorithms).to.deep.equal(algorithms);
+      });
+
+      for (const algorithm of algorithms.filter((a) => a !== 'ED25519_PH_SHA_512')) {
+        it(`${spec} ${algorithm}: signatures verify with node:crypto and with Verify, RAW and DIGEST`, async () => {
+          const meta = await key(spec, 'SIGN_VERIFY');
+          const publicKey = await publicKeyOf(meta.KeyId!);
+          const hash = algorithm.startsWith('ED25519') ? null : `sha${algorithm.slice(-3)}`;
+          const verifyOptions = algorithm.startsWith('RSASSA_PSS')
+            ? { key: publicKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(algorithm.slice(-3)) / 8 }
+            : { key: publicKey, dsaEncoding: 'der' as const };
+          const raw = await kms.send(new SignCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: algorithm, MessageType: 'RAW' }));
+          expect(raw.KeyId).to.equal(meta.Arn);
+          expect(raw.SigningAlgorithm).to.equal(algorithm);
+          expect(crypto.verify(hash, message, verifyOptions, Buffer.from(raw.Signature!)), 'node verifies the RAW signature').to.equal(true);
+          const verified = await kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: algorithm, Signature: raw.Signature }));
+          expect(verified.SignatureValid).to.equal(true);
+          if (hash) {
+            const digest = crypto.createHash(hash).update(message).digest();
+            const signed = await kms.send(new SignCommand({ KeyId: meta.KeyId, Message: digest, SigningAlgorithm: algorithm, MessageType: 'DIGEST' }));
+            expect(crypto.verify(hash, message, verifyOptions, Buffer.from(signed.Signature!)), 'node verifies the DIGEST signature').to.equal(true);
+            const short = await expectKmsError(kms.send(new SignCommand({ KeyId: meta.KeyId, Message: digest.subarray(1), SigningAlgorithm: algorithm, MessageType: 'DIGEST' })));
+            expect(short.name).to.equal('ValidationException');
+            expect(short.message).to.equal(`Digest is invalid length for algorithm ${algorithm}.`);
+          }
+          const tampered = Buffer.from(raw.Signature!);
+          tampered[tampered.length - 1] ^= 1;
+          const bad = await expectKmsError(kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: algorithm, Signature: tampered })));
+          expect(bad.name).to.equal('KMSInvalidSignatureException');
+          const otherMessage = await expectKmsError(
+            kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: Buffer.from('another'), SigningAlgorithm: algorithm, Signature: raw.Signature })),
+          );
+          expect(otherMessage.name).to.equal('KMSInvalidSignatureException');
+        });
+      }
+    }
+
+    it('refuses an algorithm of another key spec with InvalidKeyUsageException', async () => {
+      const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const err = await expectKmsError(kms.send(new SignCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_384' })));
+      expect(err.name).to.equal('InvalidKeyUsageException');
+      expect(err.message).to.equal('Algorithm ECDSA_SHA_384 is incompatible with key spec ECC_NIST_P256.');
+    });
+
+    it('refuses Sign with an encryption key and Encrypt with a signing key, with the recorded messages', async () => {
+      const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const signErr = await expectKmsError(kms.send(new SignCommand({ KeyId: symmetric.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' })));
+      expect(signErr.name).to.equal('InvalidKeyUsageException');
+      expect(signErr.message).to.equal(`${symmetric.Arn} key usage is ENCRYPT_DECRYPT which is not valid for Sign.`);
+      const signing = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const encErr = await expectKmsError(kms.send(new EncryptCommand({ KeyId: signing.KeyId, Plaintext: message })));
+      expect(encErr.message).to.equal(`${signing.Arn} key usage is SIGN_VERIFY which is not valid for Encrypt.`);
+    });
+
+    it('answers DryRun after the checks', async () => {
+      const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const err = await expectKmsError(kms.send(new SignCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_256', DryRun: true })));
+      expect(err.name).to.equal('DryRunOperationException');
+    });
+
+    it('refuses GetPublicKey on a symmetric key', async () => {
+      const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const err = await expectKmsError(kms.send(new GetPublicKeyCommand({ KeyId: symmetric.KeyId })));
+      expect(err.name).to.equal('UnsupportedOperationException');
+    });
+  });
+
+  describe('RSA encryption', function () {
+    const limits: Array<[KeySpec, number, number]> = [
+      ['RSA_2048', 214, 190],
+      ['RSA_3072', 342, 318],
+    ];
+    for (const [spec, sha1Limit, sha256Limit] of limits) {
+      it(`${spec}: ciphertexts made with node:crypto decrypt in p11kms, up to ${sha1Limit}/${sha256Limit} bytes`, async () => {
+        const meta = await key(spec, 'ENCRYPT_DECRYPT');
+        expect(meta.EncryptionAlgorithms).to.deep.equal(['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256']);
+        const publicKey = await publicKeyOf(meta.KeyId!);
+        for (const [algorithm, hash, limit] of [['RSAES_OAEP_SHA_1', 'sha1', sha1Limit], ['RSAES_OAEP_SHA_256', 'sha256', sha256Limit]] as const) {
+          for (const size of [1, limit]) {
+            const plaintext = crypto.randomBytes(size);
+            const ciphertext = crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, plaintext);
+            const out = await kms.send(new DecryptCommand({ KeyId: meta.KeyId, CiphertextBlob: ciphertext, EncryptionAlgorithm: algorithm }));
+            expect(Buffer.from(out.Plaintext!).equals(plaintext), `${algorithm} ${size} bytes`).to.equal(true);
+            expect(out.EncryptionAlgorithm).to.equal(algorithm);
+            expect(out.KeyId).to.equal(meta.Arn);
+          }
+          const tooLarge = await expectKmsError(
+            kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.alloc(limit + 1), EncryptionAlgorithm: algorithm })),
+          );
+          expect(tooLarge.name).to.equal('ValidationException');
+          expect(tooLarge.message).to.equal(`Algorithm ${algorithm} and key spec ${spec} cannot encrypt data larger than ${limit} bytes.`);
+          const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.from('round trip'), EncryptionAlgorithm: algorithm }));
+          // What p11kms encrypted is plain RSA-OAEP: node decrypts nothing (no private key), but p11kms does.
+          const back = await kms.send(new DecryptCommand({ KeyId: meta.KeyId, CiphertextBlob, EncryptionAlgorithm: algorithm }));
+          expect(Buffer.from(back.Plaintext!).toString()).to.equal('round trip');
+        }
+      });
+    }
+
+    it('answers every corrupted RSA ciphertext with InvalidCiphertextException, for both OAEP paths', async () => {
+      const meta = await key('RSA_2048', 'ENCRYPT_DECRYPT');
+      for (const algorithm of ['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256'] as const) {
+        const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.from('x'), EncryptionAlgorithm: algorithm }));
+        for (const position of [0, 1, 100, 255]) {
+          const corrupted = Buffer.from(CiphertextBlob!);
+          corrupted[position] ^= 0x40;
+          const err = await expectKmsError(kms.send(new DecryptCommand({ KeyId: meta.KeyId, CiphertextBlob: corrupted, EncryptionAlgorithm: algorithm })));
+          expect(err.name, `${algorithm} byte ${position}`).to.equal('InvalidCiphertextException');
+        }
+        const wrongAlgorithm = algorithm === 'RSAES_OAEP_SHA_1' ? 'RSAES_OAEP_SHA_256' : 'RSAES_OAEP_SHA_1';
+        const err = await expectKmsError(kms.send(new DecryptCommand({ KeyId: meta.KeyId, CiphertextBlob, EncryptionAlgorithm: wrongAlgorithm })));
+        expect(err.name).to.equal('InvalidCiphertextException');
+        const short = await expectKmsError(kms.send(new DecryptCommand({ KeyId: meta.KeyId, CiphertextBlob: CiphertextBlob!.subarray(1), EncryptionAlgorithm: algorithm })));
+        expect(short.name).to.equal('InvalidCiphertextException');
+      }
+    });
+
+    it('needs an RSAES algorithm and refuses an encryption context', async () => {
+      const meta = await key('RSA_2048', 'ENCRYPT_DECRYPT');
+      const noAlgorithm = await expectKmsError(kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.from('x') })));
+      expect(noAlgorithm.name).to.equal('InvalidKeyUsageException');
+      const withContext = await expectKmsError(
+        kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_1', EncryptionContext: { a: 'b' } })),
+      );
+      expect(withContext.name).to.equal('ValidationException');
+    });
+
+    it('re-encrypts from a symmetric key to an RSA key and back', async () => {
+      const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const rsa = await key('RSA_2048', 'ENCRYPT_DECRYPT');
+      const plaintext = Buffer.from('moving between key types');
+      const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: symmetric.KeyId, Plaintext: plaintext, EncryptionContext: { k: 'v' } }));
+      const toRsa = await kms.send(
+        new ReEncryptCommand({ CiphertextBlob, SourceEncryptionContext: { k: 'v' }, DestinationKeyId: rsa.KeyId, DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }),
+      );
+      expect(toRsa.KeyId).to.equal(rsa.Arn);
+      expect(toRsa.SourceKeyId).to.equal(symmetric.Arn);
+      expect(toRsa.DestinationEncryptionAlgorithm).to.equal('RSAES_OAEP_SHA_256');
+      expect(toRsa.SourceEncryptionAlgorithm).to.equal('SYMMETRIC_DEFAULT');
+      const publicKeyless = await kms.send(new DecryptCommand({ KeyId: rsa.KeyId, CiphertextBlob: toRsa.CiphertextBlob, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }));
+      expect(Buffer.from(publicKeyless.Plaintext!).equals(plaintext)).to.equal(true);
+      const back = await kms.send(
+        new ReEncryptCommand({
+          CiphertextBlob: toRsa.CiphertextBlob,
+          SourceKeyId: rsa.KeyId,
+          SourceEncryptionAlgorithm: 'RSAES_OAEP_SHA_256',
+          DestinationKeyId: symmetric.KeyId,
+          DestinationEncryptionContext: { new: 'context' },
+        }),
+      );
+      expect(back.SourceKeyId).to.equal(rsa.Arn);
+      const final = await kms.send(new DecryptCommand({ CiphertextBlob: back.CiphertextBlob, EncryptionContext: { new: 'context' } }));
+      expect(Buffer.from(final.Plaintext!).equals(plaintext)).to.equal(true);
+      // Without the source key named, an RSA ciphertext is not one p11kms can identify.
+      const unnamed = await expectKmsError(kms.send(new ReEncryptCommand({ CiphertextBlob: toRsa.CiphertextBlob, DestinationKeyId: symmetric.KeyId })));
+      expect(unnamed.name).to.equal('InvalidCiphertextException');
+    });
+  });
+
+  describe('HMAC', function () {
+    const specs: Array<[KeySpec, MacAlgorithmSpec, number]> = [
+      ['HMAC_224', 'HMAC_SHA_224', 28],
+      ['HMAC_256', 'HMAC_SHA_256', 32],
+      ['HMAC_384', 'HMAC_SHA_384', 48],
+      ['HMAC_512', 'HMAC_SHA_512', 64],
+    ];
+    for (const [spec, algorithm, macBytes] of specs) {
+      it(`${spec}: GenerateMac and VerifyMac agree; a wrong MAC or message is KMSInvalidMacException`, async () => {
+        const meta = await key(spec, 'GENERATE_VERIFY_MAC');
+        expect(meta.MacAlgorithms).to.deep.equal([algorithm]);
+        expect(meta).not.to.have.property('CurrentKeyMaterialId');
+        const message = Buffer.from(`message for ${spec}`);
+        const first = await kms.send(new GenerateMacCommand({ KeyId: meta.KeyId, Message: message, MacAlgorithm: algorithm }));
+        const second = await kms.send(new GenerateMacCommand({ KeyId: meta.KeyId, Message: message, MacAlgorithm: algorithm }));
+        expect(first.Mac).to.have.length(macBytes);
+        expect(Buffer.from(first.Mac!).equals(Buffer.from(second.Mac!)), 'deterministic').to.equal(true);
+        expect(first.KeyId).to.equal(meta.Arn);
+        const ok = await kms.send(new VerifyMacCommand({ KeyId: meta.KeyId, Message: message, MacAlgorithm: algorithm, Mac: first.Mac }));
+        expect(ok.MacValid).to.equal(true);
+        const wrongMac = Buffer.from(first.Mac!);
+        wrongMac[0] ^= 1;
+        for (const [label, request] of [
+          ['wrong MAC', { Message: message, Mac: wrongMac }],
+          ['wrong message', { Message: Buffer.from('other'), Mac: first.Mac }],
+          ['truncated MAC', { Message: message, Mac: first.Mac!.subarray(0, macBytes - 1) }],
+        ] as const) {
+          const err = await expectKmsError(kms.send(new VerifyMacCommand({ KeyId: meta.KeyId, MacAlgorithm: algorithm, ...request })));
+          expect(err.name, label).to.equal('KMSInvalidMacException');
+        }
+      });
+    }
+
+    it('refuses another hash with the recorded message, and a non-HMAC key', async () => {
+      const meta = await key('HMAC_224', 'GENERATE_VERIFY_MAC');
+      const err = await expectKmsError(kms.send(new GenerateMacCommand({ KeyId: meta.KeyId, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_256' })));
+      expect(err.name).to.equal('InvalidKeyUsageException');
+      expect(err.message).to.equal('Algorithm HMAC_SHA_256 is incompatible with key spec HMAC_224.');
+      const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const usage = await expectKmsError(kms.send(new GenerateMacCommand({ KeyId: symmetric.KeyId, Message: Buffer.from('m'), MacAlgorithm: 'HMAC_SHA_256' })));
+      expect(usage.message).to.equal(`${symmetric.Arn} key usage is ENCRYPT_DECRYPT which is not valid for GenerateMac.`);
+    });
+  });
+
+  describe('DeriveSharedSecret', function () {
+    const curves: Array<[KeySpec, string]> = [
+      ['ECC_NIST_P256', 'prime256v1'],
+      ['ECC_NIST_P384', 'secp384r1'],
+      ['ECC_NIST_P521', 'secp521r1'],
+      ['ECC_SECG_P256K1', 'secp256k1'],
+    ];
+    for (const [spec, curve] of curves) {
+      it(`${spec}: the secret equals what node:crypto computes from the other side`, async () => {
+        const meta = await key(spec, 'KEY_AGREEMENT');
+        expect(meta.KeyAgreementAlgorithms).to.deep.equal(['ECDH']);
+        const ours = crypto.generateKeyPairSync('ec', { namedCurve: curve });
+        const result = await kms.send(
+          new DeriveSharedSecretCommand({ KeyId: meta.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: ours.publicKey.export({ type: 'spki', format: 'der' }) }),
+        );
+        const expected = crypto.diffieHellman({ privateKey: ours.privateKey, publicKey: await publicKeyOf(meta.KeyId!) });
+        expect(Buffer.from(result.SharedSecret!).equals(expected)).to.equal(true);
+        expect(result.KeyAgreementAlgorithm).to.equal('ECDH');
+        expect(result.KeyOrigin).to.equal('AWS_KMS');
+        expect(result.KeyId).to.equal(meta.Arn);
+      });
+    }
+
+    it('refuses a public key on another curve or not a key at all with ValidationException, and a signing key', async () => {
+      const meta = await key('ECC_NIST_P256', 'KEY_AGREEMENT');
+      const otherCurve = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'der' });
+      for (const publicKey of [otherCurve, Buffer.from('not a public key')]) {
+        const err = await expectKmsError(kms.send(new DeriveSharedSecretCommand({ KeyId: meta.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: publicKey })));
+        expect(err.name).to.equal('ValidationException');
+      }
+      const signing = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const usage = await expectKmsError(
+        kms.send(new DeriveSharedSecretCommand({ KeyId: signing.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: otherCurve })),
+      );
+      expect(usage.message).to.equal(`${signing.Arn} key usage is SIGN_VERIFY which is not valid for DeriveSharedSecret.`);
+    });
+  });
+
+  describe('GenerateDataKeyPair', function () {
+    for (const spec of ['RSA_2048', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_SECG_P256K1'] as const) {
+      it(`${spec}: the private key matches the public key, and the blob decrypts to it only with the context`, async () => {
+        const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+        const pair = await kms.send(new GenerateDataKeyPairCommand({ KeyId: wrapping.KeyId, KeyPairSpec: spec, EncryptionContext: { purpose: 'pair' } }));
+        expect(pair.KeyId).to.equal(wrapping.Arn);
+        expect(pair.KeyPairSpec).to.equal(spec);
+        const privateKey = crypto.createPrivateKey({ key: Buffer.from(pair.PrivateKeyPlaintext!), format: 'der', type: 'pkcs8' });
+        expect(crypto.createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).equals(Buffer.from(pair.PublicKey!))).to.equal(true);
+        const decrypted = await kms.send(new DecryptCommand({ CiphertextBlob: pair.PrivateKeyCiphertextBlob, EncryptionContext: { purpose: 'pair' } }));
+        expect(Buffer.from(decrypted.Plaintext!).equals(Buffer.from(pair.PrivateKeyPlaintext!))).to.equal(true);
+        const noContext = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: pair.PrivateKeyCiphertextBlob })));
+        expect(noContext.name).to.equal('InvalidCiphertextException');
+
+        const withoutPlaintext = await kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping.KeyId, KeyPairSpec: spec }));
+        expect(withoutPlaintext).not.to.have.property('PrivateKeyPlaintext');
+        const { Plaintext } = await kms.send(new DecryptCommand({ CiphertextBlob: withoutPlaintext.PrivateKeyCiphertextBlob }));
+        const derived = crypto.createPublicKey(crypto.createPrivateKey({ key: Buffer.from(Plaintext!), format: 'der', type: 'pkcs8' }));
+        expect(derived.export({ type: 'spki', format: 'der' }).equals(Buffer.from(withoutPlaintext.PublicKey!))).to.equal(true);
+      });
+    }
+
+    it('answers DryRun with the recorded message, and refuses what the token cannot do', async () => {
+      const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const dry = await expectKmsError(kms.send(new GenerateDataKeyPairCommand({ KeyId: wrapping.KeyId, KeyPairSpec: 'RSA_2048', DryRun: true })));
+      expect(dry.name).to.equal('DryRunOperationException');
+      expect(dry.message).to.equal('The request would have succeeded, but the DryRun option is set.');
+      const edwards = await expectKmsError(kms.send(new GenerateDataKeyPairCommand({ KeyId: wrapping.KeyId, KeyPairSpec: 'ECC_NIST_EDWARDS25519' })));
+      expect(edwards.name).to.equal('UnsupportedOperationException');
+      const sm2 = await expectKmsError(kms.send(new GenerateDataKeyPairCommand({ KeyId: wrapping.KeyId, KeyPairSpec: 'SM2' })));
+      expect(sm2.name).to.equal('UnsupportedOperationException');
+      const rsa = await key('RSA_2048', 'ENCRYPT_DECRYPT');
+      const asymmetric = await expectKmsError(kms.send(new GenerateDataKeyPairCommand({ KeyId: rsa.KeyId, KeyPairSpec: 'RSA_2048' })));
+      expect(asymmetric.name).to.equal('InvalidKeyUsageException');
+    });
+  });
+
+  describe('custody', function () {
+    it('keeps every private and HMAC key in the token, sensitive and never extractable, and leaves no data key pair behind', async () => {
+      // The keys created by the tests above.
+      const described = await Promise.all([...keys.values()].map((k) => kms.send(new DescribeKeyCommand({ KeyId: k.KeyId }))));
+      expect(described.length).to.be.greaterThan(10);
+      const objects = listTokenObjects(server.dataDir);
+      for (const meta of described.map((d) => d.KeyMetadata!)) {
+        const label = `p11kms:${meta.KeyId}:v1`;
+        const mine = objects.filter((o) => o.label === label);
+        const secretPart = mine.filter((o) => o.class === CKO_PRIVATE_KEY || o.class === CKO_SECRET_KEY);
+        expect(secretPart, label).to.have.length(1);
+        expect(secretPart[0].sensitive && !secretPart[0].extractable && secretPart[0].alwaysSensitive && secretPart[0].neverExtractable, label).to.equal(true);
+      }
+      for (const o of objects) expect(o.label, 'only KMS keys are token objects').to.match(/^p11kms:[0-9a-f-]{36}:v1$/);
+    });
+  });
+});
