@@ -16,6 +16,7 @@ import type { Services } from './operations';
 import { JsonFileStore } from './store/json-file-store';
 import { awsJsonRouter } from './wire/aws-json/router';
 import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
+import { huaweiRouter } from './wire/huawei/router';
 
 export interface RunningService {
   url: string;
@@ -65,6 +66,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length });
     });
     app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail }));
+    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock }));
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });

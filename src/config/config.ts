@@ -35,6 +35,19 @@ export interface Config {
   auditRotationSeconds: number;
   /** 'always' (fsync before responding), 'batch' (fsync within 1 s) or 'none'. */
   auditFsync: 'always' | 'batch' | 'none';
+  /**
+   * Huawei Cloud / Open Telekom Cloud dialect: project id → account and region. The file
+   * takes {"<projectId>": {"region": "eu-de", "accountId": "111122223333"}}; the environment
+   * P11KMS_HUAWEI_PROJECTS takes "projectId=region:account,...". Unlisted project ids map
+   * to `accountId` in `huaweiDefaultRegion`.
+   */
+  huaweiProjects: Record<string, HuaweiProject>;
+  huaweiDefaultRegion: string;
+}
+
+export interface HuaweiProject {
+  region: string;
+  accountId: string;
 }
 
 export const DEFAULTS: Config = {
@@ -54,6 +67,8 @@ export const DEFAULTS: Config = {
   auditMaxFileBytes: 64 * 1024 * 1024,
   auditRotationSeconds: 3600,
   auditFsync: 'always',
+  huaweiProjects: {},
+  huaweiDefaultRegion: 'eu-de',
 };
 
 /** Environment variables and the config keys they set. */
@@ -74,6 +89,8 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_AUDIT_MAX_FILE_BYTES: 'auditMaxFileBytes',
   P11KMS_AUDIT_ROTATION_SECONDS: 'auditRotationSeconds',
   P11KMS_AUDIT_FSYNC: 'auditFsync',
+  P11KMS_HUAWEI_PROJECTS: 'huaweiProjects',
+  P11KMS_HUAWEI_DEFAULT_REGION: 'huaweiDefaultRegion',
 };
 
 const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds']);
@@ -113,6 +130,7 @@ export function loadConfig(
   if (config.auth === 'strict' && !config.credentialsFile) {
     throw new Error('strict authentication needs a credentials file (P11KMS_CREDENTIALS_FILE or --credentials-file)');
   }
+  config.huaweiProjects = parseHuaweiProjects(raw.huaweiProjects);
   if (!['always', 'batch', 'none'].includes(config.auditFsync)) {
     throw new Error(`setting auditFsync must be 'always', 'batch' or 'none', got '${String(config.auditFsync)}'`);
   }
@@ -120,6 +138,27 @@ export function loadConfig(
   config.dataDir = path.resolve(config.dataDir);
   config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;
+}
+
+/** Accepts the file's object form or the environment's "projectId=region:account,..." form. */
+function parseHuaweiProjects(value: unknown): Record<string, HuaweiProject> {
+  const out: Record<string, HuaweiProject> = {};
+  const entries: [string, unknown][] =
+    typeof value === 'string'
+      ? value.split(',').filter((e) => e.trim() !== '').map((e) => {
+          const [id, rest = ''] = e.trim().split('=');
+          const [region, accountId] = rest.split(':');
+          return [id, { region, accountId }];
+        })
+      : Object.entries((value ?? {}) as Record<string, unknown>);
+  for (const [id, project] of entries) {
+    const p = project as Partial<HuaweiProject> | undefined;
+    if (!id || !p || typeof p.region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(p.region) || typeof p.accountId !== 'string' || !/^\d{12}$/.test(p.accountId)) {
+      throw new Error(`setting huaweiProjects: '${id}' needs a region and a 12-digit accountId (projectId=region:account)`);
+    }
+    out[id] = { region: p.region, accountId: p.accountId };
+  }
+  return out;
 }
 
 /** Reads an HSM profile; relative paths inside it resolve against the profile's folder. */

@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import { type KmsErrorName, KmsError } from '../../errors';
+
+/**
+ * The one place a failure becomes a Huawei Cloud / Open Telekom Cloud KMS error response:
+ *
+ *   HTTP <status>  {"error": {"error_code": "KMS.XXXX", "error_msg": "..."}}
+ *
+ * Codes, messages and statuses follow the OTC "KMS API Reference – Error Code" table
+ * (kms_02_8888: 400 for request and state errors, 500 for KMS.0101/KMS.0102) and the older
+ * Huawei Cloud "KMS API Reference – Error Code" table (kms_02_0302: KMS.0207 key does not
+ * exist, KMS.0301–KMS.0303 X-Auth-Token, KMS.0305 project, KMS.0306 no permission on the key),
+ * whose statuses follow the "Status Codes" page (kms_02_0301: 400, 403, 404, 500) and the
+ * 401 the Huawei Cloud API pages list for authentication failures.
+ */
+export class HuaweiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+/** Documented messages of the codes this dialect raises itself (OTC kms_02_8888 wording). */
+export const MESSAGES = {
+  'KMS.0201': 'Invalid request URL.',
+  'KMS.0202': 'Invalid JSON format of the request message.',
+  'KMS.0203': 'Request message too long.',
+  'KMS.0204': 'Parameters missing in the request message.',
+  'KMS.0205': 'Invalid key ID.',
+  'KMS.0206': 'Invalid sequence number.',
+  'KMS.0208': 'Invalid value of value encryption_context.',
+  'KMS.0308': 'Invalid parameter.',
+  'KMS.1101': 'Invalid key_alias.',
+  'KMS.1103': 'Invalid key_description.',
+  'KMS.1401': 'Set the pending deletion period between 7 to 1096 days.',
+  'KMS.1601': 'Invalid limit.',
+  'KMS.1602': 'marker must be greater than or equals 0.',
+  'KMS.1801': 'random_data_length must be in the range 8 bits to 8,192 bits and a multiple of 8.',
+  'KMS.1901': 'datakey_length must be in the range 8 bits to 8,192 bits.',
+  'KMS.2101': 'Invalid plain_text.',
+  'KMS.2102': 'datakey_plain_length must be from 1 to 1024 bytes.',
+  'KMS.2103': 'Failed to verify the DEK hash.',
+  'KMS.2201': 'Invalid cipher_text.',
+  'KMS.2202': 'datakey_cipher_length must be from 1 to 1024 bytes.',
+} as const;
+
+export type DialectCode = keyof typeof MESSAGES;
+
+export function invalid(code: DialectCode, detail?: string): HuaweiError {
+  return new HuaweiError(code, detail ? `${MESSAGES[code]} ${detail}` : MESSAGES[code]);
+}
+
+interface Mapped {
+  status: number;
+  code: string;
+  /** Fixed message; when absent the KmsError's own message is sent (it never holds secrets). */
+  message?: string;
+}
+
+/** KmsError name → Huawei code. One table for the whole dialect. */
+const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
+  NotFoundException: { status: 404, code: 'KMS.0207', message: 'The key does not exist.' },
+  DisabledException: { status: 400, code: 'KMS.0209', message: 'The key has been disabled.' },
+  KMSInvalidStateException: { status: 400, code: 'KMS.0210', message: 'The key is in Scheduled deletion state and cannot be used.' },
+  KeyUnavailableException: { status: 500, code: 'KMS.0102', message: 'Abnormal KMS I/O.' },
+  InvalidCiphertextException: { status: 400, code: 'KMS.2201', message: MESSAGES['KMS.2201'] },
+  IncorrectKeyException: { status: 400, code: 'KMS.2201', message: MESSAGES['KMS.2201'] },
+  InvalidKeyUsageException: { status: 400, code: 'KMS.0308', message: 'Invalid parameter: the key usage does not allow this operation.' },
+  AlreadyExistsException: { status: 400, code: 'KMS.1104', message: 'Duplicate key aliases.' },
+  InvalidAliasNameException: { status: 400, code: 'KMS.1101', message: MESSAGES['KMS.1101'] },
+  InvalidMarkerException: { status: 400, code: 'KMS.1602', message: MESSAGES['KMS.1602'] },
+  LimitExceededException: { status: 400, code: 'KMS.1105', message: 'Too many keys.' },
+  ValidationException: { status: 400, code: 'KMS.0308' },
+  UnsupportedOperationException: { status: 400, code: 'KMS.0308' },
+  AccessDeniedException: { status: 403, code: 'KMS.0306', message: 'The user has no permission to access the key.' },
+  // Authentication (raised by ./auth.ts with this dialect's wording).
+  MissingAuthenticationTokenException: { status: 401, code: 'KMS.0301' },
+  UnrecognizedClientException: { status: 401, code: 'KMS.0302' },
+  InvalidSignatureException: { status: 401, code: 'KMS.0302' },
+  IncompleteSignatureException: { status: 401, code: 'KMS.0302' },
+  KMSInternalException: { status: 500, code: 'KMS.0101', message: 'KMS error.' },
+  DependencyTimeoutException: { status: 500, code: 'KMS.0102', message: 'Abnormal KMS I/O.' },
+};
+
+/**
+ * Per-action refinements of the table, where Huawei documents a more specific code for a
+ * state error than the generic KMS.0210 (OTC kms_02_8888: KMS.1201, KMS.1301, KMS.1402, KMS.1501).
+ */
+const BY_ACTION: Record<string, Partial<Record<KmsErrorName, Mapped>>> = {
+  'enable-key': { KMSInvalidStateException: { status: 400, code: 'KMS.1201', message: 'The key is not disabled.' } },
+  'disable-key': { KMSInvalidStateException: { status: 400, code: 'KMS.1301', message: 'The key is not enabled.' } },
+  'schedule-key-deletion': {
+    KMSInvalidStateException: { status: 400, code: 'KMS.1402', message: 'The key is already in Pending deletion state.' },
+    ValidationException: { status: 400, code: 'KMS.1401', message: MESSAGES['KMS.1401'] },
+  },
+  'cancel-key-deletion': { KMSInvalidStateException: { status: 400, code: 'KMS.1501', message: 'The key is not in Pending deletion state.' } },
+  'update-key-description': { ValidationException: { status: 400, code: 'KMS.1103', message: MESSAGES['KMS.1103'] } },
+  'create-key': { ValidationException: { status: 400, code: 'KMS.0308' } },
+};
+
+export interface ErrorReply {
+  status: number;
+  body: string;
+}
+
+function reply(status: number, code: string, message: string): ErrorReply {
+  return { status, body: JSON.stringify({ error: { error_code: code, error_msg: message } }) };
+}
+
+/**
+ * Builds the response for any failure. KmsErrors go through the table; HuaweiErrors are
+ * already in this dialect's terms; anything else is a defect: logged with its stack and
+ * answered with a bare KMS.0101.
+ */
+export function huaweiErrorResponse(err: unknown, log: Logger, context: { requestId: string; action?: string }): ErrorReply {
+  if (err instanceof HuaweiError) return reply(err.status, err.code, err.message);
+  if (err instanceof KmsError) {
+    const mapped = (context.action ? BY_ACTION[context.action]?.[err.name] : undefined) ?? BY_NAME[err.name];
+    const status = mapped?.status ?? 400;
+    if (status >= 500 || err.internalDetail) {
+      log.warn({ ...context, error: err.name, detail: err.internalDetail }, 'request failed in the key store');
+    }
+    if (!mapped) return reply(400, 'KMS.0308', `Invalid parameter. ${err.message}`.trim());
+    return reply(status, mapped.code, mapped.message ?? (err.message || MESSAGES['KMS.0308']));
+  }
+  log.error({ ...context, err }, 'unexpected failure');
+  return reply(500, 'KMS.0101', 'KMS error.');
+}
