@@ -4,7 +4,8 @@
  *
  * 1. Starts p11kms (strict SigV4: every request's signature is verified) on a fresh data
  *    directory and creates one key.
- * 2. HTTP: autocannon replays SigV4-signed Encrypt, Decrypt and GenerateDataKey requests
+ * 2. HTTP: autocannon replays SigV4-signed Encrypt, Decrypt, GenerateDataKey, Sign
+ *    (RSA_2048 PKCS#1 v1.5 and ECC_NIST_P256 ECDSA) and GenerateMac (HMAC_256) requests
  *    over keep-alive connections at several concurrencies (the load generator shares the
  *    machine's cores with the service, as it would in CI).
  * 3. Raw: stops the service, opens the same token in this process through p11kms's own
@@ -121,7 +122,15 @@ async function httpRun(endpoint: string, name: string, request: Awaited<ReturnTy
   };
 }
 
-async function rawRuns(dataDir: string, keyId: string): Promise<Row[]> {
+interface BenchKeys {
+  symmetric: string;
+  rsa: string;
+  ec: string;
+  hmac: string;
+}
+
+async function rawRuns(dataDir: string, ids: BenchKeys): Promise<Row[]> {
+  const keyId = ids.symmetric;
   const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
   const token = Token.open(loadHsmProfile(config), dataDir, pino({ level: 'warn' }));
   const custody = new KeyCustody(token);
@@ -130,10 +139,14 @@ async function rawRuns(dataDir: string, keyId: string): Promise<Row[]> {
   const aad = additionalData(header, { purpose: 'bench' });
   const plaintext = Buffer.alloc(32, 7);
   const { iv, sealed } = await custody.encrypt(material, aad, plaintext);
+  const message = Buffer.from('benchmark message');
   const tasks: Record<string, () => Promise<unknown>> = {
     Encrypt: () => custody.encrypt(material, aad, plaintext),
     Decrypt: () => custody.decrypt(material, iv, aad, sealed),
     GenerateDataKey: async () => custody.encrypt(material, aad, await custody.random(32)),
+    'Sign RSA_2048': () => custody.sign({ keyId: ids.rsa, version: 1 }, 'RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_256', 'RAW', message),
+    'Sign ECC_NIST_P256': () => custody.sign({ keyId: ids.ec, version: 1 }, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message),
+    'GenerateMac HMAC_256': () => custody.mac({ keyId: ids.hmac, version: 1 }, 'HMAC_256', message),
   };
   const rows: Row[] = [];
   try {
@@ -185,17 +198,27 @@ async function main(): Promise<void> {
   const dataDir = path.join(base, 'data');
   const { child, endpoint } = await startService(dataDir);
   const rows: Row[] = [];
-  let keyId: string;
+  let ids: BenchKeys;
   try {
-    const created = (await call(endpoint, 'CreateKey', {})) as { KeyMetadata: { KeyId: string } };
-    keyId = created.KeyMetadata.KeyId;
+    const create = async (body: unknown) => ((await call(endpoint, 'CreateKey', body)) as { KeyMetadata: { KeyId: string } }).KeyMetadata.KeyId;
+    ids = {
+      symmetric: await create({}),
+      rsa: await create({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' }),
+      ec: await create({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+      hmac: await create({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }),
+    };
+    const keyId = ids.symmetric;
     const context = { purpose: 'bench' };
     const plaintext = Buffer.alloc(32, 7).toString('base64');
+    const message64 = Buffer.from('benchmark message').toString('base64');
     const { CiphertextBlob } = (await call(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context })) as { CiphertextBlob: string };
     const requests = {
       Encrypt: await signedRequest(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context }),
       Decrypt: await signedRequest(endpoint, 'Decrypt', { CiphertextBlob, EncryptionContext: context }),
       GenerateDataKey: await signedRequest(endpoint, 'GenerateDataKey', { KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+      'Sign RSA_2048': await signedRequest(endpoint, 'Sign', { KeyId: ids.rsa, Message: message64, SigningAlgorithm: 'RSASSA_PKCS1_V1_5_SHA_256' }),
+      'Sign ECC_NIST_P256': await signedRequest(endpoint, 'Sign', { KeyId: ids.ec, Message: message64, SigningAlgorithm: 'ECDSA_SHA_256' }),
+      'GenerateMac HMAC_256': await signedRequest(endpoint, 'GenerateMac', { KeyId: ids.hmac, Message: message64, MacAlgorithm: 'HMAC_SHA_256' }),
     };
     for (const [name, request] of Object.entries(requests)) {
       for (const c of connections) {
@@ -210,7 +233,7 @@ async function main(): Promise<void> {
     });
   }
   process.stderr.write('bench: raw PKCS#11 calls on the same token\n');
-  rows.push(...(await rawRuns(dataDir, keyId!)));
+  rows.push(...(await rawRuns(dataDir, ids!)));
   printTable(rows);
   fs.rmSync(base, { recursive: true, force: true });
 }
