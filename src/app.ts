@@ -9,6 +9,8 @@ import { systemClock } from './clock';
 import { type Config, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
+import { SHAPES } from './model/generated/shapes';
+import type { KeySpec } from './model/generated/types';
 import { Token } from './custody/token';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
 import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
@@ -62,8 +64,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
     app.disable('x-powered-by');
     app.set('etag', false);
     app.set('query parser', 'simple');
+    const keySpecs = keySpecSupport(services.custody);
+    log.info({ keySpecs }, 'key specs this token supports');
     app.get('/health', (_req, res) => {
-      res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length });
+      res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length, keySpecs });
     });
     app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail }));
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock }));
@@ -101,6 +105,18 @@ export async function startService(config: Config, log: Logger): Promise<Running
     await store.close();
     throw err;
   }
+}
+
+/** What this deployment's token can create, from its mechanism list (probed at start-up). */
+function keySpecSupport(custody: KeyCustody): { supported: string[]; unsupported: Record<string, string> } {
+  const supported: string[] = [];
+  const unsupported: Record<string, string> = {};
+  for (const spec of (SHAPES.KeySpec.enum ?? []) as KeySpec[]) {
+    const answer = custody.canGenerate(spec);
+    if (answer.ok) supported.push(spec);
+    else unsupported[spec] = `the token lacks ${answer.missing}`;
+  }
+  return { supported, unsupported };
 }
 
 function listen(app: express.Express, port: number, host: string): Promise<Server> {

@@ -352,6 +352,32 @@ describe('asymmetric, HMAC and key-agreement keys', function () {
     });
   });
 
+  describe('deployment', function () {
+    it('reports at /health which key specs this token supports and why the others are not', async () => {
+      const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { keySpecs: { supported: string[]; unsupported: Record<string, string> } };
+      expect(health.keySpecs.supported).to.include.members(['SYMMETRIC_DEFAULT', 'RSA_4096', 'ECC_NIST_P521', 'ECC_SECG_P256K1', 'ECC_NIST_EDWARDS25519', 'HMAC_512']);
+      expect(Object.keys(health.keySpecs.unsupported).sort()).to.deep.equal(['ML_DSA_44', 'ML_DSA_65', 'ML_DSA_87', 'SM2']);
+    });
+
+    it('keeps serving other requests while an RSA_4096 key is generated', async () => {
+      const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      let generated = false;
+      const generation = kms.send(new CreateKeyCommand({ KeySpec: 'RSA_4096', KeyUsage: 'SIGN_VERIFY' })).then((r) => {
+        generated = true;
+        return r;
+      });
+      // Encrypts issued right after the slow generation started must not wait for it.
+      let finishedBefore = 0;
+      for (let i = 0; i < 10; i++) {
+        await kms.send(new EncryptCommand({ KeyId: symmetric.KeyId, Plaintext: Buffer.from('still served') }));
+        if (!generated) finishedBefore++;
+      }
+      const { KeyMetadata } = await generation;
+      expect(KeyMetadata!.KeySpec).to.equal('RSA_4096');
+      expect(finishedBefore, 'Encrypts completed while RSA_4096 was being generated').to.be.greaterThan(5);
+    });
+  });
+
   describe('custody', function () {
     it('keeps every private and HMAC key in the token, sensitive and never extractable, and leaves no data key pair behind', async () => {
       // The keys created by the tests above.
@@ -365,7 +391,11 @@ describe('asymmetric, HMAC and key-agreement keys', function () {
         expect(secretPart, label).to.have.length(1);
         expect(secretPart[0].sensitive && !secretPart[0].extractable && secretPart[0].alwaysSensitive && secretPart[0].neverExtractable, label).to.equal(true);
       }
-      for (const o of objects) expect(o.label, 'only KMS keys are token objects').to.match(/^p11kms:[0-9a-f-]{36}:v1$/);
+      // Besides KMS keys, the token holds only the audit trail's signing key pair.
+      for (const o of objects) expect(o.label, 'only KMS keys and the audit signing key are token objects').to.match(/^(p11kms:[0-9a-f-]{36}:v1|p11kms-audit:signing:v1)$/);
+      const auditPrivate = objects.filter((o) => o.label === 'p11kms-audit:signing:v1' && o.class === CKO_PRIVATE_KEY);
+      expect(auditPrivate).to.have.length(1);
+      expect(auditPrivate[0].sensitive && !auditPrivate[0].extractable).to.equal(true);
     });
   });
 });
