@@ -157,7 +157,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
         error({
           file: f.name,
           line: tails.has(f.name) ? complete + 1 : complete,
-          message: `file was truncated at byte ${data.length}: digest ${digest} signed ${cov.bytes} bytes holding records up to sequence ${cov.lastSequence ?? '–'}`,
+          message: `file is shorter than digest ${digest} signed (${data.length} of ${cov.bytes} bytes, records up to sequence ${cov.lastSequence ?? '–'}): truncated or records removed`,
         });
         break;
       }
