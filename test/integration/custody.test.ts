@@ -131,9 +131,16 @@ function describeObject(p: pkcs11js.PKCS11, session: Buffer, handle: Buffer): To
   };
 }
 
-/** Every object the logged-in user can see in the token, by label. */
+/** The audit trail's signing key pair (issue #6), checked by the asymmetric and audit suites. */
+const AUDIT_SIGNING_LABEL = 'p11kms-audit:signing:v1';
+
+/** Every object the logged-in user can see in the token, except the audit signing key pair. */
 function listObjects(): TokenObject[] {
-  return withSession((p, session) => findAll(p, session, []).map((h) => describeObject(p, session, h)));
+  return withSession((p, session) =>
+    findAll(p, session, [])
+      .filter((h) => (p.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }])[0].value as Buffer).toString('utf8') !== AUDIT_SIGNING_LABEL)
+      .map((h) => describeObject(p, session, h)),
+  );
 }
 
 function labelOf(keyId: string): string {
