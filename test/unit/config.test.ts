@@ -1,0 +1,66 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { DEFAULTS, loadConfig, loadHsmProfile } from '../../src/config/config';
+
+describe('configuration', function () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-config-'));
+  const file = path.join(dir, 'config.json');
+
+  it('has the documented defaults', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.host).to.equal('127.0.0.1');
+    expect(config.port).to.equal(4599);
+    expect(config.dataDir).to.equal(path.resolve('./var'));
+    expect(config.accountId).to.equal('111122223333');
+    expect(config.auth).to.equal('permissive');
+    expect(config.hsmProfile).to.equal(DEFAULTS.hsmProfile);
+    expect(fs.existsSync(config.hsmProfile), 'the default profile ships with the repository').to.equal(true);
+  });
+
+  it('layers file < environment < flags', () => {
+    fs.writeFileSync(file, JSON.stringify({ port: 5000, host: '0.0.0.0', accountId: '222233334444' }));
+    const config = loadConfig({ file, env: { P11KMS_PORT: '6000', P11KMS_ACCOUNT_ID: '333344445555' }, flags: { port: '7000' } });
+    expect(config.host, 'from the file').to.equal('0.0.0.0');
+    expect(config.accountId, 'environment over file').to.equal('333344445555');
+    expect(config.port, 'flag over environment').to.equal(7000);
+  });
+
+  it('reads every documented environment variable', () => {
+    const config = loadConfig({
+      env: {
+        P11KMS_HOST: '::1',
+        P11KMS_PORT: '0',
+        P11KMS_DATA_DIR: dir,
+        P11KMS_ACCOUNT_ID: '999988887777',
+        P11KMS_AUTH: 'strict',
+        P11KMS_CREDENTIALS_FILE: '/etc/p11kms/credentials.json',
+      },
+    });
+    expect(config).to.include({ host: '::1', port: 0, dataDir: dir, accountId: '999988887777', auth: 'strict', credentialsFile: '/etc/p11kms/credentials.json' });
+  });
+
+  it('refuses bad values with a message naming the setting', () => {
+    expect(() => loadConfig({ env: { P11KMS_AUTH: 'open' } })).to.throw(/auth must be 'strict' or 'permissive'/);
+    expect(() => loadConfig({ env: { P11KMS_PORT: 'http' } })).to.throw(/port must be a number/);
+    expect(() => loadConfig({ env: { P11KMS_ACCOUNT_ID: '123' } })).to.throw(/accountId must be 12 digits/);
+    expect(() => loadConfig({ env: { P11KMS_AUTH: 'strict' } })).to.throw(/strict authentication needs a credentials file/);
+    fs.writeFileSync(file, JSON.stringify({ prot: 1 }));
+    expect(() => loadConfig({ file, env: {} })).to.throw(/unknown setting 'prot'/);
+  });
+
+  it('takes the PIN from P11KMS_PIN over the profile', () => {
+    const config = loadConfig({ env: { P11KMS_PIN: 'from-env' } });
+    expect(loadHsmProfile(config).pin).to.equal('from-env');
+    expect(loadHsmProfile(loadConfig({ env: {} })).pin).to.equal('1234');
+  });
+
+  it('loads the SoftHSM2 profile with its quirks and an absolute template path', () => {
+    const profile = loadHsmProfile(loadConfig({ env: {} }));
+    expect(profile.quirks.gcmTagFailureIsGeneralError).to.equal(true);
+    expect(profile.quirks.oaepHashesInToken).to.deep.equal(['sha1']);
+    expect(path.isAbsolute(profile.softhsm2ConfTemplate!)).to.equal(true);
+    expect(fs.existsSync(profile.softhsm2ConfTemplate!)).to.equal(true);
+  });
+});
