@@ -70,7 +70,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length, keySpecs });
     });
     app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail }));
-    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock }));
+    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: trail }));
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });

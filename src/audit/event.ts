@@ -43,6 +43,8 @@ export interface AuditSink {
 export interface ApiCall {
   /** e.g. 'aws-json', 'huawei': recorded in additionalEventData so auditors can tell them apart. */
   dialect: string;
+  /** What the dialect itself called the request (e.g. Huawei's action), for additionalEventData. */
+  dialectDetail?: Record<string, string | string[]>;
   time: number;
   requestId: string;
   /** Unknown when the request never named a valid operation. */
@@ -97,7 +99,7 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
     ...(call.error ? { errorCode: call.error.code, errorMessage: call.error.message } : {}),
     requestParameters: op ? disclose(op, 'request', call.input) : null,
     responseElements: op && !call.error ? disclose(op, 'response', call.output) : null,
-    additionalEventData: { dialect: call.dialect, ...materialIdsOf(call.output) },
+    additionalEventData: { dialect: call.dialect, ...call.dialectDetail, ...materialIdsOf(call.output) },
     requestID: call.requestId,
     eventID: randomUUID(),
     readOnly: op !== undefined && (READ_ONLY_USE.has(op) || /^(Describe|Get|List)/.test(op)),

@@ -23,6 +23,20 @@ import { HuaweiError, invalid } from './errors';
 export type Body = Record<string, unknown>;
 export type Action = (body: Body, ctx: RequestContext, services: Services) => Promise<Body>;
 
+/** One KMS operation an action performed, kept for the request's audit record. */
+export interface TracedCall {
+  operation: OperationName;
+  input: unknown;
+  output?: unknown;
+}
+
+/** The operations each request performed, keyed by its (per-request) context. */
+const traces = new WeakMap<RequestContext, TracedCall[]>();
+
+export function tracedCalls(ctx: RequestContext): TracedCall[] {
+  return traces.get(ctx) ?? [];
+}
+
 async function call<Op extends OperationName>(
   op: Op,
   input: OperationShapes[Op]['input'],
@@ -33,7 +47,12 @@ async function call<Op extends OperationName>(
     | ((i: OperationShapes[Op]['input'], c: RequestContext, s: Services) => Promise<OperationShapes[Op]['output']>)
     | undefined;
   if (!handler) throw new KmsError('UnsupportedOperationException', `${op} is not available.`);
-  return handler(input, ctx, services);
+  const traced: TracedCall = { operation: op, input };
+  const list = traces.get(ctx) ?? [];
+  list.push(traced);
+  traces.set(ctx, list);
+  traced.output = await handler(input, ctx, services);
+  return traced.output as OperationShapes[Op]['output'];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import type { Caller } from '../../access/principal';
 import type { Credentials } from '../../access/credentials';
+import { apiCallEvent, type AuditSink } from '../../audit/event';
 import type { Clock } from '../../clock';
 import type { AuthMode, HuaweiProject } from '../../config/config';
 import type { RequestContext, Services } from '../../operations';
-import { ACTIONS, type Body } from './actions';
+import { KmsError } from '../../errors';
+import { ACTIONS, type Body, tracedCalls } from './actions';
 import { HuaweiAuthenticator } from './auth';
 import { HuaweiError, huaweiErrorResponse, invalid } from './errors';
 
@@ -20,6 +23,35 @@ export interface HuaweiDeps {
   defaultRegion: string;
   maxBodyBytes: number;
   clock: Clock;
+  audit: AuditSink;
+}
+
+/** The KMS operation each action stands for in the audit trail when it performed none. */
+const ACTION_OPERATION: Record<string, string> = {
+  'create-key': 'CreateKey',
+  'describe-key': 'DescribeKey',
+  'list-keys': 'ListKeys',
+  'enable-key': 'EnableKey',
+  'disable-key': 'DisableKey',
+  'schedule-key-deletion': 'ScheduleKeyDeletion',
+  'cancel-key-deletion': 'CancelKeyDeletion',
+  'update-key-alias': 'UpdateAlias',
+  'update-key-description': 'UpdateKeyDescription',
+  'encrypt-data': 'Encrypt',
+  'decrypt-data': 'Decrypt',
+  'create-datakey': 'GenerateDataKey',
+  'create-datakey-without-plaintext': 'GenerateDataKeyWithoutPlaintext',
+  'encrypt-datakey': 'Encrypt',
+  'decrypt-datakey': 'Decrypt',
+  'gen-random': 'GenerateRandom',
+};
+
+/** What the router learnt about a request, for its audit record. */
+interface Seen {
+  action?: string;
+  caller?: Caller;
+  ctx?: RequestContext;
+  region?: string;
 }
 
 const PREFIX = '/v1.0/';
@@ -41,7 +73,7 @@ export function huaweiRouter(deps: HuaweiDeps): express.Router {
   router.use(PREFIX, (err: unknown, _req: Request, res: Response, _next: (e?: unknown) => void) => {
     const e = err as { type?: string };
     const failure = e.type === 'entity.too.large' ? invalid('KMS.0203') : invalid('KMS.0202');
-    send(res, requestIdOf(res), huaweiErrorResponse(failure, deps.log, { requestId: requestIdOf(res) }));
+    void answer(deps, _req, res, requestIdOf(res), huaweiErrorResponse(failure, deps.log, { requestId: requestIdOf(res) }), {});
   });
   return router;
 }
@@ -49,6 +81,7 @@ export function huaweiRouter(deps: HuaweiDeps): express.Router {
 async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req: Request, res: Response): Promise<void> {
   const requestId = requestIdOf(res);
   let action: string | undefined;
+  const seen: Seen = {};
   try {
     const url = req.originalUrl;
     const q = url.indexOf('?');
@@ -60,8 +93,10 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
       throw new HuaweiError('APIGW.0101', 'The API does not exist or has not been published in the environment.', 404);
     }
     action = route[2];
+    seen.action = action;
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const caller = authenticator.authenticate({ method: req.method, rawPath, rawQuery, headers: req.headers, body });
+    seen.caller = caller;
     const projectId = route[1];
     if (!PROJECT_ID.test(projectId)) throw invalid('KMS.0201');
     const project = deps.projects[projectId] ?? { region: deps.defaultRegion, accountId: deps.accountId };
@@ -72,13 +107,53 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const sequence = input.sequence;
     if (sequence !== undefined && (typeof sequence !== 'string' || sequence.length !== 36)) throw invalid('KMS.0206');
     const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId };
+    seen.ctx = ctx;
+    seen.region = project.region;
     const output = await handler(input, ctx, deps.services);
     // sequence: the request's serial number, echoed so callers can match replies (decrypt-data seed).
     if (sequence !== undefined) output.sequence = sequence;
-    send(res, requestId, { status: 200, body: JSON.stringify(output) });
+    await answer(deps, req, res, requestId, { status: 200, body: JSON.stringify(output) }, seen);
   } catch (err) {
-    send(res, requestId, huaweiErrorResponse(err, deps.log, { requestId, action }));
+    await answer(deps, req, res, requestId, huaweiErrorResponse(err, deps.log, { requestId, action }), seen);
   }
+}
+
+/**
+ * The one exit of every request of this dialect: its audit record (in CloudTrail's format,
+ * naming the dialect, the action and the KMS operations it performed) is made durable, then
+ * the reply is sent. A record that cannot be written turns the reply into an internal error.
+ */
+async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: string, reply: { status: number; body: string }, seen: Seen): Promise<void> {
+  let sent = reply;
+  const calls = seen.ctx ? tracedCalls(seen.ctx) : [];
+  const primary = calls[0];
+  try {
+    await deps.audit.record(
+      apiCallEvent({
+        dialect: 'huawei',
+        dialectDetail: { action: seen.action ?? 'unknown', ...(calls.length > 1 ? { operations: calls.map((c) => c.operation) } : {}) },
+        time: deps.clock.now(),
+        requestId,
+        operation: primary?.operation ?? (seen.action ? ACTION_OPERATION[seen.action] : undefined),
+        ...(seen.caller ? { caller: seen.caller } : {}),
+        region: seen.region,
+        sourceIp: req.socket.remoteAddress,
+        userAgent: req.headers['user-agent'],
+        input: primary?.input,
+        output: reply.status === 200 ? primary?.output : undefined,
+        ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
+      }),
+    );
+  } catch (err) {
+    deps.log.error({ requestId, action: seen.action, err: (err as Error).message }, 'request refused: its audit record could not be written');
+    sent = huaweiErrorResponse(new KmsError('KMSInternalException', 'An internal error occurred.'), deps.log, { requestId });
+  }
+  send(res, requestId, sent);
+}
+
+function errorOf(body: string): { code: string; message: string } {
+  const parsed = JSON.parse(body) as { error?: { error_code?: string; error_msg?: string } };
+  return { code: parsed.error?.error_code ?? 'Unknown', message: parsed.error?.error_msg ?? '' };
 }
 
 function parseBody(body: Buffer): Body {
