@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { KeyMetadata, KeyState, OperationName, OperationShapes } from '../../model/generated/types';
+import { createPublicKey } from 'node:crypto';
+import type { KeyMetadata, KeySpec, KeyState, KeyUsageType, MessageType, OperationName, OperationShapes, SigningAlgorithmSpec } from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
 import { KmsError } from '../../errors';
 import { fromBase64, fromHex, toBase64, toHex } from './envelope';
@@ -199,7 +200,7 @@ function keyInfo(m: KeyMetadata, alias: string | undefined, region: string): Bod
     key_alias: alias ?? '',
     realm: region,
     key_description: m.Description ?? '',
-    key_spec: m.KeySpec === 'SYMMETRIC_DEFAULT' ? 'AES_256' : (m.KeySpec ?? ''),
+    key_spec: AWS_TO_HUAWEI_SPEC[m.KeySpec ?? ''] ?? m.KeySpec ?? '',
     key_usage: m.KeyUsage ?? 'ENCRYPT_DECRYPT',
     creation_date: m.CreationDate ? String(m.CreationDate.getTime()) : '',
     scheduled_deletion_date: m.DeletionDate ? String(m.DeletionDate.getTime()) : '',
@@ -222,14 +223,24 @@ async function stateOf(keyId: string, ctx: RequestContext, services: Services): 
 // ---------------------------------------------------------------------------------------------
 // Key management
 
-const SUPPORTED_HUAWEI_SPECS = new Set(['AES_256']);
+/** Huawei key_spec → AWS KeySpec, and the key usages each allows (create-key, kms_02_0012). */
+const HUAWEI_SPECS: Record<string, { spec: KeySpec; usages: readonly KeyUsageType[] }> = {
+  AES_256: { spec: 'SYMMETRIC_DEFAULT', usages: ['ENCRYPT_DECRYPT'] },
+  RSA_2048: { spec: 'RSA_2048', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
+  RSA_3072: { spec: 'RSA_3072', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
+  RSA_4096: { spec: 'RSA_4096', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
+  EC_P256: { spec: 'ECC_NIST_P256', usages: ['SIGN_VERIFY'] },
+  EC_P384: { spec: 'ECC_NIST_P384', usages: ['SIGN_VERIFY'] },
+};
+const AWS_TO_HUAWEI_SPEC: Record<string, string> = Object.fromEntries(Object.entries(HUAWEI_SPECS).map(([h, { spec }]) => [spec, h]));
 
 const createKey: Action = async (body, ctx, services) => {
   const name = aliasName(body);
-  const spec = text(body, 'key_spec') ?? 'AES_256';
-  if (!SUPPORTED_HUAWEI_SPECS.has(spec)) throw invalid('KMS.0308', `key_spec ${spec} is not supported by p11kms yet; only AES_256.`);
-  const usage = text(body, 'key_usage') ?? 'ENCRYPT_DECRYPT';
-  if (usage !== 'ENCRYPT_DECRYPT') throw invalid('KMS.0308', `key_usage ${usage} is not valid for an AES_256 key.`);
+  const huaweiSpec = text(body, 'key_spec') ?? 'AES_256';
+  const mapping = HUAWEI_SPECS[huaweiSpec];
+  if (!mapping) throw invalid('KMS.0308', `key_spec ${huaweiSpec} is not supported by this key store (SM2 and SM4 have no mechanism in the token).`);
+  const usage = (text(body, 'key_usage') ?? mapping.usages[0]) as KeyUsageType;
+  if (!mapping.usages.includes(usage)) throw invalid('KMS.0308', `key_usage ${usage} is not valid for key_spec ${huaweiSpec}.`);
   const origin = text(body, 'origin') ?? 'kms';
   if (origin !== 'kms') throw invalid('KMS.0308', origin === 'external' ? 'origin external (imported keys) is not supported by p11kms yet.' : 'origin must be kms or external.');
   const desc = description(body, false);
@@ -242,7 +253,7 @@ const createKey: Action = async (body, ctx, services) => {
     },
   );
   if (taken) throw new HuaweiError('KMS.1104', 'Duplicate key aliases.');
-  const { KeyMetadata: m } = await call('CreateKey', { Description: desc, KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }, ctx, services);
+  const { KeyMetadata: m } = await call('CreateKey', { Description: desc, KeySpec: mapping.spec, KeyUsage: usage }, ctx, services);
   const keyId = m!.KeyId;
   try {
     await call('CreateAlias', { AliasName: name, TargetKeyId: keyId }, ctx, services);
@@ -462,8 +473,73 @@ const genRandom: Action = async (body, ctx, services) => {
 };
 
 /** Every action this dialect serves; anything else under /v1.0/{project_id}/kms/ is not routed. */
+// ---------------------------------------------------------------------------------------------
+// Signature and verification (Sign, ValidateSignature, ShowPublicKey in the Huawei reference)
+
+const SIGNING_ALGORITHMS: ReadonlySet<string> = new Set([
+  'RSASSA_PSS_SHA_256',
+  'RSASSA_PSS_SHA_384',
+  'RSASSA_PSS_SHA_512',
+  'RSASSA_PKCS1_V1_5_SHA_256',
+  'RSASSA_PKCS1_V1_5_SHA_384',
+  'RSASSA_PKCS1_V1_5_SHA_512',
+  'ECDSA_SHA_256',
+  'ECDSA_SHA_384',
+  'ECDSA_SHA_512',
+]);
+
+/** message (Base64, under 4096 bytes), signing_algorithm and message_type (default DIGEST, as Huawei documents). */
+function signingRequest(body: Body): { message: Buffer; algorithm: SigningAlgorithmSpec; messageType: MessageType } {
+  const message = base64Member(body, 'message');
+  if (message.length === 0 || message.length >= 4096) throw invalid('KMS.0308', 'message must be Base64 of 1 to 4095 bytes.');
+  const algorithm = text(body, 'signing_algorithm', true);
+  if (!SIGNING_ALGORITHMS.has(algorithm)) throw invalid('KMS.0308', `signing_algorithm ${algorithm} is not supported.`);
+  const messageType = text(body, 'message_type') ?? 'DIGEST';
+  if (messageType !== 'DIGEST' && messageType !== 'RAW') throw invalid('KMS.0308', 'message_type must be DIGEST or RAW.');
+  return { message, algorithm: algorithm as SigningAlgorithmSpec, messageType };
+}
+
+const sign: Action = async (body, ctx, services) => {
+  const { message, algorithm, messageType } = signingRequest(body);
+  const out = await call('Sign', { KeyId: keyRef(body), Message: message, SigningAlgorithm: algorithm, MessageType: messageType }, ctx, services);
+  return { key_id: keyIdOf(out.KeyId), signature: Buffer.from(out.Signature!).toString('base64') };
+};
+
+const verify: Action = async (body, ctx, services) => {
+  const { message, algorithm, messageType } = signingRequest(body);
+  const signature = base64Member(body, 'signature');
+  const keyId = keyRef(body);
+  try {
+    const out = await call('Verify', { KeyId: keyId, Message: message, Signature: signature, SigningAlgorithm: algorithm, MessageType: messageType }, ctx, services);
+    return { key_id: keyIdOf(out.KeyId), signature_valid: 'true' };
+  } catch (err) {
+    // Huawei answers a signature that does not verify with signature_valid "false", not an error.
+    if (err instanceof KmsError && err.name === 'KMSInvalidSignatureException') {
+      const { KeyMetadata: m } = await call('DescribeKey', { KeyId: keyId }, ctx, services);
+      return { key_id: m!.KeyId, signature_valid: 'false' };
+    }
+    throw err;
+  }
+};
+
+const getPublicKey: Action = async (body, ctx, services) => {
+  const out = await call('GetPublicKey', { KeyId: keyRef(body) }, ctx, services);
+  const pem = createPublicKey({ key: Buffer.from(out.PublicKey!), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' });
+  return { key_id: keyIdOf(out.KeyId), public_key: String(pem) };
+};
+
+/** Plain standard Base64 (message, signature): not the ciphertext envelope of ./envelope.ts. */
+function base64Member(body: Body, name: string): Buffer {
+  const value = text(body, name, true);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) throw invalid('KMS.0308', `${name} must be Base64.`);
+  return Buffer.from(value, 'base64');
+}
+
 export const ACTIONS: Record<string, Action> = {
   'create-key': createKey,
+  sign,
+  verify,
+  'get-publickey': getPublicKey,
   'describe-key': describeKey,
   'list-keys': listKeys,
   'enable-key': enableKey,

@@ -44,6 +44,9 @@ const ACTION_OPERATION: Record<string, string> = {
   'encrypt-datakey': 'Encrypt',
   'decrypt-datakey': 'Decrypt',
   'gen-random': 'GenerateRandom',
+  sign: 'Sign',
+  verify: 'Verify',
+  'get-publickey': 'GetPublicKey',
 };
 
 /** What the router learnt about a request, for its audit record. */
