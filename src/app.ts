@@ -58,6 +58,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     sweeper.start();
 
     const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
+    services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
     const authenticator = new SigV4Authenticator(config.auth, credentials, config.accountId, services.clock);
 
     const app = express();

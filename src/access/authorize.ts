@@ -1,18 +1,194 @@
 import { KmsError } from '../errors';
+import type { GrantRecord } from '../store/grant-record';
 import type { KeyRecord } from '../store/records';
+import type { RequestConditions } from './condition-keys';
+import type { ConditionValues } from './condition-operators';
+import { grantAllows, grantIdOfToken, grantMayDelegate } from './grants';
+import type { GrantConstraintsRecord } from '../store/grant-record';
+import type { GrantOperation } from '../model/generated/types';
+import { isAccountRoot, principalNamesCaller } from './principal-matching';
+import { parsePolicy, type PolicyDocument } from './policy-document';
+import { evaluateIdentityPolicies, evaluateKeyPolicy } from './policy-evaluation';
 import type { Caller } from './principal';
+import type { PrincipalDirectory } from './principal-directory';
 
 /**
- * Decides whether `caller` may perform `action` (e.g. "kms:Decrypt") on `key`.
+ * The one place where access is decided.
  *
- * Today this enforces what the default key policy says: the key's own account may do
- * everything, other accounts nothing. Key policies, identity policies and grants
- * (issue #5) plug in here; no operation decides access on its own.
+ * strict mode (`enforce`), in AWS's order:
+ *   1. an explicit Deny in the key policy or in the caller's identity policies wins;
+ *   2. Allow when the key policy allows the caller itself (or `*`);
+ *   3. Allow when the key policy allows the caller's account (delegation to IAM) and the
+ *      caller's identity policies allow — for a caller of another account, the key policy
+ *      must allow it in any form *and* its identity policies must allow;
+ *   4. Allow when one of the key's grants allows the operation to the caller under its
+ *      constraints;
+ *   otherwise AccessDeniedException naming the principal and the action.
+ * permissive mode: the key's own account may do everything, other accounts nothing (the
+ * behaviour CI users of `npm start` rely on).
  */
-export function authorizeKeyAction(caller: Caller, action: string, key: KeyRecord): void {
-  if (caller.accountId === key.accountId) return;
-  throw new KmsError(
-    'AccessDeniedException',
-    `User: ${caller.principalArn} is not authorized to perform: ${action} on resource: ${key.arn} because no resource-based policy allows the ${action} action`,
-  );
+export interface AccessControl {
+  readonly enforce: boolean;
+  readonly directory: PrincipalDirectory;
+}
+
+export interface KeyAccessRequest {
+  caller: Caller;
+  /** e.g. kms:Decrypt */
+  action: string;
+  key: KeyRecord;
+  values: ConditionValues;
+  request: RequestConditions;
+  /** The key's grants. */
+  grants: readonly GrantRecord[];
+  grantTokens?: readonly string[];
+  /** The key was found from a ciphertext rather than named by the caller (changes AWS's message). */
+  viaCiphertext?: boolean;
+}
+
+/** Actions AWS allows on a key of another account (through its key ARN). */
+const CROSS_ACCOUNT_ACTIONS: ReadonlySet<string> = new Set([
+  'kms:CreateGrant',
+  'kms:Decrypt',
+  'kms:DeriveSharedSecret',
+  'kms:DescribeKey',
+  'kms:Encrypt',
+  'kms:GenerateDataKey',
+  'kms:GenerateDataKeyPair',
+  'kms:GenerateDataKeyPairWithoutPlaintext',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:GenerateMac',
+  'kms:GetKeyRotationStatus',
+  'kms:GetPublicKey',
+  'kms:ListGrants',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+  'kms:RetireGrant',
+  'kms:RevokeGrant',
+  'kms:Sign',
+  'kms:Verify',
+  'kms:VerifyMac',
+]);
+
+type Decision = { allowed: true; grant?: GrantRecord } | { allowed: false; reason: 'resource-deny' | 'identity-deny' | 'no-resource-allow' | 'no-identity-allow' };
+
+/** Throws AccessDeniedException unless `caller` may perform `action` on `key`. Returns the grant that allowed it, if any. */
+export function authorizeKeyAction(access: AccessControl | undefined, req: KeyAccessRequest): { grant?: GrantRecord } {
+  for (const token of req.grantTokens ?? []) grantIdOfToken(token);
+  const decision = decide(access, req, () => keyPolicyOf(req.key));
+  if (decision.allowed) return { grant: decision.grant };
+  throw denial(req.caller, req.action, req.key.arn, decision.reason, req.viaCiphertext === true);
+}
+
+/**
+ * The lockout safety check of CreateKey and PutKeyPolicy: the new policy must let the
+ * caller change the key policy later (key policy and identity policies; grants cannot).
+ */
+export function checkPolicyLockout(access: AccessControl | undefined, caller: Caller, policy: PolicyDocument, key: KeyRecord, values: ConditionValues): void {
+  if (!access?.enforce) return;
+  const decision = decide(access, { caller, action: 'kms:PutKeyPolicy', key, values, request: {}, grants: [] }, () => policy);
+  if (!decision.allowed) {
+    throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
+  }
+}
+
+/** Actions without a key (CreateKey, ListKeys, …): identity policies only, resource "*". */
+export function authorizeAccountAction(access: AccessControl | undefined, caller: Caller, action: string, values: ConditionValues): void {
+  if (!access?.enforce) return;
+  const policies = access.directory.identityPoliciesOf(caller);
+  if (!policies) return;
+  const result = evaluateIdentityPolicies(policies, { caller, action, resource: '*', values });
+  if (result.deny) throw denial(caller, action, '*', 'identity-deny', false);
+  if (!result.allow) throw denial(caller, action, '*', 'no-identity-allow', false);
+}
+
+/**
+ * CreateGrant allowed only by a grant (the CreateGrant grant operation): the new grant may
+ * pass on only operations of that grant, under constraints at least as strict.
+ */
+export function authorizeGrantDelegation(
+  caller: Caller,
+  key: KeyRecord,
+  parent: GrantRecord | undefined,
+  operations: readonly GrantOperation[],
+  constraints: GrantConstraintsRecord | undefined,
+): void {
+  if (parent && !grantMayDelegate(parent, operations, constraints)) {
+    throw denial(caller, 'kms:CreateGrant', key.arn, 'no-resource-allow', false);
+  }
+}
+
+/**
+ * RetireGrant: the grant's retiring principal, its grantee when the grant includes
+ * RetireGrant, or the root of the account that created it (AWS's rule). In permissive mode
+ * the key's own account may retire its grants, as it may do everything.
+ */
+export function authorizeRetireGrant(access: AccessControl | undefined, caller: Caller, grant: GrantRecord, keyArnOfGrant: string): void {
+  if (!access?.enforce && caller.accountId === grant.accountId) return;
+  if (grant.retiringPrincipal !== undefined && principalNamesCaller(grant.retiringPrincipal, caller)) return;
+  if (grant.operations.includes('RetireGrant') && principalNamesCaller(grant.granteePrincipal, caller)) return;
+  if (isAccountRoot(caller.principalArn) && grant.issuingAccount === caller.principalArn) return;
+  throw denial(caller, 'kms:RetireGrant', keyArnOfGrant, 'no-resource-allow', false);
+}
+
+function decide(access: AccessControl | undefined, req: KeyAccessRequest, keyPolicy: () => PolicyDocument): Decision {
+  const { caller, action, key } = req;
+  const sameAccount = caller.accountId === key.accountId;
+  if (!access?.enforce) return sameAccount ? { allowed: true } : { allowed: false, reason: 'no-resource-allow' };
+  if (!sameAccount && !CROSS_ACCOUNT_ACTIONS.has(action)) return { allowed: false, reason: 'no-resource-allow' };
+
+  const evaluation = { caller, action, resource: key.arn, values: req.values };
+  const fromKey = evaluateKeyPolicy(keyPolicy(), evaluation);
+  if (fromKey.deny) return { allowed: false, reason: 'resource-deny' };
+  const policies = access.directory.identityPoliciesOf(caller);
+  const fromIdentity = policies ? evaluateIdentityPolicies(policies, evaluation) : { deny: false, allow: true };
+  if (fromIdentity.deny) return { allowed: false, reason: 'identity-deny' };
+
+  if (sameAccount && fromKey.allow === 'direct') return { allowed: true };
+  if (fromKey.allow !== 'none' && fromIdentity.allow) return { allowed: true };
+  const grant = req.grants.find((g) => grantAllows(g, caller, action, req.request));
+  if (grant) return { allowed: true, grant };
+  return { allowed: false, reason: fromKey.allow !== 'none' ? 'no-identity-allow' : 'no-resource-allow' };
+}
+
+function denial(caller: Caller, action: string, resource: string, reason: Exclude<Decision, { allowed: true }>['reason'], viaCiphertext: boolean): KmsError {
+  const who = `User: ${caller.principalArn} is not authorized to perform: ${action}`;
+  if (viaCiphertext) {
+    return new KmsError(
+      'AccessDeniedException',
+      `${who} on the resource associated with this ciphertext because the resource does not exist in this Region, no resource-based policies allow access, or a resource-based policy explicitly denies access`,
+    );
+  }
+  const on = `${who} on resource: ${resource}`;
+  switch (reason) {
+    case 'resource-deny':
+      return new KmsError('AccessDeniedException', `${on} with an explicit deny in a resource-based policy`);
+    case 'identity-deny':
+      return new KmsError('AccessDeniedException', `${on} with an explicit deny in an identity-based policy`);
+    case 'no-identity-allow':
+      return new KmsError('AccessDeniedException', `${on} because no identity-based policy allows the ${action} action`);
+    default:
+      return new KmsError('AccessDeniedException', `${on} because no resource-based policy allows the ${action} action`);
+  }
+}
+
+/** Stored key policies were validated when written; parsed documents are cached by text. */
+const parsedPolicies = new Map<string, PolicyDocument>();
+const CACHE_LIMIT = 1000;
+
+function keyPolicyOf(key: KeyRecord): PolicyDocument {
+  let doc = parsedPolicies.get(key.policy);
+  if (!doc) {
+    try {
+      doc = parsePolicy(key.policy, 'key');
+    } catch {
+      // A policy stored before documents were validated: it allows nothing (the key's
+      // account can still replace it only with BypassPolicyLockoutSafetyCheck… or not at all);
+      // operators fix such keys by rewriting the policy in the metadata file.
+      doc = { statements: [] };
+    }
+    if (parsedPolicies.size >= CACHE_LIMIT) parsedPolicies.delete(parsedPolicies.keys().next().value!);
+    parsedPolicies.set(key.policy, doc);
+  }
+  return doc;
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { policyFromJson, type PolicyDocument, AWS_PRINCIPAL } from './policy-document';
 import type { Caller } from './principal';
+import { PrincipalDirectory } from './principal-directory';
 
 /** One access key from the credentials file. */
 export interface AccessKey {
@@ -25,6 +27,12 @@ export interface AuthToken {
 interface CredentialsFile {
   accessKeys?: AccessKey[];
   authTokens?: AuthToken[];
+  /**
+   * Identity policies by principal ARN (user, role or assumed-role session; a role's apply to
+   * its sessions): one IAM policy document or a list of them. Principals not listed have no
+   * IAM-side restriction.
+   */
+  identityPolicies?: Record<string, unknown>;
 }
 
 /** Access keys by id. Secrets stay in this object; they are never logged. */
@@ -32,6 +40,7 @@ export class Credentials {
   private constructor(
     private readonly byId: ReadonlyMap<string, AccessKey>,
     private readonly tokens: ReadonlyMap<string, AuthToken> = new Map(),
+    private readonly identityPolicies: ReadonlyMap<string, readonly PolicyDocument[]> = new Map(),
   ) {}
 
   static empty(): Credentials {
@@ -62,7 +71,14 @@ export class Credentials {
       if (tokens.has(digest)) throw new Error(`${file}: authTokens[${i}] repeats a token`);
       tokens.set(digest, entry);
     }
-    return new Credentials(byId, tokens);
+    return new Credentials(byId, tokens, identityPoliciesOf(file, parsed.identityPolicies));
+  }
+
+  /** The principals of this file and their identity policies, for access decisions. */
+  directory(): PrincipalDirectory {
+    const principals = [...this.byId.values()].map((k) => callerOf(k));
+    for (const t of this.tokens.values()) principals.push({ accountId: t.accountId, principalArn: t.principalArn ?? `arn:aws:iam::${t.accountId}:root`, accessKeyId: '' });
+    return new PrincipalDirectory(principals, this.identityPolicies);
   }
 
   find(accessKeyId: string): AccessKey | undefined {
@@ -72,6 +88,27 @@ export class Credentials {
   findToken(token: string): AuthToken | undefined {
     return this.tokens.get(tokenDigest(token));
   }
+}
+
+function identityPoliciesOf(file: string, raw: unknown): Map<string, PolicyDocument[]> {
+  const out = new Map<string, PolicyDocument[]>();
+  if (raw === undefined) return out;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: identityPolicies must map principal ARNs to policy documents`);
+  for (const [principal, docs] of Object.entries(raw)) {
+    if (!AWS_PRINCIPAL.test(principal) || /^\d{12}$/.test(principal)) throw new Error(`${file}: identityPolicies: '${principal}' is not a principal ARN`);
+    const list = Array.isArray(docs) ? docs : [docs];
+    out.set(
+      principal,
+      list.map((doc, i) => {
+        try {
+          return policyFromJson(doc, 'identity');
+        } catch (err) {
+          throw new Error(`${file}: identityPolicies['${principal}'][${i}]: ${(err as Error).message}`);
+        }
+      }),
+    );
+  }
+  return out;
 }
 
 function tokenDigest(token: string): string {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AccessControl } from '../access/authorize';
 import type { Caller } from '../access/principal';
 import type { Clock } from '../clock';
 import type { KeyCustody } from '../custody/key-custody';
@@ -12,6 +13,10 @@ export interface RequestContext {
   scope: Scope;
   caller: Caller;
   requestId: string;
+  /** The client's address as the wire layer saw it (aws:SourceIp). */
+  sourceIp?: string;
+  /** GrantTokens of the request, if the operation takes them. */
+  grantTokens?: readonly string[];
 }
 
 /** The long-lived parts every operation may use. Built once per process, never global. */
@@ -20,6 +25,8 @@ export interface Services {
   custody: KeyCustody;
   clock: Clock;
   log: Logger;
+  /** Access control (strict: policies and grants decide; absent or permissive: same account only). */
+  access?: AccessControl;
 }
 
 export type OperationHandler<Op extends OperationName> = (

@@ -3,6 +3,8 @@ import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType } from '../model/generated/types';
 import { keyArn, type KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
+import { checkKeyPolicy } from './shared/key-policy';
+import { checkAccountAction } from './shared/key-resolution';
 import { keyMetadataOf } from './shared/key-metadata';
 import { validateTags } from './shared/tags';
 
@@ -44,7 +46,13 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
   }
   const tags = validateTags(input.Tags);
   const policy = input.Policy ?? defaultKeyPolicy(ctx.scope.accountId);
-  checkPolicyDocument(policy);
+  checkAccountAction(services, ctx, 'kms:CreateKey', {
+    keySpec,
+    keyUsage,
+    keyOrigin: origin,
+    requestTags: tags,
+    bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck ?? false,
+  });
 
   const keyId = randomUUID();
   const now = services.clock.now();
@@ -64,6 +72,7 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
     tags,
     policy,
   };
+  checkKeyPolicy(services, ctx, policy, record, input.BypassPolicyLockoutSafetyCheck);
   const material = { keyId, version: 1 };
   // Token first: a crash before the store write leaves an orphan object that start-up
   // reconciliation destroys; never a key in the store without material.
@@ -109,17 +118,4 @@ function chooseKeyUsage(keySpec: KeySpec, requested: KeyUsageType | undefined): 
     throw new KmsError('ValidationException', `KeyUsage ${requested} is not compatible with KeySpec ${keySpec}`);
   }
   return requested;
-}
-
-/** Minimal document check until key policies are evaluated (issue #5): JSON with statements. */
-function checkPolicyDocument(policy: string): void {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(policy);
-  } catch {
-    throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
-  }
-  if (!doc || typeof doc !== 'object' || !('Statement' in doc)) {
-    throw new KmsError('MalformedPolicyDocumentException', 'Policy document must be a JSON object with a Statement.');
-  }
 }

@@ -8,7 +8,11 @@ import { loadKeyFor } from './shared/key-resolution';
 
 export const deriveSharedSecret: OperationHandler<'DeriveSharedSecret'> = async (input, ctx, services) => {
   refuseRecipient(input.Recipient);
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'DeriveSharedSecret', usage: 'KEY_AGREEMENT' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'DeriveSharedSecret',
+    usage: 'KEY_AGREEMENT',
+    conditions: { keyAgreementAlgorithm: input.KeyAgreementAlgorithm },
+  });
   const peerPoint = uncompressedPoint(input.PublicKey, JWK_CURVE[key.keySpec]);
   stopIfDryRun(input.DryRun);
   const secret = await services.custody.deriveSharedSecret(currentMaterial(key), key.keySpec, peerPoint);

@@ -7,7 +7,11 @@ import { loadKeyFor } from './shared/key-resolution';
 import { rsaEncrypt } from './shared/rsa-encryption';
 
 export const encrypt: OperationHandler<'Encrypt'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'Encrypt', usage: 'ENCRYPT_DECRYPT' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'Encrypt',
+    usage: 'ENCRYPT_DECRYPT',
+    conditions: { encryptionContext: input.EncryptionContext, encryptionAlgorithm: input.EncryptionAlgorithm ?? 'SYMMETRIC_DEFAULT' },
+  });
   const algorithm = encryptionAlgorithmFor(key, input.EncryptionAlgorithm);
   stopIfDryRun(input.DryRun);
   const blob = isRsa(key.keySpec)

@@ -8,6 +8,7 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation: 'GenerateDataKeyWithoutPlaintext',
     usage: 'ENCRYPT_DECRYPT',
+    conditions: { encryptionContext: input.EncryptionContext },
   });
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);

@@ -6,7 +6,11 @@ import { loadKeyFor } from './shared/key-resolution';
 
 export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input, ctx, services) => {
   refuseRecipient(input.Recipient);
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GenerateDataKey', usage: 'ENCRYPT_DECRYPT' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'GenerateDataKey',
+    usage: 'ENCRYPT_DECRYPT',
+    conditions: { encryptionContext: input.EncryptionContext },
+  });
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
   // The data key comes from the token's random number generator.

@@ -26,6 +26,14 @@ import { reEncrypt } from './re-encrypt';
 import { scheduleKeyDeletion } from './schedule-key-deletion';
 import { updateAlias } from './update-alias';
 import { updateKeyDescription } from './update-key-description';
+import { createGrant } from './create-grant';
+import { getKeyPolicy } from './get-key-policy';
+import { listGrants } from './list-grants';
+import { listKeyPolicies } from './list-key-policies';
+import { listRetirableGrants } from './list-retirable-grants';
+import { putKeyPolicy } from './put-key-policy';
+import { retireGrant } from './retire-grant';
+import { revokeGrant } from './revoke-grant';
 
 export type { OperationHandler, RequestContext, Services } from './context';
 
@@ -37,6 +45,14 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   CancelKeyDeletion: cancelKeyDeletion,
   CreateAlias: createAlias,
   CreateKey: createKey,
+  CreateGrant: createGrant,
+  GetKeyPolicy: getKeyPolicy,
+  ListGrants: listGrants,
+  ListKeyPolicies: listKeyPolicies,
+  ListRetirableGrants: listRetirableGrants,
+  PutKeyPolicy: putKeyPolicy,
+  RetireGrant: retireGrant,
+  RevokeGrant: revokeGrant,
   Decrypt: decrypt,
   DeriveSharedSecret: deriveSharedSecret,
   DeleteAlias: deleteAlias,

@@ -13,6 +13,10 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     member: 'DestinationKeyId',
     action: 'kms:ReEncryptTo',
     usage: 'ENCRYPT_DECRYPT',
+    conditions: {
+      encryptionContext: input.DestinationEncryptionContext,
+      encryptionAlgorithm: input.DestinationEncryptionAlgorithm ?? 'SYMMETRIC_DEFAULT',
+    },
   });
   const destinationAlgorithm = encryptionAlgorithmFor(destination, input.DestinationEncryptionAlgorithm);
   const source = await openCiphertext(services, ctx, {

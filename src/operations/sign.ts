@@ -4,7 +4,11 @@ import { currentMaterial } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const sign: OperationHandler<'Sign'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'Sign', usage: 'SIGN_VERIFY' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'Sign',
+    usage: 'SIGN_VERIFY',
+    conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
+  });
   const messageType = input.MessageType ?? 'RAW';
   services.custody.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   stopIfDryRun(input.DryRun);

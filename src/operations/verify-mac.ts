@@ -6,7 +6,11 @@ import { loadKeyFor } from './shared/key-resolution';
 import { requireMacAlgorithm } from './shared/mac';
 
 export const verifyMac: OperationHandler<'VerifyMac'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'VerifyMac', usage: 'GENERATE_VERIFY_MAC' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'VerifyMac',
+    usage: 'GENERATE_VERIFY_MAC',
+    conditions: { macAlgorithm: input.MacAlgorithm },
+  });
   requireMacAlgorithm(key, input.MacAlgorithm);
   stopIfDryRun(input.DryRun);
   const valid = await services.custody.verifyMac(currentMaterial(key), key.keySpec, input.Message, input.Mac);

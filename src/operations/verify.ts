@@ -5,7 +5,11 @@ import { currentMaterial } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const verify: OperationHandler<'Verify'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'Verify', usage: 'SIGN_VERIFY' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'Verify',
+    usage: 'SIGN_VERIFY',
+    conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
+  });
   const messageType = input.MessageType ?? 'RAW';
   services.custody.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   stopIfDryRun(input.DryRun);

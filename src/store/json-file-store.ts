@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import type { MetadataStore, StoreTransaction } from './metadata-store';
+import type { GrantRecord } from './grant-record';
 import type { AliasRecord, KeyRecord, Scope } from './records';
 
 const FORMAT = 'p11kms-metadata';
@@ -14,11 +15,14 @@ interface StoreFile {
   version: number;
   keys: KeyRecord[];
   aliases: AliasRecord[];
+  /** Absent in files written before grants existed. */
+  grants?: GrantRecord[];
 }
 
 interface Snapshot {
   keys: Map<string, KeyRecord>;
   aliases: Map<string, AliasRecord>;
+  grants: Map<string, GrantRecord>;
 }
 
 interface Pending {
@@ -96,6 +100,14 @@ export class JsonFileStore implements MetadataStore {
     return listAliasesIn(this.committed.aliases, scope);
   }
 
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    return this.committed.grants.get(grantId);
+  }
+
+  async listGrants(keyId?: string): Promise<GrantRecord[]> {
+    return listGrantsIn(this.committed.grants, keyId);
+  }
+
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ body, resolve: resolve as (v: unknown) => void, reject });
@@ -113,7 +125,7 @@ export class JsonFileStore implements MetadataStore {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
-        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases) };
+        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases), grants: new Map(this.committed.grants) };
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = false;
         for (const pending of batch) {
@@ -153,6 +165,7 @@ export class JsonFileStore implements MetadataStore {
       version: FORMAT_VERSION,
       keys: [...snapshot.keys.values()],
       aliases: [...snapshot.aliases.values()],
+      grants: [...snapshot.grants.values()],
     };
     await writeFileAtomic(this.file, JSON.stringify(content), { fsync: true, mode: 0o600 });
     // The rename is only durable once the directory entry is.
@@ -171,8 +184,14 @@ function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRe
     .sort((a, b) => a.aliasName.localeCompare(b.aliasName));
 }
 
+function listGrantsIn(grants: Map<string, GrantRecord>, keyId: string | undefined): GrantRecord[] {
+  return [...grants.values()]
+    .filter((g) => keyId === undefined || g.keyId === keyId)
+    .sort((a, b) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId));
+}
+
 function readSnapshot(file: string): Snapshot {
-  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map() };
+  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map(), grants: new Map() };
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
   if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
@@ -180,6 +199,7 @@ function readSnapshot(file: string): Snapshot {
   return {
     keys: new Map(parsed.keys.map((k) => [k.keyId, k])),
     aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
+    grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
   };
 }
 
@@ -187,6 +207,7 @@ function readSnapshot(file: string): Snapshot {
 class OverlayTransaction implements StoreTransaction {
   private readonly keys = new Map<string, KeyRecord | null>();
   private readonly aliases = new Map<string, AliasRecord | null>();
+  private readonly grants = new Map<string, GrantRecord | null>();
 
   constructor(private readonly base: Snapshot) {}
 
@@ -226,6 +247,28 @@ class OverlayTransaction implements StoreTransaction {
     this.aliases.set(aliasKey(scope, aliasName), null);
   }
 
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    const own = this.grants.get(grantId);
+    return own === null ? undefined : (own ?? this.base.grants.get(grantId));
+  }
+
+  async listGrants(keyId: string): Promise<GrantRecord[]> {
+    const merged = new Map(this.base.grants);
+    for (const [k, v] of this.grants) {
+      if (v === null) merged.delete(k);
+      else merged.set(k, v);
+    }
+    return listGrantsIn(merged, keyId);
+  }
+
+  putGrant(record: GrantRecord): void {
+    this.grants.set(record.grantId, record);
+  }
+
+  deleteGrant(grantId: string): void {
+    this.grants.set(grantId, null);
+  }
+
   /** Returns whether anything changed. */
   applyTo(target: Snapshot): boolean {
     for (const [k, v] of this.keys) {
@@ -236,6 +279,10 @@ class OverlayTransaction implements StoreTransaction {
       if (v === null) target.aliases.delete(k);
       else target.aliases.set(k, v);
     }
-    return this.keys.size + this.aliases.size > 0;
+    for (const [k, v] of this.grants) {
+      if (v === null) target.grants.delete(k);
+      else target.grants.set(k, v);
+    }
+    return this.keys.size + this.aliases.size + this.grants.size > 0;
   }
 }

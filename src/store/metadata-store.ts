@@ -1,3 +1,4 @@
+import type { GrantRecord } from './grant-record';
 import type { AliasRecord, KeyRecord, Scope } from './records';
 
 /**
@@ -13,6 +14,11 @@ export interface StoreTransaction {
   listAliases(scope: Scope): Promise<AliasRecord[]>;
   putAlias(record: AliasRecord): void;
   deleteAlias(scope: Scope, aliasName: string): void;
+  getGrant(grantId: string): Promise<GrantRecord | undefined>;
+  /** Grants of one key, oldest first. */
+  listGrants(keyId: string): Promise<GrantRecord[]>;
+  putGrant(record: GrantRecord): void;
+  deleteGrant(grantId: string): void;
 }
 
 /**
@@ -27,6 +33,9 @@ export interface MetadataStore {
   getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined>;
   /** Aliases of one region and account, sorted by name. */
   listAliases(scope: Scope): Promise<AliasRecord[]>;
+  getGrant(grantId: string): Promise<GrantRecord | undefined>;
+  /** Grants of one key, or of every key when none is given, oldest first. */
+  listGrants(keyId?: string): Promise<GrantRecord[]>;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   close(): Promise<void>;
 }

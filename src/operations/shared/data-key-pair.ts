@@ -19,7 +19,11 @@ export async function generateDataKeyPair(
   input: { KeyId: string; KeyPairSpec: DataKeyPairSpec; EncryptionContext?: Record<string, string>; DryRun?: boolean; Recipient?: unknown },
 ): Promise<{ blob: Buffer; publicKey: Buffer; keyArn: string; keyMaterialId: string | undefined; privateKey?: Buffer }> {
   refuseRecipient(input.Recipient);
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation, usage: 'ENCRYPT_DECRYPT' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation,
+    usage: 'ENCRYPT_DECRYPT',
+    conditions: { encryptionContext: input.EncryptionContext, dataKeyPairSpec: input.KeyPairSpec },
+  });
   if (key.keySpec !== 'SYMMETRIC_DEFAULT') {
     throw new KmsError('InvalidKeyUsageException', `${key.arn} key spec ${key.keySpec} is not valid for ${operation}; use a symmetric encryption KMS key.`);
   }

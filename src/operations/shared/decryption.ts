@@ -5,6 +5,7 @@ import type { RequestContext, Services } from '../context';
 import { encryptionAlgorithmFor, isRsa } from './algorithms';
 import { keyOfCiphertext } from './ciphertext-key';
 import { materialIdOf, open, type Payload } from './envelope';
+import type { RequestConditions } from '../../access/condition-keys';
 import { checkKeyFor, findKey } from './key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { PayloadKind } from './ciphertext';
@@ -35,6 +36,8 @@ export async function openCiphertext(
     keyId: string | undefined;
     algorithm: EncryptionAlgorithmSpec | undefined;
     context: Record<string, string> | undefined;
+    /** Key policy condition values beyond the encryption context. */
+    conditions?: RequestConditions;
     dryRun: boolean | undefined;
     stopIfDryRun: (dryRun: boolean | undefined) => void;
   },
@@ -42,7 +45,13 @@ export async function openCiphertext(
   if (request.keyId !== undefined && request.blob !== undefined) {
     const named = await findKey(services, ctx, request.keyId, KEY_ID_ACCEPTS_ALIAS[`${request.operation}.${request.member}`] ?? false);
     if (isRsa(named.keySpec)) {
-      checkKeyFor(ctx, named, { operation: request.operation, action: request.action, usage: 'ENCRYPT_DECRYPT' });
+      await checkKeyFor(services, ctx, named, {
+        operation: request.operation,
+        action: request.action,
+        usage: 'ENCRYPT_DECRYPT',
+        conditions: { ...request.conditions, encryptionContext: request.context, encryptionAlgorithm: request.algorithm },
+        requestAlias: aliasNamed(request.keyId),
+      });
       const algorithm = encryptionAlgorithmFor(named, request.algorithm);
       request.stopIfDryRun(request.dryRun);
       const plaintext = await rsaDecrypt(services, named, algorithm, request.context, request.blob);
@@ -54,12 +63,25 @@ export async function openCiphertext(
     member: request.member,
     value: request.keyId,
   });
-  checkKeyFor(ctx, key, { operation: request.operation, action: request.action, usage: 'ENCRYPT_DECRYPT' });
+  await checkKeyFor(services, ctx, key, {
+    operation: request.operation,
+    action: request.action,
+    usage: 'ENCRYPT_DECRYPT',
+    conditions: { ...request.conditions, encryptionContext: request.context, encryptionAlgorithm: request.algorithm ?? 'SYMMETRIC_DEFAULT' },
+    viaCiphertext: request.keyId === undefined,
+    requestAlias: aliasNamed(request.keyId),
+  });
   const algorithm = encryptionAlgorithmFor(key, request.algorithm);
   if (algorithm !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidCiphertextException', '');
   request.stopIfDryRun(request.dryRun);
   const payload = await open(services, key, parsed, request.context);
   return { key, algorithm, payload, materialVersion: parsed.materialVersion, keyMaterialId: materialIdOf(key, parsed.materialVersion) };
+}
+
+function aliasNamed(keyId: string | undefined): string | undefined {
+  if (keyId === undefined) return undefined;
+  if (keyId.startsWith('alias/')) return keyId;
+  return /^arn:[^:]+:kms:[^:]*:\d{12}:(alias\/.+)$/.exec(keyId)?.[1];
 }
 
 /** The plaintext of an opened ciphertext; a token-wrapped secret is unwrapped in the token. */

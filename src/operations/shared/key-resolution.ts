@@ -1,4 +1,6 @@
-import { authorizeKeyAction } from '../../access/authorize';
+import { authorizeAccountAction, authorizeKeyAction } from '../../access/authorize';
+import { conditionValuesOf, type RequestConditions } from '../../access/condition-keys';
+import type { GrantRecord } from '../../store/grant-record';
 import { KmsError } from '../../errors';
 import type { KeyUsageType, OperationName } from '../../model/generated/types';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
@@ -74,6 +76,12 @@ export interface KeyUse {
   usage?: KeyUsageType;
   /** Key states in which the operation is allowed; cryptographic operations need Enabled. */
   allowedStates?: 'enabled' | 'any';
+  /** The request's condition values (encryption context, algorithms, …) for key policies and grants. */
+  conditions?: RequestConditions;
+  /** The key was found from a ciphertext, not named by the caller. */
+  viaCiphertext?: boolean;
+  /** The alias the request named the key by (kms:RequestAlias); set by loadKeyFor. */
+  requestAlias?: string;
 }
 
 /**
@@ -82,15 +90,64 @@ export interface KeyUse {
  * AWS's exceptions and messages.
  */
 export async function loadKeyFor(services: Services, ctx: RequestContext, value: string, use: KeyUse): Promise<KeyRecord> {
+  return (await loadKeyWithGrant(services, ctx, value, use)).key;
+}
+
+/** loadKeyFor, also naming the grant that allowed the request (if a grant did). */
+export async function loadKeyWithGrant(
+  services: Services,
+  ctx: RequestContext,
+  value: string,
+  use: KeyUse,
+): Promise<{ key: KeyRecord; grant?: GrantRecord }> {
   const member = use.member ?? 'KeyId';
   const acceptsAlias = KEY_ID_ACCEPTS_ALIAS[`${use.operation}.${member}`] ?? false;
   const key = await findKey(services, ctx, value, acceptsAlias);
-  return checkKeyFor(ctx, key, use);
+  const ref = parseKeyReference(value, ctx, acceptsAlias);
+  const requestAlias = ref.kind === 'alias' ? ref.aliasName : undefined;
+  const grant = await authorizeUse(services, ctx, key, { ...use, requestAlias });
+  return { key: checkStateAndUsage(key, use), grant };
 }
 
 /** Authorisation, state and usage checks for a key already found (e.g. from a ciphertext). */
-export function checkKeyFor(ctx: RequestContext, key: KeyRecord, use: KeyUse): KeyRecord {
-  authorizeKeyAction(ctx.caller, use.action ?? `kms:${use.operation}`, key);
+export async function checkKeyFor(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<KeyRecord> {
+  await authorizeUse(services, ctx, key, use);
+  return checkStateAndUsage(key, use);
+}
+
+/** Builds the request's condition values and asks `authorize` (the one decision). */
+async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<GrantRecord | undefined> {
+  const access = services.access;
+  const enforce = access?.enforce === true;
+  const grants = enforce ? await services.store.listGrants(key.keyId) : [];
+  const resourceAliases = enforce
+    ? (await services.store.listAliases({ region: key.region, accountId: key.accountId })).filter((a) => a.targetKeyId === key.keyId).map((a) => a.aliasName)
+    : [];
+  const request = use.conditions ?? {};
+  const values = enforce
+    ? conditionValuesOf({ caller: ctx.caller, region: ctx.scope.region, now: services.clock.now(), sourceIp: ctx.sourceIp, key, requestAlias: use.requestAlias, resourceAliases, request })
+    : new Map<string, string[]>();
+  const { grant } = authorizeKeyAction(access, {
+    caller: ctx.caller,
+    action: use.action ?? `kms:${use.operation}`,
+    key,
+    values,
+    request,
+    grants,
+    grantTokens: ctx.grantTokens,
+    viaCiphertext: use.viaCiphertext,
+  });
+  return grant;
+}
+
+/** Actions on no key (CreateKey, ListRetirableGrants, …): the caller's identity policies decide. */
+export function checkAccountAction(services: Services, ctx: RequestContext, action: string, conditions: RequestConditions = {}): void {
+  if (!services.access?.enforce) return;
+  const values = conditionValuesOf({ caller: ctx.caller, region: ctx.scope.region, now: services.clock.now(), sourceIp: ctx.sourceIp, request: conditions });
+  authorizeAccountAction(services.access, ctx.caller, action, values);
+}
+
+function checkStateAndUsage(key: KeyRecord, use: KeyUse): KeyRecord {
   if ((use.allowedStates ?? 'enabled') === 'enabled') requireEnabled(key);
   if (use.usage && key.keyUsage !== use.usage) {
     throw new KmsError(

@@ -86,6 +86,8 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       scope: { region: auth.region, accountId: auth.caller.accountId },
       caller: auth.caller,
       requestId,
+      sourceIp: req.ip ?? req.socket.remoteAddress,
+      grantTokens: Array.isArray((input as { GrantTokens?: unknown }).GrantTokens) ? ((input as { GrantTokens: string[] }).GrantTokens) : undefined,
     };
     const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
     call.output = output;

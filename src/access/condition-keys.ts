@@ -1,0 +1,113 @@
+import type { KeyRecord } from '../store/records';
+import type { ConditionValues } from './condition-operators';
+import type { Caller } from './principal';
+import { principalArnForPolicies } from './principal-matching';
+
+/**
+ * What an operation knows about its request that key policies can test (the KMS condition
+ * keys AWS defines per operation). Operations fill in what their request carries; the
+ * shared key check passes it to `authorize`.
+ */
+export interface RequestConditions {
+  encryptionContext?: Readonly<Record<string, string>>;
+  encryptionAlgorithm?: string;
+  signingAlgorithm?: string;
+  macAlgorithm?: string;
+  messageType?: string;
+  keyAgreementAlgorithm?: string;
+  dataKeyPairSpec?: string;
+  /** CreateGrant */
+  grantOperations?: readonly string[];
+  granteePrincipal?: string;
+  retiringPrincipal?: string;
+  grantConstraintType?: readonly string[];
+  /** EnableKeyRotation */
+  rotationPeriodInDays?: number;
+  /** CreateKey / TagResource */
+  requestTags?: readonly { TagKey: string; TagValue: string }[];
+  /** TagResource / UntagResource (defaults to the keys of requestTags) */
+  tagKeys?: readonly string[];
+  /** CreateKey / PutKeyPolicy */
+  bypassPolicyLockoutSafetyCheck?: boolean;
+  /** ReEncrypt */
+  reEncryptOnSameKey?: boolean;
+  /** CreateKey: the key that is being created (other operations take these from the key). */
+  keySpec?: string;
+  keyUsage?: string;
+  keyOrigin?: string;
+}
+
+/** Everything condition values are computed from. */
+export interface ConditionInput {
+  caller: Caller;
+  region: string;
+  /** The service clock, milliseconds since the epoch. */
+  now: number;
+  sourceIp?: string;
+  key?: KeyRecord;
+  /** The alias the request named the key by (kms:RequestAlias). */
+  requestAlias?: string;
+  /** Aliases that point at the key (kms:ResourceAliases). */
+  resourceAliases?: readonly string[];
+  request: RequestConditions;
+}
+
+/** The request's condition values, keyed by lower-cased condition key. */
+export function conditionValuesOf(input: ConditionInput): ConditionValues {
+  const values = new Map<string, readonly string[]>();
+  const set = (key: string, value: string | readonly string[] | number | boolean | undefined) => {
+    if (value === undefined) return;
+    values.set(key.toLowerCase(), Array.isArray(value) ? (value as readonly string[]) : [String(value)]);
+  };
+  const { caller, request, key } = input;
+  set('aws:PrincipalArn', principalArnForPolicies(caller.principalArn));
+  set('aws:PrincipalAccount', caller.accountId);
+  set('aws:PrincipalType', principalType(caller.principalArn));
+  set('aws:userid', caller.accessKeyId);
+  set('aws:SourceIp', input.sourceIp);
+  set('aws:CurrentTime', new Date(input.now).toISOString());
+  set('aws:EpochTime', Math.floor(input.now / 1000));
+  set('aws:SecureTransport', false);
+  set('aws:RequestedRegion', input.region);
+  set('kms:CallerAccount', caller.accountId);
+  set('kms:KeySpec', key?.keySpec ?? request.keySpec);
+  set('kms:CustomerMasterKeySpec', key?.keySpec ?? request.keySpec);
+  set('kms:KeyUsage', key?.keyUsage ?? request.keyUsage);
+  set('kms:CustomerMasterKeyUsage', key?.keyUsage ?? request.keyUsage);
+  set('kms:KeyOrigin', key?.origin ?? request.keyOrigin);
+  if (request.encryptionContext !== undefined) {
+    const keys = Object.keys(request.encryptionContext);
+    for (const k of keys) set(`kms:EncryptionContext:${k}`, request.encryptionContext[k]);
+    if (keys.length > 0) set('kms:EncryptionContextKeys', keys);
+  }
+  set('kms:EncryptionAlgorithm', request.encryptionAlgorithm);
+  set('kms:SigningAlgorithm', request.signingAlgorithm);
+  set('kms:MacAlgorithm', request.macAlgorithm);
+  set('kms:MessageType', request.messageType);
+  set('kms:KeyAgreementAlgorithm', request.keyAgreementAlgorithm);
+  set('kms:DataKeyPairSpec', request.dataKeyPairSpec);
+  if (request.grantOperations !== undefined) {
+    set('kms:GrantOperations', request.grantOperations);
+    set('kms:GrantIsForAWSResource', false);
+    set('kms:GranteePrincipal', request.granteePrincipal);
+    set('kms:RetiringPrincipal', request.retiringPrincipal);
+    if (request.grantConstraintType && request.grantConstraintType.length > 0) set('kms:GrantConstraintType', request.grantConstraintType);
+  }
+  set('kms:RotationPeriodInDays', request.rotationPeriodInDays);
+  set('kms:BypassPolicyLockoutSafetyCheck', request.bypassPolicyLockoutSafetyCheck);
+  set('kms:ReEncryptOnSameKey', request.reEncryptOnSameKey);
+  set('kms:RequestAlias', input.requestAlias);
+  if (input.resourceAliases && input.resourceAliases.length > 0) set('kms:ResourceAliases', input.resourceAliases);
+  for (const tag of key?.tags ?? []) set(`aws:ResourceTag/${tag.TagKey}`, tag.TagValue);
+  for (const tag of request.requestTags ?? []) set(`aws:RequestTag/${tag.TagKey}`, tag.TagValue);
+  const tagKeys = request.tagKeys ?? request.requestTags?.map((t) => t.TagKey);
+  if (tagKeys && tagKeys.length > 0) set('aws:TagKeys', tagKeys);
+  return values;
+}
+
+function principalType(arn: string): string {
+  if (arn.endsWith(':root')) return 'Account';
+  if (arn.includes(':assumed-role/')) return 'AssumedRole';
+  if (arn.includes(':role/')) return 'Role';
+  return 'User';
+}

@@ -1,0 +1,194 @@
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * IAM condition operators over a request's condition values, as AWS evaluates them:
+ *
+ * - every operator of a Condition block must hold, every key within an operator must hold,
+ *   and a key holds when the request value matches ANY of the policy's values;
+ * - negated operators (StringNotEquals, …) hold when the value matches NONE of them, and
+ *   hold when the key is absent from the request;
+ * - `…IfExists` holds when the key is absent; `Null` tests presence;
+ * - `ForAnyValue:` / `ForAllValues:` compare a multi-valued key element by element
+ *   (ForAnyValue is false and ForAllValues true for an absent or empty key).
+ */
+
+/** Condition values of one request, keyed by lower-cased condition key. Absent = not in the request. */
+export type ConditionValues = ReadonlyMap<string, readonly string[]>;
+
+type Matcher = (requestValue: string, policyValue: string) => boolean;
+
+interface OperatorDef {
+  match: Matcher;
+  negated: boolean;
+}
+
+const BASE_OPERATORS: Record<string, OperatorDef> = {
+  StringEquals: { match: (r, p) => r === p, negated: false },
+  StringNotEquals: { match: (r, p) => r === p, negated: true },
+  StringEqualsIgnoreCase: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: false },
+  StringNotEqualsIgnoreCase: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: true },
+  StringLike: { match: (r, p) => globMatch(p, r), negated: false },
+  StringNotLike: { match: (r, p) => globMatch(p, r), negated: true },
+  NumericEquals: { match: numeric((r, p) => r === p), negated: false },
+  NumericNotEquals: { match: numeric((r, p) => r === p), negated: true },
+  NumericLessThan: { match: numeric((r, p) => r < p), negated: false },
+  NumericLessThanEquals: { match: numeric((r, p) => r <= p), negated: false },
+  NumericGreaterThan: { match: numeric((r, p) => r > p), negated: false },
+  NumericGreaterThanEquals: { match: numeric((r, p) => r >= p), negated: false },
+  DateEquals: { match: date((r, p) => r === p), negated: false },
+  DateNotEquals: { match: date((r, p) => r === p), negated: true },
+  DateLessThan: { match: date((r, p) => r < p), negated: false },
+  DateLessThanEquals: { match: date((r, p) => r <= p), negated: false },
+  DateGreaterThan: { match: date((r, p) => r > p), negated: false },
+  DateGreaterThanEquals: { match: date((r, p) => r >= p), negated: false },
+  Bool: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: false },
+  BinaryEquals: { match: (r, p) => r === p, negated: false },
+  IpAddress: { match: ipMatch, negated: false },
+  NotIpAddress: { match: ipMatch, negated: true },
+  // AWS: ArnEquals and ArnLike behave the same (both accept wildcards per ARN segment).
+  ArnEquals: { match: arnMatch, negated: false },
+  ArnLike: { match: arnMatch, negated: false },
+  ArnNotEquals: { match: arnMatch, negated: true },
+  ArnNotLike: { match: arnMatch, negated: true },
+};
+
+interface ParsedOperator {
+  base: OperatorDef | 'Null';
+  set?: 'ForAnyValue' | 'ForAllValues';
+  ifExists: boolean;
+}
+
+export function parseOperator(name: string): ParsedOperator | undefined {
+  let rest = name;
+  let set: ParsedOperator['set'];
+  const qualifier = /^(ForAnyValue|ForAllValues):(.+)$/.exec(rest);
+  if (qualifier) {
+    set = qualifier[1] as ParsedOperator['set'];
+    rest = qualifier[2];
+  }
+  if (rest === 'Null') return set ? undefined : { base: 'Null', ifExists: false };
+  let ifExists = false;
+  if (rest.endsWith('IfExists')) {
+    ifExists = true;
+    rest = rest.slice(0, -'IfExists'.length);
+  }
+  const base = Object.prototype.hasOwnProperty.call(BASE_OPERATORS, rest) ? BASE_OPERATORS[rest] : undefined;
+  return base ? { base, set, ifExists } : undefined;
+}
+
+export function isConditionOperator(name: string): boolean {
+  return parseOperator(name) !== undefined;
+}
+
+/** Does one condition (operator, key, policy values) hold for the request? */
+export function evaluateCondition(operator: string, key: string, policyValues: readonly string[], values: ConditionValues): boolean {
+  const op = parseOperator(operator);
+  if (!op) return false;
+  const requestValues = values.get(key.toLowerCase());
+  const absent = requestValues === undefined || requestValues.length === 0;
+  if (op.base === 'Null') {
+    // {"Null": {"k": "true"}} holds when k is absent.
+    return policyValues.some((v) => (v.toLowerCase() === 'true') === absent);
+  }
+  const def = op.base;
+  const positive = (v: string) => policyValues.some((p) => def.match(v, p));
+  const holds = (v: string) => (def.negated ? !positive(v) : positive(v));
+  if (absent) {
+    if (op.set === 'ForAllValues') return true;
+    if (op.set === 'ForAnyValue') return false;
+    return op.ifExists || def.negated;
+  }
+  if (op.set === 'ForAllValues') return requestValues.every(holds);
+  if (op.set === 'ForAnyValue') return requestValues.some(holds);
+  // A key without a set qualifier: a single value, or a multi-valued key matched as a whole.
+  return def.negated ? requestValues.every(holds) : requestValues.some(holds);
+}
+
+/** All conditions of a statement (AND). */
+export function conditionsHold(
+  conditions: readonly { operator: string; key: string; values: readonly string[] }[],
+  values: ConditionValues,
+): boolean {
+  return conditions.every((c) => evaluateCondition(c.operator, c.key, c.values, values));
+}
+
+/** IAM wildcard matching: `*` any run of characters, `?` any one character. */
+export function globMatch(pattern: string, value: string, ignoreCase = false): boolean {
+  const p = ignoreCase ? pattern.toLowerCase() : pattern;
+  const v = ignoreCase ? value.toLowerCase() : value;
+  if (!p.includes('*') && !p.includes('?')) return p === v;
+  // Iterative wildcard match (no regular expressions built from policy text).
+  let pi = 0;
+  let vi = 0;
+  let star = -1;
+  let mark = 0;
+  while (vi < v.length) {
+    if (pi < p.length && (p[pi] === '?' || p[pi] === v[vi])) {
+      pi++;
+      vi++;
+    } else if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      mark = vi;
+    } else if (star >= 0) {
+      pi = star + 1;
+      vi = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.length && p[pi] === '*') pi++;
+  return pi === p.length;
+}
+
+function numeric(compare: (r: number, p: number) => boolean): Matcher {
+  return (r, p) => {
+    const rv = Number(r);
+    const pv = Number(p);
+    return r.trim() !== '' && p.trim() !== '' && Number.isFinite(rv) && Number.isFinite(pv) && compare(rv, pv);
+  };
+}
+
+/** Dates as ISO 8601 or epoch seconds, as IAM accepts them. */
+export function parseDate(value: string): number | undefined {
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+function date(compare: (r: number, p: number) => boolean): Matcher {
+  return (r, p) => {
+    const rv = parseDate(r);
+    const pv = parseDate(p);
+    return rv !== undefined && pv !== undefined && compare(rv, pv);
+  };
+}
+
+function ipMatch(requestValue: string, cidr: string): boolean {
+  const ip = requestValue.startsWith('::ffff:') && isIP(requestValue.slice(7)) === 4 ? requestValue.slice(7) : requestValue;
+  const family = isIP(ip);
+  if (!family) return false;
+  const [network, bitsText] = cidr.split('/');
+  const netFamily = isIP(network);
+  if (!netFamily || netFamily !== family) return false;
+  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText);
+  if (!Number.isInteger(bits) || bits < 0 || bits > (family === 4 ? 32 : 128)) return false;
+  const list = new BlockList();
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  list.addSubnet(network, bits, type);
+  return list.check(ip, type);
+}
+
+/** ARNs compare segment by segment (partition, service, region, account, resource) with wildcards. */
+export function arnMatch(requestValue: string, pattern: string): boolean {
+  if (pattern === '*') return true;
+  const r = splitArn(requestValue);
+  const p = splitArn(pattern);
+  if (!r || !p) return false;
+  return p.every((segment, i) => globMatch(segment, r[i]));
+}
+
+function splitArn(arn: string): string[] | undefined {
+  const parts = arn.split(':');
+  if (parts.length < 6 || parts[0] !== 'arn') return undefined;
+  return [...parts.slice(0, 5), parts.slice(5).join(':')];
+}

@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { KmsError } from '../errors';
+import type { GrantOperation, KeySpec, KeyUsageType } from '../model/generated/types';
+import type { GrantConstraintsRecord, GrantRecord } from '../store/grant-record';
+import type { RequestConditions } from './condition-keys';
+import type { Caller } from './principal';
+import { principalNamesCaller } from './principal-matching';
+
+/**
+ * Grant rules as AWS KMS applies them: which operations a grant may allow for a key of a
+ * given spec and usage, how encryption-context constraints restrict them, and whether a
+ * grant allows one request.
+ */
+
+const ALWAYS: readonly GrantOperation[] = ['CreateGrant', 'DescribeKey', 'RetireGrant'];
+
+/** Operations that take an encryption context: the only ones grant constraints apply to. */
+const WITH_ENCRYPTION_CONTEXT: ReadonlySet<string> = new Set([
+  'Encrypt',
+  'Decrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'ReEncryptFrom',
+  'ReEncryptTo',
+]);
+
+/** The grant operations AWS accepts for a key of this spec and usage. */
+export function grantableOperations(keySpec: KeySpec, keyUsage: KeyUsageType): readonly GrantOperation[] {
+  if (keySpec === 'SYMMETRIC_DEFAULT') {
+    return [
+      ...ALWAYS,
+      'Encrypt',
+      'Decrypt',
+      'GenerateDataKey',
+      'GenerateDataKeyWithoutPlaintext',
+      'GenerateDataKeyPair',
+      'GenerateDataKeyPairWithoutPlaintext',
+      'ReEncryptFrom',
+      'ReEncryptTo',
+    ];
+  }
+  switch (keyUsage) {
+    case 'ENCRYPT_DECRYPT':
+      return [...ALWAYS, 'Encrypt', 'Decrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GetPublicKey'];
+    case 'SIGN_VERIFY':
+      return [...ALWAYS, 'Sign', 'Verify', 'GetPublicKey'];
+    case 'GENERATE_VERIFY_MAC':
+      return [...ALWAYS, 'GenerateMac', 'VerifyMac'];
+    case 'KEY_AGREEMENT':
+      return [...ALWAYS, 'DeriveSharedSecret', 'GetPublicKey'];
+    default:
+      return ALWAYS;
+  }
+}
+
+/** CreateGrant's checks of Operations and Constraints against the key (ValidationException). */
+export function checkGrantRequest(
+  key: { arn: string; keySpec: KeySpec; keyUsage: KeyUsageType },
+  operations: readonly GrantOperation[],
+  constraints: GrantConstraintsRecord | undefined,
+): void {
+  if (operations.length === 0) {
+    throw new KmsError('ValidationException', '1 validation error detected: Value \'[]\' at \'operations\' failed to satisfy constraint: Member must have length greater than or equal to 1');
+  }
+  const allowed = grantableOperations(key.keySpec, key.keyUsage);
+  const invalid = operations.filter((op) => !allowed.includes(op));
+  if (invalid.length > 0) {
+    throw new KmsError(
+      'ValidationException',
+      `Grant operations ${invalid.join(', ')} are not valid for ${key.arn}, whose KeySpec is ${key.keySpec} and KeyUsage ${key.keyUsage}.`,
+    );
+  }
+  if (constraints?.encryptionContextEquals && constraints.encryptionContextSubset) {
+    throw new KmsError('ValidationException', 'A grant may have EncryptionContextEquals or EncryptionContextSubset, not both.');
+  }
+  if ((constraints?.encryptionContextEquals || constraints?.encryptionContextSubset) && key.keySpec !== 'SYMMETRIC_DEFAULT') {
+    throw new KmsError(
+      'ValidationException',
+      `Grant constraints are not supported for ${key.arn}: encryption context constraints apply to symmetric encryption KMS keys only.`,
+    );
+  }
+}
+
+/** Does `grant` allow `caller` to do `action` (kms:<Operation>) with this request? */
+export function grantAllows(grant: GrantRecord, caller: Caller, action: string, request: RequestConditions): boolean {
+  if (!action.startsWith('kms:')) return false;
+  const operation = action.slice(4);
+  if (!grant.operations.includes(operation as GrantOperation)) return false;
+  if (!principalNamesCaller(grant.granteePrincipal, caller)) return false;
+  if (!WITH_ENCRYPTION_CONTEXT.has(operation)) return true;
+  return constraintsHold(grant.constraints, request.encryptionContext ?? {});
+}
+
+/** EncryptionContextEquals: exactly these pairs; EncryptionContextSubset: at least these pairs. */
+export function constraintsHold(constraints: GrantConstraintsRecord | undefined, context: Readonly<Record<string, string>>): boolean {
+  if (!constraints) return true;
+  if (constraints.encryptionContextEquals) {
+    const want = constraints.encryptionContextEquals;
+    const keys = Object.keys(want);
+    return keys.length === Object.keys(context).length && keys.every((k) => Object.prototype.hasOwnProperty.call(context, k) && context[k] === want[k]);
+  }
+  if (constraints.encryptionContextSubset) {
+    const want = constraints.encryptionContextSubset;
+    return Object.keys(want).every((k) => Object.prototype.hasOwnProperty.call(context, k) && context[k] === want[k]);
+  }
+  return true;
+}
+
+/**
+ * A grantee that creates a grant through its own grant (the CreateGrant grant operation)
+ * may pass on only operations it holds, under constraints at least as strict as its own.
+ */
+export function grantMayDelegate(
+  parent: GrantRecord,
+  operations: readonly GrantOperation[],
+  constraints: GrantConstraintsRecord | undefined,
+): boolean {
+  if (!operations.every((op) => parent.operations.includes(op))) return false;
+  const own = parent.constraints;
+  if (!own || (!own.encryptionContextEquals && !own.encryptionContextSubset)) return true;
+  if (own.encryptionContextEquals) {
+    return constraints?.encryptionContextEquals !== undefined && sameContext(constraints.encryptionContextEquals, own.encryptionContextEquals);
+  }
+  const required = own.encryptionContextSubset!;
+  const given = constraints?.encryptionContextEquals ?? constraints?.encryptionContextSubset;
+  return given !== undefined && Object.keys(required).every((k) => given[k] === required[k]);
+}
+
+function sameContext(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+/** A fresh grant id: 64 hex characters, as AWS. */
+export function newGrantId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** An opaque grant token naming its grant: base64url of the grant id and 32 random bytes. */
+export function newGrantToken(grantId: string): string {
+  return Buffer.concat([Buffer.from(grantId, 'hex'), randomBytes(32)]).toString('base64url');
+}
+
+/** The grant id a token names; InvalidGrantTokenException when it is not a p11kms grant token. */
+export function grantIdOfToken(token: string): string {
+  const bytes = /^[A-Za-z0-9_-]{86}$/.test(token) ? Buffer.from(token, 'base64url') : Buffer.alloc(0);
+  if (bytes.length !== 64) throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid.');
+  return bytes.subarray(0, 32).toString('hex');
+}

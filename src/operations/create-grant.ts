@@ -1,0 +1,72 @@
+import { authorizeGrantDelegation } from '../access/authorize';
+import { checkGrantRequest, newGrantId, newGrantToken } from '../access/grants';
+import { KmsError } from '../errors';
+import type { GrantRecord } from '../store/grant-record';
+import type { OperationHandler } from './context';
+import { stopIfDryRun } from './shared/checks';
+import { checkGrantPrincipal, constraintsIn } from './shared/grant-entries';
+import { invalidState, loadKeyWithGrant } from './shared/key-resolution';
+
+export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, services) => {
+  const constraints = constraintsIn(input.Constraints);
+  const operations = input.Operations ?? [];
+  const { key, grant: viaGrant } = await loadKeyWithGrant(services, ctx, input.KeyId, {
+    operation: 'CreateGrant',
+    allowedStates: 'any',
+    conditions: {
+      grantOperations: operations,
+      granteePrincipal: input.GranteePrincipal,
+      retiringPrincipal: input.RetiringPrincipal,
+      grantConstraintType: [
+        ...(input.Constraints?.EncryptionContextEquals ? ['EncryptionContextEquals'] : []),
+        ...(input.Constraints?.EncryptionContextSubset ? ['EncryptionContextSubset'] : []),
+      ],
+    },
+  });
+  if (key.keyState === 'PendingDeletion') throw invalidState(key);
+  checkGrantPrincipal(services, input.GranteePrincipal, 'GranteePrincipal');
+  if (input.RetiringPrincipal !== undefined) checkGrantPrincipal(services, input.RetiringPrincipal, 'RetiringPrincipal');
+  checkGrantRequest(key, operations, constraints);
+  authorizeGrantDelegation(ctx.caller, key, viaGrant, operations, constraints);
+  stopIfDryRun(input.DryRun);
+
+  const grantId = newGrantId();
+  const record: GrantRecord = {
+    grantId,
+    keyId: key.keyId,
+    accountId: key.accountId,
+    region: key.region,
+    ...(input.Name !== undefined ? { name: input.Name } : {}),
+    createdAt: services.clock.now(),
+    granteePrincipal: input.GranteePrincipal,
+    ...(input.RetiringPrincipal !== undefined ? { retiringPrincipal: input.RetiringPrincipal } : {}),
+    issuingAccount: `arn:aws:iam::${ctx.caller.accountId}:root`,
+    operations: [...new Set(operations)].sort(),
+    ...(constraints ? { constraints } : {}),
+    grantToken: newGrantToken(grantId),
+  };
+  const stored = await services.store.transact(async (tx) => {
+    const current = await tx.getKey(key.keyId);
+    if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
+    if (current.keyState === 'PendingDeletion') throw invalidState(current);
+    // Name idempotency: the same request with the same Name answers the grant made before.
+    if (record.name !== undefined) {
+      const same = (await tx.listGrants(key.keyId)).find((g) => sameGrant(g, record));
+      if (same) return same;
+    }
+    tx.putGrant(record);
+    return record;
+  });
+  return { GrantId: stored.grantId, GrantToken: stored.grantToken };
+};
+
+function sameGrant(a: GrantRecord, b: GrantRecord): boolean {
+  return (
+    a.name === b.name &&
+    a.granteePrincipal === b.granteePrincipal &&
+    a.retiringPrincipal === b.retiringPrincipal &&
+    a.issuingAccount === b.issuingAccount &&
+    JSON.stringify(a.operations) === JSON.stringify(b.operations) &&
+    JSON.stringify(a.constraints ?? null) === JSON.stringify(b.constraints ?? null)
+  );
+}

@@ -1,0 +1,15 @@
+import type { OperationHandler } from './context';
+import { grantEntryOf } from './shared/grant-entries';
+import { loadKeyFor } from './shared/key-resolution';
+import { paginate } from './shared/pagination';
+
+export const listGrants: OperationHandler<'ListGrants'> = async (input, ctx, services) => {
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListGrants', allowedStates: 'any' });
+  const grants = (await services.store.listGrants(key.keyId)).filter(
+    (g) =>
+      (input.GrantId === undefined || g.grantId === input.GrantId) &&
+      (input.GranteePrincipal === undefined || g.granteePrincipal === input.GranteePrincipal),
+  );
+  const { page, ...rest } = paginate(grants, (g) => g.grantId, input.Limit, input.Marker, 50);
+  return { Grants: page.map(grantEntryOf), ...rest };
+};

@@ -1,0 +1,15 @@
+import type { OperationHandler } from './context';
+import { grantEntryOf } from './shared/grant-entries';
+import { checkAccountAction } from './shared/key-resolution';
+import { paginate } from './shared/pagination';
+
+export const listRetirableGrants: OperationHandler<'ListRetirableGrants'> = async (input, ctx, services) => {
+  checkAccountAction(services, ctx, 'kms:ListRetirableGrants');
+  const grants = [];
+  for (const grant of await services.store.listGrants()) {
+    // Grants of keys that were deleted since are gone with their key.
+    if (grant.retiringPrincipal === input.RetiringPrincipal && (await services.store.getKey(grant.keyId))) grants.push(grant);
+  }
+  const { page, ...rest } = paginate(grants, (g) => g.grantId, input.Limit, input.Marker, 50);
+  return { Grants: page.map(grantEntryOf), ...rest };
+};

@@ -1,0 +1,384 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CreateAliasCommand,
+  CreateGrantCommand,
+  CreateKeyCommand,
+  type CreateKeyCommandInput,
+  DecryptCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  GetKeyPolicyCommand,
+  type KMSClient,
+  ListGrantsCommand,
+  ListKeyPoliciesCommand,
+  ListRetirableGrantsCommand,
+  PutKeyPolicyCommand,
+  ReEncryptCommand,
+  RetireGrantCommand,
+  RevokeGrantCommand,
+  SignCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { expectKmsError, TestServer } from '../support/server';
+
+const A = '111122223333';
+const B = '444455556666';
+
+interface Principal {
+  accessKeyId: string;
+  secretAccessKey: string;
+  accountId: string;
+  principalArn: string;
+}
+const p = (id: string, accountId: string, principalArn: string): Principal => ({ accessKeyId: id, secretAccessKey: `${id}-secret`, accountId, principalArn });
+const ADMIN = p('AKIAADMIN00000000001', A, `arn:aws:iam::${A}:user/admin`);
+const ROOT_A = p('AKIAROOTA0000000001', A, `arn:aws:iam::${A}:root`);
+const APP = p('ASIAAPP000000000001', A, `arn:aws:sts::${A}:assumed-role/billing-app/i-0abc`);
+const AUDITOR = p('AKIAAUDITOR00000001', A, `arn:aws:iam::${A}:user/auditor`);
+const BOB = p('AKIABOB000000000001', B, `arn:aws:iam::${B}:user/bob`);
+const CAROL = p('AKIACAROL0000000001', B, `arn:aws:iam::${B}:user/carol`);
+
+const identityPolicies = {
+  [AUDITOR.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:DescribeKey', Resource: '*' }] },
+  [CAROL.principalArn]: [
+    { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource: `arn:aws:kms:*:${A}:key/*` }] },
+    { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:ListRetirableGrants', Resource: '*' }] },
+  ],
+};
+
+function writeCredentials(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-access-')), 'credentials.json');
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL], identityPolicies }));
+  return file;
+}
+
+const policy = (...statements: Record<string, unknown>[]) =>
+  JSON.stringify({ Version: '2012-10-17', Statement: statements.map((s) => ({ Effect: 'Allow', Resource: '*', ...s })) });
+const adminStatement = { Sid: 'admin', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:*' };
+const rootStatement = { Sid: 'root', Principal: { AWS: `arn:aws:iam::${A}:root` }, Action: 'kms:*' };
+const denied = (who: Principal, action: string, arn: string, why = `because no resource-based policy allows the ${action} action`) =>
+  `User: ${who.principalArn} is not authorized to perform: ${action} on resource: ${arn} ${why}`;
+
+describe('access control (strict mode): key policies, identity policies, grants', function () {
+  let server: TestServer;
+  const c: Record<string, KMSClient> = {};
+  const plaintext = Buffer.from('attack at dawn');
+
+  before(async () => {
+    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
+    for (const [name, who] of Object.entries({ ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL })) c[name] = server.client(who);
+  });
+  after(async () => server?.stop());
+
+  async function createKey(input: CreateKeyCommandInput = {}, client = c.ADMIN) {
+    const { KeyMetadata } = await client.send(new CreateKeyCommand(input));
+    return KeyMetadata!;
+  }
+
+  describe('key policies', function () {
+    it('attaches AWS’s default key policy; GetKeyPolicy and ListKeyPolicies return it', async () => {
+      const key = await createKey();
+      const got = await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId!, PolicyName: 'default' }));
+      expect(got.PolicyName).to.equal('default');
+      expect(got.Policy).to.equal(
+        `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::${A}:root"},"Action":"kms:*","Resource":"*"}]}`,
+      );
+      const listed = await c.ADMIN.send(new ListKeyPoliciesCommand({ KeyId: key.KeyId! }));
+      expect(listed.PolicyNames).to.deep.equal(['default']);
+      expect(listed.Truncated).to.equal(false);
+    });
+
+    it('default policy: principals of the account are allowed as far as their identity policies allow', async () => {
+      const key = await createKey();
+      await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      await c.AUDITOR.send(new DescribeKeyCommand({ KeyId: key.KeyId! }));
+      const err = await expectKmsError(c.AUDITOR.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext })));
+      expect(err.name).to.equal('AccessDeniedException');
+      expect(err.message).to.equal(denied(AUDITOR, 'kms:Encrypt', key.Arn!, 'because no identity-based policy allows the kms:Encrypt action'));
+    });
+
+    it('rejects malformed documents with MalformedPolicyDocumentException', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['{"Statement": [', /not valid JSON/],
+        [JSON.stringify({ Version: '2012-10-17', Statement: [{ ...adminStatement, Effect: 'Permit', Resource: '*' }] }), /invalid Effect/],
+        [JSON.stringify({ Version: '2012-10-17', Statement: [{ ...adminStatement, Effect: 'Allow', Resource: '*', Colour: 'red' }] }), /unknown field 'Colour'/],
+        [policy({ Principal: { AWS: `arn:aws:iam::${A}:user/nobody` }, Action: 'kms:*' }), /^Policy contains a statement with one or more invalid principals\.$/],
+        [policy({ Principal: { AWS: '999999999999' }, Action: 'kms:*' }), /invalid principals/],
+      ];
+      for (const [doc, message] of cases) {
+        const err = await expectKmsError(createKey({ Policy: doc }));
+        expect(err.name, doc).to.equal('MalformedPolicyDocumentException');
+        expect(err.message, doc).to.match(message);
+      }
+    });
+
+    it('lockout safety check: a policy the caller could not change afterwards is refused unless bypassed', async () => {
+      const lockout = policy({ Principal: { AWS: BOB.principalArn }, Action: 'kms:*' });
+      const err = await expectKmsError(createKey({ Policy: lockout }));
+      expect(err.name).to.equal('MalformedPolicyDocumentException');
+      expect(err.message).to.equal('The new key policy will not allow you to update the key policy in the future.');
+      const key = await createKey({ Policy: policy(adminStatement) });
+      const put = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: lockout })));
+      expect(put.message).to.equal('The new key policy will not allow you to update the key policy in the future.');
+      await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: lockout, BypassPolicyLockoutSafetyCheck: true }));
+      const after = await expectKmsError(c.ADMIN.send(new DescribeKeyCommand({ KeyId: key.KeyId! })));
+      expect(after.message).to.equal(denied(ADMIN, 'kms:DescribeKey', key.Arn!));
+    });
+
+    it('least privilege: an application that may only Encrypt with one encryption context, an auditor that may only DescribeKey', async () => {
+      const key = await createKey({
+        Policy: policy(
+          adminStatement,
+          {
+            Sid: 'app',
+            Principal: { AWS: `arn:aws:iam::${A}:role/billing-app` },
+            Action: 'kms:Encrypt',
+            Condition: { StringEquals: { 'kms:EncryptionContext:app': 'billing' }, 'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['app'] } },
+          },
+          { Sid: 'auditor', Principal: { AWS: AUDITOR.principalArn }, Action: 'kms:DescribeKey' },
+        ),
+      });
+      const { CiphertextBlob } = await c.APP.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext, EncryptionContext: { app: 'billing' } }));
+      for (const context of [{ app: 'web' }, { app: 'billing', extra: 'x' }, undefined] as Array<Record<string, string> | undefined>) {
+        const err = await expectKmsError(c.APP.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext, EncryptionContext: context })));
+        expect(err.name).to.equal('AccessDeniedException');
+        expect(err.message).to.equal(denied(APP, 'kms:Encrypt', key.Arn!));
+      }
+      const dec = await expectKmsError(c.APP.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { app: 'billing' } })));
+      expect(dec.message).to.equal(
+        `User: ${APP.principalArn} is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext because the resource does not exist in this Region, no resource-based policies allow access, or a resource-based policy explicitly denies access`,
+      );
+      await c.AUDITOR.send(new DescribeKeyCommand({ KeyId: key.Arn! }));
+      const enc = await expectKmsError(c.AUDITOR.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext })));
+      expect(enc.message).to.equal(denied(AUDITOR, 'kms:Encrypt', key.Arn!));
+      // The account root statement is absent: identity policies cannot add anything.
+      const root = await expectKmsError(c.ROOT_A.send(new DescribeKeyCommand({ KeyId: key.KeyId! })));
+      expect(root.message).to.equal(denied(ROOT_A, 'kms:DescribeKey', key.Arn!));
+    });
+
+    it('an explicit Deny wins over every Allow', async () => {
+      const key = await createKey({
+        Policy: policy(rootStatement, adminStatement, { Effect: 'Deny', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:Decrypt' }),
+      });
+      const { CiphertextBlob } = await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      const err = await expectKmsError(c.ADMIN.send(new DecryptCommand({ CiphertextBlob, KeyId: key.Arn! })));
+      expect(err.name).to.equal('AccessDeniedException');
+      expect(err.message).to.equal(denied(ADMIN, 'kms:Decrypt', key.Arn!, 'with an explicit deny in a resource-based policy'));
+      await c.ROOT_A.send(new DecryptCommand({ CiphertextBlob }));
+    });
+
+    it('conditions: kms:CallerAccount, aws:SourceIp, aws:CurrentTime, kms:RequestAlias, kms:SigningAlgorithm', async () => {
+      const key = await createKey({
+        Policy: policy(adminStatement, {
+          Principal: '*',
+          Action: ['kms:Encrypt', 'kms:DescribeKey'],
+          Condition: {
+            StringEquals: { 'kms:CallerAccount': B },
+            IpAddress: { 'aws:SourceIp': ['127.0.0.0/8', '::1/128'] },
+            DateLessThan: { 'aws:CurrentTime': '2100-01-01T00:00:00Z' },
+          },
+        }, { Effect: 'Deny', Principal: '*', Action: 'kms:DescribeKey', Condition: { NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' }, StringEquals: { 'kms:CallerAccount': B }, StringLike: { 'kms:RequestAlias': 'alias/blocked*' } } }),
+      });
+      await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext }));
+      await c.BOB.send(new DescribeKeyCommand({ KeyId: key.Arn! }));
+      await c.ADMIN.send(new CreateAliasCommand({ AliasName: 'alias/blocked-for-b', TargetKeyId: key.KeyId! }));
+      const viaAlias = await expectKmsError(c.BOB.send(new DescribeKeyCommand({ KeyId: `arn:aws:kms:us-east-1:${A}:alias/blocked-for-b` })));
+      expect(viaAlias.message).to.equal(denied(BOB, 'kms:DescribeKey', key.Arn!, 'with an explicit deny in a resource-based policy'));
+
+      const noIp = await createKey({ Policy: policy(adminStatement, { Principal: '*', Action: 'kms:Encrypt', Condition: { IpAddress: { 'aws:SourceIp': '10.0.0.0/8' } } }) });
+      const err = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: noIp.Arn!, Plaintext: plaintext })));
+      expect(err.message).to.equal(denied(BOB, 'kms:Encrypt', noIp.Arn!));
+
+      const signing = await createKey({
+        KeySpec: 'ECC_NIST_P256',
+        KeyUsage: 'SIGN_VERIFY',
+        Policy: policy(adminStatement, { Effect: 'Deny', Principal: '*', Action: 'kms:Sign', Condition: { StringNotEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256' } } }),
+      });
+      await c.ADMIN.send(new SignCommand({ KeyId: signing.KeyId!, Message: plaintext, SigningAlgorithm: 'ECDSA_SHA_256' }));
+    });
+  });
+
+  describe('cross-account use', function () {
+    let key: { KeyId?: string; Arn?: string };
+    before(async () => {
+      key = await createKey({ Policy: policy(rootStatement, { Principal: { AWS: `arn:aws:iam::${B}:root` }, Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:DescribeKey', 'kms:ReEncryptFrom'] }) });
+    });
+
+    it('works only through the key ARN', async () => {
+      await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext }));
+      const err = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext })));
+      expect(err.name).to.equal('NotFoundException');
+    });
+
+    it('needs the other account’s identity policy too', async () => {
+      const { CiphertextBlob } = await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext }));
+      const dec = await c.CAROL.send(new DecryptCommand({ CiphertextBlob }));
+      expect(Buffer.from(dec.Plaintext!).toString()).to.equal('attack at dawn');
+      const err = await expectKmsError(c.CAROL.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext })));
+      expect(err.message).to.equal(denied(CAROL, 'kms:Encrypt', key.Arn!, 'because no identity-based policy allows the kms:Encrypt action'));
+    });
+
+    it('never for key administration (PutKeyPolicy, GetKeyPolicy)', async () => {
+      const err = await expectKmsError(c.BOB.send(new GetKeyPolicyCommand({ KeyId: key.Arn!, PolicyName: 'default' })));
+      expect(err.message).to.equal(denied(BOB, 'kms:GetKeyPolicy', key.Arn!));
+    });
+
+    it('ReEncrypt needs ReEncryptFrom on the source and ReEncryptTo on the destination', async () => {
+      const { CiphertextBlob } = await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      const bobKey = await createKey({}, c.BOB);
+      await c.BOB.send(new ReEncryptCommand({ CiphertextBlob, DestinationKeyId: bobKey.KeyId! }));
+      // The other way round: Bob may not ReEncryptTo the key of account A.
+      const { CiphertextBlob: bobBlob } = await c.BOB.send(new EncryptCommand({ KeyId: bobKey.KeyId!, Plaintext: plaintext }));
+      const err = await expectKmsError(c.BOB.send(new ReEncryptCommand({ CiphertextBlob: bobBlob, DestinationKeyId: key.Arn! })));
+      expect(err.message).to.equal(denied(BOB, 'kms:ReEncryptTo', key.Arn!));
+      // Admin of A: no ReEncryptFrom on Bob's key.
+      const from = await expectKmsError(c.ADMIN.send(new ReEncryptCommand({ CiphertextBlob: bobBlob, DestinationKeyId: key.KeyId! })));
+      expect(from.message).to.match(new RegExp(`^User: ${ADMIN.principalArn} is not authorized to perform: kms:ReEncryptFrom on the resource associated with this ciphertext`));
+    });
+  });
+
+  describe('grants', function () {
+    let key: { KeyId?: string; Arn?: string };
+    before(async () => {
+      key = await createKey();
+    });
+
+    it('allow exactly their operations, at once through the grant token, until retired', async () => {
+      const denyFirst = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext })));
+      expect(denyFirst.message).to.equal(denied(BOB, 'kms:Encrypt', key.Arn!));
+      const grant = await c.ADMIN.send(
+        new CreateGrantCommand({ KeyId: key.KeyId!, GranteePrincipal: BOB.principalArn, RetiringPrincipal: CAROL.principalArn, Operations: ['Encrypt', 'Decrypt'] }),
+      );
+      expect(grant.GrantId).to.match(/^[0-9a-f]{64}$/);
+      const { CiphertextBlob } = await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, GrantTokens: [grant.GrantToken!] }));
+      await c.BOB.send(new DecryptCommand({ CiphertextBlob }));
+      const gdk = await expectKmsError(c.BOB.send(new GenerateDataKeyCommand({ KeyId: key.Arn!, KeySpec: 'AES_256' })));
+      expect(gdk.message).to.equal(denied(BOB, 'kms:GenerateDataKey', key.Arn!));
+      const bad = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, GrantTokens: ['not-a-token'] })));
+      expect(bad.name).to.equal('InvalidGrantTokenException');
+
+      const retirable = await c.CAROL.send(new ListRetirableGrantsCommand({ RetiringPrincipal: CAROL.principalArn }));
+      expect(retirable.Grants!.map((g) => g.GrantId)).to.include(grant.GrantId);
+      const notBob = await expectKmsError(c.BOB.send(new RetireGrantCommand({ GrantToken: grant.GrantToken! })));
+      expect(notBob.name).to.equal('AccessDeniedException');
+      await c.CAROL.send(new RetireGrantCommand({ GrantToken: grant.GrantToken! }));
+      const after = await expectKmsError(c.BOB.send(new DecryptCommand({ CiphertextBlob })));
+      expect(after.name).to.equal('AccessDeniedException');
+    });
+
+    it('encryption-context constraints: Subset and Equals', async () => {
+      const subset = await c.ADMIN.send(
+        new CreateGrantCommand({ KeyId: key.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Encrypt'], Constraints: { EncryptionContextSubset: { tenant: 't1' } } }),
+      );
+      await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, EncryptionContext: { tenant: 't1', purpose: 'x' } }));
+      const err = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, EncryptionContext: { tenant: 't2' } })));
+      expect(err.message).to.equal(denied(BOB, 'kms:Encrypt', key.Arn!));
+      await c.ADMIN.send(new RevokeGrantCommand({ KeyId: key.KeyId!, GrantId: subset.GrantId! }));
+
+      await c.ADMIN.send(
+        new CreateGrantCommand({ KeyId: key.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Encrypt', 'Decrypt'], Constraints: { EncryptionContextEquals: { tenant: 't1' } } }),
+      );
+      const { CiphertextBlob } = await c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, EncryptionContext: { tenant: 't1' } }));
+      await c.BOB.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { tenant: 't1' } }));
+      const more = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext, EncryptionContext: { tenant: 't1', b: 'c' } })));
+      expect(more.name).to.equal('AccessDeniedException');
+    });
+
+    it('revoked grants stop working immediately; ListGrants filters and pages', async () => {
+      const k = await createKey();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const g = await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: i === 0 ? CAROL.principalArn : BOB.principalArn, Operations: ['DescribeKey'] }));
+        ids.push(g.GrantId!);
+      }
+      const page1 = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 2 }));
+      expect(page1.Grants).to.have.length(2);
+      expect(page1.Truncated).to.equal(true);
+      const page2 = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 2, Marker: page1.NextMarker }));
+      expect([...page1.Grants!, ...page2.Grants!].map((g) => g.GrantId).sort()).to.deep.equal([...ids].sort());
+      const byGrantee = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, GranteePrincipal: CAROL.principalArn }));
+      expect(byGrantee.Grants!.map((g) => g.GrantId)).to.deep.equal([ids[0]]);
+      const byId = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, GrantId: ids[1] }));
+      expect(byId.Grants![0]).to.include({ GrantId: ids[1], GranteePrincipal: BOB.principalArn, KeyId: k.Arn, IssuingAccount: `arn:aws:iam::${A}:root` });
+      expect(byId.Grants![0].Operations).to.deep.equal(['DescribeKey']);
+
+      await c.CAROL.send(new DescribeKeyCommand({ KeyId: k.Arn! }));
+      await c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: ids[0] }));
+      const err = await expectKmsError(c.CAROL.send(new DescribeKeyCommand({ KeyId: k.Arn! })));
+      expect(err.message).to.equal(denied(CAROL, 'kms:DescribeKey', k.Arn!));
+      const again = await expectKmsError(c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: ids[0] })));
+      expect(again.name).to.equal('NotFoundException');
+    });
+
+    it('Name makes CreateGrant idempotent; DryRun creates nothing', async () => {
+      const k = await createKey();
+      const input = { KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Encrypt' as const], Name: 'nightly' };
+      const one = await c.ADMIN.send(new CreateGrantCommand(input));
+      const two = await c.ADMIN.send(new CreateGrantCommand(input));
+      expect(two.GrantId).to.equal(one.GrantId);
+      const dry = await expectKmsError(c.ADMIN.send(new CreateGrantCommand({ ...input, Name: 'dry', DryRun: true })));
+      expect(dry.name).to.equal('DryRunOperationException');
+      const listed = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }));
+      expect(listed.Grants!.map((g) => g.Name)).to.deep.equal(['nightly']);
+    });
+
+    it('operations must suit the key: no Encrypt on an HMAC key, no constraints on asymmetric keys', async () => {
+      const hmac = await createKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+      const err = await expectKmsError(c.ADMIN.send(new CreateGrantCommand({ KeyId: hmac.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Encrypt'] })));
+      expect(err.name).to.equal('ValidationException');
+      await c.ADMIN.send(new CreateGrantCommand({ KeyId: hmac.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['GenerateMac', 'VerifyMac'] }));
+      const ecc = await createKey({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+      const constrained = await expectKmsError(
+        c.ADMIN.send(new CreateGrantCommand({ KeyId: ecc.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Sign'], Constraints: { EncryptionContextSubset: { a: 'b' } } })),
+      );
+      expect(constrained.name).to.equal('ValidationException');
+    });
+
+    it('a grantee with the CreateGrant operation may pass on no more than it holds; RetireGrant by KeyId and GrantId by the issuing account’s root', async () => {
+      const k = await createKey();
+      const parent = await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['CreateGrant', 'Decrypt', 'RetireGrant'] }));
+      const child = await c.BOB.send(new CreateGrantCommand({ KeyId: k.Arn!, GranteePrincipal: CAROL.principalArn, Operations: ['Decrypt'] }));
+      const wider = await expectKmsError(c.BOB.send(new CreateGrantCommand({ KeyId: k.Arn!, GranteePrincipal: CAROL.principalArn, Operations: ['Encrypt'] })));
+      expect(wider.message).to.equal(denied(BOB, 'kms:CreateGrant', k.Arn!));
+      const unknown = await expectKmsError(c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: `arn:aws:iam::${B}:user/nobody`, Operations: ['Decrypt'] })));
+      expect(unknown.name).to.equal('ValidationException');
+      // The child was issued by account B: the root of A (issuer of the parent) may not retire it.
+      const notIssuer = await expectKmsError(c.ROOT_A.send(new RetireGrantCommand({ KeyId: k.Arn!, GrantId: child.GrantId! })));
+      expect(notIssuer.message).to.equal(denied(ROOT_A, 'kms:RetireGrant', k.Arn!));
+      await c.ROOT_A.send(new RetireGrantCommand({ KeyId: k.Arn!, GrantId: parent.GrantId! }));
+      await c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: child.GrantId! }));
+      expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.deep.equal([]);
+    });
+  });
+});
+
+describe('access control (permissive mode): today’s behaviour for CI users', function () {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start({ auth: 'permissive' });
+  });
+  after(async () => server?.stop());
+
+  it('does not enforce key policies: the caller’s own account may use a key whose policy denies everything', async () => {
+    const kms = server.client();
+    const deny = policy({ Effect: 'Deny', Principal: '*', Action: 'kms:*' }, { Principal: { AWS: 'arn:aws:iam::123456789012:user/anyone' }, Action: 'kms:*' });
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Policy: deny }));
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId!, Plaintext: Buffer.from('x') }));
+    await kms.send(new DecryptCommand({ CiphertextBlob }));
+    expect((await kms.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId!, PolicyName: 'default' }))).Policy).to.equal(deny);
+    const err = await expectKmsError(kms.send(new CreateKeyCommand({ Policy: 'nope' })));
+    expect(err.name).to.equal('MalformedPolicyDocumentException');
+  });
+
+  it('grants are stored and listed', async () => {
+    const kms = server.client();
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+    const g = await kms.send(new CreateGrantCommand({ KeyId: KeyMetadata!.KeyId!, GranteePrincipal: 'arn:aws:iam::111122223333:role/x', Operations: ['Decrypt'] }));
+    const listed = await kms.send(new ListGrantsCommand({ KeyId: KeyMetadata!.KeyId! }));
+    expect(listed.Grants!.map((x) => x.GrantId)).to.deep.equal([g.GrantId]);
+    await kms.send(new RetireGrantCommand({ KeyId: KeyMetadata!.Arn!, GrantId: g.GrantId! }));
+  });
+});
