@@ -182,9 +182,8 @@ function keyPolicyOf(key: KeyRecord): PolicyDocument {
     try {
       doc = parsePolicy(key.policy, 'key');
     } catch {
-      // A policy stored before documents were validated: it allows nothing (the key's
-      // account can still replace it only with BypassPolicyLockoutSafetyCheck… or not at all);
-      // operators fix such keys by rewriting the policy in the metadata file.
+      // A policy stored before documents were validated (p11kms < issue #5) that does not
+      // parse now allows nothing in strict mode; explicit denial beats a guess.
       doc = { statements: [] };
     }
     if (parsedPolicies.size >= CACHE_LIMIT) parsedPolicies.delete(parsedPolicies.keys().next().value!);
