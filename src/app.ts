@@ -13,6 +13,9 @@ import { SHAPES } from './model/generated/shapes';
 import type { KeySpec } from './model/generated/types';
 import { Token } from './custody/token';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
+import { MaterialSweeper } from './lifecycle/material-sweeper';
+import { seedFromFile } from './lifecycle/seed';
+import { UsageTracker } from './lifecycle/usage-tracker';
 import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
 import type { Services } from './operations';
 import { JsonFileStore } from './store/json-file-store';
@@ -56,6 +59,14 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
     sweeper.start();
+    // Rotations and import expiries that fell due while the service was down happen now.
+    const materialSweeper = new MaterialSweeper(services, config.sweepIntervalSeconds * 1000, trail);
+    await materialSweeper.sweep();
+    materialSweeper.start();
+    services.usage = new UsageTracker(store, services.clock, log, Math.min(5_000, config.sweepIntervalSeconds * 1000));
+    services.usage.start();
+    const usage = services.usage;
+    if (config.seedFile) await seedFromFile(services, config.seedFile, config.accountId);
 
     const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
     services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
@@ -95,6 +106,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
           server.closeAllConnections();
         });
         await sweeper.stop();
+        await materialSweeper.stop();
+        await usage.stop();
         await trail.close();
         await store.close();
         openToken.close();

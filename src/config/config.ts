@@ -43,6 +43,8 @@ export interface Config {
    */
   huaweiProjects: Record<string, HuaweiProject>;
   huaweiDefaultRegion: string;
+  /** Keys, aliases and imported material created at start-up, idempotently (docs/seed-file.md). */
+  seedFile: string | undefined;
 }
 
 export interface HuaweiProject {
@@ -69,6 +71,7 @@ export const DEFAULTS: Config = {
   auditFsync: 'always',
   huaweiProjects: {},
   huaweiDefaultRegion: 'eu-de',
+  seedFile: undefined,
 };
 
 /** Environment variables and the config keys they set. */
@@ -91,6 +94,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_AUDIT_FSYNC: 'auditFsync',
   P11KMS_HUAWEI_PROJECTS: 'huaweiProjects',
   P11KMS_HUAWEI_DEFAULT_REGION: 'huaweiDefaultRegion',
+  P11KMS_SEED_FILE: 'seedFile',
 };
 
 const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds']);

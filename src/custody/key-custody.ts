@@ -2,6 +2,7 @@ import { constants as cryptoConstants, createPublicKey, publicEncrypt } from 'no
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
+import { KeyImporter } from './key-import';
 import { familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
@@ -48,7 +49,17 @@ const KWP_OVERHEAD_MAX = 15;
  * as plaintext.
  */
 export class KeyCustody {
-  constructor(private readonly token: Token) {}
+  /** Import wrapping keys and imported material (GetParametersForImport, ImportKeyMaterial). */
+  readonly importer: KeyImporter;
+
+  constructor(private readonly token: Token) {
+    this.importer = new KeyImporter(token);
+  }
+
+  /** The HSM profile's quirk list of OAEP hashes the token performs itself. */
+  get oaepHashesInToken(): readonly string[] | undefined {
+    return this.token.profile.quirks.oaepHashesInToken;
+  }
 
   get profileName(): string {
     return this.token.profile.name;

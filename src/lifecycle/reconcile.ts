@@ -6,6 +6,8 @@ export interface ReconcileReport {
   orphansDestroyed: string[];
   /** Keys whose recorded material is missing from the token; they fail with KeyUnavailableException. */
   missingMaterial: Array<{ keyId: string; version: number }>;
+  /** Import wrapping key pairs no unexpired import parameters refer to; destroyed. */
+  wrappingKeysDestroyed: string[];
 }
 
 /**
@@ -18,17 +20,28 @@ export async function reconcile(services: Services): Promise<ReconcileReport> {
   const keys = new Map<string, KeyRecord>((await services.store.listKeys()).map((k) => [k.keyId, k]));
   const inToken = await services.custody.listMaterial();
   const present = new Set(inToken.map((m) => `${m.keyId}:${m.version}`));
-  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [] };
+  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [] };
+  // Imported material the store marks PENDING_IMPORT (deleted or expired, or imported just
+  // before a crash) must not survive either: only material the store says is there is kept.
+  const recorded = (key: KeyRecord | undefined, version: number) =>
+    key?.materials.some((m) => m.version === version && (m.imported === undefined || m.imported.importState === 'IMPORTED')) ?? false;
 
   for (const material of inToken) {
     const key = keys.get(material.keyId);
-    if (key && key.materials.some((m) => m.version === material.version)) continue;
+    if (recorded(key, material.version)) continue;
     await services.custody.destroy(material);
     report.orphansDestroyed.push(`${material.keyId}:v${material.version}`);
     services.log.warn({ keyId: material.keyId, version: material.version }, 'destroyed a token object no key refers to');
   }
+  for (const wrapping of await services.custody.importer.listWrappingKeys()) {
+    if (keys.get(wrapping.keyId)?.importParameters?.some((p) => p.wrappingId === wrapping.wrappingId)) continue;
+    await services.custody.importer.destroyWrappingKey(wrapping);
+    report.wrappingKeysDestroyed.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
+    services.log.warn({ keyId: wrapping.keyId }, 'destroyed an import wrapping key no import parameters refer to');
+  }
   for (const key of keys.values()) {
     for (const m of key.materials) {
+      if (m.imported && m.imported.importState !== 'IMPORTED') continue;
       if (present.has(`${key.keyId}:${m.version}`)) continue;
       report.missingMaterial.push({ keyId: key.keyId, version: m.version });
       services.log.error({ keyId: key.keyId, arn: key.arn, version: m.version }, 'key material is missing from the token');

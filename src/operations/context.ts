@@ -3,6 +3,7 @@ import type { AccessControl } from '../access/authorize';
 import type { Caller } from '../access/principal';
 import type { Clock } from '../clock';
 import type { KeyCustody } from '../custody/key-custody';
+import type { UsageTracker } from '../lifecycle/usage-tracker';
 import type { OperationName, OperationShapes } from '../model/generated/types';
 import type { MetadataStore } from '../store/metadata-store';
 import type { Scope } from '../store/records';
@@ -27,6 +28,8 @@ export interface Services {
   log: Logger;
   /** Access control (strict: policies and grants decide; absent or permissive: same account only). */
   access?: AccessControl;
+  /** Last-usage tracking (GetKeyLastUsage); absent in tests that do not need it. */
+  usage?: UsageTracker;
 }
 
 export type OperationHandler<Op extends OperationName> = (

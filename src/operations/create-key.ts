@@ -24,15 +24,21 @@ export function defaultKeyPolicy(accountId: string): string {
   });
 }
 
-export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, services) => {
+export const createKey: OperationHandler<'CreateKey'> = (input, ctx, services) => createKeyWithId(input, ctx, services, randomUUID());
+
+/** CreateKey with a key id chosen by the caller (the seed file's fixed ids); the operation draws a random one. */
+export const createKeyWithId = async (input: Parameters<OperationHandler<'CreateKey'>>[0], ctx: Parameters<OperationHandler<'CreateKey'>>[1], services: Parameters<OperationHandler<'CreateKey'>>[2], keyId: string): ReturnType<OperationHandler<'CreateKey'>> => {
   if (input.KeySpec && input.CustomerMasterKeySpec) {
     throw new KmsError('ValidationException', 'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.');
   }
   const keySpec: KeySpec = (input.KeySpec ?? input.CustomerMasterKeySpec ?? 'SYMMETRIC_DEFAULT') as KeySpec;
   const keyUsage = chooseKeyUsage(keySpec, input.KeyUsage);
   const origin = input.Origin ?? 'AWS_KMS';
-  if (origin !== 'AWS_KMS') {
-    throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by p11kms yet; only AWS_KMS keys can be created.`);
+  if (origin !== 'AWS_KMS' && origin !== 'EXTERNAL') {
+    throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by p11kms; only AWS_KMS and EXTERNAL keys can be created.`);
+  }
+  if (origin === 'EXTERNAL' && keySpec !== 'SYMMETRIC_DEFAULT' && !keySpec.startsWith('HMAC_')) {
+    throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${keySpec} key material yet; Origin EXTERNAL is available for SYMMETRIC_DEFAULT and HMAC keys.`);
   }
   if (input.CustomKeyStoreId || input.XksKeyId) {
     throw new KmsError('UnsupportedOperationException', 'Custom key stores are not supported by p11kms.');
@@ -54,7 +60,6 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
     bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck ?? false,
   });
 
-  const keyId = randomUUID();
   const now = services.clock.now();
   const record: KeyRecord = {
     keyId,
@@ -66,12 +71,20 @@ export const createKey: OperationHandler<'CreateKey'> = async (input, ctx, servi
     keySpec,
     keyUsage,
     origin,
-    keyState: 'Enabled',
-    materials: [{ version: 1, materialId: randomBytes(32).toString('hex'), createdAt: now }],
-    currentVersion: 1,
+    // EXTERNAL keys have no material until ImportKeyMaterial.
+    keyState: origin === 'EXTERNAL' ? 'PendingImport' : 'Enabled',
+    materials: origin === 'EXTERNAL' ? [] : [{ version: 1, materialId: randomBytes(32).toString('hex'), createdAt: now }],
+    currentVersion: origin === 'EXTERNAL' ? 0 : 1,
     tags,
     policy,
   };
+  if (origin === 'EXTERNAL') {
+    await services.store.transact(async (tx) => {
+      if (await tx.getKey(keyId)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
+      tx.putKey(record);
+    });
+    return { KeyMetadata: keyMetadataOf(record) };
+  }
   checkKeyPolicy(services, ctx, policy, record, input.BypassPolicyLockoutSafetyCheck);
   const material = { keyId, version: 1 };
   // Token first: a crash before the store write leaves an orphan object that start-up

@@ -34,6 +34,19 @@ import { listRetirableGrants } from './list-retirable-grants';
 import { putKeyPolicy } from './put-key-policy';
 import { retireGrant } from './retire-grant';
 import { revokeGrant } from './revoke-grant';
+import { deleteImportedKeyMaterial } from './delete-imported-key-material';
+import { disableKeyRotation } from './disable-key-rotation';
+import { enableKeyRotation } from './enable-key-rotation';
+import { getKeyLastUsage } from './get-key-last-usage';
+import { getKeyRotationStatus } from './get-key-rotation-status';
+import { getParametersForImport } from './get-parameters-for-import';
+import { importKeyMaterial } from './import-key-material';
+import { listKeyRotations } from './list-key-rotations';
+import { listResourceTags } from './list-resource-tags';
+import { rotateKeyOnDemand } from './rotate-key-on-demand';
+import { tagResource } from './tag-resource';
+import { untagResource } from './untag-resource';
+import { trackingUsage } from './shared/last-usage';
 
 export type { OperationHandler, RequestContext, Services } from './context';
 
@@ -53,27 +66,39 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   PutKeyPolicy: putKeyPolicy,
   RetireGrant: retireGrant,
   RevokeGrant: revokeGrant,
-  Decrypt: decrypt,
-  DeriveSharedSecret: deriveSharedSecret,
+  DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
+  DisableKeyRotation: disableKeyRotation,
+  EnableKeyRotation: enableKeyRotation,
+  GetKeyLastUsage: getKeyLastUsage,
+  GetKeyRotationStatus: getKeyRotationStatus,
+  GetParametersForImport: getParametersForImport,
+  ImportKeyMaterial: importKeyMaterial,
+  ListKeyRotations: listKeyRotations,
+  ListResourceTags: listResourceTags,
+  RotateKeyOnDemand: rotateKeyOnDemand,
+  TagResource: tagResource,
+  UntagResource: untagResource,
+  Decrypt: trackingUsage('Decrypt', decrypt),
+  DeriveSharedSecret: trackingUsage('DeriveSharedSecret', deriveSharedSecret),
   DeleteAlias: deleteAlias,
   DescribeKey: describeKey,
   DisableKey: disableKey,
   EnableKey: enableKey,
-  Encrypt: encrypt,
-  GenerateDataKey: generateDataKey,
-  GenerateDataKeyPair: generateDataKeyPair,
-  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
-  GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
-  GenerateMac: generateMac,
+  Encrypt: trackingUsage('Encrypt', encrypt),
+  GenerateDataKey: trackingUsage('GenerateDataKey', generateDataKey),
+  GenerateDataKeyPair: trackingUsage('GenerateDataKeyPair', generateDataKeyPair),
+  GenerateDataKeyPairWithoutPlaintext: trackingUsage('GenerateDataKeyPairWithoutPlaintext', generateDataKeyPairWithoutPlaintext),
+  GenerateDataKeyWithoutPlaintext: trackingUsage('GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext),
+  GenerateMac: trackingUsage('GenerateMac', generateMac),
   GenerateRandom: generateRandom,
   GetPublicKey: getPublicKey,
   ListAliases: listAliases,
   ListKeys: listKeys,
-  ReEncrypt: reEncrypt,
+  ReEncrypt: trackingUsage('ReEncrypt', reEncrypt),
   ScheduleKeyDeletion: scheduleKeyDeletion,
-  Sign: sign,
+  Sign: trackingUsage('Sign', sign),
   UpdateAlias: updateAlias,
   UpdateKeyDescription: updateKeyDescription,
-  Verify: verify,
-  VerifyMac: verifyMac,
+  Verify: trackingUsage('Verify', verify),
+  VerifyMac: trackingUsage('VerifyMac', verifyMac),
 };

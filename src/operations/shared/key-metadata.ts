@@ -15,13 +15,15 @@ export function keyMetadataOf(key: KeyRecord): KeyMetadata {
     KeyState: key.keyState,
   };
   if (key.deletionDate !== undefined) metadata.DeletionDate = new Date(key.deletionDate);
+  const current = key.materials.find((m) => m.version === key.currentVersion);
+  if (current?.imported?.importState === 'IMPORTED' && current.imported.validTo !== undefined) metadata.ValidTo = new Date(current.imported.validTo);
   metadata.Origin = key.origin;
+  if (current?.imported?.importState === 'IMPORTED') metadata.ExpirationModel = current.imported.expirationModel;
   metadata.KeyManager = 'CUSTOMER';
   metadata.CustomerMasterKeySpec = key.keySpec as KeyMetadata['CustomerMasterKeySpec'];
   metadata.KeySpec = key.keySpec;
   Object.assign(metadata, algorithmsOf(key.keySpec, key.keyUsage));
   metadata.MultiRegion = false;
-  const current = key.materials.find((m) => m.version === key.currentVersion);
   if (key.keySpec === 'SYMMETRIC_DEFAULT' && current) metadata.CurrentKeyMaterialId = current.materialId;
   return metadata;
 }

@@ -2,7 +2,7 @@ import { KmsError } from '../../errors';
 import type { Tag } from '../../model/generated/types';
 import type { TagRecord } from '../../store/records';
 
-const MAX_TAGS = 50;
+export const MAX_TAGS = 50;
 
 /** AWS's tag rules beyond the model's length limits (TagException texts as recorded). */
 export function validateTags(tags: readonly Tag[] | undefined): TagRecord[] {

@@ -1,0 +1,119 @@
+import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
+import type { Services } from '../operations';
+import { materialStateAfterImportChange } from '../operations/shared/import-state';
+import { rotateKey, rotationOf } from '../operations/shared/rotation';
+import type { KeyRecord } from '../store/records';
+
+export interface MaterialSweepResult {
+  rotated: string[];
+  expired: string[];
+  wrappingKeysDestroyed: number;
+}
+
+/**
+ * The background work on key material, the rotation counterpart of the DeletionSweeper
+ * (same shape, same injectable clock): automatic rotations that are due, imported material
+ * whose ValidTo has passed, and import wrapping keys whose 24 hours are over. Runs at
+ * start-up, so a due date missed while the service was down is caught up at once, and then
+ * periodically. Disabled keys and keys pending deletion or import are not rotated; a key
+ * re-enabled after its date rotates at the next sweep, as AWS does.
+ */
+export class MaterialSweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<MaterialSweepResult> | undefined;
+
+  constructor(
+    private readonly services: Services,
+    private readonly intervalMs: number,
+    private readonly audit?: AuditSink,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => this.services.log.error({ err }, 'key material sweep failed')), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  sweep(): Promise<MaterialSweepResult> {
+    this.running ??= this.sweepOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async sweepOnce(): Promise<MaterialSweepResult> {
+    const result: MaterialSweepResult = { rotated: [], expired: [], wrappingKeysDestroyed: 0 };
+    for (const key of await this.services.store.listKeys()) {
+      const now = this.services.clock.now();
+      try {
+        if (rotationDue(key, now)) await this.rotate(key, now, result);
+        if (key.origin === 'EXTERNAL') {
+          await this.expireMaterial(key, now, result);
+          await this.expireWrappingKeys(key, now, result);
+        }
+      } catch (err) {
+        this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material sweep failed for a key');
+      }
+    }
+    return result;
+  }
+
+  private async rotate(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
+    const rotated = await rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false));
+    if (!rotated) return;
+    const material = rotated.materials.find((m) => m.version === rotated.currentVersion)!;
+    result.rotated.push(key.keyId);
+    this.services.log.info({ keyId: key.keyId, version: material.version }, 'key material rotated automatically');
+    await this.record(keyRotatedEvent(rotated, this.services.clock.now(), { onDemand: false, keyMaterialId: material.materialId }), key);
+  }
+
+  /** Store first (the material is no longer usable), then the token object is destroyed. */
+  private async expireMaterial(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
+    const due = key.materials.filter((m) => m.imported?.importState === 'IMPORTED' && m.imported.validTo !== undefined && m.imported.validTo <= now);
+    for (const candidate of due) {
+      const expired = await this.services.store.transact(async (tx) => {
+        const current = await tx.getKey(key.keyId);
+        const m = current?.materials.find((x) => x.version === candidate.version);
+        if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return undefined;
+        const next = materialStateAfterImportChange(current, current.materials.map((x) => (x === m ? { ...x, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } } : x)));
+        tx.putKey(next);
+        return m;
+      });
+      if (!expired) continue;
+      await this.services.custody.destroy({ keyId: key.keyId, version: expired.version });
+      result.expired.push(`${key.keyId}:v${expired.version}`);
+      this.services.log.info({ keyId: key.keyId, version: expired.version }, 'imported key material expired and was deleted');
+      await this.record(importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), key);
+    }
+  }
+
+  private async expireWrappingKeys(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
+    if (!key.importParameters?.some((p) => p.validTo <= now)) return;
+    const gone = await this.services.store.transact(async (tx) => {
+      const current = await tx.getKey(key.keyId);
+      if (!current?.importParameters) return [];
+      const expired = current.importParameters.filter((p) => p.validTo <= now);
+      if (expired.length > 0) tx.putKey({ ...current, importParameters: current.importParameters.filter((p) => p.validTo > now) });
+      return expired;
+    });
+    for (const p of gone) {
+      await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
+      result.wrappingKeysDestroyed++;
+    }
+  }
+
+  private async record(event: Parameters<AuditSink['record']>[0], key: KeyRecord): Promise<void> {
+    await this.audit
+      ?.record(event)
+      .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material event could not be recorded in the audit trail'));
+  }
+}
+
+function rotationDue(key: KeyRecord, now: number): boolean {
+  const rotation = rotationOf(key);
+  return key.keyState === 'Enabled' && key.origin === 'AWS_KMS' && rotation.enabled && rotation.nextRotationAt !== undefined && rotation.nextRotationAt <= now;
+}

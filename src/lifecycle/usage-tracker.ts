@@ -1,0 +1,68 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import type { MetadataStore } from '../store/metadata-store';
+import type { LastUsageRecord } from '../store/records';
+
+/**
+ * GetKeyLastUsage without a store write per cryptographic call: uses are kept in memory
+ * (one entry per key, the latest wins) and written through the store every few seconds and
+ * at shutdown, in one transaction. A crash loses at most one interval of usage records,
+ * never key state.
+ */
+export class UsageTracker {
+  private pending = new Map<string, LastUsageRecord>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly intervalMs = 5_000,
+  ) {}
+
+  record(keyId: string, operation: string, requestId: string): void {
+    this.pending.set(keyId, { operation, at: this.clock.now(), requestId });
+  }
+
+  /** The newest use not yet flushed, if any. */
+  unflushed(keyId: string): LastUsageRecord | undefined {
+    return this.pending.get(keyId);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'last-usage flush failed')), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'last-usage flush at shutdown failed'));
+  }
+
+  flush(): Promise<void> {
+    this.flushing ??= this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    try {
+      await this.store.transact(async (tx) => {
+        for (const [keyId, usage] of batch) {
+          const key = await tx.getKey(keyId);
+          if (!key || (key.lastUsage && key.lastUsage.at > usage.at)) continue;
+          tx.putKey({ ...key, lastUsage: usage });
+        }
+      });
+    } catch (err) {
+      // Put the batch back unless a newer use arrived meanwhile.
+      for (const [keyId, usage] of batch) if (!this.pending.has(keyId)) this.pending.set(keyId, usage);
+      throw err;
+    }
+  }
+}

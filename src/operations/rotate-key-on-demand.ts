@@ -1,0 +1,27 @@
+import { KmsError } from '../errors';
+import type { KeyRecord } from '../store/records';
+import type { OperationHandler } from './context';
+import { loadKeyFor } from './shared/key-resolution';
+import { checkRotationTarget } from './shared/rotation-checks';
+import { ON_DEMAND_ROTATION_LIMIT, rotateKey, rotationOf } from './shared/rotation';
+
+/**
+ * Rotates now: AWS_KMS keys get new material generated in the token; EXTERNAL keys make
+ * their imported material pending rotation current. The rotation is complete when the call
+ * returns (AWS finishes it in the background).
+ */
+export const rotateKeyOnDemand: OperationHandler<'RotateKeyOnDemand'> = async (input, ctx, services) => {
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'RotateKeyOnDemand', allowedStates: 'any' });
+  const check = (current: KeyRecord) => {
+    checkRotationTarget(current, false);
+    if (rotationOf(current).onDemandCount >= ON_DEMAND_ROTATION_LIMIT) {
+      throw new KmsError(
+        'LimitExceededException',
+        `The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: ${current.arn}`,
+      );
+    }
+  };
+  check(key);
+  await rotateKey(services, key, 'ON_DEMAND', check);
+  return { KeyId: key.arn };
+};

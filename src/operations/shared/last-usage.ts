@@ -1,0 +1,39 @@
+import type { OperationName } from '../../model/generated/types';
+import type { OperationHandler } from '../context';
+
+/** The operations GetKeyLastUsage reports (KeyLastUsageTrackingOperation in the model). */
+export const TRACKED_OPERATIONS: ReadonlySet<OperationName> = new Set<OperationName>([
+  'Decrypt',
+  'DeriveSharedSecret',
+  'Encrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateMac',
+  'ReEncrypt',
+  'Sign',
+  'Verify',
+  'VerifyMac',
+]);
+
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[^:]+:\d{12}:key\/([0-9a-f-]{36})$/;
+
+/**
+ * Wraps a cryptographic operation so that each success records its key(s) as used (ReEncrypt:
+ * source and destination). Failures, DryRun included, are not uses. Recording is in memory.
+ */
+export function trackingUsage<Op extends OperationName>(operation: Op, handler: OperationHandler<Op>): OperationHandler<Op> {
+  return async (input, ctx, services) => {
+    const output = await handler(input, ctx, services);
+    const tracker = services.usage;
+    if (tracker) {
+      const out = output as { KeyId?: string; SourceKeyId?: string };
+      for (const arn of [out.KeyId, out.SourceKeyId]) {
+        const keyId = arn ? KEY_ARN.exec(arn)?.[1] : undefined;
+        if (keyId) tracker.record(keyId, operation, ctx.requestId);
+      }
+    }
+    return output;
+  };
+}

@@ -1,0 +1,343 @@
+import { constants, createCipheriv, createDecipheriv, createHmac, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  type AlgorithmSpec,
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DeleteImportedKeyMaterialCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateMacCommand,
+  GetParametersForImportCommand,
+  ImportKeyMaterialCommand,
+  type KMSClient,
+  ListKeyRotationsCommand,
+  RotateKeyOnDemandCommand,
+  type WrappingKeySpec,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import pino from 'pino';
+import type { Clock } from '../../src/clock';
+import { loadConfig, loadHsmProfile } from '../../src/config/config';
+import { KeyCustody } from '../../src/custody/key-custody';
+import { Token } from '../../src/custody/token';
+import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
+import type { RequestContext, Services } from '../../src/operations';
+import { createKey } from '../../src/operations/create-key';
+import { describeKey } from '../../src/operations/describe-key';
+import { encrypt } from '../../src/operations/encrypt';
+import { getParametersForImport } from '../../src/operations/get-parameters-for-import';
+import { importKeyMaterial } from '../../src/operations/import-key-material';
+import { JsonFileStore } from '../../src/store/json-file-store';
+import { expectKmsError, TestServer } from '../support/server';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const ALGORITHMS: AlgorithmSpec[] = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256'];
+
+/** The client side of import, done with node:crypto only, as an AWS user would. */
+export function wrapMaterial(publicKey: Uint8Array, algorithm: AlgorithmSpec, material: Buffer): Buffer {
+  const key = createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' });
+  const oaep = (hash: string, data: Buffer) => publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, data);
+  switch (algorithm) {
+    case 'RSAES_PKCS1_V1_5':
+      return publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, material);
+    case 'RSAES_OAEP_SHA_1':
+      return oaep('sha1', material);
+    case 'RSAES_OAEP_SHA_256':
+      return oaep('sha256', material);
+    default: {
+      const aesKey = randomBytes(32);
+      const kwp = createCipheriv('id-aes256-wrap-pad', aesKey, Buffer.from('A65959A6', 'hex'));
+      return Buffer.concat([oaep(algorithm === 'RSA_AES_KEY_WRAP_SHA_1' ? 'sha1' : 'sha256', aesKey), kwp.update(material), kwp.final()]);
+    }
+  }
+}
+
+/** Opens a p11kms symmetric blob with node:crypto given the key material (docs/ciphertext-format.md). */
+function openBlobWithMaterial(blob: Buffer, material: Buffer, context: Record<string, string>): Buffer {
+  const header = blob.subarray(0, 24);
+  const iv = blob.subarray(24, 36);
+  const body = blob.subarray(36, blob.length - 16);
+  const tag = blob.subarray(blob.length - 16);
+  const pairs = Object.entries(context).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const parts = [Buffer.from('p11kms/ciphertext/v1\0'), header, u32(pairs.length)];
+  for (const [k, v] of pairs) parts.push(u32(Buffer.byteLength(k)), Buffer.from(k), u32(Buffer.byteLength(v)), Buffer.from(v));
+  const decipher = createDecipheriv('aes-256-gcm', material, iv);
+  decipher.setAAD(Buffer.concat(parts));
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(body), decipher.final()]);
+}
+
+describe('import (real server, real token)', function () {
+  let server: TestServer;
+  let kms: KMSClient;
+
+  before(async () => {
+    server = await TestServer.start();
+    kms = server.client();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  async function externalKey(extra: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL', ...extra }));
+    return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
+  }
+
+  async function importInto(keyId: string, material: Buffer, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048', extra: Record<string, unknown> = {}) {
+    const params = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec }));
+    return kms.send(
+      new ImportKeyMaterialCommand({
+        KeyId: keyId,
+        ImportToken: params.ImportToken,
+        EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, algorithm, material),
+        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+        ...extra,
+      }),
+    );
+  }
+
+  it('CreateKey Origin EXTERNAL is PendingImport with no material; Encrypt says pending import', async () => {
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }));
+    expect(KeyMetadata).to.include({ Enabled: false, KeyState: 'PendingImport', Origin: 'EXTERNAL' });
+    expect(KeyMetadata!.CurrentKeyMaterialId).to.equal(undefined);
+    const err = await expectKmsError(kms.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('x') })));
+    expect(err.name).to.equal('KMSInvalidStateException');
+    expect(err.message).to.equal(`${KeyMetadata!.Arn} is pending import.`);
+  });
+
+  it('GetParametersForImport: RSA wrapping keys of every size, ARN, 24 h validity; AWS_KMS keys are refused', async () => {
+    const { keyId, arn } = await externalKey();
+    for (const spec of ['RSA_2048', 'RSA_3072', 'RSA_4096'] as WrappingKeySpec[]) {
+      const before = Date.now();
+      const out = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: spec }));
+      expect(out.KeyId).to.equal(arn);
+      const pub = createPublicKey({ key: Buffer.from(out.PublicKey!), format: 'der', type: 'spki' });
+      expect(pub.asymmetricKeyDetails!.modulusLength).to.equal(Number(spec.slice(4)));
+      expect(out.ParametersValidTo!.getTime()).to.be.within(before + DAY_MS - 2000, Date.now() + DAY_MS + 1000);
+      expect(out.ImportToken!.length).to.be.greaterThan(32);
+    }
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+    const err = await expectKmsError(kms.send(new GetParametersForImportCommand({ KeyId: KeyMetadata!.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_1', WrappingKeySpec: 'RSA_2048' })));
+    expect(err.name).to.equal('UnsupportedOperationException');
+    expect(err.message).to.equal(`${KeyMetadata!.Arn} origin is AWS_KMS which is not valid for this operation.`);
+  });
+
+  for (const algorithm of ALGORITHMS) {
+    it(`symmetric material imported with ${algorithm}: p11kms ciphertexts open with node:crypto and the known material`, async () => {
+      const material = randomBytes(32);
+      const { keyId, arn } = await externalKey();
+      const imported = await importInto(keyId, material, algorithm, algorithm.startsWith('RSA_AES') ? 'RSA_3072' : 'RSA_2048');
+      expect(imported.KeyId).to.equal(arn);
+      expect(imported.KeyMaterialId).to.match(/^[0-9a-f]{64}$/);
+      const described = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));
+      expect(described.KeyMetadata).to.include({ KeyState: 'Enabled', Enabled: true, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', CurrentKeyMaterialId: imported.KeyMaterialId });
+      const context = { purpose: 'import-proof', alg: algorithm };
+      const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`secret via ${algorithm}`), EncryptionContext: context }));
+      expect(openBlobWithMaterial(Buffer.from(CiphertextBlob!), material, context).toString()).to.equal(`secret via ${algorithm}`);
+      const decrypted = await kms.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: context }));
+      expect(decrypted.KeyMaterialId).to.equal(imported.KeyMaterialId);
+    });
+  }
+
+  for (const [spec, hash, length] of [['HMAC_224', 'sha224', 28], ['HMAC_256', 'sha256', 32], ['HMAC_384', 'sha384', 48], ['HMAC_512', 'sha512', 64]] as const) {
+    it(`${spec} material imported (RSA_AES_KEY_WRAP_SHA_256 and RSAES_OAEP_SHA_1) gives the MAC node:crypto computes`, async () => {
+      for (const algorithm of ['RSA_AES_KEY_WRAP_SHA_256', 'RSAES_OAEP_SHA_1'] as AlgorithmSpec[]) {
+        const material = randomBytes(length);
+        const { keyId } = await externalKey({ KeySpec: spec, KeyUsage: 'GENERATE_VERIFY_MAC' });
+        await importInto(keyId, material, algorithm);
+        const message = Buffer.from(`message for ${spec}`);
+        const { Mac } = await kms.send(new GenerateMacCommand({ KeyId: keyId, MacAlgorithm: `HMAC_SHA_${spec.slice(5)}` as never, Message: message }));
+        expect(Buffer.from(Mac!).equals(createHmac(hash, material).update(message).digest()), algorithm).to.equal(true);
+      }
+    });
+  }
+
+  it('re-import: the same material is accepted (any algorithm), different material is IncorrectKeyMaterialException; DeleteImportedKeyMaterial makes the key PendingImport and keeps CurrentKeyMaterialId', async () => {
+    const material = randomBytes(32);
+    const { keyId, arn } = await externalKey();
+    const first = await importInto(keyId, material, 'RSAES_OAEP_SHA_1');
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('kept') }));
+    const deleted = await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: keyId }));
+    expect(deleted).to.include({ KeyId: arn, KeyMaterialId: first.KeyMaterialId });
+    const after = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+    expect(after).to.include({ KeyState: 'PendingImport', Enabled: false, CurrentKeyMaterialId: first.KeyMaterialId });
+    const pending = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob })));
+    expect(pending.name).to.equal('KMSInvalidStateException');
+    expect(pending.message).to.equal(`${arn} is pending import.`);
+    const again = await expectKmsError(kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: keyId })));
+    expect(again.name).to.equal('KMSInvalidStateException');
+
+    const wrong = await expectKmsError(importInto(keyId, randomBytes(32), 'RSA_AES_KEY_WRAP_SHA_256'));
+    expect(wrong.name).to.equal('IncorrectKeyMaterialException');
+    const same = await importInto(keyId, material, 'RSA_AES_KEY_WRAP_SHA_256', 'RSA_4096');
+    expect(same.KeyMaterialId).to.equal(first.KeyMaterialId);
+    expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
+    // Re-importing while present changes the expiration only.
+    await importInto(keyId, material, 'RSAES_OAEP_SHA_256', 'RSA_2048', { ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 30 * DAY_MS) });
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ ExpirationModel: 'KEY_MATERIAL_EXPIRES' });
+  });
+
+  it('imported keys rotate on demand only with new imported material, which then becomes current; old ciphertexts still decrypt', async () => {
+    const { keyId, arn } = await externalKey();
+    const m1 = randomBytes(32);
+    const m2 = randomBytes(32);
+    await importInto(keyId, m1);
+    const { CiphertextBlob: old } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('one') }));
+    const none = await expectKmsError(kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId })));
+    expect(none.name).to.equal('KMSInvalidStateException');
+    expect(none.message).to.equal(`No available key material pending rotation for the key: ${arn}.`);
+    const second = await importInto(keyId, m2, 'RSAES_OAEP_SHA_1', 'RSA_2048', { ImportType: 'NEW_KEY_MATERIAL', KeyMaterialDescription: 'second' });
+    const third = await expectKmsError(importInto(keyId, randomBytes(32), 'RSAES_OAEP_SHA_1', 'RSA_2048', { ImportType: 'NEW_KEY_MATERIAL' }));
+    expect(third.name).to.equal('KMSInvalidStateException');
+    expect(third.message).to.match(new RegExp(`^New key material \\(id: [0-9a-f]{64}\\) cannot be imported into KMS key ${keyId}, because another key material \\(id: ${second.KeyMaterialId}\\) is pending rotation\\.$`));
+    const listed = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }));
+    expect(listed.Rotations![1]).to.include({ KeyMaterialId: second.KeyMaterialId, KeyMaterialState: 'PENDING_ROTATION', ImportState: 'IMPORTED', KeyMaterialDescription: 'second' });
+    await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    const { CiphertextBlob: fresh, KeyId } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('two') }));
+    expect(KeyId).to.equal(arn);
+    expect(openBlobWithMaterial(Buffer.from(fresh!), m2, {}).toString()).to.equal('two');
+    expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: old }))).Plaintext!).toString()).to.equal('one');
+  });
+
+  it('error paths: import tokens (other key, corrupted, other wrapping algorithm), ValidTo rules, undecryptable material, AWS_KMS keys, unsupported key specs', async () => {
+    const a = await externalKey();
+    const b = await externalKey();
+    const material = randomBytes(32);
+    const pa = await kms.send(new GetParametersForImportCommand({ KeyId: a.keyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_1', WrappingKeySpec: 'RSA_2048' }));
+    const wrapped = wrapMaterial(pa.PublicKey!, 'RSAES_OAEP_SHA_1', material);
+    const send = (extra: Record<string, unknown>) =>
+      kms.send(new ImportKeyMaterialCommand({ KeyId: a.keyId, ImportToken: pa.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', ...extra }));
+    expect((await expectKmsError(send({ KeyId: b.keyId }))).name).to.equal('InvalidImportTokenException');
+    const corrupted = Buffer.from(pa.ImportToken!);
+    corrupted[corrupted.length - 1] ^= 1;
+    expect((await expectKmsError(send({ ImportToken: corrupted }))).name).to.equal('InvalidImportTokenException');
+    expect((await expectKmsError(send({ EncryptedKeyMaterial: wrapMaterial(pa.PublicKey!, 'RSAES_OAEP_SHA_256', material) }))).name).to.equal('InvalidCiphertextException');
+    expect((await expectKmsError(send({ EncryptedKeyMaterial: randomBytes(256) }))).name).to.equal('InvalidCiphertextException');
+    const noValidTo = await expectKmsError(send({ ExpirationModel: 'KEY_MATERIAL_EXPIRES' }));
+    expect(noValidTo.name).to.equal('ValidationException');
+    expect(noValidTo.message).to.equal('A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES');
+    expect((await expectKmsError(send({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 400 * DAY_MS) }))).name).to.equal('ValidationException');
+    expect((await expectKmsError(send({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() - 1000) }))).name).to.equal('ValidationException');
+    expect((await expectKmsError(send({ ValidTo: new Date(Date.now() + DAY_MS) }))).name).to.equal('ValidationException');
+    expect((await expectKmsError(send({ EncryptedKeyMaterial: wrapMaterial(pa.PublicKey!, 'RSAES_OAEP_SHA_1', randomBytes(16)) }))).name).to.equal('ValidationException');
+    expect((await send({})).KeyMaterialId).to.match(/^[0-9a-f]{64}$/);
+
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+    const awsKms = await expectKmsError(kms.send(new ImportKeyMaterialCommand({ KeyId: KeyMetadata!.KeyId, ImportToken: pa.ImportToken, EncryptedKeyMaterial: wrapped })));
+    expect(awsKms.name).to.equal('UnsupportedOperationException');
+    expect(awsKms.message).to.equal(`${KeyMetadata!.Arn} origin is AWS_KMS which is not valid for this operation.`);
+    const del = await expectKmsError(kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: KeyMetadata!.KeyId })));
+    expect(del.message).to.equal(`${KeyMetadata!.Arn} origin is AWS_KMS which is not valid for this operation.`);
+    const rsa = await expectKmsError(kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL', KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' })));
+    expect(rsa.name).to.equal('UnsupportedOperationException');
+  });
+
+  it('a seed file creates keys with fixed ids, aliases and imported material at start-up, idempotently', async () => {
+    const material = randomBytes(32);
+    const hmacMaterial = randomBytes(32);
+    const seedFile = path.join(server.dataDir, 'seed.json');
+    const ids = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'];
+    fs.writeFileSync(
+      seedFile,
+      JSON.stringify({
+        keys: [
+          { keyId: ids[0], description: 'generated', aliases: ['alias/seed-generated'], tags: [{ TagKey: 'env', TagValue: 'ci' }] },
+          { keyId: ids[1], material: material.toString('hex'), aliases: ['alias/seed-imported'] },
+          { keyId: ids[2], keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC', material: `base64:${hmacMaterial.toString('base64')}` },
+        ],
+      }),
+    );
+    for (let round = 0; round < 2; round++) {
+      server = await server.restart({ env: { P11KMS_SEED_FILE: seedFile } });
+      kms = server.client();
+      expect((await kms.send(new DescribeKeyCommand({ KeyId: 'alias/seed-generated' }))).KeyMetadata).to.include({ KeyId: ids[0], Description: 'generated', Origin: 'AWS_KMS' });
+      const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: 'alias/seed-imported', Plaintext: Buffer.from('seeded') }));
+      expect(openBlobWithMaterial(Buffer.from(CiphertextBlob!), material, {}).toString()).to.equal('seeded');
+      const { Mac } = await kms.send(new GenerateMacCommand({ KeyId: ids[2], MacAlgorithm: 'HMAC_SHA_256', Message: Buffer.from('m') }));
+      expect(Buffer.from(Mac!).equals(createHmac('sha256', hmacMaterial).update('m').digest())).to.equal(true);
+    }
+    // Deleted material comes back from the seed at the next start.
+    await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: ids[1] }));
+    server = await server.restart({ env: { P11KMS_SEED_FILE: seedFile } });
+    kms = server.client();
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: ids[1] }))).KeyMetadata!.KeyState).to.equal('Enabled');
+    await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: 'alias/seed-imported', TargetKeyId: ids[0] })));
+    server = await server.restart({ env: {} });
+    kms = server.client();
+  });
+});
+
+describe('imported material expiry (running service, moving clock)', function () {
+  let token: Token;
+  let store: JsonFileStore;
+  let services: Services;
+  let sweeper: MaterialSweeper;
+  let now = Date.now();
+  const clock: Clock = { now: () => now };
+  const events: Array<{ eventName: string; eventType: string }> = [];
+  const ctx: RequestContext = {
+    scope: { region: 'us-east-1', accountId: '111122223333' },
+    caller: { accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:root', accessKeyId: 'TEST' },
+    requestId: 'test',
+  };
+
+  before(async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-import-expiry-'));
+    const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
+    const log = pino({ level: 'silent' });
+    store = await JsonFileStore.open(dataDir);
+    token = Token.open(loadHsmProfile(config), dataDir, log);
+    services = { store, custody: new KeyCustody(token), clock, log };
+    sweeper = new MaterialSweeper(services, 25, { record: async (e) => void events.push(e) });
+    sweeper.start();
+  });
+  after(async () => {
+    await sweeper?.stop();
+    await store?.close();
+    token?.close();
+  });
+
+  it('at ValidTo the material is destroyed in the token, the key goes to PendingImport and an AwsServiceEvent is recorded; expired import parameters are refused and destroyed', async () => {
+    const { KeyMetadata } = await createKey({ Origin: 'EXTERNAL' }, ctx, services);
+    const keyId = KeyMetadata!.KeyId;
+    const params = await getParametersForImport({ KeyId: keyId, WrappingAlgorithm: 'RSA_AES_KEY_WRAP_SHA_1', WrappingKeySpec: 'RSA_2048' }, ctx, services);
+    const material = randomBytes(32);
+    const validTo = new Date(now + 10 * DAY_MS);
+    await importKeyMaterial(
+      { KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSA_AES_KEY_WRAP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo },
+      ctx,
+      services,
+    );
+    expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata).to.include({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_EXPIRES' });
+    expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata!.ValidTo!.getTime()).to.equal(validTo.getTime());
+    await encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services);
+
+    now += 2 * DAY_MS;
+    // The import parameters are 24 h old: expired, refused, and their wrapping key destroyed.
+    const expired = await expectKmsError(
+      importKeyMaterial({ KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSA_AES_KEY_WRAP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }, ctx, services),
+    );
+    expect(expired.name).to.equal('ExpiredImportTokenException');
+    await sweeper.sweep();
+    expect((await store.getKey(keyId))!.importParameters).to.deep.equal([]);
+    expect(await services.custody.importer.listWrappingKeys()).to.deep.equal([]);
+
+    now = validTo.getTime() + 1000;
+    for (let i = 0; i < 80 && (await store.getKey(keyId))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await store.getKey(keyId))!.keyState).to.equal('PendingImport');
+    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+    expect(events.map((e) => [e.eventName, e.eventType])).to.deep.include(['DeleteExpiredKeyMaterial', 'AwsServiceEvent']);
+    const err = await expectKmsError(encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services));
+    expect(err.name).to.equal('KMSInvalidStateException');
+  });
+});

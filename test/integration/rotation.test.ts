@@ -1,0 +1,254 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  DisableKeyRotationCommand,
+  EnableKeyCommand,
+  EnableKeyRotationCommand,
+  EncryptCommand,
+  GetKeyRotationStatusCommand,
+  type KMSClient,
+  ListKeyRotationsCommand,
+  RotateKeyOnDemandCommand,
+  ScheduleKeyDeletionCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import pino from 'pino';
+import type { Clock } from '../../src/clock';
+import { loadConfig, loadHsmProfile } from '../../src/config/config';
+import { KeyCustody } from '../../src/custody/key-custody';
+import { Token } from '../../src/custody/token';
+import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
+import { reconcile } from '../../src/lifecycle/reconcile';
+import type { RequestContext, Services } from '../../src/operations';
+import { createKey } from '../../src/operations/create-key';
+import { decrypt } from '../../src/operations/decrypt';
+import { disableKey } from '../../src/operations/disable-key';
+import { enableKey } from '../../src/operations/enable-key';
+import { enableKeyRotation } from '../../src/operations/enable-key-rotation';
+import { encrypt } from '../../src/operations/encrypt';
+import { getKeyRotationStatus } from '../../src/operations/get-key-rotation-status';
+import { listKeyRotations } from '../../src/operations/list-key-rotations';
+import { JsonFileStore } from '../../src/store/json-file-store';
+import { expectKmsError, TestServer } from '../support/server';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const text = (s: string) => Buffer.from(s, 'utf8');
+
+describe('rotation (real server, real token)', function () {
+  let server: TestServer;
+  let kms: KMSClient;
+
+  before(async () => {
+    server = await TestServer.start();
+    kms = server.client();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  async function newKey(extra: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand(extra));
+    return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
+  }
+
+  it('EnableKeyRotation defaults to 365 days; GetKeyRotationStatus reports period and NextRotationDate; Disable clears them', async () => {
+    const { keyId, arn } = await newKey();
+    expect(await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).to.include({ KeyRotationEnabled: false, KeyId: arn });
+    const before = Date.now();
+    await kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+    const on = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
+    expect(on.KeyRotationEnabled).to.equal(true);
+    expect(on.RotationPeriodInDays).to.equal(365);
+    expect(on.NextRotationDate!.getTime()).to.be.within(before + 365 * DAY_MS - 2000, Date.now() + 365 * DAY_MS + 2000);
+    expect(on.OnDemandRotationStartDate).to.equal(undefined);
+    await kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 90 }));
+    const ninety = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
+    expect(ninety.RotationPeriodInDays).to.equal(90);
+    expect(ninety.NextRotationDate!.getTime()).to.be.below(before + 91 * DAY_MS);
+    await kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+    const off = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
+    expect(off.KeyRotationEnabled).to.equal(false);
+    expect(off.RotationPeriodInDays).to.equal(undefined);
+    expect(off.NextRotationDate).to.equal(undefined);
+  });
+
+  it('RotationPeriodInDays outside 90–2560 is a ValidationException', async () => {
+    const { keyId } = await newKey();
+    for (const days of [89, 2561]) {
+      const err = await expectKmsError(kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: days })));
+      expect(err.name).to.equal('ValidationException');
+      expect(err.message).to.contain(`Value '${days}' at 'rotationPeriodInDays'`);
+    }
+  });
+
+  it('every version decrypts after several on-demand rotations and a restart; new ciphertexts use the newest; Decrypt names the material', async () => {
+    const { keyId, arn } = await newKey();
+    const blobs: Array<{ blob: Uint8Array; materialId: string }> = [];
+    for (let i = 0; i < 4; i++) {
+      const described = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));
+      const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: text(`v${i}`), EncryptionContext: { n: String(i) } }));
+      blobs.push({ blob: CiphertextBlob!, materialId: described.KeyMetadata!.CurrentKeyMaterialId! });
+      // The blob header carries the material version (docs/ciphertext-format.md).
+      expect(Buffer.from(CiphertextBlob!).readUInt32BE(18)).to.equal(i + 1);
+      if (i < 3) expect((await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }))).KeyId).to.equal(arn);
+    }
+    expect(new Set(blobs.map((b) => b.materialId)).size).to.equal(4);
+    const rotations = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId }));
+    expect(rotations.Rotations!.map((r) => r.KeyMaterialId)).to.deep.equal(blobs.slice(1).map((b) => b.materialId));
+    expect(rotations.Rotations!.every((r) => r.RotationType === 'ON_DEMAND' && r.RotationDate instanceof Date)).to.equal(true);
+    expect(rotations.Rotations![2].KeyMaterialState).to.equal('CURRENT');
+    const all = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }));
+    expect(all.Rotations!.length).to.equal(4);
+    expect(all.Rotations![0]).to.include({ KeyMaterialId: blobs[0].materialId, KeyMaterialState: 'NON_CURRENT' });
+    expect(all.Rotations![0].RotationDate).to.equal(undefined);
+
+    const page1 = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL', Limit: 3 }));
+    expect(page1.Truncated).to.equal(true);
+    const page2 = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL', Limit: 3, Marker: page1.NextMarker }));
+    expect([...page1.Rotations!, ...page2.Rotations!].map((r) => r.KeyMaterialId)).to.deep.equal(all.Rotations!.map((r) => r.KeyMaterialId));
+    expect(page2.Truncated).to.equal(false);
+
+    server = await server.restart();
+    kms = server.client();
+    for (const [i, b] of blobs.entries()) {
+      const out = await kms.send(new DecryptCommand({ CiphertextBlob: b.blob, EncryptionContext: { n: String(i) } }));
+      expect(Buffer.from(out.Plaintext!).toString()).to.equal(`v${i}`);
+      expect(out.KeyMaterialId).to.equal(b.materialId);
+    }
+  });
+
+  it('RotateKeyOnDemand stops at 25 with LimitExceededException', async function () {
+    this.timeout(60_000);
+    const { keyId, arn } = await newKey();
+    for (let i = 0; i < 25; i++) await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    const err = await expectKmsError(kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId })));
+    expect(err.name).to.equal('LimitExceededException');
+    expect(err.message).to.equal(`The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: ${arn}`);
+  });
+
+  it('refuses as AWS does: asymmetric and HMAC keys, disabled, pending deletion, unknown keys', async () => {
+    const rsa = await newKey({ KeySpec: 'RSA_2048', KeyUsage: 'ENCRYPT_DECRYPT' });
+    const hmac = await newKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    for (const k of [rsa, hmac]) {
+      for (const command of [new RotateKeyOnDemandCommand({ KeyId: k.keyId }), new EnableKeyRotationCommand({ KeyId: k.keyId }), new GetKeyRotationStatusCommand({ KeyId: k.keyId }), new ListKeyRotationsCommand({ KeyId: k.keyId })]) {
+        const err = await expectKmsError(kms.send(command as never));
+        expect(err.name).to.equal('UnsupportedOperationException');
+      }
+    }
+    const disabled = await newKey();
+    await kms.send(new DisableKeyCommand({ KeyId: disabled.keyId }));
+    for (const command of [new RotateKeyOnDemandCommand({ KeyId: disabled.keyId }), new EnableKeyRotationCommand({ KeyId: disabled.keyId })]) {
+      const err = await expectKmsError(kms.send(command as never));
+      expect(err.name).to.equal('DisabledException');
+      expect(err.message).to.equal(`${disabled.arn} is disabled.`);
+    }
+    await kms.send(new EnableKeyCommand({ KeyId: disabled.keyId }));
+    await kms.send(new EnableKeyRotationCommand({ KeyId: disabled.keyId }));
+    await kms.send(new ScheduleKeyDeletionCommand({ KeyId: disabled.keyId, PendingWindowInDays: 7 }));
+    expect((await kms.send(new GetKeyRotationStatusCommand({ KeyId: disabled.keyId }))).KeyRotationEnabled).to.equal(false);
+    const pending = await expectKmsError(kms.send(new RotateKeyOnDemandCommand({ KeyId: disabled.keyId })));
+    expect(pending.name).to.equal('KMSInvalidStateException');
+    expect(pending.message).to.equal(`${disabled.arn} is pending deletion.`);
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const missing = await expectKmsError(kms.send(new RotateKeyOnDemandCommand({ KeyId: unknown })));
+    expect(missing.name).to.equal('NotFoundException');
+    expect(missing.message).to.equal(`Key 'arn:aws:kms:us-east-1:111122223333:key/${unknown}' does not exist`);
+  });
+
+  it('automatic rotation that fell due while the service was down happens at start-up', async () => {
+    const { keyId } = await newKey();
+    await kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 90 }));
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('before') }));
+    const offset = 91 * 24 * 3600;
+    server = await server.restart({ clockOffsetSeconds: offset });
+    kms = server.client({ clockOffsetMs: offset * 1000 });
+    const rotations = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId }));
+    expect(rotations.Rotations!.map((r) => r.RotationType)).to.deep.equal(['AUTOMATIC']);
+    const status = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
+    expect(status.NextRotationDate!.getTime()).to.be.greaterThan(Date.now() + offset * 1000 + 89 * DAY_MS);
+    expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('before');
+    server = await server.restart({ clockOffsetSeconds: 0 });
+    kms = server.client();
+  });
+});
+
+describe('rotation sweeper (running service, moving clock)', function () {
+  let token: Token;
+  let store: JsonFileStore;
+  let services: Services;
+  let sweeper: MaterialSweeper;
+  let now = Date.UTC(2030, 0, 1);
+  const clock: Clock = { now: () => now };
+  const ctx: RequestContext = {
+    scope: { region: 'us-east-1', accountId: '111122223333' },
+    caller: { accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:root', accessKeyId: 'TEST' },
+    requestId: 'test',
+  };
+
+  before(async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-rotation-'));
+    const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
+    const log = pino({ level: 'silent' });
+    store = await JsonFileStore.open(dataDir);
+    token = Token.open(loadHsmProfile(config), dataDir, log);
+    services = { store, custody: new KeyCustody(token), clock, log };
+    sweeper = new MaterialSweeper(services, 25);
+    sweeper.start();
+  });
+  after(async () => {
+    await sweeper?.stop();
+    await store?.close();
+    token?.close();
+  });
+
+  async function until(check: () => Promise<boolean>): Promise<boolean> {
+    for (let i = 0; i < 80; i++) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return false;
+  }
+
+  it('rotates by itself each period, not before; every version still decrypts; reconcile keeps every version', async () => {
+    const { KeyMetadata } = await createKey({}, ctx, services);
+    const keyId = KeyMetadata!.KeyId;
+    await enableKeyRotation({ KeyId: keyId, RotationPeriodInDays: 90 }, ctx, services);
+    const blobs: Uint8Array[] = [];
+    for (let period = 0; period < 3; period++) {
+      blobs.push((await encrypt({ KeyId: keyId, Plaintext: text(`p${period}`) }, ctx, services)).CiphertextBlob!);
+      now += 90 * DAY_MS - 60_000;
+      await new Promise((r) => setTimeout(r, 120));
+      expect((await store.getKey(keyId))!.currentVersion, 'a minute before the date').to.equal(period + 1);
+      now += 120_000;
+      expect(await until(async () => (await store.getKey(keyId))!.currentVersion === period + 2), `rotation ${period + 1}`).to.equal(true);
+      expect(await services.custody.exists({ keyId, version: period + 2 })).to.equal(true);
+    }
+    const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
+    expect(rotations.Rotations!.map((r) => r.RotationType)).to.deep.equal(['AUTOMATIC', 'AUTOMATIC', 'AUTOMATIC']);
+    for (const [i, blob] of blobs.entries()) {
+      expect(Buffer.from((await decrypt({ CiphertextBlob: Buffer.from(blob) }, ctx, services)).Plaintext!).toString()).to.equal(`p${i}`);
+    }
+    const status = await getKeyRotationStatus({ KeyId: keyId }, ctx, services);
+    expect(status.NextRotationDate!.getTime()).to.equal((await store.getKey(keyId))!.materials[3].rotatedAt! + 90 * DAY_MS);
+    const report = await reconcile(services);
+    expect(report.orphansDestroyed.filter((o) => o.startsWith(keyId))).to.deep.equal([]);
+    expect(report.missingMaterial.filter((m) => m.keyId === keyId)).to.deep.equal([]);
+  });
+
+  it('does not rotate a disabled key; rotates it at once when it is enabled again after its date', async () => {
+    const { KeyMetadata } = await createKey({}, ctx, services);
+    const keyId = KeyMetadata!.KeyId;
+    await enableKeyRotation({ KeyId: keyId, RotationPeriodInDays: 90 }, ctx, services);
+    await disableKey({ KeyId: keyId }, ctx, services);
+    now += 100 * DAY_MS;
+    await sweeper.sweep();
+    expect((await store.getKey(keyId))!.currentVersion).to.equal(1);
+    await enableKey({ KeyId: keyId }, ctx, services);
+    expect(await until(async () => (await store.getKey(keyId))!.currentVersion === 2)).to.equal(true);
+  });
+});
