@@ -57,6 +57,7 @@ export class DeletionSweeper {
       });
       if (!key) continue;
       for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
+      for (const p of key.importParameters ?? []) await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn }, 'key deleted at the end of its waiting period');
       // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.

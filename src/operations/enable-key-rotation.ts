@@ -4,7 +4,7 @@ import { DAY_MS, DEFAULT_ROTATION_PERIOD_DAYS, rotationOf } from './shared/rotat
 import { updateKey } from './shared/update-key';
 
 export const enableKeyRotation: OperationHandler<'EnableKeyRotation'> = async (input, ctx, services) => {
-  await updateKey(services, ctx, input.KeyId, { operation: 'EnableKeyRotation' }, (key) => {
+  await updateKey(services, ctx, input.KeyId, { operation: 'EnableKeyRotation', conditions: { rotationPeriodInDays: input.RotationPeriodInDays } }, (key) => {
     checkRotationTarget(key, true);
     const now = services.clock.now();
     const rotation = rotationOf(key);

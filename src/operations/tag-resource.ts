@@ -7,7 +7,7 @@ import { updateKey } from './shared/update-key';
 /** Adds or overwrites tags; the key ends with at most 50, kept sorted by tag key. */
 export const tagResource: OperationHandler<'TagResource'> = async (input, ctx, services) => {
   const added = validateTags(input.Tags);
-  await updateKey(services, ctx, input.KeyId, { operation: 'TagResource' }, (key) => {
+  await updateKey(services, ctx, input.KeyId, { operation: 'TagResource', conditions: { requestTags: added } }, (key) => {
     if (key.keyState === 'PendingDeletion') throw invalidState(key);
     const merged = new Map(key.tags.map((t) => [t.TagKey, t]));
     for (const t of added) merged.set(t.TagKey, t);

@@ -9,7 +9,7 @@ export const untagResource: OperationHandler<'UntagResource'> = async (input, ct
     if (tagKey.toLowerCase().startsWith('aws:')) throw new KmsError('TagException', 'Tags beginning with aws: are reserved');
   }
   const remove = new Set(input.TagKeys);
-  await updateKey(services, ctx, input.KeyId, { operation: 'UntagResource' }, (key) => {
+  await updateKey(services, ctx, input.KeyId, { operation: 'UntagResource', conditions: { tagKeys: input.TagKeys } }, (key) => {
     if (key.keyState === 'PendingDeletion') throw invalidState(key);
     if (!key.tags.some((t) => remove.has(t.TagKey))) return key;
     return { ...key, tags: key.tags.filter((t) => !remove.has(t.TagKey)) };

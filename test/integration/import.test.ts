@@ -9,7 +9,9 @@ import {
   DecryptCommand,
   DeleteImportedKeyMaterialCommand,
   DescribeKeyCommand,
+  EnableKeyRotationCommand,
   EncryptCommand,
+  GetKeyRotationStatusCommand,
   GenerateMacCommand,
   GetParametersForImportCommand,
   ImportKeyMaterialCommand,
@@ -25,6 +27,7 @@ import { loadConfig, loadHsmProfile } from '../../src/config/config';
 import { KeyCustody } from '../../src/custody/key-custody';
 import { Token } from '../../src/custody/token';
 import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
+import { reconcile } from '../../src/lifecycle/reconcile';
 import type { RequestContext, Services } from '../../src/operations';
 import { createKey } from '../../src/operations/create-key';
 import { describeKey } from '../../src/operations/describe-key';
@@ -105,6 +108,16 @@ describe('import (real server, real token)', function () {
       }),
     );
   }
+
+  it('EXTERNAL keys: automatic rotation is refused with the origin message, the status is false', async () => {
+    const { keyId, arn } = await externalKey();
+    await importInto(keyId, randomBytes(32));
+    const err = await expectKmsError(kms.send(new EnableKeyRotationCommand({ KeyId: keyId })));
+    expect([err.name, err.message]).to.deep.equal(['UnsupportedOperationException', `${arn} origin is EXTERNAL which is not valid for this operation.`]);
+    expect((await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).KeyRotationEnabled).to.equal(false);
+    const rotations = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }));
+    expect(rotations.Rotations![0]).to.include({ ImportState: 'IMPORTED', KeyMaterialState: 'CURRENT', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' });
+  });
 
   it('CreateKey Origin EXTERNAL is PendingImport with no material; Encrypt says pending import', async () => {
     const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }));
@@ -307,6 +320,24 @@ describe('imported material expiry (running service, moving clock)', function ()
     token?.close();
   });
 
+  it('start-up reconciliation destroys import wrapping keys and imported material the store does not list', async () => {
+    const { KeyMetadata } = await createKey({ Origin: 'EXTERNAL' }, ctx, services);
+    const keyId = KeyMetadata!.KeyId;
+    // A crash after the token write and before the store write leaves an unlisted wrapping pair.
+    await services.custody.importer.generateWrappingKey({ keyId, wrappingId: 'ab'.repeat(16) }, 'RSA_2048');
+    const params = await getParametersForImport({ KeyId: keyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_1', WrappingKeySpec: 'RSA_2048' }, ctx, services);
+    const report = await reconcile(services);
+    expect(report.wrappingKeysDestroyed).to.deep.equal([`${keyId}:${'ab'.repeat(16)}`]);
+    // The listed one survives and still imports.
+    const material = randomBytes(32);
+    await importKeyMaterial({ KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSAES_OAEP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }, ctx, services);
+    // Material the store marks PENDING_IMPORT (deleted, crash before the token object was destroyed) is destroyed too.
+    const key = (await store.getKey(keyId))!;
+    await store.transact((tx) => tx.putKey({ ...key, keyState: 'PendingImport', materials: key.materials.map((m) => ({ ...m, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } })) }));
+    expect((await reconcile(services)).orphansDestroyed).to.deep.equal([`${keyId}:v1`]);
+    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+  });
+
   it('at ValidTo the material is destroyed in the token, the key goes to PendingImport and an AwsServiceEvent is recorded; expired import parameters are refused and destroyed', async () => {
     const { KeyMetadata } = await createKey({ Origin: 'EXTERNAL' }, ctx, services);
     const keyId = KeyMetadata!.KeyId;
@@ -320,6 +351,8 @@ describe('imported material expiry (running service, moving clock)', function ()
     );
     expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata).to.include({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_EXPIRES' });
     expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata!.ValidTo!.getTime()).to.equal(validTo.getTime());
+    // The imported material is a token object the token will not reveal.
+    expect(await services.custody.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
     await encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services);
 
     now += 2 * DAY_MS;
