@@ -346,6 +346,9 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       try {
         const err = await expectKmsError(kms.send(new DescribeKeyCommand({ KeyId: keyId })));
         expect(err.name).to.equal('KMSInternalException');
+        // The log line travels through a pipe; it may arrive just after the response.
+        const deadline = Date.now() + 5_000;
+        while (!/ENOTDIR/.test(server.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         expect(server.stderr()).to.match(/audit trail cannot be written.*|request refused: its audit record could not be written/);
         expect(server.stderr()).to.match(/ENOTDIR/);
       } finally {
