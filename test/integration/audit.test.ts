@@ -313,6 +313,9 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       fs.appendFileSync(last, '{"eventVersion":"1.11","userIdentity":{"type":"IAMUs');
 
       server = await TestServer.start({ ...server.options, dataDir: server.dataDir, clockOffsetSeconds: 8 * DAY });
+      // stderr and stdout are separate pipes: the log line may arrive after "listening".
+      const deadline = Date.now() + 5_000;
+      while (!/incomplete record/.test(server.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(server.stderr()).to.match(/incomplete record/);
       await server.stop();
       const { code, stdout } = await cli('audit', 'verify', '--dir', auditDir);
