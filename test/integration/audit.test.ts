@@ -313,10 +313,7 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       fs.appendFileSync(last, '{"eventVersion":"1.11","userIdentity":{"type":"IAMUs');
 
       server = await TestServer.start({ ...server.options, dataDir: server.dataDir, clockOffsetSeconds: 8 * DAY });
-      // stderr and stdout are separate pipes: the log line may arrive after "listening".
-      const deadline = Date.now() + 5_000;
-      while (!/incomplete record/.test(server.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(server.stderr()).to.match(/incomplete record/);
+      await server.waitForLog(/incomplete record/);
       await server.stop();
       const { code, stdout } = await cli('audit', 'verify', '--dir', auditDir);
       expect(stdout).to.match(/NOTE .*torn by a crash, kept as evidence and acknowledged by sequence \d+/);
@@ -349,9 +346,7 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       try {
         const err = await expectKmsError(kms.send(new DescribeKeyCommand({ KeyId: keyId })));
         expect(err.name).to.equal('KMSInternalException');
-        // The log line travels through a pipe; it may arrive just after the response.
-        const deadline = Date.now() + 5_000;
-        while (!/ENOTDIR/.test(server.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        await server.waitForLog(/ENOTDIR/);
         expect(server.stderr()).to.match(/audit trail cannot be written.*|request refused: its audit record could not be written/);
         expect(server.stderr()).to.match(/ENOTDIR/);
       } finally {

@@ -29,14 +29,6 @@ async function allKeyIds(kms: KMSClient): Promise<string[]> {
   return ids;
 }
 
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function materialLabels(dataDir: string): string[] {
   return listTokenObjects(dataDir)
     .map((o) => o.label)
@@ -127,7 +119,7 @@ describe('persistence and recovery', function () {
 
       server = await TestServer.start({ dataDir: server.dataDir });
       expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
-      await eventually(() => server.stderr().includes('destroyed a token object no key refers to'), 'the orphan to be logged');
+      await server.waitForLog(/destroyed a token object no key refers to/);
     } finally {
       await server.stop();
     }
@@ -143,7 +135,7 @@ describe('persistence and recovery', function () {
       server = await TestServer.start({ dataDir: server.dataDir });
       const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
       expect(health.missingMaterial).to.equal(1);
-      await eventually(() => server.stderr().includes('key material is missing from the token'), 'the missing material to be logged');
+      await server.waitForLog(/key material is missing from the token/);
       const err = await expectKmsError(server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('x') })));
       expect(err.name).to.equal('KeyUnavailableException');
       expect(err.$metadata?.httpStatusCode).to.equal(500);

@@ -65,6 +65,18 @@ export class TestServer {
     return new TestServer(endpoint, dataDir, options, child, () => err);
   }
 
+  /**
+   * Waits until the service's log (stderr) matches `pattern`. The log is a separate pipe from
+   * stdout and from HTTP responses, so a line can arrive just after the event that wrote it.
+   */
+  async waitForLog(pattern: RegExp, timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.stderr())) {
+      if (Date.now() > deadline) throw new Error(`the service log never matched ${pattern}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Graceful stop (SIGTERM), waiting for the process to exit. */
   async stop(): Promise<void> {
     await this.signal('SIGTERM');
