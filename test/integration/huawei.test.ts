@@ -119,7 +119,7 @@ describe('Huawei Cloud / OTC dialect', function () {
       expectError(await hw(server, 'create-key', { key_alias: 'hw-desc', key_description: 'd'.repeat(256) }), 400, 'KMS.1103');
       expectError(await hw(server, 'create-key', {}), 400, 'KMS.0204');
       expectError(await hw(server, 'create-key', { key_alias: 'hw-sm4', key_spec: 'SM4' }), 400, 'KMS.0308');
-      expectError(await hw(server, 'create-key', { key_alias: 'hw-ext', origin: 'external' }), 400, 'KMS.0308');
+      expectError(await hw(server, 'create-key', { key_alias: 'hw-ext', origin: 'hsm' }), 400, 'KMS.0308');
     });
 
     it('describe-key by key id, alias and alias URN returns every key_info field', async () => {
@@ -366,7 +366,7 @@ describe('Huawei Cloud / OTC dialect', function () {
     it('malformed JSON is KMS.0202; unknown or unbuilt actions are 404 in the error envelope', async () => {
       expectError(await hw(server, 'describe-key', '{"key_id":'), 400, 'KMS.0202');
       expectError(await hw(server, 'describe-key', '[1]'), 400, 'KMS.0202');
-      for (const action of ['no-such-action', 'create-key-tag', 'enable-key-rotation', 'create-grant', 'get-parameters-for-import']) {
+      for (const action of ['no-such-action', 'create-key-tag', 'create-kms-tag', 'generate-mac', 'list-quotas']) {
         expectError(await hw(server, action, {}), 404, 'APIGW.0101');
       }
       const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/list-keys`, { headers: { 'X-Auth-Token': 't' } });

@@ -1,6 +1,20 @@
 import { createHash } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import type { KeyMetadata, KeySpec, KeyState, KeyUsageType, MessageType, OperationName, OperationShapes, SigningAlgorithmSpec } from '../../model/generated/types';
+import type {
+  AlgorithmSpec,
+  GrantListEntry,
+  GrantOperation,
+  KeyMetadata,
+  KeySpec,
+  KeyState,
+  KeyUsageType,
+  MessageType,
+  OperationName,
+  OperationShapes,
+  SigningAlgorithmSpec,
+  Tag,
+  WrappingKeySpec,
+} from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
 import { KmsError } from '../../errors';
 import { fromBase64, fromHex, toBase64, toHex } from './envelope';
@@ -22,7 +36,8 @@ import { HuaweiError, invalid } from './errors';
  */
 
 export type Body = Record<string, unknown>;
-export type Action = (body: Body, ctx: RequestContext, services: Services) => Promise<Body>;
+/** `path`: the route's path parameters (key_id, tag_key of the tag APIs), still percent-encoded. */
+export type Action = (body: Body, ctx: RequestContext, services: Services, path: Record<string, string>) => Promise<Body>;
 
 /** One KMS operation an action performed, kept for the request's audit record. */
 export interface TracedCall {
@@ -242,7 +257,7 @@ const createKey: Action = async (body, ctx, services) => {
   const usage = (text(body, 'key_usage') ?? mapping.usages[0]) as KeyUsageType;
   if (!mapping.usages.includes(usage)) throw invalid('KMS.0308', `key_usage ${usage} is not valid for key_spec ${huaweiSpec}.`);
   const origin = text(body, 'origin') ?? 'kms';
-  if (origin !== 'kms') throw invalid('KMS.0308', origin === 'external' ? 'origin external (imported keys) is not supported by p11kms yet.' : 'origin must be kms or external.');
+  if (origin !== 'kms' && origin !== 'external') throw invalid('KMS.0308', 'origin must be kms or external.');
   const desc = description(body, false);
   // The alias is checked first so that a duplicate alias does not leave a key behind.
   const taken = await call('DescribeKey', { KeyId: name }, ctx, services).then(
@@ -253,7 +268,12 @@ const createKey: Action = async (body, ctx, services) => {
     },
   );
   if (taken) throw new HuaweiError('KMS.1104', 'Duplicate key aliases.');
-  const { KeyMetadata: m } = await call('CreateKey', { Description: desc, KeySpec: mapping.spec, KeyUsage: usage }, ctx, services);
+  const { KeyMetadata: m } = await call(
+    'CreateKey',
+    { Description: desc, KeySpec: mapping.spec, KeyUsage: usage, ...(origin === 'external' ? { Origin: 'EXTERNAL' as const } : {}) },
+    ctx,
+    services,
+  );
   const keyId = m!.KeyId;
   try {
     await call('CreateAlias', { AliasName: name, TargetKeyId: keyId }, ctx, services);
@@ -535,6 +555,377 @@ function base64Member(body: Body, name: string): Buffer {
   return Buffer.from(value, 'base64');
 }
 
+// ---------------------------------------------------------------------------------------------
+// Key tags (OTC kms_02_0046 add a tag, kms_02_0047 delete a tag, kms_02_0045 add or delete tags
+// in batches, kms_02_0043 query a key's tags): TagResource / UntagResource / ListResourceTags.
+
+/** A key carries at most 10 tags (kms_02_0043, kms_02_0045). */
+const MAX_HUAWEI_TAGS = 10;
+/** Characters a tag key or value must not contain: ASCII 0–31, *, <, >, \ and =. */
+const TAG_FORBIDDEN = /[\u0000-\u001f*<>\\=]/;
+
+/** key_id of the tag APIs: a path parameter, a key ID only. */
+function pathKeyId(path: Record<string, string>): string {
+  const id = path.key_id ?? '';
+  if (!HUAWEI_KEY_ID.test(id)) throw invalid('KMS.0205');
+  return id;
+}
+
+/** One TagItem: key 1–36 characters, value 0–43 characters (missing value: empty). */
+function tagItem(item: unknown): Tag {
+  if (!item || typeof item !== 'object' || Array.isArray(item)) throw invalid('KMS.0308', 'A tag is an object with key and value.');
+  const { key, value } = item as { key?: unknown; value?: unknown };
+  if (key === undefined || key === null) throw invalid('KMS.0204', 'tag key is required.');
+  if (typeof key !== 'string' || key.length === 0 || [...key].length > 36 || TAG_FORBIDDEN.test(key)) throw invalid('KMS.0308', 'Invalid tag key.');
+  const v = value === undefined || value === null ? '' : value;
+  if (typeof v !== 'string' || [...v].length > 43 || TAG_FORBIDDEN.test(v)) throw invalid('KMS.0308', 'Invalid tag value.');
+  return { TagKey: key, TagValue: v };
+}
+
+async function tagsOf(keyId: string, ctx: RequestContext, services: Services): Promise<Tag[]> {
+  const out: Tag[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await call('ListResourceTags', { KeyId: keyId, Limit: 50, Marker: marker }, ctx, services);
+    out.push(...(page.Tags ?? []));
+    marker = page.Truncated ? page.NextMarker : undefined;
+  } while (marker);
+  return out;
+}
+
+async function addTags(keyId: string, tags: Tag[], ctx: RequestContext, services: Services): Promise<void> {
+  const keys = new Set((await tagsOf(keyId, ctx, services)).map((t) => t.TagKey));
+  for (const t of tags) keys.add(t.TagKey);
+  if (keys.size > MAX_HUAWEI_TAGS) throw invalid('KMS.0308', `Too many tags: a key has at most ${MAX_HUAWEI_TAGS}.`);
+  await call('TagResource', { KeyId: keyId, Tags: tags }, ctx, services);
+}
+
+const createKmsTag: Action = async (body, ctx, services, path) => {
+  const keyId = pathKeyId(path);
+  if (body.tag === undefined || body.tag === null) throw invalid('KMS.0204', 'tag is required.');
+  await addTags(keyId, [tagItem(body.tag)], ctx, services);
+  return {};
+};
+
+const batchCreateKmsTags: Action = async (body, ctx, services, path) => {
+  const keyId = pathKeyId(path);
+  const action = text(body, 'action', true);
+  if (action !== 'create' && action !== 'delete') throw invalid('KMS.0308', 'action must be create or delete.');
+  if (body.tags === undefined || body.tags === null) throw invalid('KMS.0204', 'tags is required.');
+  if (!Array.isArray(body.tags)) throw invalid('KMS.0308', 'tags must be an array.');
+  if (body.tags.length === 0) throw invalid('KMS.0401');
+  const tags = (body.tags as unknown[]).map(tagItem);
+  if (action === 'create') await addTags(keyId, tags, ctx, services);
+  // delete: tags are removed by key; their values are not compared.
+  else await call('UntagResource', { KeyId: keyId, TagKeys: tags.map((t) => t.TagKey) }, ctx, services);
+  return {};
+};
+
+const deleteKmsTag: Action = async (_body, ctx, services, path) => {
+  const keyId = pathKeyId(path);
+  let tagKey: string;
+  try {
+    tagKey = decodeURIComponent(path.tag_key ?? '');
+  } catch {
+    throw invalid('KMS.0201');
+  }
+  if (tagKey.length === 0 || [...tagKey].length > 36 || TAG_FORBIDDEN.test(tagKey)) throw invalid('KMS.0308', 'Invalid tag key.');
+  await call('UntagResource', { KeyId: keyId, TagKeys: [tagKey] }, ctx, services);
+  return {};
+};
+
+const showKmsTags: Action = async (_body, ctx, services, path) => {
+  const tags = await tagsOf(pathKeyId(path), ctx, services);
+  return { tags: tags.map((t) => ({ key: t.TagKey, value: t.TagValue })), existTagsNum: tags.length, sys_tags: [] };
+};
+
+/** The tag APIs, routed by path and method rather than by action name (./router.ts ROUTES). */
+export const TAG_ACTIONS = {
+  'create-kms-tag': createKmsTag,
+  'batch-create-kms-tags': batchCreateKmsTags,
+  'delete-kms-tag': deleteKmsTag,
+  'show-kms-tags': showKmsTags,
+} satisfies Record<string, Action>;
+
+// ---------------------------------------------------------------------------------------------
+// Rotation (OTC kms_02_0038 enable, kms_02_0039 disable, kms_02_0040 update interval, kms_02_0041
+// status): EnableKeyRotation / DisableKeyRotation / GetKeyRotationStatus / ListKeyRotations.
+
+/** rotation_interval: Huawei accepts 30–365 days; AWS's RotationPeriodInDays (and p11kms) 90–2560. */
+const HUAWEI_INTERVAL: [number, number] = [30, 365];
+const AWS_MIN_ROTATION_DAYS = 90;
+
+/** AWS refuses rotation for keys it cannot rotate; Huawei names imported keys specifically (KMS.0312). */
+async function rotating<T>(keyId: string, ctx: RequestContext, services: Services, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof KmsError && err.name === 'UnsupportedOperationException') {
+      const { KeyMetadata: m } = await call('DescribeKey', { KeyId: keyId }, ctx, services);
+      if (m?.Origin === 'EXTERNAL') throw invalid('KMS.0312');
+      throw invalid('KMS.0308', 'Only symmetric (AES_256) keys can be rotated.');
+    }
+    throw err;
+  }
+}
+
+const enableKeyRotation: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  // Huawei's default interval is 365 days, as is AWS's default rotation period.
+  await rotating(keyId, ctx, services, () => call('EnableKeyRotation', { KeyId: keyId }, ctx, services));
+  return {};
+};
+
+const disableKeyRotation: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  await rotating(keyId, ctx, services, () => call('DisableKeyRotation', { KeyId: keyId }, ctx, services));
+  return {};
+};
+
+const updateKeyRotationInterval: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  const raw = text(body, 'rotation_interval', true);
+  const days = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!(days >= HUAWEI_INTERVAL[0] && days <= HUAWEI_INTERVAL[1])) throw invalid('KMS.0308', 'rotation_interval must be an integer from 30 to 365.');
+  const status = await rotating(keyId, ctx, services, () => call('GetKeyRotationStatus', { KeyId: keyId }, ctx, services));
+  if (!status.KeyRotationEnabled) throw invalid('KMS.0313');
+  if (days < AWS_MIN_ROTATION_DAYS) {
+    throw invalid('KMS.0308', `rotation_interval ${days} is not supported: p11kms rotates at most every ${AWS_MIN_ROTATION_DAYS} days (AWS KMS's RotationPeriodInDays 90–2560).`);
+  }
+  await rotating(keyId, ctx, services, () => call('EnableKeyRotation', { KeyId: keyId, RotationPeriodInDays: days }, ctx, services));
+  return {};
+};
+
+const getKeyRotationStatus: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  const status = await rotating(keyId, ctx, services, () => call('GetKeyRotationStatus', { KeyId: keyId }, ctx, services));
+  let count = 0;
+  let last: Date | undefined;
+  let marker: string | undefined;
+  do {
+    const page = await call('ListKeyRotations', { KeyId: keyId, Limit: 1000, Marker: marker }, ctx, services);
+    for (const r of page.Rotations ?? []) {
+      if (!r.RotationDate) continue;
+      count += 1;
+      if (!last || r.RotationDate > last) last = r.RotationDate;
+    }
+    marker = page.Truncated ? page.NextMarker : undefined;
+  } while (marker);
+  return {
+    key_rotation_enabled: status.KeyRotationEnabled === true,
+    // With rotation off AWS keeps no period to report: Huawei's default (365) is shown.
+    rotation_interval: status.RotationPeriodInDays ?? 365,
+    last_rotation_time: last ? String(last.getTime()) : '',
+    number_of_rotations: count,
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// Grants (OTC kms_02_0028 create-grant, kms_02_0029 revoke-grant, kms_02_0030 retire-grant,
+// kms_02_0031 list-grants, kms_02_0032 list-retirable-grants).
+
+/** Huawei grant operations → AWS grant operations. */
+const GRANT_OPERATIONS: Record<string, GrantOperation> = {
+  'create-datakey': 'GenerateDataKey',
+  'create-datakey-without-plaintext': 'GenerateDataKeyWithoutPlaintext',
+  'encrypt-datakey': 'Encrypt',
+  'decrypt-datakey': 'Decrypt',
+  'describe-key': 'DescribeKey',
+  'create-grant': 'CreateGrant',
+  'retire-grant': 'RetireGrant',
+  'encrypt-data': 'Encrypt',
+  'decrypt-data': 'Decrypt',
+};
+/** AWS → Huawei: Encrypt and Decrypt each stand for two Huawei operations, both listed. */
+const HUAWEI_OPERATIONS: Partial<Record<GrantOperation, string[]>> = {};
+for (const [h, a] of Object.entries(GRANT_OPERATIONS)) (HUAWEI_OPERATIONS[a] ??= []).push(h);
+
+/** grantee_principal / retiring_principal: a user or domain (account) ID, ^[a-zA-Z0-9]{1,64}$. */
+const HUAWEI_PRINCIPAL = /^[a-zA-Z0-9]{1,64}$/;
+
+/**
+ * A Huawei principal as the AWS principal ARN grants hold: a domain is an account (its root),
+ * a user is the IAM user of that name in the project's account.
+ */
+function principalArn(id: string, type: string, accountId: string): string {
+  return type === 'domain' ? `arn:aws:iam::${id}:root` : `arn:aws:iam::${accountId}:user/${id}`;
+}
+
+/** The reverse of principalArn; other principals (roles, other accounts' users) are shown as their ARN. */
+function huaweiPrincipal(arn: string, accountId: string): { id: string; type: 'user' | 'domain' } {
+  const root = /^arn:aws:iam::(\d{12}):root$/.exec(arn);
+  if (root) return { id: root[1], type: 'domain' };
+  const user = /^arn:aws:iam::(\d{12}):user\/([a-zA-Z0-9]{1,64})$/.exec(arn);
+  if (user && user[1] === accountId) return { id: user[2], type: 'user' };
+  return { id: arn, type: 'user' };
+}
+
+function principalMember(body: Body, name: string, required: boolean): string | undefined {
+  const value = required ? text(body, name, true) : text(body, name);
+  if (value !== undefined && !HUAWEI_PRINCIPAL.test(value)) throw invalid('KMS.0308', `${name} must match ^[a-zA-Z0-9]{1,64}$.`);
+  return value;
+}
+
+function grantId(body: Body): string {
+  const id = text(body, 'grant_id', true);
+  if (!/^[0-9a-f]{64}$/.test(id)) throw invalid('KMS.0308', 'grant_id must be 64 hexadecimal characters.');
+  return id;
+}
+
+const createGrant: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  const grantee = principalMember(body, 'grantee_principal', true)!;
+  const type = text(body, 'grantee_principal_type') ?? 'user';
+  if (type !== 'user' && type !== 'domain') throw invalid('KMS.0308', 'grantee_principal_type must be user or domain.');
+  const ops = body.operations;
+  if (ops === undefined || ops === null) throw invalid('KMS.0204', 'operations is required.');
+  if (!Array.isArray(ops) || ops.length === 0 || ops.some((o) => typeof o !== 'string' || !(o in GRANT_OPERATIONS))) {
+    throw invalid('KMS.0308', `operations must list some of ${Object.keys(GRANT_OPERATIONS).join(', ')}.`);
+  }
+  if (ops.every((o) => o === 'create-grant')) throw invalid('KMS.0308', 'operations cannot be only create-grant.');
+  const name = text(body, 'name');
+  if (name !== undefined && !/^[a-zA-Z0-9:/_-]{1,255}$/.test(name)) throw invalid('KMS.0308', 'name must match ^[a-zA-Z0-9:/_-]{1,255}$.');
+  const retiring = principalMember(body, 'retiring_principal', false);
+  const out = await call(
+    'CreateGrant',
+    {
+      KeyId: keyId,
+      GranteePrincipal: principalArn(grantee, type, ctx.scope.accountId),
+      Operations: [...new Set((ops as string[]).map((o) => GRANT_OPERATIONS[o]))],
+      ...(name !== undefined ? { Name: name } : {}),
+      ...(retiring !== undefined ? { RetiringPrincipal: principalArn(retiring, 'user', ctx.scope.accountId) } : {}),
+    },
+    ctx,
+    services,
+  );
+  return { grant_id: out.GrantId, grant_token: out.GrantToken };
+};
+
+function grantOf(g: GrantListEntry, accountId: string): Body {
+  const grantee = huaweiPrincipal(g.GranteePrincipal ?? '', accountId);
+  return {
+    key_id: keyIdOf(g.KeyId),
+    grant_id: g.GrantId,
+    grantee_principal: grantee.id,
+    grantee_principal_type: grantee.type,
+    operations: (g.Operations ?? []).flatMap((o) => HUAWEI_OPERATIONS[o] ?? [o]),
+    issuing_principal: huaweiPrincipal(g.IssuingAccount ?? '', accountId).id,
+    creation_date: g.CreationDate ? String(g.CreationDate.getTime()) : '',
+    name: g.Name ?? '',
+    retiring_principal: g.RetiringPrincipal ? huaweiPrincipal(g.RetiringPrincipal, accountId).id : '',
+  };
+}
+
+/** limit (1–100, default 100) and numeric marker over the whole list, as list-keys pages. */
+async function grantPage(body: Body, ctx: RequestContext, fetch: (marker?: string) => Promise<OperationShapes['ListGrants']['output']>): Promise<Body> {
+  const limit = whole(body, 'limit', 'KMS.1601', false, [1, 100]) ?? 100;
+  const offset = whole(body, 'marker', 'KMS.1602', false, [0, 999_999]) ?? 0;
+  const all: GrantListEntry[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await fetch(marker);
+    all.push(...(page.Grants ?? []));
+    marker = page.Truncated ? page.NextMarker : undefined;
+  } while (marker);
+  const truncated = offset + limit < all.length;
+  return {
+    grants: all.slice(offset, offset + limit).map((g) => grantOf(g, ctx.scope.accountId)),
+    next_marker: truncated ? String(offset + limit) : '',
+    truncated: truncated ? 'true' : 'false',
+    total: all.length,
+  };
+}
+
+const listGrants: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  return grantPage(body, ctx, (marker) => call('ListGrants', { KeyId: keyId, Limit: 100, Marker: marker }, ctx, services));
+};
+
+/** The grants the caller may retire: those whose retiring principal is the caller. */
+const listRetirableGrants: Action = async (body, ctx, services) =>
+  grantPage(body, ctx, (marker) => call('ListRetirableGrants', { RetiringPrincipal: ctx.caller.principalArn, Limit: 100, Marker: marker }, ctx, services));
+
+const revokeGrant: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  await call('RevokeGrant', { KeyId: keyId, GrantId: grantId(body) }, ctx, services);
+  return {};
+};
+
+const retireGrant: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  await call('RetireGrant', { KeyId: keyId, GrantId: grantId(body) }, ctx, services);
+  return {};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Import (OTC kms_02_0035 get-parameters-for-import, kms_02_0036 import-key-material,
+// kms_02_0037 delete-imported-key-material; create-key with origin "external").
+
+const WRAPPING_ALGORITHMS: ReadonlySet<string> = new Set(['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256']);
+const WRAPPING_KEY_SPECS: ReadonlySet<string> = new Set(['RSA_2048', 'RSA_3072', 'RSA_4096']);
+
+/** Standard Base64 of at most `max` characters. */
+function base64Text(body: Body, name: string, max: number): Buffer {
+  const value = text(body, name, true);
+  if (value.length === 0 || value.length > max || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw invalid('KMS.0308', `${name} must be Base64 of at most ${max} characters.`);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+const getParametersForImport: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  const algorithm = text(body, 'wrapping_algorithm', true);
+  if (!WRAPPING_ALGORITHMS.has(algorithm)) throw invalid('KMS.0308', `wrapping_algorithm must be one of ${[...WRAPPING_ALGORITHMS].join(', ')}.`);
+  // The reference returns RSA_2048 wrapping keys by default.
+  const spec = text(body, 'wrapping_key_spec') ?? 'RSA_2048';
+  if (!WRAPPING_KEY_SPECS.has(spec)) throw invalid('KMS.0308', 'wrapping_key_spec must be RSA_2048, RSA_3072 or RSA_4096.');
+  const out = await call(
+    'GetParametersForImport',
+    { KeyId: keyId, WrappingAlgorithm: algorithm as AlgorithmSpec, WrappingKeySpec: spec as WrappingKeySpec },
+    ctx,
+    services,
+  );
+  return {
+    key_id: keyIdOf(out.KeyId),
+    import_token: Buffer.from(out.ImportToken!).toString('base64'),
+    // Seconds since the epoch.
+    expiration_time: Math.floor(out.ParametersValidTo!.getTime() / 1000),
+    public_key: Buffer.from(out.PublicKey!).toString('base64'),
+  };
+};
+
+const importKeyMaterial: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  const token = base64Text(body, 'import_token', 6144);
+  // RSA-2048 gives 344 characters; larger wrapping keys and RSA_AES_KEY_WRAP give more.
+  const material = base64Text(body, 'encrypted_key_material', 1024);
+  const expires = text(body, 'expiration_time');
+  let validTo: Date | undefined;
+  if (expires !== undefined && expires !== '') {
+    if (!/^\d{1,12}$/.test(expires)) throw invalid('KMS.0308', 'expiration_time must be a time in seconds since the epoch.');
+    validTo = new Date(Number(expires) * 1000);
+  }
+  await call(
+    'ImportKeyMaterial',
+    {
+      KeyId: keyId,
+      ImportToken: token,
+      EncryptedKeyMaterial: material,
+      ...(validTo ? { ExpirationModel: 'KEY_MATERIAL_EXPIRES' as const, ValidTo: validTo } : { ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' as const }),
+    },
+    ctx,
+    services,
+  );
+  return {};
+};
+
+const deleteImportedKeyMaterial: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body, { idOnly: true });
+  await call('DeleteImportedKeyMaterial', { KeyId: keyId }, ctx, services);
+  return {};
+};
+
 export const ACTIONS: Record<string, Action> = {
   'create-key': createKey,
   sign,
@@ -555,4 +946,16 @@ export const ACTIONS: Record<string, Action> = {
   'encrypt-datakey': encryptDatakey,
   'decrypt-datakey': decryptDatakey,
   'gen-random': genRandom,
+  'enable-key-rotation': enableKeyRotation,
+  'disable-key-rotation': disableKeyRotation,
+  'update-key-rotation-interval': updateKeyRotationInterval,
+  'get-key-rotation-status': getKeyRotationStatus,
+  'create-grant': createGrant,
+  'list-grants': listGrants,
+  'list-retirable-grants': listRetirableGrants,
+  'revoke-grant': revokeGrant,
+  'retire-grant': retireGrant,
+  'get-parameters-for-import': getParametersForImport,
+  'import-key-material': importKeyMaterial,
+  'delete-imported-key-material': deleteImportedKeyMaterial,
 };

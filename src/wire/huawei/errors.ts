@@ -33,6 +33,12 @@ export const MESSAGES = {
   'KMS.0206': 'Invalid sequence number.',
   'KMS.0208': 'Invalid value of value encryption_context.',
   'KMS.0308': 'Invalid parameter.',
+  'KMS.0309': 'External keys required.',
+  'KMS.0310': 'The key is not in Pending import state.',
+  'KMS.0311': 'Failed to decrypt data using the RSA private key.',
+  'KMS.0312': 'External keys cannot be rotated.',
+  'KMS.0313': 'Key rotation is not enabled.',
+  'KMS.0401': 'Tag list cannot be empty.',
   'KMS.1101': 'Invalid key_alias.',
   'KMS.1103': 'Invalid key_description.',
   'KMS.1401': 'Set the pending deletion period between 7 to 1096 days.',
@@ -76,6 +82,12 @@ const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
   ValidationException: { status: 400, code: 'KMS.0308' },
   UnsupportedOperationException: { status: 400, code: 'KMS.0308' },
   AccessDeniedException: { status: 403, code: 'KMS.0306', message: 'The user has no permission to access the key.' },
+  TagException: { status: 400, code: 'KMS.0308' },
+  InvalidGrantIdException: { status: 400, code: 'KMS.0308' },
+  InvalidGrantTokenException: { status: 400, code: 'KMS.0308' },
+  InvalidImportTokenException: { status: 400, code: 'KMS.0308' },
+  ExpiredImportTokenException: { status: 400, code: 'KMS.0308' },
+  IncorrectKeyMaterialException: { status: 400, code: 'KMS.0308' },
   // Authentication (raised by ./auth.ts with this dialect's wording).
   MissingAuthenticationTokenException: { status: 401, code: 'KMS.0301' },
   UnrecognizedClientException: { status: 401, code: 'KMS.0302' },
@@ -99,6 +111,22 @@ const BY_ACTION: Record<string, Partial<Record<KmsErrorName, Mapped>>> = {
   'cancel-key-deletion': { KMSInvalidStateException: { status: 400, code: 'KMS.1501', message: 'The key is not in Pending deletion state.' } },
   'update-key-description': { ValidationException: { status: 400, code: 'KMS.1103', message: MESSAGES['KMS.1103'] } },
   'create-key': { ValidationException: { status: 400, code: 'KMS.0308' } },
+  // Import (kms_02_8888 KMS.0309–KMS.0311): the AWS operations refuse keys of another origin
+  // with UnsupportedOperationException and material they cannot unwrap with InvalidCiphertextException.
+  'get-parameters-for-import': { UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] } },
+  'import-key-material': {
+    UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] },
+    InvalidCiphertextException: { status: 400, code: 'KMS.0311', message: MESSAGES['KMS.0311'] },
+    KMSInvalidStateException: { status: 400, code: 'KMS.0310' },
+  },
+  'delete-imported-key-material': {
+    UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] },
+    // No imported material to delete (or pending deletion): the message names the key state.
+    KMSInvalidStateException: { status: 400, code: 'KMS.0308' },
+  },
+  // A grant that does not exist (the message names the grant, or the key when that is missing).
+  'revoke-grant': { NotFoundException: { status: 404, code: 'KMS.0207' } },
+  'retire-grant': { NotFoundException: { status: 404, code: 'KMS.0207' } },
 };
 
 export interface ErrorReply {

@@ -8,7 +8,7 @@ import type { Clock } from '../../clock';
 import type { AuthMode, HuaweiProject } from '../../config/config';
 import type { RequestContext, Services } from '../../operations';
 import { KmsError } from '../../errors';
-import { ACTIONS, type Body, tracedCalls } from './actions';
+import { type Action, ACTIONS, type Body, TAG_ACTIONS, tracedCalls } from './actions';
 import { HuaweiAuthenticator } from './auth';
 import { HuaweiError, huaweiErrorResponse, invalid } from './errors';
 
@@ -47,6 +47,22 @@ const ACTION_OPERATION: Record<string, string> = {
   sign: 'Sign',
   verify: 'Verify',
   'get-publickey': 'GetPublicKey',
+  'enable-key-rotation': 'EnableKeyRotation',
+  'disable-key-rotation': 'DisableKeyRotation',
+  'update-key-rotation-interval': 'EnableKeyRotation',
+  'get-key-rotation-status': 'GetKeyRotationStatus',
+  'create-grant': 'CreateGrant',
+  'list-grants': 'ListGrants',
+  'list-retirable-grants': 'ListRetirableGrants',
+  'revoke-grant': 'RevokeGrant',
+  'retire-grant': 'RetireGrant',
+  'get-parameters-for-import': 'GetParametersForImport',
+  'import-key-material': 'ImportKeyMaterial',
+  'delete-imported-key-material': 'DeleteImportedKeyMaterial',
+  'create-kms-tag': 'TagResource',
+  'delete-kms-tag': 'UntagResource',
+  'batch-create-kms-tags': 'TagResource',
+  'show-kms-tags': 'ListResourceTags',
 };
 
 /** What the router learnt about a request, for its audit record. */
@@ -58,13 +74,59 @@ interface Seen {
 }
 
 const PREFIX = '/v1.0/';
-const ROUTE = /^\/v1\.0\/([^/]+)\/kms\/([a-z-]+)$/;
+
+/** One route of this dialect: method and path → action, its path parameters and its success status. */
+interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  pattern: RegExp;
+  /** The action's name (as recorded in the audit trail) and handler, or undefined when the path names none. */
+  action: (m: RegExpExecArray) => { name: string; handler: Action } | undefined;
+  /** Path parameters handed to the action (raw, still percent-encoded). */
+  params?: (m: RegExpExecArray) => Record<string, string>;
+  /** 204 for the tag APIs, which answer "No Content". */
+  status?: number;
+}
+
+const named = (name: string) => (Object.prototype.hasOwnProperty.call(ACTIONS, name) ? { name, handler: ACTIONS[name] } : undefined);
+const tag = (name: keyof typeof TAG_ACTIONS) => () => ({ name, handler: TAG_ACTIONS[name] });
+const keyParam = (m: RegExpExecArray) => ({ key_id: m[2] });
+
+/**
+ * The route table: `POST /v1.0/{project_id}/kms/<action>` with a JSON body, and the key tag
+ * APIs under `/v1.0/{project_id}/kms/{key_id}/tags` (create, batch create/delete, delete one, list).
+ * Group 1 is always the project id. The first route whose method and pattern match wins.
+ */
+const ROUTES: readonly Route[] = [
+  { method: 'POST', pattern: /^\/v1\.0\/([^/]+)\/kms\/([a-z-]+)$/, action: (m) => named(m[2]) },
+  { method: 'GET', pattern: /^\/v1\.0\/([^/]+)\/kms\/([^/]+)\/tags$/, action: tag('show-kms-tags'), params: keyParam },
+  { method: 'POST', pattern: /^\/v1\.0\/([^/]+)\/kms\/([^/]+)\/tags$/, action: tag('create-kms-tag'), params: keyParam, status: 204 },
+  { method: 'POST', pattern: /^\/v1\.0\/([^/]+)\/kms\/([^/]+)\/tags\/action$/, action: tag('batch-create-kms-tags'), params: keyParam, status: 204 },
+  {
+    method: 'DELETE',
+    pattern: /^\/v1\.0\/([^/]+)\/kms\/([^/]+)\/tags\/([^/]+)$/,
+    action: tag('delete-kms-tag'),
+    params: (m) => ({ key_id: m[2], tag_key: m[3] }),
+    status: 204,
+  },
+];
+
+function route(method: string, path: string): { route: Route; match: RegExpExecArray; name: string; handler: Action } | undefined {
+  for (const r of ROUTES) {
+    if (r.method !== method) continue;
+    const match = r.pattern.exec(path);
+    if (!match) continue;
+    const found = r.action(match);
+    if (found) return { route: r, match, ...found };
+  }
+  return undefined;
+}
+
 /** project_id as IAM issues them (32 hex characters), loosened to any short identifier. */
 const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The Huawei Cloud / Open Telekom Cloud KMS dialect: `POST /v1.0/{project_id}/kms/<action>`
- * with a JSON body. One request flows: authenticate (X-Auth-Token or AK/SK) → project →
+ * with a JSON body, and the key tag APIs (ROUTES). One request flows: authenticate (X-Auth-Token or AK/SK) → project →
  * account and region → action (field mapping onto OPERATIONS, ./actions.ts) → JSON. Every
  * failure goes through ./errors.ts. Paths under /v1.0/ that name no built action answer 404
  * with APIGW.0101, as Huawei's API gateway does for APIs it does not publish.
@@ -90,17 +152,16 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
     const rawQuery = q < 0 ? '' : url.slice(q + 1);
-    const route = ROUTE.exec(rawPath);
-    const handler = route && req.method === 'POST' && Object.prototype.hasOwnProperty.call(ACTIONS, route[2]) ? ACTIONS[route[2]] : undefined;
-    if (!route || !handler) {
+    const found = route(req.method, rawPath);
+    if (!found) {
       throw new HuaweiError('APIGW.0101', 'The API does not exist or has not been published in the environment.', 404);
     }
-    action = route[2];
+    action = found.name;
     seen.action = action;
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const caller = authenticator.authenticate({ method: req.method, rawPath, rawQuery, headers: req.headers, body });
     seen.caller = caller;
-    const projectId = route[1];
+    const projectId = found.match[1];
     if (!PROJECT_ID.test(projectId)) throw invalid('KMS.0201');
     const project = deps.projects[projectId] ?? { region: deps.defaultRegion, accountId: deps.accountId };
     if (project.accountId !== caller.accountId) {
@@ -112,10 +173,11 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId };
     seen.ctx = ctx;
     seen.region = project.region;
-    const output = await handler(input, ctx, deps.services);
+    const output = await found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
+    const status = found.route.status ?? 200;
     // sequence: the request's serial number, echoed so callers can match replies (decrypt-data seed).
-    if (sequence !== undefined) output.sequence = sequence;
-    await answer(deps, req, res, requestId, { status: 200, body: JSON.stringify(output) }, seen);
+    if (sequence !== undefined && status === 200) output.sequence = sequence;
+    await answer(deps, req, res, requestId, { status, body: status === 204 ? '' : JSON.stringify(output) }, seen);
   } catch (err) {
     await answer(deps, req, res, requestId, huaweiErrorResponse(err, deps.log, { requestId, action }), seen);
   }
@@ -129,7 +191,10 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
 async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: string, reply: { status: number; body: string }, seen: Seen): Promise<void> {
   let sent = reply;
   const calls = seen.ctx ? tracedCalls(seen.ctx) : [];
-  const primary = calls[0];
+  // The record is named after the operation the action stands for, where it performed it
+  // (create-key and the tag APIs read before they write); otherwise after its first operation.
+  const standsFor = seen.action ? ACTION_OPERATION[seen.action] : undefined;
+  const primary = calls.find((c) => c.operation === standsFor) ?? calls[0];
   try {
     await deps.audit.record(
       apiCallEvent({
@@ -143,8 +208,8 @@ async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: 
         sourceIp: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
         input: primary?.input,
-        output: reply.status === 200 ? primary?.output : undefined,
-        ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
+        output: reply.status < 300 ? primary?.output : undefined,
+        ...(reply.status < 300 ? {} : { error: errorOf(reply.body) }),
       }),
     );
   } catch (err) {
@@ -181,6 +246,11 @@ function requestIdOf(res: Response): string {
 }
 
 function send(res: Response, requestId: string, reply: { status: number; body: string }): void {
+  if (reply.status === 204) {
+    res.writeHead(204, { 'X-Request-Id': requestId });
+    res.end();
+    return;
+  }
   res.writeHead(reply.status, {
     'X-Request-Id': requestId,
     'Content-Type': 'application/json;charset=UTF-8',
