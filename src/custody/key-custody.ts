@@ -97,7 +97,8 @@ export class KeyCustody {
     return this.token.run('destroy key', (session) => {
       const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
-      this.token.forgetObject(label, pkcs11js.CKO_SECRET_KEY);
+      // A key pair is two objects under one label (imported pairs can be destroyed and re-created).
+      for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.token.forgetObject(label, objectClass);
       return handles.length > 0;
     });
   }
@@ -124,7 +125,8 @@ export class KeyCustody {
 
   async attributes(ref: MaterialRef): Promise<MaterialAttributes> {
     return this.token.run('read key attributes', (session) => {
-      const handle = this.secretKey(session, ref, true)!;
+      // The secret key, or the private half of a key pair.
+      const handle = this.token.findObject(session, materialLabel(ref), pkcs11js.CKO_PRIVATE_KEY) ?? this.secretKey(session, ref, true)!;
       const attrs = this.token.pkcs11.C_GetAttributeValue(session, handle, [
         { type: pkcs11js.CKA_TOKEN },
         { type: pkcs11js.CKA_SENSITIVE },

@@ -1,7 +1,8 @@
+import { constants as cryptoConstants, createCipheriv, createECDH, createHash, createPublicKey, ECDH, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
-import type { KeySpec } from '../model/generated/types';
-import { familyOf } from './key-templates';
+import type { KeySpec, KeyUsageType } from '../model/generated/types';
+import { EC_PARAMS, familyOf } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
@@ -127,15 +128,16 @@ export class KeyImporter {
    * whether a token object was created.
    */
   async importMaterial(
-    request: { wrapping: WrappingRef; algorithm: WrappingAlgorithm; wrappingKeySpec: WrappingKeySpec; encrypted: Buffer; spec: KeySpec },
+    request: ImportMaterialRequest,
     decide: (checkValue: string) => string | undefined,
   ): Promise<{ checkValue: string; created: boolean }> {
     const family = familyOf(request.spec);
+    if (family === 'rsa' || family === 'ec') return this.importPrivateKey(request, family, decide);
     if (family !== 'aes' && family !== 'hmac') {
-      throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${request.spec} key material yet.`);
+      throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${request.spec} key material.`);
     }
     return this.token.run('import key material', async (session) => {
-      const secret = await this.unwrapToSession(session, request, family);
+      const secret = await this.unwrapToSession(session, request, this.targetTemplate(family));
       try {
         const valueLength = this.lengthOf(session, secret);
         if (family === 'aes' ? valueLength !== 32 : valueLength > HMAC_MAX_BYTES[request.spec]) throw wrongLength(request.spec);
@@ -232,14 +234,14 @@ export class KeyImporter {
   private async unwrapToSession(
     session: Session,
     request: { wrapping: WrappingRef; algorithm: WrappingAlgorithm; wrappingKeySpec: WrappingKeySpec; encrypted: Buffer },
-    family: 'aes' | 'hmac',
+    template: pkcs11js.Template,
   ): Promise<ObjectHandle> {
     const p = this.token.pkcs11;
     const label = wrappingLabel(request.wrapping);
     const privateKey = this.token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
     if (!privateKey) throw new KmsError('InvalidImportTokenException', 'Import token is invalid or expired.', { internalDetail: `no wrapping key ${label}` });
     const modulusBytes = Number(request.wrappingKeySpec.slice('RSA_'.length)) / 8;
-    const template = this.targetTemplate(family);
+    const privateTarget = template.some((a) => a.type === pkcs11js.CKA_CLASS && a.value === pkcs11js.CKO_PRIVATE_KEY);
     const hash: OaepHash = request.algorithm.endsWith('SHA_256') ? 'sha256' : 'sha1';
     const inToken = importPath(request.algorithm, this.token.profile.quirks.oaepHashesInToken) === 'token';
     const { encrypted } = request;
@@ -253,6 +255,7 @@ export class KeyImporter {
         // from decoding until C_CreateObject returns, then zeroed (docs/key-custody.md).
         const material = this.rawOaepDecrypt(session, privateKey, encrypted, modulusBytes, hash);
         try {
+          if (privateTarget) return await this.unwrapPkcs8FromMemory(session, material, template);
           return p.C_CreateObject(session, [...template, { type: pkcs11js.CKA_VALUE, value: material }]);
         } finally {
           material.fill(0);
@@ -295,8 +298,188 @@ export class KeyImporter {
       if (err instanceof KmsError) throw err;
       const name = ckrName(err) ?? '';
       if (UNWRAP_FAILURES.has(name)) throw invalidCiphertext();
+      // SoftHSM2 answers CKR_FUNCTION_FAILED when the unwrapped bytes are not a PKCS#8 key of the template's type.
+      if (privateTarget && name === 'CKR_FUNCTION_FAILED') throw notPrivateKey();
       throw err;
     }
+  }
+
+  /**
+   * RSAES_OAEP_SHA_256 of an EC private key on a token without OAEP-SHA-256: the PKCS#8 was
+   * decoded in process memory. It is wrapped here (AES-KWP) under a random one-time AES key,
+   * that key is put into the token and the PKCS#8 unwrapped there, so the token itself parses
+   * it; the one-time key and every copy are zeroed before this returns.
+   */
+  private async unwrapPkcs8FromMemory(session: Session, pkcs8: Buffer, template: pkcs11js.Template): Promise<ObjectHandle> {
+    const p = this.token.pkcs11;
+    const oneTime = randomBytes(32);
+    let wrapped: Buffer | undefined;
+    let key: ObjectHandle | undefined;
+    try {
+      const cipher = createCipheriv('id-aes256-wrap-pad', oneTime, Buffer.from('a65959a6', 'hex'));
+      wrapped = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+      key = p.C_CreateObject(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        { type: pkcs11js.CKA_UNWRAP, value: true },
+        { type: pkcs11js.CKA_VALUE, value: oneTime },
+      ]);
+      oneTime.fill(0);
+      return p.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, key, wrapped, template);
+    } finally {
+      oneTime.fill(0);
+      wrapped?.fill(0);
+      if (key) p.C_DestroyObject(session, key);
+    }
+  }
+
+  /**
+   * An RSA or EC private key: unwrapped (PKCS#8) into a sensitive, never-extractable session
+   * object; its public key is computed from the token (RSA: CKA_MODULUS and
+   * CKA_PUBLIC_EXPONENT; EC: see ecPublicPoint) and checked against the private key with a
+   * signature made in the token. The check value is the SHA-256 of the public key's SPKI
+   * (public, so re-import compares public keys). An accepted key becomes a token private-key
+   * object (C_CopyObject, usage attributes narrowed to the KMS key's usage) and a token
+   * public-key object (C_CreateObject), both with the material label.
+   */
+  private async importPrivateKey(request: ImportMaterialRequest, family: 'rsa' | 'ec', decide: (checkValue: string) => string | undefined): Promise<{ checkValue: string; created: boolean }> {
+    checkAsymmetricWrapping(request.spec, request.algorithm, request.wrappingKeySpec);
+    const p = this.token.pkcs11;
+    const rsa = family === 'rsa';
+    return this.token.run('import private key', async (session) => {
+      const privateKey = await this.unwrapToSession(session, request, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: rsa ? pkcs11js.CKK_RSA : pkcs11js.CKK_EC },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        // Wide on the session object for the checks below; narrowed before the token copy.
+        { type: pkcs11js.CKA_SIGN, value: true },
+        { type: pkcs11js.CKA_DECRYPT, value: false },
+        { type: pkcs11js.CKA_DERIVE, value: !rsa },
+        { type: pkcs11js.CKA_UNWRAP, value: false },
+      ]);
+      try {
+        let publicTemplate: pkcs11js.Template;
+        let spki: Buffer;
+        if (rsa) {
+          const [n, e] = p.C_GetAttributeValue(session, privateKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
+          const modulus = stripZeros(n.value as Buffer);
+          if (modulus.length * 8 !== Number(request.spec.slice('RSA_'.length))) throw notPrivateKey(request.spec);
+          spki = spkiOf(request.spec, { family: 'rsa', modulus, exponent: e.value as Buffer });
+          publicTemplate = [
+            { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+            { type: pkcs11js.CKA_MODULUS, value: modulus },
+            { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: e.value as Buffer },
+            { type: pkcs11js.CKA_VERIFY, value: request.usage === 'SIGN_VERIFY' },
+            { type: pkcs11js.CKA_ENCRYPT, value: request.usage === 'ENCRYPT_DECRYPT' },
+          ];
+          if (!this.signatureMatches(session, privateKey, spki, 'rsa')) throw notPrivateKey(request.spec);
+        } else {
+          const [params] = p.C_GetAttributeValue(session, privateKey, [{ type: pkcs11js.CKA_EC_PARAMS }]);
+          if (!(params.value as Buffer).equals(EC_PARAMS[request.spec])) throw notPrivateKey(request.spec);
+          const point = this.ecPublicPoint(session, privateKey, request.spec);
+          spki = spkiOf(request.spec, { family: 'ec', point });
+          publicTemplate = [
+            { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+            { type: pkcs11js.CKA_EC_PARAMS, value: EC_PARAMS[request.spec] },
+            { type: pkcs11js.CKA_EC_POINT, value: derOctetString(point) },
+            { type: pkcs11js.CKA_VERIFY, value: request.usage === 'SIGN_VERIFY' },
+          ];
+        }
+        const checkValue = createHash('sha256').update(spki).digest('hex');
+        const label = decide(checkValue);
+        let created = false;
+        if (label !== undefined && !this.token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY)) {
+          p.C_SetAttributeValue(session, privateKey, [
+            { type: pkcs11js.CKA_SIGN, value: request.usage === 'SIGN_VERIFY' },
+            ...(rsa ? [{ type: pkcs11js.CKA_DECRYPT, value: request.usage === 'ENCRYPT_DECRYPT' }] : [{ type: pkcs11js.CKA_DERIVE, value: request.usage === 'KEY_AGREEMENT' }]),
+          ]);
+          const named: pkcs11js.Template = [
+            { type: pkcs11js.CKA_TOKEN, value: true },
+            { type: pkcs11js.CKA_LABEL, value: label },
+            { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+            { type: pkcs11js.CKA_MODIFIABLE, value: false },
+          ];
+          // CKA_PRIVATE is already true on the session object; SoftHSM2 refuses it in a private key's copy template.
+          const tokenPrivate = p.C_CopyObject(session, privateKey, named);
+          try {
+            p.C_CreateObject(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY }, ...named, { type: pkcs11js.CKA_PRIVATE, value: false }, ...publicTemplate]);
+          } catch (err) {
+            p.C_DestroyObject(session, tokenPrivate);
+            throw err;
+          }
+          this.token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+          this.token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+          created = true;
+        }
+        return { checkValue, created };
+      } finally {
+        p.C_DestroyObject(session, privateKey);
+      }
+    });
+  }
+
+  /**
+   * The public point of an EC private key that never leaves the token. SoftHSM2 keeps no
+   * CKA_EC_POINT on an unwrapped private key (the PKCS#8's optional public key is dropped),
+   * so the token computes it: ECDH (CKD_NULL) of the private key with the curve's generator G
+   * gives x(d·G), the x-coordinate of the public key, which is public. Of the two points with
+   * that x, the one a token-made ECDSA signature verifies under is the public key.
+   */
+  private ecPublicPoint(session: Session, privateKey: ObjectHandle, spec: KeySpec): Buffer {
+    const p = this.token.pkcs11;
+    const curve = NODE_CURVE[spec];
+    const fieldBytes = EC_FIELD_BYTES_IMPORT[spec];
+    const generator = generatorOf(curve, fieldBytes);
+    const derived = p.C_DeriveKey(
+      session,
+      { mechanism: pkcs11js.CKM_ECDH1_DERIVE, parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: generator } as pkcs11js.ECDH1 },
+      privateKey,
+      [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        // x(d·G) is the public key's x-coordinate, not a secret.
+        { type: pkcs11js.CKA_SENSITIVE, value: false },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        { type: pkcs11js.CKA_VALUE_LEN, value: fieldBytes },
+      ],
+    );
+    let x: Buffer;
+    try {
+      [{ value: x }] = p.C_GetAttributeValue(session, derived, [{ type: pkcs11js.CKA_VALUE }]) as Array<{ value: Buffer }>;
+    } finally {
+      p.C_DestroyObject(session, derived);
+    }
+    for (const prefix of [0x02, 0x03]) {
+      let point: Buffer;
+      try {
+        point = ECDH.convertKey(Buffer.concat([Buffer.from([prefix]), x]), curve, undefined, undefined, 'uncompressed') as Buffer;
+      } catch {
+        continue;
+      }
+      if (this.signatureMatches(session, privateKey, spkiOf(spec, { family: 'ec', point }), 'ec')) return point;
+    }
+    throw notPrivateKey(spec);
+  }
+
+  /** Signs a fixed message with the private key in the token and verifies it with `spki` here. */
+  private signatureMatches(session: Session, privateKey: ObjectHandle, spki: Buffer, family: 'rsa' | 'ec'): boolean {
+    const p = this.token.pkcs11;
+    const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    if (family === 'rsa') {
+      p.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS }, privateKey);
+      const signature = p.C_Sign(session, PAIRWISE_MESSAGE, Buffer.alloc(1024));
+      return cryptoVerify('sha256', PAIRWISE_MESSAGE, { key: publicKey, padding: cryptoConstants.RSA_PKCS1_PADDING }, signature);
+    }
+    p.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, privateKey);
+    const signature = p.C_Sign(session, createHash('sha256').update(PAIRWISE_MESSAGE).digest(), Buffer.alloc(256));
+    return cryptoVerify('sha256', PAIRWISE_MESSAGE, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
   }
 
   /** CKM_RSA_X_509 in the token, then constant-time OAEP decoding here; every failure is the same. */
@@ -312,6 +495,68 @@ export class KeyImporter {
     if (!message) throw invalidCiphertext();
     return message;
   }
+}
+
+export interface ImportMaterialRequest {
+  wrapping: WrappingRef;
+  algorithm: WrappingAlgorithm;
+  wrappingKeySpec: WrappingKeySpec;
+  encrypted: Buffer;
+  spec: KeySpec;
+  usage: KeyUsageType;
+}
+
+/** A fixed, public message for the token-made signature that ties a private key to its public key. */
+const PAIRWISE_MESSAGE = Buffer.from('p11kms imported key pair check v1', 'utf8');
+
+const NODE_CURVE: Record<string, string> = { ECC_NIST_P256: 'prime256v1', ECC_NIST_P384: 'secp384r1', ECC_NIST_P521: 'secp521r1', ECC_SECG_P256K1: 'secp256k1' };
+const EC_FIELD_BYTES_IMPORT: Record<string, number> = { ECC_NIST_P256: 32, ECC_NIST_P384: 48, ECC_NIST_P521: 66, ECC_SECG_P256K1: 32 };
+
+/** The curve's generator point G (uncompressed): the public key of the scalar 1. */
+function generatorOf(curve: string, fieldBytes: number): Buffer {
+  const ecdh = createECDH(curve);
+  const one = Buffer.alloc(fieldBytes);
+  one[fieldBytes - 1] = 1;
+  ecdh.setPrivateKey(one);
+  return ecdh.getPublicKey();
+}
+
+/**
+ * Which wrapping algorithms AWS allows for private keys (GetParametersForImport's
+ * WrappingAlgorithm documentation): RSA private keys only with RSA_AES_KEY_WRAP_*; ECC private
+ * keys also with RSAES_OAEP_*, except ECC_NIST_P521 under an RSA_2048 wrapping key (too long
+ * for one OAEP block); RSAES_PKCS1_V1_5 never.
+ */
+export function checkAsymmetricWrapping(spec: KeySpec, algorithm: WrappingAlgorithm, wrappingKeySpec: WrappingKeySpec): void {
+  const family = familyOf(spec);
+  if (family !== 'rsa' && family !== 'ec') return;
+  const hybrid = algorithm === 'RSA_AES_KEY_WRAP_SHA_1' || algorithm === 'RSA_AES_KEY_WRAP_SHA_256';
+  const oaepOnly = algorithm === 'RSAES_OAEP_SHA_1' || algorithm === 'RSAES_OAEP_SHA_256';
+  const allowed = hybrid || (family === 'ec' && oaepOnly && !(spec === 'ECC_NIST_P521' && wrappingKeySpec === 'RSA_2048'));
+  if (!allowed) {
+    throw new KmsError(
+      'ValidationException',
+      family === 'rsa'
+        ? `The wrapping algorithm ${algorithm} is not supported for ${spec} key material. RSA private keys must be wrapped with RSA_AES_KEY_WRAP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256.`
+        : `The wrapping algorithm ${algorithm} with wrapping key spec ${wrappingKeySpec} is not supported for ${spec} key material.`,
+    );
+  }
+}
+
+function stripZeros(value: Buffer): Buffer {
+  let i = 0;
+  while (i < value.length - 1 && value[i] === 0) i++;
+  return value.subarray(i);
+}
+
+/** DER OCTET STRING around an EC point, as CKA_EC_POINT holds it. */
+function derOctetString(point: Buffer): Buffer {
+  const length = point.length < 0x80 ? Buffer.from([point.length]) : Buffer.from([0x81, point.length]);
+  return Buffer.concat([Buffer.from([0x04]), length, point]);
+}
+
+function notPrivateKey(spec?: KeySpec): KmsError {
+  return new KmsError('ValidationException', spec ? `The key material is not a valid PKCS#8 private key for key spec ${spec}.` : 'The key material is not a valid PKCS#8 private key of the KMS key\'s type.');
 }
 
 function oaep(hash: OaepHash): pkcs11js.Mechanism {

@@ -8,6 +8,9 @@ import { checkAccountAction } from './shared/key-resolution';
 import { keyMetadataOf } from './shared/key-metadata';
 import { validateTags } from './shared/tags';
 
+/** Key specs whose material can be imported (as AWS allows; Edwards, SM2 and ML-DSA are not among them). */
+const IMPORTABLE_SPECS = new Set<string>(['SYMMETRIC_DEFAULT', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521', 'ECC_SECG_P256K1']);
+
 export function defaultKeyPolicy(accountId: string): string {
   return JSON.stringify({
     Version: '2012-10-17',
@@ -37,8 +40,8 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
   if (origin !== 'AWS_KMS' && origin !== 'EXTERNAL') {
     throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by p11kms; only AWS_KMS and EXTERNAL keys can be created.`);
   }
-  if (origin === 'EXTERNAL' && keySpec !== 'SYMMETRIC_DEFAULT' && !keySpec.startsWith('HMAC_')) {
-    throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${keySpec} key material yet; Origin EXTERNAL is available for SYMMETRIC_DEFAULT and HMAC keys.`);
+  if (origin === 'EXTERNAL' && !IMPORTABLE_SPECS.has(keySpec) && !keySpec.startsWith('HMAC_')) {
+    throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${keySpec} key material; Origin EXTERNAL is available for SYMMETRIC_DEFAULT, HMAC, RSA and ECC (NIST P-256/384/521, secp256k1) keys.`);
   }
   if (input.CustomKeyStoreId || input.XksKeyId) {
     throw new KmsError('UnsupportedOperationException', 'Custom key stores are not supported by p11kms.');

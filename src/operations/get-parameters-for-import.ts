@@ -1,5 +1,5 @@
 import { KmsError } from '../errors';
-import type { WrappingAlgorithm, WrappingKeySpec } from '../custody/key-import';
+import { checkAsymmetricWrapping, type WrappingAlgorithm, type WrappingKeySpec } from '../custody/key-import';
 import type { OperationHandler } from './context';
 import { checkImportTarget } from './shared/import-checks';
 import { IMPORT_PARAMETERS_VALIDITY_MS, newImportToken } from './shared/import-token';
@@ -18,6 +18,7 @@ export const getParametersForImport: OperationHandler<'GetParametersForImport'> 
   }
   const spec = input.WrappingKeySpec as WrappingKeySpec;
   const algorithm = input.WrappingAlgorithm as WrappingAlgorithm;
+  checkAsymmetricWrapping(key.keySpec, algorithm, spec);
   const { token, wrappingId, tokenHash } = newImportToken(key.keyId);
   const ref = { keyId: key.keyId, wrappingId };
   const publicKey = await services.custody.importer.generateWrappingKey(ref, spec);

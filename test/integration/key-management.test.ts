@@ -253,8 +253,8 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
       // SoftHSM2 has no mechanism for these specs.
       ['SM2 SIGN_VERIFY', { KeySpec: 'SM2', KeyUsage: 'SIGN_VERIFY' }],
       ['ML_DSA_65 SIGN_VERIFY', { KeySpec: 'ML_DSA_65', KeyUsage: 'SIGN_VERIFY' }],
-      // Import of asymmetric private keys is not built (issue #4 covers symmetric and HMAC keys).
-      ['Origin EXTERNAL with an ECC key spec', { Origin: 'EXTERNAL', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }],
+      // RSA and ECC (NIST, secp256k1) private keys are importable; Edwards-curve keys are not.
+      ['Origin EXTERNAL with an Edwards-curve key spec', { Origin: 'EXTERNAL', KeySpec: 'ECC_NIST_EDWARDS25519', KeyUsage: 'SIGN_VERIFY' }],
       ['Origin AWS_CLOUDHSM', { Origin: 'AWS_CLOUDHSM' }],
       ['MultiRegion', { MultiRegion: true }],
     ];

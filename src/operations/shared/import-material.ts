@@ -69,6 +69,7 @@ export async function importKeyMaterial(services: Services, key: KeyRecord, requ
       wrappingKeySpec: params.wrappingKeySpec,
       encrypted: request.encryptedKeyMaterial,
       spec: key.keySpec,
+      usage: key.keyUsage,
     },
     (kcv) => {
       target = chooseTarget(key, importType, kcv, request.keyMaterialId);
