@@ -14,8 +14,11 @@ import { principalNamesCaller } from './principal-matching';
 
 const ALWAYS: readonly GrantOperation[] = ['CreateGrant', 'DescribeKey', 'RetireGrant'];
 
-/** Operations that take an encryption context: the only ones grant constraints apply to. */
-const WITH_ENCRYPTION_CONTEXT: ReadonlySet<string> = new Set([
+/**
+ * Operations that take an encryption context: the only ones grant constraints apply to, and
+ * (with ALWAYS) exactly what a symmetric encryption key can grant.
+ */
+const WITH_ENCRYPTION_CONTEXT: readonly GrantOperation[] = [
   'Encrypt',
   'Decrypt',
   'GenerateDataKey',
@@ -24,23 +27,11 @@ const WITH_ENCRYPTION_CONTEXT: ReadonlySet<string> = new Set([
   'GenerateDataKeyPairWithoutPlaintext',
   'ReEncryptFrom',
   'ReEncryptTo',
-]);
+];
 
 /** The grant operations AWS accepts for a key of this spec and usage. */
 export function grantableOperations(keySpec: KeySpec, keyUsage: KeyUsageType): readonly GrantOperation[] {
-  if (keySpec === 'SYMMETRIC_DEFAULT') {
-    return [
-      ...ALWAYS,
-      'Encrypt',
-      'Decrypt',
-      'GenerateDataKey',
-      'GenerateDataKeyWithoutPlaintext',
-      'GenerateDataKeyPair',
-      'GenerateDataKeyPairWithoutPlaintext',
-      'ReEncryptFrom',
-      'ReEncryptTo',
-    ];
-  }
+  if (keySpec === 'SYMMETRIC_DEFAULT') return [...ALWAYS, ...WITH_ENCRYPTION_CONTEXT];
   switch (keyUsage) {
     case 'ENCRYPT_DECRYPT':
       return [...ALWAYS, 'Encrypt', 'Decrypt', 'ReEncryptFrom', 'ReEncryptTo', 'GetPublicKey'];
@@ -89,7 +80,7 @@ export function grantAllows(grant: GrantRecord, caller: Caller, action: string, 
   const operation = action.slice(4);
   if (!grant.operations.includes(operation as GrantOperation)) return false;
   if (!principalNamesCaller(grant.granteePrincipal, caller)) return false;
-  if (!WITH_ENCRYPTION_CONTEXT.has(operation)) return true;
+  if (!WITH_ENCRYPTION_CONTEXT.includes(operation as GrantOperation)) return true;
   return constraintsHold(grant.constraints, request.encryptionContext ?? {});
 }
 

@@ -1,21 +1,9 @@
+import { SHAPES } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 import type { OperationHandler } from '../context';
 
-/** The operations GetKeyLastUsage reports (KeyLastUsageTrackingOperation in the model). */
-export const TRACKED_OPERATIONS: ReadonlySet<OperationName> = new Set<OperationName>([
-  'Decrypt',
-  'DeriveSharedSecret',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateMac',
-  'ReEncrypt',
-  'Sign',
-  'Verify',
-  'VerifyMac',
-]);
+/** The operations GetKeyLastUsage reports: the model's KeyLastUsageTrackingOperation enum. */
+export const TRACKED_OPERATIONS: ReadonlySet<OperationName> = new Set((SHAPES.KeyLastUsageTrackingOperation.enum ?? []) as OperationName[]);
 
 const KEY_ARN = /^arn:aws[a-z-]*:kms:[^:]+:\d{12}:key\/([0-9a-f-]{36})$/;
 
