@@ -1,6 +1,5 @@
 import { constants, createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject, publicEncrypt, randomBytes, verify } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   type AlgorithmSpec,
@@ -25,11 +24,7 @@ import {
   type WrappingKeySpec,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import pino from 'pino';
-import type { Clock } from '../../src/clock';
-import { loadConfig, loadHsmProfile } from '../../src/config/config';
-import { KeyCustody } from '../../src/custody/key-custody';
-import { Token } from '../../src/custody/token';
+import { type InProcessService, type ManualClock, openInProcessService } from '../support/in-process';
 import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
 import { reconcile } from '../../src/lifecycle/reconcile';
 import type { RequestContext, Services } from '../../src/operations';
@@ -296,33 +291,24 @@ describe('import (real server, real token)', function () {
 });
 
 describe('imported material expiry (running service, moving clock)', function () {
-  let token: Token;
-  let store: JsonFileStore;
+  let harness: InProcessService;
   let services: Services;
+  let store: JsonFileStore;
+  let ctx: RequestContext;
+  let clock: ManualClock;
   let sweeper: MaterialSweeper;
-  let now = Date.now();
-  const clock: Clock = { now: () => now };
   const events: Array<{ eventName: string; eventType: string }> = [];
-  const ctx: RequestContext = {
-    scope: { region: 'us-east-1', accountId: '111122223333' },
-    caller: { accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:root', accessKeyId: 'TEST' },
-    requestId: 'test',
-  };
 
   before(async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-import-expiry-'));
-    const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
-    const log = pino({ level: 'silent' });
-    store = await JsonFileStore.open(dataDir);
-    token = Token.open(loadHsmProfile(config), dataDir, log);
-    services = { store, custody: new KeyCustody(token), clock, log };
+    harness = await openInProcessService('import-expiry', Date.now());
+    ({ services, store, ctx, clock } = harness);
     sweeper = new MaterialSweeper(services, 25, { record: async (e) => void events.push(e) });
     sweeper.start();
   });
+
   after(async () => {
     await sweeper?.stop();
-    await store?.close();
-    token?.close();
+    await harness?.close();
   });
 
   it('start-up reconciliation destroys import wrapping keys and imported material the store does not list', async () => {
@@ -369,7 +355,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     const keyId = KeyMetadata!.KeyId;
     const params = await getParametersForImport({ KeyId: keyId, WrappingAlgorithm: 'RSA_AES_KEY_WRAP_SHA_1', WrappingKeySpec: 'RSA_2048' }, ctx, services);
     const material = randomBytes(32);
-    const validTo = new Date(now + 10 * DAY_MS);
+    const validTo = new Date(clock.now() + 10 * DAY_MS);
     await importKeyMaterial(
       { KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSA_AES_KEY_WRAP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: validTo },
       ctx,
@@ -381,7 +367,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     expect(await services.custody.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
     await encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services);
 
-    now += 2 * DAY_MS;
+    clock.advance(2 * DAY_MS);
     // The import parameters are 24 h old: expired, refused, and their wrapping key destroyed.
     const expired = await expectKmsError(
       importKeyMaterial({ KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSA_AES_KEY_WRAP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }, ctx, services),
@@ -391,7 +377,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     expect((await store.getKey(keyId))!.importParameters).to.deep.equal([]);
     expect(await services.custody.importer.listWrappingKeys()).to.deep.equal([]);
 
-    now = validTo.getTime() + 1000;
+    clock.setTo(validTo.getTime() + 1000);
     for (let i = 0; i < 80 && (await store.getKey(keyId))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
     expect((await store.getKey(keyId))!.keyState).to.equal('PendingImport');
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);

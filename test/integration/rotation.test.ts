@@ -1,6 +1,3 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   CreateKeyCommand,
   DecryptCommand,
@@ -17,11 +14,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import pino from 'pino';
-import type { Clock } from '../../src/clock';
-import { loadConfig, loadHsmProfile } from '../../src/config/config';
-import { KeyCustody } from '../../src/custody/key-custody';
-import { Token } from '../../src/custody/token';
+import { type InProcessService, type ManualClock, openInProcessService, until } from '../support/in-process';
 import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
 import { reconcile } from '../../src/lifecycle/reconcile';
 import type { RequestContext, Services } from '../../src/operations';
@@ -178,41 +171,24 @@ describe('rotation (real server, real token)', function () {
 });
 
 describe('rotation sweeper (running service, moving clock)', function () {
-  let token: Token;
-  let store: JsonFileStore;
+  let harness: InProcessService;
   let services: Services;
+  let store: JsonFileStore;
+  let ctx: RequestContext;
+  let clock: ManualClock;
   let sweeper: MaterialSweeper;
-  let now = Date.UTC(2030, 0, 1);
-  const clock: Clock = { now: () => now };
-  const ctx: RequestContext = {
-    scope: { region: 'us-east-1', accountId: '111122223333' },
-    caller: { accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:root', accessKeyId: 'TEST' },
-    requestId: 'test',
-  };
 
   before(async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-rotation-'));
-    const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
-    const log = pino({ level: 'silent' });
-    store = await JsonFileStore.open(dataDir);
-    token = Token.open(loadHsmProfile(config), dataDir, log);
-    services = { store, custody: new KeyCustody(token), clock, log };
+    harness = await openInProcessService('rotation', Date.UTC(2030, 0, 1));
+    ({ services, store, ctx, clock } = harness);
     sweeper = new MaterialSweeper(services, 25);
     sweeper.start();
   });
+
   after(async () => {
     await sweeper?.stop();
-    await store?.close();
-    token?.close();
+    await harness?.close();
   });
-
-  async function until(check: () => Promise<boolean>): Promise<boolean> {
-    for (let i = 0; i < 80; i++) {
-      if (await check()) return true;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return false;
-  }
 
   it('rotates by itself each period, not before; every version still decrypts; reconcile keeps every version', async () => {
     const { KeyMetadata } = await createKey({}, ctx, services);
@@ -221,11 +197,11 @@ describe('rotation sweeper (running service, moving clock)', function () {
     const blobs: Uint8Array[] = [];
     for (let period = 0; period < 3; period++) {
       blobs.push((await encrypt({ KeyId: keyId, Plaintext: text(`p${period}`) }, ctx, services)).CiphertextBlob!);
-      now += 90 * DAY_MS - 60_000;
+      clock.advance(90 * DAY_MS - 60_000);
       await new Promise((r) => setTimeout(r, 120));
       expect((await store.getKey(keyId))!.currentVersion, 'a minute before the date').to.equal(period + 1);
-      now += 120_000;
-      expect(await until(async () => (await store.getKey(keyId))!.currentVersion === period + 2), `rotation ${period + 1}`).to.equal(true);
+      clock.advance(120_000);
+      expect(await until(async () => (await store.getKey(keyId))!.currentVersion === period + 2, 80), `rotation ${period + 1}`).to.equal(true);
       expect(await services.custody.exists({ keyId, version: period + 2 })).to.equal(true);
     }
     const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
@@ -245,10 +221,10 @@ describe('rotation sweeper (running service, moving clock)', function () {
     const keyId = KeyMetadata!.KeyId;
     await enableKeyRotation({ KeyId: keyId, RotationPeriodInDays: 90 }, ctx, services);
     await disableKey({ KeyId: keyId }, ctx, services);
-    now += 100 * DAY_MS;
+    clock.advance(100 * DAY_MS);
     await sweeper.sweep();
     expect((await store.getKey(keyId))!.currentVersion).to.equal(1);
     await enableKey({ KeyId: keyId }, ctx, services);
-    expect(await until(async () => (await store.getKey(keyId))!.currentVersion === 2)).to.equal(true);
+    expect(await until(async () => (await store.getKey(keyId))!.currentVersion === 2, 80)).to.equal(true);
   });
 });

@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import type { Clock } from '../../src/clock';
+import { loadConfig, loadHsmProfile } from '../../src/config/config';
+import { KeyCustody } from '../../src/custody/key-custody';
+import { Token } from '../../src/custody/token';
+import type { RequestContext, Services } from '../../src/operations';
+import { JsonFileStore } from '../../src/store/json-file-store';
+
+/** A clock the test moves by hand: the one injected part of an in-process service. */
+export class ManualClock implements Clock {
+  constructor(private time: number) {}
+
+  now(): number {
+    return this.time;
+  }
+
+  advance(ms: number): void {
+    this.time += ms;
+  }
+
+  setTo(ms: number): void {
+    this.time = ms;
+  }
+}
+
+export interface InProcessService {
+  services: Services;
+  store: JsonFileStore;
+  clock: ManualClock;
+  /** A request from the default account's root in us-east-1. */
+  ctx: RequestContext;
+  close(): Promise<void>;
+}
+
+/**
+ * The service's real parts (SoftHSM2 token on a fresh data directory, JSON store,
+ * operations) in the test process, with a manual clock, for the background sweepers whose
+ * behaviour depends on time passing while they run.
+ */
+export async function openInProcessService(name: string, startAt: number): Promise<InProcessService> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-${name}-`));
+  const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
+  const log = pino({ level: 'silent' });
+  const store = await JsonFileStore.open(dataDir);
+  const token = Token.open(loadHsmProfile(config), dataDir, log);
+  const clock = new ManualClock(startAt);
+  return {
+    services: { store, custody: new KeyCustody(token), clock, log },
+    store,
+    clock,
+    ctx: {
+      scope: { region: 'us-east-1', accountId: '111122223333' },
+      caller: { accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:root', accessKeyId: 'TEST' },
+      requestId: 'test',
+    },
+    async close() {
+      await store.close();
+      token.close();
+    },
+  };
+}
+
+/** Polls `check` every 25 ms, `tries` times; true as soon as it holds. */
+export async function until(check: () => Promise<boolean>, tries = 40): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
