@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
 import { KeyImporter } from './key-import';
-import { familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
+import { EC_FIELD_BYTES, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
@@ -374,19 +374,7 @@ export class KeyCustody {
   async deriveSharedSecret(ref: MaterialRef, spec: KeySpec, peerPoint: Buffer): Promise<Buffer> {
     return this.token.run('derive shared secret', async (session) => {
       const key = this.requiredObject(session, ref, pkcs11js.CKO_PRIVATE_KEY);
-      const secret = await this.token.pkcs11.C_DeriveKeyAsync(
-        session,
-        { mechanism: pkcs11js.CKM_ECDH1_DERIVE, parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: peerPoint } as pkcs11js.ECDH1 },
-        key,
-        [
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-          { type: pkcs11js.CKA_TOKEN, value: false },
-          { type: pkcs11js.CKA_SENSITIVE, value: false },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: true },
-          { type: pkcs11js.CKA_VALUE_LEN, value: EC_FIELD_BYTES[spec] },
-        ],
-      );
+      const secret = await this.token.pkcs11.C_DeriveKeyAsync(session, ecdhMechanism(peerPoint), key, ecdhResultTemplate(spec));
       try {
         const [attr] = this.token.pkcs11.C_GetAttributeValue(session, secret, [{ type: pkcs11js.CKA_VALUE }]);
         return Buffer.from(attr.value as Buffer);
@@ -531,8 +519,6 @@ const HMAC_MECHANISM: Record<string, number> = {
   HMAC_512: pkcs11js.CKM_SHA512_HMAC,
 };
 
-/** Bytes of one coordinate (and of an ECDSA r or s, and of an ECDH secret) per curve. */
-const EC_FIELD_BYTES: Record<string, number> = { ECC_NIST_P256: 32, ECC_SECG_P256K1: 32, ECC_NIST_P384: 48, ECC_NIST_P521: 66 };
 
 const RSA_DECRYPT_FAILURES = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_DATA_INVALID', 'CKR_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);
 

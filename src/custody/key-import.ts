@@ -2,7 +2,7 @@ import { constants as cryptoConstants, createCipheriv, createECDH, createHash, c
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType } from '../model/generated/types';
-import { EC_PARAMS, familyOf } from './key-templates';
+import { EC_FIELD_BYTES, EC_PARAMS, ecdhMechanism, ecdhResultTemplate, familyOf } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
@@ -434,22 +434,10 @@ export class KeyImporter {
   private ecPublicPoint(session: Session, privateKey: ObjectHandle, spec: KeySpec): Buffer {
     const p = this.token.pkcs11;
     const curve = NODE_CURVE[spec];
-    const fieldBytes = EC_FIELD_BYTES_IMPORT[spec];
+    const fieldBytes = EC_FIELD_BYTES[spec];
     const generator = generatorOf(curve, fieldBytes);
-    const derived = p.C_DeriveKey(
-      session,
-      { mechanism: pkcs11js.CKM_ECDH1_DERIVE, parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: generator } as pkcs11js.ECDH1 },
-      privateKey,
-      [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-        // x(d·G) is the public key's x-coordinate, not a secret.
-        { type: pkcs11js.CKA_SENSITIVE, value: false },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
-        { type: pkcs11js.CKA_VALUE_LEN, value: fieldBytes },
-      ],
-    );
+    // x(d·G) is the public key's x-coordinate, not a secret.
+    const derived = p.C_DeriveKey(session, ecdhMechanism(generator), privateKey, ecdhResultTemplate(spec));
     let x: Buffer;
     try {
       [{ value: x }] = p.C_GetAttributeValue(session, derived, [{ type: pkcs11js.CKA_VALUE }]) as Array<{ value: Buffer }>;
@@ -510,7 +498,6 @@ export interface ImportMaterialRequest {
 const PAIRWISE_MESSAGE = Buffer.from('p11kms imported key pair check v1', 'utf8');
 
 const NODE_CURVE: Record<string, string> = { ECC_NIST_P256: 'prime256v1', ECC_NIST_P384: 'secp384r1', ECC_NIST_P521: 'secp521r1', ECC_SECG_P256K1: 'secp256k1' };
-const EC_FIELD_BYTES_IMPORT: Record<string, number> = { ECC_NIST_P256: 32, ECC_NIST_P384: 48, ECC_NIST_P521: 66, ECC_SECG_P256K1: 32 };
 
 /** The curve's generator point G (uncompressed): the public key of the scalar 1. */
 function generatorOf(curve: string, fieldBytes: number): Buffer {

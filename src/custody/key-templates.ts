@@ -24,6 +24,32 @@ export const JWK_CURVE: Record<string, string> = {
   ECC_NIST_EDWARDS25519: 'Ed25519',
 };
 
+/** Bytes of one coordinate per curve: an ECDSA r or s, an ECDH secret, half a raw point. */
+export const EC_FIELD_BYTES: Record<string, number> = { ECC_NIST_P256: 32, ECC_SECG_P256K1: 32, ECC_NIST_P384: 48, ECC_NIST_P521: 66 };
+
+/** ECDH with a peer's uncompressed point, no KDF: the raw x-coordinate of the shared point. */
+export function ecdhMechanism(peerPoint: Buffer): pkcs11js.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_ECDH1_DERIVE,
+    parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: peerPoint } as pkcs11js.ECDH1,
+  };
+}
+
+/**
+ * Where an ECDH result lands: a readable session object, because the result is what the
+ * caller receives (DeriveSharedSecret) or is public (x(d·G) when deriving a public key).
+ */
+export function ecdhResultTemplate(spec: KeySpec): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_SENSITIVE, value: false },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+    { type: pkcs11js.CKA_VALUE_LEN, value: EC_FIELD_BYTES[spec] },
+  ];
+}
+
 export const HMAC_KEY_BYTES: Record<string, number> = { HMAC_224: 28, HMAC_256: 32, HMAC_384: 48, HMAC_512: 64 };
 
 export type KeyFamily = 'aes' | 'rsa' | 'ec' | 'edwards' | 'hmac';
