@@ -15,7 +15,8 @@ import type { PrincipalDirectory } from './principal-directory';
 /**
  * The one place where access is decided.
  *
- * strict mode (`enforce`), in AWS's order:
+ * strict mode (`enforce`), in AWS's order (identity policies as in IAM: a user, role or
+ * session without one has none that allows anything; the account root is not restricted):
  *   1. an explicit Deny in the key policy or in the caller's identity policies wins;
  *   2. Allow when the key policy allows the caller itself (or `*`);
  *   3. Allow when the key policy allows the caller's account (delegation to IAM) and the
@@ -92,14 +93,19 @@ export function checkPolicyLockout(access: AccessControl | undefined, caller: Ca
   }
 }
 
-/** Actions without a key (CreateKey, ListKeys, …): identity policies only, resource "*". */
-export function authorizeAccountAction(access: AccessControl | undefined, caller: Caller, action: string, values: ConditionValues): void {
+/**
+ * Actions AWS authorises by IAM policy alone — those without a key (CreateKey, ListKeys,
+ * ListAliases, GenerateRandom, ListRetirableGrants, the custom key store operations; resource
+ * "*") and the alias half of the alias operations (resource: the alias ARN). The caller's
+ * identity policies must allow; the account root always may (IAM does not restrict it).
+ */
+export function authorizeAccountAction(access: AccessControl | undefined, caller: Caller, action: string, resource: string, values: ConditionValues): void {
   if (!access?.enforce) return;
   const policies = access.directory.identityPoliciesOf(caller);
   if (!policies) return;
-  const result = evaluateIdentityPolicies(policies, { caller, action, resource: '*', values });
-  if (result.deny) throw denial(caller, action, '*', 'identity-deny', false);
-  if (!result.allow) throw denial(caller, action, '*', 'no-identity-allow', false);
+  const result = evaluateIdentityPolicies(policies, { caller, action, resource, values });
+  if (result.deny) throw denial(caller, action, resource, 'identity-deny', false);
+  if (!result.allow) throw denial(caller, action, resource, 'no-identity-allow', false);
 }
 
 /**
@@ -141,6 +147,7 @@ function decide(access: AccessControl | undefined, req: KeyAccessRequest, keyPol
   const fromKey = evaluateKeyPolicy(keyPolicy(), evaluation);
   if (fromKey.deny) return { allowed: false, reason: 'resource-deny' };
   const policies = access.directory.identityPoliciesOf(caller);
+  // undefined: the account root, which identity policies do not restrict.
   const fromIdentity = policies ? evaluateIdentityPolicies(policies, evaluation) : { deny: false, allow: true };
   if (fromIdentity.deny) return { allowed: false, reason: 'identity-deny' };
 

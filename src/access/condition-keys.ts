@@ -29,8 +29,14 @@ export interface RequestConditions {
   tagKeys?: readonly string[];
   /** CreateKey / PutKeyPolicy */
   bypassPolicyLockoutSafetyCheck?: boolean;
-  /** ReEncrypt */
+  /** ReEncrypt: the source and destination are the same key. */
   reEncryptOnSameKey?: boolean;
+  /** GetParametersForImport */
+  wrappingAlgorithm?: string;
+  wrappingKeySpec?: string;
+  /** ImportKeyMaterial: the expiration model in effect, and ValidTo in epoch seconds. */
+  expirationModel?: string;
+  validTo?: number;
   /** CreateKey: the key that is being created (other operations take these from the key). */
   keySpec?: string;
   keyUsage?: string;
@@ -49,6 +55,8 @@ export interface ConditionInput {
   requestAlias?: string;
   /** Aliases that point at the key (kms:ResourceAliases). */
   resourceAliases?: readonly string[];
+  /** The caller's tags (aws:PrincipalTag/<key>). */
+  principalTags?: Readonly<Record<string, string>>;
   request: RequestConditions;
 }
 
@@ -63,7 +71,9 @@ export function conditionValuesOf(input: ConditionInput): ConditionValues {
   set('aws:PrincipalArn', principalArnForPolicies(caller.principalArn));
   set('aws:PrincipalAccount', caller.accountId);
   set('aws:PrincipalType', principalType(caller.principalArn));
-  set('aws:userid', caller.accessKeyId);
+  set('aws:userid', userIdOf(caller));
+  set('aws:username', userNameOf(caller.principalArn));
+  for (const [k, v] of Object.entries(input.principalTags ?? {})) set(`aws:PrincipalTag/${k}`, v);
   set('aws:SourceIp', input.sourceIp);
   set('aws:CurrentTime', new Date(input.now).toISOString());
   set('aws:EpochTime', Math.floor(input.now / 1000));
@@ -96,6 +106,10 @@ export function conditionValuesOf(input: ConditionInput): ConditionValues {
   set('kms:RotationPeriodInDays', request.rotationPeriodInDays);
   set('kms:BypassPolicyLockoutSafetyCheck', request.bypassPolicyLockoutSafetyCheck);
   set('kms:ReEncryptOnSameKey', request.reEncryptOnSameKey);
+  set('kms:WrappingAlgorithm', request.wrappingAlgorithm);
+  set('kms:WrappingKeySpec', request.wrappingKeySpec);
+  set('kms:ExpirationModel', request.expirationModel);
+  set('kms:ValidTo', request.validTo);
   set('kms:RequestAlias', input.requestAlias);
   if (input.resourceAliases && input.resourceAliases.length > 0) set('kms:ResourceAliases', input.resourceAliases);
   for (const tag of key?.tags ?? []) set(`aws:ResourceTag/${tag.TagKey}`, tag.TagValue);
@@ -103,6 +117,24 @@ export function conditionValuesOf(input: ConditionInput): ConditionValues {
   const tagKeys = request.tagKeys ?? request.requestTags?.map((t) => t.TagKey);
   if (tagKeys && tagKeys.length > 0) set('aws:TagKeys', tagKeys);
   return values;
+}
+
+/**
+ * aws:userid as IAM sets it: the account id for the root; for users and roles the unique id
+ * the credentials file gives (`userId`), else the access key id (p11kms has no IAM unique
+ * ids); for an assumed-role session `<role id>:<session name>`.
+ */
+export function userIdOf(caller: Caller): string {
+  if (caller.principalArn.endsWith(':root')) return caller.accountId;
+  const session = /:assumed-role\/[^/]+\/(.+)$/.exec(caller.principalArn);
+  if (session && !(caller.userId ?? '').includes(':')) return `${caller.userId ?? caller.accessKeyId}:${session[1]}`;
+  return caller.userId ?? caller.accessKeyId;
+}
+
+/** aws:username: IAM users only (the name without its path). */
+function userNameOf(arn: string): string | undefined {
+  const m = /^arn:aws[a-z-]*:iam::\d{12}:user\/(?:.*\/)?([^/]+)$/.exec(arn);
+  return m?.[1];
 }
 
 function principalType(arn: string): string {

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { plainPattern, type PatternChar, type ResolvedPattern, resolvePattern } from './policy-variables';
 
 /**
  * IAM condition operators over a request's condition values, as AWS evaluates them:
@@ -15,7 +16,10 @@ import { BlockList, isIP } from 'node:net';
 /** Condition values of one request, keyed by lower-cased condition key. Absent = not in the request. */
 export type ConditionValues = ReadonlyMap<string, readonly string[]>;
 
-type Matcher = (requestValue: string, policyValue: string) => boolean;
+/** Compares a request value with a policy value (variables already resolved). */
+type Matcher = (requestValue: string, policyValue: ResolvedPattern) => boolean;
+type TextMatcher = (requestValue: string, policyValue: string) => boolean;
+const exact = (match: TextMatcher): Matcher => (r, p) => match(r, p.text);
 
 interface OperatorDef {
   match: Matcher;
@@ -23,33 +27,33 @@ interface OperatorDef {
 }
 
 const BASE_OPERATORS: Record<string, OperatorDef> = {
-  StringEquals: { match: (r, p) => r === p, negated: false },
-  StringNotEquals: { match: (r, p) => r === p, negated: true },
-  StringEqualsIgnoreCase: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: false },
-  StringNotEqualsIgnoreCase: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: true },
-  StringLike: { match: (r, p) => globMatch(p, r), negated: false },
-  StringNotLike: { match: (r, p) => globMatch(p, r), negated: true },
-  NumericEquals: { match: numeric((r, p) => r === p), negated: false },
-  NumericNotEquals: { match: numeric((r, p) => r === p), negated: true },
-  NumericLessThan: { match: numeric((r, p) => r < p), negated: false },
-  NumericLessThanEquals: { match: numeric((r, p) => r <= p), negated: false },
-  NumericGreaterThan: { match: numeric((r, p) => r > p), negated: false },
-  NumericGreaterThanEquals: { match: numeric((r, p) => r >= p), negated: false },
-  DateEquals: { match: date((r, p) => r === p), negated: false },
-  DateNotEquals: { match: date((r, p) => r === p), negated: true },
-  DateLessThan: { match: date((r, p) => r < p), negated: false },
-  DateLessThanEquals: { match: date((r, p) => r <= p), negated: false },
-  DateGreaterThan: { match: date((r, p) => r > p), negated: false },
-  DateGreaterThanEquals: { match: date((r, p) => r >= p), negated: false },
-  Bool: { match: (r, p) => r.toLowerCase() === p.toLowerCase(), negated: false },
-  BinaryEquals: { match: (r, p) => r === p, negated: false },
-  IpAddress: { match: ipMatch, negated: false },
-  NotIpAddress: { match: ipMatch, negated: true },
+  StringEquals: { match: exact((r, p) => r === p), negated: false },
+  StringNotEquals: { match: exact((r, p) => r === p), negated: true },
+  StringEqualsIgnoreCase: { match: exact((r, p) => r.toLowerCase() === p.toLowerCase()), negated: false },
+  StringNotEqualsIgnoreCase: { match: exact((r, p) => r.toLowerCase() === p.toLowerCase()), negated: true },
+  StringLike: { match: (r, p) => globMatchChars(p.chars, r), negated: false },
+  StringNotLike: { match: (r, p) => globMatchChars(p.chars, r), negated: true },
+  NumericEquals: { match: exact(numeric((r, p) => r === p)), negated: false },
+  NumericNotEquals: { match: exact(numeric((r, p) => r === p)), negated: true },
+  NumericLessThan: { match: exact(numeric((r, p) => r < p)), negated: false },
+  NumericLessThanEquals: { match: exact(numeric((r, p) => r <= p)), negated: false },
+  NumericGreaterThan: { match: exact(numeric((r, p) => r > p)), negated: false },
+  NumericGreaterThanEquals: { match: exact(numeric((r, p) => r >= p)), negated: false },
+  DateEquals: { match: exact(date((r, p) => r === p)), negated: false },
+  DateNotEquals: { match: exact(date((r, p) => r === p)), negated: true },
+  DateLessThan: { match: exact(date((r, p) => r < p)), negated: false },
+  DateLessThanEquals: { match: exact(date((r, p) => r <= p)), negated: false },
+  DateGreaterThan: { match: exact(date((r, p) => r > p)), negated: false },
+  DateGreaterThanEquals: { match: exact(date((r, p) => r >= p)), negated: false },
+  Bool: { match: exact((r, p) => r.toLowerCase() === p.toLowerCase()), negated: false },
+  BinaryEquals: { match: exact((r, p) => r === p), negated: false },
+  IpAddress: { match: exact(ipMatch), negated: false },
+  NotIpAddress: { match: exact(ipMatch), negated: true },
   // AWS: ArnEquals and ArnLike behave the same (both accept wildcards per ARN segment).
-  ArnEquals: { match: arnMatch, negated: false },
-  ArnLike: { match: arnMatch, negated: false },
-  ArnNotEquals: { match: arnMatch, negated: true },
-  ArnNotLike: { match: arnMatch, negated: true },
+  ArnEquals: { match: arnMatchResolved, negated: false },
+  ArnLike: { match: arnMatchResolved, negated: false },
+  ArnNotEquals: { match: arnMatchResolved, negated: true },
+  ArnNotLike: { match: arnMatchResolved, negated: true },
 };
 
 interface ParsedOperator {
@@ -80,17 +84,23 @@ export function isConditionOperator(name: string): boolean {
   return parseOperator(name) !== undefined;
 }
 
-/** Does one condition (operator, key, policy values) hold for the request? */
-export function evaluateCondition(operator: string, key: string, policyValues: readonly string[], values: ConditionValues): boolean {
+/**
+ * Does one condition (operator, key, policy values) hold for the request? With `variables`
+ * (policy Version 2012-10-17), policy variables in the values are resolved first; a value
+ * whose variable cannot be resolved matches nothing.
+ */
+export function evaluateCondition(operator: string, key: string, rawPolicyValues: readonly string[], values: ConditionValues, variables = false): boolean {
   const op = parseOperator(operator);
   if (!op) return false;
   const requestValues = values.get(key.toLowerCase());
   const absent = requestValues === undefined || requestValues.length === 0;
   if (op.base === 'Null') {
+    const policyValues = rawPolicyValues;
     // {"Null": {"k": "true"}} holds when k is absent.
     return policyValues.some((v) => (v.toLowerCase() === 'true') === absent);
   }
   const def = op.base;
+  const policyValues = rawPolicyValues.map((p) => resolvePattern(p, values, variables)).filter((p): p is ResolvedPattern => p !== undefined);
   const positive = (v: string) => policyValues.some((p) => def.match(v, p));
   const holds = (v: string) => (def.negated ? !positive(v) : positive(v));
   if (absent) {
@@ -108,25 +118,30 @@ export function evaluateCondition(operator: string, key: string, policyValues: r
 export function conditionsHold(
   conditions: readonly { operator: string; key: string; values: readonly string[] }[],
   values: ConditionValues,
+  variables = false,
 ): boolean {
-  return conditions.every((c) => evaluateCondition(c.operator, c.key, c.values, values));
+  return conditions.every((c) => evaluateCondition(c.operator, c.key, c.values, values, variables));
 }
 
 /** IAM wildcard matching: `*` any run of characters, `?` any one character. */
 export function globMatch(pattern: string, value: string, ignoreCase = false): boolean {
-  const p = ignoreCase ? pattern.toLowerCase() : pattern;
-  const v = ignoreCase ? value.toLowerCase() : value;
-  if (!p.includes('*') && !p.includes('?')) return p === v;
+  return globMatchChars(plainPattern(pattern).chars, value, ignoreCase);
+}
+
+/** Wildcard matching over a resolved pattern: only characters written as wildcards act as wildcards. */
+export function globMatchChars(pattern: readonly PatternChar[], value: string, ignoreCase = false): boolean {
+  const p = ignoreCase ? pattern.map((x) => ({ c: x.c.toLowerCase(), wild: x.wild })) : pattern;
+  const v = [...(ignoreCase ? value.toLowerCase() : value)];
   // Iterative wildcard match (no regular expressions built from policy text).
   let pi = 0;
   let vi = 0;
   let star = -1;
   let mark = 0;
   while (vi < v.length) {
-    if (pi < p.length && (p[pi] === '?' || p[pi] === v[vi])) {
+    if (pi < p.length && ((p[pi].wild && p[pi].c === '?') || (!(p[pi].wild && p[pi].c === '*') && p[pi].c === v[vi]))) {
       pi++;
       vi++;
-    } else if (pi < p.length && p[pi] === '*') {
+    } else if (pi < p.length && p[pi].wild && p[pi].c === '*') {
       star = pi++;
       mark = vi;
     } else if (star >= 0) {
@@ -136,11 +151,11 @@ export function globMatch(pattern: string, value: string, ignoreCase = false): b
       return false;
     }
   }
-  while (pi < p.length && p[pi] === '*') pi++;
+  while (pi < p.length && p[pi].wild && p[pi].c === '*') pi++;
   return pi === p.length;
 }
 
-function numeric(compare: (r: number, p: number) => boolean): Matcher {
+function numeric(compare: (r: number, p: number) => boolean): TextMatcher {
   return (r, p) => {
     const rv = Number(r);
     const pv = Number(p);
@@ -155,7 +170,7 @@ export function parseDate(value: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-function date(compare: (r: number, p: number) => boolean): Matcher {
+function date(compare: (r: number, p: number) => boolean): TextMatcher {
   return (r, p) => {
     const rv = parseDate(r);
     const pv = parseDate(p);
@@ -180,15 +195,28 @@ function ipMatch(requestValue: string, cidr: string): boolean {
 
 /** ARNs compare segment by segment (partition, service, region, account, resource) with wildcards. */
 export function arnMatch(requestValue: string, pattern: string): boolean {
-  if (pattern === '*') return true;
+  return arnMatchResolved(requestValue, plainPattern(pattern));
+}
+
+function arnMatchResolved(requestValue: string, pattern: ResolvedPattern): boolean {
+  if (pattern.chars.length === 1 && pattern.chars[0].wild && pattern.chars[0].c === '*') return true;
   const r = splitArn(requestValue);
-  const p = splitArn(pattern);
-  if (!r || !p) return false;
-  return p.every((segment, i) => globMatch(segment, r[i]));
+  const p = splitPatternArn(pattern.chars);
+  if (!r || !p || p[0].map((x) => x.c).join('') !== 'arn') return false;
+  return p.every((segment, i) => globMatchChars(segment, r[i]));
 }
 
 function splitArn(arn: string): string[] | undefined {
   const parts = arn.split(':');
   if (parts.length < 6 || parts[0] !== 'arn') return undefined;
   return [...parts.slice(0, 5), parts.slice(5).join(':')];
+}
+
+function splitPatternArn(chars: readonly PatternChar[]): PatternChar[][] | undefined {
+  const parts: PatternChar[][] = [[]];
+  for (const ch of chars) {
+    if (ch.c === ':' && parts.length < 6) parts.push([]);
+    else parts[parts.length - 1].push(ch);
+  }
+  return parts.length < 6 ? undefined : parts;
 }

@@ -11,6 +11,8 @@ export interface AccessKey {
   accountId: string;
   /** Defaults to the account root, arn:aws:iam::<accountId>:root. */
   principalArn?: string;
+  /** aws:userid (IAM's unique id, e.g. AIDA…); defaults as described in userIdOf. */
+  userId?: string;
 }
 
 /**
@@ -30,9 +32,12 @@ interface CredentialsFile {
   /**
    * Identity policies by principal ARN (user, role or assumed-role session; a role's apply to
    * its sessions): one IAM policy document or a list of them. Principals not listed have no
-   * IAM-side restriction.
+   * identity policy: as in IAM, they get only what key policies grant them directly and
+   * grants (the account root is never restricted by identity policies).
    */
   identityPolicies?: Record<string, unknown>;
+  /** aws:PrincipalTag/<key> by user or role ARN (a session has its role's tags). */
+  principalTags?: Record<string, unknown>;
 }
 
 /** Access keys by id. Secrets stay in this object; they are never logged. */
@@ -41,6 +46,7 @@ export class Credentials {
     private readonly byId: ReadonlyMap<string, AccessKey>,
     private readonly tokens: ReadonlyMap<string, AuthToken> = new Map(),
     private readonly identityPolicies: ReadonlyMap<string, readonly PolicyDocument[]> = new Map(),
+    private readonly principalTags: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map(),
   ) {}
 
   static empty(): Credentials {
@@ -57,6 +63,7 @@ export class Credentials {
         if (typeof key[field] !== 'string' || key[field] === '') throw new Error(`${file}: accessKeys[${i}] needs '${field}'`);
       }
       if (!/^\d{12}$/.test(key.accountId)) throw new Error(`${file}: accessKeys[${i}].accountId must be 12 digits`);
+      if (key.userId !== undefined && (typeof key.userId !== 'string' || key.userId === '')) throw new Error(`${file}: accessKeys[${i}].userId must be a non-empty string`);
       if (byId.has(key.accessKeyId)) throw new Error(`${file}: access key ${key.accessKeyId} is listed twice`);
       byId.set(key.accessKeyId, key);
     }
@@ -71,14 +78,14 @@ export class Credentials {
       if (tokens.has(digest)) throw new Error(`${file}: authTokens[${i}] repeats a token`);
       tokens.set(digest, entry);
     }
-    return new Credentials(byId, tokens, identityPoliciesOf(file, parsed.identityPolicies));
+    return new Credentials(byId, tokens, identityPoliciesOf(file, parsed.identityPolicies), principalTagsOf(file, parsed.principalTags));
   }
 
   /** The principals of this file and their identity policies, for access decisions. */
   directory(): PrincipalDirectory {
     const principals = [...this.byId.values()].map((k) => callerOf(k));
     for (const t of this.tokens.values()) principals.push({ accountId: t.accountId, principalArn: t.principalArn ?? `arn:aws:iam::${t.accountId}:root`, accessKeyId: '' });
-    return new PrincipalDirectory(principals, this.identityPolicies);
+    return new PrincipalDirectory(principals, this.identityPolicies, this.principalTags);
   }
 
   find(accessKeyId: string): AccessKey | undefined {
@@ -111,6 +118,20 @@ function identityPoliciesOf(file: string, raw: unknown): Map<string, PolicyDocum
   return out;
 }
 
+function principalTagsOf(file: string, raw: unknown): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  if (raw === undefined) return out;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: principalTags must map principal ARNs to {"key": "value"} objects`);
+  for (const [principal, tags] of Object.entries(raw)) {
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:(user|role)\/.+$/.test(principal)) throw new Error(`${file}: principalTags: '${principal}' is not a user or role ARN`);
+    if (typeof tags !== 'object' || tags === null || Array.isArray(tags) || !Object.values(tags).every((v) => typeof v === 'string')) {
+      throw new Error(`${file}: principalTags['${principal}'] must be an object of string values`);
+    }
+    out.set(principal, tags as Record<string, string>);
+  }
+  return out;
+}
+
 function tokenDigest(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
@@ -120,5 +141,6 @@ export function callerOf(key: AccessKey): Caller {
     accountId: key.accountId,
     principalArn: key.principalArn ?? `arn:aws:iam::${key.accountId}:root`,
     accessKeyId: key.accessKeyId,
+    ...(key.userId !== undefined ? { userId: key.userId } : {}),
   };
 }

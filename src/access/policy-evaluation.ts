@@ -1,7 +1,8 @@
-import { type ConditionValues, conditionsHold, globMatch } from './condition-operators';
+import { type ConditionValues, conditionsHold, globMatch, globMatchChars } from './condition-operators';
 import type { PolicyDocument, PrincipalSet, Statement } from './policy-document';
 import type { Caller } from './principal';
-import { matchPrincipal, type PrincipalMatch } from './principal-matching';
+import { identitiesOf, matchPrincipal, type PrincipalMatch } from './principal-matching';
+import { resolvePattern } from './policy-variables';
 
 /** One question put to a policy: may `caller` do `action` on `resource` with these condition values? */
 export interface EvaluationRequest {
@@ -27,11 +28,12 @@ export interface KeyPolicyResult {
 export function evaluateKeyPolicy(policy: PolicyDocument, request: EvaluationRequest): KeyPolicyResult {
   let deny = false;
   let allow: PrincipalMatch = 'none';
+  const variables = hasVariables(policy);
   for (const statement of policy.statements) {
-    if (!actionApplies(statement, request.action) || !resourceApplies(statement, request.resource)) continue;
+    if (!actionApplies(statement, request.action) || !resourceApplies(statement, request, variables)) continue;
     const match = principalApplies(statement, request.caller);
     if (match === 'none') continue;
-    if (!conditionsHold(statement.conditions, request.values)) continue;
+    if (!conditionsHold(statement.conditions, request.values, variables)) continue;
     if (statement.effect === 'Deny') deny = true;
     else if (match === 'direct' || allow === 'none') allow = match;
   }
@@ -43,9 +45,10 @@ export function evaluateIdentityPolicies(policies: readonly PolicyDocument[], re
   let deny = false;
   let allow = false;
   for (const policy of policies) {
+    const variables = hasVariables(policy);
     for (const statement of policy.statements) {
-      if (!actionApplies(statement, request.action) || !resourceApplies(statement, request.resource)) continue;
-      if (!conditionsHold(statement.conditions, request.values)) continue;
+      if (!actionApplies(statement, request.action) || !resourceApplies(statement, request, variables)) continue;
+      if (!conditionsHold(statement.conditions, request.values, variables)) continue;
       if (statement.effect === 'Deny') deny = true;
       else allow = true;
     }
@@ -53,7 +56,7 @@ export function evaluateIdentityPolicies(policies: readonly PolicyDocument[], re
   return { deny, allow };
 }
 
-/** `kms:*`, `kms:ReEncrypt*`, `*`: IAM action names compare case-insensitively with wildcards. */
+/** `kms:*`, `kms:ReEncrypt*`, `*`: IAM action names compare case-insensitively with wildcards (no variables). */
 export function actionMatches(pattern: string, action: string): boolean {
   return globMatch(pattern, action, true);
 }
@@ -63,21 +66,53 @@ function actionApplies(statement: Statement, action: string): boolean {
   return !statement.notAction!.some((p) => actionMatches(p, action));
 }
 
-/** Resource patterns match the key ARN (with wildcards); "*" in a key policy is "this key". */
-export function resourceMatches(pattern: string, resource: string): boolean {
-  return pattern === '*' || globMatch(pattern, resource);
+/** Policy variables exist in the 2012-10-17 policy language only (an omitted Version is 2008-10-17). */
+function hasVariables(policy: PolicyDocument): boolean {
+  return policy.version === '2012-10-17';
 }
 
-function resourceApplies(statement: Statement, resource: string): boolean {
-  if (statement.resource) return statement.resource.some((p) => resourceMatches(p, resource));
-  if (statement.notResource) return !statement.notResource.some((p) => resourceMatches(p, resource));
+/**
+ * Resource patterns match the key ARN (with wildcards, after policy variables are resolved;
+ * a pattern with an unresolvable variable matches nothing); "*" in a key policy is "this key".
+ */
+export function resourceMatches(pattern: string, resource: string, values: ConditionValues = new Map(), variables = false): boolean {
+  if (pattern === '*') return true;
+  const resolved = resolvePattern(pattern, values, variables);
+  return resolved !== undefined && globMatchChars(resolved.chars, resource);
+}
+
+function resourceApplies(statement: Statement, request: EvaluationRequest, variables: boolean): boolean {
+  const matches = (p: string) => resourceMatches(p, request.resource, request.values, variables);
+  if (statement.resource) return statement.resource.some(matches);
+  if (statement.notResource) return !statement.notResource.some(matches);
   return true;
 }
 
 function principalApplies(statement: Statement, caller: Caller): PrincipalMatch {
   if (statement.principal) return bestMatch(statement.principal, caller, statement.effect);
-  if (statement.notPrincipal) return bestMatch(statement.notPrincipal, caller, statement.effect) === 'none' ? 'direct' : 'none';
+  if (statement.notPrincipal) return notPrincipalApplies(statement.notPrincipal, caller, statement.effect);
   return 'none';
+}
+
+/**
+ * NotPrincipal, with AWS's special cases. A request is made by every identity in the
+ * caller's chain: an assumed-role session by the session, its role and its account; a user
+ * by the user and its account; the root by its account. With Deny, a caller escapes the
+ * statement only when NotPrincipal names every identity of its chain (naming only the user
+ * or only the session still denies, through the account). With Allow, the statement applies
+ * to callers none of whose identities is named.
+ */
+function notPrincipalApplies(set: PrincipalSet, caller: Caller, effect: 'Allow' | 'Deny'): PrincipalMatch {
+  if (set.any) return 'none';
+  const named = (identity: string) => set.aws.some((p) => samePrincipal(p, identity));
+  const chain = identitiesOf(caller);
+  if (effect === 'Deny') return chain.every(named) ? 'none' : 'direct';
+  return chain.some(named) ? 'none' : 'direct';
+}
+
+function samePrincipal(policyPrincipal: string, identity: string): boolean {
+  const norm = (p: string) => (/^\d{12}$/.test(p) ? `arn:aws:iam::${p}:root` : p.replace(/^arn:aws[a-z-]*:/, 'arn:aws:'));
+  return norm(policyPrincipal) === norm(identity);
 }
 
 function bestMatch(set: PrincipalSet, caller: Caller, effect: 'Allow' | 'Deny'): PrincipalMatch {

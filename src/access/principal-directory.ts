@@ -1,11 +1,12 @@
 import type { PolicyDocument } from './policy-document';
 import type { Caller } from './principal';
-import { accountOfPrincipal, accountRootOf, principalArnForPolicies } from './principal-matching';
+import { accountOfPrincipal, accountRootOf, isAccountRoot, principalArnForPolicies } from './principal-matching';
 
 /**
- * The principals this deployment knows (from the credentials file) and their identity
- * policies — the on-premises stand-in for IAM. A principal with no identity policies
- * listed is unrestricted on the IAM side, so only key policies and grants decide for it.
+ * The principals this deployment knows (from the credentials file), their identity policies
+ * and tags — the on-premises stand-in for IAM. As in IAM, a user, role or session with no
+ * identity policy may do nothing that a key policy (naming it directly) or a grant does not
+ * allow it; the account root has every permission on the IAM side.
  */
 export class PrincipalDirectory {
   private readonly accounts = new Set<string>();
@@ -14,6 +15,7 @@ export class PrincipalDirectory {
   constructor(
     principals: Iterable<{ accountId: string; principalArn: string }>,
     private readonly identityPolicies: ReadonlyMap<string, readonly PolicyDocument[]> = new Map(),
+    private readonly principalTags: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map(),
   ) {
     for (const p of principals) {
       this.accounts.add(p.accountId);
@@ -33,8 +35,18 @@ export class PrincipalDirectory {
     return this.principals.has(principal.replace(/^arn:aws[a-z-]*:/, 'arn:aws:'));
   }
 
-  /** The caller's identity policies (an assumed-role session has its role's); undefined: unrestricted. */
+  /**
+   * The caller's identity policies (an assumed-role session listed by its own ARN has those,
+   * otherwise its role's); none is an empty list. Undefined for the account root, which IAM
+   * policies do not restrict.
+   */
   identityPoliciesOf(caller: Caller): readonly PolicyDocument[] | undefined {
-    return this.identityPolicies.get(caller.principalArn) ?? this.identityPolicies.get(principalArnForPolicies(caller.principalArn));
+    if (isAccountRoot(caller.principalArn)) return undefined;
+    return this.identityPolicies.get(caller.principalArn) ?? this.identityPolicies.get(principalArnForPolicies(caller.principalArn)) ?? [];
+  }
+
+  /** aws:PrincipalTag/<key>: the tags of the user or role (a session has its role's). */
+  principalTagsOf(caller: Caller): Readonly<Record<string, string>> {
+    return this.principalTags.get(caller.principalArn) ?? this.principalTags.get(principalArnForPolicies(caller.principalArn)) ?? {};
   }
 }

@@ -30,6 +30,18 @@ export function principalArnForPolicies(principalArn: string): string {
   return m ? `arn:${m[1]}:iam::${m[2]}:role/${m[3]}` : principalArn;
 }
 
+/**
+ * The identities a request is made by, most specific first: an assumed-role session, its
+ * role and its account root; a user or role and its account root; the account root.
+ */
+export function identitiesOf(caller: Caller): string[] {
+  const root = `arn:aws:iam::${caller.accountId}:root`;
+  const arn = caller.principalArn.replace(/^arn:aws[a-z-]*:/, 'arn:aws:');
+  if (arn === root) return [root];
+  const role = principalArnForPolicies(arn);
+  return role === arn ? [arn, root] : [arn, role, root];
+}
+
 export function isAccountRoot(principalArn: string): boolean {
   return ROOT.test(principalArn);
 }

@@ -4,4 +4,6 @@ export interface Caller {
   /** e.g. arn:aws:iam::111122223333:user/alice or arn:aws:iam::111122223333:root */
   principalArn: string;
   accessKeyId: string;
+  /** aws:userid when the credentials file names it (IAM's unique id); see userIdOf. */
+  userId?: string;
 }

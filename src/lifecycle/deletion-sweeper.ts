@@ -11,6 +11,7 @@ import type { Services } from '../operations';
 export class DeletionSweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<string[]> | undefined;
+  private orphanGrantsRemoved = false;
 
   constructor(
     private readonly services: Services,
@@ -38,6 +39,10 @@ export class DeletionSweeper {
   }
 
   private async sweepOnce(): Promise<string[]> {
+    if (!this.orphanGrantsRemoved) {
+      await this.removeOrphanGrants();
+      this.orphanGrantsRemoved = true;
+    }
     const now = this.services.clock.now();
     const due = (await this.services.store.listKeys()).filter(
       (k) => k.keyState === 'PendingDeletion' && k.deletionDate !== undefined && k.deletionDate <= now,
@@ -53,6 +58,8 @@ export class DeletionSweeper {
         for (const alias of await tx.listAliases(current)) {
           if (alias.targetKeyId === current.keyId) tx.deleteAlias(current, alias.aliasName);
         }
+        // AWS: a key's grants end with the key.
+        for (const grant of await tx.listGrants(current.keyId)) tx.deleteGrant(grant.grantId);
         return current;
       });
       if (!key) continue;
@@ -66,5 +73,18 @@ export class DeletionSweeper {
         .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail'));
     }
     return deleted;
+  }
+
+  /** Grants left behind by keys deleted before p11kms removed grants with their key (first sweep only). */
+  private async removeOrphanGrants(): Promise<void> {
+    const orphans: string[] = [];
+    for (const grant of await this.services.store.listGrants()) {
+      if (!(await this.services.store.getKey(grant.keyId))) orphans.push(grant.grantId);
+    }
+    if (orphans.length === 0) return;
+    await this.services.store.transact((tx) => {
+      for (const id of orphans) tx.deleteGrant(id);
+    });
+    this.services.log.info({ grants: orphans.length }, 'removed the grants of keys deleted earlier');
   }
 }

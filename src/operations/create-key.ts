@@ -81,6 +81,9 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     tags,
     policy,
   };
+  // The lockout safety check concerns a Policy the caller wrote; AWS's default key policy
+  // (account root, kms:*) is attached without it.
+  checkKeyPolicy(services, ctx, policy, record, input.Policy === undefined || input.BypassPolicyLockoutSafetyCheck);
   if (origin === 'EXTERNAL') {
     await services.store.transact(async (tx) => {
       if (await tx.getKey(keyId)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
@@ -88,7 +91,6 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     });
     return { KeyMetadata: keyMetadataOf(record) };
   }
-  checkKeyPolicy(services, ctx, policy, record, input.BypassPolicyLockoutSafetyCheck);
   const material = { keyId, version: 1 };
   // Token first: a crash before the store write leaves an orphan object that start-up
   // reconciliation destroys; never a key in the store without material.

@@ -11,7 +11,11 @@ import { loadKeyFor } from './shared/key-resolution';
  * second: a crash in between leaves a wrapping pair that start-up reconciliation destroys.
  */
 export const getParametersForImport: OperationHandler<'GetParametersForImport'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetParametersForImport', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'GetParametersForImport',
+    allowedStates: 'any',
+    conditions: { wrappingAlgorithm: input.WrappingAlgorithm, wrappingKeySpec: input.WrappingKeySpec },
+  });
   checkImportTarget(key);
   if (input.WrappingKeySpec === 'SM2' || input.WrappingAlgorithm === 'SM2PKE') {
     throw new KmsError('UnsupportedOperationException', 'SM2 wrapping keys are available only in AWS China Regions; the token has no SM2 mechanisms.');

@@ -3,7 +3,15 @@ import { importKeyMaterial as importMaterial } from './shared/import-material';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const importKeyMaterial: OperationHandler<'ImportKeyMaterial'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ImportKeyMaterial', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, {
+    operation: 'ImportKeyMaterial',
+    allowedStates: 'any',
+    conditions: {
+      // AWS's condition values: the expiration model in effect (the default when omitted), ValidTo in epoch seconds.
+      expirationModel: input.ExpirationModel ?? 'KEY_MATERIAL_EXPIRES',
+      validTo: input.ValidTo === undefined ? undefined : new Date(input.ValidTo).getTime() / 1000,
+    },
+  });
   const { key: updated, keyMaterialId } = await importMaterial(services, key, {
     importToken: input.ImportToken,
     encryptedKeyMaterial: input.EncryptedKeyMaterial,

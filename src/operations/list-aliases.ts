@@ -1,12 +1,19 @@
+import { KmsError } from '../errors';
+import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
-import { loadKeyFor } from './shared/key-resolution';
+import { checkAccountAction, findKey } from './shared/key-resolution';
 import { paginate } from './shared/pagination';
 
 export const listAliases: OperationHandler<'ListAliases'> = async (input, ctx, services) => {
+  // AWS authorises ListAliases by IAM policy alone, also when it is filtered by KeyId.
+  checkAccountAction(services, ctx, 'kms:ListAliases');
   let aliases = await services.store.listAliases(ctx.scope);
   if (input.KeyId !== undefined) {
-    const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListAliases', allowedStates: 'any' });
+    const key = await findKey(services, ctx, input.KeyId, KEY_ID_ACCEPTS_ALIAS['ListAliases.KeyId'] ?? false);
+    if (key.accountId !== ctx.caller.accountId) {
+      throw new KmsError('AccessDeniedException', `User: ${ctx.caller.principalArn} is not authorized to perform: kms:ListAliases on resource: ${key.arn} because no resource-based policy allows the kms:ListAliases action`);
+    }
     aliases = aliases.filter((a) => a.targetKeyId === key.keyId);
   }
   const { page, ...rest } = paginate(aliases, (a) => a.aliasName, input.Limit, input.Marker);

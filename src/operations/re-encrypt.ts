@@ -4,10 +4,34 @@ import { PayloadKind } from './shared/ciphertext';
 import { stopIfDryRun } from './shared/checks';
 import { openCiphertext, plaintextOf } from './shared/decryption';
 import { currentMaterial, materialIdOf, seal } from './shared/envelope';
-import { loadKeyFor } from './shared/key-resolution';
+import { findKey, loadKeyFor } from './shared/key-resolution';
+import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
+import { parseCiphertext } from './shared/ciphertext';
+import type { RequestContext, Services } from './context';
+import type { ReEncryptRequest } from '../model/generated/types';
 import { rsaEncrypt } from './shared/rsa-encryption';
 
+/**
+ * kms:ReEncryptOnSameKey: whether the ciphertext's key (named by the blob, or by SourceKeyId
+ * for an RSA ciphertext) is the destination key. Known before either key is authorised.
+ */
+async function sameKey(services: Services, ctx: RequestContext, input: ReEncryptRequest): Promise<boolean | undefined> {
+  const lookup = (value: string, member: string) =>
+    findKey(services, ctx, value, KEY_ID_ACCEPTS_ALIAS[`ReEncrypt.${member}`] ?? false).then((k) => k.keyId, () => undefined);
+  if (input.DestinationKeyId === undefined) return undefined;
+  let source: string | undefined;
+  try {
+    source = input.CiphertextBlob === undefined ? undefined : parseCiphertext(input.CiphertextBlob).keyId;
+  } catch {
+    source = undefined;
+  }
+  if (source === undefined && input.SourceKeyId !== undefined) source = await lookup(input.SourceKeyId, 'SourceKeyId');
+  if (source === undefined) return undefined;
+  return source === (await lookup(input.DestinationKeyId, 'DestinationKeyId'));
+}
+
 export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, services) => {
+  const reEncryptOnSameKey = await sameKey(services, ctx, input);
   const destination = await loadKeyFor(services, ctx, input.DestinationKeyId, {
     operation: 'ReEncrypt',
     member: 'DestinationKeyId',
@@ -16,6 +40,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     conditions: {
       encryptionContext: input.DestinationEncryptionContext,
       encryptionAlgorithm: input.DestinationEncryptionAlgorithm ?? 'SYMMETRIC_DEFAULT',
+      reEncryptOnSameKey,
     },
   });
   const destinationAlgorithm = encryptionAlgorithmFor(destination, input.DestinationEncryptionAlgorithm);
@@ -27,6 +52,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     keyId: input.SourceKeyId,
     algorithm: input.SourceEncryptionAlgorithm,
     context: input.SourceEncryptionContext,
+    conditions: { reEncryptOnSameKey },
     dryRun: input.DryRun,
     stopIfDryRun,
   });

@@ -2,15 +2,19 @@ import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkAliasName } from './shared/alias-names';
-import { invalidState, loadKeyFor } from './shared/key-resolution';
+import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
 
 export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, services) => {
   checkAliasName(input.AliasName);
+  // AWS: kms:UpdateAlias on the alias (IAM policy), the current and the new target key (key policies).
+  checkAliasAction(services, ctx, 'kms:UpdateAlias', input.AliasName);
   const target = await loadKeyFor(services, ctx, input.TargetKeyId, {
     operation: 'UpdateAlias',
     member: 'TargetKeyId',
     allowedStates: 'any',
   });
+  const current = await services.store.getAlias(ctx.scope, input.AliasName);
+  if (current) await loadKeyFor(services, ctx, current.targetKeyId, { operation: 'UpdateAlias', member: 'TargetKeyId', allowedStates: 'any' });
   await services.store.transact(async (tx) => {
     const alias = await tx.getAlias(ctx.scope, input.AliasName);
     if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);

@@ -10,6 +10,11 @@ import {
   DescribeKeyCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateRandomCommand,
+  GetParametersForImportCommand,
+  ImportKeyMaterialCommand,
+  ListAliasesCommand,
+  ListKeysCommand,
   GetKeyPolicyCommand,
   type KMSClient,
   ListGrantsCommand,
@@ -19,10 +24,11 @@ import {
   ReEncryptCommand,
   RetireGrantCommand,
   RevokeGrantCommand,
+  ScheduleKeyDeletionCommand,
   SignCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { administrators, expectKmsError, TestServer } from '../support/server';
 
 const A = '111122223333';
 const B = '444455556666';
@@ -40,8 +46,25 @@ const APP = p('ASIAAPP000000000001', A, `arn:aws:sts::${A}:assumed-role/billing-
 const AUDITOR = p('AKIAAUDITOR00000001', A, `arn:aws:iam::${A}:user/auditor`);
 const BOB = p('AKIABOB000000000001', B, `arn:aws:iam::${B}:user/bob`);
 const CAROL = p('AKIACAROL0000000001', B, `arn:aws:iam::${B}:user/carol`);
+const DAVE = p('AKIADAVE00000000001', A, `arn:aws:iam::${A}:user/dave`);
+const EVE = p('AKIAEVE000000000001', A, `arn:aws:iam::${A}:user/staff/eve`);
 
 const identityPolicies = {
+  ...administrators(ADMIN.principalArn, BOB.principalArn),
+  // Policy variables: eve may encrypt only with her own name and her team in the encryption
+  // context, and create aliases named after herself.
+  [EVE.principalArn]: {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Action: 'kms:Encrypt',
+        Resource: 'arn:aws:kms:*:${aws:PrincipalAccount}:key/*',
+        Condition: { StringEquals: { 'kms:EncryptionContext:owner': '${aws:username}', 'kms:EncryptionContext:team': '${aws:PrincipalTag/team}' } },
+      },
+      { Effect: 'Allow', Action: 'kms:CreateAlias', Resource: ['arn:aws:kms:*:${aws:PrincipalAccount}:alias/${aws:username}-*', 'arn:aws:kms:*:*:key/*'] },
+    ],
+  },
   [AUDITOR.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:DescribeKey', Resource: '*' }] },
   [CAROL.principalArn]: [
     { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource: `arn:aws:kms:*:${A}:key/*` }] },
@@ -51,7 +74,7 @@ const identityPolicies = {
 
 function writeCredentials(): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-access-')), 'credentials.json');
-  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL], identityPolicies }));
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL, DAVE, EVE], identityPolicies, principalTags: { [EVE.principalArn]: { team: 'billing' } } }));
   return file;
 }
 
@@ -69,7 +92,7 @@ describe('access control (strict mode): key policies, identity policies, grants'
 
   before(async () => {
     server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
-    for (const [name, who] of Object.entries({ ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL })) c[name] = server.client(who);
+    for (const [name, who] of Object.entries({ ADMIN, ROOT_A, APP, AUDITOR, BOB, CAROL, DAVE, EVE })) c[name] = server.client(who);
   });
   after(async () => server?.stop());
 
@@ -91,7 +114,7 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect(listed.Truncated).to.equal(false);
     });
 
-    it('default policy: principals of the account are allowed as far as their identity policies allow', async () => {
+    it('default policy: principals of the account are allowed as far as their identity policies allow (the administrator entry: everything)', async () => {
       const key = await createKey();
       await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
       await c.AUDITOR.send(new DescribeKeyCommand({ KeyId: key.KeyId! }));
@@ -198,6 +221,94 @@ describe('access control (strict mode): key policies, identity policies, grants'
         Policy: policy(adminStatement, { Effect: 'Deny', Principal: '*', Action: 'kms:Sign', Condition: { StringNotEquals: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256' } } }),
       });
       await c.ADMIN.send(new SignCommand({ KeyId: signing.KeyId!, Message: plaintext, SigningAlgorithm: 'ECDSA_SHA_256' }));
+    });
+  });
+
+  describe('IAM semantics: identity policies, account-level actions, variables, NotPrincipal, condition keys', function () {
+    it('a user without identity policies gets only what key policies grant it by name; the account root keeps full rights', async () => {
+      const key = await createKey();
+      const err = await expectKmsError(c.DAVE.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext })));
+      expect(err.name).to.equal('AccessDeniedException');
+      expect(err.message).to.equal(denied(DAVE, 'kms:Encrypt', key.Arn!, 'because no identity-based policy allows the kms:Encrypt action'));
+      await c.ROOT_A.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      const named = await createKey({ Policy: policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Encrypt' }) });
+      await c.DAVE.send(new EncryptCommand({ KeyId: named.KeyId!, Plaintext: plaintext }));
+    });
+
+    it('account-level actions (ListKeys, ListAliases, GenerateRandom, CreateKey, ListRetirableGrants) need the action in identity policies', async () => {
+      const cases: Array<[string, () => Promise<unknown>]> = [
+        ['kms:ListKeys', () => c.DAVE.send(new ListKeysCommand({}))],
+        ['kms:ListAliases', () => c.DAVE.send(new ListAliasesCommand({}))],
+        ['kms:GenerateRandom', () => c.DAVE.send(new GenerateRandomCommand({ NumberOfBytes: 16 }))],
+        ['kms:CreateKey', () => c.DAVE.send(new CreateKeyCommand({}))],
+        ['kms:ListRetirableGrants', () => c.DAVE.send(new ListRetirableGrantsCommand({ RetiringPrincipal: DAVE.principalArn }))],
+      ];
+      for (const [action, call] of cases) {
+        const err = await expectKmsError(call());
+        expect(err.name, action).to.equal('AccessDeniedException');
+        expect(err.message).to.equal(denied(DAVE, action, '*', `because no identity-based policy allows the ${action} action`));
+      }
+      const auditor = await expectKmsError(c.AUDITOR.send(new ListKeysCommand({})));
+      expect(auditor.message).to.equal(denied(AUDITOR, 'kms:ListKeys', '*', 'because no identity-based policy allows the kms:ListKeys action'));
+      expect((await c.ROOT_A.send(new GenerateRandomCommand({ NumberOfBytes: 16 }))).Plaintext).to.have.length(16);
+      await c.ROOT_A.send(new ListKeysCommand({}));
+      await c.ADMIN.send(new ListAliasesCommand({}));
+    });
+
+    it('policy variables: ${aws:username}, ${aws:PrincipalAccount} and ${aws:PrincipalTag/team} in conditions and resources', async () => {
+      const key = await createKey();
+      await c.EVE.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext, EncryptionContext: { owner: 'eve', team: 'billing' } }));
+      for (const context of [{ owner: 'dave', team: 'billing' }, { owner: 'eve', team: 'web' }, { owner: '${aws:username}', team: 'billing' }]) {
+        const err = await expectKmsError(c.EVE.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext, EncryptionContext: context })));
+        expect(err.message, JSON.stringify(context)).to.equal(denied(EVE, 'kms:Encrypt', key.Arn!, 'because no identity-based policy allows the kms:Encrypt action'));
+      }
+      await c.EVE.send(new CreateAliasCommand({ AliasName: 'alias/eve-reports', TargetKeyId: key.KeyId! }));
+      const other = await expectKmsError(c.EVE.send(new CreateAliasCommand({ AliasName: 'alias/dave-reports', TargetKeyId: key.KeyId! })));
+      expect(other.message).to.equal(denied(EVE, 'kms:CreateAlias', `arn:aws:kms:us-east-1:${A}:alias/dave-reports`, 'because no identity-based policy allows the kms:CreateAlias action'));
+    });
+
+    it('NotPrincipal with Deny spares an assumed-role session only when the session, its role and its account are all named', async () => {
+      const role = `arn:aws:iam::${A}:role/billing-app`;
+      const make = (...notPrincipals: string[]) =>
+        createKey({ Policy: policy(adminStatement, { Principal: { AWS: role }, Action: 'kms:Encrypt' }, { Effect: 'Deny', NotPrincipal: { AWS: [ADMIN.principalArn, ...notPrincipals] }, Action: 'kms:Encrypt' }) });
+      for (const names of [[APP.principalArn], [APP.principalArn, role]]) {
+        const key = await make(...names);
+        const err = await expectKmsError(c.APP.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext })));
+        expect(err.message, names.join()).to.equal(denied(APP, 'kms:Encrypt', key.Arn!, 'with an explicit deny in a resource-based policy'));
+      }
+      const spared = await make(APP.principalArn, role, `arn:aws:iam::${A}:root`);
+      await c.APP.send(new EncryptCommand({ KeyId: spared.KeyId!, Plaintext: plaintext }));
+    });
+
+    it('condition keys kms:ReEncryptOnSameKey, kms:WrappingAlgorithm, kms:ExpirationModel and kms:ValidTo', async () => {
+      const key = await createKey({ Policy: policy(adminStatement, { Effect: 'Deny', Principal: '*', Action: 'kms:ReEncrypt*', Condition: { Bool: { 'kms:ReEncryptOnSameKey': 'true' } } }) });
+      const other = await createKey();
+      const { CiphertextBlob } = await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      const same = await expectKmsError(c.ADMIN.send(new ReEncryptCommand({ CiphertextBlob, DestinationKeyId: key.KeyId! })));
+      expect(same.message).to.equal(denied(ADMIN, 'kms:ReEncryptTo', key.Arn!, 'with an explicit deny in a resource-based policy'));
+      await c.ADMIN.send(new ReEncryptCommand({ CiphertextBlob, DestinationKeyId: other.KeyId! }));
+
+      const external = await createKey({
+        Origin: 'EXTERNAL',
+        Policy: policy(
+          adminStatement,
+          { Effect: 'Deny', Principal: '*', Action: 'kms:GetParametersForImport', Condition: { StringNotEquals: { 'kms:WrappingAlgorithm': 'RSAES_OAEP_SHA_256' } } },
+          { Effect: 'Deny', Principal: '*', Action: 'kms:ImportKeyMaterial', Condition: { StringEquals: { 'kms:ExpirationModel': 'KEY_MATERIAL_DOES_NOT_EXPIRE' } } },
+          { Effect: 'Deny', Principal: '*', Action: 'kms:ImportKeyMaterial', Condition: { NumericGreaterThan: { 'kms:ValidTo': String(Math.floor(Date.now() / 1000) + 30 * 86400) } } },
+        ),
+      });
+      const params = { KeyId: external.KeyId!, WrappingKeySpec: 'RSA_2048' as const };
+      const sha1 = await expectKmsError(c.ADMIN.send(new GetParametersForImportCommand({ ...params, WrappingAlgorithm: 'RSAES_OAEP_SHA_1' })));
+      expect(sha1.message).to.equal(denied(ADMIN, 'kms:GetParametersForImport', external.Arn!, 'with an explicit deny in a resource-based policy'));
+      const { ImportToken } = await c.ADMIN.send(new GetParametersForImportCommand({ ...params, WrappingAlgorithm: 'RSAES_OAEP_SHA_256' }));
+      const material = { KeyId: external.KeyId!, ImportToken, EncryptedKeyMaterial: Buffer.alloc(256, 1) };
+      const forever = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand({ ...material, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' })));
+      expect(forever.message).to.equal(denied(ADMIN, 'kms:ImportKeyMaterial', external.Arn!, 'with an explicit deny in a resource-based policy'));
+      const late = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand({ ...material, ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 60 * 86400_000) })));
+      expect(late.name).to.equal('AccessDeniedException');
+      // Within the policy: the request gets past authorisation (and fails on the made-up material).
+      const soon = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand({ ...material, ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 86400_000) })));
+      expect(soon.name).to.not.equal('AccessDeniedException');
     });
   });
 
@@ -380,5 +491,32 @@ describe('access control (permissive mode): today’s behaviour for CI users', f
     const listed = await kms.send(new ListGrantsCommand({ KeyId: KeyMetadata!.KeyId! }));
     expect(listed.Grants!.map((x) => x.GrantId)).to.deep.equal([g.GrantId]);
     await kms.send(new RetireGrantCommand({ KeyId: KeyMetadata!.Arn!, GrantId: g.GrantId! }));
+  });
+});
+
+describe('grants end with their key', function () {
+  let server: TestServer;
+  after(async () => server?.stop());
+
+  it('removes a deleted key’s grants from the store, and at start-up the grants of keys deleted by earlier versions', async () => {
+    server = await TestServer.start({ auth: 'permissive' });
+    const kms = server.client();
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+    const keyId = KeyMetadata!.KeyId!;
+    const kept = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    await kms.send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: `arn:aws:iam::${A}:role/x`, Operations: ['Decrypt'] }));
+    const keptGrant = await kms.send(new CreateGrantCommand({ KeyId: kept, GranteePrincipal: `arn:aws:iam::${A}:role/x`, Operations: ['Decrypt'] }));
+    await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+    await server.stop();
+    // A grant whose key vanished without it (what versions before this one left behind).
+    const file = path.join(server.dataDir, 'metadata.json');
+    const metadata = JSON.parse(fs.readFileSync(file, 'utf8')) as { grants: Array<{ grantId: string; keyId: string }> };
+    metadata.grants.push({ ...metadata.grants[0], grantId: 'f'.repeat(64), keyId: '00000000-0000-4000-8000-000000000000' });
+    fs.writeFileSync(file, JSON.stringify(metadata));
+
+    server = await TestServer.start({ auth: 'permissive', dataDir: server.dataDir, clockOffsetSeconds: 8 * 86400 });
+    await server.stop();
+    const after = JSON.parse(fs.readFileSync(file, 'utf8')) as { grants: Array<{ grantId: string }> };
+    expect(after.grants.map((g) => g.grantId)).to.deep.equal([keptGrant.GrantId]);
   });
 });

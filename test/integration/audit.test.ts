@@ -22,7 +22,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { administrators, expectKmsError, TestServer } from '../support/server';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
@@ -33,7 +33,7 @@ type Row = Record<string, any>;
 
 function writeCredentials(): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-creds-')), 'credentials.json');
-  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ALICE] }));
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ALICE], identityPolicies: administrators(ALICE.principalArn) }));
   return file;
 }
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { administrators, TestServer } from '../support/server';
 
 /**
  * The Huawei Cloud / Open Telekom Cloud KMS dialect over HTTP against a real server and token.
@@ -433,6 +433,7 @@ describe('Huawei Cloud / OTC dialect: strict authentication and project mapping'
           { token: 'alice-token', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' },
           { token: 'bob-token', accountId: '444455556666' },
         ],
+        identityPolicies: administrators('arn:aws:iam::111122223333:user/alice'),
       }),
     );
     server = await TestServer.start({

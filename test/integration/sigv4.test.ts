@@ -6,14 +6,14 @@ import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand }
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { administrators, expectKmsError, TestServer } from '../support/server';
 
 const ALICE = { accessKeyId: 'AKIAALICE0000000001', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
 const BOB = { accessKeyId: 'AKIABOB00000000002', secretAccessKey: 'bob-secret', accountId: '444455556666', principalArn: 'arn:aws:iam::444455556666:user/bob' };
 
 function writeCredentials(): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-creds-')), 'credentials.json');
-  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ALICE, BOB] }));
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ALICE, BOB], identityPolicies: administrators(ALICE.principalArn, BOB.principalArn) }));
   return file;
 }
 

@@ -6,6 +6,18 @@ import { KMSClient } from '@aws-sdk/client-kms';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
+/**
+ * The ready-made administrator identity policy of the README (every KMS action on every
+ * resource): in strict mode, users, roles and sessions need an identity policy for anything
+ * their key policies do not grant them directly.
+ */
+export const ADMINISTRATOR_POLICY = { Version: '2012-10-17', Statement: [{ Sid: 'KmsAdministrator', Effect: 'Allow', Action: 'kms:*', Resource: '*' }] };
+
+/** identityPolicies giving each principal the administrator policy. */
+export function administrators(...principalArns: string[]): Record<string, typeof ADMINISTRATOR_POLICY> {
+  return Object.fromEntries(principalArns.map((arn) => [arn, ADMINISTRATOR_POLICY]));
+}
+
 export interface ServerOptions {
   /** Reuse a data directory (restart tests); a fresh temporary one otherwise. */
   dataDir?: string;

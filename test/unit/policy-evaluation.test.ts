@@ -220,8 +220,17 @@ describe('policy evaluation (unit)', function () {
       }
     }
 
-    it('the default policy (account root) allows a principal of the account without identity policies', function () {
-      expect(decide(access(), ALICE, 'kms:Decrypt', withPolicy(rootAll))).to.equal('allow');
+    const ADMIN_POLICY = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] };
+
+    it('the default policy (account root): a user without identity policies gets nothing, the root everything, an administrator policy restores the user', function () {
+      expect(decide(access(), ALICE, 'kms:Decrypt', withPolicy(rootAll))).to.equal(
+        `User: ${ALICE.principalArn} is not authorized to perform: kms:Decrypt on resource: ${key.arn} because no identity-based policy allows the kms:Decrypt action`,
+      );
+      expect(decide(access(), SESSION, 'kms:Decrypt', withPolicy(rootAll))).to.match(/no identity-based policy allows/);
+      expect(decide(access(), ROOT_A, 'kms:Decrypt', withPolicy(rootAll))).to.equal('allow');
+      expect(decide(access({ [ALICE.principalArn]: [ADMIN_POLICY] }), ALICE, 'kms:Decrypt', withPolicy(rootAll))).to.equal('allow');
+      // A session has its role's identity policies.
+      expect(decide(access({ [`arn:aws:iam::${A}:role/app`]: [ADMIN_POLICY] }), SESSION, 'kms:Decrypt', withPolicy(rootAll))).to.equal('allow');
     });
 
     it('IAM delegation: a principal with identity policies needs one that allows', function () {
@@ -247,7 +256,7 @@ describe('policy evaluation (unit)', function () {
       expect(decide(access(), ALICE, 'kms:Decrypt', k)).to.equal(
         `User: ${ALICE.principalArn} is not authorized to perform: kms:Decrypt on resource: ${key.arn} with an explicit deny in a resource-based policy`,
       );
-      expect(decide(access(), ALICE, 'kms:Encrypt', k)).to.equal('allow');
+      expect(decide(access({ [ALICE.principalArn]: [ADMIN_POLICY] }), ALICE, 'kms:Encrypt', k)).to.equal('allow');
     });
 
     it('explicit Deny in an identity policy wins over the key policy', function () {
@@ -268,10 +277,12 @@ describe('policy evaluation (unit)', function () {
 
     it('cross-account: the key policy must allow the other account and its identity policy must allow', function () {
       const k = withPolicy(rootAll, { Principal: { AWS: `arn:aws:iam::${B}:root` }, Action: ['kms:Encrypt', 'kms:PutKeyPolicy'] });
-      expect(decide(access(), BOB, 'kms:Encrypt', k)).to.equal('allow');
-      expect(decide(access(), BOB, 'kms:Decrypt', k)).to.match(/no resource-based policy allows the kms:Decrypt action$/);
+      const bobAdmin = access({ [BOB.principalArn]: [ADMIN_POLICY] });
+      expect(decide(bobAdmin, BOB, 'kms:Encrypt', k)).to.equal('allow');
+      expect(decide(access(), BOB, 'kms:Encrypt', k)).to.match(/no identity-based policy allows the kms:Encrypt action$/);
+      expect(decide(bobAdmin, BOB, 'kms:Decrypt', k)).to.match(/no resource-based policy allows the kms:Decrypt action$/);
       // PutKeyPolicy is never cross-account.
-      expect(decide(access(), BOB, 'kms:PutKeyPolicy', k)).to.match(/no resource-based policy/);
+      expect(decide(bobAdmin, BOB, 'kms:PutKeyPolicy', k)).to.match(/no resource-based policy/);
       const restricted = access({ [BOB.principalArn]: [{ Statement: [{ Effect: 'Allow', Action: 'kms:Decrypt', Resource: '*' }] }] });
       expect(decide(restricted, BOB, 'kms:Encrypt', k)).to.match(/no identity-based policy allows the kms:Encrypt action$/);
     });
@@ -319,12 +330,48 @@ describe('policy evaluation (unit)', function () {
       expect(decide(access(), BOB, 'kms:Decrypt', k, { encryptionContext: { app: 'x', b: 'c' } }, [equals])).to.match(/no resource/);
     });
 
+    it('policy variables in Resource and condition values; escapes; unresolvable variables match nothing; not in the 2008 language', function () {
+      const ctx = values({ 'aws:username': 'alice', 'aws:PrincipalAccount': A, 'aws:PrincipalTag/team': 'billing', 'kms:EncryptionContext:owner': 'alice' });
+      expect(evaluateCondition('StringEquals', 'kms:EncryptionContext:owner', ['${aws:username}'], ctx, true)).to.equal(true);
+      expect(evaluateCondition('StringEquals', 'kms:EncryptionContext:owner', ['${aws:username}'], ctx, false)).to.equal(false);
+      expect(evaluateCondition('StringEquals', 'aws:PrincipalTag/team', ['${aws:PrincipalTag/team}'], ctx, true)).to.equal(true);
+      // ${*} is a literal star, a plain * a wildcard.
+      expect(evaluateCondition('StringLike', 'k', ['a${*}'], values({ k: 'abc' }), true)).to.equal(false);
+      expect(evaluateCondition('StringLike', 'k', ['a${*}'], values({ k: 'a*' }), true)).to.equal(true);
+      expect(evaluateCondition('StringLike', 'k', ['a*'], values({ k: 'abc' }), true)).to.equal(true);
+      expect(evaluateCondition('StringEquals', 'k', ['${$}{x}${?}'], values({ k: '${x}?' }), true)).to.equal(true);
+      // Absent key: no match, unless a default is given.
+      expect(evaluateCondition('StringEquals', 'k', ['${aws:userid}'], values({ k: 'x' }), true)).to.equal(false);
+      expect(evaluateCondition('StringEquals', 'k', ["${aws:userid, 'it''s'}"], values({ k: "it's" }), true)).to.equal(true);
+      const k = withPolicy({ Principal: { AWS: ALICE.principalArn }, Action: 'kms:*', Resource: 'arn:aws:kms:*:${aws:PrincipalAccount}:key/*' });
+      expect(decide(access(), ALICE, 'kms:Encrypt', k)).to.equal('allow');
+      const noUser = withPolicy({ Principal: '*', Action: 'kms:*', Resource: 'arn:aws:kms:*:*:key/${aws:username}*' });
+      expect(decide(access(), SESSION, 'kms:Encrypt', noUser)).to.match(/no resource-based policy/);
+    });
+
+    it('NotPrincipal with Deny spares a caller only when it names every identity of its chain', function () {
+      const roleArn = `arn:aws:iam::${A}:role/app`;
+      const deny = (...names: string[]) => withPolicy(rootAll, { Effect: 'Deny', NotPrincipal: { AWS: names }, Action: 'kms:Encrypt' });
+      const admin = access({ [SESSION.principalArn]: [ADMIN_POLICY], [ALICE.principalArn]: [ADMIN_POLICY] });
+      expect(decide(admin, SESSION, 'kms:Encrypt', deny(SESSION.principalArn))).to.match(/explicit deny in a resource-based policy$/);
+      expect(decide(admin, SESSION, 'kms:Encrypt', deny(SESSION.principalArn, roleArn))).to.match(/explicit deny/);
+      expect(decide(admin, SESSION, 'kms:Encrypt', deny(SESSION.principalArn, roleArn, `arn:aws:iam::${A}:root`))).to.equal('allow');
+      expect(decide(admin, ALICE, 'kms:Encrypt', deny(ALICE.principalArn))).to.match(/explicit deny/);
+      expect(decide(admin, ALICE, 'kms:Encrypt', deny(ALICE.principalArn, A))).to.equal('allow');
+      expect(decide(access(), ROOT_A, 'kms:Encrypt', deny(A))).to.equal('allow');
+      // NotPrincipal with Allow: everyone but the named.
+      const allow = withPolicy({ NotPrincipal: { AWS: ALICE.principalArn }, Action: 'kms:Encrypt' });
+      expect(decide(access(), ALICE, 'kms:Encrypt', allow)).to.match(/no resource-based policy/);
+      expect(decide(access(), SESSION, 'kms:Encrypt', allow)).to.equal('allow');
+    });
+
     it('the lockout check refuses a policy that would stop the caller from changing it', function () {
       const doc = parsePolicy(JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: BOB.principalArn }, Action: 'kms:*', Resource: '*' }] }), 'key');
       const v = conditionValuesOf({ caller: ALICE, region: 'us-east-1', now: 0, key, request: {} });
       expect(() => checkPolicyLockout(access(), ALICE, doc, key, v)).to.throw('The new key policy will not allow you to update the key policy in the future.');
       const ok = parsePolicy(JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: A }, Action: 'kms:*', Resource: '*' }] }), 'key');
-      expect(() => checkPolicyLockout(access(), ALICE, ok, key, v)).not.to.throw();
+      expect(() => checkPolicyLockout(access(), ALICE, ok, key, v)).to.throw('The new key policy will not allow you to update the key policy in the future.');
+      expect(() => checkPolicyLockout(access({ [ALICE.principalArn]: [ADMIN_POLICY] }), ALICE, ok, key, v)).not.to.throw();
     });
 
     it('RetireGrant: retiring principal, grantee with RetireGrant, or the issuing account root', function () {

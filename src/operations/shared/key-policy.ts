@@ -1,8 +1,8 @@
 import { checkPolicyLockout } from '../../access/authorize';
-import { conditionValuesOf } from '../../access/condition-keys';
 import { parsePolicy } from '../../access/policy-document';
 import type { KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
+import { requestConditionValues } from './key-resolution';
 
 /** The only key policy name AWS KMS has. */
 export const POLICY_NAME = 'default';
@@ -18,13 +18,6 @@ export function checkKeyPolicy(services: Services, ctx: RequestContext, policy: 
   const directory = access?.enforce ? access.directory : undefined;
   const document = parsePolicy(policy, 'key', directory ? { principalExists: (p) => directory.principalExists(p) } : {});
   if (bypassLockoutCheck) return;
-  const values = conditionValuesOf({
-    caller: ctx.caller,
-    region: ctx.scope.region,
-    now: services.clock.now(),
-    sourceIp: ctx.sourceIp,
-    key,
-    request: { bypassPolicyLockoutSafetyCheck: false },
-  });
+  const values = requestConditionValues(services, ctx, { key, request: { bypassPolicyLockoutSafetyCheck: false } });
   checkPolicyLockout(access, ctx.caller, document, key, values);
 }

@@ -1,5 +1,6 @@
 import { authorizeAccountAction, authorizeKeyAction } from '../../access/authorize';
-import { conditionValuesOf, type RequestConditions } from '../../access/condition-keys';
+import { type ConditionInput, conditionValuesOf, type RequestConditions } from '../../access/condition-keys';
+import type { ConditionValues } from '../../access/condition-operators';
 import type { GrantRecord } from '../../store/grant-record';
 import { KmsError } from '../../errors';
 import type { KeyUsageType, OperationName } from '../../model/generated/types';
@@ -124,9 +125,7 @@ async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRec
     ? (await services.store.listAliases({ region: key.region, accountId: key.accountId })).filter((a) => a.targetKeyId === key.keyId).map((a) => a.aliasName)
     : [];
   const request = use.conditions ?? {};
-  const values = enforce
-    ? conditionValuesOf({ caller: ctx.caller, region: ctx.scope.region, now: services.clock.now(), sourceIp: ctx.sourceIp, key, requestAlias: use.requestAlias, resourceAliases, request })
-    : new Map<string, string[]>();
+  const values = enforce ? requestConditionValues(services, ctx, { key, requestAlias: use.requestAlias, resourceAliases, request }) : new Map<string, string[]>();
   const { grant } = authorizeKeyAction(access, {
     caller: ctx.caller,
     action: use.action ?? `kms:${use.operation}`,
@@ -140,11 +139,32 @@ async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRec
   return grant;
 }
 
-/** Actions on no key (CreateKey, ListRetirableGrants, …): the caller's identity policies decide. */
+/** The condition values of this request (caller, clock, source address, principal tags and `more`). */
+export function requestConditionValues(services: Services, ctx: RequestContext, more: Omit<ConditionInput, 'caller' | 'region' | 'now' | 'sourceIp'>): ConditionValues {
+  return conditionValuesOf({
+    caller: ctx.caller,
+    region: ctx.scope.region,
+    now: services.clock.now(),
+    sourceIp: ctx.sourceIp,
+    principalTags: services.access?.directory.principalTagsOf(ctx.caller),
+    ...more,
+  });
+}
+
+/**
+ * Actions AWS authorises by IAM policy alone (CreateKey, ListKeys, ListAliases,
+ * GenerateRandom, ListRetirableGrants, the custom key store operations): the caller's
+ * identity policies must allow the action on resource "*" (the account root always may).
+ */
 export function checkAccountAction(services: Services, ctx: RequestContext, action: string, conditions: RequestConditions = {}): void {
   if (!services.access?.enforce) return;
-  const values = conditionValuesOf({ caller: ctx.caller, region: ctx.scope.region, now: services.clock.now(), sourceIp: ctx.sourceIp, request: conditions });
-  authorizeAccountAction(services.access, ctx.caller, action, values);
+  authorizeAccountAction(services.access, ctx.caller, action, '*', requestConditionValues(services, ctx, { request: conditions }));
+}
+
+/** The alias half of CreateAlias, UpdateAlias and DeleteAlias: the identity policies must allow the action on the alias ARN. */
+export function checkAliasAction(services: Services, ctx: RequestContext, action: string, aliasName: string): void {
+  if (!services.access?.enforce) return;
+  authorizeAccountAction(services.access, ctx.caller, action, aliasArn(ctx.scope, aliasName), requestConditionValues(services, ctx, { request: {} }));
 }
 
 function checkStateAndUsage(key: KeyRecord, use: KeyUse): KeyRecord {
