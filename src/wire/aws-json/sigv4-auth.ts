@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { createScope, GENERATED_HEADERS, getCanonicalHeaders, getSigningKey, SignatureV4 } from '@smithy/signature-v4';
 import { type AccessKey, callerOf, type Credentials } from '../../access/credentials';
 import type { Caller } from '../../access/principal';
 import type { Clock } from '../../clock';
@@ -52,7 +52,9 @@ interface SignatureParts {
  * and mapped to the default account; keys that are in the credentials file are still verified.
  */
 export class SigV4Authenticator {
+  /** Presigned (query-string) requests: the SDK's own presigner, one per access key and region. */
   private readonly signers = new Map<string, SignatureV4>();
+  private readonly signatures = new HeaderSignatures();
 
   constructor(
     private readonly mode: AuthMode,
@@ -108,8 +110,9 @@ export class SigV4Authenticator {
   }
 
   private async verify(request: SignedRequest, parts: SignatureParts, key: AccessKey): Promise<void> {
+    const bodyHash = sha256Hex(request.body);
     const declaredHash = request.headers['x-amz-content-sha256'];
-    if (declaredHash !== undefined && declaredHash !== createHash('sha256').update(request.body).digest('hex')) {
+    if (declaredHash !== undefined && declaredHash !== bodyHash) {
       // The signer would trust this header as the payload hash; the body must match it.
       throw signatureMismatch();
     }
@@ -119,33 +122,21 @@ export class SigV4Authenticator {
       if (value === undefined) throw signatureMismatch();
       headers[name] = value;
     }
-    const signer = this.signerFor(key, parts.region);
     const signingDate = new Date(parseAmzDate(parts.amzDate)!);
-    const httpRequest = {
-      method: request.method,
-      protocol: 'http:',
-      hostname: request.host,
-      path: request.path,
-      headers,
-      body: request.body,
-    };
     let expected: string | undefined;
     if (parts.expiresSeconds === undefined) {
-      const signed = await signer.sign({ ...httpRequest, query: request.query }, {
-        signingDate,
-        signableHeaders: new Set(parts.signedHeaders),
-        signingRegion: parts.region,
-      });
-      expected = /Signature=([0-9a-f]+)/.exec(String(signed.headers.authorization ?? signed.headers.Authorization))?.[1];
+      expected = await this.signatures.expected(
+        { method: request.method, path: request.path, query: request.query, headers, payloadHash: bodyHash },
+        { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+        { signingDate, region: parts.region, service: SERVICE, signedHeaders: parts.signedHeaders },
+      );
     } else {
       const query = { ...request.query };
       delete query['X-Amz-Signature'];
-      const presigned = await signer.presign({ ...httpRequest, query }, {
-        signingDate,
-        expiresIn: parts.expiresSeconds,
-        signableHeaders: new Set(parts.signedHeaders),
-        signingRegion: parts.region,
-      });
+      const presigned = await this.signerFor(key, parts.region).presign(
+        { method: request.method, protocol: 'http:', hostname: request.host, path: request.path, headers, body: request.body, query },
+        { signingDate, expiresIn: parts.expiresSeconds, signableHeaders: new Set(parts.signedHeaders), signingRegion: parts.region },
+      );
       expected = presigned.query?.['X-Amz-Signature'] as string | undefined;
     }
     if (!expected || !constantTimeEqual(expected, parts.signature)) throw signatureMismatch();
@@ -266,6 +257,85 @@ function signatureMismatch(): KmsError {
     'InvalidSignatureException',
     'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
   );
+}
+
+const SIGNING_KEY_CACHE_SIZE = 1024;
+
+/** A request as the Authorization-header signature covers it (header names lower-cased). */
+export interface CanonicalInput {
+  method: string;
+  path: string;
+  /** URL-decoded query parameters. */
+  query: Record<string, string>;
+  /** The signed headers only, with their received values. */
+  headers: Record<string, string>;
+  /** Hex SHA-256 of the body. */
+  payloadHash: string;
+}
+
+/**
+ * The expected signature of an Authorization-header request, computed the way
+ * SignatureV4.sign() computes it but without its per-request cloning and re-derivation:
+ * the canonical request is built once with the SDK's own canonicalisation
+ * (@smithy/signature-v4 getCanonicalHeaders, getCanonicalQuery, getCanonicalPath), and the
+ * derived signing key (four HMACs, the same for a whole day) is kept per
+ * (secret, date, region, service). Checked against the AWS SigV4 test suite and against
+ * SignatureV4.sign() in test/unit/sigv4-signatures.test.ts.
+ */
+export class HeaderSignatures {
+  private readonly keys = new Map<string, Buffer>();
+  private readonly canonicaliser = new Canonicaliser();
+
+  async expected(
+    request: CanonicalInput,
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    scope: { signingDate: Date; region: string; service: string; signedHeaders: readonly string[] },
+  ): Promise<string> {
+    const longDate = formatAmzDate(scope.signingDate.getTime());
+    const shortDate = longDate.slice(0, 8);
+    // What SignatureV4.sign() does to the headers before canonicalising them: the headers it
+    // generates itself are dropped and X-Amz-Date is its own rendering of the signing date.
+    const headers: Record<string, string> = {};
+    for (const name of Object.keys(request.headers)) {
+      if (!GENERATED_HEADERS.includes(name)) headers[name] = request.headers[name];
+    }
+    headers['x-amz-date'] = longDate;
+    const canonicalHeaders = getCanonicalHeaders({ headers } as never, undefined, new Set(scope.signedHeaders));
+    const canonicalRequest = this.canonicaliser.canonicalRequest(
+      { method: request.method, path: request.path, query: request.query, headers, protocol: 'http:', hostname: '' } as never,
+      canonicalHeaders,
+      request.payloadHash,
+    );
+    const credentialScope = createScope(shortDate, scope.region, scope.service);
+    const stringToSign = `${ALGORITHM}\n${longDate}\n${credentialScope}\n${sha256Hex(canonicalRequest)}`;
+    const signingKey = await this.signingKey(credentials, shortDate, scope.region, scope.service);
+    return createHmac('sha256', signingKey).update(stringToSign).digest('hex');
+  }
+
+  private async signingKey(credentials: { accessKeyId: string; secretAccessKey: string }, shortDate: string, region: string, service: string): Promise<Buffer> {
+    const id = `${credentials.secretAccessKey}\n${shortDate}\n${region}\n${service}`;
+    const cached = this.keys.get(id);
+    if (cached) return cached;
+    const derived = Buffer.from(await getSigningKey(Hash.bind(null, 'sha256'), credentials, shortDate, region, service));
+    if (this.keys.size >= SIGNING_KEY_CACHE_SIZE) this.keys.delete(this.keys.keys().next().value!);
+    this.keys.set(id, derived);
+    return derived;
+  }
+}
+
+/** The SDK signer's canonical-request builder (protected there); its credentials are never read. */
+class Canonicaliser extends SignatureV4 {
+  constructor() {
+    super({ credentials: { accessKeyId: '', secretAccessKey: '' }, region: 'us-east-1', service: SERVICE, sha256: Hash.bind(null, 'sha256'), uriEscapePath: true, applyChecksum: false });
+  }
+
+  canonicalRequest(...args: Parameters<SignatureV4['createCanonicalRequest']>): string {
+    return this.createCanonicalRequest(...args);
+  }
+}
+
+function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 function constantTimeEqual(a: string, b: string): boolean {
