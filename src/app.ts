@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
@@ -19,7 +19,7 @@ import { UsageTracker } from './lifecycle/usage-tracker';
 import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
 import type { Services } from './operations';
 import { JsonFileStore } from './store/json-file-store';
-import { awsJsonRouter } from './wire/aws-json/router';
+import { awsJsonEndpoint } from './wire/aws-json/router';
 import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
 
@@ -81,14 +81,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
     app.get('/health', (_req, res) => {
       res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length, keySpecs });
     });
-    app.use(awsJsonRouter({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail }));
+    const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail });
+    app.post('/', awsJson);
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: trail }));
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
     });
 
-    const server = await listen(app, config.port, config.host);
+    const server = await listen(requestListener(app, awsJson), config.port, config.host);
     server.keepAliveTimeout = 65_000;
     const address = server.address() as AddressInfo;
     const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
@@ -133,9 +134,20 @@ function keySpecSupport(custody: KeyCustody): { supported: string[]; unsupported
   return { supported, unsupported };
 }
 
-function listen(app: express.Express, port: number, host: string): Promise<Server> {
+/**
+ * Every AWS JSON request is `POST /`: it goes straight to its handler, the rest through Express
+ * (whose router costs as much per request as the handler's own work at these rates).
+ */
+function requestListener(app: express.Express, awsJson: (req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'POST' && req.url === '/') awsJson(req, res);
+    else app(req, res);
+  };
+}
+
+function listen(listener: (req: IncomingMessage, res: ServerResponse) => void, port: number, host: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server = createServer(listener).listen(port, host);
     server.once('listening', () => resolve(server));
     server.once('error', reject);
   });

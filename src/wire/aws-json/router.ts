@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQueryString } from 'node:querystring';
+import express from 'express';
+import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
 import { type ApiCall, apiCallEvent, type AuditSink } from '../../audit/event';
 import { KmsError } from '../../errors';
@@ -24,30 +27,42 @@ export interface AwsJsonDeps {
   audit: AuditSink;
 }
 
+type Request = IncomingMessage;
+type Response = ServerResponse;
+
+/** The parts of the request line the dialect reads (Express's req.path and 'simple' req.query). */
+interface Target {
+  path: string;
+  query: Record<string, string>;
+}
+
 /**
  * The AWS JSON 1.1 dialect: `POST /` with `X-Amz-Target: TrentService.<Operation>`.
- * One request flows: authenticate → find the operation → parse → validate against the
- * AWS model → decode blobs → operation → encode → respond.
+ * One request flows: read the body → authenticate → find the operation → parse → validate
+ * against the AWS model → decode blobs → operation → encode → respond.
+ *
+ * One plain Node request handler, no middleware stack: the server hands it `POST /` directly
+ * and Express routes the rest of POST / (presigned query strings) to it. The body is read once
+ * by body-parser's raw reader (limit, content-encoding, aborted requests) called as a function.
  */
-export function awsJsonRouter(deps: AwsJsonDeps): express.Router {
-  const router = express.Router();
-  router.post(
-    '/',
-    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
-    (req, res) => void handle(deps, req, res),
-  );
-  // Body-parser failures (oversized, unreadable) arrive here as errors.
-  router.use('/', (err: unknown, req: Request, res: Response, next: (e?: unknown) => void) => {
-    if (req.path !== '/' || req.method !== 'POST') return next(err);
-    const e = err as { type?: string; status?: number };
-    const mapped =
-      e.type === 'entity.too.large'
-        ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
-        : new KmsError('SerializationException', 'The request body could not be read.');
-    const requestId = requestIdOf(res);
-    void answer(deps, req, res, requestId, errorResponse(mapped, deps.log, { path: req.path, requestId }), {});
-  });
-  return router;
+export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response) => void {
+  const readBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+  return (req, res) => {
+    readBody(req as express.Request, res as express.Response, (err?: unknown) => {
+      if (err === undefined) {
+        void handle(deps, req, res);
+        return;
+      }
+      // Body-parser failures (oversized, unreadable) are answered like any request error.
+      const e = err as { type?: string };
+      const mapped =
+        e.type === 'entity.too.large'
+          ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
+          : new KmsError('SerializationException', 'The request body could not be read.');
+      const requestId = requestIdOf(res);
+      void answer(deps, req, res, requestId, errorResponse(mapped, deps.log, { path: targetOf(req).path, requestId }), {});
+    });
+  };
 }
 
 async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<void> {
@@ -58,12 +73,13 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
   const call: Partial<ApiCall> = {};
   let reply: { status: number; body: string };
   try {
-    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const query = queryOf(req);
+    const requestBody = (req as { body?: unknown }).body;
+    const body: Buffer = Buffer.isBuffer(requestBody) ? requestBody : Buffer.alloc(0);
+    const { path, query } = targetOf(req);
     const auth = await deps.authenticator.authenticate({
-      method: req.method,
+      method: req.method!,
       host: req.headers.host ?? '',
-      path: req.path,
+      path,
       query,
       headers: req.headers as Record<string, string | undefined>,
       body,
@@ -86,7 +102,8 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       scope: { region: auth.region, accountId: auth.caller.accountId },
       caller: auth.caller,
       requestId,
-      sourceIp: req.ip ?? req.socket.remoteAddress,
+      // Express's req.ip without 'trust proxy'.
+      sourceIp: req.socket.remoteAddress,
       grantTokens: Array.isArray((input as { GrantTokens?: unknown }).GrantTokens) ? ((input as { GrantTokens: string[] }).GrantTokens) : undefined,
     };
     const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
@@ -153,13 +170,13 @@ function errorOf(body: string): { code: string; message: string } {
 function credentialScopeOf(req: Request): string[] {
   const header = req.headers.authorization;
   const fromHeader = typeof header === 'string' ? /Credential=([^,\s]+)/.exec(header)?.[1] : undefined;
-  const fromQuery = typeof req.query['X-Amz-Credential'] === 'string' ? req.query['X-Amz-Credential'] : undefined;
+  const fromQuery = targetOf(req).query['X-Amz-Credential'];
   return (fromHeader ?? fromQuery ?? '').split('/');
 }
 
 function claimedOperationOf(req: Request): string | undefined {
   try {
-    const target = req.headers['x-amz-target'] ?? (typeof req.query['X-Amz-Target'] === 'string' ? req.query['X-Amz-Target'] : undefined);
+    const target = req.headers['x-amz-target'] ?? targetOf(req).query['X-Amz-Target'];
     return operationOf(target);
   } catch {
     return undefined;
@@ -197,13 +214,21 @@ function parseBody(body: Buffer): unknown {
   }
 }
 
-function queryOf(req: Request): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.query)) {
-    if (typeof v === 'string') out[k] = v;
-    else if (Array.isArray(v) && typeof v[0] === 'string') out[k] = v[0];
+const parsedTargets = new WeakMap<Request, Target>();
+
+/** Path and query of the request line as Express reads them, parsed once per request (first value of a repeated parameter). */
+function targetOf(req: Request): Target {
+  let target = parsedTargets.get(req);
+  if (target) return target;
+  const url = parseUrl(req);
+  const query: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parseQueryString(typeof url?.query === 'string' ? url.query : ''))) {
+    if (typeof v === 'string') query[k] = v;
+    else if (Array.isArray(v) && typeof v[0] === 'string') query[k] = v[0];
   }
-  return out;
+  target = { path: url?.pathname ?? '/', query };
+  parsedTargets.set(req, target);
+  return target;
 }
 
 function contentTypeOf(req: Request): string {
