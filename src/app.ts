@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
-import { AuditTrail } from './audit/trail';
+import { AUDIT_SYNCS_IN_FLIGHT, AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { type Config, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
@@ -36,6 +36,7 @@ export interface RunningService {
  * listening. Nothing here is global; tests and the CLI each get their own instance.
  */
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
+  sizeThreadPool(config);
   // The store's directory lock comes first: a second process on the same data directory
   // stops here, before it touches the token.
   const store = await JsonFileStore.open(config.dataDir);
@@ -120,6 +121,24 @@ export async function startService(config: Config, log: Logger): Promise<Running
     await store.close();
     throw err;
   }
+}
+
+/**
+ * Token calls (pkcs11js *Async) and the audit trail's fdatasyncs share libuv's pool, 4 threads
+ * by default: with 8 sessions busy and a flush running, requests queued for a thread while the
+ * main thread sat idle. The pool is sized for every session plus the trail's flushes. libuv
+ * reads the variable when the pool first starts, which is after this in a fresh process; an
+ * operator's own UV_THREADPOOL_SIZE wins.
+ */
+function sizeThreadPool(config: Config): void {
+  if (process.env.UV_THREADPOOL_SIZE) return;
+  let sessions: number;
+  try {
+    sessions = loadHsmProfile(config).sessionPoolSize;
+  } catch {
+    return; // Reported where the profile is loaded for real.
+  }
+  process.env.UV_THREADPOOL_SIZE = String(Math.max(4, sessions + AUDIT_SYNCS_IN_FLIGHT));
 }
 
 /** What this deployment's token can create, from its mechanism list (probed at start-up). */

@@ -49,9 +49,17 @@ export interface DigestSigner {
 
 const BATCH_FSYNC_MS = 1000;
 const ROTATION_CHECK_MS = 60_000;
+/**
+ * fsync 'always': batches whose fdatasync may be running at once. A disk that completes
+ * concurrent flushes together (most do) then serves several group commits per flush time
+ * instead of one; each batch still has exactly one fdatasync of its own.
+ */
+export const AUDIT_SYNCS_IN_FLIGHT = 4;
 
 interface Pending {
   line: string;
+  sequenceNumber: number;
+  recordHash: string;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -103,6 +111,10 @@ export class AuditTrail implements AuditSink {
   private readonly covered = new Map<string, string>();
   private lastDigest: { name: string; sha256: string; sequence: number } | undefined;
   private readonly fingerprint: string;
+  /** fsync 'always': fdatasyncs started and not yet finished, oldest first. */
+  private syncs: Array<Promise<void>> = [];
+  /** fsync 'always': settles when the newest batch and every batch before it are durable. */
+  private durable: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly settings: TrailSettings,
@@ -123,11 +135,12 @@ export class AuditTrail implements AuditSink {
   record(event: AuditEvent): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
-    const { line, hash } = sealRecord(event, { sequenceNumber: this.nextSequence, previousRecordHash: this.lastRecordHash });
+    const sequenceNumber = this.nextSequence;
+    const { line, hash } = sealRecord(event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
     this.nextSequence++;
     this.lastRecordHash = hash;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line, resolve, reject });
+      this.queue.push({ line, sequenceNumber, recordHash: hash, resolve, reject });
       this.kick();
     });
   }
@@ -149,6 +162,7 @@ export class AuditTrail implements AuditSink {
     clearInterval(this.batchTimer);
     clearInterval(this.rotationTimer);
     await this.flushing;
+    await this.settle();
     await this.active.handle.close().catch(() => undefined);
   }
 
@@ -165,15 +179,26 @@ export class AuditTrail implements AuditSink {
         const batch = this.queue;
         this.queue = [];
         try {
-          if (this.active.bytes >= this.settings.maxFileBytes) await this.rotate('size');
+          if (this.active.bytes >= this.settings.maxFileBytes) {
+            await this.settle();
+            await this.rotate('size');
+          }
           await this.append(batch);
         } catch (err) {
           this.fail(err, batch);
           return;
         }
-        for (const p of batch) p.resolve();
+        if (this.settings.fsync === 'always') {
+          this.commit(batch);
+          // Bounded: each running fdatasync holds a libuv pool thread.
+          if (this.syncs.length >= AUDIT_SYNCS_IN_FLIGHT) await this.syncs[0].catch(() => undefined);
+        } else {
+          for (const p of batch) p.resolve();
+        }
         continue;
       }
+      await this.settle();
+      if (this.failure) return;
       if (this.rotationWanted) {
         this.rotationWanted = false;
         try {
@@ -212,22 +237,54 @@ export class AuditTrail implements AuditSink {
       const { bytesWritten } = await this.active.handle.write(data, written, data.length - written, this.active.bytes + written);
       written += bytesWritten;
     }
-    if (this.settings.fsync === 'always') await this.active.handle.datasync();
-    else this.unsynced = true;
+    if (this.settings.fsync !== 'always') this.unsynced = true;
     const f = this.active;
     f.bytes += data.length;
     f.hash.update(data);
     for (const p of batch) {
-      const sealed = JSON.parse(p.line) as { sequenceNumber: number; recordHash: string };
-      f.firstSequence ??= sealed.sequenceNumber;
-      f.lastSequence = sealed.sequenceNumber;
-      f.lastRecordHash = sealed.recordHash;
+      f.firstSequence ??= p.sequenceNumber;
+      f.lastSequence = p.sequenceNumber;
+      f.lastRecordHash = p.recordHash;
       f.recordCount++;
-      this.writtenHead = { sequenceNumber: sealed.sequenceNumber, recordHash: sealed.recordHash };
+      this.writtenHead = { sequenceNumber: p.sequenceNumber, recordHash: p.recordHash };
     }
   }
 
+  /**
+   * Starts the batch's own fdatasync and answers the batch once it and every earlier batch's
+   * have succeeded: a later flush that succeeds says nothing about an earlier one that failed
+   * (Linux reports a write-back error to one fsync only).
+   */
+  private commit(batch: Pending[]): void {
+    const synced = this.active.handle.datasync();
+    this.syncs.push(synced);
+    const durable = Promise.all([this.durable, synced]).then(() => undefined);
+    this.durable = durable;
+    const done = () => {
+      this.syncs.splice(this.syncs.indexOf(synced), 1);
+    };
+    durable.then(
+      () => {
+        done();
+        for (const p of batch) p.resolve();
+      },
+      (err: unknown) => {
+        done();
+        this.fail(err, batch);
+      },
+    );
+  }
+
+  /** Waits for every running fdatasync (before a rotation, a digest or closing the file). */
+  private async settle(): Promise<void> {
+    await this.durable.catch(() => undefined);
+  }
+
   private fail(err: unknown, batch: Pending[]): void {
+    if (this.failure) {
+      for (const p of batch) p.reject(this.failure);
+      return;
+    }
     const error = err instanceof Error ? err : new Error(String(err));
     this.failure = new Error(`audit trail write failed: ${error.message}`);
     this.log.error({ err: error.message, file: this.active?.name, dir: this.settings.dir }, 'audit trail cannot be written; refusing every request until restarted');
