@@ -46,6 +46,12 @@ const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.a
  */
 export class JsonFileStore implements MetadataStore {
   private committed: Snapshot;
+  /**
+   * Per-request reads (a key's grants, a scope's aliases: every authorised key use) answered
+   * from lists built once per committed state, not by scanning every record: request cost
+   * stays flat as keys, aliases and grants grow.
+   */
+  private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]> } = {};
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
 
@@ -97,7 +103,8 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listAliases(scope: Scope): Promise<AliasRecord[]> {
-    return listAliasesIn(this.committed.aliases, scope);
+    this.views.aliasesByScope ??= groupSorted(this.committed.aliases.values(), (a) => scopeKey(a), byAliasName);
+    return [...(this.views.aliasesByScope.get(scopeKey(scope)) ?? [])];
   }
 
   async getGrant(grantId: string): Promise<GrantRecord | undefined> {
@@ -105,7 +112,9 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listGrants(keyId?: string): Promise<GrantRecord[]> {
-    return listGrantsIn(this.committed.grants, keyId);
+    if (keyId === undefined) return listGrantsIn(this.committed.grants, undefined);
+    this.views.grantsByKey ??= groupSorted(this.committed.grants.values(), (g) => g.keyId, byCreation);
+    return [...(this.views.grantsByKey.get(keyId) ?? [])];
   }
 
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
@@ -147,6 +156,7 @@ export class JsonFileStore implements MetadataStore {
             continue;
           }
           this.committed = working;
+          this.views = {};
         }
         batch.forEach((p, i) => {
           const outcome = outcomes[i];
@@ -178,16 +188,28 @@ export class JsonFileStore implements MetadataStore {
   }
 }
 
+const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
+const byAliasName = (a: AliasRecord, b: AliasRecord) => a.aliasName.localeCompare(b.aliasName);
+const byCreation = (a: GrantRecord, b: GrantRecord) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId);
+
+function groupSorted<T>(records: Iterable<T>, groupOf: (r: T) => string, order: (a: T, b: T) => number): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const r of records) {
+    const group = groupOf(r);
+    const list = groups.get(group);
+    if (list) list.push(r);
+    else groups.set(group, [r]);
+  }
+  for (const list of groups.values()) list.sort(order);
+  return groups;
+}
+
 function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRecord[] {
-  return [...aliases.values()]
-    .filter((a) => a.region === scope.region && a.accountId === scope.accountId)
-    .sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+  return [...aliases.values()].filter((a) => a.region === scope.region && a.accountId === scope.accountId).sort(byAliasName);
 }
 
 function listGrantsIn(grants: Map<string, GrantRecord>, keyId: string | undefined): GrantRecord[] {
-  return [...grants.values()]
-    .filter((g) => keyId === undefined || g.keyId === keyId)
-    .sort((a, b) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId));
+  return [...grants.values()].filter((g) => keyId === undefined || g.keyId === keyId).sort(byCreation);
 }
 
 function readSnapshot(file: string): Snapshot {
