@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Caller } from '../access/principal';
 import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
 import type { OperationName } from '../model/generated/types';
-import { disclose } from './parameters';
+import { disclose, requestParametersOf } from './parameters';
 
 export const EVENT_VERSION = '1.11';
 export const EVENT_SOURCE = 'kms.amazonaws.com';
@@ -58,6 +58,8 @@ export interface ApiCall {
   userAgent: string | undefined;
   /** Decoded input, or the raw JSON when the request failed before decoding. */
   input?: unknown;
+  /** `input` is the decoded request (the operation ran, or failed after validation). */
+  inputDecoded?: boolean;
   output?: unknown;
   error?: { code: string; message: string };
 }
@@ -97,11 +99,11 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
     sourceIPAddress: call.sourceIp ?? 'unknown',
     userAgent: call.userAgent ?? '',
     ...(call.error ? { errorCode: call.error.code, errorMessage: call.error.message } : {}),
-    requestParameters: op ? disclose(op, 'request', call.input) : null,
+    requestParameters: op ? requestParametersOf(op, call.input, call.output, call.inputDecoded === true) : null,
     responseElements: op && !call.error ? disclose(op, 'response', call.output) : null,
     additionalEventData: { dialect: call.dialect, ...call.dialectDetail, ...materialIdsOf(call.output) },
     requestID: call.requestId,
-    eventID: randomUUID(),
+    eventID: eventIdOf(call.requestId),
     readOnly: op !== undefined && (READ_ONLY_USE.has(op) || /^(Describe|Get|List)/.test(op)),
     eventType: 'AwsApiCall',
     managementEvent: true,
@@ -111,6 +113,19 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
   const resources = accountId ? keyArnsOf(call, region, accountId) : [];
   if (resources.length > 0) event.resources = resources.map((ARN) => ({ accountId: KEY_ARN.exec(ARN)![1], type: 'AWS::KMS::Key', ARN }));
   return event;
+}
+
+/**
+ * The eventID of an API call's record, derived from its request id (a UUID in the name-based
+ * form), so that whatever knows the request id — GetKeyLastUsage's CloudTrailEventId — names
+ * the record without storing anything more.
+ */
+export function eventIdOf(requestId: string): string {
+  const h = Buffer.from(createHash('sha256').update(`p11kms-cloudtrail-event:${requestId}`).digest().subarray(0, 16));
+  h[6] = (h[6] & 0x0f) | 0x50;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const hex = h.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 function identityOf(call: ApiCall): Record<string, unknown> {

@@ -10,6 +10,12 @@ import type { OperationName } from '../model/generated/types';
  */
 interface Disclosure {
   request: readonly string[];
+  /**
+   * Request members CloudTrail shows even when the caller left them out, with the value the
+   * service used (the AWS developer guide's CloudTrail examples; e.g. Decrypt "always includes
+   * the encryptionAlgorithm in the requestParameters").
+   */
+  always?: Readonly<Record<string, string | boolean>>;
   /** Omitted: responseElements is null, as CloudTrail shows for most KMS calls. */
   response?: readonly string[];
 }
@@ -33,9 +39,11 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   CreateGrant: { request: ['KeyId', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'DryRun'], response: ['GrantId'] },
   CreateKey: {
     request: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'CustomKeyStoreId', 'BypassPolicyLockoutSafetyCheck', 'Tags', 'MultiRegion', 'XksKeyId', 'Policy'],
+    always: { Description: '', KeyUsage: 'ENCRYPT_DECRYPT', KeySpec: 'SYMMETRIC_DEFAULT', Origin: 'AWS_KMS', BypassPolicyLockoutSafetyCheck: false },
     response: ['KeyMetadata'],
   },
-  Decrypt: { request: ['KeyId', 'EncryptionContext', 'EncryptionAlgorithm', 'DryRun'] },
+  // keyId: the key that decrypted (from the response) when the caller named none.
+  Decrypt: { request: ['KeyId', 'EncryptionContext', 'EncryptionAlgorithm', 'DryRun'], always: { EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' } },
   DeleteAlias: { request: ['AliasName'] },
   DeleteCustomKeyStore: { request: ['CustomKeyStoreId'] },
   DeleteImportedKeyMaterial: { request: ['KeyId', 'KeyMaterialId'], response: ['KeyId', 'KeyMaterialId'] },
@@ -47,7 +55,7 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   DisconnectCustomKeyStore: { request: ['CustomKeyStoreId'] },
   EnableKey: KEY_ONLY,
   EnableKeyRotation: { request: ['KeyId', 'RotationPeriodInDays'] },
-  Encrypt: { request: ['KeyId', 'EncryptionContext', 'EncryptionAlgorithm', 'DryRun'] },
+  Encrypt: { request: ['KeyId', 'EncryptionContext', 'EncryptionAlgorithm', 'DryRun'], always: { EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' } },
   GenerateDataKey: { request: ['KeyId', 'EncryptionContext', 'NumberOfBytes', 'KeySpec', 'DryRun'] },
   GenerateDataKeyPair: { request: ['KeyId', 'EncryptionContext', 'KeyPairSpec', 'DryRun'] },
   GenerateDataKeyPairWithoutPlaintext: { request: ['KeyId', 'EncryptionContext', 'KeyPairSpec', 'DryRun'] },
@@ -73,20 +81,21 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   PutKeyPolicy: { request: ['KeyId', 'PolicyName', 'Policy', 'BypassPolicyLockoutSafetyCheck'] },
   ReEncrypt: {
     request: ['SourceKeyId', 'DestinationKeyId', 'SourceEncryptionContext', 'DestinationEncryptionContext', 'SourceEncryptionAlgorithm', 'DestinationEncryptionAlgorithm', 'DryRun'],
+    always: { SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT' },
   },
   ReplicateKey: { request: ['KeyId', 'ReplicaRegion', 'Description', 'Tags', 'BypassPolicyLockoutSafetyCheck', 'Policy'], response: ['ReplicaKeyMetadata'] },
   RetireGrant: { request: ['KeyId', 'GrantId', 'DryRun'] },
   RevokeGrant: { request: ['KeyId', 'GrantId', 'DryRun'] },
   RotateKeyOnDemand: { request: ['KeyId'], response: ['KeyId'] },
   ScheduleKeyDeletion: { request: ['KeyId', 'PendingWindowInDays'], response: ['KeyId', 'DeletionDate', 'KeyState', 'PendingWindowInDays'] },
-  Sign: { request: ['KeyId', 'MessageType', 'SigningAlgorithm', 'DryRun'] },
+  Sign: { request: ['KeyId', 'MessageType', 'SigningAlgorithm', 'DryRun'], always: { MessageType: 'RAW' } },
   TagResource: { request: ['KeyId', 'Tags'] },
   UntagResource: { request: ['KeyId', 'TagKeys'] },
   UpdateAlias: { request: ['AliasName', 'TargetKeyId'] },
   UpdateCustomKeyStore: { request: ['CustomKeyStoreId', 'NewCustomKeyStoreName', ...XKS_PROXY_SETTINGS] },
   UpdateKeyDescription: { request: ['KeyId', 'Description'] },
   UpdatePrimaryRegion: { request: ['KeyId', 'PrimaryRegion'] },
-  Verify: { request: ['KeyId', 'MessageType', 'SigningAlgorithm', 'DryRun'] },
+  Verify: { request: ['KeyId', 'MessageType', 'SigningAlgorithm', 'DryRun'], always: { MessageType: 'RAW' } },
   VerifyMac: { request: ['KeyId', 'MacAlgorithm', 'DryRun'] },
 };
 
@@ -143,11 +152,28 @@ export function disclose(op: OperationName, side: 'request' | 'response', source
   if (!members || !structure?.members || !isRecord(source)) return null;
   const out: Record<string, unknown> = {};
   for (const member of members) {
-    if (!Object.prototype.hasOwnProperty.call(source, member)) continue;
+    if (!Object.prototype.hasOwnProperty.call(source, member) || source[member] === undefined) continue;
     const value = plain(source[member], structure.members[member].shape, 0);
     if (value !== undefined) out[camel(member)] = value;
   }
   return Object.keys(out).length > 0 ? out : null;
+}
+
+/**
+ * requestParameters as CloudTrail shows them: the allowed members of the request, the members
+ * AWS always logs (filled with the value the service used when the caller left them out) and,
+ * for Decrypt without a KeyId, the key that decrypted. Only for a request that decoded: the raw
+ * JSON of a request refused by validation is shown as it came.
+ */
+export function requestParametersOf(op: OperationName, input: unknown, output: unknown, decoded: boolean): Record<string, unknown> | null {
+  const out = disclose(op, 'request', input);
+  if (!decoded || !isRecord(input)) return out;
+  const filled: Record<string, unknown> = { ...out };
+  for (const [member, value] of Object.entries(DISCLOSURES[op].always ?? {})) {
+    if (filled[camel(member)] === undefined) filled[camel(member)] = value;
+  }
+  if (op === 'Decrypt' && filled.keyId === undefined && isRecord(output) && typeof output.KeyId === 'string') filled.keyId = output.KeyId;
+  return Object.keys(filled).length > 0 ? filled : null;
 }
 
 const MAX_DEPTH = 8;

@@ -1,11 +1,12 @@
 import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
-import { checkAliasName } from './shared/alias-names';
+import { checkAliasName, checkAliasTarget } from './shared/alias-names';
 import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
 
 export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, services) => {
   checkAliasName(input.AliasName);
+  checkAliasTarget(input.TargetKeyId);
   // AWS: kms:CreateAlias on the alias (IAM policy) and on the key (key policy).
   checkAliasAction(services, ctx, 'kms:CreateAlias', input.AliasName);
   const target = await loadKeyFor(services, ctx, input.TargetKeyId, {

@@ -1,10 +1,11 @@
+import { eventIdOf } from '../audit/event';
 import type { OperationHandler } from './context';
 import { loadKeyFor } from './shared/key-resolution';
 
 /**
  * The last successful cryptographic use of the key. p11kms tracks every key from its
- * creation, so TrackingStartDate is the creation date. CloudTrailEventId is not reported:
- * the audit record of the call carries the same request id (KmsRequestId).
+ * creation, so TrackingStartDate is the creation date. CloudTrailEventId is the eventID of
+ * that call's audit record (derived from its request id).
  */
 export const getKeyLastUsage: OperationHandler<'GetKeyLastUsage'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyLastUsage', allowedStates: 'any' });
@@ -14,7 +15,7 @@ export const getKeyLastUsage: OperationHandler<'GetKeyLastUsage'> = async (input
     KeyCreationDate: new Date(key.createdAt),
     TrackingStartDate: new Date(key.createdAt),
     ...(usage
-      ? { KeyLastUsage: { Operation: usage.operation as 'Encrypt', Timestamp: new Date(usage.at), KmsRequestId: usage.requestId } }
+      ? { KeyLastUsage: { Operation: usage.operation as 'Encrypt', Timestamp: new Date(usage.at), KmsRequestId: usage.requestId, CloudTrailEventId: eventIdOf(usage.requestId) } }
       : {}),
   };
 };

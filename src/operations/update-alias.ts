@@ -1,11 +1,12 @@
 import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
-import { checkAliasName } from './shared/alias-names';
+import { checkAliasName, checkAliasTarget } from './shared/alias-names';
 import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
 
 export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, services) => {
   checkAliasName(input.AliasName);
+  checkAliasTarget(input.TargetKeyId);
   // AWS: kms:UpdateAlias on the alias (IAM policy), the current and the new target key (key policies).
   checkAliasAction(services, ctx, 'kms:UpdateAlias', input.AliasName);
   const target = await loadKeyFor(services, ctx, input.TargetKeyId, {

@@ -165,6 +165,20 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       expect(err.message).to.include("'aliasName'");
     });
 
+    it('refuses ":", which the model pattern admits and AWS does not, with AWS’s message', async function () {
+      const key = await createKey();
+      const name = `alias/team:${randomUUID()}`;
+      for (const send of [
+        () => kms().send(new CreateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId })),
+        () => kms().send(new UpdateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId })),
+      ]) {
+        const err = await expectKmsError(send());
+        expect(err.name).to.equal('ValidationException');
+        expect(err.message).to.equal(`${name} contains invalid characters for an alias`);
+      }
+      expect(await findAlias(name)).to.equal(undefined);
+    });
+
     it('refuses a duplicate name with AlreadyExistsException and keeps the first target', async function () {
       const first = await createKey();
       const second = await createKey();
@@ -176,15 +190,15 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       expect((await encryptVia(alias)).KeyId).to.equal(first.Arn);
     });
 
-    it('refuses a target given as an alias (NotFoundException)', async function () {
+    it('refuses a target given as an alias or alias ARN (ValidationException: Aliases must refer to keys)', async function () {
       const key = await createKey();
       const existing = uniqueAlias('existing');
       await kms().send(new CreateAliasCommand({ AliasName: existing, TargetKeyId: key.KeyId }));
       const alias = uniqueAlias();
       for (const target of [existing, aliasArnOf(REGION, existing)]) {
         const err = await expectKmsError(kms().send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: target })));
-        expect(err.name, target).to.equal('NotFoundException');
-        expect(err.message, target).to.include(existing);
+        expect(err.name, target).to.equal('ValidationException');
+        expect(err.message, target).to.equal('Aliases must refer to keys. Not aliases');
       }
       expect(await findAlias(alias)).to.equal(undefined);
     });
@@ -270,7 +284,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       expect(await findAlias(alias)).to.equal(undefined);
     });
 
-    it('refuses a new target given as an alias (NotFoundException) and keeps the old target', async function () {
+    it('refuses a new target given as an alias (ValidationException) and keeps the old target', async function () {
       const oldKey = await createKey();
       const otherKey = await createKey();
       const alias = uniqueAlias();
@@ -278,7 +292,8 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       await kms().send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: oldKey.KeyId }));
       await kms().send(new CreateAliasCommand({ AliasName: other, TargetKeyId: otherKey.KeyId }));
       const err = await expectKmsError(kms().send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: other })));
-      expect(err.name).to.equal('NotFoundException');
+      expect(err.name).to.equal('ValidationException');
+      expect(err.message).to.equal('Aliases must refer to keys. Not aliases');
       expect((await encryptVia(alias)).KeyId).to.equal(oldKey.Arn);
     });
 

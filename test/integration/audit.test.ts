@@ -13,6 +13,7 @@ import {
   DisableKeyCommand,
   EnableKeyCommand,
   EncryptCommand,
+  GetKeyLastUsageCommand,
   GenerateDataKeyCommand,
   GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand,
@@ -159,10 +160,29 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       expect(r).to.include.keys('eventVersion', 'eventTime', 'eventID', 'readOnly', 'requestParameters', 'responseElements', 'sequenceNumber', 'previousRecordHash', 'recordHash');
       expect(r).to.not.have.property('errorCode');
     }
-    expect(byRequest.get(ids.Encrypt)!.requestParameters).to.deep.equal({ keyId, encryptionContext: context });
+    // Members AWS always logs (developer guide, CloudTrail examples) appear even when the caller left them out.
+    expect(byRequest.get(ids.Encrypt)!.requestParameters).to.deep.equal({ keyId, encryptionContext: context, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' });
     expect(byRequest.get(ids.Encrypt)!.responseElements).to.equal(null);
     expect(byRequest.get(ids.Encrypt)!.readOnly).to.equal(true);
-    expect(byRequest.get(ids.Decrypt)!.requestParameters).to.deep.equal({ encryptionContext: context });
+    expect(byRequest.get(ids.Decrypt)!.requestParameters).to.deep.equal({ encryptionContext: context, encryptionAlgorithm: 'SYMMETRIC_DEFAULT', keyId: keyArn });
+    expect(byRequest.get(ids.ReEncrypt)!.requestParameters).to.deep.equal({
+      destinationKeyId: keyId,
+      sourceEncryptionContext: context,
+      sourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      destinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    });
+    expect(byRequest.get(ids.CreateKey)!.requestParameters).to.deep.equal({
+      description: 'audited',
+      keyUsage: 'ENCRYPT_DECRYPT',
+      keySpec: 'SYMMETRIC_DEFAULT',
+      origin: 'AWS_KMS',
+      bypassPolicyLockoutSafetyCheck: false,
+    });
+    // GetKeyLastUsage names the CloudTrail event of the last use: this trail's record of it.
+    const lastUse = (await kms.send(new GetKeyLastUsageCommand({ KeyId: keyId }))).KeyLastUsage!;
+    const used = records.find((r) => r.eventID === lastUse.CloudTrailEventId);
+    expect(used, lastUse.CloudTrailEventId).to.not.equal(undefined);
+    expect(used).to.include({ requestID: lastUse.KmsRequestId, eventName: lastUse.Operation });
     expect(byRequest.get(ids.Decrypt)!.additionalEventData).to.have.property('keyMaterialId').that.matches(/^[0-9a-f]{64}$/);
     expect(byRequest.get(ids.GenerateDataKey)!.requestParameters).to.deep.equal({ keyId, keySpec: 'AES_256', encryptionContext: context });
     expect(byRequest.get(ids.CreateKey)!.responseElements!.keyMetadata).to.include({ keyId, arn: keyArn, keyState: 'Enabled' });

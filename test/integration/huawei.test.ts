@@ -116,6 +116,7 @@ describe('Huawei Cloud / OTC dialect', function () {
       expectError(await hw(server, 'create-key', { key_alias: 'bad alias!' }), 400, 'KMS.1101');
       expectError(await hw(server, 'create-key', { key_alias: 'svc/default' }), 400, 'KMS.1101');
       expectError(await hw(server, 'create-key', { key_alias: 'x'.repeat(256) }), 400, 'KMS.1101');
+      expectError(await hw(server, 'create-key', { key_alias: 'team:app' }), 400, 'KMS.1101');
       expectError(await hw(server, 'create-key', { key_alias: 'hw-desc', key_description: 'd'.repeat(256) }), 400, 'KMS.1103');
       expectError(await hw(server, 'create-key', {}), 400, 'KMS.0204');
       expectError(await hw(server, 'create-key', { key_alias: 'hw-sm4', key_spec: 'SM4' }), 400, 'KMS.0308');
@@ -313,9 +314,12 @@ describe('Huawei Cloud / OTC dialect', function () {
       expect(defaults.body.plain_text).to.have.length(64);
       const aes128 = await hw(server, 'create-datakey', { key_id: keyId, key_spec: 'AES_128' });
       expect(aes128.body.plain_text).to.have.length(32);
-      expectError(await hw(server, 'create-datakey', { key_id: keyId, datakey_length: '12' }), 400, 'KMS.1901');
+      // In range but not whole bytes: KMS.1903, not the range error.
+      expectError(await hw(server, 'create-datakey', { key_id: keyId, datakey_length: '12' }), 400, 'KMS.1903');
+      expectError(await hw(server, 'create-datakey-without-plaintext', { key_id: keyId, datakey_length: '260' }), 400, 'KMS.1903');
       expectError(await hw(server, 'create-datakey', { key_id: keyId, datakey_length: '8200' }), 400, 'KMS.1901');
-      expectError(await hw(server, 'decrypt-datakey', { key_id: keyId, cipher_text: dk.body.cipher_text, datakey_cipher_length: '64' }), 400, 'KMS.2201');
+      // datakey_cipher_length not the DEK's length: KMS.2204.
+      expectError(await hw(server, 'decrypt-datakey', { key_id: keyId, cipher_text: dk.body.cipher_text, datakey_cipher_length: '32', encryption_context: { app: 'x' } }), 400, 'KMS.2204');
       expectError(await hw(server, 'decrypt-datakey', { key_id: keyId, cipher_text: dk.body.cipher_text, datakey_cipher_length: '0', encryption_context: { app: 'x' } }), 400, 'KMS.2202');
       expectError(await hw(server, 'decrypt-datakey', { key_id: keyId, cipher_text: 'ZZ', datakey_cipher_length: '64' }), 400, 'KMS.2201');
     });
@@ -342,7 +346,8 @@ describe('Huawei Cloud / OTC dialect', function () {
 
       const wrongDigest = dek.toString('hex') + sha256hex(Buffer.from('other'));
       expectError(await hw(server, 'encrypt-datakey', { key_id: keyId, plain_text: wrongDigest, datakey_plain_length: '64' }), 400, 'KMS.2103');
-      expectError(await hw(server, 'encrypt-datakey', { key_id: keyId, plain_text: plain, datakey_plain_length: '32' }), 400, 'KMS.2101');
+      // datakey_plain_length not matching plain_text: KMS.2104.
+      expectError(await hw(server, 'encrypt-datakey', { key_id: keyId, plain_text: plain, datakey_plain_length: '32' }), 400, 'KMS.2104');
       expectError(await hw(server, 'encrypt-datakey', { key_id: keyId, plain_text: plain, datakey_plain_length: '2000' }), 400, 'KMS.2102');
       expectError(await hw(server, 'encrypt-datakey', { key_id: keyId, plain_text: 'xyz', datakey_plain_length: '64' }), 400, 'KMS.2101');
       // A DEK ciphertext names its key: another key id is refused.
@@ -373,8 +378,8 @@ describe('Huawei Cloud / OTC dialect', function () {
       expect(res.status).to.equal(404);
     });
 
-    it('no credentials at all is 401 KMS.0301', async () => {
-      expectError(await hw(server, 'list-keys', {}, { none: true }), 401, 'KMS.0301');
+    it('no credentials at all (no X-Auth-Token) is 403 KMS.0301', async () => {
+      expectError(await hw(server, 'list-keys', {}, { none: true }), 403, 'KMS.0301');
     });
   });
 
@@ -452,7 +457,7 @@ describe('Huawei Cloud / OTC dialect: strict authentication and project mapping'
     expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
     expect(ok.body.key_info.domain_id).to.equal('111122223333');
     expectError(await hw(server, 'list-keys', {}, { token: 'who-knows' }), 401, 'KMS.0302');
-    expectError(await hw(server, 'list-keys', {}, { none: true }), 401, 'KMS.0301');
+    expectError(await hw(server, 'list-keys', {}, { none: true }), 403, 'KMS.0301');
   });
 
   it('accepts an SDK-HMAC-SHA256 signature and refuses a wrong secret, an altered body, an unknown AK and a stale date', async () => {

@@ -12,4 +12,13 @@ export function checkAliasName(aliasName: string): void {
     throw new KmsError('InvalidAliasNameException', 'Alias names beginning with alias/aws/ are reserved for AWS managed keys.');
   }
   if (aliasName === 'alias/') throw new KmsError('InvalidAliasNameException', 'Alias name must not be empty after the prefix "alias/".');
+  // The model's pattern admits ':'; the service does not.
+  if (!/^alias\/[a-zA-Z0-9/_-]+$/.test(aliasName)) throw new KmsError('ValidationException', `${aliasName} contains invalid characters for an alias`);
+}
+
+/** CreateAlias / UpdateAlias: TargetKeyId must name a key, never an alias (AWS's ValidationException). */
+export function checkAliasTarget(targetKeyId: string): void {
+  if (targetKeyId.startsWith('alias/') || /^arn:aws[a-z-]*:kms:[^:]*:[^:]*:alias\//.test(targetKeyId)) {
+    throw new KmsError('ValidationException', 'Aliases must refer to keys. Not aliases');
+  }
 }

@@ -98,6 +98,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     validateInput(op, json);
     const input = decodeInput(op, json as Record<string, unknown>);
     call.input = input;
+    call.inputDecoded = true;
     const ctx: RequestContext = {
       scope: { region: auth.region, accountId: auth.caller.accountId },
       caller: auth.caller,
@@ -150,6 +151,7 @@ async function answer(
         sourceIp: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
         input: call.input,
+        inputDecoded: call.inputDecoded,
         output: call.output,
         ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
       }),

@@ -123,7 +123,8 @@ function aliasName(body: Body): string {
   const alias = text(body, 'key_alias', true);
   // create-key / update-key-alias: ^[a-zA-Z0-9:/_-]{1,255}$, not ending in /default (reserved for
   // Default Master Keys); the AWS alias name must also fit in 256 characters.
-  if (!KEY_ALIAS.test(alias) || alias.endsWith('/default') || AWS_ALIAS_PREFIX.length + alias.length > 256) throw invalid('KMS.1101');
+  // ':' matches Huawei's pattern but not AWS's alias characters, and aliases are shared with the AWS API.
+  if (!KEY_ALIAS.test(alias) || alias.includes(':') || alias.endsWith('/default') || AWS_ALIAS_PREFIX.length + alias.length > 256) throw invalid('KMS.1101');
   return AWS_ALIAS_PREFIX + alias;
 }
 
@@ -414,7 +415,8 @@ const decryptData: Action = async (body, ctx, services) => {
 
 /** datakey_length (bits, 8–8192 in multiples of 8) or key_spec AES_256 / AES_128; 256 bits by default. */
 function dataKeyBytes(body: Body): number {
-  const bits = whole(body, 'datakey_length', 'KMS.1901', false, [8, 8192], 8);
+  const bits = whole(body, 'datakey_length', 'KMS.1901', false, [8, 8192]);
+  if (bits !== undefined && bits % 8 !== 0) throw invalid('KMS.1903');
   if (bits !== undefined) return bits / 8;
   const spec = text(body, 'key_spec');
   if (spec === undefined || spec === 'AES_256') return 32;
@@ -449,7 +451,8 @@ const encryptDatakey: Action = async (body, ctx, services) => {
   // DEK's bytes (kms_02_0022; 64 there, 1–1024 as AWS's data keys here).
   const length = whole(body, 'datakey_plain_length', 'KMS.2102', true, [1, 1024])!;
   const plain = text(body, 'plain_text', true);
-  if (!/^[0-9a-fA-F]*$/.test(plain) || plain.length !== 2 * (length + 32)) throw invalid('KMS.2101');
+  if (!/^[0-9a-fA-F]*$/.test(plain) || plain.length % 2 !== 0 || plain.length <= 64) throw invalid('KMS.2101');
+  if (plain.length !== 2 * (length + 32)) throw invalid('KMS.2104');
   const all = Buffer.from(plain, 'hex');
   const dek = all.subarray(0, length);
   try {
@@ -470,7 +473,7 @@ const decryptDatakey: Action = async (body, ctx, services) => {
   const out = await call('Decrypt', { CiphertextBlob: blob, KeyId: keyId, EncryptionContext: context }, ctx, services);
   const dek = out.Plaintext!;
   try {
-    if (dek.length !== length) throw invalid('KMS.2201', 'datakey_cipher_length does not match the DEK.');
+    if (dek.length !== length) throw invalid('KMS.2204');
     return {
       data_key: hex(dek),
       datakey_length: String(length),
@@ -571,14 +574,21 @@ function pathKeyId(path: Record<string, string>): string {
   return id;
 }
 
+/** A tag key: 1–36 characters (KMS.0411), none of TAG_FORBIDDEN (KMS.0406). */
+function checkTagKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || TAG_FORBIDDEN.test(key)) throw invalid('KMS.0406');
+  if ([...key].length > 36) throw invalid('KMS.0411');
+}
+
 /** One TagItem: key 1–36 characters, value 0–43 characters (missing value: empty). */
 function tagItem(item: unknown): Tag {
-  if (!item || typeof item !== 'object' || Array.isArray(item)) throw invalid('KMS.0308', 'A tag is an object with key and value.');
+  if (!item || typeof item !== 'object' || Array.isArray(item)) throw invalid('KMS.0412', 'A tag is an object with key and value.');
   const { key, value } = item as { key?: unknown; value?: unknown };
   if (key === undefined || key === null) throw invalid('KMS.0204', 'tag key is required.');
-  if (typeof key !== 'string' || key.length === 0 || [...key].length > 36 || TAG_FORBIDDEN.test(key)) throw invalid('KMS.0308', 'Invalid tag key.');
+  checkTagKey(key);
   const v = value === undefined || value === null ? '' : value;
-  if (typeof v !== 'string' || [...v].length > 43 || TAG_FORBIDDEN.test(v)) throw invalid('KMS.0308', 'Invalid tag value.');
+  if (typeof v !== 'string' || TAG_FORBIDDEN.test(v)) throw invalid('KMS.0405');
+  if ([...v].length > 43) throw invalid('KMS.0410');
   return { TagKey: key, TagValue: v };
 }
 
@@ -596,7 +606,7 @@ async function tagsOf(keyId: string, ctx: RequestContext, services: Services): P
 async function addTags(keyId: string, tags: Tag[], ctx: RequestContext, services: Services): Promise<void> {
   const keys = new Set((await tagsOf(keyId, ctx, services)).map((t) => t.TagKey));
   for (const t of tags) keys.add(t.TagKey);
-  if (keys.size > MAX_HUAWEI_TAGS) throw invalid('KMS.0308', `Too many tags: a key has at most ${MAX_HUAWEI_TAGS}.`);
+  if (keys.size > MAX_HUAWEI_TAGS) throw invalid('KMS.0409', `A key has at most ${MAX_HUAWEI_TAGS}.`);
   await call('TagResource', { KeyId: keyId, Tags: tags }, ctx, services);
 }
 
@@ -610,9 +620,9 @@ const createKmsTag: Action = async (body, ctx, services, path) => {
 const batchCreateKmsTags: Action = async (body, ctx, services, path) => {
   const keyId = pathKeyId(path);
   const action = text(body, 'action', true);
-  if (action !== 'create' && action !== 'delete') throw invalid('KMS.0308', 'action must be create or delete.');
+  if (action !== 'create' && action !== 'delete') throw invalid('KMS.0404', 'action must be create or delete.');
   if (body.tags === undefined || body.tags === null) throw invalid('KMS.0204', 'tags is required.');
-  if (!Array.isArray(body.tags)) throw invalid('KMS.0308', 'tags must be an array.');
+  if (!Array.isArray(body.tags)) throw invalid('KMS.0412', 'tags must be an array.');
   if (body.tags.length === 0) throw invalid('KMS.0401');
   const tags = (body.tags as unknown[]).map(tagItem);
   if (action === 'create') await addTags(keyId, tags, ctx, services);
@@ -629,7 +639,7 @@ const deleteKmsTag: Action = async (_body, ctx, services, path) => {
   } catch {
     throw invalid('KMS.0201');
   }
-  if (tagKey.length === 0 || [...tagKey].length > 36 || TAG_FORBIDDEN.test(tagKey)) throw invalid('KMS.0308', 'Invalid tag key.');
+  checkTagKey(tagKey);
   await call('UntagResource', { KeyId: keyId, TagKeys: [tagKey] }, ctx, services);
   return {};
 };
@@ -762,13 +772,13 @@ function huaweiPrincipal(arn: string, accountId: string): { id: string; type: 'u
 
 function principalMember(body: Body, name: string, required: boolean): string | undefined {
   const value = required ? text(body, name, true) : text(body, name);
-  if (value !== undefined && !HUAWEI_PRINCIPAL.test(value)) throw invalid('KMS.0308', `${name} must match ^[a-zA-Z0-9]{1,64}$.`);
+  if (value !== undefined && !HUAWEI_PRINCIPAL.test(value)) throw invalid('KMS.2402', `${name} must match ^[a-zA-Z0-9]{1,64}$.`);
   return value;
 }
 
 function grantId(body: Body): string {
   const id = text(body, 'grant_id', true);
-  if (!/^[0-9a-f]{64}$/.test(id)) throw invalid('KMS.0308', 'grant_id must be 64 hexadecimal characters.');
+  if (!/^[0-9a-f]{64}$/.test(id)) throw invalid('KMS.2501', 'grant_id must be 64 hexadecimal characters.');
   return id;
 }
 
@@ -782,7 +792,7 @@ const createGrant: Action = async (body, ctx, services) => {
   if (!Array.isArray(ops) || ops.length === 0 || ops.some((o) => typeof o !== 'string' || !(o in GRANT_OPERATIONS))) {
     throw invalid('KMS.0308', `operations must list some of ${Object.keys(GRANT_OPERATIONS).join(', ')}.`);
   }
-  if (ops.every((o) => o === 'create-grant')) throw invalid('KMS.0308', 'operations cannot be only create-grant.');
+  if (ops.every((o) => o === 'create-grant')) throw invalid('KMS.2401');
   const name = text(body, 'name');
   if (name !== undefined && !/^[a-zA-Z0-9:/_-]{1,255}$/.test(name)) throw invalid('KMS.0308', 'name must match ^[a-zA-Z0-9:/_-]{1,255}$.');
   const retiring = principalMember(body, 'retiring_principal', false);
@@ -905,6 +915,7 @@ const importKeyMaterial: Action = async (body, ctx, services) => {
   if (expires !== undefined && expires !== '') {
     if (!/^\d{1,12}$/.test(expires)) throw invalid('KMS.0308', 'expiration_time must be a time in seconds since the epoch.');
     validTo = new Date(Number(expires) * 1000);
+    if (validTo.getTime() <= services.clock.now()) throw invalid('KMS.2602');
   }
   await call(
     'ImportKeyMaterial',

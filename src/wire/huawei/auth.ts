@@ -58,7 +58,7 @@ export class HuaweiAuthenticator {
     if (authorization !== undefined && authorization.startsWith(`${ALGORITHM} `)) return this.bySignature(request, authorization);
     const token = header(request, 'x-auth-token');
     if (token !== undefined && token !== '') return this.byToken(token);
-    throw new HuaweiError('KMS.0301', 'The value of X-Auth-Token is null or invalid.', 401);
+    throw new HuaweiError('KMS.0301', 'The value of X-Auth-Token is null or invalid.', 403);
   }
 
   private byToken(token: string): Caller {

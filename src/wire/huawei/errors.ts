@@ -39,6 +39,13 @@ export const MESSAGES = {
   'KMS.0312': 'External keys cannot be rotated.',
   'KMS.0313': 'Key rotation is not enabled.',
   'KMS.0401': 'Tag list cannot be empty.',
+  'KMS.0404': 'Invalid action.',
+  'KMS.0405': 'Invalid tag value.',
+  'KMS.0406': 'Invalid tag key.',
+  'KMS.0409': 'Too many tags.',
+  'KMS.0410': 'Invalid tag value length.',
+  'KMS.0411': 'Invalid tag key length.',
+  'KMS.0412': 'Invalid tag list.',
   'KMS.1101': 'Invalid key_alias.',
   'KMS.1103': 'Invalid key_description.',
   'KMS.1401': 'Set the pending deletion period between 7 to 1096 days.',
@@ -46,11 +53,22 @@ export const MESSAGES = {
   'KMS.1602': 'marker must be greater than or equals 0.',
   'KMS.1801': 'random_data_length must be in the range 8 bits to 8,192 bits and a multiple of 8.',
   'KMS.1901': 'datakey_length must be in the range 8 bits to 8,192 bits.',
+  // KMS.1903, KMS.2104, KMS.2204: Huawei Cloud's codes (not in OTC's table); wording ours.
+  'KMS.1903': 'datakey_length must be a multiple of 8.',
   'KMS.2101': 'Invalid plain_text.',
   'KMS.2102': 'datakey_plain_length must be from 1 to 1024 bytes.',
   'KMS.2103': 'Failed to verify the DEK hash.',
+  'KMS.2104': 'datakey_plain_length does not match the length of plain_text.',
   'KMS.2201': 'Invalid cipher_text.',
   'KMS.2202': 'datakey_cipher_length must be from 1 to 1024 bytes.',
+  'KMS.2204': 'datakey_cipher_length does not match the length of the DEK.',
+  'KMS.2401': 'Specify an operation in addition to create-grant.',
+  'KMS.2402': 'Invalid user ID.',
+  'KMS.2501': 'Invalid grant ID.',
+  'KMS.2601': 'Token expired.',
+  'KMS.2602': 'Key expiration time must be later than the current time.',
+  'KMS.2605': 'Token verification failed.',
+  'KMS.2701': 'Key material is not in Enabled or Disabled state and cannot be deleted.',
 } as const;
 
 export type DialectCode = keyof typeof MESSAGES;
@@ -88,8 +106,9 @@ const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
   InvalidImportTokenException: { status: 400, code: 'KMS.0308' },
   ExpiredImportTokenException: { status: 400, code: 'KMS.0308' },
   IncorrectKeyMaterialException: { status: 400, code: 'KMS.0308' },
-  // Authentication (raised by ./auth.ts with this dialect's wording).
-  MissingAuthenticationTokenException: { status: 401, code: 'KMS.0301' },
+  // Authentication (raised by ./auth.ts with this dialect's wording). No token at all: 403, as
+  // the Huawei error-code table's status for KMS.0301 says.
+  MissingAuthenticationTokenException: { status: 403, code: 'KMS.0301' },
   UnrecognizedClientException: { status: 401, code: 'KMS.0302' },
   InvalidSignatureException: { status: 401, code: 'KMS.0302' },
   IncompleteSignatureException: { status: 401, code: 'KMS.0302' },
@@ -118,11 +137,14 @@ const BY_ACTION: Record<string, Partial<Record<KmsErrorName, Mapped>>> = {
     UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] },
     InvalidCiphertextException: { status: 400, code: 'KMS.0311', message: MESSAGES['KMS.0311'] },
     KMSInvalidStateException: { status: 400, code: 'KMS.0310' },
+    // kms_02_8888 KMS.2601 / KMS.2605: the import token.
+    ExpiredImportTokenException: { status: 400, code: 'KMS.2601', message: MESSAGES['KMS.2601'] },
+    InvalidImportTokenException: { status: 400, code: 'KMS.2605', message: MESSAGES['KMS.2605'] },
   },
   'delete-imported-key-material': {
     UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] },
-    // No imported material to delete (or pending deletion): the message names the key state.
-    KMSInvalidStateException: { status: 400, code: 'KMS.0308' },
+    // No imported material to delete, or pending deletion (kms_02_8888 KMS.2701).
+    KMSInvalidStateException: { status: 400, code: 'KMS.2701', message: MESSAGES['KMS.2701'] },
   },
   // A grant that does not exist (the message names the grant, or the key when that is missing).
   'revoke-grant': { NotFoundException: { status: 404, code: 'KMS.0207' } },

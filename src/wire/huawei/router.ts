@@ -208,6 +208,7 @@ async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: 
         sourceIp: req.socket.remoteAddress,
         userAgent: req.headers['user-agent'],
         input: primary?.input,
+        inputDecoded: primary !== undefined,
         output: reply.status < 300 ? primary?.output : undefined,
         ...(reply.status < 300 ? {} : { error: errorOf(reply.body) }),
       }),
