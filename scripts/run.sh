@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the README's commands run. Each entry point installs what it needs first, so a
 # fresh Debian machine with Node 20 needs nothing else:
-#   npm start       -> SoftHSM2 (apt) + npm dependencies + build, then serve on 127.0.0.1:4599
-#   npm test        -> the same preparation, then the whole test suite
+#   npm start       -> SoftHSM2 (apt) + npm dependencies + build (service and console), then serve on 127.0.0.1:4599
+#   npm test        -> the same preparation and Chromium (apt), then the whole test suite
 #   npm run bench   -> the same preparation, then the benchmark
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,17 @@ ensure_node_modules() {
 
 build() {
   npx --no-install tsc -p tsconfig.json
+  node scripts/build-console.mjs
+}
+
+# The console's browser tests drive Debian's Chromium (playwright-core downloads no browser).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  echo "p11kms: installing chromium from apt (the console's browser tests need it)" >&2
+  local sudo=""
+  [ "$(id -u)" != "0" ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 }
 
 prepare() {
@@ -52,6 +63,7 @@ case "$command" in
     ;;
   test)
     prepare
+    ensure_chromium
     exec npx --no-install mocha "$@"
     ;;
   bench)

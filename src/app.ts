@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
 import { AUDIT_SYNCS_IN_FLIGHT, AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
+import { mountConsole } from './console';
 import { type Config, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
@@ -48,9 +49,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
+    const auditSigner = await AuditSigner.open(token);
     audit = await AuditTrail.open(
       { dir: config.auditDir!, maxFileBytes: config.auditMaxFileBytes, rotationSeconds: config.auditRotationSeconds, fsync: config.auditFsync },
-      await AuditSigner.open(token),
+      auditSigner,
       services.clock,
       log,
     );
@@ -85,6 +87,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail });
     app.post('/', awsJson);
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: trail }));
+    mountConsole(app, { services, authenticator, audit: trail, auditDir: config.auditDir!, publicKeyPem: auditSigner.publicKeyPem, defaultAccountId: config.accountId, log });
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });

@@ -1,0 +1,266 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyCommand, EncryptCommand, GetKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { expect } from 'chai';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { expectKmsError, TestServer } from '../support/server';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'test-artifacts', 'console');
+const ACCOUNT = '111122223333';
+const ADMIN = { accessKeyId: 'AKIACONSOLEADMIN0001', secretAccessKey: 'console-admin-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/admin` };
+const APP = { accessKeyId: 'AKIACONSOLEAPP000001', secretAccessKey: 'console-app-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/app` };
+const NO_AUDIT = { accessKeyId: 'AKIACONSOLENOAUDIT01', secretAccessKey: 'console-noaudit-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/operator` };
+
+function writeCredentials(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-console-')), 'credentials.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      accessKeys: [ADMIN, APP, NO_AUDIT],
+      identityPolicies: {
+        [ADMIN.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:*', 'p11kms:ReadAuditTrail'], Resource: '*' }] },
+        [NO_AUDIT.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] },
+      },
+    }),
+  );
+  return file;
+}
+
+/** A SigV4-signed GET on the audit endpoint, as any AWS-signing client would send it. */
+async function auditGet(server: TestServer, who: { accessKeyId: string; secretAccessKey: string } | undefined, route: string, query: Record<string, string> = {}) {
+  const url = new URL(server.endpoint);
+  let headers: Record<string, string> = {};
+  if (who) {
+    const signer = new SignatureV4({ credentials: who, region: 'us-east-1', service: 'kms', sha256: Hash.bind(null, 'sha256'), uriEscapePath: true });
+    const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: route, query, headers: { host: url.host } });
+    headers = signed.headers as Record<string, string>;
+    delete headers.host;
+  }
+  const response = await fetch(`${server.endpoint}${route}?${new URLSearchParams(query).toString()}`, { headers });
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+describe('web console (headless Chromium against the real server)', function () {
+  this.timeout(120_000);
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let app: KMSClient;
+  let keyId: string;
+
+  const shot = async (name: string) => {
+    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  };
+  /** Clicks an action button, checks the confirmation names the key, confirms, waits for the dialog to close. */
+  const confirmAction = async (button: string, confirm: string, screenshot?: string) => {
+    await page.getByRole('button', { name: button, exact: true }).click();
+    const dialog = page.locator('dialog[open]');
+    await dialog.waitFor();
+    expect(await dialog.textContent()).to.contain(keyId);
+    if (screenshot) await shot(screenshot);
+    await dialog.getByRole('button', { name: confirm, exact: true }).click();
+    await dialog.waitFor({ state: 'detached' }).catch(() => undefined);
+    await page.locator('dialog[open]').waitFor({ state: 'hidden' });
+  };
+  const keyState = (state: string) => page.locator('.key-page hgroup .badge', { hasText: new RegExp(`^${state}$`) }).waitFor();
+
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test installs Debian's chromium package (scripts/run.sh)`);
+    // The page under test is built from the current sources (esbuild, about a second).
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-console.mjs')], { stdio: 'pipe' });
+    fs.mkdirSync(SHOTS, { recursive: true });
+    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
+    app = server.client({ accessKeyId: APP.accessKeyId, secretAccessKey: APP.secretAccessKey });
+    browser = await chromium.launch({ executablePath: CHROMIUM });
+    page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    page.on('pageerror', (err) => process.stderr.write(`console page error: ${err.message}\n`));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('serves the page with a strict CSP, cache headers and no cookie', async () => {
+    const index = await fetch(`${server.endpoint}/console/`);
+    expect(index.status).to.equal(200);
+    const csp = index.headers.get('content-security-policy')!;
+    expect(csp).to.contain("script-src 'self'").and.contain("default-src 'none'").and.contain("frame-ancestors 'none'");
+    expect(index.headers.get('cache-control')).to.equal('no-cache');
+    expect(index.headers.get('set-cookie')).to.equal(null);
+    const html = await index.text();
+    expect(html).not.to.match(/<script>(?!<)/); // no inline script
+    const bundle = /src="\.\/(app-[A-Z0-9]+\.js)"/i.exec(html)![1];
+    const js = await fetch(`${server.endpoint}/console/${bundle}`);
+    expect(js.headers.get('cache-control')).to.contain('immutable');
+    expect(js.headers.get('content-type')).to.contain('javascript');
+    const bare = await fetch(`${server.endpoint}/console`, { redirect: 'manual' });
+    expect(bare.status).to.equal(301);
+    expect(bare.headers.get('location')).to.equal('/console/');
+  });
+
+  it('audit endpoint: SigV4 required, and p11kms:ReadAuditTrail granted explicitly in strict mode', async () => {
+    const unsigned = await auditGet(server, undefined, '/audit/events');
+    expect(unsigned.status).to.equal(403);
+    expect(unsigned.body.__type).to.equal('MissingAuthenticationTokenException');
+    const badSecret = await auditGet(server, { accessKeyId: ADMIN.accessKeyId, secretAccessKey: 'wrong' }, '/audit/events');
+    expect(badSecret.body.__type).to.equal('InvalidSignatureException');
+    // kms:* does not include p11kms's own action; a principal without identity policies has none either.
+    for (const who of [NO_AUDIT, APP]) {
+      const denied = await auditGet(server, who, '/audit/verify');
+      expect(denied.body.__type).to.equal('AccessDeniedException');
+      expect(denied.body.message).to.equal(`User: ${who.principalArn} is not authorized to perform: p11kms:ReadAuditTrail on resource: * because no identity-based policy allows the p11kms:ReadAuditTrail action`);
+    }
+    const allowed = await auditGet(server, ADMIN, '/audit/events', { eventName: 'VerifyTrail', error: 'AccessDeniedException' });
+    expect(allowed.status).to.equal(200);
+    // The refused reads are themselves in the trail, with who tried.
+    expect(allowed.body.events.map((e: any) => e.userIdentity.arn).sort()).to.deep.equal([APP.principalArn, NO_AUDIT.principalArn]);
+  });
+
+  it('signs in with an access key and finds a key created through the API in the table', async () => {
+    await page.goto(`${server.endpoint}/console/`);
+    await page.getByLabel('Access key ID').fill(ADMIN.accessKeyId);
+    await page.getByLabel('Secret access key').fill('not-the-secret');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'InvalidSignatureException' }).waitFor();
+    await shot('sign-in');
+    await page.getByLabel('Secret access key').fill(ADMIN.secretAccessKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Keys in us-east-1' }).waitFor();
+    // The secret lives in this tab's session storage only.
+    expect(await page.evaluate('Object.keys(localStorage).length')).to.equal(0);
+    expect(await page.evaluate('document.cookie')).to.equal('');
+    expect(await page.evaluate('Object.keys(sessionStorage)')).to.deep.equal(['p11kms.console.session']);
+
+    const created = await app.send(new CreateKeyCommand({ Description: 'billing data' }));
+    keyId = created.KeyMetadata!.KeyId!;
+    await app.send(new CreateAliasCommand({ AliasName: 'alias/billing', TargetKeyId: keyId }));
+    await app.send(new CreateKeyCommand({ Description: 'signing', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }));
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    const row = page.locator(`tr[data-key-id="${keyId}"]`);
+    await row.waitFor();
+    expect(await row.textContent()).to.contain('alias/billing').and.contain('SYMMETRIC_DEFAULT').and.contain('Enabled').and.contain('AWS_KMS');
+    await page.getByLabel('Filter keys').fill('billing');
+    await page.locator('tbody tr').filter({ hasNotText: 'alias/billing' }).waitFor({ state: 'detached' });
+    expect(await page.locator('table.keys tbody tr').count()).to.equal(1);
+    await page.getByLabel('Filter keys').fill('');
+    await page.locator('table.keys tbody tr').nth(1).waitFor();
+    await shot('keys');
+  });
+
+  it('disables the key from the console, and the API refuses it', async () => {
+    await page.locator(`tr[data-key-id="${keyId}"] a`).click();
+    await page.getByRole('heading', { name: keyId }).waitFor();
+    await page.getByRole('heading', { name: 'Rotation', exact: true }).waitFor();
+    await shot('key');
+    await confirmAction('Disable', 'Disable key', 'confirm-disable');
+    await keyState('Disabled');
+    const refused = await expectKmsError(app.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
+    expect(refused.name).to.equal('DisabledException');
+  });
+
+  it('schedules and cancels deletion', async () => {
+    await page.getByRole('button', { name: 'Schedule deletion' }).click();
+    await page.locator('dialog[open] input[name="pendingWindowInDays"]').fill('7');
+    await page.getByRole('button', { name: 'Cancel', exact: true }).waitFor();
+    await page.locator('dialog[open]').getByRole('button', { name: 'Schedule deletion' }).click();
+    await keyState('PendingDeletion');
+    const pending = (await app.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+    expect(pending.KeyState).to.equal('PendingDeletion');
+    const days = (pending.DeletionDate!.getTime() - Date.now()) / 86_400_000;
+    expect(days).to.be.within(6.9, 7.1);
+    await confirmAction('Cancel deletion', 'Cancel deletion');
+    await keyState('Disabled');
+    await confirmAction('Enable', 'Enable key');
+    await keyState('Enabled');
+  });
+
+  it('edits the key policy: a lockout is refused with AWS message, a good policy is saved', async () => {
+    const editor = page.getByRole('textbox', { name: 'Key policy document' });
+    const original = JSON.parse(await editor.inputValue()) as { Statement: unknown[] };
+    const lockout = { Version: '2012-10-17', Statement: [{ Sid: 'AppOnly', Effect: 'Allow', Principal: { AWS: APP.principalArn }, Action: 'kms:*', Resource: '*' }] };
+    await editor.fill(JSON.stringify(lockout, null, 2));
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    const dialog = page.locator('dialog[open]');
+    await dialog.getByRole('button', { name: 'Save policy' }).click();
+    await dialog.getByRole('alert').waitFor();
+    expect(await dialog.getByRole('alert').textContent()).to.equal(
+      'MalformedPolicyDocumentException: The new key policy will not allow you to update the key policy in the future.',
+    );
+    await shot('policy-refused');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+
+    const better = { ...original, Statement: [...original.Statement, { Sid: 'AppDecrypt', Effect: 'Allow', Principal: { AWS: APP.principalArn }, Action: 'kms:Decrypt', Resource: '*' }] };
+    await editor.fill(JSON.stringify(better));
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await page.locator('dialog[open]').getByRole('button', { name: 'Save policy' }).click();
+    await page.getByRole('status').filter({ hasText: 'Key policy saved.' }).waitFor();
+    const saved = await app.send(new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default' }));
+    expect(JSON.parse(saved.Policy!)).to.deep.equal(better);
+    // Shown formatted again once the page has reloaded the key.
+    const formatted = JSON.stringify(better, null, 2);
+    await page.waitForFunction((expected) => (globalThis as any).document.querySelector('textarea.policy').value === expected, formatted);
+  });
+
+  it("filters the audit view to one key's Decrypt calls", async () => {
+    const other = (await app.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    for (const [id, n] of [[keyId, 2], [other, 1]] as const) {
+      const { CiphertextBlob } = await app.send(new EncryptCommand({ KeyId: id, Plaintext: Buffer.from('console test') }));
+      for (let i = 0; i < n; i++) await app.send(new DecryptCommand({ CiphertextBlob }));
+    }
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.locator('p.count').waitFor();
+    await page.getByLabel('Event name').fill('Decrypt');
+    await page.getByLabel('Key', { exact: true }).fill(keyId);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.locator('p.count', { hasText: /^2 matching record\(s\)$/ }).waitFor();
+    const events = await page.locator('table.records tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-event')));
+    expect(events).to.deep.equal(['Decrypt', 'Decrypt']);
+    await page.locator('table.records tbody tr').first().click();
+    const detail = page.getByRole('article', { name: 'Record detail' });
+    await detail.waitFor();
+    const record = JSON.parse((await detail.locator('pre').textContent())!) as Record<string, any>;
+    expect(record.eventName).to.equal('Decrypt');
+    expect(record.resources[0].ARN).to.match(new RegExp(`:key/${keyId}$`));
+    expect(record.userIdentity.arn).to.equal(APP.principalArn);
+    expect(JSON.stringify(record)).not.to.contain('console test'); // no plaintext
+    await page.locator('canvas[aria-label="Calls per operation"]').waitFor();
+    await shot('audit');
+  });
+
+  it('verifies the trail, then shows the file and line of a record a test changed', async () => {
+    await page.getByRole('button', { name: 'Verify trail' }).click();
+    await page.getByRole('article', { name: 'Verification result' }).filter({ hasText: 'Trail intact' }).waitFor();
+
+    const dir = path.join(server.dataDir, 'audit');
+    const file = fs.readdirSync(dir).filter((f) => /^trail-.*\.jsonl$/.test(f)).sort()[0];
+    const lines = fs.readFileSync(path.join(dir, file), 'utf8').split('\n');
+    const index = lines.findIndex((l) => l.includes('"eventName":"Decrypt"'));
+    // Same length, in place: the service keeps appending to the file while the test edits it.
+    const offset = Buffer.byteLength(lines.slice(0, index).join('\n')) + 1 + Buffer.from(lines[index]).indexOf('"eventName":"Decrypt"');
+    const fd = fs.openSync(path.join(dir, file), 'r+');
+    fs.writeSync(fd, Buffer.from('"eventName":"Encrypt"'), 0, 21, offset);
+    fs.closeSync(fd);
+
+    await page.getByRole('button', { name: 'Verify trail' }).click();
+    const result = page.getByRole('article', { name: 'Verification result' }).filter({ hasText: 'Trail broken' });
+    await result.waitFor();
+    const findings = await result.locator('li.finding-error').allTextContents();
+    expect(findings.some((f) => f.includes(`${file}:${index + 1}`)), findings.join('\n')).to.equal(true);
+    await shot('audit-verify-broken');
+  });
+
+  it('shows health: token and key specs', async () => {
+    await page.getByRole('link', { name: 'Health' }).click();
+    const specs = page.getByRole('article', { name: 'Key specs' });
+    await specs.getByText('✓ SYMMETRIC_DEFAULT').waitFor();
+    expect(await page.getByRole('article', { name: 'Service' }).textContent()).to.contain('softhsm2');
+    await shot('health');
+  });
+});
