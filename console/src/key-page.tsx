@@ -332,41 +332,42 @@ export function KeyPage({ client, keyId }: { client: KMSClient; keyId: string })
           )}
         </Section>
 
-        <Section title="Grants" result={data.grants}>
-          {(g) =>
-            g.Grants?.length ? (
-              <div class="overflow-auto">
-                <table class="striped">
-                  <thead>
-                    <tr>
-                      <th>Grant</th>
-                      <th>Grantee</th>
-                      <th>Operations</th>
-                      <th>Constraints</th>
-                      <th>Created</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {g.Grants.map((grant) => (
-                      <tr>
-                        <td class="mono" title={grant.GrantId}>
-                          {grant.Name || `${grant.GrantId?.slice(0, 12)}…`}
-                        </td>
-                        <td class="mono">{grant.GranteePrincipal}</td>
-                        <td>{grant.Operations?.join(', ')}</td>
-                        <td class="mono">{grant.Constraints ? JSON.stringify(grant.Constraints) : '—'}</td>
-                        <td>{formatDate(grant.CreationDate)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            ) : (
-              <p>No grants.</p>
-            )
-          }
-        </Section>
       </div>
+
+      <Section title="Grants" result={data.grants}>
+        {(g) =>
+          g.Grants?.length ? (
+            <div class="overflow-auto">
+              <table class="striped grants">
+                <thead>
+                  <tr>
+                    <th>Grant</th>
+                    <th>Grantee</th>
+                    <th>Operations</th>
+                    <th>Constraints</th>
+                    <th>Created</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {g.Grants.map((grant) => (
+                    <tr>
+                      <td title={grant.GrantId}>
+                        {grant.Name || `${grant.GrantId?.slice(0, 12)}…`}
+                      </td>
+                      <td class="mono">{grant.GranteePrincipal}</td>
+                      <td>{grant.Operations?.join(', ')}</td>
+                      <td class="mono">{grant.Constraints ? JSON.stringify(grant.Constraints) : '—'}</td>
+                      <td>{formatDate(grant.CreationDate)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          ) : (
+            <p>No grants.</p>
+          )
+        }
+      </Section>
 
       <Section title="Key policy" result={data.policy}>
         {() => (

@@ -2,7 +2,19 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyCommand, EncryptCommand, GetKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  CreateGrantCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  EnableKeyRotationCommand,
+  EncryptCommand,
+  GetKeyPolicyCommand,
+  type KMSClient,
+  ListKeyRotationsCommand,
+  TagResourceCommand,
+} from '@aws-sdk/client-kms';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
@@ -154,11 +166,23 @@ describe('web console (headless Chromium against the real server)', function () 
     await shot('keys');
   });
 
-  it('disables the key from the console, and the API refuses it', async () => {
+  it("shows a key's tags, grants and rotation timeline, and rotates it from the console", async () => {
+    await app.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'team', TagValue: 'billing' }] }));
+    await app.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 180 }));
+    await app.send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: APP.principalArn, Operations: ['Decrypt'], Name: 'billing-batch' }));
     await page.locator(`tr[data-key-id="${keyId}"] a`).click();
     await page.getByRole('heading', { name: keyId }).waitFor();
-    await page.getByRole('heading', { name: 'Rotation', exact: true }).waitFor();
+    await page.getByText('every 180 days').waitFor();
+    expect(await page.getByRole('article', { name: 'Tags' }).textContent()).to.contain('team').and.contain('billing');
+    expect(await page.getByRole('article', { name: 'Grants' }).textContent()).to.contain('billing-batch').and.contain('Decrypt');
+    await confirmAction('Rotate now', 'Rotate now');
+    await page.getByRole('list', { name: 'Rotation history' }).getByText('rotated on demand').waitFor();
+    const { Rotations } = await app.send(new ListKeyRotationsCommand({ KeyId: keyId }));
+    expect(Rotations!.map((r) => r.RotationType)).to.deep.equal(['ON_DEMAND']);
     await shot('key');
+  });
+
+  it('disables the key from the console, and the API refuses it', async () => {
     await confirmAction('Disable', 'Disable key', 'confirm-disable');
     await keyState('Disabled');
     const refused = await expectKmsError(app.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
