@@ -49,7 +49,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
       <article>
         <header>
           <h1>p11kms console</h1>
-          <p>Sign in with an access key from the service's credentials file. The secret stays in this tab; every call is signed here with SigV4.</p>
+          <p>Sign in with an access key: one from the service's credentials file in strict mode, any in permissive mode. The secret stays in this tab; every call is signed here with SigV4.</p>
         </header>
         <form onSubmit={(e) => void submit(e)}>
           <label>
