@@ -65,6 +65,7 @@ describe('web console (headless Chromium against the real server)', function () 
   let page: Page;
   let app: KMSClient;
   let keyId: string;
+  const pageErrors: string[] = [];
 
   const shot = async (name: string) => {
     await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
@@ -91,7 +92,9 @@ describe('web console (headless Chromium against the real server)', function () 
     app = server.client({ accessKeyId: APP.accessKeyId, secretAccessKey: APP.secretAccessKey });
     browser = await chromium.launch({ executablePath: CHROMIUM });
     page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-    page.on('pageerror', (err) => process.stderr.write(`console page error: ${err.message}\n`));
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    // The browser reports what the Content-Security-Policy blocked (a style, an image, a script) here.
+    page.on('console', (msg) => msg.type() === 'error' && /Content Security Policy|Refused to/.test(msg.text()) && pageErrors.push(msg.text()));
   });
 
   after(async () => {
@@ -286,5 +289,9 @@ describe('web console (headless Chromium against the real server)', function () 
     await specs.getByText('✓ SYMMETRIC_DEFAULT').waitFor();
     expect(await page.getByRole('article', { name: 'Service' }).textContent()).to.contain('softhsm2');
     await shot('health');
+  });
+
+  it('ran every page without a script error or anything the Content-Security-Policy blocked', () => {
+    expect(pageErrors).to.deep.equal([]);
   });
 });
