@@ -81,8 +81,8 @@ const READ_ONLY_USE = new Set([
   'DeriveSharedSecret',
 ]);
 
-const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const KEY_ARN = /^arn:aws[a-z-]*:kms:[^:]+:(\d{12}):key\/[0-9a-f-]{36}$/;
+const KEY_ID = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[^:]+:(\d{12}):key\/([0-9a-f-]{36}|mrk-[0-9a-f]{32})$/;
 
 export function apiCallEvent(call: ApiCall): AuditEvent {
   const known = call.operation !== undefined && Object.prototype.hasOwnProperty.call(MODEL_OPERATIONS, call.operation);
@@ -126,6 +126,31 @@ export function eventIdOf(requestId: string): string {
   h[8] = (h[8] & 0x3f) | 0x80;
   const hex = h.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * Every record one API call leaves. AWS records a successful ReplicateKey twice: as
+ * ReplicateKey in the primary key's region and as CreateKey in the replica's region, so a
+ * trail read per region shows the replica's creation.
+ */
+export function apiCallEvents(call: ApiCall): AuditEvent[] {
+  const event = apiCallEvent(call);
+  const output = isRecord(call.output) ? call.output : {};
+  const replica = output.ReplicaKeyMetadata;
+  if (call.operation !== 'ReplicateKey' || call.error || !isRecord(replica) || typeof replica.Arn !== 'string' || !isRecord(call.input)) return [event];
+  const replicaRegion = call.input.ReplicaRegion;
+  if (typeof replicaRegion !== 'string') return [event];
+  return [
+    event,
+    {
+      ...event,
+      eventName: 'CreateKey',
+      awsRegion: replicaRegion,
+      eventID: eventIdOf(`${call.requestId}/CreateKey`),
+      additionalEventData: { ...event.additionalEventData, replicatedBy: 'ReplicateKey', primaryRegion: event.awsRegion },
+      resources: event.resources?.filter((r) => r.ARN === replica.Arn),
+    },
+  ];
 }
 
 function identityOf(call: ApiCall): Record<string, unknown> {

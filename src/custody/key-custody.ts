@@ -26,7 +26,7 @@ export function materialLabel(ref: MaterialRef): string {
 }
 
 export function parseMaterialLabel(label: string): MaterialRef | undefined {
-  const match = /^p11kms:([0-9a-f-]{36}):v(\d+)$/.exec(label);
+  const match = /^p11kms:([0-9a-f-]{36}|mrk-[0-9a-f]{32}):v(\d+)$/.exec(label);
   return match ? { keyId: match[1], version: Number(match[2]) } : undefined;
 }
 

@@ -34,7 +34,7 @@ export function wrappingLabel(ref: WrappingRef): string {
 }
 
 export function parseWrappingLabel(label: string): WrappingRef | undefined {
-  const match = /^p11kms-import:([0-9a-f-]{36}):([0-9a-f]{32})$/.exec(label);
+  const match = /^p11kms-import:([0-9a-f-]{36}|mrk-[0-9a-f]{32}):([0-9a-f]{32})$/.exec(label);
   return match ? { keyId: match[1], wrappingId: match[2] } : undefined;
 }
 

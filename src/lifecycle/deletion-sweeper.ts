@@ -1,5 +1,10 @@
 import { type AuditSink, keyDeletedEvent } from '../audit/event';
 import type { Services } from '../operations';
+import { DAY_MS } from '../operations/shared/rotation';
+import { isReplica } from '../store/records';
+
+/** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
+const DEFAULT_WINDOW_DAYS = 30;
 
 /**
  * Deletes keys whose waiting period has ended. The decision is one store transaction
@@ -49,27 +54,36 @@ export class DeletionSweeper {
     );
     const deleted: string[] = [];
     for (const candidate of due) {
-      const key = await this.services.store.transact(async (tx) => {
-        const current = await tx.getKey(candidate.keyId);
+      const outcome = await this.services.store.transact(async (tx) => {
+        const current = await tx.getKey(candidate);
         if (!current || current.keyState !== 'PendingDeletion' || current.deletionDate === undefined || current.deletionDate > now) {
           return undefined;
         }
-        tx.deleteKey(current.keyId);
+        tx.deleteKey(current);
         for (const alias of await tx.listAliases(current)) {
           if (alias.targetKeyId === current.keyId) tx.deleteAlias(current, alias.aliasName);
         }
         // AWS: a key's grants end with the key.
-        for (const grant of await tx.listGrants(current.keyId)) tx.deleteGrant(grant.grantId);
-        return current;
+        for (const grant of await tx.listGrants(current)) tx.deleteGrant(grant.grantId);
+        // The other regions of a multi-Region key share the material: it is destroyed with
+        // the last record that refers to it, never before.
+        const remaining = await tx.listKeyRegions(current.keyId);
+        const primary = remaining.find((r) => !isReplica(r));
+        if (primary?.keyState === 'PendingReplicaDeletion' && !remaining.some((r) => isReplica(r))) {
+          // The last replica is gone: the primary's own waiting period starts now, as on AWS.
+          tx.putKey({ ...primary, keyState: 'PendingDeletion', deletionDate: now + (primary.pendingWindowInDays ?? DEFAULT_WINDOW_DAYS) * DAY_MS });
+        }
+        return { key: current, lastRegion: remaining.length === 0 };
       });
-      if (!key) continue;
-      for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
+      if (!outcome) continue;
+      const { key, lastRegion } = outcome;
+      if (lastRegion) for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
       for (const p of key.importParameters ?? []) await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
       deleted.push(key.keyId);
-      this.services.log.info({ keyId: key.keyId, arn: key.arn }, 'key deleted at the end of its waiting period');
+      this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
       // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.
       await this.audit
-        ?.record(keyDeletedEvent(key, this.services.clock.now(), key.materials.map((m) => m.materialId)))
+        ?.record(keyDeletedEvent(key, this.services.clock.now(), lastRegion ? key.materials.map((m) => m.materialId) : []))
         .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail'));
     }
     return deleted;
@@ -79,7 +93,7 @@ export class DeletionSweeper {
   private async removeOrphanGrants(): Promise<void> {
     const orphans: string[] = [];
     for (const grant of await this.services.store.listGrants()) {
-      if (!(await this.services.store.getKey(grant.keyId))) orphans.push(grant.grantId);
+      if (!(await this.services.store.getKey(grant))) orphans.push(grant.grantId);
     }
     if (orphans.length === 0) return;
     await this.services.store.transact((tx) => {

@@ -2,7 +2,7 @@ import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '.
 import type { Services } from '../operations';
 import { materialStateAfterImportChange } from '../operations/shared/import-state';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
-import type { KeyRecord } from '../store/records';
+import { isReplica, type KeyRecord } from '../store/records';
 
 export interface MaterialSweepResult {
   rotated: string[];
@@ -76,7 +76,7 @@ export class MaterialSweeper {
     const due = key.materials.filter((m) => m.imported?.importState === 'IMPORTED' && m.imported.validTo !== undefined && m.imported.validTo <= now);
     for (const candidate of due) {
       const expired = await this.services.store.transact(async (tx) => {
-        const current = await tx.getKey(key.keyId);
+        const current = await tx.getKey(key);
         const m = current?.materials.find((x) => x.version === candidate.version);
         if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return undefined;
         const next = materialStateAfterImportChange(current, current.materials.map((x) => (x === m ? { ...x, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } } : x)));
@@ -94,7 +94,7 @@ export class MaterialSweeper {
   private async expireWrappingKeys(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
     if (!key.importParameters?.some((p) => p.validTo <= now)) return;
     const gone = await this.services.store.transact(async (tx) => {
-      const current = await tx.getKey(key.keyId);
+      const current = await tx.getKey(key);
       if (!current?.importParameters) return [];
       const expired = current.importParameters.filter((p) => p.validTo <= now);
       if (expired.length > 0) tx.putKey({ ...current, importParameters: current.importParameters.filter((p) => p.validTo > now) });
@@ -115,5 +115,6 @@ export class MaterialSweeper {
 
 function rotationDue(key: KeyRecord, now: number): boolean {
   const rotation = rotationOf(key);
-  return key.keyState === 'Enabled' && key.origin === 'AWS_KMS' && rotation.enabled && rotation.nextRotationAt !== undefined && rotation.nextRotationAt <= now;
+  // A multi-Region key rotates through its primary; the new version is shared by every region.
+  return key.keyState === 'Enabled' && key.origin === 'AWS_KMS' && !isReplica(key) && rotation.enabled && rotation.nextRotationAt !== undefined && rotation.nextRotationAt <= now;
 }

@@ -17,29 +17,32 @@ export interface ReconcileReport {
  * destroyed; recorded material missing from the token is reported, never hidden.
  */
 export async function reconcile(services: Services): Promise<ReconcileReport> {
-  const keys = new Map<string, KeyRecord>((await services.store.listKeys()).map((k) => [k.keyId, k]));
+  // One record per region: the regions of a multi-Region key refer to the same token objects,
+  // and an object is kept when any record refers to it.
+  const records = await services.store.listKeys();
+  const keys = new Map<string, KeyRecord[]>();
+  for (const k of records) keys.set(k.keyId, [...(keys.get(k.keyId) ?? []), k]);
   const inToken = await services.custody.listMaterial();
   const present = new Set(inToken.map((m) => `${m.keyId}:${m.version}`));
   const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [] };
   // Imported material the store marks PENDING_IMPORT (deleted or expired, or imported just
   // before a crash) must not survive either: only material the store says is there is kept.
-  const recorded = (key: KeyRecord | undefined, version: number) =>
-    key?.materials.some((m) => m.version === version && (m.imported === undefined || m.imported.importState === 'IMPORTED')) ?? false;
+  const recorded = (regions: readonly KeyRecord[] | undefined, version: number) =>
+    (regions ?? []).some((key) => key.materials.some((m) => m.version === version && (m.imported === undefined || m.imported.importState === 'IMPORTED')));
 
   for (const material of inToken) {
-    const key = keys.get(material.keyId);
-    if (recorded(key, material.version)) continue;
+    if (recorded(keys.get(material.keyId), material.version)) continue;
     await services.custody.destroy(material);
     report.orphansDestroyed.push(`${material.keyId}:v${material.version}`);
     services.log.warn({ keyId: material.keyId, version: material.version }, 'destroyed a token object no key refers to');
   }
   for (const wrapping of await services.custody.importer.listWrappingKeys()) {
-    if (keys.get(wrapping.keyId)?.importParameters?.some((p) => p.wrappingId === wrapping.wrappingId)) continue;
+    if (keys.get(wrapping.keyId)?.some((k) => k.importParameters?.some((p) => p.wrappingId === wrapping.wrappingId))) continue;
     await services.custody.importer.destroyWrappingKey(wrapping);
     report.wrappingKeysDestroyed.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
     services.log.warn({ keyId: wrapping.keyId }, 'destroyed an import wrapping key no import parameters refer to');
   }
-  for (const key of keys.values()) {
+  for (const key of records) {
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
       if (present.has(`${key.keyId}:${m.version}`)) continue;

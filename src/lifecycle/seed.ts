@@ -59,7 +59,7 @@ export async function seedFromFile(services: Services, file: string, defaultAcco
 }
 
 async function seedKey(services: Services, ctx: RequestContext, entry: SeedKey): Promise<void> {
-  let key = await services.store.getKey(entry.keyId);
+  let [key] = await services.store.listKeyRegions(entry.keyId);
   if (key && (key.region !== ctx.scope.region || key.accountId !== ctx.scope.accountId)) {
     throw new Error(`key exists in ${key.region}/${key.accountId}, not ${ctx.scope.region}/${ctx.scope.accountId}`);
   }
@@ -76,7 +76,7 @@ async function seedKey(services: Services, ctx: RequestContext, entry: SeedKey):
       services,
       entry.keyId,
     );
-    key = (await services.store.getKey(entry.keyId))!;
+    key = (await services.store.getKey({ keyId: entry.keyId, region: ctx.scope.region }))!;
   }
   if (entry.material !== undefined && key.origin === 'EXTERNAL') {
     const current = key.materials.find((m) => m.version === key!.currentVersion);

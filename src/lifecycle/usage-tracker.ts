@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import type { MetadataStore } from '../store/metadata-store';
+import type { KeyLocator, MetadataStore } from '../store/metadata-store';
 import type { LastUsageRecord } from '../store/records';
 
 /**
@@ -10,7 +10,8 @@ import type { LastUsageRecord } from '../store/records';
  * never key state.
  */
 export class UsageTracker {
-  private pending = new Map<string, LastUsageRecord>();
+  /** By key record (`<region>/<key id>`: the regions of a multi-Region key are used separately). */
+  private pending = new Map<string, { key: KeyLocator; usage: LastUsageRecord }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
 
@@ -21,13 +22,13 @@ export class UsageTracker {
     private readonly intervalMs = 5_000,
   ) {}
 
-  record(keyId: string, operation: string, requestId: string): void {
-    this.pending.set(keyId, { operation, at: this.clock.now(), requestId });
+  record(key: KeyLocator, operation: string, requestId: string): void {
+    this.pending.set(`${key.region}/${key.keyId}`, { key: { keyId: key.keyId, region: key.region }, usage: { operation, at: this.clock.now(), requestId } });
   }
 
   /** The newest use not yet flushed, if any. */
-  unflushed(keyId: string): LastUsageRecord | undefined {
-    return this.pending.get(keyId);
+  unflushed(key: KeyLocator): LastUsageRecord | undefined {
+    return this.pending.get(`${key.region}/${key.keyId}`)?.usage;
   }
 
   start(): void {
@@ -53,15 +54,15 @@ export class UsageTracker {
     this.pending = new Map();
     try {
       await this.store.transact(async (tx) => {
-        for (const [keyId, usage] of batch) {
-          const key = await tx.getKey(keyId);
+        for (const { key: locator, usage } of batch.values()) {
+          const key = await tx.getKey(locator);
           if (!key || (key.lastUsage && key.lastUsage.at > usage.at)) continue;
           tx.putKey({ ...key, lastUsage: usage });
         }
       });
     } catch (err) {
       // Put the batch back unless a newer use arrived meanwhile.
-      for (const [keyId, usage] of batch) if (!this.pending.has(keyId)) this.pending.set(keyId, usage);
+      for (const [id, entry] of batch) if (!this.pending.has(id)) this.pending.set(id, entry);
       throw err;
     }
   }

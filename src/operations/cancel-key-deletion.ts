@@ -4,7 +4,7 @@ import { updateKey } from './shared/update-key';
 
 export const cancelKeyDeletion: OperationHandler<'CancelKeyDeletion'> = async (input, ctx, services) => {
   const key = await updateKey(services, ctx, input.KeyId, { operation: 'CancelKeyDeletion' }, (current) => {
-    if (current.keyState !== 'PendingDeletion') {
+    if (current.keyState !== 'PendingDeletion' && current.keyState !== 'PendingReplicaDeletion') {
       throw new KmsError('KMSInvalidStateException', `${current.arn} is not pending deletion.`);
     }
     // AWS leaves a key whose deletion was cancelled disabled.

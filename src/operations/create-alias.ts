@@ -18,7 +18,7 @@ export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, s
     if (await tx.getAlias(ctx.scope, input.AliasName)) {
       throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(ctx.scope, input.AliasName)} already exists`);
     }
-    const key = await tx.getKey(target.keyId);
+    const key = await tx.getKey(target);
     if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
     if (key.keyState === 'PendingDeletion') throw invalidState(key);
     const now = services.clock.now();

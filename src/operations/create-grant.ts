@@ -46,12 +46,12 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
     grantToken: newGrantToken(grantId),
   };
   const stored = await services.store.transact(async (tx) => {
-    const current = await tx.getKey(key.keyId);
+    const current = await tx.getKey(key);
     if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
     if (current.keyState === 'PendingDeletion') throw invalidState(current);
     // Name idempotency: the same request with the same Name answers the grant made before.
     if (record.name !== undefined) {
-      const same = (await tx.listGrants(key.keyId)).find((g) => sameGrant(g, record));
+      const same = (await tx.listGrants(key)).find((g) => sameGrant(g, record));
       if (same) return same;
     }
     tx.putGrant(record);

@@ -27,7 +27,8 @@ export function defaultKeyPolicy(accountId: string): string {
   });
 }
 
-export const createKey: OperationHandler<'CreateKey'> = (input, ctx, services) => createKeyWithId(input, ctx, services, randomUUID());
+export const createKey: OperationHandler<'CreateKey'> = (input, ctx, services) =>
+  createKeyWithId(input, ctx, services, input.MultiRegion ? `mrk-${randomBytes(16).toString('hex')}` : randomUUID());
 
 /** CreateKey with a key id chosen by the caller (the seed file's fixed ids); the operation draws a random one. */
 export const createKeyWithId = async (input: Parameters<OperationHandler<'CreateKey'>>[0], ctx: Parameters<OperationHandler<'CreateKey'>>[1], services: Parameters<OperationHandler<'CreateKey'>>[2], keyId: string): ReturnType<OperationHandler<'CreateKey'>> => {
@@ -46,8 +47,8 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
   if (input.CustomKeyStoreId || input.XksKeyId) {
     throw new KmsError('UnsupportedOperationException', 'Custom key stores are not supported by p11kms.');
   }
-  if (input.MultiRegion) {
-    throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by p11kms.');
+  if (input.MultiRegion && origin === 'EXTERNAL') {
+    throw new KmsError('UnsupportedOperationException', 'p11kms cannot create multi-Region keys with imported key material (Origin EXTERNAL); multi-Region keys are available with Origin AWS_KMS.');
   }
   const capability = services.custody.canGenerate(keySpec);
   if (!capability.ok) {
@@ -80,13 +81,15 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     currentVersion: origin === 'EXTERNAL' ? 0 : 1,
     tags,
     policy,
+    // A multi-Region key starts as its own primary; ReplicateKey adds the other regions.
+    ...(input.MultiRegion ? { primaryRegion: ctx.scope.region } : {}),
   };
   // The lockout safety check concerns a Policy the caller wrote; AWS's default key policy
   // (account root, kms:*) is attached without it.
   checkKeyPolicy(services, ctx, policy, record, input.Policy === undefined || input.BypassPolicyLockoutSafetyCheck);
   if (origin === 'EXTERNAL') {
     await services.store.transact(async (tx) => {
-      if (await tx.getKey(keyId)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
+      if ((await tx.listKeyRegions(keyId)).length > 0) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
       tx.putKey(record);
     });
     return { KeyMetadata: keyMetadataOf(record) };

@@ -21,7 +21,7 @@ export const deleteImportedKeyMaterial: OperationHandler<'DeleteImportedKeyMater
   };
   pick(found);
   const deleted = await services.store.transact(async (tx) => {
-    const current = await tx.getKey(found.keyId);
+    const current = await tx.getKey(found);
     if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
     checkImportTarget(current);
     const m = pick(current);

@@ -1,8 +1,10 @@
+import { isMultiRegion } from '../store/records';
 import type { OperationHandler } from './context';
 import { keyMetadataOf } from './shared/key-metadata';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const describeKey: OperationHandler<'DescribeKey'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'DescribeKey', allowedStates: 'any' });
-  return { KeyMetadata: keyMetadataOf(key) };
+  const regions = isMultiRegion(key) ? await services.store.listKeyRegions(key.keyId) : [key];
+  return { KeyMetadata: keyMetadataOf(key, regions) };
 };

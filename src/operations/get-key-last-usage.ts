@@ -9,7 +9,7 @@ import { loadKeyFor } from './shared/key-resolution';
  */
 export const getKeyLastUsage: OperationHandler<'GetKeyLastUsage'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyLastUsage', allowedStates: 'any' });
-  const usage = services.usage?.unflushed(key.keyId) ?? key.lastUsage;
+  const usage = services.usage?.unflushed(key) ?? key.lastUsage;
   return {
     KeyId: key.keyId,
     KeyCreationDate: new Date(key.createdAt),

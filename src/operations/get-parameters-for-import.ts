@@ -29,7 +29,7 @@ export const getParametersForImport: OperationHandler<'GetParametersForImport'> 
   const validTo = services.clock.now() + IMPORT_PARAMETERS_VALIDITY_MS;
   try {
     await services.store.transact(async (tx) => {
-      const current = await tx.getKey(key.keyId);
+      const current = await tx.getKey(key);
       if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
       checkImportTarget(current);
       tx.putKey({

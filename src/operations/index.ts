@@ -43,9 +43,11 @@ import { getParametersForImport } from './get-parameters-for-import';
 import { importKeyMaterial } from './import-key-material';
 import { listKeyRotations } from './list-key-rotations';
 import { listResourceTags } from './list-resource-tags';
+import { replicateKey } from './replicate-key';
 import { rotateKeyOnDemand } from './rotate-key-on-demand';
 import { tagResource } from './tag-resource';
 import { untagResource } from './untag-resource';
+import { updatePrimaryRegion } from './update-primary-region';
 import { trackingUsage } from './shared/last-usage';
 
 export type { OperationHandler, RequestContext, Services } from './context';
@@ -75,9 +77,11 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   ImportKeyMaterial: importKeyMaterial,
   ListKeyRotations: listKeyRotations,
   ListResourceTags: listResourceTags,
+  ReplicateKey: replicateKey,
   RotateKeyOnDemand: rotateKeyOnDemand,
   TagResource: tagResource,
   UntagResource: untagResource,
+  UpdatePrimaryRegion: updatePrimaryRegion,
   Decrypt: trackingUsage('Decrypt', decrypt),
   DeriveSharedSecret: trackingUsage('DeriveSharedSecret', deriveSharedSecret),
   DeleteAlias: deleteAlias,

@@ -5,7 +5,7 @@ import { paginate } from './shared/pagination';
 
 export const listGrants: OperationHandler<'ListGrants'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListGrants', allowedStates: 'any' });
-  const grants = (await services.store.listGrants(key.keyId)).filter(
+  const grants = (await services.store.listGrants(key)).filter(
     (g) =>
       (input.GrantId === undefined || g.grantId === input.GrantId) &&
       (input.GranteePrincipal === undefined || g.granteePrincipal === input.GranteePrincipal),

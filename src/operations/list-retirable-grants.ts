@@ -8,7 +8,7 @@ export const listRetirableGrants: OperationHandler<'ListRetirableGrants'> = asyn
   const grants = [];
   for (const grant of await services.store.listGrants()) {
     // Grants of keys that were deleted since are gone with their key.
-    if (grant.retiringPrincipal === input.RetiringPrincipal && (await services.store.getKey(grant.keyId))) grants.push(grant);
+    if (grant.retiringPrincipal === input.RetiringPrincipal && (await services.store.getKey(grant))) grants.push(grant);
   }
   const { page, ...rest } = paginate(grants, (g) => g.grantId, input.Limit, input.Marker, 50);
   return { Grants: page.map(grantEntryOf), ...rest };

@@ -1,5 +1,6 @@
 import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
+import { isReplica } from '../store/records';
 import { invalidState } from './shared/key-resolution';
 import { updateKey } from './shared/update-key';
 
@@ -19,8 +20,13 @@ export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = asyn
       `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
     );
   }
-  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion' }, (current) => {
-    if (current.keyState === 'PendingDeletion') throw invalidState(current);
+  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion' }, (current, regions) => {
+    if (current.keyState === 'PendingDeletion' || current.keyState === 'PendingReplicaDeletion') throw invalidState(current);
+    // A multi-Region primary outlives its replicas: its waiting period starts when the last
+    // replica is deleted (the deletion sweeper starts it).
+    if (!isReplica(current) && regions.some((r) => isReplica(r))) {
+      return { ...current, keyState: 'PendingReplicaDeletion', pendingWindowInDays: days };
+    }
     return {
       ...current,
       keyState: 'PendingDeletion',
@@ -28,5 +34,10 @@ export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = asyn
       pendingWindowInDays: days,
     };
   });
-  return { KeyId: key.arn, DeletionDate: new Date(key.deletionDate!), KeyState: key.keyState, PendingWindowInDays: days };
+  return {
+    KeyId: key.arn,
+    ...(key.deletionDate !== undefined ? { DeletionDate: new Date(key.deletionDate) } : {}),
+    KeyState: key.keyState,
+    PendingWindowInDays: days,
+  };
 };

@@ -19,10 +19,10 @@ export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, s
   await services.store.transact(async (tx) => {
     const alias = await tx.getAlias(ctx.scope, input.AliasName);
     if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);
-    const key = await tx.getKey(target.keyId);
+    const key = await tx.getKey(target);
     if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
     if (key.keyState === 'PendingDeletion') throw invalidState(key);
-    const previous = await tx.getKey(alias.targetKeyId);
+    const previous = await tx.getKey({ keyId: alias.targetKeyId, region: alias.region });
     // AWS: the new target must be of the same type and key usage as the current one.
     if (previous && (previous.keySpec === 'SYMMETRIC_DEFAULT') !== (key.keySpec === 'SYMMETRIC_DEFAULT')) {
       throw new KmsError('ValidationException', `${key.arn} is not the same key type as the current target ${previous.arn}.`);

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
-import type { MetadataStore, StoreTransaction } from './metadata-store';
+import type { KeyLocator, MetadataStore, StoreTransaction } from './metadata-store';
 import type { GrantRecord } from './grant-record';
-import type { AliasRecord, KeyRecord, Scope } from './records';
+import { type AliasRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
 
 const FORMAT = 'p11kms-metadata';
 const FORMAT_VERSION = 1;
@@ -32,6 +32,7 @@ interface Pending {
 }
 
 const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
+const recordKey = (key: KeyLocator) => `${key.region}/${key.keyId}`;
 
 /**
  * The default store: one JSON file under the data directory.
@@ -51,7 +52,7 @@ export class JsonFileStore implements MetadataStore {
    * from lists built once per committed state, not by scanning every record: request cost
    * stays flat as keys, aliases and grants grow.
    */
-  private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]> } = {};
+  private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]>; keysById?: Map<string, KeyRecord[]> } = {};
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
 
@@ -88,8 +89,13 @@ export class JsonFileStore implements MetadataStore {
     }
   }
 
-  async getKey(keyId: string): Promise<KeyRecord | undefined> {
-    return this.committed.keys.get(keyId);
+  async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    return this.committed.keys.get(recordKey(key));
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    this.views.keysById ??= groupSorted(this.committed.keys.values(), (k) => k.keyId, byRegion);
+    return [...(this.views.keysById.get(keyId) ?? [])];
   }
 
   async listKeys(scope?: Scope): Promise<KeyRecord[]> {
@@ -111,10 +117,10 @@ export class JsonFileStore implements MetadataStore {
     return this.committed.grants.get(grantId);
   }
 
-  async listGrants(keyId?: string): Promise<GrantRecord[]> {
-    if (keyId === undefined) return listGrantsIn(this.committed.grants, undefined);
-    this.views.grantsByKey ??= groupSorted(this.committed.grants.values(), (g) => g.keyId, byCreation);
-    return [...(this.views.grantsByKey.get(keyId) ?? [])];
+  async listGrants(key?: KeyLocator): Promise<GrantRecord[]> {
+    if (key === undefined) return listGrantsIn(this.committed.grants, undefined);
+    this.views.grantsByKey ??= groupSorted(this.committed.grants.values(), (g) => recordKey(g), byCreation);
+    return [...(this.views.grantsByKey.get(recordKey(key)) ?? [])];
   }
 
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
@@ -191,6 +197,7 @@ export class JsonFileStore implements MetadataStore {
 const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
 const byAliasName = (a: AliasRecord, b: AliasRecord) => a.aliasName.localeCompare(b.aliasName);
 const byCreation = (a: GrantRecord, b: GrantRecord) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId);
+const byRegion = (a: KeyRecord, b: KeyRecord) => a.region.localeCompare(b.region);
 
 function groupSorted<T>(records: Iterable<T>, groupOf: (r: T) => string, order: (a: T, b: T) => number): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -208,8 +215,15 @@ function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRe
   return [...aliases.values()].filter((a) => a.region === scope.region && a.accountId === scope.accountId).sort(byAliasName);
 }
 
-function listGrantsIn(grants: Map<string, GrantRecord>, keyId: string | undefined): GrantRecord[] {
-  return [...grants.values()].filter((g) => keyId === undefined || g.keyId === keyId).sort(byCreation);
+function listGrantsIn(grants: Map<string, GrantRecord>, key: KeyLocator | undefined): GrantRecord[] {
+  return [...grants.values()].filter((g) => key === undefined || (g.keyId === key.keyId && g.region === key.region)).sort(byCreation);
+}
+
+/** Every region's record of `keyId`: a scan, needed only for multi-Region (`mrk-`) keys and deletions. */
+function keyRegionsIn(keys: Iterable<KeyRecord>, keyId: string): KeyRecord[] {
+  const found: KeyRecord[] = [];
+  for (const k of keys) if (k.keyId === keyId) found.push(k);
+  return found.sort(byRegion);
 }
 
 function readSnapshot(file: string): Snapshot {
@@ -219,7 +233,7 @@ function readSnapshot(file: string): Snapshot {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
   }
   return {
-    keys: new Map(parsed.keys.map((k) => [k.keyId, k])),
+    keys: new Map(parsed.keys.map((k) => [recordKey(k), k])),
     aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
     grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
   };
@@ -233,17 +247,36 @@ class OverlayTransaction implements StoreTransaction {
 
   constructor(private readonly base: Snapshot) {}
 
-  async getKey(keyId: string): Promise<KeyRecord | undefined> {
-    const own = this.keys.get(keyId);
-    return own === null ? undefined : (own ?? this.base.keys.get(keyId));
+  async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    const own = this.keys.get(recordKey(key));
+    return own === null ? undefined : (own ?? this.base.keys.get(recordKey(key)));
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    return this.regionsOf(keyId);
   }
 
   putKey(record: KeyRecord): void {
-    this.keys.set(record.keyId, record);
+    this.keys.set(recordKey(record), record);
+    if (!isMultiRegion(record)) return;
+    for (const sibling of this.regionsOf(record.keyId)) {
+      if (sibling.region !== record.region) this.keys.set(recordKey(sibling), withSharedFields(sibling, record));
+    }
   }
 
-  deleteKey(keyId: string): void {
-    this.keys.set(keyId, null);
+  deleteKey(key: KeyLocator): void {
+    this.keys.set(recordKey(key), null);
+  }
+
+  /** The committed records of `keyId` with this transaction's writes applied. */
+  private regionsOf(keyId: string): KeyRecord[] {
+    const found = new Map<string, KeyRecord>();
+    for (const k of keyRegionsIn(this.base.keys.values(), keyId)) found.set(recordKey(k), k);
+    for (const [id, k] of this.keys) {
+      if (k === null) found.delete(id);
+      else if (k.keyId === keyId) found.set(id, k);
+    }
+    return [...found.values()].sort(byRegion);
   }
 
   async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
@@ -274,13 +307,13 @@ class OverlayTransaction implements StoreTransaction {
     return own === null ? undefined : (own ?? this.base.grants.get(grantId));
   }
 
-  async listGrants(keyId: string): Promise<GrantRecord[]> {
+  async listGrants(key: KeyLocator): Promise<GrantRecord[]> {
     const merged = new Map(this.base.grants);
     for (const [k, v] of this.grants) {
       if (v === null) merged.delete(k);
       else merged.set(k, v);
     }
-    return listGrantsIn(merged, keyId);
+    return listGrantsIn(merged, key);
   }
 
   putGrant(record: GrantRecord): void {

@@ -2,21 +2,36 @@ import type { GrantRecord } from './grant-record';
 import type { AliasRecord, KeyRecord, Scope } from './records';
 
 /**
+ * Names one key record. A key id alone is not enough: the primary and replicas of a
+ * multi-Region key share their id, one record per region. A KeyRecord is a KeyLocator.
+ */
+export interface KeyLocator {
+  readonly keyId: string;
+  readonly region: string;
+}
+
+/**
  * Reads and writes inside one transaction. Reads see the transaction's own writes.
  * When the transaction body throws (typically a KmsError), none of its writes happen.
  * Bodies must not call the token: a transaction holds the store's write order.
  */
 export interface StoreTransaction {
-  getKey(keyId: string): Promise<KeyRecord | undefined>;
+  getKey(key: KeyLocator): Promise<KeyRecord | undefined>;
+  /** Every region's record of one key id (one record unless the key is multi-Region), sorted by region. */
+  listKeyRegions(keyId: string): Promise<KeyRecord[]>;
+  /**
+   * Writes a key record. For a multi-Region key the shared fields (MULTI_REGION_SHARED_FIELDS)
+   * are copied to the key's records in the other regions in the same transaction.
+   */
   putKey(record: KeyRecord): void;
-  deleteKey(keyId: string): void;
+  deleteKey(key: KeyLocator): void;
   getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined>;
   listAliases(scope: Scope): Promise<AliasRecord[]>;
   putAlias(record: AliasRecord): void;
   deleteAlias(scope: Scope, aliasName: string): void;
   getGrant(grantId: string): Promise<GrantRecord | undefined>;
-  /** Grants of one key, oldest first. */
-  listGrants(keyId: string): Promise<GrantRecord[]>;
+  /** Grants of one key record, oldest first. */
+  listGrants(key: KeyLocator): Promise<GrantRecord[]>;
   putGrant(record: GrantRecord): void;
   deleteGrant(grantId: string): void;
 }
@@ -27,15 +42,17 @@ export interface StoreTransaction {
  * transactions are serialisable.
  */
 export interface MetadataStore {
-  getKey(keyId: string): Promise<KeyRecord | undefined>;
+  getKey(key: KeyLocator): Promise<KeyRecord | undefined>;
+  /** Every region's record of one key id, sorted by region. */
+  listKeyRegions(keyId: string): Promise<KeyRecord[]>;
   /** Keys of one region and account, or of every scope when none is given, oldest first. */
   listKeys(scope?: Scope): Promise<KeyRecord[]>;
   getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined>;
   /** Aliases of one region and account, sorted by name. */
   listAliases(scope: Scope): Promise<AliasRecord[]>;
   getGrant(grantId: string): Promise<GrantRecord | undefined>;
-  /** Grants of one key, or of every key when none is given, oldest first. */
-  listGrants(keyId?: string): Promise<GrantRecord[]>;
+  /** Grants of one key record, or of every key when none is given, oldest first. */
+  listGrants(key?: KeyLocator): Promise<GrantRecord[]>;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   close(): Promise<void>;
 }

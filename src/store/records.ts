@@ -94,6 +94,38 @@ export interface KeyRecord {
   readonly importParameters?: readonly ImportParametersRecord[];
   /** Flushed from memory periodically, so it can lag by a few seconds (see docs/key-custody.md). */
   readonly lastUsage?: LastUsageRecord;
+  /**
+   * Multi-Region keys only (`mrk-` ids): the region of the primary key. Every region of the
+   * key has its own record under the same key id; see MULTI_REGION_SHARED_FIELDS.
+   */
+  readonly primaryRegion?: string;
+}
+
+/**
+ * What the records of one multi-Region key (primary and replicas) share, as AWS synchronises
+ * it: the key material (the same token objects: a replica has no material of its own), its
+ * versions and rotation, key spec, usage and origin, and which region is primary. The store
+ * copies these fields to every record of the key whenever one record is written, so no
+ * operation can update one region and forget the others.
+ */
+export const MULTI_REGION_SHARED_FIELDS = ['keySpec', 'keyUsage', 'origin', 'materials', 'currentVersion', 'rotation', 'primaryRegion'] as const;
+
+export function isMultiRegion(key: Pick<KeyRecord, 'primaryRegion'>): boolean {
+  return key.primaryRegion !== undefined;
+}
+
+export function isReplica(key: Pick<KeyRecord, 'primaryRegion' | 'region'>): boolean {
+  return key.primaryRegion !== undefined && key.primaryRegion !== key.region;
+}
+
+/** `sibling` with the multi-Region shared fields of `source`. */
+export function withSharedFields(sibling: KeyRecord, source: KeyRecord): KeyRecord {
+  const next: Record<string, unknown> = { ...sibling };
+  for (const field of MULTI_REGION_SHARED_FIELDS) {
+    if (source[field] === undefined) delete next[field];
+    else next[field] = source[field];
+  }
+  return next as unknown as KeyRecord;
 }
 
 export interface AliasRecord {

@@ -43,11 +43,11 @@ describe('deletion sweeper (running service, moving clock)', function () {
 
     clock.advance(7 * DAY_MS - 1000);
     await new Promise((r) => setTimeout(r, 150));
-    expect((await store.getKey(keyId))?.keyState, 'one second before the end').to.equal('PendingDeletion');
+    expect((await store.getKey({ keyId, region: ctx.scope.region }))?.keyState, 'one second before the end').to.equal('PendingDeletion');
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(true);
 
     clock.advance(2000);
-    expect(await until(async () => (await store.getKey(keyId)) === undefined), 'metadata removed').to.equal(true);
+    expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region })) === undefined), 'metadata removed').to.equal(true);
     expect(await until(async () => !(await services.custody.exists({ keyId, version: 1 }))), 'token material destroyed').to.equal(true);
     expect(await store.getAlias(ctx.scope, 'alias/sweep-me')).to.equal(undefined);
   });
@@ -60,7 +60,7 @@ describe('deletion sweeper (running service, moving clock)', function () {
     await cancelKeyDeletion({ KeyId: keyId }, ctx, services);
     clock.advance(10 * DAY_MS);
     await sweeper.sweep();
-    expect((await store.getKey(keyId))?.keyState).to.equal('Disabled');
+    expect((await store.getKey({ keyId, region: ctx.scope.region }))?.keyState).to.equal('Disabled');
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(true);
   });
 });

@@ -323,7 +323,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     const material = randomBytes(32);
     await importKeyMaterial({ KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, 'RSAES_OAEP_SHA_1', material), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }, ctx, services);
     // Material the store marks PENDING_IMPORT (deleted, crash before the token object was destroyed) is destroyed too.
-    const key = (await store.getKey(keyId))!;
+    const key = (await store.getKey({ keyId, region: ctx.scope.region }))!;
     await store.transact((tx) => tx.putKey({ ...key, keyState: 'PendingImport', materials: key.materials.map((m) => ({ ...m, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } })) }));
     expect((await reconcile(services)).orphansDestroyed).to.deep.equal([`${keyId}:v1`]);
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
@@ -344,7 +344,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     await deleteImportedKeyMaterial({ KeyId: keyId }, ctx, services);
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
     await importOnce();
-    const key = (await store.getKey(keyId))!;
+    const key = (await store.getKey({ keyId, region: ctx.scope.region }))!;
     await store.transact((tx) => tx.putKey({ ...key, keyState: 'PendingImport', materials: key.materials.map((m) => ({ ...m, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } })) }));
     expect((await reconcile(services)).orphansDestroyed).to.deep.equal([`${keyId}:v1`]);
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
@@ -374,12 +374,12 @@ describe('imported material expiry (running service, moving clock)', function ()
     );
     expect(expired.name).to.equal('ExpiredImportTokenException');
     await sweeper.sweep();
-    expect((await store.getKey(keyId))!.importParameters).to.deep.equal([]);
+    expect((await store.getKey({ keyId, region: ctx.scope.region }))!.importParameters).to.deep.equal([]);
     expect(await services.custody.importer.listWrappingKeys()).to.deep.equal([]);
 
     clock.setTo(validTo.getTime() + 1000);
-    for (let i = 0; i < 80 && (await store.getKey(keyId))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
-    expect((await store.getKey(keyId))!.keyState).to.equal('PendingImport');
+    for (let i = 0; i < 80 && (await store.getKey({ keyId, region: ctx.scope.region }))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
+    expect((await store.getKey({ keyId, region: ctx.scope.region }))!.keyState).to.equal('PendingImport');
     expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
     expect(events.map((e) => [e.eventName, e.eventType])).to.deep.include(['DeleteExpiredKeyMaterial', 'AwsServiceEvent']);
     const err = await expectKmsError(encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services));

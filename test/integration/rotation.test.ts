@@ -199,9 +199,9 @@ describe('rotation sweeper (running service, moving clock)', function () {
       blobs.push((await encrypt({ KeyId: keyId, Plaintext: text(`p${period}`) }, ctx, services)).CiphertextBlob!);
       clock.advance(90 * DAY_MS - 60_000);
       await new Promise((r) => setTimeout(r, 120));
-      expect((await store.getKey(keyId))!.currentVersion, 'a minute before the date').to.equal(period + 1);
+      expect((await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion, 'a minute before the date').to.equal(period + 1);
       clock.advance(120_000);
-      expect(await until(async () => (await store.getKey(keyId))!.currentVersion === period + 2, 80), `rotation ${period + 1}`).to.equal(true);
+      expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === period + 2, 80), `rotation ${period + 1}`).to.equal(true);
       expect(await services.custody.exists({ keyId, version: period + 2 })).to.equal(true);
     }
     const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
@@ -210,7 +210,7 @@ describe('rotation sweeper (running service, moving clock)', function () {
       expect(Buffer.from((await decrypt({ CiphertextBlob: Buffer.from(blob) }, ctx, services)).Plaintext!).toString()).to.equal(`p${i}`);
     }
     const status = await getKeyRotationStatus({ KeyId: keyId }, ctx, services);
-    expect(status.NextRotationDate!.getTime()).to.equal((await store.getKey(keyId))!.materials[3].rotatedAt! + 90 * DAY_MS);
+    expect(status.NextRotationDate!.getTime()).to.equal((await store.getKey({ keyId, region: ctx.scope.region }))!.materials[3].rotatedAt! + 90 * DAY_MS);
     const report = await reconcile(services);
     expect(report.orphansDestroyed.filter((o) => o.startsWith(keyId))).to.deep.equal([]);
     expect(report.missingMaterial.filter((m) => m.keyId === keyId)).to.deep.equal([]);
@@ -223,8 +223,8 @@ describe('rotation sweeper (running service, moving clock)', function () {
     await disableKey({ KeyId: keyId }, ctx, services);
     clock.advance(100 * DAY_MS);
     await sweeper.sweep();
-    expect((await store.getKey(keyId))!.currentVersion).to.equal(1);
+    expect((await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion).to.equal(1);
     await enableKey({ KeyId: keyId }, ctx, services);
-    expect(await until(async () => (await store.getKey(keyId))!.currentVersion === 2, 80)).to.equal(true);
+    expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === 2, 80)).to.equal(true);
   });
 });

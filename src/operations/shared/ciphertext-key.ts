@@ -20,9 +20,10 @@ export async function keyOfCiphertext(
     throw new KmsError('ValidationException', "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null");
   }
   const parsed = parseCiphertext(blob);
-  const key = await services.store.getKey(parsed.keyId);
-  // A ciphertext of a key in another region (or of no key at all) is not one this region can open.
-  if (!key || key.region !== ctx.scope.region) throw invalidCiphertext();
+  // A ciphertext of a key in another region (or of no key at all) is not one this region can
+  // open, unless the key is multi-Region and has a primary or replica here: they share material.
+  const key = await services.store.getKey({ keyId: parsed.keyId, region: ctx.scope.region });
+  if (!key) throw invalidCiphertext();
   if (named.value !== undefined) {
     const acceptsAlias = KEY_ID_ACCEPTS_ALIAS[`${named.operation}.${named.member}`] ?? false;
     const namedKey = await findKey(services, ctx, named.value, acceptsAlias);

@@ -3,9 +3,9 @@ import { KmsError } from '../../errors';
 /**
  * The symmetric ciphertext blob (format documented in docs/ciphertext-format.md).
  *
- *   0      1  format version (1)
+ *   0      1  format version: 1 = single-Region key id, 2 = multi-Region key id
  *   1      1  payload kind: 0 = caller's plaintext, 1 = secret wrapped inside the token
- *   2     16  key id (UUID bytes)
+ *   2     16  key id (UUID bytes, or the 32 hex digits after `mrk-`)
  *   18     4  key material version (uint32, big-endian)
  *   22     2  secret length (uint16; kind 1 only, else 0)
  *   24    12  AES-GCM IV (random per call, from the token)
@@ -16,6 +16,9 @@ import { KmsError } from '../../errors';
  * any of them fails the tag check inside the token.
  */
 export const CIPHERTEXT_FORMAT_VERSION = 1;
+/** The same layout for a multi-Region key: its ciphertexts decrypt in every region of the key. */
+export const MULTI_REGION_FORMAT_VERSION = 2;
+const MULTI_REGION_PREFIX = 'mrk-';
 export const HEADER_BYTES = 24;
 export const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -41,9 +44,10 @@ export interface ParsedCiphertext extends CiphertextHeader {
 
 export function encodeHeader(h: CiphertextHeader): Buffer {
   const header = Buffer.alloc(HEADER_BYTES);
-  header[0] = CIPHERTEXT_FORMAT_VERSION;
+  const multiRegion = h.keyId.startsWith(MULTI_REGION_PREFIX);
+  header[0] = multiRegion ? MULTI_REGION_FORMAT_VERSION : CIPHERTEXT_FORMAT_VERSION;
   header[1] = h.kind;
-  Buffer.from(h.keyId.replaceAll('-', ''), 'hex').copy(header, 2);
+  Buffer.from((multiRegion ? h.keyId.slice(MULTI_REGION_PREFIX.length) : h.keyId).replaceAll('-', ''), 'hex').copy(header, 2);
   header.writeUInt32BE(h.materialVersion, 18);
   header.writeUInt16BE(h.secretLength, 22);
   return header;
@@ -55,13 +59,16 @@ export function assemble(header: Buffer, iv: Buffer, sealed: Buffer): Buffer {
 
 /** Parses a blob; anything that is not one of ours is InvalidCiphertextException, as on AWS. */
 export function parseCiphertext(blob: Buffer): ParsedCiphertext {
-  if (blob.length < HEADER_BYTES + IV_BYTES + TAG_BYTES || blob[0] !== CIPHERTEXT_FORMAT_VERSION) {
+  if (blob.length < HEADER_BYTES + IV_BYTES + TAG_BYTES || (blob[0] !== CIPHERTEXT_FORMAT_VERSION && blob[0] !== MULTI_REGION_FORMAT_VERSION)) {
     throw invalidCiphertext();
   }
   const kind = blob[1];
   if (kind !== PayloadKind.Plaintext && kind !== PayloadKind.WrappedSecret) throw invalidCiphertext();
   const hex = blob.subarray(2, 18).toString('hex');
-  const keyId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const keyId =
+    blob[0] === MULTI_REGION_FORMAT_VERSION
+      ? `${MULTI_REGION_PREFIX}${hex}`
+      : `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   return {
     kind,
     keyId,

@@ -80,7 +80,7 @@ export async function importKeyMaterial(services: Services, key: KeyRecord, requ
   const ref = { keyId: key.keyId, version: chosen.version };
   try {
     const updated = await services.store.transact(async (tx) => {
-      const current = await tx.getKey(key.keyId);
+      const current = await tx.getKey(key);
       if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
       checkImportTarget(current);
       // Re-decide on the freshest record: a concurrent import or deletion may have changed it.

@@ -60,8 +60,8 @@ export async function findKey(
   } else {
     keyId = ref.keyId;
   }
-  const key = await services.store.getKey(keyId);
-  if (!key || key.region !== ref.scope.region || key.accountId !== ref.scope.accountId) {
+  const key = await services.store.getKey({ keyId, region: ref.scope.region });
+  if (!key || key.accountId !== ref.scope.accountId) {
     throw new KmsError('NotFoundException', `Key '${keyArn(ref.scope, keyId)}' does not exist`);
   }
   return key;
@@ -120,7 +120,7 @@ export async function checkKeyFor(services: Services, ctx: RequestContext, key: 
 async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<GrantRecord | undefined> {
   const access = services.access;
   const enforce = access?.enforce === true;
-  const grants = enforce ? await services.store.listGrants(key.keyId) : [];
+  const grants = enforce ? await services.store.listGrants(key) : [];
   const resourceAliases = enforce
     ? (await services.store.listAliases({ region: key.region, accountId: key.accountId })).filter((a) => a.targetKeyId === key.keyId).map((a) => a.aliasName)
     : [];
@@ -198,6 +198,13 @@ export function invalidState(key: KeyRecord): KmsError {
     Enabled: 'is enabled',
     Unavailable: 'is unavailable',
     Creating: 'is being created',
+    PendingReplicaDeletion: 'is pending replica deletion',
+    Updating: 'is updating',
   };
   return new KmsError('KMSInvalidStateException', `${key.arn} ${phrase[key.keyState] ?? `is ${key.keyState}`}.`);
+}
+
+/** AWS's refusal of primary-only operations (ReplicateKey, UpdatePrimaryRegion, rotation) on other keys. */
+export function notMultiRegionPrimary(key: KeyRecord): KmsError {
+  return new KmsError('UnsupportedOperationException', `${key.arn} is not a multi-region primary key.`);
 }

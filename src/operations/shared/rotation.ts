@@ -57,7 +57,7 @@ export async function rotateKey(
 
   if (key.origin === 'EXTERNAL') {
     return services.store.transact(async (tx) => {
-      const current = await tx.getKey(key.keyId);
+      const current = await tx.getKey(key);
       if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
       if (stillWanted(current) === false) return undefined;
       const pending = pendingRotationMaterial(current);
@@ -75,7 +75,7 @@ export async function rotateKey(
   await services.custody.generateKey(ref, key.keySpec, key.keyUsage);
   try {
     const updated = await services.store.transact(async (tx) => {
-      const current = await tx.getKey(key.keyId);
+      const current = await tx.getKey(key);
       if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
       if (stillWanted(current) === false) return undefined;
       // A concurrent rotation took this version number: let the caller retry with a fresh one.

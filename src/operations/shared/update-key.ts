@@ -1,25 +1,27 @@
 import { KmsError } from '../../errors';
-import type { KeyRecord } from '../../store/records';
+import { isMultiRegion, type KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { type KeyUse, loadKeyFor } from './key-resolution';
 
 /**
  * Read-modify-write of one key: the reference is resolved and authorised first, then
  * `change` runs on the freshest record inside a store transaction, so concurrent updates
- * never lose each other. `change` throws to refuse (e.g. a state error).
+ * never lose each other. `change` throws to refuse (e.g. a state error). `regions` is every
+ * region's record of the key (just the key unless it is multi-Region), read in the same
+ * transaction.
  */
 export async function updateKey(
   services: Services,
   ctx: RequestContext,
   keyIdValue: string,
   use: KeyUse,
-  change: (key: KeyRecord) => KeyRecord,
+  change: (key: KeyRecord, regions: readonly KeyRecord[]) => KeyRecord,
 ): Promise<KeyRecord> {
   const found = await loadKeyFor(services, ctx, keyIdValue, { allowedStates: 'any', ...use });
   return services.store.transact(async (tx) => {
-    const current = await tx.getKey(found.keyId);
+    const current = await tx.getKey(found);
     if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
-    const next = change(current);
+    const next = change(current, isMultiRegion(current) ? await tx.listKeyRegions(current.keyId) : [current]);
     if (next !== current) tx.putKey(next);
     return next;
   });

@@ -4,7 +4,7 @@ import { parse as parseQueryString } from 'node:querystring';
 import express from 'express';
 import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
-import { type ApiCall, apiCallEvent, type AuditSink } from '../../audit/event';
+import { type ApiCall, apiCallEvents, type AuditSink } from '../../audit/event';
 import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
@@ -140,22 +140,21 @@ async function answer(
 ): Promise<void> {
   let sent = reply;
   try {
-    await deps.audit.record(
-      apiCallEvent({
-        dialect: 'aws-json',
-        time: deps.services.clock.now(),
-        requestId,
-        operation: call.operation ?? claimedOperationOf(req),
-        ...(call.caller ? { caller: call.caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
-        region: call.region ?? claimedRegionOf(req),
-        sourceIp: req.socket.remoteAddress,
-        userAgent: req.headers['user-agent'],
-        input: call.input,
-        inputDecoded: call.inputDecoded,
-        output: call.output,
-        ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
-      }),
-    );
+    const events = apiCallEvents({
+      dialect: 'aws-json',
+      time: deps.services.clock.now(),
+      requestId,
+      operation: call.operation ?? claimedOperationOf(req),
+      ...(call.caller ? { caller: call.caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
+      region: call.region ?? claimedRegionOf(req),
+      sourceIp: req.socket.remoteAddress,
+      userAgent: req.headers['user-agent'],
+      input: call.input,
+      inputDecoded: call.inputDecoded,
+      output: call.output,
+      ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
+    });
+    for (const event of events) await deps.audit.record(event);
   } catch (err) {
     deps.log.error({ requestId, operation: call.operation, err: (err as Error).message }, 'request refused: its audit record could not be written');
     sent = { status: httpStatusOf('KMSInternalException'), body: JSON.stringify({ __type: 'KMSInternalException', message: 'An internal error occurred.' }) };

@@ -1,0 +1,310 @@
+import * as path from 'node:path';
+import {
+  CancelKeyDeletionCommand,
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  EnableKeyCommand,
+  EnableKeyRotationCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  GetKeyPolicyCommand,
+  GetKeyRotationStatusCommand,
+  type KMSClient,
+  ListKeyRotationsCommand,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+  PutKeyPolicyCommand,
+  ReplicateKeyCommand,
+  RotateKeyOnDemandCommand,
+  ScheduleKeyDeletionCommand,
+  TagResourceCommand,
+  UpdateKeyDescriptionCommand,
+  UpdatePrimaryRegionCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { queryTrail } from '../../src/audit/query';
+import { expectKmsError, TestServer } from '../support/server';
+import { listTokenObjects } from '../support/token-tool';
+
+const ACCOUNT = '111122223333';
+const EAST = 'us-east-1';
+const WEST = 'us-west-2';
+const EU = 'eu-west-1';
+const DAY_S = 24 * 60 * 60;
+const text = (s: string) => Buffer.from(s, 'utf8');
+const arnIn = (region: string, keyId: string) => `arn:aws:kms:${region}:${ACCOUNT}:key/${keyId}`;
+
+describe('multi-Region keys (real server, real token)', function () {
+  let server: TestServer;
+  let kms: Record<string, KMSClient>;
+
+  before(async () => {
+    server = await TestServer.start();
+    kms = { [EAST]: server.client({ region: EAST }), [WEST]: server.client({ region: WEST }), [EU]: server.client({ region: EU }) };
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  async function newMrk(region = EAST): Promise<string> {
+    const { KeyMetadata } = await kms[region].send(new CreateKeyCommand({ MultiRegion: true, Description: 'primary' }));
+    return KeyMetadata!.KeyId!;
+  }
+
+  it('CreateKey MultiRegion=true makes an mrk- primary with its MultiRegionConfiguration', async () => {
+    const { KeyMetadata: m } = await kms[EAST].send(new CreateKeyCommand({ MultiRegion: true }));
+    expect(m!.KeyId).to.match(/^mrk-[0-9a-f]{32}$/);
+    expect(m!.Arn).to.equal(arnIn(EAST, m!.KeyId!));
+    expect(m!.MultiRegion).to.equal(true);
+    expect(m!.MultiRegionConfiguration).to.deep.equal({ MultiRegionKeyType: 'PRIMARY', PrimaryKey: { Arn: m!.Arn, Region: EAST }, ReplicaKeys: [] });
+    const single = await kms[EAST].send(new CreateKeyCommand({}));
+    expect(single.KeyMetadata!.MultiRegion).to.equal(false);
+    expect(single.KeyMetadata!.MultiRegionConfiguration).to.equal(undefined);
+  });
+
+  it('ReplicateKey into two regions: same key id, replica answered in Creating, then Enabled; every region describes and lists the key as AWS does', async () => {
+    const keyId = await newMrk();
+    const out = await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST, Description: 'west copy', Tags: [{ TagKey: 'site', TagValue: 'west' }] }));
+    const r = out.ReplicaKeyMetadata!;
+    expect(r).to.include({ KeyId: keyId, Arn: arnIn(WEST, keyId), KeyState: 'Creating', Enabled: false, Description: 'west copy', MultiRegion: true });
+    expect(r.MultiRegionConfiguration!.MultiRegionKeyType).to.equal('REPLICA');
+    expect(r.MultiRegionConfiguration!.PrimaryKey).to.deep.equal({ Arn: arnIn(EAST, keyId), Region: EAST });
+    expect(JSON.parse(out.ReplicaPolicy!).Statement[0].Principal.AWS).to.equal(`arn:aws:iam::${ACCOUNT}:root`);
+    expect(out.ReplicaTags).to.deep.equal([{ TagKey: 'site', TagValue: 'west' }]);
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: arnIn(EAST, keyId), ReplicaRegion: EU }));
+
+    const replicas = [
+      { Arn: arnIn(EU, keyId), Region: EU },
+      { Arn: arnIn(WEST, keyId), Region: WEST },
+    ];
+    for (const [region, type, description] of [
+      [EAST, 'PRIMARY', 'primary'],
+      [WEST, 'REPLICA', 'west copy'],
+      [EU, 'REPLICA', ''],
+    ] as const) {
+      const { KeyMetadata: m } = await kms[region].send(new DescribeKeyCommand({ KeyId: keyId }));
+      expect(m).to.include({ KeyId: keyId, Arn: arnIn(region, keyId), KeyState: 'Enabled', Enabled: true, Description: description, MultiRegion: true });
+      expect(m!.MultiRegionConfiguration).to.deep.equal({ MultiRegionKeyType: type, PrimaryKey: { Arn: arnIn(EAST, keyId), Region: EAST }, ReplicaKeys: replicas });
+      const { Keys } = await kms[region].send(new ListKeysCommand({ Limit: 1000 }));
+      expect(Keys).to.deep.include({ KeyId: keyId, KeyArn: arnIn(region, keyId) });
+    }
+    const other = server.client({ region: 'ap-southeast-2' });
+    expect((await expectKmsError(other.send(new DescribeKeyCommand({ KeyId: keyId })))).message).to.equal(`Key '${arnIn('ap-southeast-2', keyId)}' does not exist`);
+  });
+
+  it('ciphertexts of any region decrypt in every other region of the key', async () => {
+    const keyId = await newMrk();
+    for (const region of [WEST, EU]) await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: region }));
+    for (const from of [EAST, WEST, EU]) {
+      const { CiphertextBlob, KeyId } = await kms[from].send(new EncryptCommand({ KeyId: keyId, Plaintext: text(`from ${from}`), EncryptionContext: { app: 'mrk' } }));
+      expect(KeyId).to.equal(arnIn(from, keyId));
+      for (const to of [EAST, WEST, EU]) {
+        const out = await kms[to].send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { app: 'mrk' } }));
+        expect(Buffer.from(out.Plaintext!).toString(), `${from} → ${to}`).to.equal(`from ${from}`);
+        expect(out.KeyId).to.equal(arnIn(to, keyId));
+      }
+    }
+    const dataKey = await kms[EU].send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    const back = await kms[EAST].send(new DecryptCommand({ CiphertextBlob: dataKey.CiphertextBlob }));
+    expect(Buffer.from(back.Plaintext!).equals(Buffer.from(dataKey.Plaintext!))).to.equal(true);
+    // A region without a replica cannot open them, as for any key of another region.
+    const { CiphertextBlob } = await kms[EAST].send(new EncryptCommand({ KeyId: keyId, Plaintext: text('x') }));
+    const elsewhere = server.client({ region: 'ca-central-1' });
+    expect((await expectKmsError(elsewhere.send(new DecryptCommand({ CiphertextBlob })))).name).to.equal('InvalidCiphertextException');
+  });
+
+  it('a replica has its own description, tags, policy, aliases and enabled state', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    await kms[WEST].send(new UpdateKeyDescriptionCommand({ KeyId: keyId, Description: 'only west' }));
+    await kms[WEST].send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'region', TagValue: 'west' }] }));
+    const westPolicy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'west', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: 'kms:*', Resource: '*' }] });
+    await kms[WEST].send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: westPolicy }));
+    await kms[WEST].send(new CreateAliasCommand({ AliasName: 'alias/mrk-west', TargetKeyId: keyId }));
+    await kms[WEST].send(new DisableKeyCommand({ KeyId: keyId }));
+
+    expect((await kms[EAST].send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ Description: 'primary', KeyState: 'Enabled' });
+    expect((await kms[EAST].send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags).to.deep.equal([]);
+    expect((await kms[EAST].send(new GetKeyPolicyCommand({ KeyId: keyId }))).Policy).to.not.contain('"west"');
+    expect((await kms[WEST].send(new GetKeyPolicyCommand({ KeyId: keyId }))).Policy).to.contain('"west"');
+    expect((await expectKmsError(kms[EAST].send(new DescribeKeyCommand({ KeyId: 'alias/mrk-west' })))).name).to.equal('NotFoundException');
+    expect((await kms[WEST].send(new DescribeKeyCommand({ KeyId: 'alias/mrk-west' }))).KeyMetadata).to.include({ Description: 'only west', KeyState: 'Disabled' });
+
+    const { CiphertextBlob } = await kms[EAST].send(new EncryptCommand({ KeyId: keyId, Plaintext: text('still usable in the east') }));
+    expect((await expectKmsError(kms[WEST].send(new DecryptCommand({ CiphertextBlob })))).name).to.equal('DisabledException');
+    await kms[WEST].send(new EnableKeyCommand({ KeyId: keyId }));
+    expect(Buffer.from((await kms[WEST].send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('still usable in the east');
+  });
+
+  it('refusals: replicas are not primaries, one key per region, no imported material, rotation on the primary only', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    const cases: Array<[() => Promise<unknown>, string, string | RegExp]> = [
+      [() => kms[WEST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU })), 'UnsupportedOperationException', `${arnIn(WEST, keyId)} is not a multi-region primary key.`],
+      [() => kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST })), 'AlreadyExistsException', `Key '${arnIn(WEST, keyId)}' already exists`],
+      [() => kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EAST })), 'AlreadyExistsException', /already exists: it is the primary key/],
+      [() => kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'not a region' })), 'ValidationException', /replicaRegion/],
+      [() => kms[WEST].send(new RotateKeyOnDemandCommand({ KeyId: keyId })), 'UnsupportedOperationException', `${arnIn(WEST, keyId)} is not a multi-region primary key.`],
+      [() => kms[WEST].send(new EnableKeyRotationCommand({ KeyId: keyId })), 'UnsupportedOperationException', `${arnIn(WEST, keyId)} is not a multi-region primary key.`],
+      [() => kms[WEST].send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: EAST })), 'UnsupportedOperationException', `${arnIn(WEST, keyId)} is not a multi-region primary key.`],
+      [() => kms[EAST].send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: EU })), 'NotFoundException', `Key '${arnIn(EU, keyId)}' does not exist`],
+      [() => kms[EAST].send(new CreateKeyCommand({ MultiRegion: true, Origin: 'EXTERNAL' })), 'UnsupportedOperationException', /Origin EXTERNAL/],
+    ];
+    const single = (await kms[EAST].send(new CreateKeyCommand({}))).KeyMetadata!;
+    cases.push([() => kms[EAST].send(new ReplicateKeyCommand({ KeyId: single.KeyId, ReplicaRegion: WEST })), 'UnsupportedOperationException', `${single.Arn} is not a multi-region primary key.`]);
+    for (const [call, name, message] of cases) {
+      const err = await expectKmsError(call());
+      expect(err.name, err.message).to.equal(name);
+      if (typeof message === 'string') expect(err.message).to.equal(message);
+      else expect(err.message).to.match(message);
+    }
+    await kms[WEST].send(new DisableKeyCommand({ KeyId: keyId }));
+    expect((await expectKmsError(kms[EAST].send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST })))).name).to.equal('DisabledException');
+    await kms[EAST].send(new DisableKeyCommand({ KeyId: keyId }));
+    expect((await expectKmsError(kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU })))).name).to.equal('DisabledException');
+  });
+
+  it('rotating the primary rotates every region: one shared new version, old ciphertexts keep decrypting everywhere', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    const before = await kms[WEST].send(new EncryptCommand({ KeyId: keyId, Plaintext: text('v1') }));
+    await kms[EAST].send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 90 }));
+    expect(await kms[WEST].send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).to.include({ KeyRotationEnabled: true, RotationPeriodInDays: 90 });
+    await kms[EAST].send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+
+    const east = (await kms[EAST].send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }))).Rotations!;
+    const west = (await kms[WEST].send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }))).Rotations!;
+    expect(east.length).to.equal(2);
+    expect(west.map((r) => r.KeyMaterialId)).to.deep.equal(east.map((r) => r.KeyMaterialId));
+    const current = (await kms[EAST].send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.CurrentKeyMaterialId;
+    expect((await kms[WEST].send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.CurrentKeyMaterialId).to.equal(current);
+
+    const after = await kms[WEST].send(new EncryptCommand({ KeyId: keyId, Plaintext: text('v2') }));
+    const opened = await kms[EAST].send(new DecryptCommand({ CiphertextBlob: after.CiphertextBlob }));
+    expect(opened.KeyMaterialId).to.equal(current);
+    expect(Buffer.from((await kms[EAST].send(new DecryptCommand({ CiphertextBlob: before.CiphertextBlob }))).Plaintext!).toString()).to.equal('v1');
+    // One token object per material version, whatever the number of regions.
+    expect(listTokenObjects(server.dataDir).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)).map((o) => o.label).sort()).to.deep.equal([`p11kms:${keyId}:v1`, `p11kms:${keyId}:v2`]);
+  });
+
+  it('UpdatePrimaryRegion swaps primary and replica in every region; rotation and replication follow the primary', async () => {
+    const keyId = await newMrk();
+    for (const region of [WEST, EU]) await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: region }));
+    expect(await kms[EAST].send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST }))).to.not.have.property('KeyId');
+    const expected = { Arn: arnIn(WEST, keyId), Region: WEST };
+    for (const [region, type] of [
+      [EAST, 'REPLICA'],
+      [WEST, 'PRIMARY'],
+      [EU, 'REPLICA'],
+    ] as const) {
+      const c = (await kms[region].send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.MultiRegionConfiguration!;
+      expect(c.MultiRegionKeyType, region).to.equal(type);
+      expect(c.PrimaryKey).to.deep.equal(expected);
+      expect(c.ReplicaKeys!.map((k) => k.Region)).to.deep.equal([EU, EAST].sort());
+    }
+    expect((await expectKmsError(kms[EAST].send(new RotateKeyOnDemandCommand({ KeyId: keyId })))).name).to.equal('UnsupportedOperationException');
+    await kms[WEST].send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    await kms[WEST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'ap-southeast-2' }));
+    const far = server.client({ region: 'ap-southeast-2' });
+    const { CiphertextBlob } = await far.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('far') }));
+    expect(Buffer.from((await kms[EAST].send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('far');
+  });
+
+  it('several clients replicating one key into one region at once: exactly one wins, the others get AlreadyExistsException', async () => {
+    const keyId = await newMrk();
+    const clients = Array.from({ length: 8 }, () => server.client({ region: EAST }));
+    const results = await Promise.allSettled(clients.map((c) => c.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU }))));
+    expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).name);
+    expect(failures).to.deep.equal(Array(7).fill('AlreadyExistsException'));
+    const { KeyMetadata } = await kms[EAST].send(new DescribeKeyCommand({ KeyId: keyId }));
+    expect(KeyMetadata!.MultiRegionConfiguration!.ReplicaKeys).to.deep.equal([{ Arn: arnIn(EU, keyId), Region: EU }]);
+  });
+
+  it('the trail records ReplicateKey in the primary region and CreateKey in the replica region', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    const records = [...queryTrail(path.join(server.dataDir, 'audit'), { key: keyId })].filter((r) => r.eventName !== 'CreateKey' || r.awsRegion === WEST);
+    const replicate = records.find((r) => r.eventName === 'ReplicateKey');
+    const created = records.find((r) => r.eventName === 'CreateKey' && r.awsRegion === WEST);
+    expect(replicate?.awsRegion).to.equal(EAST);
+    expect(created?.requestID).to.equal(replicate?.requestID);
+    expect((created?.resources as Array<{ ARN: string }>)[0].ARN).to.equal(arnIn(WEST, keyId));
+  });
+});
+
+describe('multi-Region key deletion order, restarts and token objects', function () {
+  it('a primary with replicas waits in PendingReplicaDeletion; material is destroyed only with the last region', async () => {
+    let server = await TestServer.start();
+    try {
+      let east = server.client({ region: EAST });
+      let west = server.client({ region: WEST });
+      const keyId = (await east.send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
+      await east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+      await east.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+      const objects = () => listTokenObjects(server.dataDir).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)).length;
+      expect(objects()).to.equal(2);
+      const { CiphertextBlob } = await east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('kept by the replica') }));
+
+      const scheduled = await east.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+      expect(scheduled).to.include({ KeyId: arnIn(EAST, keyId), KeyState: 'PendingReplicaDeletion', PendingWindowInDays: 7 });
+      expect(scheduled.DeletionDate).to.equal(undefined);
+      const waiting = (await east.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+      expect(waiting).to.include({ KeyState: 'PendingReplicaDeletion', Enabled: false, PendingDeletionWindowInDays: 7 });
+      expect(waiting.DeletionDate).to.equal(undefined);
+      expect((await expectKmsError(east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('no') })))).message).to.equal(`${arnIn(EAST, keyId)} is pending replica deletion.`);
+      expect((await expectKmsError(east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU })))).name).to.equal('KMSInvalidStateException');
+      // Cancelling works from PendingReplicaDeletion too, and leaves the key disabled (AWS).
+      await east.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
+      expect((await east.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).to.equal('Disabled');
+      await east.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+      await west.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+
+      // Eight days later the replica is gone; the primary's own 7 days start then; the material stays.
+      server = await server.restart({ clockOffsetSeconds: 8 * DAY_S });
+      await server.waitForLog(/key deleted at the end of its waiting period/);
+      east = server.client({ region: EAST, clockOffsetMs: 8 * DAY_S * 1000 });
+      west = server.client({ region: WEST, clockOffsetMs: 8 * DAY_S * 1000 });
+      expect((await expectKmsError(west.send(new DescribeKeyCommand({ KeyId: keyId })))).name).to.equal('NotFoundException');
+      const pending = (await east.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+      expect(pending.KeyState).to.equal('PendingDeletion');
+      expect(pending.MultiRegionConfiguration!.ReplicaKeys).to.deep.equal([]);
+      expect(pending.DeletionDate!.getTime() - Date.now()).to.be.within(14 * DAY_S * 1000, 16 * DAY_S * 1000);
+      expect(objects()).to.equal(2);
+      await east.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
+      await east.send(new EnableKeyCommand({ KeyId: keyId }));
+      expect(Buffer.from((await east.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept by the replica');
+
+      // Deleting the primary last destroys the material.
+      await east.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+      server = await server.restart({ clockOffsetSeconds: 16 * DAY_S });
+      await server.waitForLog(/key deleted at the end of its waiting period/);
+      expect(objects()).to.equal(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('replicas, primary region and shared rotation survive a restart', async () => {
+    let server = await TestServer.start();
+    try {
+      const east = server.client({ region: EAST });
+      const keyId = (await east.send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
+      await east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST, Description: 'persisted' }));
+      await east.send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST }));
+      const { CiphertextBlob } = await east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('across restarts') }));
+      server = await server.restart();
+      const west = server.client({ region: WEST });
+      const m = (await west.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+      expect(m).to.include({ Description: 'persisted', KeyState: 'Enabled' });
+      expect(m.MultiRegionConfiguration).to.deep.equal({ MultiRegionKeyType: 'PRIMARY', PrimaryKey: { Arn: arnIn(WEST, keyId), Region: WEST }, ReplicaKeys: [{ Arn: arnIn(EAST, keyId), Region: EAST }] });
+      expect(Buffer.from((await west.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('across restarts');
+      expect(server.stderr()).to.not.match(/destroyed a token object no key refers to|key material is missing/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
