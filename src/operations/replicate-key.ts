@@ -57,7 +57,8 @@ export const replicateKey: OperationHandler<'ReplicateKey'> = async (input, ctx,
     },
     primary,
   );
-  checkKeyPolicy(services, replicaCtx, policy, draft, bypass);
+  // The lockout safety check applies to a policy the caller provides (AWS's rule).
+  checkKeyPolicy(services, replicaCtx, policy, draft, bypass || input.Policy === undefined);
 
   const { replica, regions } = await services.store.transact(async (tx) => {
     const current = await tx.getKey(primary);

@@ -256,7 +256,7 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
       // RSA and ECC (NIST, secp256k1) private keys are importable; Edwards-curve keys are not.
       ['Origin EXTERNAL with an Edwards-curve key spec', { Origin: 'EXTERNAL', KeySpec: 'ECC_NIST_EDWARDS25519', KeyUsage: 'SIGN_VERIFY' }],
       ['Origin AWS_CLOUDHSM', { Origin: 'AWS_CLOUDHSM' }],
-      ['MultiRegion', { MultiRegion: true }],
+      ['MultiRegion with imported material', { MultiRegion: true, Origin: 'EXTERNAL' }],
     ];
     for (const [label, input] of notBuilt) {
       it(`answers UnsupportedOperationException for ${label} and creates no key`, async function () {

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   CancelKeyDeletionCommand,
@@ -306,5 +308,70 @@ describe('multi-Region key deletion order, restarts and token objects', function
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('multi-Region keys under access control (strict mode)', function () {
+  const user = (name: string) => ({ accessKeyId: `AKIA${name.toUpperCase().padEnd(16, '0')}`, secretAccessKey: `${name}-secret`, accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/${name}` });
+  const ADMIN = user('admin');
+  const EASTONLY = user('eastonly');
+  const NOTAGS = user('notags');
+  let server: TestServer;
+  const as = (who: ReturnType<typeof user>, region: string) => server.client({ region, accessKeyId: who.accessKeyId, secretAccessKey: who.secretAccessKey });
+
+  before(async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-mrk-access-')), 'credentials.json');
+    const allow = (Action: string | string[], Condition?: Record<string, unknown>) => ({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action, Resource: '*', ...(Condition ? { Condition } : {}) }] });
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        accessKeys: [ADMIN, EASTONLY, NOTAGS],
+        identityPolicies: {
+          [EASTONLY.principalArn]: allow('kms:*', { StringEquals: { 'aws:RequestedRegion': EAST } }),
+          [NOTAGS.principalArn]: allow(['kms:CreateKey', 'kms:ReplicateKey', 'kms:DescribeKey']),
+        },
+      }),
+    );
+    server = await TestServer.start({ auth: 'strict', credentialsFile: file });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('ReplicateKey needs kms:ReplicateKey on the primary, and kms:CreateKey (kms:TagResource with tags) in the replica region', async () => {
+    const keyId = (await as(ADMIN, EAST).send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
+    const refused = await expectKmsError(as(EASTONLY, EAST).send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST })));
+    expect(refused.name).to.equal('AccessDeniedException');
+    expect(refused.message).to.equal(`User: ${EASTONLY.principalArn} is not authorized to perform: kms:CreateKey on resource: * because no identity-based policy allows the kms:CreateKey action`);
+    const untagged = await expectKmsError(as(NOTAGS, EAST).send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST, Tags: [{ TagKey: 'a', TagValue: 'b' }] })));
+    expect(untagged.message).to.contain('kms:TagResource');
+    await as(NOTAGS, EAST).send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+
+    // A primary whose key policy denies kms:ReplicateKey cannot be replicated by anyone it names.
+    const deny = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'admin', Effect: 'Allow', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:*', Resource: '*' },
+        { Sid: 'no-replicas', Effect: 'Deny', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:ReplicateKey', Resource: '*' },
+      ],
+    });
+    await as(ADMIN, EAST).send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: deny }));
+    const denied = await expectKmsError(as(ADMIN, EAST).send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU })));
+    expect(denied.message).to.equal(`User: ${ADMIN.principalArn} is not authorized to perform: kms:ReplicateKey on resource: ${arnIn(EAST, keyId)} with an explicit deny in a resource-based policy`);
+  });
+
+  it('UpdatePrimaryRegion needs kms:UpdatePrimaryRegion on the primary and on the replica', async () => {
+    const keyId = (await as(ADMIN, EAST).send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
+    const replicaPolicy = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'admin', Effect: 'Allow', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:*', Resource: '*' },
+        { Sid: 'stay-replica', Effect: 'Deny', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:UpdatePrimaryRegion', Resource: '*' },
+      ],
+    });
+    await as(ADMIN, EAST).send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST, Policy: replicaPolicy }));
+    const denied = await expectKmsError(as(ADMIN, EAST).send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST })));
+    expect(denied.message).to.equal(`User: ${ADMIN.principalArn} is not authorized to perform: kms:UpdatePrimaryRegion on resource: ${arnIn(WEST, keyId)} with an explicit deny in a resource-based policy`);
+    expect((await as(ADMIN, WEST).send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.MultiRegionConfiguration!.MultiRegionKeyType).to.equal('REPLICA');
   });
 });
