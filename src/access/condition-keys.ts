@@ -1,4 +1,4 @@
-import type { KeyRecord } from '../store/records';
+import { isMultiRegion, isReplica, type KeyRecord } from '../store/records';
 import type { ConditionValues } from './condition-operators';
 import type { Caller } from './principal';
 import { principalArnForPolicies } from './principal-matching';
@@ -41,6 +41,11 @@ export interface RequestConditions {
   keySpec?: string;
   keyUsage?: string;
   keyOrigin?: string;
+  /** CreateKey (kms:MultiRegion; other operations take it from the key) */
+  multiRegion?: boolean;
+  /** ReplicateKey / UpdatePrimaryRegion */
+  replicaRegion?: string;
+  primaryRegion?: string;
 }
 
 /** Everything condition values are computed from. */
@@ -85,6 +90,10 @@ export function conditionValuesOf(input: ConditionInput): ConditionValues {
   set('kms:KeyUsage', key?.keyUsage ?? request.keyUsage);
   set('kms:CustomerMasterKeyUsage', key?.keyUsage ?? request.keyUsage);
   set('kms:KeyOrigin', key?.origin ?? request.keyOrigin);
+  set('kms:MultiRegion', key ? isMultiRegion(key) : request.multiRegion);
+  if (key && isMultiRegion(key)) set('kms:MultiRegionKeyType', isReplica(key) ? 'REPLICA' : 'PRIMARY');
+  set('kms:ReplicaRegion', request.replicaRegion);
+  set('kms:PrimaryRegion', request.primaryRegion);
   if (request.encryptionContext !== undefined) {
     const keys = Object.keys(request.encryptionContext);
     for (const k of keys) set(`kms:EncryptionContext:${k}`, request.encryptionContext[k]);

@@ -60,6 +60,7 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     keySpec,
     keyUsage,
     keyOrigin: origin,
+    multiRegion: input.MultiRegion ?? false,
     requestTags: tags,
     bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck ?? false,
   });

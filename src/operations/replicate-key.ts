@@ -20,7 +20,7 @@ import { validateTags } from './shared/tags';
  */
 export const replicateKey: OperationHandler<'ReplicateKey'> = async (input, ctx, services) => {
   // Rights in the primary's region: kms:ReplicateKey on the primary (its key policy).
-  const primary = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ReplicateKey', allowedStates: 'any' });
+  const primary = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ReplicateKey', allowedStates: 'any', conditions: { replicaRegion: input.ReplicaRegion } });
   checkReplicable(primary);
   const replicaScope = { region: input.ReplicaRegion, accountId: primary.accountId };
   const replicaArn = keyArn(replicaScope, primary.keyId);
@@ -34,7 +34,7 @@ export const replicateKey: OperationHandler<'ReplicateKey'> = async (input, ctx,
   const tags = validateTags(input.Tags);
   const policy = input.Policy ?? defaultKeyPolicy(primary.accountId);
   const bypass = input.BypassPolicyLockoutSafetyCheck ?? false;
-  const creation = { keySpec: primary.keySpec, keyUsage: primary.keyUsage, keyOrigin: primary.origin, requestTags: tags, bypassPolicyLockoutSafetyCheck: bypass };
+  const creation = { keySpec: primary.keySpec, keyUsage: primary.keyUsage, keyOrigin: primary.origin, multiRegion: true, requestTags: tags, bypassPolicyLockoutSafetyCheck: bypass };
   checkAccountAction(services, replicaCtx, 'kms:CreateKey', creation);
   if (tags.length > 0) checkAccountAction(services, replicaCtx, 'kms:TagResource', { requestTags: tags });
 

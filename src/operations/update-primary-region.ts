@@ -12,7 +12,8 @@ import { checkKeyFor, loadKeyFor, notMultiRegionPrimary, requireEnabled } from '
  */
 export const updatePrimaryRegion: OperationHandler<'UpdatePrimaryRegion'> = async (input, ctx, services) => {
   // kms:UpdatePrimaryRegion on the current primary (its key policy, its region) …
-  const primary = await loadKeyFor(services, ctx, input.KeyId, { operation: 'UpdatePrimaryRegion', allowedStates: 'any' });
+  const use = { operation: 'UpdatePrimaryRegion', allowedStates: 'any', conditions: { primaryRegion: input.PrimaryRegion } } as const;
+  const primary = await loadKeyFor(services, ctx, input.KeyId, use);
   checkPrimary(primary);
   const targetScope = { region: input.PrimaryRegion, accountId: primary.accountId };
   if (input.PrimaryRegion === primary.region) {
@@ -24,7 +25,7 @@ export const updatePrimaryRegion: OperationHandler<'UpdatePrimaryRegion'> = asyn
   }
   // … and on the replica that becomes primary (its key policy, its region).
   const targetCtx: RequestContext = { ...ctx, scope: targetScope };
-  await checkKeyFor(services, targetCtx, target, { operation: 'UpdatePrimaryRegion', allowedStates: 'any' });
+  await checkKeyFor(services, targetCtx, target, use);
   requireEnabled(target);
 
   await services.store.transact(async (tx) => {
