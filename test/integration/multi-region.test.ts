@@ -327,6 +327,7 @@ describe('multi-Region keys under access control (strict mode)', function () {
       JSON.stringify({
         accessKeys: [ADMIN, EASTONLY, NOTAGS],
         identityPolicies: {
+          [ADMIN.principalArn]: allow('kms:*'),
           [EASTONLY.principalArn]: allow('kms:*', { StringEquals: { 'aws:RequestedRegion': EAST } }),
           [NOTAGS.principalArn]: allow(['kms:CreateKey', 'kms:ReplicateKey', 'kms:DescribeKey']),
         },
