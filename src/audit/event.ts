@@ -178,7 +178,8 @@ function keyArnsOf(call: ApiCall, region: string, accountId: string): string[] {
   const output = isRecord(call.output) ? call.output : {};
   for (const member of ['KeyId', 'SourceKeyId']) add(output[member]);
   for (const meta of [output.KeyMetadata, output.ReplicaKeyMetadata]) if (isRecord(meta)) add(meta.Arn);
-  if (arns.size === 0 && isRecord(call.input)) {
+  // ReplicateKey answers with the replica only; the primary it names is touched too.
+  if ((arns.size === 0 || isRecord(output.ReplicaKeyMetadata)) && isRecord(call.input)) {
     for (const member of ['KeyId', 'TargetKeyId', 'SourceKeyId', 'DestinationKeyId']) add(call.input[member]);
   }
   return [...arns];

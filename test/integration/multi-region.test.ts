@@ -12,8 +12,10 @@ import {
   EnableKeyRotationCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateMacCommand,
   GetKeyPolicyCommand,
   GetKeyRotationStatusCommand,
+  GetPublicKeyCommand,
   type KMSClient,
   ListKeyRotationsCommand,
   ListKeysCommand,
@@ -22,9 +24,12 @@ import {
   ReplicateKeyCommand,
   RotateKeyOnDemandCommand,
   ScheduleKeyDeletionCommand,
+  SignCommand,
   TagResourceCommand,
   UpdateKeyDescriptionCommand,
   UpdatePrimaryRegionCommand,
+  VerifyCommand,
+  VerifyMacCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { queryTrail } from '../../src/audit/query';
@@ -116,6 +121,23 @@ describe('multi-Region keys (real server, real token)', function () {
     const { CiphertextBlob } = await kms[EAST].send(new EncryptCommand({ KeyId: keyId, Plaintext: text('x') }));
     const elsewhere = server.client({ region: 'ca-central-1' });
     expect((await expectKmsError(elsewhere.send(new DecryptCommand({ CiphertextBlob })))).name).to.equal('InvalidCiphertextException');
+  });
+
+  it('asymmetric and HMAC multi-Region keys: one key pair or secret in the token serves every region', async () => {
+    const sign = (await kms[EAST].send(new CreateKeyCommand({ MultiRegion: true, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }))).KeyMetadata!.KeyId!;
+    const mac = (await kms[EAST].send(new CreateKeyCommand({ MultiRegion: true, KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' }))).KeyMetadata!.KeyId!;
+    for (const keyId of [sign, mac]) await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    const message = text('signed in the west');
+    const { Signature } = await kms[WEST].send(new SignCommand({ KeyId: sign, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }));
+    expect((await kms[EAST].send(new VerifyCommand({ KeyId: sign, Message: message, Signature, SigningAlgorithm: 'ECDSA_SHA_256' }))).SignatureValid).to.equal(true);
+    const publicKeys = await Promise.all([EAST, WEST].map(async (r) => Buffer.from((await kms[r].send(new GetPublicKeyCommand({ KeyId: sign }))).PublicKey!).toString('hex')));
+    expect(publicKeys[0]).to.equal(publicKeys[1]);
+    const { Mac } = await kms[EAST].send(new GenerateMacCommand({ KeyId: mac, Message: message, MacAlgorithm: 'HMAC_SHA_256' }));
+    expect((await kms[WEST].send(new VerifyMacCommand({ KeyId: mac, Message: message, Mac, MacAlgorithm: 'HMAC_SHA_256' }))).MacValid).to.equal(true);
+    // A key pair is two objects (private and public), an HMAC key one: no more for the replica.
+    const labels = listTokenObjects(server.dataDir).map((o) => o.label);
+    expect(labels.filter((l) => l === `p11kms:${sign}:v1`)).to.have.length(2);
+    expect(labels.filter((l) => l === `p11kms:${mac}:v1`)).to.have.length(1);
   });
 
   it('a replica has its own description, tags, policy, aliases and enabled state', async () => {
@@ -233,6 +255,7 @@ describe('multi-Region keys (real server, real token)', function () {
     const replicate = records.find((r) => r.eventName === 'ReplicateKey');
     const created = records.find((r) => r.eventName === 'CreateKey' && r.awsRegion === WEST);
     expect(replicate?.awsRegion).to.equal(EAST);
+    expect((replicate?.resources as Array<{ ARN: string }>).map((r) => r.ARN).sort()).to.deep.equal([arnIn(EAST, keyId), arnIn(WEST, keyId)]);
     expect(created?.requestID).to.equal(replicate?.requestID);
     expect((created?.resources as Array<{ ARN: string }>)[0].ARN).to.equal(arnIn(WEST, keyId));
   });
