@@ -90,7 +90,7 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
   checkKeyPolicy(services, ctx, policy, record, input.Policy === undefined || input.BypassPolicyLockoutSafetyCheck);
   if (origin === 'EXTERNAL') {
     await services.store.transact(async (tx) => {
-      if ((await tx.listKeyRegions(keyId)).length > 0) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
+      if (await tx.getKey(record)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
       tx.putKey(record);
     });
     return { KeyMetadata: keyMetadataOf(record) };
