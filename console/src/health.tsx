@@ -23,6 +23,8 @@ async function probe(path: string): Promise<{ status: number; body: unknown } | 
 export function HealthView() {
   const { data, error, loading, reload } = useLoad(async () => ({ health: await probe('/health'), ready: await probe('/ready') }), []);
   const health = data?.health?.body as Health | undefined;
+  // /ready answers each part's state (token, store, audit trail): `ok` or why not.
+  const ready = data?.ready?.body as { status?: string; checks?: Record<string, string> } | undefined;
   const known = new Set(['status', 'hsm', 'missingMaterial', 'keySpecs']);
   const rest = health ? Object.entries(health).filter(([k]) => !known.has(k)) : [];
   return (
@@ -50,7 +52,7 @@ export function HealthView() {
               <dt>Keys with missing material</dt>
               <dd>{health.missingMaterial}</dd>
               <dt>Ready</dt>
-              <dd>{data?.ready ? `HTTP ${data.ready.status}` : 'no /ready endpoint in this version'}</dd>
+              <dd>{data?.ready ? `${ready?.status ?? ''} (HTTP ${data.ready.status})` : 'no /ready endpoint in this version'}</dd>
               {rest.map(([k, v]) => (
                 <>
                   <dt>{k}</dt>
@@ -58,7 +60,22 @@ export function HealthView() {
                 </>
               ))}
             </dl>
-            {data?.ready && typeof data.ready.body === 'object' && <pre class="mono">{JSON.stringify(data.ready.body, null, 2)}</pre>}
+            {ready?.checks ? (
+              <table class="checks" aria-label="Readiness">
+                <tbody>
+                  {Object.entries(ready.checks).map(([part, state]) => (
+                    <tr>
+                      <th>{part}</th>
+                      <td>
+                        <span class={`badge state-${state === 'ok' ? 'enabled' : 'pendingdeletion'}`}>{state === 'ok' ? 'ok' : 'failing'}</span> {state === 'ok' ? '' : state}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            ) : (
+              data?.ready && <pre class="mono">{JSON.stringify(data.ready.body, null, 2)}</pre>
+            )}
           </article>
           <article aria-label="Key specs">
             <header>Key specs this token supports</header>
