@@ -25,6 +25,14 @@ export interface HsmProfile {
   softhsm2ConfTemplate?: string;
   /** Sessions kept open for concurrent operations (one operation per session). */
   sessionPoolSize: number;
+  /**
+   * In-process software tokens only: mechanisms (pkcs11js constant names, e.g. `CKM_AES_GCM`)
+   * whose calls run synchronously on the event loop instead of on the libuv pool, because
+   * they take a few tens of microseconds and the pool hop costs as much again. Only
+   * mechanisms measured below 50 µs per call belong here; a network HSM can block for
+   * milliseconds, so hardware profiles list none (the default).
+   */
+  synchronousMechanisms?: string[];
   quirks: HsmQuirks;
   /** Free text for operators (ignored by code). */
   notes?: string[];

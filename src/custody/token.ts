@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { ckrName, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
+import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 
 export type Session = Buffer;
 export type ObjectHandle = Buffer;
@@ -53,7 +54,9 @@ export class Token {
     const slot = findOrInitializeToken(pkcs11, profile, log);
     const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
     log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
-    const token = new Token(pkcs11, slot, keepAlive, profile, log);
+    const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
+    const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+    const token = new Token(calls, slot, keepAlive, profile, log);
     // Keep the module referenced for the process lifetime: if it is garbage-collected
     // the library is unloaded under running work.
     retainedModules.push(pkcs11);
