@@ -374,7 +374,8 @@ export function KeyPage({ client, keyId }: { client: KMSClient; keyId: string })
           <form
             onSubmit={(e) => {
               e.preventDefault();
-              const text = policyText;
+              // The form's own value: a re-render after the last keystroke may not have happened yet.
+              const text = String(new FormData(e.currentTarget).get('policy'));
               ask({
                 title: 'Change key policy',
                 message: (

@@ -97,6 +97,10 @@ describe('web console (headless Chromium against the real server)', function () 
     page.on('console', (msg) => msg.type() === 'error' && /Content Security Policy|Refused to/.test(msg.text()) && pageErrors.push(msg.text()));
   });
 
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && page) await shot(`failed-${this.currentTest.title.replace(/\W+/g, '-').slice(0, 60)}`);
+  });
+
   after(async () => {
     await browser?.close();
     await server?.stop();
