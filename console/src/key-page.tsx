@@ -150,7 +150,7 @@ export function KeyPage({ client, keyId }: { client: KMSClient; keyId: string })
                     <p>Schedule {named} for deletion? After the waiting period its key material is destroyed in the token and every ciphertext under it becomes undecryptable.</p>
                     <label>
                       Waiting period (days, 7–30)
-                      <input type="number" min={7} max={30} value={30} name="pendingWindowInDays" onInput={(e) => (days.current = Number(e.currentTarget.value))} />
+                      <input type="number" min={7} max={30} defaultValue="30" name="pendingWindowInDays" onInput={(e) => (days.current = Number(e.currentTarget.value))} />
                     </label>
                   </>
                 ),
@@ -193,7 +193,7 @@ export function KeyPage({ client, keyId }: { client: KMSClient; keyId: string })
               message: (
                 <>
                   <p>New description of {named}:</p>
-                  <input name="description" value={meta.Description ?? ''} aria-label="Description" onInput={(e) => (description.current = e.currentTarget.value)} />
+                  <input name="description" defaultValue={meta.Description ?? ''} aria-label="Description" onInput={(e) => (description.current = e.currentTarget.value)} />
                 </>
               ),
               confirmLabel: 'Save description',

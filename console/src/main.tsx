@@ -62,7 +62,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
           </label>
           <label>
             Region
-            <input name="region" value="us-east-1" required />
+            <input name="region" defaultValue="us-east-1" required />
           </label>
           <ErrorBox error={error} />
           <button type="submit" aria-busy={busy} disabled={busy}>

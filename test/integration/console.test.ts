@@ -78,8 +78,7 @@ describe('web console (headless Chromium against the real server)', function () 
     expect(await dialog.textContent()).to.contain(keyId);
     if (screenshot) await shot(screenshot);
     await dialog.getByRole('button', { name: confirm, exact: true }).click();
-    await dialog.waitFor({ state: 'detached' }).catch(() => undefined);
-    await page.locator('dialog[open]').waitFor({ state: 'hidden' });
+    await dialog.waitFor({ state: 'detached' });
   };
   const keyState = (state: string) => page.locator('.key-page hgroup .badge', { hasText: new RegExp(`^${state}$`) }).waitFor();
 
