@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
@@ -23,12 +22,25 @@ import { JsonFileStore } from './store/json-file-store';
 import { awsJsonEndpoint } from './wire/aws-json/router';
 import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
+import { operationalRoutes } from './server/health';
+import { type Listener, listen } from './server/listener';
+import { ServiceMetrics } from './server/metrics';
+import { RequestQuotas } from './server/quotas';
 
 export interface RunningService {
   url: string;
   services: Services;
   reconciled: ReconcileReport;
   audit: AuditTrail;
+  /**
+   * SIGHUP: reads the credentials file and the TLS files again and swaps them in together; if
+   * any is broken nothing changes and the error names it.
+   */
+  reload(): void;
+  /**
+   * SIGTERM: stop accepting, let in-flight requests finish (at most drainSeconds), flush last
+   * usage, sign a final audit digest, close the store and the token.
+   */
   close(): Promise<void>;
 }
 
@@ -40,23 +52,29 @@ export async function startService(config: Config, log: Logger): Promise<Running
   sizeThreadPool(config);
   // The store's directory lock comes first: a second process on the same data directory
   // stops here, before it touches the token.
-  const store = await JsonFileStore.open(config.dataDir);
+  const metrics = new ServiceMetrics();
+  const store = metrics.timedStore(await JsonFileStore.open(config.dataDir));
   let token: Token | undefined;
   let audit: AuditTrail | undefined;
   try {
     const profile = loadHsmProfile(config);
-    token = Token.open(profile, config.dataDir, log);
+    token = Token.open(profile, config.dataDir, log, metrics.tokenObserver);
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
     const auditSigner = await AuditSigner.open(token);
     audit = await AuditTrail.open(
-      { dir: config.auditDir!, maxFileBytes: config.auditMaxFileBytes, rotationSeconds: config.auditRotationSeconds, fsync: config.auditFsync },
+      { dir: config.auditDir!, maxFileBytes: config.auditMaxFileBytes, rotationSeconds: config.auditRotationSeconds, fsync: config.auditFsync, onFsync: metrics.observeFsync },
       auditSigner,
       services.clock,
       log,
     );
     const trail = audit;
+    const openToken = token;
+    metrics.watchPool(openToken);
+    metrics.watchKeys(store);
+    metrics.watchAuditQueue(() => trail.state().queued);
+    const countedTrail = metrics.countingAudit(trail);
 
     const reconciled = await reconcile(services);
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
@@ -73,6 +91,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
 
     const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
     services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
+    if (config.requestQuotas !== 'off') services.quotas = new RequestQuotas(config.requestQuotas);
     const authenticator = new SigV4Authenticator(config.auth, credentials, config.accountId, services.clock);
 
     const app = express();
@@ -81,35 +100,46 @@ export async function startService(config: Config, log: Logger): Promise<Running
     app.set('query parser', 'simple');
     const keySpecs = keySpecSupport(services.custody);
     log.info({ keySpecs }, 'key specs this token supports');
-    app.get('/health', (_req, res) => {
-      res.json({ status: 'ok', hsm: profile.name, missingMaterial: reconciled.missingMaterial.length, keySpecs });
-    });
-    const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: trail });
+    let draining = false;
+    app.use(
+      operationalRoutes({ token: openToken, store, audit: trail, auditDir: config.auditDir!, draining: () => draining }, metrics, () => ({
+        hsm: profile.name,
+        missingMaterial: reconciled.missingMaterial.length,
+        keySpecs,
+      })),
+    );
+    const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail });
     app.post('/', awsJson);
-    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: trail }));
-    mountConsole(app, { services, authenticator, audit: trail, auditDir: config.auditDir!, publicKeyPem: auditSigner.publicKeyPem, defaultAccountId: config.accountId, log });
+    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail }));
+    mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, publicKeyPem: auditSigner.publicKeyPem, defaultAccountId: config.accountId, log });
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
     });
 
-    const server = await listen(requestListener(app, awsJson), config.port, config.host);
-    server.keepAliveTimeout = 65_000;
-    const address = server.address() as AddressInfo;
-    const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
-    log.info({ url, auth: config.auth, dataDir: config.dataDir, hsm: profile.name }, 'p11kms listening');
+    const listener: Listener = await listen(requestListener(app, awsJson), config, log);
+    metrics.timeRequests(listener.server);
+    const inFlight = countInFlight(listener);
+    const url = listener.url;
+    log.info({ url, auth: config.auth, tls: listener.tls, mutualTls: !!config.tlsClientCa, quotas: config.requestQuotas, dataDir: config.dataDir, hsm: profile.name }, 'p11kms listening');
 
-    const openToken = token;
     return {
       url,
       services,
       reconciled,
       audit: trail,
+      reload() {
+        // Everything is read and checked before anything is swapped.
+        const nextCredentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : undefined;
+        listener.reloadTls();
+        if (nextCredentials) {
+          credentials.adopt(nextCredentials);
+          services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
+        }
+      },
       async close() {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
+        draining = true;
+        await drain(listener, inFlight, config.drainSeconds * 1000, log);
         await sweeper.stop();
         await materialSweeper.stop();
         await usage.stop();
@@ -167,10 +197,35 @@ function requestListener(app: express.Express, awsJson: (req: IncomingMessage, r
   };
 }
 
-function listen(listener: (req: IncomingMessage, res: ServerResponse) => void, port: number, host: string): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer(listener).listen(port, host);
-    server.once('listening', () => resolve(server));
-    server.once('error', reject);
+/** Requests received and not yet answered. */
+function countInFlight(listener: Listener): () => number {
+  let count = 0;
+  listener.server.on('request', (_req, res) => {
+    count++;
+    res.once('close', () => count--);
   });
+  return () => count;
+}
+
+/**
+ * Stops accepting connections, answers what is in flight (each response closes its
+ * connection), and after `limitMs` cuts whatever is left.
+ */
+async function drain(listener: Listener, inFlight: () => number, limitMs: number, log: Logger): Promise<void> {
+  const { server } = listener;
+  server.on('request', (_req, res) => res.setHeader('Connection', 'close'));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  log.info({ inFlight: inFlight() }, 'draining: no new connections, waiting for in-flight requests');
+  let timer: NodeJS.Timeout | undefined;
+  const poll = setInterval(() => server.closeIdleConnections(), 100);
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limitMs)));
+  const cut = await Promise.race([closed.then(() => false), timedOut]);
+  clearInterval(poll);
+  clearTimeout(timer);
+  if (cut) {
+    log.warn({ inFlight: inFlight(), limitMs }, 'drain time is over: closing the remaining connections');
+    server.closeAllConnections();
+    await closed;
+  }
 }

@@ -38,3 +38,6 @@ export class KmsError extends Error {
 export function isKmsError(err: unknown): err is KmsError {
   return err instanceof KmsError;
 }
+
+/** AWS's text for ThrottlingException (request quotas and load shedding alike). */
+export const THROTTLING_MESSAGE = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';

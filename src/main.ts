@@ -4,6 +4,7 @@ import { startService } from './app';
 import { registerAuditCommands } from './audit/cli';
 import { type Config, loadConfig } from './config/config';
 import { createLogger } from './log';
+import { handleSignals } from './server/signals';
 
 const program = new Command()
   .name('p11kms')
@@ -44,15 +45,7 @@ program
       const service = await startService(config, log);
       // One plain line on stdout for scripts and tests waiting for the service.
       process.stdout.write(`p11kms listening on ${service.url}\n`);
-      const stop = async (signal: string) => {
-        log.info({ signal }, 'shutting down');
-        await service.close();
-        process.exit(0);
-      };
-      // On-demand digest: sign everything written so far without waiting for a rotation.
-      process.on('SIGUSR2', () => void service.audit.digestNow('on-demand').catch((err: unknown) => log.error({ err: (err as Error).message }, 'on-demand audit digest failed')));
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
+      handleSignals(service, log);
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'p11kms could not start');
       process.stderr.write(`p11kms: ${(err as Error).message}\n`);

@@ -43,11 +43,22 @@ interface CredentialsFile {
 /** Access keys by id. Secrets stay in this object; they are never logged. */
 export class Credentials {
   private constructor(
-    private readonly byId: ReadonlyMap<string, AccessKey>,
-    private readonly tokens: ReadonlyMap<string, AuthToken> = new Map(),
-    private readonly identityPolicies: ReadonlyMap<string, readonly PolicyDocument[]> = new Map(),
-    private readonly principalTags: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map(),
+    private byId: ReadonlyMap<string, AccessKey>,
+    private tokens: ReadonlyMap<string, AuthToken> = new Map(),
+    private identityPolicies: ReadonlyMap<string, readonly PolicyDocument[]> = new Map(),
+    private principalTags: ReadonlyMap<string, Readonly<Record<string, string>>> = new Map(),
   ) {}
+
+  /**
+   * Reload (SIGHUP): takes over a freshly loaded file's contents in one synchronous step, so
+   * every authenticator holding this object sees either the old file or the new one.
+   */
+  adopt(next: Credentials): void {
+    this.byId = next.byId;
+    this.tokens = next.tokens;
+    this.identityPolicies = next.identityPolicies;
+    this.principalTags = next.principalTags;
+  }
 
   static empty(): Credentials {
     return new Credentials(new Map());

@@ -39,6 +39,8 @@ export interface TrailSettings {
    * none: written to the OS before the response; fdatasync only at rotation, digest and close.
    */
   fsync: FsyncPolicy;
+  /** Told how long each fdatasync of the trail took (metrics). */
+  onFsync?: (seconds: number) => void;
 }
 
 /** Signs digests with a key the trail never sees (held in the token). */
@@ -257,7 +259,7 @@ export class AuditTrail implements AuditSink {
    * (Linux reports a write-back error to one fsync only).
    */
   private commit(batch: Pending[]): void {
-    const synced = this.active.handle.datasync();
+    const synced = this.datasync();
     this.syncs.push(synced);
     const durable = Promise.all([this.durable, synced]).then(() => undefined);
     this.durable = durable;
@@ -296,7 +298,18 @@ export class AuditTrail implements AuditSink {
   private async sync(): Promise<void> {
     if (!this.unsynced) return;
     this.unsynced = false;
+    await this.datasync();
+  }
+
+  private async datasync(): Promise<void> {
+    const started = process.hrtime.bigint();
     await this.active.handle.datasync();
+    this.settings.onFsync?.(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** Records accepted and not yet written (metrics); whether the trail still accepts records (readiness). */
+  state(): { queued: number; failure: string | undefined } {
+    return { queued: this.queue.length, failure: this.failure?.message ?? (this.closed ? 'the audit trail is closed' : undefined) };
   }
 
   private activeState(closed: boolean): FileState {

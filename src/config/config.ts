@@ -45,6 +45,19 @@ export interface Config {
   huaweiDefaultRegion: string;
   /** Keys, aliases and imported material created at start-up, idempotently (docs/seed-file.md). */
   seedFile: string | undefined;
+  /** PEM certificate chain and private key: with both set the listener is HTTPS (TLS 1.2+). */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** PEM CA bundle: clients must present a certificate it issued (mutual TLS). */
+  tlsClientCa: string | undefined;
+  /**
+   * Request quotas per account and region (requests per second per class, see src/server/quotas.ts):
+   * 'off', 'aws' (AWS's default values) or an object overriding some classes of 'aws'.
+   * P11KMS_REQUEST_QUOTAS takes 'off', 'aws' or 'symmetric=100,rsa=10,...'.
+   */
+  requestQuotas: 'off' | 'aws' | Record<string, number>;
+  /** SIGTERM: how long in-flight requests may take to finish before connections are cut. */
+  drainSeconds: number;
 }
 
 export interface HuaweiProject {
@@ -72,6 +85,11 @@ export const DEFAULTS: Config = {
   huaweiProjects: {},
   huaweiDefaultRegion: 'eu-de',
   seedFile: undefined,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsClientCa: undefined,
+  requestQuotas: 'off',
+  drainSeconds: 30,
 };
 
 /** Environment variables and the config keys they set. */
@@ -95,9 +113,14 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_HUAWEI_PROJECTS: 'huaweiProjects',
   P11KMS_HUAWEI_DEFAULT_REGION: 'huaweiDefaultRegion',
   P11KMS_SEED_FILE: 'seedFile',
+  P11KMS_TLS_CERT: 'tlsCert',
+  P11KMS_TLS_KEY: 'tlsKey',
+  P11KMS_TLS_CLIENT_CA: 'tlsClientCa',
+  P11KMS_REQUEST_QUOTAS: 'requestQuotas',
+  P11KMS_DRAIN_SECONDS: 'drainSeconds',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -139,9 +162,29 @@ export function loadConfig(
     throw new Error(`setting auditFsync must be 'always', 'batch' or 'none', got '${String(config.auditFsync)}'`);
   }
   if (!(config.auditMaxFileBytes > 0 && config.auditRotationSeconds > 0)) throw new Error('settings auditMaxFileBytes and auditRotationSeconds must be positive');
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new Error('settings tlsCert and tlsKey go together: set both or neither');
+  if (config.tlsClientCa && !config.tlsCert) throw new Error('setting tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
+  config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
   config.dataDir = path.resolve(config.dataDir);
   config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;
+}
+
+/** 'off', 'aws', an object of class → rate, or the environment's "class=rate,..." form. */
+function parseRequestQuotas(value: unknown): Config['requestQuotas'] {
+  if (value === 'off' || value === 'aws') return value;
+  const entries: [string, unknown][] =
+    typeof value === 'string'
+      ? value.split(',').filter((e) => e.trim() !== '').map((e) => e.trim().split('=') as [string, string])
+      : value && typeof value === 'object' ? Object.entries(value) : [];
+  if (entries.length === 0) throw new Error(`setting requestQuotas must be 'off', 'aws' or class=rate pairs, got '${String(value)}'`);
+  const out: Record<string, number> = {};
+  for (const [name, rate] of entries) {
+    const n = Number(rate);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`setting requestQuotas: '${name}' needs a positive number of requests per second`);
+    out[name] = n;
+  }
+  return out;
 }
 
 /** Accepts the file's object form or the environment's "projectId=region:account,..." form. */
@@ -177,6 +220,7 @@ export function loadHsmProfile(config: Config): HsmProfile {
   if (config.pin) profile.pin = config.pin;
   if (profile.softhsm2ConfTemplate) profile.softhsm2ConfTemplate = path.resolve(path.dirname(file), profile.softhsm2ConfTemplate);
   profile.sessionPoolSize ??= 8;
+  profile.sessionQueueLimit ??= 128;
   profile.initializeToken ??= false;
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,

@@ -70,7 +70,7 @@ export class AuditSigner {
       if (!key) throw new Error(`audit signing key ${this.label} is missing from the token`);
       this.token.pkcs11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
       return this.token.pkcs11.C_SignAsync(session, digest, Buffer.alloc(2 * P256_COORDINATE_BYTES));
-    });
+    }, { mayShed: false });
     return rawEcdsaToDer(raw);
   }
 }

@@ -33,6 +33,16 @@ export interface HsmProfile {
    * milliseconds, so hardware profiles list none (the default).
    */
   synchronousMechanisms?: string[];
+  /**
+   * Load shedding: operations that may wait for a session when all are busy. One more is
+   * refused at once with ThrottlingException instead of queueing without bound. Default 128.
+   */
+  sessionQueueLimit: number;
+  /**
+   * Initialisation string handed to C_Initialize as pReserved (NSS softokn's
+   * `configdir='sql:...'`); `@TOKEN_DIR@` becomes `<dataDir>/tokens`.
+   */
+  moduleParameters?: string;
   quirks: HsmQuirks;
   /** Free text for operators (ignored by code). */
   notes?: string[];

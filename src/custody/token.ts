@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
-import { KmsError } from '../errors';
+import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { ckrName, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
@@ -11,6 +11,22 @@ export type Session = Buffer;
 export type ObjectHandle = Buffer;
 
 const TOKEN_LABEL_BYTES = 32;
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+
+/** Receives the duration of every PKCS#11 call (metrics); must not throw. */
+export interface TokenObserver {
+  call(pkcs11Function: string, seconds: number, failed: boolean): void;
+  shed(): void;
+}
+
+export interface RunOptions {
+  /**
+   * false: wait for a session even when the queue is full (the service's own duties, such as
+   * signing an audit digest, are never shed).
+   */
+  mayShed?: boolean;
+}
 
 /**
  * One PKCS#11 module, one token, a pool of logged-in sessions. The module is initialised
@@ -35,19 +51,24 @@ export class Token {
     private keepAlive: Session,
     readonly profile: HsmProfile,
     private readonly log: Logger,
+    private readonly observer?: TokenObserver,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
   }
 
-  static open(profile: HsmProfile, dataDir: string, log: Logger): Token {
+  static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver): Token {
     if (profile.softhsm2ConfTemplate) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
     if (!fs.existsSync(profile.module)) {
       throw new Error(`PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
     }
-    const pkcs11 = new pkcs11js.PKCS11();
-    pkcs11.load(profile.module);
+    const module = new pkcs11js.PKCS11();
+    module.load(profile.module);
+    const pkcs11 = observer ? observed(module, observer) : module;
     try {
-      pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      pkcs11.C_Initialize({
+        flags: pkcs11js.CKF_OS_LOCKING_OK,
+        ...(profile.moduleParameters ? { libraryParameters: profile.moduleParameters.replaceAll('@TOKEN_DIR@', tokenDirOf(dataDir)) } : {}),
+      });
     } catch (err) {
       if (ckrName(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw err;
     }
@@ -56,10 +77,10 @@ export class Token {
     log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
     const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
     const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-    const token = new Token(calls, slot, keepAlive, profile, log);
+    const token = new Token(calls, slot, keepAlive, profile, log, observer);
     // Keep the module referenced for the process lifetime: if it is garbage-collected
     // the library is unloaded under running work.
-    retainedModules.push(pkcs11);
+    retainedModules.push(module);
     return token;
   }
 
@@ -67,9 +88,9 @@ export class Token {
    * Runs `fn` on a pooled session. Retries once after the token connection was lost or a
    * cached object handle went stale (another process destroyed and recreated it).
    */
-  async run<T>(what: string, fn: (session: Session) => Promise<T> | T): Promise<T> {
+  async run<T>(what: string, fn: (session: Session) => Promise<T> | T, options: RunOptions = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const session = await this.acquire();
+      const session = await this.acquire(options.mayShed ?? true);
       let failed = false;
       try {
         return await fn(session);
@@ -142,10 +163,32 @@ export class Token {
     }
   }
 
-  private async acquire(): Promise<Session> {
+  /** Sessions busy and operations waiting for one (metrics, readiness). */
+  usage(): { size: number; inUse: number; waiting: number } {
+    return { size: this.profile.sessionPoolSize, inUse: this.openCount - this.idle.length, waiting: this.waiters.length };
+  }
+
+  /** Whether the keep-alive session is still logged in (readiness); never throws. */
+  loggedIn(): boolean {
+    if (this.closed) return false;
+    try {
+      const state = this.pkcs11.C_GetSessionInfo(this.keepAlive).state;
+      return state === CKS_RO_USER_FUNCTIONS || state === CKS_RW_USER_FUNCTIONS;
+    } catch {
+      return false;
+    }
+  }
+
+  private async acquire(mayShed: boolean): Promise<Session> {
     if (this.closed) throw new KmsError('KMSInternalException', 'The key store is shutting down.');
     const idle = this.idle.pop();
     if (idle) return idle;
+    if (this.openCount >= this.profile.sessionPoolSize && mayShed && this.waiters.length >= this.profile.sessionQueueLimit) {
+      // Bounded admission: waiting longer than the queue already holds would only raise every
+      // admitted request's latency; the client retries (AWS SDKs back off on ThrottlingException).
+      this.observer?.shed();
+      throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: `session queue full (${this.waiters.length} waiting)` });
+    }
     if (this.openCount < this.profile.sessionPoolSize) {
       this.openCount++;
       try {
@@ -165,7 +208,7 @@ export class Token {
       // Hand the freed capacity to a waiter with a fresh session.
       const waiter = this.waiters.shift();
       if (waiter && !this.closed) {
-        this.acquire().then(waiter, () => this.waiters.unshift(waiter));
+        this.acquire(false).then(waiter, () => this.waiters.unshift(waiter));
       }
       return;
     }
@@ -234,7 +277,7 @@ function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log
   }
   const free = slots.find((slot) => (pkcs11.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
   if (!free) throw new Error('no free slot to initialise a token in');
-  if (!profile.soPin) throw new Error('initializeToken needs soPin in the HSM profile');
+  if (profile.soPin === undefined) throw new Error('initializeToken needs soPin in the HSM profile');
   pkcs11.C_InitToken(free, profile.soPin, profile.tokenLabel.padEnd(TOKEN_LABEL_BYTES, ' '));
   const session = pkcs11.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
   try {
@@ -248,10 +291,43 @@ function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log
   return free;
 }
 
-/** Renders the SoftHSM2 config so the token lives under this instance's data directory. */
-function prepareSoftHsmConf(template: string, dataDir: string): void {
+/**
+ * Times every C_* call of the module (synchronous and *Async alike) for metrics; the label is
+ * the PKCS#11 function, never an argument.
+ */
+function observed(module: pkcs11js.PKCS11, observer: TokenObserver): pkcs11js.PKCS11 {
+  return new Proxy(module, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof property !== 'string' || !property.startsWith('C_') || typeof value !== 'function') return value;
+      const name = property.replace(/Async$/, '');
+      return (...args: unknown[]) => {
+        const started = process.hrtime.bigint();
+        const done = (failed: boolean) => observer.call(name, Number(process.hrtime.bigint() - started) / 1e9, failed);
+        let result: unknown;
+        try {
+          result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        } catch (err) {
+          done(true);
+          throw err;
+        }
+        if (result instanceof Promise) return result.then((r) => (done(false), r), (err: unknown) => (done(true), Promise.reject(err)));
+        done(false);
+        return result;
+      };
+    },
+  });
+}
+
+function tokenDirOf(dataDir: string): string {
   const tokenDir = path.resolve(dataDir, 'tokens');
   fs.mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
+  return tokenDir;
+}
+
+/** Renders the SoftHSM2 config so the token lives under this instance's data directory. */
+function prepareSoftHsmConf(template: string, dataDir: string): void {
+  const tokenDir = tokenDirOf(dataDir);
   const rendered = fs.readFileSync(template, 'utf8').replaceAll('@TOKEN_DIR@', tokenDir);
   const confPath = path.resolve(dataDir, 'softhsm2.conf');
   fs.writeFileSync(confPath, rendered, { mode: 0o600 });

@@ -30,6 +30,8 @@ export interface Services {
   access?: AccessControl;
   /** Last-usage tracking (GetKeyLastUsage); absent in tests that do not need it. */
   usage?: UsageTracker;
+  /** Request quotas, consulted by every dialect before an operation runs; absent: unlimited. */
+  quotas?: { admit(operation: OperationName, input: unknown, ctx: RequestContext, services: Services): Promise<void> };
 }
 
 export type OperationHandler<Op extends OperationName> = (

@@ -2,7 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as https from 'node:https';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -37,7 +39,12 @@ export class TestServer {
     readonly options: ServerOptions,
     private child: ChildProcess,
     readonly stderr: () => string,
-  ) {}
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Resolves with the exit code once the process has ended. */
+  readonly exited: Promise<number | null>;
 
   static async start(options: ServerOptions = {}): Promise<TestServer> {
     const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-test-'));
@@ -106,14 +113,23 @@ export class TestServer {
   }
 
   /** A KMS client of the AWS SDK for JavaScript v3, unmodified, pointed at this server. */
-  client(options: { region?: string; accessKeyId?: string; secretAccessKey?: string; clockOffsetMs?: number } = {}): KMSClient {
+  client(
+    options: { region?: string; accessKeyId?: string; secretAccessKey?: string; clockOffsetMs?: number; tls?: https.AgentOptions } = {},
+  ): KMSClient {
     return new KMSClient({
+      // HTTPS endpoints: the test CA (and, for mutual TLS, a client certificate) go in an agent.
+      ...(options.tls ? { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ keepAlive: true, ...options.tls }) }) } : {}),
       endpoint: this.endpoint,
       region: options.region ?? 'us-east-1',
       credentials: { accessKeyId: options.accessKeyId ?? 'AKIDTEST', secretAccessKey: options.secretAccessKey ?? 'test-secret' },
       maxAttempts: 1,
       ...(options.clockOffsetMs !== undefined ? { systemClockOffset: options.clockOffsetMs } : {}),
     });
+  }
+
+  /** Sends a signal without waiting (SIGHUP reloads, SIGTERM drains). */
+  sendSignal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
   }
 
   private signal(sig: NodeJS.Signals): Promise<void> {

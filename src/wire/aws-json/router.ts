@@ -107,6 +107,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       sourceIp: req.socket.remoteAddress,
       grantTokens: Array.isArray((input as { GrantTokens?: unknown }).GrantTokens) ? ((input as { GrantTokens: string[] }).GrantTokens) : undefined,
     };
+    await deps.services.quotas?.admit(op, input, ctx, deps.services);
     const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
     call.output = output;
     reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };

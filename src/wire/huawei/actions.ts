@@ -63,6 +63,7 @@ async function call<Op extends OperationName>(
     | ((i: OperationShapes[Op]['input'], c: RequestContext, s: Services) => Promise<OperationShapes[Op]['output']>)
     | undefined;
   if (!handler) throw new KmsError('UnsupportedOperationException', `${op} is not available.`);
+  await services.quotas?.admit(op, input, ctx, services);
   const traced: TracedCall = { operation: op, input };
   const list = traces.get(ctx) ?? [];
   list.push(traced);

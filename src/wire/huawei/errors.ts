@@ -112,6 +112,8 @@ const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
   UnrecognizedClientException: { status: 401, code: 'KMS.0302' },
   InvalidSignatureException: { status: 401, code: 'KMS.0302' },
   IncompleteSignatureException: { status: 401, code: 'KMS.0302' },
+  // Request quotas and load shedding: Huawei's API gateway answers flow control with 429 APIGW.0308.
+  ThrottlingException: { status: 429, code: 'APIGW.0308', message: 'The throttling threshold has been reached.' },
   KMSInternalException: { status: 500, code: 'KMS.0101', message: 'KMS error.' },
   DependencyTimeoutException: { status: 500, code: 'KMS.0102', message: 'Abnormal KMS I/O.' },
 };

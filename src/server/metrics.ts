@@ -1,0 +1,156 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditEvent, AuditSink } from '../audit/event';
+import type { TokenObserver } from '../custody/token';
+import type { MetadataStore } from '../store/metadata-store';
+
+/** Seconds; from a fast token call (~0.1 ms) to a slow RSA-4096 key generation. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface PoolState {
+  usage(): { size: number; inUse: number; waiting: number };
+}
+
+/**
+ * The service's Prometheus metrics in a registry of its own (no global registry). Labels are
+ * bounded sets only: dialect, AWS operation name, AWS error name, PKCS#11 function, store
+ * method, key state and spec. Never key ids, aliases, principals or account ids.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'p11kms_requests_total',
+    help: 'API requests answered, by wire dialect, AWS operation and AWS error name ("none" for success).',
+    labelNames: ['dialect', 'operation', 'error'],
+    registers: [this.registry],
+  });
+  private readonly requestSeconds = new Histogram({
+    name: 'p11kms_request_duration_seconds',
+    help: 'Time from the request arriving to its response being sent, by dialect and AWS operation.',
+    labelNames: ['dialect', 'operation'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly tokenSeconds = new Histogram({
+    name: 'p11kms_token_call_duration_seconds',
+    help: 'Duration of PKCS#11 calls, by function.',
+    labelNames: ['function', 'outcome'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly shed = new Counter({
+    name: 'p11kms_token_shed_total',
+    help: 'Operations refused with ThrottlingException because the session queue was full.',
+    registers: [this.registry],
+  });
+  private readonly storeSeconds = new Histogram({
+    name: 'p11kms_store_duration_seconds',
+    help: 'Duration of metadata store calls, by method.',
+    labelNames: ['method'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly auditFsyncSeconds = new Histogram({
+    name: 'p11kms_audit_fsync_duration_seconds',
+    help: 'Duration of each fdatasync of the audit trail.',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  /** Labels of answered requests by request id, until the response has left (latency). */
+  private readonly pending = new Map<string, { dialect: string; operation: string }>();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'p11kms_process_' });
+  }
+
+  /** Session pool gauges, read when scraped. */
+  watchPool(pool: PoolState): void {
+    const gauge = (name: string, help: string, pick: (u: ReturnType<PoolState['usage']>) => number) =>
+      new Gauge({ name, help, registers: [this.registry], collect() { this.set(pick(pool.usage())); } });
+    gauge('p11kms_token_sessions', 'Size of the token session pool.', (u) => u.size);
+    gauge('p11kms_token_sessions_in_use', 'Token sessions running an operation.', (u) => u.inUse);
+    gauge('p11kms_token_sessions_waiting', 'Operations waiting for a token session.', (u) => u.waiting);
+  }
+
+  watchAuditQueue(queued: () => number): void {
+    new Gauge({ name: 'p11kms_audit_queue_depth', help: 'Audit records accepted and not yet written.', registers: [this.registry], collect() { this.set(queued()); } });
+  }
+
+  /** Keys by state and spec, counted from the store when scraped. */
+  watchKeys(store: MetadataStore): void {
+    new Gauge({
+      name: 'p11kms_keys',
+      help: 'KMS keys by key state and key spec (all accounts and regions).',
+      labelNames: ['state', 'spec'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const key of await store.listKeys()) this.inc({ state: key.keyState, spec: key.keySpec });
+      },
+    });
+  }
+
+  observeFsync = (seconds: number): void => {
+    this.auditFsyncSeconds.observe(seconds);
+  };
+
+  readonly tokenObserver: TokenObserver = {
+    call: (fn, seconds, failed) => this.tokenSeconds.observe({ function: fn, outcome: failed ? 'error' : 'ok' }, seconds),
+    shed: () => this.shed.inc(),
+  };
+
+  /**
+   * Counts every API call from its audit record: every dialect writes exactly one per request,
+   * with the AWS operation and error name, so no wire code needs to know about metrics.
+   */
+  countingAudit(sink: AuditSink): AuditSink {
+    return {
+      record: (event: AuditEvent) => {
+        if (event.eventType === 'AwsApiCall') {
+          const dialect = String(event.additionalEventData?.dialect ?? 'unknown');
+          this.requests.inc({ dialect, operation: event.eventName, error: event.errorCode ?? 'none' });
+          // A client that hung up before its record was written never closes a response here.
+          if (this.pending.size > 10_000) this.pending.clear();
+          if (event.requestID) this.pending.set(event.requestID, { dialect, operation: event.eventName });
+        }
+        return sink.record(event);
+      },
+    };
+  }
+
+  /** Request latency, measured at the HTTP server so that it covers parsing and the audit write. */
+  timeRequests(server: Server): void {
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      const started = process.hrtime.bigint();
+      res.once('close', () => {
+        const id = res.getHeader('x-amzn-RequestId') ?? res.getHeader('X-Request-Id');
+        const labels = typeof id === 'string' ? this.pending.get(id) : undefined;
+        if (!labels) return;
+        this.pending.delete(id as string);
+        this.requestSeconds.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      });
+    });
+  }
+
+  /** The store, with every call timed (any backend: the wrapper only sees the interface). */
+  timedStore<S extends MetadataStore>(store: S): S {
+    const histogram = this.storeSeconds;
+    return new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close') return value;
+        return (...args: unknown[]) => {
+          const end = histogram.startTimer({ method: property });
+          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (result instanceof Promise) return result.finally(() => end());
+          end();
+          return result;
+        };
+      },
+    });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

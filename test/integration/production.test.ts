@@ -1,0 +1,383 @@
+/**
+ * Running p11kms as a production service: HTTPS (AWS SDK, boto3 and the aws CLI with a test
+ * CA), mutual TLS, SIGHUP reloads, /metrics, /health and /ready, request quotas, load shedding
+ * and the SIGTERM drain — all against real processes on real SoftHSM2 tokens.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
+import {
+  CreateKeyCommand,
+  DecryptCommand,
+  EncryptCommand,
+  GenerateDataKeyPairWithoutPlaintextCommand,
+  GenerateRandomCommand,
+  type KMSClient,
+  ListKeysCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { expectKmsError, TestServer } from '../support/server';
+import { TestCa } from '../support/test-ca';
+
+const THROTTLED = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** GET over HTTP(S); resolves with status, body and whether the agent reused its socket. */
+function get(url: string, options: https.RequestOptions = {}): Promise<{ status: number; body: string; reused: boolean; peerSerial?: string }> {
+  const client = url.startsWith('https:') ? https : require('node:http');
+  return new Promise((resolve, reject) => {
+    const req = client.get(url, options, (res: import('node:http').IncomingMessage) => {
+      let body = '';
+      const socket = res.socket as tls.TLSSocket;
+      const peerSerial = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate().serialNumber : undefined;
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket, peerSerial }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Waits until `pattern` occurs at least `count` times in the service log. */
+async function waitForLogCount(server: TestServer, pattern: RegExp, count: number): Promise<void> {
+  const global = new RegExp(pattern.source, 'g');
+  for (let i = 0; i < 200; i++) {
+    if ((server.stderr().match(global) ?? []).length >= count) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the service log never had ${count} lines matching ${pattern}`);
+}
+
+/** A metric's value from Prometheus text (the first sample whose line starts with `prefix`). */
+function sample(metrics: string, prefix: string): number | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** An HSM profile like the default one with a pool of `size` sessions and `queue` waiters. */
+function smallPoolProfile(dir: string, size: number, queue: number): string {
+  const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'native-config', 'softhsm2.json'), 'utf8')) as Record<string, unknown>;
+  const file = path.join(dir, `softhsm2-pool-${size}-${queue}.json`);
+  fs.writeFileSync(file, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: size, sessionQueueLimit: queue }));
+  return file;
+}
+
+function pythonWithBoto3(): string | undefined {
+  for (const candidate of ['python3', '/usr/bin/python3']) {
+    try {
+      execFileSync(candidate, ['-c', 'import boto3'], { stdio: 'ignore' });
+      return candidate;
+    } catch {
+      // try the next interpreter
+    }
+  }
+  return undefined;
+}
+
+describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load shedding', function () {
+  this.timeout(60_000);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-production-'));
+  let ca: TestCa;
+  let caPem: Buffer;
+  const certFile = path.join(work, 'server-cert.pem');
+  const keyFile = path.join(work, 'server-key.pem');
+  const credentialsFile = path.join(work, 'credentials.json');
+  const alice = { accessKeyId: 'AKIAPRODALICE', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
+  const bob = { accessKeyId: 'AKIAPRODBOB', secretAccessKey: 'bob-secret', accountId: '444455556666', principalArn: 'arn:aws:iam::444455556666:user/bob' };
+
+  before(function () {
+    ca = new TestCa(work, 'main');
+    caPem = fs.readFileSync(ca.cert);
+    const first = ca.server('p11kms-first');
+    fs.copyFileSync(first.cert, certFile);
+    fs.copyFileSync(first.key, keyFile);
+    fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice] }));
+  });
+
+  after(function () {
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  describe('HTTPS', function () {
+    let server: TestServer;
+    let kms: KMSClient;
+    let keyId: string;
+
+    before(async function () {
+      server = await TestServer.start({ auth: 'strict', credentialsFile, env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile } });
+      kms = server.client({ ...alice, tls: { ca: caPem } });
+    });
+
+    after(async function () {
+      await server?.stop();
+    });
+
+    it('serves HTTPS to the AWS SDK for JavaScript given the test CA', async function () {
+      expect(server.endpoint).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
+      keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      const sealed = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('over TLS') }));
+      const opened = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob }));
+      expect(Buffer.from(opened.Plaintext!).toString()).to.equal('over TLS');
+    });
+
+    it('is refused by a client that does not trust the CA, and refuses TLS 1.1', async function () {
+      const untrusting = server.client(alice);
+      const err = await expectKmsError(untrusting.send(new ListKeysCommand({})));
+      expect(err.message).to.match(/self[- ]signed|unable to verify|certificate/i);
+      const port = Number(new URL(server.endpoint).port);
+      const old = await new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }, () => resolve('connected'));
+        socket.on('error', (e) => resolve(e.message));
+      });
+      expect(old).to.not.equal('connected');
+    });
+
+    it('serves boto3 with verify= the CA bundle', async function () {
+      const python = pythonWithBoto3();
+      if (!python) {
+        console.log('      skipping: no python3 with boto3 (scripts/run.sh installs python3-boto3)');
+        this.skip();
+      }
+      const script = [
+        'import boto3, json, sys',
+        "c = boto3.client('kms', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4], verify=sys.argv[2])",
+        "k = c.create_key(Description='boto3 over TLS')['KeyMetadata']['KeyId']",
+        "ct = c.encrypt(KeyId=k, Plaintext=b'boto3 plaintext')['CiphertextBlob']",
+        "print(json.dumps({'keyId': k, 'plaintext': c.decrypt(CiphertextBlob=ct)['Plaintext'].decode()}))",
+      ].join('\n');
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(python!, ['-c', script, server.endpoint, ca.cert, alice.accessKeyId, alice.secretAccessKey], { env: { PATH: process.env.PATH, HOME: work } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+      expect(JSON.parse(out).plaintext).to.equal('boto3 plaintext');
+    });
+
+    it('serves the aws CLI with --ca-bundle', async function () {
+      try {
+        execFileSync('aws', ['--version'], { stdio: 'ignore' });
+      } catch {
+        console.log('      skipping: the aws CLI is not installed');
+        this.skip();
+      }
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+      Object.assign(env, {
+        AWS_ACCESS_KEY_ID: alice.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: alice.secretAccessKey,
+        AWS_DEFAULT_REGION: 'us-east-1',
+        AWS_CONFIG_FILE: path.join(work, 'no-config'),
+        AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-credentials'),
+        AWS_EC2_METADATA_DISABLED: 'true',
+      });
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('aws', ['kms', 'list-keys', '--endpoint-url', server.endpoint, '--ca-bundle', ca.cert, '--output', 'json'], { env }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+      expect((JSON.parse(out) as { Keys: Array<{ KeyId: string }> }).Keys.map((k) => k.KeyId)).to.include(keyId);
+    });
+
+    it('reloads the certificate on SIGHUP without dropping open connections', async function () {
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: caPem });
+      const before = await get(`${server.endpoint}/health`, { agent });
+      expect(before.status).to.equal(200);
+      const second = ca.server('p11kms-second');
+      fs.copyFileSync(second.cert, certFile);
+      fs.copyFileSync(second.key, keyFile);
+      server.sendSignal('SIGHUP');
+      await waitForLogCount(server, /credentials and TLS material reloaded/, 1);
+      const sameConnection = await get(`${server.endpoint}/health`, { agent });
+      expect(sameConnection.status).to.equal(200);
+      expect(sameConnection.reused, 'the keep-alive connection survived the reload').to.equal(true);
+      expect(sameConnection.peerSerial).to.equal(before.peerSerial);
+      const fresh = await get(`${server.endpoint}/health`, { agent: new https.Agent({ ca: caPem }) });
+      expect(fresh.status).to.equal(200);
+      expect(fresh.peerSerial).to.not.equal(before.peerSerial);
+      agent.destroy();
+    });
+
+    it('reloads the credentials file on SIGHUP; a broken file is refused, logged and the old one stays', async function () {
+      const bobClient = server.client({ ...bob, tls: { ca: caPem } });
+      expect((await expectKmsError(bobClient.send(new ListKeysCommand({})))).name).to.equal('UnrecognizedClientException');
+      fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice, bob] }));
+      server.sendSignal('SIGHUP');
+      await waitForLogCount(server, /credentials and TLS material reloaded/, 2);
+      expect((await bobClient.send(new ListKeysCommand({}))).Keys).to.deep.equal([]);
+
+      fs.writeFileSync(credentialsFile, '{"accessKeys": [ {"accessKeyId": "AKIABROKEN"');
+      server.sendSignal('SIGHUP');
+      await waitForLogCount(server, /reload refused/, 1);
+      expect(server.stderr()).to.match(/reload refused[^\n]*|JSON/);
+      const refusal = server.stderr().split('\n').find((l) => l.includes('reload refused'))!;
+      expect(refusal).to.match(/JSON|Unexpected|Expected/);
+      expect(refusal).to.not.include(bob.secretAccessKey);
+      // The file in force before the broken one still is.
+      expect((await bobClient.send(new ListKeysCommand({}))).Keys).to.deep.equal([]);
+      expect((await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId)).to.include(keyId);
+      fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice] }));
+    });
+
+    it('/metrics: requests, latency, token calls, pool, audit and store figures, without key ids or principals', async function () {
+      const { status, body } = await get(`${server.endpoint}/metrics`, { ca: caPem });
+      expect(status).to.equal(200);
+      expect(body).to.match(/^p11kms_requests_total\{dialect="aws-json",operation="Encrypt",error="none"\} [1-9]/m);
+      expect(body).to.match(/^p11kms_requests_total\{dialect="aws-json",operation="ListKeys",error="UnrecognizedClientException"\} 1$/m);
+      expect(body).to.match(/^p11kms_request_duration_seconds_bucket\{le="[^"]+",dialect="aws-json",operation="Decrypt"\} [1-9]/m);
+      expect(body).to.match(/^p11kms_token_call_duration_seconds_count\{function="C_Encrypt",outcome="ok"\} [1-9]/m);
+      for (const name of ['p11kms_token_sessions', 'p11kms_token_sessions_in_use', 'p11kms_token_sessions_waiting', 'p11kms_audit_queue_depth', 'p11kms_token_shed_total']) {
+        expect(sample(body, `${name} `), name).to.be.a('number');
+      }
+      expect(sample(body, 'p11kms_audit_fsync_duration_seconds_count ')).to.be.greaterThan(0);
+      expect(body).to.match(/^p11kms_store_duration_seconds_count\{method="getKey"\} [1-9]/m);
+      expect(body).to.match(/^p11kms_keys\{state="Enabled",spec="SYMMETRIC_DEFAULT"\} [1-9]/m);
+      for (const secret of [keyId, alice.accessKeyId, alice.accountId, 'alice', bob.accessKeyId]) expect(body).to.not.include(secret);
+    });
+
+    it('/health answers live and /ready names every part it checked', async function () {
+      const health = await get(`${server.endpoint}/health`, { ca: caPem });
+      expect(health.status).to.equal(200);
+      expect(JSON.parse(health.body).status).to.equal('ok');
+      const ready = await get(`${server.endpoint}/ready`, { ca: caPem });
+      expect(ready.status).to.equal(200);
+      expect(JSON.parse(ready.body)).to.deep.equal({ status: 'ready', failing: [], checks: { token: 'ok', store: 'ok', audit: 'ok' } });
+    });
+  });
+
+  describe('mutual TLS', function () {
+    let server: TestServer;
+    let clientCa: TestCa;
+
+    before(async function () {
+      clientCa = new TestCa(path.join(work, 'clients'), 'clients');
+      server = await TestServer.start({ env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile, P11KMS_TLS_CLIENT_CA: clientCa.cert } });
+    });
+
+    after(async function () {
+      await server?.stop();
+    });
+
+    it('accepts a client certificate issued by the client CA', async function () {
+      const app = clientCa.client('billing-app', 'Example Corp');
+      const kms = server.client({ tls: { ca: caPem, cert: fs.readFileSync(app.cert), key: fs.readFileSync(app.key) } });
+      const random = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 16 }));
+      expect(random.Plaintext).to.have.length(16);
+    });
+
+    it('refuses a client without a certificate, and one from another CA, at the handshake', async function () {
+      const none = await expectKmsError(server.client({ tls: { ca: caPem } }).send(new GenerateRandomCommand({ NumberOfBytes: 16 })));
+      expect(none.$metadata?.httpStatusCode).to.equal(undefined);
+      const rogueCa = new TestCa(path.join(work, 'rogue'), 'rogue');
+      const rogue = rogueCa.client('intruder', 'Elsewhere');
+      const foreign = await expectKmsError(
+        server.client({ tls: { ca: caPem, cert: fs.readFileSync(rogue.cert), key: fs.readFileSync(rogue.key) } }).send(new GenerateRandomCommand({ NumberOfBytes: 16 })),
+      );
+      expect(foreign.$metadata?.httpStatusCode).to.equal(undefined);
+      expect(`${none.message} ${foreign.message}`).to.match(/certificate|socket hang up|ECONNRESET|alert/i);
+    });
+  });
+
+  describe('request quotas', function () {
+    let server: TestServer;
+
+    before(async function () {
+      fs.writeFileSync(path.join(work, 'two-accounts.json'), JSON.stringify({ accessKeys: [alice, bob] }));
+      server = await TestServer.start({ auth: 'strict', credentialsFile: path.join(work, 'two-accounts.json'), env: { P11KMS_REQUEST_QUOTAS: 'symmetric=1,management=1' } });
+    });
+
+    after(async function () {
+      await server?.kill();
+    });
+
+    it('answers ThrottlingException (400, AWS text) past the quota, per account and region', async function () {
+      const kms = server.client(alice);
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => kms.send(new GenerateRandomCommand({ NumberOfBytes: 8 }))));
+      const throttled = results.filter((r) => r.status === 'rejected');
+      expect(results.filter((r) => r.status === 'fulfilled').length).to.be.greaterThan(0);
+      expect(throttled.length).to.be.greaterThan(0);
+      for (const r of throttled) {
+        const err = (r as PromiseRejectedResult).reason as { name: string; message: string; $metadata: { httpStatusCode: number } };
+        expect([err.name, err.message, err.$metadata.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
+      }
+      // Another account's quota is its own; so is another class's.
+      expect((await server.client(bob).send(new GenerateRandomCommand({ NumberOfBytes: 8 }))).Plaintext).to.have.length(8);
+      expect((await kms.send(new ListKeysCommand({}))).Keys).to.be.an('array');
+    });
+
+    it('/ready answers 503 naming the part that fails', async function () {
+      fs.rmSync(path.join(server.dataDir, 'audit'), { recursive: true, force: true });
+      const ready = await get(`${server.endpoint}/ready`);
+      expect(ready.status).to.equal(503);
+      const body = JSON.parse(ready.body) as { failing: string[]; checks: Record<string, string> };
+      expect(body.failing).to.deep.equal(['audit']);
+      expect(body.checks.audit).to.match(/audit directory not writable \(ENOENT\)/);
+      expect(body.checks.token).to.equal('ok');
+    });
+  });
+
+  describe('load shedding and SIGTERM', function () {
+    it('sheds what a small pool cannot queue with ThrottlingException, never a 5xx', async function () {
+      const server = await TestServer.start({ env: { P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1) } });
+      try {
+        const kms = server.client();
+        const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+        const offered = 24;
+        const results = await Promise.allSettled(
+          Array.from({ length: offered }, () => kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'RSA_2048' }))),
+        );
+        const admitted = results.filter((r) => r.status === 'fulfilled').length;
+        const errors = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as { name: string; message: string; $metadata: { httpStatusCode: number } });
+        expect(admitted).to.be.greaterThan(0);
+        expect(errors.length).to.be.greaterThan(0);
+        for (const err of errors) expect([err.name, err.message, err.$metadata.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
+        const metrics = (await get(`${server.endpoint}/metrics`)).body;
+        expect(sample(metrics, 'p11kms_token_shed_total ')).to.equal(errors.length);
+        expect(metrics).to.match(new RegExp(`^p11kms_requests_total\\{dialect="aws-json",operation="GenerateDataKeyPairWithoutPlaintext",error="ThrottlingException"\\} ${errors.length}$`, 'm'));
+      } finally {
+        await server.kill();
+      }
+    });
+
+    /** Starts two slow requests on a one-session pool and resolves once both are inside the service. */
+    async function twoInFlight(server: TestServer, kms: KMSClient): Promise<Array<Promise<unknown>>> {
+      const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      const requests = [0, 1].map(() => kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'RSA_4096' })));
+      for (let i = 0; i < 400; i++) {
+        const metrics = (await get(`${server.endpoint}/metrics`)).body;
+        if (sample(metrics, 'p11kms_token_sessions_in_use ') === 1 && sample(metrics, 'p11kms_token_sessions_waiting ') === 1) return requests;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('the two requests never were in flight together');
+    }
+
+    it('SIGTERM drains: in-flight requests finish, a final digest is signed, exit 0', async function () {
+      const server = await TestServer.start({ env: { P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 4) } });
+      const kms = server.client();
+      const requests = await twoInFlight(server, kms);
+      server.sendSignal('SIGTERM');
+      const answers = await Promise.all(requests);
+      expect(answers).to.have.length(2);
+      expect(await server.exited).to.equal(0);
+      expect(server.stderr()).to.match(/shut down cleanly/);
+      const auditDir = path.join(server.dataDir, 'audit');
+      const digests = fs.readdirSync(auditDir).filter((f) => /^digest-.*\.json$/.test(f)).sort();
+      const last = JSON.parse(fs.readFileSync(path.join(auditDir, digests[digests.length - 1]), 'utf8')) as { digest: { reason: string } };
+      expect(last.digest.reason).to.include('shutdown');
+      execFileSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'audit', 'verify', '--dir', auditDir], { stdio: 'pipe' });
+    });
+
+    it('a second SIGTERM exits at once', async function () {
+      const server = await TestServer.start({ env: { P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 4) } });
+      const kms = server.client();
+      const requests = Promise.allSettled(await twoInFlight(server, kms));
+      server.sendSignal('SIGTERM');
+      await server.waitForLog(/draining/);
+      server.sendSignal('SIGTERM');
+      expect(await server.exited).to.equal(1);
+      expect(server.stderr()).to.match(/second stop signal: exiting at once/);
+      const settled = await requests;
+      expect(settled.some((r) => r.status === 'rejected'), 'the in-flight requests were cut').to.equal(true);
+    });
+  });
+});
