@@ -9,16 +9,34 @@ cd "$(dirname "$0")/.."
 
 SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
 
-ensure_softhsm() {
-  [ -e "$SOFTHSM_MODULE" ] && return 0
-  echo "p11kms: installing SoftHSM2 from apt (libsofthsm2.so is missing)" >&2
+# Installs the Debian packages whose marker file is missing: "package:file ...".
+ensure_packages() {
+  local missing=()
+  for entry in "$@"; do
+    [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "p11kms: installing from apt: ${missing[*]}" >&2
   local sudo=""
   if [ "$(id -u)" != "0" ]; then
-    command -v sudo >/dev/null || { echo "p11kms: run as root or install softhsm2 yourself" >&2; exit 1; }
+    command -v sudo >/dev/null || { echo "p11kms: run as root or install ${missing[*]} yourself" >&2; exit 1; }
     sudo="sudo"
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_softhsm() {
+  ensure_packages "softhsm2:$SOFTHSM_MODULE"
+}
+
+# The test suite also runs against a second token (NSS softokn, native-config/nss-softokn.json),
+# makes its TLS test CA with openssl and drives boto3 against the HTTPS listener.
+ensure_test_packages() {
+  ensure_packages "softhsm2:$SOFTHSM_MODULE" \
+    "libnss3:/usr/lib/$(uname -m)-linux-gnu/libsoftokn3.so" \
+    "openssl:/usr/bin/openssl" \
+    "python3-boto3:/usr/lib/python3/dist-packages/boto3/__init__.py"
 }
 
 ensure_node_modules() {
@@ -62,6 +80,7 @@ case "$command" in
     exec node dist/src/main.js serve "$@"
     ;;
   test)
+    ensure_test_packages
     prepare
     ensure_chromium
     exec npx --no-install mocha "$@"

@@ -226,6 +226,11 @@ export function loadHsmProfile(config: Config): HsmProfile {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
     kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,
     ...(profile.quirks?.oaepHashesInToken ? { oaepHashesInToken: profile.quirks.oaepHashesInToken } : {}),
+    ...(profile.quirks?.rfc5649Mechanism ? { rfc5649Mechanism: profile.quirks.rfc5649Mechanism } : {}),
+    ...(profile.quirks?.maxSecretBytes ? { maxSecretBytes: profile.quirks.maxSecretBytes } : {}),
+    ...(profile.quirks?.integrityFailureCodes ? { integrityFailureCodes: profile.quirks.integrityFailureCodes } : {}),
+    ...(profile.quirks?.exportsNonExtractableKeys ? { exportsNonExtractableKeys: true } : {}),
+    ...(profile.quirks?.unsupportedKeySpecs ? { unsupportedKeySpecs: profile.quirks.unsupportedKeySpecs } : {}),
   };
   return profile;
 }

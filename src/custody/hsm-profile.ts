@@ -67,4 +67,32 @@ export interface HsmQuirks {
    * decoding outside it. Absent: the token does OAEP with every hash.
    */
   oaepHashesInToken?: Array<'sha1' | 'sha256'>;
+  /**
+   * The mechanism that implements AES key wrap with padding as RFC 5649 defines it. SoftHSM2
+   * 2.6: CKM_AES_KEY_WRAP_PAD (the default). NSS softokn implements RFC 5649 as
+   * CKM_AES_KEY_WRAP_KWP (PKCS#11 3.0) and gives CKM_AES_KEY_WRAP_PAD another meaning (RFC 3394
+   * over PKCS#7-padded data), so it needs 'CKM_AES_KEY_WRAP_KWP'. Either way the wrapped bytes
+   * are the same format.
+   */
+  rfc5649Mechanism?: 'CKM_AES_KEY_WRAP_PAD' | 'CKM_AES_KEY_WRAP_KWP';
+  /**
+   * Longest generic secret the token makes or unwraps (NSS softokn: 256 bytes). Data keys
+   * longer than this answer UnsupportedOperationException. Absent: no limit below AWS's 1024.
+   */
+  maxSecretBytes?: number;
+  /**
+   * Further CKR codes the token returns when a ciphertext, signature or MAC fails its check
+   * (NSS softokn: CKR_ARGUMENTS_BAD for a wrong HMAC and for some corrupted RSA-OAEP
+   * ciphertexts). They become InvalidCiphertextException / a failed verification instead of
+   * KMSInternalException.
+   */
+  integrityFailureCodes?: string[];
+  /**
+   * The token lets C_WrapKey and C_CopyObject take a key out although it is
+   * CKA_EXTRACTABLE=false (NSS softokn 3.87 outside FIPS mode). Master keys are then only as
+   * safe as the user PIN: p11kms warns at start-up; use such a token for development and CI only.
+   */
+  exportsNonExtractableKeys?: boolean;
+  /** Key specs the token's mechanisms suggest but it cannot make, with the reason (probe results). */
+  unsupportedKeySpecs?: Record<string, string>;
 }

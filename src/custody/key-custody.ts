@@ -177,6 +177,7 @@ export class KeyCustody {
    * exists outside the token.
    */
   async generateWrappedSecret(ref: MaterialRef, length: number): Promise<Buffer> {
+    this.checkSecretLength(length);
     return this.token.run('generate wrapped data key', async (session) => {
       const wrappingKey = this.secretKey(session, ref, true)!;
       const secret = await this.token.pkcs11.C_GenerateKeyAsync(
@@ -187,7 +188,7 @@ export class KeyCustody {
       try {
         return await this.token.pkcs11.C_WrapKeyAsync(
           session,
-          { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD },
+          { mechanism: this.token.rfc5649 },
           wrappingKey,
           secret,
           Buffer.alloc(length + KWP_OVERHEAD_MAX + 8),
@@ -198,8 +199,17 @@ export class KeyCustody {
     });
   }
 
+  /** Refuses secrets longer than the token can hold (profile quirk maxSecretBytes). */
+  private checkSecretLength(bytes: number, what = `data keys of ${bytes} bytes`): void {
+    const max = this.token.profile.quirks.maxSecretBytes;
+    if (max !== undefined && bytes > max) {
+      throw new KmsError('UnsupportedOperationException', `This key store's token holds secrets of at most ${max} bytes, so it cannot make or open ${what}.`);
+    }
+  }
+
   /** Unwraps a secret made by generateWrappedSecret and returns its bytes (for Decrypt). */
   async unwrapSecret(ref: MaterialRef, wrapped: Buffer, length: number): Promise<Buffer> {
+    this.checkSecretLength(wrapped.length - KWP_BLOCK);
     return this.token.run('unwrap data key', async (session) => {
       const wrappingKey = this.secretKey(session, ref, true)!;
       const secret = await this.unwrapToSession(session, wrappingKey, wrapped, false);
@@ -219,6 +229,7 @@ export class KeyCustody {
 
   /** Moves a wrapped secret from one master key to another without it leaving the token. */
   async rewrapSecret(from: MaterialRef, wrapped: Buffer, to: MaterialRef): Promise<Buffer> {
+    this.checkSecretLength(wrapped.length - KWP_BLOCK);
     return this.token.run('rewrap data key', async (session) => {
       const source = this.secretKey(session, from, true)!;
       const destination = this.secretKey(session, to, true)!;
@@ -226,7 +237,7 @@ export class KeyCustody {
       try {
         return await this.token.pkcs11.C_WrapKeyAsync(
           session,
-          { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD },
+          { mechanism: this.token.rfc5649 },
           destination,
           secret,
           Buffer.alloc(wrapped.length + KWP_OVERHEAD_MAX + 8),
@@ -245,6 +256,8 @@ export class KeyCustody {
 
   /** Key specs the token can generate, from its mechanism list. */
   canGenerate(spec: KeySpec): { ok: true } | { ok: false; missing: string } {
+    const known = this.token.profile.quirks.unsupportedKeySpecs?.[spec];
+    if (known) return { ok: false, missing: known };
     const mechanism = generationMechanism(spec);
     if (mechanism === undefined) return { ok: false, missing: `a ${spec} mechanism (PKCS#11 defines none this module offers)` };
     if (!this.token.mechanisms.has(mechanism)) return { ok: false, missing: `mechanism 0x${mechanism.toString(16)}` };
@@ -347,7 +360,7 @@ export class KeyCustody {
       try {
         output = await this.token.pkcs11.C_DecryptAsync(session, ciphertext, Buffer.alloc(ciphertext.length));
       } catch (err) {
-        if (RSA_DECRYPT_FAILURES.has(ckrName(err) ?? '')) throw invalidCiphertext();
+        if (RSA_DECRYPT_FAILURES.has(ckrName(err) ?? '') || this.isIntegrityFailure(ckrName(err))) throw invalidCiphertext();
         throw err;
       }
       if (inToken) return output;
@@ -390,6 +403,9 @@ export class KeyCustody {
    * public key and the wrapped private key.
    */
   async generateWrappedKeyPair(wrapWith: MaterialRef, spec: KeySpec): Promise<{ publicKey: Buffer; wrapped: Buffer }> {
+    // The wrapped private key is unwrapped as one generic secret on Decrypt: refuse up front
+    // a pair whose PKCS#8 form the token could not hold.
+    if (spec.startsWith('RSA_')) this.checkSecretLength(Number(spec.slice(4)) / 2, `${spec} data key pairs`);
     const t = pairTemplates(spec, 'DATA_KEY_PAIR', undefined, false);
     return this.token.run('generate data key pair', async (session) => {
       const wrappingKey = this.secretKey(session, wrapWith, true)!;
@@ -398,7 +414,7 @@ export class KeyCustody {
         const publicKey = spkiOf(spec, this.publicMaterialOf(session, pair.publicKey, spec));
         let wrapped: Buffer;
         try {
-          wrapped = await this.token.pkcs11.C_WrapKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, wrappingKey, pair.privateKey, Buffer.alloc(8192));
+          wrapped = await this.token.pkcs11.C_WrapKeyAsync(session, { mechanism: this.token.rfc5649 }, wrappingKey, pair.privateKey, Buffer.alloc(8192));
         } catch (err) {
           // SoftHSM2 2.6 wraps RSA and EC private keys but not Edwards-curve ones.
           if (ckrName(err) === 'CKR_KEY_NOT_WRAPPABLE') {
@@ -439,12 +455,16 @@ export class KeyCustody {
   }
 
   /** C_Verify's answer: a bad signature is a `false`, anything else a failure. */
+  private isIntegrityFailure(ckr: string | undefined): boolean {
+    return ckr !== undefined && (this.token.profile.quirks.integrityFailureCodes?.includes(ckr) ?? false);
+  }
+
   private async verdict(verification: Promise<boolean>): Promise<boolean> {
     try {
       return await verification;
     } catch (err) {
       const name = ckrName(err);
-      if (name === 'CKR_SIGNATURE_INVALID' || name === 'CKR_SIGNATURE_LEN_RANGE') return false;
+      if (name === 'CKR_SIGNATURE_INVALID' || name === 'CKR_SIGNATURE_LEN_RANGE' || this.isIntegrityFailure(name)) return false;
       throw err;
     }
   }
@@ -453,7 +473,7 @@ export class KeyCustody {
     try {
       return await this.token.pkcs11.C_UnwrapKeyAsync(
         session,
-        { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD },
+        { mechanism: this.token.rfc5649 },
         wrappingKey,
         wrapped,
         [
@@ -519,6 +539,9 @@ const HMAC_MECHANISM: Record<string, number> = {
   HMAC_512: pkcs11js.CKM_SHA512_HMAC,
 };
 
+
+/** RFC 5649 adds an 8-byte integrity block (and at most 7 bytes of padding). */
+const KWP_BLOCK = 8;
 
 const RSA_DECRYPT_FAILURES = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_DATA_INVALID', 'CKR_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);
 

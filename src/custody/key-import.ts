@@ -186,7 +186,7 @@ export class KeyImporter {
       { type: pkcs11js.CKA_WRAP, value: true },
     ]);
     try {
-      const wrapped = p.C_WrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, probe, secret, Buffer.alloc(1024));
+      const wrapped = p.C_WrapKey(session, { mechanism: this.token.rfc5649 }, probe, secret, Buffer.alloc(1024));
       return wrapped.length - 8;
     } finally {
       p.C_DestroyObject(session, probe);
@@ -290,7 +290,7 @@ export class KeyImporter {
         }
       }
       try {
-        return await p.C_UnwrapKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, ephemeral, wrappedMaterial, template);
+        return await p.C_UnwrapKeyAsync(session, { mechanism: this.token.rfc5649 }, ephemeral, wrappedMaterial, template);
       } finally {
         p.C_DestroyObject(session, ephemeral);
       }
@@ -328,7 +328,7 @@ export class KeyImporter {
         { type: pkcs11js.CKA_VALUE, value: oneTime },
       ]);
       oneTime.fill(0);
-      return p.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, key, wrapped, template);
+      return p.C_UnwrapKey(session, { mechanism: this.token.rfc5649 }, key, wrapped, template);
     } finally {
       oneTime.fill(0);
       wrapped?.fill(0);

@@ -11,6 +11,8 @@ export type Session = Buffer;
 export type ObjectHandle = Buffer;
 
 const TOKEN_LABEL_BYTES = 32;
+/** PKCS#11 3.0; pkcs11js (2.40) has no constant for it. */
+const CKM_AES_KEY_WRAP_KWP = 0x210b;
 const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
 
@@ -44,6 +46,8 @@ export class Token {
   private closed = false;
   /** Mechanisms the token offers (C_GetMechanismList at start-up). */
   readonly mechanisms: ReadonlySet<number>;
+  /** AES key wrap with padding as RFC 5649 defines it, whatever this token calls it. */
+  readonly rfc5649: number;
 
   private constructor(
     readonly pkcs11: pkcs11js.PKCS11,
@@ -54,6 +58,7 @@ export class Token {
     private readonly observer?: TokenObserver,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
+    this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
   }
 
   static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver): Token {
@@ -75,6 +80,9 @@ export class Token {
     const slot = findOrInitializeToken(pkcs11, profile, log);
     const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
     log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
+    if (profile.quirks.exportsNonExtractableKeys) {
+      log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
+    }
     const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
     const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
     const token = new Token(calls, slot, keepAlive, profile, log, observer);

@@ -28,6 +28,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expectKmsError, TestServer } from '../support/server';
+import { describeEachToken } from '../support/test-tokens';
 
 type Context = Record<string, string>;
 type KmsFailure = Awaited<ReturnType<typeof expectKmsError>>;
@@ -73,7 +74,7 @@ function recordErrorBodies(client: KMSClient): Map<string, string> {
   return bodies;
 }
 
-describe('crypto: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, GenerateRandom', function () {
+describeEachToken('crypto: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, GenerateRandom', function (token) {
   let server: TestServer;
   let kms: KMSClient;
   let errorBodies: Map<string, string>;
@@ -506,6 +507,13 @@ describe('crypto: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, GenerateRandom',
     for (const length of [1, 7, 13, 16, 32, 1000, 1024]) {
       it(`NumberOfBytes ${length}: no Plaintext, and the blob decrypts to exactly ${length} bytes`, async function () {
         const context = { length: String(length) };
+        // A token that holds shorter secrets only (profile quirk maxSecretBytes) refuses, naming its limit.
+        const max = token.quirks.maxSecretBytes;
+        if (max !== undefined && length > max) {
+          const err = await expectKmsError(kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyA.KeyId, NumberOfBytes: length })));
+          expect([err.name, err.message]).to.deep.equal(['UnsupportedOperationException', `This key store's token holds secrets of at most ${max} bytes, so it cannot make or open data keys of ${length} bytes.`]);
+          return;
+        }
         const out = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyA.KeyId, NumberOfBytes: length, EncryptionContext: context }));
         expect(fields(out)).to.deep.equal(['CiphertextBlob', 'KeyId', 'KeyMaterialId']);
         expect((out as unknown as Record<string, unknown>).Plaintext).to.equal(undefined);

@@ -28,11 +28,12 @@ import { getKeyRotationStatus } from '../../src/operations/get-key-rotation-stat
 import { listKeyRotations } from '../../src/operations/list-key-rotations';
 import { JsonFileStore } from '../../src/store/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
+import { describeEachToken } from '../support/test-tokens';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const text = (s: string) => Buffer.from(s, 'utf8');
 
-describe('rotation (real server, real token)', function () {
+describeEachToken('rotation (real server, real token)', function () {
   let server: TestServer;
   let kms: KMSClient;
 
@@ -170,7 +171,7 @@ describe('rotation (real server, real token)', function () {
   });
 });
 
-describe('rotation sweeper (running service, moving clock)', function () {
+describeEachToken('rotation sweeper (running service, moving clock)', function () {
   let harness: InProcessService;
   let services: Services;
   let store: JsonFileStore;

@@ -8,6 +8,7 @@ import { KeyCustody } from '../../src/custody/key-custody';
 import { Token } from '../../src/custody/token';
 import type { RequestContext, Services } from '../../src/operations';
 import { JsonFileStore } from '../../src/store/json-file-store';
+import { activeToken } from './test-tokens';
 
 /** A clock the test moves by hand: the one injected part of an in-process service. */
 export class ManualClock implements Clock {
@@ -42,7 +43,7 @@ export interface InProcessService {
  */
 export async function openInProcessService(name: string, startAt: number): Promise<InProcessService> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-${name}-`));
-  const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
+  const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } });
   const log = pino({ level: 'silent' });
   const store = await JsonFileStore.open(dataDir);
   const token = Token.open(loadHsmProfile(config), dataDir, log);

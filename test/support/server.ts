@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as https from 'node:https';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { activeToken } from './test-tokens';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -55,6 +56,7 @@ export class TestServer {
       P11KMS_DATA_DIR: dataDir,
       P11KMS_AUTH: options.auth ?? 'permissive',
       P11KMS_LOG_LEVEL: 'info',
+      P11KMS_HSM_PROFILE: activeToken().profile,
       ...(options.credentialsFile ? { P11KMS_CREDENTIALS_FILE: options.credentialsFile } : {}),
       ...(options.accountId ? { P11KMS_ACCOUNT_ID: options.accountId } : {}),
       ...(options.clockOffsetSeconds !== undefined ? { P11KMS_CLOCK_OFFSET_SECONDS: String(options.clockOffsetSeconds) } : {}),

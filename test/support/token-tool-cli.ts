@@ -1,21 +1,19 @@
 /**
  * Out-of-process access to a test server's token through PKCS#11, independent of the
  * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label>|destroy <label>`.
- * Runs in its own process because SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize.
+ * P11KMS_TEST_TOKEN names the test token (default SoftHSM2). Runs in its own process because
+ * SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize.
  */
-import * as path from 'node:path';
 import * as pkcs11js from 'pkcs11js';
+import { loadTokenModule, TEST_TOKENS, tokenSlot } from './test-tokens';
 
 const [dataDir, command, label] = process.argv.slice(2);
-process.env.SOFTHSM2_CONF = path.join(dataDir, 'softhsm2.conf');
-const p = new pkcs11js.PKCS11();
-p.load('/usr/lib/softhsm/libsofthsm2.so');
-p.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+const token = TEST_TOKENS.find((t) => t.name === process.env.P11KMS_TEST_TOKEN) ?? TEST_TOKENS[0];
+const p = loadTokenModule(token, dataDir);
 try {
-  const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.replace(/[\s\0]+$/, '') === 'p11kms');
-  if (!slot) throw new Error('no p11kms token');
+  const slot = tokenSlot(p, token);
   const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-  p.C_Login(session, pkcs11js.CKU_USER, '1234');
+  p.C_Login(session, pkcs11js.CKU_USER, token.pin);
   const flag = (v: unknown) => Boolean(v && (v as Buffer)[0]);
   const find = (template: pkcs11js.Template) => {
     p.C_FindObjectsInit(session, template);
