@@ -18,6 +18,11 @@ export interface Config {
   hsmProfile: string;
   /** Overrides the profile's PIN; P11KMS_PIN sets it. Never logged. */
   pin: string | undefined;
+  /**
+   * A file holding the PIN (a systemd credential: LoadCredential= and %d/<name>); read at
+   * start-up, surrounding whitespace ignored. P11KMS_PIN_FILE sets it.
+   */
+  pinFile: string | undefined;
   logLevel: string;
   /** How often the deletion sweeper looks for keys whose waiting period has ended. */
   sweepIntervalSeconds: number;
@@ -74,6 +79,7 @@ export const DEFAULTS: Config = {
   credentialsFile: undefined,
   hsmProfile: path.resolve(__dirname, '..', '..', '..', 'native-config', 'softhsm2.json'),
   pin: undefined,
+  pinFile: undefined,
   logLevel: 'info',
   sweepIntervalSeconds: 60,
   clockOffsetSeconds: 0,
@@ -102,6 +108,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_CREDENTIALS_FILE: 'credentialsFile',
   P11KMS_HSM_PROFILE: 'hsmProfile',
   P11KMS_PIN: 'pin',
+  P11KMS_PIN_FILE: 'pinFile',
   P11KMS_LOG_LEVEL: 'logLevel',
   P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
@@ -217,7 +224,15 @@ export function loadHsmProfile(config: Config): HsmProfile {
       throw new Error(`HSM profile ${file} needs '${field}'`);
     }
   }
+  if (config.pin && config.pinFile) throw new Error('settings pin and pinFile exclude each other: give the PIN one way');
   if (config.pin) profile.pin = config.pin;
+  if (config.pinFile) {
+    try {
+      profile.pin = fs.readFileSync(config.pinFile, 'utf8').trim();
+    } catch (err) {
+      throw new Error(`PIN file ${config.pinFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   if (profile.softhsm2ConfTemplate) profile.softhsm2ConfTemplate = path.resolve(path.dirname(file), profile.softhsm2ConfTemplate);
   profile.sessionPoolSize ??= 8;
   profile.sessionQueueLimit ??= 128;

@@ -83,7 +83,7 @@ export interface HsmQuirks {
   /**
    * Further CKR codes the token returns when a ciphertext, signature or MAC fails its check
    * (NSS softokn: CKR_ARGUMENTS_BAD for a wrong HMAC and for some corrupted RSA-OAEP
-   * ciphertexts). They become InvalidCiphertextException / a failed verification instead of
+   * ciphertexts, CKR_DEVICE_ERROR for some invalid RSA PKCS#1 v1.5 signatures). They become InvalidCiphertextException / a failed verification instead of
    * KMSInternalException.
    */
   integrityFailureCodes?: string[];

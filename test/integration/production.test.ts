@@ -93,8 +93,14 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     const first = ca.server('p11kms-first');
     fs.copyFileSync(first.cert, certFile);
     fs.copyFileSync(first.key, keyFile);
-    fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice] }));
+    fs.writeFileSync(credentialsFile, credentialsOf(alice));
   });
+
+  /** A credentials file for these users, each allowed every KMS action by an identity policy. */
+  function credentialsOf(...users: Array<typeof alice>): string {
+    const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] };
+    return JSON.stringify({ accessKeys: users, identityPolicies: Object.fromEntries(users.map((u) => [u.principalArn, policy])) });
+  }
 
   after(function () {
     fs.rmSync(work, { recursive: true, force: true });
@@ -201,7 +207,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     it('reloads the credentials file on SIGHUP; a broken file is refused, logged and the old one stays', async function () {
       const bobClient = server.client({ ...bob, tls: { ca: caPem } });
       expect((await expectKmsError(bobClient.send(new ListKeysCommand({})))).name).to.equal('UnrecognizedClientException');
-      fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice, bob] }));
+      fs.writeFileSync(credentialsFile, credentialsOf(alice, bob));
       server.sendSignal('SIGHUP');
       await waitForLogCount(server, /credentials and TLS material reloaded/, 2);
       expect((await bobClient.send(new ListKeysCommand({}))).Keys).to.deep.equal([]);
@@ -216,7 +222,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       // The file in force before the broken one still is.
       expect((await bobClient.send(new ListKeysCommand({}))).Keys).to.deep.equal([]);
       expect((await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId)).to.include(keyId);
-      fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [alice] }));
+      fs.writeFileSync(credentialsFile, credentialsOf(alice));
     });
 
     it('/metrics: requests, latency, token calls, pool, audit and store figures, without key ids or principals', async function () {
@@ -282,7 +288,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     let server: TestServer;
 
     before(async function () {
-      fs.writeFileSync(path.join(work, 'two-accounts.json'), JSON.stringify({ accessKeys: [alice, bob] }));
+      fs.writeFileSync(path.join(work, 'two-accounts.json'), credentialsOf(alice, bob));
       server = await TestServer.start({ auth: 'strict', credentialsFile: path.join(work, 'two-accounts.json'), env: { P11KMS_REQUEST_QUOTAS: 'symmetric=1,management=1' } });
     });
 
