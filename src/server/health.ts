@@ -19,7 +19,7 @@ const PROBE_KEY_ID = '00000000-0000-0000-0000-000000000000';
 export async function readiness(parts: ReadinessParts): Promise<Record<string, string>> {
   const checks: Record<string, string> = {};
   checks.token = parts.token.loggedIn() ? 'ok' : 'not logged in to the token';
-  checks.store = await parts.store.getKey(PROBE_KEY_ID).then(
+  checks.store = await parts.store.getKey({ keyId: PROBE_KEY_ID, region: 'us-east-1' }).then(
     () => 'ok',
     (err: unknown) => `store does not answer: ${(err as Error).message}`,
   );
