@@ -139,6 +139,21 @@ describe('web console (headless Chromium against the real server)', function () 
     expect(allowed.status).to.equal(200);
     // The refused reads are themselves in the trail, with who tried.
     expect(allowed.body.events.map((e: any) => e.userIdentity.arn)).to.deep.equal([APP.principalArn]);
+    // The newest first, `limit` of them, with counts over every match.
+    const newest = await auditGet(server, ADMIN, '/audit/events', { limit: '1' });
+    expect(newest.body.events).to.have.length(1);
+    expect(newest.body.truncated).to.equal(true);
+    const all = (await auditGet(server, ADMIN, '/audit/events')).body.events.map((e: any) => e.sequenceNumber);
+    expect(all).to.deep.equal([...all].sort((a, b) => b - a));
+    expect(all).to.include(newest.body.events[0].sequenceNumber);
+    const total = newest.body.summary.byOperation.reduce((n: number, o: { calls: number }) => n + o.calls, 0);
+    expect(total).to.equal(newest.body.matched);
+    const badLimit = await auditGet(server, ADMIN, '/audit/events', { limit: '0' });
+    expect(badLimit.status).to.equal(400);
+    expect(badLimit.body.__type).to.equal('ValidationException');
+    const badTime = await auditGet(server, ADMIN, '/audit/events', { from: 'yesterday' });
+    expect(badTime.body.__type).to.equal('ValidationException');
+    expect(badTime.body.message).to.contain("'from'");
   });
 
   it('signs in with an access key and finds a key created through the API in the table', async () => {
