@@ -301,11 +301,15 @@ describe('web console (headless Chromium against the real server)', function () 
     await shot('audit-verify-broken');
   });
 
-  it('shows health: token and key specs', async () => {
+  it('shows health: token, key specs and readiness', async () => {
     await page.getByRole('link', { name: 'Health' }).click();
     const specs = page.getByRole('article', { name: 'Key specs' });
     await specs.getByText('✓ SYMMETRIC_DEFAULT').waitFor();
     expect(await page.getByRole('article', { name: 'Service' }).textContent()).to.contain('softhsm2');
+    // /ready: each part the service needs, and its state.
+    const readiness = page.getByRole('table', { name: 'Readiness' });
+    await readiness.waitFor();
+    expect((await readiness.locator('tr').allTextContents()).map((t) => t.trim())).to.deep.equal(['tokenok', 'storeok', 'auditok']);
     await shot('health');
   });
 
