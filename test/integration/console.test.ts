@@ -240,9 +240,12 @@ describe('web console (headless Chromium against the real server)', function () 
     );
     await shot('policy-refused');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
+    // While the modal is open the page behind it is inert: typing into the editor would be lost.
+    await dialog.waitFor({ state: 'detached' });
 
     const better = { ...original, Statement: [...original.Statement, { Sid: 'AppDecrypt', Effect: 'Allow', Principal: { AWS: APP.principalArn }, Action: 'kms:Decrypt', Resource: '*' }] };
     await editor.fill(JSON.stringify(better));
+    expect(await editor.inputValue()).to.equal(JSON.stringify(better));
     await page.getByRole('button', { name: 'Save policy' }).click();
     await page.locator('dialog[open]').getByRole('button', { name: 'Save policy' }).click();
     await page.getByRole('status').filter({ hasText: 'Key policy saved.' }).waitFor();
