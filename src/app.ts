@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
@@ -6,19 +8,20 @@ import { Credentials } from './access/credentials';
 import { AUDIT_SYNCS_IN_FLIGHT, AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { mountConsole } from './console';
-import { type Config, loadHsmProfile } from './config/config';
+import { type Config, isSharedStoreUrl, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
 import { SHAPES } from './model/generated/shapes';
 import type { KeySpec } from './model/generated/types';
 import { Token } from './custody/token';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
+import { watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
 import { seedFromFile } from './lifecycle/seed';
 import { UsageTracker } from './lifecycle/usage-tracker';
 import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
 import type { Services } from './operations';
-import { JsonFileStore } from './store/json-file-store';
+import { openStore } from './store/open-store';
 import { awsJsonEndpoint } from './wire/aws-json/router';
 import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
@@ -50,21 +53,32 @@ export interface RunningService {
  */
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   sizeThreadPool(config);
-  // The store's directory lock comes first: a second process on the same data directory
-  // stops here, before it touches the token.
+  // The store comes first: the JSON store's directory lock stops a second process on the
+  // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  const store = metrics.timedStore(await JsonFileStore.open(config.dataDir));
+  const store = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log }));
+  const shared = isSharedStoreUrl(config.storeUrl);
   let token: Token | undefined;
   let audit: AuditTrail | undefined;
   try {
     const profile = loadHsmProfile(config);
-    token = Token.open(profile, config.dataDir, log, metrics.tokenObserver);
+    const opened = await Token.openShared(profile, config.dataDir, log, metrics.tokenObserver, (t) => AuditSigner.open(t));
+    token = opened.token;
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
-    const auditSigner = await AuditSigner.open(token);
+    // Processes sharing a store each keep their own chain, named after host and process.
+    const auditSigner = opened.extra;
+    const identity = shared ? `${os.hostname()}.${process.pid}` : undefined;
     audit = await AuditTrail.open(
-      { dir: config.auditDir!, maxFileBytes: config.auditMaxFileBytes, rotationSeconds: config.auditRotationSeconds, fsync: config.auditFsync, onFsync: metrics.observeFsync },
+      {
+        dir: identity ? path.join(config.auditDir!, identity) : config.auditDir!,
+        maxFileBytes: config.auditMaxFileBytes,
+        rotationSeconds: config.auditRotationSeconds,
+        fsync: config.auditFsync,
+        onFsync: metrics.observeFsync,
+        ...(identity ? { identity } : {}),
+      },
       auditSigner,
       services.clock,
       log,
@@ -76,7 +90,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     metrics.watchAuditQueue(() => trail.state().queued);
     const countedTrail = metrics.countingAudit(trail);
 
-    const reconciled = await reconcile(services);
+    const reconciled = await reconcile(services, { sharedToken: shared });
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
     sweeper.start();
@@ -84,6 +98,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const materialSweeper = new MaterialSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await materialSweeper.sweep();
     materialSweeper.start();
+    // Another process's background work is taken over within seconds of its death.
+    const stopWatching = shared
+      ? watchLeadership(store, 2_000, log, async () => {
+          await sweeper.sweep();
+          await materialSweeper.sweep();
+        })
+      : () => undefined;
     services.usage = new UsageTracker(store, services.clock, log, Math.min(5_000, config.sweepIntervalSeconds * 1000));
     services.usage.start();
     const usage = services.usage;
@@ -140,6 +161,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       async close() {
         draining = true;
         await drain(listener, inFlight, config.drainSeconds * 1000, log);
+        stopWatching();
         await sweeper.stop();
         await materialSweeper.stop();
         await usage.stop();

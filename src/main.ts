@@ -5,6 +5,8 @@ import { registerAuditCommands } from './audit/cli';
 import { type Config, loadConfig } from './config/config';
 import { createLogger } from './log';
 import { handleSignals } from './server/signals';
+import { registerStoreCommands } from './store/cli';
+import { isWorker, superviseWorkers } from './workers';
 
 const program = new Command()
   .name('p11kms')
@@ -22,6 +24,8 @@ program
   .option('--credentials-file <file>', 'access keys for SigV4 (P11KMS_CREDENTIALS_FILE)')
   .option('--hsm-profile <file>', 'HSM profile, e.g. native-config/softhsm2.json (P11KMS_HSM_PROFILE)')
   .option('--log-level <level>', 'trace, debug, info, warn, error (P11KMS_LOG_LEVEL)')
+  .option('--store-url <url>', 'postgres://… to share the metadata between processes and hosts (P11KMS_STORE_URL)')
+  .option('--workers <n>', 'serving processes on this host sharing the port; more than one needs --store-url (P11KMS_WORKERS)')
   .action(async (opts: Record<string, string | undefined>) => {
     const flags: Partial<Record<keyof Config, string>> = {
       host: opts.host,
@@ -32,6 +36,8 @@ program
       credentialsFile: opts.credentialsFile,
       hsmProfile: opts.hsmProfile,
       logLevel: opts.logLevel,
+      storeUrl: opts.storeUrl,
+      workers: opts.workers,
     };
     let config: Config;
     try {
@@ -41,11 +47,17 @@ program
       process.exit(2);
     }
     const log = createLogger(config.logLevel);
+    if (config.workers > 1 && !isWorker()) {
+      superviseWorkers(config.workers, log);
+      return;
+    }
     try {
       const service = await startService(config, log);
       // One plain line on stdout for scripts and tests waiting for the service.
       process.stdout.write(`p11kms listening on ${service.url}\n`);
       handleSignals(service, log);
+      // A worker whose primary is gone stops too, rather than serve unsupervised.
+      if (isWorker()) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'p11kms could not start');
       process.stderr.write(`p11kms: ${(err as Error).message}\n`);
@@ -54,5 +66,6 @@ program
   });
 
 registerAuditCommands(program);
+registerStoreCommands(program);
 
 void program.parseAsync(process.argv);

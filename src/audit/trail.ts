@@ -41,6 +41,11 @@ export interface TrailSettings {
   fsync: FsyncPolicy;
   /** Told how long each fdatasync of the trail took (metrics). */
   onFsync?: (seconds: number) => void;
+  /**
+   * Host and process writing this chain, when several processes share a deployment (each
+   * keeps its own chain in its own directory); recorded in every record as p11kmsProcess.
+   */
+  identity?: string;
 }
 
 /** Signs digests with a key the trail never sees (held in the token). */
@@ -138,7 +143,7 @@ export class AuditTrail implements AuditSink {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
     const sequenceNumber = this.nextSequence;
-    const { line, hash } = sealRecord(event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
+    const { line, hash } = sealRecord(this.settings.identity ? { ...event, p11kmsProcess: this.settings.identity } : event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
     this.nextSequence++;
     this.lastRecordHash = hash;
     return new Promise<void>((resolve, reject) => {

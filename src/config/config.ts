@@ -63,6 +63,10 @@ export interface Config {
   requestQuotas: 'off' | 'aws' | Record<string, number>;
   /** SIGTERM: how long in-flight requests may take to finish before connections are cut. */
   drainSeconds: number;
+  /** postgres://… puts the metadata in PostgreSQL, shared by several processes and hosts; unset: the JSON file in dataDir. */
+  storeUrl: string | undefined;
+  /** Serving processes on this host sharing the port (more than one needs a shared store). */
+  workers: number;
 }
 
 export interface HuaweiProject {
@@ -96,6 +100,8 @@ export const DEFAULTS: Config = {
   tlsClientCa: undefined,
   requestQuotas: 'off',
   drainSeconds: 30,
+  storeUrl: undefined,
+  workers: 1,
 };
 
 /** Environment variables and the config keys they set. */
@@ -125,9 +131,11 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_TLS_CLIENT_CA: 'tlsClientCa',
   P11KMS_REQUEST_QUOTAS: 'requestQuotas',
   P11KMS_DRAIN_SECONDS: 'drainSeconds',
+  P11KMS_STORE_URL: 'storeUrl',
+  P11KMS_WORKERS: 'workers',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -172,6 +180,12 @@ export function loadConfig(
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new Error('settings tlsCert and tlsKey go together: set both or neither');
   if (config.tlsClientCa && !config.tlsCert) throw new Error('setting tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
   config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
+  if (!Number.isInteger(config.workers) || config.workers < 1) throw new Error(`setting workers must be a whole number from 1, got '${String(raw.workers)}'`);
+  if (config.workers > 1 && !isSharedStoreUrl(config.storeUrl)) {
+    throw new Error(
+      `workers ${config.workers} needs the PostgreSQL store (P11KMS_STORE_URL=postgres://…): the JSON store under dataDir is written by one process only`,
+    );
+  }
   config.dataDir = path.resolve(config.dataDir);
   config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;
@@ -192,6 +206,11 @@ function parseRequestQuotas(value: unknown): Config['requestQuotas'] {
     out[name] = n;
   }
   return out;
+}
+
+/** A postgres:// store URL: the metadata is shared by every process and host that names it. */
+export function isSharedStoreUrl(storeUrl: string | undefined): boolean {
+  return storeUrl !== undefined && /^postgres(ql)?:\/\//.test(storeUrl);
 }
 
 /** Accepts the file's object form or the environment's "projectId=region:account,..." form. */

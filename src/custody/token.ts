@@ -4,7 +4,8 @@ import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
-import { ckrName, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
+import { ckrName, isBrokenView, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
+import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 
 export type Session = Buffer;
@@ -43,6 +44,9 @@ export class Token {
   private openCount = 0;
   private readonly handles = new Map<string, ObjectHandle>();
   private recovering: Promise<void> | undefined;
+  /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
+  private inUse = 0;
+  private readonly drained: Array<() => void> = [];
   private closed = false;
   /** Mechanisms the token offers (C_GetMechanismList at start-up). */
   readonly mechanisms: ReadonlySet<number>;
@@ -55,10 +59,34 @@ export class Token {
     private keepAlive: Session,
     readonly profile: HsmProfile,
     private readonly log: Logger,
+    private readonly dataDir: string,
     private readonly observer?: TokenObserver,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
+  }
+
+  /**
+   * Opens the token under the token lock (one process at a time initialises and logs in;
+   * see withTokenLock). `whileLocked` runs before the lock is released, for first-start
+   * objects every process shares (the audit signing key).
+   */
+  static async openShared<T>(
+    profile: HsmProfile,
+    dataDir: string,
+    log: Logger,
+    observer: TokenObserver | undefined,
+    whileLocked: (token: Token) => Promise<T>,
+  ): Promise<{ token: Token; extra: T }> {
+    return withTokenLock(dataDir, async () => {
+      const token = Token.open(profile, dataDir, log, observer);
+      try {
+        return { token, extra: await whileLocked(token) };
+      } catch (err) {
+        token.close();
+        throw err;
+      }
+    });
   }
 
   static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver): Token {
@@ -69,14 +97,7 @@ export class Token {
     const module = new pkcs11js.PKCS11();
     module.load(profile.module);
     const pkcs11 = observer ? observed(module, observer) : module;
-    try {
-      pkcs11.C_Initialize({
-        flags: pkcs11js.CKF_OS_LOCKING_OK,
-        ...(profile.moduleParameters ? { libraryParameters: profile.moduleParameters.replaceAll('@TOKEN_DIR@', tokenDirOf(dataDir)) } : {}),
-      });
-    } catch (err) {
-      if (ckrName(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw err;
-    }
+    initializeModule(pkcs11, profile, dataDir);
     const slot = findOrInitializeToken(pkcs11, profile, log);
     const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
     log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
@@ -85,7 +106,7 @@ export class Token {
     }
     const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
     const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-    const token = new Token(calls, slot, keepAlive, profile, log, observer);
+    const token = new Token(calls, slot, keepAlive, profile, log, dataDir, observer);
     // Keep the module referenced for the process lifetime: if it is garbage-collected
     // the library is unloaded under running work.
     retainedModules.push(module);
@@ -100,13 +121,17 @@ export class Token {
     for (let attempt = 0; ; attempt++) {
       const session = await this.acquire(options.mayShed ?? true);
       let failed = false;
+      let released = false;
       try {
         return await fn(session);
       } catch (err) {
         failed = true;
         if (err instanceof KmsError) throw err;
-        if (attempt === 0 && isSessionLost(err)) {
-          this.log.warn({ what, ckr: ckrName(err) }, 'token session lost; re-establishing');
+        if (attempt === 0 && (isSessionLost(err) || isBrokenView(err))) {
+          this.log.warn({ what, ckr: ckrName(err) }, 'token session lost or token view broken; re-initialising the module');
+          // The session goes back first: re-initialising waits for every session to return.
+          this.release(session, true);
+          released = true;
           await this.recover();
           continue;
         }
@@ -116,7 +141,7 @@ export class Token {
         }
         throw toKmsError(err, what);
       } finally {
-        this.release(session, failed);
+        if (!released) this.release(session, failed);
       }
     }
   }
@@ -188,6 +213,13 @@ export class Token {
   }
 
   private async acquire(mayShed: boolean): Promise<Session> {
+    while (this.recovering) await this.recovering.catch(() => undefined);
+    const session = await this.acquireSession(mayShed);
+    this.inUse++;
+    return session;
+  }
+
+  private async acquireSession(mayShed: boolean): Promise<Session> {
     if (this.closed) throw new KmsError('KMSInternalException', 'The key store is shutting down.');
     const idle = this.idle.pop();
     if (idle) return idle;
@@ -209,15 +241,22 @@ export class Token {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  private returned(): void {
+    this.inUse--;
+    if (this.inUse === 0) for (const resolve of this.drained.splice(0)) resolve();
+  }
+
   private release(session: Session, discard: boolean): void {
-    if (discard || this.closed) {
+    this.returned();
+    if (discard || this.closed || this.recovering) {
       this.safeClose(session);
       this.openCount--;
-      // Hand the freed capacity to a waiter with a fresh session.
+      // Hand the freed capacity to a waiter with a fresh session; while the module is
+      // re-initialised, waiters are served once it is back (wakeWaiters).
       const waiter = this.waiters.shift();
-      if (waiter && !this.closed) {
-        this.acquire(false).then(waiter, () => this.waiters.unshift(waiter));
-      }
+      if (waiter && !this.closed && !this.recovering) {
+        this.acquireSession(false).then(waiter, () => this.waiters.unshift(waiter));
+      } else if (waiter) this.waiters.unshift(waiter);
       return;
     }
     const waiter = this.waiters.shift();
@@ -225,23 +264,45 @@ export class Token {
     else this.idle.push(session);
   }
 
+  /**
+   * Waits for every session in use to come back, then finalises and initialises the module
+   * again and logs in, under the token lock: this heals a lost connection and SoftHSM2's
+   * broken view alike (../shared/softhsm2-notes.md). New requests wait meanwhile rather than fail.
+   */
   private recover(): Promise<void> {
     this.recovering ??= (async () => {
       try {
-        for (const s of this.idle.splice(0)) {
-          this.safeClose(s);
-          this.openCount--;
-        }
-        this.handles.clear();
-        this.safeClose(this.keepAlive);
-        this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
-        this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
-        this.log.info('token session re-established');
+        if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+        await withTokenLock(this.dataDir, () => {
+          for (const s of this.idle.splice(0)) {
+            this.safeClose(s);
+            this.openCount--;
+          }
+          this.handles.clear();
+          this.safeClose(this.keepAlive);
+          try {
+            this.pkcs11.C_Finalize();
+          } catch {
+            // Already finalized.
+          }
+          initializeModule(this.pkcs11, this.profile, this.dataDir);
+          this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
+          this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
+        });
+        this.log.info('token module re-initialised');
       } finally {
         this.recovering = undefined;
+        this.wakeWaiters();
       }
     })();
     return this.recovering;
+  }
+
+  private wakeWaiters(): void {
+    while (this.waiters.length > 0 && this.openCount < this.profile.sessionPoolSize && !this.closed) {
+      const waiter = this.waiters.shift()!;
+      this.acquireSession(false).then(waiter, () => this.waiters.unshift(waiter));
+    }
   }
 
   private safeClose(session: Session): void {
@@ -254,6 +315,17 @@ export class Token {
 }
 
 const retainedModules: pkcs11js.PKCS11[] = [];
+
+function initializeModule(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, dataDir: string): void {
+  try {
+    pkcs11.C_Initialize({
+      flags: pkcs11js.CKF_OS_LOCKING_OK,
+      ...(profile.moduleParameters ? { libraryParameters: profile.moduleParameters.replaceAll('@TOKEN_DIR@', tokenDirOf(dataDir)) } : {}),
+    });
+  } catch (err) {
+    if (ckrName(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw err;
+  }
+}
 
 function openLoggedInSession(pkcs11: pkcs11js.PKCS11, slot: Buffer, pin: string): Session {
   const session = pkcs11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);

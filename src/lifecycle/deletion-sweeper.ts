@@ -5,6 +5,7 @@ import { isReplica } from '../store/records';
 
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
+import { BACKGROUND_TASK } from './leadership';
 
 /**
  * Deletes keys whose waiting period has ended. The decision is one store transaction
@@ -37,7 +38,8 @@ export class DeletionSweeper {
 
   /** Deletes every key that is due; returns their ids. Concurrent calls share one sweep. */
   sweep(): Promise<string[]> {
-    this.running ??= this.sweepOnce().finally(() => {
+    // One process of a deployment sweeps (the store's background lock); the others skip.
+    this.running ??= this.services.store.asLeader(BACKGROUND_TASK, () => this.sweepOnce()).then((deleted) => deleted ?? []).finally(() => {
       this.running = undefined;
     });
     return this.running;

@@ -1,5 +1,6 @@
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
 import type { Services } from '../operations';
+import { BACKGROUND_TASK } from './leadership';
 import { materialStateAfterImportChange } from '../operations/shared/import-state';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
 import { isReplica, type KeyRecord } from '../store/records';
@@ -39,7 +40,11 @@ export class MaterialSweeper {
   }
 
   sweep(): Promise<MaterialSweepResult> {
-    this.running ??= this.sweepOnce().finally(() => {
+    // One process of a deployment sweeps (the store's background lock); the others skip.
+    this.running ??= this.services.store
+      .asLeader(BACKGROUND_TASK, () => this.sweepOnce())
+      .then((result) => result ?? { rotated: [], expired: [], wrappingKeysDestroyed: 0 })
+      .finally(() => {
       this.running = undefined;
     });
     return this.running;

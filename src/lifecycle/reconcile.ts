@@ -8,6 +8,8 @@ export interface ReconcileReport {
   missingMaterial: Array<{ keyId: string; version: number }>;
   /** Import wrapping key pairs no unexpired import parameters refer to; destroyed. */
   wrappingKeysDestroyed: string[];
+  /** Unreferenced objects left in place because other processes share the token (see below). */
+  unreferencedKept: string[];
 }
 
 /**
@@ -16,7 +18,7 @@ export interface ReconcileReport {
  * destroyed, so a token object no key refers to is always a leftover of a crash and is
  * destroyed; recorded material missing from the token is reported, never hidden.
  */
-export async function reconcile(services: Services): Promise<ReconcileReport> {
+export async function reconcile(services: Services, options: { sharedToken?: boolean } = {}): Promise<ReconcileReport> {
   // One record per region: the regions of a multi-Region key refer to the same token objects,
   // and an object is kept when any record refers to it.
   const records = await services.store.listKeys();
@@ -24,7 +26,7 @@ export async function reconcile(services: Services): Promise<ReconcileReport> {
   for (const k of records) keys.set(k.keyId, [...(keys.get(k.keyId) ?? []), k]);
   const inToken = await services.custody.listMaterial();
   const present = new Set(inToken.map((m) => `${m.keyId}:${m.version}`));
-  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [] };
+  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], unreferencedKept: [] };
   // Imported material the store marks PENDING_IMPORT (deleted or expired, or imported just
   // before a crash) must not survive either: only material the store says is there is kept.
   const recorded = (regions: readonly KeyRecord[] | undefined, version: number) =>
@@ -32,12 +34,22 @@ export async function reconcile(services: Services): Promise<ReconcileReport> {
 
   for (const material of inToken) {
     if (recorded(keys.get(material.keyId), material.version)) continue;
+    // With several processes on one token, an unrecorded object may be one another process
+    // has just made and is about to record: it is reported, never destroyed here.
+    if (options.sharedToken) {
+      report.unreferencedKept.push(`${material.keyId}:v${material.version}`);
+      continue;
+    }
     await services.custody.destroy(material);
     report.orphansDestroyed.push(`${material.keyId}:v${material.version}`);
     services.log.warn({ keyId: material.keyId, version: material.version }, 'destroyed a token object no key refers to');
   }
   for (const wrapping of await services.custody.importer.listWrappingKeys()) {
     if (keys.get(wrapping.keyId)?.some((k) => k.importParameters?.some((p) => p.wrappingId === wrapping.wrappingId))) continue;
+    if (options.sharedToken) {
+      report.unreferencedKept.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
+      continue;
+    }
     await services.custody.importer.destroyWrappingKey(wrapping);
     report.wrappingKeysDestroyed.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
     services.log.warn({ keyId: wrapping.keyId }, 'destroyed an import wrapping key no import parameters refer to');

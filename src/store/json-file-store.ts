@@ -130,6 +130,11 @@ export class JsonFileStore implements MetadataStore {
     });
   }
 
+  /** One process owns the directory, so its background work is the whole deployment's. */
+  asLeader<T>(_task: string, fn: () => Promise<T>): Promise<T | undefined> {
+    return fn();
+  }
+
   async close(): Promise<void> {
     while (this.writing) await this.writing;
     await this.releaseLock().catch(() => undefined);

@@ -54,5 +54,17 @@ export interface MetadataStore {
   /** Grants of one key record, or of every key when none is given, oldest first. */
   listGrants(key?: KeyLocator): Promise<GrantRecord[]>;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
+  /**
+   * Runs background work (sweeps) that must run in one process of the deployment: `fn` runs
+   * when this process holds `task`'s lock, else nothing runs and the answer is undefined.
+   * A single-process store always runs it.
+   */
+  asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined>;
+  /**
+   * A view reading committed state around any cache, for a second look before refusing a
+   * request (a store shared by several processes caches reads briefly). Absent when reads
+   * are never stale.
+   */
+  fresh?(): MetadataStore;
   close(): Promise<void>;
 }

@@ -94,6 +94,22 @@ export async function loadKeyFor(services: Services, ctx: RequestContext, value:
   return (await loadKeyWithGrant(services, ctx, value, use)).key;
 }
 
+/**
+ * A store shared by several processes serves reads from a short-lived cache, so a key, grant
+ * or alias enabled a moment ago through another process may look refused: a refusal gets a
+ * second look at committed state before it is answered. (Rights taken away reach the cache
+ * within its bound; rights given are honoured at once.)
+ */
+async function withSecondLook<T>(services: Services, attempt: (services: Services) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(services);
+  } catch (err) {
+    const fresh = services.store.fresh?.();
+    if (!fresh || !(err instanceof KmsError)) throw err;
+    return attempt({ ...services, store: fresh });
+  }
+}
+
 /** loadKeyFor, also naming the grant that allowed the request (if a grant did). */
 export async function loadKeyWithGrant(
   services: Services,
@@ -101,6 +117,10 @@ export async function loadKeyWithGrant(
   value: string,
   use: KeyUse,
 ): Promise<{ key: KeyRecord; grant?: GrantRecord }> {
+  return withSecondLook(services, (s) => loadKeyWithGrantOnce(s, ctx, value, use));
+}
+
+async function loadKeyWithGrantOnce(services: Services, ctx: RequestContext, value: string, use: KeyUse): Promise<{ key: KeyRecord; grant?: GrantRecord }> {
   const member = use.member ?? 'KeyId';
   const acceptsAlias = KEY_ID_ACCEPTS_ALIAS[`${use.operation}.${member}`] ?? false;
   const key = await findKey(services, ctx, value, acceptsAlias);
@@ -112,8 +132,11 @@ export async function loadKeyWithGrant(
 
 /** Authorisation, state and usage checks for a key already found (e.g. from a ciphertext). */
 export async function checkKeyFor(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<KeyRecord> {
-  await authorizeUse(services, ctx, key, use);
-  return checkStateAndUsage(key, use);
+  return withSecondLook(services, async (s) => {
+    const current = s === services ? key : ((await s.store.getKey(key.keyId)) ?? key);
+    await authorizeUse(s, ctx, current, use);
+    return checkStateAndUsage(current, use);
+  });
 }
 
 /** Builds the request's condition values and asks `authorize` (the one decision). */

@@ -1,0 +1,17 @@
+import type { Logger } from 'pino';
+import { isSharedStoreUrl } from '../config/config';
+import { JsonFileStore } from './json-file-store';
+import type { MetadataStore } from './metadata-store';
+import { PostgresStore } from './postgres/postgres-store';
+
+/** postgres://… (shared by a cluster), else the JSON file in dataDir. */
+export async function openStore(options: { storeUrl: string | undefined; dataDir: string; log: Logger }): Promise<MetadataStore> {
+  if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir);
+  if (isSharedStoreUrl(options.storeUrl)) return PostgresStore.open(options.storeUrl, options.log);
+  throw new Error(`setting storeUrl must be a postgres:// URL (or unset for the JSON store under dataDir), got '${redactUrl(options.storeUrl)}'`);
+}
+
+/** A store URL as it may be logged: without its password. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

@@ -1,0 +1,115 @@
+import { Client, type ClientConfig } from 'pg';
+import type { Logger } from 'pino';
+
+export const CHANGE_CHANNEL = 'p11kms_changes';
+/** NOTIFY payloads must stay under 8000 bytes; a larger change invalidates everything. */
+const MAX_PAYLOAD = 7_000;
+/**
+ * The fallback bound: a cached record is re-read after this long even when no notification
+ * arrived, so a change that takes rights away is honoured by every node within one second
+ * whatever happens to notifications.
+ */
+export const CACHE_TTL_MS = 500;
+const RECONNECT_MS = 1_000;
+
+/** The NOTIFY payload naming what a committed transaction changed ('*' for everything). */
+export function changePayload(names: Iterable<string>): string {
+  const list = [...new Set(names)];
+  const payload = JSON.stringify(list);
+  return payload.length > MAX_PAYLOAD ? '"*"' : payload;
+}
+
+/**
+ * Request-path reads (keys, aliases, a key's grants) served from memory for a short time.
+ * Every committing transaction names what it changed in a NOTIFY; every node LISTENs and
+ * drops those entries at once. Entries also expire after CACHE_TTL_MS, and while the LISTEN
+ * connection is down nothing is cached at all.
+ */
+export class ReadCache {
+  private readonly entries = new Map<string, { value: unknown; at: number }>();
+  /** Bumped on every invalidation, so a read that started before one is not cached after it. */
+  private generation = 0;
+  private listening = false;
+  private listener: Client | undefined;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly connection: ClientConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.listen();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.listening = false;
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  /** The cached value, or `load`'s (cached when nothing changed meanwhile). Misses are not cached. */
+  async get<T>(name: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.entries.get(name);
+    if (hit && this.listening && Date.now() - hit.at < CACHE_TTL_MS) return hit.value as T;
+    const generation = this.generation;
+    const at = Date.now();
+    const value = await load();
+    if (this.listening && generation === this.generation && value !== undefined) this.entries.set(name, { value, at });
+    return value;
+  }
+
+  invalidate(names: readonly string[] | '*'): void {
+    this.generation++;
+    if (names === '*') this.entries.clear();
+    else for (const n of names) this.entries.delete(n);
+  }
+
+  private async listen(): Promise<void> {
+    const client = new Client(this.connection);
+    client.on('notification', (msg) => {
+      try {
+        const names = JSON.parse(msg.payload ?? '"*"') as string[] | '*';
+        this.invalidate(names);
+      } catch {
+        this.invalidate('*');
+      }
+    });
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client, undefined));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    this.listener = client;
+    // Whatever changed while nobody listened is unknown: start empty.
+    this.invalidate('*');
+    this.listening = true;
+  }
+
+  private lost(client: Client, err: Error | undefined): void {
+    if (this.listener !== client) return;
+    this.listener = undefined;
+    this.listening = false;
+    this.invalidate('*');
+    if (this.stopped) return;
+    this.log.warn({ err: err?.message }, 'store change notifications lost; reading through until they are back');
+    client.end().catch(() => undefined);
+    const retry = () => {
+      this.reconnectTimer = setTimeout(() => {
+        if (this.stopped) return;
+        this.listen().then(
+          () => this.log.info('store change notifications back'),
+          () => retry(),
+        );
+      }, RECONNECT_MS);
+      this.reconnectTimer.unref();
+    };
+    retry();
+  }
+}

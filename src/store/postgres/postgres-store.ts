@@ -1,0 +1,401 @@
+import { createHash } from 'node:crypto';
+import { Pool, type PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { KmsError } from '../../errors';
+import type { GrantRecord } from '../grant-record';
+import type { MetadataStore, StoreTransaction } from '../metadata-store';
+import type { AliasRecord, KeyRecord, Scope } from '../records';
+import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
+import { migrateSchema } from './schema';
+
+/** serialization_failure, deadlock_detected, unique_violation: the body runs again and decides anew. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+const MAX_ATTEMPTS = 40;
+
+interface Queryable {
+  query: Pool['query'];
+}
+
+type Doc<T> = { doc: T };
+
+const keyName = (keyId: string) => `k:${keyId}`;
+const aliasName = (scope: Scope, name: string) => `a:${scope.region}/${scope.accountId}/${name}`;
+const aliasListName = (scope: Scope) => `A:${scope.region}/${scope.accountId}`;
+const grantName = (grantId: string) => `G:${grantId}`;
+const grantListName = (keyId: string) => `g:${keyId}`;
+
+/**
+ * The metadata store on PostgreSQL, for several p11kms processes and hosts on one token.
+ *
+ * - Transactions are SERIALIZABLE. Bodies are pure (reads, then buffered writes), so a body
+ *   that loses a race (serialization failure, deadlock, or a uniqueness the database
+ *   enforces: alias names, grant Name idempotency, key ids) is simply run again and sees the
+ *   winner's state: "check inside the transaction" holds across processes.
+ * - Request-path reads are cached briefly and invalidated through LISTEN/NOTIFY (ReadCache);
+ *   `fresh()` reads around the cache, for a second look before refusing a request.
+ * - Background work takes a PostgreSQL advisory lock per task (`asLeader`), held by one
+ *   process for its lifetime; when that process dies its session ends and the lock is free.
+ */
+export class PostgresStore implements MetadataStore {
+  private leaseClient: PoolClient | undefined;
+  private readonly leases = new Set<string>();
+  private closed = false;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly cache: ReadCache,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(url: string, log: Logger, options: { poolSize?: number } = {}): Promise<PostgresStore> {
+    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10 });
+    // An idle client losing its server must not take the process down; the next query reconnects.
+    pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    try {
+      const schema = await migrateSchema(pool);
+      if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
+      const cache = new ReadCache({ connectionString: url }, log);
+      await cache.start();
+      return new PostgresStore(pool, cache, log);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  getKey(keyId: string): Promise<KeyRecord | undefined> {
+    return this.cache.get(keyName(keyId), () => readKey(this.pool, keyId));
+  }
+
+  listKeys(scope?: Scope): Promise<KeyRecord[]> {
+    return listKeysIn(this.pool, scope);
+  }
+
+  getAlias(scope: Scope, name: string): Promise<AliasRecord | undefined> {
+    return this.cache.get(aliasName(scope, name), () => readAlias(this.pool, scope, name));
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    return [...(await this.cache.get(aliasListName(scope), () => listAliasesIn(this.pool, scope)))];
+  }
+
+  getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    return this.cache.get(grantName(grantId), () => readGrant(this.pool, grantId));
+  }
+
+  async listGrants(keyId?: string): Promise<GrantRecord[]> {
+    if (keyId === undefined) return listGrantsIn(this.pool, undefined);
+    return [...(await this.cache.get(grantListName(keyId), () => listGrantsIn(this.pool, keyId)))];
+  }
+
+  /** The same store reading around the cache (committed state at the moment of the read). */
+  fresh(): MetadataStore {
+    const pool = this.pool;
+    return {
+      getKey: (keyId) => readKey(pool, keyId),
+      listKeys: (scope) => listKeysIn(pool, scope),
+      getAlias: (scope, name) => readAlias(pool, scope, name),
+      listAliases: (scope) => listAliasesIn(pool, scope),
+      getGrant: (grantId) => readGrant(pool, grantId),
+      listGrants: (keyId) => listGrantsIn(pool, keyId),
+      transact: (body) => this.transact(body),
+      asLeader: (task, fn) => this.asLeader(task, fn),
+      close: async () => undefined,
+    };
+  }
+
+  async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let outcome: { value: T } | { lost: unknown };
+      try {
+        outcome = await this.attempt(client, body);
+      } catch (err) {
+        // A failure without a SQL state may have left the connection unusable: drop it.
+        client.release(!(err instanceof KmsError) && (err as { code?: string }).code === undefined);
+        throw err;
+      }
+      client.release();
+      if ('value' in outcome) return outcome.value;
+      if (attempt >= MAX_ATTEMPTS) throw outcome.lost;
+      // A little jitter so the same two bodies do not collide again in lockstep.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 5)));
+    }
+  }
+
+  private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<{ value: T } | { lost: unknown }> {
+    await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+    try {
+      const tx = new PostgresTransaction(client);
+      const value = await body(tx);
+      const changed = await tx.write();
+      if (changed.length > 0) await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, changePayload(changed)]);
+      await client.query('COMMIT');
+      // This node reads its own writes at once; the others when the notification arrives.
+      if (changed.length > 0) this.cache.invalidate(changed);
+      return { value };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
+      throw err;
+    }
+  }
+
+  async asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.closed) return undefined;
+    if (!this.leases.has(task)) {
+      try {
+        this.leaseClient ??= await this.openLeaseClient();
+        const { rows } = await this.leaseClient.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [leaseId(task)]);
+        if (!rows[0].ok) return undefined;
+        this.leases.add(task);
+        this.log.info({ task }, 'this process now runs this background task for the cluster');
+      } catch (err) {
+        this.log.warn({ task, err: (err as Error).message }, 'could not take the background-task lock');
+        return undefined;
+      }
+    }
+    return fn();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.cache.stop();
+    const leaseClient = this.leaseClient;
+    this.leaseClient = undefined;
+    leaseClient?.release(true);
+    await this.pool.end();
+  }
+
+  private async openLeaseClient(): Promise<PoolClient> {
+    const client = await this.pool.connect();
+    // Leases live as long as this session: if it ends, another process takes the tasks over.
+    client.on('error', () => this.dropLeases(client));
+    client.on('end', () => this.dropLeases(client));
+    return client;
+  }
+
+  private dropLeases(client: PoolClient): void {
+    if (this.leaseClient !== client) return;
+    this.leaseClient = undefined;
+    if (this.leases.size > 0) this.log.warn({ tasks: [...this.leases] }, 'background-task locks lost with their connection');
+    this.leases.clear();
+    client.release(true);
+  }
+}
+
+function leaseId(task: string): string {
+  // A stable signed 64-bit number per task name, as pg_try_advisory_lock(bigint) takes.
+  return createHash('sha256').update(`p11kms:${task}`).digest().readBigInt64BE(0).toString();
+}
+
+/** What makes grants with one Name the same grant (CreateGrant's Name idempotency). */
+export function grantNameFingerprint(g: GrantRecord): string | null {
+  if (g.name === undefined) return null;
+  return createHash('sha256')
+    .update(JSON.stringify([g.name, g.granteePrincipal, g.retiringPrincipal ?? null, g.issuingAccount, g.operations, g.constraints ?? null]))
+    .digest('hex');
+}
+
+async function readKey(q: Queryable, keyId: string): Promise<KeyRecord | undefined> {
+  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1', [keyId]);
+  return rows[0]?.doc;
+}
+
+async function listKeysIn(q: Queryable, scope: Scope | undefined): Promise<KeyRecord[]> {
+  const { rows } = scope
+    ? await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE region = $1 AND account_id = $2 ORDER BY created_at, key_id', [scope.region, scope.accountId])
+    : await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys ORDER BY created_at, key_id');
+  return rows.map((r) => r.doc);
+}
+
+async function readAlias(q: Queryable, scope: Scope, name: string): Promise<AliasRecord | undefined> {
+  const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [
+    scope.region,
+    scope.accountId,
+    name,
+  ]);
+  return rows[0]?.doc;
+}
+
+async function listAliasesIn(q: Queryable, scope: Scope): Promise<AliasRecord[]> {
+  const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2', [scope.region, scope.accountId]);
+  // Sorted here rather than by the database, whose collation need not be code-point order.
+  return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+}
+
+async function readGrant(q: Queryable, grantId: string): Promise<GrantRecord | undefined> {
+  const { rows } = await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE grant_id = $1', [grantId]);
+  return rows[0]?.doc;
+}
+
+async function listGrantsIn(q: Queryable, keyId: string | undefined): Promise<GrantRecord[]> {
+  const { rows } =
+    keyId === undefined
+      ? await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants ORDER BY created_at, grant_id')
+      : await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE key_id = $1 ORDER BY created_at, grant_id', [keyId]);
+  return rows.map((r) => r.doc);
+}
+
+/**
+ * Reads go to the database inside the transaction; writes are buffered (last one per record
+ * wins) and written at the end. Whether each record existed when read decides between
+ * INSERT (so the database's uniqueness refuses a record another transaction just made)
+ * and UPDATE.
+ */
+class PostgresTransaction implements StoreTransaction {
+  private readonly keys = new Map<string, KeyRecord | null>();
+  private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
+  private readonly grants = new Map<string, { keyId: string; record: GrantRecord | null }>();
+  /** Record name → whether the database held it when this transaction read it. */
+  private readonly existed = new Map<string, boolean>();
+
+  constructor(private readonly client: PoolClient) {}
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const own = this.keys.get(keyId);
+    if (own !== undefined) return own ?? undefined;
+    const found = await readKey(this.client, keyId);
+    this.existed.set(keyName(keyId), found !== undefined);
+    return found;
+  }
+
+  putKey(record: KeyRecord): void {
+    this.keys.set(record.keyId, record);
+  }
+
+  deleteKey(keyId: string): void {
+    this.keys.set(keyId, null);
+  }
+
+  async getAlias(scope: Scope, name: string): Promise<AliasRecord | undefined> {
+    const own = this.aliases.get(aliasName(scope, name));
+    if (own !== undefined) return own.record ?? undefined;
+    const found = await readAlias(this.client, scope, name);
+    this.existed.set(aliasName(scope, name), found !== undefined);
+    return found;
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    const merged = new Map<string, AliasRecord>();
+    for (const a of await listAliasesIn(this.client, scope)) {
+      this.existed.set(aliasName(scope, a.aliasName), true);
+      merged.set(a.aliasName, a);
+    }
+    for (const own of this.aliases.values()) {
+      if (own.scope.region !== scope.region || own.scope.accountId !== scope.accountId) continue;
+      if (own.record === null) merged.delete(own.name);
+      else merged.set(own.name, own.record);
+    }
+    return [...merged.values()].sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+  }
+
+  putAlias(record: AliasRecord): void {
+    this.aliases.set(aliasName(record, record.aliasName), { scope: record, name: record.aliasName, record });
+  }
+
+  deleteAlias(scope: Scope, name: string): void {
+    this.aliases.set(aliasName(scope, name), { scope, name, record: null });
+  }
+
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    const own = this.grants.get(grantId);
+    if (own !== undefined) return own.record ?? undefined;
+    const found = await readGrant(this.client, grantId);
+    this.existed.set(grantName(grantId), found !== undefined);
+    return found;
+  }
+
+  async listGrants(keyId: string): Promise<GrantRecord[]> {
+    const merged = new Map<string, GrantRecord>();
+    for (const g of await listGrantsIn(this.client, keyId)) {
+      this.existed.set(grantName(g.grantId), true);
+      merged.set(g.grantId, g);
+    }
+    for (const [grantId, own] of this.grants) {
+      if (own.keyId !== keyId) continue;
+      if (own.record === null) merged.delete(grantId);
+      else merged.set(grantId, own.record);
+    }
+    return [...merged.values()].sort((a, b) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId));
+  }
+
+  putGrant(record: GrantRecord): void {
+    this.grants.set(record.grantId, { keyId: record.keyId, record });
+  }
+
+  deleteGrant(grantId: string): void {
+    const known = this.grants.get(grantId);
+    this.grants.set(grantId, { keyId: known?.keyId ?? '', record: null });
+  }
+
+  /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
+  async write(): Promise<string[]> {
+    const changed: string[] = [];
+    const q = (sql: string, params: unknown[]) => this.client.query(sql, params);
+    // Deletes first, so a record removed and another made in its place do not collide.
+    for (const [keyId, record] of this.keys) {
+      if (record === null) await q('DELETE FROM p11kms_keys WHERE key_id = $1', [keyId]);
+    }
+    for (const { scope, name, record } of this.aliases.values()) {
+      if (record === null) await q('DELETE FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [scope.region, scope.accountId, name]);
+    }
+    for (const [grantId, { record }] of this.grants) {
+      if (record !== null) continue;
+      const { rows } = await this.client.query<{ key_id: string }>('DELETE FROM p11kms_grants WHERE grant_id = $1 RETURNING key_id', [grantId]);
+      for (const r of rows) changed.push(grantListName(r.key_id));
+    }
+    for (const [keyId, record] of this.keys) {
+      changed.push(keyName(keyId));
+      if (record === null) continue;
+      await this.upsert(keyName(keyId), {
+        insert: ['INSERT INTO p11kms_keys (key_id, region, account_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [keyId, record.region, record.accountId, record.createdAt, JSON.stringify(record)]],
+        update: ['UPDATE p11kms_keys SET doc = $2 WHERE key_id = $1', [keyId, JSON.stringify(record)]],
+        conflict: '(key_id) DO UPDATE SET doc = EXCLUDED.doc',
+      });
+    }
+    for (const [name, { scope, record }] of this.aliases) {
+      changed.push(name, aliasListName(scope));
+      if (record === null) continue;
+      await this.upsert(name, {
+        insert: [
+          'INSERT INTO p11kms_aliases (region, account_id, alias_name, target_key_id, doc) VALUES ($1, $2, $3, $4, $5)',
+          [record.region, record.accountId, record.aliasName, record.targetKeyId, JSON.stringify(record)],
+        ],
+        update: [
+          'UPDATE p11kms_aliases SET target_key_id = $4, doc = $5 WHERE region = $1 AND account_id = $2 AND alias_name = $3',
+          [record.region, record.accountId, record.aliasName, record.targetKeyId, JSON.stringify(record)],
+        ],
+        conflict: '(region, account_id, alias_name) DO UPDATE SET target_key_id = EXCLUDED.target_key_id, doc = EXCLUDED.doc',
+      });
+    }
+    for (const [grantId, { keyId, record }] of this.grants) {
+      changed.push(grantName(grantId));
+      if (record === null) continue;
+      changed.push(grantListName(keyId));
+      // Grants are immutable: one made again by the same id is the same grant.
+      await this.upsert(grantName(grantId), {
+        insert: [
+          'INSERT INTO p11kms_grants (grant_id, key_id, created_at, name_fingerprint, doc) VALUES ($1, $2, $3, $4, $5)',
+          [grantId, keyId, record.createdAt, grantNameFingerprint(record), JSON.stringify(record)],
+        ],
+        update: ['UPDATE p11kms_grants SET doc = $2 WHERE grant_id = $1', [grantId, JSON.stringify(record)]],
+        conflict: '(grant_id) DO UPDATE SET doc = EXCLUDED.doc',
+      });
+    }
+    return changed;
+  }
+
+  private async upsert(name: string, sql: { insert: [string, unknown[]]; update: [string, unknown[]]; conflict: string }): Promise<void> {
+    const existed = this.existed.get(name);
+    if (existed === true) {
+      const { rowCount } = await this.client.query(...sql.update);
+      // Gone since this transaction read it: the other transaction won; run the body again.
+      if (rowCount === 0) throw Object.assign(new Error('record vanished during the transaction'), { code: '40001' });
+    } else if (existed === false) {
+      await this.client.query(...sql.insert);
+    } else {
+      await this.client.query(`${sql.insert[0]} ON CONFLICT ${sql.conflict}`, sql.insert[1]);
+    }
+  }
+}

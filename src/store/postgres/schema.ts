@@ -1,0 +1,65 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Pool } from 'pg';
+
+/** Versioned migrations kept in the repository: migrations/postgres/NNN-<what>.sql. */
+export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'migrations', 'postgres');
+
+/** Every start-up migrates under this advisory lock, so two nodes never apply the same step. */
+const MIGRATION_LOCK = 0x70313173; // 'p11s'
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function migrations(dir = MIGRATIONS_DIR): Migration[] {
+  return fs
+    .readdirSync(dir)
+    .map((name) => ({ name, m: /^(\d{3})-[\w-]+\.sql$/.exec(name) }))
+    .filter((f): f is { name: string; m: RegExpExecArray } => f.m !== null)
+    .map(({ name, m }) => ({ version: Number(m[1]), name, sql: fs.readFileSync(path.join(dir, name), 'utf8') }))
+    .sort((a, b) => a.version - b.version);
+}
+
+/**
+ * Brings the schema up to this code's newest migration, each step in its own transaction.
+ * A database already past what this code knows is refused: an older node must not write
+ * records in a shape the newer schema no longer means.
+ */
+export async function migrateSchema(pool: Pool, known = migrations()): Promise<{ from: number; to: number }> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS p11kms_schema (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM p11kms_schema');
+      const from = rows[0].v ?? 0;
+      const newest = known.at(-1)?.version ?? 0;
+      if (from > newest) {
+        throw new Error(
+          `the PostgreSQL schema is at version ${from}, newer than this p11kms knows (${newest}): a newer p11kms migrated it; run that version on this node too`,
+        );
+      }
+      for (const m of known.filter((x) => x.version > from)) {
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [m.version, m.name]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw new Error(`schema migration ${m.name} failed: ${(err as Error).message}`);
+        }
+      }
+      return { from, to: Math.max(from, newest) };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    client.release();
+  }
+}

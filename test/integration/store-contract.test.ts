@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { Pool } from 'pg';
+import pino from 'pino';
+import { KmsError } from '../../src/errors';
+import type { GrantRecord } from '../../src/store/grant-record';
+import { JsonFileStore } from '../../src/store/json-file-store';
+import type { MetadataStore } from '../../src/store/metadata-store';
+import { PostgresStore } from '../../src/store/postgres/postgres-store';
+import { migrateSchema, migrations } from '../../src/store/postgres/schema';
+import { keyArn, type KeyRecord, type Scope } from '../../src/store/records';
+import { freshDatabaseUrl } from '../support/postgres';
+
+const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
+const log = pino({ level: 'silent' });
+
+function keyRecord(overrides: Partial<KeyRecord> = {}): KeyRecord {
+  const keyId = overrides.keyId ?? randomUUID();
+  return {
+    keyId,
+    ...scope,
+    arn: keyArn(scope, keyId),
+    createdAt: Date.now(),
+    description: '',
+    keySpec: 'SYMMETRIC_DEFAULT',
+    keyUsage: 'ENCRYPT_DECRYPT',
+    origin: 'AWS_KMS',
+    keyState: 'Enabled',
+    materials: [{ version: 1, materialId: 'a'.repeat(64), createdAt: Date.now() }],
+    currentVersion: 1,
+    tags: [],
+    policy: '{}',
+    ...overrides,
+  };
+}
+
+function grantRecord(keyId: string, name: string): GrantRecord {
+  const grantId = randomUUID().replace(/-/g, '').padEnd(64, '0');
+  return {
+    grantId,
+    keyId,
+    ...scope,
+    name,
+    createdAt: Date.now(),
+    granteePrincipal: 'arn:aws:iam::111122223333:user/bob',
+    issuingAccount: 'arn:aws:iam::111122223333:root',
+    operations: ['Decrypt', 'Encrypt'],
+    constraints: { encryptionContextEquals: { z: '1', a: '2' } },
+    grantToken: `token-${grantId}`,
+  };
+}
+
+/** Two handles on one store: two PostgresStore instances (as two processes), or the one JSON store twice. */
+interface Backend {
+  name: string;
+  open(): Promise<{ a: MetadataStore; b: MetadataStore; close(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'JSON file',
+    async open() {
+      const store = await JsonFileStore.open(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-contract-')));
+      return { a: store, b: store, close: () => store.close() };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    async open() {
+      const url = await freshDatabaseUrl();
+      const a = await PostgresStore.open(url, log);
+      const b = await PostgresStore.open(url, log);
+      return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
+    },
+  },
+];
+
+/** CreateAlias's body: check inside the transaction, then create. */
+const createAliasIn = (store: MetadataStore, aliasName: string, targetKeyId: string) =>
+  store.transact(async (tx) => {
+    if (await tx.getAlias(scope, aliasName)) throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasName} already exists`);
+    tx.putAlias({ ...scope, aliasName, targetKeyId, createdAt: Date.now(), updatedAt: Date.now() });
+  });
+
+for (const backend of backends) {
+  describe(`metadata store contract: ${backend.name}`, function () {
+    let a: MetadataStore;
+    let b: MetadataStore;
+    let close: () => Promise<void>;
+
+    before(async () => {
+      ({ a, b, close } = await backend.open());
+    });
+    after(async () => close?.());
+
+    it('commits a transaction whole, reads its own writes, and drops every write of a body that throws', async () => {
+      const key = keyRecord();
+      const seen = await a.transact(async (tx) => {
+        tx.putKey(key);
+        tx.putAlias({ ...scope, aliasName: 'alias/contract-own', targetKeyId: key.keyId, createdAt: 1, updatedAt: 1 });
+        return { key: await tx.getKey(key.keyId), aliases: (await tx.listAliases(scope)).map((x) => x.aliasName) };
+      });
+      expect(seen.key).to.deep.equal(key);
+      expect(seen.aliases).to.include('alias/contract-own');
+      expect(await b.getKey(key.keyId)).to.deep.equal(key);
+
+      const other = keyRecord();
+      const failed = await b
+        .transact(async (tx) => {
+          tx.putKey(other);
+          tx.deleteAlias(scope, 'alias/contract-own');
+          throw new KmsError('DisabledException', 'no');
+        })
+        .catch((err: Error) => err);
+      expect(failed).to.be.instanceOf(KmsError);
+      expect(await a.getKey(other.keyId)).to.equal(undefined);
+      expect(await a.getAlias(scope, 'alias/contract-own')).to.not.equal(undefined);
+      expect((await a.listKeys(scope)).map((k) => k.keyId)).to.include(key.keyId);
+    });
+
+    it('keeps records byte for byte (member order of encryption-context constraints included)', async () => {
+      const key = keyRecord();
+      const grant = grantRecord(key.keyId, 'order');
+      await a.transact((tx) => {
+        tx.putKey(key);
+        tx.putGrant(grant);
+      });
+      expect(JSON.stringify(await b.getGrant(grant.grantId))).to.equal(JSON.stringify(grant));
+      expect((await b.listGrants(key.keyId)).map((g) => g.grantId)).to.deep.equal([grant.grantId]);
+    });
+
+    it('two handles racing on one alias name: exactly one creates it, the other sees it inside its transaction', async () => {
+      const key = keyRecord();
+      await a.transact((tx) => tx.putKey(key));
+      for (let round = 0; round < 5; round++) {
+        const name = `alias/race-${round}`;
+        const results = await Promise.allSettled([createAliasIn(a, name, key.keyId), createAliasIn(b, name, key.keyId), createAliasIn(a, name, key.keyId)]);
+        expect(results.filter((r) => r.status === 'fulfilled'), name).to.have.length(1);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as KmsError).name).to.equal('AlreadyExistsException');
+      }
+    });
+
+    it('concurrent read-modify-write transactions on one key through both handles lose nothing', async () => {
+      const key = keyRecord();
+      await a.transact((tx) => tx.putKey(key));
+      const addTag = (store: MetadataStore, i: number) =>
+        store.transact(async (tx) => {
+          const current = (await tx.getKey(key.keyId))!;
+          tx.putKey({ ...current, tags: [...current.tags, { TagKey: `t${i}`, TagValue: String(i) }] });
+        });
+      await Promise.all(Array.from({ length: 16 }, (_, i) => addTag(i % 2 === 0 ? a : b, i)));
+      const final = await a.transact((tx) => tx.getKey(key.keyId));
+      expect(final!.tags.map((t) => t.TagKey).sort()).to.deep.equal(Array.from({ length: 16 }, (_, i) => `t${i}`).sort());
+    });
+
+    it('grant Name idempotency holds under concurrent creation through both handles', async () => {
+      const key = keyRecord();
+      await a.transact((tx) => tx.putKey(key));
+      const create = (store: MetadataStore) =>
+        store.transact(async (tx) => {
+          const candidate = grantRecord(key.keyId, 'same-name');
+          const same = (await tx.listGrants(key.keyId)).find((g) => g.name === candidate.name);
+          if (same) return same.grantId;
+          tx.putGrant(candidate);
+          return candidate.grantId;
+        });
+      const ids = await Promise.all([create(a), create(b), create(a), create(b)]);
+      expect(new Set(ids).size).to.equal(1);
+      expect(await a.transact((tx) => tx.listGrants(key.keyId))).to.have.length(1);
+    });
+
+    it('a change through one handle is read through the other once it has committed (deletions included)', async () => {
+      const key = keyRecord();
+      await a.transact((tx) => tx.putKey(key));
+      expect((await b.getKey(key.keyId))?.keyState).to.equal('Enabled');
+      await a.transact((tx) => tx.putKey({ ...key, keyState: 'Disabled' }));
+      // Across processes the cache may hold the old record until the notification arrives:
+      // wait for the event, not for a time.
+      for (let i = 0; (await b.getKey(key.keyId))?.keyState !== 'Disabled'; i++) {
+        expect(i, 'the other handle never saw the change').to.be.below(200);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await a.transact((tx) => tx.deleteKey(key.keyId));
+      for (let i = 0; (await b.getKey(key.keyId)) !== undefined; i++) {
+        expect(i, 'the other handle never saw the deletion').to.be.below(200);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    });
+
+    it('runs background work in one process only', async () => {
+      const ranA = await a.asLeader('contract-task', async () => 'a');
+      const ranB = await b.asLeader('contract-task', async () => 'b');
+      if (a === b) expect([ranA, ranB]).to.deep.equal(['a', 'b']);
+      else expect([ranA, ranB]).to.deep.equal(['a', undefined]);
+    });
+  });
+}
+
+describe('PostgreSQL store: schema and cluster duties', function () {
+  it('migrates a new database under a lock (two at once), and refuses a schema newer than the code with a message saying so', async () => {
+    const url = await freshDatabaseUrl();
+    const pool = new Pool({ connectionString: url });
+    try {
+      const both = await Promise.all([migrateSchema(pool), migrateSchema(pool)]);
+      const newest = migrations().at(-1)!.version;
+      expect(both.map((r) => r.to)).to.deep.equal([newest, newest]);
+      await pool.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [newest + 1, 'from-the-future.sql']);
+      const err = await PostgresStore.open(url, log).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).to.match(new RegExp(`schema is at version ${newest + 1}, newer than this p11kms knows \\(${newest}\\)`));
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('hands background work to another process when its runner goes away', async () => {
+    const url = await freshDatabaseUrl();
+    const a = await PostgresStore.open(url, log);
+    const b = await PostgresStore.open(url, log);
+    try {
+      expect(await a.asLeader('handover', async () => 'a')).to.equal('a');
+      expect(await b.asLeader('handover', async () => 'b')).to.equal(undefined);
+      await a.close();
+      let ran: string | undefined;
+      for (let i = 0; ran === undefined; i++) {
+        expect(i, 'the lock was never handed over').to.be.below(200);
+        ran = await b.asLeader('handover', async () => 'b');
+        if (ran === undefined) await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      await b.close();
+    }
+  });
+});

@@ -1,0 +1,85 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+
+/**
+ * One throwaway PostgreSQL server per test process, started on first use in a temporary
+ * directory on a free port (as the `postgres` system user when running as root: the server
+ * refuses root) and stopped when the process exits. Each caller gets a database of its own.
+ * If the server cannot start, the tests that need it fail: nothing is skipped.
+ */
+let server: Promise<{ port: number; child: ChildProcess; dir: string }> | undefined;
+
+export async function freshDatabaseUrl(): Promise<string> {
+  const { port } = await (server ??= startServer());
+  const name = `p11kms_${randomBytes(6).toString('hex')}`;
+  const admin = new Client({ host: '127.0.0.1', port, user: 'kms', database: 'postgres' });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return `postgres://kms@127.0.0.1:${port}/${name}`;
+}
+
+function postgresBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'postgres'))) : [];
+  if (versions.length === 0) throw new Error('PostgreSQL is not installed (apt package postgresql; `npm test` installs it)');
+  return path.join(root, versions.sort((a, b) => Number(b) - Number(a))[0], 'bin');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(): Promise<{ port: number; child: ChildProcess; dir: string }> {
+  const bin = postgresBin();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]) as [string, string[]];
+  if (asRoot) execFileSync('chown', ['postgres', dir]);
+  execFileSync(...run(path.join(bin, 'initdb'), ['-D', path.join(dir, 'data'), '-U', 'kms', '-A', 'trust', '--no-sync', '-E', 'UTF8']), { stdio: 'ignore' });
+  const port = await freePort();
+  const child = spawn(
+    ...run(path.join(bin, 'postgres'), ['-D', path.join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=300']),
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  process.once('exit', () => {
+    // runuser does not pass signals on: stop the server itself (immediate shutdown, throwaway data).
+    try {
+      const pid = Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      process.kill(pid, 'SIGQUIT');
+    } catch {
+      child.kill('SIGKILL');
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`PostgreSQL exited at start-up:\n${log}`);
+    const probe = new Client({ host: '127.0.0.1', port, user: 'kms', database: 'postgres' });
+    try {
+      await probe.connect();
+      await probe.end();
+      return { port, child, dir };
+    } catch {
+      await probe.end().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`PostgreSQL did not accept connections:\n${log}`);
+}
