@@ -32,6 +32,13 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
   }
 }
 
+/** Every chain's matching records, merged in event-time order (each chain is already in order). */
+export function queryChains(chains: readonly string[], filter: QueryFilter): ParsedRecord[] {
+  if (chains.length === 1) return [...queryTrail(chains[0], filter)];
+  const all = chains.flatMap((chain) => [...queryTrail(chain, filter)].map((record, i) => ({ record, time: Date.parse(String(record.eventTime)), i })));
+  return all.sort((a, b) => a.time - b.time || a.i - b.i).map((x) => x.record);
+}
+
 function matches(r: ParsedRecord, f: QueryFilter): boolean {
   const time = Date.parse(String(r.eventTime));
   if (f.from !== undefined && time < f.from) return false;

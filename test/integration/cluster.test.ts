@@ -1,0 +1,192 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CreateAliasCommand,
+  CreateGrantCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DisableKeyCommand,
+  EnableKeyCommand,
+  EncryptCommand,
+  ListKeyRotationsCommand,
+  ListResourceTagsCommand,
+  RevokeGrantCommand,
+  RotateKeyOnDemandCommand,
+  TagResourceCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { freshDatabaseUrl } from '../support/postgres';
+import { type ServerOptions, TestServer } from '../support/server';
+
+const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+const ACCOUNT = '111122223333';
+const ROOT = { accessKeyId: 'AKIAADMIN00000000001', secretAccessKey: 'admin-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/admin` };
+/** Only the admin may use the keys by policy: the app only through grants. */
+const POLICY = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/admin` }, Action: 'kms:*', Resource: '*' }] });
+const APP = { accessKeyId: 'AKIAAPP0000000000001', secretAccessKey: 'app-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/app` };
+
+function writeCredentials(): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cluster-cred-')), 'credentials.json');
+  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ROOT, APP] }));
+  return file;
+}
+
+/** Polls `check` until it holds (the event), counting tries rather than time. */
+async function eventually(what: string, check: () => Promise<boolean>, tries = 400): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${what} never happened`);
+}
+
+const refused = (p: Promise<unknown>) => p.then(() => false, () => true);
+
+/**
+ * Two (and for a while three) p11kms processes on one PostgreSQL database and one SoftHSM2
+ * token, used through the AWS SDK exactly as a user would, in strict mode.
+ */
+describe('cluster: several p11kms processes on one PostgreSQL and one token', function () {
+  this.timeout(120_000);
+  let url: string;
+  let dataDir: string;
+  let base: ServerOptions;
+  let a: TestServer;
+  let b: TestServer;
+  const root = (s: TestServer) => s.client({ accessKeyId: ROOT.accessKeyId, secretAccessKey: ROOT.secretAccessKey });
+  const app = (s: TestServer) => s.client({ accessKeyId: APP.accessKeyId, secretAccessKey: APP.secretAccessKey });
+
+  before(async () => {
+    url = await freshDatabaseUrl();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cluster-'));
+    base = { dataDir, auth: 'strict', credentialsFile: writeCredentials(), env: { P11KMS_STORE_URL: url } };
+    // Started together: token initialisation and login are serialised by the token lock.
+    [a, b] = await Promise.all([TestServer.start(base), TestServer.start(base)]);
+  });
+
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('a key, alias and grant made through one node are usable through the other as soon as the call returned', async () => {
+    const { KeyMetadata } = await root(a).send(new CreateKeyCommand({ Policy: POLICY }));
+    const keyId = KeyMetadata!.KeyId!;
+    await root(a).send(new CreateAliasCommand({ AliasName: 'alias/cluster-app', TargetKeyId: keyId }));
+    const blob = (await root(b).send(new EncryptCommand({ KeyId: 'alias/cluster-app', Plaintext: Buffer.from('hello') }))).CiphertextBlob!;
+    expect(Buffer.from((await root(a).send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal('hello');
+
+    expect(await refused(app(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).to.equal(true);
+    await root(a).send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: APP.principalArn, Operations: ['Encrypt', 'Decrypt'] }));
+    await app(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
+  });
+
+  it('rights taken away through one node are refused by the other (DisableKey, RevokeGrant), and how long it took is measured', async () => {
+    const { KeyMetadata } = await root(a).send(new CreateKeyCommand({ Policy: POLICY }));
+    const keyId = KeyMetadata!.KeyId!;
+    const { GrantId } = await root(a).send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: APP.principalArn, Operations: ['Encrypt'] }));
+    // Warm node B's cache with the key and its grants, so the change must reach it.
+    await app(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
+
+    await root(a).send(new RevokeGrantCommand({ KeyId: keyId, GrantId }));
+    let started = Date.now();
+    await eventually('node B refusing the revoked grant', () => refused(app(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }))));
+    const revokeMs = Date.now() - started;
+
+    await root(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
+    await root(a).send(new DisableKeyCommand({ KeyId: keyId }));
+    started = Date.now();
+    const err = await (async () => {
+      for (let i = 0; i < 400; i++) {
+        const e = await root(b)
+          .send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }))
+          .then(() => undefined, (x: Error) => x);
+        if (e) return e;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error('node B never refused the disabled key');
+    })();
+    const disableMs = Date.now() - started;
+    expect(err.name).to.equal('DisabledException');
+    console.log(`      measured: revoked grant refused by the other node after ${revokeMs} ms, disabled key after ${disableMs} ms`);
+
+    // And rights given back are honoured at once (a refusal gets a second look at committed state).
+    await root(a).send(new EnableKeyCommand({ KeyId: keyId }));
+    await root(b).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
+  });
+
+  it('two nodes racing on one alias name: exactly one CreateAlias succeeds, the other gets AlreadyExistsException', async () => {
+    const { KeyMetadata } = await root(a).send(new CreateKeyCommand({ Policy: POLICY }));
+    for (let round = 0; round < 5; round++) {
+      const name = `alias/race-${round}`;
+      const results = await Promise.allSettled([a, b, a, b].map((s) => root(s).send(new CreateAliasCommand({ AliasName: name, TargetKeyId: KeyMetadata!.KeyId! }))));
+      expect(results.filter((r) => r.status === 'fulfilled'), name).to.have.length(1);
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as Error).name).to.equal('AlreadyExistsException');
+    }
+  });
+
+  it('concurrent tag writes and rotations on one key through both nodes lose nothing', async () => {
+    const { KeyMetadata } = await root(a).send(new CreateKeyCommand({ Policy: POLICY }));
+    const keyId = KeyMetadata!.KeyId!;
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => root(i % 2 ? a : b).send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: `t${i}`, TagValue: String(i) }] }))),
+    );
+    const { Tags } = await root(b).send(new ListResourceTagsCommand({ KeyId: keyId }));
+    expect(Tags!.map((t) => t.TagKey).sort()).to.deep.equal(Array.from({ length: 12 }, (_, i) => `t${i}`).sort());
+
+    const rotations = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => root(i % 2 ? a : b).send(new RotateKeyOnDemandCommand({ KeyId: keyId }))));
+    const done = rotations.filter((r) => r.status === 'fulfilled').length;
+    expect(done).to.be.greaterThan(0);
+    const { Rotations } = await root(a).send(new ListKeyRotationsCommand({ KeyId: keyId }));
+    expect(Rotations, 'every acknowledged rotation is listed').to.have.length(done);
+  });
+
+  it('kill -9 of one node under load: the others keep serving and nothing acknowledged is lost', async () => {
+    const c = await TestServer.start(base);
+    const acknowledged: Array<{ keyId: string; blob: Uint8Array }> = [];
+    let failuresOnSurvivor = 0;
+    let stop = false;
+    const load = async (s: TestServer, survivor: boolean) => {
+      while (!stop) {
+        try {
+          const { KeyMetadata } = await root(s).send(new CreateKeyCommand({ Policy: POLICY }));
+          const keyId = KeyMetadata!.KeyId!;
+          await root(s).send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'acked', TagValue: 'yes' }] }));
+          const { CiphertextBlob } = await root(s).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(keyId) }));
+          acknowledged.push({ keyId, blob: CiphertextBlob! });
+        } catch {
+          if (survivor) failuresOnSurvivor++;
+          else return;
+        }
+      }
+    };
+    const loads = [load(c, false), load(c, false), load(a, true)];
+    await eventually('load through the node to be killed', async () => acknowledged.length >= 6, 2_000);
+    await c.kill();
+    const before = acknowledged.length;
+    await eventually('the survivor serving after the kill', async () => acknowledged.length >= before + 3, 2_000);
+    stop = true;
+    await Promise.all(loads);
+    expect(failuresOnSurvivor, 'requests to the surviving node failed').to.equal(0);
+    for (const { keyId, blob } of acknowledged) {
+      const { Plaintext } = await root(b).send(new DecryptCommand({ CiphertextBlob: blob }));
+      expect(Buffer.from(Plaintext!).toString()).to.equal(keyId);
+      const { Tags } = await root(b).send(new ListResourceTagsCommand({ KeyId: keyId }));
+      expect(Tags).to.deep.equal([{ TagKey: 'acked', TagValue: 'yes' }]);
+    }
+  });
+
+  it('audit verify checks every process chain of the deployment, audit query merges them in time order', async () => {
+    const out = execFileSync(process.execPath, [MAIN, 'audit', 'verify', '--dir', path.join(dataDir, 'audit')], { encoding: 'utf8' });
+    const chains = fs.readdirSync(path.join(dataDir, 'audit')).filter((d) => fs.statSync(path.join(dataDir, 'audit', d)).isDirectory());
+    expect(chains.length, 'one chain per process').to.be.at.least(3);
+    expect(out).to.match(new RegExp(`OK: ${chains.length} chains`));
+    const rows = execFileSync(process.execPath, [MAIN, 'audit', 'query', '--dir', path.join(dataDir, 'audit'), '--json', '--event', 'CreateAlias'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { eventTime: string; p11kmsProcess: string });
+    expect(new Set(rows.map((r) => r.p11kmsProcess)).size, 'records of both nodes').to.equal(2);
+    expect(rows.map((r) => r.eventTime)).to.deep.equal([...rows.map((r) => r.eventTime)].sort());
+  });
+});
