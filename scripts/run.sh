@@ -2,8 +2,9 @@
 # What the README's commands run. Each entry point installs what it needs first, so a
 # fresh Debian machine with Node 20 needs nothing else:
 #   npm start       -> SoftHSM2 (apt) + npm dependencies + build (service and console), then serve on 127.0.0.1:4599
-#   npm test        -> the same preparation and Chromium (apt), then the whole test suite
-#   npm run bench   -> the same preparation, then the benchmark
+#   npm test        -> the same preparation, Chromium and PostgreSQL (apt), then the whole test suite
+#                      (the tests start a throwaway PostgreSQL server of their own)
+#   npm run bench   -> the same preparation plus PostgreSQL (apt), then the benchmark
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,8 @@ ensure_test_packages() {
   ensure_packages "softhsm2:$SOFTHSM_MODULE" \
     "libnss3:/usr/lib/$(uname -m)-linux-gnu/libsoftokn3.so" \
     "openssl:/usr/bin/openssl" \
-    "python3-boto3:/usr/lib/python3/dist-packages/boto3/__init__.py"
+    "python3-boto3:/usr/lib/python3/dist-packages/boto3/__init__.py" \
+    "postgresql:/usr/share/doc/postgresql/copyright"
 }
 
 ensure_node_modules() {
@@ -58,12 +60,7 @@ build() {
 
 # The console's browser tests drive Debian's Chromium (playwright-core downloads no browser).
 ensure_chromium() {
-  [ -x /usr/bin/chromium ] && return 0
-  echo "p11kms: installing chromium from apt (the console's browser tests need it)" >&2
-  local sudo=""
-  [ "$(id -u)" != "0" ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  ensure_packages "chromium:/usr/bin/chromium"
 }
 
 prepare() {
@@ -86,6 +83,8 @@ case "$command" in
     exec npx --no-install mocha "$@"
     ;;
   bench)
+    # The PostgreSQL rows run a throwaway server from these binaries.
+    ensure_packages "postgresql:/usr/share/doc/postgresql/copyright"
     prepare
     exec node dist/bench/bench.js "$@"
     ;;

@@ -21,7 +21,7 @@ export function superviseWorkers(count: number, log: Logger): void {
   cluster.on('listening', (worker, address) => {
     listening.add(worker.id);
     failedStarts = 0;
-    log.info({ worker: worker.id, pid: worker.process.pid, port: address.port }, 'worker listening');
+    log.info({ worker: worker.id, workerPid: worker.process.pid, port: address.port }, 'worker listening');
   });
   cluster.on('exit', (worker, code, signal) => {
     const served = listening.delete(worker.id);
@@ -41,7 +41,7 @@ export function superviseWorkers(count: number, log: Logger): void {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
       return;
     }
-    log.error({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker died; starting another');
+    log.error({ worker: worker.id, workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
     setTimeout(() => {
       if (!stopping) fork();
     }, RESTART_DELAY_MS).unref();

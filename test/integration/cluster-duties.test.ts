@@ -1,0 +1,149 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  CreateAliasCommand,
+  CreateGrantCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  EnableKeyRotationCommand,
+  EncryptCommand,
+  ListGrantsCommand,
+  ListKeyRotationsCommand,
+  ScheduleKeyDeletionCommand,
+} from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { freshDatabaseUrl } from '../support/postgres';
+import { expectKmsError, TestServer } from '../support/server';
+
+const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+const DAY_S = 24 * 60 * 60;
+
+const tempDir = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-${name}-`));
+const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern.source, 'g')) ?? []).length;
+
+async function waitForCount(server: TestServer, pattern: RegExp, n: number, tries = 2_000): Promise<void> {
+  for (let i = 0; count(server.stderr(), pattern) < n; i++) {
+    if (i >= tries) throw new Error(`the log never showed ${pattern} ${n} times:\n${server.stderr().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('cluster duties: workers, background work once, store migrate', function () {
+  this.timeout(120_000);
+
+  it('--workers 2 serves from two processes on one port, replaces a crashed worker, and stops on SIGTERM', async () => {
+    const server = await TestServer.start({ env: { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_WORKERS: '2' } });
+    try {
+      await waitForCount(server, /"msg":"worker listening"/, 2);
+      const pids = [...server.stderr().matchAll(/"workerPid":(\d+)[^\n]*"msg":"worker listening"/g)].map((m) => Number(m[1]));
+      expect(new Set(pids).size).to.equal(2);
+      const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+
+      process.kill(pids[0], 'SIGKILL');
+      await waitForCount(server, /"msg":"worker died; starting another"/, 1);
+      await waitForCount(server, /"msg":"worker listening"/, 3);
+      const client = server.client();
+      for (let i = 0; i < 10; i++) {
+        const { CiphertextBlob } = await client.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId!, Plaintext: Buffer.from(`n${i}`) }));
+        expect(Buffer.from((await client.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal(`n${i}`);
+      }
+    } finally {
+      await server.stop();
+    }
+    expect(server.stderr()).to.match(/"msg":"all workers stopped"/);
+  });
+
+  it('refuses --workers 2 on the JSON store with a message saying why', () => {
+    const r = cli('serve', '--workers', '2', '--data-dir', tempDir('json-workers'), '--port', '0');
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.match(/workers 2 needs the PostgreSQL store \(P11KMS_STORE_URL=postgres:\/\/…\)/);
+  });
+
+  it('runs deletion and rotation once across two nodes, and another node takes the work over when its runner is killed', async () => {
+    const dataDir = tempDir('cluster-sweep');
+    const options = { dataDir, env: { P11KMS_STORE_URL: await freshDatabaseUrl() }, sweepIntervalSeconds: 1 };
+    let [a, b] = await Promise.all([TestServer.start(options), TestServer.start(options)]);
+    const rotating = (await a.client().send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    await a.client().send(new EnableKeyRotationCommand({ KeyId: rotating, RotationPeriodInDays: 90 }));
+    const deleting = (await b.client().send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    await b.client().send(new ScheduleKeyDeletionCommand({ KeyId: deleting, PendingWindowInDays: 7 }));
+    await Promise.all([a.stop(), b.stop()]);
+
+    // 100 days later, for both nodes (clients sign at the same offset).
+    const later = { ...options, clockOffsetSeconds: 100 * DAY_S };
+    [a, b] = await Promise.all([TestServer.start(later), TestServer.start(later)]);
+    const client = a.client({ clockOffsetMs: 100 * DAY_S * 1000 });
+    try {
+      for (let i = 0; ; i++) {
+        const gone = await client.send(new DescribeKeyCommand({ KeyId: deleting })).then(
+          () => false,
+          (e: Error) => e.name === 'NotFoundException',
+        );
+        const rotated = (await client.send(new ListKeyRotationsCommand({ KeyId: rotating }))).Rotations!.length > 0;
+        if (gone && rotated) break;
+        expect(i, 'the sweeps never ran').to.be.below(400);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const logs = a.stderr() + b.stderr();
+      expect(count(logs, /"msg":"key material rotated automatically"/)).to.equal(1);
+      expect(count(logs, /"msg":"key deleted at the end of its waiting period"/)).to.equal(1);
+      expect((await client.send(new ListKeyRotationsCommand({ KeyId: rotating }))).Rotations).to.have.length(1);
+
+      const taken = /"msg":"this process now runs this background task for the cluster"/;
+      const [runner, other] = count(a.stderr(), taken) > 0 ? [a, b] : [b, a];
+      expect(count(other.stderr(), taken), 'only one runner').to.equal(0);
+      await runner.kill();
+      await waitForCount(other, taken, 1);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it('store migrate copies a JSON store into PostgreSQL and back: idempotent, counted, verified, and the keys keep working', async () => {
+    const dataDir = tempDir('migrate');
+    const json = await TestServer.start({ dataDir });
+    const c = json.client();
+    const keyIds: string[] = [];
+    for (let i = 0; i < 3; i++) keyIds.push((await c.send(new CreateKeyCommand({ Description: `k${i}` }))).KeyMetadata!.KeyId!);
+    await c.send(new CreateAliasCommand({ AliasName: 'alias/migrated', TargetKeyId: keyIds[0] }));
+    await c.send(new CreateGrantCommand({ KeyId: keyIds[1], GranteePrincipal: 'arn:aws:iam::111122223333:user/bob', Operations: ['Decrypt'], Name: 'g' }));
+    const { CiphertextBlob } = await c.send(new EncryptCommand({ KeyId: 'alias/migrated', Plaintext: Buffer.from('kept') }));
+    await json.stop();
+
+    const url = await freshDatabaseUrl();
+    const first = cli('store', 'migrate', '--from', dataDir, '--to', url);
+    expect(first.status, first.stderr).to.equal(0);
+    expect(first.stdout).to.contain('keys: 3 in source, 3 copied, 0 already there; 3 in target');
+    expect(first.stdout).to.contain('aliases: 1 in source, 1 copied, 0 already there; 1 in target');
+    expect(first.stdout).to.contain('grants: 1 in source, 1 copied, 0 already there; 1 in target');
+    expect(first.stdout).to.contain('verified');
+    const again = cli('store', 'migrate', '--from', dataDir, '--to', url);
+    expect(again.stdout).to.contain('keys: 3 in source, 0 copied, 3 already there; 3 in target');
+
+    const pg = await TestServer.start({ dataDir, env: { P11KMS_STORE_URL: url } });
+    try {
+      const p = pg.client();
+      expect(Buffer.from((await p.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
+      expect((await p.send(new DescribeKeyCommand({ KeyId: 'alias/migrated' }))).KeyMetadata!.KeyId).to.equal(keyIds[0]);
+      expect((await p.send(new ListGrantsCommand({ KeyId: keyIds[1] }))).Grants!.map((g) => g.Name)).to.deep.equal(['g']);
+      await expectKmsError(p.send(new CreateAliasCommand({ AliasName: 'alias/migrated', TargetKeyId: keyIds[2] })));
+    } finally {
+      await pg.stop();
+    }
+
+    const back = tempDir('migrate-back');
+    const home = cli('store', 'migrate', '--from', url, '--to', back);
+    expect(home.status, home.stderr).to.equal(0);
+    expect(home.stdout).to.contain('keys: 3 in source, 3 copied, 0 already there; 3 in target');
+    const file = JSON.parse(fs.readFileSync(path.join(back, 'metadata.json'), 'utf8')) as { keys: unknown[]; aliases: unknown[]; grants: unknown[] };
+    expect([file.keys.length, file.aliases.length, file.grants.length]).to.deep.equal([3, 1, 1]);
+  });
+});
