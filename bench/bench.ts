@@ -27,6 +27,7 @@ import { loadConfig, loadHsmProfile } from '../src/config/config';
 import { KeyCustody, type MaterialRef } from '../src/custody/key-custody';
 import { Token } from '../src/custody/token';
 import { additionalData, encodeHeader, PayloadKind } from '../src/operations/shared/ciphertext';
+import { freshDatabaseUrl } from '../test/support/postgres';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CREDENTIALS = { accessKeyId: 'AKIABENCH000000000', secretAccessKey: 'bench-secret' };
@@ -54,7 +55,7 @@ function parseArgs() {
   };
 }
 
-async function startService(dataDir: string): Promise<{ child: ChildProcess; endpoint: string }> {
+async function startService(dataDir: string, extraEnv: Record<string, string> = {}, processes = 1): Promise<{ child: ChildProcess; endpoint: string }> {
   const credentialsFile = path.join(dataDir, '..', 'bench-credentials.json');
   fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [{ ...CREDENTIALS, accountId: '111122223333' }] }));
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'serve'], {
@@ -65,13 +66,17 @@ async function startService(dataDir: string): Promise<{ child: ChildProcess; end
       P11KMS_AUTH: 'strict',
       P11KMS_CREDENTIALS_FILE: credentialsFile,
       P11KMS_LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
     child.stdout!.on('data', (d: Buffer) => {
-      const m = /listening on (\S+)/.exec(d.toString());
-      if (m) resolve(m[1]);
+      out += d.toString();
+      // Every serving process prints the line: wait until all of them listen.
+      const lines = [...out.matchAll(/listening on (\S+)/g)];
+      if (lines.length >= processes) resolve(lines[0][1]);
     });
     child.once('exit', (code) => reject(new Error(`p11kms exited with ${code}`)));
   });
@@ -113,7 +118,7 @@ async function httpRun(endpoint: string, name: string, request: Awaited<ReturnTy
   });
   return {
     operation: name,
-    mode: 'HTTP + SigV4',
+    mode: 'HTTP + SigV4, JSON store, 1 process',
     concurrency: connections,
     opsPerSecond: result.requests.average,
     p50ms: result.latency.p50,
@@ -176,6 +181,43 @@ async function rawRuns(dataDir: string, ids: BenchKeys): Promise<Row[]> {
   return rows;
 }
 
+/**
+ * The same Encrypt, Decrypt and GenerateDataKey requests (strict SigV4) against the two other
+ * deployments: one process on PostgreSQL, and --workers 2 on PostgreSQL (the JSON-store
+ * process is the main run above). A throwaway PostgreSQL server runs on this machine too.
+ */
+async function clusterRuns(base: string, connections: number, duration: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const [label, workers] of [
+    ['PostgreSQL, 1 process', 1],
+    ['PostgreSQL, --workers 2', 2],
+  ] as const) {
+    const dataDir = path.join(base, `data-pg-${workers}`);
+    const { child, endpoint } = await startService(dataDir, { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_WORKERS: String(workers) }, workers);
+    try {
+      const keyId = ((await call(endpoint, 'CreateKey', {})) as { KeyMetadata: { KeyId: string } }).KeyMetadata.KeyId;
+      const context = { purpose: 'bench' };
+      const plaintext = Buffer.alloc(32, 7).toString('base64');
+      const { CiphertextBlob } = (await call(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context })) as { CiphertextBlob: string };
+      const requests = {
+        Encrypt: await signedRequest(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context }),
+        Decrypt: await signedRequest(endpoint, 'Decrypt', { CiphertextBlob, EncryptionContext: context }),
+        GenerateDataKey: await signedRequest(endpoint, 'GenerateDataKey', { KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+      };
+      for (const [name, request] of Object.entries(requests)) {
+        process.stderr.write(`bench: HTTP ${name} × ${connections} on ${label} for ${duration} s\n`);
+        rows.push({ ...(await httpRun(endpoint, name, request, connections, duration)), mode: `HTTP + SigV4, ${label}` });
+      }
+    } finally {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+    }
+  }
+  return rows;
+}
+
 function printTable(rows: Row[]): void {
   const rawBest = new Map<string, number>();
   for (const r of rows.filter((r) => r.mode === 'raw PKCS#11')) rawBest.set(r.operation, Math.max(rawBest.get(r.operation) ?? 0, r.opsPerSecond));
@@ -232,6 +274,7 @@ async function main(): Promise<void> {
       child.kill('SIGTERM');
     });
   }
+  rows.push(...(await clusterRuns(base, Math.max(...connections), duration)));
   process.stderr.write('bench: raw PKCS#11 calls on the same token\n');
   rows.push(...(await rawRuns(dataDir, ids!)));
   printTable(rows);
