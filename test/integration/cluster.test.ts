@@ -29,7 +29,13 @@ const APP = { accessKeyId: 'AKIAAPP0000000000001', secretAccessKey: 'app-secret'
 
 function writeCredentials(): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cluster-cred-')), 'credentials.json');
-  fs.writeFileSync(file, JSON.stringify({ accessKeys: [ROOT, APP] }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      accessKeys: [ROOT, APP],
+      identityPolicies: { [ROOT.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] } },
+    }),
+  );
   return file;
 }
 
