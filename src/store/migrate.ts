@@ -39,7 +39,7 @@ export async function migrateStore(source: MetadataStore, target: MetadataStore)
   const from = await everything(source);
   const counts = { keys: 0, aliases: 0, grants: 0 };
   await target.transact(async (tx) => {
-    counts.keys = await copy(from.keys, (k) => tx.getKey(k.keyId), (k) => tx.putKey(k), (k) => `key ${k.keyId}`);
+    counts.keys = await copy(from.keys, (k) => tx.getKey(k), (k) => tx.putKey(k), (k) => `key ${k.keyId} (${k.region})`);
     counts.aliases = await copy(from.aliases, (a) => tx.getAlias(a, a.aliasName), (a) => tx.putAlias(a), (a) => `alias ${a.aliasName} (${a.region}, ${a.accountId})`);
     counts.grants = await copy(from.grants, (g) => tx.getGrant(g.grantId), (g) => tx.putGrant(g), (g) => `grant ${g.grantId}`);
   });
@@ -82,7 +82,7 @@ async function verifyCopied(from: Everything, target: MetadataStore): Promise<vo
   };
   // Read through a transaction: committed state, around any cache.
   await target.transact(async (tx: StoreTransaction) => {
-    for (const k of from.keys) check(`key ${k.keyId}`, await tx.getKey(k.keyId), k);
+    for (const k of from.keys) check(`key ${k.keyId} (${k.region})`, await tx.getKey(k), k);
     for (const a of from.aliases) check(`alias ${a.aliasName}`, await tx.getAlias(a, a.aliasName), a);
     for (const g of from.grants) check(`grant ${g.grantId}`, await tx.getGrant(g.grantId), g);
   });

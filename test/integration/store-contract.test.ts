@@ -101,11 +101,11 @@ for (const backend of backends) {
       const seen = await a.transact(async (tx) => {
         tx.putKey(key);
         tx.putAlias({ ...scope, aliasName: 'alias/contract-own', targetKeyId: key.keyId, createdAt: 1, updatedAt: 1 });
-        return { key: await tx.getKey(key.keyId), aliases: (await tx.listAliases(scope)).map((x) => x.aliasName) };
+        return { key: await tx.getKey(key), aliases: (await tx.listAliases(scope)).map((x) => x.aliasName) };
       });
       expect(seen.key).to.deep.equal(key);
       expect(seen.aliases).to.include('alias/contract-own');
-      expect(await b.getKey(key.keyId)).to.deep.equal(key);
+      expect(await b.getKey(key)).to.deep.equal(key);
 
       const other = keyRecord();
       const failed = await b
@@ -116,7 +116,7 @@ for (const backend of backends) {
         })
         .catch((err: Error) => err);
       expect(failed).to.be.instanceOf(KmsError);
-      expect(await a.getKey(other.keyId)).to.equal(undefined);
+      expect(await a.getKey(other)).to.equal(undefined);
       expect(await a.getAlias(scope, 'alias/contract-own')).to.not.equal(undefined);
       expect((await a.listKeys(scope)).map((k) => k.keyId)).to.include(key.keyId);
     });
@@ -129,7 +129,7 @@ for (const backend of backends) {
         tx.putGrant(grant);
       });
       expect(JSON.stringify(await b.getGrant(grant.grantId))).to.equal(JSON.stringify(grant));
-      expect((await b.listGrants(key.keyId)).map((g) => g.grantId)).to.deep.equal([grant.grantId]);
+      expect((await b.listGrants(key)).map((g) => g.grantId)).to.deep.equal([grant.grantId]);
     });
 
     it('two handles racing on one alias name: exactly one creates it, the other sees it inside its transaction', async () => {
@@ -148,11 +148,11 @@ for (const backend of backends) {
       await a.transact((tx) => tx.putKey(key));
       const addTag = (store: MetadataStore, i: number) =>
         store.transact(async (tx) => {
-          const current = (await tx.getKey(key.keyId))!;
+          const current = (await tx.getKey(key))!;
           tx.putKey({ ...current, tags: [...current.tags, { TagKey: `t${i}`, TagValue: String(i) }] });
         });
       await Promise.all(Array.from({ length: 16 }, (_, i) => addTag(i % 2 === 0 ? a : b, i)));
-      const final = await a.transact((tx) => tx.getKey(key.keyId));
+      const final = await a.transact((tx) => tx.getKey(key));
       expect(final!.tags.map((t) => t.TagKey).sort()).to.deep.equal(Array.from({ length: 16 }, (_, i) => `t${i}`).sort());
     });
 
@@ -162,32 +162,49 @@ for (const backend of backends) {
       const create = (store: MetadataStore) =>
         store.transact(async (tx) => {
           const candidate = grantRecord(key.keyId, 'same-name');
-          const same = (await tx.listGrants(key.keyId)).find((g) => g.name === candidate.name);
+          const same = (await tx.listGrants(key)).find((g) => g.name === candidate.name);
           if (same) return same.grantId;
           tx.putGrant(candidate);
           return candidate.grantId;
         });
       const ids = await Promise.all([create(a), create(b), create(a), create(b)]);
       expect(new Set(ids).size).to.equal(1);
-      expect(await a.transact((tx) => tx.listGrants(key.keyId))).to.have.length(1);
+      expect(await a.transact((tx) => tx.listGrants(key))).to.have.length(1);
     });
 
     it('a change through one handle is read through the other once it has committed (deletions included)', async () => {
       const key = keyRecord();
       await a.transact((tx) => tx.putKey(key));
-      expect((await b.getKey(key.keyId))?.keyState).to.equal('Enabled');
+      expect((await b.getKey(key))?.keyState).to.equal('Enabled');
       await a.transact((tx) => tx.putKey({ ...key, keyState: 'Disabled' }));
       // Across processes the cache may hold the old record until the notification arrives:
       // wait for the event, not for a time.
-      for (let i = 0; (await b.getKey(key.keyId))?.keyState !== 'Disabled'; i++) {
+      for (let i = 0; (await b.getKey(key))?.keyState !== 'Disabled'; i++) {
         expect(i, 'the other handle never saw the change').to.be.below(200);
         await new Promise((r) => setTimeout(r, 10));
       }
-      await a.transact((tx) => tx.deleteKey(key.keyId));
-      for (let i = 0; (await b.getKey(key.keyId)) !== undefined; i++) {
+      await a.transact((tx) => tx.deleteKey(key));
+      for (let i = 0; (await b.getKey(key)) !== undefined; i++) {
         expect(i, 'the other handle never saw the deletion').to.be.below(200);
         await new Promise((r) => setTimeout(r, 10));
       }
+    });
+
+    it('keeps the records of a multi-Region key in step: a write to one region carries the shared fields to the others', async () => {
+      const keyId = `mrk-${randomUUID().replace(/-/g, '')}`;
+      const primary = keyRecord({ keyId, primaryRegion: 'us-east-1' });
+      const replica = { ...primary, region: 'eu-west-1', arn: keyArn({ region: 'eu-west-1', accountId: scope.accountId }, keyId), description: 'replica' };
+      await a.transact((tx) => {
+        tx.putKey(primary);
+        tx.putKey(replica);
+      });
+      const rotated = { ...primary, currentVersion: 2, materials: [...primary.materials, { version: 2, materialId: 'b'.repeat(64), createdAt: Date.now() }] };
+      await b.transact((tx) => tx.putKey(rotated));
+      const regions = await a.transact((tx) => tx.listKeyRegions(keyId));
+      expect(regions.map((k) => [k.region, k.currentVersion, k.description])).to.deep.equal([
+        ['eu-west-1', 2, 'replica'],
+        ['us-east-1', 2, ''],
+      ]);
     });
 
     it('runs background work in one process only', async () => {

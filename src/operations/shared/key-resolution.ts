@@ -133,7 +133,7 @@ async function loadKeyWithGrantOnce(services: Services, ctx: RequestContext, val
 /** Authorisation, state and usage checks for a key already found (e.g. from a ciphertext). */
 export async function checkKeyFor(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<KeyRecord> {
   return withSecondLook(services, async (s) => {
-    const current = s === services ? key : ((await s.store.getKey(key.keyId)) ?? key);
+    const current = s === services ? key : ((await s.store.getKey(key)) ?? key);
     await authorizeUse(s, ctx, current, use);
     return checkStateAndUsage(current, use);
   });

@@ -3,8 +3,8 @@ import { Pool, type PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { KmsError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
-import type { MetadataStore, StoreTransaction } from '../metadata-store';
-import type { AliasRecord, KeyRecord, Scope } from '../records';
+import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import { type AliasRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { migrateSchema } from './schema';
 
@@ -18,11 +18,12 @@ interface Queryable {
 
 type Doc<T> = { doc: T };
 
-const keyName = (keyId: string) => `k:${keyId}`;
+const keyName = (key: KeyLocator) => `k:${key.keyId}/${key.region}`;
+const keyRegionsName = (keyId: string) => `K:${keyId}`;
 const aliasName = (scope: Scope, name: string) => `a:${scope.region}/${scope.accountId}/${name}`;
 const aliasListName = (scope: Scope) => `A:${scope.region}/${scope.accountId}`;
 const grantName = (grantId: string) => `G:${grantId}`;
-const grantListName = (keyId: string) => `g:${keyId}`;
+const grantListName = (key: KeyLocator) => `g:${key.keyId}/${key.region}`;
 
 /**
  * The metadata store on PostgreSQL, for several p11kms processes and hosts on one token.
@@ -63,8 +64,12 @@ export class PostgresStore implements MetadataStore {
     }
   }
 
-  getKey(keyId: string): Promise<KeyRecord | undefined> {
-    return this.cache.get(keyName(keyId), () => readKey(this.pool, keyId));
+  getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    return this.cache.get(keyName(key), () => readKey(this.pool, key));
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    return [...(await this.cache.get(keyRegionsName(keyId), () => readKeyRegions(this.pool, keyId)))];
   }
 
   listKeys(scope?: Scope): Promise<KeyRecord[]> {
@@ -83,21 +88,22 @@ export class PostgresStore implements MetadataStore {
     return this.cache.get(grantName(grantId), () => readGrant(this.pool, grantId));
   }
 
-  async listGrants(keyId?: string): Promise<GrantRecord[]> {
-    if (keyId === undefined) return listGrantsIn(this.pool, undefined);
-    return [...(await this.cache.get(grantListName(keyId), () => listGrantsIn(this.pool, keyId)))];
+  async listGrants(key?: KeyLocator): Promise<GrantRecord[]> {
+    if (key === undefined) return listGrantsIn(this.pool, undefined);
+    return [...(await this.cache.get(grantListName(key), () => listGrantsIn(this.pool, key)))];
   }
 
   /** The same store reading around the cache (committed state at the moment of the read). */
   fresh(): MetadataStore {
     const pool = this.pool;
     return {
-      getKey: (keyId) => readKey(pool, keyId),
+      getKey: (key) => readKey(pool, key),
+      listKeyRegions: (keyId) => readKeyRegions(pool, keyId),
       listKeys: (scope) => listKeysIn(pool, scope),
       getAlias: (scope, name) => readAlias(pool, scope, name),
       listAliases: (scope) => listAliasesIn(pool, scope),
       getGrant: (grantId) => readGrant(pool, grantId),
-      listGrants: (keyId) => listGrantsIn(pool, keyId),
+      listGrants: (key) => listGrantsIn(pool, key),
       transact: (body) => this.transact(body),
       asLeader: (task, fn) => this.asLeader(task, fn),
       close: async () => undefined,
@@ -197,10 +203,17 @@ export function grantNameFingerprint(g: GrantRecord): string | null {
     .digest('hex');
 }
 
-async function readKey(q: Queryable, keyId: string): Promise<KeyRecord | undefined> {
-  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1', [keyId]);
+async function readKey(q: Queryable, key: KeyLocator): Promise<KeyRecord | undefined> {
+  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1 AND region = $2', [key.keyId, key.region]);
   return rows[0]?.doc;
 }
+
+async function readKeyRegions(q: Queryable, keyId: string): Promise<KeyRecord[]> {
+  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1', [keyId]);
+  return rows.map((r) => r.doc).sort(byRegion);
+}
+
+const byRegion = (a: KeyRecord, b: KeyRecord) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0);
 
 async function listKeysIn(q: Queryable, scope: Scope | undefined): Promise<KeyRecord[]> {
   const { rows } = scope
@@ -229,11 +242,11 @@ async function readGrant(q: Queryable, grantId: string): Promise<GrantRecord | u
   return rows[0]?.doc;
 }
 
-async function listGrantsIn(q: Queryable, keyId: string | undefined): Promise<GrantRecord[]> {
+async function listGrantsIn(q: Queryable, key: KeyLocator | undefined): Promise<GrantRecord[]> {
   const { rows } =
-    keyId === undefined
+    key === undefined
       ? await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants ORDER BY created_at, grant_id')
-      : await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE key_id = $1 ORDER BY created_at, grant_id', [keyId]);
+      : await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE key_id = $1 AND region = $2 ORDER BY created_at, grant_id', [key.keyId, key.region]);
   return rows.map((r) => r.doc);
 }
 
@@ -244,28 +257,61 @@ async function listGrantsIn(q: Queryable, keyId: string | undefined): Promise<Gr
  * and UPDATE.
  */
 class PostgresTransaction implements StoreTransaction {
-  private readonly keys = new Map<string, KeyRecord | null>();
+  /** keyName → the record written (null: deleted). */
+  private readonly keys = new Map<string, { locator: KeyLocator; record: KeyRecord | null }>();
+  /**
+   * Multi-Region keys: the record written last per key id, whose shared fields every other
+   * region's record takes (applied to records read later and, at the end, to the records of
+   * other regions this transaction did not write).
+   */
+  private readonly sharedFrom = new Map<string, KeyRecord>();
   private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
-  private readonly grants = new Map<string, { keyId: string; record: GrantRecord | null }>();
+  private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
   constructor(private readonly client: PoolClient) {}
 
-  async getKey(keyId: string): Promise<KeyRecord | undefined> {
-    const own = this.keys.get(keyId);
-    if (own !== undefined) return own ?? undefined;
-    const found = await readKey(this.client, keyId);
-    this.existed.set(keyName(keyId), found !== undefined);
-    return found;
+  async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    const own = this.keys.get(keyName(key));
+    if (own !== undefined) return own.record ?? undefined;
+    const found = await readKey(this.client, key);
+    this.existed.set(keyName(key), found !== undefined);
+    return found && this.shared(found);
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    const merged = new Map<string, KeyRecord>();
+    for (const k of await readKeyRegions(this.client, keyId)) {
+      this.existed.set(keyName(k), true);
+      merged.set(keyName(k), this.shared(k));
+    }
+    for (const [name, own] of this.keys) {
+      if (own.locator.keyId !== keyId) continue;
+      if (own.record === null) merged.delete(name);
+      else merged.set(name, own.record);
+    }
+    return [...merged.values()].sort(byRegion);
   }
 
   putKey(record: KeyRecord): void {
-    this.keys.set(record.keyId, record);
+    this.keys.set(keyName(record), { locator: record, record });
+    if (!isMultiRegion(record)) return;
+    this.sharedFrom.set(record.keyId, record);
+    for (const [name, own] of this.keys) {
+      if (own.record && own.record.keyId === record.keyId && own.record.region !== record.region) {
+        this.keys.set(name, { locator: own.locator, record: withSharedFields(own.record, record) });
+      }
+    }
   }
 
-  deleteKey(keyId: string): void {
-    this.keys.set(keyId, null);
+  deleteKey(key: KeyLocator): void {
+    this.keys.set(keyName(key), { locator: { keyId: key.keyId, region: key.region }, record: null });
+  }
+
+  private shared(record: KeyRecord): KeyRecord {
+    const source = this.sharedFrom.get(record.keyId);
+    return source && source.region !== record.region ? withSharedFields(record, source) : record;
   }
 
   async getAlias(scope: Scope, name: string): Promise<AliasRecord | undefined> {
@@ -306,14 +352,14 @@ class PostgresTransaction implements StoreTransaction {
     return found;
   }
 
-  async listGrants(keyId: string): Promise<GrantRecord[]> {
+  async listGrants(key: KeyLocator): Promise<GrantRecord[]> {
     const merged = new Map<string, GrantRecord>();
-    for (const g of await listGrantsIn(this.client, keyId)) {
+    for (const g of await listGrantsIn(this.client, key)) {
       this.existed.set(grantName(g.grantId), true);
       merged.set(g.grantId, g);
     }
     for (const [grantId, own] of this.grants) {
-      if (own.keyId !== keyId) continue;
+      if (own.key?.keyId !== key.keyId || own.key.region !== key.region) continue;
       if (own.record === null) merged.delete(grantId);
       else merged.set(grantId, own.record);
     }
@@ -321,12 +367,11 @@ class PostgresTransaction implements StoreTransaction {
   }
 
   putGrant(record: GrantRecord): void {
-    this.grants.set(record.grantId, { keyId: record.keyId, record });
+    this.grants.set(record.grantId, { key: record, record });
   }
 
   deleteGrant(grantId: string): void {
-    const known = this.grants.get(grantId);
-    this.grants.set(grantId, { keyId: known?.keyId ?? '', record: null });
+    this.grants.set(grantId, { key: this.grants.get(grantId)?.key, record: null });
   }
 
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
@@ -334,25 +379,36 @@ class PostgresTransaction implements StoreTransaction {
     const changed: string[] = [];
     const q = (sql: string, params: unknown[]) => this.client.query(sql, params);
     // Deletes first, so a record removed and another made in its place do not collide.
-    for (const [keyId, record] of this.keys) {
-      if (record === null) await q('DELETE FROM p11kms_keys WHERE key_id = $1', [keyId]);
+    for (const { locator, record } of this.keys.values()) {
+      if (record === null) await q('DELETE FROM p11kms_keys WHERE key_id = $1 AND region = $2', [locator.keyId, locator.region]);
     }
     for (const { scope, name, record } of this.aliases.values()) {
       if (record === null) await q('DELETE FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [scope.region, scope.accountId, name]);
     }
     for (const [grantId, { record }] of this.grants) {
       if (record !== null) continue;
-      const { rows } = await this.client.query<{ key_id: string }>('DELETE FROM p11kms_grants WHERE grant_id = $1 RETURNING key_id', [grantId]);
-      for (const r of rows) changed.push(grantListName(r.key_id));
+      const { rows } = await this.client.query<{ key_id: string; region: string }>('DELETE FROM p11kms_grants WHERE grant_id = $1 RETURNING key_id, region', [grantId]);
+      for (const r of rows) changed.push(grantListName({ keyId: r.key_id, region: r.region }));
     }
-    for (const [keyId, record] of this.keys) {
-      changed.push(keyName(keyId));
+    for (const [name, { locator, record }] of this.keys) {
+      changed.push(name, keyRegionsName(locator.keyId));
       if (record === null) continue;
-      await this.upsert(keyName(keyId), {
-        insert: ['INSERT INTO p11kms_keys (key_id, region, account_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)', [keyId, record.region, record.accountId, record.createdAt, JSON.stringify(record)]],
-        update: ['UPDATE p11kms_keys SET doc = $2 WHERE key_id = $1', [keyId, JSON.stringify(record)]],
-        conflict: '(key_id) DO UPDATE SET doc = EXCLUDED.doc',
+      await this.upsert(name, {
+        insert: [
+          'INSERT INTO p11kms_keys (key_id, region, account_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)',
+          [record.keyId, record.region, record.accountId, record.createdAt, JSON.stringify(record)],
+        ],
+        update: ['UPDATE p11kms_keys SET doc = $3 WHERE key_id = $1 AND region = $2', [record.keyId, record.region, JSON.stringify(record)]],
+        conflict: '(key_id, region) DO UPDATE SET doc = EXCLUDED.doc',
       });
+    }
+    // The other regions of a multi-Region key written here take its shared fields.
+    for (const [keyId, source] of this.sharedFrom) {
+      for (const sibling of await readKeyRegions(this.client, keyId)) {
+        if (this.keys.has(keyName(sibling))) continue;
+        changed.push(keyName(sibling));
+        await q('UPDATE p11kms_keys SET doc = $3 WHERE key_id = $1 AND region = $2', [sibling.keyId, sibling.region, JSON.stringify(withSharedFields(sibling, source))]);
+      }
     }
     for (const [name, { scope, record }] of this.aliases) {
       changed.push(name, aliasListName(scope));
@@ -369,15 +425,15 @@ class PostgresTransaction implements StoreTransaction {
         conflict: '(region, account_id, alias_name) DO UPDATE SET target_key_id = EXCLUDED.target_key_id, doc = EXCLUDED.doc',
       });
     }
-    for (const [grantId, { keyId, record }] of this.grants) {
+    for (const [grantId, { record }] of this.grants) {
       changed.push(grantName(grantId));
       if (record === null) continue;
-      changed.push(grantListName(keyId));
+      changed.push(grantListName(record));
       // Grants are immutable: one made again by the same id is the same grant.
       await this.upsert(grantName(grantId), {
         insert: [
-          'INSERT INTO p11kms_grants (grant_id, key_id, created_at, name_fingerprint, doc) VALUES ($1, $2, $3, $4, $5)',
-          [grantId, keyId, record.createdAt, grantNameFingerprint(record), JSON.stringify(record)],
+          'INSERT INTO p11kms_grants (grant_id, key_id, region, created_at, name_fingerprint, doc) VALUES ($1, $2, $3, $4, $5, $6)',
+          [grantId, record.keyId, record.region, record.createdAt, grantNameFingerprint(record), JSON.stringify(record)],
         ],
         update: ['UPDATE p11kms_grants SET doc = $2 WHERE grant_id = $1', [grantId, JSON.stringify(record)]],
         conflict: '(grant_id) DO UPDATE SET doc = EXCLUDED.doc',
