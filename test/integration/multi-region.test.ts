@@ -313,7 +313,7 @@ describe('multi-Region key deletion order, restarts and token objects', function
     }
   });
 
-  it('replicas, primary region and shared rotation survive a restart', async () => {
+  it('replicas and the primary region survive a restart; the former primary, deleted first, leaves the material to the new one', async () => {
     let server = await TestServer.start();
     try {
       const east = server.client({ region: EAST });
@@ -321,11 +321,23 @@ describe('multi-Region key deletion order, restarts and token objects', function
       await east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST, Description: 'persisted' }));
       await east.send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST }));
       const { CiphertextBlob } = await east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('across restarts') }));
+      const objects = () => listTokenObjects(server.dataDir).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)).length;
       server = await server.restart();
-      const west = server.client({ region: WEST });
+      let west = server.client({ region: WEST });
       const m = (await west.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
       expect(m).to.include({ Description: 'persisted', KeyState: 'Enabled' });
       expect(m.MultiRegionConfiguration).to.deep.equal({ MultiRegionKeyType: 'PRIMARY', PrimaryKey: { Arn: arnIn(WEST, keyId), Region: WEST }, ReplicaKeys: [{ Arn: arnIn(EAST, keyId), Region: EAST }] });
+      expect(Buffer.from((await west.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('across restarts');
+
+      // The record that created the material goes first; the other region's reference keeps it,
+      // through the sweeper and through start-up reconciliation.
+      await server.client({ region: EAST }).send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+      server = await server.restart({ clockOffsetSeconds: 8 * DAY_S });
+      await server.waitForLog(/key deleted at the end of its waiting period/);
+      server = await server.restart({ clockOffsetSeconds: 8 * DAY_S });
+      west = server.client({ region: WEST, clockOffsetMs: 8 * DAY_S * 1000 });
+      expect(objects()).to.equal(1);
+      expect((await west.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.MultiRegionConfiguration!.ReplicaKeys).to.deep.equal([]);
       expect(Buffer.from((await west.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('across restarts');
       expect(server.stderr()).to.not.match(/destroyed a token object no key refers to|key material is missing/);
     } finally {
