@@ -55,6 +55,8 @@ export interface ConditionInput {
   /** The service clock, milliseconds since the epoch. */
   now: number;
   sourceIp?: string;
+  /** TLS (aws:SecureTransport) and the mutual-TLS client subject (p11kms:TlsClientSubject). */
+  transport?: { secure: boolean; clientCertificateSubject?: string };
   key?: KeyRecord;
   /** The alias the request named the key by (kms:RequestAlias). */
   requestAlias?: string;
@@ -82,7 +84,9 @@ export function conditionValuesOf(input: ConditionInput): ConditionValues {
   set('aws:SourceIp', input.sourceIp);
   set('aws:CurrentTime', new Date(input.now).toISOString());
   set('aws:EpochTime', Math.floor(input.now / 1000));
-  set('aws:SecureTransport', false);
+  set('aws:SecureTransport', input.transport?.secure ?? false);
+  // p11kms's own key: the subject of the client certificate mutual TLS verified, e.g. "O=Example Corp,CN=billing-app".
+  set('p11kms:TlsClientSubject', input.transport?.clientCertificateSubject);
   set('aws:RequestedRegion', input.region);
   set('kms:CallerAccount', caller.accountId);
   set('kms:KeySpec', key?.keySpec ?? request.keySpec);

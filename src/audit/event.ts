@@ -56,6 +56,8 @@ export interface ApiCall {
   region: string | undefined;
   sourceIp: string | undefined;
   userAgent: string | undefined;
+  /** Subject of the client certificate mutual TLS verified, recorded in additionalEventData. */
+  tlsClientSubject?: string;
   /** Decoded input, or the raw JSON when the request failed before decoding. */
   input?: unknown;
   /** `input` is the decoded request (the operation ran, or failed after validation). */
@@ -101,7 +103,7 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
     ...(call.error ? { errorCode: call.error.code, errorMessage: call.error.message } : {}),
     requestParameters: op ? requestParametersOf(op, call.input, call.output, call.inputDecoded === true) : null,
     responseElements: op && !call.error ? disclose(op, 'response', call.output) : null,
-    additionalEventData: { dialect: call.dialect, ...call.dialectDetail, ...materialIdsOf(call.output) },
+    additionalEventData: { dialect: call.dialect, ...call.dialectDetail, ...(call.tlsClientSubject ? { tlsClientSubject: call.tlsClientSubject } : {}), ...materialIdsOf(call.output) },
     requestID: call.requestId,
     eventID: eventIdOf(call.requestId),
     readOnly: op !== undefined && (READ_ONLY_USE.has(op) || /^(Describe|Get|List)/.test(op)),

@@ -16,8 +16,16 @@ export interface RequestContext {
   requestId: string;
   /** The client's address as the wire layer saw it (aws:SourceIp). */
   sourceIp?: string;
+  /** How the request arrived: TLS (aws:SecureTransport) and a verified client certificate. */
+  transport?: Transport;
   /** GrantTokens of the request, if the operation takes them. */
   grantTokens?: readonly string[];
+}
+
+export interface Transport {
+  secure: boolean;
+  /** Subject of the client certificate verified by mutual TLS (condition key p11kms:TlsClientSubject). */
+  clientCertificateSubject?: string;
 }
 
 /** The long-lived parts every operation may use. Built once per process, never global. */

@@ -89,6 +89,13 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/** How a request's connection arrived, for condition keys and the audit record. */
+export function transportOf(socket: unknown): { secure: boolean; clientCertificateSubject?: string } {
+  const secure = (socket as { encrypted?: boolean }).encrypted === true;
+  const subject = secure ? clientCertificateSubject(socket) : undefined;
+  return subject ? { secure, clientCertificateSubject: subject } : { secure };
+}
+
 /** The subject of a verified client certificate (mutual TLS), as an RFC 2253-like string. */
 export function clientCertificateSubject(socket: unknown): string | undefined {
   const tlsSocket = socket as { authorized?: boolean; getPeerCertificate?: () => { subject?: Record<string, string | string[]> } };

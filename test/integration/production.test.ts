@@ -257,18 +257,55 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
 
     before(async function () {
       clientCa = new TestCa(path.join(work, 'clients'), 'clients');
-      server = await TestServer.start({ env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile, P11KMS_TLS_CLIENT_CA: clientCa.cert } });
+      fs.writeFileSync(path.join(work, 'mtls-credentials.json'), credentialsOf(alice));
+      server = await TestServer.start({
+        auth: 'strict',
+        credentialsFile: path.join(work, 'mtls-credentials.json'),
+        env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile, P11KMS_TLS_CLIENT_CA: clientCa.cert },
+      });
     });
+
+    function clientWith(cert: { cert: string; key: string }): KMSClient {
+      return server.client({ ...alice, tls: { ca: caPem, cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) } });
+    }
 
     after(async function () {
       await server?.stop();
     });
 
     it('accepts a client certificate issued by the client CA', async function () {
-      const app = clientCa.client('billing-app', 'Example Corp');
-      const kms = server.client({ tls: { ca: caPem, cert: fs.readFileSync(app.cert), key: fs.readFileSync(app.key) } });
+      const kms = clientWith(clientCa.client('billing-app', 'Example Corp'));
       const random = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 16 }));
       expect(random.Plaintext).to.have.length(16);
+    });
+
+    it('gives key policies the verified subject (p11kms:TlsClientSubject, aws:SecureTransport) and records it in the audit trail', async function () {
+      const billing = clientWith(clientCa.client('billing-app', 'Example Corp'));
+      const reporting = clientWith(clientCa.client('reporting-app', 'Example Corp'));
+      const policy = {
+        Version: '2012-10-17',
+        Statement: [
+          { Sid: 'Account', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111122223333:root' }, Action: 'kms:*', Resource: '*' },
+          { Sid: 'OnlyBilling', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Encrypt', Resource: '*', Condition: { StringNotEquals: { 'p11kms:TlsClientSubject': 'O=Example Corp,CN=billing-app' } } },
+          { Sid: 'OnlyTls', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } },
+        ],
+      };
+      const keyId = (await billing.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }))).KeyMetadata!.KeyId!;
+      const sealed = await billing.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('for billing') }));
+      expect(Buffer.from((await billing.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob }))).Plaintext!).toString()).to.equal('for billing');
+      const denied = await expectKmsError(reporting.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('not for reporting') })));
+      expect(denied.name).to.equal('AccessDeniedException');
+      const auditDir = path.join(server.dataDir, 'audit');
+      const records = fs
+        .readdirSync(auditDir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .flatMap((f) => fs.readFileSync(path.join(auditDir, f), 'utf8').split('\n').filter(Boolean))
+        .map((l) => JSON.parse(l) as { eventName: string; errorCode?: string; additionalEventData?: Record<string, unknown> });
+      const encrypts = records.filter((r) => r.eventName === 'Encrypt');
+      expect(encrypts.map((r) => [r.errorCode ?? 'ok', r.additionalEventData?.tlsClientSubject])).to.deep.equal([
+        ['ok', 'O=Example Corp,CN=billing-app'],
+        ['AccessDeniedException', 'O=Example Corp,CN=reporting-app'],
+      ]);
     });
 
     it('refuses a client without a certificate, and one from another CA, at the handshake', async function () {

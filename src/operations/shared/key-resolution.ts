@@ -163,12 +163,13 @@ async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRec
 }
 
 /** The condition values of this request (caller, clock, source address, principal tags and `more`). */
-export function requestConditionValues(services: Services, ctx: RequestContext, more: Omit<ConditionInput, 'caller' | 'region' | 'now' | 'sourceIp'>): ConditionValues {
+export function requestConditionValues(services: Services, ctx: RequestContext, more: Omit<ConditionInput, 'caller' | 'region' | 'now' | 'sourceIp' | 'transport'>): ConditionValues {
   return conditionValuesOf({
     caller: ctx.caller,
     region: ctx.scope.region,
     now: services.clock.now(),
     sourceIp: ctx.sourceIp,
+    transport: ctx.transport,
     principalTags: services.access?.directory.principalTagsOf(ctx.caller),
     ...more,
   });

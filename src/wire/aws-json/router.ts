@@ -9,6 +9,7 @@ import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
+import { transportOf } from '../../server/listener';
 import { decodeInput, encodeOutput } from './codec';
 import { errorResponse, httpStatusOf } from './error-response';
 import type { SigV4Authenticator } from './sigv4-auth';
@@ -105,6 +106,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       requestId,
       // Express's req.ip without 'trust proxy'.
       sourceIp: req.socket.remoteAddress,
+      transport: transportOf(req.socket),
       grantTokens: Array.isArray((input as { GrantTokens?: unknown }).GrantTokens) ? ((input as { GrantTokens: string[] }).GrantTokens) : undefined,
     };
     await deps.services.quotas?.admit(op, input, ctx, deps.services);
@@ -149,6 +151,7 @@ async function answer(
       ...(call.caller ? { caller: call.caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
       region: call.region ?? claimedRegionOf(req),
       sourceIp: req.socket.remoteAddress,
+      tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
       userAgent: req.headers['user-agent'],
       input: call.input,
       inputDecoded: call.inputDecoded,

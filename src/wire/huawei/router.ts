@@ -9,6 +9,7 @@ import type { AuthMode, HuaweiProject } from '../../config/config';
 import type { RequestContext, Services } from '../../operations';
 import { KmsError } from '../../errors';
 import { type Action, ACTIONS, type Body, TAG_ACTIONS, tracedCalls } from './actions';
+import { transportOf } from '../../server/listener';
 import { HuaweiAuthenticator } from './auth';
 import { HuaweiError, huaweiErrorResponse, invalid } from './errors';
 
@@ -170,7 +171,7 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const input = parseBody(body);
     const sequence = input.sequence;
     if (sequence !== undefined && (typeof sequence !== 'string' || sequence.length !== 36)) throw invalid('KMS.0206');
-    const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId };
+    const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress, transport: transportOf(req.socket) };
     seen.ctx = ctx;
     seen.region = project.region;
     const output = await found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
@@ -206,6 +207,7 @@ async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: 
         ...(seen.caller ? { caller: seen.caller } : {}),
         region: seen.region,
         sourceIp: req.socket.remoteAddress,
+        tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
         userAgent: req.headers['user-agent'],
         input: primary?.input,
         inputDecoded: primary !== undefined,
