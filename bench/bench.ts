@@ -14,12 +14,9 @@
  *
  * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import autocannon from 'autocannon';
 import pino from 'pino';
 import { Bench } from 'tinybench';
@@ -28,10 +25,7 @@ import { KeyCustody, type MaterialRef } from '../src/custody/key-custody';
 import { Token } from '../src/custody/token';
 import { additionalData, encodeHeader, PayloadKind } from '../src/operations/shared/ciphertext';
 import { freshDatabaseUrl } from '../test/support/postgres';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-const CREDENTIALS = { accessKeyId: 'AKIABENCH000000000', secretAccessKey: 'bench-secret' };
-const REGION = 'us-east-1';
+import { signedRequest, startService } from './service';
 
 interface Row {
   operation: string;
@@ -53,51 +47,6 @@ function parseArgs() {
     duration: Number(get('duration', '5')),
     connections: get('connections', '1,16,64').split(',').map(Number),
   };
-}
-
-async function startService(dataDir: string, extraEnv: Record<string, string> = {}, processes = 1): Promise<{ child: ChildProcess; endpoint: string }> {
-  const credentialsFile = path.join(dataDir, '..', 'bench-credentials.json');
-  fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [{ ...CREDENTIALS, accountId: '111122223333' }] }));
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'serve'], {
-    env: {
-      ...process.env,
-      P11KMS_PORT: '0',
-      P11KMS_DATA_DIR: dataDir,
-      P11KMS_AUTH: 'strict',
-      P11KMS_CREDENTIALS_FILE: credentialsFile,
-      P11KMS_LOG_LEVEL: 'warn',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      // Every serving process prints the line: wait until all of them listen.
-      const lines = [...out.matchAll(/listening on (\S+)/g)];
-      if (lines.length >= processes) resolve(lines[0][1]);
-    });
-    child.once('exit', (code) => reject(new Error(`p11kms exited with ${code}`)));
-  });
-  return { child, endpoint };
-}
-
-async function signedRequest(endpoint: string, operation: string, body: unknown) {
-  const url = new URL(endpoint);
-  const signer = new SignatureV4({ credentials: CREDENTIALS, region: REGION, service: 'kms', sha256: Hash.bind(null, 'sha256') });
-  const payload = JSON.stringify(body);
-  const signed = await signer.sign({
-    method: 'POST',
-    protocol: 'http:',
-    hostname: url.hostname,
-    port: Number(url.port),
-    path: '/',
-    query: {},
-    headers: { host: url.host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `TrentService.${operation}` },
-    body: payload,
-  });
-  return { method: 'POST' as const, path: '/', headers: signed.headers as Record<string, string>, body: payload };
 }
 
 async function call(endpoint: string, operation: string, body: unknown): Promise<Record<string, unknown>> {

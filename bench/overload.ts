@@ -1,0 +1,84 @@
+/**
+ * Throttling run (not a test): a service with a small token session pool is driven far past
+ * its capacity with SigV4-signed Sign RSA_2048 requests (token-bound), once with load shedding
+ * (sessionQueueLimit 8) and once without (queue limit far above the offered concurrency).
+ * Prints offered rate, admitted rate, p50/p99 of admitted requests, throttled and other errors.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import autocannon from 'autocannon';
+import { signedRequest as signed, startService } from './service';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function run(label: string, poolSize: number, queueLimit: number, connections: number, duration: number): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-overload-'));
+  // A profile like the default one with a small session pool and the given queue limit.
+  const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'native-config', 'softhsm2.json'), 'utf8')) as Record<string, unknown>;
+  const profile = path.join(dir, 'profile.json');
+  fs.writeFileSync(profile, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: poolSize, sessionQueueLimit: queueLimit }));
+  fs.mkdirSync(path.join(dir, 'data'));
+  const { child, endpoint } = await startService(path.join(dir, 'data'), { P11KMS_HSM_PROFILE: profile, P11KMS_LOG_LEVEL: 'error' });
+  try {
+    const create = await signed(endpoint, 'CreateKey', { KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' });
+    const created = (await (await fetch(`${endpoint}/`, { method: 'POST', headers: create.headers, body: create.body })).json()) as { KeyMetadata: { KeyId: string } };
+    const request = await signed(endpoint, 'Sign', { KeyId: created.KeyMetadata.KeyId, Message: Buffer.from('overload').toString('base64'), SigningAlgorithm: 'RSASSA_PSS_SHA_256' });
+    const latencies = new Map<number, number[]>();
+    const result = await autocannon({
+      url: endpoint,
+      connections,
+      duration,
+      requests: [request],
+      setupClient(client) {
+        client.on('response', (status: number, _bytes: number, ms: number) => {
+          let list = latencies.get(status);
+          if (!list) latencies.set(status, (list = []));
+          list.push(ms);
+        });
+      },
+    });
+    const ok = (latencies.get(200) ?? []).sort((a, b) => a - b);
+    const throttled = (latencies.get(400) ?? []).sort((a, b) => a - b);
+    const other = [...latencies.entries()].filter(([s]) => s !== 200 && s !== 400).reduce((n, [, l]) => n + l.length, 0);
+    const total = [...latencies.values()].reduce((n, l) => n + l.length, 0);
+    console.log(
+      [
+        label,
+        `pool ${poolSize}, queue limit ${queueLimit}, ${connections} connections, ${duration} s`,
+        `offered ${(total / duration).toFixed(0)}/s`,
+        `admitted ${(ok.length / duration).toFixed(0)}/s`,
+        `admitted p50 ${percentile(ok, 50).toFixed(1)} ms, p99 ${percentile(ok, 99).toFixed(1)} ms`,
+        `throttled ${throttled.length} (p99 ${percentile(throttled, 99).toFixed(1)} ms)`,
+        `other statuses ${other}, socket errors ${result.errors}, timeouts ${result.timeouts}`,
+      ].join(' | '),
+    );
+    const metrics = await (await fetch(`${endpoint}/metrics`)).text();
+    console.log(`  service: ${metrics.split('\n').filter((l) => /^p11kms_(token_shed_total|requests_total\{.*Sign)/.test(l)).join('; ')}`);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const connections = option('connections', 256);
+  const duration = option('duration', 15);
+  await run('capacity', 2, 8, 2, duration);
+  await run('overload, shedding', 2, 8, connections, duration);
+  await run('overload, no shedding', 2, 100_000, connections, duration);
+}
+
+void main();
