@@ -4,7 +4,9 @@
  * (sessionQueueLimit 8) and once without (queue limit far above the offered concurrency).
  * Prints offered rate, admitted rate, p50/p99 of admitted requests, throttled and other errors.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15]
+ *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15] [--rate 800]
+ * Without --rate every connection sends its next request as soon as the previous is answered
+ * (a retry storm: no back-off after ThrottlingException); with it the offered rate is fixed.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,7 +25,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function run(label: string, poolSize: number, queueLimit: number, connections: number, duration: number): Promise<void> {
+async function run(label: string, poolSize: number, queueLimit: number, connections: number, duration: number, rate?: number): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-overload-'));
   // A profile like the default one with a small session pool and the given queue limit.
   const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'native-config', 'softhsm2.json'), 'utf8')) as Record<string, unknown>;
@@ -40,6 +42,8 @@ async function run(label: string, poolSize: number, queueLimit: number, connecti
       url: endpoint,
       connections,
       duration,
+      // Open loop: a fixed offered rate, as independent clients would send; closed loop otherwise.
+      ...(rate ? { overallRate: rate } : {}),
       requests: [request],
       setupClient(client) {
         client.on('response', (status: number, _bytes: number, ms: number) => {
@@ -56,7 +60,7 @@ async function run(label: string, poolSize: number, queueLimit: number, connecti
     console.log(
       [
         label,
-        `pool ${poolSize}, queue limit ${queueLimit}, ${connections} connections, ${duration} s`,
+        `pool ${poolSize}, queue limit ${queueLimit}, ${connections} connections${rate ? `, offered at ${rate}/s` : ' (closed loop)'}, ${duration} s`,
         `offered ${(total / duration).toFixed(0)}/s`,
         `admitted ${(ok.length / duration).toFixed(0)}/s`,
         `admitted p50 ${percentile(ok, 50).toFixed(1)} ms, p99 ${percentile(ok, 99).toFixed(1)} ms`,
@@ -76,9 +80,10 @@ async function run(label: string, poolSize: number, queueLimit: number, connecti
 async function main(): Promise<void> {
   const connections = option('connections', 256);
   const duration = option('duration', 15);
+  const rate = option('rate', 0) || undefined;
   await run('capacity', 2, 8, 2, duration);
-  await run('overload, shedding', 2, 8, connections, duration);
-  await run('overload, no shedding', 2, 100_000, connections, duration);
+  await run('overload, shedding', 2, 8, connections, duration, rate);
+  await run('overload, no shedding', 2, 100_000, connections, duration, rate);
 }
 
 void main();
