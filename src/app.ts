@@ -78,6 +78,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
         fsync: config.auditFsync,
         onFsync: metrics.observeFsync,
         ...(identity ? { identity } : {}),
+        unsignedMaxSeconds: config.auditUnsignedMaxSeconds,
+        unsignedMaxRecords: config.auditUnsignedMaxRecords,
+        signingKeyRotationDays: config.auditSigningKeyRotationDays,
       },
       auditSigner,
       services.clock,
@@ -132,7 +135,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail });
     app.post('/', awsJson);
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail }));
-    mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, publicKeyPem: auditSigner.publicKeyPem, defaultAccountId: config.accountId, log });
+    mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId, log });
     app.use((_req, res) => {
       res.setHeader('x-amzn-RequestId', randomUUID());
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { listTrailFiles, PUBLIC_KEY_FILE } from './format';
+import { fingerprintOf, listPublicKeyFiles, listTrailFiles } from './format';
 
 /**
  * The hash chains under the given directories: a directory holding trail files is one chain;
@@ -21,9 +21,25 @@ export function findChains(dirs: readonly string[]): string[] {
   return chains;
 }
 
-/** The public key a chain is checked with: the one given, else the chain's own, else its parent's. */
-export function publicKeyFileOf(chain: string, given: string | undefined): string {
-  if (given) return given;
-  const own = path.join(chain, PUBLIC_KEY_FILE);
-  return fs.existsSync(own) ? own : path.join(path.dirname(chain), PUBLIC_KEY_FILE);
+/**
+ * The trust list for verifying chains: the key files given, else every
+ * audit-signing-public-key*.pem of the chains and of their parent directories (each process
+ * publishes the token's key versions beside its chain). `consistent` is false when two of
+ * those files name the same key version with different keys (one was replaced).
+ */
+export function trustedKeysOf(chains: readonly string[], given: readonly string[] | undefined): { keys: string[]; consistent: boolean } {
+  if (given) return { keys: given.map((f) => fs.readFileSync(f, 'utf8')), consistent: true };
+  const dirs = [...new Set(chains.flatMap((c) => [c, path.dirname(c)]))];
+  const keys = new Map<string, string>();
+  const byVersion = new Map<string, Set<string>>();
+  for (const dir of dirs) {
+    for (const name of listPublicKeyFiles(dir)) {
+      const pem = fs.readFileSync(path.join(dir, name), 'utf8');
+      const fingerprint = fingerprintOf(pem);
+      keys.set(fingerprint, pem);
+      const version = /-v(\d+)\.pem$/.exec(name)?.[1];
+      if (version) byVersion.set(version, (byVersion.get(version) ?? new Set()).add(fingerprint));
+    }
+  }
+  return { keys: [...keys.values()], consistent: [...byVersion.values()].every((s) => s.size === 1) };
 }

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
-import { findChains, publicKeyFileOf } from './chains';
-import { PUBLIC_KEY_FILE } from './format';
+import { findChains, trustedKeysOf } from './chains';
+import { listPublicKeyFiles, publicKeyFileOf } from './format';
+import { ROTATE_KEY_REQUEST_FILE } from './trail';
 import { formatRow, parseTime, queryChains } from './query';
 import { formatFinding, type VerifyReport, verifyTrail } from './verify';
 
@@ -16,33 +18,31 @@ export function registerAuditCommands(program: Command): void {
     .command('verify')
     .description('check the hash chain and the digest signatures with only the public key; exit 1 on any damage')
     .requiredOption('--dir <dirs...>', 'audit trail directories (the service writes <dataDir>/audit); every chain in them and in their subdirectories is checked')
-    .option('--public-key <file>', `signing public key (PEM); default <chain>/${PUBLIC_KEY_FILE}`)
+    .option('--public-key <files...>', 'trusted signing public keys (PEM), one per key version; default every audit-signing-public-key*.pem of the chains and their parent directory')
     .option('--from <time>', 'only files that cover this time or later (ISO 8601, or 30m/12h/7d ago)')
     .option('--to <time>', 'only files that cover this time or earlier')
     .option('--json', 'print the report as JSON')
-    .action((opts: { dir: string[]; publicKey?: string; from?: string; to?: string; json?: boolean }) => {
+    .action((opts: { dir: string[]; publicKey?: string[]; from?: string; to?: string; json?: boolean }) => {
       const chains = findChains(opts.dir);
-      const keys = new Set<string>();
+      const trust = trustedKeysOf(chains, opts.publicKey);
       const reports: Array<{ chain: string; report: VerifyReport }> = chains.map((chain) => {
-        const publicKeyPem = fs.readFileSync(publicKeyFileOf(chain, opts.publicKey), 'utf8');
-        keys.add(publicKeyPem.trim());
         return {
           chain,
           report: verifyTrail({
             dir: chain,
-            publicKeyPem,
+            trustedKeys: trust.keys,
             ...(opts.from ? { from: parseTime(opts.from) } : {}),
             ...(opts.to ? { to: parseTime(opts.to) } : {}),
           }),
         };
       });
-      // Every process signs with the one key in the token: chains claiming different keys were tampered with.
-      const oneKey = keys.size === 1;
+      // Every process signs with the token's keys: chains that disagree on a key version were tampered with.
+      const oneKey = trust.consistent;
       const ok = oneKey && reports.every((r) => r.report.ok);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(chains.length === 1 ? reports[0].report : { ok, sameSigningKey: oneKey, chains: reports }, null, 2)}\n`);
       } else {
-        if (!oneKey) process.stdout.write('error: the chains carry different signing public keys; give the deployment\'s key with --public-key\n');
+        if (!oneKey) process.stdout.write('error: the chains carry different signing public keys for the same key version; give the deployment\'s keys with --public-key\n');
         for (const { chain, report } of reports) {
           const prefix = chains.length > 1 ? `${chain}: ` : '';
           for (const f of report.findings) process.stdout.write(`${prefix}${formatFinding(f)}\n`);
@@ -54,6 +54,29 @@ export function registerAuditCommands(program: Command): void {
         if (chains.length > 1) process.stdout.write(`${ok ? 'OK' : 'FAILED'}: ${chains.length} chains\n`);
       }
       process.exitCode = ok ? 0 : 1;
+    });
+
+  audit
+    .command('rotate-key')
+    .description('make the running service sign with a new signing key version (the old private key is destroyed in the token)')
+    .requiredOption('--dir <dir>', "audit trail directory of the running service (with several processes, any one process's directory: the others follow)")
+    .option('--timeout <seconds>', 'how long to wait for the service', '60')
+    .action(async (opts: { dir: string; timeout: string }) => {
+      const request = path.join(opts.dir, ROTATE_KEY_REQUEST_FILE);
+      const before = new Set(listPublicKeyFiles(opts.dir));
+      fs.writeFileSync(request, `${new Date().toISOString()}\n`);
+      const deadline = Date.now() + Number(opts.timeout) * 1000;
+      // The service removes the request once the new version has signed its first digest.
+      while (fs.existsSync(request) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      if (fs.existsSync(request)) {
+        fs.rmSync(request, { force: true });
+        process.stderr.write(`p11kms: no service rotated the key within ${opts.timeout} s; is p11kms running with audit directory ${opts.dir}?\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const added = listPublicKeyFiles(opts.dir).filter((n) => !before.has(n));
+      const version = added.map((n) => /-v(\d+)\.pem$/.exec(n)?.[1]).find(Boolean);
+      process.stdout.write(`audit signing key rotated${version ? `: version ${version}, public key ${path.join(opts.dir, publicKeyFileOf(Number(version)))}` : ''}\n`);
     });
 
   audit

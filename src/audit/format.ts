@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -13,6 +13,19 @@ import * as path from 'node:path';
  */
 export const GENESIS_HASH = '0'.repeat(64);
 export const PUBLIC_KEY_FILE = 'audit-signing-public-key.pem';
+/** Every version of the signing key's public half, kept for verifying old digests. */
+export const publicKeyFileOf = (version: number): string => `audit-signing-public-key-v${version}.pem`;
+const PUBLIC_KEY_FILES = /^audit-signing-public-key(-.+)?\.pem$/;
+
+/** The public key files in a trail directory (`audit verify`'s default trust list). */
+export function listPublicKeyFiles(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => PUBLIC_KEY_FILES.test(n)).sort() : [];
+}
+
+/** SHA-256 (hex) of a public key's SubjectPublicKeyInfo (DER): how digests name their key. */
+export function fingerprintOf(publicKeyPem: string): string {
+  return sha256Hex(createPublicKey(publicKeyPem).export({ format: 'der', type: 'spki' }));
+}
 export const SIGNATURE_ALGORITHM = 'ECDSA_P256_SHA256';
 export const RECOVERY_EVENT = 'AuditTrailRecovered';
 
@@ -134,6 +147,10 @@ export interface FileCoverage {
 
 export interface DigestBody {
   digestVersion: 1;
+  /** The signing key's version (token object p11kms-audit:signing:v<N>); absent before keys rotated: 1. */
+  signingKeyVersion?: number;
+  /** The bound the writer keeps on records chained but not yet signed (verify checks the tail against it). */
+  unsignedTailBound?: { maxSeconds: number; maxRecords: number };
   digestSequence: number;
   digestTime: string;
   reason: string;

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type Hash, randomUUID } from 'node:crypto';
+import { createHash, type Hash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -12,7 +12,10 @@ import {
   listDigestFiles,
   listTrailFiles,
   openRecord,
+  fingerprintOf,
+  listPublicKeyFiles,
   PUBLIC_KEY_FILE,
+  publicKeyFileOf,
   readDigest,
   RECOVERY_EVENT,
   sealRecord,
@@ -46,13 +49,32 @@ export interface TrailSettings {
    * keeps its own chain in its own directory); recorded in every record as p11kmsProcess.
    */
   identity?: string;
+  /**
+   * The unsigned tail's bound: records chained but not yet covered by a signed digest. A
+   * digest is signed before the oldest such record is `unsignedMaxSeconds` old or there are
+   * `unsignedMaxRecords` of them; every digest states the bound, and `audit verify` reports a
+   * longer tail as an error.
+   */
+  unsignedMaxSeconds: number;
+  unsignedMaxRecords: number;
+  /** The signing key rotates when its version is this many days old (0: only on request). */
+  signingKeyRotationDays: number;
 }
 
 /** Signs digests with a key the trail never sees (held in the token). */
 export interface DigestSigner {
   readonly publicKeyPem: string;
+  /** Version of the signing key, named in each digest. */
+  readonly version: number;
   sign(data: Buffer): Promise<Buffer>;
+  /** Makes a new key version current. */
+  rotate(): Promise<void>;
+  /** Picks up a newer version another process made; true when the version changed. */
+  refresh(): Promise<boolean>;
 }
+
+/** `audit rotate-key` asks the running service by creating this file in the trail directory. */
+export const ROTATE_KEY_REQUEST_FILE = 'rotate-signing-key.request';
 
 const BATCH_FSYNC_MS = 1000;
 const ROTATION_CHECK_MS = 60_000;
@@ -108,7 +130,15 @@ export class AuditTrail implements AuditSink {
   private rotationWanted = false;
   /** The newest record that reached the file (the chain head a digest may vouch for). */
   private writtenHead = { sequenceNumber: 0, recordHash: GENESIS_HASH };
-  private digestWaiters: Array<{ reason: string; resolve: () => void; reject: (e: Error) => void }> = [];
+  private digestWaiters: Array<{ reason: string; rotateKey?: boolean; resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Records written since the last digest, and the timer that signs them before the time bound. */
+  private unsignedRecords = 0;
+  private tailTimer: NodeJS.Timeout | undefined;
+  private tailDigestRequested = false;
+  /** When the current signing key version started signing (service clock). */
+  private keySince: number | undefined;
+  private requestWatcher: fs.FSWatcher | undefined;
+  private keyRotating = false;
   private batchTimer: NodeJS.Timeout | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -117,7 +147,6 @@ export class AuditTrail implements AuditSink {
   private readonly files = new Map<string, FileState>();
   private readonly covered = new Map<string, string>();
   private lastDigest: { name: string; sha256: string; sequence: number } | undefined;
-  private readonly fingerprint: string;
   /** fsync 'always': fdatasyncs started and not yet finished, oldest first. */
   private syncs: Array<Promise<void>> = [];
   /** fsync 'always': settles when the newest batch and every batch before it are durable. */
@@ -128,9 +157,10 @@ export class AuditTrail implements AuditSink {
     private readonly signer: DigestSigner,
     private readonly clock: Clock,
     private readonly log: Logger,
-  ) {
-    const spki = createPublicKey(signer.publicKeyPem).export({ format: 'der', type: 'spki' });
-    this.fingerprint = sha256Hex(spki);
+  ) {}
+
+  private get fingerprint(): string {
+    return fingerprintOf(this.signer.publicKeyPem);
   }
 
   static async open(settings: TrailSettings, signer: DigestSigner, clock: Clock, log: Logger): Promise<AuditTrail> {
@@ -154,9 +184,21 @@ export class AuditTrail implements AuditSink {
 
   /** Signs a digest of everything written so far (on demand: SIGUSR2, shutdown). */
   digestNow(reason: string): Promise<void> {
+    return this.queueDigest(reason, false);
+  }
+
+  /**
+   * Signs everything written so far with the current key, makes a new key version current
+   * (`audit rotate-key`, or the schedule) and signs a digest with it at once.
+   */
+  rotateSigningKey(reason: string): Promise<void> {
+    return this.queueDigest(reason, true);
+  }
+
+  private queueDigest(reason: string, rotateKey: boolean): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.digestWaiters.push({ reason, resolve, reject });
+      this.digestWaiters.push({ reason, rotateKey, resolve, reject });
       this.kick();
     });
   }
@@ -168,6 +210,8 @@ export class AuditTrail implements AuditSink {
     this.closed = true;
     clearInterval(this.batchTimer);
     clearInterval(this.rotationTimer);
+    clearTimeout(this.tailTimer);
+    this.requestWatcher?.close();
     await this.flushing;
     await this.settle();
     await this.active.handle.close().catch(() => undefined);
@@ -202,34 +246,41 @@ export class AuditTrail implements AuditSink {
         } else {
           for (const p of batch) p.resolve();
         }
-        continue;
-      }
-      await this.settle();
-      if (this.failure) return;
-      if (this.rotationWanted) {
-        this.rotationWanted = false;
-        try {
-          await this.rotate('time');
-        } catch (err) {
-          this.fail(err, []);
-          return;
+        // A digest that is waiting goes before the next batch: under constant load the queue
+        // is never empty, and the unsigned tail must stay bounded.
+        if (this.digestWaiters.length === 0) continue;
+        await this.settle();
+        if (this.failure) return;
+      } else {
+        await this.settle();
+        if (this.failure) return;
+        if (this.rotationWanted) {
+          this.rotationWanted = false;
+          try {
+            await this.rotate('time');
+          } catch (err) {
+            this.fail(err, []);
+            return;
+          }
+          continue;
         }
-        continue;
-      }
-      if (this.syncWanted) {
-        this.syncWanted = false;
-        try {
-          await this.sync();
-        } catch (err) {
-          this.fail(err, []);
-          return;
+        if (this.syncWanted) {
+          this.syncWanted = false;
+          try {
+            await this.sync();
+          } catch (err) {
+            this.fail(err, []);
+            return;
+          }
+          continue;
         }
-        continue;
       }
+      if (this.digestWaiters.length === 0) continue;
       const waiters = this.digestWaiters.splice(0);
       try {
         await this.sync();
         await this.writeDigest(waiters.map((w) => w.reason).join(','));
+        if (waiters.some((w) => w.rotateKey)) await this.switchSigningKey();
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err as Error);
@@ -256,6 +307,59 @@ export class AuditTrail implements AuditSink {
       f.recordCount++;
       this.writtenHead = { sequenceNumber: p.sequenceNumber, recordHash: p.recordHash };
     }
+    this.noteUnsigned(batch.length);
+  }
+
+  /** Keeps the unsigned tail within its bounds: a digest once enough records are unsigned, or before the oldest is too old. */
+  private noteUnsigned(records: number): void {
+    this.unsignedRecords += records;
+    if (this.unsignedRecords >= this.settings.unsignedMaxRecords) {
+      this.requestTailDigest('tail:records');
+    } else if (!this.tailTimer) {
+      // Signed at four fifths of the bound, so that signing and writing finish inside it.
+      this.tailTimer = setTimeout(() => this.requestTailDigest('tail:time'), Math.floor(this.settings.unsignedMaxSeconds * 800));
+      this.tailTimer.unref();
+    }
+  }
+
+  private requestTailDigest(reason: string): void {
+    if (this.tailDigestRequested || this.failure || this.closed) return;
+    this.tailDigestRequested = true;
+    void this.digestNow(reason).catch((err: unknown) => this.log.error({ err: (err as Error).message, reason }, 'audit digest for the unsigned tail failed'));
+  }
+
+  /** After a digest: nothing written so far is unsigned. */
+  private tailSigned(): void {
+    this.unsignedRecords = 0;
+    this.tailDigestRequested = false;
+    clearTimeout(this.tailTimer);
+    this.tailTimer = undefined;
+  }
+
+  /** A new key version signs from now on; its public key is published and a digest made with it at once. */
+  private async switchSigningKey(): Promise<void> {
+    const previous = this.signer.version;
+    await this.signer.rotate();
+    this.publishPublicKey();
+    this.keySince = this.clock.now();
+    this.log.info({ previous, version: this.signer.version, fingerprint: this.fingerprint }, 'audit signing key rotated');
+    await this.writeDigest('signing-key-rotated');
+  }
+
+  /** The schedule (signingKeyRotationDays) and `audit rotate-key` (a request file in the trail directory). */
+  private rotateKeyIfDue(): void {
+    if (this.failure || this.closed) return;
+    const requested = fs.existsSync(path.join(this.settings.dir, ROTATE_KEY_REQUEST_FILE));
+    const days = this.settings.signingKeyRotationDays;
+    const due = days > 0 && this.keySince !== undefined && this.clock.now() - this.keySince >= days * 86_400_000;
+    if ((!requested && !due) || this.keyRotating) return;
+    this.keyRotating = true;
+    void this.rotateSigningKey(requested ? 'rotate-key-requested' : 'rotate-key-scheduled')
+      .then(() => fs.rmSync(path.join(this.settings.dir, ROTATE_KEY_REQUEST_FILE), { force: true }))
+      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit signing key rotation failed'))
+      .finally(() => {
+        this.keyRotating = false;
+      });
   }
 
   /**
@@ -351,12 +455,19 @@ export class AuditTrail implements AuditSink {
   }
 
   private async writeDigest(reason: string): Promise<void> {
+    // Several processes share the token's signing key: one may have rotated it.
+    if (await this.signer.refresh()) {
+      this.publishPublicKey();
+      this.keySince = this.clock.now();
+    }
     this.files.set(this.active.name, this.activeState(this.closing));
     const changed = [...this.files.values()].filter((f) => this.covered.get(f.name) !== coverageKey(f));
     const sequence = (this.lastDigest?.sequence ?? 0) + 1;
     const now = this.clock.now();
     const body: DigestBody = {
       digestVersion: 1,
+      signingKeyVersion: this.signer.version,
+      unsignedTailBound: { maxSeconds: this.settings.unsignedMaxSeconds, maxRecords: this.settings.unsignedMaxRecords },
       digestSequence: sequence,
       digestTime: isoSeconds(now),
       reason,
@@ -373,6 +484,8 @@ export class AuditTrail implements AuditSink {
     await writeDurably(this.settings.dir, name, raw);
     this.lastDigest = { name, sha256: sha256Hex(raw), sequence };
     for (const f of changed) this.covered.set(f.name, coverageKey(f));
+    this.keySince ??= now;
+    this.tailSigned();
   }
 
   private async start(): Promise<void> {
@@ -388,6 +501,8 @@ export class AuditTrail implements AuditSink {
           this.covered.set(f.name, coverageKey(f));
         }
         this.lastDigest = { name: d.name, sha256: sha256Hex(raw), sequence: Math.max(body.digestSequence, d.sequence) };
+        // The current key signs since its first digest.
+        if ((body.signingKeyVersion ?? 1) === this.signer.version && this.keySince === undefined) this.keySince = Date.parse(body.digestTime);
       } catch (err) {
         this.log.error({ digest: d.name, err: (err as Error).message }, 'unreadable audit digest; `p11kms audit verify` will report it');
         this.lastDigest = { name: d.name, sha256: sha256Hex(fs.readFileSync(path.join(dir, d.name))), sequence: d.sequence };
@@ -437,8 +552,18 @@ export class AuditTrail implements AuditSink {
       }, BATCH_FSYNC_MS);
       this.batchTimer.unref();
     }
-    this.rotationTimer = setInterval(() => this.rotateIfOld(), Math.min(ROTATION_CHECK_MS, this.settings.rotationSeconds * 1000));
+    this.rotationTimer = setInterval(() => {
+      this.rotateIfOld();
+      this.rotateKeyIfDue();
+    }, Math.min(ROTATION_CHECK_MS, this.settings.rotationSeconds * 1000));
     this.rotationTimer.unref();
+    // `audit rotate-key` creates the request file; the check runs at once instead of at the next tick.
+    this.requestWatcher = fs.watch(dir, (_event, file) => {
+      if (file === ROTATE_KEY_REQUEST_FILE) this.rotateKeyIfDue();
+    });
+    this.requestWatcher.on('error', (err) => this.log.warn({ err: err.message }, 'watching the audit directory for `audit rotate-key` failed; the request is still seen within a minute'));
+    this.requestWatcher.unref();
+    this.rotateKeyIfDue();
     this.log.info({ dir, file: this.active.name, nextSequence: this.nextSequence, fsync: this.settings.fsync }, 'audit trail open');
   }
 
@@ -472,17 +597,30 @@ export class AuditTrail implements AuditSink {
     };
   }
 
+  /**
+   * Publishes the current public key as audit-signing-public-key.pem and as the file of its
+   * version; every earlier key stays beside them, for verifying old digests. A file that
+   * held a different key (the token was replaced) is kept under its fingerprint.
+   */
   private publishPublicKey(): void {
-    const file = path.join(this.settings.dir, PUBLIC_KEY_FILE);
-    const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
-    if (existing === this.signer.publicKeyPem) return;
-    if (existing !== undefined) {
-      // The token holds a different signing key than before: keep the old public key for old digests.
-      const old = sha256Hex(createPublicKey(existing).export({ format: 'der', type: 'spki' }));
-      fs.renameSync(file, path.join(this.settings.dir, `audit-signing-public-key-${old.slice(0, 16)}.pem`));
-      this.log.warn({ file }, 'audit signing key in the token changed; the previous public key was kept beside it');
+    const pem = this.signer.publicKeyPem;
+    for (const name of [publicKeyFileOf(this.signer.version), PUBLIC_KEY_FILE]) {
+      const file = path.join(this.settings.dir, name);
+      const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+      if (existing === pem) continue;
+      if (existing !== undefined && !this.keptElsewhere(existing, name)) {
+        fs.renameSync(file, path.join(this.settings.dir, `audit-signing-public-key-${fingerprintOf(existing).slice(0, 16)}.pem`));
+        this.log.warn({ file }, 'audit signing key in the token changed; the previous public key was kept beside it');
+      }
+      fs.writeFileSync(file, pem, { mode: 0o644 });
     }
-    fs.writeFileSync(file, this.signer.publicKeyPem, { mode: 0o644 });
+  }
+
+  /** Is this public key also kept in a file other than `name` and audit-signing-public-key.pem? */
+  private keptElsewhere(pem: string, name: string): boolean {
+    return listPublicKeyFiles(this.settings.dir)
+      .filter((n) => n !== PUBLIC_KEY_FILE && n !== name)
+      .some((n) => fs.readFileSync(path.join(this.settings.dir, n), 'utf8') === pem);
   }
 }
 

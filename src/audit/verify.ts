@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   type DigestBody,
   type FileCoverage,
+  fingerprintOf,
   GENESIS_HASH,
   listDigestFiles,
   listTrailFiles,
@@ -35,11 +36,16 @@ export interface VerifyReport {
 
 export interface VerifyOptions {
   dir: string;
-  /** PEM of the signing key's public half; nothing else is trusted. */
-  publicKeyPem: string;
+  /** PEMs of the signing keys' public halves (every version to accept); nothing else is trusted. */
+  trustedKeys: readonly string[];
   from?: number;
   to?: number;
+  /** "Now" for the unsigned tail's time bound; default the clock. */
+  now?: number;
 }
+
+/** Slack for the tail's time bound: event times are whole seconds, and signing takes a moment. */
+const TAIL_GRACE_MS = 5_000;
 
 interface Line {
   file: string;
@@ -62,8 +68,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
   const findings: Finding[] = [];
   const error = (f: Omit<Finding, 'severity'>) => findings.push({ severity: 'error', ...f });
   const notice = (f: Omit<Finding, 'severity'>) => findings.push({ severity: 'notice', ...f });
-  const key = createPublicKey(options.publicKeyPem);
-  const fingerprint = sha256Hex(key.export({ format: 'der', type: 'spki' }));
+  const trusted = new Map(options.trustedKeys.map((pem) => [fingerprintOf(pem), createPublicKey(pem)]));
 
   // Digests: signature, numbering and the chain of digests.
   const coverage = new Map<string, Array<{ digest: string; cov: FileCoverage }>>();
@@ -80,14 +85,18 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
       continue;
     }
     const { raw, body, signature } = parsed;
+    const key = trusted.get(body.publicKeyFingerprint);
     let signed = false;
     try {
-      signed = verifySignature('sha256', signedBytesOf(body), { key, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
+      signed = key !== undefined && verifySignature('sha256', signedBytesOf(body), { key, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
     } catch {
       signed = false;
     }
-    if (body.publicKeyFingerprint !== fingerprint) {
-      error({ file: d.name, message: `digest claims a different signing key (${body.publicKeyFingerprint.slice(0, 16)}…): it was replaced, or verify was given the wrong public key` });
+    if (!key) {
+      error({
+        file: d.name,
+        message: `digest is signed by a key not in the trust list (version ${body.signingKeyVersion ?? 1}, fingerprint ${String(body.publicKeyFingerprint).slice(0, 16)}…): it was replaced, or verify was not given that key version's public key`,
+      });
     } else if (!signed) {
       error({ file: d.name, message: 'digest signature is invalid: the digest was changed or replaced' });
     }
@@ -100,7 +109,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
       error({ file: d.name, message: `digest chains to ${body.previousDigestFile}, which is missing (removed)` });
     }
     previous = { name: d.name, raw, sequence: d.sequence };
-    if (!signed || body.publicKeyFingerprint !== fingerprint) continue;
+    if (!signed) continue;
     latest = { name: d.name, body };
     for (const cov of body.files) {
       const list = coverage.get(cov.name) ?? [];
@@ -255,10 +264,11 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
     } else {
       const unsigned = chain.filter((l) => l.record && l.record.sequenceNumber > head.sequenceNumber);
       if (unsigned.length > 0) {
-        notice({
+        const overLong = unsignedTailProblem(unsigned.map((l) => l.record!), latest!.body, options.now ?? Date.now());
+        (overLong ? error : notice)({
           file: unsigned[0].file,
           line: unsigned[0].line,
-          message: `${unsigned.length} record(s) from sequence ${unsigned[0].record!.sequenceNumber} are chained but not yet covered by a signed digest (the next rotation, shutdown or SIGUSR2 signs them)`,
+          message: `${unsigned.length} record(s) from sequence ${unsigned[0].record!.sequenceNumber} are chained but not yet covered by a signed digest${overLong ? `, ${overLong}: the service stopped without signing them, or later digests were removed` : ' (within the bound; the next digest signs them)'}`,
         });
       }
     }
@@ -266,6 +276,21 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
   if (digestFiles.length === 0) error({ message: 'no digest found: nothing in this trail is signed' });
 
   return { ok: !findings.some((f) => f.severity === 'error'), findings, files: selected.length, records, digests: digestFiles.length };
+}
+
+/**
+ * What makes an unsigned tail longer than the bound the latest digest states (by count, or by
+ * the age of its oldest record); undefined when it is within the bound or no bound is stated.
+ */
+function unsignedTailProblem(records: readonly ParsedRecord[], digest: DigestBody, now: number): string | undefined {
+  const bound = digest.unsignedTailBound;
+  if (!bound) return undefined;
+  if (records.length > bound.maxRecords) return `more than the ${bound.maxRecords} records the trail allows unsigned`;
+  const oldest = Date.parse(String(records[0].eventTime));
+  if (Number.isFinite(oldest) && now - oldest > bound.maxSeconds * 1000 + TAIL_GRACE_MS) {
+    return `the oldest is ${Math.floor((now - oldest) / 1000)} s old, more than the ${bound.maxSeconds} s the trail allows unsigned`;
+  }
+  return undefined;
 }
 
 /** Files whose time span (from their opening to the next file's) meets [from, to]. */

@@ -40,6 +40,11 @@ export interface Config {
   auditRotationSeconds: number;
   /** 'always' (fsync before responding), 'batch' (fsync within 1 s) or 'none'. */
   auditFsync: 'always' | 'batch' | 'none';
+  /** Bound on records chained but not yet covered by a signed digest (docs/audit.md). */
+  auditUnsignedMaxSeconds: number;
+  auditUnsignedMaxRecords: number;
+  /** The audit signing key rotates when this many days old (0: only by `audit rotate-key`). */
+  auditSigningKeyRotationDays: number;
   /**
    * Huawei Cloud / Open Telekom Cloud dialect: project id → account and region. The file
    * takes {"<projectId>": {"region": "eu-de", "accountId": "111122223333"}}; the environment
@@ -92,6 +97,9 @@ export const DEFAULTS: Config = {
   auditMaxFileBytes: 64 * 1024 * 1024,
   auditRotationSeconds: 3600,
   auditFsync: 'always',
+  auditUnsignedMaxSeconds: 60,
+  auditUnsignedMaxRecords: 10_000,
+  auditSigningKeyRotationDays: 365,
   huaweiProjects: {},
   huaweiDefaultRegion: 'eu-de',
   seedFile: undefined,
@@ -123,6 +131,9 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_AUDIT_MAX_FILE_BYTES: 'auditMaxFileBytes',
   P11KMS_AUDIT_ROTATION_SECONDS: 'auditRotationSeconds',
   P11KMS_AUDIT_FSYNC: 'auditFsync',
+  P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: 'auditUnsignedMaxSeconds',
+  P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: 'auditUnsignedMaxRecords',
+  P11KMS_AUDIT_SIGNING_KEY_ROTATION_DAYS: 'auditSigningKeyRotationDays',
   P11KMS_HUAWEI_PROJECTS: 'huaweiProjects',
   P11KMS_HUAWEI_DEFAULT_REGION: 'huaweiDefaultRegion',
   P11KMS_SEED_FILE: 'seedFile',
@@ -135,7 +146,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_WORKERS: 'workers',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -186,6 +197,8 @@ export function loadConfig(
       `workers ${config.workers} needs the PostgreSQL store (P11KMS_STORE_URL=postgres://…): the JSON store under dataDir is written by one process only`,
     );
   }
+  if (!(config.auditUnsignedMaxSeconds > 0 && config.auditUnsignedMaxRecords >= 1)) throw new Error('settings auditUnsignedMaxSeconds and auditUnsignedMaxRecords must be positive');
+  if (!(config.auditSigningKeyRotationDays >= 0)) throw new Error('setting auditSigningKeyRotationDays must be 0 or more');
   config.dataDir = path.resolve(config.dataDir);
   config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;

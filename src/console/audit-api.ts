@@ -26,8 +26,11 @@ export interface AuditApiDeps {
   authenticator: SigV4Authenticator;
   audit: AuditSink;
   auditDir: string;
-  /** The signing key's public half as the token holds it (not the copy on disk, which an attacker could replace too). */
-  publicKeyPem: string;
+  /**
+   * The signing key's public halves, every version, as the token holds them (not the copies on
+   * disk, which an attacker could replace too).
+   */
+  trustedKeys: () => readonly string[];
   /** Records of calls that never authenticated belong to no account; this deployment's own account sees them. */
   defaultAccountId: string;
   log: Logger;
@@ -42,7 +45,7 @@ export interface AuditApiDeps {
 export function auditApiRouter(deps: AuditApiDeps): express.Router {
   const router = express.Router();
   router.get('/events', (req, res) => void handle(deps, req, res, 'LookupEvents', (caller) => lookup(deps, caller, req)));
-  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => verifyTrail({ dir: deps.auditDir, publicKeyPem: deps.publicKeyPem })));
+  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => verifyTrail({ dir: deps.auditDir, trustedKeys: deps.trustedKeys() })));
   return router;
 }
 

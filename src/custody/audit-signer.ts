@@ -2,7 +2,10 @@ import { createHash, createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import type { Session, Token } from './token';
 
-export const AUDIT_SIGNING_LABEL = 'p11kms-audit:signing:v1';
+/** Version N of the signing key pair is labelled p11kms-audit:signing:v<N>. */
+export const AUDIT_SIGNING_LABEL_PREFIX = 'p11kms-audit:signing:v';
+export const AUDIT_SIGNING_LABEL = `${AUDIT_SIGNING_LABEL_PREFIX}1`;
+const labelOf = (version: number) => `${AUDIT_SIGNING_LABEL_PREFIX}${version}`;
 
 /** id-ecPublicKey + prime256v1, then the BIT STRING header for a 65-byte uncompressed point. */
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
@@ -14,65 +17,136 @@ const P256_COORDINATE_BYTES = 32;
  * The private half is sensitive and never extractable, so a digest signature proves the
  * HSM was involved; only the public half leaves the token, as SubjectPublicKeyInfo.
  * The label does not match the master-key pattern, so start-up reconciliation leaves it alone.
+ *
+ * The key rotates: `rotate()` makes version N+1 and destroys the private half of version N
+ * (its public half stays in the token, and its PEM beside the trail, for verifying old
+ * digests). The current version is the newest whose private key exists.
  */
 export class AuditSigner {
   private constructor(
     private readonly token: Token,
-    readonly publicKeyPem: string,
-    private readonly label: string,
+    private current: { version: number; publicKeyPem: string },
+    /** Every version's public half, oldest first, as the token holds it. */
+    private readonly all: string[],
   ) {}
 
-  static async open(token: Token, label = AUDIT_SIGNING_LABEL): Promise<AuditSigner> {
-    const point = await token.run('open audit signing key', (session) => {
-      const existing = findPair(token, session, label);
-      if (existing) return readEcPoint(token, session, existing.publicKey);
-      // A half-created pair (one object without the other) is useless: start over.
-      for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
-        token.pkcs11.C_DestroyObject(session, handle);
-      }
-      const id = Buffer.from(label);
-      const pair = token.pkcs11.C_GenerateKeyPair(
-        session,
-        { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-        [
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: false },
-          { type: pkcs11js.CKA_VERIFY, value: true },
-          { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
-          { type: pkcs11js.CKA_LABEL, value: label },
-          { type: pkcs11js.CKA_ID, value: id },
-        ],
-        [
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          { type: pkcs11js.CKA_SENSITIVE, value: true },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_MODIFIABLE, value: false },
-          { type: pkcs11js.CKA_SIGN, value: true },
-          { type: pkcs11js.CKA_DERIVE, value: false },
-          { type: pkcs11js.CKA_DECRYPT, value: false },
-          { type: pkcs11js.CKA_LABEL, value: label },
-          { type: pkcs11js.CKA_ID, value: id },
-        ],
-      );
-      return readEcPoint(token, session, pair.publicKey);
+  /** The public halves of every version (the trust list for verifying this trail). */
+  get publicKeyPems(): readonly string[] {
+    return this.all;
+  }
+
+  get version(): number {
+    return this.current.version;
+  }
+
+  get publicKeyPem(): string {
+    return this.current.publicKeyPem;
+  }
+
+  static async open(token: Token): Promise<AuditSigner> {
+    const opened = await token.run('open audit signing key', (session) => {
+      let newest = 0;
+      while (token.findObject(session, labelOf(newest + 1), pkcs11js.CKO_PUBLIC_KEY)) newest++;
+      const version = Math.max(newest, 1);
+      const existing = findPair(token, session, labelOf(version));
+      const point = existing ? readEcPoint(token, session, existing.publicKey) : generatePair(token, session, labelOf(version));
+      const earlier: Buffer[] = [];
+      for (let v = 1; v < version; v++) earlier.push(readEcPoint(token, session, token.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY)!));
+      return { version, point, earlier };
     });
-    const spki = Buffer.concat([P256_SPKI_PREFIX, point]);
-    const pem = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' }) as string;
-    return new AuditSigner(token, pem, label);
+    const pem = pemOf(opened.point);
+    return new AuditSigner(token, { version: opened.version, publicKeyPem: pem }, [...opened.earlier.map(pemOf), pem]);
+  }
+
+  /**
+   * Follows a rotation another process on the same token made: if a newer version exists,
+   * it becomes current (before a digest is built, so the digest names the key that signs it).
+   */
+  async refresh(): Promise<boolean> {
+    const newer = await this.token.run('look for a newer audit signing key', (session) => {
+      const found: Array<{ version: number; point: Buffer }> = [];
+      for (let v = this.current.version + 1; ; v++) {
+        const pub = this.token.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY);
+        if (!pub) break;
+        found.push({ version: v, point: readEcPoint(this.token, session, pub) });
+      }
+      return found;
+    });
+    if (newer.length === 0) return false;
+    for (const n of newer) this.all.push(pemOf(n.point));
+    const last = newer[newer.length - 1];
+    this.current = { version: last.version, publicKeyPem: pemOf(last.point) };
+    return true;
+  }
+
+  /** Makes the next version current; the previous private key is destroyed. */
+  async rotate(): Promise<void> {
+    const previous = this.current.version;
+    const version = previous + 1;
+    const point = await this.token.run('rotate audit signing key', (session) => {
+      const made = generatePair(this.token, session, labelOf(version));
+      const old = this.token.findObject(session, labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
+      if (old) this.token.pkcs11.C_DestroyObject(session, old);
+      this.token.forgetObject(labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
+      return made;
+    });
+    this.current = { version, publicKeyPem: pemOf(point) };
+    this.all.push(this.current.publicKeyPem);
   }
 
   /** ECDSA P-256 over SHA-256 of `data`, DER-encoded as node:crypto and OpenSSL expect. */
   async sign(data: Buffer): Promise<Buffer> {
+    const label = labelOf(this.current.version);
     const digest = createHash('sha256').update(data).digest();
     const raw = await this.token.run('sign audit digest', async (session) => {
-      const key = this.token.findObject(session, this.label, pkcs11js.CKO_PRIVATE_KEY);
-      if (!key) throw new Error(`audit signing key ${this.label} is missing from the token`);
+      const key = this.token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+      if (!key) throw new Error(`audit signing key ${label} is missing from the token`);
       this.token.pkcs11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
       return this.token.pkcs11.C_SignAsync(session, digest, Buffer.alloc(2 * P256_COORDINATE_BYTES));
     }, { mayShed: false });
     return rawEcdsaToDer(raw);
   }
+}
+
+function pemOf(point: Buffer): string {
+  const spki = Buffer.concat([P256_SPKI_PREFIX, point]);
+  return createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' }) as string;
+}
+
+/** Generates the pair `label` in the token (after removing a half-created one) and returns its EC point. */
+function generatePair(token: Token, session: Session, label: string): Buffer {
+  // A half-created pair (one object without the other) is useless: start over.
+  for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
+    token.pkcs11.C_DestroyObject(session, handle);
+  }
+  token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+  token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+  const id = Buffer.from(label);
+  const pair = token.pkcs11.C_GenerateKeyPair(
+    session,
+    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+    [
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: false },
+      { type: pkcs11js.CKA_VERIFY, value: true },
+      { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_ID, value: id },
+    ],
+    [
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_MODIFIABLE, value: false },
+      { type: pkcs11js.CKA_SIGN, value: true },
+      { type: pkcs11js.CKA_DERIVE, value: false },
+      { type: pkcs11js.CKA_DECRYPT, value: false },
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_ID, value: id },
+    ],
+  );
+  return readEcPoint(token, session, pair.publicKey);
 }
 
 function findPair(token: Token, session: Session, label: string): { publicKey: Buffer; privateKey: Buffer } | undefined {
