@@ -232,7 +232,9 @@ export function serviceEvent(eventName: string, key: KeyRef, time: number, detai
     userAgent: EVENT_SOURCE,
     requestParameters: null,
     responseElements: null,
-    additionalEventData: { keyId: key.keyId, ...details },
+    // CloudTrail's service events name the key in serviceEventDetails.
+    ...(Object.keys(details).length > 0 ? { additionalEventData: details } : {}),
+    serviceEventDetails: { keyId: key.keyId },
     eventID: randomUUID(),
     readOnly: false,
     resources: [{ accountId: key.accountId, type: 'AWS::KMS::Key', ARN: key.arn }],

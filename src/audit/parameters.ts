@@ -61,11 +61,12 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   GenerateDataKeyPairWithoutPlaintext: { request: ['KeyId', 'EncryptionContext', 'KeyPairSpec', 'DryRun'] },
   GenerateDataKeyWithoutPlaintext: { request: ['KeyId', 'EncryptionContext', 'KeySpec', 'NumberOfBytes', 'DryRun'] },
   GenerateMac: { request: ['KeyId', 'MacAlgorithm', 'DryRun'] },
-  GenerateRandom: { request: ['NumberOfBytes', 'CustomKeyStoreId'] },
+  // The developer guide's example shows requestParameters null: NumberOfBytes is not logged.
+  GenerateRandom: { request: ['CustomKeyStoreId'] },
   GetKeyLastUsage: KEY_ONLY,
   GetKeyPolicy: { request: ['KeyId', 'PolicyName'] },
   GetKeyRotationStatus: KEY_ONLY,
-  GetParametersForImport: { request: ['KeyId', 'WrappingAlgorithm', 'WrappingKeySpec'], response: ['KeyId', 'ParametersValidTo'] },
+  GetParametersForImport: { request: ['KeyId', 'WrappingAlgorithm', 'WrappingKeySpec'] },
   GetPublicKey: KEY_ONLY,
   ImportKeyMaterial: {
     request: ['KeyId', 'ValidTo', 'ExpirationModel', 'ImportType', 'KeyMaterialDescription', 'KeyMaterialId'],
@@ -78,7 +79,7 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   ListKeys: { request: [...PAGED] },
   ListResourceTags: { request: ['KeyId', ...PAGED] },
   ListRetirableGrants: { request: ['RetiringPrincipal', ...PAGED] },
-  PutKeyPolicy: { request: ['KeyId', 'PolicyName', 'Policy', 'BypassPolicyLockoutSafetyCheck'] },
+  PutKeyPolicy: { request: ['KeyId', 'PolicyName', 'Policy', 'BypassPolicyLockoutSafetyCheck'], always: { PolicyName: 'default', BypassPolicyLockoutSafetyCheck: false } },
   ReEncrypt: {
     request: ['SourceKeyId', 'DestinationKeyId', 'SourceEncryptionContext', 'DestinationEncryptionContext', 'SourceEncryptionAlgorithm', 'DestinationEncryptionAlgorithm', 'DryRun'],
     always: { SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT', DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT' },
