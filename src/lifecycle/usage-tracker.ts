@@ -14,6 +14,8 @@ export class UsageTracker {
   private pending = new Map<string, { key: KeyLocator; usage: LastUsageRecord }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** The batch being written: still "unflushed" until its transaction has committed. */
+  private inFlight = new Map<string, { key: KeyLocator; usage: LastUsageRecord }>();
 
   constructor(
     private readonly store: MetadataStore,
@@ -26,9 +28,10 @@ export class UsageTracker {
     this.pending.set(`${key.region}/${key.keyId}`, { key: { keyId: key.keyId, region: key.region }, usage: { operation, at: this.clock.now(), requestId } });
   }
 
-  /** The newest use not yet flushed, if any. */
+  /** The newest use not yet in the store, if any (queued, or in the flush under way). */
   unflushed(key: KeyLocator): LastUsageRecord | undefined {
-    return this.pending.get(`${key.region}/${key.keyId}`)?.usage;
+    const id = `${key.region}/${key.keyId}`;
+    return (this.pending.get(id) ?? this.inFlight.get(id))?.usage;
   }
 
   start(): void {
@@ -52,6 +55,7 @@ export class UsageTracker {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
+    this.inFlight = batch;
     try {
       await this.store.transact(async (tx) => {
         for (const { key: locator, usage } of batch.values()) {
@@ -64,6 +68,8 @@ export class UsageTracker {
       // Put the batch back unless a newer use arrived meanwhile.
       for (const [id, entry] of batch) if (!this.pending.has(id)) this.pending.set(id, entry);
       throw err;
+    } finally {
+      this.inFlight = new Map();
     }
   }
 }

@@ -9,7 +9,8 @@ import { loadKeyFor } from './shared/key-resolution';
  */
 export const getKeyLastUsage: OperationHandler<'GetKeyLastUsage'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyLastUsage', allowedStates: 'any' });
-  const usage = services.usage?.unflushed(key) ?? key.lastUsage;
+  // Queued or being flushed, else the store as it is now (a flush may have committed since `key` was read).
+  const usage = services.usage?.unflushed(key) ?? (await services.store.getKey(key))?.lastUsage ?? key.lastUsage;
   return {
     KeyId: key.keyId,
     KeyCreationDate: new Date(key.createdAt),
