@@ -314,18 +314,29 @@ export class AuditTrail implements AuditSink {
   private noteUnsigned(records: number): void {
     this.unsignedRecords += records;
     if (this.unsignedRecords >= this.settings.unsignedMaxRecords) {
-      this.requestTailDigest('tail:records');
+      this.requestTailDigest('tail:records', true);
     } else if (!this.tailTimer) {
       // Signed at four fifths of the bound, so that signing and writing finish inside it.
-      this.tailTimer = setTimeout(() => this.requestTailDigest('tail:time'), Math.floor(this.settings.unsignedMaxSeconds * 800));
+      this.tailTimer = setTimeout(() => this.requestTailDigest('tail:time', false), Math.floor(this.settings.unsignedMaxSeconds * 800));
       this.tailTimer.unref();
     }
   }
 
-  private requestTailDigest(reason: string): void {
+  /**
+   * Queues a digest for the unsigned tail. From inside the flush loop (append) the waiter is
+   * only queued — the loop takes waiting digests after each batch; kicking there could start
+   * a second loop while the first is still in its synchronous part. From the timer, the loop
+   * is kicked.
+   */
+  private requestTailDigest(reason: string, insideFlushLoop: boolean): void {
     if (this.tailDigestRequested || this.failure || this.closed) return;
     this.tailDigestRequested = true;
-    void this.digestNow(reason).catch((err: unknown) => this.log.error({ err: (err as Error).message, reason }, 'audit digest for the unsigned tail failed'));
+    const failed = (err: Error) => {
+      this.tailDigestRequested = false;
+      this.log.error({ err: err.message, reason }, 'audit digest for the unsigned tail failed');
+    };
+    if (insideFlushLoop) this.digestWaiters.push({ reason, resolve: () => undefined, reject: failed });
+    else void this.digestNow(reason).catch(failed);
   }
 
   /** After a digest: nothing written so far is unsigned. */
