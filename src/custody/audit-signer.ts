@@ -81,6 +81,8 @@ export class AuditSigner {
 
   /** Makes the next version current; the previous private key is destroyed. */
   async rotate(): Promise<void> {
+    // Never reuse a version another process already made (generating it would replace that pair).
+    await this.refresh();
     const previous = this.current.version;
     const version = previous + 1;
     const point = await this.token.run('rotate audit signing key', (session) => {
