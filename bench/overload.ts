@@ -4,7 +4,7 @@
  * (sessionQueueLimit 8) and once without (queue limit far above the offered concurrency).
  * Prints offered rate, admitted rate, p50/p99 of admitted requests, throttled and other errors.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15] [--rate 800]
+ *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15] [--rate 800] [--queue 8]
  * Without --rate every connection sends its next request as soon as the previous is answered
  * (a retry storm: no back-off after ThrottlingException); with it the offered rate is fixed.
  */
@@ -81,8 +81,9 @@ async function main(): Promise<void> {
   const connections = option('connections', 256);
   const duration = option('duration', 15);
   const rate = option('rate', 0) || undefined;
-  await run('capacity', 2, 8, 2, duration);
-  await run('overload, shedding', 2, 8, connections, duration, rate);
+  const queue = option('queue', 8);
+  await run('capacity', 2, queue, 2, duration);
+  await run('overload, shedding', 2, queue, connections, duration, rate);
   await run('overload, no shedding', 2, 100_000, connections, duration, rate);
 }
 
