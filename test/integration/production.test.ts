@@ -251,6 +251,15 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     });
   });
 
+  it('warns when it serves plain HTTP on a non-loopback address', async function () {
+    const server = await TestServer.start({ env: { P11KMS_HOST: '0.0.0.0' } });
+    try {
+      await server.waitForLog(/listening on a non-loopback address without TLS/);
+    } finally {
+      await server.kill();
+    }
+  });
+
   describe('mutual TLS', function () {
     let server: TestServer;
     let clientCa: TestCa;
