@@ -8,12 +8,15 @@ import { Credentials } from './access/credentials';
 import { AUDIT_SYNCS_IN_FLIGHT, AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { mountConsole } from './console';
-import { type Config, isSharedStoreUrl, loadHsmProfile } from './config/config';
+import { type Config, isSharedStoreUrl, loadBackendProfile, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
 import { SHAPES } from './model/generated/shapes';
 import type { KeySpec } from './model/generated/types';
-import { Token } from './custody/token';
+import { Pkcs11Modules, Token } from './custody/token';
+import { SecretSealer } from './custody/secret-sealer';
+import { TokenBackends } from './custody/token-backends';
+import { KeyStoreConnections } from './keystores/connections';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
 import { watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
@@ -60,9 +63,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   const shared = isSharedStoreUrl(config.storeUrl);
   let token: Token | undefined;
   let audit: AuditTrail | undefined;
+  let keyStores: KeyStoreConnections | undefined;
   try {
     const profile = loadHsmProfile(config);
-    const opened = await Token.openShared(profile, config.dataDir, log, metrics.tokenObserver, (t) => AuditSigner.open(t));
+    const modules = new Pkcs11Modules();
+    const opened = await Token.openShared(profile, config.dataDir, log, metrics.tokenObserver, (t) => AuditSigner.open(t), modules);
     token = opened.token;
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
 
@@ -93,6 +98,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
     metrics.watchAuditQueue(() => trail.state().queued);
     const countedTrail = metrics.countingAudit(trail);
 
+    const backendProfiles = Object.fromEntries(Object.entries(config.tokenBackends).map(([id, file]) => [id, loadBackendProfile(file)]));
+    keyStores = new KeyStoreConnections(store, await SecretSealer.open(token), new TokenBackends(backendProfiles, config.dataDir, modules, log), log);
+    services.keyStores = keyStores;
+
     const reconciled = await reconcile(services, { sharedToken: shared });
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
@@ -112,6 +121,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     services.usage.start();
     const usage = services.usage;
     if (config.seedFile) await seedFromFile(services, config.seedFile, config.accountId);
+    await keyStores.resume();
 
     const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
     services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
@@ -147,6 +157,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const url = listener.url;
     log.info({ url, auth: config.auth, tls: listener.tls, mutualTls: !!config.tlsClientCa, quotas: config.requestQuotas, dataDir: config.dataDir, hsm: profile.name }, 'p11kms listening');
 
+    const openKeyStores = keyStores;
     return {
       url,
       services,
@@ -168,6 +179,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await sweeper.stop();
         await materialSweeper.stop();
         await usage.stop();
+        await openKeyStores.close();
         await trail.close();
         await store.close();
         openToken.close();
@@ -175,6 +187,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     };
   } catch (err) {
     await audit?.close().catch(() => undefined);
+    await keyStores?.close().catch(() => undefined);
     token?.close();
     await store.close();
     throw err;

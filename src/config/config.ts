@@ -72,6 +72,20 @@ export interface Config {
   storeUrl: string | undefined;
   /** Serving processes on this host sharing the port (more than one needs a shared store). */
   workers: number;
+  /**
+   * Custom key stores of type AWS_CLOUDHSM: the PKCS#11 tokens a CloudHsmClusterId may name,
+   * as cluster id → HSM profile file (the profile's PIN is ignored: the store's
+   * KeyStorePassword is the PIN). Environment: "cluster-id=/path/profile.json,...".
+   */
+  tokenBackends: Record<string, string>;
+  /** The XKS proxy listener's settings file (docs/xks.md); none: no XKS listener. */
+  xksProxyFile: string | undefined;
+  /** Extra CA certificates (PEM) trusted for XKS proxies of external key stores, beside the system roots. */
+  xksTrustedCaFile: string | undefined;
+  /** Port of every XKS proxy call. AWS always uses 443; tests point it at a proxy on another port. */
+  xksProxyPort: number;
+  /** Deadline of one XKS proxy call (TCP + TLS + HTTP), as AWS's 250 ms. */
+  xksProxyTimeoutMs: number;
 }
 
 export interface HuaweiProject {
@@ -110,6 +124,11 @@ export const DEFAULTS: Config = {
   drainSeconds: 30,
   storeUrl: undefined,
   workers: 1,
+  tokenBackends: {},
+  xksProxyFile: undefined,
+  xksTrustedCaFile: undefined,
+  xksProxyPort: 443,
+  xksProxyTimeoutMs: 250,
 };
 
 /** Environment variables and the config keys they set. */
@@ -144,9 +163,14 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_DRAIN_SECONDS: 'drainSeconds',
   P11KMS_STORE_URL: 'storeUrl',
   P11KMS_WORKERS: 'workers',
+  P11KMS_TOKEN_BACKENDS: 'tokenBackends',
+  P11KMS_XKS_PROXY_FILE: 'xksProxyFile',
+  P11KMS_XKS_TRUSTED_CA_FILE: 'xksTrustedCaFile',
+  P11KMS_XKS_PROXY_PORT: 'xksProxyPort',
+  P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -199,6 +223,10 @@ export function loadConfig(
   }
   if (!(config.auditUnsignedMaxSeconds > 0 && config.auditUnsignedMaxRecords >= 1)) throw new Error('settings auditUnsignedMaxSeconds and auditUnsignedMaxRecords must be positive');
   if (!(config.auditSigningKeyRotationDays >= 0)) throw new Error('setting auditSigningKeyRotationDays must be 0 or more');
+  config.tokenBackends = parseTokenBackends(raw.tokenBackends);
+  if (!(config.xksProxyTimeoutMs > 0 && Number.isInteger(config.xksProxyPort) && config.xksProxyPort > 0 && config.xksProxyPort < 65536)) {
+    throw new Error('settings xksProxyTimeoutMs must be positive and xksProxyPort a TCP port');
+  }
   config.dataDir = path.resolve(config.dataDir);
   config.auditDir = path.resolve(config.auditDir ?? path.join(config.dataDir, 'audit'));
   return config;
@@ -247,18 +275,51 @@ function parseHuaweiProjects(value: unknown): Record<string, HuaweiProject> {
   return out;
 }
 
+/** Accepts the file's object form or the environment's "cluster-id=/path/profile.json,..." form. */
+function parseTokenBackends(value: unknown): Record<string, string> {
+  const entries: [string, unknown][] =
+    typeof value === 'string'
+      ? value.split(',').filter((e) => e.trim() !== '').map((e) => {
+          const eq = e.indexOf('=');
+          return [e.slice(0, eq).trim(), e.slice(eq + 1).trim()];
+        })
+      : Object.entries((value ?? {}) as Record<string, unknown>);
+  const out: Record<string, string> = {};
+  for (const [clusterId, file] of entries) {
+    // The pattern of CloudHsmClusterId in the AWS model, so AWS clients can name the backend.
+    if (!/^cluster-[2-7a-zA-Z]{11,16}$/.test(clusterId) || typeof file !== 'string' || file === '') {
+      throw new Error(`setting tokenBackends: '${clusterId}' must match cluster-[2-7a-zA-Z]{11,16} and name an HSM profile file`);
+    }
+    out[clusterId] = path.resolve(file);
+  }
+  return out;
+}
+
 /** Reads an HSM profile; relative paths inside it resolve against the profile's folder. */
 export function loadHsmProfile(config: Config): HsmProfile {
-  const file = path.resolve(config.hsmProfile);
+  return readHsmProfile(config.hsmProfile, config);
+}
+
+/**
+ * A token backend's profile: its PIN is the custom key store's KeyStorePassword, so the
+ * file's `pin` is ignored and the token is never initialised by p11kms.
+ */
+export function loadBackendProfile(file: string): HsmProfile {
+  return { ...readHsmProfile(file, undefined), pin: '', initializeToken: false };
+}
+
+function readHsmProfile(profileFile: string, config: Config | undefined): HsmProfile {
+  const pinRequired = config !== undefined;
+  const file = path.resolve(profileFile);
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as HsmProfile;
-  for (const field of ['name', 'module', 'tokenLabel', 'pin'] as const) {
+  for (const field of ['name', 'module', 'tokenLabel', ...(pinRequired ? (['pin'] as const) : [])] as const) {
     if (typeof profile[field] !== 'string' || profile[field] === '') {
       throw new Error(`HSM profile ${file} needs '${field}'`);
     }
   }
-  if (config.pin && config.pinFile) throw new Error('settings pin and pinFile exclude each other: give the PIN one way');
-  if (config.pin) profile.pin = config.pin;
-  if (config.pinFile) {
+  if (config?.pin && config.pinFile) throw new Error('settings pin and pinFile exclude each other: give the PIN one way');
+  if (config?.pin) profile.pin = config.pin;
+  if (config?.pinFile) {
     try {
       profile.pin = fs.readFileSync(config.pinFile, 'utf8').trim();
     } catch (err) {

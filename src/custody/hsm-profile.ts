@@ -44,6 +44,11 @@ export interface HsmProfile {
    */
   moduleParameters?: string;
   quirks: HsmQuirks;
+  /**
+   * Token backends only (custom key stores): backends with the same lineage hold the same
+   * keys (replicas or clones of one partition), so UpdateCustomKeyStore may move between them.
+   */
+  clusterLineage?: string;
   /** Free text for operators (ignored by code). */
   notes?: string[];
 }

@@ -61,6 +61,7 @@ export class Token {
     private readonly log: Logger,
     private readonly dataDir: string,
     private readonly observer?: TokenObserver,
+    private readonly releaseModule: () => void = () => undefined,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
@@ -77,9 +78,10 @@ export class Token {
     log: Logger,
     observer: TokenObserver | undefined,
     whileLocked: (token: Token) => Promise<T>,
+    modules: Pkcs11Modules = new Pkcs11Modules(),
   ): Promise<{ token: Token; extra: T }> {
     return withTokenLock(dataDir, async () => {
-      const token = Token.open(profile, dataDir, log, observer);
+      const token = Token.open(profile, dataDir, log, observer, modules);
       try {
         return { token, extra: await whileLocked(token) };
       } catch (err) {
@@ -89,28 +91,32 @@ export class Token {
     });
   }
 
-  static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver): Token {
-    if (profile.softhsm2ConfTemplate) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
+  /**
+   * Opens the profile's token. `modules` is shared by every token of one process (the main
+   * token and custom key store backends): two tokens behind one PKCS#11 library share its
+   * single C_Initialize, and only the last to close may C_Finalize it.
+   */
+  static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver, modules: Pkcs11Modules = new Pkcs11Modules()): Token {
+    if (profile.softhsm2ConfTemplate && !modules.isLoaded(profile.module)) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
     if (!fs.existsSync(profile.module)) {
-      throw new Error(`PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
+      throw new TokenOpenError('no-module', `PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
     }
-    const module = new pkcs11js.PKCS11();
-    module.load(profile.module);
-    const pkcs11 = observer ? observed(module, observer) : module;
-    initializeModule(pkcs11, profile, dataDir);
-    const slot = findOrInitializeToken(pkcs11, profile, log);
-    const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
-    log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
-    if (profile.quirks.exportsNonExtractableKeys) {
-      log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
+    const module = modules.acquire(profile, dataDir);
+    try {
+      const pkcs11 = observer ? observed(module, observer) : module;
+      const slot = findOrInitializeToken(pkcs11, profile, log);
+      const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
+      log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
+      if (profile.quirks.exportsNonExtractableKeys) {
+        log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
+      }
+      const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
+      const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, observer, () => modules.release(profile.module));
+    } catch (err) {
+      modules.release(profile.module);
+      throw err;
     }
-    const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
-    const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-    const token = new Token(calls, slot, keepAlive, profile, log, dataDir, observer);
-    // Keep the module referenced for the process lifetime: if it is garbage-collected
-    // the library is unloaded under running work.
-    retainedModules.push(module);
-    return token;
   }
 
   /**
@@ -189,11 +195,12 @@ export class Token {
     this.closed = true;
     for (const s of this.idle.splice(0)) this.safeClose(s);
     this.safeClose(this.keepAlive);
-    try {
-      this.pkcs11.C_Finalize();
-    } catch {
-      // Already finalized; nothing to release.
-    }
+    this.releaseModule();
+  }
+
+  /** Sessions currently running an operation. */
+  get busy(): number {
+    return this.openCount - this.idle.length;
   }
 
   /** Sessions busy and operations waiting for one (metrics, readiness). */
@@ -314,6 +321,59 @@ export class Token {
   }
 }
 
+/** Why a token could not be opened, for callers that report it (custom key store connection errors). */
+export type TokenOpenFailure = 'no-module' | 'no-token' | 'wrong-pin' | 'locked' | 'device';
+
+export class TokenOpenError extends Error {
+  constructor(
+    readonly reason: TokenOpenFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The PKCS#11 libraries one process has loaded, counted by the tokens using them. Each
+ * library is initialised once (CKF_OS_LOCKING_OK: SoftHSM2 crashes under concurrency
+ * without it) and finalised when its last token closes.
+ */
+export class Pkcs11Modules {
+  private readonly loaded = new Map<string, { pkcs11: pkcs11js.PKCS11; users: number }>();
+
+  isLoaded(module: string): boolean {
+    return this.loaded.has(module);
+  }
+
+  acquire(profile: HsmProfile, dataDir: string): pkcs11js.PKCS11 {
+    const module = profile.module;
+    const entry = this.loaded.get(module);
+    if (entry) {
+      entry.users++;
+      return entry.pkcs11;
+    }
+    const pkcs11 = new pkcs11js.PKCS11();
+    pkcs11.load(module);
+    initializeModule(pkcs11, profile, dataDir);
+    // Keep the module referenced for the process lifetime: if it is garbage-collected
+    // the library is unloaded under running work.
+    retainedModules.push(pkcs11);
+    this.loaded.set(module, { pkcs11, users: 1 });
+    return pkcs11;
+  }
+
+  release(module: string): void {
+    const entry = this.loaded.get(module);
+    if (!entry || --entry.users > 0) return;
+    this.loaded.delete(module);
+    try {
+      entry.pkcs11.C_Finalize();
+    } catch {
+      // Already finalized; nothing to release.
+    }
+  }
+}
+
 const retainedModules: pkcs11js.PKCS11[] = [];
 
 function initializeModule(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, dataDir: string): void {
@@ -332,10 +392,12 @@ function openLoggedInSession(pkcs11: pkcs11js.PKCS11, slot: Buffer, pin: string)
   try {
     pkcs11.C_Login(session, pkcs11js.CKU_USER, pin);
   } catch (err) {
-    if (ckrName(err) !== 'CKR_USER_ALREADY_LOGGED_IN') {
+    const name = ckrName(err);
+    if (name !== 'CKR_USER_ALREADY_LOGGED_IN') {
       pkcs11.C_CloseSession(session);
-      if (ckrName(err) === 'CKR_PIN_INCORRECT') throw new Error('PKCS#11 login failed: wrong PIN');
-      throw err;
+      if (name === 'CKR_PIN_INCORRECT' || name === 'CKR_PIN_LEN_RANGE') throw new TokenOpenError('wrong-pin', 'PKCS#11 login failed: wrong PIN');
+      if (name === 'CKR_PIN_LOCKED') throw new TokenOpenError('locked', 'PKCS#11 login failed: the PIN is locked');
+      throw new TokenOpenError('device', `PKCS#11 login failed: ${name ?? (err as Error).message}`);
     }
   }
   return session;
@@ -353,7 +415,7 @@ function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log
   });
   if (existing) return existing;
   if (!profile.initializeToken) {
-    throw new Error(`no token labelled '${profile.tokenLabel}' (profile ${profile.name})`);
+    throw new TokenOpenError('no-token', `no token labelled '${profile.tokenLabel}' (profile ${profile.name})`);
   }
   const free = slots.find((slot) => (pkcs11.C_GetTokenInfo(slot).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
   if (!free) throw new Error('no free slot to initialise a token in');

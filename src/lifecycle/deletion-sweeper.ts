@@ -1,7 +1,9 @@
 import { type AuditSink, keyDeletedEvent } from '../audit/event';
+import { type KeyCustody, materialLabel } from '../custody/key-custody';
 import type { Services } from '../operations';
 import { DAY_MS } from '../operations/shared/rotation';
-import { isReplica } from '../store/records';
+import { custodyOf } from '../operations/shared/custom-key-stores';
+import { isReplica, type KeyRecord } from '../store/records';
 
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
@@ -79,7 +81,7 @@ export class DeletionSweeper {
       });
       if (!outcome) continue;
       const { key, lastRegion } = outcome;
-      if (lastRegion) for (const m of key.materials) await this.services.custody.destroy({ keyId: key.keyId, version: m.version });
+      if (lastRegion) await this.destroyMaterial(key);
       for (const p of key.importParameters ?? []) await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
@@ -102,5 +104,20 @@ export class DeletionSweeper {
       for (const id of orphans) tx.deleteGrant(id);
     });
     this.services.log.info({ grants: orphans.length }, 'removed the grants of keys deleted earlier');
+  }
+
+  /**
+   * A key of a disconnected AWS_CLOUDHSM store is deleted as on AWS, but its material stays
+   * in the backend token (nothing can reach it): the log names the objects to remove by hand.
+   */
+  private async destroyMaterial(key: KeyRecord): Promise<void> {
+    let custody: KeyCustody;
+    try {
+      custody = custodyOf(this.services, key);
+    } catch {
+      this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token');
+      return;
+    }
+    for (const m of key.materials) await custody.destroy({ keyId: key.keyId, version: m.version });
   }
 }

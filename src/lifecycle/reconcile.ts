@@ -33,7 +33,9 @@ export async function reconcile(services: Services, options: { sharedToken?: boo
     (regions ?? []).some((key) => key.materials.some((m) => m.version === version && (m.imported === undefined || m.imported.importState === 'IMPORTED')));
 
   for (const material of inToken) {
-    if (recorded(keys.get(material.keyId), material.version)) continue;
+    const regions = keys.get(material.keyId);
+    // Material of AWS_CLOUDHSM custom key stores belongs in their backend tokens, never in this one.
+    if (recorded(regions, material.version) && !regions?.some((k) => k.origin === 'AWS_CLOUDHSM')) continue;
     // With several processes on one token, an unrecorded object may be one another process
     // has just made and is about to record: it is reported, never destroyed here.
     if (options.sharedToken) {
@@ -55,6 +57,8 @@ export async function reconcile(services: Services, options: { sharedToken?: boo
     services.log.warn({ keyId: wrapping.keyId }, 'destroyed an import wrapping key no import parameters refer to');
   }
   for (const key of records) {
+    // Material of AWS_CLOUDHSM custom key stores is in their backend tokens, not this one.
+    if (key.origin === 'AWS_CLOUDHSM') continue;
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
       if (present.has(`${key.keyId}:${m.version}`)) continue;

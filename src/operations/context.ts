@@ -3,6 +3,7 @@ import type { AccessControl } from '../access/authorize';
 import type { Caller } from '../access/principal';
 import type { Clock } from '../clock';
 import type { KeyCustody } from '../custody/key-custody';
+import type { KeyStoreConnections } from '../keystores/connections';
 import type { UsageTracker } from '../lifecycle/usage-tracker';
 import type { OperationName, OperationShapes } from '../model/generated/types';
 import type { MetadataStore } from '../store/metadata-store';
@@ -40,6 +41,8 @@ export interface Services {
   usage?: UsageTracker;
   /** Request quotas, consulted by every dialect before an operation runs; absent: unlimited. */
   quotas?: { admit(operation: OperationName, input: unknown, ctx: RequestContext, services: Services): Promise<void> };
+  /** Custom key stores' connections (backend tokens, XKS proxies); absent in tests that do not need them. */
+  keyStores?: KeyStoreConnections;
 }
 
 export type OperationHandler<Op extends OperationName> = (

@@ -5,7 +5,8 @@ import { keyArn, type KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkKeyPolicy } from './shared/key-policy';
 import { checkAccountAction } from './shared/key-resolution';
-import { keyMetadataOf } from './shared/key-metadata';
+import { describedKey, keyMetadataOf } from './shared/key-metadata';
+import { placementOf } from './shared/custom-key-store-keys';
 import { validateTags } from './shared/tags';
 
 /** Key specs whose material can be imported (as AWS allows; Edwards, SM2 and ML-DSA are not among them). */
@@ -38,14 +39,12 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
   const keySpec: KeySpec = (input.KeySpec ?? input.CustomerMasterKeySpec ?? 'SYMMETRIC_DEFAULT') as KeySpec;
   const keyUsage = chooseKeyUsage(keySpec, input.KeyUsage);
   const origin = input.Origin ?? 'AWS_KMS';
-  if (origin !== 'AWS_KMS' && origin !== 'EXTERNAL') {
+  const placement = await placementOf(services, ctx, input, keySpec, keyUsage, origin);
+  if (!placement && origin !== 'AWS_KMS' && origin !== 'EXTERNAL') {
     throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by p11kms; only AWS_KMS and EXTERNAL keys can be created.`);
   }
   if (origin === 'EXTERNAL' && !IMPORTABLE_SPECS.has(keySpec) && !keySpec.startsWith('HMAC_')) {
     throw new KmsError('UnsupportedOperationException', `p11kms cannot import ${keySpec} key material; Origin EXTERNAL is available for SYMMETRIC_DEFAULT, HMAC, RSA and ECC (NIST P-256/384/521, secp256k1) keys.`);
-  }
-  if (input.CustomKeyStoreId || input.XksKeyId) {
-    throw new KmsError('UnsupportedOperationException', 'Custom key stores are not supported by p11kms.');
   }
   if (input.MultiRegion && origin === 'EXTERNAL') {
     throw new KmsError('UnsupportedOperationException', 'p11kms cannot create multi-Region keys with imported key material (Origin EXTERNAL); multi-Region keys are available with Origin AWS_KMS.');
@@ -84,6 +83,7 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     policy,
     // A multi-Region key starts as its own primary; ReplicateKey adds the other regions.
     ...(input.MultiRegion ? { primaryRegion: ctx.scope.region } : {}),
+    ...placement?.fields,
   };
   // The lockout safety check concerns a Policy the caller wrote; AWS's default key policy
   // (account root, kms:*) is attached without it.
@@ -98,16 +98,17 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
   const material = { keyId, version: 1 };
   // Token first: a crash before the store write leaves an orphan object that start-up
   // reconciliation destroys; never a key in the store without material.
-  await services.custody.generateKey(material, keySpec, keyUsage);
+  const custody = placement?.custody ?? services.custody;
+  await custody.generateKey(material, keySpec, keyUsage);
   try {
     await services.store.transact((tx) => tx.putKey(record));
   } catch (err) {
-    await services.custody.destroy(material).catch((destroyErr: unknown) =>
+    await custody.destroy(material).catch((destroyErr: unknown) =>
       services.log.error({ keyId, err: destroyErr }, 'could not destroy material of a key whose metadata was not stored'),
     );
     throw err;
   }
-  return { KeyMetadata: keyMetadataOf(record) };
+  return { KeyMetadata: await describedKey(services, record) };
 };
 
 /** Key usages AWS allows for each key spec. */

@@ -3,6 +3,7 @@ import { PayloadKind } from './shared/ciphertext';
 import { dataKeyLength, stopIfDryRun } from './shared/checks';
 import { currentMaterial, materialIdOf, seal } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
+import { custodyOf } from './shared/custom-key-stores';
 
 export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyWithoutPlaintext'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, {
@@ -13,7 +14,7 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
   // Generated and wrapped inside the token: the plaintext data key never exists here.
-  const wrapped = await services.custody.generateWrappedSecret(currentMaterial(key), length);
+  const wrapped = await custodyOf(services, key).generateWrappedSecret(currentMaterial(key), length);
   const blob = await seal(services, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length });
   return { CiphertextBlob: blob, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

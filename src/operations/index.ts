@@ -49,6 +49,12 @@ import { tagResource } from './tag-resource';
 import { untagResource } from './untag-resource';
 import { updatePrimaryRegion } from './update-primary-region';
 import { trackingUsage } from './shared/last-usage';
+import { connectCustomKeyStore } from './connect-custom-key-store';
+import { createCustomKeyStore } from './create-custom-key-store';
+import { deleteCustomKeyStore } from './delete-custom-key-store';
+import { describeCustomKeyStores } from './describe-custom-key-stores';
+import { disconnectCustomKeyStore } from './disconnect-custom-key-store';
+import { updateCustomKeyStore } from './update-custom-key-store';
 
 export type { OperationHandler, RequestContext, Services } from './context';
 
@@ -58,6 +64,12 @@ export type { OperationHandler, RequestContext, Services } from './context';
  */
 export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   CancelKeyDeletion: cancelKeyDeletion,
+  ConnectCustomKeyStore: connectCustomKeyStore,
+  CreateCustomKeyStore: createCustomKeyStore,
+  DeleteCustomKeyStore: deleteCustomKeyStore,
+  DescribeCustomKeyStores: describeCustomKeyStores,
+  DisconnectCustomKeyStore: disconnectCustomKeyStore,
+  UpdateCustomKeyStore: updateCustomKeyStore,
   CreateAlias: createAlias,
   CreateKey: createKey,
   CreateGrant: createGrant,

@@ -10,6 +10,7 @@ import { parseCiphertext } from './shared/ciphertext';
 import type { RequestContext, Services } from './context';
 import type { ReEncryptRequest } from '../model/generated/types';
 import { rsaEncrypt } from './shared/rsa-encryption';
+import { custodyOf } from './shared/custom-key-stores';
 
 /**
  * kms:ReEncryptOnSameKey: whether the ciphertext's key (named by the blob, or by SourceKeyId
@@ -58,9 +59,11 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
   });
   const { payload } = source;
   let blob: Buffer;
-  if (payload.kind === PayloadKind.WrappedSecret && !isRsa(destination.keySpec)) {
-    // A data key made without plaintext moves between symmetric keys inside the token.
-    const wrapped = await services.custody.rewrapSecret(
+  const custody = custodyOf(services, source.key);
+  if (payload.kind === PayloadKind.WrappedSecret && !isRsa(destination.keySpec) && custody === custodyOf(services, destination)) {
+    // A data key made without plaintext moves between symmetric keys inside the token
+    // (between two tokens it cannot: it is unwrapped and sealed as a plaintext payload).
+    const wrapped = await custody.rewrapSecret(
       { keyId: source.key.keyId, version: source.materialVersion },
       payload.wrapped,
       currentMaterial(destination),

@@ -4,7 +4,7 @@ import * as lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import type { KeyLocator, MetadataStore, StoreTransaction } from './metadata-store';
 import type { GrantRecord } from './grant-record';
-import { type AliasRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
+import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
 
 const FORMAT = 'p11kms-metadata';
 const FORMAT_VERSION = 1;
@@ -17,12 +17,15 @@ interface StoreFile {
   aliases: AliasRecord[];
   /** Absent in files written before grants existed. */
   grants?: GrantRecord[];
+  /** Absent in files written before custom key stores existed. */
+  customKeyStores?: CustomKeyStoreRecord[];
 }
 
 interface Snapshot {
   keys: Map<string, KeyRecord>;
   aliases: Map<string, AliasRecord>;
   grants: Map<string, GrantRecord>;
+  customKeyStores: Map<string, CustomKeyStoreRecord>;
 }
 
 interface Pending {
@@ -123,6 +126,14 @@ export class JsonFileStore implements MetadataStore {
     return [...(this.views.grantsByKey.get(recordKey(key)) ?? [])];
   }
 
+  async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    return this.committed.customKeyStores.get(id);
+  }
+
+  async listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]> {
+    return listCustomKeyStoresIn(this.committed.customKeyStores, scope);
+  }
+
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ body, resolve: resolve as (v: unknown) => void, reject });
@@ -145,7 +156,7 @@ export class JsonFileStore implements MetadataStore {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
-        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases), grants: new Map(this.committed.grants) };
+        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases), grants: new Map(this.committed.grants), customKeyStores: new Map(this.committed.customKeyStores) };
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = false;
         for (const pending of batch) {
@@ -187,6 +198,7 @@ export class JsonFileStore implements MetadataStore {
       keys: [...snapshot.keys.values()],
       aliases: [...snapshot.aliases.values()],
       grants: [...snapshot.grants.values()],
+      customKeyStores: [...snapshot.customKeyStores.values()],
     };
     await writeFileAtomic(this.file, JSON.stringify(content), { fsync: true, mode: 0o600 });
     // The rename is only durable once the directory entry is.
@@ -231,8 +243,14 @@ function keyRegionsIn(keys: Iterable<KeyRecord>, keyId: string): KeyRecord[] {
   return found.sort(byRegion);
 }
 
+function listCustomKeyStoresIn(stores: Map<string, CustomKeyStoreRecord>, scope: Scope | undefined): CustomKeyStoreRecord[] {
+  return [...stores.values()]
+    .filter((c) => scope === undefined || (c.region === scope.region && c.accountId === scope.accountId))
+    .sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));
+}
+
 function readSnapshot(file: string): Snapshot {
-  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map(), grants: new Map() };
+  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map() };
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
   if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
@@ -241,6 +259,7 @@ function readSnapshot(file: string): Snapshot {
     keys: new Map(parsed.keys.map((k) => [recordKey(k), k])),
     aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
     grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
+    customKeyStores: new Map((parsed.customKeyStores ?? []).map((c) => [c.customKeyStoreId, c])),
   };
 }
 
@@ -249,6 +268,7 @@ class OverlayTransaction implements StoreTransaction {
   private readonly keys = new Map<string, KeyRecord | null>();
   private readonly aliases = new Map<string, AliasRecord | null>();
   private readonly grants = new Map<string, GrantRecord | null>();
+  private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
 
   constructor(private readonly base: Snapshot) {}
 
@@ -329,6 +349,28 @@ class OverlayTransaction implements StoreTransaction {
     this.grants.set(grantId, null);
   }
 
+  async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    const own = this.customKeyStores.get(id);
+    return own === null ? undefined : (own ?? this.base.customKeyStores.get(id));
+  }
+
+  async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
+    const merged = new Map(this.base.customKeyStores);
+    for (const [k, v] of this.customKeyStores) {
+      if (v === null) merged.delete(k);
+      else merged.set(k, v);
+    }
+    return listCustomKeyStoresIn(merged, undefined);
+  }
+
+  putCustomKeyStore(record: CustomKeyStoreRecord): void {
+    this.customKeyStores.set(record.customKeyStoreId, record);
+  }
+
+  deleteCustomKeyStore(id: string): void {
+    this.customKeyStores.set(id, null);
+  }
+
   /** Returns whether anything changed. */
   applyTo(target: Snapshot): boolean {
     for (const [k, v] of this.keys) {
@@ -343,6 +385,10 @@ class OverlayTransaction implements StoreTransaction {
       if (v === null) target.grants.delete(k);
       else target.grants.set(k, v);
     }
-    return this.keys.size + this.aliases.size + this.grants.size > 0;
+    for (const [k, v] of this.customKeyStores) {
+      if (v === null) target.customKeyStores.delete(k);
+      else target.customKeyStores.set(k, v);
+    }
+    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size > 0;
   }
 }

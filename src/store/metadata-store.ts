@@ -1,5 +1,5 @@
 import type { GrantRecord } from './grant-record';
-import type { AliasRecord, KeyRecord, Scope } from './records';
+import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
 
 /**
  * Names one key record. A key id alone is not enough: the primary and replicas of a
@@ -34,6 +34,10 @@ export interface StoreTransaction {
   listGrants(key: KeyLocator): Promise<GrantRecord[]>;
   putGrant(record: GrantRecord): void;
   deleteGrant(grantId: string): void;
+  getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined>;
+  listCustomKeyStores(): Promise<CustomKeyStoreRecord[]>;
+  putCustomKeyStore(record: CustomKeyStoreRecord): void;
+  deleteCustomKeyStore(id: string): void;
 }
 
 /**
@@ -53,6 +57,9 @@ export interface MetadataStore {
   getGrant(grantId: string): Promise<GrantRecord | undefined>;
   /** Grants of one key record, or of every key when none is given, oldest first. */
   listGrants(key?: KeyLocator): Promise<GrantRecord[]>;
+  getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined>;
+  /** Custom key stores of one region and account, or of every scope, oldest first. */
+  listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]>;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   /**
    * Runs background work (sweeps) that must run in one process of the deployment: `fn` runs

@@ -99,6 +99,10 @@ export interface KeyRecord {
    * key has its own record under the same key id; see MULTI_REGION_SHARED_FIELDS.
    */
   readonly primaryRegion?: string;
+  /** The custom key store holding the key (Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE). */
+  readonly customKeyStoreId?: string;
+  /** Origin EXTERNAL_KEY_STORE: the external key's id at the XKS proxy. */
+  readonly xksKeyId?: string;
 }
 
 /**
@@ -126,6 +130,33 @@ export function withSharedFields(sibling: KeyRecord, source: KeyRecord): KeyReco
     else next[field] = source[field];
   }
   return next as unknown as KeyRecord;
+}
+
+/**
+ * A custom key store. Secrets (the backend token's PIN, the XKS proxy's SigV4 secret) are
+ * kept only sealed by the main token (AES-GCM under a token key, bound to the store id).
+ */
+export interface CustomKeyStoreRecord {
+  readonly customKeyStoreId: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly name: string;
+  readonly type: 'AWS_CLOUDHSM' | 'EXTERNAL_KEY_STORE';
+  readonly createdAt: number;
+  /** Connect was asked for and no Disconnect since: the service reconnects it at start-up. */
+  readonly connectRequested: boolean;
+  /** AWS_CLOUDHSM: the configured token backend (tokenBackends) and the sealed user PIN. */
+  readonly cloudHsmClusterId?: string;
+  readonly trustAnchorCertificate?: string;
+  readonly sealedPassword?: string;
+  /** EXTERNAL_KEY_STORE: the proxy and its sealed SigV4 secret. */
+  readonly xks?: {
+    readonly connectivity: 'PUBLIC_ENDPOINT' | 'VPC_ENDPOINT_SERVICE';
+    readonly uriEndpoint: string;
+    readonly uriPath: string;
+    readonly accessKeyId: string;
+    readonly sealedSecret: string;
+  };
 }
 
 export interface AliasRecord {

@@ -1,16 +1,29 @@
 /**
  * Out-of-process access to a test server's token through PKCS#11, independent of the
- * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label>|destroy <label>`.
+ * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label>|destroy <label>|init-token`.
  * P11KMS_TEST_TOKEN names the test token (default SoftHSM2). Runs in its own process because
- * SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize.
+ * SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize. TOKEN_LABEL and TOKEN_PIN choose another
+ * token of the same SoftHSM2 directory (a custom key store backend); init-token creates it.
  */
 import * as pkcs11js from 'pkcs11js';
 import { loadTokenModule, TEST_TOKENS, tokenSlot } from './test-tokens';
 
 const [dataDir, command, label] = process.argv.slice(2);
-const token = TEST_TOKENS.find((t) => t.name === process.env.P11KMS_TEST_TOKEN) ?? TEST_TOKENS[0];
+const testToken = TEST_TOKENS.find((t) => t.name === process.env.P11KMS_TEST_TOKEN) ?? TEST_TOKENS[0];
+const token = { ...testToken, tokenLabel: process.env.TOKEN_LABEL ?? testToken.tokenLabel, pin: process.env.TOKEN_PIN ?? testToken.pin };
 const p = loadTokenModule(token, dataDir);
 try {
+  if (command === 'init-token') {
+    const free = p.C_GetSlotList(true).find((s) => (p.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+    if (!free) throw new Error('no free slot');
+    p.C_InitToken(free, '12345678', token.tokenLabel.padEnd(32, ' '));
+    const so = p.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    p.C_Login(so, pkcs11js.CKU_SO, '12345678');
+    p.C_InitPIN(so, token.pin);
+    p.C_CloseSession(so);
+    p.C_Finalize();
+    process.exit(0);
+  }
   const slot = tokenSlot(p, token);
   const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
   p.C_Login(session, pkcs11js.CKU_USER, token.pin);

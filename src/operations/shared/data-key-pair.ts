@@ -24,6 +24,9 @@ export async function generateDataKeyPair(
     usage: 'ENCRYPT_DECRYPT',
     conditions: { encryptionContext: input.EncryptionContext, dataKeyPairSpec: input.KeyPairSpec },
   });
+  if (key.customKeyStoreId) {
+    throw new KmsError('UnsupportedOperationException', `${key.arn} is in a custom key store; KMS keys in custom key stores cannot generate data key pairs.`);
+  }
   if (key.keySpec !== 'SYMMETRIC_DEFAULT') {
     throw new KmsError('InvalidKeyUsageException', `${key.arn} key spec ${key.keySpec} is not valid for ${operation}; use a symmetric encryption KMS key.`);
   }

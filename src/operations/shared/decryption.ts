@@ -10,6 +10,7 @@ import { checkKeyFor, findKey } from './key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { PayloadKind } from './ciphertext';
 import { rsaDecrypt } from './rsa-encryption';
+import { custodyOf } from './custom-key-stores';
 
 export interface Opened {
   key: KeyRecord;
@@ -88,5 +89,5 @@ function aliasNamed(keyId: string | undefined): string | undefined {
 export async function plaintextOf(services: Services, opened: Opened): Promise<Buffer> {
   const { payload } = opened;
   if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
-  return services.custody.unwrapSecret({ keyId: opened.key.keyId, version: opened.materialVersion }, payload.wrapped, payload.length);
+  return custodyOf(services, opened.key).unwrapSecret({ keyId: opened.key.keyId, version: opened.materialVersion }, payload.wrapped, payload.length);
 }

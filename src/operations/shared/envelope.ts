@@ -1,5 +1,6 @@
 import type { KeyRecord } from '../../store/records';
 import type { Services } from '../context';
+import { custodyOf } from './custom-key-stores';
 import {
   additionalData,
   assemble,
@@ -34,7 +35,7 @@ export async function seal(
     secretLength: payload.kind === PayloadKind.WrappedSecret ? payload.length : 0,
   });
   const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
-  const { iv, sealed } = await services.custody.encrypt(material, additionalData(header, context), body);
+  const { iv, sealed } = await custodyOf(services, key).encrypt(material, additionalData(header, context), body);
   return assemble(header, iv, sealed);
 }
 
@@ -47,7 +48,7 @@ export async function open(
 ): Promise<Payload> {
   if (!key.materials.some((m) => m.version === parsed.materialVersion)) throw invalidCiphertext();
   const material = { keyId: key.keyId, version: parsed.materialVersion };
-  const body = await services.custody.decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
+  const body = await custodyOf(services, key).decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
   if (parsed.kind === PayloadKind.Plaintext) return { kind: PayloadKind.Plaintext, plaintext: body };
   return { kind: PayloadKind.WrappedSecret, wrapped: body, length: parsed.secretLength };
 }

@@ -1,22 +1,26 @@
-import type { KeyMetadata, MultiRegionConfiguration } from '../../model/generated/types';
-import { isReplica, type KeyRecord } from '../../store/records';
+import type { KeyMetadata, KeyState, MultiRegionConfiguration } from '../../model/generated/types';
+import { type CustomKeyStoreRecord, isReplica, type KeyRecord } from '../../store/records';
+import type { Services } from '../context';
 import { algorithmsOf } from './algorithms';
+import { effectiveKeyState } from './custom-key-stores';
 
 /**
  * The KeyMetadata AWS returns for a key, field for field (see recorded-aws-responses.md §1).
  * `regions`: every region's record of a multi-Region key (store.listKeyRegions), for its
- * MultiRegionConfiguration.
+ * MultiRegionConfiguration. `custom`: the key's custom key store and its state as its
+ * connection makes it (describedKey).
  */
-export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [key]): KeyMetadata {
+export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [key], custom?: { state: KeyState; store: CustomKeyStoreRecord | undefined }): KeyMetadata {
+  const keyState = custom?.state ?? key.keyState;
   const metadata: KeyMetadata = {
     AWSAccountId: key.accountId,
     KeyId: key.keyId,
     Arn: key.arn,
     CreationDate: new Date(key.createdAt),
-    Enabled: key.keyState === 'Enabled',
+    Enabled: keyState === 'Enabled',
     Description: key.description,
     KeyUsage: key.keyUsage,
-    KeyState: key.keyState,
+    KeyState: keyState,
   };
   if (key.deletionDate !== undefined) metadata.DeletionDate = new Date(key.deletionDate);
   // A primary waiting for its replicas to go shows the waiting period instead of a date.
@@ -25,6 +29,10 @@ export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [k
   if (current?.imported?.importState === 'IMPORTED' && current.imported.validTo !== undefined) metadata.ValidTo = new Date(current.imported.validTo);
   metadata.Origin = key.origin;
   if (current?.imported?.importState === 'IMPORTED') metadata.ExpirationModel = current.imported.expirationModel;
+  if (key.customKeyStoreId) {
+    metadata.CustomKeyStoreId = key.customKeyStoreId;
+    if (custom?.store?.cloudHsmClusterId) metadata.CloudHsmClusterId = custom.store.cloudHsmClusterId;
+  }
   metadata.KeyManager = 'CUSTOMER';
   metadata.CustomerMasterKeySpec = key.keySpec as KeyMetadata['CustomerMasterKeySpec'];
   metadata.KeySpec = key.keySpec;
@@ -32,6 +40,7 @@ export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [k
   metadata.MultiRegion = key.primaryRegion !== undefined;
   if (key.primaryRegion !== undefined) metadata.MultiRegionConfiguration = multiRegionConfigurationOf(key, regions);
   if (key.keySpec === 'SYMMETRIC_DEFAULT' && current) metadata.CurrentKeyMaterialId = current.materialId;
+  if (key.xksKeyId) metadata.XksKeyConfiguration = { Id: key.xksKeyId };
   return metadata;
 }
 
@@ -43,4 +52,10 @@ function multiRegionConfigurationOf(key: KeyRecord, regions: readonly KeyRecord[
     PrimaryKey: { Arn: primary?.arn ?? key.arn.replace(`:kms:${key.region}:`, `:kms:${key.primaryRegion}:`), Region: key.primaryRegion },
     ReplicaKeys: all.filter((r) => isReplica(r)).map((r) => ({ Arn: r.arn, Region: r.region })),
   };
+}
+
+/** keyMetadataOf with what only the service knows: the key's custom key store and its connection. */
+export async function describedKey(services: Services, key: KeyRecord, regions: readonly KeyRecord[] = [key]): Promise<KeyMetadata> {
+  if (!key.customKeyStoreId) return keyMetadataOf(key, regions);
+  return keyMetadataOf(key, regions, { state: effectiveKeyState(services, key), store: await services.store.getCustomKeyStore(key.customKeyStoreId) });
 }

@@ -7,6 +7,7 @@ import type { KeyUsageType, OperationName } from '../../model/generated/types';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { aliasArn, keyArn, type KeyRecord, type Scope } from '../../store/records';
 import type { RequestContext, Services } from '../context';
+import { effectiveKeyState } from './custom-key-stores';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MULTI_REGION_KEY_ID = /^mrk-[0-9a-f]{32}$/;
@@ -127,7 +128,7 @@ async function loadKeyWithGrantOnce(services: Services, ctx: RequestContext, val
   const ref = parseKeyReference(value, ctx, acceptsAlias);
   const requestAlias = ref.kind === 'alias' ? ref.aliasName : undefined;
   const grant = await authorizeUse(services, ctx, key, { ...use, requestAlias });
-  return { key: checkStateAndUsage(key, use), grant };
+  return { key: checkStateAndUsage(services, key, use), grant };
 }
 
 /** Authorisation, state and usage checks for a key already found (e.g. from a ciphertext). */
@@ -135,7 +136,7 @@ export async function checkKeyFor(services: Services, ctx: RequestContext, key: 
   return withSecondLook(services, async (s) => {
     const current = s === services ? key : ((await s.store.getKey(key)) ?? key);
     await authorizeUse(s, ctx, current, use);
-    return checkStateAndUsage(current, use);
+    return checkStateAndUsage(s, current, use);
   });
 }
 
@@ -191,8 +192,8 @@ export function checkAliasAction(services: Services, ctx: RequestContext, action
   authorizeAccountAction(services.access, ctx.caller, action, aliasArn(ctx.scope, aliasName), requestConditionValues(services, ctx, { request: {} }));
 }
 
-function checkStateAndUsage(key: KeyRecord, use: KeyUse): KeyRecord {
-  if ((use.allowedStates ?? 'enabled') === 'enabled') requireEnabled(key);
+function checkStateAndUsage(services: Services, key: KeyRecord, use: KeyUse): KeyRecord {
+  if ((use.allowedStates ?? 'enabled') === 'enabled') requireEnabled({ ...key, keyState: effectiveKeyState(services, key) });
   if (use.usage && key.keyUsage !== use.usage) {
     throw new KmsError(
       'InvalidKeyUsageException',

@@ -10,7 +10,8 @@ export const ON_DEMAND_ROTATION_LIMIT = 25;
 
 /** Automatic and on-demand rotation exist for symmetric encryption keys only, as on AWS. */
 export function isRotatable(key: KeyRecord): boolean {
-  return key.keySpec === 'SYMMETRIC_DEFAULT';
+  // Keys in custom key stores cannot be rotated, automatically or on demand, as on AWS.
+  return key.keySpec === 'SYMMETRIC_DEFAULT' && key.customKeyStoreId === undefined;
 }
 
 export function rotationOf(key: KeyRecord): RotationRecord {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
-import { type AliasRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { migrateSchema } from './schema';
 
@@ -93,6 +93,15 @@ export class PostgresStore implements MetadataStore {
     return [...(await this.cache.get(grantListName(key), () => listGrantsIn(this.pool, key)))];
   }
 
+  // Custom key stores are few and rarely read: straight from the database, never cached.
+  getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    return readCustomKeyStore(this.pool, id);
+  }
+
+  listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]> {
+    return listCustomKeyStoresIn(this.pool, scope);
+  }
+
   /** The same store reading around the cache (committed state at the moment of the read). */
   fresh(): MetadataStore {
     const pool = this.pool;
@@ -104,6 +113,8 @@ export class PostgresStore implements MetadataStore {
       listAliases: (scope) => listAliasesIn(pool, scope),
       getGrant: (grantId) => readGrant(pool, grantId),
       listGrants: (key) => listGrantsIn(pool, key),
+      getCustomKeyStore: (id) => readCustomKeyStore(pool, id),
+      listCustomKeyStores: (scope) => listCustomKeyStoresIn(pool, scope),
       transact: (body) => this.transact(body),
       asLeader: (task, fn) => this.asLeader(task, fn),
       close: async () => undefined,
@@ -237,6 +248,19 @@ async function listAliasesIn(q: Queryable, scope: Scope): Promise<AliasRecord[]>
   return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
 }
 
+async function readCustomKeyStore(q: Queryable, id: string): Promise<CustomKeyStoreRecord | undefined> {
+  const { rows } = await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores WHERE custom_key_store_id = $1', [id]);
+  return rows[0]?.doc;
+}
+
+async function listCustomKeyStoresIn(q: Queryable, scope: Scope | undefined): Promise<CustomKeyStoreRecord[]> {
+  const { rows } =
+    scope === undefined
+      ? await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores ORDER BY created_at, custom_key_store_id')
+      : await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores WHERE region = $1 AND account_id = $2 ORDER BY created_at, custom_key_store_id', [scope.region, scope.accountId]);
+  return rows.map((r) => r.doc);
+}
+
 async function readGrant(q: Queryable, grantId: string): Promise<GrantRecord | undefined> {
   const { rows } = await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE grant_id = $1', [grantId]);
   return rows[0]?.doc;
@@ -267,6 +291,7 @@ class PostgresTransaction implements StoreTransaction {
   private readonly sharedFrom = new Map<string, KeyRecord>();
   private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
   private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
+  private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
@@ -374,6 +399,29 @@ class PostgresTransaction implements StoreTransaction {
     this.grants.set(grantId, { key: this.grants.get(grantId)?.key, record: null });
   }
 
+  async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    const own = this.customKeyStores.get(id);
+    if (own !== undefined) return own ?? undefined;
+    return readCustomKeyStore(this.client, id);
+  }
+
+  async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
+    const merged = new Map((await listCustomKeyStoresIn(this.client, undefined)).map((c) => [c.customKeyStoreId, c]));
+    for (const [id, own] of this.customKeyStores) {
+      if (own === null) merged.delete(id);
+      else merged.set(id, own);
+    }
+    return [...merged.values()].sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));
+  }
+
+  putCustomKeyStore(record: CustomKeyStoreRecord): void {
+    this.customKeyStores.set(record.customKeyStoreId, record);
+  }
+
+  deleteCustomKeyStore(id: string): void {
+    this.customKeyStores.set(id, null);
+  }
+
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
   async write(): Promise<string[]> {
     const changed: string[] = [];
@@ -438,6 +486,16 @@ class PostgresTransaction implements StoreTransaction {
         update: ['UPDATE p11kms_grants SET doc = $2 WHERE grant_id = $1', [grantId, JSON.stringify(record)]],
         conflict: '(grant_id) DO UPDATE SET doc = EXCLUDED.doc',
       });
+    }
+    // Last writer wins, as serializable transactions make it safe.
+    for (const [id, record] of this.customKeyStores) {
+      if (record === null) await q('DELETE FROM p11kms_custom_key_stores WHERE custom_key_store_id = $1', [id]);
+      else {
+        await q(
+          'INSERT INTO p11kms_custom_key_stores (custom_key_store_id, region, account_id, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (custom_key_store_id) DO UPDATE SET doc = EXCLUDED.doc',
+          [id, record.region, record.accountId, record.createdAt, JSON.stringify(record)],
+        );
+      }
     }
     return changed;
   }

@@ -1,0 +1,87 @@
+import type { Logger } from 'pino';
+import type { HsmProfile } from './hsm-profile';
+import { KeyCustody } from './key-custody';
+import { type Pkcs11Modules, Token, TokenOpenError } from './token';
+
+/** AWS's ConnectionErrorCode values a token backend can produce. */
+export type BackendConnectionError = 'CLUSTER_NOT_FOUND' | 'INVALID_CREDENTIALS' | 'USER_LOCKED_OUT' | 'INTERNAL_ERROR' | 'NETWORK_ERRORS';
+
+/**
+ * The tokens custom key stores of type AWS_CLOUDHSM use: configured backends (cluster id →
+ * HSM profile), each opened with its own session pool when a store connects and closed
+ * when it disconnects. One instance per service; tokens of one PKCS#11 library share its
+ * initialisation through `modules`.
+ */
+export class TokenBackends {
+  private readonly open = new Map<string, { token: Token; custody: KeyCustody }>();
+
+  constructor(
+    private readonly profiles: Readonly<Record<string, HsmProfile>>,
+    private readonly dataDir: string,
+    private readonly modules: Pkcs11Modules,
+    private readonly log: Logger,
+  ) {}
+
+  has(clusterId: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.profiles, clusterId);
+  }
+
+  /**
+   * Whether two backends hold the same keys (AWS: clusters sharing a backup lineage): the
+   * same module and token label, or the same `clusterLineage` in both profiles (replicated
+   * partitions of one HSM family).
+   */
+  related(a: string, b: string): boolean {
+    const pa = this.profiles[a];
+    const pb = this.profiles[b];
+    if (!pa || !pb) return false;
+    if (pa.module === pb.module && pa.tokenLabel === pb.tokenLabel) return true;
+    return pa.clusterLineage !== undefined && pa.clusterLineage === pb.clusterLineage;
+  }
+
+  /**
+   * Logs in to the backend's token with the store's PIN. Returns the AWS connection error
+   * code on failure; the PIN is never logged.
+   */
+  connect(holder: string, clusterId: string, pin: string): { ok: true } | { ok: false; code: BackendConnectionError } {
+    const profile = this.profiles[clusterId];
+    if (!profile) return { ok: false, code: 'CLUSTER_NOT_FOUND' };
+    if (this.open.has(holder)) return { ok: true };
+    try {
+      const token = Token.open({ ...profile, pin }, this.dataDir, this.log, undefined, this.modules);
+      this.open.set(holder, { token, custody: new KeyCustody(token) });
+      return { ok: true };
+    } catch (err) {
+      const reason = err instanceof TokenOpenError ? err.reason : 'device';
+      this.log.warn({ customKeyStoreId: holder, clusterId, reason, err: (err as Error).message }, 'custom key store could not open its token');
+      const code: Record<string, BackendConnectionError> = {
+        'no-module': 'CLUSTER_NOT_FOUND',
+        'no-token': 'CLUSTER_NOT_FOUND',
+        'wrong-pin': 'INVALID_CREDENTIALS',
+        locked: 'USER_LOCKED_OUT',
+        device: 'INTERNAL_ERROR',
+      };
+      return { ok: false, code: code[reason] ?? 'INTERNAL_ERROR' };
+    }
+  }
+
+  custodyOf(holder: string): KeyCustody | undefined {
+    return this.open.get(holder)?.custody;
+  }
+
+  /**
+   * Closes the holder's token once the operations running on it have finished: closing a
+   * session under running native work crashes the process.
+   */
+  async disconnect(holder: string): Promise<void> {
+    const entry = this.open.get(holder);
+    if (!entry) return;
+    this.open.delete(holder);
+    while (entry.token.busy > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    entry.token.close();
+  }
+
+  async closeAll(): Promise<void> {
+    for (const holder of [...this.open.keys()]) await this.disconnect(holder);
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Custom key stores of type AWS_CLOUDHSM: a second SoftHSM2 token beside the main one,
+ * named by its cluster id in the config. Every claim about which token holds a key is
+ * checked through PKCS#11 from another process, not through the service.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import {
+  ConnectCustomKeyStoreCommand,
+  CreateCustomKeyStoreCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  DeleteCustomKeyStoreCommand,
+  DescribeCustomKeyStoresCommand,
+  DescribeKeyCommand,
+  DisconnectCustomKeyStoreCommand,
+  EnableKeyRotationCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  GenerateDataKeyWithoutPlaintextCommand,
+  GenerateRandomCommand,
+  type KMSClient,
+  ReEncryptCommand,
+  ScheduleKeyDeletionCommand,
+  UpdateCustomKeyStoreCommand,
+} from '@aws-sdk/client-kms';
+import { expectKmsError, TestServer } from '../support/server';
+import { initSecondToken, listTokenObjects } from '../support/token-tool';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLUSTER = 'cluster-softhsmbackend';
+const OTHER_CLUSTER = 'cluster-missingbackend';
+const BACKEND = { label: 'p11kms-backend', pin: 'backend-pin-7' };
+const BROKEN_ANCHOR = [
+  '-----BEGIN CERTIFICATE-----',
+  'MIIBfTCCASOgAwIBAgIUQ4m3kqVJ3w2C0qzv6uX0sW7d1LUwCgYIKoZIzj0EAwIw',
+  'FDESMBAGA1UEAwwJdGVzdCBjYSAxMB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEwMTAw',
+  'MDAwMFowFDESMBAGA1UEAwwJdGVzdCBjYSAxMFkwEwYHKoZIzj0CAQYIKoZIzj0D',
+  'AQcDQgAE',
+].join('\n');
+
+describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let kms: KMSClient;
+  let storeId: string;
+  let trustAnchor: string;
+
+  const stateOf = async (id: string) => (await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0];
+  /** Connect is asynchronous (as on AWS): wait for the attempt to end, by state, not by time. */
+  const settled = async (id: string) => {
+    for (;;) {
+      const entry = await stateOf(id);
+      if (entry.ConnectionState !== 'CONNECTING') return entry;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  before(async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cks-'));
+    initSecondToken(dataDir, path.join(ROOT, 'softhsm.conf'), BACKEND);
+    const missingProfile = path.join(dataDir, 'missing-backend.json');
+    fs.writeFileSync(missingProfile, JSON.stringify({ name: 'nowhere', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'no-such-token' }));
+    server = await TestServer.start({
+      dataDir,
+      env: { P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
+    });
+    kms = server.client();
+    trustAnchor = makeCertificate();
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('creates a store that keeps the PIN only sealed, and refuses what AWS refuses', async () => {
+    const created = await kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'backend', CloudHsmClusterId: CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'wrong-pin-1' }));
+    storeId = created.CustomKeyStoreId!;
+    expect(storeId).to.match(/^cks-[0-9a-f]{17}$/);
+    const entry = await stateOf(storeId);
+    expect(entry).to.include({ CustomKeyStoreName: 'backend', CloudHsmClusterId: CLUSTER, ConnectionState: 'DISCONNECTED', CustomKeyStoreType: 'AWS_CLOUDHSM', TrustAnchorCertificate: trustAnchor });
+    expect(entry).not.to.have.property('ConnectionErrorCode');
+
+    expect((await expectKmsError(kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'backend', CloudHsmClusterId: OTHER_CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'whatever1' })))).name).to.equal('CustomKeyStoreNameInUseException');
+    expect((await expectKmsError(kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'again', CloudHsmClusterId: CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'whatever1' })))).name).to.equal('CloudHsmClusterInUseException');
+    expect((await expectKmsError(kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'unknown', CloudHsmClusterId: 'cluster-notconfigured', TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'whatever1' })))).name).to.equal('CloudHsmClusterNotFoundException');
+    expect((await expectKmsError(kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'anchor', CloudHsmClusterId: OTHER_CLUSTER, TrustAnchorCertificate: BROKEN_ANCHOR, KeyStorePassword: 'whatever1' })))).name).to.equal('IncorrectTrustAnchorException');
+    const err = await expectKmsError(kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' })));
+    expect(err.name).to.equal('CustomKeyStoreInvalidStateException');
+  });
+
+  it('fails to connect with a wrong PIN (INVALID_CREDENTIALS), then connects after Disconnect and a password update', async () => {
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    const failed = await settled(storeId);
+    expect(failed).to.include({ ConnectionState: 'FAILED', ConnectionErrorCode: 'INVALID_CREDENTIALS' });
+    // As on AWS: a FAILED store must be disconnected before it may connect again.
+    expect((await expectKmsError(kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    expect((await stateOf(storeId)).ConnectionState).to.equal('DISCONNECTED');
+    expect((await expectKmsError(kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    await kms.send(new UpdateCustomKeyStoreCommand({ CustomKeyStoreId: storeId, KeyStorePassword: BACKEND.pin, NewCustomKeyStoreName: 'backend-1' }));
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    expect(await settled(storeId)).to.include({ ConnectionState: 'CONNECTED', CustomKeyStoreName: 'backend-1' });
+    expect((await expectKmsError(kms.send(new UpdateCustomKeyStoreCommand({ CustomKeyStoreId: storeId, KeyStorePassword: 'another-pin' })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    expect((await expectKmsError(kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+
+    // A backend whose token does not exist: CLUSTER_NOT_FOUND.
+    const other = (await kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'nowhere', CloudHsmClusterId: OTHER_CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'whatever1' }))).CustomKeyStoreId!;
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: other }));
+    expect(await settled(other)).to.include({ ConnectionState: 'FAILED', ConnectionErrorCode: 'CLUSTER_NOT_FOUND' });
+    // Filters and pagination.
+    const page1 = await kms.send(new DescribeCustomKeyStoresCommand({ Limit: 1 }));
+    expect(page1.CustomKeyStores!.map((c) => c.CustomKeyStoreId)).to.deep.equal([storeId]);
+    expect(page1.Truncated).to.equal(true);
+    const page2 = await kms.send(new DescribeCustomKeyStoresCommand({ Limit: 1, Marker: page1.NextMarker }));
+    expect(page2.CustomKeyStores!.map((c) => c.CustomKeyStoreId)).to.deep.equal([other]);
+    expect(page2.Truncated).to.equal(false);
+    expect((await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreName: 'nowhere' }))).CustomKeyStores![0].CustomKeyStoreId).to.equal(other);
+    expect((await expectKmsError(kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreName: 'absent' })))).name).to.equal('CustomKeyStoreNotFoundException');
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: other }));
+    await kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: other }));
+    expect((await expectKmsError(kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: other })))).name).to.equal('CustomKeyStoreNotFoundException');
+  });
+
+  it('generates the key in the backend token and does every operation there', async () => {
+    const custom = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM', Description: 'in the backend' }))).KeyMetadata!;
+    expect(custom).to.include({ CustomKeyStoreId: storeId, CloudHsmClusterId: CLUSTER, Origin: 'AWS_CLOUDHSM', KeyState: 'Enabled', KeySpec: 'SYMMETRIC_DEFAULT' });
+    const main = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+
+    // Proven through PKCS#11: each token holds exactly its own key.
+    const inBackend = listTokenObjects(server.dataDir, BACKEND).map((o) => o.label);
+    const inMain = listTokenObjects(server.dataDir).map((o) => o.label);
+    expect(inBackend).to.include(`p11kms:${custom.KeyId}:v1`);
+    expect(inBackend).not.to.include(`p11kms:${main.KeyId}:v1`);
+    expect(inMain).to.include(`p11kms:${main.KeyId}:v1`);
+    expect(inMain).not.to.include(`p11kms:${custom.KeyId}:v1`);
+    const backendObject = listTokenObjects(server.dataDir, BACKEND).find((o) => o.label === `p11kms:${custom.KeyId}:v1`)!;
+    expect(backendObject).to.include({ sensitive: true, extractable: false, neverExtractable: true });
+
+    const plaintext = Buffer.from('kept by the backend token');
+    const sealed = await kms.send(new EncryptCommand({ KeyId: custom.KeyId, Plaintext: plaintext, EncryptionContext: { app: 'cks' } }));
+    const opened = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { app: 'cks' } }));
+    expect(Buffer.from(opened.Plaintext!).equals(plaintext)).to.equal(true);
+    expect(opened.KeyId).to.equal(custom.Arn);
+
+    const dataKey = await kms.send(new GenerateDataKeyCommand({ KeyId: custom.KeyId, KeySpec: 'AES_256' }));
+    expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: dataKey.CiphertextBlob }))).Plaintext!).equals(Buffer.from(dataKey.Plaintext!))).to.equal(true);
+    // A data key made inside the backend token moves to a main-token key and back.
+    const hidden = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: custom.KeyId, NumberOfBytes: 32 }));
+    const moved = await kms.send(new ReEncryptCommand({ CiphertextBlob: hidden.CiphertextBlob, DestinationKeyId: main.KeyId }));
+    const back = await kms.send(new ReEncryptCommand({ CiphertextBlob: moved.CiphertextBlob, DestinationKeyId: custom.KeyId }));
+    const viaMain = await kms.send(new DecryptCommand({ CiphertextBlob: moved.CiphertextBlob }));
+    const viaBackend = await kms.send(new DecryptCommand({ CiphertextBlob: back.CiphertextBlob }));
+    expect(Buffer.from(viaMain.Plaintext!).equals(Buffer.from(viaBackend.Plaintext!))).to.equal(true);
+    expect((await kms.send(new GenerateRandomCommand({ NumberOfBytes: 16, CustomKeyStoreId: storeId }))).Plaintext).to.have.length(16);
+    expect((await expectKmsError(kms.send(new EnableKeyRotationCommand({ KeyId: custom.KeyId })))).name).to.equal('UnsupportedOperationException');
+    expect((await expectKmsError(kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM', KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' })))).name).to.equal('UnsupportedOperationException');
+    expect((await expectKmsError(kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+
+    // Disconnected: the key is Unavailable and unusable, as on AWS.
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: custom.KeyId }))).KeyMetadata).to.include({ KeyState: 'Unavailable', Enabled: false });
+    const refused = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { app: 'cks' } })));
+    expect(refused.name).to.equal('KMSInvalidStateException');
+    expect((await expectKmsError(kms.send(new GenerateRandomCommand({ NumberOfBytes: 16, CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    expect((await expectKmsError(kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreHasCMKsException');
+
+    // A connected store is connected again after a restart, and its keys work.
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
+    server = await server.restart();
+    kms = server.client();
+    expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
+    const again = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { app: 'cks' } }));
+    expect(Buffer.from(again.Plaintext!).equals(plaintext)).to.equal(true);
+    await kms.send(new ScheduleKeyDeletionCommand({ KeyId: custom.KeyId, PendingWindowInDays: 7 }));
+  });
+
+  it('never writes the PIN to the store, the trail or the log', () => {
+    const files = [path.join(server.dataDir, 'metadata.json'), ...fs.readdirSync(path.join(server.dataDir, 'audit')).filter((f) => f.endsWith('.jsonl')).map((f) => path.join(server.dataDir, 'audit', f))];
+    for (const file of files) {
+      const text = fs.readFileSync(file, 'utf8');
+      expect(text, file).not.to.include(BACKEND.pin);
+      expect(text, file).not.to.include('wrong-pin-1');
+    }
+    expect(server.stderr()).not.to.include(BACKEND.pin);
+    expect(fs.readFileSync(path.join(server.dataDir, 'audit', fs.readdirSync(path.join(server.dataDir, 'audit')).find((f) => f.endsWith('.jsonl'))!), 'utf8')).to.include('CreateCustomKeyStore');
+  });
+});
+
+/** A self-signed certificate for the TrustAnchorCertificate member (any X.509 PEM is accepted). */
+function makeCertificate(): string {
+  const pem = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'trust-anchor.pem'), 'utf8');
+  return pem.trim();
+}
