@@ -99,7 +99,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const countedTrail = metrics.countingAudit(trail);
 
     const backendProfiles = Object.fromEntries(Object.entries(config.tokenBackends).map(([id, file]) => [id, loadBackendProfile(file)]));
-    keyStores = new KeyStoreConnections(store, await SecretSealer.open(token), new TokenBackends(backendProfiles, config.dataDir, modules, log), log);
+    keyStores = new KeyStoreConnections(store, new SecretSealer(token), new TokenBackends(backendProfiles, config.dataDir, modules, log), log);
     services.keyStores = keyStores;
 
     const reconciled = await reconcile(services, { sharedToken: shared });

@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
 import { KeyImporter } from './key-import';
-import { EC_FIELD_BYTES, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
+import { aesKeyTemplate, EC_FIELD_BYTES, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
@@ -69,25 +69,7 @@ export class KeyCustody {
   async generateSymmetricKey(ref: MaterialRef): Promise<void> {
     const label = materialLabel(ref);
     await this.token.run('generate symmetric key', (session) =>
-      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_MODIFIABLE, value: false },
-        { type: pkcs11js.CKA_ENCRYPT, value: true },
-        { type: pkcs11js.CKA_DECRYPT, value: true },
-        { type: pkcs11js.CKA_WRAP, value: true },
-        { type: pkcs11js.CKA_UNWRAP, value: true },
-        { type: pkcs11js.CKA_SIGN, value: false },
-        { type: pkcs11js.CKA_VERIFY, value: false },
-        { type: pkcs11js.CKA_DERIVE, value: false },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
-      ]),
+      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(label, true)),
     );
   }
 

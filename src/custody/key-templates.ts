@@ -143,6 +143,32 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
   throw new Error(`${spec} is not a key pair spec`);
 }
 
+/**
+ * An AES-256 token key: sensitive, never extractable, encrypt/decrypt, and wrap/unwrap when
+ * it protects other keys (master keys do; the secret-sealing key does not).
+ */
+export function aesKeyTemplate(label: string, wrapping: boolean): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_ENCRYPT, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: true },
+    { type: pkcs11js.CKA_WRAP, value: wrapping },
+    { type: pkcs11js.CKA_UNWRAP, value: wrapping },
+    { type: pkcs11js.CKA_SIGN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+  ];
+}
+
 /** An HMAC key: a generic secret of the hash's length, sign/verify only. */
 export function hmacTemplate(spec: KeySpec, label: string): pkcs11js.Template {
   return [

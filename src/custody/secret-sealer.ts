@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
+import { aesKeyTemplate } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { Session, Token } from './token';
 
@@ -17,16 +18,17 @@ const TAG_BYTES = 16;
  * leaves the key alone.
  */
 export class SecretSealer {
-  private constructor(private readonly token: Token) {}
+  /** The key is made at the first seal, once: concurrent first seals wait for one creation. */
+  private ready: Promise<void> | undefined;
 
-  /** Makes the sealing key at start-up, before any request could race to create it twice. */
-  static async open(token: Token): Promise<SecretSealer> {
-    const sealer = new SecretSealer(token);
-    await token.run('open secret sealing key', (session) => sealer.key(session));
-    return sealer;
-  }
+  constructor(private readonly token: Token) {}
 
   async seal(boundTo: string, secret: string): Promise<string> {
+    this.ready ??= this.token.run('make secret sealing key', (session) => void this.key(session)).catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    await this.ready;
     return this.token.run('seal secret', async (session) => {
       const key = this.key(session);
       const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(IV_BYTES));
@@ -60,22 +62,7 @@ export class SecretSealer {
   private key(session: Session): Buffer {
     const existing = this.token.findObject(session, SECRET_SEALING_LABEL, pkcs11js.CKO_SECRET_KEY);
     if (existing) return existing;
-    return this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_MODIFIABLE, value: false },
-      { type: pkcs11js.CKA_ENCRYPT, value: true },
-      { type: pkcs11js.CKA_DECRYPT, value: true },
-      { type: pkcs11js.CKA_WRAP, value: false },
-      { type: pkcs11js.CKA_UNWRAP, value: false },
-      { type: pkcs11js.CKA_LABEL, value: SECRET_SEALING_LABEL },
-      { type: pkcs11js.CKA_ID, value: Buffer.from(SECRET_SEALING_LABEL) },
-    ]);
+    return this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(SECRET_SEALING_LABEL, false));
   }
 }
 

@@ -263,6 +263,20 @@ function readSnapshot(file: string): Snapshot {
   };
 }
 
+/** Applies a transaction's writes (null = deleted) to a map. */
+function applyWrites<T>(target: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
+  for (const [k, v] of writes) {
+    if (v === null) target.delete(k);
+    else target.set(k, v);
+  }
+  return target;
+}
+
+/** The committed records as a transaction sees them, its own writes included. */
+function overlaid<T>(base: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
+  return applyWrites(new Map(base), writes);
+}
+
 /** Collects a transaction's writes so they can be applied whole or dropped whole. */
 class OverlayTransaction implements StoreTransaction {
   private readonly keys = new Map<string, KeyRecord | null>();
@@ -311,12 +325,7 @@ class OverlayTransaction implements StoreTransaction {
   }
 
   async listAliases(scope: Scope): Promise<AliasRecord[]> {
-    const merged = new Map(this.base.aliases);
-    for (const [k, v] of this.aliases) {
-      if (v === null) merged.delete(k);
-      else merged.set(k, v);
-    }
-    return listAliasesIn(merged, scope);
+    return listAliasesIn(overlaid(this.base.aliases, this.aliases), scope);
   }
 
   putAlias(record: AliasRecord): void {
@@ -333,12 +342,7 @@ class OverlayTransaction implements StoreTransaction {
   }
 
   async listGrants(key: KeyLocator): Promise<GrantRecord[]> {
-    const merged = new Map(this.base.grants);
-    for (const [k, v] of this.grants) {
-      if (v === null) merged.delete(k);
-      else merged.set(k, v);
-    }
-    return listGrantsIn(merged, key);
+    return listGrantsIn(overlaid(this.base.grants, this.grants), key);
   }
 
   putGrant(record: GrantRecord): void {
@@ -355,12 +359,7 @@ class OverlayTransaction implements StoreTransaction {
   }
 
   async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
-    const merged = new Map(this.base.customKeyStores);
-    for (const [k, v] of this.customKeyStores) {
-      if (v === null) merged.delete(k);
-      else merged.set(k, v);
-    }
-    return listCustomKeyStoresIn(merged, undefined);
+    return listCustomKeyStoresIn(overlaid(this.base.customKeyStores, this.customKeyStores), undefined);
   }
 
   putCustomKeyStore(record: CustomKeyStoreRecord): void {
@@ -373,22 +372,10 @@ class OverlayTransaction implements StoreTransaction {
 
   /** Returns whether anything changed. */
   applyTo(target: Snapshot): boolean {
-    for (const [k, v] of this.keys) {
-      if (v === null) target.keys.delete(k);
-      else target.keys.set(k, v);
-    }
-    for (const [k, v] of this.aliases) {
-      if (v === null) target.aliases.delete(k);
-      else target.aliases.set(k, v);
-    }
-    for (const [k, v] of this.grants) {
-      if (v === null) target.grants.delete(k);
-      else target.grants.set(k, v);
-    }
-    for (const [k, v] of this.customKeyStores) {
-      if (v === null) target.customKeyStores.delete(k);
-      else target.customKeyStores.set(k, v);
-    }
+    applyWrites(target.keys, this.keys);
+    applyWrites(target.aliases, this.aliases);
+    applyWrites(target.grants, this.grants);
+    applyWrites(target.customKeyStores, this.customKeyStores);
     return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size > 0;
   }
 }

@@ -89,6 +89,7 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     expect((await expectKmsError(kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'anchor', CloudHsmClusterId: OTHER_CLUSTER, TrustAnchorCertificate: BROKEN_ANCHOR, KeyStorePassword: 'whatever1' })))).name).to.equal('IncorrectTrustAnchorException');
     const err = await expectKmsError(kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' })));
     expect(err.name).to.equal('CustomKeyStoreInvalidStateException');
+    expect((await expectKmsError(kms.send(new CreateKeyCommand({ Origin: 'AWS_CLOUDHSM' })))).name).to.equal('ValidationException');
   });
 
   it('fails to connect with a wrong PIN (INVALID_CREDENTIALS), then connects after Disconnect and a password update', async () => {

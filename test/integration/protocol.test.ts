@@ -175,12 +175,6 @@ describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
       });
     }
 
-    for (const operation of ['ConnectCustomKeyStore', 'DeleteCustomKeyStore']) {
-      it(`answers UnsupportedOperationException for the model operation ${operation}, which is not built yet`, async function () {
-        const message = expectError(await call(operation, { KeyId: keyId }), 'UnsupportedOperationException');
-        expect(message).to.include(operation);
-      });
-    }
   });
 
   describe('request bodies that cannot be deserialized', function () {
