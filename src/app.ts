@@ -26,15 +26,20 @@ import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
 import type { Services } from './operations';
 import { openStore } from './store/open-store';
 import { awsJsonEndpoint } from './wire/aws-json/router';
-import { SigV4Authenticator } from './wire/aws-json/sigv4-auth';
+import { HeaderSignatures, SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
 import { operationalRoutes } from './server/health';
 import { type Listener, listen } from './server/listener';
 import { ServiceMetrics } from './server/metrics';
 import { RequestQuotas } from './server/quotas';
+import { ExternalKeys } from './custody/external-keys';
+import { startXksListener } from './wire/xks/server';
+import { XksSettingsFile } from './wire/xks/settings';
 
 export interface RunningService {
   url: string;
+  /** The XKS proxy listener, when configured (xksProxyFile). */
+  xksUrl?: string;
   services: Services;
   reconciled: ReconcileReport;
   audit: AuditTrail;
@@ -151,6 +156,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
       res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
     });
 
+    const xks = config.xksProxyFile
+      ? await startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures() })
+      : undefined;
+    if (xks) log.info({ url: xks.url }, 'XKS proxy listening');
+
     const listener: Listener = await listen(requestListener(app, awsJson), config, log);
     metrics.timeRequests(listener.server);
     const inFlight = countInFlight(listener);
@@ -160,6 +170,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const openKeyStores = keyStores;
     return {
       url,
+      ...(xks ? { xksUrl: xks.url } : {}),
       services,
       reconciled,
       audit: trail,
@@ -176,6 +187,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         draining = true;
         await drain(listener, inFlight, config.drainSeconds * 1000, log);
         stopWatching();
+        await xks?.close();
         await sweeper.stop();
         await materialSweeper.stop();
         await usage.stop();

@@ -7,6 +7,7 @@ import { createLogger } from './log';
 import { handleSignals } from './server/signals';
 import { registerStoreCommands } from './store/cli';
 import { isWorker, superviseWorkers } from './workers';
+import { registerXksCommands } from './wire/xks/cli';
 
 const program = new Command()
   .name('p11kms')
@@ -53,7 +54,8 @@ program
     }
     try {
       const service = await startService(config, log);
-      // One plain line on stdout for scripts and tests waiting for the service.
+      // Plain lines on stdout for scripts and tests waiting for the service (the XKS line first).
+      if (service.xksUrl) process.stdout.write(`p11kms xks proxy listening on ${service.xksUrl}\n`);
       process.stdout.write(`p11kms listening on ${service.url}\n`);
       handleSignals(service, log);
       // A worker whose primary is gone stops too, rather than serve unsupervised.
@@ -67,5 +69,6 @@ program
 
 registerAuditCommands(program);
 registerStoreCommands(program);
+registerXksCommands(program);
 
 void program.parseAsync(process.argv);

@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
 import { KeyImporter } from './key-import';
-import { aesKeyTemplate, EC_FIELD_BYTES, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
+import { aesKeyTemplate, EC_FIELD_BYTES, gcmMechanism, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
@@ -129,7 +129,7 @@ export class KeyCustody {
     return this.token.run('encrypt', async (session) => {
       const key = this.secretKey(session, ref, true)!;
       const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(GCM_IV_BYTES));
-      this.token.pkcs11.C_EncryptInit(session, gcm(iv, aad), key);
+      this.token.pkcs11.C_EncryptInit(session, gcmMechanism(iv, aad), key);
       const sealed = await this.token.pkcs11.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
       return { iv, sealed };
     });
@@ -143,7 +143,7 @@ export class KeyCustody {
     if (iv.length !== GCM_IV_BYTES || ciphertext.length < GCM_TAG_BYTES) throw invalidCiphertext();
     return this.token.run('decrypt', async (session) => {
       const key = this.secretKey(session, ref, true)!;
-      this.token.pkcs11.C_DecryptInit(session, gcm(iv, aad), key);
+      this.token.pkcs11.C_DecryptInit(session, gcmMechanism(iv, aad), key);
       try {
         return await this.token.pkcs11.C_DecryptAsync(session, ciphertext, Buffer.alloc(ciphertext.length));
       } catch (err) {
@@ -490,14 +490,6 @@ export class KeyCustody {
     if (name === 'CKR_ENCRYPTED_DATA_INVALID' || name === 'CKR_ENCRYPTED_DATA_LEN_RANGE') return true;
     return name === 'CKR_GENERAL_ERROR' && this.token.profile.quirks.gcmTagFailureIsGeneralError;
   }
-}
-
-function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
-  // CK_PARAMS_GCM with ivBits: the AES_GCM variant leaves ulIvBits uninitialised.
-  return {
-    mechanism: pkcs11js.CKM_AES_GCM,
-    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, aad, ivBits: iv.length * 8, tagBits: GCM_TAG_BYTES * 8 } as pkcs11js.GcmParams,
-  };
 }
 
 function sessionSecretTemplate(length: number, sensitive: boolean): pkcs11js.Template {

@@ -186,3 +186,11 @@ export function hmacTemplate(spec: KeySpec, label: string): pkcs11js.Template {
     { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
   ];
 }
+
+/** AES-GCM with a 128-bit tag. CK_PARAMS_GCM with ivBits: the AES_GCM variant leaves ulIvBits uninitialised. */
+export function gcmMechanism(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_AES_GCM,
+    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, aad, ivBits: iv.length * 8, tagBits: 128 } as pkcs11js.GcmParams,
+  };
+}

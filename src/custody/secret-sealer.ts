@@ -1,6 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
-import { aesKeyTemplate } from './key-templates';
+import { aesKeyTemplate, gcmMechanism } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { Session, Token } from './token';
 
@@ -67,8 +67,5 @@ export class SecretSealer {
 }
 
 function gcm(iv: Buffer, boundTo: string): pkcs11js.Mechanism {
-  return {
-    mechanism: pkcs11js.CKM_AES_GCM,
-    parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, aad: Buffer.from(`p11kms/keystore-secret/v1\0${boundTo}`, 'utf8'), ivBits: IV_BYTES * 8, tagBits: TAG_BYTES * 8 } as pkcs11js.GcmParams,
-  };
+  return gcmMechanism(iv, Buffer.from(`p11kms/keystore-secret/v1\0${boundTo}`, 'utf8'));
 }

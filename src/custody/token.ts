@@ -198,6 +198,13 @@ export class Token {
     this.releaseModule();
   }
 
+  /** What the device says about itself (health reports). */
+  describe(): { label: string; manufacturer: string; model: string; serialNumber: string } {
+    const info = this.pkcs11.C_GetTokenInfo(this.slot);
+    const trim = (v: string) => v.replace(/[\s\0]+$/, '');
+    return { label: trim(info.label), manufacturer: trim(info.manufacturerID), model: trim(info.model), serialNumber: trim(info.serialNumber) };
+  }
+
   /** Sessions currently running an operation. */
   get busy(): number {
     return this.openCount - this.idle.length;

@@ -40,6 +40,8 @@ export class TestServer {
     readonly options: ServerOptions,
     private child: ChildProcess,
     readonly stderr: () => string,
+    /** The XKS proxy listener's URL, when the server has one (P11KMS_XKS_PROXY_FILE). */
+    readonly xksEndpoint?: string,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
@@ -67,8 +69,8 @@ export class TestServer {
     const child = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    let out = '';
     const endpoint = await new Promise<string>((resolve, reject) => {
-      let out = '';
       const timer = setTimeout(() => reject(new Error(`p11kms did not start within 20 s:\n${err}`)), 20_000);
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
@@ -83,7 +85,7 @@ export class TestServer {
         reject(new Error(`p11kms exited with ${code} before listening:\n${err}`));
       });
     });
-    return new TestServer(endpoint, dataDir, options, child, () => err);
+    return new TestServer(endpoint, dataDir, options, child, () => err, /p11kms xks proxy listening on (\S+)/.exec(out)?.[1]);
   }
 
   /**

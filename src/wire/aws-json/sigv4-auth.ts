@@ -30,7 +30,7 @@ const SERVICE = 'kms';
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const REGION = /^[a-z0-9-]{1,32}$/;
 
-interface SignatureParts {
+export interface SignatureParts {
   accessKeyId: string;
   shortDate: string;
   region: string;
@@ -160,7 +160,7 @@ export class SigV4Authenticator {
   }
 }
 
-function parseSignature(request: SignedRequest): SignatureParts {
+export function parseSignature(request: SignedRequest): SignatureParts {
   const authorization = request.headers.authorization;
   if (authorization !== undefined) return parseAuthorizationHeader(authorization, request);
   if (request.query['X-Amz-Algorithm'] !== undefined) return parsePresignedQuery(request.query);
@@ -237,7 +237,7 @@ function parseSignedHeaders(list: string): string[] {
   return names;
 }
 
-function parseAmzDate(value: string): number | undefined {
+export function parseAmzDate(value: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return undefined;
   const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
