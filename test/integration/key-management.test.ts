@@ -255,7 +255,6 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
       ['ML_DSA_65 SIGN_VERIFY', { KeySpec: 'ML_DSA_65', KeyUsage: 'SIGN_VERIFY' }],
       // RSA and ECC (NIST, secp256k1) private keys are importable; Edwards-curve keys are not.
       ['Origin EXTERNAL with an Edwards-curve key spec', { Origin: 'EXTERNAL', KeySpec: 'ECC_NIST_EDWARDS25519', KeyUsage: 'SIGN_VERIFY' }],
-      ['Origin AWS_CLOUDHSM', { Origin: 'AWS_CLOUDHSM' }],
       ['MultiRegion with imported material', { MultiRegion: true, Origin: 'EXTERNAL' }],
     ];
     for (const [label, input] of notBuilt) {
