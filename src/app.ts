@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,6 +18,7 @@ import { Pkcs11Modules, Token } from './custody/token';
 import { SecretSealer } from './custody/secret-sealer';
 import { TokenBackends } from './custody/token-backends';
 import { KeyStoreConnections } from './keystores/connections';
+import { XksClient } from './keystores/xks-client';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
 import { watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
@@ -106,6 +108,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const backendProfiles = Object.fromEntries(Object.entries(config.tokenBackends).map(([id, file]) => [id, loadBackendProfile(file)]));
     keyStores = new KeyStoreConnections(store, new SecretSealer(token), new TokenBackends(backendProfiles, config.dataDir, modules, log), log);
     services.keyStores = keyStores;
+    const xksClient = new XksClient({ port: config.xksProxyPort, timeoutMs: config.xksProxyTimeoutMs, extraCa: config.xksTrustedCaFile ? fs.readFileSync(config.xksTrustedCaFile, 'utf8') : undefined, log });
+    keyStores.xks = xksClient;
 
     const reconciled = await reconcile(services, { sharedToken: shared });
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
@@ -192,6 +196,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await materialSweeper.stop();
         await usage.stop();
         await openKeyStores.close();
+        xksClient.close();
         await trail.close();
         await store.close();
         openToken.close();

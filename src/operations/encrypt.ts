@@ -16,6 +16,6 @@ export const encrypt: OperationHandler<'Encrypt'> = async (input, ctx, services)
   stopIfDryRun(input.DryRun);
   const blob = isRsa(key.keySpec)
     ? await rsaEncrypt(services, key, algorithm, input.EncryptionContext, input.Plaintext)
-    : await seal(services, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext: input.Plaintext });
+    : await seal(services, { ctx, operation: 'Encrypt' }, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext: input.Plaintext });
   return { CiphertextBlob: blob, KeyId: key.arn, EncryptionAlgorithm: algorithm };
 };

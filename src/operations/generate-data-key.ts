@@ -15,6 +15,6 @@ export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input
   stopIfDryRun(input.DryRun);
   // The data key comes from the token's random number generator.
   const plaintext = await services.custody.random(length);
-  const blob = await seal(services, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext });
+  const blob = await seal(services, { ctx, operation: 'GenerateDataKey' }, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext });
   return { CiphertextBlob: blob, Plaintext: plaintext, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

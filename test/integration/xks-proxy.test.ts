@@ -3,7 +3,6 @@
  * test time), requests signed by the AWS SDK's own SigV4 signer for service kms-xks-proxy,
  * AES-256-GCM in the token. The external key is made by the CLI while the service runs.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as os from 'node:os';
@@ -12,38 +11,12 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
 import { TestServer } from '../support/server';
-import { TestCa } from '../support/test-ca';
-
-/** The test CA's certificate and the proxy's server certificate (for localhost and 127.0.0.1). */
-export interface TestPki {
-  caFile: string;
-  serverCertFile: string;
-  serverKeyFile: string;
-}
-
-export function makeTestPki(dir: string): TestPki {
-  const ca = new TestCa(dir, 'xks');
-  const server = ca.server('xks-proxy');
-  return { caFile: ca.cert, serverCertFile: server.cert, serverKeyFile: server.key };
-}
-import { listTokenObjects } from '../support/token-tool';
+import { makeTestPki, type TestPki } from '../support/xks';import { listTokenObjects } from '../support/token-tool';
+import { createExternalKey, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
 import { integrityValue } from '../../src/wire/xks/spec';
 
-const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
-export const XKS_CREDENTIAL = { accessKeyId: 'XKSTESTACCESSKEY2345', secretAccessKey: 'b2JqZWN0LXNlY3JldC1mb3ItdGhlLXhrcy10ZXN0cy0xMjM0NTY3OA==' };
 const PREFIX = '/tenant-a';
 const META = { awsPrincipalArn: 'arn:aws:iam::111122223333:user/alice', kmsOperation: 'Encrypt', kmsRequestId: '4112f4d6-db54-4af4-ae30-c55a22a8dfae', kmsKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' };
-
-/** Writes the XKS listener's settings file for a test server. */
-export function writeXksSettings(dir: string, pki: TestPki, extra: Record<string, unknown> = {}): string {
-  const file = path.join(dir, 'xks-proxy.json');
-  fs.writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, prefixes: [{ uriPathPrefix: PREFIX, credentials: [XKS_CREDENTIAL] }], ...extra }));
-  return file;
-}
-
-export function createExternalKey(dataDir: string, id: string): string {
-  return execFileSync(process.execPath, [MAIN, 'xks', 'create-key', '--id', id], { encoding: 'utf8', env: { ...process.env, P11KMS_DATA_DIR: dataDir, SOFTHSM2_CONF: '' } });
-}
 
 describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function () {
   this.timeout(60_000);

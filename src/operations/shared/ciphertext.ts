@@ -40,6 +40,53 @@ export interface ParsedCiphertext extends CiphertextHeader {
   header: Buffer;
   iv: Buffer;
   sealed: Buffer;
+  /** Keys of external key stores: the proxy's outer layer around a version-1 blob. */
+  external?: ExternalLayer;
+}
+
+/**
+ * Format version 3, for keys of an external key store (AWS's double encryption): the
+ * version-1 blob made with the key's material in this token is encrypted again by the
+ * external key at the XKS proxy, with the version-3 header as AAD:
+ *
+ *   0     24  header (as version 1, byte 0 = 3)
+ *   24     1  IV length n (12 or 16)       then n bytes of IV
+ *   …     16  authentication tag
+ *   …      1  ciphertext metadata length m  then m bytes (≤ 20) of the proxy's metadata
+ *   …      *  the proxy's ciphertext of the version-1 blob
+ */
+export const EXTERNAL_FORMAT_VERSION = 3;
+
+export interface ExternalLayer {
+  iv: Buffer;
+  tag: Buffer;
+  ciphertextMetadata: Buffer;
+  ciphertext: Buffer;
+}
+
+export function externalHeader(header: Buffer): Buffer {
+  const outer = Buffer.from(header);
+  outer[0] = EXTERNAL_FORMAT_VERSION;
+  return outer;
+}
+
+export function assembleExternal(header: Buffer, layer: ExternalLayer): Buffer {
+  return Buffer.concat([header, Buffer.from([layer.iv.length]), layer.iv, layer.tag, Buffer.from([layer.ciphertextMetadata.length]), layer.ciphertextMetadata, layer.ciphertext]);
+}
+
+function parseExternalLayer(blob: Buffer): ExternalLayer {
+  let at = HEADER_BYTES;
+  const take = (n: number) => {
+    if (at + n > blob.length) throw invalidCiphertext();
+    const part = blob.subarray(at, at + n);
+    at += n;
+    return part;
+  };
+  const iv = take(take(1)[0]);
+  const tag = take(TAG_BYTES);
+  const ciphertextMetadata = take(take(1)[0]);
+  if ((iv.length !== 12 && iv.length !== 16) || ciphertextMetadata.length > 20) throw invalidCiphertext();
+  return { iv, tag, ciphertextMetadata, ciphertext: blob.subarray(at) };
 }
 
 export function encodeHeader(h: CiphertextHeader): Buffer {
@@ -59,9 +106,10 @@ export function assemble(header: Buffer, iv: Buffer, sealed: Buffer): Buffer {
 
 /** Parses a blob; anything that is not one of ours is InvalidCiphertextException, as on AWS. */
 export function parseCiphertext(blob: Buffer): ParsedCiphertext {
-  if (blob.length < HEADER_BYTES + IV_BYTES + TAG_BYTES || (blob[0] !== CIPHERTEXT_FORMAT_VERSION && blob[0] !== MULTI_REGION_FORMAT_VERSION)) {
+  if (blob.length < HEADER_BYTES + IV_BYTES + TAG_BYTES || ![CIPHERTEXT_FORMAT_VERSION, MULTI_REGION_FORMAT_VERSION, EXTERNAL_FORMAT_VERSION].includes(blob[0])) {
     throw invalidCiphertext();
   }
+  const external = blob[0] === EXTERNAL_FORMAT_VERSION ? parseExternalLayer(blob) : undefined;
   const kind = blob[1];
   if (kind !== PayloadKind.Plaintext && kind !== PayloadKind.WrappedSecret) throw invalidCiphertext();
   const hex = blob.subarray(2, 18).toString('hex');
@@ -75,8 +123,9 @@ export function parseCiphertext(blob: Buffer): ParsedCiphertext {
     materialVersion: blob.readUInt32BE(18),
     secretLength: blob.readUInt16BE(22),
     header: blob.subarray(0, HEADER_BYTES),
-    iv: blob.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES),
-    sealed: blob.subarray(HEADER_BYTES + IV_BYTES),
+    iv: external ? Buffer.alloc(0) : blob.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES),
+    sealed: external ? Buffer.alloc(0) : blob.subarray(HEADER_BYTES + IV_BYTES),
+    ...(external ? { external } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import type { KeyCustody } from '../../custody/key-custody';
 import type { KeySpec, KeyUsageType, OriginType } from '../../model/generated/types';
 import type { RequestContext, Services } from '../context';
 import { custodyOf, findCustomKeyStore, keyStoresOf } from './custom-key-stores';
-import { checkExternalKey } from './xks-keys';
+import { checkExternalKey } from './xks-layer';
 
 /** Where CreateKey puts a key of a custom key store, and what its record says about it. */
 export interface Placement {

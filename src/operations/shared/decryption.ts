@@ -75,7 +75,7 @@ export async function openCiphertext(
   const algorithm = encryptionAlgorithmFor(key, request.algorithm);
   if (algorithm !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidCiphertextException', '');
   request.stopIfDryRun(request.dryRun);
-  const payload = await open(services, key, parsed, request.context);
+  const payload = await open(services, { ctx, operation: request.operation }, key, parsed, request.context);
   return { key, algorithm, payload, materialVersion: parsed.materialVersion, keyMaterialId: materialIdOf(key, parsed.materialVersion) };
 }
 

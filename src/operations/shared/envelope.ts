@@ -1,9 +1,12 @@
 import type { KeyRecord } from '../../store/records';
 import type { Services } from '../context';
 import { custodyOf } from './custom-key-stores';
+import { externalDecrypt, externalEncrypt, type Via } from './xks-layer';
 import {
   additionalData,
   assemble,
+  assembleExternal,
+  parseCiphertext,
   encodeHeader,
   invalidCiphertext,
   type ParsedCiphertext,
@@ -20,9 +23,13 @@ export function currentMaterial(key: KeyRecord) {
   return { keyId: key.keyId, version: key.currentVersion };
 }
 
-/** Seals a payload under the key's current material, bound to the encryption context. */
+/**
+ * Seals a payload under the key's current material, bound to the encryption context; for a
+ * key of an external key store, the result is encrypted again by its external key.
+ */
 export async function seal(
   services: Services,
+  via: Via,
   key: KeyRecord,
   context: Record<string, string> | undefined,
   payload: Payload,
@@ -36,16 +43,24 @@ export async function seal(
   });
   const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
   const { iv, sealed } = await custodyOf(services, key).encrypt(material, additionalData(header, context), body);
-  return assemble(header, iv, sealed);
+  const inner = assemble(header, iv, sealed);
+  if (!key.xksKeyId) return inner;
+  const outer = await externalEncrypt(services, via, key, header, inner);
+  return assembleExternal(outer.header, outer.layer);
 }
 
 /** Opens a parsed ciphertext of `key`; a wrong context or any tampering fails in the token. */
 export async function open(
   services: Services,
+  via: Via,
   key: KeyRecord,
-  parsed: ParsedCiphertext,
+  outer: ParsedCiphertext,
   context: Record<string, string> | undefined,
 ): Promise<Payload> {
+  // An external key store's key only ever made double-encrypted blobs, and no other key did.
+  if ((outer.external !== undefined) !== (key.xksKeyId !== undefined)) throw invalidCiphertext();
+  const parsed = outer.external ? parseCiphertext(await externalDecrypt(services, via, key, outer.header, outer.external)) : outer;
+  if (parsed.external || !parsed.header.subarray(1).equals(outer.header.subarray(1))) throw invalidCiphertext();
   if (!key.materials.some((m) => m.version === parsed.materialVersion)) throw invalidCiphertext();
   const material = { keyId: key.keyId, version: parsed.materialVersion };
   const body = await custodyOf(services, key).decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
