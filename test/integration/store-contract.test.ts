@@ -121,6 +121,23 @@ for (const backend of backends) {
       expect((await a.listKeys(scope)).map((k) => k.keyId)).to.include(key.keyId);
     });
 
+    it('keeps custom key stores: a transaction sees its own writes, another handle the committed ones, per scope', async () => {
+      const id = `cks-${randomUUID().replace(/-/g, '').slice(0, 17)}`;
+      const record = { customKeyStoreId: id, ...scope, name: `store-${id}`, type: 'AWS_CLOUDHSM' as const, createdAt: Date.now(), connectRequested: false, cloudHsmClusterId: 'cluster-abcdefghijk', sealedPassword: 'c2VhbGVk' };
+      const seen = await a.transact(async (tx) => {
+        tx.putCustomKeyStore(record);
+        return (await tx.listCustomKeyStores()).map((c) => c.customKeyStoreId);
+      });
+      expect(seen).to.include(id);
+      expect(await b.getCustomKeyStore(id)).to.deep.equal(record);
+      expect((await b.listCustomKeyStores(scope)).map((c) => c.customKeyStoreId)).to.include(id);
+      expect(await b.listCustomKeyStores({ region: 'eu-west-1', accountId: scope.accountId })).to.deep.equal([]);
+      await b.transact(async (tx) => tx.putCustomKeyStore({ ...record, connectRequested: true }));
+      expect((await a.getCustomKeyStore(id))?.connectRequested).to.equal(true);
+      await a.transact(async (tx) => tx.deleteCustomKeyStore(id));
+      expect(await b.getCustomKeyStore(id)).to.equal(undefined);
+    });
+
     it('keeps records byte for byte (member order of encryption-context constraints included)', async () => {
       const key = keyRecord();
       const grant = grantRecord(key.keyId, 'order');
