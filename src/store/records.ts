@@ -83,6 +83,11 @@ export interface KeyRecord {
   readonly keyUsage: KeyUsageType;
   readonly origin: OriginType;
   readonly keyState: KeyState;
+  /**
+   * The key was Disabled when its imported material was deleted or expired: once the
+   * material is imported again it returns to Disabled, not Enabled, as on AWS.
+   */
+  readonly disabledBeforePendingImport?: boolean;
   readonly deletionDate?: number;
   readonly pendingWindowInDays?: number;
   readonly materials: readonly KeyMaterialRecord[];

@@ -9,6 +9,8 @@ import {
   DeleteImportedKeyMaterialCommand,
   DeriveSharedSecretCommand,
   DescribeKeyCommand,
+  DisableKeyCommand,
+  EnableKeyCommand,
   EnableKeyRotationCommand,
   EncryptCommand,
   GetKeyRotationStatusCommand,
@@ -198,6 +200,21 @@ describe('import (real server, real token)', function () {
     // Re-importing while present changes the expiration only.
     await importInto(keyId, material, 'RSAES_OAEP_SHA_256', 'RSA_2048', { ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 30 * DAY_MS) });
     expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ ExpirationModel: 'KEY_MATERIAL_EXPIRES' });
+  });
+
+  it('a Disabled key whose imported material is deleted and imported again stays Disabled', async () => {
+    const material = randomBytes(32);
+    const { keyId } = await externalKey();
+    await importInto(keyId, material);
+    await kms.send(new DisableKeyCommand({ KeyId: keyId }));
+    await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: keyId }));
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ KeyState: 'PendingImport', Enabled: false });
+    await importInto(keyId, material);
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ KeyState: 'Disabled', Enabled: false });
+    await kms.send(new EnableKeyCommand({ KeyId: keyId }));
+    await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: keyId }));
+    await importInto(keyId, material);
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ KeyState: 'Enabled', Enabled: true });
   });
 
   it('imported keys rotate on demand only with new imported material, which then becomes current; old ciphertexts still decrypt', async () => {
