@@ -57,6 +57,13 @@ export function superviseWorkers(count: number, log: Logger): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Reload (credentials, TLS) and on-demand digests are each worker's own business; unhandled
+  // here, SIGHUP would end the supervisor.
+  for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
+    process.on(signal, () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    });
+  }
   log.info({ workers: count, primaryPid: process.pid }, 'starting workers');
   for (let i = 0; i < count; i++) fork();
 }

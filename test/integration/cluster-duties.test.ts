@@ -55,6 +55,10 @@ describe('cluster duties: workers, background work once, store migrate', functio
         const { CiphertextBlob } = await client.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId!, Plaintext: Buffer.from(`n${i}`) }));
         expect(Buffer.from((await client.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal(`n${i}`);
       }
+      // systemctl reload: the supervisor passes SIGHUP on to every worker and keeps serving.
+      server.sendSignal('SIGHUP');
+      await waitForCount(server, /"msg":"SIGHUP: credentials and TLS material reloaded"/, 2);
+      expect((await client.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId!, Plaintext: Buffer.from('after reload') }))).CiphertextBlob).to.be.instanceOf(Uint8Array);
     } finally {
       await server.stop();
     }
