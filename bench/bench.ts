@@ -1,35 +1,41 @@
 /**
  * `npm run bench`: HTTP throughput of the service next to the raw speed of the same
- * PKCS#11 calls on the same token, in one run.
+ * PKCS#11 calls on the same token, in one run, in one table.
  *
- * 1. Starts p11kms (strict SigV4: every request's signature is verified) on a fresh data
- *    directory and creates one key.
+ * 1. Starts p11kms (strict SigV4: every request's signature is verified; audit trail at its
+ *    default durability, fdatasync before each reply) on a fresh data directory.
  * 2. HTTP: autocannon replays SigV4-signed Encrypt, Decrypt, GenerateDataKey, Sign
  *    (RSA_2048 PKCS#1 v1.5 and ECC_NIST_P256 ECDSA) and GenerateMac (HMAC_256) requests
  *    over keep-alive connections at several concurrencies (the load generator shares the
  *    machine's cores with the service, as it would in CI).
- * 3. Raw: stops the service, opens the same token in this process through p11kms's own
- *    custody layer (the exact calls the service makes, no HTTP, no JSON, no SigV4) and
- *    measures them with tinybench, sequentially and 8 at a time.
+ * 3. The same Encrypt, Decrypt and GenerateDataKey requests on one process and on --workers 2,
+ *    both on PostgreSQL (a throwaway server on this machine, started by the bench).
+ * 4. Raw: stops the services, then 1 and 2 processes open the same token through p11kms's own
+ *    custody layer and HSM profile (the exact calls the service makes, no HTTP, no JSON, no
+ *    SigV4, no audit), one call after another. HTTP rows are divided by the raw rate with the
+ *    same number of threads: one process ÷ 1 thread.
+ * 5. Store size: Encrypt on data directories holding 10 and --scale-keys key records (made as
+ *    bench/scale.ts explains), and the start-up time with --startup-keys records.
  *
- * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64.
+ * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64,
+ * --raw-seconds <s> per raw run (default 2), --scale-keys (default 100000, 0 skips),
+ * --startup-keys (default 10000, 0 skips).
  */
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
-import pino from 'pino';
-import { Bench } from 'tinybench';
-import { loadConfig, loadHsmProfile } from '../src/config/config';
-import { KeyCustody, type MaterialRef } from '../src/custody/key-custody';
-import { Token } from '../src/custody/token';
-import { additionalData, encodeHeader, PayloadKind } from '../src/operations/shared/ciphertext';
+import { rawRates } from './raw-threads';
 import { freshDatabaseUrl } from '../test/support/postgres';
+import { makeScaledDataDir } from './scale';
 import { signedRequest, startService } from './service';
 
 interface Row {
   operation: string;
   mode: string;
+  /** Threads the token calls ran on: 1 for one service process or one raw thread. */
+  threads: number;
   concurrency: number;
   opsPerSecond: number;
   p50ms: number;
@@ -46,7 +52,18 @@ function parseArgs() {
   return {
     duration: Number(get('duration', '5')),
     connections: get('connections', '1,16,64').split(',').map(Number),
+    rawSeconds: Number(get('raw-seconds', '2')),
+    scaleKeys: Number(get('scale-keys', '100000')),
+    startupKeys: Number(get('startup-keys', '10000')),
   };
+}
+
+function stopService(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }
 
 async function call(endpoint: string, operation: string, body: unknown): Promise<Record<string, unknown>> {
@@ -57,17 +74,20 @@ async function call(endpoint: string, operation: string, body: unknown): Promise
   return json;
 }
 
-async function httpRun(endpoint: string, name: string, request: Awaited<ReturnType<typeof signedRequest>>, connections: number, duration: number): Promise<Row> {
+type SignedRequest = Awaited<ReturnType<typeof signedRequest>>;
+
+async function httpRun(endpoint: string, name: string, request: SignedRequest | SignedRequest[], connections: number, duration: number): Promise<Row> {
   const result = await autocannon({
     url: endpoint,
     connections,
     pipelining: 1,
     duration,
-    requests: [request],
+    requests: Array.isArray(request) ? request : [request],
   });
   return {
     operation: name,
     mode: 'HTTP + SigV4, JSON store, 1 process',
+    threads: 1,
     concurrency: connections,
     opsPerSecond: result.requests.average,
     p50ms: result.latency.p50,
@@ -83,51 +103,46 @@ interface BenchKeys {
   hmac: string;
 }
 
-async function rawRuns(dataDir: string, ids: BenchKeys): Promise<Row[]> {
-  const keyId = ids.symmetric;
-  const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
-  const token = Token.open(loadHsmProfile(config), dataDir, pino({ level: 'warn' }));
-  const custody = new KeyCustody(token);
-  const material: MaterialRef = { keyId, version: 1 };
-  const header = encodeHeader({ kind: PayloadKind.Plaintext, keyId, materialVersion: 1, secretLength: 0 });
-  const aad = additionalData(header, { purpose: 'bench' });
-  const plaintext = Buffer.alloc(32, 7);
-  const { iv, sealed } = await custody.encrypt(material, aad, plaintext);
-  const message = Buffer.from('benchmark message');
-  const tasks: Record<string, () => Promise<unknown>> = {
-    Encrypt: () => custody.encrypt(material, aad, plaintext),
-    Decrypt: () => custody.decrypt(material, iv, aad, sealed),
-    GenerateDataKey: async () => custody.encrypt(material, aad, await custody.random(32)),
-    'Sign RSA_2048': () => custody.sign({ keyId: ids.rsa, version: 1 }, 'RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_256', 'RAW', message),
-    'Sign ECC_NIST_P256': () => custody.sign({ keyId: ids.ec, version: 1 }, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message),
-    'GenerateMac HMAC_256': () => custody.mac({ keyId: ids.hmac, version: 1 }, 'HMAC_256', message),
-  };
+/**
+ * Encrypt as the store grows: the same requests on data directories holding 10 and
+ * `scaleKeys` keys (each request names another of up to 1,000 of them), and how long the
+ * service takes to start with `startupKeys` keys (spawn to listening).
+ */
+async function scaleRuns(base: string, source: string, scaleKeys: number, startupKeys: number, duration: number): Promise<{ rows: Row[]; startups: string[] }> {
   const rows: Row[] = [];
-  try {
-    for (const concurrency of [1, 8]) {
-      for (const [name, fn] of Object.entries(tasks)) {
-        const bench = new Bench(concurrency === 1 ? { time: 2000 } : { time: 2000, concurrency: 'task', threshold: concurrency });
-        bench.add(name, fn);
-        const started = performance.now();
-        await bench.run();
-        const elapsed = (performance.now() - started) / 1000;
-        const result = bench.tasks[0].result as { state: string; latency?: { p50: number; p99: number; samplesCount: number }; throughput?: { mean: number } };
-        if (!result.latency) throw new Error(`raw ${name} did not complete (${result.state})`);
-        rows.push({
-          operation: name,
-          mode: 'raw PKCS#11',
-          concurrency,
-          // Sequential: the estimator's mean; concurrent: completed calls over wall time.
-          opsPerSecond: concurrency === 1 ? result.throughput!.mean : result.latency.samplesCount / elapsed,
-          p50ms: result.latency.p50,
-          p99ms: result.latency.p99,
-        });
-      }
+  const startups: string[] = [];
+  const sizes = [...new Set([10, startupKeys, scaleKeys].filter((n) => n > 0))].sort((a, b) => a - b);
+  for (const count of sizes) {
+    const dataDir = path.join(base, `data-${count}-keys`);
+    process.stderr.write(`bench: data directory with ${count} keys\n`);
+    let keyIds: string[];
+    try {
+      keyIds = makeScaledDataDir(source, dataDir, count);
+    } catch (err) {
+      startups.push(`store-size rows skipped: ${(err as Error).message}`);
+      break;
     }
-  } finally {
-    token.close();
+    const started = performance.now();
+    const { child, endpoint } = await startService(dataDir);
+    const startupMs = performance.now() - started;
+    try {
+      startups.push(`start-up with ${count.toLocaleString('en')} keys: ${Math.round(startupMs)} ms (spawn to listening, node start-up included)`);
+      if (count !== 10 && count !== scaleKeys) continue;
+      const context = { purpose: 'bench' };
+      const plaintext = Buffer.alloc(32, 7).toString('base64');
+      const step = Math.max(1, Math.floor(keyIds.length / 1000));
+      const requests: SignedRequest[] = [];
+      for (let i = 0; i < keyIds.length && requests.length < 1000; i += step) {
+        requests.push(await signedRequest(endpoint, 'Encrypt', { KeyId: keyIds[i], Plaintext: plaintext, EncryptionContext: context }));
+      }
+      await call(endpoint, 'Encrypt', { KeyId: keyIds[0], Plaintext: plaintext, EncryptionContext: context });
+      process.stderr.write(`bench: HTTP Encrypt × 16 over ${requests.length} of ${count} keys for ${duration} s\n`);
+      rows.push({ ...(await httpRun(endpoint, `Encrypt, ${count.toLocaleString('en')} keys in the store`, requests, 16, duration)) });
+    } finally {
+      await stopService(child);
+    }
   }
-  return rows;
+  return { rows, startups };
 }
 
 /**
@@ -155,36 +170,35 @@ async function clusterRuns(base: string, connections: number, duration: number):
       };
       for (const [name, request] of Object.entries(requests)) {
         process.stderr.write(`bench: HTTP ${name} × ${connections} on ${label} for ${duration} s\n`);
-        rows.push({ ...(await httpRun(endpoint, name, request, connections, duration)), mode: `HTTP + SigV4, ${label}` });
+        rows.push({ ...(await httpRun(endpoint, name, request, connections, duration)), mode: `HTTP + SigV4, ${label}`, threads: workers });
       }
     } finally {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
+      await stopService(child);
     }
   }
   return rows;
 }
 
-function printTable(rows: Row[]): void {
-  const rawBest = new Map<string, number>();
-  for (const r of rows.filter((r) => r.mode === 'raw PKCS#11')) rawBest.set(r.operation, Math.max(rawBest.get(r.operation) ?? 0, r.opsPerSecond));
+function printTable(rows: Row[], notes: string[]): void {
+  const raw = new Map<string, number>();
+  for (const r of rows.filter((r) => r.mode.startsWith('raw'))) raw.set(`${r.operation}/${r.threads}`, r.opsPerSecond);
+  const rawOf = (r: Row) => raw.get(`${r.operation.replace(/, [\d,]+ keys in the store$/, '')}/${r.threads}`);
   const lines = [
-    '| operation | path | concurrency | ops/s | p50 ms | p99 ms | HTTP ÷ best raw |',
+    '| operation | path | concurrency | ops/s | p50 ms | p99 ms | ÷ raw, same threads |',
     '|---|---|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    const ratio = r.mode === 'raw PKCS#11' ? '' : `${((r.opsPerSecond / rawBest.get(r.operation)!) * 100).toFixed(0)} %`;
+    const base = rawOf(r);
+    const ratio = r.mode.startsWith('raw') || !base ? '' : `${((r.opsPerSecond / base) * 100).toFixed(0)} %`;
     const errors = r.errors ? ` (${r.errors} errors)` : '';
     lines.push(`| ${r.operation} | ${r.mode} | ${r.concurrency} | ${Math.round(r.opsPerSecond)}${errors} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} | ${ratio} |`);
   }
-  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  process.stdout.write(`\n${lines.join('\n')}\n\n${notes.map((n) => `${n}\n`).join('')}`);
   process.stdout.write(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}; load generator on the same machine\n`);
 }
 
 async function main(): Promise<void> {
-  const { duration, connections } = parseArgs();
+  const { duration, connections, rawSeconds, scaleKeys, startupKeys } = parseArgs();
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-bench-'));
   const dataDir = path.join(base, 'data');
   const { child, endpoint } = await startService(dataDir);
@@ -218,19 +232,26 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await stopService(child);
   }
   rows.push(...(await clusterRuns(base, Math.max(...connections), duration)));
-  process.stderr.write('bench: raw PKCS#11 calls on the same token\n');
-  rows.push(...(await rawRuns(dataDir, ids!)));
-  printTable(rows);
+  for (const threads of [1, 2]) {
+    process.stderr.write(`bench: raw PKCS#11 calls on the same token, ${threads} thread(s)\n`);
+    for (const r of await rawRates(dataDir, ids!, threads, rawSeconds)) {
+      rows.push({ ...r, mode: `raw PKCS#11, ${threads} thread${threads > 1 ? 's' : ''}`, concurrency: threads });
+    }
+  }
+  const scale = scaleKeys > 0 || startupKeys > 0 ? await scaleRuns(base, dataDir, scaleKeys, startupKeys, duration) : { rows: [], startups: [] };
+  rows.push(...scale.rows);
+  printTable(rows, scale.startups);
   fs.rmSync(base, { recursive: true, force: true });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  // The throwaway PostgreSQL server is stopped when this process exits.
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,41 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { KeyRecord } from '../src/store/records';
+
+/**
+ * Data directories for the store-size rows. Making 100,000 keys through CreateKey would take
+ * hours (the token writes two files per key, ~6.6 ms each), so the records are written
+ * directly: a copy of a real data directory (token, store) whose symmetric keys are
+ * replicated into `count` records. Each replica is a key of its own (key id, ARN, key
+ * material id, creation time) and uses the token object of the key it was copied from (the
+ * record names that object by its creation id, as every record does). So the store, the key
+ * lookups, the policy checks and the audit trail see `count` keys, and the token sees the
+ * few objects of the source keys: what grows with the key count is p11kms's, not SoftHSM2's.
+ */
+export function makeScaledDataDir(source: string, target: string, count: number): string[] {
+  fs.cpSync(source, target, { recursive: true, filter: (src) => !/(^|\/)(audit|p11kms\.lock)$/.test(src) });
+  const file = path.join(target, 'metadata.json');
+  const store = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys: KeyRecord[] } & Record<string, unknown>;
+  const templates = store.keys.filter((k) => k.keySpec === 'SYMMETRIC_DEFAULT' && k.keyState === 'Enabled');
+  if (templates.length === 0) throw new Error('bench: the source data directory has no symmetric key');
+  if (templates.some((k) => k.materials.some((m) => !(m as { creationId?: string }).creationId))) {
+    // Material recorded without a creation id is found by its label, which names its own key.
+    throw new Error('bench: the source keys have no creation ids, so replicas cannot share their token objects');
+  }
+  const texts = templates.map((k) => ({ keyId: k.keyId, text: JSON.stringify({ ...k, lastUsage: undefined }) }));
+  // The source keys stay as they are (their records name the objects); replicas fill up to `count`.
+  const keys: KeyRecord[] = templates.slice(0, count);
+  for (let i = keys.length; i < count; i++) {
+    const template = texts[i % texts.length];
+    const keyId = randomUUID();
+    const record = JSON.parse(template.text.replaceAll(template.keyId, keyId)) as KeyRecord;
+    keys.push({
+      ...record,
+      createdAt: record.createdAt + i,
+      materials: record.materials.map((m) => ({ ...m, materialId: randomBytes(32).toString('hex') })),
+    });
+  }
+  fs.writeFileSync(file, JSON.stringify({ ...store, keys, aliases: [], grants: [] }));
+  return keys.map((k) => k.keyId);
+}
