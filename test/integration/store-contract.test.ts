@@ -9,7 +9,7 @@ import { KmsError } from '../../src/errors';
 import type { GrantRecord } from '../../src/store/grant-record';
 import { JsonFileStore } from '../../src/store/json-file-store';
 import type { MetadataStore } from '../../src/store/metadata-store';
-import { PostgresStore } from '../../src/store/postgres/postgres-store';
+import { type CreationIntentRecord, PostgresStore } from '../../src/store/postgres/postgres-store';
 import { migrateSchema, migrations } from '../../src/store/postgres/schema';
 import { keyArn, type KeyRecord, type Scope } from '../../src/store/records';
 import { freshDatabaseUrl } from '../support/postgres';
@@ -249,6 +249,30 @@ describe('PostgreSQL store: schema and cluster duties', function () {
       expect(err?.message).to.match(new RegExp(`schema is at version ${newest + 1}, newer than this p11kms knows \\(${newest}\\)`));
     } finally {
       await pool.end();
+    }
+  });
+
+  it('creation intents: listed once committed, and exactly one of two processes resolving the same intent does so', async () => {
+    type IntentTx = { getIntent(id: string): Promise<CreationIntentRecord | undefined>; putIntent(i: CreationIntentRecord): void; deleteIntent(id: string): void };
+    const url = await freshDatabaseUrl();
+    const a = await PostgresStore.open(url, log);
+    const b = await PostgresStore.open(url, log);
+    try {
+      const intent: CreationIntentRecord = { creationId: randomUUID(), keyId: randomUUID(), purpose: 'material', createdAt: Date.now(), owner: 'test:1' };
+      await a.transact((tx) => (tx as unknown as IntentTx).putIntent(intent));
+      expect(await b.listIntents()).to.deep.equal([intent]);
+      const resolve = (store: PostgresStore) =>
+        store.transact(async (tx) => {
+          const t = tx as unknown as IntentTx;
+          if (!(await t.getIntent(intent.creationId))) return 'already gone';
+          t.deleteIntent(intent.creationId);
+          return 'resolved';
+        });
+      expect((await Promise.all([resolve(a), resolve(b), resolve(a)])).sort()).to.deep.equal(['already gone', 'already gone', 'resolved']);
+      expect(await a.listIntents()).to.deep.equal([]);
+      expect(a.singleWriter).to.equal(false);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   });
 

@@ -24,6 +24,19 @@ const aliasName = (scope: Scope, name: string) => `a:${scope.region}/${scope.acc
 const aliasListName = (scope: Scope) => `A:${scope.region}/${scope.accountId}`;
 const grantName = (grantId: string) => `G:${grantId}`;
 const grantListName = (key: KeyLocator) => `g:${key.keyId}/${key.region}`;
+const intentName = (creationId: string) => `i:${creationId}`;
+
+/**
+ * A token object being made (issue 10's creation intent): committed before the token call,
+ * removed in the transaction that records what was made.
+ */
+export interface CreationIntentRecord {
+  readonly creationId: string;
+  readonly keyId: string;
+  readonly purpose: 'material' | 'wrapping';
+  readonly createdAt: number;
+  readonly owner: string;
+}
 
 /**
  * The metadata store on PostgreSQL, for several p11kms processes and hosts on one token.
@@ -38,6 +51,8 @@ const grantListName = (key: KeyLocator) => `g:${key.keyId}/${key.region}`;
  *   process for its lifetime; when that process dies its session ends and the lock is free.
  */
 export class PostgresStore implements MetadataStore {
+  /** Several processes write: intents found at start-up may belong to a live process (they expire by lease). */
+  readonly singleWriter = false;
   private leaseClient: PoolClient | undefined;
   private readonly leases = new Set<string>();
   private closed = false;
@@ -102,10 +117,16 @@ export class PostgresStore implements MetadataStore {
     return listCustomKeyStoresIn(this.pool, scope);
   }
 
+  /** Unresolved creation intents, oldest first (never cached: reconciliation needs committed state). */
+  async listIntents(): Promise<CreationIntentRecord[]> {
+    const { rows } = await this.pool.query<Doc<CreationIntentRecord>>('SELECT doc FROM p11kms_intents ORDER BY created_at, creation_id');
+    return rows.map((r) => r.doc);
+  }
+
   /** The same store reading around the cache (committed state at the moment of the read). */
   fresh(): MetadataStore {
     const pool = this.pool;
-    return {
+    const view: MetadataStore = {
       getKey: (key) => readKey(pool, key),
       listKeyRegions: (keyId) => readKeyRegions(pool, keyId),
       listKeys: (scope) => listKeysIn(pool, scope),
@@ -119,6 +140,8 @@ export class PostgresStore implements MetadataStore {
       asLeader: (task, fn) => this.asLeader(task, fn),
       close: async () => undefined,
     };
+    // Issue 10's intent reads, which the view must answer like the store.
+    return Object.assign(view, { listIntents: () => this.listIntents(), singleWriter: false });
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
@@ -292,6 +315,7 @@ class PostgresTransaction implements StoreTransaction {
   private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
   private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
   private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
+  private readonly intents = new Map<string, CreationIntentRecord | null>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
@@ -422,6 +446,22 @@ class PostgresTransaction implements StoreTransaction {
     this.customKeyStores.set(id, null);
   }
 
+  async getIntent(creationId: string): Promise<CreationIntentRecord | undefined> {
+    const own = this.intents.get(creationId);
+    if (own !== undefined) return own ?? undefined;
+    const { rows } = await this.client.query<Doc<CreationIntentRecord>>('SELECT doc FROM p11kms_intents WHERE creation_id = $1', [creationId]);
+    this.existed.set(intentName(creationId), rows.length > 0);
+    return rows[0]?.doc;
+  }
+
+  putIntent(intent: CreationIntentRecord): void {
+    this.intents.set(intent.creationId, intent);
+  }
+
+  deleteIntent(creationId: string): void {
+    this.intents.set(creationId, null);
+  }
+
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
   async write(): Promise<string[]> {
     const changed: string[] = [];
@@ -432,6 +472,19 @@ class PostgresTransaction implements StoreTransaction {
     }
     for (const { scope, name, record } of this.aliases.values()) {
       if (record === null) await q('DELETE FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [scope.region, scope.accountId, name]);
+    }
+    for (const [creationId, intent] of this.intents) {
+      if (intent === null) {
+        // Gone already: another process resolved it first; whoever reads it next decides anew.
+        const { rowCount } = await q('DELETE FROM p11kms_intents WHERE creation_id = $1', [creationId]);
+        if (rowCount === 0 && this.existed.get(intentName(creationId)) === true) throw Object.assign(new Error('intent vanished during the transaction'), { code: '40001' });
+      } else {
+        await this.upsert(intentName(creationId), {
+          insert: ['INSERT INTO p11kms_intents (creation_id, created_at, doc) VALUES ($1, $2, $3)', [creationId, intent.createdAt, JSON.stringify(intent)]],
+          update: ['UPDATE p11kms_intents SET doc = $2 WHERE creation_id = $1', [creationId, JSON.stringify(intent)]],
+          conflict: '(creation_id) DO UPDATE SET doc = EXCLUDED.doc',
+        });
+      }
     }
     for (const [grantId, { record }] of this.grants) {
       if (record !== null) continue;
