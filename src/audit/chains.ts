@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fingerprintOf, listPublicKeyFiles, listTrailFiles } from './format';
+import { type VerifyReport, verifyTrail } from './verify';
 
 /**
  * The hash chains under the given directories: a directory holding trail files is one chain;
  * so is each of its subdirectories that does (the service writes one per process when
  * several processes share a deployment: <auditDir>/<host>.<pid>/).
  */
-export function findChains(dirs: readonly string[]): string[] {
+export function findChains(dirs: readonly string[], options: { required?: boolean } = {}): string[] {
   const chains: string[] = [];
   for (const dir of dirs) {
     if (!fs.existsSync(dir)) throw new Error(`audit directory ${dir} does not exist`);
@@ -17,7 +18,7 @@ export function findChains(dirs: readonly string[]): string[] {
       if (entry.isDirectory() && listTrailFiles(sub).length > 0) chains.push(sub);
     }
   }
-  if (chains.length === 0) throw new Error(`no audit trail files under ${dirs.join(', ')}`);
+  if (chains.length === 0 && options.required !== false) throw new Error(`no audit trail files under ${dirs.join(', ')}`);
   return chains;
 }
 
@@ -42,4 +43,21 @@ export function trustedKeysOf(chains: readonly string[], given: readonly string[
     }
   }
   return { keys: [...keys.values()], consistent: [...byVersion.values()].every((s) => s.size === 1) };
+}
+
+/**
+ * Every chain under `dir` checked with the trusted keys, as one report (file names carry the
+ * chain's directory when there are several): what the console's verify view shows.
+ */
+export function verifyChains(dir: string, trustedKeys: readonly string[]): VerifyReport {
+  const chains = findChains([dir], { required: false });
+  if (chains.length <= 1) return verifyTrail({ dir: chains[0] ?? dir, trustedKeys });
+  const reports = chains.map((chain) => ({ name: path.relative(dir, chain), report: verifyTrail({ dir: chain, trustedKeys }) }));
+  return {
+    ok: reports.every((r) => r.report.ok),
+    findings: reports.flatMap(({ name, report }) => report.findings.map((f) => (f.file ? { ...f, file: path.join(name, f.file) } : f))),
+    files: reports.reduce((n, r) => n + r.report.files, 0),
+    records: reports.reduce((n, r) => n + r.report.records, 0),
+    digests: reports.reduce((n, r) => n + r.report.digests, 0),
+  };
 }

@@ -33,8 +33,9 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
 }
 
 /** Every chain's matching records, merged in event-time order (each chain is already in order). */
-export function queryChains(chains: readonly string[], filter: QueryFilter): ParsedRecord[] {
-  if (chains.length === 1) return [...queryTrail(chains[0], filter)];
+export function queryChains(chains: readonly string[], filter: QueryFilter): Iterable<ParsedRecord> {
+  // One chain streams; several are merged in memory.
+  if (chains.length === 1) return queryTrail(chains[0], filter);
   const all = chains.flatMap((chain) => [...queryTrail(chain, filter)].map((record, i) => ({ record, time: Date.parse(String(record.eventTime)), i })));
   return all.sort((a, b) => a.time - b.time || a.i - b.i).map((x) => x.record);
 }

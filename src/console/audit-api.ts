@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import type { Caller } from '../access/principal';
 import { apiCallEvent, type AuditSink } from '../audit/event';
 import type { ParsedRecord } from '../audit/format';
-import { parseTime, type QueryFilter, queryTrail } from '../audit/query';
-import { verifyTrail } from '../audit/verify';
+import { findChains, verifyChains } from '../audit/chains';
+import { parseTime, type QueryFilter, queryChains } from '../audit/query';
 import { KmsError } from '../errors';
 import type { Services } from '../operations';
 import { checkAccountAction } from '../operations/shared/key-resolution';
@@ -45,7 +45,7 @@ export interface AuditApiDeps {
 export function auditApiRouter(deps: AuditApiDeps): express.Router {
   const router = express.Router();
   router.get('/events', (req, res) => void handle(deps, req, res, 'LookupEvents', (caller) => lookup(deps, caller, req)));
-  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => verifyTrail({ dir: deps.auditDir, trustedKeys: deps.trustedKeys() })));
+  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => verifyChains(deps.auditDir, deps.trustedKeys())));
   return router;
 }
 
@@ -117,7 +117,8 @@ function lookup(deps: AuditApiDeps, caller: Caller, req: Request): unknown {
   const byOperation = new Map<string, { calls: number; errors: number }>();
   const byMinute = new Map<number, { calls: number; errors: number }>();
   let matched = 0;
-  for (const record of queryTrail(deps.auditDir, filter)) {
+  // Every process's chain (a cluster keeps one per process), in time order.
+  for (const record of queryChains(findChains([deps.auditDir], { required: false }), filter)) {
     if (!visibleTo(record, caller, deps.defaultAccountId)) continue;
     matched++;
     newest.push(record);
