@@ -15,12 +15,17 @@ interface Migration {
 }
 
 export function migrations(dir = MIGRATIONS_DIR): Migration[] {
-  return fs
+  const found = fs
     .readdirSync(dir)
     .map((name) => ({ name, m: /^(\d{3})-[\w-]+\.sql$/.exec(name) }))
     .filter((f): f is { name: string; m: RegExpExecArray } => f.m !== null)
     .map(({ name, m }) => ({ version: Number(m[1]), name, sql: fs.readFileSync(path.join(dir, name), 'utf8') }))
     .sort((a, b) => a.version - b.version);
+  // Two branches adding the same number would apply one of them on some databases only.
+  for (let i = 1; i < found.length; i++) {
+    if (found[i].version === found[i - 1].version) throw new Error(`migrations ${found[i - 1].name} and ${found[i].name} share version ${found[i].version}: renumber one`);
+  }
+  return found;
 }
 
 /**
