@@ -24,9 +24,10 @@ import { watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
 import { seedFromFile } from './lifecycle/seed';
 import { UsageTracker } from './lifecycle/usage-tracker';
-import { reconcile, type ReconcileReport } from './lifecycle/reconcile';
+import { reconcile, type ReconcileReport, startupReconcileOptions } from './lifecycle/reconcile';
 import type { Services } from './operations';
 import { openStore } from './store/open-store';
+import { KeyQueue } from './operations/shared/key-mutation';
 import { awsJsonEndpoint } from './wire/aws-json/router';
 import { HeaderSignatures, SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
@@ -74,9 +75,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
   try {
     const profile = loadHsmProfile(config);
     const modules = new Pkcs11Modules();
-    const opened = await Token.openShared(profile, config.dataDir, log, metrics.tokenObserver, (t) => AuditSigner.open(t), modules);
+    // With the store's lock held nothing else writes to the embedded token: object files a crash
+    // left unfinished can go before it is loaded (a shared store: other processes may be writing).
+    const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter };
+    const opened = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
     token = opened.token;
-    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log };
+    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log, keyQueue: new KeyQueue() };
+    const leaseMs = config.intentLeaseSeconds * 1000;
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
     // Processes sharing a store each keep their own chain, named after host and process.
@@ -111,12 +116,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const xksClient = new XksClient({ port: config.xksProxyPort, timeoutMs: config.xksProxyTimeoutMs, extraCa: config.xksTrustedCaFile ? fs.readFileSync(config.xksTrustedCaFile, 'utf8') : undefined, log });
     keyStores.xks = xksClient;
 
-    const reconciled = await reconcile(services, { sharedToken: shared });
+    // The embedded SoftHSM2 token (under the data directory) holds nothing but p11kms's objects.
+    const reconciled = await reconcile(services, startupReconcileOptions(services, leaseMs, profile.softhsm2ConfTemplate !== undefined));
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
     sweeper.start();
     // Rotations and import expiries that fell due while the service was down happen now.
-    const materialSweeper = new MaterialSweeper(services, config.sweepIntervalSeconds * 1000, trail);
+    const materialSweeper = new MaterialSweeper(services, config.sweepIntervalSeconds * 1000, trail, leaseMs);
     await materialSweeper.sweep();
     materialSweeper.start();
     // Another process's background work is taken over within seconds of its death.

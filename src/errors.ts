@@ -27,11 +27,18 @@ export type KmsErrorName = ModelErrorName | ProtocolErrorName;
 export class KmsError extends Error {
   override readonly name: KmsErrorName;
   readonly internalDetail: string | undefined;
+  /**
+   * The failure may come from state the request read before a concurrent change (e.g. key
+   * material destroyed after the request looked the key up): running the request again from
+   * the start, reading afresh, may give another answer. Never sent to the client.
+   */
+  readonly staleRead: boolean;
 
-  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown } = {}) {
+  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown; staleRead?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = name;
     this.internalDetail = options.internalDetail;
+    this.staleRead = options.staleRead ?? false;
   }
 }
 

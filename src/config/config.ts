@@ -86,6 +86,13 @@ export interface Config {
   xksProxyPort: number;
   /** Deadline of one XKS proxy call (TCP + TLS + HTTP), as AWS's 250 ms. */
   xksProxyTimeoutMs: number;
+  /**
+   * How long a creation intent protects a token object being made from reconciliation
+   * (docs/key-custody.md): far longer than tokenCallTimeoutSeconds.
+   */
+  intentLeaseSeconds: number;
+  /** A token call that has not answered after this long fails its request with DependencyTimeoutException. */
+  tokenCallTimeoutSeconds: number;
 }
 
 export interface HuaweiProject {
@@ -129,6 +136,8 @@ export const DEFAULTS: Config = {
   xksTrustedCaFile: undefined,
   xksProxyPort: 443,
   xksProxyTimeoutMs: 250,
+  intentLeaseSeconds: 300,
+  tokenCallTimeoutSeconds: 30,
 };
 
 /** Environment variables and the config keys they set. */
@@ -170,7 +179,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags

@@ -3,20 +3,32 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
 import { KeyImporter } from './key-import';
-import { aesKeyTemplate, EC_FIELD_BYTES, gcmMechanism, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, pairTemplates } from './key-templates';
+import { aesKeyTemplate, EC_FIELD_BYTES, gcmMechanism, ecdhMechanism, ecdhResultTemplate, familyOf, generationMechanism, hmacTemplate, JWK_CURVE, type ObjectNaming, pairTemplates } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
 import { ecdsaDerToRaw, ecdsaRawToDer, signaturePlan } from './signing';
 import type { Session, Token } from './token';
+import { creationIdAttribute, destroyCreation, listTokenObjects, retryingCreation, type TokenObjectInfo } from './token-objects';
 
 /**
  * Names one piece of key material inside the token. The label is what
- * `pkcs11-tool --list-objects` shows: `p11kms:<key id>:v<material version>`.
+ * `pkcs11-tool --list-objects` shows: `p11kms:<key id>:v<material version>`. Objects are
+ * found by their creation id (CKA_ID, see token-objects.ts); material recorded before
+ * creation ids existed has none and is found by label.
  */
 export interface MaterialRef {
   keyId: string;
   version: number;
+  creationId?: string;
+}
+
+/** Material about to be made: it always has a creation id. */
+export type NewMaterialRef = MaterialRef & { creationId: string };
+
+/** Label and CKA_ID of new material (also used for imported material). */
+export function materialNaming(ref: NewMaterialRef): ObjectNaming {
+  return { label: materialLabel(ref), id: creationIdAttribute(ref.creationId) };
 }
 
 export const MATERIAL_LABEL_PREFIX = 'p11kms:';
@@ -66,49 +78,71 @@ export class KeyCustody {
   }
 
   /** Creates an AES-256 master key in the token: sensitive, never extractable. */
-  async generateSymmetricKey(ref: MaterialRef): Promise<void> {
-    const label = materialLabel(ref);
+  private async generateSymmetricKey(ref: NewMaterialRef): Promise<void> {
     await this.token.run('generate symmetric key', (session) =>
-      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(label, true)),
+      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(materialNaming(ref), true)),
+      retryingCreation(this.token, ref.creationId),
     );
   }
 
-  /** Destroys the material; returns false when the token had no such object. */
+  /**
+   * Destroys the material: exactly the objects of its creation, or for material recorded
+   * before creation ids, the objects with its label. Returns false when there were none.
+   */
   async destroy(ref: MaterialRef): Promise<boolean> {
-    const label = materialLabel(ref);
     return this.token.run('destroy key', (session) => {
+      if (ref.creationId) return destroyCreation(this.token, session, ref.creationId) > 0;
+      const label = materialLabel(ref);
       const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
-      // A key pair is two objects under one label (imported pairs can be destroyed and re-created).
+      // A key pair is two objects under one label.
       for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.token.forgetObject(label, objectClass);
       return handles.length > 0;
     });
   }
 
-  async exists(ref: MaterialRef): Promise<boolean> {
-    return this.token.run('find key', (session) => this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: materialLabel(ref) }]).length > 0);
+  /** Destroys whatever one creation made (a creation that failed or lost a race); returns the object count. */
+  async destroyCreation(creationId: string): Promise<number> {
+    return this.token.run('destroy created objects', (session) => destroyCreation(this.token, session, creationId));
   }
 
-  /** Labels of every p11kms-owned object in the token (start-up reconciliation). */
-  async listMaterial(): Promise<MaterialRef[]> {
-    return this.token.run('list keys', (session) => {
-      const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }]);
-      // A key pair is two objects with one label: list each material once.
-      const refs = new Map<string, MaterialRef>();
-      for (const handle of handles) {
-        const [attr] = this.token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }]);
-        const label = attr.value ? attr.value.toString('utf8') : '';
-        const ref = parseMaterialLabel(label);
-        if (ref) refs.set(label, ref);
+  async exists(ref: MaterialRef): Promise<boolean> {
+    return this.token.run('find key', (session) => {
+      const template = ref.creationId ? [{ type: pkcs11js.CKA_ID, value: creationIdAttribute(ref.creationId) }] : [{ type: pkcs11js.CKA_LABEL, value: materialLabel(ref) }];
+      return this.token.findAll(session, template).length > 0;
+    });
+  }
+
+  /** Every token object with its label and creation id (reconciliation). */
+  async listObjects(): Promise<Array<Omit<TokenObjectInfo, 'handle'>>> {
+    return this.token.run('list token objects', (session) => listTokenObjects(this.token, session).map(({ handle: _handle, ...info }) => info));
+  }
+
+  /**
+   * Destroys token objects reconciliation proved unreferenced: by creation id, by label
+   * (objects made before creation ids), and torn objects that carry neither. Returns how
+   * many objects were destroyed.
+   */
+  async destroyObjects(which: { creationIds: readonly string[]; labels: readonly string[]; unmarked: boolean }): Promise<number> {
+    return this.token.run('destroy unreferenced objects', (session) => {
+      let count = 0;
+      for (const creationId of which.creationIds) count += destroyCreation(this.token, session, creationId);
+      const labels = new Set(which.labels);
+      for (const info of listTokenObjects(this.token, session)) {
+        if (info.creationId !== undefined) continue;
+        if ((which.unmarked && info.unmarked) || labels.has(info.label)) {
+          this.token.pkcs11.C_DestroyObject(session, info.handle);
+          count++;
+        }
       }
-      return [...refs.values()];
+      return count;
     });
   }
 
   async attributes(ref: MaterialRef): Promise<MaterialAttributes> {
     return this.token.run('read key attributes', (session) => {
       // The secret key, or the private half of a key pair.
-      const handle = this.token.findObject(session, materialLabel(ref), pkcs11js.CKO_PRIVATE_KEY) ?? this.secretKey(session, ref, true)!;
+      const handle = this.lookup(session, ref, pkcs11js.CKO_PRIVATE_KEY) ?? this.secretKey(session, ref, true)!;
       const attrs = this.token.pkcs11.C_GetAttributeValue(session, handle, [
         { type: pkcs11js.CKA_TOKEN },
         { type: pkcs11js.CKA_SENSITIVE },
@@ -250,19 +284,20 @@ export class KeyCustody {
    * Creates a KMS key of any supported spec in the token, with the key usage written into
    * its attributes: private and secret parts sensitive and never extractable.
    */
-  async generateKey(ref: MaterialRef, spec: KeySpec, usage: KeyUsageType): Promise<void> {
+  async generateKey(ref: NewMaterialRef, spec: KeySpec, usage: KeyUsageType): Promise<void> {
     const family = familyOf(spec);
     if (family === 'aes') return this.generateSymmetricKey(ref);
-    const label = materialLabel(ref);
     if (family === 'hmac') {
       await this.token.run('generate HMAC key', (session) =>
-        this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, label)),
+        this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, materialNaming(ref))),
+        retryingCreation(this.token, ref.creationId),
       );
       return;
     }
-    const t = pairTemplates(spec, usage, label, true);
+    const t = pairTemplates(spec, usage, materialNaming(ref), true);
     await this.token.run('generate key pair', (session) =>
       this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate),
+      retryingCreation(this.token, ref.creationId),
     );
   }
 
@@ -427,13 +462,13 @@ export class KeyCustody {
   }
 
   private requiredObject(session: Session, ref: MaterialRef, objectClass: number): Buffer {
-    const handle = this.token.findObject(session, materialLabel(ref), objectClass);
-    if (!handle) {
-      throw new KmsError('KeyUnavailableException', 'The key material is not available in the key store.', {
-        internalDetail: `no token object of class ${objectClass} labelled ${materialLabel(ref)}`,
-      });
-    }
+    const handle = this.lookup(session, ref, objectClass);
+    if (!handle) throw materialNotFound(ref, objectClass);
     return handle;
+  }
+
+  private lookup(session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
+    return ref.creationId ? this.token.findCreation(session, ref.creationId, objectClass) : this.token.findObject(session, materialLabel(ref), objectClass);
   }
 
   /** C_Verify's answer: a bad signature is a `false`, anything else a failure. */
@@ -476,12 +511,8 @@ export class KeyCustody {
   }
 
   private secretKey(session: Session, ref: MaterialRef, required: boolean): Buffer | undefined {
-    const handle = this.token.findObject(session, materialLabel(ref), pkcs11js.CKO_SECRET_KEY);
-    if (!handle && required) {
-      throw new KmsError('KeyUnavailableException', 'The key material is not available in the key store.', {
-        internalDetail: `no token object labelled ${materialLabel(ref)}`,
-      });
-    }
+    const handle = this.lookup(session, ref, pkcs11js.CKO_SECRET_KEY);
+    if (!handle && required) throw materialNotFound(ref, pkcs11js.CKO_SECRET_KEY);
     return handle;
   }
 
@@ -532,6 +563,19 @@ function derTotalLength(der: Buffer): number | undefined {
 }
 
 export { JWK_CURVE };
+
+/**
+ * The material a request read from the store is not in the token. Usually a concurrent
+ * request destroyed it after changing the store (DeleteImportedKeyMaterial, an expiry, a
+ * deletion): re-reading the key then gives the right answer, so the error says the request
+ * may be retried from the start.
+ */
+function materialNotFound(ref: MaterialRef, objectClass: number): KmsError {
+  return new KmsError('KeyUnavailableException', 'The key material is not available in the key store.', {
+    internalDetail: `no token object of class ${objectClass} for ${materialLabel(ref)}${ref.creationId ? ` (creation ${ref.creationId})` : ''}`,
+    staleRead: true,
+  });
+}
 
 function invalidCiphertext(): KmsError {
   return new KmsError('InvalidCiphertextException', '');

@@ -2,11 +2,12 @@ import { constants as cryptoConstants, createCipheriv, createECDH, createHash, c
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType } from '../model/generated/types';
-import { EC_FIELD_BYTES, EC_PARAMS, ecdhMechanism, ecdhResultTemplate, familyOf } from './key-templates';
+import { EC_FIELD_BYTES, EC_PARAMS, ecdhMechanism, ecdhResultTemplate, familyOf, namingAttributes, type ObjectNaming } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { spkiOf } from './public-keys';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
 import type { ObjectHandle, Session, Token } from './token';
+import { creationIdAttribute, listTokenObjects, retryingCreation } from './token-objects';
 
 /**
  * Bring-your-own-key import (GetParametersForImport / ImportKeyMaterial) inside the token.
@@ -64,12 +65,8 @@ export class KeyImporter {
 
   /** A fresh RSA wrapping pair in the token; returns the DER SPKI of its public half. */
   async generateWrappingKey(ref: WrappingRef, spec: WrappingKeySpec): Promise<Buffer> {
-    const label = wrappingLabel(ref);
-    const common: pkcs11js.Template = [
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_LABEL, value: label },
-      { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
-    ];
+    // The wrapping id is random and never reused: it is the pair's creation id.
+    const common: pkcs11js.Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, ...namingAttributes({ label: wrappingLabel(ref), id: creationIdAttribute(ref.wrappingId) })];
     return this.token.run('generate import wrapping key', async (session) => {
       const pair = await this.token.pkcs11.C_GenerateKeyPairAsync(
         session,
@@ -94,7 +91,7 @@ export class KeyImporter {
       );
       const [n, e] = this.token.pkcs11.C_GetAttributeValue(session, pair.publicKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
       return spkiOf(spec as KeySpec, { family: 'rsa', modulus: n.value as Buffer, exponent: e.value as Buffer });
-    });
+    }, retryingCreation(this.token, ref.wrappingId));
   }
 
   async destroyWrappingKey(ref: WrappingRef): Promise<boolean> {
@@ -111,9 +108,7 @@ export class KeyImporter {
   async listWrappingKeys(): Promise<WrappingRef[]> {
     return this.token.run('list import wrapping keys', (session) => {
       const refs = new Map<string, WrappingRef>();
-      for (const handle of this.token.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
-        const [attr] = this.token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }]);
-        const label = attr.value ? attr.value.toString('utf8') : '';
+      for (const { label } of listTokenObjects(this.token, session)) {
         const ref = parseWrappingLabel(label);
         if (ref) refs.set(label, ref);
       }
@@ -123,13 +118,13 @@ export class KeyImporter {
 
   /**
    * Unwraps imported material into a sensitive session object, has the token compute its
-   * key check value, and asks `decide` what to do: a label makes it a token object with that
-   * label (unless one exists already), undefined discards it. Returns the check value and
-   * whether a token object was created.
+   * key check value, and asks `decide` what to do: a naming makes it a new token object so
+   * named (always a new one: its creation id is its own), undefined discards it. Returns the
+   * check value and whether a token object was created.
    */
   async importMaterial(
     request: ImportMaterialRequest,
-    decide: (checkValue: string) => string | undefined,
+    decide: (checkValue: string) => ObjectNaming | undefined,
   ): Promise<{ checkValue: string; created: boolean }> {
     const family = familyOf(request.spec);
     if (family === 'rsa' || family === 'ec') return this.importPrivateKey(request, family, decide);
@@ -148,14 +143,13 @@ export class KeyImporter {
           if (ckrName(err) === 'CKR_KEY_SIZE_RANGE') throw wrongLength(request.spec);
           throw err;
         }
-        const label = decide(checkValue);
+        const naming = decide(checkValue);
         let created = false;
-        if (label !== undefined && !this.token.findObject(session, label, pkcs11js.CKO_SECRET_KEY)) {
+        if (naming !== undefined) {
           this.token.pkcs11.C_CopyObject(session, secret, [
             { type: pkcs11js.CKA_TOKEN, value: true },
             { type: pkcs11js.CKA_PRIVATE, value: true },
-            { type: pkcs11js.CKA_LABEL, value: label },
-            { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+            ...namingAttributes(naming),
             { type: pkcs11js.CKA_EXTRACTABLE, value: false },
             { type: pkcs11js.CKA_MODIFIABLE, value: false },
           ]);
@@ -165,7 +159,7 @@ export class KeyImporter {
       } finally {
         this.token.pkcs11.C_DestroyObject(session, secret);
       }
-    });
+        }, retryingCreation(this.token, request.creationId));
   }
 
   /**
@@ -345,7 +339,7 @@ export class KeyImporter {
    * object (C_CopyObject, usage attributes narrowed to the KMS key's usage) and a token
    * public-key object (C_CreateObject), both with the material label.
    */
-  private async importPrivateKey(request: ImportMaterialRequest, family: 'rsa' | 'ec', decide: (checkValue: string) => string | undefined): Promise<{ checkValue: string; created: boolean }> {
+  private async importPrivateKey(request: ImportMaterialRequest, family: 'rsa' | 'ec', decide: (checkValue: string) => ObjectNaming | undefined): Promise<{ checkValue: string; created: boolean }> {
     checkAsymmetricWrapping(request.spec, request.algorithm, request.wrappingKeySpec);
     const p = this.token.pkcs11;
     const rsa = family === 'rsa';
@@ -392,19 +386,14 @@ export class KeyImporter {
           ];
         }
         const checkValue = createHash('sha256').update(spki).digest('hex');
-        const label = decide(checkValue);
+        const naming = decide(checkValue);
         let created = false;
-        if (label !== undefined && !this.token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY)) {
+        if (naming !== undefined) {
           p.C_SetAttributeValue(session, privateKey, [
             { type: pkcs11js.CKA_SIGN, value: request.usage === 'SIGN_VERIFY' },
             ...(rsa ? [{ type: pkcs11js.CKA_DECRYPT, value: request.usage === 'ENCRYPT_DECRYPT' }] : [{ type: pkcs11js.CKA_DERIVE, value: request.usage === 'KEY_AGREEMENT' }]),
           ]);
-          const named: pkcs11js.Template = [
-            { type: pkcs11js.CKA_TOKEN, value: true },
-            { type: pkcs11js.CKA_LABEL, value: label },
-            { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
-            { type: pkcs11js.CKA_MODIFIABLE, value: false },
-          ];
+          const named: pkcs11js.Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, ...namingAttributes(naming), { type: pkcs11js.CKA_MODIFIABLE, value: false }];
           // CKA_PRIVATE is already true on the session object; SoftHSM2 refuses it in a private key's copy template.
           const tokenPrivate = p.C_CopyObject(session, privateKey, named);
           try {
@@ -413,15 +402,13 @@ export class KeyImporter {
             p.C_DestroyObject(session, tokenPrivate);
             throw err;
           }
-          this.token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
-          this.token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
           created = true;
         }
         return { checkValue, created };
       } finally {
         p.C_DestroyObject(session, privateKey);
       }
-    });
+        }, retryingCreation(this.token, request.creationId));
   }
 
   /**
@@ -486,6 +473,8 @@ export class KeyImporter {
 }
 
 export interface ImportMaterialRequest {
+  /** Written into CKA_ID of the objects an accepted import makes (see token-objects.ts). */
+  creationId: string;
   wrapping: WrappingRef;
   algorithm: WrappingAlgorithm;
   wrappingKeySpec: WrappingKeySpec;

@@ -100,14 +100,14 @@ export interface PairTemplates {
  * `persistent` keys are KMS keys; transient ones are data key pairs that are wrapped
  * under a KMS key and destroyed (they must be extractable for C_WrapKey).
  */
-export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAIR', label: string | undefined, persistent: boolean): PairTemplates {
+export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAIR', naming: ObjectNaming | undefined, persistent: boolean): PairTemplates {
   const family = familyOf(spec);
   const sign = usage === 'SIGN_VERIFY';
   const crypt = usage === 'ENCRYPT_DECRYPT';
   const agree = usage === 'KEY_AGREEMENT';
   const common = (extra: pkcs11js.Template): pkcs11js.Template => [
     { type: pkcs11js.CKA_TOKEN, value: persistent },
-    ...(label ? [{ type: pkcs11js.CKA_LABEL, value: label }, { type: pkcs11js.CKA_ID, value: Buffer.from(label) }] : []),
+    ...(naming ? namingAttributes(naming) : []),
     ...extra,
   ];
   const privateTemplate = common([
@@ -147,7 +147,8 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
  * An AES-256 token key: sensitive, never extractable, encrypt/decrypt, and wrap/unwrap when
  * it protects other keys (master keys do; the secret-sealing key does not).
  */
-export function aesKeyTemplate(label: string, wrapping: boolean): pkcs11js.Template {
+export function aesKeyTemplate(naming: ObjectNaming | string, wrapping: boolean): pkcs11js.Template {
+  const named = typeof naming === 'string' ? { label: naming, id: Buffer.from(naming) } : naming;
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
@@ -164,13 +165,25 @@ export function aesKeyTemplate(label: string, wrapping: boolean): pkcs11js.Templ
     { type: pkcs11js.CKA_SIGN, value: false },
     { type: pkcs11js.CKA_VERIFY, value: false },
     { type: pkcs11js.CKA_DERIVE, value: false },
-    { type: pkcs11js.CKA_LABEL, value: label },
-    { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+    ...namingAttributes(named),
+  ];
+}
+
+/** What names a token object: a label for people, a CKA_ID for p11kms (see token-objects.ts). */
+export interface ObjectNaming {
+  label: string;
+  id: Buffer;
+}
+
+export function namingAttributes(naming: ObjectNaming): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_LABEL, value: naming.label },
+    { type: pkcs11js.CKA_ID, value: naming.id },
   ];
 }
 
 /** An HMAC key: a generic secret of the hash's length, sign/verify only. */
-export function hmacTemplate(spec: KeySpec, label: string): pkcs11js.Template {
+export function hmacTemplate(spec: KeySpec, naming: ObjectNaming): pkcs11js.Template {
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
@@ -182,8 +195,7 @@ export function hmacTemplate(spec: KeySpec, label: string): pkcs11js.Template {
     { type: pkcs11js.CKA_MODIFIABLE, value: false },
     { type: pkcs11js.CKA_SIGN, value: true },
     { type: pkcs11js.CKA_VERIFY, value: true },
-    { type: pkcs11js.CKA_LABEL, value: label },
-    { type: pkcs11js.CKA_ID, value: Buffer.from(label) },
+    ...namingAttributes(naming),
   ];
 }
 

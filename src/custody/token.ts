@@ -4,9 +4,12 @@ import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
-import { ckrName, isBrokenView, isSessionLost, isStaleHandle, toKmsError } from './pkcs11-errors';
+import { faultsFromEnvironment, withFaults } from './faults';
+import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
+import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
+import { creationTemplate } from './token-objects';
 
 export type Session = Buffer;
 export type ObjectHandle = Buffer;
@@ -29,7 +32,32 @@ export interface RunOptions {
    * signing an audit digest, are never shed).
    */
   mayShed?: boolean;
+  /**
+   * Runs before the operation is tried again after a failure. Creations use it to destroy
+   * whatever a failed attempt may have left under their creation id, so a retry never makes
+   * a second object with the same id.
+   */
+  beforeRetry?: (session: Session) => void;
 }
+
+export interface TokenOptions {
+  /** Metrics: every call's duration, every shed request. */
+  observer?: TokenObserver;
+  /** A token call that has not answered after this long fails the request (DependencyTimeoutException). */
+  callTimeoutMs?: number;
+  /**
+   * No other process can use the token now (the caller holds the data directory's lock): an
+   * embedded SoftHSM2 token's object files a crash left unfinished are removed before it is
+   * loaded (softhsm2-files.ts).
+   */
+  exclusive?: boolean;
+}
+
+/** Runs of one token operation: the first, then up to two after recovering (see run). */
+const RUN_ATTEMPTS = 3;
+
+/** The call outlived the deadline; its session stays with it until it answers. */
+class HungCall extends Error {}
 
 /**
  * One PKCS#11 module, one token, a pool of logged-in sessions. The module is initialised
@@ -47,6 +75,8 @@ export class Token {
   /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
   private inUse = 0;
   private readonly drained: Array<() => void> = [];
+  /** Calls past their deadline that have not answered yet: the module cannot be finalised under them. */
+  private hungCalls = 0;
   private closed = false;
   /** Mechanisms the token offers (C_GetMechanismList at start-up). */
   readonly mechanisms: ReadonlySet<number>;
@@ -60,7 +90,7 @@ export class Token {
     readonly profile: HsmProfile,
     private readonly log: Logger,
     private readonly dataDir: string,
-    private readonly observer?: TokenObserver,
+    private readonly options: TokenOptions = {},
     private readonly releaseModule: () => void = () => undefined,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
@@ -76,12 +106,12 @@ export class Token {
     profile: HsmProfile,
     dataDir: string,
     log: Logger,
-    observer: TokenObserver | undefined,
+    options: TokenOptions,
     whileLocked: (token: Token) => Promise<T>,
     modules: Pkcs11Modules = new Pkcs11Modules(),
   ): Promise<{ token: Token; extra: T }> {
     return withTokenLock(dataDir, async () => {
-      const token = Token.open(profile, dataDir, log, observer, modules);
+      const token = Token.open(profile, dataDir, log, options, modules);
       try {
         return { token, extra: await whileLocked(token) };
       } catch (err) {
@@ -96,14 +126,17 @@ export class Token {
    * token and custom key store backends): two tokens behind one PKCS#11 library share its
    * single C_Initialize, and only the last to close may C_Finalize it.
    */
-  static open(profile: HsmProfile, dataDir: string, log: Logger, observer?: TokenObserver, modules: Pkcs11Modules = new Pkcs11Modules()): Token {
-    if (profile.softhsm2ConfTemplate && !modules.isLoaded(profile.module)) prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
+  static open(profile: HsmProfile, dataDir: string, log: Logger, options: TokenOptions = {}, modules: Pkcs11Modules = new Pkcs11Modules()): Token {
+    if (profile.softhsm2ConfTemplate && !modules.isLoaded(profile.module)) {
+      const tokensDir = prepareSoftHsmConf(profile.softhsm2ConfTemplate, dataDir);
+      if (options.exclusive) removeUnfinishedObjectFiles(tokensDir, log);
+    }
     if (!fs.existsSync(profile.module)) {
       throw new TokenOpenError('no-module', `PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
     }
     const module = modules.acquire(profile, dataDir);
     try {
-      const pkcs11 = observer ? observed(module, observer) : module;
+      const pkcs11 = options.observer ? observed(module, options.observer) : module;
       const slot = findOrInitializeToken(pkcs11, profile, log);
       const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
       log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
@@ -111,8 +144,11 @@ export class Token {
         log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
       }
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
-      const calls = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-      return new Token(calls, slot, keepAlive, profile, log, dataDir, observer, () => modules.release(profile.module));
+      const direct = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
+      const faults = faultsFromEnvironment(process.env);
+      const calls = faults ? withFaults(direct, faults, log) : direct;
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, () => modules.release(profile.module));
     } catch (err) {
       modules.release(profile.module);
       throw err;
@@ -120,55 +156,103 @@ export class Token {
   }
 
   /**
-   * Runs `fn` on a pooled session. Retries once after the token connection was lost or a
-   * cached object handle went stale (another process destroyed and recreated it).
+   * Runs `fn` on a pooled session. After a failure the token can recover from (a stale cached
+   * handle, a lost session, a broken module view, a transient device error: recoveryFor) it
+   * recovers and runs `fn` again, up to RUN_ATTEMPTS runs in all; `options.beforeRetry` cleans
+   * up first. A call that does not answer within the deadline fails the request at once with
+   * DependencyTimeoutException and keeps its session until it answers.
    */
   async run<T>(what: string, fn: (session: Session) => Promise<T> | T, options: RunOptions = {}): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       const session = await this.acquire(options.mayShed ?? true);
-      let failed = false;
-      let released = false;
+      let failure: unknown;
+      let hung = false;
       try {
-        return await fn(session);
+        return await this.withDeadline(session, fn);
       } catch (err) {
-        failed = true;
-        if (err instanceof KmsError) throw err;
-        if (attempt === 0 && (isSessionLost(err) || isBrokenView(err))) {
-          this.log.warn({ what, ckr: ckrName(err) }, 'token session lost or token view broken; re-initialising the module');
-          // The session goes back first: re-initialising waits for every session to return.
-          this.release(session, true);
-          released = true;
-          await this.recover();
-          continue;
-        }
-        if (attempt === 0 && isStaleHandle(err)) {
-          this.handles.clear();
-          continue;
-        }
-        throw toKmsError(err, what);
+        failure = err;
+        hung = err instanceof HungCall;
       } finally {
-        if (!released) this.release(session, failed);
+        // The session goes back first: re-initialising waits for every session to return.
+        if (!hung) this.release(session, failure !== undefined);
       }
+      if (failure instanceof KmsError) throw failure;
+      if (hung) {
+        throw new KmsError('DependencyTimeoutException', 'The key store did not respond in time. Try again.', {
+          internalDetail: `${what}: no answer within ${this.options.callTimeoutMs} ms`,
+        });
+      }
+      const recovery = recoveryFor(failure, attempt);
+      if (recovery === 'none' || attempt >= RUN_ATTEMPTS) throw toKmsError(failure, what);
+      this.log.warn({ what, ckr: ckrName(failure), attempt, recovery }, 'token call failed; recovering and trying again');
+      if (recovery === 'handles') this.handles.clear();
+      else if (recovery === 'module' || recovery === 'session') await this.recover();
+      if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
     }
+  }
+
+  /** Runs `fn`, giving up on it after the call deadline; a hung call keeps its session until it answers. */
+  private withDeadline<T>(session: Session, fn: (session: Session) => Promise<T> | T): Promise<T> {
+    const work = Promise.resolve().then(() => fn(session));
+    const limit = this.options.callTimeoutMs;
+    if (!limit) return work;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // Out of the pool until the call answers; its slot is free for others meanwhile.
+        this.hungCalls++;
+        this.openCount--;
+        this.returned();
+        this.wakeWaiters();
+        void work
+          .catch(() => undefined)
+          .finally(() => {
+            this.hungCalls--;
+            this.safeClose(session);
+          });
+        reject(new HungCall());
+      }, limit);
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
+  findCreation(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
+    return this.findCached(session, `${objectClass}#${creationId}`, creationTemplate(creationId, objectClass));
+  }
+
+  forgetCreation(creationId: string): void {
+    for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.handles.delete(`${objectClass}#${creationId}`);
   }
 
   /** Finds a key object by label, caching the handle (C_FindObjects slows as keys grow). */
   findObject(session: Session, label: string, objectClass: number): ObjectHandle | undefined {
-    const cacheKey = `${objectClass}:${label}`;
-    const cached = this.handles.get(cacheKey);
-    if (cached) return cached;
-    const found = this.findAll(session, [
+    return this.findCached(session, `${objectClass}:${label}`, [
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_CLASS, value: objectClass },
     ]);
-    if (found.length === 0) return undefined;
-    if (found.length > 1) this.log.warn({ label, count: found.length }, 'several token objects share one label');
-    this.handles.set(cacheKey, found[0]);
-    return found[0];
   }
 
   forgetObject(label: string, objectClass: number): void {
     this.handles.delete(`${objectClass}:${label}`);
+  }
+
+  private findCached(session: Session, cacheKey: string, template: pkcs11js.Template): ObjectHandle | undefined {
+    const cached = this.handles.get(cacheKey);
+    if (cached) return cached;
+    const found = this.findAll(session, template);
+    if (found.length === 0) return undefined;
+    if (found.length > 1) this.log.warn({ object: cacheKey, count: found.length }, 'several token objects match one lookup');
+    this.handles.set(cacheKey, found[0]);
+    return found[0];
   }
 
   findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
@@ -195,6 +279,8 @@ export class Token {
     this.closed = true;
     for (const s of this.idle.splice(0)) this.safeClose(s);
     this.safeClose(this.keepAlive);
+    // Finalising under a call that never answered would crash the process; exiting frees it.
+    if (this.hungCalls > 0) return;
     this.releaseModule();
   }
 
@@ -240,7 +326,7 @@ export class Token {
     if (this.openCount >= this.profile.sessionPoolSize && mayShed && this.waiters.length >= this.profile.sessionQueueLimit) {
       // Bounded admission: waiting longer than the queue already holds would only raise every
       // admitted request's latency; the client retries (AWS SDKs back off on ThrottlingException).
-      this.observer?.shed();
+      this.options.observer?.shed();
       throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: `session queue full (${this.waiters.length} waiting)` });
     }
     if (this.openCount < this.profile.sessionPoolSize) {
@@ -287,6 +373,21 @@ export class Token {
     this.recovering ??= (async () => {
       try {
         if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+        if (this.hungCalls > 0) {
+          // Finalising under a call still running in the module would crash the process: new
+          // sessions and a new login only.
+          await withTokenLock(this.dataDir, () => {
+            for (const s of this.idle.splice(0)) {
+              this.safeClose(s);
+              this.openCount--;
+            }
+            this.handles.clear();
+            this.safeClose(this.keepAlive);
+            this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
+          });
+          this.log.info('token sessions re-established (a call is still hung: module kept)');
+          return;
+        }
         await withTokenLock(this.dataDir, () => {
           for (const s of this.idle.splice(0)) {
             this.safeClose(s);
@@ -475,10 +576,11 @@ function tokenDirOf(dataDir: string): string {
 }
 
 /** Renders the SoftHSM2 config so the token lives under this instance's data directory. */
-function prepareSoftHsmConf(template: string, dataDir: string): void {
+function prepareSoftHsmConf(template: string, dataDir: string): string {
   const tokenDir = tokenDirOf(dataDir);
   const rendered = fs.readFileSync(template, 'utf8').replaceAll('@TOKEN_DIR@', tokenDir);
   const confPath = path.resolve(dataDir, 'softhsm2.conf');
   fs.writeFileSync(confPath, rendered, { mode: 0o600 });
   process.env.SOFTHSM2_CONF = confPath;
+  return tokenDir;
 }

@@ -1,6 +1,7 @@
 import { type AuditSink, keyDeletedEvent } from '../audit/event';
 import { type KeyCustody, materialLabel } from '../custody/key-custody';
 import type { Services } from '../operations';
+import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { DAY_MS } from '../operations/shared/rotation';
 import { custodyOf } from '../operations/shared/custom-key-stores';
 import { isReplica, type KeyRecord } from '../store/records';
@@ -12,8 +13,8 @@ import { BACKGROUND_TASK } from './leadership';
 /**
  * Deletes keys whose waiting period has ended. The decision is one store transaction
  * (still pending deletion, still due), so a CancelKeyDeletion that wins the race keeps its
- * key; then every version of the key's material is destroyed in the token. A crash between
- * the two leaves unreferenced token objects, which start-up reconciliation destroys.
+ * key; then every version of the key's material is destroyed in the token, by creation id. A
+ * crash between the two leaves unreferenced token objects, which reconciliation destroys.
  * Runs at start-up and then periodically.
  */
 export class DeletionSweeper {
@@ -58,10 +59,10 @@ export class DeletionSweeper {
     );
     const deleted: string[] = [];
     for (const candidate of due) {
-      const outcome = await this.services.store.transact(async (tx) => {
+      const outcome = await removeFromToken(this.services, candidate.keyId, async (tx) => {
         const current = await tx.getKey(candidate);
         if (!current || current.keyState !== 'PendingDeletion' || current.deletionDate === undefined || current.deletionDate > now) {
-          return undefined;
+          return { value: undefined };
         }
         tx.deleteKey(current);
         for (const alias of await tx.listAliases(current)) {
@@ -77,12 +78,17 @@ export class DeletionSweeper {
           // The last replica is gone: the primary's own waiting period starts now, as on AWS.
           tx.putKey({ ...primary, keyState: 'PendingDeletion', deletionDate: now + (primary.pendingWindowInDays ?? DEFAULT_WINDOW_DAYS) * DAY_MS });
         }
-        return { key: current, lastRegion: remaining.length === 0 };
+        const lastRegion = remaining.length === 0;
+        return {
+          value: { key: current, lastRegion },
+          materials: lastRegion && !current.customKeyStoreId ? current.materials.map((m) => materialRefOf(current.keyId, m)) : [],
+          wrappingKeys: (current.importParameters ?? []).map((p) => ({ keyId: current.keyId, wrappingId: p.wrappingId })),
+        };
       });
       if (!outcome) continue;
       const { key, lastRegion } = outcome;
-      if (lastRegion) await this.destroyMaterial(key);
-      for (const p of key.importParameters ?? []) await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
+      // A custom key store's backend token: destroyed there (or named in the log when unreachable).
+      if (lastRegion && key.customKeyStoreId) await this.destroyMaterial(key);
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
       // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.
@@ -118,6 +124,6 @@ export class DeletionSweeper {
       this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token');
       return;
     }
-    for (const m of key.materials) await custody.destroy({ keyId: key.keyId, version: m.version });
+    for (const m of key.materials) await custody.destroy(materialRefOf(key.keyId, m));
   }
 }

@@ -1,9 +1,11 @@
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
 import type { Services } from '../operations';
 import { BACKGROUND_TASK } from './leadership';
-import { materialStateAfterImportChange } from '../operations/shared/import-state';
+import { materialStateAfterImportChange, pendingImportOf } from '../operations/shared/import-state';
+import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
 import { isReplica, type KeyRecord } from '../store/records';
+import { periodicReconcileOptions, reconcile } from './reconcile';
 
 export interface MaterialSweepResult {
   rotated: string[];
@@ -27,6 +29,8 @@ export class MaterialSweeper {
     private readonly services: Services,
     private readonly intervalMs: number,
     private readonly audit?: AuditSink,
+    /** Set: each sweep ends with a reconciliation whose intents live this long (app.ts). */
+    private readonly intentLeaseMs?: number,
   ) {}
 
   start(): void {
@@ -64,6 +68,8 @@ export class MaterialSweeper {
         this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material sweep failed for a key');
       }
     }
+    // Leftovers of failed destroys and of creations whose process died (several processes on one store).
+    if (this.intentLeaseMs !== undefined) await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
     return result;
   }
 
@@ -80,16 +86,15 @@ export class MaterialSweeper {
   private async expireMaterial(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
     const due = key.materials.filter((m) => m.imported?.importState === 'IMPORTED' && m.imported.validTo !== undefined && m.imported.validTo <= now);
     for (const candidate of due) {
-      const expired = await this.services.store.transact(async (tx) => {
+      const expired = await removeFromToken(this.services, key.keyId, async (tx) => {
         const current = await tx.getKey(key);
         const m = current?.materials.find((x) => x.version === candidate.version);
-        if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return undefined;
-        const next = materialStateAfterImportChange(current, current.materials.map((x) => (x === m ? { ...x, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } } : x)));
+        if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return { value: undefined };
+        const next = materialStateAfterImportChange(current, current.materials.map((x) => (x === m ? pendingImportOf(m) : x)));
         tx.putKey(next);
-        return m;
+        return { value: m, materials: [materialRefOf(key.keyId, m)] };
       });
       if (!expired) continue;
-      await this.services.custody.destroy({ keyId: key.keyId, version: expired.version });
       result.expired.push(`${key.keyId}:v${expired.version}`);
       this.services.log.info({ keyId: key.keyId, version: expired.version }, 'imported key material expired and was deleted');
       await this.record(importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), key);
@@ -98,17 +103,14 @@ export class MaterialSweeper {
 
   private async expireWrappingKeys(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
     if (!key.importParameters?.some((p) => p.validTo <= now)) return;
-    const gone = await this.services.store.transact(async (tx) => {
+    const gone = await removeFromToken(this.services, key.keyId, async (tx) => {
       const current = await tx.getKey(key);
-      if (!current?.importParameters) return [];
+      if (!current?.importParameters) return { value: 0 };
       const expired = current.importParameters.filter((p) => p.validTo <= now);
       if (expired.length > 0) tx.putKey({ ...current, importParameters: current.importParameters.filter((p) => p.validTo > now) });
-      return expired;
+      return { value: expired.length, wrappingKeys: expired.map((p) => ({ keyId: key.keyId, wrappingId: p.wrappingId })) };
     });
-    for (const p of gone) {
-      await this.services.custody.importer.destroyWrappingKey({ keyId: key.keyId, wrappingId: p.wrappingId });
-      result.wrappingKeysDestroyed++;
-    }
+    result.wrappingKeysDestroyed += gone;
   }
 
   private async record(event: Parameters<AuditSink['record']>[0], key: KeyRecord): Promise<void> {

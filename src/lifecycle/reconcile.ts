@@ -1,67 +1,135 @@
+import { materialLabel, parseMaterialLabel } from '../custody/key-custody';
+import { parseWrappingLabel } from '../custody/key-import';
 import type { Services } from '../operations';
-import type { KeyRecord } from '../store/records';
+import type { CreationIntent, KeyRecord } from '../store/records';
 
 export interface ReconcileReport {
-  /** Token objects p11kms created but the store never recorded (a crash mid-CreateKey); destroyed. */
+  /** Token objects p11kms made that nothing refers to (a crash, a lost race); destroyed. */
   orphansDestroyed: string[];
   /** Keys whose recorded material is missing from the token; they fail with KeyUnavailableException. */
   missingMaterial: Array<{ keyId: string; version: number }>;
-  /** Import wrapping key pairs no unexpired import parameters refer to; destroyed. */
+  /** Import wrapping key pairs no import parameters refer to; destroyed. */
   wrappingKeysDestroyed: string[];
-  /** Unreferenced objects left in place because other processes share the token (see below). */
-  unreferencedKept: string[];
+  /** Intents of creations that died (a crash, an expired lease); dropped. */
+  deadIntents: number;
+}
+
+export interface ReconcileOptions {
+  /**
+   * Whether an intent may still belong to a running creation. At start-up on a store with a
+   * single writer, none can; otherwise intents younger than the lease are left alone.
+   */
+  intentAlive: (intent: CreationIntent) => boolean;
+  /** Destroy objects that carry neither label nor CKA_ID (torn by a crash): only when no creation can be running. */
+  destroyUnmarked: boolean;
+}
+
+/** Default lease of a creation intent: far longer than any token call may take (see tokenCallTimeoutMs). */
+export const DEFAULT_INTENT_LEASE_MS = 5 * 60 * 1000;
+
+/** Start-up: with a single-writer store every intent is dead; otherwise the lease decides. */
+export function startupReconcileOptions(services: Services, leaseMs: number, dedicatedToken: boolean): ReconcileOptions {
+  const now = services.clock.now();
+  return services.store.singleWriter
+    ? { intentAlive: () => false, destroyUnmarked: dedicatedToken }
+    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false };
+}
+
+/** Periodic reconciliation while requests run: intents within their lease are alive. */
+export function periodicReconcileOptions(services: Services, leaseMs: number): ReconcileOptions {
+  const now = services.clock.now();
+  return { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false };
 }
 
 /**
- * Makes the store and the token agree at start-up. Material is created in the token before
- * the store records it, and the store forgets a deleted key before its material is
- * destroyed, so a token object no key refers to is always a leftover of a crash and is
- * destroyed; recorded material missing from the token is reported, never hidden.
+ * What the keys keep in the token: creation ids of material and import wrapping pairs, and
+ * labels of material recorded before creation ids. Imported material marked PENDING_IMPORT
+ * (deleted, expired) keeps nothing.
  */
-export async function reconcile(services: Services, options: { sharedToken?: boolean } = {}): Promise<ReconcileReport> {
-  // One record per region: the regions of a multi-Region key refer to the same token objects,
-  // and an object is kept when any record refers to it.
-  const records = await services.store.listKeys();
-  const keys = new Map<string, KeyRecord[]>();
-  for (const k of records) keys.set(k.keyId, [...(keys.get(k.keyId) ?? []), k]);
-  const inToken = await services.custody.listMaterial();
-  const present = new Set(inToken.map((m) => `${m.keyId}:${m.version}`));
-  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], unreferencedKept: [] };
-  // Imported material the store marks PENDING_IMPORT (deleted or expired, or imported just
-  // before a crash) must not survive either: only material the store says is there is kept.
-  const recorded = (regions: readonly KeyRecord[] | undefined, version: number) =>
-    (regions ?? []).some((key) => key.materials.some((m) => m.version === version && (m.imported === undefined || m.imported.importState === 'IMPORTED')));
-
-  for (const material of inToken) {
-    const regions = keys.get(material.keyId);
-    // Material of AWS_CLOUDHSM custom key stores belongs in their backend tokens, never in this one.
-    if (recorded(regions, material.version) && !regions?.some((k) => k.origin === 'AWS_CLOUDHSM')) continue;
-    // With several processes on one token, an unrecorded object may be one another process
-    // has just made and is about to record: it is reported, never destroyed here.
-    if (options.sharedToken) {
-      report.unreferencedKept.push(`${material.keyId}:v${material.version}`);
-      continue;
-    }
-    await services.custody.destroy(material);
-    report.orphansDestroyed.push(`${material.keyId}:v${material.version}`);
-    services.log.warn({ keyId: material.keyId, version: material.version }, 'destroyed a token object no key refers to');
-  }
-  for (const wrapping of await services.custody.importer.listWrappingKeys()) {
-    if (keys.get(wrapping.keyId)?.some((k) => k.importParameters?.some((p) => p.wrappingId === wrapping.wrappingId))) continue;
-    if (options.sharedToken) {
-      report.unreferencedKept.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
-      continue;
-    }
-    await services.custody.importer.destroyWrappingKey(wrapping);
-    report.wrappingKeysDestroyed.push(`${wrapping.keyId}:${wrapping.wrappingId}`);
-    services.log.warn({ keyId: wrapping.keyId }, 'destroyed an import wrapping key no import parameters refer to');
-  }
-  for (const key of records) {
-    // Material of AWS_CLOUDHSM custom key stores is in their backend tokens, not this one.
+export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<string>; labels: Set<string> } {
+  const creationIds = new Set<string>();
+  const labels = new Set<string>();
+  for (const key of keys) {
+    // Material of AWS_CLOUDHSM custom key stores is in their backend tokens, never in this one.
     if (key.origin === 'AWS_CLOUDHSM') continue;
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
-      if (present.has(`${key.keyId}:${m.version}`)) continue;
+      if (m.creationId) creationIds.add(m.creationId);
+      else labels.add(materialLabel({ keyId: key.keyId, version: m.version }));
+    }
+    for (const p of key.importParameters ?? []) creationIds.add(p.wrappingId);
+  }
+  return { creationIds, labels };
+}
+
+/**
+ * Makes the store and the token agree (docs/key-custody.md, "Reconciliation"). Every object
+ * p11kms makes names its creation in CKA_ID; an object is destroyed only when no record and
+ * no live intent names its creation. The token is listed first, then intents, then keys:
+ * a creation records its material and drops its intent in one transaction, and a removal
+ * forgets material before destroying it, so this order never takes a live object for an
+ * orphan (an object made after the listing is not looked at). Recorded material missing
+ * from the token is reported, never hidden.
+ */
+export async function reconcile(services: Services, options: ReconcileOptions = periodicReconcileOptions(services, DEFAULT_INTENT_LEASE_MS)): Promise<ReconcileReport> {
+  const objects = await services.custody.listObjects();
+  const intents = await services.store.listIntents();
+  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0 };
+  const live = intents.filter((i) => options.intentAlive(i));
+  const dead = intents.filter((i) => !live.includes(i));
+  // Dead intents go before the keys are read: a creation that commits after this finds its
+  // intent gone and records nothing; one that committed before is in the keys read below.
+  if (dead.length > 0) {
+    await services.store.transact((tx) => dead.forEach((i) => tx.deleteIntent(i.creationId)));
+    report.deadIntents = dead.length;
+    services.log.warn({ count: dead.length }, 'dropped the intents of creations that did not finish');
+  }
+  // One record per region: the regions of a multi-Region key refer to the same token objects.
+  const records = await services.store.listKeys();
+
+  const { creationIds: referenced, labels: legacyLabels } = referencesOf(records);
+  for (const i of live) referenced.add(i.creationId);
+
+  const doomedCreations = new Set<string>();
+  const doomedLabels = new Set<string>();
+  let unmarked = 0;
+  const present = new Set<string>();
+  const reported = new Set<string>();
+  const doom = (list: string[], name: string) => {
+    if (!reported.has(name)) list.push(name);
+    reported.add(name);
+  };
+  for (const o of objects) {
+    const wrapping = parseWrappingLabel(o.label);
+    const material = parseMaterialLabel(o.label);
+    const creationId = o.creationId ?? wrapping?.wrappingId;
+    if (creationId !== undefined) {
+      present.add(creationId);
+      if (referenced.has(creationId)) continue;
+      if (o.creationId) doomedCreations.add(creationId);
+      else doomedLabels.add(o.label);
+      if (wrapping) doom(report.wrappingKeysDestroyed, `${wrapping.keyId}:${wrapping.wrappingId}`);
+      else doom(report.orphansDestroyed, material ? `${material.keyId}:v${material.version}` : `${o.label} (creation ${creationId})`);
+    } else if (material) {
+      present.add(o.label);
+      if (legacyLabels.has(o.label)) continue;
+      doomedLabels.add(o.label);
+      doom(report.orphansDestroyed, `${material.keyId}:v${material.version}`);
+    } else if (o.unmarked && options.destroyUnmarked) {
+      unmarked++;
+      report.orphansDestroyed.push('(an object without label or id, torn by a crash)');
+    }
+  }
+  if (doomedCreations.size + doomedLabels.size + unmarked > 0) {
+    await services.custody.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
+    for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ object: what }, 'destroyed a token object no key refers to');
+  }
+
+  for (const key of records) {
+    if (key.origin === 'AWS_CLOUDHSM') continue;
+    for (const m of key.materials) {
+      if (m.imported && m.imported.importState !== 'IMPORTED') continue;
+      if (present.has(m.creationId ?? materialLabel({ keyId: key.keyId, version: m.version }))) continue;
       report.missingMaterial.push({ keyId: key.keyId, version: m.version });
       services.log.error({ keyId: key.keyId, arn: key.arn, version: m.version }, 'key material is missing from the token');
     }

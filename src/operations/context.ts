@@ -5,6 +5,7 @@ import type { Clock } from '../clock';
 import type { KeyCustody } from '../custody/key-custody';
 import type { KeyStoreConnections } from '../keystores/connections';
 import type { UsageTracker } from '../lifecycle/usage-tracker';
+import type { KeyQueue } from './shared/key-mutation';
 import type { OperationName, OperationShapes } from '../model/generated/types';
 import type { MetadataStore } from '../store/metadata-store';
 import type { Scope } from '../store/records';
@@ -43,6 +44,8 @@ export interface Services {
   quotas?: { admit(operation: OperationName, input: unknown, ctx: RequestContext, services: Services): Promise<void> };
   /** Custom key stores' connections (backend tokens, XKS proxies); absent in tests that do not need them. */
   keyStores?: KeyStoreConnections;
+  /** Serialises this process's mutations of one key (shared/key-mutation.ts); absent: none. */
+  keyQueue?: KeyQueue;
 }
 
 export type OperationHandler<Op extends OperationName> = (

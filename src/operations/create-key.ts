@@ -3,6 +3,7 @@ import { KmsError } from '../errors';
 import type { KeySpec, KeyUsageType } from '../model/generated/types';
 import { keyArn, type KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
+import { createInToken } from './shared/key-mutation';
 import { checkKeyPolicy } from './shared/key-policy';
 import { checkAccountAction } from './shared/key-resolution';
 import { describedKey, keyMetadataOf } from './shared/key-metadata';
@@ -95,20 +96,21 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     });
     return { KeyMetadata: keyMetadataOf(record) };
   }
-  const material = { keyId, version: 1 };
-  // Token first: a crash before the store write leaves an orphan object that start-up
-  // reconciliation destroys; never a key in the store without material.
+  // The creation protocol (shared/key-mutation.ts): intent, token object, then the record.
   const custody = placement?.custody ?? services.custody;
-  await custody.generateKey(material, keySpec, keyUsage);
-  try {
-    await services.store.transact((tx) => tx.putKey(record));
-  } catch (err) {
-    await custody.destroy(material).catch((destroyErr: unknown) =>
-      services.log.error({ keyId, err: destroyErr }, 'could not destroy material of a key whose metadata was not stored'),
-    );
-    throw err;
-  }
-  return { KeyMetadata: await describedKey(services, record) };
+  const stored = await createInToken(services, {
+    keyId,
+    purpose: 'material',
+    custody,
+    make: (creationId) => custody.generateKey({ keyId, version: 1, creationId }, keySpec, keyUsage),
+    commit: async (tx, _made, creationId) => {
+      if (await tx.getKey(record)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
+      const withMaterial: KeyRecord = { ...record, materials: record.materials.map((m) => ({ ...m, creationId })) };
+      tx.putKey(withMaterial);
+      return { value: withMaterial, keep: true };
+    },
+  });
+  return { KeyMetadata: await describedKey(services, stored) };
 };
 
 /** Key usages AWS allows for each key spec. */

@@ -2,13 +2,15 @@ import { KmsError } from '../errors';
 import type { KeyMaterialRecord, KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkImportTarget } from './shared/import-checks';
-import { materialStateAfterImportChange } from './shared/import-state';
+import { materialStateAfterImportChange, pendingImportOf } from './shared/import-state';
+import { materialRefOf, mutateKey, removeFromToken } from './shared/key-mutation';
 import { invalidState, loadKeyFor } from './shared/key-resolution';
 
 /**
- * Store first (the key is PendingImport from that moment), then the token object is
- * destroyed; a crash in between leaves an object start-up reconciliation destroys.
- * Material pending rotation was never used, so it is forgotten entirely.
+ * Store first (the key is PendingImport from that moment), then the objects of exactly that
+ * material's creation are destroyed (a re-import racing this one makes objects of its own);
+ * a crash in between leaves objects reconciliation destroys. Material pending rotation was
+ * never used, so it is forgotten entirely.
  */
 export const deleteImportedKeyMaterial: OperationHandler<'DeleteImportedKeyMaterial'> = async (input, ctx, services) => {
   const found = await loadKeyFor(services, ctx, input.KeyId, { operation: 'DeleteImportedKeyMaterial', allowedStates: 'any' });
@@ -20,18 +22,19 @@ export const deleteImportedKeyMaterial: OperationHandler<'DeleteImportedKeyMater
     return m;
   };
   pick(found);
-  const deleted = await services.store.transact(async (tx) => {
-    const current = await tx.getKey(found);
-    if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
-    checkImportTarget(current);
-    const m = pick(current);
-    const materials =
-      m.version > current.currentVersion
-        ? current.materials.filter((x) => x !== m)
-        : current.materials.map((x) => (x === m ? { ...x, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } } : x));
-    tx.putKey(materialStateAfterImportChange(current, materials));
-    return m;
-  });
-  await services.custody.destroy({ keyId: found.keyId, version: deleted.version });
+  const deleted = await mutateKey(services, found.keyId, () =>
+    removeFromToken(services, found.keyId, async (tx) => {
+      const current = await tx.getKey(found);
+      if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
+      checkImportTarget(current);
+      const m = pick(current);
+      const materials =
+        m.version > current.currentVersion
+          ? current.materials.filter((x) => x !== m)
+          : current.materials.map((x) => (x === m ? pendingImportOf(m) : x));
+      tx.putKey(materialStateAfterImportChange(current, materials));
+      return { value: m, materials: [materialRefOf(found.keyId, m)] };
+    }),
+  );
   return { KeyId: found.arn, KeyMaterialId: deleted.materialId };
 };

@@ -3,12 +3,13 @@ import { checkAsymmetricWrapping, type WrappingAlgorithm, type WrappingKeySpec }
 import type { OperationHandler } from './context';
 import { checkImportTarget } from './shared/import-checks';
 import { IMPORT_PARAMETERS_VALIDITY_MS, newImportToken } from './shared/import-token';
+import { createInToken } from './shared/key-mutation';
 import { loadKeyFor } from './shared/key-resolution';
 
 /**
  * A new RSA wrapping key pair, generated in the token, and an import token bound to the key,
- * that wrapping key and the wrapping algorithm; both valid for 24 hours. Token first, store
- * second: a crash in between leaves a wrapping pair that start-up reconciliation destroys.
+ * that wrapping key and the wrapping algorithm; both valid for 24 hours. The wrapping id is
+ * the pair's creation id (the creation protocol of shared/key-mutation.ts).
  */
 export const getParametersForImport: OperationHandler<'GetParametersForImport'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, {
@@ -24,11 +25,13 @@ export const getParametersForImport: OperationHandler<'GetParametersForImport'> 
   const algorithm = input.WrappingAlgorithm as WrappingAlgorithm;
   checkAsymmetricWrapping(key.keySpec, algorithm, spec);
   const { token, wrappingId, tokenHash } = newImportToken(key.keyId);
-  const ref = { keyId: key.keyId, wrappingId };
-  const publicKey = await services.custody.importer.generateWrappingKey(ref, spec);
   const validTo = services.clock.now() + IMPORT_PARAMETERS_VALIDITY_MS;
-  try {
-    await services.store.transact(async (tx) => {
+  const publicKey = await createInToken(services, {
+    keyId: key.keyId,
+    purpose: 'wrapping',
+    creationId: wrappingId,
+    make: () => services.custody.importer.generateWrappingKey({ keyId: key.keyId, wrappingId }, spec),
+    commit: async (tx, spki) => {
       const current = await tx.getKey(key);
       if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
       checkImportTarget(current);
@@ -36,10 +39,8 @@ export const getParametersForImport: OperationHandler<'GetParametersForImport'> 
         ...current,
         importParameters: [...(current.importParameters ?? []), { wrappingId, wrappingKeySpec: spec, wrappingAlgorithm: algorithm, tokenHash, validTo }],
       });
-    });
-  } catch (err) {
-    await services.custody.importer.destroyWrappingKey(ref).catch(() => undefined);
-    throw err;
-  }
+      return { value: spki, keep: true };
+    },
+  });
   return { KeyId: key.arn, ImportToken: token, PublicKey: publicKey, ParametersValidTo: new Date(validTo) };
 };

@@ -43,7 +43,6 @@ import { getParametersForImport } from './get-parameters-for-import';
 import { importKeyMaterial } from './import-key-material';
 import { listKeyRotations } from './list-key-rotations';
 import { listResourceTags } from './list-resource-tags';
-import { replicateKey } from './replicate-key';
 import { rotateKeyOnDemand } from './rotate-key-on-demand';
 import { tagResource } from './tag-resource';
 import { untagResource } from './untag-resource';
@@ -55,6 +54,7 @@ import { deleteCustomKeyStore } from './delete-custom-key-store';
 import { describeCustomKeyStores } from './describe-custom-key-stores';
 import { disconnectCustomKeyStore } from './disconnect-custom-key-store';
 import { updateCustomKeyStore } from './update-custom-key-store';
+import { retryingStaleReads } from './shared/stale-read';
 
 export type { OperationHandler, RequestContext, Services } from './context';
 
@@ -89,32 +89,31 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   ImportKeyMaterial: importKeyMaterial,
   ListKeyRotations: listKeyRotations,
   ListResourceTags: listResourceTags,
-  ReplicateKey: replicateKey,
   RotateKeyOnDemand: rotateKeyOnDemand,
   TagResource: tagResource,
   UntagResource: untagResource,
   UpdatePrimaryRegion: updatePrimaryRegion,
-  Decrypt: trackingUsage('Decrypt', decrypt),
-  DeriveSharedSecret: trackingUsage('DeriveSharedSecret', deriveSharedSecret),
+  Decrypt: trackingUsage('Decrypt', retryingStaleReads(decrypt)),
+  DeriveSharedSecret: trackingUsage('DeriveSharedSecret', retryingStaleReads(deriveSharedSecret)),
   DeleteAlias: deleteAlias,
   DescribeKey: describeKey,
   DisableKey: disableKey,
   EnableKey: enableKey,
-  Encrypt: trackingUsage('Encrypt', encrypt),
-  GenerateDataKey: trackingUsage('GenerateDataKey', generateDataKey),
-  GenerateDataKeyPair: trackingUsage('GenerateDataKeyPair', generateDataKeyPair),
-  GenerateDataKeyPairWithoutPlaintext: trackingUsage('GenerateDataKeyPairWithoutPlaintext', generateDataKeyPairWithoutPlaintext),
-  GenerateDataKeyWithoutPlaintext: trackingUsage('GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext),
-  GenerateMac: trackingUsage('GenerateMac', generateMac),
+  Encrypt: trackingUsage('Encrypt', retryingStaleReads(encrypt)),
+  GenerateDataKey: trackingUsage('GenerateDataKey', retryingStaleReads(generateDataKey)),
+  GenerateDataKeyPair: trackingUsage('GenerateDataKeyPair', retryingStaleReads(generateDataKeyPair)),
+  GenerateDataKeyPairWithoutPlaintext: trackingUsage('GenerateDataKeyPairWithoutPlaintext', retryingStaleReads(generateDataKeyPairWithoutPlaintext)),
+  GenerateDataKeyWithoutPlaintext: trackingUsage('GenerateDataKeyWithoutPlaintext', retryingStaleReads(generateDataKeyWithoutPlaintext)),
+  GenerateMac: trackingUsage('GenerateMac', retryingStaleReads(generateMac)),
   GenerateRandom: generateRandom,
-  GetPublicKey: getPublicKey,
+  GetPublicKey: retryingStaleReads(getPublicKey),
   ListAliases: listAliases,
   ListKeys: listKeys,
-  ReEncrypt: trackingUsage('ReEncrypt', reEncrypt),
+  ReEncrypt: trackingUsage('ReEncrypt', retryingStaleReads(reEncrypt)),
   ScheduleKeyDeletion: scheduleKeyDeletion,
-  Sign: trackingUsage('Sign', sign),
+  Sign: trackingUsage('Sign', retryingStaleReads(sign)),
   UpdateAlias: updateAlias,
   UpdateKeyDescription: updateKeyDescription,
-  Verify: trackingUsage('Verify', verify),
-  VerifyMac: trackingUsage('VerifyMac', verifyMac),
+  Verify: trackingUsage('Verify', retryingStaleReads(verify)),
+  VerifyMac: trackingUsage('VerifyMac', retryingStaleReads(verifyMac)),
 };

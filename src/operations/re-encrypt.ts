@@ -3,7 +3,7 @@ import { encryptionAlgorithmFor, isRsa } from './shared/algorithms';
 import { PayloadKind } from './shared/ciphertext';
 import { stopIfDryRun } from './shared/checks';
 import { openCiphertext, plaintextOf } from './shared/decryption';
-import { currentMaterial, materialIdOf, seal } from './shared/envelope';
+import { currentMaterial, materialIdOf, materialRef, seal } from './shared/envelope';
 import { findKey, loadKeyFor } from './shared/key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
 import { parseCiphertext } from './shared/ciphertext';
@@ -64,7 +64,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     // A data key made without plaintext moves between symmetric keys inside the token
     // (between two tokens it cannot: it is unwrapped and sealed as a plaintext payload).
     const wrapped = await custody.rewrapSecret(
-      { keyId: source.key.keyId, version: source.materialVersion },
+      materialRef(source.key, source.materialVersion),
       payload.wrapped,
       currentMaterial(destination),
     );

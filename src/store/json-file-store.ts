@@ -4,7 +4,7 @@ import * as lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import type { KeyLocator, MetadataStore, StoreTransaction } from './metadata-store';
 import type { GrantRecord } from './grant-record';
-import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
 
 const FORMAT = 'p11kms-metadata';
 const FORMAT_VERSION = 1;
@@ -19,6 +19,8 @@ interface StoreFile {
   grants?: GrantRecord[];
   /** Absent in files written before custom key stores existed. */
   customKeyStores?: CustomKeyStoreRecord[];
+  /** Absent in files written before creation intents existed. */
+  intents?: CreationIntent[];
 }
 
 interface Snapshot {
@@ -26,6 +28,7 @@ interface Snapshot {
   aliases: Map<string, AliasRecord>;
   grants: Map<string, GrantRecord>;
   customKeyStores: Map<string, CustomKeyStoreRecord>;
+  intents: Map<string, CreationIntent>;
 }
 
 interface Pending {
@@ -49,6 +52,8 @@ const recordKey = (key: KeyLocator) => `${key.region}/${key.keyId}`;
  * - A second process on the same directory is refused by an exclusive lock.
  */
 export class JsonFileStore implements MetadataStore {
+  /** The directory lock keeps every other process out. */
+  readonly singleWriter = true;
   private committed: Snapshot;
   /**
    * Per-request reads (a key's grants, a scope's aliases: every authorised key use) answered
@@ -134,6 +139,10 @@ export class JsonFileStore implements MetadataStore {
     return listCustomKeyStoresIn(this.committed.customKeyStores, scope);
   }
 
+  async listIntents(): Promise<CreationIntent[]> {
+    return [...this.committed.intents.values()];
+  }
+
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ body, resolve: resolve as (v: unknown) => void, reject });
@@ -156,7 +165,13 @@ export class JsonFileStore implements MetadataStore {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
-        const working: Snapshot = { keys: new Map(this.committed.keys), aliases: new Map(this.committed.aliases), grants: new Map(this.committed.grants), customKeyStores: new Map(this.committed.customKeyStores) };
+        const working: Snapshot = {
+          keys: new Map(this.committed.keys),
+          aliases: new Map(this.committed.aliases),
+          grants: new Map(this.committed.grants),
+          customKeyStores: new Map(this.committed.customKeyStores),
+          intents: new Map(this.committed.intents),
+        };
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = false;
         for (const pending of batch) {
@@ -199,6 +214,7 @@ export class JsonFileStore implements MetadataStore {
       aliases: [...snapshot.aliases.values()],
       grants: [...snapshot.grants.values()],
       customKeyStores: [...snapshot.customKeyStores.values()],
+      intents: [...snapshot.intents.values()],
     };
     await writeFileAtomic(this.file, JSON.stringify(content), { fsync: true, mode: 0o600 });
     // The rename is only durable once the directory entry is.
@@ -250,7 +266,7 @@ function listCustomKeyStoresIn(stores: Map<string, CustomKeyStoreRecord>, scope:
 }
 
 function readSnapshot(file: string): Snapshot {
-  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map() };
+  if (!fs.existsSync(file)) return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map() };
   const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
   if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
@@ -260,6 +276,7 @@ function readSnapshot(file: string): Snapshot {
     aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
     grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
     customKeyStores: new Map((parsed.customKeyStores ?? []).map((c) => [c.customKeyStoreId, c])),
+    intents: new Map((parsed.intents ?? []).map((i) => [i.creationId, i])),
   };
 }
 
@@ -283,6 +300,7 @@ class OverlayTransaction implements StoreTransaction {
   private readonly aliases = new Map<string, AliasRecord | null>();
   private readonly grants = new Map<string, GrantRecord | null>();
   private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
+  private readonly intents = new Map<string, CreationIntent | null>();
 
   constructor(private readonly base: Snapshot) {}
 
@@ -370,12 +388,26 @@ class OverlayTransaction implements StoreTransaction {
     this.customKeyStores.set(id, null);
   }
 
+  async getIntent(creationId: string): Promise<CreationIntent | undefined> {
+    const own = this.intents.get(creationId);
+    return own === null ? undefined : (own ?? this.base.intents.get(creationId));
+  }
+
+  putIntent(intent: CreationIntent): void {
+    this.intents.set(intent.creationId, intent);
+  }
+
+  deleteIntent(creationId: string): void {
+    this.intents.set(creationId, null);
+  }
+
   /** Returns whether anything changed. */
   applyTo(target: Snapshot): boolean {
     applyWrites(target.keys, this.keys);
     applyWrites(target.aliases, this.aliases);
     applyWrites(target.grants, this.grants);
     applyWrites(target.customKeyStores, this.customKeyStores);
-    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size > 0;
+    applyWrites(target.intents, this.intents);
+    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size > 0;
   }
 }

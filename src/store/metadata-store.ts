@@ -1,5 +1,5 @@
 import type { GrantRecord } from './grant-record';
-import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
 
 /**
  * Names one key record. A key id alone is not enough: the primary and replicas of a
@@ -13,7 +13,12 @@ export interface KeyLocator {
 /**
  * Reads and writes inside one transaction. Reads see the transaction's own writes.
  * When the transaction body throws (typically a KmsError), none of its writes happen.
- * Bodies must not call the token: a transaction holds the store's write order.
+ *
+ * Bodies are pure: they read through `tx`, decide, write through `tx` and return a value.
+ * They never call the token, log, or change anything outside the transaction, because a
+ * store may run a body more than once (a database retrying a serialization failure) and
+ * only the last run counts. Optimistic checks ("is this still the version I based my work
+ * on?") belong in the body: they then hold across processes sharing the store.
  */
 export interface StoreTransaction {
   getKey(key: KeyLocator): Promise<KeyRecord | undefined>;
@@ -38,6 +43,9 @@ export interface StoreTransaction {
   listCustomKeyStores(): Promise<CustomKeyStoreRecord[]>;
   putCustomKeyStore(record: CustomKeyStoreRecord): void;
   deleteCustomKeyStore(id: string): void;
+  getIntent(creationId: string): Promise<CreationIntent | undefined>;
+  putIntent(intent: CreationIntent): void;
+  deleteIntent(creationId: string): void;
 }
 
 /**
@@ -60,6 +68,18 @@ export interface MetadataStore {
   getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined>;
   /** Custom key stores of one region and account, or of every scope, oldest first. */
   listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]>;
+  /**
+   * Creation intents not yet resolved (docs/key-custody.md). Reconciliation reads these
+   * before the keys: a creation commits its material and drops its intent in one
+   * transaction, so reading in that order never misses both.
+   */
+  listIntents(): Promise<CreationIntent[]>;
+  /**
+   * True when this process is the only writer for as long as the store is open (the JSON
+   * store's directory lock): intents found at start-up then belong to dead processes.
+   * A store shared by several processes answers false; their intents expire by lease.
+   */
+  readonly singleWriter: boolean;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   /**
    * Runs background work (sweeps) that must run in one process of the deployment: `fn` runs

@@ -11,6 +11,12 @@ export interface KeyMaterialRecord {
   version: number;
   /** 64 hex characters, reported as KeyMaterialId / CurrentKeyMaterialId. */
   materialId: string;
+  /**
+   * The token object(s) holding this version: the creation id written into their CKA_ID
+   * (docs/key-custody.md, "Creation ids"). Absent on material made before creation ids
+   * existed (found by label then) and on imported material that is PENDING_IMPORT.
+   */
+  creationId?: string;
   createdAt: number;
   /** How this version replaced the previous one (absent for a key's first material). */
   rotationType?: 'AUTOMATIC' | 'ON_DEMAND';
@@ -162,6 +168,21 @@ export interface CustomKeyStoreRecord {
     readonly accessKeyId: string;
     readonly sealedSecret: string;
   };
+}
+
+/**
+ * A token object being made: committed before the token call, removed in the same
+ * transaction that records what was made (or after the object was destroyed). Reconciliation
+ * never destroys an object whose creation id a live intent names.
+ */
+export interface CreationIntent {
+  readonly creationId: string;
+  readonly keyId: string;
+  /** material: a key's material version; wrapping: an import wrapping key pair. */
+  readonly purpose: 'material' | 'wrapping';
+  readonly createdAt: number;
+  /** Which process made it (host:pid), for operators reading a stuck intent. */
+  readonly owner: string;
 }
 
 export interface AliasRecord {

@@ -7,6 +7,7 @@ import { loadConfig, loadHsmProfile } from '../../src/config/config';
 import { KeyCustody } from '../../src/custody/key-custody';
 import { Token } from '../../src/custody/token';
 import type { RequestContext, Services } from '../../src/operations';
+import { KeyQueue } from '../../src/operations/shared/key-mutation';
 import { JsonFileStore } from '../../src/store/json-file-store';
 import { activeToken } from './test-tokens';
 
@@ -49,7 +50,7 @@ export async function openInProcessService(name: string, startAt: number): Promi
   const token = Token.open(loadHsmProfile(config), dataDir, log);
   const clock = new ManualClock(startAt);
   return {
-    services: { store, custody: new KeyCustody(token), clock, log },
+    services: { store, custody: new KeyCustody(token), clock, log, keyQueue: new KeyQueue() },
     store,
     clock,
     ctx: {

@@ -1,80 +1,93 @@
 /**
  * Out-of-process access to a test server's token through PKCS#11, independent of the
- * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label>|destroy <label>|init-token`.
+ * service's own code: `node token-tool-cli.js <dataDir> list|create-orphan <label or ''> [<id>]|destroy <label>|init-token|serve`.
+ * `serve` logs in once and answers `list` lines on stdin with one JSON line each (SoftHSM2
+ * 2.6.1 rewrites token.object at every C_Login, racing other processes' reads: one login only).
  * P11KMS_TEST_TOKEN names the test token (default SoftHSM2). Runs in its own process because
  * SoftHSM2 reads SOFTHSM2_CONF once per C_Initialize. TOKEN_LABEL and TOKEN_PIN choose another
  * token of the same SoftHSM2 directory (a custom key store backend); init-token creates it.
  */
+import * as readline from 'node:readline';
 import * as pkcs11js from 'pkcs11js';
 import { loadTokenModule, TEST_TOKENS, tokenSlot } from './test-tokens';
 
-const [dataDir, command, label] = process.argv.slice(2);
+const [dataDir, command, label, id] = process.argv.slice(2);
 const testToken = TEST_TOKENS.find((t) => t.name === process.env.P11KMS_TEST_TOKEN) ?? TEST_TOKENS[0];
 const token = { ...testToken, tokenLabel: process.env.TOKEN_LABEL ?? testToken.tokenLabel, pin: process.env.TOKEN_PIN ?? testToken.pin };
 const p = loadTokenModule(token, dataDir);
-try {
-  if (command === 'init-token') {
-    const free = p.C_GetSlotList(true).find((s) => (p.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
-    if (!free) throw new Error('no free slot');
-    p.C_InitToken(free, '12345678', token.tokenLabel.padEnd(32, ' '));
-    const so = p.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-    p.C_Login(so, pkcs11js.CKU_SO, '12345678');
-    p.C_InitPIN(so, token.pin);
-    p.C_CloseSession(so);
+void (async () => {
+  try {
+    if (command === 'init-token') {
+      const free = p.C_GetSlotList(true).find((s) => (p.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+      if (!free) throw new Error('no free slot');
+      p.C_InitToken(free, '12345678', token.tokenLabel.padEnd(32, ' '));
+      const so = p.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      p.C_Login(so, pkcs11js.CKU_SO, '12345678');
+      p.C_InitPIN(so, token.pin);
+      p.C_CloseSession(so);
+      p.C_Finalize();
+      process.exit(0);
+    }
+    const slot = tokenSlot(p, token);
+    const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    p.C_Login(session, pkcs11js.CKU_USER, token.pin);
+    const flag = (v: unknown) => Boolean(v && (v as Buffer)[0]);
+    const find = (template: pkcs11js.Template) => {
+      p.C_FindObjectsInit(session, template);
+      const found = p.C_FindObjects(session, 10_000);
+      p.C_FindObjectsFinal(session);
+      return found;
+    };
+    const list = () =>
+      find([{ type: pkcs11js.CKA_TOKEN, value: true }]).map((h) => {
+        const [label, cls, ckaId] = p.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }, { type: pkcs11js.CKA_CLASS }, { type: pkcs11js.CKA_ID }]);
+        const objectClass = (cls.value as Buffer).readUInt32LE(0);
+        // Public keys have no sensitivity attributes.
+        const secret = objectClass !== pkcs11js.CKO_PUBLIC_KEY;
+        const a = secret
+          ? p.C_GetAttributeValue(session, h, [
+              { type: pkcs11js.CKA_SENSITIVE },
+              { type: pkcs11js.CKA_EXTRACTABLE },
+              { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
+              { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+            ])
+          : [];
+        return {
+          label: (label.value as Buffer).toString('utf8'),
+          id: ((ckaId.value as Buffer | undefined) ?? Buffer.alloc(0)).toString('latin1'),
+          class: objectClass,
+          sensitive: secret && flag(a[0].value),
+          extractable: secret && flag(a[1].value),
+          alwaysSensitive: secret && flag(a[2].value),
+          neverExtractable: secret && flag(a[3].value),
+        };
+      });
+    if (command === 'list') {
+      process.stdout.write(JSON.stringify(list()));
+    } else if (command === 'serve') {
+      const lines = readline.createInterface({ input: process.stdin });
+      lines.on('line', () => process.stdout.write(`${JSON.stringify(list())}\n`));
+      await new Promise((resolve) => lines.once('close', resolve));
+    } else if (command === 'create-orphan') {
+      // Without a label (''): what a creation torn by a crash can leave, a key object without label or id.
+      p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+        ...(label ? [{ type: pkcs11js.CKA_LABEL, value: label }] : []),
+        ...(id ? [{ type: pkcs11js.CKA_ID, value: Buffer.from(id) }] : []),
+      ]);
+    } else if (command === 'destroy') {
+      for (const h of find([{ type: pkcs11js.CKA_LABEL, value: label }])) p.C_DestroyObject(session, h);
+    } else {
+      throw new Error(`unknown command ${command}`);
+    }
+    p.C_CloseSession(session);
+  } finally {
     p.C_Finalize();
-    process.exit(0);
   }
-  const slot = tokenSlot(p, token);
-  const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-  p.C_Login(session, pkcs11js.CKU_USER, token.pin);
-  const flag = (v: unknown) => Boolean(v && (v as Buffer)[0]);
-  const find = (template: pkcs11js.Template) => {
-    p.C_FindObjectsInit(session, template);
-    const found = p.C_FindObjects(session, 10_000);
-    p.C_FindObjectsFinal(session);
-    return found;
-  };
-  if (command === 'list') {
-    const objects = find([{ type: pkcs11js.CKA_TOKEN, value: true }]).map((h) => {
-      const [label, cls] = p.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }, { type: pkcs11js.CKA_CLASS }]);
-      const objectClass = (cls.value as Buffer).readUInt32LE(0);
-      // Public keys have no sensitivity attributes.
-      const secret = objectClass !== pkcs11js.CKO_PUBLIC_KEY;
-      const a = secret
-        ? p.C_GetAttributeValue(session, h, [
-            { type: pkcs11js.CKA_SENSITIVE },
-            { type: pkcs11js.CKA_EXTRACTABLE },
-            { type: pkcs11js.CKA_ALWAYS_SENSITIVE },
-            { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
-          ])
-        : [];
-      return {
-        label: (label.value as Buffer).toString('utf8'),
-        class: objectClass,
-        sensitive: secret && flag(a[0].value),
-        extractable: secret && flag(a[1].value),
-        alwaysSensitive: secret && flag(a[2].value),
-        neverExtractable: secret && flag(a[3].value),
-      };
-    });
-    process.stdout.write(JSON.stringify(objects));
-  } else if (command === 'create-orphan') {
-    p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_LABEL, value: label },
-    ]);
-  } else if (command === 'destroy') {
-    for (const h of find([{ type: pkcs11js.CKA_LABEL, value: label }])) p.C_DestroyObject(session, h);
-  } else {
-    throw new Error(`unknown command ${command}`);
-  }
-  p.C_CloseSession(session);
-} finally {
-  p.C_Finalize();
-}
+})();

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { activeToken } from './test-tokens';
@@ -7,6 +7,8 @@ const CLI = path.join(__dirname, 'token-tool-cli.js');
 
 export interface TokenObject {
   label: string;
+  /** CKA_ID as latin1 text (`p11kms#<creation id>` for objects made since creation ids). */
+  id: string;
   class: number;
   sensitive: boolean;
   extractable: boolean;
@@ -38,8 +40,8 @@ export function initSecondToken(dataDir: string, template: string, token: OtherT
   execFileSync(process.execPath, [CLI, dataDir, 'init-token'], { env: envOf(token) });
 }
 
-export function createOrphanObject(dataDir: string, label: string): void {
-  execFileSync(process.execPath, [CLI, dataDir, 'create-orphan', label], { env: toolEnv() });
+export function createOrphanObject(dataDir: string, label: string, id?: string): void {
+  execFileSync(process.execPath, [CLI, dataDir, 'create-orphan', label, ...(id ? [id] : [])], { env: toolEnv() });
 }
 
 export function destroyTokenObject(dataDir: string, label: string): void {
@@ -48,4 +50,44 @@ export function destroyTokenObject(dataDir: string, label: string): void {
 
 function toolEnv(): NodeJS.ProcessEnv {
   return { ...process.env, P11KMS_TEST_TOKEN: activeToken().name };
+}
+
+export function createUnmarkedObject(dataDir: string): void {
+  createOrphanObject(dataDir, '');
+}
+
+/**
+ * A long-lived PKCS#11 view of a server's token from another process (one login for its
+ * whole life), for checking the token between rounds of a test without logging in again.
+ */
+export class TokenInspector {
+  private readonly child: ChildProcess;
+  private buffer = '';
+  private readonly waiting: Array<(line: string) => void> = [];
+
+  constructor(dataDir: string) {
+    this.child = spawn(process.execPath, [CLI, dataDir, 'serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: toolEnv() });
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.buffer += d.toString();
+      for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        this.waiting.shift()?.(line);
+      }
+    });
+  }
+
+  list(): Promise<TokenObject[]> {
+    return new Promise((resolve) => {
+      this.waiting.push((line) => resolve(JSON.parse(line) as TokenObject[]));
+      this.child.stdin!.write('list\n');
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.stdin!.end();
+    });
+  }
 }

@@ -4,7 +4,7 @@ import type { KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { encryptionAlgorithmFor, isRsa } from './algorithms';
 import { keyOfCiphertext } from './ciphertext-key';
-import { materialIdOf, open, type Payload } from './envelope';
+import { materialIdOf, materialRef, open, type Payload } from './envelope';
 import type { RequestConditions } from '../../access/condition-keys';
 import { checkKeyFor, findKey } from './key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
@@ -89,5 +89,5 @@ function aliasNamed(keyId: string | undefined): string | undefined {
 export async function plaintextOf(services: Services, opened: Opened): Promise<Buffer> {
   const { payload } = opened;
   if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
-  return custodyOf(services, opened.key).unwrapSecret({ keyId: opened.key.keyId, version: opened.materialVersion }, payload.wrapped, payload.length);
+  return custodyOf(services, opened.key).unwrapSecret(materialRef(opened.key, opened.materialVersion), payload.wrapped, payload.length);
 }

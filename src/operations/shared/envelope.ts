@@ -1,4 +1,6 @@
+import type { MaterialRef } from '../../custody/key-custody';
 import type { KeyRecord } from '../../store/records';
+import { materialRefOf } from './key-mutation';
 import type { Services } from '../context';
 import { custodyOf } from './custom-key-stores';
 import { externalDecrypt, externalEncrypt, type Via } from './xks-layer';
@@ -19,8 +21,14 @@ export type Payload =
   /** A secret that exists in plaintext only inside the token: wrapped under the key's material. */
   | { kind: PayloadKind.WrappedSecret; wrapped: Buffer; length: number };
 
-export function currentMaterial(key: KeyRecord) {
-  return { keyId: key.keyId, version: key.currentVersion };
+export function currentMaterial(key: KeyRecord): MaterialRef {
+  return materialRef(key, key.currentVersion);
+}
+
+/** Finds a recorded version in the token by its creation id (by label for material older than creation ids). */
+export function materialRef(key: KeyRecord, version: number): MaterialRef {
+  const m = key.materials.find((x) => x.version === version);
+  return m ? materialRefOf(key.keyId, m) : { keyId: key.keyId, version };
 }
 
 /**
@@ -62,7 +70,7 @@ export async function open(
   const parsed = outer.external ? parseCiphertext(await externalDecrypt(services, via, key, outer.header, outer.external)) : outer;
   if (parsed.external || !parsed.header.subarray(1).equals(outer.header.subarray(1))) throw invalidCiphertext();
   if (!key.materials.some((m) => m.version === parsed.materialVersion)) throw invalidCiphertext();
-  const material = { keyId: key.keyId, version: parsed.materialVersion };
+  const material = materialRef(key, parsed.materialVersion);
   const body = await custodyOf(services, key).decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
   if (parsed.kind === PayloadKind.Plaintext) return { kind: PayloadKind.Plaintext, plaintext: body };
   return { kind: PayloadKind.WrappedSecret, wrapped: body, length: parsed.secretLength };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { materialLabel } from '../../custody/key-custody';
+import { materialNaming } from '../../custody/key-custody';
 import { KmsError } from '../../errors';
 import type { ExpirationModelType, ImportType } from '../../model/generated/types';
 import type { ImportedMaterialRecord, KeyMaterialRecord, KeyRecord } from '../../store/records';
@@ -7,6 +7,7 @@ import type { Services } from '../context';
 import { checkImportTarget } from './import-checks';
 import { materialStateAfterImportChange } from './import-state';
 import { importParametersFor } from './import-token';
+import { createInToken, mutateKey } from './key-mutation';
 import { nextVersion, pendingRotationMaterial } from './rotation';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -34,7 +35,7 @@ export function importedMaterialId(keyId: string, checkValue: string): string {
  * ImportKeyMaterial for a key already found and authorised (the operation and the seed file
  * both come here). The token unwraps the material into a session object and computes its key
  * check value; only then is it matched against the key's materials and, if accepted, copied
- * into a token object (token first, store second; a store failure destroys the new object).
+ * into a token object of its own creation (the creation protocol of key-mutation.ts).
  */
 export async function importKeyMaterial(services: Services, key: KeyRecord, request: ImportRequest): Promise<{ key: KeyRecord; keyMaterialId: string }> {
   checkImportTarget(key);
@@ -52,64 +53,66 @@ export async function importKeyMaterial(services: Services, key: KeyRecord, requ
   if (!symmetric && (request.importType !== undefined || request.keyMaterialId !== undefined || request.description !== undefined)) {
     throw new KmsError('ValidationException', 'ImportType, KeyMaterialId and KeyMaterialDescription are valid only for symmetric encryption keys.');
   }
-  const importType = request.importType ?? (key.materials.length === 0 ? 'NEW_KEY_MATERIAL' : 'EXISTING_KEY_MATERIAL');
-  if (importType === 'NEW_KEY_MATERIAL' && request.keyMaterialId !== undefined) {
+  const importTypeOf = (k: KeyRecord) => request.importType ?? (k.materials.length === 0 ? 'NEW_KEY_MATERIAL' : 'EXISTING_KEY_MATERIAL');
+  if (importTypeOf(key) === 'NEW_KEY_MATERIAL' && request.keyMaterialId !== undefined) {
     throw new KmsError('ValidationException', 'You cannot specify a KeyMaterialId when the ImportType is NEW_KEY_MATERIAL.');
   }
-  if (importType === 'NEW_KEY_MATERIAL' && !symmetric && key.materials.length > 0) {
+  if (importTypeOf(key) === 'NEW_KEY_MATERIAL' && !symmetric && key.materials.length > 0) {
     throw new KmsError('UnsupportedOperationException', `${key.arn} key spec is ${key.keySpec}; only the same key material can be imported again.`);
   }
   const params = importParametersFor(key, request.importToken, now);
 
-  let target: { version: number; materialId: string; existing?: KeyMaterialRecord } | undefined;
-  const { created, checkValue } = await services.custody.importer.importMaterial(
-    {
-      wrapping: { keyId: key.keyId, wrappingId: params.wrappingId },
-      algorithm: params.wrappingAlgorithm,
-      wrappingKeySpec: params.wrappingKeySpec,
-      encrypted: request.encryptedKeyMaterial,
-      spec: key.keySpec,
-      usage: key.keyUsage,
-    },
-    (kcv) => {
-      target = chooseTarget(key, importType, kcv, request.keyMaterialId);
-      return materialLabel({ keyId: key.keyId, version: target.version });
-    },
-  );
-  const chosen = target!;
-  const ref = { keyId: key.keyId, version: chosen.version };
-  try {
-    const updated = await services.store.transact(async (tx) => {
-      const current = await tx.getKey(key);
-      if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
-      checkImportTarget(current);
-      // Re-decide on the freshest record: a concurrent import or deletion may have changed it.
-      const again = chooseTarget(current, importType, checkValue, request.keyMaterialId);
-      if (again.version !== chosen.version) throw new KmsError('ConflictException', `${current.arn} changed during the import. Try again.`);
-      const imported: ImportedMaterialRecord = {
-        importState: 'IMPORTED',
-        expirationModel,
-        ...(validTo !== undefined ? { validTo } : {}),
-        ...((request.description ?? again.existing?.imported?.description) !== undefined ? { description: request.description ?? again.existing?.imported?.description } : {}),
-        checkValue,
-      };
-      const materials = again.existing
-        ? current.materials.map((m) => (m.version === again.version ? { ...m, imported } : m))
-        : [...current.materials, { version: again.version, materialId: again.materialId, createdAt: now, imported }];
-      const currentVersion = current.materials.length === 0 ? again.version : current.currentVersion;
-      const next = materialStateAfterImportChange({ ...current, currentVersion }, materials);
-      tx.putKey(next);
-      return next;
+  return mutateKey(services, key.keyId, async () => {
+    const base = (await services.store.getKey(key)) ?? key;
+    let chosen: { version: number; materialId: string; existing?: KeyMaterialRecord } | undefined;
+    return createInToken(services, {
+      keyId: key.keyId,
+      purpose: 'material',
+      // Every import makes a token object of its own (its creation id), even for material the
+      // key had before: a concurrent DeleteImportedKeyMaterial can then never destroy an
+      // object this import is about to record.
+      make: (creationId) =>
+        services.custody.importer.importMaterial(
+          {
+            creationId,
+            wrapping: { keyId: key.keyId, wrappingId: params.wrappingId },
+            algorithm: params.wrappingAlgorithm,
+            wrappingKeySpec: params.wrappingKeySpec,
+            encrypted: request.encryptedKeyMaterial,
+            spec: key.keySpec,
+            usage: key.keyUsage,
+          },
+          (kcv) => {
+            chosen = chooseTarget(base, importTypeOf(base), kcv, request.keyMaterialId);
+            return materialNaming({ keyId: key.keyId, version: chosen.version, creationId });
+          },
+        ),
+      commit: async (tx, { checkValue }, creationId) => {
+        const current = await tx.getKey(key);
+        if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
+        checkImportTarget(current);
+        // Re-decide on the freshest record: a concurrent import or deletion may have changed it.
+        const again = chooseTarget(current, importTypeOf(current), checkValue, request.keyMaterialId);
+        if (again.version !== chosen!.version) throw new KmsError('ConflictException', `${current.arn} changed during the import. Try again.`);
+        // The same material may already be in the token (a concurrent import of it won): keep that object.
+        const alreadyInToken = again.existing?.imported?.importState === 'IMPORTED';
+        const imported: ImportedMaterialRecord = {
+          importState: 'IMPORTED',
+          expirationModel,
+          ...(validTo !== undefined ? { validTo } : {}),
+          ...((request.description ?? again.existing?.imported?.description) !== undefined ? { description: request.description ?? again.existing?.imported?.description } : {}),
+          checkValue,
+        };
+        const materials = again.existing
+          ? current.materials.map((m) => (m.version === again.version ? { ...m, imported, ...(alreadyInToken ? {} : { creationId }) } : m))
+          : [...current.materials, { version: again.version, materialId: again.materialId, createdAt: now, creationId, imported }];
+        const currentVersion = current.materials.length === 0 ? again.version : current.currentVersion;
+        const next = materialStateAfterImportChange({ ...current, currentVersion }, materials);
+        tx.putKey(next);
+        return { value: { key: next, keyMaterialId: again.materialId }, keep: !alreadyInToken };
+      },
     });
-    return { key: updated, keyMaterialId: chosen.materialId };
-  } catch (err) {
-    if (created) {
-      await services.custody.destroy(ref).catch((destroyErr: unknown) =>
-        services.log.error({ keyId: key.keyId, version: ref.version, err: destroyErr }, 'could not destroy imported material that was not stored'),
-      );
-    }
-    throw err;
-  }
+  });
 }
 
 function chooseTarget(key: KeyRecord, importType: ImportType, checkValue: string, keyMaterialId: string | undefined): { version: number; materialId: string; existing?: KeyMaterialRecord } {

@@ -23,3 +23,9 @@ export function materialStateAfterImportChange(key: KeyRecord, materials: readon
   const { disabledBeforePendingImport: _previous, ...rest } = key;
   return { ...rest, materials, keyState, ...(disabledBefore ? { disabledBeforePendingImport: true } : {}) };
 }
+
+/** Imported material after a deletion or expiry: PENDING_IMPORT, and no longer naming a token object. */
+export function pendingImportOf(m: KeyMaterialRecord): KeyMaterialRecord {
+  const { creationId: _destroyed, ...rest } = m;
+  return { ...rest, imported: { ...m.imported!, importState: 'PENDING_IMPORT' } };
+}

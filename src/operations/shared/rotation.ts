@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { KmsError } from '../../errors';
 import type { KeyMaterialRecord, KeyRecord, RotationRecord } from '../../store/records';
+import type { KeyLocator } from '../../store/metadata-store';
 import type { Services } from '../context';
+import { createInToken, mutateKey } from './key-mutation';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_ROTATION_PERIOD_DAYS = 365;
@@ -28,10 +30,10 @@ export function nextVersion(key: KeyRecord): number {
 }
 
 /**
- * Makes new material current. AWS_KMS keys: a new AES-256 object is generated in the token
- * (token first: a crash before the store write leaves an orphan that start-up reconciliation
- * destroys), then one store transaction appends the version. EXTERNAL keys: the imported
- * material pending rotation becomes current (no token work).
+ * Makes new material current. AWS_KMS keys: a new object is generated in the token and one
+ * store transaction appends the version (the creation protocol of key-mutation.ts: a request
+ * that loses a race destroys only its own object, by creation id). EXTERNAL keys: the
+ * imported material pending rotation becomes current (no token work).
  * `stillWanted` re-checks the freshest record inside the transaction (e.g. still due).
  * Returns the updated record, or undefined when `stillWanted` declined.
  */
@@ -55,45 +57,49 @@ export async function rotateKey(
       rotation: nextRotation,
     };
   };
+  const freshKey = async (tx: { getKey(key: KeyLocator): Promise<KeyRecord | undefined> }) => {
+    const current = await tx.getKey(key);
+    if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
+    return current;
+  };
 
   if (key.origin === 'EXTERNAL') {
-    return services.store.transact(async (tx) => {
-      const current = await tx.getKey(key);
-      if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
-      if (stillWanted(current) === false) return undefined;
-      const pending = pendingRotationMaterial(current);
-      if (!pending || pending.imported?.importState !== 'IMPORTED') {
-        throw new KmsError('KMSInvalidStateException', `No available key material pending rotation for the key: ${current.arn}.`);
-      }
-      const next = advance(current, pending, current.materials);
-      tx.putKey(next);
-      return next;
-    });
+    return mutateKey(services, key.keyId, () =>
+      services.store.transact(async (tx) => {
+        const current = await freshKey(tx);
+        if (stillWanted(current) === false) return undefined;
+        const pending = pendingRotationMaterial(current);
+        if (!pending || pending.imported?.importState !== 'IMPORTED') {
+          throw new KmsError('KMSInvalidStateException', `No available key material pending rotation for the key: ${current.arn}.`);
+        }
+        const next = advance(current, pending, current.materials);
+        tx.putKey(next);
+        return next;
+      }),
+    );
   }
 
-  const version = nextVersion(key);
-  const ref = { keyId: key.keyId, version };
-  await services.custody.generateKey(ref, key.keySpec, key.keyUsage);
-  try {
-    const updated = await services.store.transact(async (tx) => {
-      const current = await tx.getKey(key);
-      if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
-      if (stillWanted(current) === false) return undefined;
-      // A concurrent rotation took this version number: let the caller retry with a fresh one.
-      if (current.materials.some((m) => m.version >= version)) {
-        throw new KmsError('ConflictException', `${current.arn} is being rotated by another request. Try again.`);
-      }
-      const material: KeyMaterialRecord = { version, materialId: randomBytes(32).toString('hex'), createdAt: now };
-      const next = advance(current, material, [...current.materials, material]);
-      tx.putKey(next);
-      return next;
+  return mutateKey(services, key.keyId, async () => {
+    const base = await freshKey(services.store);
+    if (stillWanted(base) === false) return undefined;
+    const version = nextVersion(base);
+    const materialId = randomBytes(32).toString('hex');
+    return createInToken(services, {
+      keyId: key.keyId,
+      purpose: 'material',
+      make: (creationId) => services.custody.generateKey({ keyId: key.keyId, version, creationId }, base.keySpec, base.keyUsage),
+      commit: async (tx, _made, creationId) => {
+        const current = await freshKey(tx);
+        if (stillWanted(current) === false) return { value: undefined, keep: false };
+        // A concurrent rotation took this version number: mutateKey retries with a fresh one.
+        if (current.materials.some((m) => m.version >= version)) {
+          throw new KmsError('ConflictException', `${current.arn} is being rotated by another request. Try again.`);
+        }
+        const material: KeyMaterialRecord = { version, materialId, createdAt: now, creationId };
+        const next = advance(current, material, [...current.materials, material]);
+        tx.putKey(next);
+        return { value: next, keep: true };
+      },
     });
-    if (!updated) await services.custody.destroy(ref);
-    return updated;
-  } catch (err) {
-    await services.custody.destroy(ref).catch((destroyErr: unknown) =>
-      services.log.error({ keyId: key.keyId, version, err: destroyErr }, 'could not destroy material of a rotation that was not stored'),
-    );
-    throw err;
-  }
+  });
 }

@@ -1,6 +1,7 @@
 import { KmsError } from '../../errors';
 import { isMultiRegion, type KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
+import { mutateKey } from './key-mutation';
 import { type KeyUse, loadKeyFor } from './key-resolution';
 
 /**
@@ -18,11 +19,13 @@ export async function updateKey(
   change: (key: KeyRecord, regions: readonly KeyRecord[]) => KeyRecord,
 ): Promise<KeyRecord> {
   const found = await loadKeyFor(services, ctx, keyIdValue, { allowedStates: 'any', ...use });
-  return services.store.transact(async (tx) => {
-    const current = await tx.getKey(found);
-    if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
-    const next = change(current, isMultiRegion(current) ? await tx.listKeyRegions(current.keyId) : [current]);
-    if (next !== current) tx.putKey(next);
-    return next;
-  });
+  return mutateKey(services, found.keyId, () =>
+    services.store.transact(async (tx) => {
+      const current = await tx.getKey(found);
+      if (!current) throw new KmsError('NotFoundException', `Key '${found.arn}' does not exist`);
+      const next = change(current, isMultiRegion(current) ? await tx.listKeyRegions(current.keyId) : [current]);
+      if (next !== current) tx.putKey(next);
+      return next;
+    }),
+  );
 }

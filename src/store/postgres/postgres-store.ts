@@ -136,12 +136,13 @@ export class PostgresStore implements MetadataStore {
       listGrants: (key) => listGrantsIn(pool, key),
       getCustomKeyStore: (id) => readCustomKeyStore(pool, id),
       listCustomKeyStores: (scope) => listCustomKeyStoresIn(pool, scope),
+      listIntents: () => this.listIntents(),
+      singleWriter: false,
       transact: (body) => this.transact(body),
       asLeader: (task, fn) => this.asLeader(task, fn),
       close: async () => undefined,
     };
-    // Issue 10's intent reads, which the view must answer like the store.
-    return Object.assign(view, { listIntents: () => this.listIntents(), singleWriter: false });
+    return view;
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

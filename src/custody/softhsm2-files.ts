@@ -1,0 +1,77 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+
+/**
+ * SoftHSM2's file object store keeps each object in `<uuid>.object` (beside `<uuid>.lock`),
+ * created empty and then rewritten in place: first with the template's attributes, then with
+ * the key value the generation made. A process killed in between leaves an empty, cut-off or
+ * valueless file that SoftHSM2 will not load: no PKCS#11 call can see or destroy it, and it
+ * would stay in the token directory for ever.
+ *
+ * Before the module is loaded, and only while no other process can use the token (the caller
+ * holds the data directory's lock, so no creation is running), this removes such files from
+ * an embedded token directory. `token.object` (the token itself) is never touched, nor any
+ * file this cannot read with certainty. Unfinished object files of private objects cannot be
+ * told apart by name (SoftHSM2 encrypts their labels and ids), so the test is structural.
+ *
+ * File layout (SoftHSM2 2.6 ObjectFile): an 8-byte generation, then attribute records in
+ * ascending type order: 8-byte type, 8-byte kind, value: kind 1 boolean (1 byte), kind 2
+ * unsigned long (8 bytes), kind 3 byte string (8-byte length, bytes). The map and set
+ * attributes (kinds 4 and 5, types from 0x40000000) come last and are not parsed.
+ */
+export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger): number {
+  let removed = 0;
+  if (!fs.existsSync(tokensDir)) return 0;
+  for (const token of fs.readdirSync(tokensDir, { withFileTypes: true })) {
+    if (!token.isDirectory()) continue;
+    const dir = path.join(tokensDir, token.name);
+    for (const name of fs.readdirSync(dir)) {
+      if (!name.endsWith('.object') || name === 'token.object') continue;
+      const file = path.join(dir, name);
+      if (!isUnfinished(fs.readFileSync(file))) continue;
+      fs.rmSync(file, { force: true });
+      fs.rmSync(file.replace(/\.object$/, '.lock'), { force: true });
+      removed++;
+    }
+  }
+  if (removed > 0) log.warn({ removed, tokensDir }, 'removed token object files a crash left unfinished');
+  return removed;
+}
+
+const CKA_CLASS = 0n;
+/** The attribute(s) one of which a finished key object of each class holds (its key value). */
+const VALUE_OF_CLASS: Record<string, bigint[]> = {
+  '2': [0x120n, 0x181n], // public key: CKA_MODULUS, CKA_EC_POINT
+  '3': [0x11n, 0x123n], // private key: CKA_VALUE (EC, EdDSA), CKA_PRIVATE_EXPONENT (RSA)
+  '4': [0x11n], // secret key: CKA_VALUE
+};
+
+export function isUnfinished(bytes: Buffer): boolean {
+  const types = new Set<bigint>();
+  let objectClass: bigint | undefined;
+  let offset = 8;
+  if (bytes.length < offset) return true;
+  while (offset < bytes.length) {
+    if (offset + 16 > bytes.length) return true;
+    const type = bytes.readBigUInt64BE(offset);
+    const kind = bytes.readBigUInt64BE(offset + 8);
+    offset += 16;
+    if (kind === 1n) offset += 1;
+    else if (kind === 2n) {
+      if (type === CKA_CLASS && offset + 8 <= bytes.length) objectClass = bytes.readBigUInt64BE(offset);
+      offset += 8;
+    } else if (kind === 3n) {
+      if (offset + 8 > bytes.length) return true;
+      offset += 8 + Number(bytes.readBigUInt64BE(offset));
+    } else {
+      types.add(type);
+      break;
+    }
+    if (offset > bytes.length) return true;
+    types.add(type);
+  }
+  if (objectClass === undefined) return true;
+  const value = VALUE_OF_CLASS[objectClass.toString()];
+  return value !== undefined && !value.some((t) => types.has(t));
+}

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import * as pkcs11js from 'pkcs11js';
+import type { ObjectHandle, RunOptions, Session, Token } from './token';
+
+/**
+ * Creation ids: every token object p11kms makes carries `p11kms#<creation id>` in CKA_ID,
+ * written in the generate/unwrap/copy template itself, so even an object whose creation
+ * was interrupted names the request that made it. A creation id is 16 random bytes (hex),
+ * drawn once per creation and never reused: destroying by creation id can only ever hit the
+ * objects of that one creation, unlike a label, which a concurrent request may also write.
+ */
+export const CREATION_ID_PREFIX = 'p11kms#';
+
+export function newCreationId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function creationIdAttribute(creationId: string): Buffer {
+  return Buffer.from(`${CREATION_ID_PREFIX}${creationId}`);
+}
+
+export function parseCreationId(id: Buffer | undefined): string | undefined {
+  if (!id) return undefined;
+  return /^p11kms#([0-9a-f]{32})$/.exec(id.toString('latin1'))?.[1];
+}
+
+/** Lookup template of the objects of one creation, optionally of one class. */
+export function creationTemplate(creationId: string, objectClass?: number): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_ID, value: creationIdAttribute(creationId) },
+    ...(objectClass === undefined ? [] : [{ type: pkcs11js.CKA_CLASS, value: objectClass }]),
+  ];
+}
+
+/** One token object as reconciliation sees it. */
+export interface TokenObjectInfo {
+  handle: ObjectHandle;
+  label: string;
+  /** From CKA_ID `p11kms#…` (objects made since creation ids exist). */
+  creationId?: string;
+  /** Neither CKA_LABEL nor CKA_ID: the remains of a creation torn by a crash. */
+  unmarked: boolean;
+}
+
+/** Every token object with its label and creation id; attributes a torn object lacks read as absent. */
+export function listTokenObjects(token: Token, session: Session): TokenObjectInfo[] {
+  const out: TokenObjectInfo[] = [];
+  for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
+    const label = readAttribute(token, session, handle, pkcs11js.CKA_LABEL);
+    const id = readAttribute(token, session, handle, pkcs11js.CKA_ID);
+    out.push({
+      handle,
+      label: label ? label.toString('utf8') : '',
+      creationId: parseCreationId(id),
+      unmarked: (label?.length ?? 0) === 0 && (id?.length ?? 0) === 0,
+    });
+  }
+  return out;
+}
+
+/** Destroys every object of one creation; returns how many there were. */
+export function destroyCreation(token: Token, session: Session, creationId: string): number {
+  const handles = token.findAll(session, creationTemplate(creationId));
+  for (const handle of handles) token.pkcs11.C_DestroyObject(session, handle);
+  token.forgetCreation(creationId);
+  return handles.length;
+}
+
+function readAttribute(token: Token, session: Session, handle: ObjectHandle, type: number): Buffer | undefined {
+  try {
+    const [attr] = token.pkcs11.C_GetAttributeValue(session, handle, [{ type }]);
+    return attr.value as Buffer | undefined;
+  } catch {
+    // A torn object may lack the attribute altogether (CKR_ATTRIBUTE_TYPE_INVALID).
+    return undefined;
+  }
+}
+
+/** Run options of a creation: before it is tried again, whatever the failed try left under its id goes. */
+export function retryingCreation(token: Token, creationId: string): RunOptions {
+  return { beforeRetry: (session) => void destroyCreation(token, session, creationId) };
+}

@@ -1,0 +1,171 @@
+import { hostname } from 'node:os';
+import type { KeyCustody, MaterialRef } from '../../custody/key-custody';
+import type { WrappingRef } from '../../custody/key-import';
+import { newCreationId } from '../../custody/token-objects';
+import { KmsError } from '../../errors';
+import type { StoreTransaction } from '../../store/metadata-store';
+import type { Services } from '../context';
+
+/**
+ * The one place per-key mutations that touch the token go through (docs/key-custody.md,
+ * "Custody protocol"). Two rules make every interleaving and every crash point safe:
+ *
+ * - create: an intent naming a fresh creation id is committed, the token object is made with
+ *   that id in its CKA_ID, then ONE transaction records the material and drops the intent.
+ *   A request that loses (the transaction body refuses) destroys exactly its own creation.
+ * - remove: the store forgets the material first, then the objects of that creation are
+ *   destroyed.
+ *
+ * Reconciliation destroys only objects whose creation id neither a record nor a live intent
+ * names. The optimistic checks live in the transaction bodies, so they hold across processes
+ * sharing a store; the in-process queue below only spares this process needless conflicts.
+ */
+
+/** Who owns an intent, for operators reading a stuck one. */
+const INTENT_OWNER = `${hostname()}:${process.pid}`;
+
+/** How often a mutation that lost a race to another one is retried before ConflictException. */
+const CONFLICT_ATTEMPTS = 4;
+
+/**
+ * Runs `fn` after every earlier mutation of the same key in this process has settled.
+ * Keys are independent; the queue of a key disappears when it drains.
+ */
+export class KeyQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(keyId) ?? Promise.resolve();
+    const result = previous.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(keyId, tail);
+    void tail.then(() => {
+      if (this.tails.get(keyId) === tail) this.tails.delete(keyId);
+    });
+    return result;
+  }
+}
+
+/**
+ * A mutation of one key: queued behind this process's other mutations of the key, and run
+ * again (from its first read) when a concurrent mutation elsewhere made it conflict.
+ */
+export async function mutateKey<T>(services: Services, keyId: string, attempt: () => Promise<T>): Promise<T> {
+  const run = async () => {
+    for (let i = 1; ; i++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof KmsError && err.name === 'ConflictException') || i >= CONFLICT_ATTEMPTS) throw err;
+        services.log.debug({ keyId, attempt: i }, 'key changed under a mutation; retrying');
+      }
+    }
+  };
+  return services.keyQueue ? services.keyQueue.run(keyId, run) : run();
+}
+
+export interface Creation<Made, T> {
+  keyId: string;
+  purpose: 'material' | 'wrapping';
+  /** The token the objects are made in (a custom key store's backend); the main token otherwise. */
+  custody?: KeyCustody;
+  /** A creation id chosen by the caller (an import wrapping id); a fresh one otherwise. */
+  creationId?: string;
+  /** The token work: makes objects carrying `creationId` in CKA_ID. */
+  make(creationId: string): Promise<Made>;
+  /**
+   * Pure transaction body: re-reads the key, checks that what was made still fits (throws a
+   * KmsError otherwise: the objects are destroyed) and records it. `keep: false` records
+   * nothing of the objects (e.g. the same material was stored by a concurrent request).
+   */
+  commit(tx: StoreTransaction, made: Made, creationId: string): Promise<{ value: T; keep: boolean }>;
+}
+
+/** Intent, token, then one transaction; see the module comment. */
+export async function createInToken<Made, T>(services: Services, creation: Creation<Made, T>): Promise<T> {
+  const creationId = creation.creationId ?? newCreationId();
+  const custody = creation.custody ?? services.custody;
+  const { keyId } = creation;
+  await services.store.transact((tx) =>
+    tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER }),
+  );
+  let made: Made;
+  try {
+    made = await creation.make(creationId);
+  } catch (err) {
+    // A failed creation may still have left an object (a torn write): look for it by id.
+    await abandon(services, custody, keyId, creationId);
+    throw err;
+  }
+  let outcome: { value: T; keep: boolean };
+  try {
+    outcome = await services.store.transact(async (tx) => {
+      // Reconciliation may have declared the intent dead (a token call slower than the lease)
+      // and destroyed the objects: then nothing may be recorded.
+      if (!(await tx.getIntent(creationId))) {
+        throw new KmsError('DependencyTimeoutException', 'The key store did not complete the request in time. Try again.', {
+          internalDetail: `creation ${creationId} outlived its intent`,
+        });
+      }
+      const result = await creation.commit(tx, made, creationId);
+      tx.deleteIntent(creationId);
+      return result;
+    });
+  } catch (err) {
+    // A refusal from the body means nothing was committed. Any other failure (the store
+    // itself) leaves the outcome open: the intent stays and reconciliation decides.
+    if (err instanceof KmsError) await abandon(services, custody, keyId, creationId);
+    else services.log.error({ keyId, creationId, err: (err as Error).message }, 'creation not recorded; reconciliation will resolve it');
+    throw err;
+  }
+  if (!outcome.keep) await destroyLogged(services, keyId, () => custody.destroyCreation(creationId));
+  return outcome.value;
+}
+
+/** Destroys a creation that will not be recorded, then drops its intent (left for reconciliation if the token fails). */
+async function abandon(services: Services, custody: KeyCustody, keyId: string, creationId: string): Promise<void> {
+  try {
+    await custody.destroyCreation(creationId);
+  } catch (err) {
+    services.log.error({ keyId, creationId, err: (err as Error).message }, 'could not destroy an abandoned creation; reconciliation will');
+    return;
+  }
+  await services.store.transact((tx) => tx.deleteIntent(creationId)).catch((err: unknown) =>
+    services.log.error({ keyId, creationId, err: (err as Error).message }, 'could not drop the intent of an abandoned creation'),
+  );
+}
+
+export interface Removal<T> {
+  value: T;
+  /** The token holding the material (a custom key store's backend); the main token otherwise. */
+  custody?: KeyCustody;
+  /** Material the transaction stopped referring to. */
+  materials?: readonly MaterialRef[];
+  wrappingKeys?: readonly WrappingRef[];
+}
+
+/**
+ * Store first, then token: `body` (a pure transaction body) stops referring to objects and
+ * names them; they are destroyed once that is durable. A failure to destroy is logged and
+ * left to reconciliation, because the request itself has succeeded.
+ */
+export async function removeFromToken<T>(services: Services, keyId: string, body: (tx: StoreTransaction) => Promise<Removal<T>>): Promise<T> {
+  const removal = await services.store.transact(body);
+  const custody = removal.custody ?? services.custody;
+  for (const ref of removal.materials ?? []) await destroyLogged(services, keyId, () => custody.destroy(ref));
+  for (const ref of removal.wrappingKeys ?? []) await destroyLogged(services, keyId, () => services.custody.importer.destroyWrappingKey(ref));
+  return removal.value;
+}
+
+async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>): Promise<void> {
+  try {
+    await destroy();
+  } catch (err) {
+    services.log.error({ keyId, err: (err as Error).message }, 'could not destroy unreferenced token objects; reconciliation will');
+  }
+}
+
+/** The ref that finds one recorded material version in the token. */
+export function materialRefOf(keyId: string, material: { version: number; creationId?: string }): MaterialRef {
+  return material.creationId ? { keyId, version: material.version, creationId: material.creationId } : { keyId, version: material.version };
+}

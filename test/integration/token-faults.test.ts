@@ -1,0 +1,125 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CreateKeyCommand, DecryptCommand, DeleteImportedKeyMaterialCommand, EncryptCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import type { FaultRule } from '../../src/custody/faults';
+import { readStore } from '../support/custody-invariants';
+import { importer, settled, storeAndTokenFindings } from '../support/race-kit';
+import { expectKmsError, TestServer } from '../support/server';
+import { TokenInspector } from '../support/token-tool';
+
+/**
+ * Token faults injected at the PKCS#11 boundary (src/custody/faults.ts, tests only): the
+ * service answers AWS's errors, recovers its sessions and module without a restart, and loses
+ * nothing. The service's sweeper (and so reconciliation) runs every second meanwhile.
+ */
+describe('token faults: AWS errors, recovery without restart, nothing lost', function () {
+  this.timeout(120_000);
+  let server: TestServer;
+  let inspector: TokenInspector;
+  let kms: KMSClient;
+  let faultFile: string;
+  const sealed: Array<{ blob: Uint8Array; text: string }> = [];
+
+  const inject = (rules: FaultRule[]) => fs.writeFileSync(faultFile, JSON.stringify(rules));
+  const injections = () => (server.stderr().match(/injected token fault/g) ?? []).length;
+  const encryptKept = async (keyId: string, text: string) => {
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(text) }));
+    sealed.push({ blob: CiphertextBlob!, text });
+  };
+
+  before(async () => {
+    faultFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-faults-')), 'faults.json');
+    inject([]);
+    server = await TestServer.start({
+      sweepIntervalSeconds: 1,
+      env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: '5' },
+    });
+    inspector = new TokenInspector(server.dataDir);
+    kms = server.client();
+  });
+
+  afterEach(() => inject([]));
+
+  after(async () => {
+    await inspector?.close();
+    await server?.stop();
+  });
+
+  it('CreateKey and RotateKeyOnDemand succeed when C_GenerateKey fails transiently, before or after making the object; no half-made object stays', async () => {
+    const before = injections();
+    inject([
+      { call: 'C_GenerateKeyAsync', ckr: 'CKR_GENERAL_ERROR' },
+      { call: 'C_GenerateKeyAsync', ckr: 'CKR_TEMPLATE_INCONSISTENT', after: true },
+    ]);
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    expect(injections() - before).to.equal(2);
+    await server.waitForLog(/token module re-initialised/);
+    await encryptKept(keyId, 'made after two token failures');
+    inject([{ call: 'C_GenerateKeyAsync', ckr: 'CKR_GENERAL_ERROR', after: true }]);
+    await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    await encryptKept(keyId, 'rotated after a token failure');
+    expect((await inspector.list()).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)).map((o) => o.label).sort()).to.deep.equal([`p11kms:${keyId}:v1`, `p11kms:${keyId}:v2`]);
+    expect(await storeAndTokenFindings(server, inspector)).to.deep.equal([]);
+  });
+
+  it('Encrypt recovers from a lost session and a device error on the way, without a restart', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    inject([
+      { call: 'C_EncryptInit', ckr: 'CKR_SESSION_HANDLE_INVALID' },
+      { call: 'C_EncryptAsync', ckr: 'CKR_DEVICE_ERROR' },
+    ]);
+    await encryptKept(keyId, 'encrypted across a lost session and a device error');
+    await server.waitForLog(/token module re-initialised/);
+  });
+
+  it('a device that stays gone or broken answers KeyUnavailableException or KMSInternalException; once it is back the service serves again', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    for (const [ckr, name] of [
+      ['CKR_DEVICE_REMOVED', 'KeyUnavailableException'],
+      ['CKR_TOKEN_NOT_PRESENT', 'KeyUnavailableException'],
+      ['CKR_GENERAL_ERROR', 'KMSInternalException'],
+    ]) {
+      inject([{ call: 'C_EncryptAsync', ckr, times: 3 }]);
+      const err = await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
+      expect(err.name, ckr).to.equal(name);
+      expect(err.message).to.not.match(/CKR_/);
+      inject([]);
+      await encryptKept(keyId, `served again after ${ckr}`);
+    }
+  });
+
+  it('a hung token call answers DependencyTimeoutException; the service keeps serving and leaves nothing behind', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    inject([{ call: 'C_EncryptAsync', hang: true }]);
+    const hung = await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
+    expect(hung.name).to.equal('DependencyTimeoutException');
+    await encryptKept(keyId, 'served after a hung call');
+    const keysBefore = readStore(server.dataDir).keys.length;
+    inject([{ call: 'C_GenerateKeyAsync', hang: true }]);
+    const hungCreate = await expectKmsError(kms.send(new CreateKeyCommand({})));
+    expect(hungCreate.name).to.equal('DependencyTimeoutException');
+    expect(readStore(server.dataDir).keys.length).to.equal(keysBefore);
+    await encryptKept((await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!, 'a key made after a hung creation');
+    expect(await storeAndTokenFindings(server, inspector)).to.deep.equal([]);
+  });
+
+  it('a destroy the token refuses leaves the deletion done; reconciliation destroys the object later', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
+    await (await importer(kms, keyId))(randomBytes(32));
+    inject([{ call: 'C_DestroyObject', ckr: 'CKR_FUNCTION_FAILED', times: 3 }]);
+    await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: keyId }));
+    inject([]);
+    expect(await settled(() => storeAndTokenFindings(server, inspector))).to.deep.equal([]);
+    expect((await inspector.list()).some((o) => o.label === `p11kms:${keyId}:v1`)).to.equal(false);
+  });
+
+  it('decrypts everything encrypted during the faults', async () => {
+    for (const { blob, text } of sealed) {
+      expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal(text);
+    }
+    expect(await storeAndTokenFindings(server, inspector)).to.deep.equal([]);
+  });
+});

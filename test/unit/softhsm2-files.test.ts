@@ -1,0 +1,51 @@
+import { expect } from 'chai';
+import { isUnfinished } from '../../src/custody/softhsm2-files';
+
+/** Builds a SoftHSM2 2.6 object file: generation, then (type, kind, value) records. */
+function objectFile(records: Array<[number, 1 | 2 | 3, Buffer | number | boolean]>): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(8)];
+  for (const [type, kind, value] of records) {
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64BE(BigInt(type), 0);
+    head.writeBigUInt64BE(BigInt(kind), 8);
+    parts.push(head);
+    if (kind === 1) parts.push(Buffer.from([value ? 0xff : 0]));
+    else if (kind === 2) {
+      const v = Buffer.alloc(8);
+      v.writeBigUInt64BE(BigInt(value as number));
+      parts.push(v);
+    } else {
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64BE(BigInt((value as Buffer).length));
+      parts.push(length, value as Buffer);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+describe('SoftHSM2 object files a crash left unfinished', () => {
+  const secretKey = objectFile([
+    [0, 2, 4],
+    [1, 1, true],
+    [3, 3, Buffer.from('p11kms:key:v1')],
+    [0x11, 3, Buffer.alloc(48, 7)],
+    [0x102, 3, Buffer.from('p11kms#00')],
+  ]);
+
+  it('keeps a finished key object and recognises empty, cut-off and valueless ones', () => {
+    expect(isUnfinished(secretKey)).to.equal(false);
+    expect(isUnfinished(Buffer.alloc(0)), 'empty').to.equal(true);
+    expect(isUnfinished(Buffer.alloc(8)), 'generation only').to.equal(true);
+    for (const cut of [20, 40, 60, secretKey.length - 1]) expect(isUnfinished(secretKey.subarray(0, cut)), `cut at ${cut}`).to.equal(true);
+    const withoutValue = objectFile([
+      [0, 2, 4],
+      [3, 3, Buffer.from('p11kms:key:v1')],
+      [0x102, 3, Buffer.from('p11kms#00')],
+    ]);
+    expect(isUnfinished(withoutValue), 'template written, key value not yet').to.equal(true);
+  });
+
+  it('keeps objects it has no rule for (data objects, certificates)', () => {
+    expect(isUnfinished(objectFile([[0, 2, 0], [3, 3, Buffer.from('a data object')]]))).to.equal(false);
+  });
+});
