@@ -43,6 +43,7 @@ import { getParametersForImport } from './get-parameters-for-import';
 import { importKeyMaterial } from './import-key-material';
 import { listKeyRotations } from './list-key-rotations';
 import { listResourceTags } from './list-resource-tags';
+import { replicateKey } from './replicate-key';
 import { rotateKeyOnDemand } from './rotate-key-on-demand';
 import { tagResource } from './tag-resource';
 import { untagResource } from './untag-resource';
@@ -89,6 +90,7 @@ export const OPERATIONS: { [Op in OperationName]?: OperationHandler<Op> } = {
   ImportKeyMaterial: importKeyMaterial,
   ListKeyRotations: listKeyRotations,
   ListResourceTags: listResourceTags,
+  ReplicateKey: replicateKey,
   RotateKeyOnDemand: rotateKeyOnDemand,
   TagResource: tagResource,
   UntagResource: untagResource,
