@@ -32,9 +32,12 @@ ensure_softhsm() {
 }
 
 # The test suite also runs against a second token (NSS softokn, native-config/nss-softokn.json),
-# makes its TLS test CA with openssl and drives boto3 against the HTTPS listener.
+# makes its TLS test CA with openssl, drives boto3 against the HTTPS listener, runs a throwaway
+# PostgreSQL, and drives the console's browser tests with Debian's Chromium (playwright-core
+# downloads no browser). One list, so a fresh machine pays for one apt-get update.
 ensure_test_packages() {
   ensure_packages "softhsm2:$SOFTHSM_MODULE" \
+    "chromium:/usr/bin/chromium" \
     "libnss3:/usr/lib/$(uname -m)-linux-gnu/libsoftokn3.so" \
     "openssl:/usr/bin/openssl" \
     "python3-boto3:/usr/lib/python3/dist-packages/boto3/__init__.py" \
@@ -58,11 +61,6 @@ build() {
   node scripts/build-console.mjs
 }
 
-# The console's browser tests drive Debian's Chromium (playwright-core downloads no browser).
-ensure_chromium() {
-  ensure_packages "chromium:/usr/bin/chromium"
-}
-
 prepare() {
   ensure_softhsm
   ensure_node_modules
@@ -79,7 +77,6 @@ case "$command" in
   test)
     ensure_test_packages
     prepare
-    ensure_chromium
     exec npx --no-install mocha "$@"
     ;;
   bench)
