@@ -16,7 +16,7 @@ import { administrators, TestServer } from '../support/server';
 /**
  * The Huawei Cloud / Open Telekom Cloud KMS dialect over HTTP against a real server and token.
  * Requests and expectations follow the OTC / Huawei Cloud KMS API reference (see
- * src/wire/huawei/actions.ts for the document names).
+ * src/wire/huawei/actions/index.ts for the document names).
  */
 
 const PROJECT = '0123456789abcdef0123456789abcdef';

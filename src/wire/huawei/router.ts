@@ -128,7 +128,7 @@ const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /**
  * The Huawei Cloud / Open Telekom Cloud KMS dialect: `POST /v1.0/{project_id}/kms/<action>`
  * with a JSON body, and the key tag APIs (ROUTES). One request flows: authenticate (X-Auth-Token or AK/SK) → project →
- * account and region → action (field mapping onto OPERATIONS, ./actions.ts) → JSON. Every
+ * account and region → action (field mapping onto OPERATIONS, ./actions/) → JSON. Every
  * failure goes through ./errors.ts. Paths under /v1.0/ that name no built action answer 404
  * with APIGW.0101, as Huawei's API gateway does for APIs it does not publish.
  */

@@ -1,0 +1,19 @@
+import { toBase64 } from '../envelope';
+import { invalid } from '../errors';
+import { type Action, call, encryptionContext, keyIdOf, keyRef, symmetricOnly, text, zero } from './shared';
+
+export const encryptData: Action = async (body, ctx, services) => {
+  const keyId = keyRef(body);
+  symmetricOnly(body);
+  const context = encryptionContext(body);
+  const plain = text(body, 'plain_text', true);
+  // plain_text: ^.{1,4096}$, 1 to 4096 bytes as UTF-8 (kms_02_0033).
+  const bytes = Buffer.from(plain, 'utf8');
+  if (bytes.length < 1 || bytes.length > 4096) throw invalid('KMS.2101');
+  try {
+    const out = await call('Encrypt', { KeyId: keyId, Plaintext: bytes, EncryptionContext: context }, ctx, services);
+    return { key_id: keyIdOf(out.KeyId), cipher_text: toBase64(out.CiphertextBlob!) };
+  } finally {
+    zero(bytes);
+  }
+};
