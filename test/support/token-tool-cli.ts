@@ -38,8 +38,19 @@ void (async () => {
       p.C_FindObjectsFinal(session);
       return found;
     };
+    // The service may destroy an object between our find and our read of it: it is gone, so
+    // it is not listed (the listing then shows the token as it is after that destruction).
+    const vanished = (err: unknown) => /CKR_OBJECT_HANDLE_INVALID/.test(String((err as Error)?.message ?? err));
     const list = () =>
-      find([{ type: pkcs11js.CKA_TOKEN, value: true }]).map((h) => {
+      find([{ type: pkcs11js.CKA_TOKEN, value: true }]).flatMap((h) => {
+        try {
+          return [describe(h)];
+        } catch (err) {
+          if (vanished(err)) return [];
+          throw err;
+        }
+      });
+    const describe = (h: pkcs11js.Handle) => {
         const [label, cls, ckaId] = p.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }, { type: pkcs11js.CKA_CLASS }, { type: pkcs11js.CKA_ID }]);
         const objectClass = (cls.value as Buffer).readUInt32LE(0);
         // Public keys have no sensitivity attributes.
@@ -61,7 +72,7 @@ void (async () => {
           alwaysSensitive: secret && flag(a[2].value),
           neverExtractable: secret && flag(a[3].value),
         };
-      });
+      };
     if (command === 'list') {
       process.stdout.write(JSON.stringify(list()));
     } else if (command === 'serve') {
