@@ -69,7 +69,10 @@ export function KeyPage({ client, keyId }: { client: KMSClient; keyId: string })
   const description = useRef('');
   const newTag = useRef({ key: '', value: '' });
   const [notice, setNotice] = useState('');
-  useEffect(() => setPolicyText(formatPolicy(data?.policy.value?.Policy)), [data]);
+  // Reset the editor only when the stored policy (or the key) changes: a reload after another
+  // action (rotate, tag, ...) must not wipe what the user is typing into the editor.
+  const storedPolicy = formatPolicy(data?.policy.value?.Policy);
+  useEffect(() => setPolicyText(storedPolicy), [storedPolicy, keyId]);
 
   if (!data) {
     return (
