@@ -377,24 +377,14 @@ export class Token {
           // Finalising under a call still running in the module would crash the process: new
           // sessions and a new login only.
           await withTokenLock(this.dataDir, () => {
-            for (const s of this.idle.splice(0)) {
-              this.safeClose(s);
-              this.openCount--;
-            }
-            this.handles.clear();
-            this.safeClose(this.keepAlive);
+            this.dropSessions();
             this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
           });
           this.log.info('token sessions re-established (a call is still hung: module kept)');
           return;
         }
         await withTokenLock(this.dataDir, () => {
-          for (const s of this.idle.splice(0)) {
-            this.safeClose(s);
-            this.openCount--;
-          }
-          this.handles.clear();
-          this.safeClose(this.keepAlive);
+          this.dropSessions();
           try {
             this.pkcs11.C_Finalize();
           } catch {
@@ -411,6 +401,16 @@ export class Token {
       }
     })();
     return this.recovering;
+  }
+
+  /** Both ways out of a hang start here: the pool's sessions and cached handles belong to the broken view. */
+  private dropSessions(): void {
+    for (const s of this.idle.splice(0)) {
+      this.safeClose(s);
+      this.openCount--;
+    }
+    this.handles.clear();
+    this.safeClose(this.keepAlive);
   }
 
   private wakeWaiters(): void {
