@@ -22,9 +22,7 @@ import { rotateKeyOnDemand } from '../../src/operations/rotate-key-on-demand';
 import { scheduleKeyDeletion } from '../../src/operations/schedule-key-deletion';
 import { custodyFindings, readStore } from '../support/custody-invariants';
 import { type InProcessService, openInProcessService } from '../support/in-process';
-import { clients, importer, Outcomes, storeAndTokenFindings } from '../support/race-kit';
-import { TestServer } from '../support/server';
-import { TokenInspector } from '../support/token-tool';
+import { clients, importer, Outcomes, raceRig, storeAndTokenFindings } from '../support/race-kit';
 
 /** Rounds per pair; P11KMS_RACE_ROUNDS raises it for soak runs. */
 const ROUNDS = Number(process.env.P11KMS_RACE_ROUNDS ?? 4);
@@ -102,30 +100,19 @@ const PAIRS: Array<{ name: string; origin: 'AWS_KMS' | 'EXTERNAL'; sides: [Side,
  */
 describe('race matrix: pairs of mutations on one key', function () {
   this.timeout(300_000);
-  let server: TestServer;
-  let inspector: TokenInspector;
-
-  before(async () => {
-    server = await TestServer.start();
-    inspector = new TokenInspector(server.dataDir);
-  });
-
-  after(async () => {
-    await inspector?.close();
-    await server?.stop();
-  });
+  const rig = raceRig();
 
   for (const pair of PAIRS) {
     it(`${pair.name}: ${ROUNDS} rounds, ${CLIENTS} clients a side`, async () => {
-      const kms = server.client();
+      const kms = rig.server.client();
       for (let round = 0; round < ROUNDS; round++) {
         const key = await freshKey(kms, pair.origin);
         const outcomes = new Outcomes();
-        await Promise.all(pair.sides.map((side) => clients(CLIENTS, (c) => side(server.client(), key, outcomes, c))));
+        await Promise.all(pair.sides.map((side) => clients(CLIENTS, (c) => side(rig.server.client(), key, outcomes, c))));
         const where = `${pair.name}, round ${round}`;
         expect(outcomes.findings, where).to.deep.equal([]);
-        expect(await storeAndTokenFindings(server, inspector), where).to.deep.equal([]);
-        const record = readStore(server.dataDir).keys.find((k) => k.keyId === key.keyId)!;
+        expect(await storeAndTokenFindings(rig.server, rig.inspector), where).to.deep.equal([]);
+        const record = readStore(rig.server.dataDir).keys.find((k) => k.keyId === key.keyId)!;
         if (pair.origin === 'AWS_KMS') {
           expect(record.materials.length, `${where}: versions`).to.equal(1 + outcomes.ok('RotateKeyOnDemand'));
         }

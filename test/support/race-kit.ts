@@ -1,8 +1,28 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { GetParametersForImportCommand, ImportKeyMaterialCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { custodyFindings, readStore } from './custody-invariants';
-import type { TestServer } from './server';
-import type { TokenInspector } from './token-tool';
+import { TestServer } from './server';
+import { TokenInspector } from './token-tool';
+
+/** What a race test runs against: the real server, and its token seen through PKCS#11 from another process. */
+export interface RaceRig {
+  server: TestServer;
+  inspector: TokenInspector;
+}
+
+/** Starts a rig before the enclosing describe block's tests and stops it after them. */
+export function raceRig(): RaceRig {
+  const rig = {} as RaceRig;
+  before(async () => {
+    rig.server = await TestServer.start();
+    rig.inspector = new TokenInspector(rig.server.dataDir);
+  });
+  after(async () => {
+    await rig.inspector?.close();
+    await rig.server?.stop();
+  });
+  return rig;
+}
 
 type SdkError = Error & { $metadata?: { httpStatusCode?: number } };
 
