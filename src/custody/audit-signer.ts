@@ -1,5 +1,6 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
+import { HELD_IN_TOKEN } from './key-templates';
 import type { Session, Token } from './token';
 
 /** Version N of the signing key pair is labelled p11kms-audit:signing:v<N>. */
@@ -136,11 +137,7 @@ function generatePair(token: Token, session: Session, label: string): Buffer {
       { type: pkcs11js.CKA_ID, value: id },
     ],
     [
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_MODIFIABLE, value: false },
+      ...HELD_IN_TOKEN,
       { type: pkcs11js.CKA_SIGN, value: true },
       { type: pkcs11js.CKA_DERIVE, value: false },
       { type: pkcs11js.CKA_DECRYPT, value: false },

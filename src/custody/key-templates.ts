@@ -144,6 +144,18 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
 }
 
 /**
+ * What keeps a persistent secret inside the token: stored on it, usable only after login,
+ * never readable or exportable, and its attributes frozen so none of that can be undone.
+ */
+export const HELD_IN_TOKEN: readonly pkcs11js.Attribute[] = [
+  { type: pkcs11js.CKA_TOKEN, value: true },
+  { type: pkcs11js.CKA_PRIVATE, value: true },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+  { type: pkcs11js.CKA_MODIFIABLE, value: false },
+];
+
+/**
  * An AES-256 token key: sensitive, never extractable, encrypt/decrypt, and wrap/unwrap when
  * it protects other keys (master keys do; the secret-sealing key does not).
  */
@@ -153,11 +165,7 @@ export function aesKeyTemplate(naming: ObjectNaming | string, wrapping: boolean)
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
     { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    ...HELD_IN_TOKEN,
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
     { type: pkcs11js.CKA_WRAP, value: wrapping },
@@ -188,11 +196,7 @@ export function hmacTemplate(spec: KeySpec, naming: ObjectNaming): pkcs11js.Temp
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
     { type: pkcs11js.CKA_VALUE_LEN, value: HMAC_KEY_BYTES[spec] },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    ...HELD_IN_TOKEN,
     { type: pkcs11js.CKA_SIGN, value: true },
     { type: pkcs11js.CKA_VERIFY, value: true },
     ...namingAttributes(naming),
