@@ -34,6 +34,17 @@ export interface HsmProfile {
    */
   synchronousMechanisms?: string[];
   /**
+   * In-process software tokens only: operations use a per-process session copy of each key
+   * (C_CopyObject with CKA_TOKEN false: still sensitive, never extractable, frozen) instead of
+   * the token object, because SoftHSM2's file store opens and locks the object's files on every
+   * use of a token object (AES-GCM 26 µs → 11 µs per call, measured). A token copies only
+   * objects made modifiable, so keys made under this setting are stored with CKA_MODIFIABLE
+   * true; the token still refuses to make them extractable or readable. Keys made before keep
+   * working from the token object. Default false (every hardware profile): an HSM keeps each
+   * use on the token object and its keys frozen.
+   */
+  sessionCopies?: boolean;
+  /**
    * Load shedding: operations that may wait for a session when all are busy. One more is
    * refused at once with ThrottlingException instead of queueing without bound. Default 128.
    */

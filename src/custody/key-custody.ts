@@ -80,7 +80,7 @@ export class KeyCustody {
   /** Creates an AES-256 master key in the token: sensitive, never extractable. */
   private async generateSymmetricKey(ref: NewMaterialRef): Promise<void> {
     await this.token.run('generate symmetric key', (session) =>
-      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(materialNaming(ref), true)),
+      this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(materialNaming(ref), true, this.token.heldInToken)),
       retryingCreation(this.token, ref.creationId),
     );
   }
@@ -142,7 +142,9 @@ export class KeyCustody {
   async attributes(ref: MaterialRef): Promise<MaterialAttributes> {
     return this.token.run('read key attributes', (session) => {
       // The secret key, or the private half of a key pair.
-      const handle = this.lookup(session, ref, pkcs11js.CKO_PRIVATE_KEY) ?? this.secretKey(session, ref, true)!;
+      // The token object itself, never its session copy.
+      const handle = this.lookup(session, ref, pkcs11js.CKO_PRIVATE_KEY) ?? this.lookup(session, ref, pkcs11js.CKO_SECRET_KEY);
+      if (!handle) throw materialNotFound(ref, pkcs11js.CKO_SECRET_KEY);
       const attrs = this.token.pkcs11.C_GetAttributeValue(session, handle, [
         { type: pkcs11js.CKA_TOKEN },
         { type: pkcs11js.CKA_SENSITIVE },
@@ -289,12 +291,12 @@ export class KeyCustody {
     if (family === 'aes') return this.generateSymmetricKey(ref);
     if (family === 'hmac') {
       await this.token.run('generate HMAC key', (session) =>
-        this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, materialNaming(ref))),
+        this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, materialNaming(ref), this.token.heldInToken)),
         retryingCreation(this.token, ref.creationId),
       );
       return;
     }
-    const t = pairTemplates(spec, usage, materialNaming(ref), true);
+    const t = pairTemplates(spec, usage, materialNaming(ref), true, this.token.copiesKeys);
     await this.token.run('generate key pair', (session) =>
       this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate),
       retryingCreation(this.token, ref.creationId),
@@ -462,13 +464,19 @@ export class KeyCustody {
   }
 
   private requiredObject(session: Session, ref: MaterialRef, objectClass: number): Buffer {
-    const handle = this.lookup(session, ref, objectClass);
+    const handle = this.usable(session, ref, objectClass);
     if (!handle) throw materialNotFound(ref, objectClass);
     return handle;
   }
 
+  /** The token object of one material. */
   private lookup(session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
     return ref.creationId ? this.token.findCreation(session, ref.creationId, objectClass) : this.token.findObject(session, materialLabel(ref), objectClass);
+  }
+
+  /** The object to compute with: the token object, or its session copy (profile sessionCopies). */
+  private usable(session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
+    return ref.creationId ? this.token.findForUse(session, ref.creationId, objectClass) : this.token.findObject(session, materialLabel(ref), objectClass);
   }
 
   /** C_Verify's answer: a bad signature is a `false`, anything else a failure. */
@@ -511,7 +519,7 @@ export class KeyCustody {
   }
 
   private secretKey(session: Session, ref: MaterialRef, required: boolean): Buffer | undefined {
-    const handle = this.lookup(session, ref, pkcs11js.CKO_SECRET_KEY);
+    const handle = this.usable(session, ref, pkcs11js.CKO_SECRET_KEY);
     if (!handle && required) throw materialNotFound(ref, pkcs11js.CKO_SECRET_KEY);
     return handle;
   }

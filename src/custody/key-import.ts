@@ -151,7 +151,7 @@ export class KeyImporter {
             { type: pkcs11js.CKA_PRIVATE, value: true },
             ...namingAttributes(naming),
             { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-            { type: pkcs11js.CKA_MODIFIABLE, value: false },
+            { type: pkcs11js.CKA_MODIFIABLE, value: this.token.copiesKeys },
           ]);
           created = true;
         }
@@ -393,7 +393,7 @@ export class KeyImporter {
             { type: pkcs11js.CKA_SIGN, value: request.usage === 'SIGN_VERIFY' },
             ...(rsa ? [{ type: pkcs11js.CKA_DECRYPT, value: request.usage === 'ENCRYPT_DECRYPT' }] : [{ type: pkcs11js.CKA_DERIVE, value: request.usage === 'KEY_AGREEMENT' }]),
           ]);
-          const named: pkcs11js.Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, ...namingAttributes(naming), { type: pkcs11js.CKA_MODIFIABLE, value: false }];
+          const named: pkcs11js.Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, ...namingAttributes(naming), { type: pkcs11js.CKA_MODIFIABLE, value: this.token.copiesKeys }];
           // CKA_PRIVATE is already true on the session object; SoftHSM2 refuses it in a private key's copy template.
           const tokenPrivate = p.C_CopyObject(session, privateKey, named);
           try {

@@ -100,7 +100,7 @@ export interface PairTemplates {
  * `persistent` keys are KMS keys; transient ones are data key pairs that are wrapped
  * under a KMS key and destroyed (they must be extractable for C_WrapKey).
  */
-export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAIR', naming: ObjectNaming | undefined, persistent: boolean): PairTemplates {
+export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAIR', naming: ObjectNaming | undefined, persistent: boolean, copyable = false): PairTemplates {
   const family = familyOf(spec);
   const sign = usage === 'SIGN_VERIFY';
   const crypt = usage === 'ENCRYPT_DECRYPT';
@@ -114,6 +114,8 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
     { type: pkcs11js.CKA_PRIVATE, value: true },
     { type: pkcs11js.CKA_SENSITIVE, value: true },
     { type: pkcs11js.CKA_EXTRACTABLE, value: !persistent },
+    // Frozen like HELD_IN_TOKEN, unless the profile copies it into sessions (heldInToken).
+    ...(persistent ? [{ type: pkcs11js.CKA_MODIFIABLE, value: copyable }] : []),
     { type: pkcs11js.CKA_SIGN, value: sign },
     ...(family === 'rsa' ? [{ type: pkcs11js.CKA_DECRYPT, value: crypt }] : []),
     ...(family === 'ec' ? [{ type: pkcs11js.CKA_DERIVE, value: agree }] : []),
@@ -147,25 +149,34 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
  * What keeps a persistent secret inside the token: stored on it, usable only after login,
  * never readable or exportable, and its attributes frozen so none of that can be undone.
  */
-export const HELD_IN_TOKEN: readonly pkcs11js.Attribute[] = [
-  { type: pkcs11js.CKA_TOKEN, value: true },
-  { type: pkcs11js.CKA_PRIVATE, value: true },
-  { type: pkcs11js.CKA_SENSITIVE, value: true },
-  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-  { type: pkcs11js.CKA_MODIFIABLE, value: false },
-];
+export const HELD_IN_TOKEN: readonly pkcs11js.Attribute[] = heldInToken(false);
+
+/**
+ * HELD_IN_TOKEN, or with CKA_MODIFIABLE true for a profile with `sessionCopies` (a token
+ * copies only modifiable objects). PKCS#11 lets CKA_SENSITIVE only be set and CKA_EXTRACTABLE
+ * only be cleared, so a modifiable key stays unreadable and unexportable (test/integration/custody.test.ts).
+ */
+export function heldInToken(copyable: boolean): readonly pkcs11js.Attribute[] {
+  return [
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: copyable },
+  ];
+}
 
 /**
  * An AES-256 token key: sensitive, never extractable, encrypt/decrypt, and wrap/unwrap when
  * it protects other keys (master keys do; the secret-sealing key does not).
  */
-export function aesKeyTemplate(naming: ObjectNaming | string, wrapping: boolean): pkcs11js.Template {
+export function aesKeyTemplate(naming: ObjectNaming | string, wrapping: boolean, held: readonly pkcs11js.Attribute[] = HELD_IN_TOKEN): pkcs11js.Template {
   const named = typeof naming === 'string' ? { label: naming, id: Buffer.from(naming) } : naming;
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
     { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    ...HELD_IN_TOKEN,
+    ...held,
     { type: pkcs11js.CKA_ENCRYPT, value: true },
     { type: pkcs11js.CKA_DECRYPT, value: true },
     { type: pkcs11js.CKA_WRAP, value: wrapping },
@@ -191,12 +202,12 @@ export function namingAttributes(naming: ObjectNaming): pkcs11js.Template {
 }
 
 /** An HMAC key: a generic secret of the hash's length, sign/verify only. */
-export function hmacTemplate(spec: KeySpec, naming: ObjectNaming): pkcs11js.Template {
+export function hmacTemplate(spec: KeySpec, naming: ObjectNaming, held: readonly pkcs11js.Attribute[] = HELD_IN_TOKEN): pkcs11js.Template {
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
     { type: pkcs11js.CKA_VALUE_LEN, value: HMAC_KEY_BYTES[spec] },
-    ...HELD_IN_TOKEN,
+    ...held,
     { type: pkcs11js.CKA_SIGN, value: true },
     { type: pkcs11js.CKA_VERIFY, value: true },
     ...namingAttributes(naming),

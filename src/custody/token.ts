@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
+import { heldInToken } from './key-templates';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
+import { SessionCopies } from './session-copies';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
@@ -82,6 +84,10 @@ export class Token {
   readonly mechanisms: ReadonlySet<number>;
   /** AES key wrap with padding as RFC 5649 defines it, whatever this token calls it. */
   readonly rfc5649: number;
+  /** The attributes that keep a persistent secret in this token (heldInToken). */
+  readonly heldInToken: readonly pkcs11js.Attribute[];
+  /** Profile `sessionCopies`: the objects operations compute with. */
+  private readonly copies: SessionCopies | undefined;
 
   private constructor(
     readonly pkcs11: pkcs11js.PKCS11,
@@ -95,6 +101,13 @@ export class Token {
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
+    this.heldInToken = heldInToken(profile.sessionCopies === true);
+    this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
+  }
+
+  /** Whether keys made now must be copyable (profile `sessionCopies`); templates read heldInToken. */
+  get copiesKeys(): boolean {
+    return this.copies !== undefined;
   }
 
   /**
@@ -185,7 +198,10 @@ export class Token {
       const recovery = recoveryFor(failure, attempt);
       if (recovery === 'none' || attempt >= RUN_ATTEMPTS) throw toKmsError(failure, what);
       this.log.warn({ what, ckr: ckrName(failure), attempt, recovery }, 'token call failed; recovering and trying again');
-      if (recovery === 'handles') this.handles.clear();
+      if (recovery === 'handles') {
+        this.handles.clear();
+        this.copies?.reset();
+      }
       else if (recovery === 'module' || recovery === 'session') await this.recover();
       if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
     }
@@ -229,8 +245,20 @@ export class Token {
     return this.findCached(session, `${objectClass}#${creationId}`, creationTemplate(creationId, objectClass));
   }
 
+  /**
+   * The object an operation computes with for one creation: its session copy when the profile
+   * keeps them (session-copies.ts), otherwise the token object. Public keys are only read.
+   */
+  findForUse(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
+    const source = this.findCreation(session, creationId, objectClass);
+    if (!source || !this.copies || objectClass === pkcs11js.CKO_PUBLIC_KEY) return source;
+    return this.copies.usable(`${objectClass}#${creationId}`, source);
+  }
+
   forgetCreation(creationId: string): void {
-    for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.handles.delete(`${objectClass}#${creationId}`);
+    const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => `${objectClass}#${creationId}`);
+    for (const key of keys) this.handles.delete(key);
+    this.copies?.forget(keys);
   }
 
   /** Finds a key object by label, caching the handle (C_FindObjects slows as keys grow). */
@@ -255,8 +283,10 @@ export class Token {
     return found[0];
   }
 
+  /** Token objects matching `template` (session objects, such as session copies, only when it asks for CKA_TOKEN false). */
   findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
-    this.pkcs11.C_FindObjectsInit(session, template);
+    const tokenObjects = template.some((a) => a.type === pkcs11js.CKA_TOKEN) ? template : [...template, { type: pkcs11js.CKA_TOKEN, value: true }];
+    this.pkcs11.C_FindObjectsInit(session, tokenObjects);
     try {
       const out: ObjectHandle[] = [];
       for (;;) {
@@ -410,6 +440,8 @@ export class Token {
       this.openCount--;
     }
     this.handles.clear();
+    // Session copies live in the keep-alive session: closing it destroys them.
+    this.copies?.clear();
     this.safeClose(this.keepAlive);
   }
 
