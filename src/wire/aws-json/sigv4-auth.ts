@@ -88,7 +88,7 @@ export class SigV4Authenticator {
   }
 
   private checkTime(parts: SignatureParts): void {
-    const signedAt = parseAmzDate(parts.amzDate);
+    const signedAt = amzDateOf(parts.amzDate)?.ms;
     if (signedAt === undefined || parts.amzDate.slice(0, 8) !== parts.shortDate) {
       throw new KmsError('IncompleteSignatureException', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${parts.shortDate}' != '${parts.amzDate.slice(0, 8)}'`);
     }
@@ -122,13 +122,14 @@ export class SigV4Authenticator {
       if (value === undefined) throw signatureMismatch();
       headers[name] = value;
     }
-    const signingDate = new Date(parseAmzDate(parts.amzDate)!);
+    const signedAt = amzDateOf(parts.amzDate)!;
+    const signingDate = new Date(signedAt.ms);
     let expected: string | undefined;
     if (parts.expiresSeconds === undefined) {
       expected = await this.signatures.expected(
         { method: request.method, path: request.path, query: request.query, headers, payloadHash: bodyHash },
         { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-        { signingDate, region: parts.region, service: SERVICE, signedHeaders: parts.signedHeaders },
+        { signingDate, longDate: signedAt.long, region: parts.region, service: SERVICE, signedHeaders: parts.signedHeaders },
       );
     } else {
       const query = { ...request.query };
@@ -167,7 +168,13 @@ export function parseSignature(request: SignedRequest): SignatureParts {
   throw new KmsError('MissingAuthenticationTokenException', 'Missing Authentication Token');
 }
 
+/** `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` as every AWS SDK writes it. */
+const SDK_AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)$/;
+
 function parseAuthorizationHeader(authorization: string, request: SignedRequest): SignatureParts {
+  const amzDate = request.headers['x-amz-date'];
+  const sdkForm = amzDate ? SDK_AUTHORIZATION.exec(authorization) : null;
+  if (sdkForm) return { ...parseCredential(sdkForm[1]), signedHeaders: parseSignedHeaders(sdkForm[2]), signature: sdkForm[3], amzDate: amzDate! };
   const space = authorization.indexOf(' ');
   const algorithm = space < 0 ? authorization : authorization.slice(0, space);
   if (algorithm !== ALGORITHM) {
@@ -185,7 +192,6 @@ function parseAuthorizationHeader(authorization: string, request: SignedRequest)
       `${missing.map((f) => `Authorization header requires '${f}' parameter.`).join(' ')} Authorization=${authorization.replace(/Signature=[0-9a-f]*/, 'Signature=…')}`,
     );
   }
-  const amzDate = request.headers['x-amz-date'];
   if (!amzDate) {
     throw new KmsError('IncompleteSignatureException', "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.");
   }
@@ -229,7 +235,19 @@ function parseCredential(credential: string): Pick<SignatureParts, 'accessKeyId'
   return { accessKeyId: parts[0], shortDate: parts[1], region: parts[2], service: parts[3] };
 }
 
+/** SignedHeaders lists already parsed: a client sends the same few lists again and again. */
+const signedHeaderLists = new Map<string, string[]>();
+
 function parseSignedHeaders(list: string): string[] {
+  const known = signedHeaderLists.get(list);
+  if (known) return known;
+  const names = parseSignedHeaderList(list);
+  if (signedHeaderLists.size >= 256) signedHeaderLists.clear();
+  signedHeaderLists.set(list, names);
+  return names;
+}
+
+function parseSignedHeaderList(list: string): string[] {
   const names = list.split(';').map((h) => h.trim().toLowerCase());
   if (names.some((n) => n === '') || !names.includes('host')) {
     throw new KmsError('IncompleteSignatureException', "SignedHeaders must include 'host'.");
@@ -238,10 +256,20 @@ function parseSignedHeaders(list: string): string[] {
 }
 
 export function parseAmzDate(value: string): number | undefined {
+  return amzDateOf(value)?.ms;
+}
+
+/** The last X-Amz-Date seen: every request signed within the same second carries the same one. */
+let lastAmzDate: { value: string; parsed: { ms: number; long: string } | undefined } = { value: '', parsed: undefined };
+
+/** An X-Amz-Date's time and the signer's own rendering of it (they differ for out-of-range fields such as month 13). */
+function amzDateOf(value: string): { ms: number; long: string } | undefined {
+  if (value === lastAmzDate.value) return lastAmzDate.parsed;
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  if (!m) return undefined;
-  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-  return Number.isNaN(ms) ? undefined : ms;
+  const ms = m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+  const parsed = Number.isNaN(ms) ? undefined : { ms, long: formatAmzDate(ms) };
+  lastAmzDate = { value, parsed };
+  return parsed;
 }
 
 function formatAmzDate(ms: number): string {
@@ -289,9 +317,9 @@ export class HeaderSignatures {
   async expected(
     request: CanonicalInput,
     credentials: { accessKeyId: string; secretAccessKey: string },
-    scope: { signingDate: Date; region: string; service: string; signedHeaders: readonly string[] },
+    scope: { signingDate: Date; longDate?: string; region: string; service: string; signedHeaders: readonly string[] },
   ): Promise<string> {
-    const longDate = formatAmzDate(scope.signingDate.getTime());
+    const longDate = scope.longDate ?? formatAmzDate(scope.signingDate.getTime());
     const shortDate = longDate.slice(0, 8);
     // What SignatureV4.sign() does to the headers before canonicalising them: the headers it
     // generates itself are dropped and X-Amz-Date is its own rendering of the signing date.
