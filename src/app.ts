@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
-import { AUDIT_SYNCS_IN_FLIGHT, AuditTrail } from './audit/trail';
+import { AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { mountConsole } from './console';
 import { type Config, isSharedStoreUrl, loadBackendProfile, loadHsmProfile } from './config/config';
@@ -93,6 +93,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         maxFileBytes: config.auditMaxFileBytes,
         rotationSeconds: config.auditRotationSeconds,
         fsync: config.auditFsync,
+        syncsInFlight: config.auditSyncsInFlight,
         onFsync: metrics.observeFsync,
         ...(identity ? { identity } : {}),
         unsignedMaxSeconds: config.auditUnsignedMaxSeconds,
@@ -232,7 +233,7 @@ function sizeThreadPool(config: Config): void {
   } catch {
     return; // Reported where the profile is loaded for real.
   }
-  process.env.UV_THREADPOOL_SIZE = String(Math.max(4, sessions + AUDIT_SYNCS_IN_FLIGHT));
+  process.env.UV_THREADPOOL_SIZE = String(Math.max(4, sessions + config.auditSyncsInFlight));
 }
 
 /** What this deployment's token can create, from its mechanism list (probed at start-up). */

@@ -40,6 +40,12 @@ export interface Config {
   auditRotationSeconds: number;
   /** 'always' (fsync before responding), 'batch' (fsync within 1 s) or 'none'. */
   auditFsync: 'always' | 'batch' | 'none';
+  /**
+   * auditFsync 'always': batches whose fdatasync may run at once (1: classic group commit,
+   * the batch grows while the previous flush runs). Raise it for a disk that completes
+   * concurrent flushes together and is slow to flush (docs/audit.md, Durability).
+   */
+  auditSyncsInFlight: number;
   /** Bound on records chained but not yet covered by a signed digest (docs/audit.md). */
   auditUnsignedMaxSeconds: number;
   auditUnsignedMaxRecords: number;
@@ -118,6 +124,7 @@ export const DEFAULTS: Config = {
   auditMaxFileBytes: 64 * 1024 * 1024,
   auditRotationSeconds: 3600,
   auditFsync: 'always',
+  auditSyncsInFlight: 1,
   auditUnsignedMaxSeconds: 60,
   auditUnsignedMaxRecords: 10_000,
   auditSigningKeyRotationDays: 365,
@@ -159,6 +166,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_AUDIT_MAX_FILE_BYTES: 'auditMaxFileBytes',
   P11KMS_AUDIT_ROTATION_SECONDS: 'auditRotationSeconds',
   P11KMS_AUDIT_FSYNC: 'auditFsync',
+  P11KMS_AUDIT_SYNCS_IN_FLIGHT: 'auditSyncsInFlight',
   P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: 'auditUnsignedMaxSeconds',
   P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: 'auditUnsignedMaxRecords',
   P11KMS_AUDIT_SIGNING_KEY_ROTATION_DAYS: 'auditSigningKeyRotationDays',
@@ -179,7 +187,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -221,6 +229,9 @@ export function loadConfig(
     throw new Error(`setting auditFsync must be 'always', 'batch' or 'none', got '${String(config.auditFsync)}'`);
   }
   if (!(config.auditMaxFileBytes > 0 && config.auditRotationSeconds > 0)) throw new Error('settings auditMaxFileBytes and auditRotationSeconds must be positive');
+  if (!(Number.isInteger(config.auditSyncsInFlight) && config.auditSyncsInFlight >= 1 && config.auditSyncsInFlight <= 64)) {
+    throw new Error(`setting auditSyncsInFlight must be a whole number from 1 to 64, got '${String(config.auditSyncsInFlight)}'`);
+  }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new Error('settings tlsCert and tlsKey go together: set both or neither');
   if (config.tlsClientCa && !config.tlsCert) throw new Error('setting tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
   config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
