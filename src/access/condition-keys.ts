@@ -67,8 +67,57 @@ export interface ConditionInput {
   request: RequestConditions;
 }
 
-/** The request's condition values, keyed by lower-cased condition key. */
+/**
+ * The request's condition values, keyed by lower-cased condition key; computed on first read,
+ * because most key policies (the default one included) test no condition at all.
+ */
 export function conditionValuesOf(input: ConditionInput): ConditionValues {
+  return new ConditionValuesOnDemand(input);
+}
+
+class ConditionValuesOnDemand implements ReadonlyMap<string, readonly string[]> {
+  private computed: ReadonlyMap<string, readonly string[]> | undefined;
+
+  constructor(private readonly input: ConditionInput) {}
+
+  private get map(): ReadonlyMap<string, readonly string[]> {
+    return (this.computed ??= computeConditionValues(this.input));
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: string): readonly string[] | undefined {
+    return this.map.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+
+  forEach(callback: (value: readonly string[], key: string, map: ReadonlyMap<string, readonly string[]>) => void, thisArg?: unknown): void {
+    this.map.forEach((value, key) => callback.call(thisArg, value, key, this));
+  }
+
+  entries(): MapIterator<[string, readonly string[]]> {
+    return this.map.entries();
+  }
+
+  keys(): MapIterator<string> {
+    return this.map.keys();
+  }
+
+  values(): MapIterator<readonly string[]> {
+    return this.map.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, readonly string[]]> {
+    return this.map[Symbol.iterator]();
+  }
+}
+
+function computeConditionValues(input: ConditionInput): ConditionValues {
   const values = new Map<string, readonly string[]>();
   const set = (key: string, value: string | readonly string[] | number | boolean | undefined) => {
     if (value === undefined) return;
