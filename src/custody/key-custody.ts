@@ -163,12 +163,34 @@ export class KeyCustody {
    */
   async encrypt(ref: MaterialRef, aad: Buffer, plaintext: Buffer): Promise<{ iv: Buffer; sealed: Buffer }> {
     return this.token.run('encrypt', async (session) => {
-      const key = this.secretKey(session, ref, true)!;
       const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(GCM_IV_BYTES));
-      this.token.pkcs11.C_EncryptInit(session, gcmMechanism(iv, aad), key);
-      const sealed = await this.token.pkcs11.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
-      return { iv, sealed };
+      return { iv, sealed: await this.sealInSession(session, ref, iv, aad, plaintext) };
     });
+  }
+
+  /**
+   * A new secret of `length` bytes from the token's RNG, returned with its AES-256-GCM
+   * encryption under `ref` (GenerateDataKey): one session and one draw for secret and IV.
+   */
+  async encryptNewSecret(ref: MaterialRef, aad: Buffer, length: number): Promise<{ plaintext: Buffer; iv: Buffer; sealed: Buffer }> {
+    return this.token.run('generate and encrypt data key', async (session) => {
+      const drawn = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(length + GCM_IV_BYTES));
+      const plaintext = Buffer.from(drawn.subarray(0, length));
+      const iv = Buffer.from(drawn.subarray(length));
+      drawn.fill(0);
+      try {
+        return { plaintext, iv, sealed: await this.sealInSession(session, ref, iv, aad, plaintext) };
+      } catch (err) {
+        plaintext.fill(0);
+        throw err;
+      }
+    });
+  }
+
+  private async sealInSession(session: Session, ref: MaterialRef, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+    const key = this.secretKey(session, ref, true)!;
+    this.token.pkcs11.C_EncryptInit(session, gcmMechanism(iv, aad), key);
+    return this.token.pkcs11.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
   }
 
   /**

@@ -1,7 +1,6 @@
 import type { OperationHandler } from './context';
-import { PayloadKind } from './shared/ciphertext';
 import { dataKeyLength, refuseRecipient, stopIfDryRun } from './shared/checks';
-import { materialIdOf, seal } from './shared/envelope';
+import { materialIdOf, sealNewDataKey } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input, ctx, services) => {
@@ -13,8 +12,7 @@ export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input
   });
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
-  // The data key comes from the token's random number generator.
-  const plaintext = await services.custody.random(length);
-  const blob = await seal(services, { ctx, operation: 'GenerateDataKey' }, key, input.EncryptionContext, { kind: PayloadKind.Plaintext, plaintext });
+  // The data key comes from the random number generator of the token that seals it.
+  const { blob, plaintext } = await sealNewDataKey(services, { ctx, operation: 'GenerateDataKey' }, key, input.EncryptionContext, length);
   return { CiphertextBlob: blob, Plaintext: plaintext, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

@@ -42,15 +42,49 @@ export async function seal(
   context: Record<string, string> | undefined,
   payload: Payload,
 ): Promise<Buffer> {
-  const material = currentMaterial(key);
-  const header = encodeHeader({
-    kind: payload.kind,
-    keyId: key.keyId,
-    materialVersion: material.version,
-    secretLength: payload.kind === PayloadKind.WrappedSecret ? payload.length : 0,
-  });
   const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
-  const { iv, sealed } = await custodyOf(services, key).encrypt(material, additionalData(header, context), body);
+  return sealWith(services, via, key, context, payload.kind, payload.kind === PayloadKind.WrappedSecret ? payload.length : 0, (material, aad) =>
+    custodyOf(services, key).encrypt(material, aad, body),
+  );
+}
+
+/**
+ * A new data key of `length` bytes from the key's token, and its ciphertext (GenerateDataKey):
+ * the secret and the IV come from one draw of the token's RNG, in the session that seals them.
+ */
+export async function sealNewDataKey(
+  services: Services,
+  via: Via,
+  key: KeyRecord,
+  context: Record<string, string> | undefined,
+  length: number,
+): Promise<{ blob: Buffer; plaintext: Buffer }> {
+  let plaintext: Buffer | undefined;
+  try {
+    const blob = await sealWith(services, via, key, context, PayloadKind.Plaintext, 0, async (material, aad) => {
+      const made = await custodyOf(services, key).encryptNewSecret(material, aad, length);
+      plaintext = made.plaintext;
+      return made;
+    });
+    return { blob, plaintext: plaintext! };
+  } catch (err) {
+    plaintext?.fill(0);
+    throw err;
+  }
+}
+
+async function sealWith(
+  services: Services,
+  via: Via,
+  key: KeyRecord,
+  context: Record<string, string> | undefined,
+  kind: PayloadKind,
+  secretLength: number,
+  encrypt: (material: MaterialRef, aad: Buffer) => Promise<{ iv: Buffer; sealed: Buffer }>,
+): Promise<Buffer> {
+  const material = currentMaterial(key);
+  const header = encodeHeader({ kind, keyId: key.keyId, materialVersion: material.version, secretLength });
+  const { iv, sealed } = await encrypt(material, additionalData(header, context));
   const inner = assemble(header, iv, sealed);
   if (!key.xksKeyId) return inner;
   const outer = await externalEncrypt(services, via, key, header, inner);
