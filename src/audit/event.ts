@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { Caller } from '../access/principal';
 import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
 import type { OperationName } from '../model/generated/types';
@@ -123,7 +123,7 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
  * the record without storing anything more.
  */
 export function eventIdOf(requestId: string): string {
-  const h = Buffer.from(createHash('sha256').update(`p11kms-cloudtrail-event:${requestId}`).digest().subarray(0, 16));
+  const h = hash('sha256', `p11kms-cloudtrail-event:${requestId}`, 'buffer').subarray(0, 16);
   h[6] = (h[6] & 0x0f) | 0x50;
   h[8] = (h[8] & 0x3f) | 0x80;
   const hex = h.toString('hex');

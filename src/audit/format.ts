@@ -1,4 +1,4 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey, hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -34,7 +34,8 @@ const DIGEST_FILE = /^digest-(\d{6})-(\d{8}T\d{6}Z)\.json$/;
 const RECORD_HASH_SUFFIX = /,"recordHash":"([0-9a-f]{64})"\}$/;
 
 export function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot: no Hash object per record (node ≥ 20.12).
+  return hash('sha256', data, 'hex');
 }
 
 /** 20240131T235959Z: sortable, and safe in file names everywhere. */

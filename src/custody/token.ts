@@ -577,28 +577,44 @@ function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log
  * Times every C_* call of the module (synchronous and *Async alike) for metrics; the label is
  * the PKCS#11 function, never an argument.
  */
+/**
+ * The module with every C_ function timed for `observer`. The wrappers are made once here, not
+ * on each property read: several calls per request go through them.
+ */
 function observed(module: pkcs11js.PKCS11, observer: TokenObserver): pkcs11js.PKCS11 {
-  return new Proxy(module, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof property !== 'string' || !property.startsWith('C_') || typeof value !== 'function') return value;
+  const calls: Record<string, unknown> = {};
+  for (let o: object | null = module; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const property of Object.getOwnPropertyNames(o)) {
+      const value = (module as unknown as Record<string, unknown>)[property];
+      if (Object.prototype.hasOwnProperty.call(calls, property) || typeof value !== 'function' || property === 'constructor') continue;
+      // Native methods need the real module as `this`.
+      if (!property.startsWith('C_')) {
+        calls[property] = (value as (...a: unknown[]) => unknown).bind(module);
+        continue;
+      }
+      const call = value as (...a: unknown[]) => unknown;
       const name = property.replace(/Async$/, '');
-      return (...args: unknown[]) => {
-        const started = process.hrtime.bigint();
-        const done = (failed: boolean) => observer.call(name, Number(process.hrtime.bigint() - started) / 1e9, failed);
+      calls[property] = (...args: unknown[]) => {
+        const started = performance.now();
         let result: unknown;
         try {
-          result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          result = call.apply(module, args);
         } catch (err) {
-          done(true);
+          observer.call(name, (performance.now() - started) / 1000, true);
           throw err;
         }
-        if (result instanceof Promise) return result.then((r) => (done(false), r), (err: unknown) => (done(true), Promise.reject(err)));
-        done(false);
+        if (result instanceof Promise) {
+          return result.then(
+            (r) => (observer.call(name, (performance.now() - started) / 1000, false), r),
+            (err: unknown) => (observer.call(name, (performance.now() - started) / 1000, true), Promise.reject(err)),
+          );
+        }
+        observer.call(name, (performance.now() - started) / 1000, false);
         return result;
       };
-    },
-  });
+    }
+  }
+  return calls as unknown as pkcs11js.PKCS11;
 }
 
 function tokenDirOf(dataDir: string): string {

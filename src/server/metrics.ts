@@ -135,17 +135,32 @@ export class ServiceMetrics {
   /** The store, with every call timed (any backend: the wrapper only sees the interface). */
   timedStore<S extends MetadataStore>(store: S): S {
     const histogram = this.storeSeconds;
+    // One wrapper per method, made on first use: the store is called several times per request.
+    const wrappers = new Map<string, (...args: unknown[]) => unknown>();
     return new Proxy(store, {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
         if (typeof value !== 'function' || typeof property !== 'string' || property === 'close') return value;
-        return (...args: unknown[]) => {
-          const end = histogram.startTimer({ method: property });
-          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          if (result instanceof Promise) return result.finally(() => end());
-          end();
-          return result;
-        };
+        let wrapper = wrappers.get(property);
+        if (!wrapper) {
+          const labels = { method: property };
+          const method = value as (...a: unknown[]) => unknown;
+          wrapper = (...args: unknown[]) => {
+            const started = performance.now();
+            const end = () => histogram.observe(labels, (performance.now() - started) / 1000);
+            const result = method.apply(target, args);
+            if (!(result instanceof Promise)) {
+              end();
+              return result;
+            }
+            return result.then(
+              (r: unknown) => (end(), r),
+              (err: unknown) => (end(), Promise.reject(err)),
+            );
+          };
+          wrappers.set(property, wrapper);
+        }
+        return wrapper;
       },
     });
   }

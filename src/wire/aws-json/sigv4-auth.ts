@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { Hash } from '@smithy/hash-node';
 import { createScope, GENERATED_HEADERS, getCanonicalHeaders, getSigningKey, SignatureV4 } from '@smithy/signature-v4';
 import { type AccessKey, callerOf, type Credentials } from '../../access/credentials';
@@ -363,7 +363,8 @@ class Canonicaliser extends SignatureV4 {
 }
 
 function sha256Hex(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot: no Hash object per request (node ≥ 20.12).
+  return hash('sha256', data, 'hex');
 }
 
 function constantTimeEqual(a: string, b: string): boolean {
