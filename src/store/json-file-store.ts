@@ -63,6 +63,13 @@ export class JsonFileStore implements MetadataStore {
   private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]>; keysById?: Map<string, KeyRecord[]> } = {};
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
+  /**
+   * Each record's JSON, made when it is first written. Records are immutable (a change puts a
+   * new object), so a commit serialises only what changed: with 100,000 keys, stringifying
+   * the whole store took ~1.3 s on the event loop for every commit, the last-usage flush
+   * every 5 s included.
+   */
+  private readonly serialized = new WeakMap<object, string>();
 
   private constructor(
     private readonly file: string,
@@ -207,16 +214,23 @@ export class JsonFileStore implements MetadataStore {
   }
 
   private async persist(snapshot: Snapshot): Promise<void> {
-    const content: StoreFile = {
-      format: FORMAT,
-      version: FORMAT_VERSION,
-      keys: [...snapshot.keys.values()],
-      aliases: [...snapshot.aliases.values()],
-      grants: [...snapshot.grants.values()],
-      customKeyStores: [...snapshot.customKeyStores.values()],
-      intents: [...snapshot.intents.values()],
+    // The same text as JSON.stringify of a StoreFile, built from each record's own JSON.
+    const list = (records: Iterable<object>) => {
+      const parts: string[] = [];
+      for (const record of records) {
+        let json = this.serialized.get(record);
+        if (json === undefined) {
+          json = JSON.stringify(record);
+          this.serialized.set(record, json);
+        }
+        parts.push(json);
+      }
+      return `[${parts.join(',')}]`;
     };
-    await writeFileAtomic(this.file, JSON.stringify(content), { fsync: true, mode: 0o600 });
+    const content =
+      `{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION},"keys":${list(snapshot.keys.values())},"aliases":${list(snapshot.aliases.values())},` +
+      `"grants":${list(snapshot.grants.values())},"customKeyStores":${list(snapshot.customKeyStores.values())},"intents":${list(snapshot.intents.values())}}`;
+    await writeFileAtomic(this.file, content, { fsync: true, mode: 0o600 });
     // The rename is only durable once the directory entry is.
     const dir = await fs.promises.open(path.dirname(this.file), 'r');
     try {

@@ -295,3 +295,37 @@ describe('PostgreSQL store: schema and cluster duties', function () {
     }
   });
 });
+
+describe('JSON file store: the file', function () {
+  it('is the JSON of every committed record, also when a commit rewrites only some of them, and reopens to the same state', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-json-file-'));
+    const first = keyRecord();
+    const second = keyRecord();
+    let store = await JsonFileStore.open(dir);
+    try {
+      await store.transact((tx) => {
+        tx.putKey(first);
+        tx.putKey(second);
+        tx.putAlias({ ...scope, aliasName: 'alias/json-file', targetKeyId: first.keyId, createdAt: 1, updatedAt: 1 });
+      });
+      // A later commit changes one record (as the last-usage flush does) and leaves the others.
+      const used = { ...first, lastUsage: { operation: 'Encrypt', at: 1_700_000_000_000, requestId: 'r-1' } };
+      await store.transact((tx) => tx.putKey(used));
+      const text = fs.readFileSync(path.join(dir, 'metadata.json'), 'utf8');
+      expect(text, 'the text JSON.stringify makes of what it holds').to.equal(JSON.stringify(JSON.parse(text)));
+      const file = JSON.parse(text) as { keys: Array<{ keyId: string }>; aliases: unknown[] };
+      expect(file.keys.map((k) => k.keyId).sort()).to.deep.equal([first.keyId, second.keyId].sort());
+      expect(file.aliases).to.have.length(1);
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(first))?.lastUsage?.requestId).to.equal('r-1');
+      expect(JSON.stringify(await store.getKey(second))).to.equal(JSON.stringify(second));
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
