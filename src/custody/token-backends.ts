@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { HsmProfile } from './hsm-profile';
 import { KeyCustody } from './key-custody';
-import { type Pkcs11Modules, Token, TokenOpenError } from './token';
+import { Token } from './token';
+import { type Pkcs11Modules, TokenOpenError } from './token-module';
 
 /** AWS's ConnectionErrorCode values a token backend can produce. */
 export type BackendConnectionError = 'CLUSTER_NOT_FOUND' | 'INVALID_CREDENTIALS' | 'USER_LOCKED_OUT' | 'INTERNAL_ERROR' | 'NETWORK_ERRORS';
