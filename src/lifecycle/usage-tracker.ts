@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import type { KeyLocator, MetadataStore } from '../store/metadata-store';
+import type { KeyLocator, MetadataStore, StoreTransaction } from '../store/metadata-store';
 import type { LastUsageRecord } from '../store/records';
 
 /**
@@ -57,13 +57,14 @@ export class UsageTracker {
     this.pending = new Map();
     this.inFlight = batch;
     try {
-      await this.store.transact(async (tx) => {
+      const body = async (tx: StoreTransaction) => {
         for (const { key: locator, usage } of batch.values()) {
           const key = await tx.getKey(locator);
           if (!key || (key.lastUsage && key.lastUsage.at > usage.at)) continue;
           tx.putKey({ ...key, lastUsage: usage });
         }
-      });
+      };
+      await (this.store.transactLastUsage ? this.store.transactLastUsage(body) : this.store.transact(body));
     } catch (err) {
       // Put the batch back unless a newer use arrived meanwhile.
       for (const [id, entry] of batch) if (!this.pending.has(id)) this.pending.set(id, entry);

@@ -4,11 +4,21 @@ import * as lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import type { KeyLocator, MetadataStore, StoreTransaction } from './metadata-store';
 import type { GrantRecord } from './grant-record';
-import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from './records';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type LastUsageRecord, type Scope, withSharedFields } from './records';
 
 const FORMAT = 'p11kms-metadata';
 const FORMAT_VERSION = 1;
 const STORE_FILE = 'metadata.json';
+/** Last uses written since the store file last was (see transactLastUsage). */
+const LAST_USAGE_FILE = 'last-usage.json';
+const LAST_USAGE_FORMAT = 'p11kms-last-usage';
+
+interface LastUsageFile {
+  format: typeof LAST_USAGE_FORMAT;
+  version: 1;
+  /** By `<region>/<key id>`. */
+  uses: Record<string, LastUsageRecord>;
+}
 
 interface StoreFile {
   format: typeof FORMAT;
@@ -33,6 +43,8 @@ interface Snapshot {
 
 interface Pending {
   body: (tx: StoreTransaction) => Promise<unknown> | unknown;
+  /** Sets only keys' lastUsage: a batch of these alone is written to last-usage.json. */
+  lastUsageOnly?: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -79,6 +91,10 @@ export class JsonFileStore implements MetadataStore {
     this.committed = initial;
   }
 
+  private get lastUsageFile(): string {
+    return path.join(path.dirname(this.file), LAST_USAGE_FILE);
+  }
+
   static async open(dataDir: string): Promise<JsonFileStore> {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = path.join(dataDir, STORE_FILE);
@@ -97,7 +113,7 @@ export class JsonFileStore implements MetadataStore {
       throw new Error(`data directory ${dataDir} is in use by another p11kms process (${(err as Error).message})`);
     }
     try {
-      return new JsonFileStore(file, release, readSnapshot(file));
+      return new JsonFileStore(file, release, withLastUses(readSnapshot(file), path.join(dataDir, LAST_USAGE_FILE)));
     } catch (err) {
       await release();
       throw err;
@@ -151,8 +167,22 @@ export class JsonFileStore implements MetadataStore {
   }
 
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
+    return this.enqueue(body, false);
+  }
+
+  /**
+   * Last uses go to last-usage.json (every used key's last use) when nothing
+   * else is committed with them, not into a rewrite of metadata.json: with 100,000 keys that
+   * file is 78 MB, and the usage flush runs every 5 s while keys are used. Opening the store
+   * applies the newer of the two. Any other commit writes metadata.json with the last uses in it.
+   */
+  transactLastUsage(body: (tx: StoreTransaction) => Promise<void> | void): Promise<void> {
+    return this.enqueue(body, true);
+  }
+
+  private enqueue<T>(body: (tx: StoreTransaction) => Promise<T> | T, lastUsageOnly: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ body, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ body, lastUsageOnly, resolve: resolve as (v: unknown) => void, reject });
       this.writing ??= this.drain();
     });
   }
@@ -165,6 +195,46 @@ export class JsonFileStore implements MetadataStore {
   async close(): Promise<void> {
     while (this.writing) await this.writing;
     await this.releaseLock().catch(() => undefined);
+  }
+
+  /**
+   * The file's bytes: the same text as JSON.stringify of a StoreFile, built from each record's
+   * own JSON (serialized) a slice of records at a time, yielding to the event loop in between,
+   * so requests keep being answered while a large store is written (100,000 keys: 78 MB).
+   */
+  private async fileBytes(snapshot: Snapshot): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let pending: string[] = [];
+    const emit = async (text: string, records = 0) => {
+      pending.push(text);
+      if (records < RECORDS_PER_TURN) return;
+      chunks.push(Buffer.from(pending.join(''), 'utf8'));
+      pending = [];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    const list = async (name: string, records: Iterable<object>, first = false) => {
+      await emit(`${first ? '' : ','}${JSON.stringify(name)}:[`);
+      let count = 0;
+      for (const record of records) {
+        let json = this.serialized.get(record);
+        if (json === undefined) {
+          json = JSON.stringify(record);
+          this.serialized.set(record, json);
+        }
+        count++;
+        await emit(count === 1 ? json : `,${json}`, count % RECORDS_PER_TURN === 0 ? RECORDS_PER_TURN : 0);
+      }
+      await emit(']');
+    };
+    await emit(`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION},`);
+    await list('keys', snapshot.keys.values(), true);
+    await list('aliases', snapshot.aliases.values());
+    await list('grants', snapshot.grants.values());
+    await list('customKeyStores', snapshot.customKeyStores.values());
+    await list('intents', snapshot.intents.values());
+    pending.push('}');
+    chunks.push(Buffer.from(pending.join(''), 'utf8'));
+    return Buffer.concat(chunks);
   }
 
   /** Commits queued transactions in batches until the queue is empty. */
@@ -193,7 +263,8 @@ export class JsonFileStore implements MetadataStore {
         }
         if (changed) {
           try {
-            await this.persist(working);
+            if (batch.every((p) => p.lastUsageOnly)) await this.persistLastUses(working);
+            else await this.persist(working);
           } catch (err) {
             // Nothing of this batch is committed; every transaction in it fails.
             batch.forEach((p) => p.reject(err));
@@ -213,33 +284,22 @@ export class JsonFileStore implements MetadataStore {
     }
   }
 
+  private async persistLastUses(snapshot: Snapshot): Promise<void> {
+    const uses: Record<string, LastUsageRecord> = {};
+    for (const [id, key] of snapshot.keys) if (key.lastUsage) uses[id] = key.lastUsage;
+    const content: LastUsageFile = { format: LAST_USAGE_FORMAT, version: 1, uses };
+    await writeFileAtomic(this.lastUsageFile, JSON.stringify(content), { fsync: true, mode: 0o600 });
+    await syncDirectory(this.lastUsageFile);
+  }
+
   private async persist(snapshot: Snapshot): Promise<void> {
-    // The same text as JSON.stringify of a StoreFile, built from each record's own JSON.
-    const list = (records: Iterable<object>) => {
-      const parts: string[] = [];
-      for (const record of records) {
-        let json = this.serialized.get(record);
-        if (json === undefined) {
-          json = JSON.stringify(record);
-          this.serialized.set(record, json);
-        }
-        parts.push(json);
-      }
-      return `[${parts.join(',')}]`;
-    };
-    const content =
-      `{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION},"keys":${list(snapshot.keys.values())},"aliases":${list(snapshot.aliases.values())},` +
-      `"grants":${list(snapshot.grants.values())},"customKeyStores":${list(snapshot.customKeyStores.values())},"intents":${list(snapshot.intents.values())}}`;
-    await writeFileAtomic(this.file, content, { fsync: true, mode: 0o600 });
-    // The rename is only durable once the directory entry is.
-    const dir = await fs.promises.open(path.dirname(this.file), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileAtomic(this.file, await this.fileBytes(snapshot), { fsync: true, mode: 0o600 });
+    await syncDirectory(this.file);
   }
 }
+
+/** Records serialised between two turns of the event loop while a commit builds the file. */
+const RECORDS_PER_TURN = 2000;
 
 const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
 const byAliasName = (a: AliasRecord, b: AliasRecord) => a.aliasName.localeCompare(b.aliasName);
@@ -277,6 +337,28 @@ function listCustomKeyStoresIn(stores: Map<string, CustomKeyStoreRecord>, scope:
   return [...stores.values()]
     .filter((c) => scope === undefined || (c.region === scope.region && c.accountId === scope.accountId))
     .sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));
+}
+
+/** A rename is only durable once the directory entry is. */
+async function syncDirectory(file: string): Promise<void> {
+  const dir = await fs.promises.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/** The snapshot with each key's last use from last-usage.json where that one is newer. */
+function withLastUses(snapshot: Snapshot, file: string): Snapshot {
+  if (!fs.existsSync(file)) return snapshot;
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as LastUsageFile;
+  if (parsed.format !== LAST_USAGE_FORMAT || parsed.version !== 1) throw new Error(`${file} is not a p11kms last-usage file of version 1`);
+  for (const [id, usage] of Object.entries(parsed.uses)) {
+    const key = snapshot.keys.get(id);
+    if (key && (!key.lastUsage || key.lastUsage.at < usage.at)) snapshot.keys.set(id, { ...key, lastUsage: usage });
+  }
+  return snapshot;
 }
 
 function readSnapshot(file: string): Snapshot {

@@ -82,6 +82,13 @@ export interface MetadataStore {
   readonly singleWriter: boolean;
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   /**
+   * Last-usage flushes (GetKeyLastUsage), when a store keeps them apart from its records:
+   * `body` sets only `lastUsage` on keys. The JSON store writes them to a small file of their
+   * own instead of rewriting the whole store every few seconds. Absent: they go through
+   * transact like any write.
+   */
+  transactLastUsage?(body: (tx: StoreTransaction) => Promise<void> | void): Promise<void>;
+  /**
    * Runs background work (sweeps) that must run in one process of the deployment: `fn` runs
    * when this process holds `task`'s lock, else nothing runs and the answer is undefined.
    * A single-process store always runs it.

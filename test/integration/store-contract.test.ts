@@ -329,3 +329,47 @@ describe('JSON file store: the file', function () {
     }
   });
 });
+
+describe('JSON file store: last uses', function () {
+  it('writes a last-usage flush to last-usage.json, not metadata.json, and applies the newer of the two on opening', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-'));
+    const key = keyRecord();
+    const other = keyRecord();
+    const metadataFile = path.join(dir, 'metadata.json');
+    let store = await JsonFileStore.open(dir);
+    try {
+      await store.transact((tx) => {
+        tx.putKey(key);
+        tx.putKey(other);
+      });
+      const before = fs.readFileSync(metadataFile, 'utf8');
+      await store.transactLastUsage(async (tx) => {
+        tx.putKey({ ...(await tx.getKey(key))!, lastUsage: { operation: 'Decrypt', at: 2_000, requestId: 'r-2' } });
+      });
+      expect(fs.readFileSync(metadataFile, 'utf8'), 'metadata.json untouched by the flush').to.equal(before);
+      expect((await store.getKey(key))?.lastUsage?.requestId, 'read at once').to.equal('r-2');
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(key))?.lastUsage?.requestId, 'after reopening').to.equal('r-2');
+      expect((await store.getKey(other))?.lastUsage).to.equal(undefined);
+      // Any other commit writes the last uses into metadata.json too.
+      await store.transact((tx) => tx.deleteKey(other));
+      const file = JSON.parse(fs.readFileSync(metadataFile, 'utf8')) as { keys: KeyRecord[] };
+      expect(file.keys.map((k) => k.lastUsage?.requestId)).to.deep.equal(['r-2']);
+      // An older use in last-usage.json never replaces a newer one in metadata.json.
+      fs.writeFileSync(path.join(dir, 'last-usage.json'), JSON.stringify({ format: 'p11kms-last-usage', version: 1, uses: { [`${key.region}/${key.keyId}`]: { operation: 'Encrypt', at: 1_000, requestId: 'r-1' } } }));
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(key))?.lastUsage?.requestId).to.equal('r-2');
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
