@@ -8,8 +8,8 @@ type ObjectHandle = Buffer;
 /** Copies kept per process; past this the oldest is destroyed (it is made again on its next use). */
 const MAX_COPIES = 4096;
 
-/** What a token answers when it will not copy an object (made frozen, or not copyable at all). */
-const UNCOPYABLE = new Set(['CKR_ATTRIBUTE_READ_ONLY', 'CKR_ACTION_PROHIBITED', 'CKR_VENDOR_DEFINED:27', 'CKR_FUNCTION_NOT_SUPPORTED', 'CKR_TEMPLATE_INCONSISTENT']);
+/** What a token answers when it will never copy an object (made frozen, or not copyable at all). */
+const UNCOPYABLE = new Set(['CKR_ATTRIBUTE_READ_ONLY', 'CKR_ACTION_PROHIBITED', 'CKR_VENDOR_DEFINED', 'CKR_FUNCTION_NOT_SUPPORTED']);
 
 /**
  * Per-process session copies of token keys (profile setting `sessionCopies`, in-process
@@ -46,7 +46,13 @@ export class SessionCopies {
       ]);
       entry = { handle, copied: true };
     } catch (err) {
-      if (!UNCOPYABLE.has(ckrName(err) ?? '')) throw err;
+      // A copy only saves time: whatever went wrong, this use goes to the token object, and
+      // a failure that may pass (SoftHSM2's transient codes) is tried again on the next use.
+      const ckr = ckrName(err);
+      if (!UNCOPYABLE.has(ckr ?? '')) {
+        this.log.debug({ ckr }, 'session copy not made; using the token object');
+        return source;
+      }
       entry = { handle: source, copied: false };
     }
     if (this.copies.size >= MAX_COPIES) this.evictOldest();
