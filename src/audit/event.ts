@@ -202,9 +202,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value);
 }
 
-/** CloudTrail writes event times to the second, in UTC. */
+let lastSecond = { second: NaN, iso: '' };
+
+/** CloudTrail writes event times to the second, in UTC (every record of one second shares its text). */
 export function isoSeconds(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond.second) lastSecond = { second, iso: new Date(second * 1000).toISOString().replace('.000Z', 'Z') };
+  return lastSecond.iso;
 }
 
 /** The key a service event concerns. */

@@ -12,6 +12,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import { isUnfinished } from '../../src/custody/softhsm2-files';
 import { readStore } from '../support/custody-invariants';
 import { importer, storeAndTokenFindings } from '../support/race-kit';
 import { TestServer } from '../support/server';
@@ -165,5 +166,11 @@ function unfinishedObjectFiles(dataDir: string, visibleObjects: number): string[
   const files = fs
     .readdirSync(tokens)
     .flatMap((t) => fs.readdirSync(path.join(tokens, t)).filter((f) => f.endsWith('.object') && f !== 'token.object').map((f) => path.join(tokens, t, f)));
-  return files.length === visibleObjects ? [] : files.filter((f) => fs.statSync(f).size === 0).concat([`${files.length} object files for ${visibleObjects} objects`]);
+  if (files.length === visibleObjects) return [];
+  // For the failure report: each file's size, age and whether start-up's clean-up would call it unfinished.
+  const described = files.map((f) => {
+    const stat = fs.statSync(f);
+    return `${path.basename(f)} ${stat.size} B, modified ${stat.mtime.toISOString()}${isUnfinished(fs.readFileSync(f)) ? ', unfinished' : ''}`;
+  });
+  return [`${files.length} object files for ${visibleObjects} objects`, ...described];
 }

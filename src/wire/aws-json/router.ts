@@ -254,11 +254,20 @@ function send(res: Response, requestId: string, contentType: string, reply: { st
   res.writeHead(reply.status, {
     'x-amzn-RequestId': requestId,
     // SDKs correct their clock skew from this header; it must be the service's clock.
-    Date: new Date(now).toUTCString(),
+    Date: httpDate(now),
     'Content-Type': contentType,
     'Content-Length': Buffer.byteLength(reply.body),
   });
   res.end(reply.body);
+}
+
+let lastDate = { second: NaN, text: '' };
+
+/** The Date header's text, made once per second. */
+function httpDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== lastDate.second) lastDate = { second, text: new Date(second * 1000).toUTCString() };
+  return lastDate.text;
 }
 
 function zeroSecrets(output: Record<string, unknown> | undefined): void {
