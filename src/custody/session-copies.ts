@@ -75,11 +75,6 @@ export class SessionCopies {
     this.copies.clear();
   }
 
-  /** Cached handles went stale (a token call said so): copies are made again on their next use. */
-  reset(): void {
-    for (const entry of this.copies.values()) if (entry.copied) this.destroy(entry.handle);
-    this.copies.clear();
-  }
 
   get size(): number {
     return this.copies.size;

@@ -198,10 +198,10 @@ export class Token {
       const recovery = recoveryFor(failure, attempt);
       if (recovery === 'none' || attempt >= RUN_ATTEMPTS) throw toKmsError(failure, what);
       this.log.warn({ what, ckr: ckrName(failure), attempt, recovery }, 'token call failed; recovering and trying again');
-      if (recovery === 'handles') {
-        this.handles.clear();
-        this.copies?.reset();
-      }
+      // Session copies are this process's own session objects: no other process or token
+      // object churn can invalidate their handles, and destroying them here would fail every
+      // operation using one at this moment.
+      if (recovery === 'handles') this.handles.clear();
       else if (recovery === 'module' || recovery === 'session') await this.recover();
       if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
     }
