@@ -204,16 +204,14 @@ export class JsonFileStore implements MetadataStore {
    */
   private async fileBytes(snapshot: Snapshot): Promise<Buffer> {
     const chunks: Buffer[] = [];
-    let pending: string[] = [];
-    const emit = async (text: string, records = 0) => {
-      pending.push(text);
-      if (records < RECORDS_PER_TURN) return;
-      chunks.push(Buffer.from(pending.join(''), 'utf8'));
-      pending = [];
+    let parts: string[] = [`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION}`];
+    const nextTurn = async () => {
+      chunks.push(Buffer.from(parts.join(''), 'utf8'));
+      parts = [];
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
-    const list = async (name: string, records: Iterable<object>, first = false) => {
-      await emit(`${first ? '' : ','}${JSON.stringify(name)}:[`);
+    const list = async (name: string, records: Iterable<object>) => {
+      parts.push(`,${JSON.stringify(name)}:[`);
       let count = 0;
       for (const record of records) {
         let json = this.serialized.get(record);
@@ -221,19 +219,18 @@ export class JsonFileStore implements MetadataStore {
           json = JSON.stringify(record);
           this.serialized.set(record, json);
         }
-        count++;
-        await emit(count === 1 ? json : `,${json}`, count % RECORDS_PER_TURN === 0 ? RECORDS_PER_TURN : 0);
+        parts.push(count === 0 ? json : `,${json}`);
+        if (++count % RECORDS_PER_TURN === 0) await nextTurn();
       }
-      await emit(']');
+      parts.push(']');
     };
-    await emit(`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION},`);
-    await list('keys', snapshot.keys.values(), true);
+    await list('keys', snapshot.keys.values());
     await list('aliases', snapshot.aliases.values());
     await list('grants', snapshot.grants.values());
     await list('customKeyStores', snapshot.customKeyStores.values());
     await list('intents', snapshot.intents.values());
-    pending.push('}');
-    chunks.push(Buffer.from(pending.join(''), 'utf8'));
+    parts.push('}');
+    chunks.push(Buffer.from(parts.join(''), 'utf8'));
     return Buffer.concat(chunks);
   }
 
