@@ -14,15 +14,19 @@ import type { Logger } from 'pino';
  *
  * `ckr` fails the call with that return code (before the call; with `after`, once the real
  * call has done its work, like a device that made an object but reported an error); `hang`
- * makes an asynchronous call never answer. `times` (default 1) counts injections; the
- * counters restart when the file changes. Every injection is logged ("injected token fault").
+ * makes an asynchronous call never answer; `empty` makes C_FindObjects find nothing (SoftHSM2
+ * 2.6.1 hides an object it read half-written for good). `times` (default 1) counts injections;
+ * `untilInitialize` keeps a rule until the module is initialised again (C_Initialize) instead.
+ * The counters restart when the file changes. Every injection is logged ("injected token fault").
  */
 export interface FaultRule {
   call: string;
   ckr?: string;
   after?: boolean;
   hang?: boolean;
+  empty?: boolean;
   times?: number;
+  untilInitialize?: boolean;
 }
 
 export function faultsFromEnvironment(env: NodeJS.ProcessEnv): string | undefined {
@@ -42,7 +46,7 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
     }
     if (text !== loadedFrom) {
       loadedFrom = text;
-      rules = (JSON.parse(text || '[]') as FaultRule[]).map((r) => ({ ...r, left: r.times ?? 1 }));
+      rules = (JSON.parse(text || '[]') as FaultRule[]).map((r) => ({ ...r, left: r.untilInitialize ? Infinity : (r.times ?? 1) }));
     }
     return rules;
   };
@@ -52,12 +56,14 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== 'function' || typeof property !== 'string' || !property.startsWith('C_')) return value;
       return (...args: unknown[]) => {
+        if (property === 'C_Initialize') for (const r of current()) if (r.untilInitialize) r.left = 0;
         const rule = current().find((r) => r.call === property && r.left > 0);
         if (!rule) return (value as (...a: unknown[]) => unknown).apply(target, args);
         rule.left--;
-        log.warn({ call: property, ckr: rule.ckr, hang: rule.hang ?? false, after: rule.after ?? false }, 'injected token fault');
+        log.warn({ call: property, ckr: rule.ckr, hang: rule.hang ?? false, after: rule.after ?? false, empty: rule.empty ?? false }, 'injected token fault');
         const asynchronous = property.endsWith('Async');
         if (rule.hang) return new Promise(() => undefined);
+        if (rule.empty) return [];
         // Shaped like a pkcs11js error: the CKR name first, the function in `method`.
         const failure = Object.assign(new Error(`${rule.ckr ?? 'CKR_GENERAL_ERROR'}: injected`), { method: property });
         if (!rule.after) {

@@ -88,6 +88,10 @@ export class Token {
   readonly heldInToken: readonly pkcs11js.Attribute[];
   /** Profile `sessionCopies`: the objects operations compute with. */
   private readonly copies: SessionCopies | undefined;
+  /** The lookup that found nothing during the operation now running on a session. */
+  private readonly missedOn = new WeakMap<Session, string>();
+  /** Lookups that have had their one module re-initialisation (see run). */
+  private readonly reloadedFor = new Set<string>();
 
   private constructor(
     readonly pkcs11: pkcs11js.PKCS11,
@@ -180,16 +184,28 @@ export class Token {
       const session = await this.acquire(options.mayShed ?? true);
       let failure: unknown;
       let hung = false;
+      let missed: string | undefined;
       try {
+        this.missedOn.delete(session);
         return await this.withDeadline(session, fn);
       } catch (err) {
         failure = err;
         hung = err instanceof HungCall;
+        missed = this.missedOn.get(session);
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
         if (!hung) this.release(session, failure !== undefined);
       }
-      if (failure instanceof KmsError) throw failure;
+      if (failure instanceof KmsError) {
+        if (!(missed && failure.name === 'KeyUnavailableException' && attempt === 1 && this.firstReloadFor(missed))) throw failure;
+        // SoftHSM2 2.6.1 marks an object it read while another thread was writing object files
+        // as invalid for good: the object stays invisible to this process until the module is
+        // initialised again (../shared/softhsm2-notes.md). Once per lookup, so material that is
+        // really gone costs one re-initialisation, not one per request.
+        this.log.warn({ what, object: missed }, 'a token object the operation needs was not found; re-initialising the module view and trying again');
+        await this.recover();
+        continue;
+      }
       if (hung) {
         throw new KmsError('DependencyTimeoutException', 'The key store did not respond in time. Try again.', {
           internalDetail: `${what}: no answer within ${this.options.callTimeoutMs} ms`,
@@ -205,6 +221,13 @@ export class Token {
       else if (recovery === 'module' || recovery === 'session') await this.recover();
       if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
     }
+  }
+
+  private firstReloadFor(lookup: string): boolean {
+    if (this.reloadedFor.has(lookup)) return false;
+    if (this.reloadedFor.size >= 10_000) this.reloadedFor.clear();
+    this.reloadedFor.add(lookup);
+    return true;
   }
 
   /** Runs `fn`, giving up on it after the call deadline; a hung call keeps its session until it answers. */
@@ -277,7 +300,10 @@ export class Token {
     const cached = this.handles.get(cacheKey);
     if (cached) return cached;
     const found = this.findAll(session, template);
-    if (found.length === 0) return undefined;
+    if (found.length === 0) {
+      this.missedOn.set(session, cacheKey);
+      return undefined;
+    }
     if (found.length > 1) this.log.warn({ object: cacheKey, count: found.length }, 'several token objects match one lookup');
     this.handles.set(cacheKey, found[0]);
     return found[0];

@@ -65,6 +65,16 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
     expect(await storeAndTokenFindings(server, inspector)).to.deep.equal([]);
   });
 
+  it('a key object the token stopped showing (SoftHSM2 hides one it read half-written) is found again after one module re-initialisation', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const before = injections();
+    // Until the module is initialised again, every lookup of a new object finds nothing.
+    inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
+    await encryptKept(keyId, 'encrypted with an object the module view had lost');
+    expect(injections() - before, 'the lookup found nothing at first').to.be.greaterThan(0);
+    expect(server.stderr()).to.match(/re-initialising the module view/);
+  });
+
   it('Encrypt recovers from a lost session and a device error on the way, without a restart', async () => {
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     inject([
