@@ -1,6 +1,6 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import type { KeySpec } from '../model/generated/types';
-import { JWK_CURVE } from './key-templates';
+import { EC_FIELD_BYTES, JWK_CURVE } from './key-templates';
 import { unwrapOctetString } from './signing';
 
 /** Public key attributes as read from the token. */
@@ -8,13 +8,25 @@ export type PublicKeyMaterial =
   | { family: 'rsa'; modulus: Buffer; exponent: Buffer }
   | { family: 'ec' | 'edwards'; point: Buffer };
 
+const ED25519_POINT_BYTES = 32;
+
+/**
+ * CKA_EC_POINT is a DER OCTET STRING on the token, but callers also pass the bare point they
+ * computed. A bare point can itself parse as an OCTET STRING (an uncompressed point starts
+ * with 0x04, and one x in 256 starts with the byte equal to the remaining length), so the
+ * curve's bare length decides, never the bytes.
+ */
+export function barePoint(point: Buffer, bareLength: number): Buffer {
+  return point.length === bareLength ? point : unwrapOctetString(point);
+}
+
 /** Builds the DER SubjectPublicKeyInfo AWS returns from the token's public key attributes. */
 export function spkiOf(spec: KeySpec, material: PublicKeyMaterial): Buffer {
   let jwk: JsonWebKey;
   if (material.family === 'rsa') {
     jwk = { kty: 'RSA', n: material.modulus.toString('base64url'), e: material.exponent.toString('base64url') };
   } else {
-    const point = unwrapOctetString(material.point);
+    const point = barePoint(material.point, material.family === 'edwards' ? ED25519_POINT_BYTES : 1 + 2 * EC_FIELD_BYTES[spec]);
     if (material.family === 'edwards') {
       jwk = { kty: 'OKP', crv: 'Ed25519', x: point.toString('base64url') };
     } else {
