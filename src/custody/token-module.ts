@@ -4,6 +4,7 @@ import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import type { HsmProfile } from './hsm-profile';
 import { ckrName } from './pkcs11-errors';
+import { withTokenLock } from './startup-lock';
 
 /**
  * Loading a PKCS#11 library, finding (or, for SoftHSM2, initialising) the profile's token and
@@ -27,43 +28,123 @@ export class TokenOpenError extends Error {
 }
 
 /**
- * The PKCS#11 libraries one process has loaded, counted by the tokens using them. Each
- * library is initialised once (CKF_OS_LOCKING_OK: SoftHSM2 crashes under concurrency
- * without it) and finalised when its last token closes.
+ * What a module re-initialisation needs from each token using the module. C_Finalize ends
+ * every session of every token behind the library, and the module hands out session and
+ * object handles from 1 again afterwards: a token that kept its old handles would reach
+ * another token's sessions and objects. So all of them pause, drop and reopen together.
+ */
+export interface ModuleUser {
+  /** Takes no new calls until `resumed` settles; resolves once none of its calls runs in the module, true if one is hung there. */
+  pause(resumed: Promise<void>): Promise<boolean>;
+  /** Closes its sessions and forgets its handles and session copies: they belong to the module instance that is going. */
+  dropSessions(): void;
+  /** Finds its token again and logs a new keep-alive session in. */
+  reopen(): void;
+}
+
+/** How a re-initialisation went: the module finalised and initialised, or only sessions renewed (a call is hung in it). */
+export type Reinitialisation = 'module' | 'sessions';
+
+interface LoadedModule {
+  pkcs11: pkcs11js.PKCS11;
+  profile: HsmProfile;
+  users: Set<ModuleUser>;
+  reinitialising?: Promise<Reinitialisation>;
+}
+
+/**
+ * The PKCS#11 libraries one process has loaded and the tokens using each. Each library is
+ * initialised once (CKF_OS_LOCKING_OK: SoftHSM2 crashes under concurrency without it),
+ * re-initialised for all its tokens at once (reinitialise), and finalised when its last
+ * token closes.
  */
 export class Pkcs11Modules {
-  private readonly loaded = new Map<string, { pkcs11: pkcs11js.PKCS11; users: number }>();
+  private readonly loaded = new Map<string, LoadedModule>();
 
   isLoaded(module: string): boolean {
     return this.loaded.has(module);
   }
 
   acquire(profile: HsmProfile, dataDir: string): pkcs11js.PKCS11 {
-    const module = profile.module;
-    const entry = this.loaded.get(module);
-    if (entry) {
-      entry.users++;
-      return entry.pkcs11;
-    }
+    const entry = this.loaded.get(profile.module);
+    if (entry) return entry.pkcs11;
     const pkcs11 = new pkcs11js.PKCS11();
-    pkcs11.load(module);
+    pkcs11.load(profile.module);
     initializeModule(pkcs11, profile, dataDir);
     // Keep the module referenced for the process lifetime: if it is garbage-collected
     // the library is unloaded under running work.
     retainedModules.push(pkcs11);
-    this.loaded.set(module, { pkcs11, users: 1 });
+    this.loaded.set(profile.module, { pkcs11, profile, users: new Set() });
     return pkcs11;
   }
 
-  release(module: string): void {
+  /** `user` computes with the module acquired for its profile until it calls release. */
+  join(module: string, user: ModuleUser): void {
+    this.loaded.get(module)?.users.add(user);
+  }
+
+  /** Finalises the module once no token uses it (a token that failed to open never joined). */
+  release(module: string, user?: ModuleUser): void {
     const entry = this.loaded.get(module);
-    if (!entry || --entry.users > 0) return;
+    if (!entry) return;
+    if (user) entry.users.delete(user);
+    if (entry.users.size > 0) return;
     this.loaded.delete(module);
     try {
       entry.pkcs11.C_Finalize();
     } catch {
       // Already finalized; nothing to release.
     }
+  }
+
+  /**
+   * Finalises and initialises the module again for every token using it, once however many
+   * ask at the same time: each pauses until its running calls return, then all drop their
+   * sessions and handles, and all log in again, under the token lock (SoftHSM2's broken view
+   * and a lost device connection both heal this way: ../shared/softhsm2-notes.md). With a
+   * call hung in the module, finalising would crash the process: sessions are renewed only.
+   * `calls` is the asking token's view of the module, so its wrappers (faults, timings) see
+   * the C_Finalize and C_Initialize.
+   */
+  reinitialise(module: string, dataDir: string, log: Logger, calls?: pkcs11js.PKCS11): Promise<Reinitialisation> {
+    const entry = this.loaded.get(module);
+    if (!entry) return Promise.resolve('sessions');
+    entry.reinitialising ??= (async () => {
+      let resume!: () => void;
+      const resumed = new Promise<void>((resolve) => (resume = resolve));
+      try {
+        const users = [...entry.users];
+        const hung = (await Promise.all(users.map((user) => user.pause(resumed)))).some(Boolean);
+        return await withTokenLock(dataDir, () => {
+          for (const user of users) user.dropSessions();
+          if (!hung) {
+            const module = calls ?? entry.pkcs11;
+            try {
+              module.C_Finalize();
+            } catch {
+              // Already finalized.
+            }
+            initializeModule(module, entry.profile, dataDir);
+          }
+          const failures: unknown[] = [];
+          for (const user of users) {
+            try {
+              user.reopen();
+            } catch (err) {
+              // That token's next call fails and asks again; the others go on.
+              failures.push(err);
+              log.error({ err: (err as Error).message }, 'a token could not log in again after the module was re-initialised');
+            }
+          }
+          if (failures.length === users.length && failures.length > 0) throw failures[0];
+          return hung ? 'sessions' : 'module';
+        });
+      } finally {
+        entry.reinitialising = undefined;
+        resume();
+      }
+    })();
+    return entry.reinitialising;
   }
 }
 
@@ -126,10 +207,7 @@ export function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfi
   return free;
 }
 
-/**
- * Times every C_* call of the module (synchronous and *Async alike) for metrics; the label is
- * the PKCS#11 function, never an argument.
- */
+/** Where an embedded SoftHSM2 keeps this instance's tokens (made on first use). */
 export function tokenDirOf(dataDir: string): string {
   const tokenDir = path.resolve(dataDir, 'tokens');
   fs.mkdirSync(tokenDir, { recursive: true, mode: 0o700 });

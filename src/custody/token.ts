@@ -11,7 +11,7 @@ import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 import { creationTemplate } from './token-objects';
-import { findOrInitializeToken, initializeModule, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, TokenOpenError } from './token-module';
+import { findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
 export type Session = Buffer;
@@ -68,7 +68,7 @@ class HungCall extends Error {}
  * Every operation runs on a session of its own; a session whose call failed is discarded,
  * because Cryptoki 2.40 has no way to cancel a half-finished operation.
  */
-export class Token {
+export class Token implements ModuleUser {
   private readonly idle: Session[] = [];
   private readonly waiters: Array<(session: Session) => void> = [];
   private openCount = 0;
@@ -100,13 +100,14 @@ export class Token {
     readonly profile: HsmProfile,
     private readonly log: Logger,
     private readonly dataDir: string,
-    private readonly options: TokenOptions = {},
-    private readonly releaseModule: () => void = () => undefined,
+    private readonly options: TokenOptions,
+    private readonly modules: Pkcs11Modules,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
+    modules.join(profile.module, this);
   }
 
   /** Whether keys made now must be copyable (profile `sessionCopies`); templates read heldInToken. */
@@ -165,7 +166,7 @@ export class Token {
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
       const calls = faults ? withFaults(direct, faults, log) : direct;
-      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, () => modules.release(profile.module));
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules);
     } catch (err) {
       modules.release(profile.module);
       throw err;
@@ -337,7 +338,7 @@ export class Token {
     this.safeClose(this.keepAlive);
     // Finalising under a call that never answered would crash the process; exiting frees it.
     if (this.hungCalls > 0) return;
-    this.releaseModule();
+    this.modules.release(this.profile.module, this);
   }
 
   /** What the device says about itself (health reports). */
@@ -421,46 +422,28 @@ export class Token {
   }
 
   /**
-   * Waits for every session in use to come back, then finalises and initialises the module
-   * again and logs in, under the token lock: this heals a lost connection and SoftHSM2's
-   * broken view alike (../shared/softhsm2-notes.md). New requests wait meanwhile rather than fail.
+   * Re-initialises the module for every token using it (Pkcs11Modules.reinitialise): this
+   * heals a lost connection and SoftHSM2's broken view alike. New requests wait meanwhile
+   * rather than fail.
    */
-  private recover(): Promise<void> {
-    this.recovering ??= (async () => {
-      try {
-        if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
-        if (this.hungCalls > 0) {
-          // Finalising under a call still running in the module would crash the process: new
-          // sessions and a new login only.
-          await withTokenLock(this.dataDir, () => {
-            this.dropSessions();
-            this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
-          });
-          this.log.info('token sessions re-established (a call is still hung: module kept)');
-          return;
-        }
-        await withTokenLock(this.dataDir, () => {
-          this.dropSessions();
-          try {
-            this.pkcs11.C_Finalize();
-          } catch {
-            // Already finalized.
-          }
-          initializeModule(this.pkcs11, this.profile, this.dataDir);
-          this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
-          this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
-        });
-        this.log.info('token module re-initialised');
-      } finally {
-        this.recovering = undefined;
-        this.wakeWaiters();
-      }
-    })();
-    return this.recovering;
+  private async recover(): Promise<void> {
+    const how = await this.modules.reinitialise(this.profile.module, this.dataDir, this.log, this.pkcs11);
+    this.log.info(how === 'module' ? 'token module re-initialised' : 'token sessions re-established (a call is still hung: module kept)');
   }
 
-  /** Both ways out of a hang start here: the pool's sessions and cached handles belong to the broken view. */
-  private dropSessions(): void {
+  /** ModuleUser: no new calls until the module is back, and none of ours running in it. */
+  async pause(resumed: Promise<void>): Promise<boolean> {
+    this.recovering = resumed;
+    void resumed.then(() => {
+      if (this.recovering === resumed) this.recovering = undefined;
+      this.wakeWaiters();
+    });
+    if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    return this.hungCalls > 0;
+  }
+
+  /** ModuleUser: the pool's sessions, cached handles and session copies belong to the module instance that is going. */
+  dropSessions(): void {
     for (const s of this.idle.splice(0)) {
       this.safeClose(s);
       this.openCount--;
@@ -469,6 +452,13 @@ export class Token {
     // Session copies live in the keep-alive session: closing it destroys them.
     this.copies?.clear();
     this.safeClose(this.keepAlive);
+  }
+
+  /** ModuleUser: the token again (its slot may have moved) and a logged-in keep-alive session. */
+  reopen(): void {
+    if (this.closed) return;
+    this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
+    this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
   }
 
   private wakeWaiters(): void {

@@ -26,6 +26,7 @@ import {
   ScheduleKeyDeletionCommand,
   UpdateCustomKeyStoreCommand,
 } from '@aws-sdk/client-kms';
+import type { FaultRule } from '../../src/custody/faults';
 import { expectKmsError, TestServer } from '../support/server';
 import { initSecondToken, listTokenObjects } from '../support/token-tool';
 
@@ -47,6 +48,8 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
   let kms: KMSClient;
   let storeId: string;
   let trustAnchor: string;
+  let faultFile: string;
+  const inject = (rules: FaultRule[]) => fs.writeFileSync(faultFile, JSON.stringify(rules));
 
   const stateOf = async (id: string) => (await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0];
   /** Connect is asynchronous (as on AWS): wait for the attempt to end, by state, not by time. */
@@ -63,9 +66,11 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     initSecondToken(dataDir, path.join(ROOT, 'softhsm.conf'), BACKEND);
     const missingProfile = path.join(dataDir, 'missing-backend.json');
     fs.writeFileSync(missingProfile, JSON.stringify({ name: 'nowhere', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'no-such-token' }));
+    faultFile = path.join(dataDir, 'faults.json');
+    inject([]);
     server = await TestServer.start({
       dataDir,
-      env: { P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
+      env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
     });
     kms = server.client();
     trustAnchor = makeCertificate();
@@ -177,6 +182,35 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     const again = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { app: 'cks' } }));
     expect(Buffer.from(again.Plaintext!).equals(plaintext)).to.equal(true);
     await kms.send(new ScheduleKeyDeletionCommand({ KeyId: custom.KeyId, PendingWindowInDays: 7 }));
+  });
+
+  it('when the main token re-initialises the PKCS#11 library both tokens share, the backend token serves on at once: one re-initialisation, no failed backend call, every ciphertext decrypts', async () => {
+    const custom = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const main = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const encrypt = async (keyId: string, text: string) => ({ text, blob: (await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(text) }))).CiphertextBlob! });
+    // Both tokens hold sessions and object handles of the library's current instance.
+    const sealed = await Promise.all([encrypt(custom, 'backend, before'), encrypt(main, 'main, before')]);
+    const from = server.stderr().length;
+    const logSince = () => server.stderr().slice(from);
+    const waitFor = async (pattern: RegExp) => {
+      while (!pattern.test(logSince())) await new Promise((r) => setTimeout(r, 20));
+    };
+    inject([{ call: 'C_EncryptAsync', ckr: 'CKR_DEVICE_ERROR' }]);
+    sealed.push(await encrypt(main, 'main, across the re-initialisation'));
+    inject([]);
+    await waitFor(/token module re-initialised/);
+    sealed.push(...(await Promise.all([1, 2, 3, 4].map((n) => encrypt(custom, `backend, after ${n}`)))));
+    for (const { text, blob } of sealed) {
+      expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString(), text).to.equal(text);
+    }
+    // A marker in the log: everything the calls above logged was written before it.
+    inject([{ call: 'C_EncryptInit', ckr: 'CKR_KEY_HANDLE_INVALID' }]);
+    await encrypt(main, 'marker');
+    inject([]);
+    await waitFor(/"recovery":"handles"/);
+    const during = logSince().slice(0, logSince().search(/"recovery":"handles"/));
+    expect(during.match(/token module re-initialised/g), 'module re-initialisations').to.have.length(1);
+    expect(during.match(/token call failed/g), 'failed token calls (the injected device error only)').to.have.length(1);
   });
 
   it('never writes the PIN to the store, the trail or the log', () => {
