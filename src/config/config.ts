@@ -160,6 +160,8 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_PIN_FILE: 'pinFile',
   P11KMS_LOG_LEVEL: 'logLevel',
   P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
+  P11KMS_INTENT_LEASE_SECONDS: 'intentLeaseSeconds',
+  P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: 'tokenCallTimeoutSeconds',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
   P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
   P11KMS_AUDIT_DIR: 'auditDir',

@@ -41,6 +41,33 @@ describe('configuration', function () {
     expect(config).to.include({ host: '::1', port: 0, dataDir: dir, accountId: '999988887777', auth: 'strict', credentialsFile: '/etc/p11kms/credentials.json' });
   });
 
+  it('every environment variable of the README\'s settings tables sets its setting', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| (\w+) \| `(P11KMS_\w+)`/gm)].map((m) => ({ key: m[1], variable: m[2] }));
+    expect(rows.length, 'settings documented').to.be.greaterThan(30);
+    // A value each setting accepts and does not have by default.
+    const samples: Record<string, string> = {
+      auth: 'strict',
+      accountId: '444455556666',
+      logLevel: 'debug',
+      auditFsync: 'batch',
+      requestQuotas: 'aws',
+      storeUrl: 'postgres://p11kms@db.example/kms',
+      tokenBackends: 'cluster-234abcdefgh=/etc/p11kms/hsm.json',
+      port: '4600',
+      pin: '9876',
+    };
+    const defaults = loadConfig({ env: {} }) as unknown as Record<string, unknown>;
+    for (const { key, variable } of rows) {
+      const env: Record<string, string> = { [variable]: samples[key] ?? (typeof defaults[key] === 'number' ? '7' : '/tmp/p11kms-sample') };
+      if (key === 'auth') env.P11KMS_CREDENTIALS_FILE = '/tmp/credentials.json';
+      if (key === 'workers') env.P11KMS_STORE_URL = samples.storeUrl;
+      if (key === 'tlsClientCa') Object.assign(env, { P11KMS_TLS_CERT: '/tmp/cert.pem', P11KMS_TLS_KEY: '/tmp/key.pem' });
+      const config = loadConfig({ env }) as unknown as Record<string, unknown>;
+      expect(config[key], `${variable} sets ${key}`).to.not.deep.equal(defaults[key]);
+    }
+  });
+
   it('refuses bad values with a message naming the setting', () => {
     expect(() => loadConfig({ env: { P11KMS_AUTH: 'open' } })).to.throw(/auth must be 'strict' or 'permissive'/);
     expect(() => loadConfig({ env: { P11KMS_PORT: 'http' } })).to.throw(/port must be a number/);
