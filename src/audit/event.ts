@@ -1,5 +1,6 @@
 import { hash, randomUUID } from 'node:crypto';
 import type { Caller } from '../access/principal';
+import { oncePerSecond } from '../clock';
 import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
 import type { OperationName } from '../model/generated/types';
 import { disclose, requestParametersOf } from './parameters';
@@ -202,14 +203,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value);
 }
 
-let lastSecond = { second: NaN, iso: '' };
-
-/** CloudTrail writes event times to the second, in UTC (every record of one second shares its text). */
-export function isoSeconds(ms: number): string {
-  const second = Math.floor(ms / 1000);
-  if (second !== lastSecond.second) lastSecond = { second, iso: new Date(second * 1000).toISOString().replace('.000Z', 'Z') };
-  return lastSecond.iso;
-}
+/** CloudTrail writes event times to the second, in UTC. */
+export const isoSeconds = oncePerSecond((date) => date.toISOString().replace('.000Z', 'Z'));
 
 /** The key a service event concerns. */
 export interface KeyRef {

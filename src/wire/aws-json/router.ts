@@ -5,6 +5,7 @@ import express from 'express';
 import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
 import { type ApiCall, apiCallEvents, type AuditSink } from '../../audit/event';
+import { oncePerSecond } from '../../clock';
 import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
@@ -261,14 +262,7 @@ function send(res: Response, requestId: string, contentType: string, reply: { st
   res.end(reply.body);
 }
 
-let lastDate = { second: NaN, text: '' };
-
-/** The Date header's text, made once per second. */
-function httpDate(now: number): string {
-  const second = Math.floor(now / 1000);
-  if (second !== lastDate.second) lastDate = { second, text: new Date(second * 1000).toUTCString() };
-  return lastDate.text;
-}
+const httpDate = oncePerSecond((date) => date.toUTCString());
 
 function zeroSecrets(output: Record<string, unknown> | undefined): void {
   if (!output) return;
