@@ -58,11 +58,12 @@ export function describeEachToken(title: string, body: (this: Mocha.Suite, token
 
 /**
  * Loads a test server's token module in this process, independently of the service's code,
- * configured for that server's data directory. C_Finalize it when done.
+ * configured for that server's data directory (or initialises `loaded` again after
+ * C_Finalize). C_Finalize it when done.
  */
-export function loadTokenModule(token: TestToken, dataDir: string): pkcs11js.PKCS11 {
-  const p = new pkcs11js.PKCS11();
-  p.load(token.module);
+export function loadTokenModule(token: TestToken, dataDir: string, loaded?: pkcs11js.PKCS11): pkcs11js.PKCS11 {
+  const p = loaded ?? new pkcs11js.PKCS11();
+  if (!loaded) p.load(token.module);
   const init = () =>
     p.C_Initialize({
       flags: pkcs11js.CKF_OS_LOCKING_OK,
