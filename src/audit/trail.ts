@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import { type AuditEvent, type AuditSink, EVENT_SOURCE, EVENT_VERSION, isoSeconds } from './event';
+import { fsyncDir, publishPublicKey, writeDurably } from './files';
 import {
   type DigestBody,
   digestFileName,
@@ -13,9 +14,6 @@ import {
   listTrailFiles,
   openRecord,
   fingerprintOf,
-  listPublicKeyFiles,
-  PUBLIC_KEY_FILE,
-  publicKeyFileOf,
   readDigest,
   RECOVERY_EVENT,
   sealRecord,
@@ -352,7 +350,7 @@ export class AuditTrail implements AuditSink {
   private async switchSigningKey(): Promise<void> {
     const previous = this.signer.version;
     await this.signer.rotate();
-    this.publishPublicKey();
+    publishPublicKey(this.settings.dir, this.signer, this.log);
     this.keySince = this.clock.now();
     this.log.info({ previous, version: this.signer.version, fingerprint: this.fingerprint }, 'audit signing key rotated');
     await this.writeDigest('signing-key-rotated');
@@ -469,7 +467,7 @@ export class AuditTrail implements AuditSink {
   private async writeDigest(reason: string): Promise<void> {
     // Several processes share the token's signing key: one may have rotated it.
     if (await this.signer.refresh()) {
-      this.publishPublicKey();
+      publishPublicKey(this.settings.dir, this.signer, this.log);
       this.keySince = this.clock.now();
     }
     this.files.set(this.active.name, this.activeState(this.closing));
@@ -503,7 +501,7 @@ export class AuditTrail implements AuditSink {
   private async start(): Promise<void> {
     const dir = this.settings.dir;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.publishPublicKey();
+    publishPublicKey(dir, this.signer, this.log);
 
     for (const d of listDigestFiles(dir)) {
       try {
@@ -608,32 +606,6 @@ export class AuditTrail implements AuditSink {
       eventCategory: 'Management',
     };
   }
-
-  /**
-   * Publishes the current public key as audit-signing-public-key.pem and as the file of its
-   * version; every earlier key stays beside them, for verifying old digests. A file that
-   * held a different key (the token was replaced) is kept under its fingerprint.
-   */
-  private publishPublicKey(): void {
-    const pem = this.signer.publicKeyPem;
-    for (const name of [publicKeyFileOf(this.signer.version), PUBLIC_KEY_FILE]) {
-      const file = path.join(this.settings.dir, name);
-      const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
-      if (existing === pem) continue;
-      if (existing !== undefined && !this.keptElsewhere(existing, name)) {
-        fs.renameSync(file, path.join(this.settings.dir, `audit-signing-public-key-${fingerprintOf(existing).slice(0, 16)}.pem`));
-        this.log.warn({ file }, 'audit signing key in the token changed; the previous public key was kept beside it');
-      }
-      fs.writeFileSync(file, pem, { mode: 0o644 });
-    }
-  }
-
-  /** Is this public key also kept in a file other than `name` and audit-signing-public-key.pem? */
-  private keptElsewhere(pem: string, name: string): boolean {
-    return listPublicKeyFiles(this.settings.dir)
-      .filter((n) => n !== PUBLIC_KEY_FILE && n !== name)
-      .some((n) => fs.readFileSync(path.join(this.settings.dir, n), 'utf8') === pem);
-  }
 }
 
 function coverageKey(f: FileState): string {
@@ -672,26 +644,4 @@ function scanFile(name: string, data: Buffer): FileState {
     closed: true,
     ...(tornBytes.length > 0 ? { tornTail: { offset: tornStart, bytes: tornBytes.length, sha256: sha256Hex(tornBytes) } } : {}),
   };
-}
-
-async function writeDurably(dir: string, name: string, data: Buffer): Promise<void> {
-  const tmp = path.join(dir, `.${name}.tmp`);
-  const handle = await fs.promises.open(tmp, 'w', 0o644);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.promises.rename(tmp, path.join(dir, name));
-  await fsyncDir(dir);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
