@@ -1,28 +1,15 @@
-import { createHash, type Hash, randomUUID } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
-import { type AuditEvent, type AuditSink, EVENT_SOURCE, EVENT_VERSION, isoSeconds } from './event';
-import { fsyncDir, publishPublicKey, writeDurably } from './files';
-import {
-  type DigestBody,
-  digestFileName,
-  type FileCoverage,
-  GENESIS_HASH,
-  listDigestFiles,
-  listTrailFiles,
-  openRecord,
-  fingerprintOf,
-  readDigest,
-  RECOVERY_EVENT,
-  sealRecord,
-  sha256Hex,
-  SIGNATURE_ALGORITHM,
-  signedBytesOf,
-  splitLines,
-  trailFileName,
-} from './format';
+import { type ChainHead, type DigestSigner, Digests, type FileState, UnsignedTail } from './digests';
+import type { AuditEvent, AuditSink } from './event';
+import { fsyncDir, publishPublicKey } from './files';
+import { GENESIS_HASH, listTrailFiles, sealRecord, trailFileName } from './format';
+import { recoverTrail, recoveryEvent } from './recovery';
+
+export type { DigestSigner } from './digests';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 
@@ -66,18 +53,6 @@ export interface TrailSettings {
   signingKeyRotationDays: number;
 }
 
-/** Signs digests with a key the trail never sees (held in the token). */
-export interface DigestSigner {
-  readonly publicKeyPem: string;
-  /** Version of the signing key, named in each digest. */
-  readonly version: number;
-  sign(data: Buffer): Promise<Buffer>;
-  /** Makes a new key version current. */
-  rotate(): Promise<void>;
-  /** Picks up a newer version another process made; true when the version changed. */
-  refresh(): Promise<boolean>;
-}
-
 /** `audit rotate-key` asks the running service by creating this file in the trail directory. */
 export const ROTATE_KEY_REQUEST_FILE = 'rotate-signing-key.request';
 
@@ -90,11 +65,6 @@ interface Pending {
   recordHash: string;
   resolve: () => void;
   reject: (err: Error) => void;
-}
-
-/** What the writer tracks about a file so a digest can describe it. */
-interface FileState extends Omit<FileCoverage, 'sha256'> {
-  sha256: string;
 }
 
 interface ActiveFile {
@@ -128,24 +98,16 @@ export class AuditTrail implements AuditSink {
   private syncWanted = false;
   private rotationWanted = false;
   /** The newest record that reached the file (the chain head a digest may vouch for). */
-  private writtenHead = { sequenceNumber: 0, recordHash: GENESIS_HASH };
+  private writtenHead: ChainHead = { sequenceNumber: 0, recordHash: GENESIS_HASH };
   private digestWaiters: Array<{ reason: string; rotateKey?: boolean; resolve: () => void; reject: (e: Error) => void }> = [];
-  /** Records written since the last digest, and the timer that signs them before the time bound. */
-  private unsignedRecords = 0;
-  private tailTimer: NodeJS.Timeout | undefined;
-  private tailDigestRequested = false;
-  /** When the current signing key version started signing (service clock). */
-  private keySince: number | undefined;
+  private readonly tail: UnsignedTail;
+  private digests!: Digests;
   private requestWatcher: fs.FSWatcher | undefined;
   private keyRotating = false;
   private batchTimer: NodeJS.Timeout | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private closing = false;
-  /** Latest state of every file, and what the latest digest said about it. */
-  private readonly files = new Map<string, FileState>();
-  private readonly covered = new Map<string, string>();
-  private lastDigest: { name: string; sha256: string; sequence: number } | undefined;
   /** fsync 'always': fdatasyncs started and not yet finished, oldest first. */
   private syncs: Array<Promise<void>> = [];
   /** fsync 'always': settles when the newest batch and every batch before it are durable. */
@@ -156,10 +118,8 @@ export class AuditTrail implements AuditSink {
     private readonly signer: DigestSigner,
     private readonly clock: Clock,
     private readonly log: Logger,
-  ) {}
-
-  private get fingerprint(): string {
-    return fingerprintOf(this.signer.publicKeyPem);
+  ) {
+    this.tail = new UnsignedTail(settings, (reason, insideFlushLoop, failed) => this.requestTailDigest(reason, insideFlushLoop, failed), log);
   }
 
   static async open(settings: TrailSettings, signer: DigestSigner, clock: Clock, log: Logger): Promise<AuditTrail> {
@@ -209,7 +169,7 @@ export class AuditTrail implements AuditSink {
     this.closed = true;
     clearInterval(this.batchTimer);
     clearInterval(this.rotationTimer);
-    clearTimeout(this.tailTimer);
+    this.tail.stop();
     this.requestWatcher?.close();
     await this.flushing;
     await this.settle();
@@ -278,8 +238,8 @@ export class AuditTrail implements AuditSink {
       const waiters = this.digestWaiters.splice(0);
       try {
         await this.sync();
-        await this.writeDigest(waiters.map((w) => w.reason).join(','));
-        if (waiters.some((w) => w.rotateKey)) await this.switchSigningKey();
+        await this.digests.write(waiters.map((w) => w.reason).join(','));
+        if (waiters.some((w) => w.rotateKey)) await this.digests.switchKey();
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err as Error);
@@ -306,19 +266,7 @@ export class AuditTrail implements AuditSink {
       f.recordCount++;
       this.writtenHead = { sequenceNumber: p.sequenceNumber, recordHash: p.recordHash };
     }
-    this.noteUnsigned(batch.length);
-  }
-
-  /** Keeps the unsigned tail within its bounds: a digest once enough records are unsigned, or before the oldest is too old. */
-  private noteUnsigned(records: number): void {
-    this.unsignedRecords += records;
-    if (this.unsignedRecords >= this.settings.unsignedMaxRecords) {
-      this.requestTailDigest('tail:records', true);
-    } else if (!this.tailTimer) {
-      // Signed at four fifths of the bound, so that signing and writing finish inside it.
-      this.tailTimer = setTimeout(() => this.requestTailDigest('tail:time', false), Math.floor(this.settings.unsignedMaxSeconds * 800));
-      this.tailTimer.unref();
-    }
+    this.tail.note(batch.length);
   }
 
   /**
@@ -327,41 +275,18 @@ export class AuditTrail implements AuditSink {
    * a second loop while the first is still in its synchronous part. From the timer, the loop
    * is kicked.
    */
-  private requestTailDigest(reason: string, insideFlushLoop: boolean): void {
-    if (this.tailDigestRequested || this.failure || this.closed) return;
-    this.tailDigestRequested = true;
-    const failed = (err: Error) => {
-      this.tailDigestRequested = false;
-      this.log.error({ err: err.message, reason }, 'audit digest for the unsigned tail failed');
-    };
+  private requestTailDigest(reason: string, insideFlushLoop: boolean, failed: (err: Error) => void): boolean {
+    if (this.failure || this.closed) return false;
     if (insideFlushLoop) this.digestWaiters.push({ reason, resolve: () => undefined, reject: failed });
     else void this.digestNow(reason).catch(failed);
-  }
-
-  /** After a digest: nothing written so far is unsigned. */
-  private tailSigned(): void {
-    this.unsignedRecords = 0;
-    this.tailDigestRequested = false;
-    clearTimeout(this.tailTimer);
-    this.tailTimer = undefined;
-  }
-
-  /** A new key version signs from now on; its public key is published and a digest made with it at once. */
-  private async switchSigningKey(): Promise<void> {
-    const previous = this.signer.version;
-    await this.signer.rotate();
-    publishPublicKey(this.settings.dir, this.signer, this.log);
-    this.keySince = this.clock.now();
-    this.log.info({ previous, version: this.signer.version, fingerprint: this.fingerprint }, 'audit signing key rotated');
-    await this.writeDigest('signing-key-rotated');
+    return true;
   }
 
   /** The schedule (signingKeyRotationDays) and `audit rotate-key` (a request file in the trail directory). */
   private rotateKeyIfDue(): void {
     if (this.failure || this.closed) return;
     const requested = fs.existsSync(path.join(this.settings.dir, ROTATE_KEY_REQUEST_FILE));
-    const days = this.settings.signingKeyRotationDays;
-    const due = days > 0 && this.keySince !== undefined && this.clock.now() - this.keySince >= days * 86_400_000;
+    const due = this.digests.keyDue(this.settings.signingKeyRotationDays);
     if ((!requested && !due) || this.keyRotating) return;
     this.keyRotating = true;
     void this.rotateSigningKey(requested ? 'rotate-key-requested' : 'rotate-key-scheduled')
@@ -447,13 +372,13 @@ export class AuditTrail implements AuditSink {
 
   private async rotate(why: string): Promise<void> {
     await this.sync();
-    this.files.set(this.active.name, this.activeState(true));
+    this.digests.track(this.activeState(true));
     await this.active.handle.close();
     const previous = this.active.name;
     await this.openNewFile(listTrailFiles(this.settings.dir).reduce((max, f) => Math.max(max, f.sequence), 0) + 1);
     this.log.info({ closed: previous, opened: this.active.name, why }, 'audit trail rotated');
     // A digest that cannot be signed now is retried at the next rotation; the records stay chained.
-    await this.writeDigest(`rotation:${why}`).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit digest could not be signed'));
+    await this.digests.write(`rotation:${why}`).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit digest could not be signed'));
   }
 
   private async openNewFile(sequence: number): Promise<void> {
@@ -464,95 +389,20 @@ export class AuditTrail implements AuditSink {
     this.active = { name, handle, openedAt, bytes: 0, hash: createHash('sha256'), recordCount: 0, firstSequence: null, lastSequence: null, lastRecordHash: null };
   }
 
-  private async writeDigest(reason: string): Promise<void> {
-    // Several processes share the token's signing key: one may have rotated it.
-    if (await this.signer.refresh()) {
-      publishPublicKey(this.settings.dir, this.signer, this.log);
-      this.keySince = this.clock.now();
-    }
-    this.files.set(this.active.name, this.activeState(this.closing));
-    const changed = [...this.files.values()].filter((f) => this.covered.get(f.name) !== coverageKey(f));
-    const sequence = (this.lastDigest?.sequence ?? 0) + 1;
-    const now = this.clock.now();
-    const body: DigestBody = {
-      digestVersion: 1,
-      signingKeyVersion: this.signer.version,
-      unsignedTailBound: { maxSeconds: this.settings.unsignedMaxSeconds, maxRecords: this.settings.unsignedMaxRecords },
-      digestSequence: sequence,
-      digestTime: isoSeconds(now),
-      reason,
-      previousDigestFile: this.lastDigest?.name ?? null,
-      previousDigestSha256: this.lastDigest?.sha256 ?? null,
-      signatureAlgorithm: SIGNATURE_ALGORITHM,
-      publicKeyFingerprint: this.fingerprint,
-      chainHead: { ...this.writtenHead },
-      files: changed.map((f) => ({ ...f })),
-    };
-    const signature = await this.signer.sign(signedBytesOf(body));
-    const raw = Buffer.from(`${JSON.stringify({ digest: body, signature: signature.toString('base64') })}\n`, 'utf8');
-    const name = digestFileName(sequence, now);
-    await writeDurably(this.settings.dir, name, raw);
-    this.lastDigest = { name, sha256: sha256Hex(raw), sequence };
-    for (const f of changed) this.covered.set(f.name, coverageKey(f));
-    this.keySince ??= now;
-    this.tailSigned();
-  }
-
   private async start(): Promise<void> {
     const dir = this.settings.dir;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     publishPublicKey(dir, this.signer, this.log);
-
-    for (const d of listDigestFiles(dir)) {
-      try {
-        const { raw, body } = readDigest(dir, d.name);
-        for (const f of body.files) {
-          this.files.set(f.name, { ...f });
-          this.covered.set(f.name, coverageKey(f));
-        }
-        this.lastDigest = { name: d.name, sha256: sha256Hex(raw), sequence: Math.max(body.digestSequence, d.sequence) };
-        // The current key signs since its first digest.
-        if ((body.signingKeyVersion ?? 1) === this.signer.version && this.keySince === undefined) this.keySince = Date.parse(body.digestTime);
-      } catch (err) {
-        this.log.error({ digest: d.name, err: (err as Error).message }, 'unreadable audit digest; `p11kms audit verify` will report it');
-        this.lastDigest = { name: d.name, sha256: sha256Hex(fs.readFileSync(path.join(dir, d.name))), sequence: d.sequence };
-      }
-    }
-
-    const trailFiles = listTrailFiles(dir);
-    const torn: Array<{ file: string; offset: number; bytes: number; sha256: string; lastIntactSequence: number | null }> = [];
-    let headFound = false;
-    // Every file a digest does not describe in full is scanned: after a crash, the last
-    // files were never signed. The newest record found becomes the head of the chain.
-    for (let i = trailFiles.length - 1; i >= 0; i--) {
-      const name = trailFiles[i].name;
-      const data = fs.readFileSync(path.join(dir, name));
-      const known = this.files.get(name);
-      if (headFound && known && known.closed && known.bytes === data.length) break;
-      const state = scanFile(name, data);
-      const acknowledged = known?.tornTail && state.tornTail && known.tornTail.offset === state.tornTail.offset;
-      if (state.tornTail && known && state.tornTail.offset < known.bytes) {
-        // A crash only tears what was never signed; damage inside signed bytes is tampering
-        // and must not be laundered into a recovery record.
-        this.log.error({ file: name, offset: state.tornTail.offset }, 'audit trail file was altered inside bytes a digest already signed; run `p11kms audit verify`');
-        delete state.tornTail;
-      } else if (state.tornTail && !acknowledged) {
-        torn.push({ file: name, ...state.tornTail, lastIntactSequence: state.lastSequence });
-        this.log.warn({ file: name, offset: state.tornTail.offset, bytes: state.tornTail.bytes }, 'audit trail file ends with an incomplete record (crash); kept as evidence, chain continues in a new file');
-      }
-      this.files.set(name, { ...state, closed: true });
-      if (!headFound && state.lastSequence !== null) {
-        this.nextSequence = state.lastSequence + 1;
-        this.lastRecordHash = state.lastRecordHash!;
-        headFound = true;
-      }
-    }
-    this.writtenHead = { sequenceNumber: this.nextSequence - 1, recordHash: this.lastRecordHash };
+    const found = recoverTrail(dir, this.signer.version, this.log);
+    this.nextSequence = found.head.sequenceNumber + 1;
+    this.lastRecordHash = found.head.recordHash;
+    this.writtenHead = found.head;
+    this.digests = new Digests(this.settings, this.signer, this.clock, this.log, this.tail, () => ({ file: this.activeState(this.closing), head: this.writtenHead }), found.signed);
 
     // A new process never appends to an old file: a torn tail stays exactly as the crash left it.
-    await this.openNewFile((trailFiles.at(-1)?.sequence ?? 0) + 1);
-    for (const t of torn.reverse()) await this.record(this.recoveryEvent(t));
-    await this.writeDigest(trailFiles.length > 0 ? 'startup' : 'created');
+    await this.openNewFile((found.newestFile ?? 0) + 1);
+    for (const t of found.torn) await this.record(recoveryEvent(t, this.clock.now()));
+    await this.digests.write(found.newestFile !== undefined ? 'startup' : 'created');
 
     if (this.settings.fsync === 'batch') {
       this.batchTimer = setInterval(() => {
@@ -584,64 +434,4 @@ export class AuditTrail implements AuditSink {
       this.kick();
     }
   }
-
-  private recoveryEvent(t: { file: string; offset: number; bytes: number; sha256: string; lastIntactSequence: number | null }): AuditEvent {
-    const now = this.clock.now();
-    return {
-      eventVersion: EVENT_VERSION,
-      userIdentity: { invokedBy: EVENT_SOURCE },
-      eventTime: isoSeconds(now),
-      eventSource: EVENT_SOURCE,
-      eventName: RECOVERY_EVENT,
-      awsRegion: 'local',
-      sourceIPAddress: EVENT_SOURCE,
-      userAgent: EVENT_SOURCE,
-      requestParameters: null,
-      responseElements: null,
-      additionalEventData: { tornFile: t.file, tornOffset: t.offset, tornBytes: t.bytes, tornSha256: t.sha256, lastIntactSequence: t.lastIntactSequence },
-      eventID: randomUUID(),
-      readOnly: false,
-      eventType: 'AwsServiceEvent',
-      managementEvent: true,
-      eventCategory: 'Management',
-    };
-  }
-}
-
-function coverageKey(f: FileState): string {
-  return `${f.bytes}:${f.closed}`;
-}
-
-/** Reads a file written by an earlier process: its stats and any torn tail. */
-function scanFile(name: string, data: Buffer): FileState {
-  const { lines, tail } = splitLines(data);
-  let recordCount = 0;
-  let firstSequence: number | null = null;
-  let lastSequence: number | null = null;
-  let lastRecordHash: string | null = null;
-  let intactEnd = 0;
-  for (const l of lines) {
-    const opened = openRecord(l.text);
-    if (!('record' in opened) || 'error' in opened) continue;
-    recordCount++;
-    firstSequence ??= opened.record.sequenceNumber;
-    lastSequence = opened.record.sequenceNumber;
-    lastRecordHash = opened.record.recordHash;
-    intactEnd = l.offset + Buffer.byteLength(l.text) + 1;
-  }
-  // Only bytes after the last intact record count as torn; damage further up is tampering, for verify to report.
-  const tornStart = intactEnd;
-  const tornBytes = data.subarray(tornStart);
-  void tail;
-  return {
-    name,
-    bytes: data.length,
-    sha256: sha256Hex(data),
-    recordCount,
-    firstSequence,
-    lastSequence,
-    lastRecordHash,
-    closed: true,
-    ...(tornBytes.length > 0 ? { tornTail: { offset: tornStart, bytes: tornBytes.length, sha256: sha256Hex(tornBytes) } } : {}),
-  };
 }
