@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { findChains, trustedKeysOf } from './chains';
 import { listPublicKeyFiles, publicKeyFileOf } from './format';
-import { ROTATE_KEY_REQUEST_FILE } from './trail';
+import { ROTATE_KEY_REQUEST_FILE } from './key-rotation';
 import { formatRow, parseTime, queryChains } from './query';
 import { formatFinding, type VerifyReport, verifyTrail } from './verify';
 

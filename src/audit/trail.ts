@@ -7,6 +7,7 @@ import { type ChainHead, type DigestSigner, Digests, type FileState, UnsignedTai
 import type { AuditEvent, AuditSink } from './event';
 import { fsyncDir, publishPublicKey } from './files';
 import { GENESIS_HASH, listTrailFiles, sealRecord, trailFileName } from './format';
+import { SigningKeyRotation } from './key-rotation';
 import { recoverTrail, recoveryEvent } from './recovery';
 
 export type { DigestSigner } from './digests';
@@ -52,9 +53,6 @@ export interface TrailSettings {
   /** The signing key rotates when its version is this many days old (0: only on request). */
   signingKeyRotationDays: number;
 }
-
-/** `audit rotate-key` asks the running service by creating this file in the trail directory. */
-export const ROTATE_KEY_REQUEST_FILE = 'rotate-signing-key.request';
 
 const BATCH_FSYNC_MS = 1000;
 const ROTATION_CHECK_MS = 60_000;
@@ -102,8 +100,7 @@ export class AuditTrail implements AuditSink {
   private digestWaiters: Array<{ reason: string; rotateKey?: boolean; resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly tail: UnsignedTail;
   private digests!: Digests;
-  private requestWatcher: fs.FSWatcher | undefined;
-  private keyRotating = false;
+  private keyRotation!: SigningKeyRotation;
   private batchTimer: NodeJS.Timeout | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -170,7 +167,7 @@ export class AuditTrail implements AuditSink {
     clearInterval(this.batchTimer);
     clearInterval(this.rotationTimer);
     this.tail.stop();
-    this.requestWatcher?.close();
+    this.keyRotation.stop();
     await this.flushing;
     await this.settle();
     await this.active.handle.close().catch(() => undefined);
@@ -282,21 +279,6 @@ export class AuditTrail implements AuditSink {
     return true;
   }
 
-  /** The schedule (signingKeyRotationDays) and `audit rotate-key` (a request file in the trail directory). */
-  private rotateKeyIfDue(): void {
-    if (this.failure || this.closed) return;
-    const requested = fs.existsSync(path.join(this.settings.dir, ROTATE_KEY_REQUEST_FILE));
-    const due = this.digests.keyDue(this.settings.signingKeyRotationDays);
-    if ((!requested && !due) || this.keyRotating) return;
-    this.keyRotating = true;
-    void this.rotateSigningKey(requested ? 'rotate-key-requested' : 'rotate-key-scheduled')
-      .then(() => fs.rmSync(path.join(this.settings.dir, ROTATE_KEY_REQUEST_FILE), { force: true }))
-      .catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit signing key rotation failed'))
-      .finally(() => {
-        this.keyRotating = false;
-      });
-  }
-
   /**
    * Starts the batch's own fdatasync and answers the batch once it and every earlier batch's
    * have succeeded: a later flush that succeeds says nothing about an earlier one that failed
@@ -398,6 +380,8 @@ export class AuditTrail implements AuditSink {
     this.lastRecordHash = found.head.recordHash;
     this.writtenHead = found.head;
     this.digests = new Digests(this.settings, this.signer, this.clock, this.log, this.tail, () => ({ file: this.activeState(this.closing), head: this.writtenHead }), found.signed);
+    const accepting = () => !this.failure && !this.closed;
+    this.keyRotation = new SigningKeyRotation(dir, this.settings.signingKeyRotationDays, this.digests, (reason) => this.rotateSigningKey(reason), accepting, this.log);
 
     // A new process never appends to an old file: a torn tail stays exactly as the crash left it.
     await this.openNewFile((found.newestFile ?? 0) + 1);
@@ -414,16 +398,10 @@ export class AuditTrail implements AuditSink {
     }
     this.rotationTimer = setInterval(() => {
       this.rotateIfOld();
-      this.rotateKeyIfDue();
+      this.keyRotation.check();
     }, Math.min(ROTATION_CHECK_MS, this.settings.rotationSeconds * 1000));
     this.rotationTimer.unref();
-    // `audit rotate-key` creates the request file; the check runs at once instead of at the next tick.
-    this.requestWatcher = fs.watch(dir, (_event, file) => {
-      if (file === ROTATE_KEY_REQUEST_FILE) this.rotateKeyIfDue();
-    });
-    this.requestWatcher.on('error', (err) => this.log.warn({ err: err.message }, 'watching the audit directory for `audit rotate-key` failed; the request is still seen within a minute'));
-    this.requestWatcher.unref();
-    this.rotateKeyIfDue();
+    this.keyRotation.start();
     this.log.info({ dir, file: this.active.name, nextSequence: this.nextSequence, fsync: this.settings.fsync }, 'audit trail open');
   }
 
