@@ -2,7 +2,7 @@ import { constants as cryptoConstants, createPublicKey, publicEncrypt } from 'no
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec } from '../model/generated/types';
-import { ecdhMechanism, ecdhResultTemplate, familyOf, pairTemplates } from './key-templates';
+import { ecdhMechanism, ecdhResultTemplate, familyOf, oaepMechanism, pairTemplates } from './key-templates';
 import { type MaterialRef, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
 import { type PublicKeyMaterial, spkiOf } from './public-keys';
@@ -29,17 +29,7 @@ export class AsymmetricCrypto {
     const inToken = this.token.profile.quirks.oaepHashesInToken?.includes(hash) ?? true;
     return this.token.run('RSA decrypt', async (session) => {
       const key = requiredObject(this.token, session, ref, pkcs11js.CKO_PRIVATE_KEY);
-      const mechanism: pkcs11js.Mechanism = inToken
-        ? {
-            mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
-            parameter: {
-              type: pkcs11js.CK_PARAMS_RSA_OAEP,
-              hashAlg: hash === 'sha1' ? pkcs11js.CKM_SHA_1 : pkcs11js.CKM_SHA256,
-              mgf: hash === 'sha1' ? pkcs11js.CKG_MGF1_SHA1 : pkcs11js.CKG_MGF1_SHA256,
-              source: CKZ_DATA_SPECIFIED,
-            } as pkcs11js.RsaOAEP,
-          }
-        : { mechanism: pkcs11js.CKM_RSA_X_509 };
+      const mechanism: pkcs11js.Mechanism = inToken ? oaepMechanism(hash) : { mechanism: pkcs11js.CKM_RSA_X_509 };
       this.token.pkcs11.C_DecryptInit(session, mechanism, key);
       let output: Buffer;
       try {
@@ -129,8 +119,5 @@ export class AsymmetricCrypto {
     return { family: family === 'edwards' ? 'edwards' : 'ec', point: point.value as Buffer };
   }
 }
-
-/** OAEP label source (PKCS#11 v2.40 §2.1.8); pkcs11js does not export it. */
-const CKZ_DATA_SPECIFIED = 1;
 
 const RSA_DECRYPT_FAILURES = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_DATA_INVALID', 'CKR_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);

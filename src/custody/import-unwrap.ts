@@ -3,6 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec } from '../model/generated/types';
 import { importPath, type WrappingAlgorithm, type WrappingKeySpec, type WrappingRef, wrappingLabel } from './import-wrapping';
+import { oaepMechanism } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
 import type { ObjectHandle, Session, Token } from './token';
@@ -32,7 +33,7 @@ export async function unwrapToSession(
       return await p.C_UnwrapKeyAsync(session, { mechanism: pkcs11js.CKM_RSA_PKCS }, privateKey, encrypted, template);
     }
     if (request.algorithm === 'RSAES_OAEP_SHA_1' || request.algorithm === 'RSAES_OAEP_SHA_256') {
-      if (inToken) return await p.C_UnwrapKeyAsync(session, oaep(hash), privateKey, encrypted, template);
+      if (inToken) return await p.C_UnwrapKeyAsync(session, oaepMechanism(hash), privateKey, encrypted, template);
       // Raw RSA in the token, OAEP decoding here: the material is in process memory
       // from decoding until C_CreateObject returns, then zeroed (docs/key-custody.md).
       const material = rawOaepDecrypt(token, session, privateKey, encrypted, modulusBytes, hash);
@@ -60,7 +61,7 @@ export async function unwrapToSession(
     ];
     let ephemeral: ObjectHandle;
     if (inToken) {
-      ephemeral = await p.C_UnwrapKeyAsync(session, oaep(hash), privateKey, wrappedKey, aesTemplate);
+      ephemeral = await p.C_UnwrapKeyAsync(session, oaepMechanism(hash), privateKey, wrappedKey, aesTemplate);
     } else {
       // Only the ephemeral AES key passes through process memory here, never the material.
       const aesKey = rawOaepDecrypt(token, session, privateKey, wrappedKey, modulusBytes, hash);
@@ -134,18 +135,6 @@ function rawOaepDecrypt(token: Token, session: Session, privateKey: ObjectHandle
 
 export function notPrivateKey(spec?: KeySpec): KmsError {
   return new KmsError('ValidationException', spec ? `The key material is not a valid PKCS#8 private key for key spec ${spec}.` : 'The key material is not a valid PKCS#8 private key of the KMS key\'s type.');
-}
-
-function oaep(hash: OaepHash): pkcs11js.Mechanism {
-  return {
-    mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
-    parameter: {
-      type: pkcs11js.CK_PARAMS_RSA_OAEP,
-      hashAlg: hash === 'sha1' ? pkcs11js.CKM_SHA_1 : pkcs11js.CKM_SHA256,
-      mgf: hash === 'sha1' ? pkcs11js.CKG_MGF1_SHA1 : pkcs11js.CKG_MGF1_SHA256,
-      source: 1,
-    } as pkcs11js.RsaOAEP,
-  };
 }
 
 const UNWRAP_FAILURES = new Set([

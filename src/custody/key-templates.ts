@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import type { KeySpec, KeyUsageType } from '../model/generated/types';
+import type { OaepHash } from './rsa-oaep';
 
 /** PKCS#11 v3 constants pkcs11js 2.1 does not export (values from the v3.0 headers). */
 export const CKK_EC_EDWARDS = 0x40;
@@ -51,6 +52,13 @@ export function ecdhResultTemplate(spec: KeySpec): pkcs11js.Template {
 }
 
 export const HMAC_KEY_BYTES: Record<string, number> = { HMAC_224: 28, HMAC_256: 32, HMAC_384: 48, HMAC_512: 64 };
+
+export const HMAC_MECHANISM: Record<string, number> = {
+  HMAC_224: pkcs11js.CKM_SHA224_HMAC,
+  HMAC_256: pkcs11js.CKM_SHA256_HMAC,
+  HMAC_384: pkcs11js.CKM_SHA384_HMAC,
+  HMAC_512: pkcs11js.CKM_SHA512_HMAC,
+};
 
 export type KeyFamily = 'aes' | 'rsa' | 'ec' | 'edwards' | 'hmac';
 
@@ -219,5 +227,21 @@ export function gcmMechanism(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
   return {
     mechanism: pkcs11js.CKM_AES_GCM,
     parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, aad, ivBits: iv.length * 8, tagBits: 128 } as pkcs11js.GcmParams,
+  };
+}
+
+/** OAEP label source (PKCS#11 v2.40 §2.1.8); pkcs11js does not export it. */
+const CKZ_DATA_SPECIFIED = 1;
+
+/** RSA-OAEP: MGF1 over the same hash, empty label. */
+export function oaepMechanism(hash: OaepHash): pkcs11js.Mechanism {
+  return {
+    mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
+    parameter: {
+      type: pkcs11js.CK_PARAMS_RSA_OAEP,
+      hashAlg: hash === 'sha1' ? pkcs11js.CKM_SHA_1 : pkcs11js.CKM_SHA256,
+      mgf: hash === 'sha1' ? pkcs11js.CKG_MGF1_SHA1 : pkcs11js.CKG_MGF1_SHA256,
+      source: CKZ_DATA_SPECIFIED,
+    } as pkcs11js.RsaOAEP,
   };
 }

@@ -3,7 +3,7 @@ import { KmsError } from '../errors';
 import type { KeySpec } from '../model/generated/types';
 import { unwrapToSession } from './import-unwrap';
 import type { ImportMaterialRequest } from './import-wrapping';
-import { familyOf, namingAttributes, type ObjectNaming } from './key-templates';
+import { familyOf, HMAC_MECHANISM, namingAttributes, type ObjectNaming } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { ObjectHandle, Session, Token } from './token';
 import { retryingCreation } from './token-objects';
@@ -14,13 +14,6 @@ const KCV_MESSAGE = Buffer.from('p11kms key check value v1', 'utf8');
 
 /** Largest HMAC key AWS accepts per spec (the smallest is the hash length, which the token enforces). */
 const HMAC_MAX_BYTES: Record<string, number> = { HMAC_224: 64, HMAC_256: 64, HMAC_384: 128, HMAC_512: 128 };
-
-const HMAC_MECHANISM: Record<string, number> = {
-  HMAC_224: pkcs11js.CKM_SHA224_HMAC,
-  HMAC_256: pkcs11js.CKM_SHA256_HMAC,
-  HMAC_384: pkcs11js.CKM_SHA384_HMAC,
-  HMAC_512: pkcs11js.CKM_SHA512_HMAC,
-};
 
 /** AES and HMAC material (see KeyImporter.importMaterial); the token computes the check value from the secret itself. */
 export async function importSecret(

@@ -1,6 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import type { KeySpec, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
-import { EC_FIELD_BYTES } from './key-templates';
+import { EC_FIELD_BYTES, HMAC_MECHANISM } from './key-templates';
 import { type MaterialRef, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
 import { ecdsaDerToRaw, ecdsaRawToDer, signaturePlan } from './signing';
@@ -71,10 +71,3 @@ export class SignVerify {
 export function isIntegrityFailure(token: Token, ckr: string | undefined): boolean {
   return ckr !== undefined && (token.profile.quirks.integrityFailureCodes?.includes(ckr) ?? false);
 }
-
-const HMAC_MECHANISM: Record<string, number> = {
-  HMAC_224: pkcs11js.CKM_SHA224_HMAC,
-  HMAC_256: pkcs11js.CKM_SHA256_HMAC,
-  HMAC_384: pkcs11js.CKM_SHA384_HMAC,
-  HMAC_512: pkcs11js.CKM_SHA512_HMAC,
-};
