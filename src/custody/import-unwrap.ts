@@ -8,6 +8,18 @@ import { ckrName } from './pkcs11-errors';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
 import type { ObjectHandle, Session, Token } from './token';
 
+/** An AES key that lives for one import, in the session: it unwraps, and nothing else. */
+const ONE_TIME_UNWRAPPING_KEY: pkcs11js.Template = [
+  { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+  { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+  { type: pkcs11js.CKA_TOKEN, value: false },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+  { type: pkcs11js.CKA_UNWRAP, value: true },
+  { type: pkcs11js.CKA_ENCRYPT, value: false },
+  { type: pkcs11js.CKA_DECRYPT, value: false },
+];
+
 /**
  * Unwraps imported material with its import's wrapping key into a session object made from
  * `template`. Whatever the wrapped bytes are, a failure is InvalidCiphertextException (or,
@@ -49,25 +61,15 @@ export async function unwrapToSession(
     if (encrypted.length <= modulusBytes) throw invalidCiphertext();
     const wrappedKey = encrypted.subarray(0, modulusBytes);
     const wrappedMaterial = encrypted.subarray(modulusBytes);
-    const aesTemplate: pkcs11js.Template = [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_TOKEN, value: false },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_UNWRAP, value: true },
-      { type: pkcs11js.CKA_ENCRYPT, value: false },
-      { type: pkcs11js.CKA_DECRYPT, value: false },
-    ];
     let ephemeral: ObjectHandle;
     if (inToken) {
-      ephemeral = await p.C_UnwrapKeyAsync(session, oaepMechanism(hash), privateKey, wrappedKey, aesTemplate);
+      ephemeral = await p.C_UnwrapKeyAsync(session, oaepMechanism(hash), privateKey, wrappedKey, ONE_TIME_UNWRAPPING_KEY);
     } else {
       // Only the ephemeral AES key passes through process memory here, never the material.
       const aesKey = rawOaepDecrypt(token, session, privateKey, wrappedKey, modulusBytes, hash);
       try {
         if (aesKey.length !== 32 && aesKey.length !== 24 && aesKey.length !== 16) throw invalidCiphertext();
-        ephemeral = p.C_CreateObject(session, [...aesTemplate, { type: pkcs11js.CKA_VALUE, value: aesKey }]);
+        ephemeral = p.C_CreateObject(session, [...ONE_TIME_UNWRAPPING_KEY, { type: pkcs11js.CKA_VALUE, value: aesKey }]);
       } finally {
         aesKey.fill(0);
       }
@@ -101,15 +103,7 @@ async function unwrapPkcs8FromMemory(token: Token, session: Session, pkcs8: Buff
   try {
     const cipher = createCipheriv('id-aes256-wrap-pad', oneTime, Buffer.from('a65959a6', 'hex'));
     wrapped = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
-    key = p.C_CreateObject(session, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_TOKEN, value: false },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-      { type: pkcs11js.CKA_UNWRAP, value: true },
-      { type: pkcs11js.CKA_VALUE, value: oneTime },
-    ]);
+    key = p.C_CreateObject(session, [...ONE_TIME_UNWRAPPING_KEY, { type: pkcs11js.CKA_VALUE, value: oneTime }]);
     oneTime.fill(0);
     return p.C_UnwrapKey(session, { mechanism: token.rfc5649 }, key, wrapped, template);
   } finally {
