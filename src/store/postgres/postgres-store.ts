@@ -6,25 +6,13 @@ import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
+import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
+import { aliasListName, aliasName, grantListName, grantName, intentName, keyName, keyRegionsName } from './record-names';
 import { migrateSchema } from './schema';
 
 /** serialization_failure, deadlock_detected, unique_violation: the body runs again and decides anew. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const MAX_ATTEMPTS = 40;
-
-interface Queryable {
-  query: Pool['query'];
-}
-
-type Doc<T> = { doc: T };
-
-const keyName = (key: KeyLocator) => `k:${key.keyId}/${key.region}`;
-const keyRegionsName = (keyId: string) => `K:${keyId}`;
-const aliasName = (scope: Scope, name: string) => `a:${scope.region}/${scope.accountId}/${name}`;
-const aliasListName = (scope: Scope) => `A:${scope.region}/${scope.accountId}`;
-const grantName = (grantId: string) => `G:${grantId}`;
-const grantListName = (key: KeyLocator) => `g:${key.keyId}/${key.region}`;
-const intentName = (creationId: string) => `i:${creationId}`;
 
 /**
  * A token object being made (issue 10's creation intent): committed before the token call,
@@ -236,66 +224,6 @@ export function grantNameFingerprint(g: GrantRecord): string | null {
   return createHash('sha256')
     .update(JSON.stringify([g.name, g.granteePrincipal, g.retiringPrincipal ?? null, g.issuingAccount, g.operations, g.constraints ?? null]))
     .digest('hex');
-}
-
-async function readKey(q: Queryable, key: KeyLocator): Promise<KeyRecord | undefined> {
-  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1 AND region = $2', [key.keyId, key.region]);
-  return rows[0]?.doc;
-}
-
-async function readKeyRegions(q: Queryable, keyId: string): Promise<KeyRecord[]> {
-  const { rows } = await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE key_id = $1', [keyId]);
-  return rows.map((r) => r.doc).sort(byRegion);
-}
-
-const byRegion = (a: KeyRecord, b: KeyRecord) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0);
-
-async function listKeysIn(q: Queryable, scope: Scope | undefined): Promise<KeyRecord[]> {
-  const { rows } = scope
-    ? await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE region = $1 AND account_id = $2 ORDER BY created_at, key_id', [scope.region, scope.accountId])
-    : await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys ORDER BY created_at, key_id');
-  return rows.map((r) => r.doc);
-}
-
-async function readAlias(q: Queryable, scope: Scope, name: string): Promise<AliasRecord | undefined> {
-  const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [
-    scope.region,
-    scope.accountId,
-    name,
-  ]);
-  return rows[0]?.doc;
-}
-
-async function listAliasesIn(q: Queryable, scope: Scope): Promise<AliasRecord[]> {
-  const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2', [scope.region, scope.accountId]);
-  // Sorted here rather than by the database, whose collation need not be code-point order.
-  return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
-}
-
-async function readCustomKeyStore(q: Queryable, id: string): Promise<CustomKeyStoreRecord | undefined> {
-  const { rows } = await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores WHERE custom_key_store_id = $1', [id]);
-  return rows[0]?.doc;
-}
-
-async function listCustomKeyStoresIn(q: Queryable, scope: Scope | undefined): Promise<CustomKeyStoreRecord[]> {
-  const { rows } =
-    scope === undefined
-      ? await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores ORDER BY created_at, custom_key_store_id')
-      : await q.query<Doc<CustomKeyStoreRecord>>('SELECT doc FROM p11kms_custom_key_stores WHERE region = $1 AND account_id = $2 ORDER BY created_at, custom_key_store_id', [scope.region, scope.accountId]);
-  return rows.map((r) => r.doc);
-}
-
-async function readGrant(q: Queryable, grantId: string): Promise<GrantRecord | undefined> {
-  const { rows } = await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE grant_id = $1', [grantId]);
-  return rows[0]?.doc;
-}
-
-async function listGrantsIn(q: Queryable, key: KeyLocator | undefined): Promise<GrantRecord[]> {
-  const { rows } =
-    key === undefined
-      ? await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants ORDER BY created_at, grant_id')
-      : await q.query<Doc<GrantRecord>>('SELECT doc FROM p11kms_grants WHERE key_id = $1 AND region = $2 ORDER BY created_at, grant_id', [key.keyId, key.region]);
-  return rows.map((r) => r.doc);
 }
 
 /**
