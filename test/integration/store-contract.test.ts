@@ -294,6 +294,26 @@ describe('PostgreSQL store: schema and cluster duties', function () {
       await b.close();
     }
   });
+  it('background tasks that ask at once share one session: closing the process hands every one of them over', async () => {
+    const url = await freshDatabaseUrl();
+    const a = await PostgresStore.open(url, log);
+    const b = await PostgresStore.open(url, log);
+    const tasks = ['sweeper', 'reconciler', 'rotation'];
+    try {
+      expect(await Promise.all(tasks.map((task) => a.asLeader(task, async () => task)))).to.deep.equal(tasks);
+      await a.close();
+      for (const task of tasks) {
+        let ran: string | undefined;
+        for (let i = 0; ran === undefined; i++) {
+          expect(i, `${task} was never handed over`).to.be.below(200);
+          ran = await b.asLeader(task, async () => 'b');
+          if (ran === undefined) await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    } finally {
+      await b.close();
+    }
+  });
 });
 
 describe('JSON file store: the file', function () {

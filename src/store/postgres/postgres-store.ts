@@ -33,7 +33,8 @@ const MAX_ATTEMPTS = 40;
 export class PostgresStore implements MetadataStore {
   /** Several processes write: intents found at start-up may belong to a live process (they expire by lease). */
   readonly singleWriter = false;
-  private leaseClient: PoolClient | undefined;
+  /** The session holding this process's advisory locks: one, however many tasks ask at once. */
+  private leaseClient: Promise<PoolClient> | undefined;
   private readonly leases = new Set<string>();
   private closed = false;
 
@@ -166,8 +167,11 @@ export class PostgresStore implements MetadataStore {
     if (this.closed) return undefined;
     if (!this.leases.has(task)) {
       try {
-        this.leaseClient ??= await this.openLeaseClient();
-        const { rows } = await this.leaseClient.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [leaseId(task)]);
+        this.leaseClient ??= this.openLeaseClient();
+        const client = await this.leaseClient;
+        // Closed while connecting: close() releases the session.
+        if (this.closed) return undefined;
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [leaseId(task)]);
         if (!rows[0].ok) return undefined;
         this.leases.add(task);
         this.log.info({ task }, 'this process now runs this background task for the cluster');
@@ -184,20 +188,26 @@ export class PostgresStore implements MetadataStore {
     await this.cache.stop();
     const leaseClient = this.leaseClient;
     this.leaseClient = undefined;
-    leaseClient?.release(true);
+    (await leaseClient?.catch(() => undefined))?.release(true);
     await this.pool.end();
   }
 
-  private async openLeaseClient(): Promise<PoolClient> {
-    const client = await this.pool.connect();
-    // Leases live as long as this session: if it ends, another process takes the tasks over.
-    client.on('error', () => this.dropLeases(client));
-    client.on('end', () => this.dropLeases(client));
-    return client;
+  private openLeaseClient(): Promise<PoolClient> {
+    const opening = this.pool.connect().then((client) => {
+      // Leases live as long as this session: if it ends, another process takes the tasks over.
+      client.on('error', () => this.dropLeases(opening, client));
+      client.on('end', () => this.dropLeases(opening, client));
+      return client;
+    });
+    // A failed connection is not kept: the next task asks again.
+    opening.catch(() => {
+      if (this.leaseClient === opening) this.leaseClient = undefined;
+    });
+    return opening;
   }
 
-  private dropLeases(client: PoolClient): void {
-    if (this.leaseClient !== client) return;
+  private dropLeases(opening: Promise<PoolClient>, client: PoolClient): void {
+    if (this.leaseClient !== opening) return;
     this.leaseClient = undefined;
     if (this.leases.size > 0) this.log.warn({ tasks: [...this.leases] }, 'background-task locks lost with their connection');
     this.leases.clear();
