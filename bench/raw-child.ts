@@ -43,19 +43,19 @@ async function main(): Promise<void> {
   const header = encodeHeader({ kind: PayloadKind.Plaintext, keyId: ids.symmetric, materialVersion: material.version, secretLength: 0 });
   const aad = additionalData(header, { purpose: 'bench' });
   const plaintext = Buffer.alloc(32, 7);
-  const { iv, sealed } = await custody.encrypt(material, aad, plaintext);
+  const { iv, sealed } = await custody.symmetric.encrypt(material, aad, plaintext);
   const message = Buffer.from('benchmark message');
   const rsa = materialOf(dataDir, ids.rsa);
   const ec = materialOf(dataDir, ids.ec);
   const hmac = materialOf(dataDir, ids.hmac);
   // The calls each operation makes in the service.
   const tasks: Record<string, () => Promise<unknown>> = {
-    Encrypt: () => custody.encrypt(material, aad, plaintext),
-    Decrypt: () => custody.decrypt(material, iv, aad, sealed),
-    GenerateDataKey: async () => custody.encrypt(material, aad, await custody.random(32)),
-    'Sign RSA_2048': () => custody.sign(rsa, 'RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_256', 'RAW', message),
-    'Sign ECC_NIST_P256': () => custody.sign(ec, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message),
-    'GenerateMac HMAC_256': () => custody.mac(hmac, 'HMAC_256', message),
+    Encrypt: () => custody.symmetric.encrypt(material, aad, plaintext),
+    Decrypt: () => custody.symmetric.decrypt(material, iv, aad, sealed),
+    GenerateDataKey: async () => custody.symmetric.encrypt(material, aad, await custody.random(32)),
+    'Sign RSA_2048': () => custody.signatures.sign(rsa, 'RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_256', 'RAW', message),
+    'Sign ECC_NIST_P256': () => custody.signatures.sign(ec, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message),
+    'GenerateMac HMAC_256': () => custody.signatures.mac(hmac, 'HMAC_256', message),
   };
   process.stdout.write('ready\n');
   for await (const line of createInterface({ input: process.stdin })) {

@@ -1,10 +1,9 @@
 import * as pkcs11js from 'pkcs11js';
-import type { KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
+import type { KeySpec, KeyUsageType } from '../model/generated/types';
 import { AsymmetricCrypto } from './asymmetric-crypto';
 import { KeyImporter } from './key-import';
 import { aesKeyTemplate, familyOf, generationMechanism, hmacTemplate, pairTemplates } from './key-templates';
 import { type MaterialAttributes, MaterialObjects, materialNaming, type MaterialRef, type NewMaterialRef } from './material-objects';
-import type { OaepHash } from './rsa-oaep';
 import { SignVerify } from './sign-verify';
 import { SymmetricCrypto } from './symmetric-crypto';
 import type { Token } from './token';
@@ -18,16 +17,19 @@ export { JWK_CURVE } from './key-templates';
  * accepts master-key bytes; data keys leave the token only where the KMS API returns them
  * as plaintext.
  *
- * The one entry point the rest of p11kms holds; the work is done by the focused modules it
- * delegates to, so that each stays small enough to read whole.
+ * The one entry point the rest of p11kms holds: key generation and token objects here, each
+ * family of use in a module of its own that callers reach directly (custody.symmetric.encrypt).
  */
 export class KeyCustody {
   /** Import wrapping keys and imported material (GetParametersForImport, ImportKeyMaterial). */
   readonly importer: KeyImporter;
+  /** AES-256-GCM and wrapped data keys (symmetric-crypto.ts). */
+  readonly symmetric: SymmetricCrypto;
+  /** Signatures and MACs (sign-verify.ts). */
+  readonly signatures: SignVerify;
+  /** Public keys, RSA-OAEP, ECDH and data key pairs (asymmetric-crypto.ts). */
+  readonly asymmetric: AsymmetricCrypto;
   private readonly objects: MaterialObjects;
-  private readonly symmetric: SymmetricCrypto;
-  private readonly signatures: SignVerify;
-  private readonly asymmetric: AsymmetricCrypto;
 
   constructor(private readonly token: Token) {
     this.importer = new KeyImporter(token);
@@ -115,75 +117,5 @@ export class KeyCustody {
 
   attributes(ref: MaterialRef): Promise<MaterialAttributes> {
     return this.objects.attributes(ref);
-  }
-
-  // AES-256-GCM and wrapped data keys: symmetric-crypto.ts.
-
-  encrypt(ref: MaterialRef, aad: Buffer, plaintext: Buffer): Promise<{ iv: Buffer; sealed: Buffer }> {
-    return this.symmetric.encrypt(ref, aad, plaintext);
-  }
-
-  encryptNewSecret(ref: MaterialRef, aad: Buffer, length: number): Promise<{ plaintext: Buffer; iv: Buffer; sealed: Buffer }> {
-    return this.symmetric.encryptNewSecret(ref, aad, length);
-  }
-
-  decrypt(ref: MaterialRef, iv: Buffer, aad: Buffer, ciphertext: Buffer): Promise<Buffer> {
-    return this.symmetric.decrypt(ref, iv, aad, ciphertext);
-  }
-
-  generateWrappedSecret(ref: MaterialRef, length: number): Promise<Buffer> {
-    return this.symmetric.generateWrappedSecret(ref, length);
-  }
-
-  unwrapSecret(ref: MaterialRef, wrapped: Buffer, length: number): Promise<Buffer> {
-    return this.symmetric.unwrapSecret(ref, wrapped, length);
-  }
-
-  rewrapSecret(from: MaterialRef, wrapped: Buffer, to: MaterialRef): Promise<Buffer> {
-    return this.symmetric.rewrapSecret(from, wrapped, to);
-  }
-
-  // Signatures and MACs: sign-verify.ts.
-
-  checkSignatureRequest(spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer): void {
-    this.signatures.checkSignatureRequest(spec, algorithm, messageType, message);
-  }
-
-  sign(ref: MaterialRef, spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer): Promise<Buffer> {
-    return this.signatures.sign(ref, spec, algorithm, messageType, message);
-  }
-
-  verify(ref: MaterialRef, spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer, signature: Buffer): Promise<boolean> {
-    return this.signatures.verify(ref, spec, algorithm, messageType, message, signature);
-  }
-
-  mac(ref: MaterialRef, spec: KeySpec, message: Buffer): Promise<Buffer> {
-    return this.signatures.mac(ref, spec, message);
-  }
-
-  verifyMac(ref: MaterialRef, spec: KeySpec, message: Buffer, mac: Buffer): Promise<boolean> {
-    return this.signatures.verifyMac(ref, spec, message, mac);
-  }
-
-  // Public keys, RSA-OAEP, ECDH and data key pairs: asymmetric-crypto.ts.
-
-  publicKey(ref: MaterialRef, spec: KeySpec): Promise<Buffer> {
-    return this.asymmetric.publicKey(ref, spec);
-  }
-
-  rsaDecrypt(ref: MaterialRef, hash: OaepHash, ciphertext: Buffer): Promise<Buffer> {
-    return this.asymmetric.rsaDecrypt(ref, hash, ciphertext);
-  }
-
-  rsaEncrypt(ref: MaterialRef, spec: KeySpec, hash: OaepHash, plaintext: Buffer): Promise<Buffer> {
-    return this.asymmetric.rsaEncrypt(ref, spec, hash, plaintext);
-  }
-
-  deriveSharedSecret(ref: MaterialRef, spec: KeySpec, peerPoint: Buffer): Promise<Buffer> {
-    return this.asymmetric.deriveSharedSecret(ref, spec, peerPoint);
-  }
-
-  generateWrappedKeyPair(wrapWith: MaterialRef, spec: KeySpec): Promise<{ publicKey: Buffer; wrapped: Buffer }> {
-    return this.asymmetric.generateWrappedKeyPair(wrapWith, spec);
   }
 }

@@ -15,7 +15,7 @@ export const deriveSharedSecret: OperationHandler<'DeriveSharedSecret'> = async 
   });
   const peerPoint = uncompressedPoint(input.PublicKey, JWK_CURVE[key.keySpec]);
   stopIfDryRun(input.DryRun);
-  const secret = await services.custody.deriveSharedSecret(currentMaterial(key), key.keySpec, peerPoint);
+  const secret = await services.custody.asymmetric.deriveSharedSecret(currentMaterial(key), key.keySpec, peerPoint);
   return { KeyId: key.arn, SharedSecret: secret, KeyAgreementAlgorithm: input.KeyAgreementAlgorithm, KeyOrigin: key.origin };
 };
 

@@ -14,7 +14,7 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
   // Generated and wrapped inside the token: the plaintext data key never exists here.
-  const wrapped = await custodyOf(services, key).generateWrappedSecret(currentMaterial(key), length);
+  const wrapped = await custodyOf(services, key).symmetric.generateWrappedSecret(currentMaterial(key), length);
   const blob = await seal(services, { ctx, operation: 'GenerateDataKeyWithoutPlaintext' }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length });
   return { CiphertextBlob: blob, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

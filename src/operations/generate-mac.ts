@@ -12,6 +12,6 @@ export const generateMac: OperationHandler<'GenerateMac'> = async (input, ctx, s
   });
   requireMacAlgorithm(key, input.MacAlgorithm);
   stopIfDryRun(input.DryRun);
-  const mac = await services.custody.mac(currentMaterial(key), key.keySpec, input.Message);
+  const mac = await services.custody.signatures.mac(currentMaterial(key), key.keySpec, input.Message);
   return { Mac: mac, MacAlgorithm: input.MacAlgorithm, KeyId: key.arn };
 };

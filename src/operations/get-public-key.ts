@@ -12,7 +12,7 @@ export const getPublicKey: OperationHandler<'GetPublicKey'> = async (input, ctx,
   const { MacAlgorithms: _none, ...algorithms } = algorithmsOf(key.keySpec, key.keyUsage);
   return {
     KeyId: key.arn,
-    PublicKey: await services.custody.publicKey(currentMaterial(key), key.keySpec),
+    PublicKey: await services.custody.asymmetric.publicKey(currentMaterial(key), key.keySpec),
     CustomerMasterKeySpec: key.keySpec as never,
     KeySpec: key.keySpec,
     KeyUsage: key.keyUsage,

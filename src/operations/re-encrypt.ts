@@ -63,7 +63,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
   if (payload.kind === PayloadKind.WrappedSecret && !isRsa(destination.keySpec) && custody === custodyOf(services, destination)) {
     // A data key made without plaintext moves between symmetric keys inside the token
     // (between two tokens it cannot: it is unwrapped and sealed as a plaintext payload).
-    const wrapped = await custody.rewrapSecret(
+    const wrapped = await custody.symmetric.rewrapSecret(
       materialRef(source.key, source.materialVersion),
       payload.wrapped,
       currentMaterial(destination),

@@ -10,8 +10,8 @@ export const sign: OperationHandler<'Sign'> = async (input, ctx, services) => {
     conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
   });
   const messageType = input.MessageType ?? 'RAW';
-  services.custody.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  services.custody.signatures.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   stopIfDryRun(input.DryRun);
-  const signature = await services.custody.sign(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  const signature = await services.custody.signatures.sign(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   return { KeyId: key.arn, Signature: signature, SigningAlgorithm: input.SigningAlgorithm };
 };

@@ -13,7 +13,7 @@ export const verifyMac: OperationHandler<'VerifyMac'> = async (input, ctx, servi
   });
   requireMacAlgorithm(key, input.MacAlgorithm);
   stopIfDryRun(input.DryRun);
-  const valid = await services.custody.verifyMac(currentMaterial(key), key.keySpec, input.Message, input.Mac);
+  const valid = await services.custody.signatures.verifyMac(currentMaterial(key), key.keySpec, input.Message, input.Mac);
   if (!valid) throw new KmsError('KMSInvalidMacException', '');
   return { KeyId: key.arn, MacValid: true, MacAlgorithm: input.MacAlgorithm };
 };

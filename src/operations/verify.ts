@@ -11,9 +11,9 @@ export const verify: OperationHandler<'Verify'> = async (input, ctx, services) =
     conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
   });
   const messageType = input.MessageType ?? 'RAW';
-  services.custody.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  services.custody.signatures.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   stopIfDryRun(input.DryRun);
-  const valid = await services.custody.verify(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message, input.Signature);
+  const valid = await services.custody.signatures.verify(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message, input.Signature);
   // AWS raises on a bad signature rather than answering SignatureValid: false.
   if (!valid) throw new KmsError('KMSInvalidSignatureException', '');
   return { KeyId: key.arn, SignatureValid: true, SigningAlgorithm: input.SigningAlgorithm };

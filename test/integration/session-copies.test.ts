@@ -54,8 +54,8 @@ describe('session copies of token keys (profile sessionCopies)', function () {
     const ref = newRef();
     await custody.generateKey(ref, 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
     const aad = Buffer.from('context');
-    const { iv, sealed } = await custody.encrypt(ref, aad, Buffer.from('plaintext'));
-    expect((await custody.decrypt(ref, iv, aad, sealed)).toString()).to.equal('plaintext');
+    const { iv, sealed } = await custody.symmetric.encrypt(ref, aad, Buffer.from('plaintext'));
+    expect((await custody.symmetric.decrypt(ref, iv, aad, sealed)).toString()).to.equal('plaintext');
 
     const { stored, used } = await handles(ref, pkcs11js.CKO_SECRET_KEY);
     expect(used.equals(stored), 'operations use another object than the stored one').to.equal(false);
@@ -79,8 +79,8 @@ describe('session copies of token keys (profile sessionCopies)', function () {
     const ec = newRef();
     await custody.generateKey(ec, 'ECC_NIST_P256', 'SIGN_VERIFY');
     const message = Buffer.from('message');
-    const signature = await custody.sign(ec, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message);
-    const publicKey = createPublicKey({ key: await custody.publicKey(ec, 'ECC_NIST_P256'), format: 'der', type: 'spki' });
+    const signature = await custody.signatures.sign(ec, 'ECC_NIST_P256', 'ECDSA_SHA_256', 'RAW', message);
+    const publicKey = createPublicKey({ key: await custody.asymmetric.publicKey(ec, 'ECC_NIST_P256'), format: 'der', type: 'spki' });
     expect(verify('sha256', message, publicKey, signature)).to.equal(true);
     const pair = await handles(ec, pkcs11js.CKO_PRIVATE_KEY);
     expect(pair.used.equals(pair.stored)).to.equal(false);
@@ -88,8 +88,8 @@ describe('session copies of token keys (profile sessionCopies)', function () {
 
     const hmac = newRef();
     await custody.generateKey(hmac, 'HMAC_256', 'GENERATE_VERIFY_MAC');
-    const mac = await custody.mac(hmac, 'HMAC_256', message);
-    expect(await custody.verifyMac(hmac, 'HMAC_256', message, mac)).to.equal(true);
+    const mac = await custody.signatures.mac(hmac, 'HMAC_256', message);
+    expect(await custody.signatures.verifyMac(hmac, 'HMAC_256', message, mac)).to.equal(true);
     const secret = await handles(hmac, pkcs11js.CKO_SECRET_KEY);
     expect(secret.used.equals(secret.stored)).to.equal(false);
   });
@@ -97,14 +97,14 @@ describe('session copies of token keys (profile sessionCopies)', function () {
   it('destroys the copy with the material: the key cannot be used afterwards', async () => {
     const ref = newRef();
     await custody.generateKey(ref, 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
-    await custody.encrypt(ref, Buffer.alloc(0), Buffer.from('x'));
+    await custody.symmetric.encrypt(ref, Buffer.alloc(0), Buffer.from('x'));
     const { used } = await handles(ref, pkcs11js.CKO_SECRET_KEY);
     expect(await custody.destroyCreation(ref.creationId)).to.equal(1);
     await token.run('look for the copy', (session) => {
       expect(ckrOf(() => token.pkcs11.C_GetAttributeValue(session, used, [{ type: pkcs11js.CKA_TOKEN }]))).to.equal('CKR_OBJECT_HANDLE_INVALID');
     });
     let failure: unknown;
-    await custody.encrypt(ref, Buffer.alloc(0), Buffer.from('x')).catch((err: unknown) => (failure = err));
+    await custody.symmetric.encrypt(ref, Buffer.alloc(0), Buffer.from('x')).catch((err: unknown) => (failure = err));
     expect(failure, 'encrypt with destroyed material').to.be.instanceOf(Error);
   });
 
@@ -112,8 +112,8 @@ describe('session copies of token keys (profile sessionCopies)', function () {
     const ref = newRef();
     await token.run('make a frozen key', (session) => token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(materialNaming(ref), true, HELD_IN_TOKEN)));
     const aad = Buffer.from('frozen');
-    const { iv, sealed } = await custody.encrypt(ref, aad, Buffer.from('still works'));
-    expect((await custody.decrypt(ref, iv, aad, sealed)).toString()).to.equal('still works');
+    const { iv, sealed } = await custody.symmetric.encrypt(ref, aad, Buffer.from('still works'));
+    expect((await custody.symmetric.decrypt(ref, iv, aad, sealed)).toString()).to.equal('still works');
     const { stored, used } = await handles(ref, pkcs11js.CKO_SECRET_KEY);
     expect(used.equals(stored), 'no copy of a frozen key').to.equal(true);
   });

@@ -89,5 +89,5 @@ function aliasNamed(keyId: string | undefined): string | undefined {
 export async function plaintextOf(services: Services, opened: Opened): Promise<Buffer> {
   const { payload } = opened;
   if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
-  return custodyOf(services, opened.key).unwrapSecret(materialRef(opened.key, opened.materialVersion), payload.wrapped, payload.length);
+  return custodyOf(services, opened.key).symmetric.unwrapSecret(materialRef(opened.key, opened.materialVersion), payload.wrapped, payload.length);
 }

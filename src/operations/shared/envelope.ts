@@ -44,7 +44,7 @@ export async function seal(
 ): Promise<Buffer> {
   const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
   return sealWith(services, via, key, context, payload.kind, payload.kind === PayloadKind.WrappedSecret ? payload.length : 0, (material, aad) =>
-    custodyOf(services, key).encrypt(material, aad, body),
+    custodyOf(services, key).symmetric.encrypt(material, aad, body),
   );
 }
 
@@ -62,7 +62,7 @@ export async function sealNewDataKey(
   let plaintext: Buffer | undefined;
   try {
     const blob = await sealWith(services, via, key, context, PayloadKind.Plaintext, 0, async (material, aad) => {
-      const made = await custodyOf(services, key).encryptNewSecret(material, aad, length);
+      const made = await custodyOf(services, key).symmetric.encryptNewSecret(material, aad, length);
       plaintext = made.plaintext;
       return made;
     });
@@ -105,7 +105,7 @@ export async function open(
   if (parsed.external || !parsed.header.subarray(1).equals(outer.header.subarray(1))) throw invalidCiphertext();
   if (!key.materials.some((m) => m.version === parsed.materialVersion)) throw invalidCiphertext();
   const material = materialRef(key, parsed.materialVersion);
-  const body = await custodyOf(services, key).decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
+  const body = await custodyOf(services, key).symmetric.decrypt(material, parsed.iv, additionalData(parsed.header, context), parsed.sealed);
   if (parsed.kind === PayloadKind.Plaintext) return { kind: PayloadKind.Plaintext, plaintext: body };
   return { kind: PayloadKind.WrappedSecret, wrapped: body, length: parsed.secretLength };
 }

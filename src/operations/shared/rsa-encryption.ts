@@ -21,7 +21,7 @@ export async function rsaEncrypt(
   if (plaintext.length > limit) {
     throw new KmsError('ValidationException', `Algorithm ${algorithm} and key spec ${key.keySpec} cannot encrypt data larger than ${limit} bytes.`);
   }
-  return services.custody.rsaEncrypt(currentMaterial(key), key.keySpec, oaepHashOf(algorithm), plaintext);
+  return services.custody.asymmetric.rsaEncrypt(currentMaterial(key), key.keySpec, oaepHashOf(algorithm), plaintext);
 }
 
 export async function rsaDecrypt(
@@ -33,7 +33,7 @@ export async function rsaDecrypt(
 ): Promise<Buffer> {
   rejectContext(context);
   if (ciphertext.length !== Number(key.keySpec.slice('RSA_'.length)) / 8) throw new KmsError('InvalidCiphertextException', '');
-  return services.custody.rsaDecrypt(currentMaterial(key), oaepHashOf(algorithm), ciphertext);
+  return services.custody.asymmetric.rsaDecrypt(currentMaterial(key), oaepHashOf(algorithm), ciphertext);
 }
 
 function rejectContext(context: Record<string, string> | undefined): void {
