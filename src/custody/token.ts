@@ -22,6 +22,13 @@ const CKM_AES_KEY_WRAP_KWP = 0x210b;
 const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
 
+export interface TokenDescription {
+  label: string;
+  manufacturer: string;
+  model: string;
+  serialNumber: string;
+}
+
 /** Receives the duration of every PKCS#11 call (metrics); must not throw. */
 export interface TokenObserver {
   call(pkcs11Function: string, seconds: number, failed: boolean): void;
@@ -80,6 +87,7 @@ export class Token implements ModuleUser {
   /** Calls past their deadline that have not answered yet: the module cannot be finalised under them. */
   private hungCalls = 0;
   private closed = false;
+  private readonly description: TokenDescription;
   /** Mechanisms the token offers (C_GetMechanismList at start-up). */
   readonly mechanisms: ReadonlySet<number>;
   /** AES key wrap with padding as RFC 5649 defines it, whatever this token calls it. */
@@ -104,6 +112,9 @@ export class Token implements ModuleUser {
     private readonly modules: Pkcs11Modules,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
+    const info = pkcs11.C_GetTokenInfo(slot);
+    const trim = (v: string) => v.replace(/[\s\0]+$/, '');
+    this.description = { label: trim(info.label), manufacturer: trim(info.manufacturerID), model: trim(info.model), serialNumber: trim(info.serialNumber) };
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
@@ -341,11 +352,13 @@ export class Token implements ModuleUser {
     this.modules.release(this.profile.module, this);
   }
 
-  /** What the device says about itself (health reports). */
-  describe(): { label: string; manufacturer: string; model: string; serialNumber: string } {
-    const info = this.pkcs11.C_GetTokenInfo(this.slot);
-    const trim = (v: string) => v.replace(/[\s\0]+$/, '');
-    return { label: trim(info.label), manufacturer: trim(info.manufacturerID), model: trim(info.model), serialNumber: trim(info.serialNumber) };
+  /**
+   * What the device says about itself (health reports), as read when the token was opened:
+   * SoftHSM2 2.6.1 reads its token file for C_GetTokenInfo, and a process that does so while
+   * another logs in can lose its view of the token for good (../shared/softhsm2-notes.md).
+   */
+  describe(): TokenDescription {
+    return this.description;
   }
 
   /** Sessions currently running an operation. */
