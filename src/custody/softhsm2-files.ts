@@ -40,6 +40,7 @@ export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger): num
 }
 
 const CKA_CLASS = 0n;
+const CKA_TOKEN = 1n;
 /** The attribute(s) one of which a finished key object of each class holds (its key value). */
 const VALUE_OF_CLASS: Record<string, bigint[]> = {
   '2': [0x120n, 0x181n], // public key: CKA_MODULUS, CKA_EC_POINT
@@ -50,6 +51,7 @@ const VALUE_OF_CLASS: Record<string, bigint[]> = {
 export function isUnfinished(bytes: Buffer): boolean {
   const types = new Set<bigint>();
   let objectClass: bigint | undefined;
+  let onToken: boolean | undefined;
   let offset = 8;
   if (bytes.length < offset) return true;
   while (offset < bytes.length) {
@@ -57,13 +59,18 @@ export function isUnfinished(bytes: Buffer): boolean {
     const type = bytes.readBigUInt64BE(offset);
     const kind = bytes.readBigUInt64BE(offset + 8);
     offset += 16;
-    if (kind === 1n) offset += 1;
-    else if (kind === 2n) {
+    if (kind === 1n) {
+      if (type === CKA_TOKEN && offset < bytes.length) onToken = bytes[offset] !== 0;
+      offset += 1;
+    } else if (kind === 2n) {
       if (type === CKA_CLASS && offset + 8 <= bytes.length) objectClass = bytes.readBigUInt64BE(offset);
       offset += 8;
     } else if (kind === 3n) {
       if (offset + 8 > bytes.length) return true;
-      offset += 8 + Number(bytes.readBigUInt64BE(offset));
+      const length = Number(bytes.readBigUInt64BE(offset));
+      offset += 8 + length;
+      // An empty value is the default SoftHSM2 writes before the template and the key arrive.
+      if (length === 0) continue;
     } else {
       types.add(type);
       break;
@@ -72,6 +79,11 @@ export function isUnfinished(bytes: Buffer): boolean {
     types.add(type);
   }
   if (objectClass === undefined) return true;
+  // Every object in a token directory ends with CKA_TOKEN true. It reads false until the
+  // template is applied: after SoftHSM2 wrote the defaults of a new object, or copied a
+  // session object's attributes for C_CopyObject. PKCS#11 lookups for token objects never
+  // see such a file, so nothing but this would ever remove it.
+  if (onToken === false) return true;
   const value = VALUE_OF_CLASS[objectClass.toString()];
   return value !== undefined && !value.some((t) => types.has(t));
 }

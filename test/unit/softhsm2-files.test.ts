@@ -45,6 +45,34 @@ describe('SoftHSM2 object files a crash left unfinished', () => {
     expect(isUnfinished(withoutValue), 'template written, key value not yet').to.equal(true);
   });
 
+  it('recognises a key object a crash left with SoftHSM2\'s defaults, or with the session attributes a copy starts from (CKA_TOKEN false)', () => {
+    // Seen after kill -9 in crash-recovery: class set, every other attribute still the default.
+    const defaultsOnly = objectFile([
+      [0, 2, 4],
+      [1, 1, false],
+      [2, 1, true],
+      [3, 3, Buffer.alloc(0)],
+      [0x11, 3, Buffer.alloc(0)],
+      [0x102, 3, Buffer.alloc(0)],
+      [0x170, 1, true],
+    ]);
+    expect(isUnfinished(defaultsOnly), 'defaults only').to.equal(true);
+    const copiedNotYetNamed = objectFile([
+      [0, 2, 4],
+      [1, 1, false],
+      [3, 3, Buffer.alloc(0)],
+      [0x11, 3, Buffer.alloc(48, 7)],
+    ]);
+    expect(isUnfinished(copiedNotYetNamed), 'C_CopyObject into the token, template not yet applied').to.equal(true);
+    const emptyValueOnToken = objectFile([
+      [0, 2, 4],
+      [1, 1, true],
+      [3, 3, Buffer.from('p11kms:key:v1')],
+      [0x11, 3, Buffer.alloc(0)],
+    ]);
+    expect(isUnfinished(emptyValueOnToken), 'template applied, key value still the empty default').to.equal(true);
+  });
+
   it('keeps objects it has no rule for (data objects, certificates)', () => {
     expect(isUnfinished(objectFile([[0, 2, 0], [3, 3, Buffer.from('a data object')]]))).to.equal(false);
   });
