@@ -118,4 +118,9 @@ export class KeyCustody {
   attributes(ref: MaterialRef): Promise<MaterialAttributes> {
     return this.objects.attributes(ref);
   }
+
+  /** Object files a crash left half-made that no lookup can reach (embedded SoftHSM2 only). */
+  removeCrashRemnants(olderThanMs: number): number {
+    return this.token.removeCrashRemnants(olderThanMs);
+  }
 }

@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
  *
  * Before the module is loaded, and only while no other process can use the token (the caller
  * holds the data directory's lock, so no creation is running), this removes such files from
- * an embedded token directory. `token.object` (the token itself) is never touched, nor any
+ * an embedded token directory. With processes sharing the token (a shared store), reconciliation
+ * removes those last written longer ago than a creation's lease (`olderThanMs`) instead. `token.object` (the token itself) is never touched, nor any
  * file this cannot read with certainty. Unfinished object files of private objects cannot be
  * told apart by name (SoftHSM2 encrypts their labels and ids), so the test is structural.
  *
@@ -20,7 +21,8 @@ import type { Logger } from 'pino';
  * unsigned long (8 bytes), kind 3 byte string (8-byte length, bytes). The map and set
  * attributes (kinds 4 and 5, types from 0x40000000) come last and are not parsed.
  */
-export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger): number {
+export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, options: { olderThanMs?: number } = {}): number {
+  const writtenBefore = options.olderThanMs === undefined ? Infinity : Date.now() - options.olderThanMs;
   let removed = 0;
   if (!fs.existsSync(tokensDir)) return 0;
   for (const token of fs.readdirSync(tokensDir, { withFileTypes: true })) {
@@ -29,7 +31,15 @@ export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger): num
     for (const name of fs.readdirSync(dir)) {
       if (!name.endsWith('.object') || name === 'token.object') continue;
       const file = path.join(dir, name);
-      if (!isUnfinished(fs.readFileSync(file))) continue;
+      let bytes: Buffer;
+      try {
+        // A file written lately may be a creation another process is running now.
+        if (fs.statSync(file).mtimeMs >= writtenBefore) continue;
+        bytes = fs.readFileSync(file);
+      } catch {
+        continue; // Destroyed meanwhile.
+      }
+      if (!isUnfinished(bytes)) continue;
       fs.rmSync(file, { force: true });
       fs.rmSync(file.replace(/\.object$/, '.lock'), { force: true });
       removed++;

@@ -11,7 +11,7 @@ import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 import { creationTemplate } from './token-objects';
-import { findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, TokenOpenError } from './token-module';
+import { findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
 export type Session = Buffer;
@@ -359,6 +359,16 @@ export class Token implements ModuleUser {
    */
   describe(): TokenDescription {
     return this.description;
+  }
+
+  /**
+   * An embedded SoftHSM2 token's object files a crash left unfinished and nobody has written
+   * for `olderThanMs` (softhsm2-files.ts); other tokens create objects atomically. Returns how
+   * many went.
+   */
+  removeCrashRemnants(olderThanMs: number): number {
+    if (!this.profile.softhsm2ConfTemplate) return 0;
+    return removeUnfinishedObjectFiles(tokenDirOf(this.dataDir), this.log, { olderThanMs });
   }
 
   /** Sessions currently running an operation. */

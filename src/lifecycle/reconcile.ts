@@ -12,6 +12,8 @@ export interface ReconcileReport {
   wrappingKeysDestroyed: string[];
   /** Intents of creations that died (a crash, an expired lease); dropped. */
   deadIntents: number;
+  /** Embedded-token object files a crash left half-made; removed (see ReconcileOptions). */
+  remnantFilesRemoved: number;
 }
 
 export interface ReconcileOptions {
@@ -22,6 +24,12 @@ export interface ReconcileOptions {
   intentAlive: (intent: CreationIntent) => boolean;
   /** Destroy objects that carry neither label nor CKA_ID (torn by a crash): only when no creation can be running. */
   destroyUnmarked: boolean;
+  /**
+   * Shared token: remove the embedded token's object files a crash left half-made (which no
+   * lookup reaches) once nobody has written them for this long. A single writer's start-up
+   * removes them before the token is opened instead.
+   */
+  remnantFilesOlderThanMs?: number;
 }
 
 /** Default lease of a creation intent: far longer than any token call may take (see tokenCallTimeoutMs). */
@@ -32,13 +40,13 @@ export function startupReconcileOptions(services: Services, leaseMs: number, ded
   const now = services.clock.now();
   return services.store.singleWriter
     ? { intentAlive: () => false, destroyUnmarked: dedicatedToken }
-    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false };
+    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: leaseMs };
 }
 
 /** Periodic reconciliation while requests run: intents within their lease are alive. */
 export function periodicReconcileOptions(services: Services, leaseMs: number): ReconcileOptions {
   const now = services.clock.now();
-  return { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false };
+  return { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: services.store.singleWriter ? undefined : leaseMs };
 }
 
 /**
@@ -74,7 +82,8 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
 export async function reconcile(services: Services, options: ReconcileOptions = periodicReconcileOptions(services, DEFAULT_INTENT_LEASE_MS)): Promise<ReconcileReport> {
   const objects = await services.custody.listObjects();
   const intents = await services.store.listIntents();
-  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0 };
+  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
+  if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = services.custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
   const live = intents.filter((i) => options.intentAlive(i));
   const dead = intents.filter((i) => !live.includes(i));
   // Dead intents go before the keys are read: a creation that commits after this finds its

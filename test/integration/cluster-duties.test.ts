@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
+import { objectFile } from '../support/softhsm2-object-file';
 import { expectKmsError, TestServer } from '../support/server';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
@@ -38,6 +39,36 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 
 describe('cluster duties: workers, background work once, store migrate', function () {
   this.timeout(120_000);
+
+  it('with a shared store, reconciliation removes an object file a crash left half-made once nobody has written it for the lease, and no other', async () => {
+    const server = await TestServer.start({ sweepIntervalSeconds: 1, env: { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_INTENT_LEASE_SECONDS: '60' } });
+    try {
+      const client = server.client();
+      const keyId = (await client.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      const tokens = path.join(server.dataDir, 'tokens');
+      const tokenDir = path.join(tokens, fs.readdirSync(tokens).find((d) => fs.existsSync(path.join(tokens, d, 'token.object')))!);
+      // What SoftHSM2 has written when a kill lands before the template: its defaults, CKA_TOKEN false.
+      const remnant = objectFile([
+        [0, 2, 4],
+        [1, 1, false],
+        [3, 3, Buffer.alloc(0)],
+        [0x11, 3, Buffer.alloc(0)],
+      ]);
+      const stale = path.join(tokenDir, '0badc0de-0000-0000-0000-000000000001.object');
+      const recent = path.join(tokenDir, '0badc0de-0000-0000-0000-000000000002.object');
+      fs.writeFileSync(stale, remnant);
+      fs.writeFileSync(recent, remnant);
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      fs.utimesSync(stale, anHourAgo, anHourAgo);
+      await waitForCount(server, /removed token object files a crash left unfinished/, 1);
+      expect(fs.existsSync(stale), 'unwritten for longer than the lease').to.equal(false);
+      expect(fs.existsSync(recent), 'written within the lease: it may be a creation running now').to.equal(true);
+      const { CiphertextBlob } = await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('still served') }));
+      expect(Buffer.from((await client.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('still served');
+    } finally {
+      await server.stop();
+    }
+  });
 
   it('--workers 2 serves from two processes on one port, replaces a crashed worker, and stops on SIGTERM', async () => {
     const server = await TestServer.start({ env: { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_WORKERS: '2' } });

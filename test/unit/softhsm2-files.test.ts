@@ -1,27 +1,6 @@
 import { expect } from 'chai';
 import { isUnfinished } from '../../src/custody/softhsm2-files';
-
-/** Builds a SoftHSM2 2.6 object file: generation, then (type, kind, value) records. */
-function objectFile(records: Array<[number, 1 | 2 | 3, Buffer | number | boolean]>): Buffer {
-  const parts: Buffer[] = [Buffer.alloc(8)];
-  for (const [type, kind, value] of records) {
-    const head = Buffer.alloc(16);
-    head.writeBigUInt64BE(BigInt(type), 0);
-    head.writeBigUInt64BE(BigInt(kind), 8);
-    parts.push(head);
-    if (kind === 1) parts.push(Buffer.from([value ? 0xff : 0]));
-    else if (kind === 2) {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64BE(BigInt(value as number));
-      parts.push(v);
-    } else {
-      const length = Buffer.alloc(8);
-      length.writeBigUInt64BE(BigInt((value as Buffer).length));
-      parts.push(length, value as Buffer);
-    }
-  }
-  return Buffer.concat(parts);
-}
+import { objectFile } from '../support/softhsm2-object-file';
 
 describe('SoftHSM2 object files a crash left unfinished', () => {
   const secretKey = objectFile([
