@@ -21,8 +21,9 @@ import type { Logger } from 'pino';
  * unsigned long (8 bytes), kind 3 byte string (8-byte length, bytes). The map and set
  * attributes (kinds 4 and 5, types from 0x40000000) come last and are not parsed.
  */
-export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, options: { olderThanMs?: number } = {}): number {
+export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, options: { olderThanMs?: number; finished?: Map<string, number> } = {}): number {
   const writtenBefore = options.olderThanMs === undefined ? Infinity : Date.now() - options.olderThanMs;
+  const present = new Set<string>();
   let removed = 0;
   if (!fs.existsSync(tokensDir)) return 0;
   for (const token of fs.readdirSync(tokensDir, { withFileTypes: true })) {
@@ -31,20 +32,28 @@ export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, opti
     for (const name of fs.readdirSync(dir)) {
       if (!name.endsWith('.object') || name === 'token.object') continue;
       const file = path.join(dir, name);
+      present.add(file);
       let bytes: Buffer;
+      let writtenAt: number;
       try {
-        // A file written lately may be a creation another process is running now.
-        if (fs.statSync(file).mtimeMs >= writtenBefore) continue;
+        writtenAt = fs.statSync(file).mtimeMs;
+        // A file written lately may be a creation another process is running now; one found
+        // finished before and not written since needs no second reading.
+        if (writtenAt >= writtenBefore || options.finished?.get(file) === writtenAt) continue;
         bytes = fs.readFileSync(file);
       } catch {
         continue; // Destroyed meanwhile.
       }
-      if (!isUnfinished(bytes)) continue;
+      if (!isUnfinished(bytes)) {
+        options.finished?.set(file, writtenAt);
+        continue;
+      }
       fs.rmSync(file, { force: true });
       fs.rmSync(file.replace(/\.object$/, '.lock'), { force: true });
       removed++;
     }
   }
+  for (const file of options.finished?.keys() ?? []) if (!present.has(file)) options.finished!.delete(file);
   if (removed > 0) log.warn({ removed, tokensDir }, 'removed token object files a crash left unfinished');
   return removed;
 }

@@ -98,6 +98,8 @@ export class Token implements ModuleUser {
   private readonly copies: SessionCopies | undefined;
   /** The lookup that found nothing during the operation now running on a session. */
   private readonly missedOn = new WeakMap<Session, string>();
+  /** Object files found finished by removeCrashRemnants, with the time they were written. */
+  private readonly finishedObjectFiles = new Map<string, number>();
   /** Lookups that have had their one module re-initialisation (see run). */
   private readonly reloadedFor = new Set<string>();
 
@@ -368,7 +370,7 @@ export class Token implements ModuleUser {
    */
   removeCrashRemnants(olderThanMs: number): number {
     if (!this.profile.softhsm2ConfTemplate) return 0;
-    return removeUnfinishedObjectFiles(tokenDirOf(this.dataDir), this.log, { olderThanMs });
+    return removeUnfinishedObjectFiles(tokenDirOf(this.dataDir), this.log, { olderThanMs, finished: this.finishedObjectFiles });
   }
 
   /** Sessions currently running an operation. */
