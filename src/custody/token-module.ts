@@ -178,7 +178,25 @@ export function openLoggedInSession(pkcs11: pkcs11js.PKCS11, slot: Buffer, pin: 
 }
 
 export function tokenLabelOf(pkcs11: pkcs11js.PKCS11, slot: Buffer): string {
-  return pkcs11.C_GetTokenInfo(slot).label.replace(/[\s\0]+$/, '');
+  return trimPadding(pkcs11.C_GetTokenInfo(slot).label);
+}
+
+/** What the device says about itself (health reports). */
+export interface TokenDescription {
+  label: string;
+  manufacturer: string;
+  model: string;
+  serialNumber: string;
+}
+
+export function describeToken(pkcs11: pkcs11js.PKCS11, slot: Buffer): TokenDescription {
+  const info = pkcs11.C_GetTokenInfo(slot);
+  return { label: trimPadding(info.label), manufacturer: trimPadding(info.manufacturerID), model: trimPadding(info.model), serialNumber: trimPadding(info.serialNumber) };
+}
+
+/** PKCS#11 pads its fixed-length text fields with blanks (some tokens with NULs). */
+function trimPadding(text: string): string {
+  return text.replace(/[\s\0]+$/, '');
 }
 
 export function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, log: Logger): Buffer {

@@ -11,7 +11,7 @@ import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 import { creationTemplate } from './token-objects';
-import { findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, TokenOpenError } from './token-module';
+import { describeToken, findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
 export type Session = Buffer;
@@ -21,13 +21,6 @@ export type ObjectHandle = Buffer;
 const CKM_AES_KEY_WRAP_KWP = 0x210b;
 const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
-
-export interface TokenDescription {
-  label: string;
-  manufacturer: string;
-  model: string;
-  serialNumber: string;
-}
 
 /** Receives the duration of every PKCS#11 call (metrics); must not throw. */
 export interface TokenObserver {
@@ -114,9 +107,7 @@ export class Token implements ModuleUser {
     private readonly modules: Pkcs11Modules,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
-    const info = pkcs11.C_GetTokenInfo(slot);
-    const trim = (v: string) => v.replace(/[\s\0]+$/, '');
-    this.description = { label: trim(info.label), manufacturer: trim(info.manufacturerID), model: trim(info.model), serialNumber: trim(info.serialNumber) };
+    this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
