@@ -89,7 +89,7 @@ void (async () => {
       // files, look again through a fresh one, as the service itself does.
       const listSettled = async () => {
         let objects = list();
-        for (let again = 0; again < 2 && objects.length < objectFiles(); again++) {
+        for (let again = 0; again < 2 && objects.length < (objectFiles() ?? 0); again++) {
           p.C_Finalize();
           loadTokenModule(token, dataDir, p);
           session = await logIn();
@@ -124,9 +124,9 @@ void (async () => {
   }
 })();
 
-/** Object files of this token's SoftHSM2 directory (Infinity when the token keeps no files: nothing to compare). */
-function objectFiles(): number {
-  if (!token.softhsm2ConfTemplate) return Infinity;
+/** Object files of this token's SoftHSM2 directory (undefined when the token keeps no files: nothing to compare). */
+function objectFiles(): number | undefined {
+  if (!token.softhsm2ConfTemplate) return undefined;
   const tokens = path.join(dataDir, 'tokens');
   const label = Buffer.from(token.tokenLabel.padEnd(32, ' '));
   for (const dir of fs.readdirSync(tokens)) {
@@ -134,5 +134,5 @@ function objectFiles(): number {
     if (!files.includes('token.object') || !fs.readFileSync(path.join(tokens, dir, 'token.object')).includes(label)) continue;
     return files.filter((f) => f.endsWith('.object') && f !== 'token.object').length;
   }
-  return Infinity;
+  return undefined;
 }
