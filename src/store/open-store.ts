@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isSharedStoreUrl } from '../config/config';
-import { JsonFileStore } from './json-file-store';
+import { JsonFileStore } from './json/json-file-store';
 import type { MetadataStore } from './metadata-store';
 import { PostgresStore } from './postgres/postgres-store';
 

@@ -6,7 +6,7 @@ import { cancelKeyDeletion } from '../../src/operations/cancel-key-deletion';
 import { createAlias } from '../../src/operations/create-alias';
 import { createKey } from '../../src/operations/create-key';
 import { scheduleKeyDeletion } from '../../src/operations/schedule-key-deletion';
-import { JsonFileStore } from '../../src/store/json-file-store';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

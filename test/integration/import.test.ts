@@ -36,7 +36,7 @@ import { describeKey } from '../../src/operations/describe-key';
 import { encrypt } from '../../src/operations/encrypt';
 import { getParametersForImport } from '../../src/operations/get-parameters-for-import';
 import { importKeyMaterial } from '../../src/operations/import-key-material';
-import { JsonFileStore } from '../../src/store/json-file-store';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -26,7 +26,7 @@ import { enableKeyRotation } from '../../src/operations/enable-key-rotation';
 import { encrypt } from '../../src/operations/encrypt';
 import { getKeyRotationStatus } from '../../src/operations/get-key-rotation-status';
 import { listKeyRotations } from '../../src/operations/list-key-rotations';
-import { JsonFileStore } from '../../src/store/json-file-store';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
 import { describeEachToken } from '../support/test-tokens';
 

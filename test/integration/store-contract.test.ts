@@ -7,7 +7,7 @@ import { Pool } from 'pg';
 import pino from 'pino';
 import { KmsError } from '../../src/errors';
 import type { GrantRecord } from '../../src/store/grant-record';
-import { JsonFileStore } from '../../src/store/json-file-store';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
 import type { MetadataStore } from '../../src/store/metadata-store';
 import { type CreationIntentRecord, PostgresStore } from '../../src/store/postgres/postgres-store';
 import { migrateSchema, migrations } from '../../src/store/postgres/schema';

@@ -8,7 +8,7 @@ import { KeyCustody } from '../../src/custody/key-custody';
 import { Token } from '../../src/custody/token';
 import type { RequestContext, Services } from '../../src/operations';
 import { KeyQueue } from '../../src/operations/shared/key-mutation';
-import { JsonFileStore } from '../../src/store/json-file-store';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { activeToken } from './test-tokens';
 
 /** A clock the test moves by hand: the one injected part of an in-process service. */

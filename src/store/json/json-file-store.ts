@@ -1,0 +1,194 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as lockfile from 'proper-lockfile';
+import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { GrantRecord } from '../grant-record';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import { OverlayTransaction } from './overlay-transaction';
+import { aliasKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot } from './snapshot';
+import { readStoreFiles, StoreFileWriter } from './store-files';
+
+interface Pending {
+  body: (tx: StoreTransaction) => Promise<unknown> | unknown;
+  /** Sets only keys' lastUsage: a batch of these alone is written to last-usage.json. */
+  lastUsageOnly?: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The default store: one JSON file under the data directory.
+ *
+ * - Crash safety: every commit replaces the file atomically and durably (StoreFileWriter),
+ *   so a crash leaves the old or the new state.
+ * - Ordering: transactions run one at a time; those that arrive while a write is in
+ *   flight are committed together by the next write (group commit), so parallel
+ *   requests do not each pay for an fsync.
+ * - Readers see only committed state.
+ * - A second process on the same directory is refused by an exclusive lock.
+ */
+export class JsonFileStore implements MetadataStore {
+  /** The directory lock keeps every other process out. */
+  readonly singleWriter = true;
+  private committed: Snapshot;
+  /**
+   * Per-request reads (a key's grants, a scope's aliases: every authorised key use) answered
+   * from lists built once per committed state, not by scanning every record: request cost
+   * stays flat as keys, aliases and grants grow.
+   */
+  private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]>; keysById?: Map<string, KeyRecord[]> } = {};
+  private queue: Pending[] = [];
+  private writing: Promise<void> | undefined;
+  private readonly files: StoreFileWriter;
+
+  private constructor(
+    dataDir: string,
+    private readonly releaseLock: () => Promise<void>,
+    initial: Snapshot,
+  ) {
+    this.committed = initial;
+    this.files = new StoreFileWriter(dataDir);
+  }
+
+  static async open(dataDir: string): Promise<JsonFileStore> {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(dataDir, {
+        lockfilePath: path.join(dataDir, 'p11kms.lock'),
+        // A crashed owner's lock goes stale after 3 s; retrying a little longer lets a
+        // restart after kill -9 through while a live owner still refuses newcomers.
+        stale: 3_000,
+        update: 1_000,
+        retries: { retries: 8, minTimeout: 500, maxTimeout: 500 },
+        realpath: false,
+      });
+    } catch (err) {
+      throw new Error(`data directory ${dataDir} is in use by another p11kms process (${(err as Error).message})`);
+    }
+    try {
+      return new JsonFileStore(dataDir, release, readStoreFiles(dataDir));
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  }
+
+  async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    return this.committed.keys.get(recordKey(key));
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    this.views.keysById ??= groupSorted(this.committed.keys.values(), (k) => k.keyId, byRegion);
+    return [...(this.views.keysById.get(keyId) ?? [])];
+  }
+
+  async listKeys(scope?: Scope): Promise<KeyRecord[]> {
+    const all = [...this.committed.keys.values()];
+    const keys = scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
+    return keys.sort((a, b) => a.createdAt - b.createdAt || a.keyId.localeCompare(b.keyId));
+  }
+
+  async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
+    return this.committed.aliases.get(aliasKey(scope, aliasName));
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    this.views.aliasesByScope ??= groupSorted(this.committed.aliases.values(), (a) => scopeKey(a), byAliasName);
+    return [...(this.views.aliasesByScope.get(scopeKey(scope)) ?? [])];
+  }
+
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    return this.committed.grants.get(grantId);
+  }
+
+  async listGrants(key?: KeyLocator): Promise<GrantRecord[]> {
+    if (key === undefined) return listGrantsIn(this.committed.grants, undefined);
+    this.views.grantsByKey ??= groupSorted(this.committed.grants.values(), (g) => recordKey(g), byCreation);
+    return [...(this.views.grantsByKey.get(recordKey(key)) ?? [])];
+  }
+
+  async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    return this.committed.customKeyStores.get(id);
+  }
+
+  async listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]> {
+    return listCustomKeyStoresIn(this.committed.customKeyStores, scope);
+  }
+
+  async listIntents(): Promise<CreationIntent[]> {
+    return [...this.committed.intents.values()];
+  }
+
+  transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
+    return this.enqueue(body, false);
+  }
+
+  /**
+   * Last uses go to last-usage.json (every used key's last use) when nothing
+   * else is committed with them, not into a rewrite of metadata.json: with 100,000 keys that
+   * file is 78 MB, and the usage flush runs every 5 s while keys are used. Opening the store
+   * applies the newer of the two. Any other commit writes metadata.json with the last uses in it.
+   */
+  transactLastUsage(body: (tx: StoreTransaction) => Promise<void> | void): Promise<void> {
+    return this.enqueue(body, true);
+  }
+
+  private enqueue<T>(body: (tx: StoreTransaction) => Promise<T> | T, lastUsageOnly: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ body, lastUsageOnly, resolve: resolve as (v: unknown) => void, reject });
+      this.writing ??= this.drain();
+    });
+  }
+
+  /** One process owns the directory, so its background work is the whole deployment's. */
+  asLeader<T>(_task: string, fn: () => Promise<T>): Promise<T | undefined> {
+    return fn();
+  }
+
+  async close(): Promise<void> {
+    while (this.writing) await this.writing;
+    await this.releaseLock().catch(() => undefined);
+  }
+
+  /** Commits queued transactions in batches until the queue is empty. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const working = copyOf(this.committed);
+        const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+        let changed = false;
+        for (const pending of batch) {
+          const tx = new OverlayTransaction(working);
+          try {
+            const value = await pending.body(tx);
+            changed = tx.applyTo(working) || changed;
+            outcomes.push({ ok: true, value });
+          } catch (err) {
+            outcomes.push({ ok: false, err });
+          }
+        }
+        if (changed) {
+          try {
+            if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working);
+            else await this.files.writeRecords(working);
+          } catch (err) {
+            // Nothing of this batch is committed; every transaction in it fails.
+            batch.forEach((p) => p.reject(err));
+            continue;
+          }
+          this.committed = working;
+          this.views = {};
+        }
+        batch.forEach((p, i) => {
+          const outcome = outcomes[i];
+          if (outcome.ok) p.resolve(outcome.value);
+          else p.reject(outcome.err);
+        });
+      }
+    } finally {
+      this.writing = undefined;
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import type { KeyLocator, StoreTransaction } from '../metadata-store';
+import type { GrantRecord } from '../grant-record';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
+
+/** Applies a transaction's writes (null = deleted) to a map. */
+export function applyWrites<T>(target: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
+  for (const [k, v] of writes) {
+    if (v === null) target.delete(k);
+    else target.set(k, v);
+  }
+  return target;
+}
+
+/** The committed records as a transaction sees them, its own writes included. */
+function overlaid<T>(base: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
+  return applyWrites(new Map(base), writes);
+}
+
+/** Collects a transaction's writes so they can be applied whole or dropped whole. */
+export class OverlayTransaction implements StoreTransaction {
+  private readonly keys = new Map<string, KeyRecord | null>();
+  private readonly aliases = new Map<string, AliasRecord | null>();
+  private readonly grants = new Map<string, GrantRecord | null>();
+  private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
+  private readonly intents = new Map<string, CreationIntent | null>();
+
+  constructor(private readonly base: Snapshot) {}
+
+  async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
+    return seen(this.keys, this.base.keys, recordKey(key));
+  }
+
+  async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
+    return this.regionsOf(keyId);
+  }
+
+  putKey(record: KeyRecord): void {
+    this.keys.set(recordKey(record), record);
+    if (!isMultiRegion(record)) return;
+    for (const sibling of this.regionsOf(record.keyId)) {
+      if (sibling.region !== record.region) this.keys.set(recordKey(sibling), withSharedFields(sibling, record));
+    }
+  }
+
+  deleteKey(key: KeyLocator): void {
+    this.keys.set(recordKey(key), null);
+  }
+
+  /** The committed records of `keyId` with this transaction's writes applied. */
+  private regionsOf(keyId: string): KeyRecord[] {
+    const found = new Map<string, KeyRecord>();
+    for (const k of keyRegionsIn(this.base.keys.values(), keyId)) found.set(recordKey(k), k);
+    for (const [id, k] of this.keys) {
+      if (k === null) found.delete(id);
+      else if (k.keyId === keyId) found.set(id, k);
+    }
+    return [...found.values()].sort(byRegion);
+  }
+
+  async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
+    return seen(this.aliases, this.base.aliases, aliasKey(scope, aliasName));
+  }
+
+  async listAliases(scope: Scope): Promise<AliasRecord[]> {
+    return listAliasesIn(overlaid(this.base.aliases, this.aliases), scope);
+  }
+
+  putAlias(record: AliasRecord): void {
+    this.aliases.set(aliasKey(record, record.aliasName), record);
+  }
+
+  deleteAlias(scope: Scope, aliasName: string): void {
+    this.aliases.set(aliasKey(scope, aliasName), null);
+  }
+
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    return seen(this.grants, this.base.grants, grantId);
+  }
+
+  async listGrants(key: KeyLocator): Promise<GrantRecord[]> {
+    return listGrantsIn(overlaid(this.base.grants, this.grants), key);
+  }
+
+  putGrant(record: GrantRecord): void {
+    this.grants.set(record.grantId, record);
+  }
+
+  deleteGrant(grantId: string): void {
+    this.grants.set(grantId, null);
+  }
+
+  async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
+    return seen(this.customKeyStores, this.base.customKeyStores, id);
+  }
+
+  async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
+    return listCustomKeyStoresIn(overlaid(this.base.customKeyStores, this.customKeyStores), undefined);
+  }
+
+  putCustomKeyStore(record: CustomKeyStoreRecord): void {
+    this.customKeyStores.set(record.customKeyStoreId, record);
+  }
+
+  deleteCustomKeyStore(id: string): void {
+    this.customKeyStores.set(id, null);
+  }
+
+  async getIntent(creationId: string): Promise<CreationIntent | undefined> {
+    return seen(this.intents, this.base.intents, creationId);
+  }
+
+  putIntent(intent: CreationIntent): void {
+    this.intents.set(intent.creationId, intent);
+  }
+
+  deleteIntent(creationId: string): void {
+    this.intents.set(creationId, null);
+  }
+
+  /** Returns whether anything changed. */
+  applyTo(target: Snapshot): boolean {
+    applyWrites(target.keys, this.keys);
+    applyWrites(target.aliases, this.aliases);
+    applyWrites(target.grants, this.grants);
+    applyWrites(target.customKeyStores, this.customKeyStores);
+    applyWrites(target.intents, this.intents);
+    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size > 0;
+  }
+}
+
+/** A record as the transaction sees it: its own write (null = deleted) or else the committed one. */
+function seen<T>(writes: Map<string, T | null>, base: Map<string, T>, name: string): T | undefined {
+  const own = writes.get(name);
+  return own === null ? undefined : (own ?? base.get(name));
+}

@@ -1,0 +1,68 @@
+import type { KeyLocator } from '../metadata-store';
+import type { GrantRecord } from '../grant-record';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+
+/** The JSON store's records in memory, each map keyed by the record's name below. */
+export interface Snapshot {
+  keys: Map<string, KeyRecord>;
+  aliases: Map<string, AliasRecord>;
+  grants: Map<string, GrantRecord>;
+  customKeyStores: Map<string, CustomKeyStoreRecord>;
+  intents: Map<string, CreationIntent>;
+}
+
+export function emptySnapshot(): Snapshot {
+  return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map() };
+}
+
+/** A copy a batch of transactions can change while readers keep the committed one. */
+export function copyOf(snapshot: Snapshot): Snapshot {
+  return {
+    keys: new Map(snapshot.keys),
+    aliases: new Map(snapshot.aliases),
+    grants: new Map(snapshot.grants),
+    customKeyStores: new Map(snapshot.customKeyStores),
+    intents: new Map(snapshot.intents),
+  };
+}
+
+export const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
+export const recordKey = (key: KeyLocator) => `${key.region}/${key.keyId}`;
+export const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
+
+export const byAliasName = (a: AliasRecord, b: AliasRecord) => a.aliasName.localeCompare(b.aliasName);
+export const byCreation = (a: GrantRecord, b: GrantRecord) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId);
+export const byRegion = (a: KeyRecord, b: KeyRecord) => a.region.localeCompare(b.region);
+
+export function groupSorted<T>(records: Iterable<T>, groupOf: (r: T) => string, order: (a: T, b: T) => number): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const r of records) {
+    const group = groupOf(r);
+    const list = groups.get(group);
+    if (list) list.push(r);
+    else groups.set(group, [r]);
+  }
+  for (const list of groups.values()) list.sort(order);
+  return groups;
+}
+
+export function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRecord[] {
+  return [...aliases.values()].filter((a) => a.region === scope.region && a.accountId === scope.accountId).sort(byAliasName);
+}
+
+export function listGrantsIn(grants: Map<string, GrantRecord>, key: KeyLocator | undefined): GrantRecord[] {
+  return [...grants.values()].filter((g) => key === undefined || (g.keyId === key.keyId && g.region === key.region)).sort(byCreation);
+}
+
+/** Every region's record of `keyId`: a scan, needed only for multi-Region (`mrk-`) keys and deletions. */
+export function keyRegionsIn(keys: Iterable<KeyRecord>, keyId: string): KeyRecord[] {
+  const found: KeyRecord[] = [];
+  for (const k of keys) if (k.keyId === keyId) found.push(k);
+  return found.sort(byRegion);
+}
+
+export function listCustomKeyStoresIn(stores: Map<string, CustomKeyStoreRecord>, scope: Scope | undefined): CustomKeyStoreRecord[] {
+  return [...stores.values()]
+    .filter((c) => scope === undefined || (c.region === scope.region && c.accountId === scope.accountId))
+    .sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));
+}

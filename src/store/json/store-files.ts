@@ -1,0 +1,145 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import type { GrantRecord } from '../grant-record';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
+import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
+
+// The JSON store's two files under the data directory: metadata.json holds every record;
+// last-usage.json holds keys' last uses written since metadata.json last was.
+
+const FORMAT = 'p11kms-metadata';
+const FORMAT_VERSION = 1;
+export const STORE_FILE = 'metadata.json';
+export const LAST_USAGE_FILE = 'last-usage.json';
+const LAST_USAGE_FORMAT = 'p11kms-last-usage';
+
+interface LastUsageFile {
+  format: typeof LAST_USAGE_FORMAT;
+  version: 1;
+  /** By `<region>/<key id>`. */
+  uses: Record<string, LastUsageRecord>;
+}
+
+interface StoreFile {
+  format: typeof FORMAT;
+  version: number;
+  keys: KeyRecord[];
+  aliases: AliasRecord[];
+  /** Absent in files written before grants existed. */
+  grants?: GrantRecord[];
+  /** Absent in files written before custom key stores existed. */
+  customKeyStores?: CustomKeyStoreRecord[];
+  /** Absent in files written before creation intents existed. */
+  intents?: CreationIntent[];
+}
+
+/** Records serialised between two turns of the event loop while a commit builds the file. */
+const RECORDS_PER_TURN = 2000;
+
+/** The records of a data directory: metadata.json, then last uses from last-usage.json where newer. */
+export function readStoreFiles(dataDir: string): Snapshot {
+  return withLastUses(readSnapshot(path.join(dataDir, STORE_FILE)), path.join(dataDir, LAST_USAGE_FILE));
+}
+
+function readSnapshot(file: string): Snapshot {
+  if (!fs.existsSync(file)) return emptySnapshot();
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
+  if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
+    throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
+  }
+  return {
+    keys: new Map(parsed.keys.map((k) => [recordKey(k), k])),
+    aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
+    grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
+    customKeyStores: new Map((parsed.customKeyStores ?? []).map((c) => [c.customKeyStoreId, c])),
+    intents: new Map((parsed.intents ?? []).map((i) => [i.creationId, i])),
+  };
+}
+
+/** The snapshot with each key's last use from last-usage.json where that one is newer. */
+function withLastUses(snapshot: Snapshot, file: string): Snapshot {
+  if (!fs.existsSync(file)) return snapshot;
+  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as LastUsageFile;
+  if (parsed.format !== LAST_USAGE_FORMAT || parsed.version !== 1) throw new Error(`${file} is not a p11kms last-usage file of version 1`);
+  for (const [id, usage] of Object.entries(parsed.uses)) {
+    const key = snapshot.keys.get(id);
+    if (key && (!key.lastUsage || key.lastUsage.at < usage.at)) snapshot.keys.set(id, { ...key, lastUsage: usage });
+  }
+  return snapshot;
+}
+
+/**
+ * Writes the store's files crash-safely: a temporary file, fsynced, renamed over the old
+ * one, then the directory fsynced, so a crash leaves the old or the new state.
+ */
+export class StoreFileWriter {
+  /**
+   * Each record's JSON, made when it is first written. Records are immutable (a change puts a
+   * new object), so a commit serialises only what changed: with 100,000 keys, stringifying
+   * the whole store took ~1.3 s on the event loop for every commit, the last-usage flush
+   * every 5 s included.
+   */
+  private readonly serialized = new WeakMap<object, string>();
+
+  constructor(private readonly dataDir: string) {}
+
+  async writeRecords(snapshot: Snapshot): Promise<void> {
+    await writeDurably(path.join(this.dataDir, STORE_FILE), await this.fileBytes(snapshot));
+  }
+
+  async writeLastUses(snapshot: Snapshot): Promise<void> {
+    const uses: Record<string, LastUsageRecord> = {};
+    for (const [id, key] of snapshot.keys) if (key.lastUsage) uses[id] = key.lastUsage;
+    const content: LastUsageFile = { format: LAST_USAGE_FORMAT, version: 1, uses };
+    await writeDurably(path.join(this.dataDir, LAST_USAGE_FILE), JSON.stringify(content));
+  }
+
+  /**
+   * The file's bytes: the same text as JSON.stringify of a StoreFile, built from each record's
+   * own JSON (serialized) a slice of records at a time, yielding to the event loop in between,
+   * so requests keep being answered while a large store is written (100,000 keys: 78 MB).
+   */
+  private async fileBytes(snapshot: Snapshot): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let parts: string[] = [`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION}`];
+    const nextTurn = async () => {
+      chunks.push(Buffer.from(parts.join(''), 'utf8'));
+      parts = [];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    const list = async (name: string, records: Iterable<object>) => {
+      parts.push(`,${JSON.stringify(name)}:[`);
+      let count = 0;
+      for (const record of records) {
+        let json = this.serialized.get(record);
+        if (json === undefined) {
+          json = JSON.stringify(record);
+          this.serialized.set(record, json);
+        }
+        parts.push(count === 0 ? json : `,${json}`);
+        if (++count % RECORDS_PER_TURN === 0) await nextTurn();
+      }
+      parts.push(']');
+    };
+    await list('keys', snapshot.keys.values());
+    await list('aliases', snapshot.aliases.values());
+    await list('grants', snapshot.grants.values());
+    await list('customKeyStores', snapshot.customKeyStores.values());
+    await list('intents', snapshot.intents.values());
+    parts.push('}');
+    chunks.push(Buffer.from(parts.join(''), 'utf8'));
+    return Buffer.concat(chunks);
+  }
+}
+
+async function writeDurably(file: string, content: string | Buffer): Promise<void> {
+  await writeFileAtomic(file, content, { fsync: true, mode: 0o600 });
+  // A rename is only durable once the directory entry is.
+  const dir = await fs.promises.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
