@@ -3,11 +3,11 @@ import type { KeySpec, KeyUsageType } from '../model/generated/types';
 import { AsymmetricCrypto } from './asymmetric-crypto';
 import { KeyImporter } from './key-import';
 import { aesKeyTemplate, familyOf, generationMechanism, hmacTemplate, pairTemplates } from './key-templates';
-import { type MaterialAttributes, MaterialObjects, materialNaming, type MaterialRef, type NewMaterialRef } from './material-objects';
+import { MaterialObjects, materialNaming, type NewMaterialRef } from './material-objects';
 import { SignVerify } from './sign-verify';
 import { SymmetricCrypto } from './symmetric-crypto';
 import type { Token } from './token';
-import { retryingCreation, type TokenObjectInfo } from './token-objects';
+import { retryingCreation } from './token-objects';
 
 export { MATERIAL_LABEL_PREFIX, type MaterialAttributes, materialLabel, materialNaming, type MaterialRef, type NewMaterialRef, parseMaterialLabel } from './material-objects';
 export { JWK_CURVE } from './key-templates';
@@ -29,7 +29,8 @@ export class KeyCustody {
   readonly signatures: SignVerify;
   /** Public keys, RSA-OAEP, ECDH and data key pairs (asymmetric-crypto.ts). */
   readonly asymmetric: AsymmetricCrypto;
-  private readonly objects: MaterialObjects;
+  /** The token objects holding key material: existence, attributes, destruction (material-objects.ts). */
+  readonly objects: MaterialObjects;
 
   constructor(private readonly token: Token) {
     this.importer = new KeyImporter(token);
@@ -91,32 +92,6 @@ export class KeyCustody {
       this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate),
       retryingCreation(this.token, ref.creationId),
     );
-  }
-
-  // Token objects: material-objects.ts.
-
-  destroy(ref: MaterialRef): Promise<boolean> {
-    return this.objects.destroy(ref);
-  }
-
-  destroyCreation(creationId: string): Promise<number> {
-    return this.objects.destroyCreation(creationId);
-  }
-
-  exists(ref: MaterialRef): Promise<boolean> {
-    return this.objects.exists(ref);
-  }
-
-  listObjects(): Promise<Array<Omit<TokenObjectInfo, 'handle'>>> {
-    return this.objects.listObjects();
-  }
-
-  destroyObjects(which: { creationIds: readonly string[]; labels: readonly string[]; unmarked: boolean }): Promise<number> {
-    return this.objects.destroyObjects(which);
-  }
-
-  attributes(ref: MaterialRef): Promise<MaterialAttributes> {
-    return this.objects.attributes(ref);
   }
 
   /** Object files a crash left half-made that no lookup can reach (embedded SoftHSM2 only). */

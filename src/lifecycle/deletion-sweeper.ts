@@ -124,6 +124,6 @@ export class DeletionSweeper {
       this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token');
       return;
     }
-    for (const m of key.materials) await custody.destroy(materialRefOf(key.keyId, m));
+    for (const m of key.materials) await custody.objects.destroy(materialRefOf(key.keyId, m));
   }
 }

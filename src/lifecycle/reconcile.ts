@@ -80,7 +80,7 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
  * from the token is reported, never hidden.
  */
 export async function reconcile(services: Services, options: ReconcileOptions = periodicReconcileOptions(services, DEFAULT_INTENT_LEASE_MS)): Promise<ReconcileReport> {
-  const objects = await services.custody.listObjects();
+  const objects = await services.custody.objects.listObjects();
   const intents = await services.store.listIntents();
   const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
   if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = services.custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
@@ -130,7 +130,7 @@ export async function reconcile(services: Services, options: ReconcileOptions = 
     }
   }
   if (doomedCreations.size + doomedLabels.size + unmarked > 0) {
-    await services.custody.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
+    await services.custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
     for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ object: what }, 'destroyed a token object no key refers to');
   }
 

@@ -44,11 +44,11 @@ describe('deletion sweeper (running service, moving clock)', function () {
     clock.advance(7 * DAY_MS - 1000);
     await new Promise((r) => setTimeout(r, 150));
     expect((await store.getKey({ keyId, region: ctx.scope.region }))?.keyState, 'one second before the end').to.equal('PendingDeletion');
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(true);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(true);
 
     clock.advance(2000);
     expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region })) === undefined), 'metadata removed').to.equal(true);
-    expect(await until(async () => !(await services.custody.exists({ keyId, version: 1 }))), 'token material destroyed').to.equal(true);
+    expect(await until(async () => !(await services.custody.objects.exists({ keyId, version: 1 }))), 'token material destroyed').to.equal(true);
     expect(await store.getAlias(ctx.scope, 'alias/sweep-me')).to.equal(undefined);
   });
 
@@ -61,6 +61,6 @@ describe('deletion sweeper (running service, moving clock)', function () {
     clock.advance(10 * DAY_MS);
     await sweeper.sweep();
     expect((await store.getKey({ keyId, region: ctx.scope.region }))?.keyState).to.equal('Disabled');
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(true);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(true);
   });
 });

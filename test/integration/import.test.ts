@@ -343,7 +343,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     const key = (await store.getKey({ keyId, region: ctx.scope.region }))!;
     await store.transact((tx) => tx.putKey({ ...key, keyState: 'PendingImport', materials: key.materials.map((m) => ({ ...m, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } })) }));
     expect((await reconcile(services)).orphansDestroyed).to.deep.equal([`${keyId}:v1`]);
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(false);
   });
 
   it('imported private keys: a sensitive, non-extractable token pair; DeleteImportedKeyMaterial and reconciliation destroy both objects', async () => {
@@ -356,15 +356,15 @@ describe('imported material expiry (running service, moving clock)', function ()
       await importKeyMaterial({ KeyId: keyId, ImportToken: Buffer.from(params.ImportToken!), EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }, ctx, services);
     };
     await importOnce();
-    expect(await services.custody.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
-    expect((await services.custody.listObjects()).map((o) => o.label)).to.include(`p11kms:${keyId}:v1`);
+    expect(await services.custody.objects.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
+    expect((await services.custody.objects.listObjects()).map((o) => o.label)).to.include(`p11kms:${keyId}:v1`);
     await deleteImportedKeyMaterial({ KeyId: keyId }, ctx, services);
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(false);
     await importOnce();
     const key = (await store.getKey({ keyId, region: ctx.scope.region }))!;
     await store.transact((tx) => tx.putKey({ ...key, keyState: 'PendingImport', materials: key.materials.map((m) => ({ ...m, imported: { ...m.imported!, importState: 'PENDING_IMPORT' as const } })) }));
     expect((await reconcile(services)).orphansDestroyed).to.deep.equal([`${keyId}:v1`]);
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(false);
   });
 
   it('at ValidTo the material is destroyed in the token, the key goes to PendingImport and an AwsServiceEvent is recorded; expired import parameters are refused and destroyed', async () => {
@@ -381,7 +381,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata).to.include({ KeyState: 'Enabled', ExpirationModel: 'KEY_MATERIAL_EXPIRES' });
     expect((await describeKey({ KeyId: keyId }, ctx, services)).KeyMetadata!.ValidTo!.getTime()).to.equal(validTo.getTime());
     // The imported material is a token object the token will not reveal.
-    expect(await services.custody.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
+    expect(await services.custody.objects.attributes({ keyId, version: 1 })).to.include({ token: true, sensitive: true, extractable: false });
     await encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services);
 
     clock.advance(2 * DAY_MS);
@@ -397,7 +397,7 @@ describe('imported material expiry (running service, moving clock)', function ()
     clock.setTo(validTo.getTime() + 1000);
     for (let i = 0; i < 80 && (await store.getKey({ keyId, region: ctx.scope.region }))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
     expect((await store.getKey({ keyId, region: ctx.scope.region }))!.keyState).to.equal('PendingImport');
-    expect(await services.custody.exists({ keyId, version: 1 })).to.equal(false);
+    expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(false);
     expect(events.map((e) => [e.eventName, e.eventType])).to.deep.include(['DeleteExpiredKeyMaterial', 'AwsServiceEvent']);
     const err = await expectKmsError(encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services));
     expect(err.name).to.equal('KMSInvalidStateException');

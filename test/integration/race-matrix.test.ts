@@ -161,7 +161,7 @@ describe('race matrix: sweepers against on-demand rotation', function () {
   after(async () => harness?.close());
 
   const inProcessFindings = async () => {
-    const objects = (await services.custody.listObjects()).map((o) => ({ label: o.label, id: o.creationId ? `p11kms#${o.creationId}` : '' }));
+    const objects = (await services.custody.objects.listObjects()).map((o) => ({ label: o.label, id: o.creationId ? `p11kms#${o.creationId}` : '' }));
     return custodyFindings({ keys: await services.store.listKeys(), intents: await services.store.listIntents() }, objects);
   };
   const rotations = (keyId: string, outcomes: Outcomes) =>
@@ -186,7 +186,7 @@ describe('race matrix: sweepers against on-demand rotation', function () {
       ]);
       expect(outcomes.findings, `round ${round}`).to.deep.equal([]);
       expect(await services.store.getKey({ keyId, region: ctx.scope.region }), `round ${round}`).to.equal(undefined);
-      expect((await services.custody.listObjects()).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)), `round ${round}`).to.deep.equal([]);
+      expect((await services.custody.objects.listObjects()).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)), `round ${round}`).to.deep.equal([]);
       expect(await inProcessFindings(), `round ${round}`).to.deep.equal([]);
     }
   });

@@ -203,7 +203,7 @@ describeEachToken('rotation sweeper (running service, moving clock)', function (
       expect((await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion, 'a minute before the date').to.equal(period + 1);
       clock.advance(120_000);
       expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === period + 2, 80), `rotation ${period + 1}`).to.equal(true);
-      expect(await services.custody.exists({ keyId, version: period + 2 })).to.equal(true);
+      expect(await services.custody.objects.exists({ keyId, version: period + 2 })).to.equal(true);
     }
     const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
     expect(rotations.Rotations!.map((r) => r.RotationType)).to.deep.equal(['AUTOMATIC', 'AUTOMATIC', 'AUTOMATIC']);

@@ -72,7 +72,7 @@ describe('session copies of token keys (profile sessionCopies)', function () {
       expect(ckrOf(() => p.C_SetAttributeValue(session, used, [{ type: pkcs11js.CKA_DERIVE, value: true }])), 'change the copy').to.not.equal('succeeded');
     });
     // The copy is not a stored object: the token lists exactly the key.
-    expect((await custody.listObjects()).filter((o) => o.creationId === ref.creationId)).to.have.length(1);
+    expect((await custody.objects.listObjects()).filter((o) => o.creationId === ref.creationId)).to.have.length(1);
   });
 
   it('signs and computes MACs with session copies, verifiable with the stored public key', async () => {
@@ -99,7 +99,7 @@ describe('session copies of token keys (profile sessionCopies)', function () {
     await custody.generateKey(ref, 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT');
     await custody.symmetric.encrypt(ref, Buffer.alloc(0), Buffer.from('x'));
     const { used } = await handles(ref, pkcs11js.CKO_SECRET_KEY);
-    expect(await custody.destroyCreation(ref.creationId)).to.equal(1);
+    expect(await custody.objects.destroyCreation(ref.creationId)).to.equal(1);
     await token.run('look for the copy', (session) => {
       expect(ckrOf(() => token.pkcs11.C_GetAttributeValue(session, used, [{ type: pkcs11js.CKA_TOKEN }]))).to.equal('CKR_OBJECT_HANDLE_INVALID');
     });

@@ -118,14 +118,14 @@ export async function createInToken<Made, T>(services: Services, creation: Creat
     else services.log.error({ keyId, creationId, err: (err as Error).message }, 'creation not recorded; reconciliation will resolve it');
     throw err;
   }
-  if (!outcome.keep) await destroyLogged(services, keyId, () => custody.destroyCreation(creationId));
+  if (!outcome.keep) await destroyLogged(services, keyId, () => custody.objects.destroyCreation(creationId));
   return outcome.value;
 }
 
 /** Destroys a creation that will not be recorded, then drops its intent (left for reconciliation if the token fails). */
 async function abandon(services: Services, custody: KeyCustody, keyId: string, creationId: string): Promise<void> {
   try {
-    await custody.destroyCreation(creationId);
+    await custody.objects.destroyCreation(creationId);
   } catch (err) {
     services.log.error({ keyId, creationId, err: (err as Error).message }, 'could not destroy an abandoned creation; reconciliation will');
     return;
@@ -152,7 +152,7 @@ export interface Removal<T> {
 export async function removeFromToken<T>(services: Services, keyId: string, body: (tx: StoreTransaction) => Promise<Removal<T>>): Promise<T> {
   const removal = await services.store.transact(body);
   const custody = removal.custody ?? services.custody;
-  for (const ref of removal.materials ?? []) await destroyLogged(services, keyId, () => custody.destroy(ref));
+  for (const ref of removal.materials ?? []) await destroyLogged(services, keyId, () => custody.objects.destroy(ref));
   for (const ref of removal.wrappingKeys ?? []) await destroyLogged(services, keyId, () => services.custody.importer.destroyWrappingKey(ref));
   return removal.value;
 }
