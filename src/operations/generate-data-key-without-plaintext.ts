@@ -1,6 +1,6 @@
 import type { OperationHandler } from './context';
 import { PayloadKind } from './shared/ciphertext';
-import { dataKeyLength, stopIfDryRun } from './shared/checks';
+import { dataKeyLength, requireSymmetricEncryptionKey, stopIfDryRun } from './shared/checks';
 import { currentMaterial, materialIdOf, seal } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
 import { custodyOf } from './shared/custom-key-stores';
@@ -11,6 +11,7 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
     usage: 'ENCRYPT_DECRYPT',
     conditions: { encryptionContext: input.EncryptionContext },
   });
+  requireSymmetricEncryptionKey(key, 'GenerateDataKeyWithoutPlaintext');
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
   // Generated and wrapped inside the token: the plaintext data key never exists here.

@@ -1,5 +1,5 @@
 import type { OperationHandler } from './context';
-import { dataKeyLength, refuseRecipient, stopIfDryRun } from './shared/checks';
+import { dataKeyLength, refuseRecipient, requireSymmetricEncryptionKey, stopIfDryRun } from './shared/checks';
 import { materialIdOf, sealNewDataKey } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
 
@@ -10,6 +10,7 @@ export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input
     usage: 'ENCRYPT_DECRYPT',
     conditions: { encryptionContext: input.EncryptionContext },
   });
+  requireSymmetricEncryptionKey(key, 'GenerateDataKey');
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
   stopIfDryRun(input.DryRun);
   // The data key comes from the random number generator of the token that seals it.

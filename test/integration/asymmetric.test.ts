@@ -5,8 +5,10 @@ import {
   DeriveSharedSecretCommand,
   DescribeKeyCommand,
   EncryptCommand,
+  GenerateDataKeyCommand,
   GenerateDataKeyPairCommand,
   GenerateDataKeyPairWithoutPlaintextCommand,
+  GenerateDataKeyWithoutPlaintextCommand,
   GenerateMacCommand,
   GetPublicKeyCommand,
   type KeyMetadata,
@@ -215,6 +217,20 @@ describeEachToken('asymmetric, HMAC and key-agreement keys', function (token) {
         kms.send(new EncryptCommand({ KeyId: meta.KeyId, Plaintext: Buffer.from('x'), EncryptionAlgorithm: 'RSAES_OAEP_SHA_1', EncryptionContext: { a: 'b' } })),
       );
       expect(withContext.name).to.equal('ValidationException');
+    });
+
+    it('refuses GenerateDataKey and GenerateDataKeyWithoutPlaintext with an RSA key as a client error, DryRun too', async () => {
+      const meta = await key('RSA_2048', 'ENCRYPT_DECRYPT');
+      const expected = ['InvalidKeyUsageException', 400];
+      for (const [operation, attempt] of [
+        ['GenerateDataKey', kms.send(new GenerateDataKeyCommand({ KeyId: meta.KeyId, KeySpec: 'AES_256' }))],
+        ['GenerateDataKey', kms.send(new GenerateDataKeyCommand({ KeyId: meta.KeyId, KeySpec: 'AES_256', DryRun: true }))],
+        ['GenerateDataKeyWithoutPlaintext', kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: meta.KeyId, NumberOfBytes: 16 }))],
+      ] as const) {
+        const err = await expectKmsError(attempt);
+        expect([err.name, err.$metadata?.httpStatusCode], operation).to.deep.equal(expected);
+        expect(err.message).to.equal(`${meta.Arn} key spec RSA_2048 is not valid for ${operation}; use a symmetric encryption KMS key.`);
+      }
     });
 
     it('re-encrypts from a symmetric key to an RSA key and back', async () => {

@@ -1,4 +1,5 @@
 import { KmsError } from '../../errors';
+import type { KeyRecord } from '../../store/records';
 
 /** DryRun: every check has passed; AWS answers with this exception instead of acting. */
 export function stopIfDryRun(dryRun: boolean | undefined): void {
@@ -18,4 +19,14 @@ export function dataKeyLength(keySpec: string | undefined, numberOfBytes: number
   }
   if (numberOfBytes !== undefined) return numberOfBytes;
   return keySpec === 'AES_128' ? 16 : 32;
+}
+
+/**
+ * Data keys and data key pairs are sealed by a symmetric encryption key only: an RSA key has
+ * the ENCRYPT_DECRYPT usage but no AES material to seal with.
+ */
+export function requireSymmetricEncryptionKey(key: KeyRecord, operation: string): void {
+  if (key.keySpec !== 'SYMMETRIC_DEFAULT') {
+    throw new KmsError('InvalidKeyUsageException', `${key.arn} key spec ${key.keySpec} is not valid for ${operation}; use a symmetric encryption KMS key.`);
+  }
 }

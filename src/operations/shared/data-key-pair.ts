@@ -2,7 +2,7 @@ import { KmsError } from '../../errors';
 import type { DataKeyPairSpec, KeySpec } from '../../model/generated/types';
 import type { RequestContext, Services } from '../context';
 import { PayloadKind } from './ciphertext';
-import { refuseRecipient, stopIfDryRun } from './checks';
+import { refuseRecipient, requireSymmetricEncryptionKey, stopIfDryRun } from './checks';
 import { currentMaterial, materialIdOf, seal } from './envelope';
 import { loadKeyFor } from './key-resolution';
 
@@ -27,9 +27,7 @@ export async function generateDataKeyPair(
   if (key.customKeyStoreId) {
     throw new KmsError('UnsupportedOperationException', `${key.arn} is in a custom key store; KMS keys in custom key stores cannot generate data key pairs.`);
   }
-  if (key.keySpec !== 'SYMMETRIC_DEFAULT') {
-    throw new KmsError('InvalidKeyUsageException', `${key.arn} key spec ${key.keySpec} is not valid for ${operation}; use a symmetric encryption KMS key.`);
-  }
+  requireSymmetricEncryptionKey(key, operation);
   const pairSpec = input.KeyPairSpec as KeySpec;
   const capability = services.custody.canGenerate(pairSpec);
   if (!capability.ok) {
