@@ -409,8 +409,9 @@ function schemaFor(shapeName, nullable, stack = []) {
       sch.type = type('boolean');
       break;
     case 'timestamp':
-      // Epoch seconds (fraction allowed).
+      // Epoch seconds (fraction allowed), within what a date can hold.
       sch.type = type('number');
+      sch.kmsTimestamp = true;
       break;
     case 'list':
       sch.type = type('array');
@@ -453,7 +454,7 @@ function genSchemas() {
   out.push(' * JSON Schema (ajv 8, draft-07) of every operation input as it travels on the wire: blobs are');
   out.push(' * base64 strings checked by the custom keyword `kmsBlob: { min?, max? }` (decoded byte length),');
   out.push(' * integers carry `kmsInt32: true` (must fit a 32-bit signed integer), timestamps are epoch');
-  out.push(' * seconds, patterns are anchored to match the whole value. Optional members accept null');
+  out.push(' * seconds carrying `kmsTimestamp: true` (within the range of a date), patterns are anchored to match the whole value. Optional members accept null');
   out.push(' * (treated as absent). Unknown members are allowed, as AWS ignores them.');
   out.push(' */');
   out.push('export const INPUT_SCHEMAS: Readonly<Record<OperationName, object>> = {');

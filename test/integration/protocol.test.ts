@@ -204,6 +204,7 @@ describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
       ['ListKeys', 'Limit', { Limit: true }],
       ['GenerateRandom', 'NumberOfBytes', { NumberOfBytes: 1.5 }],
       ['CreateKey', 'Tags', { Tags: { TagKey: 'a', TagValue: 'b' } }],
+      ['ImportKeyMaterial', 'ValidTo', { KeyId: 'placeholder', ImportToken: 'AAAA', EncryptedKeyMaterial: 'AAAA', ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: 1e20 }],
     ];
     for (const [operation, member, body] of wrongTypes) {
       it(`answers SerializationException for ${operation} with ${member} of the wrong JSON type`, async function () {

@@ -299,6 +299,14 @@ describe('wire/aws-json/validate', () => {
       );
     });
 
+    it('a timestamp beyond what a date can hold is malformed, not a date that never comes', () => {
+      // Pre: 1e20 s became an Invalid Date that passed every range check and expired at the next start.
+      for (const ValidTo of [1e20, -1e20, 8.64e12 + 1]) {
+        expectSerialization('ImportKeyMaterial', { KeyId: KEY_ARN, ImportToken: b64(10), EncryptedKeyMaterial: b64(10), ValidTo }, "Value for 'ValidTo' is not a valid timestamp");
+      }
+      expectValid('ImportKeyMaterial', { KeyId: KEY_ARN, ImportToken: b64(10), EncryptedKeyMaterial: b64(10), ValidTo: 8.64e12 });
+    });
+
     it('takes precedence over constraint violations', () => {
       expectSerialization('Encrypt', { Plaintext: 'not base64!' }, "Value for 'Plaintext' is not valid base64");
       expectSerialization('CreateKey', { KeySpec: 'NOPE', KeyUsage: 3 }, "Value for 'KeyUsage' is not a valid string");

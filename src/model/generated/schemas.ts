@@ -7,7 +7,7 @@ import type { OperationName } from './types';
  * JSON Schema (ajv 8, draft-07) of every operation input as it travels on the wire: blobs are
  * base64 strings checked by the custom keyword `kmsBlob: { min?, max? }` (decoded byte length),
  * integers carry `kmsInt32: true` (must fit a 32-bit signed integer), timestamps are epoch
- * seconds, patterns are anchored to match the whole value. Optional members accept null
+ * seconds carrying `kmsTimestamp: true` (within the range of a date), patterns are anchored to match the whole value. Optional members accept null
  * (treated as absent). Unknown members are allowed, as AWS ignores them.
  */
 export const INPUT_SCHEMAS: Readonly<Record<OperationName, object>> = {
@@ -586,7 +586,7 @@ export const INPUT_SCHEMAS: Readonly<Record<OperationName, object>> = {
         type: 'string',
         kmsBlob: { min: 1, max: 6144 },
       },
-      ValidTo: { type: ['number', 'null'] },
+      ValidTo: { type: ['number', 'null'], kmsTimestamp: true },
       ExpirationModel: { type: ['string', 'null'], enum: ['KEY_MATERIAL_EXPIRES', 'KEY_MATERIAL_DOES_NOT_EXPIRE', null] },
       ImportType: { type: ['string', 'null'], enum: ['NEW_KEY_MATERIAL', 'EXISTING_KEY_MATERIAL', null] },
       KeyMaterialDescription: { type: ['string', 'null'], maxLength: 256, pattern: '^(?:^[a-zA-Z0-9:/_\\s.-]+$)$' },

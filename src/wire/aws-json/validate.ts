@@ -90,6 +90,17 @@ ajv.addKeyword({
   validate: (enabled: boolean, data: number): boolean => !enabled || (data >= INT32_MIN && data <= INT32_MAX),
 });
 
+/** Epoch seconds a date can hold (ECMAScript's ±8.64e15 ms): beyond, a date would be NaN. */
+const MAX_EPOCH_SECONDS = 8.64e12;
+
+ajv.addKeyword({
+  keyword: 'kmsTimestamp',
+  type: 'number',
+  schemaType: 'boolean',
+  errors: false,
+  validate: (enabled: boolean, data: number): boolean => !enabled || Math.abs(data) <= MAX_EPOCH_SECONDS,
+});
+
 const compiled = new Map<string, ValidateFunction>();
 
 function validatorFor(operation: OperationName): ValidateFunction {
@@ -341,6 +352,7 @@ function classify(err: ErrorObject, shape: ShapeDef | undefined, value: unknown)
       return { kind: 'violation', rank: Rank.NotNull, constraint: 'Member must not be null' };
     case 'type':
     case 'kmsInt32':
+    case 'kmsTimestamp':
       return value === null
         ? { kind: 'violation', rank: Rank.NotNull, constraint: 'Member must not be null' }
         : { kind: 'serialization' };
