@@ -26,12 +26,12 @@ export async function importSecret(
     const secret = await unwrapToSession(token, session, request, targetTemplate(family));
     try {
       const valueLength = lengthOf(token, session, secret);
-      if (family === 'aes' ? valueLength !== 32 : valueLength > HMAC_MAX_BYTES[request.spec]) throw wrongLength(request.spec);
+      if (valueLength === undefined || (family === 'aes' ? valueLength !== 32 : valueLength > HMAC_MAX_BYTES[request.spec])) throw wrongLength(request.spec);
       let checkValue: string;
       try {
         checkValue = checkValueOf(token, session, secret, request.spec);
       } catch (err) {
-        if (ckrName(err) === 'CKR_KEY_SIZE_RANGE') throw wrongLength(request.spec);
+        if (REFUSED_LENGTHS.has(ckrName(err) ?? '')) throw wrongLength(request.spec);
         throw err;
       }
       const naming = decide(checkValue);
@@ -54,12 +54,19 @@ export async function importSecret(
 }
 
 /**
- * The length of a session secret, found inside the token (SoftHSM2 leaves CKA_VALUE_LEN at 0
+ * What SoftHSM2 answers when asked to use a secret of a length no key of its type has: an
+ * empty one cannot be wrapped for the length probe (CKR_KEY_NOT_WRAPPABLE); a 31-byte AES key,
+ * which the probe rounds up to 32, cannot make its check value (CKR_MECHANISM_INVALID).
+ */
+const REFUSED_LENGTHS = new Set(['CKR_KEY_NOT_WRAPPABLE', 'CKR_KEY_SIZE_RANGE', 'CKR_MECHANISM_INVALID']);
+
+/**
+ * The length of a session secret (undefined: no usable length), found inside the token (SoftHSM2 leaves CKA_VALUE_LEN at 0
  * on unwrapped keys): it is wrapped with AES-KWP under a random session key that is
  * destroyed at once, and the wrapped length gives the value length rounded up to 8 bytes.
  * This is why the session object is extractable; its token copy is not.
  */
-function lengthOf(token: Token, session: Session, secret: ObjectHandle): number {
+function lengthOf(token: Token, session: Session, secret: ObjectHandle): number | undefined {
   const p = token.pkcs11;
   const probe = p.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -73,6 +80,10 @@ function lengthOf(token: Token, session: Session, secret: ObjectHandle): number 
   try {
     const wrapped = p.C_WrapKey(session, { mechanism: token.rfc5649 }, probe, secret, Buffer.alloc(1024));
     return wrapped.length - 8;
+  } catch (err) {
+    // The same wrap succeeds for every secret of a usable length: a refusal is the material's.
+    if (REFUSED_LENGTHS.has(ckrName(err) ?? '')) return undefined;
+    throw err;
   } finally {
     p.C_DestroyObject(session, probe);
   }

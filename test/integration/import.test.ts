@@ -259,7 +259,17 @@ describe('import (real server, real token)', function () {
     expect((await expectKmsError(send({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 400 * DAY_MS) }))).name).to.equal('ValidationException');
     expect((await expectKmsError(send({ ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() - 1000) }))).name).to.equal('ValidationException');
     expect((await expectKmsError(send({ ValidTo: new Date(Date.now() + DAY_MS) }))).name).to.equal('ValidationException');
-    expect((await expectKmsError(send({ EncryptedKeyMaterial: wrapMaterial(pa.PublicKey!, 'RSAES_OAEP_SHA_1', randomBytes(16)) }))).name).to.equal('ValidationException');
+    for (const length of [0, 16, 31, 33]) {
+      const wrongLength = await expectKmsError(send({ EncryptedKeyMaterial: wrapMaterial(pa.PublicKey!, 'RSAES_OAEP_SHA_1', randomBytes(length)) }));
+      expect([wrongLength.name, wrongLength.$metadata?.httpStatusCode, wrongLength.message], `${length} bytes`).to.deep.equal([
+        'ValidationException',
+        400,
+        'The key material is not of a length key spec SYMMETRIC_DEFAULT accepts.',
+      ]);
+    }
+    const hmac = await externalKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const emptyHmac = await expectKmsError(importInto(hmac.keyId, Buffer.alloc(0), 'RSAES_OAEP_SHA_1'));
+    expect([emptyHmac.name, emptyHmac.$metadata?.httpStatusCode]).to.deep.equal(['ValidationException', 400]);
     expect((await send({})).KeyMaterialId).to.match(/^[0-9a-f]{64}$/);
 
     const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
