@@ -57,6 +57,10 @@ export function signaturePlan(spec: KeySpec, algorithm: SigningAlgorithmSpec, me
   if (!signingAlgorithmsFor(spec).includes(algorithm)) {
     throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${spec}.`);
   }
+  if (messageType === 'EXTERNAL_MU') {
+    // μ is ML-DSA's message representative (FIPS 204 §6.2); no other algorithm has one.
+    throw new KmsError('ValidationException', `MessageType EXTERNAL_MU is valid only with ML-DSA signing algorithms, not ${algorithm}.`);
+  }
   if (algorithm === 'ED25519_SHA_512') {
     if (messageType !== 'RAW') {
       throw new KmsError('ValidationException', 'ED25519_SHA_512 requires MessageType RAW. Use ED25519_PH_SHA_512 to sign a digest.');

@@ -129,6 +129,18 @@ describeEachToken('asymmetric, HMAC and key-agreement keys', function (token) {
       }
     }
 
+    it('refuses MessageType EXTERNAL_MU, which only ML-DSA algorithms take, for Sign and Verify', async () => {
+      const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const mu = crypto.randomBytes(64);
+      const signed = await expectKmsError(kms.send(new SignCommand({ KeyId: meta.KeyId, Message: mu, MessageType: 'EXTERNAL_MU', SigningAlgorithm: 'ECDSA_SHA_256' })));
+      const verified = await expectKmsError(
+        kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: mu, MessageType: 'EXTERNAL_MU', SigningAlgorithm: 'ECDSA_SHA_256', Signature: Buffer.alloc(70) })),
+      );
+      for (const err of [signed, verified]) {
+        expect([err.name, err.message]).to.deep.equal(['ValidationException', 'MessageType EXTERNAL_MU is valid only with ML-DSA signing algorithms, not ECDSA_SHA_256.']);
+      }
+    });
+
     it('refuses an algorithm of another key spec with InvalidKeyUsageException', async () => {
       const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
       const err = await expectKmsError(kms.send(new SignCommand({ KeyId: meta.KeyId, Message: message, SigningAlgorithm: 'ECDSA_SHA_384' })));
