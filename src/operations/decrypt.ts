@@ -13,6 +13,7 @@ export const decrypt: OperationHandler<'Decrypt'> = async (input, ctx, services)
     algorithm: input.EncryptionAlgorithm,
     context: input.EncryptionContext,
     dryRun: input.DryRun,
+    dryRunModifiers: input.DryRunModifiers,
     stopIfDryRun,
   });
   return {

@@ -55,6 +55,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     context: input.SourceEncryptionContext,
     conditions: { reEncryptOnSameKey },
     dryRun: input.DryRun,
+    dryRunModifiers: input.DryRunModifiers,
     stopIfDryRun,
   });
   const { payload } = source;

@@ -453,6 +453,36 @@ describeEachToken('crypto: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, Generat
     });
   });
 
+  describe('DryRun with IGNORE_CIPHERTEXT', function () {
+    it('checks the named key alone for Decrypt and ReEncrypt: any ciphertext, or none, gets DryRunOperationException', async function () {
+      const garbage = randomBytes(80);
+      const attempts: Array<[string, Promise<unknown>]> = [
+        ['Decrypt garbage', kms.send(new DecryptCommand({ CiphertextBlob: garbage, KeyId: keyA.KeyId, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] }))],
+        ['Decrypt without a ciphertext', kms.send(new DecryptCommand({ KeyId: keyA.KeyId, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] }))],
+        [
+          'ReEncrypt garbage',
+          kms.send(new ReEncryptCommand({ CiphertextBlob: garbage, SourceKeyId: keyA.KeyId, DestinationKeyId: keyB.KeyId, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] })),
+        ],
+      ];
+      for (const [what, attempt] of attempts) {
+        const err = await expectKmsError(attempt);
+        expect([err.name, wireError(err).message], what).to.deep.equal(['DryRunOperationException', DRY_RUN]);
+      }
+    });
+
+    it('still checks the key: a disabled key is DisabledException, no key named is ValidationException, no DryRun reads the ciphertext', async function () {
+      const disabled = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      await kms.send(new DisableKeyCommand({ KeyId: disabled.KeyId }));
+      const garbage = randomBytes(80);
+      const off = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: garbage, KeyId: disabled.KeyId, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] })));
+      expect([off.name, off.message]).to.deep.equal(['DisabledException', `${disabled.Arn} is disabled.`]);
+      const unnamed = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: garbage, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] })));
+      expect([unnamed.name, unnamed.message]).to.deep.equal(['ValidationException', 'KeyId is required when DryRun is true and DryRunModifiers is IGNORE_CIPHERTEXT.']);
+      const notDry = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: garbage, KeyId: keyA.KeyId, DryRunModifiers: ['IGNORE_CIPHERTEXT'] })));
+      expect(notDry.name).to.equal('InvalidCiphertextException');
+    });
+  });
+
   describe('GenerateDataKey', function () {
     const cases: Array<[string, { KeySpec?: DataKeySpec; NumberOfBytes?: number }, number]> = [
       ['KeySpec AES_256', { KeySpec: 'AES_256' }, 32],

@@ -40,9 +40,15 @@ export async function openCiphertext(
     /** Key policy condition values beyond the encryption context. */
     conditions?: RequestConditions;
     dryRun: boolean | undefined;
+    /** DryRunModifiers: IGNORE_CIPHERTEXT asks for the authorisation check alone (with DryRun only). */
+    dryRunModifiers?: readonly string[];
     stopIfDryRun: (dryRun: boolean | undefined) => void;
   },
 ): Promise<Opened> {
+  if (request.dryRun && request.dryRunModifiers?.includes('IGNORE_CIPHERTEXT')) {
+    await checkNamedKeyOnly(services, ctx, request);
+    request.stopIfDryRun(request.dryRun);
+  }
   if (request.keyId !== undefined && request.blob !== undefined) {
     const named = await findKey(services, ctx, request.keyId, KEY_ID_ACCEPTS_ALIAS[`${request.operation}.${request.member}`] ?? false);
     if (isRsa(named.keySpec)) {
@@ -79,6 +85,30 @@ export async function openCiphertext(
   return { key, algorithm, payload, materialVersion: parsed.materialVersion, keyMaterialId: materialIdOf(key, parsed.materialVersion) };
 }
 
+
+/**
+ * DryRun with IGNORE_CIPHERTEXT ("authorization validation without ciphertext validation"):
+ * the named key's authorisation, state, usage and algorithm; the ciphertext, which may be
+ * absent or anything at all, is not read. Without a named key there is nothing to check.
+ */
+async function checkNamedKeyOnly(
+  services: Services,
+  ctx: RequestContext,
+  request: { operation: OperationName; member: string; action: string; keyId: string | undefined; algorithm: EncryptionAlgorithmSpec | undefined; context: Record<string, string> | undefined; conditions?: RequestConditions },
+): Promise<void> {
+  if (request.keyId === undefined) {
+    throw new KmsError('ValidationException', `${request.member} is required when DryRun is true and DryRunModifiers is IGNORE_CIPHERTEXT.`);
+  }
+  const key = await findKey(services, ctx, request.keyId, KEY_ID_ACCEPTS_ALIAS[`${request.operation}.${request.member}`] ?? false);
+  await checkKeyFor(services, ctx, key, {
+    operation: request.operation,
+    action: request.action,
+    usage: 'ENCRYPT_DECRYPT',
+    conditions: { ...request.conditions, encryptionContext: request.context, encryptionAlgorithm: request.algorithm ?? (isRsa(key.keySpec) ? undefined : 'SYMMETRIC_DEFAULT') },
+    requestAlias: aliasNamed(request.keyId),
+  });
+  encryptionAlgorithmFor(key, request.algorithm);
+}
 function aliasNamed(keyId: string | undefined): string | undefined {
   if (keyId === undefined) return undefined;
   if (keyId.startsWith('alias/')) return keyId;
