@@ -138,6 +138,19 @@ describe('access control (strict mode): key policies, identity policies, grants'
       }
     });
 
+    it('refuses a key policy over 32 KiB with LimitExceededException and keeps the old one; 32 KiB exactly is accepted', async () => {
+      const padded = (bytes: number) => {
+        const base = policy({ ...adminStatement, Sid: '' });
+        return policy({ ...adminStatement, Sid: 'x'.repeat(bytes - Buffer.byteLength(base)) });
+      };
+      expect(Buffer.byteLength(padded(32_768))).to.equal(32_768);
+      const key = await createKey({ Policy: padded(32_768) });
+      const tooLarge = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: padded(32_769) })));
+      expect([tooLarge.name, tooLarge.message]).to.deep.equal(['LimitExceededException', 'The key policy is 32769 bytes; the limit is 32768 bytes.']);
+      expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(padded(32_768));
+      expect((await expectKmsError(createKey({ Policy: padded(32_769) }))).name).to.equal('LimitExceededException');
+    });
+
     it('lockout safety check: a policy the caller could not change afterwards is refused unless bypassed', async () => {
       const lockout = policy({ Principal: { AWS: BOB.principalArn }, Action: 'kms:*' });
       const err = await expectKmsError(createKey({ Policy: lockout }));

@@ -1,3 +1,4 @@
+import { KmsError } from '../../errors';
 import { checkPolicyLockout } from '../../access/authorize';
 import { parsePolicy } from '../../access/policy-document';
 import type { KeyRecord } from '../../store/records';
@@ -7,13 +8,21 @@ import { requestConditionValues } from './key-resolution';
 /** The only key policy name AWS KMS has. */
 export const POLICY_NAME = 'default';
 
+/** AWS's key policy size limit ("32 kilobytes (32768 bytes)"); the model's 131072 is the wire limit. */
+const MAX_POLICY_BYTES = 32_768;
+
 /**
  * Validates a key policy for CreateKey / PutKeyPolicy: a well-formed document (in strict
  * mode every AWS principal must exist in the credentials file), and unless bypassed, the
  * lockout safety check (the caller must still be allowed kms:PutKeyPolicy afterwards).
- * MalformedPolicyDocumentException otherwise.
+ * MalformedPolicyDocumentException otherwise; a document over the size limit is
+ * LimitExceededException, as the model documents for Policy.
  */
 export function checkKeyPolicy(services: Services, ctx: RequestContext, policy: string, key: KeyRecord, bypassLockoutCheck: boolean | undefined): void {
+  const size = Buffer.byteLength(policy, 'utf8');
+  if (size > MAX_POLICY_BYTES) {
+    throw new KmsError('LimitExceededException', `The key policy is ${size} bytes; the limit is ${MAX_POLICY_BYTES} bytes.`);
+  }
   const access = services.access;
   const directory = access?.enforce ? access.directory : undefined;
   const document = parsePolicy(policy, 'key', directory ? { principalExists: (p) => directory.principalExists(p) } : {});
