@@ -1,5 +1,6 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import type { KeySpec } from '../model/generated/types';
+import { derTotalLength } from './der';
 import { EC_FIELD_BYTES, JWK_CURVE } from './key-templates';
 import { unwrapOctetString } from './signing';
 
@@ -40,4 +41,19 @@ export function spkiOf(spec: KeySpec, material: PublicKeyMaterial): Buffer {
     }
   }
   return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+}
+
+/**
+ * The uncompressed point of a peer's public key for ECDH: a DER SubjectPublicKeyInfo, alone
+ * (nothing after it: DER admits no trailing bytes), on `spec`'s curve. Undefined otherwise.
+ */
+export function peerPointOf(spki: Buffer, spec: KeySpec): Buffer | undefined {
+  if (derTotalLength(spki) !== spki.length) return undefined;
+  try {
+    const jwk = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'jwk' });
+    if (jwk.kty !== 'EC' || jwk.crv !== JWK_CURVE[spec] || !jwk.x || !jwk.y) return undefined;
+    return Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
+import { derTotalLength } from './der';
 import { gcmMechanism } from './key-templates';
 import { type MaterialRef, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
@@ -191,16 +192,4 @@ function sessionSecretTemplate(length: number, sensitive: boolean): pkcs11js.Tem
     { type: pkcs11js.CKA_SENSITIVE, value: sensitive },
     { type: pkcs11js.CKA_EXTRACTABLE, value: true },
   ];
-}
-
-/** Length of a DER structure from its header (for self-delimiting wrapped PKCS#8 keys). */
-function derTotalLength(der: Buffer): number | undefined {
-  if (der.length < 2 || der[0] !== 0x30) return undefined;
-  const first = der[1];
-  if (first < 0x80) return 2 + first;
-  const n = first & 0x7f;
-  if (n < 1 || n > 3 || der.length < 2 + n) return undefined;
-  let len = 0;
-  for (let i = 0; i < n; i++) len = (len << 8) | der[2 + i];
-  return 2 + n + len;
 }

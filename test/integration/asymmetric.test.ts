@@ -345,12 +345,14 @@ describeEachToken('asymmetric, HMAC and key-agreement keys', function (token) {
       });
     }
 
-    it('refuses a public key on another curve or not a key at all with ValidationException, and a signing key', async () => {
+    it('refuses a public key on another curve, truncated, followed by other bytes or not a key at all with ValidationException, and a signing key', async () => {
       const meta = await key('ECC_NIST_P256', 'KEY_AGREEMENT');
       const otherCurve = crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'der' });
-      for (const publicKey of [otherCurve, Buffer.from('not a public key')]) {
+      const sameCurve = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+      const trailingBytes = Buffer.concat([sameCurve, Buffer.alloc(100, 0x41)]);
+      for (const publicKey of [otherCurve, Buffer.from('not a public key'), trailingBytes, sameCurve.subarray(0, sameCurve.length - 1)]) {
         const err = await expectKmsError(kms.send(new DeriveSharedSecretCommand({ KeyId: meta.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: publicKey })));
-        expect(err.name).to.equal('ValidationException');
+        expect(err.name, publicKey.toString('hex')).to.equal('ValidationException');
       }
       const signing = await key('ECC_NIST_P256', 'SIGN_VERIFY');
       const usage = await expectKmsError(
