@@ -1,8 +1,11 @@
 import { KmsError } from '../errors';
+import type { CustomKeyStoreRecord } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkAccountAction } from './shared/key-resolution';
 import { customKeyStoreEntry, customKeyStoreNotFound, keyStoresOf } from './shared/custom-key-stores';
-import { paginate } from './shared/pagination';
+import { listOrder, paginate } from './shared/pagination';
+
+const BY_CREATION = listOrder(['number', 'string'], (c: CustomKeyStoreRecord) => [c.createdAt, c.customKeyStoreId]);
 
 export const describeCustomKeyStores: OperationHandler<'DescribeCustomKeyStores'> = async (input, ctx, services) => {
   keyStoresOf(services);
@@ -18,6 +21,6 @@ export const describeCustomKeyStores: OperationHandler<'DescribeCustomKeyStores'
     stores = stores.filter((c) => c.name === input.CustomKeyStoreName);
     if (stores.length === 0) throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store named '${input.CustomKeyStoreName}' does not exist.`);
   }
-  const { page, ...rest } = paginate(stores, (c) => c.customKeyStoreId, input.Limit, input.Marker, 1000);
+  const { page, ...rest } = paginate('DescribeCustomKeyStores', stores, BY_CREATION, input);
   return { CustomKeyStores: page.map((c) => customKeyStoreEntry(services, c)), ...rest };
 };

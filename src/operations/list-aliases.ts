@@ -1,9 +1,11 @@
 import { KmsError } from '../errors';
 import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
-import { aliasArn } from '../store/records';
+import { type AliasRecord, aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkAccountAction, findKey } from './shared/key-resolution';
-import { paginate } from './shared/pagination';
+import { listOrder, paginate } from './shared/pagination';
+
+const BY_NAME = listOrder(['string'], (a: AliasRecord) => [a.aliasName]);
 
 export const listAliases: OperationHandler<'ListAliases'> = async (input, ctx, services) => {
   // AWS authorises ListAliases by IAM policy alone, also when it is filtered by KeyId.
@@ -16,7 +18,7 @@ export const listAliases: OperationHandler<'ListAliases'> = async (input, ctx, s
     }
     aliases = aliases.filter((a) => a.targetKeyId === key.keyId);
   }
-  const { page, ...rest } = paginate(aliases, (a) => a.aliasName, input.Limit, input.Marker);
+  const { page, ...rest } = paginate('ListAliases', aliases, BY_NAME, input);
   return {
     Aliases: page.map((a) => ({
       AliasName: a.aliasName,

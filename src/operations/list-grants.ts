@@ -1,5 +1,5 @@
 import type { OperationHandler } from './context';
-import { grantEntryOf } from './shared/grant-entries';
+import { GRANTS_BY_CREATION, grantEntryOf } from './shared/grant-entries';
 import { loadKeyFor } from './shared/key-resolution';
 import { paginate } from './shared/pagination';
 
@@ -10,6 +10,6 @@ export const listGrants: OperationHandler<'ListGrants'> = async (input, ctx, ser
       (input.GrantId === undefined || g.grantId === input.GrantId) &&
       (input.GranteePrincipal === undefined || g.granteePrincipal === input.GranteePrincipal),
   );
-  const { page, ...rest } = paginate(grants, (g) => g.grantId, input.Limit, input.Marker, 50);
+  const { page, ...rest } = paginate('ListGrants', grants, GRANTS_BY_CREATION, input);
   return { Grants: page.map(grantEntryOf), ...rest };
 };

@@ -3,8 +3,10 @@ import type { RotationsListEntry } from '../model/generated/types';
 import type { KeyMaterialRecord, KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
 import { loadKeyFor } from './shared/key-resolution';
-import { paginate } from './shared/pagination';
+import { listOrder, paginate } from './shared/pagination';
 import { isRotatable } from './shared/rotation';
+
+const BY_VERSION = listOrder(['number'], (m: KeyMaterialRecord) => [m.version]);
 
 /**
  * The key's materials, oldest first. ROTATIONS_ONLY (the default) lists the materials that
@@ -15,8 +17,8 @@ export const listKeyRotations: OperationHandler<'ListKeyRotations'> = async (inp
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListKeyRotations', allowedStates: 'any' });
   if (!isRotatable(key)) throw new KmsError('UnsupportedOperationException', '');
   const all = input.IncludeKeyMaterial === 'ALL_KEY_MATERIAL';
-  const materials = [...key.materials].sort((a, b) => a.version - b.version).filter((m) => all || m.rotatedAt !== undefined);
-  const { page, NextMarker, Truncated } = paginate(materials, (m) => m.materialId, input.Limit, input.Marker);
+  const materials = key.materials.filter((m) => all || m.rotatedAt !== undefined);
+  const { page, NextMarker, Truncated } = paginate('ListKeyRotations', materials, BY_VERSION, input);
   return { Rotations: page.map((m) => entryOf(key, m)), ...(NextMarker ? { NextMarker } : {}), Truncated };
 };
 

@@ -1,5 +1,5 @@
 import type { OperationHandler } from './context';
-import { grantEntryOf } from './shared/grant-entries';
+import { GRANTS_BY_CREATION, grantEntryOf } from './shared/grant-entries';
 import { checkAccountAction } from './shared/key-resolution';
 import { paginate } from './shared/pagination';
 
@@ -10,6 +10,6 @@ export const listRetirableGrants: OperationHandler<'ListRetirableGrants'> = asyn
     // Grants of keys that were deleted since are gone with their key.
     if (grant.retiringPrincipal === input.RetiringPrincipal && (await services.store.getKey(grant))) grants.push(grant);
   }
-  const { page, ...rest } = paginate(grants, (g) => g.grantId, input.Limit, input.Marker, 50);
+  const { page, ...rest } = paginate('ListRetirableGrants', grants, GRANTS_BY_CREATION, input);
   return { Grants: page.map(grantEntryOf), ...rest };
 };

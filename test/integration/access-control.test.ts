@@ -20,6 +20,7 @@ import {
   ListGrantsCommand,
   ListKeyPoliciesCommand,
   ListRetirableGrantsCommand,
+  paginateListGrants,
   PutKeyPolicyCommand,
   ReEncryptCommand,
   RetireGrantCommand,
@@ -435,6 +436,43 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect(err.message).to.equal(denied(CAROL, 'kms:DescribeKey', k.Arn!));
       const again = await expectKmsError(c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: ids[0] })));
       expect(again.name).to.equal('NotFoundException');
+    });
+
+    it('ListGrants continues after a Marker whose grant was revoked meanwhile: the next page is exactly the grants after it', async () => {
+      const k = await createKey();
+      for (let i = 0; i < 5; i++) await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['DescribeKey'] }));
+      const all = (await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants!.map((g) => g.GrantId!);
+      expect(all).to.have.length(5);
+
+      const page1 = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 2 }));
+      expect(page1.Grants!.map((g) => g.GrantId)).to.deep.equal(all.slice(0, 2));
+      expect(page1.Truncated).to.equal(true);
+      await c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: all[1]! }));
+
+      const page2 = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 2, Marker: page1.NextMarker }));
+      expect(page2.Grants!.map((g) => g.GrantId)).to.deep.equal(all.slice(2, 4));
+      expect(page2.Truncated).to.equal(true);
+      const page3 = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 2, Marker: page2.NextMarker }));
+      expect(page3.Grants!.map((g) => g.GrantId)).to.deep.equal(all.slice(4));
+      expect(page3.Truncated).to.equal(false);
+    });
+
+    it('ListGrants: the SDK paginator may revoke every grant it is shown, page by page, until none is left', async () => {
+      const k = await createKey();
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        ids.push((await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['DescribeKey'] }))).GrantId!);
+      }
+      const seen: string[] = [];
+      for await (const page of paginateListGrants({ client: c.ADMIN, pageSize: 2 }, { KeyId: k.KeyId! })) {
+        for (const grant of page.Grants ?? []) {
+          seen.push(grant.GrantId!);
+          await c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: grant.GrantId! }));
+        }
+      }
+      expect(seen).to.have.length(7);
+      expect(seen).to.have.members(ids);
+      expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.deep.equal([]);
     });
 
     it('Name makes CreateGrant idempotent; DryRun creates nothing', async () => {

@@ -11,6 +11,7 @@ import {
   type KeyMetadata,
   KMSClient,
   ListAliasesCommand,
+  paginateListAliases,
   ScheduleKeyDeletionCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
@@ -25,7 +26,7 @@ const PREFIX_MESSAGE =
   'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html';
 
 /** Regions no other test in this file uses: a fresh region is an account without aliases. */
-const FRESH_REGIONS = ['ap-south-1', 'ap-southeast-1', 'ap-southeast-2', 'ap-northeast-1', 'ca-central-1', 'sa-east-1', 'eu-north-1', 'af-south-1'];
+const FRESH_REGIONS = ['ap-south-1', 'ap-southeast-1', 'ap-southeast-2', 'ap-northeast-1', 'ca-central-1', 'sa-east-1', 'eu-north-1', 'af-south-1', 'eu-south-1', 'me-south-1'];
 let freshRegionIndex = 0;
 function freshRegion(): string {
   const region = FRESH_REGIONS[freshRegionIndex++];
@@ -484,9 +485,55 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       expect(seen).to.have.members(names);
     });
 
+    it('continues after a Marker whose alias was deleted meanwhile: the next page is exactly the aliases after it', async function () {
+      const region = freshRegion();
+      const key = await createKey(region);
+      for (let i = 0; i < 5; i++) await kms(region).send(new CreateAliasCommand({ AliasName: uniqueAlias(`gone${i}`), TargetKeyId: key.KeyId }));
+      const all = (await listAllAliases(region)).map((a) => a.AliasName!);
+      expect(all).to.have.lengthOf(5);
+
+      const page1 = await kms(region).send(new ListAliasesCommand({ Limit: 2 }));
+      expect(page1.Aliases!.map((a) => a.AliasName)).to.deep.equal(all.slice(0, 2));
+      expect(page1.Truncated).to.equal(true);
+      await kms(region).send(new DeleteAliasCommand({ AliasName: all[1] }));
+
+      const page2 = await kms(region).send(new ListAliasesCommand({ Limit: 2, Marker: page1.NextMarker }));
+      expect(page2.Aliases!.map((a) => a.AliasName)).to.deep.equal(all.slice(2, 4));
+      expect(page2.Truncated).to.equal(true);
+      const page3 = await kms(region).send(new ListAliasesCommand({ Limit: 2, Marker: page2.NextMarker }));
+      expect(page3.Aliases!.map((a) => a.AliasName)).to.deep.equal(all.slice(4));
+      expect(page3.Truncated).to.equal(false);
+    });
+
+    it('lets the SDK paginator delete every alias it is shown, page by page, until none is left', async function () {
+      const region = freshRegion();
+      const key = await createKey(region);
+      const names: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const name = uniqueAlias(`sweep${i}`);
+        names.push(name);
+        await kms(region).send(new CreateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId }));
+      }
+
+      const seen: string[] = [];
+      for await (const page of paginateListAliases({ client: kms(region), pageSize: 2 }, {})) {
+        for (const alias of page.Aliases ?? []) {
+          seen.push(alias.AliasName!);
+          await kms(region).send(new DeleteAliasCommand({ AliasName: alias.AliasName }));
+        }
+      }
+      expect(seen).to.have.lengthOf(7);
+      expect(seen).to.have.members(names);
+      expect(await listAllAliases(region)).to.deep.equal([]);
+    });
+
     it('rejects a Marker it did not issue with InvalidMarkerException', async function () {
-      const err = await expectKmsError(kms().send(new ListAliasesCommand({ Marker: 'bogus-marker' })));
-      expect(err.name).to.equal('InvalidMarkerException');
+      // Garbage, and markers of another shape than an alias name's (a ListKeys-like one, a number).
+      for (const marker of ['bogus-marker', 'garbage!!', Buffer.from('[1700000000000,"k"]').toString('base64url'), Buffer.from('[1]').toString('base64url')]) {
+        const err = await expectKmsError(kms().send(new ListAliasesCommand({ Marker: marker })));
+        expect(err.name, marker).to.equal('InvalidMarkerException');
+        expect(err.message, marker).to.equal('The marker is not valid for this request.');
+      }
     });
 
     it('rejects Limit 0 and 1001 with ValidationException', async function () {

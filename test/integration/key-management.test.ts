@@ -434,6 +434,38 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
       expect(ids).to.have.members(created.map((k) => k.KeyId));
     });
 
+    it('continues after a Marker whose key was deleted meanwhile: the next page is exactly the keys after it', async function () {
+      // Its own server: deleting a key takes a restart a week later, when the sweeper removes it.
+      let own = await TestServer.start();
+      try {
+        const region = 'us-east-1';
+        let client = own.client({ region });
+        for (let i = 0; i < 5; i++) await client.send(new CreateKeyCommand({}));
+        const all = (await client.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId!);
+        expect(all).to.have.lengthOf(5);
+
+        const page1 = await client.send(new ListKeysCommand({ Limit: 2 }));
+        expect(page1.Keys!.map((k) => k.KeyId)).to.deep.equal(all.slice(0, 2));
+        expect(page1.Truncated).to.equal(true);
+        await client.send(new ScheduleKeyDeletionCommand({ KeyId: all[1], PendingWindowInDays: 7 }));
+        client.destroy();
+        own = await own.restart({ clockOffsetSeconds: 8 * DAY_MS / 1000 });
+        client = own.client({ region, clockOffsetMs: 8 * DAY_MS });
+        const gone = await expectKmsError(client.send(new DescribeKeyCommand({ KeyId: all[1] })));
+        expect(gone.name, 'the key is deleted').to.equal('NotFoundException');
+
+        const page2 = await client.send(new ListKeysCommand({ Limit: 2, Marker: page1.NextMarker }));
+        expect(page2.Keys!.map((k) => k.KeyId)).to.deep.equal(all.slice(2, 4));
+        expect(page2.Truncated).to.equal(true);
+        const page3 = await client.send(new ListKeysCommand({ Limit: 2, Marker: page2.NextMarker }));
+        expect(page3.Keys!.map((k) => k.KeyId)).to.deep.equal(all.slice(4));
+        expect(page3.Truncated).to.equal(false);
+        client.destroy();
+      } finally {
+        await own.stop();
+      }
+    });
+
     it('returns everything in one untruncated page when Limit covers all keys', async function () {
       const region = freshRegion();
       await createKey(region);
@@ -445,7 +477,9 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
     });
 
     it('rejects a Marker it did not issue with InvalidMarkerException', async function () {
-      for (const marker of ['not-a-marker', 'garbage!!', Buffer.from(randomUUID()).toString('base64url')]) {
+      // Garbage, a key id (what markers held before), and markers of another shape than a key's [creation time, key id].
+      const shapes = ['["alias/x"]', '[1700000000000]', '["1700000000000","k"]', '{"createdAt":1}'].map((json) => Buffer.from(json).toString('base64url'));
+      for (const marker of ['not-a-marker', 'garbage!!', Buffer.from(randomUUID()).toString('base64url'), ...shapes]) {
         const err = await expectKmsError(kms().send(new ListKeysCommand({ Marker: marker })));
         expect(err.name, marker).to.equal('InvalidMarkerException');
         expect(err.message, marker).to.be.a('string').and.not.equal('');

@@ -6,6 +6,7 @@ import {
   GetKeyLastUsageCommand,
   type KMSClient,
   ListResourceTagsCommand,
+  paginateListResourceTags,
   ReEncryptCommand,
   ScheduleKeyDeletionCommand,
   TagResourceCommand,
@@ -51,6 +52,37 @@ describe('tags and last usage (real server)', function () {
     kms = server.client();
     expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags!.map((t) => t.TagKey)).to.deep.equal(['alpha', 'zeta']);
     await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: ['alpha', 'zeta'] }));
+    expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags).to.deep.equal([]);
+  });
+
+  it('ListResourceTags continues after a Marker whose tag was removed meanwhile: the next page is exactly the tags after it', async () => {
+    const keys = ['t0', 't1', 't2', 't3', 't4'];
+    const { keyId } = await newKey({ Tags: keys.map((k) => ({ TagKey: k, TagValue: 'v' })) });
+    const page1 = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Limit: 2 }));
+    expect(page1.Tags!.map((t) => t.TagKey)).to.deep.equal(['t0', 't1']);
+    expect(page1.Truncated).to.equal(true);
+    await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: ['t1'] }));
+
+    const page2 = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Limit: 2, Marker: page1.NextMarker }));
+    expect(page2.Tags!.map((t) => t.TagKey)).to.deep.equal(['t2', 't3']);
+    expect(page2.Truncated).to.equal(true);
+    const page3 = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Limit: 2, Marker: page2.NextMarker }));
+    expect(page3.Tags!.map((t) => t.TagKey)).to.deep.equal(['t4']);
+    expect(page3.Truncated).to.equal(false);
+  });
+
+  it('ListResourceTags: the SDK paginator may remove every tag it is shown, page by page, until none is left', async () => {
+    const keys = ['a', 'B', 'c', 'D', 'e', 'F', 'g'];
+    const { keyId } = await newKey({ Tags: keys.map((k) => ({ TagKey: k, TagValue: 'v' })) });
+    const seen: string[] = [];
+    for await (const page of paginateListResourceTags({ client: kms, pageSize: 2 }, { KeyId: keyId })) {
+      for (const tag of page.Tags ?? []) {
+        seen.push(tag.TagKey!);
+        await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: [tag.TagKey!] }));
+      }
+    }
+    expect(seen).to.have.length(7);
+    expect(seen).to.have.members(keys);
     expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags).to.deep.equal([]);
   });
 

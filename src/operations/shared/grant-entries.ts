@@ -4,6 +4,10 @@ import type { GrantConstraints, GrantListEntry } from '../../model/generated/typ
 import type { GrantConstraintsRecord, GrantRecord } from '../../store/grant-record';
 import { keyArn } from '../../store/records';
 import type { Services } from '../context';
+import { listOrder } from './pagination';
+
+/** ListGrants and ListRetirableGrants list oldest first, grant id breaking ties. */
+export const GRANTS_BY_CREATION = listOrder(['number', 'string'], (g: GrantRecord) => [g.createdAt, g.grantId]);
 
 /** ListGrants / ListRetirableGrants entry, as AWS returns it. */
 export function grantEntryOf(grant: GrantRecord): GrantListEntry {

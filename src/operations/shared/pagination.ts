@@ -1,32 +1,120 @@
 import { KmsError } from '../../errors';
+import type { OperationName } from '../../model/generated/types';
 
-/**
- * AWS-style Limit/Marker paging over a stable, sorted list. The marker is opaque to
- * clients: the base64url of the last item's id.
- */
-export function paginate<T>(
-  items: T[],
-  idOf: (item: T) => string,
-  limit: number | undefined,
-  marker: string | undefined,
-  defaultLimit = 100,
-): { page: T[]; NextMarker?: string; Truncated: boolean } {
-  let start = 0;
-  if (marker !== undefined) {
-    const lastId = decodeMarker(marker);
-    const index = items.findIndex((item) => idOf(item) === lastId);
-    if (index < 0) throw new KmsError('InvalidMarkerException', 'The marker is not valid for this request.');
-    start = index + 1;
-  }
-  const size = limit ?? defaultLimit;
-  const page = items.slice(start, start + size);
-  const truncated = start + size < items.length;
-  return truncated
-    ? { page, NextMarker: Buffer.from(idOf(page[page.length - 1]), 'utf8').toString('base64url'), Truncated: true }
-    : { page, Truncated: false };
+/** Each list operation's page size: the size of a page without Limit, and the most one page holds. */
+export const PAGE_SIZES = {
+  ListAliases: { default: 100, max: 1000 },
+  ListGrants: { default: 50, max: 1000 },
+  ListRetirableGrants: { default: 50, max: 1000 },
+  ListKeys: { default: 100, max: 1000 },
+  ListKeyRotations: { default: 100, max: 1000 },
+  ListKeyPolicies: { default: 100, max: 1000 },
+  ListResourceTags: { default: 50, max: 50 },
+  DescribeCustomKeyStores: { default: 1000, max: 1000 },
+} as const satisfies Partial<Record<OperationName, { default: number; max: number }>>;
+
+export type PagedOperation = keyof typeof PAGE_SIZES;
+
+type KeyPart = 'number' | 'string';
+type KeyOf<S extends readonly KeyPart[]> = { readonly [I in keyof S]: S[I] extends 'number' ? number : string };
+export type SortKey = readonly (number | string)[];
+
+/** How a list is ordered: each item's sort key, unique within the list, and the key's shape. */
+export interface ListOrder<T> {
+  readonly shape: readonly KeyPart[];
+  readonly keyOf: (item: T) => SortKey;
 }
 
-function decodeMarker(marker: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(marker)) throw new KmsError('InvalidMarkerException', 'The marker is not valid for this request.');
-  return Buffer.from(marker, 'base64url').toString('utf8');
+/** A list order by a key of the given shape, e.g. `listOrder(['number', 'string'], (k) => [k.createdAt, k.keyId])`. */
+export function listOrder<T, const S extends readonly KeyPart[]>(shape: S, keyOf: (item: T) => KeyOf<S>): ListOrder<T> {
+  return { shape, keyOf };
+}
+
+const collator = new Intl.Collator();
+
+/**
+ * Strings in the order the JSON store sorts them (`localeCompare`), ties between different
+ * strings broken by code point, so no two different strings compare equal.
+ */
+export function compareStrings(a: string, b: string): number {
+  return collator.compare(a, b) || byCodePoint(a, b);
+}
+
+function byCodePoint(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(i)!;
+    if (x !== y) return x - y;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length;
+}
+
+/** Sort keys component by component: numbers numerically, strings by compareStrings. */
+export function compareSortKeys(a: SortKey, b: SortKey): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    const c =
+      typeof x === 'number' && typeof y === 'number'
+        ? x < y ? -1 : x > y ? 1 : 0
+        : typeof x === 'string' && typeof y === 'string'
+          ? compareStrings(x, y)
+          : typeof x === 'number' ? -1 : 1;
+    if (c !== 0) return c;
+  }
+  return a.length - b.length;
+}
+
+/**
+ * AWS-style Limit/Marker paging. The items are put in `order` here, so every store pages
+ * alike whatever order it returns. The marker is opaque to clients (base64url of the last
+ * item's sort key as JSON) and is a continuation point: the next page starts at the first
+ * item that sorts after it, whether or not the item it names still exists, so a client may
+ * delete what a page showed before asking for the next.
+ */
+export function paginate<T>(
+  operation: PagedOperation,
+  items: readonly T[],
+  order: ListOrder<T>,
+  input: { Limit?: number; Marker?: string },
+): { page: T[]; NextMarker?: string; Truncated: boolean } {
+  const sorted = items.map((item) => ({ item, key: order.keyOf(item) })).sort((a, b) => compareSortKeys(a.key, b.key));
+  const start = input.Marker === undefined ? 0 : firstAfter(sorted, decodeMarker(input.Marker, order.shape));
+  const { default: defaultSize, max } = PAGE_SIZES[operation];
+  const size = Math.min(input.Limit ?? defaultSize, max);
+  const page = sorted.slice(start, start + size);
+  if (start + size >= sorted.length) return { page: page.map((e) => e.item), Truncated: false };
+  return { page: page.map((e) => e.item), NextMarker: encodeMarker(page[page.length - 1]!.key), Truncated: true };
+}
+
+/** The index of the first entry whose key sorts after `key` (binary search over sorted entries). */
+function firstAfter(sorted: readonly { key: SortKey }[], key: SortKey): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (compareSortKeys(sorted[mid]!.key, key) <= 0) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function encodeMarker(key: SortKey): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+function decodeMarker(marker: string, shape: readonly KeyPart[]): SortKey {
+  const invalid = () => new KmsError('InvalidMarkerException', 'The marker is not valid for this request.');
+  if (!/^[A-Za-z0-9_-]+$/.test(marker)) throw invalid();
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(marker, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  if (!Array.isArray(key) || key.length !== shape.length || !key.every((part, i) => typeof part === shape[i])) throw invalid();
+  return key as SortKey;
 }
