@@ -475,6 +475,20 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.deep.equal([]);
     });
 
+    it('ListGrants pages 50 grants without Limit and at most 100 for a larger Limit, as AWS', async () => {
+      const k = await createKey();
+      for (let i = 0; i < 101; i++) await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['DescribeKey'] }));
+      const byDefault = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }));
+      expect(byDefault.Grants).to.have.length(50);
+      expect(byDefault.Truncated).to.equal(true);
+      const capped = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 500 }));
+      expect(capped.Grants).to.have.length(100);
+      expect(capped.Truncated).to.equal(true);
+      const rest = await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, Limit: 500, Marker: capped.NextMarker }));
+      expect(rest.Grants).to.have.length(1);
+      expect(rest.Truncated).to.equal(false);
+    });
+
     it('Name makes CreateGrant idempotent; DryRun creates nothing', async () => {
       const k = await createKey();
       const input = { KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Encrypt' as const], Name: 'nightly' };

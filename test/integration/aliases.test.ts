@@ -527,6 +527,23 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
       expect(await listAllAliases(region)).to.deep.equal([]);
     });
 
+    it('pages 50 aliases without Limit and at most 100 for a larger Limit, as AWS', async function () {
+      const region = freshRegion();
+      const key = await createKey(region);
+      for (let i = 0; i < 120; i++) await kms(region).send(new CreateAliasCommand({ AliasName: uniqueAlias(`size${i}`), TargetKeyId: key.KeyId }));
+
+      const byDefault = await kms(region).send(new ListAliasesCommand({}));
+      expect(byDefault.Aliases).to.have.lengthOf(50);
+      expect(byDefault.Truncated).to.equal(true);
+      const capped = await kms(region).send(new ListAliasesCommand({ Limit: 500 }));
+      expect(capped.Aliases).to.have.lengthOf(100);
+      expect(capped.Truncated).to.equal(true);
+      const rest = await kms(region).send(new ListAliasesCommand({ Limit: 500, Marker: capped.NextMarker }));
+      expect(rest.Aliases).to.have.lengthOf(20);
+      expect(rest.Truncated).to.equal(false);
+      expect(new Set([...capped.Aliases!, ...rest.Aliases!].map((a) => a.AliasName)).size).to.equal(120);
+    });
+
     it('rejects a Marker it did not issue with InvalidMarkerException', async function () {
       // Garbage, and markers of another shape than an alias name's (a ListKeys-like one, a number).
       for (const marker of ['bogus-marker', 'garbage!!', Buffer.from('[1700000000000,"k"]').toString('base64url'), Buffer.from('[1]').toString('base64url')]) {

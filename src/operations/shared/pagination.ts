@@ -1,15 +1,21 @@
 import { KmsError } from '../../errors';
 import type { OperationName } from '../../model/generated/types';
 
-/** Each list operation's page size: the size of a page without Limit, and the most one page holds. */
+/**
+ * Each list operation's page size, as the AWS model documents its request's Limit: the size
+ * of a page without Limit, and the most one page holds. The Limit shape itself admits
+ * 1–1000, so a larger Limit is valid input and is served as the maximum ("KMS does not return
+ * more than the specified number of items, but it might return fewer").
+ */
 export const PAGE_SIZES = {
-  ListAliases: { default: 100, max: 1000 },
-  ListGrants: { default: 50, max: 1000 },
-  ListRetirableGrants: { default: 50, max: 1000 },
+  ListAliases: { default: 50, max: 100 },
+  ListGrants: { default: 50, max: 100 },
+  ListRetirableGrants: { default: 50, max: 100 },
   ListKeys: { default: 100, max: 1000 },
   ListKeyRotations: { default: 100, max: 1000 },
   ListKeyPolicies: { default: 100, max: 1000 },
   ListResourceTags: { default: 50, max: 50 },
+  // The model states no default for DescribeCustomKeyStores.
   DescribeCustomKeyStores: { default: 1000, max: 1000 },
 } as const satisfies Partial<Record<OperationName, { default: number; max: number }>>;
 
