@@ -2,6 +2,7 @@ import type { KeyMetadata, KeySpec, KeyState, KeyUsageType, OperationName, Opera
 import { OPERATIONS, type RequestContext, type Services } from '../../../operations';
 import { KmsError } from '../../../errors';
 import { invalid } from '../errors';
+import { ownRecord } from '../../own-properties';
 
 // What every Huawei action shares: the traced call into OPERATIONS, input checks in Huawei's
 // error codes, output mapping.
@@ -106,18 +107,21 @@ export function description(body: Body, required: boolean): string | undefined {
   return value;
 }
 
-/** encryption_context: an object of strings, at most 8192 characters as JSON. */
+/**
+ * encryption_context: an object of strings, at most 8192 characters as JSON. Every pair is
+ * kept as an own property, "__proto__" included: a pair dropped here would silently leave the
+ * ciphertext unbound to it.
+ */
 export function encryptionContext(body: Body): Record<string, string> | undefined {
   const value = body.encryption_context;
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid('KMS.0208');
   if (JSON.stringify(value).length > 8192) throw invalid('KMS.0208');
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  const pairs = Object.entries(value as Record<string, unknown>);
+  for (const [k, v] of pairs) {
     if (typeof v !== 'string' || k === '') throw invalid('KMS.0208');
-    out[k] = v;
   }
-  return Object.keys(out).length === 0 ? undefined : out;
+  return pairs.length === 0 ? undefined : ownRecord(pairs as [string, string][]);
 }
 
 export function symmetricOnly(body: Body): void {

@@ -1,0 +1,36 @@
+/**
+ * Objects keyed by what a client sent (JSON members, header names, query parameters, path
+ * segments) must be read and built through own properties only. A plain `{}` inherits from
+ * Object.prototype, so:
+ *
+ * - `out[k] = v` with k "__proto__" sets the prototype instead of a member (a string value is
+ *   silently ignored): the pair vanishes, e.g. from an encryption context, which then no
+ *   longer binds the ciphertext to it;
+ * - `table[k]` and `k in table` with k "constructor", "toString", "__proto__" … find the
+ *   inherited member, a function or Object.prototype itself, where the table has no entry.
+ *
+ * Every wire dialect goes through these helpers instead.
+ */
+
+/** The entry of `table` for `key`, never one inherited from Object.prototype. */
+export function ownValue<V>(table: Readonly<Record<string, V>>, key: string): V | undefined {
+  return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+}
+
+/** Whether `table` has its own entry for `key` (unlike `key in table`). */
+export function hasOwnKey<T extends object>(table: T, key: PropertyKey): key is keyof T {
+  return Object.prototype.hasOwnProperty.call(table, key);
+}
+
+/**
+ * An object holding each pair as an own, enumerable property, "__proto__" included
+ * (Object.fromEntries defines properties; it does not assign them).
+ */
+export function ownRecord<V>(pairs: Iterable<readonly [string, V]>): Record<string, V> {
+  return Object.fromEntries(pairs) as Record<string, V>;
+}
+
+/** Sets an own enumerable property even for the key "__proto__", where assignment would not. */
+export function setOwn<V>(target: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}

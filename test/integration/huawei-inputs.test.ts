@@ -1,0 +1,82 @@
+import { expect } from 'chai';
+import { TestServer } from '../support/server';
+
+/**
+ * How the Huawei dialect reads what a client sends: members, lengths and texts that must be
+ * kept or refused exactly (encryption contexts, Base64 members, grant operations, project ids,
+ * sequence, plain_text, key_description), over HTTP against the real server and token.
+ */
+
+type Row = Record<string, any>;
+interface Reply {
+  status: number;
+  body: Row;
+  raw: string;
+}
+
+const PROJECT = '0123456789abcdef0123456789abcdef';
+
+describe('Huawei dialect: reading request members', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  let aesKey: string;
+
+  before(async () => {
+    server = await TestServer.start();
+    aesKey = await newKey('in-aes');
+  });
+  after(async () => server?.stop());
+
+  async function hw(action: string, body: unknown, project = PROJECT): Promise<Reply> {
+    const res = await fetch(`${server.endpoint}/v1.0/${project}/kms/${action}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Auth-Token': 'permissive-token' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const raw = await res.text();
+    return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };
+  }
+
+  function expectError(reply: Reply, status: number, code: string): void {
+    expect(reply.status, reply.raw).to.equal(status);
+    expect(Object.keys(reply.body)).to.deep.equal(['error']);
+    expect(reply.body.error.error_code, reply.raw).to.equal(code);
+    expect(reply.body.error.error_msg).to.be.a('string').and.not.match(/\n\s+at /);
+  }
+
+  async function newKey(alias: string, extra: Row = {}): Promise<string> {
+    const created = await hw('create-key', { key_alias: alias, ...extra });
+    expect(created.status, created.raw).to.equal(200);
+    return created.body.key_info.key_id as string;
+  }
+
+  describe('encryption_context', () => {
+    // JSON.parse makes "__proto__" an own member; the request text is written by hand so that
+    // JSON.stringify of a test object cannot drop it first.
+    const withContext = (fields: string, context: string) => `{${fields},"encryption_context":${context}}`;
+
+    it('binds a ciphertext to a "__proto__" pair like any other (encrypt-data / decrypt-data)', async () => {
+      const enc = await hw('encrypt-data', withContext(`"key_id":"${aesKey}","plain_text":"secret"`, '{"__proto__":"tenant-A"}'));
+      expect(enc.status, enc.raw).to.equal(200);
+      const cipher = enc.body.cipher_text as string;
+      const opened = await hw('decrypt-data', withContext(`"cipher_text":"${cipher}"`, '{"__proto__":"tenant-A"}'));
+      expect(opened.body, opened.raw).to.deep.equal({ key_id: aesKey, plain_text: 'secret' });
+      expectError(await hw('decrypt-data', { cipher_text: cipher }), 400, 'KMS.2201');
+      expectError(await hw('decrypt-data', withContext(`"cipher_text":"${cipher}"`, '{"__proto__":"tenant-B"}')), 400, 'KMS.2201');
+
+      const both = await hw('encrypt-data', withContext(`"key_id":"${aesKey}","plain_text":"secret"`, '{"__proto__":"tenant-A","a":"b"}'));
+      expectError(await hw('decrypt-data', { cipher_text: both.body.cipher_text, encryption_context: { a: 'b' } }), 400, 'KMS.2201');
+      const bothOpened = await hw('decrypt-data', withContext(`"cipher_text":"${both.body.cipher_text}"`, '{"a":"b","__proto__":"tenant-A"}'));
+      expect(bothOpened.body.plain_text, bothOpened.raw).to.equal('secret');
+    });
+
+    it('binds data keys to a "__proto__" pair too (create-datakey / decrypt-datakey)', async () => {
+      const dk = await hw('create-datakey', withContext(`"key_id":"${aesKey}","datakey_length":"256"`, '{"__proto__":"tenant-A"}'));
+      expect(dk.status, dk.raw).to.equal(200);
+      const request = (context: string) => withContext(`"key_id":"${aesKey}","cipher_text":"${dk.body.cipher_text}","datakey_cipher_length":"32"`, context);
+      expect((await hw('decrypt-datakey', request('{"__proto__":"tenant-A"}'))).body.data_key).to.equal(dk.body.plain_text);
+      expectError(await hw('decrypt-datakey', request('{"__proto__":"tenant-B"}')), 400, 'KMS.2201');
+      expectError(await hw('decrypt-datakey', request('{}')), 400, 'KMS.2201');
+    });
+  });
+});
