@@ -79,4 +79,17 @@ describe('Huawei dialect: reading request members', function () {
       expectError(await hw('decrypt-datakey', request('{}')), 400, 'KMS.2201');
     });
   });
+  describe('create-grant operations', () => {
+    it('refuses names of Object.prototype members as operations, alone or next to a valid one, without leaking JavaScript text', async () => {
+      const base = { key_id: aesKey, grantee_principal: 'carol' };
+      for (const name of ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__']) {
+        for (const operations of [[name], ['encrypt-data', name]]) {
+          const reply = await hw('create-grant', { ...base, operations });
+          expectError(reply, 400, 'KMS.0308');
+          expect(reply.body.error.error_msg, reply.raw).to.match(/^Invalid parameter\. operations must list some of create-datakey, /);
+          expect(reply.body.error.error_msg).not.to.match(/native code|\[object|arn:|KeySpec/);
+        }
+      }
+    });
+  });
 });

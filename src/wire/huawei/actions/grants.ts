@@ -1,5 +1,6 @@
 import type { GrantListEntry, GrantOperation, OperationShapes } from '../../../model/generated/types';
 import type { RequestContext } from '../../../operations';
+import { hasOwnKey, ownValue } from '../../own-properties';
 import { invalid } from '../errors';
 import { type Action, type Body, call, keyIdOf, keyRef, text, whole } from './shared';
 
@@ -62,7 +63,8 @@ export const createGrant: Action = async (body, ctx, services) => {
   if (type !== 'user' && type !== 'domain') throw invalid('KMS.0308', 'grantee_principal_type must be user or domain.');
   const ops = body.operations;
   if (ops === undefined || ops === null) throw invalid('KMS.0204', 'operations is required.');
-  if (!Array.isArray(ops) || ops.length === 0 || ops.some((o) => typeof o !== 'string' || !(o in GRANT_OPERATIONS))) {
+  // Own entries only: `o in GRANT_OPERATIONS` also accepts "constructor", "toString" … of Object.prototype.
+  if (!Array.isArray(ops) || ops.length === 0 || ops.some((o) => typeof o !== 'string' || !hasOwnKey(GRANT_OPERATIONS, o))) {
     throw invalid('KMS.0308', `operations must list some of ${Object.keys(GRANT_OPERATIONS).join(', ')}.`);
   }
   if (ops.every((o) => o === 'create-grant')) throw invalid('KMS.2401');
@@ -74,7 +76,7 @@ export const createGrant: Action = async (body, ctx, services) => {
     {
       KeyId: keyId,
       GranteePrincipal: principalArn(grantee, type, ctx.scope.accountId),
-      Operations: [...new Set((ops as string[]).map((o) => GRANT_OPERATIONS[o]))],
+      Operations: [...new Set((ops as string[]).map((o) => ownValue(GRANT_OPERATIONS, o)!))],
       ...(name !== undefined ? { Name: name } : {}),
       ...(retiring !== undefined ? { RetiringPrincipal: principalArn(retiring, 'user', ctx.scope.accountId) } : {}),
     },
@@ -91,7 +93,7 @@ function grantOf(g: GrantListEntry, accountId: string): Body {
     grant_id: g.GrantId,
     grantee_principal: grantee.id,
     grantee_principal_type: grantee.type,
-    operations: (g.Operations ?? []).flatMap((o) => HUAWEI_OPERATIONS[o] ?? [o]),
+    operations: (g.Operations ?? []).flatMap((o) => ownValue(HUAWEI_OPERATIONS, o) ?? [o]),
     issuing_principal: huaweiPrincipal(g.IssuingAccount ?? '', accountId).id,
     creation_date: g.CreationDate ? String(g.CreationDate.getTime()) : '',
     name: g.Name ?? '',
