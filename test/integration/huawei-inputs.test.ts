@@ -92,4 +92,15 @@ describe('Huawei dialect: reading request members', function () {
       }
     });
   });
+  describe('project_id', () => {
+    it('maps ids named like Object.prototype members to the default account and region, as any unlisted id', async () => {
+      for (const project of ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty']) {
+        const random = await hw('gen-random', { random_data_length: '64' }, project);
+        expect(random.status, `${project}: ${random.raw}`).to.equal(200);
+        expect(random.body.random_data).to.match(/^[0-9A-F]{16}$/);
+        const described = await hw('describe-key', { key_id: aesKey }, project);
+        expect(described.body.key_info?.key_id, `${project}: ${described.raw}`).to.equal(aesKey);
+      }
+    });
+  });
 });

@@ -10,6 +10,7 @@ import type { RequestContext, Services } from '../../operations';
 import { KmsError } from '../../errors';
 import { type Action, ACTIONS, type Body, TAG_ACTIONS, tracedCalls } from './actions';
 import { transportOf } from '../../server/listener';
+import { hasOwnKey, ownValue } from '../own-properties';
 import { HuaweiAuthenticator } from './auth';
 import { HuaweiError, huaweiErrorResponse, invalid } from './errors';
 
@@ -88,7 +89,7 @@ interface Route {
   status?: number;
 }
 
-const named = (name: string) => (Object.prototype.hasOwnProperty.call(ACTIONS, name) ? { name, handler: ACTIONS[name] } : undefined);
+const named = (name: string) => (hasOwnKey(ACTIONS, name) ? { name, handler: ACTIONS[name] } : undefined);
 const tag = (name: keyof typeof TAG_ACTIONS) => () => ({ name, handler: TAG_ACTIONS[name] });
 const keyParam = (m: RegExpExecArray) => ({ key_id: m[2] });
 
@@ -164,7 +165,8 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     seen.caller = caller;
     const projectId = found.match[1];
     if (!PROJECT_ID.test(projectId)) throw invalid('KMS.0201');
-    const project = deps.projects[projectId] ?? { region: deps.defaultRegion, accountId: deps.accountId };
+    // An own entry only: project ids such as "constructor" or "toString" are ordinary unlisted ids.
+    const project = ownValue(deps.projects, projectId) ?? { region: deps.defaultRegion, accountId: deps.accountId };
     if (project.accountId !== caller.accountId) {
       throw new HuaweiError('KMS.0305', 'Invalid X-Auth-Token Project Name.', 403);
     }
