@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { expect } from 'chai';
 import { TestServer } from '../support/server';
 
@@ -15,17 +18,26 @@ interface Reply {
 }
 
 const PROJECT = '0123456789abcdef0123456789abcdef';
+/** An AK/SK pair in the credentials file: permissive mode still verifies listed access keys. */
+const AK = { ak: 'HWINPUTSAK', sk: 'inputs-secret-key' };
 
 describe('Huawei dialect: reading request members', function () {
   this.timeout(30_000);
   let server: TestServer;
+  let dir: string;
   let aesKey: string;
 
   before(async () => {
-    server = await TestServer.start();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-hw-inputs-'));
+    const credentialsFile = path.join(dir, 'credentials.json');
+    fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [{ accessKeyId: AK.ak, secretAccessKey: AK.sk, accountId: '111122223333' }] }));
+    server = await TestServer.start({ credentialsFile });
     aesKey = await newKey('in-aes');
   });
-  after(async () => server?.stop());
+  after(async () => {
+    await server?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   async function hw(action: string, body: unknown, project = PROJECT): Promise<Reply> {
     const res = await fetch(`${server.endpoint}/v1.0/${project}/kms/${action}`, {
@@ -100,6 +112,33 @@ describe('Huawei dialect: reading request members', function () {
         expect(random.body.random_data).to.match(/^[0-9A-F]{16}$/);
         const described = await hw('describe-key', { key_id: aesKey }, project);
         expect(described.body.key_info?.key_id, `${project}: ${described.raw}`).to.equal(aesKey);
+      }
+    });
+  });
+  describe('names looked up in tables', () => {
+    it('create-key: a key_spec naming an Object.prototype member is an unsupported spec (KMS.0308), not a 500', async () => {
+      for (const spec of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+        const reply = await hw('create-key', { key_alias: `in-spec-${spec.replace(/_/g, '')}`, key_spec: spec });
+        expectError(reply, 400, 'KMS.0308');
+        expect(reply.body.error.error_msg).to.contain('AES_256, RSA_2048');
+      }
+    });
+
+    it('AK/SK: SignedHeaders naming a header the request lacks, such as constructor, is a failed signature (401), not a 500', async () => {
+      const sdkDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+      for (const name of ['constructor', '__proto__']) {
+        const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/list-keys`, {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/json',
+            'X-Sdk-Date': sdkDate,
+            // The headers are read before the signature is computed: any well-formed signature will do.
+            Authorization: `SDK-HMAC-SHA256 Access=${AK.ak}, SignedHeaders=${name};x-sdk-date, Signature=${'0'.repeat(64)}`,
+          },
+          body: '{}',
+        });
+        const raw = await res.text();
+        expectError({ status: res.status, body: JSON.parse(raw) as Row, raw }, 401, 'APIGW.0301');
       }
     });
   });

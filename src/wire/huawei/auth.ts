@@ -3,6 +3,7 @@ import { type AccessKey, callerOf, type Credentials } from '../../access/credent
 import type { Caller } from '../../access/principal';
 import type { Clock } from '../../clock';
 import type { AuthMode } from '../../config/config';
+import { ownValue } from '../own-properties';
 import { HuaweiError } from './errors';
 
 /** The raw request as received, for authentication. */
@@ -191,8 +192,9 @@ function parseSdkDate(value: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/** A header by its lower-case name; SignedHeaders names come from the client, so own entries only. */
 function header(request: HuaweiSignedRequest, name: string): string | undefined {
-  const value = request.headers[name];
+  const value = ownValue(request.headers, name);
   return Array.isArray(value) ? value.join(',') : value;
 }
 

@@ -1,13 +1,17 @@
 import type { KeyUsageType } from '../../../model/generated/types';
 import { KmsError } from '../../../errors';
+import { ownValue } from '../../own-properties';
 import { HuaweiError, invalid } from '../errors';
 import { type Action, aliasName, call, description, HUAWEI_SPECS, text } from './shared';
 
 export const createKey: Action = async (body, ctx, services) => {
   const name = aliasName(body);
   const huaweiSpec = text(body, 'key_spec') ?? 'AES_256';
-  const mapping = HUAWEI_SPECS[huaweiSpec];
-  if (!mapping) throw invalid('KMS.0308', `key_spec ${huaweiSpec} is not supported by this key store (SM2 and SM4 have no mechanism in the token).`);
+  // An own entry only: key_spec "constructor" or "toString" is an unknown spec, not a table member.
+  const mapping = ownValue(HUAWEI_SPECS, huaweiSpec);
+  if (!mapping) {
+    throw invalid('KMS.0308', `key_spec ${huaweiSpec} is not supported: this key store serves ${Object.keys(HUAWEI_SPECS).join(', ')} (SM2 and SM4 have no mechanism in the token).`);
+  }
   const usage = (text(body, 'key_usage') ?? mapping.usages[0]) as KeyUsageType;
   if (!mapping.usages.includes(usage)) throw invalid('KMS.0308', `key_usage ${usage} is not valid for key_spec ${huaweiSpec}.`);
   const origin = text(body, 'origin') ?? 'kms';
