@@ -32,5 +32,7 @@ export function ownRecord<V>(pairs: Iterable<readonly [string, V]>): Record<stri
 
 /** Sets an own enumerable property even for the key "__proto__", where assignment would not. */
 export function setOwn<V>(target: Record<string, V>, key: string, value: V): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  // Plain assignment (the fast path) creates an own property for every other key.
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }

@@ -125,6 +125,19 @@ describe('SigV4 authentication (strict mode)', function () {
     expect(res.json.__type).to.equal('InvalidSignatureException');
   });
 
+  it('rejects SignedHeaders naming Object.prototype members the request does not have (not a 500)', async () => {
+    for (const name of ['constructor', '__proto__']) {
+      const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 }, {
+        tamper: (req) => {
+          const key = Object.keys(req.headers).find((h) => h.toLowerCase() === 'authorization')!;
+          req.headers[key] = req.headers[key].replace('SignedHeaders=', `SignedHeaders=${name};`);
+        },
+      });
+      expect(res.status, `${name}: ${JSON.stringify(res.json)}`).to.equal(400);
+      expect(res.json.__type).to.equal('InvalidSignatureException');
+    }
+  });
+
   it('accepts a correctly signed raw request (control for the tamper tests)', async () => {
     const res = await rawCall(server.endpoint, 'GenerateRandom', { NumberOfBytes: 8 });
     expect(res.status).to.equal(200);

@@ -23,7 +23,8 @@ describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function ()
   let server: TestServer;
   let pki: TestPki;
 
-  const call = async (apiPath: string, body: unknown, options: { secret?: string; method?: string; prefix?: string } = {}) => {
+  /** `extraSignedHeader`: a name added to SignedHeaders after signing (the request does not carry it). */
+  const call = async (apiPath: string, body: unknown, options: { secret?: string; method?: string; prefix?: string; extraSignedHeader?: string } = {}) => {
     const url = new URL(`${server.xksEndpoint}${options.prefix ?? PREFIX}/kms/xks/v1${apiPath}`);
     const payload = body === undefined ? '' : JSON.stringify(body);
     const signer = new SignatureV4({
@@ -33,6 +34,7 @@ describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function ()
       sha256: Hash.bind(null, 'sha256'),
     });
     const signed = await signer.sign({ method: options.method ?? 'POST', protocol: 'https:', hostname: url.hostname, port: Number(url.port), path: url.pathname, headers: { host: url.host, 'content-type': 'application/json' }, body: payload });
+    if (options.extraSignedHeader) signed.headers.authorization = signed.headers.authorization.replace('SignedHeaders=', `SignedHeaders=${options.extraSignedHeader};`);
     return new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
       const req = https.request({ method: signed.method, host: url.hostname, port: url.port, path: url.pathname, headers: signed.headers, ca: fs.readFileSync(pki.caFile), servername: 'localhost' }, (res) => {
         let text = '';
@@ -109,6 +111,8 @@ describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function ()
       ['no plaintext', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_GCM' }), 400, 'ValidationException'],
       ['bad algorithm', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_CBC', plaintext: 'AAAA' }), 400, 'ValidationException'],
       ['GET', call('/keys/key-1/metadata', undefined, { method: 'GET' }), 405, 'ValidationException'],
+      // Signed header names are looked up among the request's own headers (not Object.prototype's).
+      ['signed header constructor', call('/keys/key-1/metadata', { requestMetadata: META }, { extraSignedHeader: 'constructor' }), 401, 'AuthenticationFailedException'],
     ];
     for (const [label, pending, status, errorName] of cases) {
       const answer = await pending;

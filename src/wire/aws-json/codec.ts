@@ -14,17 +14,10 @@
  */
 import { OPERATIONS, SHAPES, type ShapeDef } from '../../model/generated/shapes';
 import type { OperationName, OperationShapes } from '../../model/generated/types';
+import { setOwn } from '../own-properties';
 
 type Convert = (value: unknown) => unknown;
 
-/** Sets an own enumerable property even for the key "__proto__" (map keys come from the client). */
-function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    target[key] = value;
-  }
-}
 
 function shapeDef(name: string): ShapeDef {
   const s = SHAPES[name];
@@ -81,6 +74,7 @@ class Planner {
             : (v) => {
                 if (typeof v !== 'object' || v === null) return v;
                 const out: Record<string, unknown> = {};
+                // Map keys come from the client: "__proto__" must stay a key (own-properties.ts).
                 for (const k of Object.keys(v)) setOwn(out, k, val((v as Record<string, unknown>)[k]));
                 return out;
               };

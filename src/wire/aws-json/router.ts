@@ -11,6 +11,7 @@ import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
 import { transportOf } from '../../server/listener';
+import { ownRecord } from '../own-properties';
 import { decodeInput, encodeOutput } from './codec';
 import { errorResponse, httpStatusOf } from './error-response';
 import type { SigV4Authenticator } from './sigv4-auth';
@@ -227,11 +228,12 @@ function targetOf(req: Request): Target {
   let target = parsedTargets.get(req);
   if (target) return target;
   const url = parseUrl(req);
-  const query: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parseQueryString(typeof url?.query === 'string' ? url.query : ''))) {
-    if (typeof v === 'string') query[k] = v;
-    else if (Array.isArray(v) && typeof v[0] === 'string') query[k] = v[0];
-  }
+  // Parameter names come from the client: kept as own properties ("__proto__" included).
+  const query = ownRecord(
+    Object.entries(parseQueryString(typeof url?.query === 'string' ? url.query : '')).flatMap(([k, v]): [string, string][] =>
+      typeof v === 'string' ? [[k, v]] : Array.isArray(v) && typeof v[0] === 'string' ? [[k, v[0]]] : [],
+    ),
+  );
   target = { path: url?.pathname ?? '/', query };
   parsedTargets.set(req, target);
   return target;

@@ -6,6 +6,7 @@ import type { Caller } from '../../access/principal';
 import type { Clock } from '../../clock';
 import type { AuthMode } from '../../config/config';
 import { KmsError } from '../../errors';
+import { ownRecord, ownValue } from '../own-properties';
 
 /** What the wire layer hands to authentication: the raw request as received. */
 export interface SignedRequest {
@@ -116,12 +117,7 @@ export class SigV4Authenticator {
       // The signer would trust this header as the payload hash; the body must match it.
       throw signatureMismatch();
     }
-    const headers: Record<string, string> = {};
-    for (const name of parts.signedHeaders) {
-      const value = name === 'host' ? request.host : request.headers[name];
-      if (value === undefined) throw signatureMismatch();
-      headers[name] = value;
-    }
+    const headers = signedHeaderValues(request, parts.signedHeaders, signatureMismatch);
     const signedAt = amzDateOf(parts.amzDate)!;
     const signingDate = new Date(signedAt.ms);
     let expected: string | undefined;
@@ -280,6 +276,21 @@ function notYetValid(amzDate: string, now: number): KmsError {
   return new KmsError('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${formatAmzDate(now + MAX_SKEW_MS)} (${formatAmzDate(now)} + 15 min.)`);
 }
 
+/**
+ * The values of the signed headers, by the names SignedHeaders lists. The names come from the
+ * client: they are looked up among the request's own headers only (a "constructor" would
+ * otherwise find Object.prototype's function) and kept as own properties.
+ */
+export function signedHeaderValues(request: SignedRequest, signedHeaders: readonly string[], missing: (name: string) => Error): Record<string, string> {
+  return ownRecord(
+    signedHeaders.map((name) => {
+      const value = name === 'host' ? request.host : ownValue(request.headers, name);
+      if (value === undefined) throw missing(name);
+      return [name, value] as const;
+    }),
+  );
+}
+
 function signatureMismatch(): KmsError {
   return new KmsError(
     'InvalidSignatureException',
@@ -323,10 +334,7 @@ export class HeaderSignatures {
     const shortDate = longDate.slice(0, 8);
     // What SignatureV4.sign() does to the headers before canonicalising them: the headers it
     // generates itself are dropped and X-Amz-Date is its own rendering of the signing date.
-    const headers: Record<string, string> = {};
-    for (const name of Object.keys(request.headers)) {
-      if (!GENERATED_HEADERS.includes(name)) headers[name] = request.headers[name];
-    }
+    const headers = ownRecord(Object.entries(request.headers).filter(([name]) => !GENERATED_HEADERS.includes(name)));
     headers['x-amz-date'] = longDate;
     const canonicalHeaders = getCanonicalHeaders({ headers } as never, undefined, new Set(scope.signedHeaders));
     const canonicalRequest = this.canonicaliser.canonicalRequest(

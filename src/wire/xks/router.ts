@@ -5,7 +5,7 @@ import { type AuditEvent, type AuditSink, EVENT_VERSION, isoSeconds } from '../.
 import type { Clock } from '../../clock';
 import type { ExternalKeys } from '../../custody/external-keys';
 import { isKmsError } from '../../errors';
-import { HeaderSignatures, parseAmzDate, parseSignature, type SignedRequest } from '../aws-json/sigv4-auth';
+import { HeaderSignatures, parseAmzDate, parseSignature, type SignedRequest, signedHeaderValues } from '../aws-json/sigv4-auth';
 import type { XksPrefix, XksSettingsFile } from './settings';
 import { hsmAad, integrityValue, XKS_API_PATH, XKS_SERVICE } from './spec';
 
@@ -130,12 +130,7 @@ async function authenticate(deps: XksDeps, prefix: XksPrefix, regions: string[] 
   const signedAt = parseAmzDate(parts.amzDate);
   if (signedAt === undefined || Math.abs(deps.clock.now() - signedAt) > MAX_SKEW_MS) throw failed('The request time is more than 5 minutes from the proxy time.');
   if (parts.expiresSeconds !== undefined) throw failed('Presigned requests are not accepted.');
-  const headers: Record<string, string> = {};
-  for (const name of parts.signedHeaders) {
-    const value = name === 'host' ? request.host : request.headers[name];
-    if (value === undefined) throw failed(`Signed header ${name} is missing.`);
-    headers[name] = value;
-  }
+  const headers = signedHeaderValues(request, parts.signedHeaders, (name) => failed(`Signed header ${name} is missing.`));
   const payloadHash = createHash('sha256').update(body).digest('hex');
   const declared = request.headers['x-amz-content-sha256'];
   if (declared !== undefined && declared !== payloadHash) throw failed('The body does not match x-amz-content-sha256.');
