@@ -142,4 +142,22 @@ describe('Huawei dialect: reading request members', function () {
       }
     });
   });
+  describe('Base64 members', () => {
+    it('verify: an empty signature is an invalid parameter (400 KMS.0308) on RSA and EC keys alike, not a 500', async () => {
+      const digest = Buffer.alloc(32, 1).toString('base64');
+      for (const [spec, algorithm] of [
+        ['RSA_2048', 'RSASSA_PSS_SHA_256'],
+        ['EC_P256', 'ECDSA_SHA_256'],
+      ] as const) {
+        const keyId = await newKey(`in-verify-${spec.toLowerCase()}`, { key_spec: spec, key_usage: 'SIGN_VERIFY' });
+        const reply = await hw('verify', { key_id: keyId, message: digest, signature: '', signing_algorithm: algorithm });
+        expectError(reply, 400, 'KMS.0308');
+        expect(reply.body.error.error_msg, spec).to.equal('Invalid parameter. signature must be non-empty Base64.');
+        expectError(await hw('sign', { key_id: keyId, message: '', signing_algorithm: algorithm }), 400, 'KMS.0308');
+      }
+      const external = await newKey('in-import-empty', { origin: 'external' });
+      expectError(await hw('import-key-material', { key_id: external, import_token: '', encrypted_key_material: 'AAAA' }), 400, 'KMS.0308');
+      expectError(await hw('import-key-material', { key_id: external, import_token: 'AAAA', encrypted_key_material: '' }), 400, 'KMS.0308');
+    });
+  });
 });

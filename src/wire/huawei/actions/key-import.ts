@@ -1,6 +1,6 @@
 import type { AlgorithmSpec, WrappingKeySpec } from '../../../model/generated/types';
 import { invalid } from '../errors';
-import { type Action, type Body, call, keyIdOf, keyRef, text } from './shared';
+import { type Action, base64Member, call, keyIdOf, keyRef, text } from './shared';
 
 // ---------------------------------------------------------------------------------------------
 // Import (OTC kms_02_0035 get-parameters-for-import, kms_02_0036 import-key-material,
@@ -8,15 +8,6 @@ import { type Action, type Body, call, keyIdOf, keyRef, text } from './shared';
 
 const WRAPPING_ALGORITHMS: ReadonlySet<string> = new Set(['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256']);
 const WRAPPING_KEY_SPECS: ReadonlySet<string> = new Set(['RSA_2048', 'RSA_3072', 'RSA_4096']);
-
-/** Standard Base64 of at most `max` characters. */
-function base64Text(body: Body, name: string, max: number): Buffer {
-  const value = text(body, name, true);
-  if (value.length === 0 || value.length > max || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
-    throw invalid('KMS.0308', `${name} must be Base64 of at most ${max} characters.`);
-  }
-  return Buffer.from(value, 'base64');
-}
 
 export const getParametersForImport: Action = async (body, ctx, services) => {
   const keyId = keyRef(body, { idOnly: true });
@@ -42,9 +33,9 @@ export const getParametersForImport: Action = async (body, ctx, services) => {
 
 export const importKeyMaterial: Action = async (body, ctx, services) => {
   const keyId = keyRef(body, { idOnly: true });
-  const token = base64Text(body, 'import_token', 6144);
+  const token = base64Member(body, 'import_token', 6144);
   // RSA-2048 gives 344 characters; larger wrapping keys and RSA_AES_KEY_WRAP give more.
-  const material = base64Text(body, 'encrypted_key_material', 1024);
+  const material = base64Member(body, 'encrypted_key_material', 1024);
   const expires = text(body, 'expiration_time');
   let validTo: Date | undefined;
   if (expires !== undefined && expires !== '') {

@@ -77,6 +77,21 @@ export function whole(body: Body, name: string, code: Parameters<typeof invalid>
 }
 
 /**
+ * A standard Base64 member (message, signature, import_token, encrypted_key_material; not the
+ * ciphertext envelope of ../envelope.ts), at most `maxChars` characters. Empty is as invalid
+ * as malformed (KMS.0308): an empty signature would otherwise reach the token as an argument
+ * it refuses.
+ */
+export function base64Member(body: Body, name: string, maxChars = Number.POSITIVE_INFINITY): Buffer {
+  const value = text(body, name, true);
+  if (value.length === 0 || value.length > maxChars || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    const limit = Number.isFinite(maxChars) ? ` of at most ${maxChars} characters` : '';
+    throw invalid('KMS.0308', `${name} must be non-empty Base64${limit}.`);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+/**
  * key_id: a key ID, or where the API takes them an alias (alias/<key_alias>) or alias URN.
  * Aliases are shared with the AWS dialect: Huawei key_alias "app" is AWS alias "alias/app".
  */

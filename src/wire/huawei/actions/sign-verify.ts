@@ -1,7 +1,7 @@
 import type { MessageType, SigningAlgorithmSpec } from '../../../model/generated/types';
 import { KmsError } from '../../../errors';
 import { invalid } from '../errors';
-import { type Action, type Body, call, keyIdOf, keyRef, text } from './shared';
+import { type Action, base64Member, type Body, call, keyIdOf, keyRef, text } from './shared';
 
 // Signature and verification (Sign, ValidateSignature, ShowPublicKey in the Huawei reference)
 
@@ -50,10 +50,3 @@ export const verify: Action = async (body, ctx, services) => {
     throw err;
   }
 };
-
-/** Plain standard Base64 (message, signature): not the ciphertext envelope of ../envelope.ts. */
-function base64Member(body: Body, name: string): Buffer {
-  const value = text(body, name, true);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) throw invalid('KMS.0308', `${name} must be Base64.`);
-  return Buffer.from(value, 'base64');
-}
