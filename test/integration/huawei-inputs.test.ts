@@ -160,4 +160,16 @@ describe('Huawei dialect: reading request members', function () {
       expectError(await hw('import-key-material', { key_id: external, import_token: 'AAAA', encrypted_key_material: '' }), 400, 'KMS.0308');
     });
   });
+  describe('lengths', () => {
+    it('sequence is 36 bytes of UTF-8, not 36 characters (KMS.0206 otherwise)', async () => {
+      const ok = await hw('gen-random', { random_data_length: '8', sequence: '919c82d4-8046-4722-9094-35c3c6524cff' });
+      expect(ok.body.sequence, ok.raw).to.equal('919c82d4-8046-4722-9094-35c3c6524cff');
+      // 36 characters, 72 bytes.
+      expectError(await hw('gen-random', { random_data_length: '8', sequence: 'é'.repeat(36) }), 400, 'KMS.0206');
+      // 18 characters, 36 bytes.
+      const wide = await hw('gen-random', { random_data_length: '8', sequence: 'é'.repeat(18) });
+      expect(wide.body.sequence, wide.raw).to.equal('é'.repeat(18));
+      expectError(await hw('gen-random', { random_data_length: '8', sequence: 'a'.repeat(35) }), 400, 'KMS.0206');
+    });
+  });
 });

@@ -172,7 +172,11 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     }
     const input = parseBody(body);
     const sequence = input.sequence;
-    if (sequence !== undefined && (typeof sequence !== 'string' || sequence.length !== 36)) throw invalid('KMS.0206');
+    // sequence: a "36-byte serial number of a request message" (kms_02_0034): 36 bytes of UTF-8,
+    // not 36 characters; text that is not well-formed has no byte length to count.
+    if (sequence !== undefined && (typeof sequence !== 'string' || !sequence.isWellFormed() || Buffer.byteLength(sequence, 'utf8') !== 36)) {
+      throw invalid('KMS.0206');
+    }
     const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress, transport: transportOf(req.socket) };
     seen.ctx = ctx;
     seen.region = project.region;
