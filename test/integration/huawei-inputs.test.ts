@@ -171,5 +171,17 @@ describe('Huawei dialect: reading request members', function () {
       expect(wide.body.sequence, wide.raw).to.equal('é'.repeat(18));
       expectError(await hw('gen-random', { random_data_length: '8', sequence: 'a'.repeat(35) }), 400, 'KMS.0206');
     });
+
+    it('key_description allows 255 characters counted as code points, not UTF-16 units (KMS.1103 beyond)', async () => {
+      const emoji = '\u{1F600}';
+      const created = await hw('create-key', { key_alias: 'in-desc', key_description: emoji.repeat(128) });
+      expect(created.status, created.raw).to.equal(200);
+      const keyId = created.body.key_info.key_id as string;
+      expect((await hw('describe-key', { key_id: keyId })).body.key_info.key_description).to.equal(emoji.repeat(128));
+      const updated = await hw('update-key-description', { key_id: keyId, key_description: emoji.repeat(255) });
+      expect(updated.status, updated.raw).to.equal(200);
+      expectError(await hw('update-key-description', { key_id: keyId, key_description: emoji.repeat(256) }), 400, 'KMS.1103');
+      expectError(await hw('create-key', { key_alias: 'in-desc-long', key_description: 'd'.repeat(256) }), 400, 'KMS.1103');
+    });
   });
 });

@@ -116,9 +116,10 @@ export function aliasName(body: Body): string {
   return AWS_ALIAS_PREFIX + alias;
 }
 
+/** key_description: at most 255 characters, counted as code points (an emoji is one, not two UTF-16 units). */
 export function description(body: Body, required: boolean): string | undefined {
   const value = required ? text(body, 'key_description', true) : text(body, 'key_description');
-  if (value !== undefined && value.length > 255) throw invalid('KMS.1103');
+  if (value !== undefined && [...value].length > 255) throw invalid('KMS.1103');
   return value;
 }
 
