@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -182,6 +183,35 @@ describe('Huawei dialect: reading request members', function () {
       expect(updated.status, updated.raw).to.equal(200);
       expectError(await hw('update-key-description', { key_id: keyId, key_description: emoji.repeat(256) }), 400, 'KMS.1103');
       expectError(await hw('create-key', { key_alias: 'in-desc-long', key_description: 'd'.repeat(256) }), 400, 'KMS.1103');
+    });
+  });
+  describe('plain_text as text', () => {
+    it('encrypt-data refuses plain_text that is not well-formed Unicode (KMS.2101) and keeps a leading BOM', async () => {
+      for (const bad of ['\ud800', 'a\udc00b', 'x\ud83d']) {
+        const reply = await hw('encrypt-data', { key_id: aesKey, plain_text: bad });
+        expectError(reply, 400, 'KMS.2101');
+        expect(reply.body.error.error_msg).to.contain('well-formed');
+      }
+      for (const good of ['\ufeffstarts with a BOM', '\u{1F600} paired surrogates', '\ufffd']) {
+        const enc = await hw('encrypt-data', { key_id: aesKey, plain_text: good });
+        expect(enc.status, enc.raw).to.equal(200);
+        expect((await hw('decrypt-data', { cipher_text: enc.body.cipher_text })).body.plain_text).to.equal(good);
+      }
+    });
+
+    it('decrypt-data refuses a ciphertext whose plaintext is not UTF-8 text (KMS.2201) instead of answering U+FFFD', async () => {
+      // A data key of bytes that are not UTF-8, encrypted by encrypt-datakey; its hex cipher_text
+      // is the same envelope, re-encoded to the Base64 decrypt-data takes.
+      const dek = Buffer.alloc(32, 0xff);
+      const digest = createHash('sha256').update(dek).digest('hex');
+      const enc = await hw('encrypt-datakey', { key_id: aesKey, plain_text: dek.toString('hex') + digest, datakey_plain_length: '32' });
+      expect(enc.status, enc.raw).to.equal(200);
+      const asBase64 = Buffer.from(enc.body.cipher_text as string, 'hex').toString('base64');
+      const reply = await hw('decrypt-data', { cipher_text: asBase64 });
+      expectError(reply, 400, 'KMS.2201');
+      expect(reply.raw).not.to.contain('\ufffd').and.not.to.contain('\\ufffd');
+      // The data key itself still opens where it belongs.
+      expect((await hw('decrypt-datakey', { key_id: aesKey, cipher_text: enc.body.cipher_text, datakey_cipher_length: '32' })).body.data_key).to.equal(dek.toString('hex').toUpperCase());
     });
   });
 });

@@ -7,6 +7,9 @@ export const encryptData: Action = async (body, ctx, services) => {
   symmetricOnly(body);
   const context = encryptionContext(body);
   const plain = text(body, 'plain_text', true);
+  // Text with a lone surrogate has no UTF-8 form: encoding it would store U+FFFD instead, and
+  // decrypt-data would answer something other than what was sent.
+  if (!plain.isWellFormed()) throw invalid('KMS.2101', 'plain_text must be well-formed Unicode text.');
   // plain_text: ^.{1,4096}$, 1 to 4096 bytes as UTF-8 (kms_02_0033).
   const bytes = Buffer.from(plain, 'utf8');
   if (bytes.length < 1 || bytes.length > 4096) throw invalid('KMS.2101');
