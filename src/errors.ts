@@ -1,4 +1,5 @@
 import type { ModelErrorName } from './model/generated/errors';
+import type { KeyState } from './model/generated/types';
 
 /**
  * Errors that are part of the AWS JSON protocol but not listed in the KMS model
@@ -33,12 +34,19 @@ export class KmsError extends Error {
    * the start, reading afresh, may give another answer. Never sent to the client.
    */
   readonly staleRead: boolean;
+  /**
+   * For a KMSInvalidStateException about a key's state: that state. Dialects whose error codes
+   * differ by state (the Huawei dialect: disabled, pending deletion, waiting for import) choose
+   * by it rather than by parsing the message. Not sent as such.
+   */
+  readonly keyState: KeyState | undefined;
 
-  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown; staleRead?: boolean } = {}) {
+  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown; staleRead?: boolean; keyState?: KeyState } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = name;
     this.internalDetail = options.internalDetail;
     this.staleRead = options.staleRead ?? false;
+    this.keyState = options.keyState;
   }
 }
 

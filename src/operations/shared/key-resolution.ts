@@ -226,7 +226,7 @@ export function invalidState(key: KeyRecord): KmsError {
     PendingReplicaDeletion: 'is pending replica deletion',
     Updating: 'is updating',
   };
-  return new KmsError('KMSInvalidStateException', `${key.arn} ${phrase[key.keyState] ?? `is ${key.keyState}`}.`);
+  return new KmsError('KMSInvalidStateException', `${key.arn} ${phrase[key.keyState] ?? `is ${key.keyState}`}.`, { keyState: key.keyState });
 }
 
 /** AWS's refusal of primary-only operations (ReplicateKey, UpdatePrimaryRegion, rotation) on other keys. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { type KmsErrorName, KmsError } from '../../errors';
+import type { KeyState } from '../../model/generated/types';
 
 /**
  * The one place a failure becomes a Huawei Cloud / Open Telekom Cloud KMS error response:
@@ -88,7 +89,8 @@ interface Mapped {
 const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
   NotFoundException: { status: 404, code: 'KMS.0207', message: 'The key does not exist.' },
   DisabledException: { status: 400, code: 'KMS.0209', message: 'The key has been disabled.' },
-  KMSInvalidStateException: { status: 400, code: 'KMS.0210', message: 'The key is in Scheduled deletion state and cannot be used.' },
+  // By the key's state: see BY_KEY_STATE.
+  KMSInvalidStateException: { status: 400, code: 'KMS.0308', message: "Invalid parameter: the key's state does not allow this operation." },
   KeyUnavailableException: { status: 500, code: 'KMS.0102', message: 'Abnormal KMS I/O.' },
   InvalidCiphertextException: { status: 400, code: 'KMS.2201', message: MESSAGES['KMS.2201'] },
   IncorrectKeyException: { status: 400, code: 'KMS.2201', message: MESSAGES['KMS.2201'] },
@@ -116,6 +118,27 @@ const BY_NAME: Partial<Record<KmsErrorName, Mapped>> = {
   ThrottlingException: { status: 429, code: 'APIGW.0308', message: 'The throttling threshold has been reached.' },
   KMSInternalException: { status: 500, code: 'KMS.0101', message: 'KMS error.' },
   DependencyTimeoutException: { status: 500, code: 'KMS.0102', message: 'Abnormal KMS I/O.' },
+};
+
+/**
+ * KMSInvalidStateException by the state of the key it is about (KmsError.keyState), so that a
+ * client is told the state its key is really in: OTC's KMS.0209 / KMS.0210 for disabled and
+ * pending-deletion keys. A key waiting for its material (key_state 5) has no code of its own
+ * in OTC's or Huawei Cloud's table (KMS.0310 says the opposite, "not in Pending import state",
+ * for import-key-material): it gets the generic KMS.0308, as the README says the dialect does
+ * wherever the table has no specific code, with a message naming the state and the way out.
+ * States without an entry (unavailable custom key store keys …) fall back to BY_NAME's
+ * generic KMS.0308.
+ */
+const BY_KEY_STATE: Partial<Record<KeyState, Mapped>> = {
+  Disabled: { status: 400, code: 'KMS.0209', message: 'The key has been disabled.' },
+  PendingDeletion: { status: 400, code: 'KMS.0210', message: 'The key is in Scheduled deletion state and cannot be used.' },
+  PendingReplicaDeletion: { status: 400, code: 'KMS.0210', message: 'The key is in Scheduled deletion state and cannot be used.' },
+  PendingImport: {
+    status: 400,
+    code: 'KMS.0308',
+    message: 'Invalid parameter: the key is waiting for its key material to be imported (key_state 5) and cannot be used until import-key-material succeeds.',
+  },
 };
 
 /**
@@ -170,7 +193,10 @@ function reply(status: number, code: string, message: string): ErrorReply {
 export function huaweiErrorResponse(err: unknown, log: Logger, context: { requestId: string; action?: string }): ErrorReply {
   if (err instanceof HuaweiError) return reply(err.status, err.code, err.message);
   if (err instanceof KmsError) {
-    const mapped = (context.action ? BY_ACTION[context.action]?.[err.name] : undefined) ?? BY_NAME[err.name];
+    const mapped =
+      (context.action ? BY_ACTION[context.action]?.[err.name] : undefined) ??
+      (err.name === 'KMSInvalidStateException' && err.keyState ? BY_KEY_STATE[err.keyState] : undefined) ??
+      BY_NAME[err.name];
     const status = mapped?.status ?? 400;
     if (status >= 500 || err.internalDetail) {
       log.warn({ ...context, error: err.name, detail: err.internalDetail }, 'request failed in the key store');
