@@ -12,7 +12,8 @@ import { type Action, ACTIONS, type Body, TAG_ACTIONS, tracedCalls } from './act
 import { transportOf } from '../../server/listener';
 import { hasOwnKey, ownValue } from '../own-properties';
 import { HuaweiAuthenticator } from './auth';
-import { HuaweiError, huaweiErrorResponse, invalid } from './errors';
+import { huaweiErrorResponse } from './error-response';
+import { HuaweiError, invalid } from './errors';
 
 export interface HuaweiDeps {
   services: Services;

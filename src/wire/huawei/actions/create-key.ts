@@ -2,7 +2,8 @@ import type { KeyUsageType } from '../../../model/generated/types';
 import { KmsError } from '../../../errors';
 import { ownValue } from '../../own-properties';
 import { HuaweiError, invalid } from '../errors';
-import { type Action, aliasName, call, description, HUAWEI_SPECS, text } from './shared';
+import { HUAWEI_SPECS } from '../key-specs';
+import { type Action, aliasName, call, description, text } from './shared';
 
 export const createKey: Action = async (body, ctx, services) => {
   const name = aliasName(body);

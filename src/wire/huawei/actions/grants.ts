@@ -1,28 +1,13 @@
-import type { GrantListEntry, GrantOperation, OperationShapes } from '../../../model/generated/types';
+import type { GrantListEntry, OperationShapes } from '../../../model/generated/types';
 import type { RequestContext } from '../../../operations';
 import { hasOwnKey, ownValue } from '../../own-properties';
 import { invalid } from '../errors';
+import { GRANT_OPERATIONS, huaweiOperationsOf } from '../grant-operations';
 import { type Action, type Body, call, keyIdOf, keyRef, text, whole } from './shared';
 
 // ---------------------------------------------------------------------------------------------
 // Grants (OTC kms_02_0028 create-grant, kms_02_0029 revoke-grant, kms_02_0030 retire-grant,
 // kms_02_0031 list-grants, kms_02_0032 list-retirable-grants).
-
-/** Huawei grant operations → AWS grant operations. */
-const GRANT_OPERATIONS: Record<string, GrantOperation> = {
-  'create-datakey': 'GenerateDataKey',
-  'create-datakey-without-plaintext': 'GenerateDataKeyWithoutPlaintext',
-  'encrypt-datakey': 'Encrypt',
-  'decrypt-datakey': 'Decrypt',
-  'describe-key': 'DescribeKey',
-  'create-grant': 'CreateGrant',
-  'retire-grant': 'RetireGrant',
-  'encrypt-data': 'Encrypt',
-  'decrypt-data': 'Decrypt',
-};
-/** AWS → Huawei: Encrypt and Decrypt each stand for two Huawei operations, both listed. */
-const HUAWEI_OPERATIONS: Partial<Record<GrantOperation, string[]>> = {};
-for (const [h, a] of Object.entries(GRANT_OPERATIONS)) (HUAWEI_OPERATIONS[a] ??= []).push(h);
 
 /** grantee_principal / retiring_principal: a user or domain (account) ID, ^[a-zA-Z0-9]{1,64}$. */
 const HUAWEI_PRINCIPAL = /^[a-zA-Z0-9]{1,64}$/;
@@ -93,7 +78,7 @@ function grantOf(g: GrantListEntry, accountId: string): Body {
     grant_id: g.GrantId,
     grantee_principal: grantee.id,
     grantee_principal_type: grantee.type,
-    operations: (g.Operations ?? []).flatMap((o) => ownValue(HUAWEI_OPERATIONS, o) ?? [o]),
+    operations: (g.Operations ?? []).flatMap((o) => huaweiOperationsOf(o)),
     issuing_principal: huaweiPrincipal(g.IssuingAccount ?? '', accountId).id,
     creation_date: g.CreationDate ? String(g.CreationDate.getTime()) : '',
     name: g.Name ?? '',

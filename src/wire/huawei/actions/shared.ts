@@ -1,7 +1,8 @@
-import type { KeyMetadata, KeySpec, KeyState, KeyUsageType, OperationName, OperationShapes } from '../../../model/generated/types';
+import type { KeyMetadata, KeyState, OperationName, OperationShapes } from '../../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../../operations';
 import { KmsError } from '../../../errors';
 import { invalid } from '../errors';
+import { huaweiSpecOf } from '../key-specs';
 import { ownRecord } from '../../own-properties';
 
 // What every Huawei action shares: the traced call into OPERATIONS, input checks in Huawei's
@@ -208,7 +209,7 @@ export function keyInfo(m: KeyMetadata, alias: string | undefined, region: strin
     key_alias: alias ?? '',
     realm: region,
     key_description: m.Description ?? '',
-    key_spec: AWS_TO_HUAWEI_SPEC[m.KeySpec ?? ''] ?? m.KeySpec ?? '',
+    key_spec: huaweiSpecOf(m.KeySpec ?? ''),
     key_usage: m.KeyUsage ?? 'ENCRYPT_DECRYPT',
     creation_date: m.CreationDate ? String(m.CreationDate.getTime()) : '',
     scheduled_deletion_date: m.DeletionDate ? String(m.DeletionDate.getTime()) : '',
@@ -227,17 +228,3 @@ export async function stateOf(keyId: string, ctx: RequestContext, services: Serv
   const { KeyMetadata: m } = await call('DescribeKey', { KeyId: keyId }, ctx, services);
   return KEY_STATE[m?.KeyState ?? 'Enabled'];
 }
-
-// ---------------------------------------------------------------------------------------------
-// Key specs (create-key, and key_info of describe-key / list-keys)
-
-/** Huawei key_spec → AWS KeySpec, and the key usages each allows (create-key, kms_02_0012). */
-export const HUAWEI_SPECS: Record<string, { spec: KeySpec; usages: readonly KeyUsageType[] }> = {
-  AES_256: { spec: 'SYMMETRIC_DEFAULT', usages: ['ENCRYPT_DECRYPT'] },
-  RSA_2048: { spec: 'RSA_2048', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
-  RSA_3072: { spec: 'RSA_3072', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
-  RSA_4096: { spec: 'RSA_4096', usages: ['SIGN_VERIFY', 'ENCRYPT_DECRYPT'] },
-  EC_P256: { spec: 'ECC_NIST_P256', usages: ['SIGN_VERIFY'] },
-  EC_P384: { spec: 'ECC_NIST_P384', usages: ['SIGN_VERIFY'] },
-};
-const AWS_TO_HUAWEI_SPEC: Record<string, string> = Object.fromEntries(Object.entries(HUAWEI_SPECS).map(([h, { spec }]) => [spec, h]));
