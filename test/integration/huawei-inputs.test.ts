@@ -50,11 +50,12 @@ describe('Huawei dialect: reading request members', function () {
     return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };
   }
 
-  function expectError(reply: Reply, status: number, code: string): void {
+  function expectError(reply: Reply, status: number, code: string): string {
     expect(reply.status, reply.raw).to.equal(status);
     expect(Object.keys(reply.body)).to.deep.equal(['error']);
     expect(reply.body.error.error_code, reply.raw).to.equal(code);
     expect(reply.body.error.error_msg).to.be.a('string').and.not.match(/\n\s+at /);
+    return reply.body.error.error_msg as string;
   }
 
   async function newKey(alias: string, extra: Row = {}): Promise<string> {
@@ -122,6 +123,20 @@ describe('Huawei dialect: reading request members', function () {
         const reply = await hw('create-key', { key_alias: `in-spec-${spec.replace(/_/g, '')}`, key_spec: spec });
         expectError(reply, 400, 'KMS.0308');
         expect(reply.body.error.error_msg).to.contain('AES_256, RSA_2048');
+      }
+    });
+
+    it('AK/SK: an X-Sdk-Date that is no date (month 13, day 32, hour 24) is malformed, not "more than 15 minutes" off', async () => {
+      const year = new Date().getUTCFullYear();
+      for (const sdkDate of [`${year}1301T000000Z`, `${year}0132T000000Z`, `${year}0101T240000Z`, `${year}0101T006000Z`]) {
+        const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/list-keys`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-Sdk-Date': sdkDate, Authorization: `SDK-HMAC-SHA256 Access=${AK.ak}, SignedHeaders=x-sdk-date, Signature=${'0'.repeat(64)}` },
+          body: '{}',
+        });
+        const raw = await res.text();
+        const message = expectError({ status: res.status, body: JSON.parse(raw) as Row, raw }, 401, 'APIGW.0301');
+        expect(message, sdkDate).to.equal('Incorrect IAM authentication information: X-Sdk-Date is missing or malformed.');
       }
     });
 

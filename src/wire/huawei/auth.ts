@@ -189,7 +189,10 @@ function parseSdkDate(value: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return undefined;
   const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-  return Number.isNaN(ms) ? undefined : ms;
+  // Date.UTC rolls over (month 13 is January of the next year, hour 24 the next day): a date
+  // that does not print back as itself is malformed, not merely far from the service time.
+  if (Number.isNaN(ms) || new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '') !== value) return undefined;
+  return ms;
 }
 
 /** A header by its lower-case name; SignedHeaders names come from the client, so own entries only. */
