@@ -18,6 +18,10 @@ import { invalid } from './errors';
  * the material version and the encryption context. The frame only marks ciphertexts this
  * dialect issued; anything else is KMS.2201. Data ciphertexts are base64, DEK ciphertexts hex
  * (as Huawei's create-datakey / encrypt-datakey return them).
+ *
+ * RSA ciphertexts (encryption_algorithm RSAES_OAEP_*) travel bare: the RSAES-OAEP output is
+ * already at least 256 bytes (344 Base64 characters), names no key (decrypt-data needs key_id),
+ * and a client may make it with the public key from get-publickey.
  */
 const MAGIC = Buffer.from('p11H', 'latin1');
 const VERSION = 1;
@@ -54,6 +58,16 @@ export function toBase64(blob: Uint8Array): string {
 export function fromBase64(text: string): Buffer {
   if (!CIPHER_TEXT_PATTERN.test(text) || text.length % 4 !== 0) throw invalid('KMS.2201');
   return unwrap(Buffer.from(text, 'base64'));
+}
+
+/** An RSA ciphertext: Base64 within the cipher_text pattern, no frame. */
+export function bareToBase64(ciphertext: Uint8Array): string {
+  return Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.length).toString('base64');
+}
+
+export function bareFromBase64(text: string): Buffer {
+  if (!CIPHER_TEXT_PATTERN.test(text) || text.length % 4 !== 0) throw invalid('KMS.2201');
+  return Buffer.from(text, 'base64');
 }
 
 export function toHex(blob: Uint8Array): string {

@@ -1,6 +1,6 @@
-import { fromBase64 } from '../envelope';
+import { bareFromBase64, fromBase64 } from '../envelope';
 import { invalid } from '../errors';
-import { type Action, call, encryptionContext, keyIdOf, keyRef, symmetricOnly, text, zero } from './shared';
+import { type Action, call, contextFor, encryptionAlgorithm, keyIdOf, keyRef, text, zero } from './shared';
 
 /**
  * plain_text is the UTF-8 text encrypt-data took. Fatal: a plaintext that is not UTF-8 (a
@@ -20,11 +20,17 @@ function plainText(plaintext: Uint8Array): string {
 
 export const decryptData: Action = async (body, ctx, services) => {
   const cipher = text(body, 'cipher_text', true);
-  symmetricOnly(body);
-  const context = encryptionContext(body);
+  const algorithm = encryptionAlgorithm(body);
+  const context = contextFor(algorithm, body);
   const named = body.key_id === undefined ? undefined : keyRef(body);
-  const blob = fromBase64(cipher);
-  const out = await call('Decrypt', { CiphertextBlob: blob, KeyId: named, EncryptionContext: context }, ctx, services);
+  let out;
+  if (algorithm === 'SYMMETRIC_DEFAULT') {
+    out = await call('Decrypt', { CiphertextBlob: fromBase64(cipher), KeyId: named, EncryptionContext: context }, ctx, services);
+  } else {
+    // An RSA ciphertext does not say which key made it (Huawei Cloud: key_id is required for asymmetric keys).
+    if (named === undefined) throw invalid('KMS.0204', `key_id is required with encryption_algorithm ${algorithm}.`);
+    out = await call('Decrypt', { CiphertextBlob: bareFromBase64(cipher), KeyId: named, EncryptionAlgorithm: algorithm }, ctx, services);
+  }
   try {
     return { key_id: keyIdOf(out.KeyId), plain_text: plainText(out.Plaintext!) };
   } finally {

@@ -141,11 +141,28 @@ export function encryptionContext(body: Body): Record<string, string> | undefine
   return pairs.length === 0 ? undefined : ownRecord(pairs as [string, string][]);
 }
 
-export function symmetricOnly(body: Body): void {
-  const algorithm = text(body, 'encryption_algorithm');
-  if (algorithm !== undefined && algorithm !== 'SYMMETRIC_DEFAULT') {
-    throw invalid('KMS.0308', `encryption_algorithm ${algorithm} needs an asymmetric key, which p11kms does not support yet.`);
-  }
+/**
+ * encryption_algorithm of encrypt-data / decrypt-data (Huawei Cloud's KMS reference and SDKs;
+ * OTC's kms_02_0033/0034 predate it): SYMMETRIC_DEFAULT (the default) for AES_256 keys,
+ * RSAES_OAEP_SHA_256 / RSAES_OAEP_SHA_1 for RSA ENCRYPT_DECRYPT keys. SM2_ENCRYPT needs SM2 keys,
+ * which the token cannot make.
+ */
+export const ENCRYPTION_ALGORITHMS = ['SYMMETRIC_DEFAULT', 'RSAES_OAEP_SHA_256', 'RSAES_OAEP_SHA_1'] as const;
+export type HuaweiEncryptionAlgorithm = (typeof ENCRYPTION_ALGORITHMS)[number];
+
+export function encryptionAlgorithm(body: Body): HuaweiEncryptionAlgorithm {
+  const algorithm = text(body, 'encryption_algorithm') ?? 'SYMMETRIC_DEFAULT';
+  if (algorithm === 'SM2_ENCRYPT') throw invalid('KMS.0308', 'encryption_algorithm SM2_ENCRYPT is not supported: SM2 has no mechanism in the token.');
+  const known = ENCRYPTION_ALGORITHMS.find((a) => a === algorithm);
+  if (!known) throw invalid('KMS.0308', `encryption_algorithm must be one of ${ENCRYPTION_ALGORITHMS.join(', ')}.`);
+  return known;
+}
+
+/** encryption_context binds symmetric ciphertexts only: RSAES_OAEP has nowhere to keep it. */
+export function contextFor(algorithm: HuaweiEncryptionAlgorithm, body: Body): Record<string, string> | undefined {
+  const context = encryptionContext(body);
+  if (context && algorithm !== 'SYMMETRIC_DEFAULT') throw invalid('KMS.0208', `encryption_context cannot be used with encryption_algorithm ${algorithm}.`);
+  return context;
 }
 
 // ---------------------------------------------------------------------------------------------
