@@ -57,6 +57,9 @@ ensure_node_modules() {
 }
 
 build() {
+  # tsc never deletes: a module moved or removed in the sources would keep its old .js in dist,
+  # where require() can still find it first (dist/src/wire/huawei/actions.js once shadowed actions/).
+  rm -rf dist/src dist/test dist/bench
   npx --no-install tsc -p tsconfig.json
   node scripts/build-console.mjs
 }
