@@ -1,5 +1,6 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { expect } from 'chai';
+import { expectHuaweiError as expectError, huaweiClient, type Reply, type Row } from '../support/huawei-client';
 import { TestServer } from '../support/server';
 
 /**
@@ -8,14 +9,6 @@ import { TestServer } from '../support/server';
  * and key ids, never AWS ARNs or AWS member names), over HTTP against the real server and token.
  */
 
-type Row = Record<string, any>;
-interface Reply {
-  status: number;
-  body: Row;
-  raw: string;
-}
-
-const PROJECT = '0123456789abcdef0123456789abcdef';
 /** What no Huawei error_msg may contain: AWS ARNs, AWS member names and key specs, JavaScript text. */
 const AWS_TERMS = /arn:aws|GranteePrincipal|RetiringPrincipal|validTo|ValidTo|KeySpec|KeyUsage|SYMMETRIC_DEFAULT|ECC_NIST|EncryptionContext|ImportType|native code|\[object/;
 
@@ -28,29 +21,7 @@ describe('Huawei dialect: error codes and messages of the shared operations', fu
   });
   after(async () => server?.stop());
 
-  async function hw(action: string, body: unknown): Promise<Reply> {
-    const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/${action}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Auth-Token': 'permissive-token' },
-      body: JSON.stringify(body),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };
-  }
-
-  function expectError(reply: Reply, status: number, code: string): string {
-    expect(reply.status, reply.raw).to.equal(status);
-    expect(Object.keys(reply.body)).to.deep.equal(['error']);
-    expect(reply.body.error.error_code, reply.raw).to.equal(code);
-    expect(reply.body.error.error_msg).to.be.a('string').and.not.match(/\n\s+at /);
-    return reply.body.error.error_msg as string;
-  }
-
-  async function newKey(alias: string, extra: Row = {}): Promise<string> {
-    const created = await hw('create-key', { key_alias: alias, ...extra });
-    expect(created.status, created.raw).to.equal(200);
-    return created.body.key_info.key_id as string;
-  }
+  const { hw, newKey } = huaweiClient(() => server.endpoint);
 
   /**
    * Imports `material` into an external key, wrapped with RSAES_OAEP_SHA_256 as import-key-material

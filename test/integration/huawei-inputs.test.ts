@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { expectHuaweiError as expectError, huaweiClient, PROJECT, type Row } from '../support/huawei-client';
 import { TestServer } from '../support/server';
 
 /**
@@ -11,14 +12,6 @@ import { TestServer } from '../support/server';
  * sequence, plain_text, key_description), over HTTP against the real server and token.
  */
 
-type Row = Record<string, any>;
-interface Reply {
-  status: number;
-  body: Row;
-  raw: string;
-}
-
-const PROJECT = '0123456789abcdef0123456789abcdef';
 /** An AK/SK pair in the credentials file: permissive mode still verifies listed access keys. */
 const AK = { ak: 'HWINPUTSAK', sk: 'inputs-secret-key' };
 
@@ -40,29 +33,7 @@ describe('Huawei dialect: reading request members', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function hw(action: string, body: unknown, project = PROJECT): Promise<Reply> {
-    const res = await fetch(`${server.endpoint}/v1.0/${project}/kms/${action}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Auth-Token': 'permissive-token' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };
-  }
-
-  function expectError(reply: Reply, status: number, code: string): string {
-    expect(reply.status, reply.raw).to.equal(status);
-    expect(Object.keys(reply.body)).to.deep.equal(['error']);
-    expect(reply.body.error.error_code, reply.raw).to.equal(code);
-    expect(reply.body.error.error_msg).to.be.a('string').and.not.match(/\n\s+at /);
-    return reply.body.error.error_msg as string;
-  }
-
-  async function newKey(alias: string, extra: Row = {}): Promise<string> {
-    const created = await hw('create-key', { key_alias: alias, ...extra });
-    expect(created.status, created.raw).to.equal(200);
-    return created.body.key_info.key_id as string;
-  }
+  const { hw, newKey } = huaweiClient(() => server.endpoint);
 
   describe('encryption_context', () => {
     // JSON.parse makes "__proto__" an own member; the request text is written by hand so that

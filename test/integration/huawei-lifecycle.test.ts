@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { expectHuaweiError as expectError, huaweiClient, PROJECT, type Row } from '../support/huawei-client';
 import { TestServer } from '../support/server';
 
 /**
@@ -22,14 +23,6 @@ import { TestServer } from '../support/server';
  * is mapped to the AWS region and account the SDK client uses).
  */
 
-type Row = Record<string, any>;
-interface Reply {
-  status: number;
-  body: Row;
-  raw: string;
-}
-
-const PROJECT = '0123456789abcdef0123456789abcdef';
 const REGION = 'us-east-1';
 const ACCOUNT = '111122223333';
 const MISSING_KEY = '00000000-0000-4000-8000-000000000000';
@@ -45,28 +38,7 @@ describe('Huawei dialect: key tags, rotation, grants, import', function () {
   });
   after(async () => server?.stop());
 
-  async function request(method: string, path: string, body?: unknown): Promise<Reply> {
-    const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/${path}`, {
-      method,
-      headers: { 'Content-Type': 'application/json', 'X-Auth-Token': 'permissive-token' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const raw = await res.text();
-    return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };
-  }
-  const hw = (action: string, body: unknown) => request('POST', action, body);
-
-  function expectError(reply: Reply, status: number, code: string): void {
-    expect(reply.status, reply.raw).to.equal(status);
-    expect(reply.body.error.error_code, reply.raw).to.equal(code);
-    expect(reply.body.error.error_msg).to.be.a('string').and.not.match(/\n\s+at /);
-  }
-
-  async function newKey(alias: string, extra: Row = {}): Promise<string> {
-    const created = await hw('create-key', { key_alias: alias, ...extra });
-    expect(created.status, created.raw).to.equal(200);
-    return created.body.key_info.key_id as string;
-  }
+  const { request, hw, newKey } = huaweiClient(() => server.endpoint);
 
   describe('key tags', () => {
     it('create, batch create, list, delete and batch delete tags; AWS sees them and Huawei sees AWS tags', async () => {
