@@ -1,7 +1,7 @@
 import { materialLabel, parseMaterialLabel } from '../custody/key-custody';
 import { parseWrappingLabel } from '../custody/key-import';
 import type { Services } from '../operations';
-import type { CreationIntent, KeyRecord } from '../store/records';
+import type { CreationIntent, KeyMaterialRecord, KeyRecord } from '../store/records';
 
 export interface ReconcileReport {
   /** Token objects p11kms made that nothing refers to (a crash, a lost race); destroyed. */
@@ -134,14 +134,42 @@ export async function reconcile(services: Services, options: ReconcileOptions = 
     for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ object: what }, 'destroyed a token object no key refers to');
   }
 
+  const unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }> = [];
   for (const key of records) {
     if (key.origin === 'AWS_CLOUDHSM') continue;
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
-      if (present.has(m.creationId ?? materialLabel({ keyId: key.keyId, version: m.version }))) continue;
-      report.missingMaterial.push({ keyId: key.keyId, version: m.version });
-      services.log.error({ keyId: key.keyId, arn: key.arn, version: m.version }, 'key material is missing from the token');
+      if (!present.has(objectNameOf(key, m))) unseen.push({ key, material: m });
     }
   }
+  for (const { key, material } of await stillMissing(services, unseen)) {
+    report.missingMaterial.push({ keyId: key.keyId, version: material.version });
+    services.log.error({ keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
+  }
   return report;
+}
+
+/** What names a material's token object: its creation id, or for material made before creation ids, its label. */
+function objectNameOf(key: KeyRecord, m: KeyMaterialRecord): string {
+  return m.creationId ?? materialLabel({ keyId: key.keyId, version: m.version });
+}
+
+/**
+ * The token was listed before the keys were read (the order that keeps live objects from
+ * being taken for orphans), so material created or rotated in between is in the records but
+ * not in that listing. Before anything is reported missing: a second listing, and the key's
+ * record read again (material a deletion forgot meanwhile is no longer named).
+ */
+async function stillMissing(services: Services, unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }>): Promise<typeof unseen> {
+  if (unseen.length === 0) return unseen;
+  const listed = new Set((await services.custody.objects.listObjects()).map((o) => o.creationId ?? o.label));
+  const committed = services.store.fresh?.() ?? services.store;
+  const missing: typeof unseen = [];
+  for (const entry of unseen) {
+    if (listed.has(objectNameOf(entry.key, entry.material))) continue;
+    const current = await committed.getKey(entry.key);
+    const named = current?.materials.some((m) => objectNameOf(current, m) === objectNameOf(entry.key, entry.material) && (!m.imported || m.imported.importState === 'IMPORTED'));
+    if (named) missing.push(entry);
+  }
+  return missing;
 }

@@ -26,6 +26,7 @@ import { enableKeyRotation } from '../../src/operations/enable-key-rotation';
 import { encrypt } from '../../src/operations/encrypt';
 import { getKeyRotationStatus } from '../../src/operations/get-key-rotation-status';
 import { listKeyRotations } from '../../src/operations/list-key-rotations';
+import { rotateKeyOnDemand } from '../../src/operations/rotate-key-on-demand';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
 import { describeEachToken } from '../support/test-tokens';
@@ -215,6 +216,29 @@ describeEachToken('rotation sweeper (running service, moving clock)', function (
     const report = await reconcile(services);
     expect(report.orphansDestroyed.filter((o) => o.startsWith(keyId))).to.deep.equal([]);
     expect(report.missingMaterial.filter((m) => m.keyId === keyId)).to.deep.equal([]);
+  });
+
+  it('reconcile reports no material missing for a key created and rotated after it listed the token', async () => {
+    // The token is listed before the keys are read; make a key land in between, as a request would.
+    const objects = services.custody.objects;
+    const listObjects = objects.listObjects.bind(objects);
+    let keyId: string | undefined;
+    objects.listObjects = async () => {
+      const before = await listObjects();
+      objects.listObjects = listObjects;
+      keyId = (await createKey({}, ctx, services)).KeyMetadata!.KeyId;
+      await rotateKeyOnDemand({ KeyId: keyId }, ctx, services);
+      return before;
+    };
+    try {
+      const report = await reconcile(services);
+      expect(keyId).to.be.a('string');
+      expect(report.missingMaterial.filter((m) => m.keyId === keyId)).to.deep.equal([]);
+      expect(report.orphansDestroyed.filter((o) => o.startsWith(keyId!))).to.deep.equal([]);
+    } finally {
+      objects.listObjects = listObjects;
+    }
+    expect(await objects.exists({ keyId: keyId!, version: 2 })).to.equal(true);
   });
 
   it('does not rotate a disabled key; rotates it at once when it is enabled again after its date', async () => {
