@@ -39,6 +39,7 @@ import { RequestQuotas } from './server/quotas';
 import { ExternalKeys } from './custody/external-keys';
 import { startXksListener } from './wire/xks/server';
 import { XksSettingsFile } from './wire/xks/settings';
+import { WorkInFlight } from './server/work-in-flight';
 
 export interface RunningService {
   url: string;
@@ -81,7 +82,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter };
     const opened = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
     token = opened.token;
-    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log, keyQueue: new KeyQueue() };
+    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log, keyQueue: new KeyQueue(), work: new WorkInFlight() };
     const leaseMs = config.intentLeaseSeconds * 1000;
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
@@ -169,7 +170,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     });
 
     const xks = config.xksProxyFile
-      ? await startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures() })
+      ? await startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures(), work: services.work })
       : undefined;
     if (xks) log.info({ url: xks.url }, 'XKS proxy listening');
 
@@ -197,9 +198,14 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
       async close() {
         draining = true;
+        const drainEnds = Date.now() + config.drainSeconds * 1000;
         await drain(listener, inFlight, config.drainSeconds * 1000, log);
-        stopWatching();
         await xks?.close();
+        // Requests whose clients hung up are still at work in the token, the store and the trail.
+        if (!(await services.work!.settled(drainEnds - Date.now()))) {
+          log.warn({ inFlight: services.work!.size }, 'drain time is over: closing with requests still at work');
+        }
+        stopWatching();
         await sweeper.stop();
         await materialSweeper.stop();
         await usage.stop();

@@ -9,6 +9,7 @@ import type { KeyQueue } from './shared/key-mutation';
 import type { OperationName, OperationShapes } from '../model/generated/types';
 import type { MetadataStore } from '../store/metadata-store';
 import type { Scope } from '../store/records';
+import type { WorkInFlight } from '../server/work-in-flight';
 
 /** What one request carries into an operation, independent of the wire dialect. */
 export interface RequestContext {
@@ -46,6 +47,8 @@ export interface Services {
   keyStores?: KeyStoreConnections;
   /** Serialises this process's mutations of one key (shared/key-mutation.ts); absent: none. */
   keyQueue?: KeyQueue;
+  /** Requests being worked on, for shutdown to wait for (server/work-in-flight.ts); absent in tests that call operations directly. */
+  work?: WorkInFlight;
 }
 
 export type OperationHandler<Op extends OperationName> = (

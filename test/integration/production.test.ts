@@ -419,6 +419,36 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       execFileSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'audit', 'verify', '--dir', auditDir], { stdio: 'pipe' });
     });
 
+    it('SIGTERM waits for a request whose client hung up: its token work finishes, its audit record is written, exit 0', async function () {
+      // Pre: the drain waited for open connections only, and finalised the module under the
+      // still-running RSA-4096 generation (the process died of SIGSEGV).
+      const server = await TestServer.start({ env: { P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 4) } });
+      const kms = server.client();
+      const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      const abandon = new AbortController();
+      const request = kms
+        .send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'RSA_4096' }), { abortSignal: abandon.signal })
+        .catch((err: Error) => err.name);
+      let inToken = false;
+      for (let i = 0; i < 400 && !inToken; i++) {
+        inToken = sample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_in_use ') === 1;
+        if (!inToken) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(inToken, 'the generation reached the token').to.equal(true);
+      abandon.abort();
+      expect(await request).to.equal('AbortError');
+      server.sendSignal('SIGTERM');
+      expect(await server.exited).to.equal(0);
+      expect(server.stderr()).to.match(/shut down cleanly/);
+      const auditDir = path.join(server.dataDir, 'audit');
+      const records = fs
+        .readdirSync(auditDir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .flatMap((f) => fs.readFileSync(path.join(auditDir, f), 'utf8').split('\n').filter(Boolean));
+      expect(records.some((line) => line.includes('"eventName":"GenerateDataKeyPairWithoutPlaintext"')), 'the abandoned request has its record').to.equal(true);
+      execFileSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'audit', 'verify', '--dir', auditDir], { stdio: 'pipe' });
+    });
+
     it('a second SIGTERM exits at once', async function () {
       const server = await TestServer.start({ env: { P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 4) } });
       const kms = server.client();

@@ -53,7 +53,9 @@ export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response
   return (req, res) => {
     readBody(req as express.Request, res as express.Response, (err?: unknown) => {
       if (err === undefined) {
-        void handle(deps, req, res);
+        // Handled in full (audit record included) even if the client goes away meanwhile.
+        const work = handle(deps, req, res);
+        deps.services.work?.track(work);
         return;
       }
       // Body-parser failures (oversized, unreadable) are answered like any request error.

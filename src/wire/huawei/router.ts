@@ -137,7 +137,10 @@ const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function huaweiRouter(deps: HuaweiDeps): express.Router {
   const authenticator = new HuaweiAuthenticator(deps.auth, deps.credentials, deps.accountId, deps.clock);
   const router = express.Router();
-  router.use(PREFIX, express.raw({ type: () => true, limit: deps.maxBodyBytes }), (req, res) => void handle(deps, authenticator, req, res));
+  router.use(PREFIX, express.raw({ type: () => true, limit: deps.maxBodyBytes }), (req, res) => {
+    const work = handle(deps, authenticator, req, res);
+    deps.services.work?.track(work);
+  });
   router.use(PREFIX, (err: unknown, _req: Request, res: Response, _next: (e?: unknown) => void) => {
     const e = err as { type?: string };
     const failure = e.type === 'entity.too.large' ? invalid('KMS.0203') : invalid('KMS.0202');

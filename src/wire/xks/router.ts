@@ -8,6 +8,7 @@ import { isKmsError } from '../../errors';
 import { HeaderSignatures, parseAmzDate, parseSignature, type SignedRequest, signedHeaderValues } from '../aws-json/sigv4-auth';
 import type { XksPrefix, XksSettingsFile } from './settings';
 import { hsmAad, integrityValue, XKS_API_PATH, XKS_SERVICE } from './spec';
+import type { WorkInFlight } from '../../server/work-in-flight';
 
 export interface XksDeps {
   settings: XksSettingsFile;
@@ -18,6 +19,8 @@ export interface XksDeps {
   maxBodyBytes: number;
   /** The SigV4 maths of the KMS listener, with service kms-xks-proxy. */
   signatures: HeaderSignatures;
+  /** Requests at work, for shutdown to wait for before the token closes. */
+  work?: WorkInFlight;
 }
 
 type Api = 'GetKeyMetadata' | 'Encrypt' | 'Decrypt' | 'GetHealthStatus';
@@ -50,7 +53,10 @@ export function xksApp(deps: XksDeps): express.Express {
   // For load balancers: the spec's API has no GET.
   app.get('/ping', (_req, res) => void res.type('text/plain').send('pong from p11kms xks proxy'));
   app.use(express.raw({ type: () => true, limit: deps.maxBodyBytes }));
-  app.use((req, res) => void handle(deps, req, res));
+  app.use((req, res) => {
+    const work = handle(deps, req, res);
+    deps.work?.track(work);
+  });
   app.use((err: unknown, req: Request, res: Response, _next: (e?: unknown) => void) => {
     const tooLarge = (err as { type?: string }).type === 'entity.too.large';
     void answer(deps, req, res, { api: undefined }, tooLarge ? new XksError(501, 'UnsupportedOperationException', 'The request is larger than this proxy accepts.') : new XksError(400, 'ValidationException', 'The request body could not be read.'));
