@@ -8,6 +8,7 @@ import { checkKeyPolicy } from './shared/key-policy';
 import { checkAccountAction } from './shared/key-resolution';
 import { describedKey, keyMetadataOf } from './shared/key-metadata';
 import { placementOf } from './shared/custom-key-store-keys';
+import { customKeyStoreNotFound } from './shared/custom-key-stores';
 import { validateTags } from './shared/tags';
 
 /** Key specs whose material can be imported (as AWS allows; Edwards, SM2 and ML-DSA are not among them). */
@@ -105,6 +106,8 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     make: (creationId) => custody.generateKey({ keyId, version: 1, creationId }, keySpec, keyUsage),
     commit: async (tx, _made, creationId) => {
       if (await tx.getKey(record)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
+      // The store may have been deleted while the key was generated: then the key is not recorded (and its object goes).
+      if (record.customKeyStoreId && !(await tx.getCustomKeyStore(record.customKeyStoreId))) throw customKeyStoreNotFound(record.customKeyStoreId);
       const withMaterial: KeyRecord = { ...record, materials: record.materials.map((m) => ({ ...m, creationId })) };
       tx.putKey(withMaterial);
       return { value: withMaterial, keep: true };

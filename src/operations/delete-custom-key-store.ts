@@ -10,7 +10,8 @@ export const deleteCustomKeyStore: OperationHandler<'DeleteCustomKeyStore'> = as
   await services.store.transact(async (tx) => {
     if (!(await tx.getCustomKeyStore(record.customKeyStoreId))) throw customKeyStoreNotFound(record.customKeyStoreId);
     // Keys pending deletion count too: their material is still in the store.
-    const keys = (await services.store.listKeys()).filter((k) => k.customKeyStoreId === record.customKeyStoreId);
+    // Read in the transaction: a key committed into this store meanwhile must make one of the two refuse.
+    const keys = await tx.keysInCustomKeyStore(record.customKeyStoreId);
     if (keys.length > 0) {
       throw new KmsError('CustomKeyStoreHasCMKsException', `Custom key store ${record.customKeyStoreId} still holds ${keys.length} KMS key(s); delete them first.`);
     }

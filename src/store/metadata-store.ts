@@ -41,6 +41,11 @@ export interface StoreTransaction {
   deleteGrant(grantId: string): void;
   getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined>;
   listCustomKeyStores(): Promise<CustomKeyStoreRecord[]>;
+  /**
+   * The key records (every region) placed in one custom key store, read in the transaction:
+   * a key recorded there concurrently makes one of the two transactions run again.
+   */
+  keysInCustomKeyStore(customKeyStoreId: string): Promise<KeyRecord[]>;
   putCustomKeyStore(record: CustomKeyStoreRecord): void;
   deleteCustomKeyStore(id: string): void;
   getIntent(creationId: string): Promise<CreationIntent | undefined>;

@@ -98,6 +98,10 @@ export class OverlayTransaction implements StoreTransaction {
     return listCustomKeyStoresIn(overlaid(this.base.customKeyStores, this.customKeyStores), undefined);
   }
 
+  async keysInCustomKeyStore(customKeyStoreId: string): Promise<KeyRecord[]> {
+    return [...overlaid(this.base.keys, this.keys).values()].filter((k) => k.customKeyStoreId === customKeyStoreId);
+  }
+
   putCustomKeyStore(record: CustomKeyStoreRecord): void {
     this.customKeyStores.set(record.customKeyStoreId, record);
   }

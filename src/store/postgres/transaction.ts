@@ -3,7 +3,7 @@ import type { PoolClient } from 'pg';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
-import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
+import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, intentName, keyName, keyRegionsName } from './record-names';
 
 /**
@@ -156,6 +156,16 @@ export class PostgresTransaction implements StoreTransaction {
     const own = this.customKeyStores.get(id);
     if (own !== undefined) return own ?? undefined;
     return readCustomKeyStore(this.client, id);
+  }
+
+  async keysInCustomKeyStore(customKeyStoreId: string): Promise<KeyRecord[]> {
+    // A scan, read in this SERIALIZABLE transaction: rare (DeleteCustomKeyStore) and it must conflict with a concurrent CreateKey.
+    const merged = new Map((await listKeysIn(this.client, undefined)).map((k) => [keyName(k), this.shared(k)]));
+    for (const [name, own] of this.keys) {
+      if (own.record === null) merged.delete(name);
+      else merged.set(name, own.record);
+    }
+    return [...merged.values()].filter((k) => k.customKeyStoreId === customKeyStoreId);
   }
 
   async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
