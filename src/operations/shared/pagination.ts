@@ -39,22 +39,12 @@ export function listOrder<T, const S extends readonly KeyPart[]>(shape: S, keyOf
 const collator = new Intl.Collator();
 
 /**
- * Strings in the order the JSON store sorts them (`localeCompare`), ties between different
- * strings broken by code point, so no two different strings compare equal.
+ * Strings in the order the JSON store sorts them (`localeCompare`); ties between different
+ * strings (the collator can call two of them equal) broken by UTF-16 code units, so no two
+ * different strings compare equal and a marker always has one place in the list.
  */
 export function compareStrings(a: string, b: string): number {
-  return collator.compare(a, b) || byCodePoint(a, b);
-}
-
-function byCodePoint(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.codePointAt(i)!;
-    const y = b.codePointAt(i)!;
-    if (x !== y) return x - y;
-    if (x > 0xffff) i++;
-  }
-  return a.length - b.length;
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** Sort keys component by component: numbers numerically, strings by compareStrings. */
