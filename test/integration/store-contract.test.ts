@@ -238,7 +238,7 @@ describe('PostgreSQL store: schema and cluster duties', function () {
     const url = await freshDatabaseUrl();
     const pool = new Pool({ connectionString: url });
     try {
-      const both = await Promise.all([migrateSchema(pool), migrateSchema(pool)]);
+      const both = await Promise.all([migrateSchema(pool, log), migrateSchema(pool, log)]);
       const newest = migrations().at(-1)!.version;
       expect(both.map((r) => r.to)).to.deep.equal([newest, newest]);
       await pool.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [newest + 1, 'from-the-future.sql']);
@@ -273,6 +273,44 @@ describe('PostgreSQL store: schema and cluster duties', function () {
       expect(a.singleWriter).to.equal(false);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('a connection cut in the middle of a transaction fails that transaction only: the process lives and the next one commits', async () => {
+    const url = await freshDatabaseUrl();
+    let lossLogged!: () => void;
+    const loss = new Promise<void>((resolve) => (lossLogged = resolve));
+    const watched = pino({ level: 'warn' }, { write: (line: string) => line.includes('PostgreSQL connection lost while held') && lossLogged() });
+    const store = await PostgresStore.open(url, watched);
+    const admin = new Pool({ connectionString: url, max: 1 });
+    try {
+      let bodyWaiting!: () => void;
+      const waiting = new Promise<void>((resolve) => (bodyWaiting = resolve));
+      let cutDone!: () => void;
+      const cut = new Promise<void>((resolve) => (cutDone = resolve));
+      const doomed = store.transact(async (tx) => {
+        await tx.getCustomKeyStore('cks-00000000000000000');
+        tx.putKey(keyRecord({ description: 'from the cut transaction' }));
+        bodyWaiting();
+        await cut;
+      });
+      await waiting;
+      const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()");
+      expect(rowCount).to.equal(1);
+      // The loss reaches the held client as an event between two statements (what killed the process before).
+      await loss;
+      cutDone();
+      const failed = await doomed.then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(failed, 'the cut transaction reported success').to.be.instanceOf(Error);
+      const after = keyRecord({ description: 'after the cut' });
+      await store.transact((tx) => tx.putKey(after));
+      expect((await store.fresh!().listKeys()).map((k) => k.description)).to.deep.equal(['after the cut']);
+    } finally {
+      await admin.end();
+      await store.close();
     }
   });
 

@@ -8,6 +8,7 @@ import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from '../rec
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from './record-names';
+import { holdClient } from './held-client';
 import { migrateSchema } from './schema';
 import { type CreationIntentRecord, PostgresTransaction } from './transaction';
 
@@ -49,7 +50,7 @@ export class PostgresStore implements MetadataStore {
     // An idle client losing its server must not take the process down; the next query reconnects.
     pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
-      const schema = await migrateSchema(pool);
+      const schema = await migrateSchema(pool, log);
       if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
       const cache = new ReadCache({ connectionString: url }, log);
       await cache.start();
@@ -128,16 +129,16 @@ export class PostgresStore implements MetadataStore {
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      const held = await holdClient(this.pool, this.log, 'transaction');
       let outcome: { value: T } | { lost: unknown };
       try {
-        outcome = await this.attempt(client, body);
+        outcome = await this.attempt(held.client, body);
       } catch (err) {
         // A failure without a SQL state may have left the connection unusable: drop it.
-        client.release(!(err instanceof KmsError) && (err as { code?: string }).code === undefined);
+        held.release(!(err instanceof KmsError) && (err as { code?: string }).code === undefined);
         throw err;
       }
-      client.release();
+      held.release();
       if ('value' in outcome) return outcome.value;
       if (attempt >= MAX_ATTEMPTS) throw outcome.lost;
       // A little jitter so the same two bodies do not collide again in lockstep.

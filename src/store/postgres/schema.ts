@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { holdClient } from './held-client';
 
 /** Versioned migrations kept in the repository: migrations/postgres/NNN-<what>.sql. */
 export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'migrations', 'postgres');
@@ -33,8 +35,8 @@ export function migrations(dir = MIGRATIONS_DIR): Migration[] {
  * A database already past what this code knows is refused: an older node must not write
  * records in a shape the newer schema no longer means.
  */
-export async function migrateSchema(pool: Pool, known = migrations()): Promise<{ from: number; to: number }> {
-  const client = await pool.connect();
+export async function migrateSchema(pool: Pool, log: Logger, known = migrations()): Promise<{ from: number; to: number }> {
+  const { client, release } = await holdClient(pool, log, 'schema migration');
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
@@ -65,6 +67,6 @@ export async function migrateSchema(pool: Pool, known = migrations()): Promise<{
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }
   } finally {
-    client.release();
+    release();
   }
 }
