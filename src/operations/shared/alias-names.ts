@@ -1,4 +1,7 @@
 import { KmsError } from '../../errors';
+import { type AliasRecord, aliasArn } from '../../store/records';
+import type { RequestContext, Services } from '../context';
+import { loadKeyFor } from './key-resolution';
 
 /** AWS's rules for alias names beyond the model's pattern and length. */
 export function checkAliasName(aliasName: string): void {
@@ -21,4 +24,27 @@ export function checkAliasTarget(targetKeyId: string): void {
   if (targetKeyId.startsWith('alias/') || /^arn:aws[a-z-]*:kms:[^:]*:[^:]*:alias\//.test(targetKeyId)) {
     throw new KmsError('ValidationException', 'Aliases must refer to keys. Not aliases');
   }
+}
+
+/**
+ * UpdateAlias / DeleteAlias act on the alias's current key, so the caller must be allowed on
+ * that key (key policy). Authorises against the target as read now; returns it (undefined:
+ * no such alias) for `requireAuthorisedTarget` inside the transaction.
+ */
+export async function authoriseAliasTarget(services: Services, ctx: RequestContext, aliasName: string, operation: 'UpdateAlias' | 'DeleteAlias'): Promise<string | undefined> {
+  // Committed state, not a cached read: a stale target would only send the transaction round again.
+  const alias = await (services.store.fresh?.() ?? services.store).getAlias(ctx.scope, aliasName);
+  if (alias) await loadKeyFor(services, ctx, alias.targetKeyId, { operation, member: 'TargetKeyId', allowedStates: 'any' });
+  return alias?.targetKeyId;
+}
+
+/**
+ * Inside the transaction: the alias must still name the key the caller was authorised on.
+ * If a concurrent UpdateAlias moved it, the request runs again from the start (a stale read,
+ * see retryingStaleReads) and is authorised against the new target: a caller allowed only on
+ * key A never deletes or repoints an alias that meanwhile targets key B.
+ */
+export function requireAuthorisedTarget(ctx: RequestContext, aliasName: string, alias: AliasRecord | undefined, authorised: string | undefined): void {
+  if (alias?.targetKeyId === authorised) return;
+  throw new KmsError('ConflictException', `Alias ${aliasArn(ctx.scope, aliasName)} was changed by another request during this one. Try again.`, { staleRead: true });
 }
