@@ -1,7 +1,7 @@
 import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
-import { authoriseAliasTarget, checkAliasName, requireAuthorisedTarget } from './shared/alias-names';
+import { authoriseAliasTarget, checkAliasName, authoriseTargetIn } from './shared/alias-names';
 import { checkAliasAction } from './shared/key-resolution';
 
 export const deleteAlias: OperationHandler<'DeleteAlias'> = async (input, ctx, services) => {
@@ -11,7 +11,7 @@ export const deleteAlias: OperationHandler<'DeleteAlias'> = async (input, ctx, s
   const authorised = await authoriseAliasTarget(services, ctx, input.AliasName, 'DeleteAlias');
   await services.store.transact(async (tx) => {
     const alias = await tx.getAlias(ctx.scope, input.AliasName);
-    requireAuthorisedTarget(ctx, input.AliasName, alias, authorised);
+    await authoriseTargetIn(tx, services, ctx, alias, authorised, 'DeleteAlias');
     if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);
     tx.deleteAlias(ctx.scope, input.AliasName);
   });

@@ -1,7 +1,7 @@
 import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
-import { authoriseAliasTarget, checkAliasName, checkAliasTarget, requireAuthorisedTarget } from './shared/alias-names';
+import { authoriseAliasTarget, checkAliasName, checkAliasTarget, authoriseTargetIn } from './shared/alias-names';
 import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
 
 export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, services) => {
@@ -17,7 +17,7 @@ export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, s
   const authorised = await authoriseAliasTarget(services, ctx, input.AliasName, 'UpdateAlias');
   await services.store.transact(async (tx) => {
     const alias = await tx.getAlias(ctx.scope, input.AliasName);
-    requireAuthorisedTarget(ctx, input.AliasName, alias, authorised);
+    await authoriseTargetIn(tx, services, ctx, alias, authorised, 'UpdateAlias');
     if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);
     const key = await tx.getKey(target);
     if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);

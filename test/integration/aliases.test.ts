@@ -580,7 +580,7 @@ describe('UpdateAlias and DeleteAlias are authorised against the key they change
   let services: Services;
   let root: RequestContext;
   let dave: RequestContext;
-  // As the wire calls them (with their retry of a stale read).
+  // As the wire calls them.
   const deleteAlias = OPERATIONS.DeleteAlias!;
   const updateAlias = OPERATIONS.UpdateAlias!;
 

@@ -1,7 +1,8 @@
 import { KmsError } from '../../errors';
-import { type AliasRecord, aliasArn } from '../../store/records';
+import type { AliasRecord } from '../../store/records';
+import type { StoreTransaction } from '../../store/metadata-store';
 import type { RequestContext, Services } from '../context';
-import { loadKeyFor } from './key-resolution';
+import { checkKeyFor, loadKeyFor } from './key-resolution';
 
 /** AWS's rules for alias names beyond the model's pattern and length. */
 export function checkAliasName(aliasName: string): void {
@@ -28,23 +29,31 @@ export function checkAliasTarget(targetKeyId: string): void {
 
 /**
  * UpdateAlias / DeleteAlias act on the alias's current key, so the caller must be allowed on
- * that key (key policy). Authorises against the target as read now; returns it (undefined:
- * no such alias) for `requireAuthorisedTarget` inside the transaction.
+ * that key (key policy). Authorises against the target as read now and returns it
+ * (undefined: no such alias) for `authoriseTargetIn` inside the transaction.
  */
-export async function authoriseAliasTarget(services: Services, ctx: RequestContext, aliasName: string, operation: 'UpdateAlias' | 'DeleteAlias'): Promise<string | undefined> {
-  // Committed state, not a cached read: a stale target would only send the transaction round again.
-  const alias = await (services.store.fresh?.() ?? services.store).getAlias(ctx.scope, aliasName);
+export async function authoriseAliasTarget(services: Services, ctx: RequestContext, aliasName: string, operation: AliasChange): Promise<string | undefined> {
+  const alias = await services.store.getAlias(ctx.scope, aliasName);
   if (alias) await loadKeyFor(services, ctx, alias.targetKeyId, { operation, member: 'TargetKeyId', allowedStates: 'any' });
   return alias?.targetKeyId;
 }
 
 /**
- * Inside the transaction: the alias must still name the key the caller was authorised on.
- * If a concurrent UpdateAlias moved it, the request runs again from the start (a stale read,
- * see retryingStaleReads) and is authorised against the new target: a caller allowed only on
- * key A never deletes or repoints an alias that meanwhile targets key B.
+ * Inside the transaction: if a concurrent UpdateAlias moved the alias after the caller was
+ * authorised, the caller is authorised again against the key it targets now, so a caller
+ * allowed only on key A never deletes or repoints an alias that meanwhile targets key B.
  */
-export function requireAuthorisedTarget(ctx: RequestContext, aliasName: string, alias: AliasRecord | undefined, authorised: string | undefined): void {
-  if (alias?.targetKeyId === authorised) return;
-  throw new KmsError('ConflictException', `Alias ${aliasArn(ctx.scope, aliasName)} was changed by another request during this one. Try again.`, { staleRead: true });
+export async function authoriseTargetIn(
+  tx: StoreTransaction,
+  services: Services,
+  ctx: RequestContext,
+  alias: AliasRecord | undefined,
+  authorised: string | undefined,
+  operation: AliasChange,
+): Promise<void> {
+  if (!alias || alias.targetKeyId === authorised) return;
+  const target = await tx.getKey({ keyId: alias.targetKeyId, region: alias.region });
+  if (target) await checkKeyFor(services, ctx, target, { operation, member: 'TargetKeyId', allowedStates: 'any' });
 }
+
+type AliasChange = 'UpdateAlias' | 'DeleteAlias';
