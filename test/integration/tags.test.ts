@@ -71,6 +71,17 @@ describe('tags and last usage (real server)', function () {
     expect(page3.Truncated).to.equal(false);
   });
 
+  it('ListResourceTags pages through tag keys of 128 control characters: every NextMarker fits the 1,024 characters Marker admits', async () => {
+    const keys = [1, 2, 3].map((n) => String.fromCharCode(n).repeat(128));
+    const { keyId } = await newKey({ Tags: keys.map((k) => ({ TagKey: k, TagValue: 'v' })) });
+    const seen: string[] = [];
+    for await (const page of paginateListResourceTags({ client: kms, pageSize: 1 }, { KeyId: keyId })) {
+      if (page.NextMarker !== undefined) expect(page.NextMarker.length).to.be.at.most(1024);
+      seen.push(...(page.Tags ?? []).map((t) => t.TagKey!));
+    }
+    expect(seen).to.deep.equal(keys);
+  });
+
   it('ListResourceTags: the SDK paginator may remove every tag it is shown, page by page, until none is left', async () => {
     const keys = ['a', 'B', 'c', 'D', 'e', 'F', 'g'];
     const { keyId } = await newKey({ Tags: keys.map((k) => ({ TagKey: k, TagValue: 'v' })) });

@@ -66,8 +66,8 @@ export function compareSortKeys(a: SortKey, b: SortKey): number {
 
 /**
  * AWS-style Limit/Marker paging. The items are put in `order` here, so every store pages
- * alike whatever order it returns. The marker is opaque to clients (base64url of the last
- * item's sort key as JSON) and is a continuation point: the next page starts at the first
+ * alike whatever order it returns. The marker is opaque to clients (the last item's sort
+ * key, see encodeMarker) and is a continuation point: the next page starts at the first
  * item that sorts after it, whether or not the item it names still exists, so a client may
  * delete what a page showed before asking for the next.
  */
@@ -98,19 +98,26 @@ function firstAfter(sorted: readonly { key: SortKey }[], key: SortKey): number {
   return low;
 }
 
+/**
+ * Each part of the key as base64url of its UTF-8 text, joined by '.'. Not JSON: JSON writes a
+ * control character as six bytes, and a tag key of 128 of them made a marker longer than the
+ * 1,024 characters the Marker member admits. This way a 128-character tag key is at most 512.
+ */
 function encodeMarker(key: SortKey): string {
-  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+  return key.map((part) => Buffer.from(String(part), 'utf8').toString('base64url')).join('.');
 }
 
 function decodeMarker(marker: string, shape: readonly KeyPart[]): SortKey {
   const invalid = () => new KmsError('InvalidMarkerException', 'The marker is not valid for this request.');
-  if (!/^[A-Za-z0-9_-]+$/.test(marker)) throw invalid();
-  let key: unknown;
-  try {
-    key = JSON.parse(Buffer.from(marker, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(key) || key.length !== shape.length || !key.every((part, i) => typeof part === shape[i])) throw invalid();
-  return key as SortKey;
+  const parts = marker.split('.');
+  if (parts.length !== shape.length || !parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p))) throw invalid();
+  return parts.map((p, i) => {
+    const text = Buffer.from(p, 'base64url').toString('utf8');
+    // Only what encodeMarker writes: the text must encode back to the same part.
+    if (Buffer.from(text, 'utf8').toString('base64url') !== p) throw invalid();
+    if (shape[i] === 'string') return text;
+    const n = Number(text);
+    if (!Number.isFinite(n) || String(n) !== text) throw invalid();
+    return n;
+  });
 }
