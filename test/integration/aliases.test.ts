@@ -11,6 +11,7 @@ import {
   type KeyMetadata,
   KMSClient,
   ListAliasesCommand,
+  ListKeysCommand,
   paginateListAliases,
   ScheduleKeyDeletionCommand,
   UpdateAliasCommand,
@@ -554,8 +555,11 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     });
 
     it('rejects a Marker it did not issue with InvalidMarkerException', async function () {
-      // Garbage, and markers of another shape than an alias name's (a ListKeys-like one, a number).
-      for (const marker of ['bogus-marker', 'garbage!!', Buffer.from('[1700000000000,"k"]').toString('base64url'), Buffer.from('[1]').toString('base64url')]) {
+      // ListKeys' marker, garbage, and markers of another shape than an alias name's (a ListKeys-like one, a number).
+      await kms().send(new CreateKeyCommand({}));
+      await kms().send(new CreateKeyCommand({}));
+      const keysMarker = (await kms().send(new ListKeysCommand({ Limit: 1 }))).NextMarker!;
+      for (const marker of [keysMarker, 'bogus-marker', 'garbage!!', Buffer.from('[1700000000000,"k"]').toString('base64url'), Buffer.from('[1]').toString('base64url')]) {
         const err = await expectKmsError(kms().send(new ListAliasesCommand({ Marker: marker })));
         expect(err.name, marker).to.equal('InvalidMarkerException');
         expect(err.message, marker).to.equal('The marker is not valid for this request.');

@@ -83,7 +83,7 @@ export function paginate<T>(
   const size = Math.min(input.Limit ?? defaultSize, max);
   const page = sorted.slice(start, start + size);
   if (start + size >= sorted.length) return { page: page.map((e) => e.item), Truncated: false };
-  return { page: page.map((e) => e.item), NextMarker: encodeMarker(page[page.length - 1]!.key), Truncated: true };
+  return { page: page.map((e) => e.item), NextMarker: encodeMarker(page[page.length - 1]!.key, order.shape), Truncated: true };
 }
 
 /** The index of the first entry whose key sorts after `key` (binary search over sorted entries). */
@@ -99,18 +99,23 @@ function firstAfter(sorted: readonly { key: SortKey }[], key: SortKey): number {
 }
 
 /**
- * Each part of the key as base64url of its UTF-8 text, joined by '.'. Not JSON: JSON writes a
- * control character as six bytes, and a tag key of 128 of them made a marker longer than the
- * 1,024 characters the Marker member admits. This way a 128-character tag key is at most 512.
+ * The key's shape ('ns': number, string), then each part as base64url of its UTF-8 text,
+ * joined by '.'. Not JSON: JSON writes a control character as six bytes, and a tag key of 128
+ * of them made a marker longer than the 1,024 characters the Marker member admits; this way a
+ * 128-character tag key takes at most 512. The shape lets another list's marker be refused.
  */
-function encodeMarker(key: SortKey): string {
-  return key.map((part) => Buffer.from(String(part), 'utf8').toString('base64url')).join('.');
+function encodeMarker(key: SortKey, shape: readonly KeyPart[]): string {
+  return [shapeCode(shape), ...key.map((part) => Buffer.from(String(part), 'utf8').toString('base64url'))].join('.');
+}
+
+function shapeCode(shape: readonly KeyPart[]): string {
+  return shape.map((part) => part[0]).join('');
 }
 
 function decodeMarker(marker: string, shape: readonly KeyPart[]): SortKey {
   const invalid = () => new KmsError('InvalidMarkerException', 'The marker is not valid for this request.');
-  const parts = marker.split('.');
-  if (parts.length !== shape.length || !parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p))) throw invalid();
+  const [code, ...parts] = marker.split('.');
+  if (code !== shapeCode(shape) || parts.length !== shape.length || !parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p))) throw invalid();
   return parts.map((p, i) => {
     const text = Buffer.from(p, 'base64url').toString('utf8');
     // Only what encodeMarker writes: the text must encode back to the same part.
