@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { HsmProfile } from './hsm-profile';
 import { KeyCustody } from './key-custody';
+import { withTokenLock } from './startup-lock';
 import { Token } from './token';
 import { type Pkcs11Modules, TokenOpenError } from './token-module';
 
@@ -42,14 +43,15 @@ export class TokenBackends {
 
   /**
    * Logs in to the backend's token with the store's PIN. Returns the AWS connection error
-   * code on failure; the PIN is never logged.
+   * code on failure; the PIN is never logged. Under the token lock: every process of a
+   * cluster connects a store at once, and SoftHSM2's logins must not overlap (startup-lock.ts).
    */
-  connect(holder: string, clusterId: string, pin: string): { ok: true } | { ok: false; code: BackendConnectionError } {
+  async connect(holder: string, clusterId: string, pin: string): Promise<{ ok: true } | { ok: false; code: BackendConnectionError }> {
     const profile = this.profiles[clusterId];
     if (!profile) return { ok: false, code: 'CLUSTER_NOT_FOUND' };
     if (this.open.has(holder)) return { ok: true };
     try {
-      const token = Token.open({ ...profile, pin }, this.dataDir, this.log, undefined, this.modules);
+      const token = await withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, undefined, this.modules));
       this.open.set(holder, { token, custody: new KeyCustody(token) });
       return { ok: true };
     } catch (err) {

@@ -14,10 +14,12 @@ export const connectCustomKeyStore: OperationHandler<'ConnectCustomKeyStore'> = 
   requireState(record, services, ['DISCONNECTED', 'CONNECTED', 'CONNECTING'], 'ConnectCustomKeyStore');
   const updated = await services.store.transact(async (tx) => {
     const current = (await tx.getCustomKeyStore(record.customKeyStoreId)) ?? record;
-    const next = { ...current, connectRequested: true };
+    if (current.connectRequested) return current;
+    const next = { ...current, connectRequested: true, connectGeneration: (current.connectGeneration ?? 0) + 1 };
     tx.putCustomKeyStore(next);
     return next;
   });
-  if (keyStores.stateOf(record.customKeyStoreId).state === 'DISCONNECTED') keyStores.connect(updated, ctx.requestId);
+  // Every other process connects when it hears of the change (or reads the record).
+  keyStores.converge(updated, ctx.requestId);
   return {};
 };

@@ -22,5 +22,7 @@ export const describeCustomKeyStores: OperationHandler<'DescribeCustomKeyStores'
     if (stores.length === 0) throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store named '${input.CustomKeyStoreName}' does not exist.`);
   }
   const { page, ...rest } = paginate('DescribeCustomKeyStores', stores, BY_CREATION, input);
+  // Each entry shows this process's state, caught up with the record (CONNECTING while it connects).
+  for (const c of page) services.keyStores!.converge(c, ctx.requestId);
   return { CustomKeyStores: page.map((c) => customKeyStoreEntry(services, c)), ...rest };
 };

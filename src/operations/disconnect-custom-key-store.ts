@@ -6,11 +6,17 @@ export const disconnectCustomKeyStore: OperationHandler<'DisconnectCustomKeyStor
   const record = await findCustomKeyStore(services, ctx, input.CustomKeyStoreId);
   checkAccountAction(services, ctx, 'kms:DisconnectCustomKeyStore');
   requireState(record, services, ['CONNECTED', 'CONNECTING', 'FAILED'], 'DisconnectCustomKeyStore');
-  await services.store.transact(async (tx) => {
+  const keyStores = keyStoresOf(services);
+  const updated = await services.store.transact(async (tx) => {
     const current = (await tx.getCustomKeyStore(record.customKeyStoreId)) ?? record;
-    tx.putCustomKeyStore({ ...current, connectRequested: false });
+    if (!current.connectRequested) return current;
+    const next = { ...current, connectRequested: false, connectGeneration: (current.connectGeneration ?? 0) + 1 };
+    tx.putCustomKeyStore(next);
+    return next;
   });
   // Operations already running on the store's token finish first; new ones see it disconnected.
-  await keyStoresOf(services).disconnect(record.customKeyStoreId);
+  // The other processes close theirs when they hear of the change.
+  keyStores.converge(updated, ctx.requestId);
+  await keyStores.settled(record.customKeyStoreId);
   return {};
 };

@@ -14,6 +14,7 @@ export const generateRandom: OperationHandler<'GenerateRandom'> = async (input, 
   if (store.type !== 'AWS_CLOUDHSM') {
     throw new KmsError('UnsupportedOperationException', `GenerateRandom with a CustomKeyStoreId needs an AWS_CLOUDHSM key store; ${store.customKeyStoreId} is ${store.type}.`);
   }
+  await keyStoresOf(services).settled(store.customKeyStoreId);
   const custody = keyStoresOf(services).custodyOf(store.customKeyStoreId);
   if (!custody) throw new KmsError('CustomKeyStoreInvalidStateException', `Custom key store ${store.customKeyStoreId} is not connected.`);
   return { Plaintext: await custody.random(input.NumberOfBytes) };

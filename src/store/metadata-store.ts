@@ -105,5 +105,12 @@ export interface MetadataStore {
    * are never stale.
    */
   fresh?(): MetadataStore;
+  /**
+   * Calls `listener` after every committed transaction, this process's or another's, with
+   * the names (record-names.ts) of the records it changed; '*' when anything may have
+   * changed (notifications were lost meanwhile). Returns the way to stop. Absent when this
+   * process is the only writer.
+   */
+  watchChanges?(listener: (names: readonly string[] | '*') => void): () => void;
   close(): Promise<void>;
 }

@@ -154,8 +154,14 @@ export interface CustomKeyStoreRecord {
   readonly name: string;
   readonly type: 'AWS_CLOUDHSM' | 'EXTERNAL_KEY_STORE';
   readonly createdAt: number;
-  /** Connect was asked for and no Disconnect since: the service reconnects it at start-up. */
+  /** Connect was asked for and no Disconnect since: every process connects it (and at start-up). */
   readonly connectRequested: boolean;
+  /**
+   * Counts the changes of connectRequested (absent: 0), so a process can tell a newer Connect
+   * or Disconnect from a record it read earlier, and a Disconnect and Connect it heard of only
+   * afterwards from no change at all.
+   */
+  readonly connectGeneration?: number;
   /** AWS_CLOUDHSM: the configured token backend (tokenBackends) and the sealed user PIN. */
   readonly cloudHsmClusterId?: string;
   readonly trustAnchorCertificate?: string;

@@ -46,6 +46,8 @@ export async function placementOf(
     throw new KmsError('UnsupportedOperationException', `KMS keys in custom key stores must be symmetric encryption keys (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT), not ${keySpec}.`);
   }
   if (input.MultiRegion) throw new KmsError('UnsupportedOperationException', 'Multi-Region keys cannot be created in a custom key store.');
+  // Connected through another process a moment ago: this one's attempt is under way.
+  await services.keyStores!.settled(store.customKeyStoreId);
   if (!services.keyStores!.isConnected(store.customKeyStoreId)) {
     throw new KmsError('CustomKeyStoreInvalidStateException', `Custom key store ${store.customKeyStoreId} is not connected; connect it before creating keys in it.`);
   }

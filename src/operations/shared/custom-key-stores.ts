@@ -16,11 +16,29 @@ export function keyStoresOf(services: Services): KeyStoreConnections {
   return services.keyStores;
 }
 
-/** The caller's custom key store (stores are per account and region, never shared). */
+/**
+ * The caller's custom key store (stores are per account and region, never shared). This
+ * process's connection catches up with the record read (another process may have connected
+ * or disconnected the store a moment ago).
+ */
 export async function findCustomKeyStore(services: Services, ctx: RequestContext, id: string): Promise<CustomKeyStoreRecord> {
   const record = await services.store.getCustomKeyStore(id);
   if (!record || record.region !== ctx.scope.region || record.accountId !== ctx.scope.accountId) throw customKeyStoreNotFound(id);
+  services.keyStores?.converge(record, ctx.requestId);
   return record;
+}
+
+/**
+ * Before a key of a custom key store is refused as unavailable here: the store may have been
+ * connected through another process a moment ago (only a store shared by several processes
+ * reads the record again, unless the caller has just read it). Waits for this process's attempt.
+ */
+export async function catchUpWithKeyStore(services: Services, key: KeyRecord, read?: CustomKeyStoreRecord): Promise<void> {
+  const keyStores = services.keyStores;
+  if (!key.customKeyStoreId || !keyStores || !services.store.fresh || keyStores.isConnected(key.customKeyStoreId)) return;
+  const record = read ?? (await services.store.getCustomKeyStore(key.customKeyStoreId));
+  if (record) keyStores.converge(record);
+  await keyStores.settled(key.customKeyStoreId);
 }
 
 export function customKeyStoreNotFound(id: string): KmsError {

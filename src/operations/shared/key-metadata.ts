@@ -2,7 +2,7 @@ import type { KeyMetadata, KeyState, MultiRegionConfiguration } from '../../mode
 import { type CustomKeyStoreRecord, isReplica, type KeyRecord } from '../../store/records';
 import type { Services } from '../context';
 import { algorithmsOf } from './algorithms';
-import { effectiveKeyState } from './custom-key-stores';
+import { catchUpWithKeyStore, effectiveKeyState } from './custom-key-stores';
 
 /**
  * The KeyMetadata AWS returns for a key, field for field (see recorded-aws-responses.md §1).
@@ -57,5 +57,7 @@ function multiRegionConfigurationOf(key: KeyRecord, regions: readonly KeyRecord[
 /** keyMetadataOf with what only the service knows: the key's custom key store and its connection. */
 export async function describedKey(services: Services, key: KeyRecord, regions: readonly KeyRecord[] = [key]): Promise<KeyMetadata> {
   if (!key.customKeyStoreId) return keyMetadataOf(key, regions);
-  return keyMetadataOf(key, regions, { state: effectiveKeyState(services, key), store: await services.store.getCustomKeyStore(key.customKeyStoreId) });
+  const store = await services.store.getCustomKeyStore(key.customKeyStoreId);
+  await catchUpWithKeyStore(services, key, store);
+  return keyMetadataOf(key, regions, { state: effectiveKeyState(services, key), store });
 }

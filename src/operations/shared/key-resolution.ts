@@ -7,7 +7,7 @@ import type { KeyUsageType, OperationName } from '../../model/generated/types';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { aliasArn, keyArn, type KeyRecord, type Scope } from '../../store/records';
 import type { RequestContext, Services } from '../context';
-import { effectiveKeyState } from './custom-key-stores';
+import { catchUpWithKeyStore, effectiveKeyState } from './custom-key-stores';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MULTI_REGION_KEY_ID = /^mrk-[0-9a-f]{32}$/;
@@ -128,6 +128,7 @@ async function loadKeyWithGrantOnce(services: Services, ctx: RequestContext, val
   const ref = parseKeyReference(value, ctx, acceptsAlias);
   const requestAlias = ref.kind === 'alias' ? ref.aliasName : undefined;
   const grant = await authorizeUse(services, ctx, key, { ...use, requestAlias });
+  await catchUpWithKeyStore(services, key);
   return { key: checkStateAndUsage(services, key, use), grant };
 }
 
@@ -136,6 +137,7 @@ export async function checkKeyFor(services: Services, ctx: RequestContext, key: 
   return withSecondLook(services, async (s) => {
     const current = s === services ? key : ((await s.store.getKey(key)) ?? key);
     await authorizeUse(s, ctx, current, use);
+    await catchUpWithKeyStore(s, current);
     return checkStateAndUsage(s, current, use);
   });
 }

@@ -33,6 +33,7 @@ export class ReadCache {
   private listener: Client | undefined;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly watchers = new Set<(names: readonly string[] | '*') => void>();
 
   constructor(
     private readonly connection: ClientConfig,
@@ -65,6 +66,13 @@ export class ReadCache {
     this.generation++;
     if (names === '*') this.entries.clear();
     else for (const n of names) this.entries.delete(n);
+    for (const watcher of this.watchers) watcher(names);
+  }
+
+  /** Hears every invalidation: what this node and the others committed, or '*'. */
+  watch(watcher: (names: readonly string[] | '*') => void): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
   }
 
   private async listen(): Promise<void> {

@@ -7,7 +7,7 @@ import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-st
 import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
-import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from './record-names';
+import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
 import { migrateSchema } from './schema';
 import { type CreationIntentRecord, PostgresTransaction } from './transaction';
@@ -125,6 +125,10 @@ export class PostgresStore implements MetadataStore {
       close: async () => undefined,
     };
     return view;
+  }
+
+  watchChanges(listener: (names: readonly string[] | '*') => void): () => void {
+    return this.cache.watch(listener);
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

@@ -4,7 +4,7 @@ import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
-import { aliasListName, aliasName, grantListName, grantName, intentName, keyName, keyRegionsName } from './record-names';
+import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyName, keyRegionsName } from '../record-names';
 
 /**
  * A token object being made (issue 10's creation intent): committed before the token call,
@@ -281,6 +281,7 @@ export class PostgresTransaction implements StoreTransaction {
     }
     // Last writer wins, as serializable transactions make it safe.
     for (const [id, record] of this.customKeyStores) {
+      changed.push(customKeyStoreName(id));
       if (record === null) await q('DELETE FROM p11kms_custom_key_stores WHERE custom_key_store_id = $1', [id]);
       else {
         await q(
