@@ -3,14 +3,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  ConnectCustomKeyStoreCommand,
   CreateAliasCommand,
+  CreateCustomKeyStoreCommand,
   CreateGrantCommand,
   CreateKeyCommand,
   DecryptCommand,
+  DeleteCustomKeyStoreCommand,
+  DescribeCustomKeyStoresCommand,
+  DescribeKeyCommand,
   DisableKeyCommand,
+  DisconnectCustomKeyStoreCommand,
   EnableKeyCommand,
   EncryptCommand,
   ListKeyRotationsCommand,
+  ListKeysCommand,
   ListResourceTagsCommand,
   RevokeGrantCommand,
   RotateKeyOnDemandCommand,
@@ -18,9 +25,15 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
-import { type ServerOptions, TestServer } from '../support/server';
+import { expectKmsError, type ServerOptions, TestServer } from '../support/server';
+import { initSecondToken } from '../support/token-tool';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+const ROOT_DIR = path.resolve(__dirname, '..', '..', '..');
+/** Custom key stores (AWS_CLOUDHSM): one backend token, under several cluster ids (a cluster id serves one store). */
+const BACKEND = { label: 'p11kms-backend', pin: 'backend-pin-7' };
+const CLUSTERS = ['cluster-sharedbackend', ...['A', 'B', 'C', 'D', 'E', 'F'].map((r) => `cluster-racebackend${r}`)];
+const RACE_ROUNDS = CLUSTERS.length - 1;
 const ACCOUNT = '111122223333';
 const ROOT = { accessKeyId: 'AKIAADMIN00000000001', secretAccessKey: 'admin-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/admin` };
 /** Only the admin may use the keys by policy: the app only through grants. */
@@ -67,7 +80,14 @@ describe('cluster: several p11kms processes on one PostgreSQL and one token', fu
   before(async () => {
     url = await freshDatabaseUrl();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cluster-'));
-    base = { dataDir, auth: 'strict', credentialsFile: writeCredentials(), env: { P11KMS_STORE_URL: url } };
+    initSecondToken(dataDir, path.join(ROOT_DIR, 'softhsm.conf'), BACKEND);
+    const backendProfile = path.join(ROOT_DIR, 'native-config', 'softhsm2-backend.json');
+    base = {
+      dataDir,
+      auth: 'strict',
+      credentialsFile: writeCredentials(),
+      env: { P11KMS_STORE_URL: url, P11KMS_TOKEN_BACKENDS: CLUSTERS.map((c) => `${c}=${backendProfile}`).join(',') },
+    };
     // Started together: token initialisation and login are serialised by the token lock.
     [a, b] = await Promise.all([TestServer.start(base), TestServer.start(base)]);
   });
@@ -146,6 +166,107 @@ describe('cluster: several p11kms processes on one PostgreSQL and one token', fu
     expect(done).to.be.greaterThan(0);
     const { Rotations } = await root(a).send(new ListKeyRotationsCommand({ KeyId: keyId }));
     expect(Rotations, 'every acknowledged rotation is listed').to.have.length(done);
+  });
+
+  /** A new AWS_CLOUDHSM store, connected through node A and up on both nodes. */
+  const connectedStore = async (name: string, clusterId: string): Promise<string> => {
+    const trustAnchor = fs.readFileSync(path.join(ROOT_DIR, 'test', 'fixtures', 'trust-anchor.pem'), 'utf8').trim();
+    const { CustomKeyStoreId } = await root(a).send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: name, CloudHsmClusterId: clusterId, TrustAnchorCertificate: trustAnchor, KeyStorePassword: BACKEND.pin }));
+    const id = CustomKeyStoreId!;
+    await root(a).send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    // Node B connects when it hears of the change, before any request about the store reaches it.
+    await Promise.all([a, b].map((s) => s.waitForLog(new RegExp(`"customKeyStoreId":"${id}","state":"CONNECTED"`)).catch((e: Error) => { throw new Error(`${e.message}\n${s.stderr().split('\n').filter((l) => l.includes(id)).join('\n')}`); })));
+    return id;
+  };
+  const connectionOn = async (s: TestServer, id: string) => (await root(s).send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0].ConnectionState;
+  const keyStateOn = async (s: TestServer, keyId: string) => (await root(s).send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState;
+
+  it('a custom key store connected through one node serves on every node; a Disconnect through the other closes it on both', async () => {
+    const id = await connectedStore('cluster-store', CLUSTERS[0]);
+    expect([await connectionOn(a, id), await connectionOn(b, id)]).to.deep.equal(['CONNECTED', 'CONNECTED']);
+    // Every request, whichever node and connection it reaches, can use the store.
+    const keyIds = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const [here, there] = i % 2 ? [a, b] : [b, a];
+        const { KeyMetadata } = await root(here).send(new CreateKeyCommand({ CustomKeyStoreId: id, Origin: 'AWS_CLOUDHSM', Policy: POLICY }));
+        const keyId = KeyMetadata!.KeyId!;
+        expect(KeyMetadata).to.include({ CustomKeyStoreId: id, KeyState: 'Enabled' });
+        expect(await keyStateOn(there, keyId)).to.equal('Enabled');
+        const { CiphertextBlob } = await root(there).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(keyId) }));
+        const { Plaintext } = await root(here).send(new DecryptCommand({ CiphertextBlob }));
+        expect(Buffer.from(Plaintext!).toString()).to.equal(keyId);
+        return keyId;
+      }),
+    );
+
+    // Through node B, which did not serve the Connect: it closes its own connection at once, A when it hears of it.
+    await root(b).send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    await a.waitForLog(new RegExp(`"customKeyStoreId":"${id}","msg":"custom key store disconnected"`));
+    for (const s of [a, b]) {
+      expect(await connectionOn(s, id)).to.equal('DISCONNECTED');
+      for (const keyId of keyIds.slice(0, 2)) {
+        expect(await keyStateOn(s, keyId)).to.equal('Unavailable');
+        expect((await expectKmsError(root(s).send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).name).to.equal('KMSInvalidStateException');
+      }
+    }
+    // And connected again through B: A follows.
+    await root(b).send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    await root(a).send(new EncryptCommand({ KeyId: keyIds[0], Plaintext: Buffer.from('again') }));
+    expect(await connectionOn(a, id)).to.equal('CONNECTED');
+  });
+
+  it('CreateKey into a custom key store racing its Disconnect and DeleteCustomKeyStore through both nodes: a serial outcome, never a key naming a deleted store', async () => {
+    const outcomes: string[] = [];
+    for (let round = 0; round < RACE_ROUNDS; round++) {
+      const id = await connectedStore(`race-${round}`, CLUSTERS[round + 1]);
+      const creates = Promise.allSettled(Array.from({ length: 6 }, (_, i) => root(i % 2 ? a : b).send(new CreateKeyCommand({ CustomKeyStoreId: id, Origin: 'AWS_CLOUDHSM' }))));
+      // A store is deleted only once disconnected (as on AWS): Deletes through B, from the moment B sees
+      // the Disconnect (before that it refuses them: still connected), while the creations run on.
+      const deletes = (async () => {
+        const disconnected = root(a).send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+        const answers: Array<PromiseSettledResult<unknown>> = [];
+        const deleteThrough = (s: TestServer) => root(s).send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+        for (;;) {
+          const [answer] = await Promise.allSettled([deleteThrough(b)]);
+          answers.push(answer);
+          if (answer.status === 'fulfilled' || (answer.reason as Error).name !== 'CustomKeyStoreInvalidStateException') break;
+        }
+        answers.push(...(await Promise.allSettled([a, b, a].map(deleteThrough))));
+        await disconnected;
+        return answers;
+      })();
+      const [created, deleted] = await Promise.all([creates, deletes]);
+      const acknowledged = created.flatMap((r) => (r.status === 'fulfilled' ? [r.value.KeyMetadata!.KeyId!] : []));
+      const refusals = (results: PromiseSettledResult<unknown>[]) => results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).name] : []));
+      const deleteWon = deleted.some((r) => r.status === 'fulfilled');
+      outcomes.push(`${deleteWon ? 'deleted' : 'kept'}/${acknowledged.length} keys`);
+      const context = `round ${round}: keys ${JSON.stringify(created.map((r) => r.status === 'fulfilled' || (r.reason as Error).name))}, deletes ${JSON.stringify(deleted.map((r) => r.status === 'fulfilled' || (r.reason as Error).name))}`;
+      if (deleteWon) {
+        // Delete came first: no key may have been recorded in the store.
+        expect(acknowledged, context).to.deep.equal([]);
+        expect(deleted.filter((r) => r.status === 'fulfilled'), context).to.have.length(1);
+        for (const name of refusals(deleted)) expect(['CustomKeyStoreInvalidStateException', 'CustomKeyStoreNotFoundException'], context).to.include(name);
+        expect((await expectKmsError(root(b).send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id })))).name).to.equal('CustomKeyStoreNotFoundException');
+      } else {
+        expect(refusals(deleted), context).to.include('CustomKeyStoreHasCMKsException');
+        for (const name of refusals(deleted)) expect(['CustomKeyStoreInvalidStateException', 'CustomKeyStoreHasCMKsException'], context).to.include(name);
+        expect(await connectionOn(b, id)).to.equal('DISCONNECTED');
+      }
+      // CreateKey refusals are those of the serial orders: disconnected already, or deleted already.
+      for (const name of refusals(created)) expect(['CustomKeyStoreInvalidStateException', 'CustomKeyStoreNotFoundException'], context).to.include(name);
+      for (const keyId of acknowledged) {
+        const { KeyMetadata } = await root(a).send(new DescribeKeyCommand({ KeyId: keyId }));
+        expect(KeyMetadata!.CustomKeyStoreId, context).to.equal(id);
+      }
+    }
+    // No key of the deployment names a store that no longer exists.
+    const stores = new Set(((await root(a).send(new DescribeCustomKeyStoresCommand({}))).CustomKeyStores ?? []).map((c) => c.CustomKeyStoreId));
+    const { Keys } = await root(a).send(new ListKeysCommand({ Limit: 1000 }));
+    for (const { KeyId } of Keys!) {
+      const { KeyMetadata } = await root(a).send(new DescribeKeyCommand({ KeyId }));
+      if (KeyMetadata!.CustomKeyStoreId) expect(stores.has(KeyMetadata!.CustomKeyStoreId), `${KeyId} names ${KeyMetadata!.CustomKeyStoreId}`).to.equal(true);
+    }
+    console.log(`      rounds: ${outcomes.join(', ')}`);
   });
 
   it('kill -9 of one node under load: the others keep serving and nothing acknowledged is lost', async () => {
