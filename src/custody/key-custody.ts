@@ -40,6 +40,11 @@ export class KeyCustody {
     this.asymmetric = new AsymmetricCrypto(token);
   }
 
+  /** Keeps the token open across a creation (Token.hold); undefined once it is closed. */
+  hold(): (() => void) | undefined {
+    return this.token.hold();
+  }
+
   /** The HSM profile's quirk list of OAEP hashes the token performs itself. */
   get oaepHashesInToken(): readonly string[] | undefined {
     return this.token.profile.quirks.oaepHashesInToken;

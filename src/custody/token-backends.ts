@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { KmsError } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { KeyCustody } from './key-custody';
 import { withTokenLock } from './startup-lock';
@@ -51,7 +52,9 @@ export class TokenBackends {
     if (!profile) return { ok: false, code: 'CLUSTER_NOT_FOUND' };
     if (this.open.has(holder)) return { ok: true };
     try {
-      const token = await withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, undefined, this.modules));
+      // Work reaching the token after its store was disconnected finds the key unavailable, as AWS answers.
+      const options = { closedError: () => new KmsError('KMSInvalidStateException', `Custom key store ${holder} was disconnected.`) };
+      const token = await withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, options, this.modules));
       this.open.set(holder, { token, custody: new KeyCustody(token) });
       return { ok: true };
     } catch (err) {
@@ -73,14 +76,15 @@ export class TokenBackends {
   }
 
   /**
-   * Closes the holder's token once the operations running on it have finished: closing a
-   * session under running native work crashes the process.
+   * Closes the holder's token once the operations running on it, and the creations holding
+   * it (Token.hold), have finished: closing a session under running native work crashes the
+   * process, and a creation's object must be recorded or destroyed.
    */
   async disconnect(holder: string): Promise<void> {
     const entry = this.open.get(holder);
     if (!entry) return;
     this.open.delete(holder);
-    while (entry.token.busy > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (entry.token.busy > 0 || entry.token.held > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     entry.token.close();
   }
 

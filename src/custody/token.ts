@@ -53,6 +53,8 @@ export interface TokenOptions {
    * loaded (softhsm2-files.ts).
    */
   exclusive?: boolean;
+  /** The refusal of work arriving once the token is closed (default: the service is shutting down). */
+  closedError?: () => KmsError;
 }
 
 /** Runs of one token operation: the first, then up to two after recovering (see run). */
@@ -80,6 +82,7 @@ export class Token implements ModuleUser {
   /** Calls past their deadline that have not answered yet: the module cannot be finalised under them. */
   private hungCalls = 0;
   private closed = false;
+  private holds = 0;
   private readonly description: TokenDescription;
   /** Mechanisms the token offers (C_GetMechanismList at start-up). */
   readonly mechanisms: ReadonlySet<number>;
@@ -369,6 +372,26 @@ export class Token implements ModuleUser {
     return this.openCount - this.idle.length;
   }
 
+  /**
+   * Keeps the token open for work spanning several calls and store transactions (a creation:
+   * the object, then its record or its removal): TokenBackends.disconnect waits for every
+   * hold. Undefined once the token is closed.
+   */
+  hold(): (() => void) | undefined {
+    if (this.closed) return undefined;
+    this.holds++;
+    let released = false;
+    return () => {
+      if (!released) this.holds--;
+      released = true;
+    };
+  }
+
+  /** Holds not yet released (see hold). */
+  get held(): number {
+    return this.holds;
+  }
+
   /** Sessions busy and operations waiting for one (metrics, readiness). */
   usage(): { size: number; inUse: number; waiting: number } {
     return { size: this.profile.sessionPoolSize, inUse: this.openCount - this.idle.length, waiting: this.waiters.length };
@@ -393,7 +416,7 @@ export class Token implements ModuleUser {
   }
 
   private async acquireSession(mayShed: boolean): Promise<Session> {
-    if (this.closed) throw new KmsError('KMSInternalException', 'The key store is shutting down.');
+    if (this.closed) throw this.options.closedError?.() ?? new KmsError('KMSInternalException', 'The key store is shutting down.');
     const idle = this.idle.pop();
     if (idle) return idle;
     if (this.openCount >= this.profile.sessionPoolSize && mayShed && this.waiters.length >= this.profile.sessionQueueLimit) {

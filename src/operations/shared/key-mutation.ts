@@ -85,6 +85,21 @@ export interface Creation<Made, T> {
 export async function createInToken<Made, T>(services: Services, creation: Creation<Made, T>): Promise<T> {
   const creationId = creation.creationId ?? newCreationId();
   const custody = creation.custody ?? services.custody;
+  // A custom key store's token stays open until the creation is recorded or undone (a
+  // Disconnect meanwhile waits); one already closed means the Disconnect came first.
+  const backend = custody !== services.custody;
+  const release = backend ? custody.hold() : undefined;
+  if (backend && !release) {
+    throw new KmsError('CustomKeyStoreInvalidStateException', 'The custom key store was disconnected; connect it before creating keys in it.');
+  }
+  try {
+    return await createHeld(services, creation, creationId, custody);
+  } finally {
+    release?.();
+  }
+}
+
+async function createHeld<Made, T>(services: Services, creation: Creation<Made, T>, creationId: string, custody: KeyCustody): Promise<T> {
   const { keyId } = creation;
   await services.store.transact((tx) =>
     tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER }),
