@@ -25,7 +25,7 @@ import { watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
 import { seedFromFile } from './lifecycle/seed';
 import { UsageTracker } from './lifecycle/usage-tracker';
-import { reconcile, type ReconcileReport, startupReconcileOptions } from './lifecycle/reconcile';
+import { backendTokenScope, periodicReconcileOptions, reconcile, type ReconcileReport, startupReconcileOptions } from './lifecycle/reconcile';
 import type { Services } from './operations';
 import { openStore } from './store/open-store';
 import { KeyQueue } from './operations/shared/key-mutation';
@@ -118,6 +118,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
     services.keyStores = keyStores;
     const xksClient = new XksClient({ port: config.xksProxyPort, timeoutMs: config.xksProxyTimeoutMs, extraCa: config.xksTrustedCaFile ? fs.readFileSync(config.xksTrustedCaFile, 'utf8') : undefined, log });
     keyStores.xks = xksClient;
+    // A backend token is reconciled when it becomes reachable. Requests are being served by
+    // then (and, in a cluster, by other processes), so intents within their lease are alive.
+    const backendMissing = new Map<string, string[]>();
+    keyStores.onBackendOpened = async (customKeyStoreId, custody) => {
+      const report = await reconcile(services, periodicReconcileOptions(services, leaseMs), backendTokenScope(services, customKeyStoreId, custody));
+      backendMissing.set(customKeyStoreId, report.missingMaterial.map((m) => `${m.keyId}:v${m.version}`));
+    };
 
     // The embedded SoftHSM2 token (under the data directory) holds nothing but p11kms's objects.
     const reconciled = await reconcile(services, startupReconcileOptions(services, leaseMs, profile.softhsm2ConfTemplate !== undefined));
@@ -156,7 +163,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
     app.use(
       operationalRoutes({ token: openToken, store, audit: trail, auditDir: config.auditDir!, draining: () => draining }, metrics, () => ({
         hsm: profile.name,
-        missingMaterial: reconciled.missingMaterial.length,
+        // Stores on one token report the same material: each counts once.
+        missingMaterial: reconciled.missingMaterial.length + new Set([...backendMissing.values()].flat()).size,
         keySpecs,
       })),
     );

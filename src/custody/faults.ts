@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
  *
  * `ckr` fails the call with that return code (before the call; with `after`, once the real
  * call has done its work, like a device that made an object but reported an error); `hang`
- * makes an asynchronous call never answer; `empty` makes C_FindObjects find nothing (SoftHSM2
+ * makes an asynchronous call never answer (with `after`: once the real call has done its work,
+ * and only then is the injection logged, so a test can kill the process at that very point); `empty` makes C_FindObjects find nothing (SoftHSM2
  * 2.6.1 hides an object it read half-written for good). `times` (default 1) counts injections;
  * `untilInitialize` keeps a rule until the module is initialised again (C_Initialize) instead.
  * The counters restart when the file changes. Every injection is logged ("injected token fault").
@@ -60,6 +61,12 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
         const rule = current().find((r) => r.call === property && r.left > 0);
         if (!rule) return (value as (...a: unknown[]) => unknown).apply(target, args);
         rule.left--;
+        if (rule.hang && rule.after) {
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).then(() => {
+            log.warn({ call: property, hang: true, after: true }, 'injected token fault');
+            return new Promise(() => undefined);
+          });
+        }
         log.warn({ call: property, ckr: rule.ckr, hang: rule.hang ?? false, after: rule.after ?? false, empty: rule.empty ?? false }, 'injected token fault');
         const asynchronous = property.endsWith('Async');
         if (rule.hang) return new Promise(() => undefined);

@@ -76,6 +76,21 @@ export class MaterialObjects {
     });
   }
 
+  /**
+   * Whether a request would find the material. Unlike `exists`, a lookup that finds nothing
+   * first gets the token's one module re-initialisation (Token.run): SoftHSM2 hides for good an
+   * object it read while another process was writing object files. A failing device throws.
+   */
+  async findable(ref: MaterialRef): Promise<boolean> {
+    try {
+      await this.attributes(ref);
+      return true;
+    } catch (err) {
+      if (err instanceof KmsError && err.staleRead) return false;
+      throw err;
+    }
+  }
+
   /** Every token object with its label and creation id (reconciliation). */
   async listObjects(): Promise<Array<Omit<TokenObjectInfo, 'handle'>>> {
     return this.token.run('list token objects', (session) => listTokenObjects(this.token, session).map(({ handle: _handle, ...info }) => info));

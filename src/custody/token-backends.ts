@@ -16,7 +16,7 @@ export type BackendConnectionError = 'CLUSTER_NOT_FOUND' | 'INVALID_CREDENTIALS'
  * initialisation through `modules`.
  */
 export class TokenBackends {
-  private readonly open = new Map<string, { token: Token; custody: KeyCustody }>();
+  private readonly open = new Map<string, { token: Token; custody: KeyCustody; clusterId: string }>();
 
   constructor(
     private readonly profiles: Readonly<Record<string, HsmProfile>>,
@@ -35,11 +35,16 @@ export class TokenBackends {
    * partitions of one HSM family).
    */
   related(a: string, b: string): boolean {
+    if (this.sameToken(a, b)) return true;
+    const lineage = this.profiles[a]?.clusterLineage;
+    return lineage !== undefined && lineage === this.profiles[b]?.clusterLineage;
+  }
+
+  /** Whether two backends name one token (same module and token label): its objects are both's. */
+  sameToken(a: string, b: string): boolean {
     const pa = this.profiles[a];
     const pb = this.profiles[b];
-    if (!pa || !pb) return false;
-    if (pa.module === pb.module && pa.tokenLabel === pb.tokenLabel) return true;
-    return pa.clusterLineage !== undefined && pa.clusterLineage === pb.clusterLineage;
+    return !!pa && !!pb && pa.module === pb.module && pa.tokenLabel === pb.tokenLabel;
   }
 
   /**
@@ -55,7 +60,7 @@ export class TokenBackends {
       // Work reaching the token after its store was disconnected finds the key unavailable, as AWS answers.
       const options = { closedError: () => new KmsError('KMSInvalidStateException', `Custom key store ${holder} was disconnected.`) };
       const token = await withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, options, this.modules));
-      this.open.set(holder, { token, custody: new KeyCustody(token) });
+      this.open.set(holder, { token, custody: new KeyCustody(token), clusterId });
       return { ok: true };
     } catch (err) {
       const reason = err instanceof TokenOpenError ? err.reason : 'device';
@@ -73,6 +78,11 @@ export class TokenBackends {
 
   custodyOf(holder: string): KeyCustody | undefined {
     return this.open.get(holder)?.custody;
+  }
+
+  /** The cluster id the holder's token was opened for. */
+  clusterOf(holder: string): string | undefined {
+    return this.open.get(holder)?.clusterId;
   }
 
   /**

@@ -43,6 +43,11 @@ export class KeyStoreConnections {
   private closed = false;
   /** Set by the XKS client once it exists (EXTERNAL_KEY_STORE support). */
   xks: XksConnector | undefined;
+  /**
+   * Runs when a store's backend token has been opened, before the store shows CONNECTED
+   * (app.ts: the reconciliation of that token). A failure is logged; the store connects.
+   */
+  onBackendOpened: ((customKeyStoreId: string, custody: KeyCustody) => Promise<void>) | undefined;
 
   constructor(
     private readonly store: MetadataStore,
@@ -85,6 +90,15 @@ export class KeyStoreConnections {
       if (current) this.disconnect(id);
       this.connect(record, generation, requestId);
     }
+  }
+
+  /** The backend tokens of the AWS_CLOUDHSM stores that are CONNECTED in this process. */
+  connectedBackends(): Array<{ customKeyStoreId: string; clusterId: string; custody: KeyCustody }> {
+    return [...this.connections.keys()].flatMap((id) => {
+      const custody = this.custodyOf(id);
+      const clusterId = this.backends.clusterOf(id);
+      return custody && clusterId ? [{ customKeyStoreId: id, clusterId, custody }] : [];
+    });
   }
 
   /** Resolves when this process's attempts and closings for the store, begun so far, have ended. */
@@ -170,7 +184,14 @@ export class KeyStoreConnections {
   private async tryConnect(record: CustomKeyStoreRecord, requestId: string): Promise<{ ok: true } | { ok: false; code: ConnectionErrorCodeType }> {
     if (record.type === 'AWS_CLOUDHSM') {
       const pin = await this.sealer.open(record.customKeyStoreId, record.sealedPassword!);
-      return this.backends.connect(record.customKeyStoreId, record.cloudHsmClusterId!, pin);
+      const opened = await this.backends.connect(record.customKeyStoreId, record.cloudHsmClusterId!, pin);
+      const custody = this.backends.custodyOf(record.customKeyStoreId);
+      if (opened.ok && custody && this.onBackendOpened) {
+        await this.onBackendOpened(record.customKeyStoreId, custody).catch((err: unknown) =>
+          this.log.error({ customKeyStoreId: record.customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed'),
+        );
+      }
+      return opened;
     }
     if (!this.xks) return { ok: false, code: 'INTERNAL_ERROR' };
     const secret = await this.sealer.open(record.customKeyStoreId, record.xks!.sealedSecret);

@@ -114,14 +114,15 @@ export class DeletionSweeper {
 
   /**
    * A key of a disconnected AWS_CLOUDHSM store is deleted as on AWS, but its material stays
-   * in the backend token (nothing can reach it): the log names the objects to remove by hand.
+   * in the backend token (nothing can reach it) until the store connects again and its
+   * reconciliation destroys what no key names; the log names the objects meanwhile.
    */
   private async destroyMaterial(key: KeyRecord): Promise<void> {
     let custody: KeyCustody;
     try {
       custody = custodyOf(this.services, key);
     } catch {
-      this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token');
+      this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token until the store connects again');
       return;
     }
     for (const m of key.materials) await custody.objects.destroy(materialRefOf(key.keyId, m));

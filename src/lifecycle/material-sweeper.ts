@@ -5,7 +5,7 @@ import { materialStateAfterImportChange, pendingImportOf } from '../operations/s
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
 import { isReplica, type KeyRecord } from '../store/records';
-import { periodicReconcileOptions, reconcile } from './reconcile';
+import { periodicReconcileOptions, reconcile, reconcileBackends } from './reconcile';
 
 export interface MaterialSweepResult {
   rotated: string[];
@@ -69,7 +69,10 @@ export class MaterialSweeper {
       }
     }
     // Leftovers of failed destroys and of creations whose process died (several processes on one store).
-    if (this.intentLeaseMs !== undefined) await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
+    if (this.intentLeaseMs !== undefined) {
+      await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
+      await reconcileBackends(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
+    }
     return result;
   }
 

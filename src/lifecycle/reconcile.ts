@@ -1,6 +1,7 @@
-import { materialLabel, parseMaterialLabel } from '../custody/key-custody';
+import { type KeyCustody, materialLabel, parseMaterialLabel } from '../custody/key-custody';
 import { parseWrappingLabel } from '../custody/key-import';
 import type { Services } from '../operations';
+import { materialRefOf } from '../operations/shared/key-mutation';
 import type { CreationIntent, KeyMaterialRecord, KeyRecord } from '../store/records';
 
 export interface ReconcileReport {
@@ -50,7 +51,63 @@ export function periodicReconcileOptions(services: Services, leaseMs: number): R
 }
 
 /**
- * What the keys keep in the token: creation ids of material and import wrapping pairs, and
+ * The token one reconciliation looks at, and the keys whose material must be in it (only
+ * those can be missing from it). What is referenced does not depend on the token: a creation
+ * id is drawn once for one token, so every key's record counts, whichever token or store it
+ * belongs to. That also keeps, in a backend token, the objects of every store on it (several
+ * stores may name clusters that are one token, or clusters of one lineage).
+ */
+export interface ReconcileScope {
+  custody: KeyCustody;
+  /** Read after the keys: which keys keep their material in this token. */
+  holds(): Promise<(key: KeyRecord) => boolean>;
+  /** Names the token in the log lines (a custom key store's backend); nothing for the main token. */
+  logFields: Record<string, string>;
+}
+
+export function mainTokenScope(services: Services): ReconcileScope {
+  // Material of AWS_CLOUDHSM custom key stores is in their backend tokens, never in this one.
+  return { custody: services.custody, holds: async () => (key) => key.origin !== 'AWS_CLOUDHSM', logFields: {} };
+}
+
+/**
+ * A connected AWS_CLOUDHSM store's backend token: the keys of every store whose cluster is
+ * this very token (same module and token label) keep their material there. A store of another
+ * cluster of the same lineage keeps its own keys in its own token, which they may be missing
+ * from here without anything being wrong.
+ */
+export function backendTokenScope(services: Services, customKeyStoreId: string, custody: KeyCustody): ReconcileScope {
+  return {
+    custody,
+    logFields: { customKeyStoreId },
+    holds: async () => {
+      const stores = await services.store.listCustomKeyStores();
+      const cluster = stores.find((s) => s.customKeyStoreId === customKeyStoreId)?.cloudHsmClusterId;
+      const backends = services.keyStores?.backends;
+      const here = new Set(stores.filter((s) => cluster && s.cloudHsmClusterId && backends?.sameToken(s.cloudHsmClusterId, cluster)).map((s) => s.customKeyStoreId));
+      return (key) => key.origin === 'AWS_CLOUDHSM' && here.has(key.customKeyStoreId ?? '');
+    },
+  };
+}
+
+/**
+ * Periodic reconciliation of the backend tokens this process has open (its CONNECTED
+ * AWS_CLOUDHSM stores), each token once. A store disconnected meanwhile fails its own and
+ * not the others.
+ */
+export async function reconcileBackends(services: Services, options: ReconcileOptions): Promise<void> {
+  const done: string[] = [];
+  for (const { customKeyStoreId, clusterId, custody } of services.keyStores?.connectedBackends() ?? []) {
+    if (done.some((c) => services.keyStores!.backends.sameToken(c, clusterId))) continue;
+    done.push(clusterId);
+    await reconcile(services, options, backendTokenScope(services, customKeyStoreId, custody)).catch((err: unknown) =>
+      services.log.error({ customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed'),
+    );
+  }
+}
+
+/**
+ * What the keys keep in a token: creation ids of material and import wrapping pairs, and
  * labels of material recorded before creation ids. Imported material marked PENDING_IMPORT
  * (deleted, expired) keeps nothing.
  */
@@ -58,8 +115,6 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
   const creationIds = new Set<string>();
   const labels = new Set<string>();
   for (const key of keys) {
-    // Material of AWS_CLOUDHSM custom key stores is in their backend tokens, never in this one.
-    if (key.origin === 'AWS_CLOUDHSM') continue;
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
       if (m.creationId) creationIds.add(m.creationId);
@@ -71,7 +126,8 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
 }
 
 /**
- * Makes the store and the token agree (docs/key-custody.md, "Reconciliation"). Every object
+ * Makes the store and one token agree (docs/key-custody.md, "Reconciliation"): the main token
+ * by default, a custom key store's backend token with its scope. Every object
  * p11kms makes names its creation in CKA_ID; an object is destroyed only when no record and
  * no live intent names its creation. The token is listed first, then intents, then keys:
  * a creation records its material and drops its intent in one transaction, and a removal
@@ -79,11 +135,16 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
  * orphan (an object made after the listing is not looked at). Recorded material missing
  * from the token is reported, never hidden.
  */
-export async function reconcile(services: Services, options: ReconcileOptions = periodicReconcileOptions(services, DEFAULT_INTENT_LEASE_MS)): Promise<ReconcileReport> {
-  const objects = await services.custody.objects.listObjects();
+export async function reconcile(
+  services: Services,
+  options: ReconcileOptions = periodicReconcileOptions(services, DEFAULT_INTENT_LEASE_MS),
+  scope: ReconcileScope = mainTokenScope(services),
+): Promise<ReconcileReport> {
+  const { custody } = scope;
+  const objects = await custody.objects.listObjects();
   const intents = await services.store.listIntents();
   const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
-  if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = services.custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
+  if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
   const live = intents.filter((i) => options.intentAlive(i));
   const dead = intents.filter((i) => !live.includes(i));
   // Dead intents go before the keys are read: a creation that commits after this finds its
@@ -95,6 +156,7 @@ export async function reconcile(services: Services, options: ReconcileOptions = 
   }
   // One record per region: the regions of a multi-Region key refer to the same token objects.
   const records = await services.store.listKeys();
+  const holds = await scope.holds();
 
   const { creationIds: referenced, labels: legacyLabels } = referencesOf(records);
   for (const i of live) referenced.add(i.creationId);
@@ -130,21 +192,21 @@ export async function reconcile(services: Services, options: ReconcileOptions = 
     }
   }
   if (doomedCreations.size + doomedLabels.size + unmarked > 0) {
-    await services.custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
-    for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ object: what }, 'destroyed a token object no key refers to');
+    await custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
+    for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ ...scope.logFields, object: what }, 'destroyed a token object no key refers to');
   }
 
   const unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }> = [];
   for (const key of records) {
-    if (key.origin === 'AWS_CLOUDHSM') continue;
+    if (!holds(key)) continue;
     for (const m of key.materials) {
       if (m.imported && m.imported.importState !== 'IMPORTED') continue;
       if (!present.has(objectNameOf(key, m))) unseen.push({ key, material: m });
     }
   }
-  for (const { key, material } of await stillMissing(services, unseen)) {
+  for (const { key, material } of await stillMissing(services, custody, unseen)) {
     report.missingMaterial.push({ keyId: key.keyId, version: material.version });
-    services.log.error({ keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
+    services.log.error({ ...scope.logFields, keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
   }
   return report;
 }
@@ -157,16 +219,19 @@ function objectNameOf(key: KeyRecord, m: KeyMaterialRecord): string {
 /**
  * The token was listed before the keys were read (the order that keeps live objects from
  * being taken for orphans), so material created or rotated in between is in the records but
- * not in that listing. Before anything is reported missing: a second listing, and the key's
- * record read again (material a deletion forgot meanwhile is no longer named).
+ * not in that listing. Before anything is reported missing: a second listing, a lookup as a
+ * request makes it (which sees an object another process was writing when SoftHSM2 listed
+ * it), and then the key's record read again (material a deletion forgot meanwhile is no longer
+ * named; the token is looked at first, as a deletion forgets before it destroys).
  */
-async function stillMissing(services: Services, unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }>): Promise<typeof unseen> {
+async function stillMissing(services: Services, custody: KeyCustody, unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }>): Promise<typeof unseen> {
   if (unseen.length === 0) return unseen;
-  const listed = new Set((await services.custody.objects.listObjects()).map((o) => o.creationId ?? o.label));
+  const listed = new Set((await custody.objects.listObjects()).map((o) => o.creationId ?? o.label));
   const committed = services.store.fresh?.() ?? services.store;
   const missing: typeof unseen = [];
   for (const entry of unseen) {
     if (listed.has(objectNameOf(entry.key, entry.material))) continue;
+    if (await custody.objects.findable(materialRefOf(entry.key.keyId, entry.material))) continue;
     const current = await committed.getKey(entry.key);
     const named = current?.materials.some((m) => objectNameOf(current, m) === objectNameOf(entry.key, entry.material) && (!m.imported || m.imported.importState === 'IMPORTED'));
     if (named) missing.push(entry);

@@ -27,8 +27,9 @@ import {
   UpdateCustomKeyStoreCommand,
 } from '@aws-sdk/client-kms';
 import type { FaultRule } from '../../src/custody/faults';
+import { custodyFindings, readStore } from '../support/custody-invariants';
 import { expectKmsError, TestServer } from '../support/server';
-import { initSecondToken, listTokenObjects } from '../support/token-tool';
+import { destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLUSTER = 'cluster-softhsmbackend';
@@ -70,7 +71,8 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     inject([]);
     server = await TestServer.start({
       dataDir,
-      env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
+      // A hung token call outlasts any test (the crash test kills the process during one).
+      env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: '3600', P11KMS_INTENT_LEASE_SECONDS: '7200', P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
     });
     kms = server.client();
     trustAnchor = makeCertificate();
@@ -211,6 +213,47 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     const during = logSince().slice(0, logSince().search(/"recovery":"handles"/));
     expect(during.match(/token module re-initialised/g), 'module re-initialisations').to.have.length(1);
     expect(during.match(/token call failed/g), 'failed token calls (the injected device error only)').to.have.length(1);
+  });
+
+  it('kill -9 after the backend token made a key and before the store recorded it: the store, connected again after the restart, destroys that object; missing material is reported', async () => {
+    /** Store and backend token compared through PKCS#11 from another process: what does not agree. */
+    const backendFindings = () => {
+      const store = readStore(server.dataDir);
+      return custodyFindings({ ...store, keys: store.keys.filter((k) => k.customKeyStoreId === storeId) }, listTokenObjects(server.dataDir, BACKEND));
+    };
+    const kept = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const sealed = (await kms.send(new EncryptCommand({ KeyId: kept, Plaintext: Buffer.from('acknowledged before the crash') }))).CiphertextBlob!;
+    const lost = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    expect(backendFindings()).to.deep.equal([]);
+
+    // The crash point: the backend token has made the key, the store has not recorded it.
+    inject([{ call: 'C_GenerateKeyAsync', hang: true, after: true }]);
+    const crashed = kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' })).then(() => 'answered', () => 'cut');
+    await server.waitForLog(/"call":"C_GenerateKeyAsync","hang":true,"after":true/);
+    await server.kill();
+    inject([]);
+    expect(await crashed).to.equal('cut');
+    const orphan = backendFindings().filter((f) => f.startsWith('orphan token object'));
+    expect(orphan, 'the crash left one object no key names').to.have.length(1);
+    // Material that went from the backend token while the service was down.
+    destroyTokenObject(server.dataDir, `p11kms:${lost}:v1`, BACKEND);
+
+    server = await TestServer.start({ ...server.options, dataDir: server.dataDir });
+    kms = server.client();
+    expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
+    const findings = backendFindings();
+    expect(findings.filter((f) => !f.startsWith(`missing from the token: p11kms:${lost}:v1 `))).to.deep.equal([]);
+    expect(findings).to.have.length(1);
+    const opened = await kms.send(new DecryptCommand({ CiphertextBlob: sealed }));
+    expect(Buffer.from(opened.Plaintext!).toString()).to.equal('acknowledged before the crash');
+    for (const key of readStore(server.dataDir).keys.filter((k) => k.customKeyStoreId === storeId && k.keyState === 'Enabled' && k.keyId !== lost)) {
+      await kms.send(new EncryptCommand({ KeyId: key.keyId, Plaintext: Buffer.from('still works') }));
+    }
+
+    const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
+    expect(health.missingMaterial).to.equal(1);
+    await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}","keyId":"${lost}"[^\\n]*key material is missing from the token`));
+    expect((await expectKmsError(kms.send(new EncryptCommand({ KeyId: lost, Plaintext: Buffer.from('x') })))).name).to.equal('KeyUnavailableException');
   });
 
   it('never writes the PIN to the store, the trail or the log', () => {

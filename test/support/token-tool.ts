@@ -44,8 +44,8 @@ export function createOrphanObject(dataDir: string, label: string, id?: string):
   execFileSync(process.execPath, [CLI, dataDir, 'create-orphan', label, ...(id ? [id] : [])], { env: toolEnv() });
 }
 
-export function destroyTokenObject(dataDir: string, label: string): void {
-  execFileSync(process.execPath, [CLI, dataDir, 'destroy', label], { env: toolEnv() });
+export function destroyTokenObject(dataDir: string, label: string, token?: OtherToken): void {
+  execFileSync(process.execPath, [CLI, dataDir, 'destroy', label], { env: envOf(token) });
 }
 
 function toolEnv(): NodeJS.ProcessEnv {
