@@ -3,6 +3,7 @@
  * named by its cluster id in the config. Every claim about which token holds a key is
  * checked through PKCS#11 from another process, not through the service.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,7 +30,7 @@ import {
 import type { FaultRule } from '../../src/custody/faults';
 import { custodyFindings, readStore } from '../support/custody-invariants';
 import { expectKmsError, TestServer } from '../support/server';
-import { destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
+import { createOrphanObject, destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLUSTER = 'cluster-softhsmbackend';
@@ -238,7 +239,8 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     // Material that went from the backend token while the service was down.
     destroyTokenObject(server.dataDir, `p11kms:${lost}:v1`, BACKEND);
 
-    server = await TestServer.start({ ...server.options, dataDir: server.dataDir });
+    // Sweeps every second from here on (the next test); the store's reconnection reconciles first.
+    server = await TestServer.start({ ...server.options, dataDir: server.dataDir, sweepIntervalSeconds: 1 });
     kms = server.client();
     expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
     const findings = backendFindings();
@@ -254,6 +256,16 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     expect(health.missingMaterial).to.equal(1);
     await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}","keyId":"${lost}"[^\\n]*key material is missing from the token`));
     expect((await expectKmsError(kms.send(new EncryptCommand({ KeyId: lost, Plaintext: Buffer.from('x') })))).name).to.equal('KeyUnavailableException');
+  });
+
+  it('while the store is connected, every material sweep reconciles its backend token too', async () => {
+    // What a failed destroy leaves: an object of p11kms's making that no key names.
+    const keyId = randomUUID();
+    const creation = randomBytes(16).toString('hex');
+    createOrphanObject(server.dataDir, `p11kms:${keyId}:v1`, `p11kms#${creation}`, BACKEND);
+    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.id)).to.include(`p11kms#${creation}`);
+    await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}","object":"${keyId}:v1","msg":"destroyed a token object no key refers to"`), 30_000);
+    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.id)).not.to.include(`p11kms#${creation}`);
   });
 
   it('never writes the PIN to the store, the trail or the log', () => {

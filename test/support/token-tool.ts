@@ -40,8 +40,8 @@ export function initSecondToken(dataDir: string, template: string, token: OtherT
   execFileSync(process.execPath, [CLI, dataDir, 'init-token'], { env: envOf(token) });
 }
 
-export function createOrphanObject(dataDir: string, label: string, id?: string): void {
-  execFileSync(process.execPath, [CLI, dataDir, 'create-orphan', label, ...(id ? [id] : [])], { env: toolEnv() });
+export function createOrphanObject(dataDir: string, label: string, id?: string, token?: OtherToken): void {
+  execFileSync(process.execPath, [CLI, dataDir, 'create-orphan', label, ...(id ? [id] : [])], { env: envOf(token) });
 }
 
 export function destroyTokenObject(dataDir: string, label: string, token?: OtherToken): void {
