@@ -92,17 +92,19 @@ export function backendTokenScope(services: Services, customKeyStoreId: string, 
 
 /**
  * Periodic reconciliation of the backend tokens this process has open (its CONNECTED
- * AWS_CLOUDHSM stores), each token once. A store disconnected meanwhile fails its own and
- * not the others.
+ * AWS_CLOUDHSM stores), each token once. Each holds its token (a Disconnect meanwhile closes
+ * it afterwards); a store disconnected before is skipped.
  */
 export async function reconcileBackends(services: Services, options: ReconcileOptions): Promise<void> {
   const done: string[] = [];
   for (const { customKeyStoreId, clusterId, custody } of services.keyStores?.connectedBackends() ?? []) {
     if (done.some((c) => services.keyStores!.backends.sameToken(c, clusterId))) continue;
+    const release = custody.hold();
+    if (!release) continue;
     done.push(clusterId);
-    await reconcile(services, options, backendTokenScope(services, customKeyStoreId, custody)).catch((err: unknown) =>
-      services.log.error({ customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed'),
-    );
+    await reconcile(services, options, backendTokenScope(services, customKeyStoreId, custody))
+      .catch((err: unknown) => services.log.error({ customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed'))
+      .finally(release);
   }
 }
 
