@@ -47,12 +47,12 @@ export class AuditSigner {
   static async open(token: Token): Promise<AuditSigner> {
     const opened = await token.run('open audit signing key', (session) => {
       let newest = 0;
-      while (token.findObject(session, labelOf(newest + 1), pkcs11js.CKO_PUBLIC_KEY)) newest++;
+      while (token.lookup.findObject(session, labelOf(newest + 1), pkcs11js.CKO_PUBLIC_KEY)) newest++;
       const version = Math.max(newest, 1);
       const existing = findPair(token, session, labelOf(version));
       const point = existing ? readEcPoint(token, session, existing.publicKey) : generatePair(token, session, labelOf(version));
       const earlier: Buffer[] = [];
-      for (let v = 1; v < version; v++) earlier.push(readEcPoint(token, session, token.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY)!));
+      for (let v = 1; v < version; v++) earlier.push(readEcPoint(token, session, token.lookup.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY)!));
       return { version, point, earlier };
     });
     const pem = pemOf(opened.point);
@@ -67,7 +67,7 @@ export class AuditSigner {
     const newer = await this.token.run('look for a newer audit signing key', (session) => {
       const found: Array<{ version: number; point: Buffer }> = [];
       for (let v = this.current.version + 1; ; v++) {
-        const pub = this.token.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY);
+        const pub = this.token.lookup.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY);
         if (!pub) break;
         found.push({ version: v, point: readEcPoint(this.token, session, pub) });
       }
@@ -88,9 +88,9 @@ export class AuditSigner {
     const version = previous + 1;
     const point = await this.token.run('rotate audit signing key', (session) => {
       const made = generatePair(this.token, session, labelOf(version));
-      const old = this.token.findObject(session, labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
+      const old = this.token.lookup.findObject(session, labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
       if (old) this.token.pkcs11.C_DestroyObject(session, old);
-      this.token.forgetObject(labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
+      this.token.lookup.forgetObject(labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
       return made;
     });
     this.current = { version, publicKeyPem: pemOf(point) };
@@ -102,7 +102,7 @@ export class AuditSigner {
     const label = labelOf(this.current.version);
     const digest = createHash('sha256').update(data).digest();
     const raw = await this.token.run('sign audit digest', async (session) => {
-      const key = this.token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+      const key = this.token.lookup.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
       if (!key) throw new Error(`audit signing key ${label} is missing from the token`);
       this.token.pkcs11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
       return this.token.pkcs11.C_SignAsync(session, digest, Buffer.alloc(2 * P256_COORDINATE_BYTES));
@@ -119,11 +119,11 @@ function pemOf(point: Buffer): string {
 /** Generates the pair `label` in the token (after removing a half-created one) and returns its EC point. */
 function generatePair(token: Token, session: Session, label: string): Buffer {
   // A half-created pair (one object without the other) is useless: start over.
-  for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
+  for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
     token.pkcs11.C_DestroyObject(session, handle);
   }
-  token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
-  token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+  token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+  token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
   const id = Buffer.from(label);
   const pair = token.pkcs11.C_GenerateKeyPair(
     session,
@@ -149,11 +149,11 @@ function generatePair(token: Token, session: Session, label: string): Buffer {
 }
 
 function findPair(token: Token, session: Session, label: string): { publicKey: Buffer; privateKey: Buffer } | undefined {
-  const publicKey = token.findObject(session, label, pkcs11js.CKO_PUBLIC_KEY);
-  const privateKey = token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+  const publicKey = token.lookup.findObject(session, label, pkcs11js.CKO_PUBLIC_KEY);
+  const privateKey = token.lookup.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
   if (!publicKey || !privateKey) {
-    token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
-    token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+    token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+    token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
     return undefined;
   }
   return { publicKey, privateKey };

@@ -41,7 +41,7 @@ export class ExternalKeys {
   /** Ids of every external key in the token. */
   async list(): Promise<string[]> {
     return this.token.run('list external keys', (session) =>
-      this.token
+      this.token.lookup
         .findAll(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }])
         .map((h) => (this.token.pkcs11.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }])[0].value as Buffer | undefined)?.toString('utf8') ?? '')
         .filter((l) => l.startsWith(EXTERNAL_KEY_LABEL_PREFIX))
@@ -121,7 +121,7 @@ export class ExternalKeys {
   }
 
   private find(session: Session, externalKeyId: string): Buffer | undefined {
-    return this.token.findObject(session, ExternalKeys.label(externalKeyId), pkcs11js.CKO_SECRET_KEY);
+    return this.token.lookup.findObject(session, ExternalKeys.label(externalKeyId), pkcs11js.CKO_SECRET_KEY);
   }
 
   private required(session: Session, externalKeyId: string): Buffer {

@@ -33,7 +33,7 @@ export async function unwrapToSession(
 ): Promise<ObjectHandle> {
   const p = token.pkcs11;
   const label = wrappingLabel(request.wrapping);
-  const privateKey = token.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+  const privateKey = token.lookup.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
   if (!privateKey) throw new KmsError('InvalidImportTokenException', 'Import token is invalid or expired.', { internalDetail: `no wrapping key ${label}` });
   const modulusBytes = Number(request.wrappingKeySpec.slice('RSA_'.length)) / 8;
   const privateTarget = template.some((a) => a.type === pkcs11js.CKA_CLASS && a.value === pkcs11js.CKO_PRIVATE_KEY);

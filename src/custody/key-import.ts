@@ -69,10 +69,10 @@ export class KeyImporter {
   async destroyWrappingKey(ref: WrappingRef): Promise<boolean> {
     const label = wrappingLabel(ref);
     return this.token.run('destroy import wrapping key', (session) => {
-      const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+      const handles = this.token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
-      this.token.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
-      this.token.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+      this.token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
+      this.token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
       return handles.length > 0;
     });
   }
@@ -109,7 +109,7 @@ export class KeyImporter {
   /** The key check value of material already in the token (for tests and diagnostics). */
   async checkValue(label: string, spec: KeySpec): Promise<string> {
     return this.token.run('key check value', (session) => {
-      const handle = this.token.findObject(session, label, pkcs11js.CKO_SECRET_KEY);
+      const handle = this.token.lookup.findObject(session, label, pkcs11js.CKO_SECRET_KEY);
       if (!handle) throw new KmsError('KeyUnavailableException', 'The key material is not available in the key store.');
       return checkValueOf(this.token, session, handle, spec);
     });

@@ -56,10 +56,10 @@ export class MaterialObjects {
     return this.token.run('destroy key', (session) => {
       if (ref.creationId) return destroyCreation(this.token, session, ref.creationId) > 0;
       const label = materialLabel(ref);
-      const handles = this.token.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+      const handles = this.token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
       // A key pair is two objects under one label.
-      for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.token.forgetObject(label, objectClass);
+      for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.token.lookup.forgetObject(label, objectClass);
       return handles.length > 0;
     });
   }
@@ -72,7 +72,7 @@ export class MaterialObjects {
   async exists(ref: MaterialRef): Promise<boolean> {
     return this.token.run('find key', (session) => {
       const template = ref.creationId ? [{ type: pkcs11js.CKA_ID, value: creationIdAttribute(ref.creationId) }] : [{ type: pkcs11js.CKA_LABEL, value: materialLabel(ref) }];
-      return this.token.findAll(session, template).length > 0;
+      return this.token.lookup.findAll(session, template).length > 0;
     });
   }
 
@@ -144,12 +144,12 @@ export function requiredObject(token: Token, session: Session, ref: MaterialRef,
 
 /** The token object of one material. */
 function lookup(token: Token, session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
-  return ref.creationId ? token.findCreation(session, ref.creationId, objectClass) : token.findObject(session, materialLabel(ref), objectClass);
+  return ref.creationId ? token.lookup.findCreation(session, ref.creationId, objectClass) : token.lookup.findObject(session, materialLabel(ref), objectClass);
 }
 
 /** The object to compute with: the token object, or its session copy (profile sessionCopies). */
 function usable(token: Token, session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
-  return ref.creationId ? token.findForUse(session, ref.creationId, objectClass) : token.findObject(session, materialLabel(ref), objectClass);
+  return ref.creationId ? token.lookup.findForUse(session, ref.creationId, objectClass) : token.lookup.findObject(session, materialLabel(ref), objectClass);
 }
 
 /**

@@ -60,7 +60,7 @@ export class SecretSealer {
   }
 
   private key(session: Session): Buffer {
-    const existing = this.token.findObject(session, SECRET_SEALING_LABEL, pkcs11js.CKO_SECRET_KEY);
+    const existing = this.token.lookup.findObject(session, SECRET_SEALING_LABEL, pkcs11js.CKO_SECRET_KEY);
     if (existing) return existing;
     return this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(SECRET_SEALING_LABEL, false));
   }

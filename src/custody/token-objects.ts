@@ -45,7 +45,7 @@ export interface TokenObjectInfo {
 /** Every token object with its label and creation id; attributes a torn object lacks read as absent. */
 export function listTokenObjects(token: Token, session: Session): TokenObjectInfo[] {
   const out: TokenObjectInfo[] = [];
-  for (const handle of token.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
+  for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
     const label = readAttribute(token, session, handle, pkcs11js.CKA_LABEL);
     const id = readAttribute(token, session, handle, pkcs11js.CKA_ID);
     out.push({
@@ -60,9 +60,9 @@ export function listTokenObjects(token: Token, session: Session): TokenObjectInf
 
 /** Destroys every object of one creation; returns how many there were. */
 export function destroyCreation(token: Token, session: Session, creationId: string): number {
-  const handles = token.findAll(session, creationTemplate(creationId));
+  const handles = token.lookup.findAll(session, creationTemplate(creationId));
   for (const handle of handles) token.pkcs11.C_DestroyObject(session, handle);
-  token.forgetCreation(creationId);
+  token.lookup.forgetCreation(creationId);
   return handles.length;
 }
 

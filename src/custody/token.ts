@@ -5,12 +5,12 @@ import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
 import { heldInToken } from './key-templates';
+import { ObjectLookup } from './object-lookup';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
-import { creationTemplate } from './token-objects';
 import { describeToken, findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
@@ -74,7 +74,6 @@ export class Token implements ModuleUser {
   private readonly idle: Session[] = [];
   private readonly waiters: Array<(session: Session) => void> = [];
   private openCount = 0;
-  private readonly handles = new Map<string, ObjectHandle>();
   private recovering: Promise<void> | undefined;
   /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
   private inUse = 0;
@@ -92,8 +91,8 @@ export class Token implements ModuleUser {
   readonly heldInToken: readonly pkcs11js.Attribute[];
   /** Profile `sessionCopies`: the objects operations compute with. */
   private readonly copies: SessionCopies | undefined;
-  /** The lookup that found nothing during the operation now running on a session. */
-  private readonly missedOn = new WeakMap<Session, string>();
+  /** Finding the token's objects (handles cached per module instance). */
+  readonly lookup: ObjectLookup;
   /** Object files found finished by removeCrashRemnants, with the time they were written. */
   private readonly finishedObjectFiles = new Map<string, number>();
   /** Lookups that have had their one module re-initialisation (see run). */
@@ -114,6 +113,7 @@ export class Token implements ModuleUser {
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
+    this.lookup = new ObjectLookup(pkcs11, this.copies, log);
     modules.join(profile.module, this);
   }
 
@@ -194,12 +194,12 @@ export class Token implements ModuleUser {
       let hung = false;
       let missed: string | undefined;
       try {
-        this.missedOn.delete(session);
+        this.lookup.startOn(session);
         return await this.withDeadline(session, fn);
       } catch (err) {
         failure = err;
         hung = err instanceof HungCall;
-        missed = this.missedOn.get(session);
+        missed = this.lookup.missOn(session);
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
         if (!hung) this.release(session, failure !== undefined);
@@ -225,7 +225,7 @@ export class Token implements ModuleUser {
       // Session copies are this process's own session objects: no other process or token
       // object churn can invalidate their handles, and destroying them here would fail every
       // operation using one at this moment.
-      if (recovery === 'handles') this.handles.clear();
+      if (recovery === 'handles') this.lookup.dropHandles();
       else if (recovery === 'module' || recovery === 'session') await this.recover();
       if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
     }
@@ -269,68 +269,6 @@ export class Token implements ModuleUser {
         },
       );
     });
-  }
-
-  /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
-  findCreation(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
-    return this.findCached(session, `${objectClass}#${creationId}`, creationTemplate(creationId, objectClass));
-  }
-
-  /**
-   * The object an operation computes with for one creation: its session copy when the profile
-   * keeps them (session-copies.ts), otherwise the token object. Public keys are only read.
-   */
-  findForUse(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
-    const source = this.findCreation(session, creationId, objectClass);
-    if (!source || !this.copies || objectClass === pkcs11js.CKO_PUBLIC_KEY) return source;
-    return this.copies.usable(`${objectClass}#${creationId}`, source);
-  }
-
-  forgetCreation(creationId: string): void {
-    const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => `${objectClass}#${creationId}`);
-    for (const key of keys) this.handles.delete(key);
-    this.copies?.forget(keys);
-  }
-
-  /** Finds a key object by label, caching the handle (C_FindObjects slows as keys grow). */
-  findObject(session: Session, label: string, objectClass: number): ObjectHandle | undefined {
-    return this.findCached(session, `${objectClass}:${label}`, [
-      { type: pkcs11js.CKA_LABEL, value: label },
-      { type: pkcs11js.CKA_CLASS, value: objectClass },
-    ]);
-  }
-
-  forgetObject(label: string, objectClass: number): void {
-    this.handles.delete(`${objectClass}:${label}`);
-  }
-
-  private findCached(session: Session, cacheKey: string, template: pkcs11js.Template): ObjectHandle | undefined {
-    const cached = this.handles.get(cacheKey);
-    if (cached) return cached;
-    const found = this.findAll(session, template);
-    if (found.length === 0) {
-      this.missedOn.set(session, cacheKey);
-      return undefined;
-    }
-    if (found.length > 1) this.log.warn({ object: cacheKey, count: found.length }, 'several token objects match one lookup');
-    this.handles.set(cacheKey, found[0]);
-    return found[0];
-  }
-
-  /** Token objects matching `template` (session objects, such as session copies, only when it asks for CKA_TOKEN false). */
-  findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
-    const tokenObjects = template.some((a) => a.type === pkcs11js.CKA_TOKEN) ? template : [...template, { type: pkcs11js.CKA_TOKEN, value: true }];
-    this.pkcs11.C_FindObjectsInit(session, tokenObjects);
-    try {
-      const out: ObjectHandle[] = [];
-      for (;;) {
-        const batch = this.pkcs11.C_FindObjects(session, 256);
-        out.push(...batch);
-        if (batch.length < 256) return out;
-      }
-    } finally {
-      this.pkcs11.C_FindObjectsFinal(session);
-    }
   }
 
   /**
@@ -487,9 +425,8 @@ export class Token implements ModuleUser {
       this.safeClose(s);
       this.openCount--;
     }
-    this.handles.clear();
     // Session copies live in the keep-alive session: closing it destroys them.
-    this.copies?.clear();
+    this.lookup.dropAll();
     this.safeClose(this.keepAlive);
   }
 

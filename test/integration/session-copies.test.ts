@@ -36,7 +36,7 @@ describe('session copies of token keys (profile sessionCopies)', function () {
   const bools = (handle: Buffer, types: number[]) =>
     token.run('read', (session) => token.pkcs11.C_GetAttributeValue(session, handle, types.map((type) => ({ type }))).map((a) => Boolean((a.value as Buffer)[0])));
   const handles = (ref: NewMaterialRef, objectClass: number) =>
-    token.run('find', (session) => ({ stored: token.findCreation(session, ref.creationId, objectClass)!, used: token.findForUse(session, ref.creationId, objectClass)! }));
+    token.run('find', (session) => ({ stored: token.lookup.findCreation(session, ref.creationId, objectClass)!, used: token.lookup.findForUse(session, ref.creationId, objectClass)! }));
 
   before(() => {
     // The SoftHSM2 profile with the setting switched on (it is off by default: README, HSM profiles).
