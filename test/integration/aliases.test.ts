@@ -72,6 +72,19 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     return out.KeyMetadata!;
   }
 
+  /** A region of its own holding one key and `count` aliases of it (named `<label><i>-…`), for paging. */
+  async function regionWithAliases(label: string, count: number): Promise<{ region: string; names: string[] }> {
+    const region = freshRegion();
+    const key = await createKey(region);
+    const names: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = uniqueAlias(`${label}${i}`);
+      names.push(name);
+      await kms(region).send(new CreateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId }));
+    }
+    return { region, names };
+  }
+
   async function listAllAliases(region = REGION, keyId?: string): Promise<AliasListEntry[]> {
     const all: AliasListEntry[] = [];
     let marker: string | undefined;
@@ -463,14 +476,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     });
 
     it('pages with Limit and Marker, returning every alias exactly once', async function () {
-      const region = freshRegion();
-      const key = await createKey(region);
-      const names: string[] = [];
-      for (let i = 0; i < 5; i++) {
-        const name = uniqueAlias(`page${i}`);
-        names.push(name);
-        await kms(region).send(new CreateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId }));
-      }
+      const { region, names } = await regionWithAliases('page', 5);
 
       const sizes: number[] = [];
       const truncated: boolean[] = [];
@@ -496,9 +502,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     });
 
     it('continues after a Marker whose alias was deleted meanwhile: the next page is exactly the aliases after it', async function () {
-      const region = freshRegion();
-      const key = await createKey(region);
-      for (let i = 0; i < 5; i++) await kms(region).send(new CreateAliasCommand({ AliasName: uniqueAlias(`gone${i}`), TargetKeyId: key.KeyId }));
+      const { region } = await regionWithAliases('gone', 5);
       const all = (await listAllAliases(region)).map((a) => a.AliasName!);
       expect(all).to.have.lengthOf(5);
 
@@ -516,14 +520,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     });
 
     it('lets the SDK paginator delete every alias it is shown, page by page, until none is left', async function () {
-      const region = freshRegion();
-      const key = await createKey(region);
-      const names: string[] = [];
-      for (let i = 0; i < 7; i++) {
-        const name = uniqueAlias(`sweep${i}`);
-        names.push(name);
-        await kms(region).send(new CreateAliasCommand({ AliasName: name, TargetKeyId: key.KeyId }));
-      }
+      const { region, names } = await regionWithAliases('sweep', 7);
 
       const seen: string[] = [];
       for await (const page of paginateListAliases({ client: kms(region), pageSize: 2 }, {})) {
@@ -538,9 +535,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias, ListAliases)', functio
     });
 
     it('pages 50 aliases without Limit and at most 100 for a larger Limit, as AWS', async function () {
-      const region = freshRegion();
-      const key = await createKey(region);
-      for (let i = 0; i < 120; i++) await kms(region).send(new CreateAliasCommand({ AliasName: uniqueAlias(`size${i}`), TargetKeyId: key.KeyId }));
+      const { region } = await regionWithAliases('size', 120);
 
       const byDefault = await kms(region).send(new ListAliasesCommand({}));
       expect(byDefault.Aliases).to.have.lengthOf(50);
