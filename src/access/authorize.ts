@@ -6,7 +6,7 @@ import type { ConditionValues } from './condition-operators';
 import { grantAllows, grantIdOfToken, grantMayDelegate } from './grants';
 import type { GrantConstraintsRecord } from '../store/grant-record';
 import type { GrantOperation } from '../model/generated/types';
-import { isAccountRoot, principalNamesCaller } from './principal-matching';
+import { matchPrincipal } from './principal-matching';
 import { parsePolicy, type PolicyDocument } from './policy-document';
 import { evaluateIdentityPolicies, evaluateKeyPolicy } from './policy-evaluation';
 import type { Caller } from './principal';
@@ -125,15 +125,31 @@ export function authorizeGrantDelegation(
 }
 
 /**
- * RetireGrant: the grant's retiring principal, its grantee when the grant includes
- * RetireGrant, or the root of the account that created it (AWS's rule). In permissive mode
- * the key's own account may retire its grants, as it may do everything.
+ * RetireGrant, as AWS's "Retiring and revoking grants" says: the grant decides who may retire
+ * it — its retiring principal, its grantee when it includes RetireGrant, the account in which
+ * it was created — and kms:RetireGrant in IAM policies only delegates and denies:
+ * - an identity-policy Deny of kms:RetireGrant (on the key ARN) stops everyone it applies to;
+ * - where the grant names an account (root), or for the account that created the grant, its
+ *   root may retire, and its users, roles and sessions when their identity policies allow
+ *   kms:RetireGrant (delegation);
+ * - kms:RetireGrant in a key policy has no effect.
+ * In permissive mode the key's own account may retire its grants, as it may do everything.
  */
-export function authorizeRetireGrant(access: AccessControl | undefined, caller: Caller, grant: GrantRecord, keyArnOfGrant: string): void {
+export function authorizeRetireGrant(access: AccessControl | undefined, caller: Caller, grant: GrantRecord, keyArnOfGrant: string, values: ConditionValues): void {
   if (!access?.enforce && caller.accountId === grant.accountId) return;
-  if (grant.retiringPrincipal !== undefined && principalNamesCaller(grant.retiringPrincipal, caller)) return;
-  if (grant.operations.includes('RetireGrant') && principalNamesCaller(grant.granteePrincipal, caller)) return;
-  if (isAccountRoot(caller.principalArn) && grant.issuingAccount === caller.principalArn) return;
+  const policies = access?.enforce ? access.directory.identityPoliciesOf(caller) : undefined;
+  const fromIdentity = policies ? evaluateIdentityPolicies(policies, { caller, action: 'kms:RetireGrant', resource: keyArnOfGrant, values }) : { deny: false, allow: true };
+  if (fromIdentity.deny) throw denial(caller, 'kms:RetireGrant', keyArnOfGrant, 'identity-deny', false);
+  const named = [
+    ...(grant.retiringPrincipal !== undefined ? [matchPrincipal(grant.retiringPrincipal, caller)] : []),
+    ...(grant.operations.includes('RetireGrant') ? [matchPrincipal(grant.granteePrincipal, caller)] : []),
+    matchPrincipal(grant.issuingAccount, caller),
+  ];
+  if (named.includes('direct')) return;
+  if (named.includes('account')) {
+    if (fromIdentity.allow) return;
+    throw denial(caller, 'kms:RetireGrant', keyArnOfGrant, 'no-identity-allow', false);
+  }
   throw denial(caller, 'kms:RetireGrant', keyArnOfGrant, 'no-resource-allow', false);
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { GrantOperation, KeySpec, KeyUsageType } from '../model/generated/types';
 import type { GrantConstraintsRecord, GrantRecord } from '../store/grant-record';
@@ -84,19 +84,26 @@ export function grantAllows(grant: GrantRecord, caller: Caller, action: string, 
   return constraintsHold(grant.constraints, request.encryptionContext ?? {});
 }
 
-/** EncryptionContextEquals: exactly these pairs; EncryptionContextSubset: at least these pairs. */
+/**
+ * EncryptionContextEquals: exactly these pairs; EncryptionContextSubset: at least these pairs.
+ * As AWS: in a grant constraint the key of each pair is not case sensitive, the value is.
+ */
 export function constraintsHold(constraints: GrantConstraintsRecord | undefined, context: Readonly<Record<string, string>>): boolean {
   if (!constraints) return true;
-  if (constraints.encryptionContextEquals) {
-    const want = constraints.encryptionContextEquals;
-    const keys = Object.keys(want);
-    return keys.length === Object.keys(context).length && keys.every((k) => Object.prototype.hasOwnProperty.call(context, k) && context[k] === want[k]);
-  }
-  if (constraints.encryptionContextSubset) {
-    const want = constraints.encryptionContextSubset;
-    return Object.keys(want).every((k) => Object.prototype.hasOwnProperty.call(context, k) && context[k] === want[k]);
-  }
+  if (constraints.encryptionContextEquals) return contextEquals(constraints.encryptionContextEquals, context);
+  if (constraints.encryptionContextSubset) return contextIncludes(context, constraints.encryptionContextSubset);
   return true;
+}
+
+/** Does `context` hold every pair of `pairs` (keys compared case-insensitively, values exactly)? */
+function contextIncludes(context: Readonly<Record<string, string>>, pairs: Readonly<Record<string, string>>): boolean {
+  const values = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(context)) values.set(k.toLowerCase(), [...(values.get(k.toLowerCase()) ?? []), v]);
+  return Object.entries(pairs).every(([k, v]) => values.get(k.toLowerCase())?.includes(v) === true);
+}
+
+function contextEquals(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  return Object.keys(a).length === Object.keys(b).length && contextIncludes(a, b) && contextIncludes(b, a);
 }
 
 /**
@@ -112,16 +119,10 @@ export function grantMayDelegate(
   const own = parent.constraints;
   if (!own || (!own.encryptionContextEquals && !own.encryptionContextSubset)) return true;
   if (own.encryptionContextEquals) {
-    return constraints?.encryptionContextEquals !== undefined && sameContext(constraints.encryptionContextEquals, own.encryptionContextEquals);
+    return constraints?.encryptionContextEquals !== undefined && contextEquals(constraints.encryptionContextEquals, own.encryptionContextEquals);
   }
-  const required = own.encryptionContextSubset!;
   const given = constraints?.encryptionContextEquals ?? constraints?.encryptionContextSubset;
-  return given !== undefined && Object.keys(required).every((k) => given[k] === required[k]);
-}
-
-function sameContext(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+  return given !== undefined && contextIncludes(given, own.encryptionContextSubset!);
 }
 
 /** A fresh grant id: 64 hex characters, as AWS. */
@@ -132,6 +133,28 @@ export function newGrantId(): string {
 /** An opaque grant token naming its grant: base64url of the grant id and 32 random bytes. */
 export function newGrantToken(grantId: string): string {
   return Buffer.concat([Buffer.from(grantId, 'hex'), randomBytes(32)]).toString('base64url');
+}
+
+/**
+ * A further token for an existing grant (CreateGrant repeated with the same Name): AWS hands
+ * out a new token on every CreateGrant, all usable interchangeably. It is the grant id, a
+ * nonce and a digest of the grant's stored token and the nonce, so the store keeps one token.
+ */
+export function anotherGrantToken(grant: GrantRecord): string {
+  const nonce = randomBytes(16);
+  return Buffer.concat([Buffer.from(grant.grantId, 'hex'), nonce, tokenDigest(grant, nonce)]).toString('base64url');
+}
+
+/** Is `token` one of the tokens CreateGrant handed out for `grant`? */
+export function tokenNamesGrant(token: string, grant: GrantRecord): boolean {
+  if (token === grant.grantToken) return true;
+  if (grantIdOfToken(token) !== grant.grantId) return false;
+  const bytes = Buffer.from(token, 'base64url');
+  return timingSafeEqual(bytes.subarray(48), tokenDigest(grant, bytes.subarray(32, 48)));
+}
+
+function tokenDigest(grant: GrantRecord, nonce: Buffer): Buffer {
+  return createHash('sha256').update(grant.grantToken).update(nonce).digest().subarray(0, 16);
 }
 
 /** The grant id a token names; InvalidGrantTokenException when it is not a p11kms grant token. */

@@ -1,5 +1,5 @@
 import { authorizeGrantDelegation } from '../access/authorize';
-import { checkGrantRequest, newGrantId, newGrantToken } from '../access/grants';
+import { anotherGrantToken, checkGrantRequest, newGrantId, newGrantToken } from '../access/grants';
 import { KmsError } from '../errors';
 import type { GrantRecord } from '../store/grant-record';
 import type { OperationHandler } from './context';
@@ -50,9 +50,10 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
     if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
     if (current.keyState === 'PendingDeletion') throw invalidState(current);
     // Name idempotency: the same request with the same Name answers the grant made before.
+    // Its token is a new one (AWS: a unique token on every CreateGrant, all interchangeable).
     if (record.name !== undefined) {
       const same = (await tx.listGrants(key)).find((g) => sameGrant(g, record));
-      if (same) return same;
+      if (same) return { grantId: same.grantId, grantToken: anotherGrantToken(same) };
     }
     tx.putGrant(record);
     return record;

@@ -1,12 +1,11 @@
 import { authorizeRetireGrant } from '../access/authorize';
-import { grantIdOfToken } from '../access/grants';
+import { grantIdOfToken, tokenNamesGrant } from '../access/grants';
 import { KmsError } from '../errors';
 import type { GrantRecord } from '../store/grant-record';
-import { keyArn } from '../store/records';
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
 import { checkGrantId, grantNotFound } from './shared/grant-entries';
-import { findKey } from './shared/key-resolution';
+import { findKey, requestConditionValues } from './shared/key-resolution';
 
 /** RetireGrant by GrantToken, or by KeyId (the key ARN) and GrantId. */
 export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, services) => {
@@ -14,7 +13,10 @@ export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, s
   if (input.GrantToken !== undefined) {
     const grantId = grantIdOfToken(input.GrantToken);
     grant = await services.store.getGrant(grantId);
-    if (!grant || grant.grantToken !== input.GrantToken) throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid.');
+    // Grants are regional, as their keys: a token is answered only in its grant's region.
+    if (!grant || grant.region !== ctx.scope.region || !tokenNamesGrant(input.GrantToken, grant)) {
+      throw new KmsError('InvalidGrantTokenException', 'The grant token is not valid.');
+    }
   } else {
     if (input.KeyId === undefined || input.GrantId === undefined) {
       throw new KmsError('ValidationException', 'Either GrantToken, or both KeyId and GrantId, must be specified.');
@@ -24,9 +26,12 @@ export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, s
     grant = await services.store.getGrant(input.GrantId);
     if (!grant || grant.keyId !== key.keyId) throw grantNotFound(input.GrantId);
   }
-  authorizeRetireGrant(services.access, ctx.caller, grant, keyArn({ region: grant.region, accountId: grant.accountId }, grant.keyId));
-  stopIfDryRun(input.DryRun);
   const grantId = grant.grantId;
+  const key = await services.store.getKey(grant);
+  if (!key) throw grantNotFound(grantId);
+  const values = services.access?.enforce ? requestConditionValues(services, ctx, { key, request: {} }) : new Map<string, string[]>();
+  authorizeRetireGrant(services.access, ctx.caller, grant, key.arn, values);
+  stopIfDryRun(input.DryRun);
   await services.store.transact(async (tx) => {
     if (!(await tx.getGrant(grantId))) throw grantNotFound(grantId);
     tx.deleteGrant(grantId);

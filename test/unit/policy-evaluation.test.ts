@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { authorizeKeyAction, authorizeRetireGrant, checkPolicyLockout, type AccessControl } from '../../src/access/authorize';
 import { conditionValuesOf } from '../../src/access/condition-keys';
 import { type ConditionValues, evaluateCondition, globMatch } from '../../src/access/condition-operators';
-import { checkGrantRequest, constraintsHold, grantAllows, grantIdOfToken, grantMayDelegate, newGrantId, newGrantToken } from '../../src/access/grants';
+import { anotherGrantToken, checkGrantRequest, constraintsHold, grantAllows, grantIdOfToken, grantMayDelegate, newGrantId, newGrantToken, tokenNamesGrant } from '../../src/access/grants';
 import { parsePolicy, policyFromJson } from '../../src/access/policy-document';
 import { actionMatches } from '../../src/access/policy-evaluation';
 import type { Caller } from '../../src/access/principal';
@@ -374,13 +374,23 @@ describe('policy evaluation (unit)', function () {
       expect(() => checkPolicyLockout(access({ [ALICE.principalArn]: [ADMIN_POLICY] }), ALICE, ok, key, v)).not.to.throw();
     });
 
-    it('RetireGrant: retiring principal, grantee with RetireGrant, or the issuing account root', function () {
+    it('RetireGrant: retiring principal, grantee with RetireGrant, the issuing account (its users by IAM delegation); an IAM Deny wins', function () {
+      const none = new Map<string, string[]>();
+      const retire = (a: AccessControl, who: Caller, g: GrantRecord) => () => authorizeRetireGrant(a, who, g, key.arn, none);
       const grant = { ...grantFor(BOB.principalArn, ['Decrypt']), retiringPrincipal: SESSION.principalArn };
-      expect(() => authorizeRetireGrant(access(), SESSION, grant, key.arn)).not.to.throw();
-      expect(() => authorizeRetireGrant(access(), ROOT_A, grant, key.arn)).not.to.throw();
-      expect(() => authorizeRetireGrant(access(), BOB, grant, key.arn)).to.throw(/kms:RetireGrant/);
-      expect(() => authorizeRetireGrant(access(), BOB, { ...grant, operations: ['Decrypt', 'RetireGrant'] }, key.arn)).not.to.throw();
-      expect(() => authorizeRetireGrant(access(), ALICE, grant, key.arn)).to.throw(/kms:RetireGrant/);
+      expect(retire(access(), SESSION, grant)).not.to.throw();
+      expect(retire(access(), ROOT_A, grant)).not.to.throw();
+      expect(retire(access(), BOB, grant)).to.throw(/kms:RetireGrant on resource: .* because no resource-based policy allows/);
+      expect(retire(access(), BOB, { ...grant, operations: ['Decrypt', 'RetireGrant'] })).not.to.throw();
+      // A user of the issuing account: only when its identity policies delegate kms:RetireGrant.
+      expect(retire(access(), ALICE, grant)).to.throw(/because no identity-based policy allows the kms:RetireGrant action/);
+      expect(retire(access({ [ALICE.principalArn]: [ADMIN_POLICY] }), ALICE, grant)).not.to.throw();
+      // The same for a retiring principal that is an account (root).
+      const toAccountB = { ...grant, retiringPrincipal: `arn:aws:iam::${B}:root` };
+      expect(retire(access(), BOB, toAccountB)).to.throw(/no identity-based policy/);
+      expect(retire(access({ [BOB.principalArn]: [ADMIN_POLICY] }), BOB, toAccountB)).not.to.throw();
+      const denyRetire = { Version: '2012-10-17', Statement: [{ Effect: 'Deny', Action: 'kms:RetireGrant', Resource: '*' }] };
+      expect(retire(access({ [SESSION.principalArn]: [denyRetire] }), SESSION, grant)).to.throw(/with an explicit deny in an identity-based policy/);
     });
   });
 
@@ -407,6 +417,28 @@ describe('policy evaluation (unit)', function () {
 
     it('refuses encryption-context constraints on asymmetric and HMAC keys', function () {
       expect(() => checkGrantRequest({ arn: 'k', keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC' }, ['GenerateMac'], { encryptionContextSubset: { a: 'b' } })).to.throw(/constraints/);
+    });
+
+    it('constraints: keys compare case-insensitively, values exactly (AWS GrantConstraints)', function () {
+      expect(constraintsHold({ encryptionContextEquals: { Dept: 'IT' } }, { dept: 'IT' })).to.equal(true);
+      expect(constraintsHold({ encryptionContextEquals: { Dept: 'IT' } }, { Dept: 'it' })).to.equal(false);
+      expect(constraintsHold({ encryptionContextSubset: { dept: 'IT' } }, { DEPT: 'IT', x: 'y' })).to.equal(true);
+      const parent = grantFor(BOB.principalArn, ['CreateGrant', 'Decrypt'], { encryptionContextEquals: { Dept: 'IT' } });
+      expect(grantMayDelegate(parent, ['Decrypt'], { encryptionContextEquals: { dept: 'IT' } })).to.equal(true);
+    });
+
+    it('grant tokens: a further token for a grant is accepted for it alone; a forged one is not', function () {
+      const grant = grantFor(BOB.principalArn, ['Decrypt']);
+      const other = grantFor(BOB.principalArn, ['Decrypt']);
+      const again = anotherGrantToken(grant);
+      expect(again).not.to.equal(grant.grantToken);
+      expect(grantIdOfToken(again)).to.equal(grant.grantId);
+      expect(tokenNamesGrant(again, grant)).to.equal(true);
+      expect(tokenNamesGrant(grant.grantToken, grant)).to.equal(true);
+      expect(tokenNamesGrant(anotherGrantToken(other), grant)).to.equal(false);
+      const forged = Buffer.from(again, 'base64url');
+      forged[63] ^= 1;
+      expect(tokenNamesGrant(forged.toString('base64url'), grant)).to.equal(false);
     });
 
     it('constraints: Equals is exact, Subset requires the pairs', function () {

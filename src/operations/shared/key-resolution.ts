@@ -181,11 +181,12 @@ export function requestConditionValues(services: Services, ctx: RequestContext, 
 /**
  * Actions AWS authorises by IAM policy alone (CreateKey, ListKeys, ListAliases,
  * GenerateRandom, ListRetirableGrants, the custom key store operations): the caller's
- * identity policies must allow the action on resource "*" (the account root always may).
+ * identity policies must allow the action on `resource` — "*", or for ListRetirableGrants
+ * the retiring principal — (the account root always may).
  */
-export function checkAccountAction(services: Services, ctx: RequestContext, action: string, conditions: RequestConditions = {}): void {
+export function checkAccountAction(services: Services, ctx: RequestContext, action: string, conditions: RequestConditions = {}, resource = '*'): void {
   if (!services.access?.enforce) return;
-  authorizeAccountAction(services.access, ctx.caller, action, '*', requestConditionValues(services, ctx, { request: conditions }));
+  authorizeAccountAction(services.access, ctx.caller, action, resource, requestConditionValues(services, ctx, { request: conditions }));
 }
 
 /** The alias half of CreateAlias, UpdateAlias and DeleteAlias: the identity policies must allow the action on the alias ARN. */
