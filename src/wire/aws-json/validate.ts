@@ -159,7 +159,11 @@ interface Problem {
   rank: number;
   /** Dedup key. */
   key: string;
-  text: string;
+  /**
+   * Built only once no SerializationException wins: until then a value may be of any JSON type
+   * and depth (rendering a 200,000-deep array would overflow the stack).
+   */
+  text: () => string;
 }
 
 interface Location {
@@ -424,7 +428,7 @@ function describeErrors(operation: OperationName, body: Record<string, unknown>,
     if (c.kind === 'skip') continue;
     if (c.kind === 'serialization') {
       const wirePath = element !== undefined ? element.wirePath : loc.wirePath;
-      serialization.push({ order: loc.order, rank: 0, key: wirePath, text: serializationText(targetShape, wirePath) });
+      serialization.push({ order: loc.order, rank: 0, key: wirePath, text: () => serializationText(targetShape, wirePath) });
       continue;
     }
     if (element !== undefined) {
@@ -440,14 +444,14 @@ function describeErrors(operation: OperationName, body: Record<string, unknown>,
         order: loc.order,
         rank: c.rank,
         key,
-        text: `${valuePart(loc.shape, loc.value)} at '${loc.awsPath}' failed to satisfy constraint: ${c.constraint}`,
+        text: () => `${valuePart(loc.shape, loc.value)} at '${loc.awsPath}' failed to satisfy constraint: ${c.constraint}`,
       });
     }
   }
 
   if (serialization.length > 0) {
     serialization.sort(compareOrder);
-    return new KmsError('SerializationException', serialization[0]!.text);
+    return new KmsError('SerializationException', serialization[0]!.text());
   }
 
   for (const [key, { loc, hasNull, keys }] of collections) {
@@ -466,7 +470,7 @@ function describeErrors(operation: OperationName, body: Record<string, unknown>,
       order: loc.order,
       rank: Rank.Elements,
       key,
-      text: `${valuePart(collection, loc.value)} at '${loc.awsPath}' failed to satisfy constraint: ${constraint}`,
+      text: () => `${valuePart(collection, loc.value)} at '${loc.awsPath}' failed to satisfy constraint: ${constraint}`,
     });
   }
 
@@ -480,6 +484,6 @@ function describeErrors(operation: OperationName, body: Record<string, unknown>,
   const n = list.length;
   return new KmsError(
     'ValidationException',
-    `${n} validation error${n === 1 ? '' : 's'} detected: ${list.map((p) => p.text).join('; ')}`,
+    `${n} validation error${n === 1 ? '' : 's'} detected: ${list.map((p) => p.text()).join('; ')}`,
   );
 }
