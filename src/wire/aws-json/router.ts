@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
@@ -49,7 +50,8 @@ interface Target {
  * by body-parser's raw reader (limit, content-encoding, aborted requests) called as a function.
  */
 export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response) => void {
-  const readBody = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+  // No inflation: SigV4 signs the bytes sent, and AWS KMS defines no request compression.
+  const readBody = express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false });
   return (req, res) => {
     readBody(req as express.Request, res as express.Response, (err?: unknown) => {
       if (err === undefined) {
@@ -63,7 +65,9 @@ export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response
       const mapped =
         e.type === 'entity.too.large'
           ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
-          : new KmsError('SerializationException', 'The request body could not be read.');
+          : e.type === 'encoding.unsupported'
+            ? new KmsError('SerializationException', 'Content-Encoding is not supported: send the request body uncompressed (identity).')
+            : new KmsError('SerializationException', 'The request body could not be read.');
       const requestId = requestIdOf(res);
       void answer(deps, req, res, requestId, errorResponse(mapped, deps.log, { path: targetOf(req).path, requestId }), {});
     });
@@ -94,6 +98,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     // A presigned request carries its X-Amz-* headers in the query string.
     const op = operationOf(req.headers['x-amz-target'] ?? query['X-Amz-Target'] ?? query['x-amz-target']);
     operation = op;
+    checkContentType(req.headers['content-type']);
     const handler = OPERATIONS[op] as ((input: unknown, ctx: RequestContext, s: Services) => Promise<unknown>) | undefined;
     if (!handler) {
       throw new KmsError('UnsupportedOperationException', `${op} is not implemented by p11kms yet. See the operations table in the README.`);
@@ -214,8 +219,22 @@ function operationOf(target: string | string[] | undefined): OperationName {
   return name as OperationName;
 }
 
+/** Media types of the JSON protocols; AWS answers any other Content-Type as an unknown operation. */
+const JSON_MEDIA_TYPES = new Set([AMZ_JSON, 'application/x-amz-json-1.0', 'application/json']);
+
+/** A request without Content-Type is read as JSON (curl, hand-made clients); another type is refused. */
+function checkContentType(header: string | undefined): void {
+  if (header === undefined) return;
+  const mediaType = header.split(';', 1)[0]!.trim().toLowerCase();
+  if (!JSON_MEDIA_TYPES.has(mediaType)) {
+    throw new KmsError('UnknownOperationException', `Content-Type ${JSON.stringify(header.slice(0, 100))} is not supported; send ${AMZ_JSON}.`);
+  }
+}
+
 function parseBody(body: Buffer): unknown {
   if (body.length === 0) return {};
+  // JSON is UTF-8 (RFC 8259); decoding invalid bytes to U+FFFD would alter key ids and contexts.
+  if (!isUtf8(body)) throw new KmsError('SerializationException', 'The request body is not valid UTF-8.');
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {
@@ -243,7 +262,7 @@ function targetOf(req: Request): Target {
 
 function contentTypeOf(req: Request): string {
   const type = req.headers['content-type'];
-  return type && type.startsWith('application/json') ? 'application/json' : AMZ_JSON;
+  return type && type.toLowerCase().startsWith('application/json') ? 'application/json' : AMZ_JSON;
 }
 
 function requestIdOf(res: Response): string {
