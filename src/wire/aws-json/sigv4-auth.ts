@@ -90,7 +90,11 @@ export class SigV4Authenticator {
 
   private checkTime(parts: SignatureParts): void {
     const signedAt = amzDateOf(parts.amzDate)?.ms;
-    if (signedAt === undefined || parts.amzDate.slice(0, 8) !== parts.shortDate) {
+    if (signedAt === undefined) {
+      // AWS's (Coral's) text; e.g. a repeated X-Amz-Date header arrives as "<date>, <date>".
+      throw new KmsError('IncompleteSignatureException', `Date must be in ISO-8601 'basic format'. Got '${parts.amzDate.slice(0, 100)}'. See http://en.wikipedia.org/wiki/ISO_8601`);
+    }
+    if (parts.amzDate.slice(0, 8) !== parts.shortDate) {
       throw new KmsError('IncompleteSignatureException', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${parts.shortDate}' != '${parts.amzDate.slice(0, 8)}'`);
     }
     const now = this.clock.now();
