@@ -1,34 +1,9 @@
 import { CreateKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
+import { expectError, expectOk, post as postRaw, type RawRequest, type RawResponse, STACK_TRACE, UUID } from '../support/raw-aws-json';
 import { TestServer } from '../support/server';
 
-const AMZ_JSON = 'application/x-amz-json-1.1';
 const REGION = 'us-east-1';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** Traces of a stack in a response body: source locations or Node internals. */
-const STACK_TRACE = /\bat\s.*\.(js|ts):\d+|\.js:\d+:\d+|node:internal|Error: .*\n\s+at /;
-
-interface RawRequest {
-  /** X-Amz-Target header; null omits it. */
-  target: string | null;
-  body?: string | Buffer;
-  contentType?: string;
-  /** false: no Authorization header at all. */
-  sign?: boolean;
-  region?: string;
-  /** Extra headers, included in the signature. */
-  headers?: Record<string, string>;
-  /** Streams the body in chunks (Transfer-Encoding: chunked, no Content-Length). */
-  chunked?: boolean;
-}
-
-interface RawResponse {
-  status: number;
-  headers: Headers;
-  text: string;
-}
 
 describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
   let server: TestServer;
@@ -47,81 +22,10 @@ describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
     await server?.stop();
   });
 
-  /** Sends POST / signed with the AWS SDK's SigV4 signer, headers and body exactly as given. */
-  async function post(request: RawRequest): Promise<RawResponse> {
-    const url = new URL(server.endpoint);
-    const body = request.body ?? '{}';
-    const headers: Record<string, string> = {
-      host: url.host,
-      'content-type': request.contentType ?? AMZ_JSON,
-      ...request.headers,
-    };
-    if (request.target !== null) headers['x-amz-target'] = request.target;
-    let sent = headers;
-    if (request.sign !== false) {
-      const signer = new SignatureV4({
-        credentials: { accessKeyId: 'AKIDPROTOCOL', secretAccessKey: 'protocol-secret' },
-        region: request.region ?? REGION,
-        service: 'kms',
-        sha256: Hash.bind(null, 'sha256'),
-      });
-      const signed = await signer.sign({
-        method: 'POST',
-        protocol: 'http:',
-        hostname: url.hostname,
-        port: Number(url.port),
-        path: '/',
-        query: {},
-        headers,
-        body,
-      });
-      sent = signed.headers as Record<string, string>;
-    }
-    const init: RequestInit & { duplex?: 'half' } = { method: 'POST', headers: sent };
-    if (request.chunked) {
-      const bytes = Buffer.from(body);
-      init.body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          for (let i = 0; i < bytes.length; i += 64 * 1024) controller.enqueue(bytes.subarray(i, i + 64 * 1024));
-          controller.close();
-        },
-      });
-      init.duplex = 'half';
-    } else {
-      init.body = body;
-    }
-    const res = await fetch(`${server.endpoint}/`, init);
-    return { status: res.status, headers: res.headers, text: await res.text() };
-  }
+  const post = (request: RawRequest): Promise<RawResponse> => postRaw(server.endpoint, request);
 
   function call(operation: string, body: unknown, extra: Omit<RawRequest, 'target' | 'body'> = {}): Promise<RawResponse> {
     return post({ target: `TrentService.${operation}`, body: JSON.stringify(body), ...extra });
-  }
-
-  /**
-   * Checks the AWS JSON error envelope: status, `{"__type", "message"}` and nothing else,
-   * x-amzn-RequestId, Content-Type, no stack trace. Returns the message.
-   */
-  function expectError(res: RawResponse, type: string, status = 400, contentType = AMZ_JSON): string {
-    expect(res.text, 'error body').to.not.match(STACK_TRACE);
-    expect(res.status, res.text).to.equal(status);
-    expect(res.headers.get('content-type'), 'Content-Type').to.equal(contentType);
-    expect(res.headers.get('x-amzn-requestid'), 'x-amzn-RequestId').to.match(UUID);
-    let body: unknown;
-    expect(() => (body = JSON.parse(res.text)), `error body is JSON: ${res.text.slice(0, 200)}`).to.not.throw();
-    expect(body).to.be.an('object');
-    expect(Object.keys(body as object).sort(), res.text).to.deep.equal(['__type', 'message']);
-    const { __type, message } = body as { __type: unknown; message: unknown };
-    expect(__type, res.text).to.equal(type);
-    expect(message).to.be.a('string');
-    return message as string;
-  }
-
-  function expectOk(res: RawResponse, contentType = AMZ_JSON): Record<string, unknown> {
-    expect(res.status, res.text).to.equal(200);
-    expect(res.headers.get('content-type')).to.equal(contentType);
-    expect(res.headers.get('x-amzn-requestid')).to.match(UUID);
-    return JSON.parse(res.text) as Record<string, unknown>;
   }
 
   describe('successful responses', function () {
