@@ -98,6 +98,13 @@ describe('AWS JSON 1.1 protocol under hostile input (raw HTTP)', function () {
       });
     });
 
+    it('a declared Content-Length over the limit is answered at once, before any body arrives', async function () {
+      const headers = await signedHeaders(server.endpoint, { target: target('ListKeys'), body: '{}' });
+      const [res] = await exchange(server.endpoint, rawRequest(Object.entries(headers), '{', 50 * 1024 * 1024), 1);
+      expect(res!.status).to.equal(400);
+      expect(JSON.parse(res!.body)).to.deep.equal({ __type: 'ValidationException', message: 'Request body exceeds the maximum of 1048576 bytes.' });
+    });
+
     it('pipelined requests on one connection are answered in order, a bad one in between included', async function () {
       const bytes = (await raw('GenerateRandom', '{"NumberOfBytes":1}')) + (await raw('GenerateRandom', 'not json')) + (await raw('GenerateRandom', '{"NumberOfBytes":2}'));
       const answers = await exchange(server.endpoint, bytes, 3);

@@ -98,9 +98,12 @@ export function expectOk(res: RawResponse, contentType = AMZ_JSON): Record<strin
   return JSON.parse(res.text) as Record<string, unknown>;
 }
 
-/** One request as raw bytes: `headers` in the order given (a name may repeat), then the body. */
-export function rawRequest(headers: ReadonlyArray<readonly [string, string]>, body: string): string {
-  return `POST / HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+/**
+ * One request as raw bytes: `headers` in the order given (a name may repeat), then the body.
+ * Content-Length is the body's unless `contentLength` claims another.
+ */
+export function rawRequest(headers: ReadonlyArray<readonly [string, string]>, body: string, contentLength = Buffer.byteLength(body)): string {
+  return `POST / HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}content-length: ${contentLength}\r\n\r\n${body}`;
 }
 
 /**

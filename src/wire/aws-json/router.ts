@@ -52,7 +52,19 @@ interface Target {
 export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response) => void {
   // No inflation: SigV4 signs the bytes sent, and AWS KMS defines no request compression.
   const readBody = express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false });
+  const tooLarge = () => new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`);
+  const refuse = (req: Request, res: Response, error: KmsError) => {
+    const requestId = requestIdOf(res);
+    void answer(deps, req, res, requestId, errorResponse(error, deps.log, { path: targetOf(req).path, requestId }), {});
+  };
   return (req, res) => {
+    // A declared length over the limit is answered at once (the rest is discarded as it comes):
+    // body-parser would read the whole body first, or wait for it until the request timeout.
+    if (Number(req.headers['content-length']) > deps.maxBodyBytes) {
+      req.resume();
+      refuse(req, res, tooLarge());
+      return;
+    }
     readBody(req as express.Request, res as express.Response, (err?: unknown) => {
       if (err === undefined) {
         // Handled in full (audit record included) even if the client goes away meanwhile.
@@ -62,14 +74,15 @@ export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response
       }
       // Body-parser failures (oversized, unreadable) are answered like any request error.
       const e = err as { type?: string };
-      const mapped =
+      refuse(
+        req,
+        res,
         e.type === 'entity.too.large'
-          ? new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`)
+          ? tooLarge()
           : e.type === 'encoding.unsupported'
             ? new KmsError('SerializationException', 'Content-Encoding is not supported: send the request body uncompressed (identity).')
-            : new KmsError('SerializationException', 'The request body could not be read.');
-      const requestId = requestIdOf(res);
-      void answer(deps, req, res, requestId, errorResponse(mapped, deps.log, { path: targetOf(req).path, requestId }), {});
+            : new KmsError('SerializationException', 'The request body could not be read.'),
+      );
     });
   };
 }
