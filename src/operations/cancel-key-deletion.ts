@@ -1,15 +1,14 @@
-import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
+import { materialStateAfterImportChange } from './shared/import-state';
 import { updateKey } from './shared/update-key';
 
 export const cancelKeyDeletion: OperationHandler<'CancelKeyDeletion'> = async (input, ctx, services) => {
-  const key = await updateKey(services, ctx, input.KeyId, { operation: 'CancelKeyDeletion' }, (current) => {
-    if (current.keyState !== 'PendingDeletion' && current.keyState !== 'PendingReplicaDeletion') {
-      throw new KmsError('KMSInvalidStateException', `${current.arn} is not pending deletion.`);
-    }
-    // AWS leaves a key whose deletion was cancelled disabled.
+  const key = await updateKey(services, ctx, input.KeyId, { operation: 'CancelKeyDeletion', states: 'pendingDeletion' }, (current) => {
+    // AWS leaves a key whose deletion was cancelled disabled; one whose imported material was
+    // deleted or expired meanwhile is pending import (and Disabled once imported again).
     const { deletionDate: _d, pendingWindowInDays: _p, ...rest } = current;
-    return { ...rest, keyState: 'Disabled' };
+    const cancelled = { ...rest, keyState: 'Disabled' as const };
+    return current.origin === 'EXTERNAL' ? materialStateAfterImportChange(cancelled, cancelled.materials) : cancelled;
   });
   return { KeyId: key.arn };
 };

@@ -2,7 +2,8 @@ import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkAliasName, checkAliasTarget } from './shared/alias-names';
-import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
+import { checkAliasAction, loadKeyFor } from './shared/key-resolution';
+import { requireKeyState } from './shared/key-states';
 
 export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, services) => {
   checkAliasName(input.AliasName);
@@ -12,7 +13,7 @@ export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, s
   const target = await loadKeyFor(services, ctx, input.TargetKeyId, {
     operation: 'CreateAlias',
     member: 'TargetKeyId',
-    allowedStates: 'any',
+    states: 'any',
   });
   await services.store.transact(async (tx) => {
     if (await tx.getAlias(ctx.scope, input.AliasName)) {
@@ -20,7 +21,7 @@ export const createAlias: OperationHandler<'CreateAlias'> = async (input, ctx, s
     }
     const key = await tx.getKey(target);
     if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
-    if (key.keyState === 'PendingDeletion') throw invalidState(key);
+    requireKeyState(key, 'manage');
     const now = services.clock.now();
     tx.putAlias({ ...ctx.scope, aliasName: input.AliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now });
   });

@@ -5,14 +5,16 @@ import type { GrantRecord } from '../store/grant-record';
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
 import { checkGrantPrincipal, constraintsIn } from './shared/grant-entries';
-import { invalidState, loadKeyWithGrant } from './shared/key-resolution';
+import { effectiveKeyState } from './shared/custom-key-stores';
+import { loadKeyWithGrant } from './shared/key-resolution';
+import { requireKeyState } from './shared/key-states';
 
 export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, services) => {
   const constraints = constraintsIn(input.Constraints);
   const operations = input.Operations ?? [];
   const { key, grant: viaGrant } = await loadKeyWithGrant(services, ctx, input.KeyId, {
     operation: 'CreateGrant',
-    allowedStates: 'any',
+    states: 'grant',
     conditions: {
       grantOperations: operations,
       granteePrincipal: input.GranteePrincipal,
@@ -23,7 +25,6 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
       ],
     },
   });
-  if (key.keyState === 'PendingDeletion') throw invalidState(key);
   checkGrantPrincipal(services, input.GranteePrincipal, 'GranteePrincipal');
   if (input.RetiringPrincipal !== undefined) checkGrantPrincipal(services, input.RetiringPrincipal, 'RetiringPrincipal');
   checkGrantRequest(key, operations, constraints);
@@ -48,7 +49,7 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
   const stored = await services.store.transact(async (tx) => {
     const current = await tx.getKey(key);
     if (!current) throw new KmsError('NotFoundException', `Key '${key.arn}' does not exist`);
-    if (current.keyState === 'PendingDeletion') throw invalidState(current);
+    requireKeyState(current, 'grant', effectiveKeyState(services, current));
     // Name idempotency: the same request with the same Name answers the grant made before.
     // Its token is a new one (AWS: a unique token on every CreateGrant, all interchangeable).
     if (record.name !== undefined) {

@@ -8,7 +8,7 @@ import { loadKeyFor } from './shared/key-resolution';
  * that call's audit record (derived from its request id).
  */
 export const getKeyLastUsage: OperationHandler<'GetKeyLastUsage'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyLastUsage', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyLastUsage', states: 'any' });
   // Queued or being flushed, else the store as it is now (a flush may have committed since `key` was read).
   const usage = services.usage?.unflushed(key) ?? (await services.store.getKey(key))?.lastUsage ?? key.lastUsage;
   return {

@@ -10,7 +10,7 @@ import { isRotatable, rotationOf } from './shared/rotation';
  * appears.
  */
 export const getKeyRotationStatus: OperationHandler<'GetKeyRotationStatus'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyRotationStatus', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyRotationStatus', states: 'any' });
   if (!isRotatable(key)) throw new KmsError('UnsupportedOperationException', '');
   const rotation = rotationOf(key);
   if (!rotation.enabled || rotation.nextRotationAt === undefined || key.keyState === 'PendingDeletion') {

@@ -14,7 +14,7 @@ import { loadKeyFor } from './shared/key-resolution';
 export const getParametersForImport: OperationHandler<'GetParametersForImport'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation: 'GetParametersForImport',
-    allowedStates: 'any',
+    states: 'any',
     conditions: { wrappingAlgorithm: input.WrappingAlgorithm, wrappingKeySpec: input.WrappingKeySpec },
   });
   checkImportTarget(key);

@@ -5,7 +5,7 @@ import { loadKeyFor } from './shared/key-resolution';
 export const importKeyMaterial: OperationHandler<'ImportKeyMaterial'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation: 'ImportKeyMaterial',
-    allowedStates: 'any',
+    states: 'any',
     conditions: {
       // AWS's condition values: the expiration model in effect (the default when omitted), ValidTo in epoch seconds.
       expirationModel: input.ExpirationModel ?? 'KEY_MATERIAL_EXPIRES',

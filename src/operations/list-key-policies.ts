@@ -6,7 +6,7 @@ import { listOrder, paginate } from './shared/pagination';
 const BY_NAME = listOrder(['string'], (name: string) => [name]);
 
 export const listKeyPolicies: OperationHandler<'ListKeyPolicies'> = async (input, ctx, services) => {
-  await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListKeyPolicies', allowedStates: 'any' });
+  await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListKeyPolicies', states: 'any' });
   const { page, ...rest } = paginate('ListKeyPolicies', [POLICY_NAME], BY_NAME, input);
   return { PolicyNames: page, ...rest };
 };

@@ -14,7 +14,7 @@ const BY_VERSION = listOrder(['number'], (m: KeyMaterialRecord) => [m.version]);
  * pending rotation. Import fields appear for EXTERNAL keys only, as on AWS.
  */
 export const listKeyRotations: OperationHandler<'ListKeyRotations'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListKeyRotations', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListKeyRotations', states: 'any' });
   if (!isRotatable(key)) throw new KmsError('UnsupportedOperationException', '');
   const all = input.IncludeKeyMaterial === 'ALL_KEY_MATERIAL';
   const materials = key.materials.filter((m) => all || m.rotatedAt !== undefined);

@@ -20,7 +20,7 @@ import { validateTags } from './shared/tags';
  */
 export const replicateKey: OperationHandler<'ReplicateKey'> = async (input, ctx, services) => {
   // Rights in the primary's region: kms:ReplicateKey on the primary (its key policy).
-  const primary = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ReplicateKey', allowedStates: 'any', conditions: { replicaRegion: input.ReplicaRegion } });
+  const primary = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ReplicateKey', states: 'any', conditions: { replicaRegion: input.ReplicaRegion } });
   checkReplicable(primary);
   const replicaScope = { region: input.ReplicaRegion, accountId: primary.accountId };
   const replicaArn = keyArn(replicaScope, primary.keyId);

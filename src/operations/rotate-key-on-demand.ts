@@ -11,7 +11,7 @@ import { ON_DEMAND_ROTATION_LIMIT, rotateKey, rotationOf } from './shared/rotati
  * returns (AWS finishes it in the background).
  */
 export const rotateKeyOnDemand: OperationHandler<'RotateKeyOnDemand'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'RotateKeyOnDemand', allowedStates: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'RotateKeyOnDemand', states: 'any' });
   const check = (current: KeyRecord) => {
     checkRotationTarget(current, false);
     if (rotationOf(current).onDemandCount >= ON_DEMAND_ROTATION_LIMIT) {

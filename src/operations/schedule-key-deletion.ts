@@ -1,7 +1,6 @@
 import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
 import { isReplica } from '../store/records';
-import { invalidState } from './shared/key-resolution';
 import { updateKey } from './shared/update-key';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -20,8 +19,7 @@ export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = asyn
       `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
     );
   }
-  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion' }, (current, regions) => {
-    if (current.keyState === 'PendingDeletion' || current.keyState === 'PendingReplicaDeletion') throw invalidState(current);
+  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion', states: 'manage' }, (current, regions) => {
     // A multi-Region primary outlives its replicas: its waiting period starts when the last
     // replica is deleted (the deletion sweeper starts it).
     if (!isReplica(current) && regions.some((r) => isReplica(r))) {

@@ -2,7 +2,8 @@ import { KmsError } from '../errors';
 import { aliasArn } from '../store/records';
 import type { OperationHandler } from './context';
 import { authoriseAliasTarget, checkAliasName, checkAliasTarget, authoriseTargetIn } from './shared/alias-names';
-import { checkAliasAction, invalidState, loadKeyFor } from './shared/key-resolution';
+import { checkAliasAction, loadKeyFor } from './shared/key-resolution';
+import { requireKeyState } from './shared/key-states';
 
 export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, services) => {
   checkAliasName(input.AliasName);
@@ -12,7 +13,7 @@ export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, s
   const target = await loadKeyFor(services, ctx, input.TargetKeyId, {
     operation: 'UpdateAlias',
     member: 'TargetKeyId',
-    allowedStates: 'any',
+    states: 'any',
   });
   const authorised = await authoriseAliasTarget(services, ctx, input.AliasName, 'UpdateAlias');
   await services.store.transact(async (tx) => {
@@ -21,7 +22,7 @@ export const updateAlias: OperationHandler<'UpdateAlias'> = async (input, ctx, s
     if (!alias) throw new KmsError('NotFoundException', `Alias ${aliasArn(ctx.scope, input.AliasName)} is not found.`);
     const key = await tx.getKey(target);
     if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
-    if (key.keyState === 'PendingDeletion') throw invalidState(key);
+    requireKeyState(key, 'manage');
     const previous = await tx.getKey({ keyId: alias.targetKeyId, region: alias.region });
     // AWS: the new target must be of the same type and key usage as the current one.
     if (previous && (previous.keySpec === 'SYMMETRIC_DEFAULT') !== (key.keySpec === 'SYMMETRIC_DEFAULT')) {

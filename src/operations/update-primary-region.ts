@@ -12,7 +12,7 @@ import { checkKeyFor, loadKeyFor, notMultiRegionPrimary, requireEnabled } from '
  */
 export const updatePrimaryRegion: OperationHandler<'UpdatePrimaryRegion'> = async (input, ctx, services) => {
   // kms:UpdatePrimaryRegion on the current primary (its key policy, its region) …
-  const use = { operation: 'UpdatePrimaryRegion', allowedStates: 'any', conditions: { primaryRegion: input.PrimaryRegion } } as const;
+  const use = { operation: 'UpdatePrimaryRegion', states: 'any', conditions: { primaryRegion: input.PrimaryRegion } } as const;
   const primary = await loadKeyFor(services, ctx, input.KeyId, use);
   checkPrimary(primary);
   const targetScope = { region: input.PrimaryRegion, accountId: primary.accountId };

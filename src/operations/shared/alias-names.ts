@@ -34,7 +34,7 @@ export function checkAliasTarget(targetKeyId: string): void {
  */
 export async function authoriseAliasTarget(services: Services, ctx: RequestContext, aliasName: string, operation: AliasChange): Promise<string | undefined> {
   const alias = await services.store.getAlias(ctx.scope, aliasName);
-  if (alias) await loadKeyFor(services, ctx, alias.targetKeyId, { operation, member: 'TargetKeyId', allowedStates: 'any' });
+  if (alias) await loadKeyFor(services, ctx, alias.targetKeyId, { operation, member: 'TargetKeyId', states: 'any' });
   return alias?.targetKeyId;
 }
 
@@ -53,7 +53,7 @@ export async function authoriseTargetIn(
 ): Promise<void> {
   if (!alias || alias.targetKeyId === authorised) return;
   const target = await tx.getKey({ keyId: alias.targetKeyId, region: alias.region });
-  if (target) await checkKeyFor(services, ctx, target, { operation, member: 'TargetKeyId', allowedStates: 'any' });
+  if (target) await checkKeyFor(services, ctx, target, { operation, member: 'TargetKeyId', states: 'any' });
 }
 
 type AliasChange = 'UpdateAlias' | 'DeleteAlias';

@@ -1,11 +1,15 @@
 import { KmsError } from '../../errors';
 import type { KeyRecord } from '../../store/records';
-import { invalidState } from './key-resolution';
+import { type KeyStateRule, requireKeyState } from './key-states';
 
-/** Import operations need an EXTERNAL key that is not pending deletion. */
-export function checkImportTarget(key: KeyRecord): void {
+/**
+ * Import operations need an EXTERNAL key (any other origin is UnsupportedOperationException
+ * whatever its state, as on AWS) in a state of `states`: GetParametersForImport and
+ * ImportKeyMaterial refuse a key pending deletion, DeleteImportedKeyMaterial does not.
+ */
+export function checkImportTarget(key: KeyRecord, states: KeyStateRule = 'manage'): void {
   if (key.origin !== 'EXTERNAL') {
     throw new KmsError('UnsupportedOperationException', `${key.arn} origin is ${key.origin} which is not valid for this operation.`);
   }
-  if (key.keyState === 'PendingDeletion') throw invalidState(key);
+  requireKeyState(key, states);
 }

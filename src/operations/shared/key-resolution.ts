@@ -8,6 +8,7 @@ import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { aliasArn, keyArn, type KeyRecord, type Scope } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { catchUpWithKeyStore, effectiveKeyState } from './custom-key-stores';
+import { type KeyStateRule, requireKeyState } from './key-states';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MULTI_REGION_KEY_ID = /^mrk-[0-9a-f]{32}$/;
@@ -76,8 +77,8 @@ export interface KeyUse {
   action?: string;
   /** Required key usage for cryptographic operations. */
   usage?: KeyUsageType;
-  /** Key states in which the operation is allowed; cryptographic operations need Enabled. */
-  allowedStates?: 'enabled' | 'any';
+  /** The key states the operation accepts (shared/key-states.ts); cryptographic operations (the default) need Enabled. */
+  states?: KeyStateRule;
   /** The request's condition values (encryption context, algorithms, …) for key policies and grants. */
   conditions?: RequestConditions;
   /** The key was found from a ciphertext, not named by the caller. */
@@ -196,7 +197,7 @@ export function checkAliasAction(services: Services, ctx: RequestContext, action
 }
 
 function checkStateAndUsage(services: Services, key: KeyRecord, use: KeyUse): KeyRecord {
-  if ((use.allowedStates ?? 'enabled') === 'enabled') requireEnabled({ ...key, keyState: effectiveKeyState(services, key) });
+  requireKeyState(key, use.states ?? 'use', effectiveKeyState(services, key));
   if (use.usage && key.keyUsage !== use.usage) {
     throw new KmsError(
       'InvalidKeyUsageException',
@@ -207,29 +208,7 @@ function checkStateAndUsage(services: Services, key: KeyRecord, use: KeyUse): Ke
 }
 
 export function requireEnabled(key: KeyRecord): void {
-  switch (key.keyState) {
-    case 'Enabled':
-      return;
-    case 'Disabled':
-      throw new KmsError('DisabledException', `${key.arn} is disabled.`);
-    default:
-      throw invalidState(key);
-  }
-}
-
-/** KMSInvalidStateException with AWS's wording for the key's current state. */
-export function invalidState(key: KeyRecord): KmsError {
-  const phrase: Record<string, string> = {
-    PendingDeletion: 'is pending deletion',
-    PendingImport: 'is pending import',
-    Disabled: 'is disabled',
-    Enabled: 'is enabled',
-    Unavailable: 'is unavailable',
-    Creating: 'is being created',
-    PendingReplicaDeletion: 'is pending replica deletion',
-    Updating: 'is updating',
-  };
-  return new KmsError('KMSInvalidStateException', `${key.arn} ${phrase[key.keyState] ?? `is ${key.keyState}`}.`, { keyState: key.keyState });
+  requireKeyState(key, 'use');
 }
 
 /** AWS's refusal of primary-only operations (ReplicateKey, UpdatePrimaryRegion, rotation) on other keys. */
