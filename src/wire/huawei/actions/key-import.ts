@@ -59,6 +59,10 @@ export const importKeyMaterial: Action = async (body, ctx, services) => {
 
 export const deleteImportedKeyMaterial: Action = async (body, ctx, services) => {
   const keyId = keyRef(body, { idOnly: true });
+  // kms_02_0037 deletes the material of an Enabled or Disabled key only (KMS.2701); AWS's
+  // DeleteImportedKeyMaterial also answers for keys pending import (no effect) or deletion.
+  const { KeyMetadata: m } = await call('DescribeKey', { KeyId: keyId }, ctx, services);
+  if (m?.Origin === 'EXTERNAL' && m.KeyState !== 'Enabled' && m.KeyState !== 'Disabled') throw invalid('KMS.2701');
   await call('DeleteImportedKeyMaterial', { KeyId: keyId }, ctx, services);
   return {};
 };
