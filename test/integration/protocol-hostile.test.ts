@@ -62,12 +62,13 @@ describe('AWS JSON 1.1 protocol under hostile input (raw HTTP)', function () {
   describe('Content-Type', function () {
     const accepted: Array<[string | null, string]> = [
       [null, AMZ_JSON],
+      ['', AMZ_JSON],
       ['APPLICATION/X-AMZ-JSON-1.1', AMZ_JSON],
       ['application/x-amz-json-1.0', AMZ_JSON],
       ['application/json; charset=utf-8', 'application/json'],
     ];
     for (const [contentType, answered] of accepted) {
-      it(`${contentType ?? 'none'}: served, answered as ${answered}`, async function () {
+      it(`${contentType === null ? 'none' : contentType || 'empty'}: served, answered as ${answered}`, async function () {
         // A Buffer body: fetch would label a string body text/plain.
         expectOk(await send({ target: target('GenerateRandom'), body: Buffer.from('{"NumberOfBytes":4}'), contentType }), answered);
       });

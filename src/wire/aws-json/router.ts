@@ -235,9 +235,9 @@ function operationOf(target: string | string[] | undefined): OperationName {
 /** Media types of the JSON protocols; AWS answers any other Content-Type as an unknown operation. */
 const JSON_MEDIA_TYPES = new Set([AMZ_JSON, 'application/x-amz-json-1.0', 'application/json']);
 
-/** A request without Content-Type is read as JSON (curl, hand-made clients); another type is refused. */
+/** A request without Content-Type (or with an empty one) is read as JSON (curl, hand-made clients); another type is refused. */
 function checkContentType(header: string | undefined): void {
-  if (header === undefined) return;
+  if (!header) return;
   const mediaType = header.split(';', 1)[0]!.trim().toLowerCase();
   if (!JSON_MEDIA_TYPES.has(mediaType)) {
     throw new KmsError('UnknownOperationException', `Content-Type ${JSON.stringify(header.slice(0, 100))} is not supported; send ${AMZ_JSON}.`);
