@@ -16,6 +16,8 @@ export interface RequestConditions {
   messageType?: string;
   keyAgreementAlgorithm?: string;
   dataKeyPairSpec?: string;
+  /** CreateGrant, ListGrants, RevokeGrant: false, as no AWS service calls on anyone's behalf here. */
+  grantIsForAWSResource?: boolean;
   /** CreateGrant */
   grantOperations?: readonly string[];
   granteePrincipal?: string;
@@ -160,11 +162,11 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   set('kms:DataKeyPairSpec', request.dataKeyPairSpec);
   if (request.grantOperations !== undefined) {
     set('kms:GrantOperations', request.grantOperations);
-    set('kms:GrantIsForAWSResource', false);
     set('kms:GranteePrincipal', request.granteePrincipal);
     set('kms:RetiringPrincipal', request.retiringPrincipal);
     if (request.grantConstraintType && request.grantConstraintType.length > 0) set('kms:GrantConstraintType', request.grantConstraintType);
   }
+  set('kms:GrantIsForAWSResource', request.grantIsForAWSResource);
   set('kms:RotationPeriodInDays', request.rotationPeriodInDays);
   set('kms:BypassPolicyLockoutSafetyCheck', request.bypassPolicyLockoutSafetyCheck);
   set('kms:ReEncryptOnSameKey', request.reEncryptOnSameKey);

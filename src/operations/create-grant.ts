@@ -16,6 +16,7 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
     operation: 'CreateGrant',
     states: 'grant',
     conditions: {
+      grantIsForAWSResource: false,
       grantOperations: operations,
       granteePrincipal: input.GranteePrincipal,
       retiringPrincipal: input.RetiringPrincipal,

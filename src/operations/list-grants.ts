@@ -4,7 +4,7 @@ import { loadKeyFor } from './shared/key-resolution';
 import { paginate } from './shared/pagination';
 
 export const listGrants: OperationHandler<'ListGrants'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListGrants', states: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'ListGrants', states: 'any', conditions: { grantIsForAWSResource: false } });
   const grants = (await services.store.listGrants(key)).filter(
     (g) =>
       (input.GrantId === undefined || g.grantId === input.GrantId) &&

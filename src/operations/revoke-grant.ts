@@ -4,7 +4,7 @@ import { checkGrantId, grantNotFound } from './shared/grant-entries';
 import { loadKeyFor } from './shared/key-resolution';
 
 export const revokeGrant: OperationHandler<'RevokeGrant'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'RevokeGrant', states: 'any' });
+  const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'RevokeGrant', states: 'any', conditions: { grantIsForAWSResource: false } });
   checkGrantId(input.GrantId);
   const grant = await services.store.getGrant(input.GrantId);
   if (!grant || grant.keyId !== key.keyId) throw grantNotFound(input.GrantId);

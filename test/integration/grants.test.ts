@@ -244,7 +244,7 @@ describe('grants (strict mode)', function () {
       await c.BOB.send(new DescribeKeyCommand({ KeyId: k.Arn! }));
     });
 
-    it('key policies: NotAction and NotResource, ForAnyValue and IfExists, kms:GrantOperations; a Deny wins over a grant', async () => {
+    it('key policies: NotAction and NotResource, ForAnyValue and IfExists, kms:GrantOperations and kms:GrantIsForAWSResource; a Deny wins over a grant', async () => {
       const k = await createKey({
         Policy: policy(
           adminStatement,
@@ -260,6 +260,7 @@ describe('grants (strict mode)', function () {
           },
           { Effect: 'Deny', Principal: { AWS: BOB.principalArn }, NotAction: ['kms:Encrypt', 'kms:CreateGrant', 'kms:Describe*'] },
           { Principal: { AWS: CAROL.principalArn }, Action: 'kms:DescribeKey', Resource: undefined, NotResource: `arn:aws:kms:*:${A}:key/not-this-one` },
+          { Principal: { AWS: DAVE.principalArn }, Action: ['kms:ListGrants', 'kms:RevokeGrant'], Condition: { Bool: { 'kms:GrantIsForAWSResource': 'false' } } },
         ),
       });
       const encrypt = (context?: Record<string, string>) => c.BOB.send(new EncryptCommand({ KeyId: k.Arn!, Plaintext: plaintext, EncryptionContext: context }));
@@ -274,6 +275,9 @@ describe('grants (strict mode)', function () {
       const decrypt = await expectKmsError(c.BOB.send(new DecryptCommand({ CiphertextBlob, KeyId: k.Arn!, EncryptionContext: { project: 'x' } })));
       expect(decrypt.message).to.equal(denied(BOB, 'kms:Decrypt', k.Arn!, 'with an explicit deny in a resource-based policy'));
       await c.CAROL.send(new DescribeKeyCommand({ KeyId: k.Arn! }));
+      // kms:GrantIsForAWSResource is false (present) on ListGrants and RevokeGrant too.
+      const { Grants } = await c.DAVE.send(new ListGrantsCommand({ KeyId: k.KeyId! }));
+      await c.DAVE.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: Grants![0].GrantId! }));
     });
   });
 });
