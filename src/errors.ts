@@ -56,3 +56,12 @@ export function isKmsError(err: unknown): err is KmsError {
 
 /** AWS's text for ThrottlingException (request quotas and load shedding alike). */
 export const THROTTLING_MESSAGE = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';
+
+/**
+ * AWS's refusal of an encryption, signing or MAC algorithm the key's spec does not offer
+ * (recorded: "Algorithm HMAC_SHA_256 is incompatible with key spec HMAC_224."). One text for
+ * every algorithm kind; the Huawei dialect maps it by this pattern.
+ */
+export function incompatibleAlgorithm(algorithm: string, keySpec: string): KmsError {
+  return new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${keySpec}.`);
+}

@@ -361,6 +361,7 @@ function readHsmProfile(profileFile: string, config: Config | undefined): HsmPro
     ...(profile.quirks?.integrityFailureCodes ? { integrityFailureCodes: profile.quirks.integrityFailureCodes } : {}),
     ...(profile.quirks?.exportsNonExtractableKeys ? { exportsNonExtractableKeys: true } : {}),
     ...(profile.quirks?.unsupportedKeySpecs ? { unsupportedKeySpecs: profile.quirks.unsupportedKeySpecs } : {}),
+    ...(profile.quirks?.unwrappablePrivateKeySpecs ? { unwrappablePrivateKeySpecs: profile.quirks.unwrappablePrivateKeySpecs } : {}),
   };
   return profile;
 }

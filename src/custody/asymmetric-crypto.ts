@@ -78,9 +78,7 @@ export class AsymmetricCrypto {
    * public key and the wrapped private key.
    */
   async generateWrappedKeyPair(wrapWith: MaterialRef, spec: KeySpec): Promise<{ publicKey: Buffer; wrapped: Buffer }> {
-    // The wrapped private key is unwrapped as one generic secret on Decrypt: refuse up front
-    // a pair whose PKCS#8 form the token could not hold.
-    if (spec.startsWith('RSA_')) checkSecretLength(this.token, Number(spec.slice(4)) / 2, `${spec} data key pairs`);
+    this.checkDataKeyPair(spec);
     const t = pairTemplates(spec, 'DATA_KEY_PAIR', undefined, false);
     return this.token.run('generate data key pair', async (session) => {
       const wrappingKey = requiredObject(this.token, session, wrapWith, pkcs11js.CKO_SECRET_KEY);
@@ -91,9 +89,9 @@ export class AsymmetricCrypto {
         try {
           wrapped = await this.token.pkcs11.C_WrapKeyAsync(session, { mechanism: this.token.rfc5649 }, wrappingKey, pair.privateKey, Buffer.alloc(8192));
         } catch (err) {
-          // SoftHSM2 2.6 wraps RSA and EC private keys but not Edwards-curve ones.
+          // A token whose profile does not name the spec in unwrappablePrivateKeySpecs.
           if (ckrName(err) === 'CKR_KEY_NOT_WRAPPABLE') {
-            throw new KmsError('UnsupportedOperationException', `The token cannot wrap ${spec} private keys, so it cannot make ${spec} data key pairs.`);
+            throw notWrappable(spec);
           }
           throw err;
         }
@@ -103,6 +101,14 @@ export class AsymmetricCrypto {
         this.token.pkcs11.C_DestroyObject(session, pair.publicKey);
       }
     });
+  }
+
+  /** Refuses, before anything is generated, a data key pair this token cannot wrap or open. */
+  checkDataKeyPair(spec: KeySpec): void {
+    if (this.token.profile.quirks.unwrappablePrivateKeySpecs?.includes(spec)) throw notWrappable(spec);
+    // The wrapped private key is unwrapped as one generic secret on Decrypt: refuse a pair
+    // whose PKCS#8 form the token could not hold.
+    if (spec.startsWith('RSA_')) checkSecretLength(this.token, Number(spec.slice(4)) / 2, `${spec} data key pairs`);
   }
 
   private publicMaterial(session: Session, ref: MaterialRef, spec: KeySpec): PublicKeyMaterial {
@@ -121,3 +127,7 @@ export class AsymmetricCrypto {
 }
 
 const RSA_DECRYPT_FAILURES = new Set(['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE', 'CKR_DATA_INVALID', 'CKR_DATA_LEN_RANGE', 'CKR_GENERAL_ERROR']);
+
+function notWrappable(spec: KeySpec): KmsError {
+  return new KmsError('UnsupportedOperationException', `The token cannot wrap ${spec} private keys, so it cannot make ${spec} data key pairs.`);
+}

@@ -111,4 +111,10 @@ export interface HsmQuirks {
   exportsNonExtractableKeys?: boolean;
   /** Key specs the token's mechanisms suggest but it cannot make, with the reason (probe results). */
   unsupportedKeySpecs?: Record<string, string>;
+  /**
+   * Key specs whose private keys C_WrapKey refuses (SoftHSM2 2.6: CKR_KEY_NOT_WRAPPABLE for
+   * Ed25519), so the token cannot make data key pairs of them. Known up front, GenerateDataKeyPair
+   * refuses before DryRun answers and before generating a pair it would throw away.
+   */
+  unwrappablePrivateKeySpecs?: string[];
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import type { KeySpec, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
-import { KmsError } from '../errors';
+import { incompatibleAlgorithm, KmsError } from '../errors';
 import { CKM_EDDSA } from './key-templates';
 
 type Hash = 'sha256' | 'sha384' | 'sha512';
@@ -55,7 +55,7 @@ export interface SignaturePlan {
  */
 export function signaturePlan(spec: KeySpec, algorithm: SigningAlgorithmSpec, messageType: MessageType, message: Buffer): SignaturePlan {
   if (!signingAlgorithmsFor(spec).includes(algorithm)) {
-    throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${spec}.`);
+    throw incompatibleAlgorithm(algorithm, spec);
   }
   if (messageType === 'EXTERNAL_MU') {
     // μ is ML-DSA's message representative (FIPS 204 §6.2); no other algorithm has one.
@@ -68,6 +68,11 @@ export function signaturePlan(spec: KeySpec, algorithm: SigningAlgorithmSpec, me
     return { mechanism: { mechanism: CKM_EDDSA }, input: message, ecdsa: false };
   }
   if (algorithm === 'ED25519_PH_SHA_512') {
+    // A request AWS itself would refuse gets AWS's refusal, not "unsupported here" (model: PH requires DIGEST).
+    if (messageType !== 'DIGEST') {
+      throw new KmsError('ValidationException', 'ED25519_PH_SHA_512 requires MessageType DIGEST. Use ED25519_SHA_512 to sign a raw message.');
+    }
+    if (message.length !== DIGEST_BYTES.sha512) throw new KmsError('ValidationException', `Digest is invalid length for algorithm ${algorithm}.`);
     throw new KmsError(
       'UnsupportedOperationException',
       'ED25519_PH_SHA_512 (Ed25519ph) needs CKM_EDDSA with CK_EDDSA_PARAMS, which this PKCS#11 binding cannot pass; use ED25519_SHA_512.',

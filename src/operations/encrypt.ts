@@ -4,7 +4,7 @@ import { PayloadKind } from './shared/ciphertext';
 import { stopIfDryRun } from './shared/checks';
 import { seal } from './shared/envelope';
 import { loadKeyFor } from './shared/key-resolution';
-import { rsaEncrypt } from './shared/rsa-encryption';
+import { checkRsaEncryption, rsaEncrypt } from './shared/rsa-encryption';
 
 export const encrypt: OperationHandler<'Encrypt'> = async (input, ctx, services) => {
   const key = await loadKeyFor(services, ctx, input.KeyId, {
@@ -13,6 +13,7 @@ export const encrypt: OperationHandler<'Encrypt'> = async (input, ctx, services)
     conditions: { encryptionContext: input.EncryptionContext, encryptionAlgorithm: input.EncryptionAlgorithm ?? 'SYMMETRIC_DEFAULT' },
   });
   const algorithm = encryptionAlgorithmFor(key, input.EncryptionAlgorithm);
+  if (isRsa(key.keySpec)) checkRsaEncryption(key, algorithm, input.EncryptionContext, input.Plaintext.length);
   stopIfDryRun(input.DryRun);
   const blob = isRsa(key.keySpec)
     ? await rsaEncrypt(services, key, algorithm, input.EncryptionContext, input.Plaintext)

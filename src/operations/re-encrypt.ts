@@ -9,7 +9,7 @@ import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
 import { parseCiphertext } from './shared/ciphertext';
 import type { RequestContext, Services } from './context';
 import type { ReEncryptRequest } from '../model/generated/types';
-import { rsaEncrypt } from './shared/rsa-encryption';
+import { checkRsaEncryption, rsaEncrypt } from './shared/rsa-encryption';
 import { custodyOf } from './shared/custom-key-stores';
 
 /**
@@ -45,6 +45,8 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     },
   });
   const destinationAlgorithm = encryptionAlgorithmFor(destination, input.DestinationEncryptionAlgorithm);
+  // The plaintext's length is known only after decrypting (after DryRun stops); the context now.
+  if (isRsa(destination.keySpec)) checkRsaEncryption(destination, destinationAlgorithm, input.DestinationEncryptionContext);
   const source = await openCiphertext(services, ctx, {
     operation: 'ReEncrypt',
     member: 'SourceKeyId',

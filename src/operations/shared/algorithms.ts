@@ -1,5 +1,5 @@
 import { signingAlgorithmsFor } from '../../custody/signing';
-import { KmsError } from '../../errors';
+import { incompatibleAlgorithm } from '../../errors';
 import type { EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType, MacAlgorithmSpec, SigningAlgorithmSpec } from '../../model/generated/types';
 import type { KeyRecord } from '../../store/records';
 
@@ -33,7 +33,7 @@ export function encryptionAlgorithmFor(key: KeyRecord, requested: EncryptionAlgo
   const algorithm = requested ?? 'SYMMETRIC_DEFAULT';
   const allowed = algorithmsOf(key.keySpec, key.keyUsage).EncryptionAlgorithms ?? [];
   if (!allowed.includes(algorithm)) {
-    throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`);
+    throw incompatibleAlgorithm(algorithm, key.keySpec);
   }
   return algorithm;
 }

@@ -33,6 +33,7 @@ export async function generateDataKeyPair(
   if (!capability.ok) {
     throw new KmsError('UnsupportedOperationException', `KeyPairSpec ${pairSpec} is not supported by this key store: the token lacks ${capability.missing}.`);
   }
+  services.custody.asymmetric.checkDataKeyPair(pairSpec);
   stopIfDryRun(input.DryRun);
   const material = currentMaterial(key);
   const { publicKey, wrapped } = await services.custody.asymmetric.generateWrappedKeyPair(material, pairSpec);

@@ -9,7 +9,7 @@ import type { RequestConditions } from '../../access/condition-keys';
 import { checkKeyFor, findKey } from './key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../../model/generated/shapes';
 import { PayloadKind } from './ciphertext';
-import { rsaDecrypt } from './rsa-encryption';
+import { refuseAsymmetricContext, rsaDecrypt } from './rsa-encryption';
 import { custodyOf } from './custom-key-stores';
 
 export interface Opened {
@@ -60,6 +60,7 @@ export async function openCiphertext(
         requestAlias: aliasNamed(request.keyId),
       });
       const algorithm = encryptionAlgorithmFor(named, request.algorithm);
+      refuseAsymmetricContext(request.context);
       request.stopIfDryRun(request.dryRun);
       const plaintext = await rsaDecrypt(services, named, algorithm, request.context, request.blob);
       return { key: named, algorithm, payload: { kind: PayloadKind.Plaintext, plaintext }, materialVersion: named.currentVersion, keyMaterialId: undefined };

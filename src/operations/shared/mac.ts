@@ -1,4 +1,4 @@
-import { KmsError } from '../../errors';
+import { incompatibleAlgorithm } from '../../errors';
 import type { MacAlgorithmSpec } from '../../model/generated/types';
 import type { KeyRecord } from '../../store/records';
 import { macAlgorithmOf } from './algorithms';
@@ -6,6 +6,6 @@ import { macAlgorithmOf } from './algorithms';
 /** An HMAC key takes exactly the algorithm of its spec (recorded message). */
 export function requireMacAlgorithm(key: KeyRecord, algorithm: MacAlgorithmSpec): void {
   if (macAlgorithmOf(key.keySpec) !== algorithm) {
-    throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`);
+    throw incompatibleAlgorithm(algorithm, key.keySpec);
   }
 }
