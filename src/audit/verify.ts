@@ -47,13 +47,16 @@ export interface VerifyOptions {
 /** Slack for the tail's time bound: event times are whole seconds, and signing takes a moment. */
 const TAIL_GRACE_MS = 5_000;
 
+/** What the chain check keeps of a record (not the whole event: a trail may hold millions). */
+type ChainLink = Pick<ParsedRecord, 'sequenceNumber' | 'previousRecordHash' | 'recordHash' | 'eventTime'>;
+
 interface Line {
   file: string;
   line: number;
   offset: number;
-  record?: ParsedRecord;
+  record?: ChainLink;
   error?: string;
-  partial?: Partial<ParsedRecord>;
+  partial?: { sequenceNumber: number };
 }
 
 /**
@@ -130,67 +133,50 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
   });
   const selected = selectFiles(allFiles, options.from, options.to);
 
-  // Read every selected file; recovery records acknowledge torn tails wherever they are.
-  const contents = new Map<string, Buffer>();
+  // One file in memory at a time (a trail is many files of up to auditMaxFileBytes): each is
+  // checked against its digests as it is read, and only what the chain check needs stays.
+  // Recovery records acknowledge torn tails wherever they are.
   const lines: Line[] = [];
   const acks = new Map<string, { offset: number; bytes: number; sha256: string; by: Line }>();
   const tails = new Map<string, { offset: number }>();
+  const sizes = new Map<string, number>();
+  const lineCounts = new Map<string, number>();
   for (const f of selected) {
     const data = fs.readFileSync(path.join(dir, f.name));
-    contents.set(f.name, data);
+    sizes.set(f.name, data.length);
     const split = splitLines(data);
+    lineCounts.set(f.name, split.lines.length);
     if (split.tail) tails.set(f.name, { offset: split.tail.offset });
+    const fileLines: Line[] = [];
     for (const l of split.lines) {
       const opened = openRecord(l.text);
       const entry: Line = { file: f.name, line: l.line, offset: l.offset };
       if ('error' in opened) {
         entry.error = opened.error;
-        entry.partial = opened.record;
+        if (typeof opened.record?.sequenceNumber === 'number') entry.partial = { sequenceNumber: opened.record.sequenceNumber };
       } else {
-        entry.record = opened.record;
-        const extra = opened.record.additionalEventData as Record<string, unknown> | undefined;
-        if (opened.record.eventName === RECOVERY_EVENT && extra && typeof extra.tornFile === 'string') {
+        const r = opened.record;
+        entry.record = { sequenceNumber: r.sequenceNumber, previousRecordHash: r.previousRecordHash, recordHash: r.recordHash, eventTime: r.eventTime };
+        const extra = r.additionalEventData as Record<string, unknown> | undefined;
+        if (r.eventName === RECOVERY_EVENT && extra && typeof extra.tornFile === 'string') {
           acks.set(extra.tornFile, { offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256), by: entry });
         }
       }
+      fileLines.push(entry);
       lines.push(entry);
     }
-  }
-
-  // Each file against every digest that vouched for it.
-  for (const f of selected) {
-    const data = contents.get(f.name)!;
-    for (const { digest, cov } of coverage.get(f.name) ?? []) {
-      if (data.length < cov.bytes) {
-        const complete = lines.filter((l) => l.file === f.name).length;
-        error({
-          file: f.name,
-          line: tails.has(f.name) ? complete + 1 : complete,
-          message: `file is shorter than digest ${digest} signed (${data.length} of ${cov.bytes} bytes, records up to sequence ${cov.lastSequence ?? '–'}): truncated or records removed`,
-        });
-        break;
-      }
-      if (sha256Hex(data.subarray(0, cov.bytes)) !== cov.sha256) {
-        error({ file: f.name, message: `content differs from the ${cov.bytes} bytes digest ${digest} signed (see the record-level findings for where)` });
-        break;
-      }
-      if (cov.closed && data.length > cov.bytes) {
-        const added = lines.find((l) => l.file === f.name && l.offset >= cov.bytes);
-        error({ file: f.name, line: added?.line, message: `${data.length - cov.bytes} bytes were appended after the file was closed (digest ${digest})` });
-        break;
-      }
-    }
+    checkAgainstDigests(f.name, data, fileLines, tails.has(f.name), coverage.get(f.name) ?? [], error);
   }
 
   // Torn tails: acceptable only where a later recovery record describes exactly those bytes.
   const tornFrom = new Map<string, number>();
   for (const f of selected) {
-    const data = contents.get(f.name)!;
+    const size = sizes.get(f.name)!;
     const ack = acks.get(f.name);
     const tail = tails.get(f.name);
     if (ack) {
-      const torn = data.subarray(ack.offset);
-      if (ack.offset > data.length || torn.length !== ack.bytes || sha256Hex(torn) !== ack.sha256) {
+      const torn = ack.offset <= size ? readRange(path.join(dir, f.name), ack.offset, size) : Buffer.alloc(0);
+      if (ack.offset > size || torn.length !== ack.bytes || sha256Hex(torn) !== ack.sha256) {
         error({ file: f.name, message: `the torn tail that recovery record ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line}) describes does not match the file` });
       } else {
         tornFrom.set(f.name, ack.offset);
@@ -198,9 +184,9 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
       }
     } else if (tail) {
       const last = f === selected.at(-1) && f === allFiles.at(-1);
-      const where = { file: f.name, line: lines.filter((l) => l.file === f.name).length + 1 };
+      const where = { file: f.name, line: lineCounts.get(f.name)! + 1 };
       if (last) notice({ ...where, message: `the active file ends with an incomplete record at byte ${tail.offset}: the service crashed and has not restarted yet, or the file was truncated` });
-      else error({ ...where, message: `record is incomplete: the file was truncated at byte ${data.length}` });
+      else error({ ...where, message: `record is incomplete: the file was truncated at byte ${size}` });
       tornFrom.set(f.name, tail.offset);
     }
   }
@@ -221,7 +207,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
     }
     records++;
     const r = l.record;
-    const next = chain.slice(i + 1).find((n) => n.record)?.record;
+    const next = nextRecordOf(chain, i);
     const advance = () => {
       expectedSeq = r.sequenceNumber + 1;
       expectedPrev = r.recordHash;
@@ -282,7 +268,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
  * What makes an unsigned tail longer than the bound the latest digest states (by count, or by
  * the age of its oldest record); undefined when it is within the bound or no bound is stated.
  */
-function unsignedTailProblem(records: readonly ParsedRecord[], digest: DigestBody, now: number): string | undefined {
+function unsignedTailProblem(records: readonly ChainLink[], digest: DigestBody, now: number): string | undefined {
   const bound = digest.unsignedTailBound;
   if (!bound) return undefined;
   if (records.length > bound.maxRecords) return `more than the ${bound.maxRecords} records the trail allows unsigned`;
@@ -291,6 +277,58 @@ function unsignedTailProblem(records: readonly ParsedRecord[], digest: DigestBod
     return `the oldest is ${Math.floor((now - oldest) / 1000)} s old, more than the ${bound.maxSeconds} s the trail allows unsigned`;
   }
   return undefined;
+}
+
+/** The next intact record after chain[i], looked up without copying the rest of the chain. */
+function nextRecordOf(chain: readonly Line[], i: number): ChainLink | undefined {
+  for (let j = i + 1; j < chain.length; j++) if (chain[j].record) return chain[j].record;
+  return undefined;
+}
+
+/** A file against every digest that vouched for it: size, prefix hash, nothing appended after closing. */
+function checkAgainstDigests(
+  name: string,
+  data: Buffer,
+  fileLines: readonly Line[],
+  torn: boolean,
+  covered: ReadonlyArray<{ digest: string; cov: FileCoverage }>,
+  error: (f: Omit<Finding, 'severity'>) => void,
+): void {
+  for (const { digest, cov } of covered) {
+    if (data.length < cov.bytes) {
+      error({
+        file: name,
+        line: torn ? fileLines.length + 1 : fileLines.length,
+        message: `file is shorter than digest ${digest} signed (${data.length} of ${cov.bytes} bytes, records up to sequence ${cov.lastSequence ?? '–'}): truncated or records removed`,
+      });
+      return;
+    }
+    if (sha256Hex(data.subarray(0, cov.bytes)) !== cov.sha256) {
+      error({ file: name, message: `content differs from the ${cov.bytes} bytes digest ${digest} signed (see the record-level findings for where)` });
+      return;
+    }
+    if (cov.closed && data.length > cov.bytes) {
+      const added = fileLines.find((l) => l.offset >= cov.bytes);
+      error({ file: name, line: added?.line, message: `${data.length - cov.bytes} bytes were appended after the file was closed (digest ${digest})` });
+      return;
+    }
+  }
+}
+
+function readRange(file: string, from: number, to: number): Buffer {
+  const out = Buffer.alloc(to - from);
+  const fd = fs.openSync(file, 'r');
+  try {
+    let read = 0;
+    while (read < out.length) {
+      const n = fs.readSync(fd, out, read, out.length - read, from + read);
+      if (n === 0) break;
+      read += n;
+    }
+    return out.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Files whose time span (from their opening to the next file's) meets [from, to]. */
