@@ -132,6 +132,36 @@ export function splitLines(data: Buffer): { lines: ScannedLine[]; tail: { offset
   return { lines, tail: offset < data.length ? { offset, bytes: data.subarray(offset) } : undefined };
 }
 
+/**
+ * The complete lines of a file, read a chunk at a time so that memory holds one chunk and
+ * one line, whatever the file's size. Bytes after the last newline (a torn write) are left out.
+ */
+export function* readLines(file: string, chunkBytes = 1 << 20): Generator<ScannedLine> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const chunk = Buffer.alloc(chunkBytes);
+    let carry: Buffer = Buffer.alloc(0);
+    let position = 0;
+    let line = 0;
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, position);
+      if (n === 0) return;
+      const data = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      const base = position - carry.length;
+      position += n;
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
+        yield { line: ++line, offset: base + start, text: data.subarray(start, nl).toString('utf8') };
+        start = nl + 1;
+      }
+      // Copied: the chunk buffer is overwritten by the next read.
+      carry = Buffer.from(data.subarray(start));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** What a digest says about one trail file. */
 export interface FileCoverage {
   name: string;

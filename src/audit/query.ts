@@ -1,6 +1,5 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { listTrailFiles, openRecord, type ParsedRecord, splitLines } from './format';
+import { listTrailFiles, openRecord, type ParsedRecord, readLines } from './format';
 
 export interface QueryFilter {
   /** Key id, key ARN, or alias name as the caller wrote it. */
@@ -15,8 +14,9 @@ export interface QueryFilter {
 }
 
 /**
- * Reads records in trail order and yields those matching every given filter. It reads what
- * is there; run `audit verify` to know it has not been altered.
+ * Reads records in trail order and yields those matching every given filter, a line at a
+ * time (a trail of any size streams). It reads what is there; run `audit verify` to know it
+ * has not been altered.
  */
 export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedRecord> {
   const files = listTrailFiles(dir);
@@ -24,7 +24,7 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
     const next = files[i + 1];
     if (filter.from !== undefined && next && next.time < filter.from) continue;
     if (filter.to !== undefined && f.time > filter.to) continue;
-    for (const l of splitLines(fs.readFileSync(path.join(dir, f.name))).lines) {
+    for (const l of readLines(path.join(dir, f.name))) {
       const opened = openRecord(l.text);
       const record = 'error' in opened ? undefined : opened.record;
       if (record && matches(record, filter)) yield record;
@@ -32,12 +32,33 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
   }
 }
 
-/** Every chain's matching records, merged in event-time order (each chain is already in order). */
+/**
+ * Every chain's matching records, merged in event-time order (each chain is already in
+ * order): one record per chain is held at a time, so several chains stream too.
+ */
 export function queryChains(chains: readonly string[], filter: QueryFilter): Iterable<ParsedRecord> {
-  // One chain streams; several are merged in memory.
   if (chains.length === 1) return queryTrail(chains[0], filter);
-  const all = chains.flatMap((chain) => [...queryTrail(chain, filter)].map((record, i) => ({ record, time: Date.parse(String(record.eventTime)), i })));
-  return all.sort((a, b) => a.time - b.time || a.i - b.i).map((x) => x.record);
+  return mergeByTime(chains.map((chain) => queryTrail(chain, filter)));
+}
+
+function* mergeByTime(sources: Array<Iterator<ParsedRecord>>): Generator<ParsedRecord> {
+  const heads = sources.map((it) => ({ it, next: it.next() }));
+  for (;;) {
+    let pick: (typeof heads)[number] | undefined;
+    let pickTime = Infinity;
+    for (const h of heads) {
+      if (h.next.done) continue;
+      const time = Date.parse(String(h.next.value.eventTime));
+      // Ties (and unparsable times) go to the chain named first, as a stable sort would.
+      if (pick === undefined || time < pickTime) {
+        pick = h;
+        pickTime = time;
+      }
+    }
+    if (!pick) return;
+    yield pick.next.value as ParsedRecord;
+    pick.next = pick.it.next();
+  }
 }
 
 function matches(r: ParsedRecord, f: QueryFilter): boolean {
