@@ -134,11 +134,17 @@ export function eventIdOf(requestId: string): string {
 /**
  * Every record one API call leaves. AWS records a successful ReplicateKey twice: as
  * ReplicateKey in the primary key's region and as CreateKey in the replica's region, so a
- * trail read per region shows the replica's creation.
+ * trail read per region shows the replica's creation. A successful RotateKeyOnDemand is
+ * followed by the RotateKey service event (rotationType ON_DEMAND) AWS writes when the
+ * rotation completes, so every rotation of a key shows as RotateKey.
  */
 export function apiCallEvents(call: ApiCall): AuditEvent[] {
   const event = apiCallEvent(call);
   const output = isRecord(call.output) ? call.output : {};
+  if (call.operation === 'RotateKeyOnDemand' && !call.error && typeof output.KeyId === 'string') {
+    const arn = KEY_ARN.exec(output.KeyId);
+    if (arn) return [event, keyRotatedEvent({ keyId: arn[2], arn: output.KeyId, region: event.awsRegion, accountId: arn[1] }, call.time, { onDemand: true })];
+  }
   const replica = output.ReplicaKeyMetadata;
   if (call.operation !== 'ReplicateKey' || call.error || !isRecord(replica) || typeof replica.Arn !== 'string' || !isRecord(call.input)) return [event];
   const replicaRegion = call.input.ReplicaRegion;
@@ -214,47 +220,64 @@ export interface KeyRef {
   accountId: string;
 }
 
+/** What AWS writes as the caller, source and agent of the actions KMS takes by itself. */
+export const SERVICE_INVOKER = 'AWS Internal';
+
 /**
  * An action KMS takes by itself, as CloudTrail records it (AwsServiceEvent, invoked by the
- * service, no request). The sweeper records DeleteKey today; rotation and import expiry use
- * the hooks below when they are built.
+ * service, no request): the developer guide's examples name the key in `resources` and in
+ * `serviceEventDetails`, with the event's own details (rotationType, keyMaterialId) beside it,
+ * and, since December 2022, its ARN in `responseElements.keyId`. p11kms's own details (every
+ * material id a deletion destroyed) go to additionalEventData.
  */
-export function serviceEvent(eventName: string, key: KeyRef, time: number, details: Record<string, unknown> = {}): AuditEvent {
+export function serviceEvent(
+  eventName: string,
+  key: KeyRef,
+  time: number,
+  parts: { serviceDetails?: Record<string, unknown>; additional?: Record<string, unknown>; keyArnInResponse?: boolean } = {},
+): AuditEvent {
   return {
     eventVersion: EVENT_VERSION,
-    userIdentity: { accountId: key.accountId, invokedBy: EVENT_SOURCE },
+    userIdentity: { accountId: key.accountId, invokedBy: SERVICE_INVOKER },
     eventTime: isoSeconds(time),
     eventSource: EVENT_SOURCE,
     eventName,
     awsRegion: key.region,
-    sourceIPAddress: EVENT_SOURCE,
-    userAgent: EVENT_SOURCE,
+    sourceIPAddress: SERVICE_INVOKER,
+    userAgent: SERVICE_INVOKER,
     requestParameters: null,
-    responseElements: null,
-    // CloudTrail's service events name the key in serviceEventDetails.
-    ...(Object.keys(details).length > 0 ? { additionalEventData: details } : {}),
-    serviceEventDetails: { keyId: key.keyId },
+    responseElements: parts.keyArnInResponse ? { keyId: key.arn } : null,
+    ...(parts.additional && Object.keys(parts.additional).length > 0 ? { additionalEventData: parts.additional } : {}),
     eventID: randomUUID(),
     readOnly: false,
     resources: [{ accountId: key.accountId, type: 'AWS::KMS::Key', ARN: key.arn }],
     eventType: 'AwsServiceEvent',
     managementEvent: true,
     recipientAccountId: key.accountId,
+    serviceEventDetails: { ...parts.serviceDetails, keyId: key.keyId },
     eventCategory: 'Management',
   };
 }
 
 /** The waiting period of ScheduleKeyDeletion ended and the key and its material are gone. */
 export function keyDeletedEvent(key: KeyRef, time: number, materialIds: readonly string[]): AuditEvent {
-  return serviceEvent('DeleteKey', key, time, { keyMaterialIds: [...materialIds] });
+  return serviceEvent('DeleteKey', key, time, { additional: { keyMaterialIds: [...materialIds] }, keyArnInResponse: true });
 }
 
-/** Hook for issue #4: automatic (scheduled) or on-demand rotation created new material. */
-export function keyRotatedEvent(key: KeyRef, time: number, rotation: { onDemand: boolean; keyMaterialId: string }): AuditEvent {
-  return serviceEvent('RotateKey', key, time, { rotationType: rotation.onDemand ? 'ON_DEMAND' : 'AUTOMATIC', keyMaterialId: rotation.keyMaterialId });
+/**
+ * New key material became current: by the schedule (AUTOMATIC) or by RotateKeyOnDemand
+ * (ON_DEMAND, recorded after that call's own record, as AWS does). The material id, when known,
+ * is p11kms's addition.
+ */
+export function keyRotatedEvent(key: KeyRef, time: number, rotation: { onDemand: boolean; keyMaterialId?: string }): AuditEvent {
+  return serviceEvent('RotateKey', key, time, {
+    serviceDetails: { rotationType: rotation.onDemand ? 'ON_DEMAND' : 'AUTOMATIC' },
+    ...(rotation.keyMaterialId ? { additional: { keyMaterialId: rotation.keyMaterialId } } : {}),
+    keyArnInResponse: true,
+  });
 }
 
-/** Hook for issue #4: imported key material reached its ValidTo and was deleted. */
+/** Imported key material reached its ValidTo and was deleted. */
 export function importedMaterialExpiredEvent(key: KeyRef, time: number, keyMaterialId: string): AuditEvent {
-  return serviceEvent('DeleteExpiredKeyMaterial', key, time, { keyMaterialId });
+  return serviceEvent('DeleteExpiredKeyMaterial', key, time, { serviceDetails: { keyMaterialId } });
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { type ChainHead, coverageKey, type FileState, type SignedState } from './digests';
-import { type AuditEvent, EVENT_SOURCE, EVENT_VERSION, isoSeconds } from './event';
+import { type AuditEvent, EVENT_SOURCE, EVENT_VERSION, isoSeconds, SERVICE_INVOKER } from './event';
 import { GENESIS_HASH, listDigestFiles, listTrailFiles, openRecord, readDigest, RECOVERY_EVENT, sha256Hex, splitLines } from './format';
 
 export interface TornTail {
@@ -107,13 +107,13 @@ function scanFile(name: string, data: Buffer): FileState {
 export function recoveryEvent(t: TornTail, now: number): AuditEvent {
   return {
     eventVersion: EVENT_VERSION,
-    userIdentity: { invokedBy: EVENT_SOURCE },
+    userIdentity: { invokedBy: SERVICE_INVOKER },
     eventTime: isoSeconds(now),
     eventSource: EVENT_SOURCE,
     eventName: RECOVERY_EVENT,
     awsRegion: 'local',
-    sourceIPAddress: EVENT_SOURCE,
-    userAgent: EVENT_SOURCE,
+    sourceIPAddress: SERVICE_INVOKER,
+    userAgent: SERVICE_INVOKER,
     requestParameters: null,
     responseElements: null,
     additionalEventData: { tornFile: t.file, tornOffset: t.offset, tornBytes: t.bytes, tornSha256: t.sha256, lastIntactSequence: t.lastIntactSequence },

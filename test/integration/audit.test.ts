@@ -354,7 +354,8 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       server = await TestServer.start({ ...server.options, dataDir: server.dataDir, clockOffsetSeconds: 8 * DAY });
       await server.stop();
       const deleted = readTrail(auditDir).find((r) => r.eventType === 'AwsServiceEvent' && r.eventName === 'DeleteKey');
-      expect(deleted).to.deep.include({ eventSource: 'kms.amazonaws.com', userIdentity: { accountId: ALICE.accountId, invokedBy: 'kms.amazonaws.com' } });
+      // As the developer guide's DeleteKey example: invoked by "AWS Internal", the key's ARN in responseElements.keyId.
+      expect(deleted).to.deep.include({ eventSource: 'kms.amazonaws.com', userIdentity: { accountId: ALICE.accountId, invokedBy: 'AWS Internal' }, responseElements: { keyId: doomed.Arn } });
       expect(deleted!.resources).to.deep.equal([{ accountId: ALICE.accountId, type: 'AWS::KMS::Key', ARN: doomed.Arn }]);
       const { code, stdout } = await cli('audit', 'verify', '--dir', auditDir);
       expect(code, stdout).to.equal(0);
