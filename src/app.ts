@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,7 +28,7 @@ import { backendTokenScope, periodicReconcileOptions, reconcile, type ReconcileR
 import type { Services } from './operations';
 import { openStore } from './store/open-store';
 import { KeyQueue } from './operations/shared/key-mutation';
-import { awsJsonEndpoint } from './wire/aws-json/router';
+import { awsJsonEndpoint, unroutedRequest } from './wire/aws-json/router';
 import { HeaderSignatures, SigV4Authenticator } from './wire/aws-json/sigv4-auth';
 import { huaweiRouter } from './wire/huawei/router';
 import { operationalRoutes } from './server/health';
@@ -168,14 +167,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
         keySpecs,
       })),
     );
-    const awsJson = awsJsonEndpoint({ services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail });
+    const awsJsonDeps = { services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail };
+    const awsJson = awsJsonEndpoint(awsJsonDeps);
     app.post('/', awsJson);
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail }));
     mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId, log });
-    app.use((_req, res) => {
-      res.setHeader('x-amzn-RequestId', randomUUID());
-      res.status(404).json({ __type: 'UnknownOperationException', message: 'Send AWS KMS requests as POST / with X-Amz-Target.' });
-    });
+    app.use(unroutedRequest(awsJsonDeps));
 
     const xks = config.xksProxyFile
       ? await startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures(), work: services.work })

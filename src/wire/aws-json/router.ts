@@ -87,6 +87,28 @@ export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response
   };
 }
 
+/**
+ * Answers a request no route took (a GET or PUT to /, another path) that claims to be a KMS
+ * call: an X-Amz-Target or a SigV4 signature. It is refused as AWS refuses an unknown
+ * operation and recorded like every other call, so no attempt leaves the trail without a trace.
+ * Anything else (a browser's /favicon.ico) gets the same answer unrecorded.
+ */
+export function unroutedRequest(deps: AwsJsonDeps): (req: Request, res: Response) => void {
+  return (req, res) => {
+    const error = new KmsError('UnknownOperationException', 'Send AWS KMS requests as POST / with X-Amz-Target.');
+    const requestId = requestIdOf(res);
+    const reply = { status: 404, body: JSON.stringify({ __type: error.name, message: error.message }) };
+    req.resume();
+    const { query } = targetOf(req);
+    const claimsKmsCall = req.headers['x-amz-target'] !== undefined || req.headers.authorization !== undefined || query['X-Amz-Credential'] !== undefined;
+    if (!claimsKmsCall) {
+      send(res, requestId, 'application/json', reply, deps.services.clock.now());
+      return;
+    }
+    void answer(deps, req, res, requestId, reply, {}, 'application/json');
+  };
+}
+
 async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<void> {
   const requestId = requestIdOf(res);
   const contentType = contentTypeOf(req);
