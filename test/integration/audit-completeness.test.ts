@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { listTrailFiles } from '../../src/audit/format';
+import { verifyTrail } from '../../src/audit/verify';
+import { readTrail } from '../support/audit-trail';
+import { TestServer } from '../support/server';
+
+/** One attempt per call: a retried request would be a second call with its own record. */
+function once(client: KMSClient): KMSClient {
+  (client.config as { maxAttempts: unknown }).maxAttempts = async () => 1;
+  return client;
+}
+
+const publicKeys = (dir: string) => fs.readdirSync(dir).filter((f) => /^audit-signing-public-key.*\.pem$/.test(f)).map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
+
+/** What an auditor proves: every call answered has exactly one record, under concurrency and when the trail breaks. */
+describe('audit trail completeness', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let auditDir: string;
+  after(async () => server?.stop());
+
+  it('16 clients at once: one record per answered call, success or failure; sequence without gaps; the chain verifies', async () => {
+    server = await TestServer.start({ env: { P11KMS_AUDIT_MAX_FILE_BYTES: '65536' } });
+    auditDir = path.join(server.dataDir, 'audit');
+    const kms = once(server.client());
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const answered: Array<{ id: string; outcome: string }> = [];
+    const call = async (p: Promise<{ $metadata: { requestId?: string } }>) => {
+      try {
+        answered.push({ id: (await p).$metadata.requestId!, outcome: 'OK' });
+      } catch (err) {
+        const e = err as { name: string; $metadata: { requestId?: string } };
+        answered.push({ id: e.$metadata.requestId!, outcome: e.name });
+      }
+    };
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, worker) => {
+        for (let i = 0; i < 12; i++) {
+          const kind = (worker + i) % 3;
+          if (kind === 0) await call(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
+          else if (kind === 1) await call(kms.send(new DescribeKeyCommand({ KeyId: randomUUID() })));
+          else await call(kms.send(new GenerateRandomCommand({ NumberOfBytes: 0 })));
+        }
+      }),
+    );
+    expect(new Set(answered.map((a) => a.outcome))).to.deep.equal(new Set(['OK', 'NotFoundException', 'ValidationException']));
+    const records = readTrail(auditDir);
+    const byRequest = new Map<string, Array<Record<string, unknown>>>();
+    for (const r of records) if (r.requestID) byRequest.set(r.requestID, [...(byRequest.get(r.requestID) ?? []), r]);
+    for (const a of answered) {
+      const mine = byRequest.get(a.id) ?? [];
+      expect(mine, a.id).to.have.length(1);
+      expect(mine[0].errorCode ?? 'OK').to.equal(a.outcome);
+    }
+    expect(records.map((r) => r.sequenceNumber)).to.deep.equal(records.map((_, i) => i + 1));
+    expect(listTrailFiles(auditDir).length, 'the load spans several files').to.be.greaterThan(1);
+    const report = verifyTrail({ dir: auditDir, trustedKeys: publicKeys(auditDir) });
+    expect(report.findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
+  });
+
+  it('records a request no route takes that claims to be a KMS call (GET / with X-Amz-Target)', async () => {
+    const res = await fetch(server.endpoint, { method: 'GET', headers: { 'X-Amz-Target': 'TrentService.ListKeys' } });
+    expect(res.status).to.equal(404);
+    expect(await res.json()).to.include({ __type: 'UnknownOperationException' });
+    const record = readTrail(auditDir).find((r) => r.requestID === res.headers.get('x-amzn-requestid'));
+    expect(record).to.include({ eventName: 'ListKeys', errorCode: 'UnknownOperationException', eventType: 'AwsApiCall' });
+  });
+
+  it('records an on-demand rotation as the call and then the RotateKey service event, as AWS does', async () => {
+    const kms = server.client();
+    const key = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+    const rotated = await kms.send(new RotateKeyOnDemandCommand({ KeyId: key.KeyId }));
+    const records = readTrail(auditDir);
+    const at = records.findIndex((r) => r.requestID === rotated.$metadata.requestId);
+    expect(records[at].eventName).to.equal('RotateKeyOnDemand');
+    const { eventID, eventTime, sequenceNumber, previousRecordHash, recordHash, ...event } = records[at + 1];
+    expect(event).to.deep.equal({
+      eventVersion: '1.11',
+      userIdentity: { accountId: key.AWSAccountId, invokedBy: 'AWS Internal' },
+      eventSource: 'kms.amazonaws.com',
+      eventName: 'RotateKey',
+      awsRegion: 'us-east-1',
+      sourceIPAddress: 'AWS Internal',
+      userAgent: 'AWS Internal',
+      requestParameters: null,
+      responseElements: { keyId: key.Arn },
+      readOnly: false,
+      resources: [{ accountId: key.AWSAccountId, type: 'AWS::KMS::Key', ARN: key.Arn }],
+      eventType: 'AwsServiceEvent',
+      managementEvent: true,
+      recipientAccountId: key.AWSAccountId,
+      serviceEventDetails: { rotationType: 'ON_DEMAND', keyId: key.KeyId },
+      eventCategory: 'Management',
+    });
+  });
+
+  it('a trail that breaks under load: every call answered before has its record, every call after is KMSInternalException', async () => {
+    const kms = once(server.client());
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const acknowledged: string[] = [];
+    const refused: string[] = [];
+    let broken = false;
+    const moved = `${auditDir}.moved`;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (;;) {
+          try {
+            acknowledged.push((await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('y') }))).$metadata.requestId!);
+            // Counted, not timed: the trail breaks once enough calls were answered.
+            if (acknowledged.length === 24 && !broken) {
+              broken = true;
+              fs.renameSync(auditDir, moved);
+              fs.writeFileSync(auditDir, 'not a directory');
+            }
+          } catch (err) {
+            expect((err as Error).name).to.equal('KMSInternalException');
+            refused.push((err as { $metadata: { requestId: string } }).$metadata.requestId);
+            return;
+          }
+        }
+      }),
+    );
+    await server.kill();
+    fs.unlinkSync(auditDir);
+    fs.renameSync(moved, auditDir);
+    expect(refused).to.have.length(8);
+    expect(server.stderr()).to.match(/audit trail cannot be written/);
+    const recorded = new Set(readTrail(auditDir).map((r) => r.requestID));
+    expect(acknowledged.filter((id) => !recorded.has(id)), 'answered without a record').to.deep.equal([]);
+  });
+});
