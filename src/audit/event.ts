@@ -3,7 +3,7 @@ import type { Caller } from '../access/principal';
 import { oncePerSecond } from '../clock';
 import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
 import type { OperationName } from '../model/generated/types';
-import { disclose, requestParametersOf } from './parameters';
+import { DISCLOSURES, disclose, requestParametersOf } from './parameters';
 
 export const EVENT_VERSION = '1.11';
 export const EVENT_SOURCE = 'kms.amazonaws.com';
@@ -115,6 +115,7 @@ export function apiCallEvent(call: ApiCall): AuditEvent {
   };
   const resources = accountId ? keyArnsOf(call, region, accountId) : [];
   if (resources.length > 0) event.resources = resources.map((ARN) => ({ accountId: KEY_ARN.exec(ARN)![1], type: 'AWS::KMS::Key', ARN }));
+  if (op && !call.error && DISCLOSURES[op].keyArnInResponse && resources.length > 0) event.responseElements = { ...event.responseElements, keyId: resources[0] };
   return event;
 }
 

@@ -18,6 +18,11 @@ interface Disclosure {
   always?: Readonly<Record<string, string | boolean>>;
   /** Omitted: responseElements is null, as CloudTrail shows for most KMS calls. */
   response?: readonly string[];
+  /**
+   * responseElements.keyId is the ARN of the key the call changed, although the response does
+   * not name it: the developer guide's examples recorded since December 2022.
+   */
+  keyArnInResponse?: true;
 }
 
 const KEY_ONLY: Disclosure = { request: ['KeyId'] };
@@ -36,7 +41,7 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   ConnectCustomKeyStore: { request: ['CustomKeyStoreId'] },
   CreateAlias: { request: ['AliasName', 'TargetKeyId'] },
   CreateCustomKeyStore: { request: ['CustomKeyStoreName', 'CustomKeyStoreType', ...XKS_PROXY_SETTINGS], response: ['CustomKeyStoreId'] },
-  CreateGrant: { request: ['KeyId', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'DryRun'], response: ['GrantId'] },
+  CreateGrant: { request: ['KeyId', 'GranteePrincipal', 'RetiringPrincipal', 'Operations', 'Constraints', 'Name', 'DryRun'], response: ['GrantId'], keyArnInResponse: true },
   CreateKey: {
     request: ['Description', 'KeyUsage', 'KeySpec', 'CustomerMasterKeySpec', 'Origin', 'CustomKeyStoreId', 'BypassPolicyLockoutSafetyCheck', 'Tags', 'MultiRegion', 'XksKeyId', 'Policy'],
     always: { Description: '', KeyUsage: 'ENCRYPT_DECRYPT', KeySpec: 'SYMMETRIC_DEFAULT', Origin: 'AWS_KMS', BypassPolicyLockoutSafetyCheck: false },
@@ -95,7 +100,7 @@ export const DISCLOSURES: { readonly [Op in OperationName]: Disclosure } = {
   UpdateAlias: { request: ['AliasName', 'TargetKeyId'] },
   UpdateCustomKeyStore: { request: ['CustomKeyStoreId', 'NewCustomKeyStoreName', ...XKS_PROXY_SETTINGS] },
   UpdateKeyDescription: { request: ['KeyId', 'Description'] },
-  UpdatePrimaryRegion: { request: ['KeyId', 'PrimaryRegion'] },
+  UpdatePrimaryRegion: { request: ['KeyId', 'PrimaryRegion'], keyArnInResponse: true },
   Verify: { request: ['KeyId', 'MessageType', 'SigningAlgorithm', 'DryRun'], always: { MessageType: 'RAW' } },
   VerifyMac: { request: ['KeyId', 'MacAlgorithm', 'DryRun'] },
 };

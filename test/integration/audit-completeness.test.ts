@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { listTrailFiles } from '../../src/audit/format';
 import { verifyTrail } from '../../src/audit/verify';
@@ -96,6 +96,14 @@ describe('audit trail completeness', function () {
       serviceEventDetails: { rotationType: 'ON_DEMAND', keyId: key.KeyId },
       eventCategory: 'Management',
     });
+  });
+
+  it("names the grant's key in CreateGrant's responseElements, as CloudTrail has since December 2022", async () => {
+    const kms = server.client();
+    const key = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+    const grant = await kms.send(new CreateGrantCommand({ KeyId: key.KeyId, GranteePrincipal: 'arn:aws:iam::111122223333:role/app', Operations: ['Decrypt'] }));
+    const record = readTrail(auditDir).find((r) => r.requestID === grant.$metadata.requestId);
+    expect(record!.responseElements).to.deep.equal({ grantId: grant.GrantId, keyId: key.Arn });
   });
 
   it('a trail that breaks under load: every call answered before has its record, every call after is KMSInternalException', async () => {
