@@ -21,13 +21,19 @@ export interface QueryFilter {
 export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedRecord> {
   const files = listTrailFiles(dir);
   for (const [i, f] of files.entries()) {
+    // Every record of a file was made before the next file was opened. The opening time of a
+    // file says nothing about `to`: a record made just before a rotation is written after it,
+    // so a file is passed over only when its first record is later than `to`.
     const next = files[i + 1];
     if (filter.from !== undefined && next && next.time < filter.from) continue;
-    if (filter.to !== undefined && f.time > filter.to) continue;
+    let first = true;
     for (const l of readLines(path.join(dir, f.name))) {
       const opened = openRecord(l.text);
       const record = 'error' in opened ? undefined : opened.record;
-      if (record && matches(record, filter)) yield record;
+      if (!record) continue;
+      if (first && filter.to !== undefined && Date.parse(String(record.eventTime)) > filter.to) break;
+      first = false;
+      if (matches(record, filter)) yield record;
     }
   }
 }

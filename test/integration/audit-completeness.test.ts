@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateGrantCommand, CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { listTrailFiles } from '../../src/audit/format';
+import { compactTime, listTrailFiles, trailFileName } from '../../src/audit/format';
+import { queryChains } from '../../src/audit/query';
 import { verifyTrail } from '../../src/audit/verify';
 import { readTrail } from '../support/audit-trail';
 import { TestServer } from '../support/server';
@@ -104,6 +106,18 @@ describe('audit trail completeness', function () {
     const grant = await kms.send(new CreateGrantCommand({ KeyId: key.KeyId, GranteePrincipal: 'arn:aws:iam::111122223333:role/app', Operations: ['Decrypt'] }));
     const record = readTrail(auditDir).find((r) => r.requestID === grant.$metadata.requestId);
     expect(record!.responseElements).to.deep.equal({ grantId: grant.GrantId, keyId: key.Arn });
+  });
+
+  it('audit query --to finds a record written to a file opened after it was made (a rotation between the call and its write)', () => {
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-query-'));
+    const [first] = listTrailFiles(auditDir);
+    const record = readTrail(auditDir)[0];
+    const made = Date.parse(record.eventTime);
+    // The file's name says it was opened a minute after its first record was made.
+    fs.copyFileSync(path.join(auditDir, first.name), path.join(copy, trailFileName(first.sequence, made + 60_000)));
+    expect(compactTime(made + 60_000)).to.not.equal(compactTime(made));
+    const found = [...queryChains([copy], { to: made })].map((r) => r.sequenceNumber);
+    expect(found).to.include(record.sequenceNumber);
   });
 
   it('a trail that breaks under load: every call answered before has its record, every call after is KMSInternalException', async () => {
