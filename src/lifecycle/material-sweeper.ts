@@ -1,7 +1,7 @@
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
 import type { Services } from '../operations';
 import { BACKGROUND_TASK } from './leadership';
-import { materialStateAfterImportChange, pendingImportOf } from '../operations/shared/import-state';
+import { withoutImportedMaterial } from '../operations/shared/import-state';
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
 import { isReplica, type KeyRecord } from '../store/records';
@@ -93,8 +93,7 @@ export class MaterialSweeper {
         const current = await tx.getKey(key);
         const m = current?.materials.find((x) => x.version === candidate.version);
         if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return { value: undefined };
-        const next = materialStateAfterImportChange(current, current.materials.map((x) => (x === m ? pendingImportOf(m) : x)));
-        tx.putKey(next);
+        tx.putKey(withoutImportedMaterial(current, m));
         return { value: m, materials: [materialRefOf(key.keyId, m)] };
       });
       if (!expired) continue;

@@ -2,15 +2,15 @@ import { KmsError } from '../errors';
 import type { KeyMaterialRecord, KeyRecord } from '../store/records';
 import type { OperationHandler } from './context';
 import { checkImportTarget } from './shared/import-checks';
-import { materialStateAfterImportChange, pendingImportOf } from './shared/import-state';
+import { withoutImportedMaterial } from './shared/import-state';
 import { materialRefOf, mutateKey, removeFromToken } from './shared/key-mutation';
 import { loadKeyFor } from './shared/key-resolution';
 
 /**
  * Store first (the key is PendingImport from that moment), then the objects of exactly that
  * material's creation are destroyed (a re-import racing this one makes objects of its own);
- * a crash in between leaves objects reconciliation destroys. Material pending rotation was
- * never used, so it is forgotten entirely. As AWS's key-state table says, a key pending
+ * a crash in between leaves objects reconciliation destroys (withoutImportedMaterial says what
+ * the key becomes). As AWS's key-state table says, a key pending
  * deletion keeps its state, and deleting material that is not there (pending import) has no
  * effect.
  */
@@ -33,11 +33,7 @@ export const deleteImportedKeyMaterial: OperationHandler<'DeleteImportedKeyMater
           checkImportTarget(current, 'any');
           const m = pick(current);
           if (!imported(m)) return { value: m };
-          const materials =
-            m.version > current.currentVersion
-              ? current.materials.filter((x) => x !== m)
-              : current.materials.map((x) => (x === m ? pendingImportOf(m) : x));
-          tx.putKey(materialStateAfterImportChange(current, materials));
+          tx.putKey(withoutImportedMaterial(current, m));
           return { value: m, materials: [materialRefOf(found.keyId, m)] };
         }),
       );

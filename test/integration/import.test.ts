@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject, publicEncrypt, randomBytes, verify } from 'node:crypto';
+import { constants, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject, publicEncrypt, randomBytes, verify } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -38,28 +38,10 @@ import { getParametersForImport } from '../../src/operations/get-parameters-for-
 import { importKeyMaterial } from '../../src/operations/import-key-material';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
+import { wrapMaterial } from '../support/wrap-material';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ALGORITHMS: AlgorithmSpec[] = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256'];
-
-/** The client side of import, done with node:crypto only, as an AWS user would. */
-export function wrapMaterial(publicKey: Uint8Array, algorithm: AlgorithmSpec, material: Buffer): Buffer {
-  const key = createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' });
-  const oaep = (hash: string, data: Buffer) => publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, data);
-  switch (algorithm) {
-    case 'RSAES_PKCS1_V1_5':
-      return publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, material);
-    case 'RSAES_OAEP_SHA_1':
-      return oaep('sha1', material);
-    case 'RSAES_OAEP_SHA_256':
-      return oaep('sha256', material);
-    default: {
-      const aesKey = randomBytes(32);
-      const kwp = createCipheriv('id-aes256-wrap-pad', aesKey, Buffer.from('A65959A6', 'hex'));
-      return Buffer.concat([oaep(algorithm === 'RSA_AES_KEY_WRAP_SHA_1' ? 'sha1' : 'sha256', aesKey), kwp.update(material), kwp.final()]);
-    }
-  }
-}
 
 /** Opens a p11kms symmetric blob with node:crypto given the key material (docs/ciphertext-format.md). */
 function openBlobWithMaterial(blob: Buffer, material: Buffer, context: Record<string, string>): Buffer {

@@ -3,6 +3,7 @@ import { type CustomKeyStoreRecord, isReplica, type KeyRecord } from '../../stor
 import type { Services } from '../context';
 import { algorithmsOf } from './algorithms';
 import { catchUpWithKeyStore, effectiveKeyState } from './custom-key-stores';
+import { importedExpiryOf } from './import-state';
 
 /**
  * The KeyMetadata AWS returns for a key, field for field (see recorded-aws-responses.md §1).
@@ -26,9 +27,10 @@ export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [k
   // A primary waiting for its replicas to go shows the waiting period instead of a date.
   if (key.keyState === 'PendingReplicaDeletion' && key.pendingWindowInDays !== undefined) metadata.PendingDeletionWindowInDays = key.pendingWindowInDays;
   const current = key.materials.find((m) => m.version === key.currentVersion);
-  if (current?.imported?.importState === 'IMPORTED' && current.imported.validTo !== undefined) metadata.ValidTo = new Date(current.imported.validTo);
+  const expiry = importedExpiryOf(key);
+  if (expiry.validTo !== undefined) metadata.ValidTo = new Date(expiry.validTo);
   metadata.Origin = key.origin;
-  if (current?.imported?.importState === 'IMPORTED') metadata.ExpirationModel = current.imported.expirationModel;
+  if (expiry.expirationModel) metadata.ExpirationModel = expiry.expirationModel;
   if (key.customKeyStoreId) {
     metadata.CustomKeyStoreId = key.customKeyStoreId;
     if (custom?.store?.cloudHsmClusterId) metadata.CloudHsmClusterId = custom.store.cloudHsmClusterId;
