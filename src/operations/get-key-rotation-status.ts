@@ -5,7 +5,8 @@ import { isRotatable, rotationOf } from './shared/rotation';
 
 /**
  * Rotation status as AWS reports it: enabled keys carry the period and the next date; a key
- * pending deletion reports false (its setting returns if the deletion is cancelled). On-demand
+ * pending deletion reports false (its setting returns if the deletion is cancelled), and so does
+ * a multi-Region primary waiting in PendingReplicaDeletion (it is not rotated either). On-demand
  * rotations complete within the RotateKeyOnDemand call, so OnDemandRotationStartDate never
  * appears.
  */
@@ -13,7 +14,7 @@ export const getKeyRotationStatus: OperationHandler<'GetKeyRotationStatus'> = as
   const key = await loadKeyFor(services, ctx, input.KeyId, { operation: 'GetKeyRotationStatus', states: 'any' });
   if (!isRotatable(key)) throw new KmsError('UnsupportedOperationException', '');
   const rotation = rotationOf(key);
-  if (!rotation.enabled || rotation.nextRotationAt === undefined || key.keyState === 'PendingDeletion') {
+  if (!rotation.enabled || rotation.nextRotationAt === undefined || key.keyState === 'PendingDeletion' || key.keyState === 'PendingReplicaDeletion') {
     return { KeyId: key.arn, KeyRotationEnabled: false };
   }
   return {

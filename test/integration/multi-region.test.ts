@@ -270,6 +270,8 @@ describe('multi-Region key deletion order, restarts and token objects', function
       const keyId = (await east.send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
       await east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
       await east.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+      await east.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+      const rotationEnabled = async () => (await east.send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).KeyRotationEnabled;
       const objects = () => listTokenObjects(server.dataDir).filter((o) => o.label.startsWith(`p11kms:${keyId}:`)).length;
       expect(objects()).to.equal(2);
       const { CiphertextBlob } = await east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('kept by the replica') }));
@@ -280,11 +282,14 @@ describe('multi-Region key deletion order, restarts and token objects', function
       const waiting = (await east.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
       expect(waiting).to.include({ KeyState: 'PendingReplicaDeletion', Enabled: false, PendingDeletionWindowInDays: 7 });
       expect(waiting.DeletionDate).to.equal(undefined);
+      // Scheduled for deletion, the primary is not rotated: its status is false, as for PendingDeletion.
+      expect(await rotationEnabled()).to.equal(false);
       expect((await expectKmsError(east.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('no') })))).message).to.equal(`${arnIn(EAST, keyId)} is pending replica deletion.`);
       expect((await expectKmsError(east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: EU })))).name).to.equal('KMSInvalidStateException');
       // Cancelling works from PendingReplicaDeletion too, and leaves the key disabled (AWS).
       await east.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
       expect((await east.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).to.equal('Disabled');
+      expect(await rotationEnabled()).to.equal(true);
       await east.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
       await west.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
 
