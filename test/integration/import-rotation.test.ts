@@ -1,19 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import {
-  type AlgorithmSpec,
   CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
   EncryptCommand,
-  GetParametersForImportCommand,
-  ImportKeyMaterialCommand,
   type KMSClient,
   ListKeyRotationsCommand,
   RotateKeyOnDemandCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { TestServer } from '../support/server';
-import { wrapMaterial } from '../support/wrap-material';
+import { importWrapped } from '../support/wrap-material';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -30,19 +27,8 @@ describe('imported key material across rotations (real server, real token)', fun
     await server?.stop();
   });
 
-  async function importInto(client: KMSClient, keyId: string, material: Buffer, extra: Record<string, unknown> = {}) {
-    const algorithm: AlgorithmSpec = 'RSAES_OAEP_SHA_256';
-    const params = await client.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: algorithm, WrappingKeySpec: 'RSA_2048' }));
-    return client.send(
-      new ImportKeyMaterialCommand({
-        KeyId: keyId,
-        ImportToken: params.ImportToken,
-        EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, algorithm, material),
-        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
-        ...extra,
-      }),
-    );
-  }
+  const importInto = (client: KMSClient, keyId: string, material: Buffer, extra: Record<string, unknown> = {}) =>
+    importWrapped(client, keyId, material, { algorithm: 'RSAES_OAEP_SHA_256', extra });
 
   it('DescribeKey ValidTo is the earliest expiry of any material permanently associated with the key, not only the current one', async () => {
     const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }));

@@ -38,7 +38,7 @@ import { getParametersForImport } from '../../src/operations/get-parameters-for-
 import { importKeyMaterial } from '../../src/operations/import-key-material';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
-import { wrapMaterial } from '../support/wrap-material';
+import { importWrapped, wrapMaterial } from '../support/wrap-material';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ALGORITHMS: AlgorithmSpec[] = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256'];
@@ -80,18 +80,8 @@ describe('import (real server, real token)', function () {
     return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
   }
 
-  async function importInto(keyId: string, material: Buffer, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048', extra: Record<string, unknown> = {}) {
-    const params = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec }));
-    return kms.send(
-      new ImportKeyMaterialCommand({
-        KeyId: keyId,
-        ImportToken: params.ImportToken,
-        EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, algorithm, material),
-        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
-        ...extra,
-      }),
-    );
-  }
+  const importInto = (keyId: string, material: Buffer, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048', extra: Record<string, unknown> = {}) =>
+    importWrapped(kms, keyId, material, { algorithm, spec, extra });
 
   it('EXTERNAL keys: automatic rotation is refused with the origin message, the status is false', async () => {
     const { keyId, arn } = await externalKey();
@@ -418,18 +408,8 @@ describe('import of RSA and ECC private keys (real server, real token)', functio
     return KeyMetadata!.KeyId!;
   }
 
-  async function importPrivate(keyId: string, privateKey: KeyObject, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048') {
-    const params = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec }));
-    const material = pkcs8(privateKey);
-    return kms.send(
-      new ImportKeyMaterialCommand({
-        KeyId: keyId,
-        ImportToken: params.ImportToken,
-        EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, algorithm, material),
-        ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
-      }),
-    );
-  }
+  const importPrivate = (keyId: string, privateKey: KeyObject, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048') =>
+    importWrapped(kms, keyId, pkcs8(privateKey), { algorithm, spec });
 
   it('RSA_2048 SIGN_VERIFY: Sign verifies with node\'s copy of the public key, GetPublicKey is the imported SPKI; same key re-imports, another is IncorrectKeyMaterialException; delete and re-import', async () => {
     const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });

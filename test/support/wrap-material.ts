@@ -1,5 +1,5 @@
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
-import type { AlgorithmSpec } from '@aws-sdk/client-kms';
+import { type AlgorithmSpec, GetParametersForImportCommand, ImportKeyMaterialCommand, type KMSClient, type WrappingKeySpec } from '@aws-sdk/client-kms';
 
 /** The client side of import, done with node:crypto only, as an AWS user would. */
 export function wrapMaterial(publicKey: Uint8Array, algorithm: AlgorithmSpec, material: Buffer): Buffer {
@@ -18,4 +18,23 @@ export function wrapMaterial(publicKey: Uint8Array, algorithm: AlgorithmSpec, ma
       return Buffer.concat([oaep(algorithm === 'RSA_AES_KEY_WRAP_SHA_1' ? 'sha1' : 'sha256', aesKey), kwp.update(material), kwp.final()]);
     }
   }
+}
+
+/** GetParametersForImport, then ImportKeyMaterial of `material` wrapped as above; non-expiring unless `extra` says otherwise. */
+export async function importWrapped(
+  kms: KMSClient,
+  keyId: string,
+  material: Buffer,
+  { algorithm = 'RSA_AES_KEY_WRAP_SHA_1', spec = 'RSA_2048', extra = {} }: { algorithm?: AlgorithmSpec; spec?: WrappingKeySpec; extra?: Record<string, unknown> } = {},
+) {
+  const params = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: algorithm, WrappingKeySpec: spec }));
+  return kms.send(
+    new ImportKeyMaterialCommand({
+      KeyId: keyId,
+      ImportToken: params.ImportToken,
+      EncryptedKeyMaterial: wrapMaterial(params.PublicKey!, algorithm, material),
+      ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE',
+      ...extra,
+    }),
+  );
 }
