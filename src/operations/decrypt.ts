@@ -1,6 +1,6 @@
 import type { OperationHandler } from './context';
 import { refuseRecipient, stopIfDryRun } from './shared/checks';
-import { openCiphertext, plaintextOf } from './shared/decryption';
+import { openCiphertext, plaintextOf, stopAfterOpening } from './shared/decryption';
 
 export const decrypt: OperationHandler<'Decrypt'> = async (input, ctx, services) => {
   refuseRecipient(input.Recipient);
@@ -16,6 +16,7 @@ export const decrypt: OperationHandler<'Decrypt'> = async (input, ctx, services)
     dryRunModifiers: input.DryRunModifiers,
     stopIfDryRun,
   });
+  stopAfterOpening(opened, input.DryRun, stopIfDryRun);
   return {
     KeyId: opened.key.arn,
     Plaintext: await plaintextOf(services, opened),

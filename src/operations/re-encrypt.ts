@@ -2,7 +2,7 @@ import type { OperationHandler } from './context';
 import { encryptionAlgorithmFor, isRsa } from './shared/algorithms';
 import { PayloadKind } from './shared/ciphertext';
 import { stopIfDryRun } from './shared/checks';
-import { openCiphertext, plaintextOf } from './shared/decryption';
+import { openCiphertext, plaintextOf, stopAfterOpening } from './shared/decryption';
 import { currentMaterial, materialIdOf, materialRef, seal } from './shared/envelope';
 import { findKey, loadKeyFor } from './shared/key-resolution';
 import { KEY_ID_ACCEPTS_ALIAS } from '../model/generated/shapes';
@@ -45,7 +45,7 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     },
   });
   const destinationAlgorithm = encryptionAlgorithmFor(destination, input.DestinationEncryptionAlgorithm);
-  // The plaintext's length is known only after decrypting (after DryRun stops); the context now.
+  // Before the source is authorised and opened; the plaintext's length is checked once it is.
   if (isRsa(destination.keySpec)) checkRsaEncryption(destination, destinationAlgorithm, input.DestinationEncryptionContext);
   const source = await openCiphertext(services, ctx, {
     operation: 'ReEncrypt',
@@ -60,6 +60,15 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
     dryRunModifiers: input.DryRunModifiers,
     stopIfDryRun,
   });
+  if (input.DryRun && isRsa(destination.keySpec)) {
+    const plaintext = await plaintextOf(services, source);
+    try {
+      checkRsaEncryption(destination, destinationAlgorithm, input.DestinationEncryptionContext, plaintext.length);
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+  stopAfterOpening(source, input.DryRun, stopIfDryRun);
   const { payload } = source;
   let blob: Buffer;
   const custody = custodyOf(services, source.key);

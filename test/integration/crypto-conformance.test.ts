@@ -42,6 +42,8 @@ describe('cryptographic operations compared with AWS, field for field', function
   const peer = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
   const recipient = { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256' as const, AttestationDocument: Buffer.from('not an attestation document') };
   let symBlob: Uint8Array;
+  /** A 191-byte data key without plaintext: over RSAES_OAEP_SHA_256's 190 bytes for RSA_2048. */
+  let bigBlob: Uint8Array;
   let rsaBlob: Uint8Array;
   let signature: Uint8Array;
   let mac: Uint8Array;
@@ -65,11 +67,14 @@ describe('cryptographic operations compared with AWS, field for field', function
       hmac256: await make('HMAC_256', 'GENERATE_VERIFY_MAC'),
     });
     symBlob = (await kms.send(new EncryptCommand({ KeyId: k.sym.id, Plaintext: message }))).CiphertextBlob!;
+    bigBlob = (await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: k.sym.id, NumberOfBytes: 191 }))).CiphertextBlob!;
     rsaBlob = (await kms.send(new EncryptCommand({ KeyId: k.rsa.id, Plaintext: message, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256' }))).CiphertextBlob!;
     signature = (await kms.send(new SignCommand({ KeyId: k.rsaSign.id, Message: message, SigningAlgorithm: 'RSASSA_PSS_SHA_256' }))).Signature!;
     mac = (await kms.send(new GenerateMacCommand({ KeyId: k.hmac256.id, Message: message, MacAlgorithm: 'HMAC_SHA_256' }))).Mac!;
   });
   after(async () => server?.stop());
+
+  const flipLast = (blob: Uint8Array) => Buffer.from(blob).map((byte, i) => (i === blob.length - 1 ? byte ^ 1 : byte));
 
   /** Members the SDK parsed from the response body, without $metadata. */
   const membersOf = (out: object) => Object.entries(out).filter(([name, value]) => name !== '$metadata' && value !== undefined).map(([name]) => name).sort();
@@ -170,7 +175,21 @@ describe('cryptographic operations compared with AWS, field for field', function
     ['GenerateDataKeyPair DryRun, a pair the token cannot wrap', () => new GenerateDataKeyPairCommand({ KeyId: k.sym.id, KeyPairSpec: 'ECC_NIST_EDWARDS25519', DryRun: true }), 'UnsupportedOperationException', 'The token cannot wrap ECC_NIST_EDWARDS25519 private keys, so it cannot make ECC_NIST_EDWARDS25519 data key pairs.'],
     ['Sign DryRun, ED25519_PH_SHA_512 with a raw message', () => new SignCommand({ KeyId: k.ed.id, Message: message, SigningAlgorithm: 'ED25519_PH_SHA_512', DryRun: true }), 'ValidationException', 'ED25519_PH_SHA_512 requires MessageType DIGEST. Use ED25519_SHA_512 to sign a raw message.'],
     ['Verify, ED25519_PH_SHA_512 with a 32-byte digest', () => new VerifyCommand({ KeyId: k.ed.id, Message: Buffer.alloc(32), MessageType: 'DIGEST', SigningAlgorithm: 'ED25519_PH_SHA_512', Signature: Buffer.alloc(64) }), 'ValidationException', 'Digest is invalid length for algorithm ED25519_PH_SHA_512.'],
+    // without IGNORE_CIPHERTEXT, DryRun validates the ciphertext
+    ['Decrypt DryRun, wrong encryption context', () => new DecryptCommand({ CiphertextBlob: symBlob, EncryptionContext: { a: 'b' }, DryRun: true }), 'InvalidCiphertextException', ''],
+    ['Decrypt DryRun, damaged symmetric ciphertext', () => new DecryptCommand({ CiphertextBlob: flipLast(symBlob), DryRun: true }), 'InvalidCiphertextException', ''],
+    ['Decrypt DryRun, damaged RSA ciphertext', () => new DecryptCommand({ CiphertextBlob: flipLast(rsaBlob), KeyId: k.rsa.id, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256', DryRun: true }), 'InvalidCiphertextException', ''],
+    ['Decrypt DryRun, RSA ciphertext with the other OAEP hash', () => new DecryptCommand({ CiphertextBlob: rsaBlob, KeyId: k.rsa.id, EncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DryRun: true }), 'InvalidCiphertextException', ''],
+    ['ReEncrypt DryRun, wrong source context', () => new ReEncryptCommand({ CiphertextBlob: symBlob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: k.sym2.id, DryRun: true }), 'InvalidCiphertextException', ''],
+    [
+      'ReEncrypt DryRun, plaintext over the RSA destination limit',
+      () => new ReEncryptCommand({ CiphertextBlob: bigBlob, DestinationKeyId: k.rsa.id, DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', DryRun: true }),
+      'ValidationException',
+      'Algorithm RSAES_OAEP_SHA_256 and key spec RSA_2048 cannot encrypt data larger than 190 bytes.',
+    ],
+    ['ReEncrypt DryRun with IGNORE_CIPHERTEXT, damaged ciphertext', () => new ReEncryptCommand({ CiphertextBlob: flipLast(symBlob), SourceKeyId: k.sym.id, DestinationKeyId: k.sym2.id, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] }), 'DryRunOperationException', DRY_RUN],
     // and a request that would succeed gets AWS's DryRun answer from every operation
+    ['Decrypt DryRun, symmetric', () => new DecryptCommand({ CiphertextBlob: symBlob, DryRun: true }), 'DryRunOperationException', DRY_RUN],
     ['Encrypt DryRun', () => new EncryptCommand({ KeyId: k.rsa.id, Plaintext: Buffer.alloc(214), EncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DryRun: true }), 'DryRunOperationException', DRY_RUN],
     ['Decrypt DryRun', () => new DecryptCommand({ CiphertextBlob: rsaBlob, KeyId: k.rsa.id, EncryptionAlgorithm: 'RSAES_OAEP_SHA_256', DryRun: true }), 'DryRunOperationException', DRY_RUN],
     ['ReEncrypt DryRun', () => new ReEncryptCommand({ CiphertextBlob: symBlob, DestinationKeyId: k.rsa.id, DestinationEncryptionAlgorithm: 'RSAES_OAEP_SHA_1', DryRun: true }), 'DryRunOperationException', DRY_RUN],

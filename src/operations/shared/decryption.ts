@@ -22,7 +22,10 @@ export interface Opened {
 }
 
 /**
- * The decrypting half shared by Decrypt and ReEncrypt. A symmetric blob names its own key
+ * The decrypting half shared by Decrypt and ReEncrypt. DryRun without IGNORE_CIPHERTEXT
+ * validates the ciphertext as AWS does ("IGNORE_CIPHERTEXT: authorization validation without
+ * ciphertext validation"): the ciphertext is opened and the caller answers DryRun after it
+ * (stopAfterOpening), so a wrong context or a damaged blob is InvalidCiphertextException. A symmetric blob names its own key
  * (a named key must match: IncorrectKeyException); an asymmetric ciphertext needs the key
  * and algorithm named, as AWS requires.
  */
@@ -39,6 +42,7 @@ export async function openCiphertext(
     context: Record<string, string> | undefined;
     /** Key policy condition values beyond the encryption context. */
     conditions?: RequestConditions;
+    /** Only for IGNORE_CIPHERTEXT, answered here; otherwise the caller answers DryRun after opening. */
     dryRun: boolean | undefined;
     /** DryRunModifiers: IGNORE_CIPHERTEXT asks for the authorisation check alone (with DryRun only). */
     dryRunModifiers?: readonly string[];
@@ -61,7 +65,6 @@ export async function openCiphertext(
       });
       const algorithm = encryptionAlgorithmFor(named, request.algorithm);
       refuseAsymmetricContext(request.context);
-      request.stopIfDryRun(request.dryRun);
       const plaintext = await rsaDecrypt(services, named, algorithm, request.context, request.blob);
       return { key: named, algorithm, payload: { kind: PayloadKind.Plaintext, plaintext }, materialVersion: named.currentVersion, keyMaterialId: undefined };
     }
@@ -81,7 +84,6 @@ export async function openCiphertext(
   });
   const algorithm = encryptionAlgorithmFor(key, request.algorithm);
   if (algorithm !== 'SYMMETRIC_DEFAULT') throw new KmsError('InvalidCiphertextException', '');
-  request.stopIfDryRun(request.dryRun);
   const payload = await open(services, { ctx, operation: request.operation }, key, parsed, request.context);
   return { key, algorithm, payload, materialVersion: parsed.materialVersion, keyMaterialId: materialIdOf(key, parsed.materialVersion) };
 }
@@ -121,4 +123,11 @@ export async function plaintextOf(services: Services, opened: Opened): Promise<B
   const { payload } = opened;
   if (payload.kind === PayloadKind.Plaintext) return payload.plaintext;
   return custodyOf(services, opened.key).symmetric.unwrapSecret(materialRef(opened.key, opened.materialVersion), payload.wrapped, payload.length);
+}
+
+/** DryRun after the ciphertext was opened: what it held is forgotten before answering. */
+export function stopAfterOpening(opened: Opened, dryRun: boolean | undefined, stopIfDryRun: (dryRun: boolean | undefined) => void): void {
+  if (!dryRun) return;
+  if (opened.payload.kind === PayloadKind.Plaintext) opened.payload.plaintext.fill(0);
+  stopIfDryRun(dryRun);
 }
