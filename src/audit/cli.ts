@@ -21,10 +21,19 @@ export function registerAuditCommands(program: Command): void {
     .option('--public-key <files...>', 'trusted signing public keys (PEM), one per key version; default every audit-signing-public-key*.pem of the chains and their parent directory')
     .option('--from <time>', 'only files that cover this time or later (ISO 8601, or 30m/12h/7d ago)')
     .option('--to <time>', 'only files that cover this time or earlier')
+    .option('--anchor <digests...>', "digests an earlier run reported as latest ('[chain dir/]digest-….json:<sha256>'): each must still be there, unchanged")
     .option('--json', 'print the report as JSON')
-    .action((opts: { dir: string[]; publicKey?: string[]; from?: string; to?: string; json?: boolean }) => {
+    .action((opts: { dir: string[]; publicKey?: string[]; anchor?: string[]; from?: string; to?: string; json?: boolean }) => {
       const chains = findChains(opts.dir);
       const trust = trustedKeysOf(chains, opts.publicKey);
+      let anchors: ReturnType<typeof anchorsOf>;
+      try {
+        anchors = anchorsOf(opts.anchor ?? [], chains, opts.dir[0]);
+      } catch (err) {
+        process.stderr.write(`p11kms: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+        return;
+      }
       const reports: Array<{ chain: string; report: VerifyReport }> = chains.map((chain) => {
         return {
           chain,
@@ -33,6 +42,7 @@ export function registerAuditCommands(program: Command): void {
             trustedKeys: trust.keys,
             ...(opts.from ? { from: parseTime(opts.from) } : {}),
             ...(opts.to ? { to: parseTime(opts.to) } : {}),
+            anchors: anchors.get(chain) ?? [],
           }),
         };
       });
@@ -50,6 +60,8 @@ export function registerAuditCommands(program: Command): void {
           process.stdout.write(
             `${prefix}${report.ok ? 'OK' : 'FAILED'}: ${report.files} file(s), ${report.records} record(s), ${report.digests} digest(s)${problems ? `, ${problems} problem(s)` : ''}\n`,
           );
+          // Kept outside the directory, this proves next time that nothing up to here was removed.
+          if (report.latestDigest) process.stdout.write(`${prefix}latest signed digest (for --anchor): ${path.join(path.relative(opts.dir[0], chain), report.latestDigest.name)}:${report.latestDigest.sha256}\n`);
         }
         if (chains.length > 1) process.stdout.write(`${ok ? 'OK' : 'FAILED'}: ${chains.length} chains\n`);
       }
@@ -102,4 +114,20 @@ export function registerAuditCommands(program: Command): void {
       if (!opts.json) process.stdout.write('eventTime\teventName\tprincipal\tsourceIPAddress\tkeys\tresult\trequestID\n');
       for (const r of records) process.stdout.write(`${opts.json ? JSON.stringify(r) : formatRow(r)}\n`);
     });
+}
+
+/**
+ * `--anchor` values by chain: `[chain dir/]digest-….json:<sha256>`, the chain dir relative to
+ * the first --dir, as verify prints it. An anchor naming no chain found is refused.
+ */
+function anchorsOf(specs: readonly string[], chains: readonly string[], root: string): Map<string, Array<{ name: string; sha256: string }>> {
+  const byChain = new Map<string, Array<{ name: string; sha256: string }>>();
+  for (const spec of specs) {
+    const m = /^(?:(.+)\/)?(digest-[^/]+\.json):([0-9a-fA-F]{64})$/.exec(spec);
+    if (!m) throw new Error(`--anchor ${spec}: expected [chain dir/]digest-….json:<sha256>, as verify prints it`);
+    const chain = chains.find((c) => path.relative(root, c) === (m[1] ?? ''));
+    if (!chain) throw new Error(`--anchor ${spec}: no audit chain ${m[1] ?? root} under ${root}`);
+    byChain.set(chain, [...(byChain.get(chain) ?? []), { name: m[2], sha256: m[3] }]);
+  }
+  return byChain;
 }

@@ -32,6 +32,8 @@ export interface VerifyReport {
   files: number;
   records: number;
   digests: number;
+  /** The newest validly signed digest and the SHA-256 of its bytes: what to pass to --anchor next time. */
+  latestDigest?: { name: string; sha256: string };
 }
 
 export interface VerifyOptions {
@@ -42,6 +44,12 @@ export interface VerifyOptions {
   to?: number;
   /** "Now" for the unsigned tail's time bound; default the clock. */
   now?: number;
+  /**
+   * Digests an earlier verification saw (name and SHA-256 of the file): each must still be
+   * there, unchanged. Removing the newest files and digests together leaves a shorter trail
+   * that checks out on its own; an anchor kept outside the directory shows it.
+   */
+  anchors?: ReadonlyArray<{ name: string; sha256: string }>;
 }
 
 /** Slack for the tail's time bound: event times are whole seconds, and signing takes a moment. */
@@ -75,7 +83,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
 
   // Digests: signature, numbering and the chain of digests.
   const coverage = new Map<string, Array<{ digest: string; cov: FileCoverage }>>();
-  let latest: { name: string; body: DigestBody } | undefined;
+  let latest: { name: string; body: DigestBody; sha256: string } | undefined;
   let previous: { name: string; raw: Buffer; sequence: number } | undefined;
   const digestFiles = listDigestFiles(dir);
   for (const d of digestFiles) {
@@ -113,7 +121,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
     }
     previous = { name: d.name, raw, sequence: d.sequence };
     if (!signed) continue;
-    latest = { name: d.name, body };
+    latest = { name: d.name, body, sha256: sha256Hex(raw) };
     for (const cov of body.files) {
       const list = coverage.get(cov.name) ?? [];
       list.push({ digest: d.name, cov });
@@ -260,8 +268,22 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
     }
   }
   if (digestFiles.length === 0) error({ message: 'no digest found: nothing in this trail is signed' });
+  for (const anchor of options.anchors ?? []) {
+    if (!digestFiles.some((d) => d.name === anchor.name)) {
+      error({ file: anchor.name, message: 'digest named by --anchor is missing: digests (and the records they signed) were removed from the end, or the anchor belongs to another trail' });
+    } else if (sha256Hex(fs.readFileSync(path.join(dir, anchor.name))) !== anchor.sha256.toLowerCase()) {
+      error({ file: anchor.name, message: `digest differs from the one --anchor names (sha256 ${anchor.sha256.slice(0, 16)}…): it was replaced` });
+    }
+  }
 
-  return { ok: !findings.some((f) => f.severity === 'error'), findings, files: selected.length, records, digests: digestFiles.length };
+  return {
+    ok: !findings.some((f) => f.severity === 'error'),
+    findings,
+    files: selected.length,
+    records,
+    digests: digestFiles.length,
+    ...(latest ? { latestDigest: { name: latest.name, sha256: latest.sha256 } } : {}),
+  };
 }
 
 /**

@@ -290,6 +290,20 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       expect(stdout).to.include(`FAIL ${trail} line 7 sequence 4: record was inserted`);
     });
 
+    it('with the anchor an earlier run printed, names digests removed from the end together with their records', async () => {
+      const anchor = /latest signed digest \(for --anchor\): (\S+)/.exec((await verify(good)).stdout)![1];
+      const dir = copyTrail(good);
+      const [first, latest] = fs.readdirSync(dir).filter((f) => f.startsWith('digest-')).sort();
+      // What one with write access can do: drop the newest digest and the records only it signed.
+      fs.unlinkSync(path.join(dir, latest));
+      const earlier = JSON.parse(fs.readFileSync(path.join(dir, first), 'utf8')).digest.files[0];
+      fs.truncateSync(path.join(dir, trail), earlier.bytes);
+      expect((await verify(dir)).code, 'a shorter trail checks out on its own').to.equal(0);
+      const { code, stdout } = await cli('audit', 'verify', '--dir', dir, '--anchor', anchor);
+      expect(code).to.equal(1);
+      expect(stdout).to.include(`FAIL ${latest}: digest named by --anchor is missing`);
+    });
+
     it('names a replaced digest', async () => {
       const dir = copyTrail(good);
       const digest = fs.readdirSync(dir).filter((f) => f.startsWith('digest-')).sort()[1];
