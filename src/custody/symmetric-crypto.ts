@@ -71,6 +71,11 @@ export class SymmetricCrypto {
     });
   }
 
+  /** Refuses, before anything is generated (and before DryRun answers), a secret longer than the token holds. */
+  checkSecretLength(length: number): void {
+    checkSecretLength(this.token, length);
+  }
+
   /**
    * Generates a secret of `length` bytes inside the token and returns it wrapped
    * (AES key wrap with padding, RFC 5649) under the master key. The plaintext secret never

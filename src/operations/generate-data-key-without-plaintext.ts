@@ -13,9 +13,11 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   });
   requireSymmetricEncryptionKey(key, 'GenerateDataKeyWithoutPlaintext');
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);
+  const custody = custodyOf(services, key);
+  custody.symmetric.checkSecretLength(length);
   stopIfDryRun(input.DryRun);
   // Generated and wrapped inside the token: the plaintext data key never exists here.
-  const wrapped = await custodyOf(services, key).symmetric.generateWrappedSecret(currentMaterial(key), length);
+  const wrapped = await custody.symmetric.generateWrappedSecret(currentMaterial(key), length);
   const blob = await seal(services, { ctx, operation: 'GenerateDataKeyWithoutPlaintext' }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length });
   return { CiphertextBlob: blob, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

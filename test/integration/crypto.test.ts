@@ -542,6 +542,9 @@ describeEachToken('crypto: Encrypt, Decrypt, GenerateDataKey, ReEncrypt, Generat
         if (max !== undefined && length > max) {
           const err = await expectKmsError(kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyA.KeyId, NumberOfBytes: length })));
           expect([err.name, err.message]).to.deep.equal(['UnsupportedOperationException', `This key store's token holds secrets of at most ${max} bytes, so it cannot make or open data keys of ${length} bytes.`]);
+          // DryRun does not claim it would have succeeded.
+          const dry = await expectKmsError(kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyA.KeyId, NumberOfBytes: length, DryRun: true })));
+          expect([dry.name, dry.message]).to.deep.equal([err.name, err.message]);
           return;
         }
         const out = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyA.KeyId, NumberOfBytes: length, EncryptionContext: context }));
