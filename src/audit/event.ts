@@ -174,6 +174,8 @@ function identityOf(call: ApiCall): Record<string, unknown> {
     arn: caller.principalArn,
     accountId: caller.accountId,
     accessKeyId: caller.accessKeyId,
+    // CloudTrail names an IAM user by its friendly name (the ARN's last path segment) too.
+    ...(type === 'IAMUser' ? { userName: resource.split('/').at(-1) } : {}),
   };
 }
 

@@ -153,7 +153,7 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
       expect(r!.eventSource).to.equal('kms.amazonaws.com');
       expect(r!.awsRegion).to.equal('us-east-1');
       expect(r!.recipientAccountId).to.equal(ALICE.accountId);
-      expect(r!.userIdentity).to.deep.equal({ type: 'IAMUser', principalId: 'alice', arn: ALICE.principalArn, accountId: ALICE.accountId, accessKeyId: ALICE.accessKeyId });
+      expect(r!.userIdentity).to.deep.equal({ type: 'IAMUser', principalId: 'alice', arn: ALICE.principalArn, accountId: ALICE.accountId, accessKeyId: ALICE.accessKeyId, userName: 'alice' });
       expect(r!.resources).to.deep.include({ accountId: ALICE.accountId, type: 'AWS::KMS::Key', ARN: keyArn });
       expect(r!.sourceIPAddress).to.equal('127.0.0.1');
       expect(r!.userAgent).to.match(/aws-sdk-js/);
