@@ -127,7 +127,10 @@ export class AuditTrail implements AuditSink {
 
   record(event: AuditEvent): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('the audit trail is closed'));
+    // From the moment close() starts, the shutdown digest describes the file as closed: a record
+    // written after it (a request still at work when the drain time ran out) would read as bytes
+    // appended to a closed file, a false tampering alarm. The request is refused instead.
+    if (this.closed || this.closing) return Promise.reject(new Error('the audit trail is closed'));
     const sequenceNumber = this.nextSequence;
     const { line, hash } = sealRecord(this.settings.identity ? { ...event, p11kmsProcess: this.settings.identity } : event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
     this.nextSequence++;
