@@ -56,6 +56,9 @@ export function coverageKey(f: FileState): string {
 export type RequestTailDigest = (reason: string, insideFlushLoop: boolean, failed: (err: Error) => void) => boolean;
 
 /** Records written since the last digest, and the timer that signs them before the time bound. */
+/** How soon a tail digest that could not be signed (token busy or failing) is tried again. */
+const RETRY_MS = 5_000;
+
 export class UnsignedTail {
   private records = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -87,6 +90,11 @@ export class UnsignedTail {
     const failed = (err: Error) => {
       this.requested = false;
       this.log.error({ err: err.message, reason }, 'audit digest for the unsigned tail failed');
+      // Tried again soon: the timer that failed is spent, and without a new one (a new record
+      // arms none while it is set) the tail stayed unsigned past its bound until the next rotation.
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.request('tail:retry', false), Math.min(RETRY_MS, Math.floor(this.bound.unsignedMaxSeconds * 800)));
+      this.timer.unref();
     };
     if (!this.requestDigest(reason, insideFlushLoop, failed)) this.requested = false;
   }

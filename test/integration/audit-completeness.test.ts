@@ -155,3 +155,27 @@ describe('audit trail completeness', function () {
     expect(acknowledged.filter((id) => !recorded.has(id)), 'answered without a record').to.deep.equal([]);
   });
 });
+
+describe('audit trail: a tail digest the token failed to sign', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  after(async () => server?.stop());
+
+  it('is signed on a retry, with no new record to prompt it', async () => {
+    const faults = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-faults-')), 'faults.json');
+    fs.writeFileSync(faults, '[]');
+    server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: '2' } });
+    const dir = path.join(server.dataDir, 'audit');
+    // Every attempt the token layer makes at the tail digest's signature fails (it tries 3 times).
+    fs.writeFileSync(faults, JSON.stringify([{ call: 'C_SignAsync', ckr: 'CKR_FUNCTION_FAILED', times: 3 }]));
+    await server.client().send(new CreateKeyCommand({}));
+    await server.waitForLog(/audit digest for the unsigned tail failed/, 30_000);
+    const retried = () => fs.readdirSync(dir).some((f) => f.startsWith('digest-') && fs.readFileSync(path.join(dir, f), 'utf8').includes('"reason":"tail:retry"'));
+    for (let polls = 0; !retried(); polls++) {
+      expect(polls, 'a digest signed by the retry').to.be.below(300);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await server.stop();
+    expect(verifyTrail({ dir, trustedKeys: publicKeys(dir) }).ok).to.equal(true);
+  });
+});
