@@ -53,6 +53,9 @@ export function ecdhResultTemplate(spec: KeySpec): pkcs11js.Template {
 
 export const HMAC_KEY_BYTES: Record<string, number> = { HMAC_224: 28, HMAC_256: 32, HMAC_384: 48, HMAC_512: 64 };
 
+/** Length of the MAC each HMAC key spec's mechanism produces (its hash's output). */
+export const HMAC_MAC_BYTES: Record<string, number> = { HMAC_224: 28, HMAC_256: 32, HMAC_384: 48, HMAC_512: 64 };
+
 export const HMAC_MECHANISM: Record<string, number> = {
   HMAC_224: pkcs11js.CKM_SHA224_HMAC,
   HMAC_256: pkcs11js.CKM_SHA256_HMAC,

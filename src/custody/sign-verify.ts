@@ -1,6 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import type { KeySpec, MessageType, SigningAlgorithmSpec } from '../model/generated/types';
-import { EC_FIELD_BYTES, HMAC_MECHANISM } from './key-templates';
+import { EC_FIELD_BYTES, HMAC_MAC_BYTES, HMAC_MECHANISM } from './key-templates';
 import { type MaterialRef, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
 import { ecdsaDerToRaw, ecdsaRawToDer, signaturePlan } from './signing';
@@ -49,6 +49,10 @@ export class SignVerify {
   }
 
   async verifyMac(ref: MaterialRef, spec: KeySpec, message: Buffer, mac: Buffer): Promise<boolean> {
+    // A MAC of another length never verifies, and must not reach the token: NSS softokn 3.87
+    // compares as many bytes as the hash gives, reading past a shorter MAC, and answered CKR_OK
+    // for a truncated one whenever the byte after it in memory happened to match.
+    if (mac.length !== HMAC_MAC_BYTES[spec]) return false;
     return this.token.run('verify MAC', async (session) => {
       const key = requiredObject(this.token, session, ref, pkcs11js.CKO_SECRET_KEY);
       this.token.pkcs11.C_VerifyInit(session, { mechanism: HMAC_MECHANISM[spec] }, key);
