@@ -8,6 +8,7 @@ import { checkKeyPolicy } from './shared/key-policy';
 import { checkAccountAction } from './shared/key-resolution';
 import { describedKey, keyMetadataOf } from './shared/key-metadata';
 import { placementOf } from './shared/custom-key-store-keys';
+import { checkExternalKeyFree } from './shared/xks-layer';
 import { customKeyStoreNotFound } from './shared/custom-key-stores';
 import { validateTags } from './shared/tags';
 
@@ -108,6 +109,7 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
       if (await tx.getKey(record)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);
       // The store may have been deleted while the key was generated: then the key is not recorded (and its object goes).
       if (record.customKeyStoreId && !(await tx.getCustomKeyStore(record.customKeyStoreId))) throw customKeyStoreNotFound(record.customKeyStoreId);
+      if (record.customKeyStoreId && record.xksKeyId) checkExternalKeyFree(await tx.keysInCustomKeyStore(record.customKeyStoreId), record.customKeyStoreId, record.xksKeyId);
       const withMaterial: KeyRecord = { ...record, materials: record.materials.map((m) => ({ ...m, creationId })) };
       tx.putKey(withMaterial);
       return { value: withMaterial, keep: true };

@@ -70,12 +70,20 @@ const CREATE_KEY_ERRORS: Record<string, KmsErrorName> = {
 };
 
 /**
+ * One KMS key per external key in a store. CreateKey checks before it asks the proxy and again
+ * in its commit transaction, so that of two CreateKeys racing for one external key only one lands.
+ */
+export function checkExternalKeyFree(keys: readonly KeyRecord[], customKeyStoreId: string, xksKeyId: string): void {
+  const inUse = keys.find((k) => k.customKeyStoreId === customKeyStoreId && k.xksKeyId === xksKeyId);
+  if (inUse) throw new KmsError('XksKeyAlreadyInUseException', `External key ${xksKeyId} is already used by ${inUse.arn} in custom key store ${customKeyStoreId}.`);
+}
+
+/**
  * CreateKey's check of the external key (GetKeyMetadata): it must exist, be AES_256, allow
  * ENCRYPT and DECRYPT and be ENABLED, and no other key of the store may use it.
  */
 export async function checkExternalKey(services: Services, ctx: RequestContext, store: CustomKeyStoreRecord, xksKeyId: string): Promise<void> {
-  const inUse = (await services.store.listKeys()).find((k) => k.customKeyStoreId === store.customKeyStoreId && k.xksKeyId === xksKeyId);
-  if (inUse) throw new KmsError('XksKeyAlreadyInUseException', `External key ${xksKeyId} is already used by ${inUse.arn} in custom key store ${store.customKeyStoreId}.`);
+  checkExternalKeyFree(await services.store.listKeys(), store.customKeyStoreId, xksKeyId);
   const { secret } = await storeAndSecret(services, store.customKeyStoreId);
   let metadata: { keySpec?: unknown; keyUsage?: unknown; keyStatus?: unknown };
   try {
