@@ -5,7 +5,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { Logger } from 'pino';
 import type { ConnectionErrorCodeType } from '../model/generated/types';
 import type { CustomKeyStoreRecord } from '../store/records';
-import { XKS_SERVICE } from '../wire/xks/spec';
+import { integrityValue, XKS_SERVICE } from '../wire/xks/spec';
 import type { XksConnector } from './connections';
 
 /** What KMS tells the proxy about the call it makes on a caller's behalf (spec: requestMetadata). */
@@ -77,6 +77,9 @@ export class XksClient implements XksConnector {
       plaintext: plaintext.toString('base64'),
       encryptionAlgorithm: 'AES_GCM',
       additionalAuthenticatedData: aad.toString('base64'),
+      // As AWS: the proxy proves what it returns (SHA-256 over AAD, metadata, IV, ciphertext and
+      // tag) before the inner blob, perhaps a new data key's only sealed copy, is given out.
+      ciphertextDataIntegrityValueAlgorithm: 'SHA_256',
     });
     const ciphertext = base64Of(answer.ciphertext);
     const iv = base64Of(answer.initializationVector);
@@ -85,6 +88,7 @@ export class XksClient implements XksConnector {
     if (ciphertext.length !== plaintext.length || (iv.length !== 12 && iv.length !== 16) || tag.length !== 16 || ciphertextMetadata.length > 20) {
       throw new XksCallError({ kind: 'invalid-response' });
     }
+    if (answer.ciphertextDataIntegrityValue !== integrityValue({ aad, ciphertextMetadata, iv, ciphertext, tag })) throw new XksCallError({ kind: 'invalid-response' });
     return { ciphertext, iv, tag, ciphertextMetadata };
   }
 

@@ -3,7 +3,7 @@
  * validation, which settings Update takes while connected, each way a proxy can fail, and
  * concurrent use across a Disconnect/Connect. Every KMS call goes through @aws-sdk/client-kms.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import {
   DisconnectCustomKeyStoreCommand,
   EnableKeyRotationCommand,
   EncryptCommand,
+  GenerateDataKeyCommand,
   GenerateDataKeyPairCommand,
   type KMSClient,
   ListKeysCommand,
@@ -31,7 +32,7 @@ import { listTokenObjects } from '../support/token-tool';
 import { makeTestPki, XKS_CREDENTIAL } from '../support/xks';
 
 /** What the scripted proxy answers next: a normal proxy, or one failure. */
-type Mode = 'ok' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
+type Mode = 'ok' | 'bad-integrity' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
 
 describe('external key stores: validation and proxy failures (scripted proxy)', function () {
   this.timeout(90_000);
@@ -52,7 +53,11 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', externalKey, iv).setAAD(aad);
       const ciphertext = Buffer.concat([cipher.update(Buffer.from(body.plaintext, 'base64')), cipher.final()]);
-      return [200, { ciphertext: ciphertext.toString('base64'), initializationVector: iv.toString('base64'), authenticationTag: cipher.getAuthTag().toString('base64') }];
+      const tag = cipher.getAuthTag();
+      // The spec's ciphertextDataIntegrityValue; 'bad-integrity' answers one for other bytes.
+      const integrity = createHash('sha256').update(Buffer.concat([aad, iv, ciphertext, mode === 'bad-integrity' ? iv : tag])).digest('base64');
+      expect(body.ciphertextDataIntegrityValueAlgorithm).to.equal('SHA_256');
+      return [200, { ciphertext: ciphertext.toString('base64'), initializationVector: iv.toString('base64'), authenticationTag: tag.toString('base64'), ciphertextDataIntegrityValue: integrity }];
     }
     const decipher = createDecipheriv('aes-256-gcm', externalKey, Buffer.from(body.initializationVector, 'base64')).setAAD(aad);
     decipher.setAuthTag(Buffer.from(body.authenticationTag, 'base64'));
@@ -116,7 +121,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
 
   after(async () => {
     // The proxy's secret is nowhere: not in the log, the metadata store or the audit trail.
-    if (b) expect(b.stderr()).not.to.include(credential.RawSecretAccessKey);
+    if (b) expect(b.stderr()).not.to.include(credential.RawSecretAccessKey).and.not.to.include('short-secret');
     for (const file of b ? fs.readdirSync(b.dataDir, { recursive: true, encoding: 'utf8' }) : []) {
       const full = path.join(b.dataDir, file);
       if (fs.statSync(full).isFile() && /\.(json|jsonl)$/.test(file)) expect(fs.readFileSync(full, 'utf8'), file).not.to.include(credential.RawSecretAccessKey);
@@ -195,6 +200,8 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
       expect(await errorOf(create()), JSON.stringify(m)).to.equal(expected);
       expect(await errorOf(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob }))), JSON.stringify(m)).to.equal('KMSInvalidStateException 400');
     }
+    mode = 'bad-integrity';
+    expect(await errorOf(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })))).to.equal('KMSInvalidStateException 400');
     mode = 'silent';
     expect(await errorOf(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).to.equal('KMSInvalidStateException 400');
     await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
