@@ -29,6 +29,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expectKmsError, TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
+import { TestCa } from '../support/test-ca';
 import { makeTestPki, XKS_CREDENTIAL } from '../support/xks';
 
 /** What the scripted proxy answers next: a normal proxy, or one failure. */
@@ -40,6 +41,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
   let kms: KMSClient;
   let proxy: https.Server;
   let mode: Mode = 'ok';
+  let dir: string;
   const externalKey = randomBytes(32);
   const credential = { AccessKeyId: XKS_CREDENTIAL.accessKeyId, RawSecretAccessKey: XKS_CREDENTIAL.secretAccessKey };
 
@@ -95,7 +97,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
   };
 
   before(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-xks-fail-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-xks-fail-'));
     const pki = makeTestPki(dir);
     proxy = https.createServer({ cert: fs.readFileSync(pki.serverCertFile), key: fs.readFileSync(pki.serverKeyFile) }, (req, res) => {
       const chunks: Buffer[] = [];
@@ -202,6 +204,20 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     }
     mode = 'bad-integrity';
     expect(await errorOf(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })))).to.equal('KMSInvalidStateException 400');
+    mode = 'ok';
+    // A certificate from a CA p11kms does not trust: new connections fail their handshake.
+    const stranger = new TestCa(path.join(dir, 'stranger'), 'stranger').server('xks-proxy');
+    proxy.setSecureContext({ cert: fs.readFileSync(stranger.cert), key: fs.readFileSync(stranger.key) });
+    proxy.closeAllConnections();
+    expect(await errorOf(create())).to.equal('XksProxyUriUnreachableException 400');
+    expect(await errorOf(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).to.equal('KMSInvalidStateException 400');
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    expect(await stateOf(id)).to.include({ ConnectionState: 'FAILED', ConnectionErrorCode: 'XKS_PROXY_INVALID_TLS_CONFIGURATION' });
+    proxy.setSecureContext({ cert: fs.readFileSync(path.join(dir, 'xks-proxy.pem')), key: fs.readFileSync(path.join(dir, 'xks-proxy.key')) });
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
+    expect((await stateOf(id)).ConnectionState).to.equal('CONNECTED');
     mode = 'silent';
     expect(await errorOf(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).to.equal('KMSInvalidStateException 400');
     await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));
