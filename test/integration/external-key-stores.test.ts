@@ -24,7 +24,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expectKmsError, TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
-import { createExternalKey, makeTestPki, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
+import { createExternalKey, makeTestPki, settledStore, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
 
 const URI_PATH = '/tenant-a/kms/xks/v1';
 
@@ -47,13 +47,7 @@ describe('external key stores (B) backed by p11kms XKS proxy (A)', function () {
       XksProxyAuthenticationCredential: { AccessKeyId: XKS_CREDENTIAL.accessKeyId, RawSecretAccessKey: XKS_CREDENTIAL.secretAccessKey },
       ...over,
     });
-  const settled = async (id: string) => {
-    for (;;) {
-      const entry = (await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0];
-      if (entry.ConnectionState !== 'CONNECTING') return entry;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const settled = (id: string) => settledStore(kms, id);
   const trailOf = (server: TestServer) => {
     const dir = path.join(server.dataDir, 'audit');
     return fs

@@ -30,7 +30,7 @@ import {
 import { expectKmsError, TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 import { TestCa } from '../support/test-ca';
-import { makeTestPki, XKS_CREDENTIAL } from '../support/xks';
+import { makeTestPki, settledStore, XKS_CREDENTIAL } from '../support/xks';
 
 /** What the scripted proxy answers next: a normal proxy, or one failure. */
 type Mode = 'ok' | 'bad-integrity' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
@@ -78,13 +78,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
         ...over,
       }),
     );
-  const stateOf = async (id: string) => {
-    for (;;) {
-      const entry = (await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0];
-      if (entry.ConnectionState !== 'CONNECTING') return entry;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const stateOf = (id: string) => settledStore(kms, id);
   const connected = async (over: Record<string, unknown> = {}) => {
     const id = (await create(over)).CustomKeyStoreId!;
     await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: id }));

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type CustomKeyStoresListEntry, DescribeCustomKeyStoresCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { TestCa } from './test-ca';
 
 /** The test CA's certificate and the proxy's server certificate (for localhost and 127.0.0.1). */
@@ -30,3 +31,12 @@ export function createExternalKey(dataDir: string, id: string): string {
   return execFileSync(process.execPath, [MAIN, 'xks', 'create-key', '--id', id], { encoding: 'utf8', env: { ...process.env, P11KMS_DATA_DIR: dataDir, SOFTHSM2_CONF: '' } });
 }
 
+
+/** The store's DescribeCustomKeyStores entry once its connection attempt has ended (no longer CONNECTING). */
+export async function settledStore(kms: KMSClient, id: string): Promise<CustomKeyStoresListEntry> {
+  for (;;) {
+    const entry = (await kms.send(new DescribeCustomKeyStoresCommand({ CustomKeyStoreId: id }))).CustomKeyStores![0];
+    if (entry.ConnectionState !== 'CONNECTING') return entry;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
