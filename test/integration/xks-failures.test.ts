@@ -163,6 +163,9 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     const id = await connected();
     const key = (xksKeyId: string) => kms.send(new CreateKeyCommand({ CustomKeyStoreId: id, Origin: 'EXTERNAL_KEY_STORE', XksKeyId: xksKeyId }));
     expect(await errorOf(key('missing'))).to.equal('XksKeyNotFoundException 400');
+    // The id goes into the proxy's URI path: the model's pattern keeps '/' and '?' out.
+    expect(await errorOf(key('../health'))).to.equal('ValidationException 400');
+    expect(await errorOf(key('x?y'))).to.equal('ValidationException 400');
     expect(await errorOf(key('disabled'))).to.equal('XksKeyInvalidConfigurationException 400');
     expect(await errorOf(key('encrypt-only'))).to.equal('XksKeyInvalidConfigurationException 400');
     const outcomes = await Promise.allSettled([key('raced'), key('raced'), key('raced')]);
