@@ -6,9 +6,9 @@ import { customKeyStoreNotFound, findCustomKeyStore, keyStoresOf, requireState }
 import { checkUniqueName, checkUniqueProxy, checkXksProxy, xksSettingsOf } from './shared/custom-key-store-settings';
 
 /**
- * As on AWS: the name may change in any state (an external key store's: CONNECTED or
- * DISCONNECTED), and an external key store's path and credential while it is connected;
- * everything else needs the store DISCONNECTED.
+ * As on AWS (the model's UpdateCustomKeyStore text): nothing changes while the store is
+ * CONNECTING or FAILED; the name, and an external key store's path and credential, change
+ * while it is CONNECTED or DISCONNECTED; everything else needs it DISCONNECTED.
  */
 export const updateCustomKeyStore: OperationHandler<'UpdateCustomKeyStore'> = async (input, ctx, services) => {
   const keyStores = keyStoresOf(services);
@@ -18,6 +18,7 @@ export const updateCustomKeyStore: OperationHandler<'UpdateCustomKeyStore'> = as
   const xksMembers = ['XksProxyUriEndpoint', 'XksProxyUriPath', 'XksProxyAuthenticationCredential', 'XksProxyConnectivity', 'XksProxyVpcEndpointServiceName', 'XksProxyVpcEndpointServiceOwner'] as const;
   let next: CustomKeyStoreRecord = input.NewCustomKeyStoreName !== undefined ? { ...record, name: input.NewCustomKeyStoreName } : record;
   let probeSecret: string | undefined;
+  requireState(record, services, ['CONNECTED', 'DISCONNECTED'], 'UpdateCustomKeyStore');
   if (record.type === 'AWS_CLOUDHSM') {
     for (const member of xksMembers) {
       if (input[member] !== undefined) throw new KmsError('ValidationException', `${member} is not valid for a custom key store of type AWS_CLOUDHSM.`);
@@ -39,8 +40,6 @@ export const updateCustomKeyStore: OperationHandler<'UpdateCustomKeyStore'> = as
     for (const member of ['CloudHsmClusterId', 'KeyStorePassword'] as const) {
       if (input[member] !== undefined) throw new KmsError('ValidationException', `${member} is not valid for a custom key store of type EXTERNAL_KEY_STORE.`);
     }
-    // AWS: the name, path and credential change while CONNECTED or DISCONNECTED, never while CONNECTING or FAILED.
-    requireState(record, services, ['CONNECTED', 'DISCONNECTED'], 'UpdateCustomKeyStore');
     if (xksMembers.some((m) => input[m] !== undefined)) {
       const changesEndpoint = input.XksProxyUriEndpoint !== undefined || input.XksProxyConnectivity !== undefined || input.XksProxyVpcEndpointServiceName !== undefined;
       if (changesEndpoint) requireState(record, services, ['DISCONNECTED'], 'changing the proxy endpoint or connectivity');

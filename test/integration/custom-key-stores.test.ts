@@ -104,8 +104,11 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
     const failed = await settled(storeId);
     expect(failed).to.include({ ConnectionState: 'FAILED', ConnectionErrorCode: 'INVALID_CREDENTIALS' });
-    // As on AWS: a FAILED store must be disconnected before it may connect again.
+    // As on AWS: a FAILED store must be disconnected before it may connect again, or be renamed.
     expect((await expectKmsError(kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    const renameFailed = await expectKmsError(kms.send(new UpdateCustomKeyStoreCommand({ CustomKeyStoreId: storeId, NewCustomKeyStoreName: 'renamed-while-failed' })));
+    expect(renameFailed.name).to.equal('CustomKeyStoreInvalidStateException');
+    expect(renameFailed.message).to.equal(`Custom key store ${storeId} is FAILED; UpdateCustomKeyStore needs it CONNECTED or DISCONNECTED.`);
     await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
     expect((await stateOf(storeId)).ConnectionState).to.equal('DISCONNECTED');
     expect((await expectKmsError(kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
@@ -113,6 +116,9 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
     expect(await settled(storeId)).to.include({ ConnectionState: 'CONNECTED', CustomKeyStoreName: 'backend-1' });
     expect((await expectKmsError(kms.send(new UpdateCustomKeyStoreCommand({ CustomKeyStoreId: storeId, KeyStorePassword: 'another-pin' })))).name).to.equal('CustomKeyStoreInvalidStateException');
+    // The name alone may change while CONNECTED.
+    await kms.send(new UpdateCustomKeyStoreCommand({ CustomKeyStoreId: storeId, NewCustomKeyStoreName: 'backend-1b' }));
+    expect((await stateOf(storeId)).CustomKeyStoreName).to.equal('backend-1b');
     expect((await expectKmsError(kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId })))).name).to.equal('CustomKeyStoreInvalidStateException');
 
     // A backend whose token does not exist: CLUSTER_NOT_FOUND.
