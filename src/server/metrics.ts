@@ -140,7 +140,8 @@ export class ServiceMetrics {
     return new Proxy(store, {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
-        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close') return value;
+        // serialiseKey spans a whole mutation (token work included): not a store call's time.
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey') return value;
         let wrapper = wrappers.get(property);
         if (!wrapper) {
           const labels = { method: property };

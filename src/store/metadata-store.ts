@@ -100,6 +100,13 @@ export interface MetadataStore {
    */
   asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined>;
   /**
+   * Runs `fn` while no other process of the deployment runs a mutation of `keyId` (a store
+   * shared by several processes). Without it, mutations of one key racing from several
+   * processes only meet at commit, and a loser can lose every retry. Absent: one process
+   * writes, and its own queue (KeyQueue) serialises.
+   */
+  serialiseKey?<T>(keyId: string, fn: () => Promise<T>): Promise<T>;
+  /**
    * A view reading committed state around any cache, for a second look before refusing a
    * request (a store shared by several processes caches reads briefly). Absent when reads
    * are never stale.

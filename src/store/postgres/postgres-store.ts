@@ -31,6 +31,9 @@ const MAX_ATTEMPTS = 40;
  * - Background work takes a PostgreSQL advisory lock per task (`asLeader`), held by one
  *   process for its lifetime; when that process dies its session ends and the lock is free.
  */
+/** Per-key mutation lock sessions per process (mutations of more keys at once wait for one). */
+const KEY_LOCK_SESSIONS = 4;
+
 export class PostgresStore implements MetadataStore {
   /** Several processes write: intents found at start-up may belong to a live process (they expire by lease). */
   readonly singleWriter = false;
@@ -41,6 +44,11 @@ export class PostgresStore implements MetadataStore {
 
   private constructor(
     private readonly pool: Pool,
+    /**
+     * Sessions holding per-key mutation locks, apart from `pool`: a mutation holds one while
+     * its transactions take others from `pool`, so holders can never starve them.
+     */
+    private readonly keyLocks: Pool,
     private readonly cache: ReadCache,
     private readonly log: Logger,
   ) {}
@@ -49,13 +57,16 @@ export class PostgresStore implements MetadataStore {
     const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10 });
     // An idle client losing its server must not take the process down; the next query reconnects.
     pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    const keyLocks = new Pool({ connectionString: url, max: KEY_LOCK_SESSIONS });
+    keyLocks.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
       const schema = await migrateSchema(pool, log);
       if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
       const cache = new ReadCache({ connectionString: url }, log);
       await cache.start();
-      return new PostgresStore(pool, cache, log);
+      return new PostgresStore(pool, keyLocks, cache, log);
     } catch (err) {
+      await keyLocks.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
       throw err;
     }
@@ -122,6 +133,7 @@ export class PostgresStore implements MetadataStore {
       singleWriter: false,
       transact: (body) => this.transact(body),
       asLeader: (task, fn) => this.asLeader(task, fn),
+      serialiseKey: (keyId, fn) => this.serialiseKey(keyId, fn),
       close: async () => undefined,
     };
     return view;
@@ -176,7 +188,7 @@ export class PostgresStore implements MetadataStore {
         const client = await this.leaseClient;
         // Closed while connecting: close() releases the session.
         if (this.closed) return undefined;
-        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [leaseId(task)]);
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
         if (!rows[0].ok) return undefined;
         this.leases.add(task);
         this.log.info({ task }, 'this process now runs this background task for the cluster');
@@ -188,12 +200,39 @@ export class PostgresStore implements MetadataStore {
     return fn();
   }
 
+  /**
+   * A session-level advisory lock per key, taken before the mutation's first read: each
+   * process's mutations of a key queue behind the others' instead of meeting at commit. A
+   * process that dies holding it loses its session, and the lock with it.
+   */
+  async serialiseKey<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
+    const held = await holdClient(this.keyLocks, this.log, 'key mutation lock');
+    const lock = lockId(`key:${keyId}`);
+    try {
+      await held.client.query('SELECT pg_advisory_lock($1)', [lock]);
+    } catch (err) {
+      held.release(true);
+      throw err;
+    }
+    try {
+      return await fn();
+    } finally {
+      // Ending the session frees the lock too: a failed unlock only costs the connection.
+      const unlocked = await held.client.query('SELECT pg_advisory_unlock($1)', [lock]).then(
+        () => true,
+        () => false,
+      );
+      held.release(!unlocked);
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.cache.stop();
     const leaseClient = this.leaseClient;
     this.leaseClient = undefined;
     (await leaseClient?.catch(() => undefined))?.release(true);
+    await this.keyLocks.end();
     await this.pool.end();
   }
 
@@ -220,7 +259,7 @@ export class PostgresStore implements MetadataStore {
   }
 }
 
-function leaseId(task: string): string {
-  // A stable signed 64-bit number per task name, as pg_try_advisory_lock(bigint) takes.
-  return createHash('sha256').update(`p11kms:${task}`).digest().readBigInt64BE(0).toString();
+function lockId(name: string): string {
+  // A stable signed 64-bit number per name, as pg_advisory_lock(bigint) takes.
+  return createHash('sha256').update(`p11kms:${name}`).digest().readBigInt64BE(0).toString();
 }
