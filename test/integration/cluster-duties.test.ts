@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -10,10 +11,12 @@ import {
   DescribeKeyCommand,
   EnableKeyRotationCommand,
   EncryptCommand,
+  KMSClient,
   ListGrantsCommand,
   ListKeyRotationsCommand,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
 import { objectFile } from '../support/softhsm2-object-file';
@@ -94,6 +97,51 @@ describe('cluster duties: workers, background work once, store migrate', functio
       await server.stop();
     }
     expect(server.stderr()).to.match(/"msg":"all workers stopped"/);
+  });
+
+  it('--workers 2: kill -9 of a worker under load on new connections leaves no request unanswered', async () => {
+    const server = await TestServer.start({ env: { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_WORKERS: '2' } });
+    try {
+      await waitForCount(server, /"msg":"worker listening"/, 2);
+      const pid = Number(/"workerPid":(\d+)[^\n]*"msg":"worker listening"/.exec(server.stderr())![1]);
+      const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+      // One TCP connection per request: each is accepted by the primary and handed to a worker.
+      const fresh = new KMSClient({
+        endpoint: server.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' },
+        maxAttempts: 1,
+        requestHandler: new NodeHttpHandler({ httpAgent: new http.Agent({ keepAlive: false }) }),
+      });
+      let answered = 0;
+      let stop = false;
+      let killed = false;
+      const failures: string[] = [];
+      const clients = Array.from({ length: 16 }, async () => {
+        while (!stop) {
+          try {
+            await fresh.send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId!, Plaintext: Buffer.from('x') }));
+            answered++;
+          } catch (err) {
+            failures.push(`${(err as Error).name}: ${(err as Error).message}`);
+          }
+          if (answered >= 40 && !killed) {
+            killed = true;
+            process.kill(pid, 'SIGKILL');
+          }
+        }
+      });
+      await waitForCount(server, /"msg":"worker listening"/, 3);
+      const target = answered + 200;
+      while (answered < target) await new Promise((r) => setTimeout(r, 10));
+      stop = true;
+      // A connection the primary accepted for the dead worker and never closed would hang here.
+      await Promise.all(clients);
+      // Only requests the dead worker held fail, as a broken connection, never with an answer.
+      for (const f of failures) expect(f).to.match(/ECONNRESET|socket hang up|EPIPE/);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses --workers 2 on the JSON store with a message saying why', () => {
