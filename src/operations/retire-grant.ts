@@ -4,7 +4,7 @@ import { KmsError } from '../errors';
 import type { GrantRecord } from '../store/grant-record';
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
-import { checkGrantId, grantNotFound } from './shared/grant-entries';
+import { checkGrantId, grantNotFound, isGrantOn } from './shared/grant-entries';
 import { findKey, requestConditionValues } from './shared/key-resolution';
 
 /** RetireGrant by GrantToken, or by KeyId (the key ARN) and GrantId. */
@@ -24,7 +24,7 @@ export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, s
     checkGrantId(input.GrantId);
     const key = await findKey(services, ctx, input.KeyId, false);
     grant = await services.store.getGrant(input.GrantId);
-    if (!grant || grant.keyId !== key.keyId) throw grantNotFound(input.GrantId);
+    if (!grant || !isGrantOn(grant, key)) throw grantNotFound(input.GrantId);
   }
   const grantId = grant.grantId;
   const key = await services.store.getKey(grant);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   CancelKeyDeletionCommand,
   CreateAliasCommand,
+  CreateGrantCommand,
   CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
@@ -18,10 +19,13 @@ import {
   GetPublicKeyCommand,
   type KMSClient,
   ListKeyRotationsCommand,
+  ListGrantsCommand,
   ListKeysCommand,
   ListResourceTagsCommand,
   PutKeyPolicyCommand,
   ReplicateKeyCommand,
+  RetireGrantCommand,
+  RevokeGrantCommand,
   RotateKeyOnDemandCommand,
   ScheduleKeyDeletionCommand,
   SignCommand,
@@ -161,6 +165,24 @@ describe('multi-Region keys (real server, real token)', function () {
     expect((await expectKmsError(kms[WEST].send(new DecryptCommand({ CiphertextBlob })))).name).to.equal('DisabledException');
     await kms[WEST].send(new EnableKeyCommand({ KeyId: keyId }));
     expect(Buffer.from((await kms[WEST].send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('still usable in the east');
+  });
+
+  it('grants are regional: a replica\'s grant is not listed, revoked or retired through another region of the key', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    const grantee = `arn:aws:iam::${ACCOUNT}:user/west-app`;
+    const { GrantId } = await kms[WEST].send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: grantee, RetiringPrincipal: grantee, Operations: ['Decrypt'] }));
+    expect((await kms[EAST].send(new ListGrantsCommand({ KeyId: keyId }))).Grants).to.deep.equal([]);
+    for (const call of [
+      () => kms[EAST].send(new RevokeGrantCommand({ KeyId: keyId, GrantId })),
+      () => kms[EAST].send(new RetireGrantCommand({ KeyId: arnIn(EAST, keyId), GrantId })),
+    ]) {
+      const err = await expectKmsError(call());
+      expect([err.name, err.message]).to.deep.equal(['NotFoundException', `Grant ID ${GrantId} not found`]);
+    }
+    expect((await kms[WEST].send(new ListGrantsCommand({ KeyId: keyId }))).Grants!.map((g) => g.GrantId)).to.deep.equal([GrantId]);
+    await kms[WEST].send(new RevokeGrantCommand({ KeyId: keyId, GrantId }));
+    expect((await kms[WEST].send(new ListGrantsCommand({ KeyId: keyId }))).Grants).to.deep.equal([]);
   });
 
   it('refusals: replicas are not primaries, one key per region, no imported material, rotation on the primary only', async () => {

@@ -2,7 +2,7 @@ import { AWS_PRINCIPAL } from '../../access/policy-document';
 import { KmsError } from '../../errors';
 import type { GrantConstraints, GrantListEntry } from '../../model/generated/types';
 import type { GrantConstraintsRecord, GrantRecord } from '../../store/grant-record';
-import { keyArn } from '../../store/records';
+import { keyArn, type KeyRecord } from '../../store/records';
 import type { Services } from '../context';
 import { listOrder } from './pagination';
 
@@ -51,6 +51,15 @@ export function checkGrantPrincipal(services: Services, principal: string, membe
 /** A grant id as AWS makes them: 64 hex characters. */
 export function checkGrantId(grantId: string): void {
   if (!/^[0-9a-f]{64}$/.test(grantId)) throw new KmsError('InvalidGrantIdException', `Invalid grant ID: ${grantId}`);
+}
+
+/**
+ * Whether `grant` is a grant on `key`. Grants are regional, as their keys: the regions of a
+ * multi-Region key share its key id, so the id alone would let a call in one region reach the
+ * grants of another region's key.
+ */
+export function isGrantOn(grant: GrantRecord, key: KeyRecord): boolean {
+  return grant.keyId === key.keyId && grant.region === key.region && grant.accountId === key.accountId;
 }
 
 export function grantNotFound(grantId: string): KmsError {
