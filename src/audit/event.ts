@@ -135,7 +135,8 @@ export function eventIdOf(requestId: string): string {
 /**
  * Every record one API call leaves. AWS records a successful ReplicateKey twice: as
  * ReplicateKey in the primary key's region and as CreateKey in the replica's region, so a
- * trail read per region shows the replica's creation. A successful RotateKeyOnDemand is
+ * trail read per region shows the replica's creation; UpdatePrimaryRegion likewise in both
+ * regions whose key changed (newPrimaryRegionEvent). A successful RotateKeyOnDemand is
  * followed by the RotateKey service event (rotationType ON_DEMAND) AWS writes when the
  * rotation completes, so every rotation of a key shows as RotateKey.
  */
@@ -146,6 +147,7 @@ export function apiCallEvents(call: ApiCall): AuditEvent[] {
     const arn = KEY_ARN.exec(output.KeyId);
     if (arn) return [event, keyRotatedEvent({ keyId: arn[2], arn: output.KeyId, region: event.awsRegion, accountId: arn[1] }, call.time, { onDemand: true })];
   }
+  if (call.operation === 'UpdatePrimaryRegion' && !call.error) return [event, ...newPrimaryRegionEvent(event, call)];
   const replica = output.ReplicaKeyMetadata;
   if (call.operation !== 'ReplicateKey' || call.error || !isRecord(replica) || typeof replica.Arn !== 'string' || !isRecord(call.input)) return [event];
   const replicaRegion = call.input.ReplicaRegion;
@@ -159,6 +161,30 @@ export function apiCallEvents(call: ApiCall): AuditEvent[] {
       eventID: eventIdOf(`${call.requestId}/CreateKey`),
       additionalEventData: { ...event.additionalEventData, replicatedBy: 'ReplicateKey', primaryRegion: event.awsRegion },
       resources: event.resources?.filter((r) => r.ARN === replica.Arn),
+    },
+  ];
+}
+
+/**
+ * AWS records a successful UpdatePrimaryRegion twice: in the region whose primary became a
+ * replica (the call itself) and in the region whose replica became the primary, invoked by
+ * KMS on the caller's behalf and naming the key by its ARN there (developer guide,
+ * "UpdatePrimaryRegion" CloudTrail example), so each region's trail shows its key's change.
+ */
+function newPrimaryRegionEvent(event: AuditEvent, call: ApiCall): AuditEvent[] {
+  const primaryRegion = isRecord(call.input) ? call.input.PrimaryRegion : undefined;
+  const oldPrimary = event.resources?.[0];
+  if (!oldPrimary || typeof primaryRegion !== 'string') return [];
+  const newPrimaryArn = oldPrimary.ARN.replace(`:kms:${event.awsRegion}:`, `:kms:${primaryRegion}:`);
+  return [
+    {
+      ...event,
+      userIdentity: { ...event.userIdentity, invokedBy: EVENT_SOURCE },
+      awsRegion: primaryRegion,
+      requestParameters: { keyId: newPrimaryArn, primaryRegion },
+      responseElements: { keyId: newPrimaryArn },
+      eventID: eventIdOf(`${call.requestId}/UpdatePrimaryRegion`),
+      resources: [{ ...oldPrimary, ARN: newPrimaryArn }],
     },
   ];
 }

@@ -281,6 +281,22 @@ describe('multi-Region keys (real server, real token)', function () {
     expect(created?.requestID).to.equal(replicate?.requestID);
     expect((created?.resources as Array<{ ARN: string }>)[0].ARN).to.equal(arnIn(WEST, keyId));
   });
+
+  it('the trail records UpdatePrimaryRegion in both regions: the former primary\'s and, invoked by KMS, the new primary\'s', async () => {
+    const keyId = await newMrk();
+    await kms[EAST].send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: WEST }));
+    await kms[EAST].send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST }));
+    const records = [...queryTrail(path.join(server.dataDir, 'audit'), { key: keyId })].filter((r) => r.eventName === 'UpdatePrimaryRegion');
+    expect(records.map((r) => r.awsRegion)).to.deep.equal([EAST, WEST]);
+    const [former, added] = records;
+    expect(former.requestParameters).to.deep.equal({ keyId, primaryRegion: WEST });
+    expect((former.resources as Array<{ ARN: string }>).map((r) => r.ARN)).to.deep.equal([arnIn(EAST, keyId)]);
+    expect(added.requestID).to.equal(former.requestID);
+    expect(added.eventID).to.not.equal(former.eventID);
+    expect((added.userIdentity as { invokedBy?: string }).invokedBy).to.equal('kms.amazonaws.com');
+    expect(added.requestParameters).to.deep.equal({ keyId: arnIn(WEST, keyId), primaryRegion: WEST });
+    expect(added.responseElements).to.deep.equal({ keyId: arnIn(WEST, keyId) });
+  });
 });
 
 describe('multi-Region key deletion order, restarts and token objects', function () {
