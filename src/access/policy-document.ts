@@ -25,6 +25,7 @@ export interface ConditionEntry {
   readonly values: readonly string[];
 }
 
+/** A key policy statement without action or without resource elements applies to nothing (AWS: "has no effect"). */
 export interface Statement {
   readonly sid?: string;
   readonly effect: Effect;
@@ -100,14 +101,17 @@ function statementFromJson(raw: unknown, index: number, kind: PolicyKind, option
   if (raw.Effect !== 'Allow' && raw.Effect !== 'Deny') {
     throw malformed(`${where} has an invalid Effect ${JSON.stringify(raw.Effect ?? null)}; it must be "Allow" or "Deny".`);
   }
-  exactlyOne(raw, 'Action', 'NotAction', where);
   if (kind === 'key') {
     exactlyOne(raw, 'Principal', 'NotPrincipal', where);
-    exactlyOne(raw, 'Resource', 'NotResource', where);
+    // AWS (CreateKey/PutKeyPolicy Policy): a key policy statement without Action or Resource
+    // "has no effect" and the request succeeds; only naming both forms of one is malformed.
+    atMostOne(raw, 'Action', 'NotAction', where);
+    atMostOne(raw, 'Resource', 'NotResource', where);
   } else {
     if (raw.Principal !== undefined || raw.NotPrincipal !== undefined) {
       throw malformed(`${where}: an identity policy must not have a Principal.`);
     }
+    exactlyOne(raw, 'Action', 'NotAction', where);
     exactlyOne(raw, 'Resource', 'NotResource', where);
   }
   const statement: Statement = {
@@ -127,6 +131,10 @@ function statementFromJson(raw: unknown, index: number, kind: PolicyKind, option
 function exactlyOne(raw: Record<string, unknown>, a: string, b: string, where: string): void {
   const has = (raw[a] !== undefined ? 1 : 0) + (raw[b] !== undefined ? 1 : 0);
   if (has !== 1) throw malformed(`${where} must have exactly one of ${a} or ${b}.`);
+}
+
+function atMostOne(raw: Record<string, unknown>, a: string, b: string, where: string): void {
+  if (raw[a] !== undefined && raw[b] !== undefined) throw malformed(`${where} must not have both ${a} and ${b}.`);
 }
 
 function principalsFromJson(raw: unknown, where: string, options: ParseOptions): PrincipalSet {

@@ -63,7 +63,8 @@ export function actionMatches(pattern: string, action: string): boolean {
 
 function actionApplies(statement: Statement, action: string): boolean {
   if (statement.action) return statement.action.some((p) => actionMatches(p, action));
-  return !statement.notAction!.some((p) => actionMatches(p, action));
+  if (statement.notAction) return !statement.notAction.some((p) => actionMatches(p, action));
+  return false;
 }
 
 /** Policy variables exist in the 2012-10-17 policy language only (an omitted Version is 2008-10-17). */
@@ -85,7 +86,7 @@ function resourceApplies(statement: Statement, request: EvaluationRequest, varia
   const matches = (p: string) => resourceMatches(p, request.resource, request.values, variables);
   if (statement.resource) return statement.resource.some(matches);
   if (statement.notResource) return !statement.notResource.some(matches);
-  return true;
+  return false;
 }
 
 function principalApplies(statement: Statement, caller: Caller): PrincipalMatch {

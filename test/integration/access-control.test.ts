@@ -93,6 +93,26 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect(after.message).to.equal(denied(ADMIN, 'kms:DescribeKey', key.Arn!));
     });
 
+    it('a statement without Action or Resource is accepted and has no effect (AWS: "the PutKeyPolicy API request succeeds"); Action with NotAction is malformed', async () => {
+      const key = await createKey();
+      const ineffective = policy(
+        adminStatement,
+        { Sid: 'no resource', Principal: { AWS: DAVE.principalArn }, Action: 'kms:*', Resource: undefined },
+        { Sid: 'no action', Principal: { AWS: DAVE.principalArn }, Resource: '*' },
+        { Sid: 'deny without resource', Effect: 'Deny', Principal: '*', Action: 'kms:*', Resource: undefined },
+      );
+      await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: ineffective }));
+      expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(ineffective);
+      const err = await expectKmsError(c.DAVE.send(new DescribeKeyCommand({ KeyId: key.KeyId! })));
+      expect(err.message).to.equal(denied(DAVE, 'kms:DescribeKey', key.Arn!));
+      await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      // The lockout safety check counts only effective statements.
+      const lockout = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: policy({ ...adminStatement, Resource: undefined }) })));
+      expect([lockout.name, lockout.message]).to.deep.equal(['MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.']);
+      const both = await expectKmsError(createKey({ Policy: policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Encrypt', NotAction: 'kms:Decrypt' }) }));
+      expect([both.name, both.message]).to.deep.equal(['MalformedPolicyDocumentException', 'Statement 2 must not have both Action and NotAction.']);
+    });
+
     it('least privilege: an application that may only Encrypt with one encryption context, an auditor that may only DescribeKey', async () => {
       const key = await createKey({
         Policy: policy(

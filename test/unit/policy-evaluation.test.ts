@@ -4,7 +4,7 @@ import { conditionValuesOf } from '../../src/access/condition-keys';
 import { type ConditionValues, evaluateCondition, globMatch } from '../../src/access/condition-operators';
 import { anotherGrantToken, checkGrantRequest, constraintsHold, grantAllows, grantIdOfToken, grantMayDelegate, newGrantId, newGrantToken, tokenNamesGrant } from '../../src/access/grants';
 import { parsePolicy, policyFromJson } from '../../src/access/policy-document';
-import { actionMatches } from '../../src/access/policy-evaluation';
+import { actionMatches, evaluateKeyPolicy } from '../../src/access/policy-evaluation';
 import type { Caller } from '../../src/access/principal';
 import { PrincipalDirectory } from '../../src/access/principal-directory';
 import { matchPrincipal } from '../../src/access/principal-matching';
@@ -152,7 +152,7 @@ describe('policy evaluation (unit)', function () {
       ['a malformed principal', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: 'alice' }, Action: 'kms:*', Resource: '*' }] }), /invalid principals/],
       ['an unknown condition operator', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*', Condition: { StringMaybe: { 'kms:CallerAccount': A } } }] }), /unknown condition operator/],
       ['a non-kms action', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: '*' }] }), /invalid action/],
-      ['a missing Resource', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*' }] }), /Resource or NotResource/],
+      ['both Resource and NotResource', JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*', NotResource: '*' }] }), /must not have both Resource and NotResource/],
       ['a bad Version', JSON.stringify({ Version: '2020-01-01', Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*' }] }), /Version/],
     ];
     for (const [what, text, message] of bad) {
@@ -180,6 +180,14 @@ describe('policy evaluation (unit)', function () {
 
     it('rejects a Principal in an identity policy', function () {
       expect(() => policyFromJson({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*' }] }, 'identity')).to.throw(/must not have a Principal/);
+    });
+
+    it('an identity policy statement still needs Action and Resource (IAM refuses it); a key policy statement without them applies to nothing', function () {
+      expect(() => policyFromJson({ Statement: [{ Effect: 'Allow', Action: 'kms:*' }] }, 'identity')).to.throw(/exactly one of Resource or NotResource/);
+      expect(() => policyFromJson({ Statement: [{ Effect: 'Allow', Resource: '*' }] }, 'identity')).to.throw(/exactly one of Action or NotAction/);
+      const doc = parsePolicy(JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*' }, { Effect: 'Deny', Principal: '*', Resource: '*' }] }), 'key');
+      const request = { caller: ALICE, action: 'kms:Encrypt', resource: `arn:aws:kms:us-east-1:${A}:key/k`, values: values({}) };
+      expect(evaluateKeyPolicy(doc, request)).to.deep.equal({ deny: false, allow: 'none' });
     });
   });
 
