@@ -132,6 +132,12 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   set('aws:userid', userIdOf(caller));
   set('aws:username', userNameOf(caller.principalArn));
   for (const [k, v] of Object.entries(input.principalTags ?? {})) set(`aws:PrincipalTag/${k}`, v);
+  // IAM: both "present in the request context for all signed API requests"; false, as no AWS
+  // service principal calls p11kms and no service calls on a principal's behalf.
+  set('aws:PrincipalIsAWSService', false);
+  set('aws:ViaAWSService', false);
+  // IAM: "always included in the request context for most service actions" (KMS is no exception).
+  set('aws:ResourceAccount', key?.accountId);
   set('aws:SourceIp', input.sourceIp);
   set('aws:CurrentTime', new Date(input.now).toISOString());
   set('aws:EpochTime', Math.floor(input.now / 1000));

@@ -244,6 +244,20 @@ describe('access control (strict mode): key policies, identity policies, grants'
       await c.APP.send(new EncryptCommand({ KeyId: spared.KeyId!, Plaintext: plaintext }));
     });
 
+    it('every signed request carries aws:PrincipalIsAWSService and aws:ViaAWSService (false) and aws:ResourceAccount (the key’s account), as IAM documents', async () => {
+      const key = await createKey({
+        Policy: policy(
+          adminStatement,
+          { Principal: { AWS: [DAVE.principalArn, `arn:aws:iam::${B}:root`] }, Action: 'kms:Encrypt', Condition: { Bool: { 'aws:PrincipalIsAWSService': 'false', 'aws:ViaAWSService': 'false' }, StringEquals: { 'aws:ResourceAccount': A } } },
+          // AWS's data-perimeter pattern: no principal outside the account unless it is an AWS service.
+          { Effect: 'Deny', Principal: '*', Action: 'kms:*', Condition: { StringNotEquals: { 'aws:PrincipalAccount': A }, Bool: { 'aws:PrincipalIsAWSService': 'false' } } },
+        ),
+      });
+      await c.DAVE.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));
+      const outsider = await expectKmsError(c.BOB.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: plaintext })));
+      expect(outsider.message).to.equal(denied(BOB, 'kms:Encrypt', key.Arn!, 'with an explicit deny in a resource-based policy'));
+    });
+
     it('condition keys kms:ReEncryptOnSameKey, kms:WrappingAlgorithm, kms:ExpirationModel and kms:ValidTo', async () => {
       const key = await createKey({ Policy: policy(adminStatement, { Effect: 'Deny', Principal: '*', Action: 'kms:ReEncrypt*', Condition: { Bool: { 'kms:ReEncryptOnSameKey': 'true' } } }) });
       const other = await createKey();
