@@ -91,6 +91,31 @@ export function policyFromJson(raw: unknown, kind: PolicyKind, options: ParseOpt
   return { version: raw.Version as string | undefined, id: raw.Id as string | undefined, statements };
 }
 
+/**
+ * What AWS refuses when a key policy is written (CreateKey, PutKeyPolicy, ReplicateKey) but not
+ * when it evaluates one: ForAllValues on a single-valued key that holds for requests without
+ * it. KMS developer guide, "AWS KMS condition keys" (using set operators): "If you create or
+ * update a policy that includes a ForAllValues set operator with the
+ * kms:EncryptionContext:context-key or aws:RequestTag/tag-key condition keys, AWS KMS returns
+ * the following error message: OverlyPermissiveCondition: …". Stored policies are not
+ * re-checked, so a key written before this rule keeps its meaning.
+ */
+export function rejectOverlyPermissiveConditions(document: PolicyDocument): void {
+  for (const statement of document.statements) {
+    for (const { operator, key } of statement.conditions) {
+      if (!operator.startsWith('ForAllValues:')) continue;
+      // The guide's kms:EncryptionContext:context-key section gives the message for that key
+      // ("OverlyPermissiveCondition:EncryptionContext: …"); its overview the one for tags.
+      const [prefix, what] = /^kms:EncryptionContext:/i.test(key) ? ['OverlyPermissiveCondition:EncryptionContext:', 'encryption context'] : /^aws:RequestTag\//i.test(key) ? ['OverlyPermissiveCondition:', 'tag'] : [];
+      if (what) {
+        throw malformed(
+          `${prefix} Using the ForAllValues set operator with a single-valued condition key matches requests without the specified ${what} or with an unspecified ${what}. To fix, remove ForAllValues.`,
+        );
+      }
+    }
+  }
+}
+
 function statementFromJson(raw: unknown, index: number, kind: PolicyKind, options: ParseOptions): Statement {
   const where = `Statement ${index + 1}`;
   if (!isObject(raw)) throw malformed(`${where} must be a JSON object.`);

@@ -113,6 +113,26 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect([both.name, both.message]).to.deep.equal(['MalformedPolicyDocumentException', 'Statement 2 must not have both Action and NotAction.']);
     });
 
+    it('refuses ForAllValues with kms:EncryptionContext:<key> or aws:RequestTag/<key> (AWS: OverlyPermissiveCondition) and keeps the old policy', async () => {
+      const key = await createKey({ Policy: policy(adminStatement) });
+      const cases: Array<[string, string, string]> = [
+        ['kms:EncryptionContext:Department', 'OverlyPermissiveCondition:EncryptionContext:', 'encryption context'],
+        ['aws:RequestTag/team', 'OverlyPermissiveCondition:', 'tag'],
+      ];
+      for (const [conditionKey, prefix, what] of cases) {
+        const doc = policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt', Condition: { 'ForAllValues:StringEquals': { [conditionKey]: 'IT' } } });
+        const err = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: doc })));
+        expect([err.name, err.message]).to.deep.equal([
+          'MalformedPolicyDocumentException',
+          `${prefix} Using the ForAllValues set operator with a single-valued condition key matches requests without the specified ${what} or with an unspecified ${what}. To fix, remove ForAllValues.`,
+        ]);
+        expect((await expectKmsError(createKey({ Policy: doc }))).name).to.equal('MalformedPolicyDocumentException');
+      }
+      expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(policy(adminStatement));
+      // ForAnyValue is not refused (AWS names ForAllValues only).
+      await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt', Condition: { 'ForAnyValue:StringEquals': { 'kms:EncryptionContext:Department': 'IT' } } }) }));
+    });
+
     it('least privilege: an application that may only Encrypt with one encryption context, an auditor that may only DescribeKey', async () => {
       const key = await createKey({
         Policy: policy(

@@ -1,6 +1,6 @@
 import { KmsError } from '../../errors';
 import { checkPolicyLockout } from '../../access/authorize';
-import { parsePolicy } from '../../access/policy-document';
+import { parsePolicy, rejectOverlyPermissiveConditions } from '../../access/policy-document';
 import type { KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { requestConditionValues } from './key-resolution';
@@ -26,6 +26,7 @@ export function checkKeyPolicy(services: Services, ctx: RequestContext, policy: 
   const access = services.access;
   const directory = access?.enforce ? access.directory : undefined;
   const document = parsePolicy(policy, 'key', directory ? { principalExists: (p) => directory.principalExists(p) } : {});
+  rejectOverlyPermissiveConditions(document);
   if (bypassLockoutCheck) return;
   const values = requestConditionValues(services, ctx, { key, request: { bypassPolicyLockoutSafetyCheck: false } });
   checkPolicyLockout(access, ctx.caller, document, key, values);
