@@ -64,7 +64,8 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     keyOrigin: origin,
     multiRegion: input.MultiRegion ?? false,
     requestTags: tags,
-    bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck ?? false,
+    // Absent when the request leaves it out (AWS: a Null condition tells the two apart).
+    bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck,
   });
 
   const now = services.clock.now();

@@ -8,7 +8,9 @@ export const putKeyPolicy: OperationHandler<'PutKeyPolicy'> = async (input, ctx,
   if (name !== POLICY_NAME) {
     throw new KmsError('ValidationException', `PolicyName ${name} is not valid; the only key policy name is "${POLICY_NAME}".`);
   }
-  const bypass = input.BypassPolicyLockoutSafetyCheck ?? false;
+  const bypass = input.BypassPolicyLockoutSafetyCheck;
+  // kms:BypassPolicyLockoutSafetyCheck is absent when the request leaves the parameter out:
+  // AWS's own example allows PutKeyPolicy with {"Null": {"kms:BypassPolicyLockoutSafetyCheck": true}}.
   await updateKey(services, ctx, input.KeyId, { operation: 'PutKeyPolicy', conditions: { bypassPolicyLockoutSafetyCheck: bypass } }, (key) => {
     checkKeyPolicy(services, ctx, input.Policy, key, bypass);
     return { ...key, policy: input.Policy };

@@ -33,7 +33,7 @@ export const replicateKey: OperationHandler<'ReplicateKey'> = async (input, ctx,
   const replicaCtx: RequestContext = { ...ctx, scope: replicaScope };
   const tags = validateTags(input.Tags);
   const policy = input.Policy ?? defaultKeyPolicy(primary.accountId);
-  const bypass = input.BypassPolicyLockoutSafetyCheck ?? false;
+  const bypass = input.BypassPolicyLockoutSafetyCheck;
   const creation = { keySpec: primary.keySpec, keyUsage: primary.keyUsage, keyOrigin: primary.origin, multiRegion: true, requestTags: tags, bypassPolicyLockoutSafetyCheck: bypass };
   checkAccountAction(services, replicaCtx, 'kms:CreateKey', creation);
   if (tags.length > 0) checkAccountAction(services, replicaCtx, 'kms:TagResource', { requestTags: tags });

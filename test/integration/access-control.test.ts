@@ -133,6 +133,20 @@ describe('access control (strict mode): key policies, identity policies, grants'
       await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt', Condition: { 'ForAnyValue:StringEquals': { 'kms:EncryptionContext:Department': 'IT' } } }) }));
     });
 
+    it('kms:BypassPolicyLockoutSafetyCheck is absent when the request leaves the parameter out (AWS’s Null example allows PutKeyPolicy only then)', async () => {
+      const guarded = policy(
+        { Sid: 'admin', Principal: { AWS: ADMIN.principalArn }, NotAction: 'kms:PutKeyPolicy' },
+        { Sid: 'put', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:PutKeyPolicy', Condition: { Null: { 'kms:BypassPolicyLockoutSafetyCheck': true } } },
+      );
+      // The lockout check asks about a later PutKeyPolicy without the parameter: it passes.
+      const key = await createKey({ Policy: guarded });
+      await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: guarded }));
+      for (const bypass of [true, false]) {
+        const err = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: guarded, BypassPolicyLockoutSafetyCheck: bypass })));
+        expect(err.message, String(bypass)).to.equal(denied(ADMIN, 'kms:PutKeyPolicy', key.Arn!));
+      }
+    });
+
     it('least privilege: an application that may only Encrypt with one encryption context, an auditor that may only DescribeKey', async () => {
       const key = await createKey({
         Policy: policy(

@@ -28,6 +28,7 @@ export function checkKeyPolicy(services: Services, ctx: RequestContext, policy: 
   const document = parsePolicy(policy, 'key', directory ? { principalExists: (p) => directory.principalExists(p) } : {});
   rejectOverlyPermissiveConditions(document);
   if (bypassLockoutCheck) return;
-  const values = requestConditionValues(services, ctx, { key, request: { bypassPolicyLockoutSafetyCheck: false } });
+  // The check asks about a later, ordinary PutKeyPolicy: one without BypassPolicyLockoutSafetyCheck.
+  const values = requestConditionValues(services, ctx, { key, request: {} });
   checkPolicyLockout(access, ctx.caller, document, key, values);
 }
