@@ -7,8 +7,10 @@ export const importKeyMaterial: OperationHandler<'ImportKeyMaterial'> = async (i
     operation: 'ImportKeyMaterial',
     states: 'any',
     conditions: {
-      // AWS's condition values: the expiration model in effect (the default when omitted), ValidTo in epoch seconds.
-      expirationModel: input.ExpirationModel ?? 'KEY_MATERIAL_EXPIRES',
+      // kms:ExpirationModel is the parameter as sent, absent when omitted: the KMS developer guide
+      // allows ImportKeyMaterial with {"Null": {"kms:ExpirationModel": true}} "only when the
+      // request does not have an ExpirationModel parameter". kms:ValidTo in epoch seconds.
+      expirationModel: input.ExpirationModel,
       validTo: input.ValidTo === undefined ? undefined : new Date(input.ValidTo).getTime() / 1000,
     },
   });

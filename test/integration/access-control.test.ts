@@ -322,6 +322,23 @@ describe('access control (strict mode): key policies, identity policies, grants'
       const soon = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand({ ...material, ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(Date.now() + 86400_000) })));
       expect(soon.name).to.not.equal('AccessDeniedException');
     });
+
+    it('kms:ExpirationModel is absent when ImportKeyMaterial leaves it out (AWS’s Null example allows only such requests)', async () => {
+      const external = await createKey({
+        Origin: 'EXTERNAL',
+        Policy: policy(
+          { Sid: 'admin', Principal: { AWS: ADMIN.principalArn }, NotAction: 'kms:ImportKeyMaterial' },
+          { Sid: 'import', Principal: { AWS: ADMIN.principalArn }, Action: 'kms:ImportKeyMaterial', Condition: { Null: { 'kms:ExpirationModel': true } } },
+        ),
+      });
+      const { ImportToken } = await c.ADMIN.send(new GetParametersForImportCommand({ KeyId: external.KeyId!, WrappingKeySpec: 'RSA_2048', WrappingAlgorithm: 'RSAES_OAEP_SHA_256' }));
+      const material = { KeyId: external.KeyId!, ImportToken, EncryptedKeyMaterial: Buffer.alloc(256, 1), ValidTo: new Date(Date.now() + 86400_000) };
+      // Without the parameter the request gets past authorisation (and fails on the made-up material).
+      const omitted = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand(material)));
+      expect(omitted.name).to.not.equal('AccessDeniedException');
+      const explicit = await expectKmsError(c.ADMIN.send(new ImportKeyMaterialCommand({ ...material, ExpirationModel: 'KEY_MATERIAL_EXPIRES' })));
+      expect(explicit.message).to.equal(denied(ADMIN, 'kms:ImportKeyMaterial', external.Arn!));
+    });
   });
 
   describe('cross-account use', function () {
