@@ -31,6 +31,13 @@ export interface ReconcileOptions {
    * removes them before the token is opened instead.
    */
   remnantFilesOlderThanMs?: number;
+  /**
+   * Start-up: refuse, destroying nothing, when the store holds no key and no intent while the
+   * token holds p11kms key objects. Such a store never recorded them: it is the wrong one (a
+   * moved or deleted metadata.json, a new PostgreSQL database not yet migrated into), and
+   * reconciling would destroy every key of the token as an orphan.
+   */
+  refuseEmptyStore?: boolean;
 }
 
 /** Default lease of a creation intent: far longer than any token call may take (see tokenCallTimeoutMs). */
@@ -40,8 +47,8 @@ export const DEFAULT_INTENT_LEASE_MS = 5 * 60 * 1000;
 export function startupReconcileOptions(services: Services, leaseMs: number, dedicatedToken: boolean): ReconcileOptions {
   const now = services.clock.now();
   return services.store.singleWriter
-    ? { intentAlive: () => false, destroyUnmarked: dedicatedToken }
-    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: leaseMs };
+    ? { intentAlive: () => false, destroyUnmarked: dedicatedToken, refuseEmptyStore: true }
+    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: leaseMs, refuseEmptyStore: true };
 }
 
 /** Periodic reconciliation while requests run: intents within their lease are alive. */
@@ -193,6 +200,9 @@ export async function reconcile(
       report.orphansDestroyed.push('(an object without label or id, torn by a crash)');
     }
   }
+  if (options.refuseEmptyStore && intents.length === 0 && records.length === 0 && doomedCreations.size + doomedLabels.size > 0) {
+    throw new Error(emptyStoreRefusal([...report.orphansDestroyed, ...report.wrappingKeysDestroyed]));
+  }
   if (doomedCreations.size + doomedLabels.size + unmarked > 0) {
     await custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
     for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ ...scope.logFields, object: what }, 'destroyed a token object no key refers to');
@@ -211,6 +221,15 @@ export async function reconcile(
     services.log.error({ ...scope.logFields, keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
   }
   return report;
+}
+
+function emptyStoreRefusal(objects: string[]): string {
+  const named = objects.filter((o) => !o.startsWith('(')).slice(0, 3).join(', ');
+  return (
+    `the metadata store holds no keys, but the token holds p11kms key objects (${named}${objects.length > 3 ? ', …' : ''}): ` +
+    'this store is not the one they were recorded in (metadata.json moved or deleted? a new PostgreSQL database not yet filled by `store migrate`?). ' +
+    'Nothing was destroyed. Start with the store that records these keys; if every key was deleted on purpose, remove their objects from the token first.'
+  );
 }
 
 /** What names a material's token object: its creation id, or for material made before creation ids, its label. */

@@ -13,6 +13,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import { freshDatabaseUrl } from '../support/postgres';
 import { expectKmsError, TestServer } from '../support/server';
 import { createOrphanObject, destroyTokenObject, listTokenObjects } from '../support/token-tool';
 
@@ -158,6 +159,45 @@ describe('persistence and recovery', function () {
       await server.client().send(new CreateKeyCommand({}));
     } finally {
       await server.stop();
+    }
+  });
+
+  it('refuses to start on a store that records no key while the token holds key material, destroying nothing', async () => {
+    const server = await TestServer.start();
+    const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+    const { CiphertextBlob } = await server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('kept') }));
+    await server.stop();
+    const storeFile = path.join(server.dataDir, 'metadata.json');
+    const wrongStores: Array<[string, () => Promise<TestServer>]> = [
+      // An operator moved metadata.json away (or deleted it): the JSON store opens empty.
+      ['metadata.json moved away', async () => {
+        fs.renameSync(storeFile, `${storeFile}.moved`);
+        try {
+          return await TestServer.start({ dataDir: server.dataDir });
+        } finally {
+          fs.renameSync(`${storeFile}.moved`, storeFile);
+        }
+      }],
+      // README's cluster commands start on PostgreSQL before `store migrate` fills it.
+      ['a new PostgreSQL database', async () => TestServer.start({ dataDir: server.dataDir, env: { P11KMS_STORE_URL: await freshDatabaseUrl() } })],
+    ];
+    for (const [what, start] of wrongStores) {
+      const refused = await start().then(
+        async (s) => {
+          await s.stop();
+          return undefined;
+        },
+        (err: Error) => err,
+      );
+      expect(refused, `${what}: refused`).to.be.instanceOf(Error);
+      expect(refused?.message, what).to.contain(`the metadata store holds no keys, but the token holds p11kms key objects (${KeyMetadata!.KeyId}:v1)`);
+      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
+    }
+    const restored = await TestServer.start({ dataDir: server.dataDir });
+    try {
+      expect(Buffer.from((await restored.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
+    } finally {
+      await restored.stop();
     }
   });
 });
