@@ -200,6 +200,44 @@ describe('persistence and recovery', function () {
       await restored.stop();
     }
   });
+
+  it('refuses to start on a damaged metadata.json or last-usage.json, naming the file, and rewrites nothing', async () => {
+    const server = await TestServer.start();
+    const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+    const { CiphertextBlob } = await server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('kept') }));
+    await server.stop();
+    const storeFile = path.join(server.dataDir, 'metadata.json');
+    const usageFile = path.join(server.dataDir, 'last-usage.json');
+    const intact = fs.readFileSync(storeFile);
+    const damages: Array<[string, string, string, RegExp]> = [
+      ['metadata.json cut in half', storeFile, intact.subarray(0, intact.length >> 1).toString(), /metadata\.json is damaged: it is not valid JSON \(.*\)\. p11kms does not start on a damaged store/],
+      ['metadata.json emptied', storeFile, '', /metadata\.json is damaged: it is not valid JSON/],
+      ['metadata.json without its key list', storeFile, JSON.stringify({ format: 'p11kms-metadata', version: 1, aliases: [] }), /metadata\.json is damaged: its "keys" is not a list/],
+      ['last-usage.json cut short', usageFile, '{"format":"p11kms-last', /last-usage\.json is damaged: it is not valid JSON/],
+    ];
+    for (const [what, file, content, refusal] of damages) {
+      const before = fs.existsSync(file) ? fs.readFileSync(file) : undefined;
+      fs.writeFileSync(file, content);
+      const err = await TestServer.start({ dataDir: server.dataDir }).then(
+        async (s) => {
+          await s.stop();
+          return undefined;
+        },
+        (e: Error) => e,
+      );
+      expect(err?.message, what).to.match(refusal);
+      expect(fs.readFileSync(file, 'utf8'), `${what}: left as found`).to.equal(content);
+      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
+      if (before) fs.writeFileSync(file, before);
+      else fs.rmSync(file);
+    }
+    const restored = await TestServer.start({ dataDir: server.dataDir });
+    try {
+      expect(Buffer.from((await restored.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
+    } finally {
+      await restored.stop();
+    }
+  });
 });
 
 describe('scheduled key deletion', function () {

@@ -44,24 +44,42 @@ export function readStoreFiles(dataDir: string): Snapshot {
 
 function readSnapshot(file: string): Snapshot {
   if (!fs.existsSync(file)) return emptySnapshot();
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as StoreFile;
-  if (parsed.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
+  const parsed = parseStoreFile(file) as StoreFile;
+  if (parsed?.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
   }
+  const lists = { keys: parsed.keys, aliases: parsed.aliases, grants: parsed.grants ?? [], customKeyStores: parsed.customKeyStores ?? [], intents: parsed.intents ?? [] };
+  const broken = Object.entries(lists).find(([, list]) => !Array.isArray(list));
+  if (broken) throw new Error(`${file} is damaged: its "${broken[0]}" is not a list. ${REFUSAL}`);
   return {
-    keys: new Map(parsed.keys.map((k) => [recordKey(k), k])),
-    aliases: new Map(parsed.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
-    grants: new Map((parsed.grants ?? []).map((g) => [g.grantId, g])),
-    customKeyStores: new Map((parsed.customKeyStores ?? []).map((c) => [c.customKeyStoreId, c])),
-    intents: new Map((parsed.intents ?? []).map((i) => [i.creationId, i])),
+    keys: new Map(lists.keys.map((k) => [recordKey(k), k])),
+    aliases: new Map(lists.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
+    grants: new Map(lists.grants.map((g) => [g.grantId, g])),
+    customKeyStores: new Map(lists.customKeyStores.map((c) => [c.customKeyStoreId, c])),
+    intents: new Map(lists.intents.map((i) => [i.creationId, i])),
   };
+}
+
+/** p11kms writes its files whole (rename), so a damaged one was damaged outside p11kms. */
+const REFUSAL = 'p11kms does not start on a damaged store (it would lose what the damage hid): restore the file from a backup.';
+
+/** A store file's JSON; a damaged file is refused with its name, never read as less than it held. */
+function parseStoreFile(file: string): unknown {
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new Error(`${file} is damaged: it is not valid JSON (${(err as Error).message}; ${text.length} bytes). ${REFUSAL}`);
+  }
 }
 
 /** The snapshot with each key's last use from last-usage.json where that one is newer. */
 function withLastUses(snapshot: Snapshot, file: string): Snapshot {
   if (!fs.existsSync(file)) return snapshot;
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as LastUsageFile;
-  if (parsed.format !== LAST_USAGE_FORMAT || parsed.version !== 1) throw new Error(`${file} is not a p11kms last-usage file of version 1`);
+  const parsed = parseStoreFile(file) as LastUsageFile;
+  if (parsed?.format !== LAST_USAGE_FORMAT || parsed.version !== 1 || typeof parsed.uses !== 'object' || parsed.uses === null) {
+    throw new Error(`${file} is not a p11kms last-usage file of version 1`);
+  }
   for (const [id, usage] of Object.entries(parsed.uses)) {
     const key = snapshot.keys.get(id);
     if (key && (!key.lastUsage || key.lastUsage.at < usage.at)) snapshot.keys.set(id, { ...key, lastUsage: usage });
