@@ -162,6 +162,33 @@ describe('persistence and recovery', function () {
     }
   });
 
+  it('refuses a second process while the first is paused (SIGSTOP), however long: the first keeps its store', async () => {
+    const server = await TestServer.start();
+    try {
+      const kms = server.client();
+      const { KeyMetadata } = await kms.send(new CreateKeyCommand({}));
+      // A paused holder stops refreshing its lock, which then looks like a crashed one's.
+      server.sendSignal('SIGSTOP');
+      const second = await TestServer.start({ dataDir: server.dataDir }).then(
+        async (s) => {
+          await s.kill();
+          return s;
+        },
+        (err: Error) => err,
+      );
+      server.sendSignal('SIGCONT');
+      expect(second).to.be.instanceOf(Error);
+      expect((second as Error).message).to.contain('is in use by another p11kms process');
+      // The first process still holds its store and writes it.
+      const { KeyMetadata: after } = await kms.send(new CreateKeyCommand({}));
+      const written = JSON.parse(fs.readFileSync(path.join(server.dataDir, 'metadata.json'), 'utf8')) as { keys: Array<{ keyId: string }> };
+      expect(written.keys.map((k) => k.keyId)).to.include.members([KeyMetadata!.KeyId, after!.KeyId]);
+    } finally {
+      server.sendSignal('SIGCONT');
+      await server.stop();
+    }
+  });
+
   it('refuses to start on a store that records no key while the token holds key material, destroying nothing', async () => {
     const server = await TestServer.start();
     const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));

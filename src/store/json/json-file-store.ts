@@ -7,6 +7,7 @@ import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scop
 import { OverlayTransaction } from './overlay-transaction';
 import { aliasKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot } from './snapshot';
 import { readStoreFiles, StoreFileWriter } from './store-files';
+import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
 interface Pending {
   body: (tx: StoreTransaction) => Promise<unknown> | unknown;
@@ -52,6 +53,10 @@ export class JsonFileStore implements MetadataStore {
 
   static async open(dataDir: string): Promise<JsonFileStore> {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // Before the lock: a live holder's lock may look stale (store-owner.ts), and taking it over
+    // would make the holder lose its lock directory too.
+    const owner = liveOwner(dataDir);
+    if (owner) throw new Error(`data directory ${dataDir} is in use by another p11kms process (pid ${owner.pid}, alive)`);
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(dataDir, {
@@ -66,10 +71,15 @@ export class JsonFileStore implements MetadataStore {
     } catch (err) {
       throw new Error(`data directory ${dataDir} is in use by another p11kms process (${(err as Error).message})`);
     }
-    try {
-      return new JsonFileStore(dataDir, release, readStoreFiles(dataDir));
-    } catch (err) {
+    const releaseAll = async () => {
+      forgetOwner(dataDir);
       await release();
+    };
+    try {
+      recordOwner(dataDir);
+      return new JsonFileStore(dataDir, releaseAll, readStoreFiles(dataDir));
+    } catch (err) {
+      await releaseAll();
       throw err;
     }
   }
