@@ -6,7 +6,7 @@ import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { OverlayTransaction } from './overlay-transaction';
 import { aliasKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot } from './snapshot';
-import { readStoreFiles, StoreFileWriter } from './store-files';
+import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter } from './store-files';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
 interface Pending {
@@ -77,6 +77,7 @@ export class JsonFileStore implements MetadataStore {
     };
     try {
       recordOwner(dataDir);
+      removeUnfinishedWrites(dataDir);
       return new JsonFileStore(dataDir, releaseAll, readStoreFiles(dataDir));
     } catch (err) {
       await releaseAll();

@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
@@ -151,8 +151,25 @@ export class StoreFileWriter {
   }
 }
 
+/** Temporary files of writeDurably: `<file>.<random>.tmp`. */
+const TEMP_FILE = /^(metadata|last-usage)\.json\.[0-9a-f]{16}\.tmp$/;
+
 async function writeDurably(file: string, content: string | Buffer): Promise<void> {
-  await writeFileAtomic(file, content, { fsync: true, mode: 0o600 });
+  const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+  const handle = await fs.promises.open(temp, 'w', 0o600);
+  try {
+    // FileHandle.writeFile writes until every byte is down or fails: one write() call may write
+    // less without an error when the disk is nearly full. write-file-atomic made that single
+    // call and renamed the short file over metadata.json, which then would not parse.
+    await handle.writeFile(content);
+    await handle.sync();
+    await handle.close();
+    await fs.promises.rename(temp, file);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
   // A rename is only durable once the directory entry is.
   const dir = await fs.promises.open(path.dirname(file), 'r');
   try {
@@ -160,4 +177,9 @@ async function writeDurably(file: string, content: string | Buffer): Promise<voi
   } finally {
     await dir.close();
   }
+}
+
+/** Removes the temporary files of writes a crash interrupted (called with the directory lock held). */
+export function removeUnfinishedWrites(dataDir: string): void {
+  for (const name of fs.readdirSync(dataDir)) if (TEMP_FILE.test(name)) fs.rmSync(path.join(dataDir, name), { force: true });
 }
