@@ -23,6 +23,11 @@ export interface RequestContext {
   transport?: Transport;
   /** GrantTokens of the request, if the operation takes them. */
   grantTokens?: readonly string[];
+  /**
+   * The dialect still offers RSAES_PKCS1_V1_5 import wrapping (the Huawei/OTC API lists it);
+   * AWS KMS has refused it since 10 October 2023, so the AWS dialect leaves this unset.
+   */
+  offersPkcs1v15Wrapping?: boolean;
 }
 
 export interface Transport {

@@ -21,6 +21,12 @@ export const getParametersForImport: OperationHandler<'GetParametersForImport'> 
   if (input.WrappingKeySpec === 'SM2' || input.WrappingAlgorithm === 'SM2PKE') {
     throw new KmsError('UnsupportedOperationException', 'SM2 wrapping keys are available only in AWS China Regions; the token has no SM2 mechanisms.');
   }
+  // GetParametersForImport's WrappingAlgorithm documentation: "As of October 10, 2023, KMS does
+  // not support the RSAES_PKCS1_V1_5 wrapping algorithm." RSAES_OAEP_SHA_1 keeps the material
+  // inside the token just as well (docs/key-custody.md).
+  if (input.WrappingAlgorithm === 'RSAES_PKCS1_V1_5' && !ctx.offersPkcs1v15Wrapping) {
+    throw new KmsError('ValidationException', 'The RSAES_PKCS1_V1_5 wrapping algorithm is not supported. Use RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, RSA_AES_KEY_WRAP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256.');
+  }
   const spec = input.WrappingKeySpec as WrappingKeySpec;
   const algorithm = input.WrappingAlgorithm as WrappingAlgorithm;
   checkAsymmetricWrapping(key.keySpec, algorithm, spec);

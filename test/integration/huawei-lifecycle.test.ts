@@ -232,6 +232,18 @@ describe('Huawei dialect: key tags, rotation, grants, import', function () {
       expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).to.equal('PendingImport');
     });
 
+    it('get-parameters-for-import still offers RSAES_PKCS1_V1_5 (which the AWS dialect refuses): material wrapped with it imports and works', async () => {
+      const keyId = await newKey('hw-import-pkcs1', { origin: 'external' });
+      const params = await hw('get-parameters-for-import', { key_id: keyId, wrapping_algorithm: 'RSAES_PKCS1_V1_5', wrapping_key_spec: 'RSA_3072' });
+      expect(params.status, params.raw).to.equal(200);
+      const publicKey = createPublicKey({ key: Buffer.from(params.body.public_key, 'base64'), format: 'der', type: 'spki' });
+      const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, randomBytes(32));
+      const imported = await hw('import-key-material', { key_id: keyId, import_token: params.body.import_token, encrypted_key_material: wrapped.toString('base64') });
+      expect(imported.status, imported.raw).to.equal(200);
+      const sealed = await hw('encrypt-data', { key_id: keyId, plain_text: 'wrapped with PKCS#1 v1.5' });
+      expect((await hw('decrypt-data', { cipher_text: sealed.body.cipher_text })).body.plain_text).to.equal('wrapped with PKCS#1 v1.5');
+    });
+
     it('refuses bad import requests with the documented codes', async () => {
       const internal = await newKey('hw-import-kms');
       expectError(await hw('get-parameters-for-import', { key_id: internal, wrapping_algorithm: 'RSAES_OAEP_SHA_1' }), 400, 'KMS.0309');

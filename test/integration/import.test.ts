@@ -38,10 +38,12 @@ import { getParametersForImport } from '../../src/operations/get-parameters-for-
 import { importKeyMaterial } from '../../src/operations/import-key-material';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { expectKmsError, TestServer } from '../support/server';
+import { listTokenObjects } from '../support/token-tool';
 import { importWrapped, wrapMaterial } from '../support/wrap-material';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-const ALGORITHMS: AlgorithmSpec[] = ['RSAES_PKCS1_V1_5', 'RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256'];
+// RSAES_PKCS1_V1_5 is refused (below); the Huawei dialect still imports with it (huawei-lifecycle.test.ts).
+const ALGORITHMS: AlgorithmSpec[] = ['RSAES_OAEP_SHA_1', 'RSAES_OAEP_SHA_256', 'RSA_AES_KEY_WRAP_SHA_1', 'RSA_AES_KEY_WRAP_SHA_256'];
 
 /** Opens a p11kms symmetric blob with node:crypto given the key material (docs/ciphertext-format.md). */
 function openBlobWithMaterial(blob: Buffer, material: Buffer, context: Record<string, string>): Buffer {
@@ -117,6 +119,21 @@ describe('import (real server, real token)', function () {
     const err = await expectKmsError(kms.send(new GetParametersForImportCommand({ KeyId: KeyMetadata!.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_1', WrappingKeySpec: 'RSA_2048' })));
     expect(err.name).to.equal('UnsupportedOperationException');
     expect(err.message).to.equal(`${KeyMetadata!.Arn} origin is AWS_KMS which is not valid for this operation.`);
+  });
+
+  it('RSAES_PKCS1_V1_5 wrapping: ValidationException from GetParametersForImport for every key type (AWS refuses it since 10 October 2023), and no wrapping key is left in the token', async () => {
+    const symmetric = await externalKey();
+    const hmac = await externalKey({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    const before = listTokenObjects(server.dataDir).filter((o) => o.label.startsWith('p11kms-import:')).length;
+    for (const keyId of [symmetric.keyId, hmac.keyId]) {
+      for (const spec of ['RSA_2048', 'RSA_4096'] as WrappingKeySpec[]) {
+        const err = await expectKmsError(kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: 'RSAES_PKCS1_V1_5', WrappingKeySpec: spec })));
+        expect(err.name).to.equal('ValidationException');
+        expect(err.message).to.contain('RSAES_PKCS1_V1_5').and.contain('RSAES_OAEP_SHA_1');
+      }
+      expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).to.equal('PendingImport');
+    }
+    expect(listTokenObjects(server.dataDir).filter((o) => o.label.startsWith('p11kms-import:')).length).to.equal(before);
   });
 
   for (const algorithm of ALGORITHMS) {

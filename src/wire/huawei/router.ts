@@ -181,7 +181,7 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     if (sequence !== undefined && (typeof sequence !== 'string' || !sequence.isWellFormed() || Buffer.byteLength(sequence, 'utf8') !== 36)) {
       throw invalid('KMS.0206');
     }
-    const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress, transport: transportOf(req.socket) };
+    const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress, transport: transportOf(req.socket), offersPkcs1v15Wrapping: true };
     seen.ctx = ctx;
     seen.region = project.region;
     const output = await found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
