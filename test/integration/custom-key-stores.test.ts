@@ -268,8 +268,9 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     // What a failed destroy leaves: an object of p11kms's making that no key names.
     const keyId = randomUUID();
     const creation = randomBytes(16).toString('hex');
+    // No listing here: on a busy machine the next sweep can destroy the object before it (the
+    // log line below names this very object, so it did exist).
     createOrphanObject(server.dataDir, `p11kms:${keyId}:v1`, `p11kms#${creation}`, BACKEND);
-    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.id)).to.include(`p11kms#${creation}`);
     await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}","object":"${keyId}:v1","msg":"destroyed a token object no key refers to"`), 30_000);
     expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.id)).not.to.include(`p11kms#${creation}`);
   });

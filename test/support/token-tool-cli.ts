@@ -17,23 +17,29 @@ import { loadTokenModule, TEST_TOKENS, tokenSlot } from './test-tokens';
 const [dataDir, command, label, id] = process.argv.slice(2);
 const testToken = TEST_TOKENS.find((t) => t.name === process.env.P11KMS_TEST_TOKEN) ?? TEST_TOKENS[0];
 const token = { ...testToken, tokenLabel: process.env.TOKEN_LABEL ?? testToken.tokenLabel, pin: process.env.TOKEN_PIN ?? testToken.pin };
-const p = loadTokenModule(token, dataDir);
+const p = new pkcs11js.PKCS11();
+p.load(token.module);
 void (async () => {
   try {
     if (command === 'init-token') {
-      const free = p.C_GetSlotList(true).find((s) => (p.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
-      if (!free) throw new Error('no free slot');
-      p.C_InitToken(free, '12345678', token.tokenLabel.padEnd(32, ' '));
-      const so = p.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      p.C_Login(so, pkcs11js.CKU_SO, '12345678');
-      p.C_InitPIN(so, token.pin);
-      p.C_CloseSession(so);
-      p.C_Finalize();
-      process.exit(0);
+      await withTokenLock(dataDir, () => {
+        loadTokenModule(token, dataDir, p);
+        const free = p.C_GetSlotList(true).find((s) => (p.C_GetTokenInfo(s).flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0);
+        if (!free) throw new Error('no free slot');
+        p.C_InitToken(free, '12345678', token.tokenLabel.padEnd(32, ' '));
+        const so = p.C_OpenSession(free, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+        p.C_Login(so, pkcs11js.CKU_SO, '12345678');
+        p.C_InitPIN(so, token.pin);
+        p.C_CloseSession(so);
+      });
+      return;
     }
-    // Logging in rewrites SoftHSM2's token.object: under the lock the service takes for its own logins.
+    // C_Initialize reads SoftHSM2's token.object and C_Login rewrites it: both under the lock the
+    // service takes for its own (re-)initialisations. Read while the service rewrote it, the
+    // file showed no token at all ("no token labelled 'p11kms'", seen on a busy machine).
     const logIn = () =>
       withTokenLock(dataDir, () => {
+        loadTokenModule(token, dataDir, p);
         const opened = p.C_OpenSession(tokenSlot(p, token), pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
         p.C_Login(opened, pkcs11js.CKU_USER, token.pin);
         return opened;
@@ -90,8 +96,6 @@ void (async () => {
       const listSettled = async () => {
         let objects = list();
         for (let again = 0; again < 2 && objects.length < (objectFiles() ?? 0); again++) {
-          p.C_Finalize();
-          loadTokenModule(token, dataDir, p);
           session = await logIn();
           objects = list();
         }
@@ -120,7 +124,11 @@ void (async () => {
     }
     p.C_CloseSession(session);
   } finally {
-    p.C_Finalize();
+    try {
+      p.C_Finalize();
+    } catch {
+      // Never initialised (the error that got us here says why).
+    }
   }
 })();
 

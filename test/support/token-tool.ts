@@ -63,7 +63,9 @@ export function createUnmarkedObject(dataDir: string): void {
 export class TokenInspector {
   private readonly child: ChildProcess;
   private buffer = '';
-  private readonly waiting: Array<(line: string) => void> = [];
+  private readonly waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
+  /** Set once the tool has exited: a list() then fails at once instead of waiting for ever. */
+  private exited?: Error;
 
   constructor(dataDir: string) {
     this.child = spawn(process.execPath, [CLI, dataDir, 'serve'], { stdio: ['pipe', 'pipe', 'inherit'], env: toolEnv() });
@@ -72,20 +74,26 @@ export class TokenInspector {
       for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
         const line = this.buffer.slice(0, nl);
         this.buffer = this.buffer.slice(nl + 1);
-        this.waiting.shift()?.(line);
+        this.waiting.shift()?.resolve(line);
       }
+    });
+    this.child.once('exit', (code, signal) => {
+      this.exited = new Error(`the token inspector exited (${signal ?? code}); its stderr is in the test output`);
+      for (const waiter of this.waiting.splice(0)) waiter.reject(this.exited);
     });
   }
 
   list(): Promise<TokenObject[]> {
-    return new Promise((resolve) => {
-      this.waiting.push((line) => resolve(JSON.parse(line) as TokenObject[]));
+    return new Promise((resolve, reject) => {
+      if (this.exited) return reject(this.exited);
+      this.waiting.push({ resolve: (line) => resolve(JSON.parse(line) as TokenObject[]), reject });
       this.child.stdin!.write('list\n');
     });
   }
 
   close(): Promise<void> {
     return new Promise((resolve) => {
+      if (this.exited) return resolve();
       this.child.once('exit', () => resolve());
       this.child.stdin!.end();
     });
