@@ -8,7 +8,7 @@ export function registerStoreCommands(program: Command): void {
   const store = program.command('store').description('metadata store maintenance');
   store
     .command('migrate')
-    .description('copy every key, alias and grant from one store to another (idempotent; verifies what it copied); stop the JSON store\'s service first')
+    .description('copy every custom key store, key, alias and grant from one store to another (idempotent; verifies what it copied); stop the JSON store\'s service first')
     .requiredOption('--from <location>', 'data directory of a JSON store (e.g. ./var) or postgres://…')
     .requiredOption('--to <location>', 'postgres://… or a data directory')
     .option('--json', 'print the report as JSON')

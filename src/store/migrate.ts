@@ -3,7 +3,7 @@ import { isSharedStoreUrl } from '../config/config';
 import type { GrantRecord } from './grant-record';
 import type { MetadataStore, StoreTransaction } from './metadata-store';
 import { openStore } from './open-store';
-import type { AliasRecord, KeyRecord, Scope } from './records';
+import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
 
 export interface KindReport {
   inSource: number;
@@ -13,12 +13,14 @@ export interface KindReport {
 }
 
 export interface MigrationReport {
+  customKeyStores: KindReport;
   keys: KindReport;
   aliases: KindReport;
   grants: KindReport;
 }
 
 interface Everything {
+  customKeyStores: CustomKeyStoreRecord[];
   keys: KeyRecord[];
   aliases: AliasRecord[];
   grants: GrantRecord[];
@@ -30,15 +32,18 @@ export function openLocation(location: string, log: Logger): Promise<MetadataSto
 }
 
 /**
- * Copies every key, alias and grant from one store to the other in one transaction on the
+ * Copies every custom key store, key, alias and grant from one store to the other in one
+ * transaction on the
  * target. Idempotent: a record the target already holds unchanged is left alone; a record the
  * target holds *differently* stops the migration before anything is written. Afterwards every
  * source record is read back from the target and the counts are compared.
  */
 export async function migrateStore(source: MetadataStore, target: MetadataStore): Promise<MigrationReport> {
   const from = await everything(source);
-  const counts = { keys: 0, aliases: 0, grants: 0 };
+  const counts = { customKeyStores: 0, keys: 0, aliases: 0, grants: 0 };
   await target.transact(async (tx) => {
+    // Keys of AWS_CLOUDHSM stores name their store: without it they could never connect again.
+    counts.customKeyStores = await copy(from.customKeyStores, (c) => tx.getCustomKeyStore(c.customKeyStoreId), (c) => tx.putCustomKeyStore(c), (c) => `custom key store ${c.customKeyStoreId}`);
     counts.keys = await copy(from.keys, (k) => tx.getKey(k), (k) => tx.putKey(k), (k) => `key ${k.keyId} (${k.region})`);
     counts.aliases = await copy(from.aliases, (a) => tx.getAlias(a, a.aliasName), (a) => tx.putAlias(a), (a) => `alias ${a.aliasName} (${a.region}, ${a.accountId})`);
     counts.grants = await copy(from.grants, (g) => tx.getGrant(g.grantId), (g) => tx.putGrant(g), (g) => `grant ${g.grantId}`);
@@ -51,7 +56,7 @@ export async function migrateStore(source: MetadataStore, target: MetadataStore)
     alreadyThere: from[name].length - counts[name],
     inTarget: after[name].length,
   });
-  return { keys: kind('keys'), aliases: kind('aliases'), grants: kind('grants') };
+  return { customKeyStores: kind('customKeyStores'), keys: kind('keys'), aliases: kind('aliases'), grants: kind('grants') };
 }
 
 async function copy<R>(records: R[], read: (r: R) => Promise<R | undefined>, write: (r: R) => void, name: (r: R) => string): Promise<number> {
@@ -73,7 +78,7 @@ async function everything(store: MetadataStore): Promise<Everything> {
   const scopes = new Map<string, Scope>(keys.map((k) => [`${k.region}/${k.accountId}`, { region: k.region, accountId: k.accountId }]));
   const aliases: AliasRecord[] = [];
   for (const scope of scopes.values()) aliases.push(...(await store.listAliases(scope)));
-  return { keys, aliases, grants: await store.listGrants() };
+  return { customKeyStores: await store.listCustomKeyStores(), keys, aliases, grants: await store.listGrants() };
 }
 
 async function verifyCopied(from: Everything, target: MetadataStore): Promise<void> {
@@ -82,6 +87,7 @@ async function verifyCopied(from: Everything, target: MetadataStore): Promise<vo
   };
   // Read through a transaction: committed state, around any cache.
   await target.transact(async (tx: StoreTransaction) => {
+    for (const c of from.customKeyStores) check(`custom key store ${c.customKeyStoreId}`, await tx.getCustomKeyStore(c.customKeyStoreId), c);
     for (const k of from.keys) check(`key ${k.keyId} (${k.region})`, await tx.getKey(k), k);
     for (const a of from.aliases) check(`alias ${a.aliasName}`, await tx.getAlias(a, a.aliasName), a);
     for (const g of from.grants) check(`grant ${g.grantId}`, await tx.getGrant(g.grantId), g);

@@ -5,9 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   CreateAliasCommand,
+  CreateCustomKeyStoreCommand,
   CreateGrantCommand,
   CreateKeyCommand,
   DecryptCommand,
+  DescribeCustomKeyStoresCommand,
   DescribeKeyCommand,
   EnableKeyRotationCommand,
   EncryptCommand,
@@ -190,10 +192,16 @@ describe('cluster duties: workers, background work once, store migrate', functio
     }
   });
 
-  it('store migrate copies a JSON store into PostgreSQL and back: idempotent, counted, verified, and the keys keep working', async () => {
+  it('store migrate copies a JSON store into PostgreSQL and back, custom key stores too: idempotent, counted, verified, and the keys keep working', async () => {
     const dataDir = tempDir('migrate');
-    const json = await TestServer.start({ dataDir });
+    // A configured cluster, for a custom key store record (never connected here).
+    const backendProfile = path.join(dataDir, 'backend.json');
+    fs.writeFileSync(backendProfile, JSON.stringify({ name: 'backend', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'no-such-token' }));
+    const env = { P11KMS_TOKEN_BACKENDS: `cluster-migratedstore=${backendProfile}` };
+    const json = await TestServer.start({ dataDir, env });
     const c = json.client();
+    const trustAnchor = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'trust-anchor.pem'), 'utf8').trim();
+    const { CustomKeyStoreId } = await c.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'migrated', CloudHsmClusterId: 'cluster-migratedstore', TrustAnchorCertificate: trustAnchor, KeyStorePassword: 'backend-pin' }));
     const keyIds: string[] = [];
     for (let i = 0; i < 3; i++) keyIds.push((await c.send(new CreateKeyCommand({ Description: `k${i}` }))).KeyMetadata!.KeyId!);
     await c.send(new CreateAliasCommand({ AliasName: 'alias/migrated', TargetKeyId: keyIds[0] }));
@@ -207,13 +215,15 @@ describe('cluster duties: workers, background work once, store migrate', functio
     expect(first.stdout).to.contain('keys: 3 in source, 3 copied, 0 already there; 3 in target');
     expect(first.stdout).to.contain('aliases: 1 in source, 1 copied, 0 already there; 1 in target');
     expect(first.stdout).to.contain('grants: 1 in source, 1 copied, 0 already there; 1 in target');
+    expect(first.stdout).to.contain('customKeyStores: 1 in source, 1 copied, 0 already there; 1 in target');
     expect(first.stdout).to.contain('verified');
     const again = cli('store', 'migrate', '--from', dataDir, '--to', url);
     expect(again.stdout).to.contain('keys: 3 in source, 0 copied, 3 already there; 3 in target');
 
-    const pg = await TestServer.start({ dataDir, env: { P11KMS_STORE_URL: url } });
+    const pg = await TestServer.start({ dataDir, env: { ...env, P11KMS_STORE_URL: url } });
     try {
       const p = pg.client();
+      expect((await p.send(new DescribeCustomKeyStoresCommand({}))).CustomKeyStores!.map((s) => [s.CustomKeyStoreId, s.CustomKeyStoreName])).to.deep.equal([[CustomKeyStoreId, 'migrated']]);
       expect(Buffer.from((await p.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
       expect((await p.send(new DescribeKeyCommand({ KeyId: 'alias/migrated' }))).KeyMetadata!.KeyId).to.equal(keyIds[0]);
       expect((await p.send(new ListGrantsCommand({ KeyId: keyIds[1] }))).Grants!.map((g) => g.Name)).to.deep.equal(['g']);
@@ -226,7 +236,7 @@ describe('cluster duties: workers, background work once, store migrate', functio
     const home = cli('store', 'migrate', '--from', url, '--to', back);
     expect(home.status, home.stderr).to.equal(0);
     expect(home.stdout).to.contain('keys: 3 in source, 3 copied, 0 already there; 3 in target');
-    const file = JSON.parse(fs.readFileSync(path.join(back, 'metadata.json'), 'utf8')) as { keys: unknown[]; aliases: unknown[]; grants: unknown[] };
-    expect([file.keys.length, file.aliases.length, file.grants.length]).to.deep.equal([3, 1, 1]);
+    const file = JSON.parse(fs.readFileSync(path.join(back, 'metadata.json'), 'utf8')) as { keys: unknown[]; aliases: unknown[]; grants: unknown[]; customKeyStores: unknown[] };
+    expect([file.keys.length, file.aliases.length, file.grants.length, file.customKeyStores.length]).to.deep.equal([3, 1, 1, 1]);
   });
 });
