@@ -128,7 +128,8 @@ const USAGES_BY_SPEC: Record<KeySpec, readonly KeyUsageType[]> = {
   ECC_NIST_P256: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
   ECC_NIST_P384: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
   ECC_NIST_P521: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
-  ECC_SECG_P256K1: ['SIGN_VERIFY', 'KEY_AGREEMENT'],
+  // Key agreement is for the NIST-standard curves (and SM2) only (the model's CreateKey KeyUsage).
+  ECC_SECG_P256K1: ['SIGN_VERIFY'],
   ECC_NIST_EDWARDS25519: ['SIGN_VERIFY'],
   HMAC_224: ['GENERATE_VERIFY_MAC'],
   HMAC_256: ['GENERATE_VERIFY_MAC'],

@@ -224,6 +224,14 @@ describe('key management (CreateKey, DescribeKey, ListKeys, key state)', functio
       expect(err.message).to.equal('KeyUsage KEY_AGREEMENT is not compatible with KeySpec RSA_2048');
     });
 
+    // The model's CreateKey KeyUsage: "For asymmetric KMS keys with ECC_SECG_P256K1 key pairs, specify
+    // SIGN_VERIFY"; KEY_AGREEMENT is for the NIST-standard curves (and SM2) only.
+    it('rejects KeyUsage KEY_AGREEMENT with KeySpec ECC_SECG_P256K1 (secp256k1 keys only sign) as AWS does', async function () {
+      const err = await expectKmsError(kms().send(new CreateKeyCommand({ KeySpec: 'ECC_SECG_P256K1', KeyUsage: 'KEY_AGREEMENT' })));
+      expect(err.name).to.equal('ValidationException');
+      expect(err.message).to.equal('KeyUsage KEY_AGREEMENT is not compatible with KeySpec ECC_SECG_P256K1');
+    });
+
     it('rejects a KeySpec outside the enum with the AWS validation message', async function () {
       const input = { KeySpec: 'HMAC_random' } as unknown as CreateKeyCommandInput;
       const err = await expectKmsError(kms().send(new CreateKeyCommand(input)));
