@@ -142,6 +142,9 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
   it('generates the key in the backend token and does every operation there', async () => {
     const custom = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM', Description: 'in the backend' }))).KeyMetadata!;
     expect(custom).to.include({ CustomKeyStoreId: storeId, CloudHsmClusterId: CLUSTER, Origin: 'AWS_CLOUDHSM', KeyState: 'Enabled', KeySpec: 'SYMMETRIC_DEFAULT' });
+    // AWS: CurrentKeyMaterialId is present for symmetric keys of origin AWS_KMS or EXTERNAL only.
+    expect(custom).not.to.have.property('CurrentKeyMaterialId');
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: custom.KeyId }))).KeyMetadata).not.to.have.property('CurrentKeyMaterialId');
     const main = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
 
     // Proven through PKCS#11: each token holds exactly its own key.

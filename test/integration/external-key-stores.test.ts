@@ -15,6 +15,7 @@ import {
   CreateKeyCommand,
   DecryptCommand,
   DescribeCustomKeyStoresCommand,
+  DescribeKeyCommand,
   DisconnectCustomKeyStoreCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
@@ -94,6 +95,9 @@ describe('external key stores (B) backed by p11kms XKS proxy (A)', function () {
     const meta = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'EXTERNAL_KEY_STORE', XksKeyId: 'xks-key-1' }))).KeyMetadata!;
     expect(meta).to.include({ CustomKeyStoreId: storeId, Origin: 'EXTERNAL_KEY_STORE', KeyState: 'Enabled' });
     expect(meta.XksKeyConfiguration).to.deep.equal({ Id: 'xks-key-1' });
+    // AWS: CurrentKeyMaterialId is present for symmetric keys of origin AWS_KMS or EXTERNAL only.
+    expect(meta).not.to.have.property('CurrentKeyMaterialId');
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: meta.KeyId }))).KeyMetadata).not.to.have.property('CurrentKeyMaterialId');
     keyId = meta.KeyId!;
     expect((await expectKmsError(kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'EXTERNAL_KEY_STORE', XksKeyId: 'xks-key-1' })))).name).to.equal('XksKeyAlreadyInUseException');
     // A's token holds the external key; B's holds only B's own material for the KMS key.

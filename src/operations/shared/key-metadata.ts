@@ -41,7 +41,8 @@ export function keyMetadataOf(key: KeyRecord, regions: readonly KeyRecord[] = [k
   Object.assign(metadata, algorithmsOf(key.keySpec, key.keyUsage));
   metadata.MultiRegion = key.primaryRegion !== undefined;
   if (key.primaryRegion !== undefined) metadata.MultiRegionConfiguration = multiRegionConfigurationOf(key, regions);
-  if (key.keySpec === 'SYMMETRIC_DEFAULT' && current) metadata.CurrentKeyMaterialId = current.materialId;
+  // Only keys that can rotate have one: AWS_KMS and EXTERNAL origin, not keys in a custom key store (model, KeyMetadata).
+  if (key.keySpec === 'SYMMETRIC_DEFAULT' && current && (key.origin === 'AWS_KMS' || key.origin === 'EXTERNAL')) metadata.CurrentKeyMaterialId = current.materialId;
   if (key.xksKeyId) metadata.XksKeyConfiguration = { Id: key.xksKeyId };
   return metadata;
 }
