@@ -20,10 +20,10 @@ const DIGEST_INFO: Record<Hash, Buffer> = {
   sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
 };
 
-/** Signing algorithms AWS offers for each key spec (KeyMetadata.SigningAlgorithms). */
+/** Signing algorithms AWS offers for each key spec (KeyMetadata.SigningAlgorithms), in AWS's order (the model's DescribeKey example). */
 export function signingAlgorithmsFor(spec: KeySpec): SigningAlgorithmSpec[] {
   if (spec.startsWith('RSA_')) {
-    return ['RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512', 'RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512'];
+    return ['RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512', 'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512'];
   }
   switch (spec) {
     case 'ECC_NIST_P256':
