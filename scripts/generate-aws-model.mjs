@@ -297,6 +297,16 @@ function docAcceptsAlias(doc) {
   return /\balias (name|ARN)s?\b/i.test(text);
 }
 
+/**
+ * True when the operation's documentation names an alias ARN as a way to give its KeyId
+ * ("Cross-account use: Yes. … specify the key ARN or alias ARN in the value of the KeyId
+ * parameter"). GenerateMac's and VerifyMac's KeyId documentation does not mention aliases;
+ * this sentence of the operation does.
+ */
+function operationDocAcceptsAliasArn(doc) {
+  return /\bkey ARN or alias ARN in the value of the KeyId parameter\b/i.test(stripHtml(doc).replace(/\s+/g, ' '));
+}
+
 function genShapes() {
   const out = [];
   out.push(`import type { OperationName } from './types';`);
@@ -351,7 +361,8 @@ function genShapes() {
 
   out.push('/**');
   out.push(' * For every operation input member named KeyId, TargetKeyId, SourceKeyId or DestinationKeyId');
-  out.push(' * (key "Operation.Member"): whether its model documentation allows an alias name or alias ARN.');
+  out.push(' * (key "Operation.Member"): whether its model documentation (the member\'s, or for KeyId the');
+  out.push(' * operation\'s cross-account note) allows an alias name or alias ARN.');
   out.push(' */');
   out.push('export const KEY_ID_ACCEPTS_ALIAS: Readonly<Record<string, boolean>> = {');
   for (const op of opNames) {
@@ -360,7 +371,8 @@ function genShapes() {
     const s = shapes[input.shape];
     for (const [m, ref] of Object.entries(s.members ?? {})) {
       if (!KEY_ID_MEMBERS.has(m) || shapes[ref.shape].type !== 'string') continue;
-      out.push(`  ${tsString(`${op}.${m}`)}: ${docAcceptsAlias(ref.documentation)},`);
+      const acceptsAlias = docAcceptsAlias(ref.documentation) || (m === 'KeyId' && operationDocAcceptsAliasArn(operations[op].documentation));
+      out.push(`  ${tsString(`${op}.${m}`)}: ${acceptsAlias},`);
     }
   }
   out.push('};');

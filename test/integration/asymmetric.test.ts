@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
 import {
+  CreateAliasCommand,
   CreateKeyCommand,
   DecryptCommand,
   DeriveSharedSecretCommand,
@@ -338,6 +339,22 @@ describeEachToken('asymmetric, HMAC and key-agreement keys', function (token) {
         }
       } finally {
         await harness.close();
+      }
+    });
+
+    // The model's GenerateMac and VerifyMac: "Cross-account use: Yes. … specify the key ARN or alias
+    // ARN in the value of the KeyId parameter"; an alias name works as in the other cryptographic operations.
+    it('GenerateMac and VerifyMac take the key by alias name and alias ARN', async () => {
+      const meta = await key('HMAC_256', 'GENERATE_VERIFY_MAC');
+      const aliasName = `alias/mac-${crypto.randomUUID()}`;
+      await kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: meta.KeyId }));
+      const aliasArn = meta.Arn!.replace(/key\/.*$/, aliasName);
+      const message = Buffer.from('MAC through an alias');
+      for (const keyId of [aliasName, aliasArn]) {
+        const made = await kms.send(new GenerateMacCommand({ KeyId: keyId, Message: message, MacAlgorithm: 'HMAC_SHA_256' }));
+        expect(made.KeyId, keyId).to.equal(meta.Arn);
+        const checked = await kms.send(new VerifyMacCommand({ KeyId: keyId, Message: message, MacAlgorithm: 'HMAC_SHA_256', Mac: made.Mac }));
+        expect([checked.KeyId, checked.MacValid], keyId).to.deep.equal([meta.Arn, true]);
       }
     });
 

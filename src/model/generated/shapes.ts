@@ -1404,7 +1404,8 @@ export const OPERATIONS: Readonly<Record<OperationName, { readonly input?: strin
 
 /**
  * For every operation input member named KeyId, TargetKeyId, SourceKeyId or DestinationKeyId
- * (key "Operation.Member"): whether its model documentation allows an alias name or alias ARN.
+ * (key "Operation.Member"): whether its model documentation (the member's, or for KeyId the
+ * operation's cross-account note) allows an alias name or alias ARN.
  */
 export const KEY_ID_ACCEPTS_ALIAS: Readonly<Record<string, boolean>> = {
   'CancelKeyDeletion.KeyId': false,
@@ -1423,7 +1424,7 @@ export const KEY_ID_ACCEPTS_ALIAS: Readonly<Record<string, boolean>> = {
   'GenerateDataKeyPair.KeyId': true,
   'GenerateDataKeyPairWithoutPlaintext.KeyId': true,
   'GenerateDataKeyWithoutPlaintext.KeyId': true,
-  'GenerateMac.KeyId': false,
+  'GenerateMac.KeyId': true,
   'GetKeyLastUsage.KeyId': false,
   'GetKeyPolicy.KeyId': false,
   'GetKeyRotationStatus.KeyId': false,
@@ -1450,5 +1451,5 @@ export const KEY_ID_ACCEPTS_ALIAS: Readonly<Record<string, boolean>> = {
   'UpdateKeyDescription.KeyId': false,
   'UpdatePrimaryRegion.KeyId': false,
   'Verify.KeyId': true,
-  'VerifyMac.KeyId': false,
+  'VerifyMac.KeyId': true,
 };
