@@ -39,6 +39,36 @@ function materialLabels(dataDir: string): string[] {
     .sort();
 }
 
+/** A stopped server whose store and token hold one key, and a ciphertext of 'kept' under it. */
+async function stoppedWithOneKey(): Promise<{ server: TestServer; keyId: string; CiphertextBlob: Uint8Array }> {
+  const server = await TestServer.start();
+  const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+  const { CiphertextBlob } = await server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('kept') }));
+  await server.stop();
+  return { server, keyId: KeyMetadata!.KeyId!, CiphertextBlob: CiphertextBlob! };
+}
+
+/** Why a start that should be refused was refused; undefined (the server stopped again) when it started. */
+function refusalOf(start: Promise<TestServer>): Promise<Error | undefined> {
+  return start.then(
+    async (s) => {
+      await s.stop();
+      return undefined;
+    },
+    (err: Error) => err,
+  );
+}
+
+/** Starts on `dataDir` once more: the 'kept' ciphertext of stoppedWithOneKey still decrypts. */
+async function expectStillDecrypts(dataDir: string, CiphertextBlob: Uint8Array): Promise<void> {
+  const restored = await TestServer.start({ dataDir });
+  try {
+    expect(Buffer.from((await restored.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
+  } finally {
+    await restored.stop();
+  }
+}
+
 describe('persistence and recovery', function () {
   this.timeout(90_000);
 
@@ -229,10 +259,7 @@ describe('persistence and recovery', function () {
   });
 
   it('refuses to start on a store that records no key while the token holds key material, destroying nothing', async () => {
-    const server = await TestServer.start();
-    const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
-    const { CiphertextBlob } = await server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('kept') }));
-    await server.stop();
+    const { server, keyId, CiphertextBlob } = await stoppedWithOneKey();
     const storeFile = path.join(server.dataDir, 'metadata.json');
     const wrongStores: Array<[string, () => Promise<TestServer>]> = [
       // An operator moved metadata.json away (or deleted it): the JSON store opens empty.
@@ -248,30 +275,16 @@ describe('persistence and recovery', function () {
       ['a new PostgreSQL database', async () => TestServer.start({ dataDir: server.dataDir, env: { P11KMS_STORE_URL: await freshDatabaseUrl() } })],
     ];
     for (const [what, start] of wrongStores) {
-      const refused = await start().then(
-        async (s) => {
-          await s.stop();
-          return undefined;
-        },
-        (err: Error) => err,
-      );
+      const refused = await refusalOf(start());
       expect(refused, `${what}: refused`).to.be.instanceOf(Error);
-      expect(refused?.message, what).to.contain(`the metadata store holds no keys, but the token holds p11kms key objects (${KeyMetadata!.KeyId}:v1)`);
-      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
+      expect(refused?.message, what).to.contain(`the metadata store holds no keys, but the token holds p11kms key objects (${keyId}:v1)`);
+      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${keyId}:v1`]);
     }
-    const restored = await TestServer.start({ dataDir: server.dataDir });
-    try {
-      expect(Buffer.from((await restored.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
-    } finally {
-      await restored.stop();
-    }
+    await expectStillDecrypts(server.dataDir, CiphertextBlob);
   });
 
   it('refuses to start on a damaged metadata.json or last-usage.json, naming the file, and rewrites nothing', async () => {
-    const server = await TestServer.start();
-    const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
-    const { CiphertextBlob } = await server.client().send(new EncryptCommand({ KeyId: KeyMetadata!.KeyId, Plaintext: Buffer.from('kept') }));
-    await server.stop();
+    const { server, keyId, CiphertextBlob } = await stoppedWithOneKey();
     const storeFile = path.join(server.dataDir, 'metadata.json');
     const usageFile = path.join(server.dataDir, 'last-usage.json');
     const intact = fs.readFileSync(storeFile);
@@ -284,25 +297,14 @@ describe('persistence and recovery', function () {
     for (const [what, file, content, refusal] of damages) {
       const before = fs.existsSync(file) ? fs.readFileSync(file) : undefined;
       fs.writeFileSync(file, content);
-      const err = await TestServer.start({ dataDir: server.dataDir }).then(
-        async (s) => {
-          await s.stop();
-          return undefined;
-        },
-        (e: Error) => e,
-      );
+      const err = await refusalOf(TestServer.start({ dataDir: server.dataDir }));
       expect(err?.message, what).to.match(refusal);
       expect(fs.readFileSync(file, 'utf8'), `${what}: left as found`).to.equal(content);
-      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
+      expect(materialLabels(server.dataDir), what).to.deep.equal([`p11kms:${keyId}:v1`]);
       if (before) fs.writeFileSync(file, before);
       else fs.rmSync(file);
     }
-    const restored = await TestServer.start({ dataDir: server.dataDir });
-    try {
-      expect(Buffer.from((await restored.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('kept');
-    } finally {
-      await restored.stop();
-    }
+    await expectStillDecrypts(server.dataDir, CiphertextBlob);
   });
 });
 
