@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   CreateAliasCommand,
@@ -17,6 +15,7 @@ import {
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
 import { expectKmsError, TestServer } from '../support/server';
+import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
 import { createOrphanObject, destroyTokenObject, listTokenObjects } from '../support/token-tool';
 
 const DAY_S = 24 * 60 * 60;
@@ -222,9 +221,7 @@ describe('persistence and recovery', function () {
   });
 
   it('on a nearly full disk a store write is refused whole (KMSInternalException), never renamed over metadata.json cut short', async () => {
-    // A small filesystem of its own (tmpfs; the suite runs as root), so the disk can be filled.
-    const disk = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-small-disk-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk]);
+    const disk = mountSmallDisk();
     const dataDir = path.join(disk, 'data');
     const storeFile = path.join(dataDir, 'metadata.json');
     const filler = path.join(disk, 'filler');
@@ -234,14 +231,7 @@ describe('persistence and recovery', function () {
       for (let i = 0; i < 20; i++) await kms.send(new CreateKeyCommand({ Description: `${i} `.padEnd(4000, 'd') }));
       // Fill the disk, then free half the store's size: the next store write fits only in part
       // (write() writes what fits and reports that count; the next call fails with ENOSPC).
-      const fd = fs.openSync(filler, 'w');
-      try {
-        for (;;) fs.writeSync(fd, Buffer.alloc(4096));
-      } catch (err) {
-        expect((err as NodeJS.ErrnoException).code).to.equal('ENOSPC');
-      } finally {
-        fs.closeSync(fd);
-      }
+      fillDisk(filler);
       fs.truncateSync(filler, fs.statSync(filler).size - (fs.statSync(storeFile).size >> 1));
       const err = await expectKmsError(kms.send(new CreateKeyCommand({ Description: 'x'.repeat(4000) })));
       expect([err.name, err.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 500]);
@@ -254,7 +244,7 @@ describe('persistence and recovery', function () {
       expect((JSON.parse(fs.readFileSync(storeFile, 'utf8')) as { keys: unknown[] }).keys).to.have.length(21);
     } finally {
       await server.stop();
-      execFileSync('umount', [disk]);
+      unmountSmallDisk(disk);
     }
   });
 
