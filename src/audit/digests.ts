@@ -39,7 +39,7 @@ export interface SignedState {
   keySince: number | undefined;
 }
 
-/** See TrailSettings. */
+/** See TrailSettings (settings.ts). */
 interface TailBound {
   unsignedMaxSeconds: number;
   unsignedMaxRecords: number;

@@ -46,6 +46,9 @@ export function recoverTrail(dir: string, signingKeyVersion: number, log: Logger
   const trailFiles = listTrailFiles(dir);
   const torn: TornTail[] = [];
   let head: ChainHead | undefined;
+  // Torn tails that recovery records in newer files describe (a recovery without restart
+  // describes the bytes after the last record known durable, which may hold whole records).
+  const described = new Map<string, Torn>();
   // Every file a digest does not describe in full is scanned: after a crash, the last
   // files were never signed. The newest record found becomes the head of the chain.
   for (let i = trailFiles.length - 1; i >= 0; i--) {
@@ -53,9 +56,12 @@ export function recoverTrail(dir: string, signingKeyVersion: number, log: Logger
     const data = fs.readFileSync(path.join(dir, name));
     const known = signed.files.get(name);
     if (head && known && known.closed && known.bytes === data.length) break;
-    const state = scanFile(name, data);
-    const acknowledged = known?.tornTail && state.tornTail && known.tornTail.offset === state.tornTail.offset;
-    if (state.tornTail && known && state.tornTail.offset < known.bytes) {
+    const recorded = described.get(name);
+    const recordedHere = recorded !== undefined && recorded.offset + recorded.bytes === data.length && sha256Hex(data.subarray(recorded.offset)) === recorded.sha256;
+    const { state, recoveries } = scanFile(name, data, recordedHere ? recorded.offset : undefined);
+    for (const r of recoveries) if (!described.has(r.file)) described.set(r.file, r);
+    const acknowledged = recordedHere || (known?.tornTail && state.tornTail && known.tornTail.offset === state.tornTail.offset);
+    if (state.tornTail && !acknowledged && known && state.tornTail.offset < known.bytes) {
       // A crash only tears what was never signed; damage inside signed bytes is tampering
       // and must not be laundered into a recovery record.
       log.error({ file: name, offset: state.tornTail.offset }, 'audit trail file was altered inside bytes a digest already signed; run `p11kms audit verify`');
@@ -70,15 +76,79 @@ export function recoverTrail(dir: string, signingKeyVersion: number, log: Logger
   return { signed, head: head ?? { sequenceNumber: 0, recordHash: GENESIS_HASH }, torn: torn.reverse(), newestFile: trailFiles.at(-1)?.sequence };
 }
 
-/** Reads a file written by an earlier process: its stats and any torn tail. */
-function scanFile(name: string, data: Buffer): FileState {
-  const { lines, tail } = splitLines(data);
+/**
+ * Files the running process could no longer finish writing, until a recovery record describes
+ * them: each is then described like a file of an earlier process, except that its intact part
+ * ends where the last record known durable ends (`intactBytes`): whatever follows, whole
+ * records included, belongs to requests that were refused, and is kept as evidence.
+ */
+export class UnfinishedFiles {
+  private files = new Map<string, { intactBytes: number; described?: { state: FileState; torn?: TornTail } }>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  add(name: string, intactBytes: number): void {
+    if (!this.files.has(name)) this.files.set(name, { intactBytes });
+  }
+
+  delete(name: string): void {
+    this.files.delete(name);
+  }
+
+  names(): string[] {
+    return [...this.files.keys()];
+  }
+
+  clear(): void {
+    this.files.clear();
+  }
+
+  /** Each file as it is now, made durable first (a file already described is only looked at again when its size changed). */
+  async describe(): Promise<Array<{ state: FileState; torn?: TornTail }>> {
+    const out = [];
+    for (const [name, f] of this.files) {
+      const file = path.join(this.dir, name);
+      if (f.described?.state.bytes !== (await fs.promises.stat(file)).size) f.described = await this.describeFile(name, file, f.intactBytes);
+      out.push(f.described);
+    }
+    return out;
+  }
+
+  private async describeFile(name: string, file: string, intactBytes: number): Promise<{ state: FileState; torn?: TornTail }> {
+    const handle = await fs.promises.open(file, 'r');
+    let data: Buffer;
+    try {
+      // A recovery record must describe bytes that are on disk, not only in the page cache.
+      await handle.datasync();
+      data = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+    if (data.length < intactBytes) this.log.error({ file: name, bytes: data.length, written: intactBytes }, 'audit trail file lost records already written; run `p11kms audit verify`');
+    const { state } = scanFile(name, data, Math.min(intactBytes, data.length));
+    return { state, ...(state.tornTail ? { torn: { file: name, ...state.tornTail, lastIntactSequence: state.lastSequence } } : {}) };
+  }
+}
+
+type Torn = { file: string; offset: number; bytes: number; sha256: string };
+
+/**
+ * Reads a file written by an earlier process: its stats, any torn tail, and the torn tails its
+ * recovery records describe. `tornFrom`: where a recovery record says the torn bytes start.
+ */
+function scanFile(name: string, data: Buffer, tornFrom?: number): { state: FileState; recoveries: Torn[] } {
+  const { lines } = splitLines(data);
   let recordCount = 0;
   let firstSequence: number | null = null;
   let lastSequence: number | null = null;
   let lastRecordHash: string | null = null;
   let intactEnd = 0;
+  const recoveries: Torn[] = [];
   for (const l of lines) {
+    if (tornFrom !== undefined && l.offset >= tornFrom) break;
     const opened = openRecord(l.text);
     if (!('record' in opened) || 'error' in opened) continue;
     recordCount++;
@@ -86,12 +156,15 @@ function scanFile(name: string, data: Buffer): FileState {
     lastSequence = opened.record.sequenceNumber;
     lastRecordHash = opened.record.recordHash;
     intactEnd = l.offset + Buffer.byteLength(l.text) + 1;
+    const extra = opened.record.additionalEventData as Record<string, unknown> | undefined;
+    if (opened.record.eventName === RECOVERY_EVENT && typeof extra?.tornFile === 'string') {
+      recoveries.push({ file: extra.tornFile, offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256) });
+    }
   }
   // Only bytes after the last intact record count as torn; damage further up is tampering, for verify to report.
-  const tornStart = intactEnd;
+  const tornStart = tornFrom ?? intactEnd;
   const tornBytes = data.subarray(tornStart);
-  void tail;
-  return {
+  const state: FileState = {
     name,
     bytes: data.length,
     sha256: sha256Hex(data),
@@ -102,9 +175,15 @@ function scanFile(name: string, data: Buffer): FileState {
     closed: true,
     ...(tornBytes.length > 0 ? { tornTail: { offset: tornStart, bytes: tornBytes.length, sha256: sha256Hex(tornBytes) } } : {}),
   };
+  return { state, recoveries };
 }
 
-export function recoveryEvent(t: TornTail, now: number): AuditEvent {
+/**
+ * The AuditTrailRecovered service event: after a crash (start-up), or when the trail could be
+ * written again after `writeFailure` (without restart). `torn`: bytes of a record that did
+ * not complete, kept as evidence; none when no byte of the failed write reached the file.
+ */
+export function recoveryEvent(torn: TornTail | undefined, now: number, writeFailure?: { error: string; since: number; lastIntactSequence: number }): AuditEvent {
   return {
     eventVersion: EVENT_VERSION,
     userIdentity: { invokedBy: SERVICE_INVOKER },
@@ -116,7 +195,10 @@ export function recoveryEvent(t: TornTail, now: number): AuditEvent {
     userAgent: SERVICE_INVOKER,
     requestParameters: null,
     responseElements: null,
-    additionalEventData: { tornFile: t.file, tornOffset: t.offset, tornBytes: t.bytes, tornSha256: t.sha256, lastIntactSequence: t.lastIntactSequence },
+    additionalEventData: {
+      ...(torn ? { tornFile: torn.file, tornOffset: torn.offset, tornBytes: torn.bytes, tornSha256: torn.sha256, lastIntactSequence: torn.lastIntactSequence } : {}),
+      ...(writeFailure ? { writeFailure: writeFailure.error, writeFailedAt: isoSeconds(writeFailure.since), ...(torn ? {} : { lastIntactSequence: writeFailure.lastIntactSequence }) } : {}),
+    },
     eventID: randomUUID(),
     readOnly: false,
     eventType: 'AwsServiceEvent',

@@ -8,51 +8,12 @@ import type { AuditEvent, AuditSink } from './event';
 import { fsyncDir, publishPublicKey } from './files';
 import { GENESIS_HASH, listTrailFiles, sealRecord, trailFileName } from './format';
 import { SigningKeyRotation } from './key-rotation';
-import { recoverTrail, recoveryEvent } from './recovery';
+import { recoverTrail, recoveryEvent, UnfinishedFiles } from './recovery';
+import type { TrailSettings } from './settings';
 
 export type { DigestSigner } from './digests';
 
-export type FsyncPolicy = 'always' | 'batch' | 'none';
-
-export interface TrailSettings {
-  dir: string;
-  /** A file reaching this size is closed and a new one started. */
-  maxFileBytes: number;
-  /** A file older than this is closed (when it holds at least one record). */
-  rotationSeconds: number;
-  /**
-   * always: a record is on disk (fdatasync) before its response is sent; concurrent requests
-   *   share one fdatasync.
-   * batch: written to the OS before the response, fdatasync at most BATCH_FSYNC_MS later;
-   *   survives a process crash, may lose the last second to a power failure.
-   * none: written to the OS before the response; fdatasync only at rotation, digest and close.
-   */
-  fsync: FsyncPolicy;
-  /**
-   * fsync 'always': batches whose fdatasync may be running at once (default 1). With more, a
-   * disk that completes concurrent flushes together serves several group commits per flush
-   * time; but every batch is smaller, and each has its own write and fdatasync. On the test
-   * VM's disk 1 gave the most requests per second at the least CPU (README, Performance).
-   */
-  syncsInFlight?: number;
-  /** Told how long each fdatasync of the trail took (metrics). */
-  onFsync?: (seconds: number) => void;
-  /**
-   * Host and process writing this chain, when several processes share a deployment (each
-   * keeps its own chain in its own directory); recorded in every record as p11kmsProcess.
-   */
-  identity?: string;
-  /**
-   * The unsigned tail's bound: records chained but not yet covered by a signed digest. A
-   * digest is signed before the oldest such record is `unsignedMaxSeconds` old or there are
-   * `unsignedMaxRecords` of them; every digest states the bound, and `audit verify` reports a
-   * longer tail as an error.
-   */
-  unsignedMaxSeconds: number;
-  unsignedMaxRecords: number;
-  /** The signing key rotates when its version is this many days old (0: only on request). */
-  signingKeyRotationDays: number;
-}
+export type { FsyncPolicy, TrailSettings } from './settings';
 
 const BATCH_FSYNC_MS = 1000;
 const ROTATION_CHECK_MS = 60_000;
@@ -82,8 +43,9 @@ interface ActiveFile {
  * `record` is called (sequence and hash are fixed at once, synchronously), then written in
  * batches by a single flush loop: one write and one fdatasync for every record that queued
  * up while the previous batch was being made durable (group commit). Any write failure
- * stops the trail: every later record is refused, so the service fails requests rather
- * than answer without a record. A restart recovers.
+ * stops the trail: records are refused, so the service fails requests rather than answer
+ * without a record, until a later record (or the readiness probe) finds that the trail can be
+ * written again (recover).
  */
 export class AuditTrail implements AuditSink {
   private active!: ActiveFile;
@@ -109,6 +71,15 @@ export class AuditTrail implements AuditSink {
   private syncs: Array<Promise<void>> = [];
   /** fsync 'always': settles when the newest batch and every batch before it are durable. */
   private durable: Promise<void> = Promise.resolve();
+  /** Settles once every batch handed to commit() so far has been answered or refused. */
+  private committed: Promise<void> = Promise.resolve();
+  /** The end of the newest batch whose requests may be answered (durable, or written unless fsync 'always'). */
+  private answered!: { file: string; bytes: number; head: ChainHead };
+  /** After a write failure: the attempt to write again, at most one at a time. */
+  private recovering: Promise<void> | undefined;
+  private unfinished!: UnfinishedFiles;
+  /** Since when, and why, the trail cannot be written. */
+  private outage: { since: number; cause: string } | undefined;
 
   private constructor(
     private readonly settings: TrailSettings,
@@ -126,6 +97,22 @@ export class AuditTrail implements AuditSink {
   }
 
   record(event: AuditEvent): Promise<void> {
+    if (this.failure && !this.closing) return this.recover().then(() => this.enqueue(event));
+    return this.enqueue(event);
+  }
+
+  /**
+   * After a write failure, tries to write again (a no-op on a healthy trail): once it
+   * succeeds, records are accepted again. Requests that arrive during an attempt wait for it.
+   */
+  recover(): Promise<void> {
+    if (!this.failure) return Promise.resolve();
+    if (this.closing) return Promise.reject(this.failure);
+    this.recovering ??= this.writeAgain().finally(() => (this.recovering = undefined));
+    return this.recovering;
+  }
+
+  private enqueue(event: AuditEvent): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     // From the moment close() starts, the shutdown digest describes the file as closed: a record
     // written after it (a request still at work when the drain time ran out) would read as bytes
@@ -165,6 +152,7 @@ export class AuditTrail implements AuditSink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closing = true;
+    await this.recovering?.catch(() => undefined);
     if (!this.failure) await this.digestNow('shutdown').catch((err: unknown) => this.log.error({ err }, 'audit digest at shutdown failed'));
     this.closed = true;
     clearInterval(this.batchTimer);
@@ -191,6 +179,8 @@ export class AuditTrail implements AuditSink {
         try {
           if (this.active.bytes >= this.settings.maxFileBytes) {
             await this.settle();
+            // A digest at rotation must not vouch for records whose fdatasync failed.
+            if (this.failure) throw this.failure;
             await this.rotate('size');
           }
           await this.append(batch);
@@ -266,6 +256,7 @@ export class AuditTrail implements AuditSink {
       f.recordCount++;
       this.writtenHead = { sequenceNumber: p.sequenceNumber, recordHash: p.recordHash };
     }
+    if (this.settings.fsync !== 'always') this.answered = { file: f.name, bytes: f.bytes, head: this.writtenHead };
     this.tail.note(batch.length);
   }
 
@@ -292,12 +283,15 @@ export class AuditTrail implements AuditSink {
     this.syncs.push(synced);
     const durable = Promise.all([this.durable, synced]).then(() => undefined);
     this.durable = durable;
+    const mark = { file: this.active.name, bytes: this.active.bytes, head: this.writtenHead };
     const done = () => {
-      this.syncs.splice(this.syncs.indexOf(synced), 1);
+      const i = this.syncs.indexOf(synced);
+      if (i >= 0) this.syncs.splice(i, 1);
     };
-    durable.then(
+    const outcome = durable.then(
       () => {
         done();
+        this.answered = mark;
         for (const p of batch) p.resolve();
       },
       (err: unknown) => {
@@ -305,6 +299,7 @@ export class AuditTrail implements AuditSink {
         this.fail(err, batch);
       },
     );
+    this.committed = Promise.all([this.committed, outcome]).then(() => undefined);
   }
 
   /** Waits for every running fdatasync (before a rotation, a digest or closing the file). */
@@ -319,9 +314,69 @@ export class AuditTrail implements AuditSink {
     }
     const error = err instanceof Error ? err : new Error(String(err));
     this.failure = new Error(`audit trail write failed: ${error.message}`);
-    this.log.error({ err: error.message, file: this.active?.name, dir: this.settings.dir }, 'audit trail cannot be written; refusing every request until restarted');
+    const where = { err: error.message, file: this.active?.name, dir: this.settings.dir };
+    if (this.outage) {
+      this.log.warn(where, 'audit trail still cannot be written; requests stay refused');
+    } else {
+      this.outage = { since: this.clock.now(), cause: this.failure.message };
+      this.log.error(where, 'audit trail cannot be written; refusing requests until it can be written again (each later request tries)');
+    }
     for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failure);
     for (const w of this.digestWaiters.splice(0)) w.reject(this.failure);
+  }
+
+  /**
+   * What start-up does after a crash, in-process: the file that failed is closed and left as
+   * it is, and the chain continues, from the newest record known durable, in a new file whose
+   * first records are AuditTrailRecovered events describing the bytes after it (records of
+   * refused requests, a record cut short). Answered once those are durable; a digest follows.
+   */
+  private async writeAgain(): Promise<void> {
+    // Every batch's outcome first: an fdatasync still running may yet answer its batch.
+    await this.flushing;
+    await this.committed;
+    const failed = this.active;
+    const failure = this.failure!;
+    this.unfinished.add(failed.name, this.answered.file === failed.name ? this.answered.bytes : 0);
+    let described: Awaited<ReturnType<UnfinishedFiles['describe']>>;
+    try {
+      await failed.handle.close().catch(() => undefined);
+      described = await this.unfinished.describe();
+      // A file the failure left empty (a new file's first write failed) is written again.
+      if (described.some((d) => d.state.name === failed.name && d.state.bytes === 0)) {
+        this.unfinished.delete(failed.name);
+        this.active = emptyFile(failed.name, await fs.promises.open(path.join(this.settings.dir, failed.name), 'r+'), failed.openedAt);
+      } else {
+        await this.openNewFile(listTrailFiles(this.settings.dir).reduce((max, f) => Math.max(max, f.sequence), 0) + 1);
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, dir: this.settings.dir }, 'audit trail still cannot be written; requests stay refused');
+      throw failure;
+    }
+    if (this.closing) throw failure;
+    for (const d of described) if (d.state.name !== this.active.name) this.digests.track(d.state);
+    const head = this.answered.head;
+    this.nextSequence = head.sequenceNumber + 1;
+    this.lastRecordHash = head.recordHash;
+    this.writtenHead = head;
+    this.answered = { file: this.active.name, bytes: 0, head };
+    this.durable = Promise.resolve();
+    this.syncs = [];
+    this.unsynced = this.syncWanted = this.rotationWanted = false;
+    this.failure = undefined;
+    const outage = this.outage!;
+    const torn = described.flatMap((d) => (d.torn ? [d.torn] : []));
+    const writeFailure = { error: outage.cause, since: outage.since, lastIntactSequence: head.sequenceNumber };
+    await Promise.all((torn.length > 0 ? torn : [undefined]).map((t) => this.enqueue(recoveryEvent(t, this.clock.now(), writeFailure))));
+    const evidence = this.unfinished.names();
+    this.unfinished.clear();
+    this.outage = undefined;
+    this.log.info(
+      { file: this.active.name, lastIntactSequence: head.sequenceNumber, evidence, tornBytes: torn.reduce((n, t) => n + t.bytes, 0), outageSeconds: (this.clock.now() - outage.since) / 1000 },
+      'audit trail can be written again; requests are answered again',
+    );
+    // Not awaited: the requests that waited for this attempt need not wait for the token too.
+    void this.digestNow('recovered').catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit digest could not be signed'));
   }
 
   private async sync(): Promise<void> {
@@ -371,7 +426,7 @@ export class AuditTrail implements AuditSink {
     const name = trailFileName(sequence, openedAt);
     const handle = await fs.promises.open(path.join(this.settings.dir, name), 'wx', 0o600);
     await fsyncDir(this.settings.dir);
-    this.active = { name, handle, openedAt, bytes: 0, hash: createHash('sha256'), recordCount: 0, firstSequence: null, lastSequence: null, lastRecordHash: null };
+    this.active = emptyFile(name, handle, openedAt);
   }
 
   private async start(): Promise<void> {
@@ -382,6 +437,8 @@ export class AuditTrail implements AuditSink {
     this.nextSequence = found.head.sequenceNumber + 1;
     this.lastRecordHash = found.head.recordHash;
     this.writtenHead = found.head;
+    this.answered = { file: '', bytes: 0, head: found.head };
+    this.unfinished = new UnfinishedFiles(dir, this.log);
     this.digests = new Digests(this.settings, this.signer, this.clock, this.log, this.tail, () => ({ file: this.activeState(this.closing), head: this.writtenHead }), found.signed);
     const accepting = () => !this.failure && !this.closed;
     this.keyRotation = new SigningKeyRotation(dir, this.settings.signingKeyRotationDays, this.digests, (reason) => this.rotateSigningKey(reason), accepting, this.log);
@@ -415,4 +472,8 @@ export class AuditTrail implements AuditSink {
       this.kick();
     }
   }
+}
+
+function emptyFile(name: string, handle: fs.promises.FileHandle, openedAt: number): ActiveFile {
+  return { name, handle, openedAt, bytes: 0, hash: createHash('sha256'), recordCount: 0, firstSequence: null, lastSequence: null, lastRecordHash: null };
 }

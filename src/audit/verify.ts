@@ -145,7 +145,7 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
   // checked against its digests as it is read, and only what the chain check needs stays.
   // Recovery records acknowledge torn tails wherever they are.
   const lines: Line[] = [];
-  const acks = new Map<string, { offset: number; bytes: number; sha256: string; by: Line }>();
+  const acks = new Map<string, { offset: number; bytes: number; sha256: string; by: Line; writeFailure?: string }>();
   const tails = new Map<string, { offset: number }>();
   const sizes = new Map<string, number>();
   const lineCounts = new Map<string, number>();
@@ -166,8 +166,11 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
         const r = opened.record;
         entry.record = { sequenceNumber: r.sequenceNumber, previousRecordHash: r.previousRecordHash, recordHash: r.recordHash, eventTime: r.eventTime };
         const extra = r.additionalEventData as Record<string, unknown> | undefined;
+        const writeFailure = typeof extra?.writeFailure === 'string' ? extra.writeFailure : undefined;
         if (r.eventName === RECOVERY_EVENT && extra && typeof extra.tornFile === 'string') {
-          acks.set(extra.tornFile, { offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256), by: entry });
+          acks.set(extra.tornFile, { offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256), by: entry, writeFailure });
+        } else if (r.eventName === RECOVERY_EVENT && writeFailure) {
+          notice({ file: f.name, line: l.line, sequence: r.sequenceNumber, message: `the trail could not be written (${writeFailure}) and was written again without a restart: requests in between were refused, no byte of their records reached the trail` });
         }
       }
       fileLines.push(entry);
@@ -188,7 +191,13 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
         error({ file: f.name, message: `the torn tail that recovery record ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line}) describes does not match the file` });
       } else {
         tornFrom.set(f.name, ack.offset);
-        notice({ file: f.name, message: `${ack.bytes} bytes from offset ${ack.offset} are a record torn by a crash, kept as evidence and acknowledged by sequence ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line})` });
+        const by = `sequence ${ack.by.record!.sequenceNumber} (${ack.by.file} line ${ack.by.line})`;
+        notice({
+          file: f.name,
+          message: ack.writeFailure
+            ? `${ack.bytes} bytes from offset ${ack.offset} are what reached the file of a write that failed (${ack.writeFailure}), for requests that were refused; kept as evidence and acknowledged by ${by}, written once the trail could be written again without a restart`
+            : `${ack.bytes} bytes from offset ${ack.offset} are a record torn by a crash, kept as evidence and acknowledged by ${by}`,
+        });
       }
     } else if (tail) {
       const last = f === selected.at(-1) && f === allFiles.at(-1);

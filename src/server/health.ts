@@ -6,7 +6,8 @@ import type { ServiceMetrics } from './metrics';
 export interface ReadinessParts {
   token: { loggedIn(): boolean };
   store: MetadataStore;
-  audit: { state(): { failure: string | undefined } };
+  /** recover(): after a write failure, tries to write again (a no-op otherwise). */
+  audit: { state(): { failure: string | undefined }; recover(): Promise<void> };
   auditDir: string;
   /** Set once SIGTERM started the drain. */
   draining(): boolean;
@@ -23,6 +24,9 @@ export async function readiness(parts: ReadinessParts): Promise<Record<string, s
     () => 'ok',
     (err: unknown) => `store does not answer: ${(err as Error).message}`,
   );
+  // The probe tries too: a load balancer that stops sending requests to a node not ready
+  // would otherwise leave its trail refusing after the disk has space again.
+  await parts.audit.recover().catch(() => undefined);
   const failure = parts.audit.state().failure;
   checks.audit = failure
     ? failure

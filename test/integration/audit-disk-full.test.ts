@@ -1,0 +1,108 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { CreateKeyCommand, DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { readTrail, trailFiles } from '../support/audit-trail';
+import { expectKmsError, TestServer } from '../support/server';
+import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
+
+const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+
+async function verify(dir: string): Promise<{ code: number; stdout: string }> {
+  try {
+    return { code: 0, stdout: (await promisify(execFile)(process.execPath, [MAIN, 'audit', 'verify', '--dir', dir])).stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, stdout: e.stdout };
+  }
+}
+
+async function readiness(server: TestServer): Promise<{ status: number; checks: Record<string, string> }> {
+  const res = await fetch(`${server.endpoint}/ready`);
+  return { status: res.status, checks: ((await res.json()) as { checks: Record<string, string> }).checks };
+}
+
+/** Encrypts until a request is refused (a full disk still takes what fits in the file's last page); the answered request ids. */
+async function encryptUntilRefused(kms: KMSClient, keyId: string): Promise<{ answered: string[]; refused: Error & { name: string; $metadata?: { httpStatusCode?: number } } }> {
+  const answered: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    try {
+      answered.push((await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`full ${i}`) }))).$metadata.requestId!);
+    } catch (err) {
+      return { answered, refused: err as Error & { name: string; $metadata?: { httpStatusCode?: number } } };
+    }
+  }
+  throw new Error('50 requests were answered on a full disk: their records cannot all have been written');
+}
+
+describe('audit trail on a full disk', function () {
+  this.timeout(120_000);
+
+  it('refuses requests while the trail cannot be written, answers again once it can without a restart, and verify passes', async () => {
+    const disk = mountSmallDisk('2m');
+    const auditDir = path.join(disk, 'audit');
+    const filler = path.join(disk, 'filler');
+    let server = await TestServer.start({ env: { P11KMS_AUDIT_DIR: auditDir } });
+    try {
+      const kms = server.client();
+      const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      fillDisk(filler);
+      const { answered, refused } = await encryptUntilRefused(kms, keyId);
+      expect([refused.name, refused.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 500]);
+      // Still full: the next request tries to write again, fails, and is refused the same way.
+      const again = await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('still full') })));
+      expect([again.name, again.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 500]);
+      const down = await readiness(server);
+      expect([down.status, down.checks.audit]).to.deep.equal([503, 'audit trail write failed: ENOSPC: no space left on device, write']);
+      await server.waitForLog(/audit trail cannot be written/);
+
+      // Space returns: the next requests are answered, by the same process; those arriving
+      // together share one attempt (one recovery record).
+      fs.rmSync(filler);
+      const together = await Promise.all(Array.from({ length: 8 }, (_, i) => kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`after ${i}`) }))));
+      answered.push(...together.map((r) => r.$metadata.requestId!));
+      const decrypted = await kms.send(new DecryptCommand({ CiphertextBlob: together[0].CiphertextBlob }));
+      expect(Buffer.from(decrypted.Plaintext!).toString()).to.equal('after 0');
+      answered.push(decrypted.$metadata.requestId!);
+      expect(await readiness(server)).to.deep.include({ status: 200 });
+      await server.waitForLog(/audit trail can be written again/);
+
+      // A second outage; this time the readiness probe is the first to find the disk writable
+      // (a load balancer sends no requests to a node that is not ready).
+      fillDisk(filler);
+      answered.push(...(await encryptUntilRefused(kms, keyId)).answered);
+      expect((await readiness(server)).status).to.equal(503);
+      fs.rmSync(filler);
+      expect(await readiness(server)).to.deep.include({ status: 200 });
+      answered.push((await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('after the probe') }))).$metadata.requestId!);
+      await server.stop();
+
+      // Every answered request is recorded; each recovery says what failed and continues the chain.
+      const records = readTrail(auditDir);
+      const recorded = new Set(records.map((r) => r.requestID));
+      expect(answered.filter((id) => !recorded.has(id))).to.deep.equal([]);
+      const recovery = records.filter((r) => r.eventName === 'AuditTrailRecovered');
+      expect(recovery.map((r) => r.additionalEventData.writeFailure)).to.deep.equal(Array(2).fill('audit trail write failed: ENOSPC: no space left on device, write'));
+      for (const r of recovery) expect(r.sequenceNumber).to.equal(r.additionalEventData.lastIntactSequence + 1);
+      const { code, stdout } = await verify(auditDir);
+      expect(stdout.match(/NOTE .*\(audit trail write failed: ENOSPC: no space left on device, write\).*without a restart/g)).to.have.length(2);
+      expect(code, stdout).to.equal(0);
+
+      // A restart finds nothing left to recover: the evidence is already described.
+      const files = trailFiles(auditDir).length;
+      server = await server.restart();
+      await server.client().send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('restarted') }));
+      await server.stop();
+      expect(server.stderr()).not.to.match(/incomplete record/);
+      expect(readTrail(auditDir).filter((r) => r.eventName === 'AuditTrailRecovered')).to.have.length(2);
+      expect(trailFiles(auditDir)).to.have.length(files + 1);
+      const afterRestart = await verify(auditDir);
+      expect(afterRestart.code, afterRestart.stdout).to.equal(0);
+    } finally {
+      await server.stop();
+      unmountSmallDisk(disk);
+    }
+  });
+});
