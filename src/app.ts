@@ -126,7 +126,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     };
 
     // The embedded SoftHSM2 token (under the data directory) holds nothing but p11kms's objects.
-    const reconciled = await reconcile(services, startupReconcileOptions(services, leaseMs, profile.softhsm2ConfTemplate !== undefined));
+    const reconciled = await reconcile(services, startupReconcileOptions(services, leaseMs, profile.softhsm2ConfTemplate !== undefined, config.unknownTokenObjects === 'destroy'));
     const sweeper = new DeletionSweeper(services, config.sweepIntervalSeconds * 1000, trail);
     await sweeper.sweep();
     sweeper.start();
@@ -164,6 +164,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         hsm: profile.name,
         // Stores on one token report the same material: each counts once.
         missingMaterial: reconciled.missingMaterial.length + new Set([...backendMissing.values()].flat()).size,
+        // Key material no record names, kept (docs/key-custody.md): as found at start-up.
+        unknownTokenObjects: reconciled.unknownKept.length,
         keySpecs,
       })),
     );

@@ -99,6 +99,12 @@ export interface Config {
   intentLeaseSeconds: number;
   /** A token call that has not answered after this long fails its request with DependencyTimeoutException. */
   tokenCallTimeoutSeconds: number;
+  /**
+   * Key material objects in the token that no record or intent names (a store restored from
+   * an older backup than the token): 'keep' them and report them (default), or 'destroy' them
+   * at start-up, when the operator has made sure they belong to no store (docs/key-custody.md).
+   */
+  unknownTokenObjects: 'keep' | 'destroy';
 }
 
 export interface HuaweiProject {
@@ -145,6 +151,7 @@ export const DEFAULTS: Config = {
   xksProxyTimeoutMs: 250,
   intentLeaseSeconds: 300,
   tokenCallTimeoutSeconds: 30,
+  unknownTokenObjects: 'keep',
 };
 
 /** Environment variables and the config keys they set. */
@@ -162,6 +169,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   P11KMS_INTENT_LEASE_SECONDS: 'intentLeaseSeconds',
   P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: 'tokenCallTimeoutSeconds',
+  P11KMS_UNKNOWN_TOKEN_OBJECTS: 'unknownTokenObjects',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
   P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
   P11KMS_AUDIT_DIR: 'auditDir',
@@ -227,6 +235,9 @@ export function loadConfig(
     throw new Error('strict authentication needs a credentials file (P11KMS_CREDENTIALS_FILE or --credentials-file)');
   }
   config.huaweiProjects = parseHuaweiProjects(raw.huaweiProjects);
+  if (!['keep', 'destroy'].includes(config.unknownTokenObjects)) {
+    throw new Error(`setting unknownTokenObjects must be 'keep' or 'destroy', got '${String(config.unknownTokenObjects)}'`);
+  }
   if (!['always', 'batch', 'none'].includes(config.auditFsync)) {
     throw new Error(`setting auditFsync must be 'always', 'batch' or 'none', got '${String(config.auditFsync)}'`);
   }

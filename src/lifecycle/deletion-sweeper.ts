@@ -1,10 +1,8 @@
 import { type AuditSink, keyDeletedEvent } from '../audit/event';
-import { type KeyCustody, materialLabel } from '../custody/key-custody';
 import type { Services } from '../operations';
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { DAY_MS } from '../operations/shared/rotation';
-import { custodyOf } from '../operations/shared/custom-key-stores';
-import { isReplica, type KeyRecord } from '../store/records';
+import { isReplica } from '../store/records';
 
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
@@ -81,14 +79,15 @@ export class DeletionSweeper {
         const lastRegion = remaining.length === 0;
         return {
           value: { key: current, lastRegion },
-          materials: lastRegion && !current.customKeyStoreId ? current.materials.map((m) => materialRefOf(current.keyId, m)) : [],
+          // An AWS_CLOUDHSM key's material is in its store's backend token (destroyed there, or
+          // once the store connects again); an external key store key's is in the main token.
+          materials: lastRegion ? current.materials.map((m) => materialRefOf(current.keyId, m)) : [],
+          ...(current.origin === 'AWS_CLOUDHSM' ? { customKeyStoreId: current.customKeyStoreId } : {}),
           wrappingKeys: (current.importParameters ?? []).map((p) => ({ keyId: current.keyId, wrappingId: p.wrappingId })),
         };
       });
       if (!outcome) continue;
       const { key, lastRegion } = outcome;
-      // A custom key store's backend token: destroyed there (or named in the log when unreachable).
-      if (lastRegion && key.customKeyStoreId) await this.destroyMaterial(key);
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
       // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.
@@ -110,21 +109,5 @@ export class DeletionSweeper {
       for (const id of orphans) tx.deleteGrant(id);
     });
     this.services.log.info({ grants: orphans.length }, 'removed the grants of keys deleted earlier');
-  }
-
-  /**
-   * A key of a disconnected AWS_CLOUDHSM store is deleted as on AWS, but its material stays
-   * in the backend token (nothing can reach it) until the store connects again and its
-   * reconciliation destroys what no key names; the log names the objects meanwhile.
-   */
-  private async destroyMaterial(key: KeyRecord): Promise<void> {
-    let custody: KeyCustody;
-    try {
-      custody = custodyOf(this.services, key);
-    } catch {
-      this.services.log.warn({ keyId: key.keyId, customKeyStoreId: key.customKeyStoreId, labels: key.materials.map((m) => materialLabel({ keyId: key.keyId, version: m.version })) }, 'deleted a key of a disconnected custom key store; its material remains in the backend token until the store connects again');
-      return;
-    }
-    for (const m of key.materials) await custody.objects.destroy(materialRefOf(key.keyId, m));
   }
 }

@@ -69,8 +69,11 @@ export class MaterialSweeper {
       }
     }
     // Leftovers of failed destroys and of creations whose process died (several processes on one store).
+    // A token that cannot destroy now (what left them) must not stop the service starting: the next sweep tries again.
     if (this.intentLeaseMs !== undefined) {
-      await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
+      await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs)).catch((err: unknown) =>
+        this.services.log.error({ err: (err as Error).message }, 'reconciliation failed; the next sweep tries again'),
+      );
       await reconcileBackends(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
     }
     return result;

@@ -5,13 +5,19 @@ import { materialRefOf } from '../operations/shared/key-mutation';
 import type { CreationIntent, KeyMaterialRecord, KeyRecord } from '../store/records';
 
 export interface ReconcileReport {
-  /** Token objects p11kms made that nothing refers to (a crash, a lost race); destroyed. */
+  /** Token objects a removal or a dead creation named (a crash, a lost race, a failed destroy); destroyed. */
   orphansDestroyed: string[];
+  /**
+   * Key material objects nothing names: no key's record, no intent. The store cannot have
+   * made them unreferenced (every removal leaves an intent until its objects are gone), so
+   * they belong to keys it never recorded: a store older than the token. Kept and reported.
+   */
+  unknownKept: string[];
   /** Keys whose recorded material is missing from the token; they fail with KeyUnavailableException. */
   missingMaterial: Array<{ keyId: string; version: number }>;
   /** Import wrapping key pairs no import parameters refer to; destroyed. */
   wrappingKeysDestroyed: string[];
-  /** Intents of creations that died (a crash, an expired lease); dropped. */
+  /** Intents of creations that died (a crash, an expired lease); their objects destroyed. */
   deadIntents: number;
   /** Embedded-token object files a crash left half-made; removed (see ReconcileOptions). */
   remnantFilesRemoved: number;
@@ -38,17 +44,19 @@ export interface ReconcileOptions {
    * reconciling would destroy every key of the token as an orphan.
    */
   refuseEmptyStore?: boolean;
+  /** Destroy material objects nothing names instead of keeping them (an operator's explicit choice, start-up only). */
+  destroyUnknown?: boolean;
 }
 
 /** Default lease of a creation intent: far longer than any token call may take (see tokenCallTimeoutMs). */
 export const DEFAULT_INTENT_LEASE_MS = 5 * 60 * 1000;
 
 /** Start-up: with a single-writer store every intent is dead; otherwise the lease decides. */
-export function startupReconcileOptions(services: Services, leaseMs: number, dedicatedToken: boolean): ReconcileOptions {
+export function startupReconcileOptions(services: Services, leaseMs: number, dedicatedToken: boolean, destroyUnknown = false): ReconcileOptions {
   const now = services.clock.now();
   return services.store.singleWriter
-    ? { intentAlive: () => false, destroyUnmarked: dedicatedToken, refuseEmptyStore: true }
-    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: leaseMs, refuseEmptyStore: true };
+    ? { intentAlive: () => false, destroyUnmarked: dedicatedToken, refuseEmptyStore: !destroyUnknown, destroyUnknown }
+    : { intentAlive: (i) => i.createdAt > now - leaseMs, destroyUnmarked: false, remnantFilesOlderThanMs: leaseMs, refuseEmptyStore: !destroyUnknown, destroyUnknown };
 }
 
 /** Periodic reconciliation while requests run: intents within their lease are alive. */
@@ -66,10 +74,18 @@ export function periodicReconcileOptions(services: Services, leaseMs: number): R
  */
 export interface ReconcileScope {
   custody: KeyCustody;
-  /** Read after the keys: which keys keep their material in this token. */
-  holds(): Promise<(key: KeyRecord) => boolean>;
+  /** Read after the keys: which keys (and removals) keep their material in this token. */
+  holds(): Promise<(key: Placement) => boolean>;
   /** Names the token in the log lines (a custom key store's backend); nothing for the main token. */
   logFields: Record<string, string>;
+}
+
+/** Where a key's material lives: the main token, or an AWS_CLOUDHSM store's backend token. */
+type Placement = Pick<KeyRecord, 'origin' | 'customKeyStoreId'>;
+
+/** A removal intent names the backend token's store when its objects are there. */
+function placementOf(intent: CreationIntent): Placement {
+  return intent.customKeyStoreId === undefined ? { origin: 'AWS_KMS' } : { origin: 'AWS_CLOUDHSM', customKeyStoreId: intent.customKeyStoreId };
 }
 
 export function mainTokenScope(services: Services): ReconcileScope {
@@ -136,13 +152,14 @@ export function referencesOf(keys: Iterable<KeyRecord>): { creationIds: Set<stri
 
 /**
  * Makes the store and one token agree (docs/key-custody.md, "Reconciliation"): the main token
- * by default, a custom key store's backend token with its scope. Every object
- * p11kms makes names its creation in CKA_ID; an object is destroyed only when no record and
- * no live intent names its creation. The token is listed first, then intents, then keys:
- * a creation records its material and drops its intent in one transaction, and a removal
- * forgets material before destroying it, so this order never takes a live object for an
- * orphan (an object made after the listing is not looked at). Recorded material missing
- * from the token is reported, never hidden.
+ * by default, a custom key store's backend token with its scope. Every object p11kms makes
+ * names its creation in CKA_ID. An object is destroyed only when a removal intent or a dead
+ * creation intent names it (what a crash or a failed destroy left) and no record or live
+ * intent does; an object nothing names is kept and reported. The token is listed first, then
+ * intents, then keys: a creation records its material and drops its intent in one
+ * transaction, and a removal forgets material and commits its removal intent in one, so this
+ * order never takes a live object for an orphan (an object made after the listing is not
+ * looked at). Recorded material missing from the token is reported, never hidden.
  */
 export async function reconcile(
   services: Services,
@@ -152,30 +169,47 @@ export async function reconcile(
   const { custody } = scope;
   const objects = await custody.objects.listObjects();
   const intents = await services.store.listIntents();
-  const report: ReconcileReport = { orphansDestroyed: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
+  const report: ReconcileReport = { orphansDestroyed: [], unknownKept: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
   if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
-  const live = intents.filter((i) => options.intentAlive(i));
-  const dead = intents.filter((i) => !live.includes(i));
-  // Dead intents go before the keys are read: a creation that commits after this finds its
-  // intent gone and records nothing; one that committed before is in the keys read below.
+  const creations = intents.filter((i) => i.purpose !== 'removal');
+  const live = creations.filter((i) => options.intentAlive(i));
+  const dead = creations.filter((i) => !live.includes(i));
+  // Dead creations become removals before the keys are read: a creation that commits after
+  // this finds its intent changed and records nothing; one that committed before is in the
+  // keys read below (its intent gone, so it is not turned into a removal).
+  const removals = intents.filter((i) => i.purpose === 'removal');
   if (dead.length > 0) {
-    await services.store.transact((tx) => dead.forEach((i) => tx.deleteIntent(i.creationId)));
-    report.deadIntents = dead.length;
-    services.log.warn({ count: dead.length }, 'dropped the intents of creations that did not finish');
+    const now = services.clock.now();
+    const turned = await services.store.transact(async (tx) => {
+      const still: CreationIntent[] = [];
+      for (const i of dead) {
+        if ((await tx.getIntent(i.creationId))?.purpose !== i.purpose) continue;
+        const removal: CreationIntent = { ...i, purpose: 'removal', createdAt: now };
+        tx.putIntent(removal);
+        still.push(removal);
+      }
+      return still;
+    });
+    removals.push(...turned);
+    report.deadIntents = turned.length;
+    if (turned.length > 0) services.log.warn({ count: turned.length }, 'creations that did not finish: their objects are destroyed');
   }
   // One record per region: the regions of a multi-Region key refer to the same token objects.
   const records = await services.store.listKeys();
   const holds = await scope.holds();
+  const ours = removals.filter((i) => holds(placementOf(i)));
 
   const { creationIds: referenced, labels: legacyLabels } = referencesOf(records);
   for (const i of live) referenced.add(i.creationId);
+  const removed = removedOf(records);
+  for (const i of ours) removed.add(i.legacyLabel ?? i.creationId);
 
   const doomedCreations = new Set<string>();
   const doomedLabels = new Set<string>();
   let unmarked = 0;
   const present = new Set<string>();
   const reported = new Set<string>();
-  const doom = (list: string[], name: string) => {
+  const note = (list: string[], name: string) => {
     if (!reported.has(name)) list.push(name);
     reported.add(name);
   };
@@ -183,29 +217,41 @@ export async function reconcile(
     const wrapping = parseWrappingLabel(o.label);
     const material = parseMaterialLabel(o.label);
     const creationId = o.creationId ?? wrapping?.wrappingId;
-    if (creationId !== undefined) {
-      present.add(creationId);
-      if (referenced.has(creationId)) continue;
-      if (o.creationId) doomedCreations.add(creationId);
-      else doomedLabels.add(o.label);
-      if (wrapping) doom(report.wrappingKeysDestroyed, `${wrapping.keyId}:${wrapping.wrappingId}`);
-      else doom(report.orphansDestroyed, material ? `${material.keyId}:v${material.version}` : `${o.label} (creation ${creationId})`);
-    } else if (material) {
-      present.add(o.label);
-      if (legacyLabels.has(o.label)) continue;
-      doomedLabels.add(o.label);
-      doom(report.orphansDestroyed, `${material.keyId}:v${material.version}`);
-    } else if (o.unmarked && options.destroyUnmarked) {
-      unmarked++;
-      report.orphansDestroyed.push('(an object without label or id, torn by a crash)');
+    const name = creationId ?? (material ? o.label : undefined);
+    if (name === undefined) {
+      if (o.unmarked && options.destroyUnmarked) {
+        unmarked++;
+        report.orphansDestroyed.push('(an object without label or id, torn by a crash)');
+      }
+      continue;
     }
+    present.add(name);
+    if (creationId !== undefined ? referenced.has(creationId) : legacyLabels.has(o.label)) continue;
+    const shown = wrapping ? `${wrapping.keyId}:${wrapping.wrappingId}` : material ? `${material.keyId}:v${material.version}` : `${o.label} (creation ${creationId})`;
+    // Import wrapping pairs hold nothing of value: whatever no import parameters name goes.
+    const doomed = wrapping !== undefined || removed.has(name) || options.destroyUnknown === true;
+    if (!doomed) {
+      note(report.unknownKept, shown);
+      continue;
+    }
+    if (o.creationId) doomedCreations.add(o.creationId);
+    else doomedLabels.add(o.label);
+    note(wrapping ? report.wrappingKeysDestroyed : report.orphansDestroyed, shown);
   }
-  if (options.refuseEmptyStore && intents.length === 0 && records.length === 0 && doomedCreations.size + doomedLabels.size > 0) {
-    throw new Error(emptyStoreRefusal([...report.orphansDestroyed, ...report.wrappingKeysDestroyed]));
+  if (options.refuseEmptyStore && intents.length === 0 && records.length === 0 && report.unknownKept.length > 0) {
+    throw new Error(emptyStoreRefusal(report.unknownKept));
   }
   if (doomedCreations.size + doomedLabels.size + unmarked > 0) {
     await custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
     for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ ...scope.logFields, object: what }, 'destroyed a token object no key refers to');
+  }
+  // Every removal of this token is done: its objects were destroyed above or were gone already.
+  if (ours.length > 0) await services.store.transact((tx) => ours.forEach((i) => tx.deleteIntent(i.creationId)));
+  if (report.unknownKept.length > 0) {
+    services.log.warn(
+      { ...scope.logFields, count: report.unknownKept.length, objects: report.unknownKept.slice(0, 20) },
+      'kept token objects no key refers to: key material this metadata store never recorded (restored from an older backup?); docs/key-custody.md, "Objects no key refers to", says what to do',
+    );
   }
 
   const unseen: Array<{ key: KeyRecord; material: KeyMaterialRecord }> = [];
@@ -221,6 +267,15 @@ export async function reconcile(
     services.log.error({ ...scope.logFields, keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
   }
   return report;
+}
+
+/** Material the records themselves mark as gone (imported material deleted or expired): its objects go. */
+function removedOf(keys: Iterable<KeyRecord>): Set<string> {
+  const removed = new Set<string>();
+  for (const key of keys) {
+    for (const m of key.materials) if (m.imported && m.imported.importState !== 'IMPORTED') removed.add(objectNameOf(key, m));
+  }
+  return removed;
 }
 
 function emptyStoreRefusal(objects: string[]): string {

@@ -105,6 +105,7 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     keyId,
     purpose: 'material',
     custody,
+    ...(origin === 'AWS_CLOUDHSM' ? { customKeyStoreId: placement?.fields.customKeyStoreId } : {}),
     make: (creationId) => custody.generateKey({ keyId, version: 1, creationId }, keySpec, keyUsage),
     commit: async (tx, _made, creationId) => {
       if (await tx.getKey(record)) throw new KmsError('AlreadyExistsException', `Key '${record.arn}' already exists`);

@@ -177,18 +177,27 @@ export interface CustomKeyStoreRecord {
 }
 
 /**
- * A token object being made: committed before the token call, removed in the same
- * transaction that records what was made (or after the object was destroyed). Reconciliation
- * never destroys an object whose creation id a live intent names.
+ * Token objects in flight, by creation id (docs/key-custody.md, "Custody protocol").
+ * - material, wrapping: an object being made. Committed before the token call, removed in
+ *   the transaction that records what was made. Reconciliation never destroys an object a
+ *   live one names.
+ * - removal: objects to be destroyed. Committed in the transaction that stops referring to
+ *   them (or that gives up a creation), removed once they are destroyed. Reconciliation
+ *   destroys only objects a removal or a dead creation names: an object nothing names (a
+ *   store older than the token) is kept and reported, never taken for garbage.
  */
 export interface CreationIntent {
+  /** The creation id in the objects' CKA_ID; for material made before creation ids, its label. */
   readonly creationId: string;
   readonly keyId: string;
-  /** material: a key's material version; wrapping: an import wrapping key pair. */
-  readonly purpose: 'material' | 'wrapping';
+  readonly purpose: 'material' | 'wrapping' | 'removal';
   readonly createdAt: number;
   /** Which process made it (host:pid), for operators reading a stuck intent. */
   readonly owner: string;
+  /** removal of material made before creation ids: the objects' label. */
+  readonly legacyLabel?: string;
+  /** removal: the custom key store whose backend token holds the objects; the main token otherwise. */
+  readonly customKeyStoreId?: string;
 }
 
 export interface AliasRecord {

@@ -3,7 +3,6 @@
  * named by its cluster id in the config. Every claim about which token holds a key is
  * checked through PKCS#11 from another process, not through the service.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,7 +29,7 @@ import {
 import type { FaultRule } from '../../src/custody/faults';
 import { custodyFindings, readStore } from '../support/custody-invariants';
 import { expectKmsError, TestServer } from '../support/server';
-import { createOrphanObject, destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
+import { destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLUSTER = 'cluster-softhsmbackend';
@@ -267,15 +266,20 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     expect((await expectKmsError(kms.send(new EncryptCommand({ KeyId: lost, Plaintext: Buffer.from('x') })))).name).to.equal('KeyUnavailableException');
   });
 
-  it('while the store is connected, every material sweep reconciles its backend token too', async () => {
-    // What a failed destroy leaves: an object of p11kms's making that no key names.
-    const keyId = randomUUID();
-    const creation = randomBytes(16).toString('hex');
-    // No listing here: on a busy machine the next sweep can destroy the object before it (the
-    // log line below names this very object, so it did exist).
-    createOrphanObject(server.dataDir, `p11kms:${keyId}:v1`, `p11kms#${creation}`, BACKEND);
+  it('a key deleted while its store is not connected: the store keeps the removal; once connected, a material sweep destroys the object the connect-time reconciliation could not', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+    // Eight days later the start-up sweep deletes the key before the store reconnects.
+    inject([{ call: 'C_DestroyObject', ckr: 'CKR_DEVICE_ERROR', times: 1_000_000 }]);
+    server = await server.restart({ clockOffsetSeconds: 8 * 86_400 });
+    kms = server.client({ clockOffsetMs: 8 * 86_400_000 });
+    await server.waitForLog(new RegExp(`"keyId":"${keyId}","customKeyStoreId":"${storeId}"[^\\n]*its custom key store is disconnected`));
+    await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}"[^\\n]*"msg":"reconciliation of a backend token failed"`), 30_000);
+    expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
+    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.label)).to.include(`p11kms:${keyId}:v1`);
+    inject([]);
     await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}","object":"${keyId}:v1","msg":"destroyed a token object no key refers to"`), 30_000);
-    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.id)).not.to.include(`p11kms#${creation}`);
+    expect(listTokenObjects(server.dataDir, BACKEND).map((o) => o.label)).not.to.include(`p11kms:${keyId}:v1`);
   });
 
   it('never writes the PIN to the store, the trail or the log', () => {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   CreateAliasCommand,
@@ -15,8 +16,9 @@ import {
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
 import { expectKmsError, TestServer } from '../support/server';
+import type { FaultRule } from '../../src/custody/faults';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
-import { createOrphanObject, destroyTokenObject, listTokenObjects } from '../support/token-tool';
+import { destroyTokenObject, listTokenObjects } from '../support/token-tool';
 
 const DAY_S = 24 * 60 * 60;
 
@@ -140,18 +142,73 @@ describe('persistence and recovery', function () {
     }
   });
 
-  it('destroys token objects no key refers to at start-up (a crash between token and store)', async () => {
-    let server = await TestServer.start();
+  it('a store restored from an older backup than the token: keys made after it are kept and reported, not destroyed, and work again with the right store', async () => {
+    const { server, keyId: older, CiphertextBlob: olderBlob } = await stoppedWithOneKey();
+    const storeFile = path.join(server.dataDir, 'metadata.json');
+    const backup = fs.readFileSync(storeFile);
+    let current = await TestServer.start({ dataDir: server.dataDir });
+    try {
+      // A key made after the backup, and a ciphertext under it.
+      const { KeyMetadata } = await current.client().send(new CreateKeyCommand({}));
+      const newer = KeyMetadata!.KeyId!;
+      const { CiphertextBlob } = await current.client().send(new EncryptCommand({ KeyId: newer, Plaintext: Buffer.from('made after the backup') }));
+      await current.stop();
+      const latest = fs.readFileSync(storeFile);
+
+      // The operator restores the older metadata.json beside the current token.
+      fs.writeFileSync(storeFile, backup);
+      current = await TestServer.start({ dataDir: server.dataDir });
+      await current.waitForLog(new RegExp(`"count":1,"objects":\\["${newer}:v1"\\],"msg":"kept token objects no key refers to`));
+      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${older}:v1`, `p11kms:${newer}:v1`].sort());
+      const health = (await (await fetch(`${current.endpoint}/health`)).json()) as { unknownTokenObjects: number; missingMaterial: number };
+      expect([health.unknownTokenObjects, health.missingMaterial]).to.deep.equal([1, 0]);
+      expect(Buffer.from((await current.client().send(new DecryptCommand({ CiphertextBlob: olderBlob }))).Plaintext!).toString()).to.equal('kept');
+      await current.stop();
+
+      // The right store comes back: the newer key's ciphertext decrypts.
+      fs.writeFileSync(storeFile, latest);
+      current = await TestServer.start({ dataDir: server.dataDir });
+      expect(Buffer.from((await current.client().send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('made after the backup');
+      expect(((await (await fetch(`${current.endpoint}/health`)).json()) as { unknownTokenObjects: number }).unknownTokenObjects).to.equal(0);
+      await current.stop();
+
+      // An operator who knows the newer key is garbage says so once: only then is it destroyed.
+      fs.writeFileSync(storeFile, backup);
+      current = await TestServer.start({ dataDir: server.dataDir, env: { P11KMS_UNKNOWN_TOKEN_OBJECTS: 'destroy' } });
+      await current.waitForLog(new RegExp(`"object":"${newer}:v1","msg":"destroyed a token object no key refers to"`));
+      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${older}:v1`]);
+    } finally {
+      await current.stop();
+    }
+  });
+
+  it('a deletion whose token destroy fails (the last key): the store keeps the removal, and the next start destroys the object instead of refusing the store as empty', async () => {
+    const faultFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-faults-')), 'faults.json');
+    const inject = (rules: FaultRule[]) => fs.writeFileSync(faultFile, JSON.stringify(rules));
+    inject([]);
+    const env = { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile };
+    let server = await TestServer.start({ env });
     try {
       const { KeyMetadata } = await server.client().send(new CreateKeyCommand({}));
+      const keyId = KeyMetadata!.KeyId!;
+      await server.client().send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
       await server.stop();
-      const orphan = 'p11kms:0b6c6a3e-1111-4222-8333-944455556666:v1';
-      createOrphanObject(server.dataDir, orphan);
-      expect(materialLabels(server.dataDir)).to.include(orphan);
+      // Eight days later the start-up sweep deletes the key; the token fails to destroy its material.
+      inject([{ call: 'C_DestroyObject', ckr: 'CKR_DEVICE_ERROR', times: 1000 }]);
+      server = await server.restart({ clockOffsetSeconds: 8 * DAY_S });
+      await server.waitForLog(/could not destroy unreferenced token objects; reconciliation will/);
+      await server.stop();
+      const store = JSON.parse(fs.readFileSync(path.join(server.dataDir, 'metadata.json'), 'utf8')) as { keys: unknown[]; intents: Array<{ keyId: string; purpose: string }> };
+      expect(store.keys).to.deep.equal([]);
+      expect(store.intents.map((i) => [i.keyId, i.purpose])).to.deep.equal([[keyId, 'removal']]);
+      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${keyId}:v1`]);
 
-      server = await TestServer.start({ dataDir: server.dataDir });
-      expect(materialLabels(server.dataDir)).to.deep.equal([`p11kms:${KeyMetadata!.KeyId}:v1`]);
-      await server.waitForLog(/destroyed a token object no key refers to/);
+      inject([]);
+      server = await server.restart();
+      await server.waitForLog(new RegExp(`"object":"${keyId}:v1","msg":"destroyed a token object no key refers to"`));
+      expect(materialLabels(server.dataDir)).to.deep.equal([]);
+      await server.stop();
+      expect((JSON.parse(fs.readFileSync(path.join(server.dataDir, 'metadata.json'), 'utf8')) as { intents: unknown[] }).intents).to.deep.equal([]);
     } finally {
       await server.stop();
     }

@@ -9,9 +9,9 @@ import { KmsError } from '../../src/errors';
 import type { GrantRecord } from '../../src/store/grant-record';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import type { MetadataStore } from '../../src/store/metadata-store';
-import { type CreationIntentRecord, PostgresStore } from '../../src/store/postgres/postgres-store';
+import { PostgresStore } from '../../src/store/postgres/postgres-store';
 import { migrateSchema, migrations } from '../../src/store/postgres/schema';
-import { keyArn, type KeyRecord, type Scope } from '../../src/store/records';
+import { type CreationIntent, keyArn, type KeyRecord, type Scope } from '../../src/store/records';
 import { freshDatabaseUrl } from '../support/postgres';
 
 const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
@@ -253,12 +253,12 @@ describe('PostgreSQL store: schema and cluster duties', function () {
   });
 
   it('creation intents: listed once committed, and exactly one of two processes resolving the same intent does so', async () => {
-    type IntentTx = { getIntent(id: string): Promise<CreationIntentRecord | undefined>; putIntent(i: CreationIntentRecord): void; deleteIntent(id: string): void };
+    type IntentTx = { getIntent(id: string): Promise<CreationIntent | undefined>; putIntent(i: CreationIntent): void; deleteIntent(id: string): void };
     const url = await freshDatabaseUrl();
     const a = await PostgresStore.open(url, log);
     const b = await PostgresStore.open(url, log);
     try {
-      const intent: CreationIntentRecord = { creationId: randomUUID(), keyId: randomUUID(), purpose: 'material', createdAt: Date.now(), owner: 'test:1' };
+      const intent: CreationIntent = { creationId: randomUUID(), keyId: randomUUID(), purpose: 'material', createdAt: Date.now(), owner: 'test:1' };
       await a.transact((tx) => (tx as unknown as IntentTx).putIntent(intent));
       expect(await b.listIntents()).to.deep.equal([intent]);
       const resolve = (store: PostgresStore) =>

@@ -51,6 +51,7 @@ describe('configuration', function () {
       accountId: '444455556666',
       logLevel: 'debug',
       auditFsync: 'batch',
+      unknownTokenObjects: 'destroy',
       requestQuotas: 'aws',
       storeUrl: 'postgres://p11kms@db.example/kms',
       tokenBackends: 'cluster-234abcdefgh=/etc/p11kms/hsm.json',

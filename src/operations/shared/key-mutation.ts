@@ -1,9 +1,10 @@
 import { hostname } from 'node:os';
-import type { KeyCustody, MaterialRef } from '../../custody/key-custody';
+import { type KeyCustody, type MaterialRef, materialLabel } from '../../custody/key-custody';
 import type { WrappingRef } from '../../custody/key-import';
 import { newCreationId } from '../../custody/token-objects';
 import { KmsError } from '../../errors';
 import type { StoreTransaction } from '../../store/metadata-store';
+import type { CreationIntent } from '../../store/records';
 import type { Services } from '../context';
 
 /**
@@ -13,11 +14,12 @@ import type { Services } from '../context';
  * - create: an intent naming a fresh creation id is committed, the token object is made with
  *   that id in its CKA_ID, then ONE transaction records the material and drops the intent.
  *   A request that loses (the transaction body refuses) destroys exactly its own creation.
- * - remove: the store forgets the material first, then the objects of that creation are
- *   destroyed.
+ * - remove: ONE transaction forgets the material and commits a removal intent naming its
+ *   creation; the objects are destroyed, then the removal intent is dropped.
  *
- * Reconciliation destroys only objects whose creation id neither a record nor a live intent
- * names. The optimistic checks live in the transaction bodies, so they hold across processes
+ * Reconciliation destroys only objects a removal intent or a dead creation intent names; an
+ * object nothing names is kept and reported (a store older than the token must not cost the
+ * keys made after it). The optimistic checks live in the transaction bodies, so they hold across processes
  * sharing a store; the in-process queue below and the store's per-key lock (a store shared by
  * several processes) keep mutations of one key from meeting at commit, where a loser could
  * lose every retry (26 rotations through three processes: ConflictException instead of 25 OK).
@@ -73,6 +75,8 @@ export interface Creation<Made, T> {
   purpose: 'material' | 'wrapping';
   /** The token the objects are made in (a custom key store's backend); the main token otherwise. */
   custody?: KeyCustody;
+  /** The AWS_CLOUDHSM custom key store whose backend token `custody` is. */
+  customKeyStoreId?: string;
   /** A creation id chosen by the caller (an import wrapping id); a fresh one otherwise. */
   creationId?: string;
   /** The token work: makes objects carrying `creationId` in CKA_ID. */
@@ -106,7 +110,7 @@ export async function createInToken<Made, T>(services: Services, creation: Creat
 async function createHeld<Made, T>(services: Services, creation: Creation<Made, T>, creationId: string, custody: KeyCustody): Promise<T> {
   const { keyId } = creation;
   await services.store.transact((tx) =>
-    tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER }),
+    tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER, ...storeField(creation.customKeyStoreId) }),
   );
   let made: Made;
   try {
@@ -120,14 +124,15 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
   try {
     outcome = await services.store.transact(async (tx) => {
       // Reconciliation may have declared the intent dead (a token call slower than the lease)
-      // and destroyed the objects: then nothing may be recorded.
-      if (!(await tx.getIntent(creationId))) {
+      // and turned it into a removal: then nothing may be recorded.
+      if ((await tx.getIntent(creationId))?.purpose !== creation.purpose) {
         throw new KmsError('DependencyTimeoutException', 'The key store did not complete the request in time. Try again.', {
           internalDetail: `creation ${creationId} outlived its intent`,
         });
       }
       const result = await creation.commit(tx, made, creationId);
-      tx.deleteIntent(creationId);
+      if (result.keep) tx.deleteIntent(creationId);
+      else tx.putIntent(removalIntent(services, keyId, creationId, creation.customKeyStoreId));
       return result;
     });
   } catch (err) {
@@ -137,8 +142,17 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
     else services.log.error({ keyId, creationId, err: (err as Error).message }, 'creation not recorded; reconciliation will resolve it');
     throw err;
   }
-  if (!outcome.keep) await destroyLogged(services, keyId, () => custody.objects.destroyCreation(creationId));
+  if (!outcome.keep) await destroyRemoved(services, keyId, [{ intent: creationId, destroy: () => custody.objects.destroyCreation(creationId) }]);
   return outcome.value;
+}
+
+function storeField(customKeyStoreId: string | undefined): { customKeyStoreId?: string } {
+  return customKeyStoreId === undefined ? {} : { customKeyStoreId };
+}
+
+/** Names objects to destroy: a creation id, or the label of material made before creation ids. */
+function removalIntent(services: Services, keyId: string, name: string, customKeyStoreId: string | undefined, legacyLabel?: string): CreationIntent {
+  return { creationId: name, keyId, purpose: 'removal', createdAt: services.clock.now(), owner: INTENT_OWNER, ...storeField(customKeyStoreId), ...(legacyLabel ? { legacyLabel } : {}) };
 }
 
 /** Destroys a creation that will not be recorded, then drops its intent (left for reconciliation if the token fails). */
@@ -156,31 +170,73 @@ async function abandon(services: Services, custody: KeyCustody, keyId: string, c
 
 export interface Removal<T> {
   value: T;
-  /** The token holding the material (a custom key store's backend); the main token otherwise. */
-  custody?: KeyCustody;
   /** Material the transaction stopped referring to. */
   materials?: readonly MaterialRef[];
+  /** The AWS_CLOUDHSM custom key store whose backend token holds `materials`; the main token otherwise. */
+  customKeyStoreId?: string;
   wrappingKeys?: readonly WrappingRef[];
 }
 
 /**
  * Store first, then token: `body` (a pure transaction body) stops referring to objects and
- * names them; they are destroyed once that is durable. A failure to destroy is logged and
- * left to reconciliation, because the request itself has succeeded.
+ * names them; the same transaction commits a removal intent for each material, and they are
+ * destroyed once that is durable. A failure to destroy (or a backend token that is not open)
+ * leaves the removal intent to reconciliation, because the request itself has succeeded.
  */
 export async function removeFromToken<T>(services: Services, keyId: string, body: (tx: StoreTransaction) => Promise<Removal<T>>): Promise<T> {
-  const removal = await services.store.transact(body);
-  const custody = removal.custody ?? services.custody;
-  for (const ref of removal.materials ?? []) await destroyLogged(services, keyId, () => custody.objects.destroy(ref));
+  const removal = await services.store.transact(async (tx) => {
+    const result = await body(tx);
+    for (const ref of result.materials ?? []) {
+      const legacyLabel = ref.creationId ? undefined : materialLabel(ref);
+      tx.putIntent(removalIntent(services, keyId, ref.creationId ?? legacyLabel!, result.customKeyStoreId, legacyLabel));
+    }
+    return result;
+  });
+  const materials = removal.materials ?? [];
+  if (materials.length > 0) {
+    const custody = removal.customKeyStoreId === undefined ? services.custody : services.keyStores?.custodyOf(removal.customKeyStoreId);
+    const release = custody === services.custody ? () => undefined : custody?.hold();
+    if (custody && release) {
+      try {
+        await destroyRemoved(services, keyId, materials.map((ref) => doomedMaterial(custody, ref)));
+      } finally {
+        release();
+      }
+    } else {
+      services.log.warn({ keyId, customKeyStoreId: removal.customKeyStoreId, labels: materials.map((m) => materialLabel(m)) }, 'its custom key store is disconnected: the material stays in the backend token until the store connects again');
+    }
+  }
   for (const ref of removal.wrappingKeys ?? []) await destroyLogged(services, keyId, () => services.custody.importer.destroyWrappingKey(ref));
   return removal.value;
 }
 
-async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>): Promise<void> {
+/** One removal: the intent naming it and the token call that destroys its objects. */
+interface Doomed {
+  intent: string;
+  destroy(): Promise<unknown>;
+}
+
+function doomedMaterial(custody: KeyCustody, ref: MaterialRef): Doomed {
+  return { intent: ref.creationId ?? materialLabel(ref), destroy: () => custody.objects.destroy(ref) };
+}
+
+/** Destroys objects removal intents name, then drops those intents; what fails is left to reconciliation. */
+async function destroyRemoved(services: Services, keyId: string, doomed: readonly Doomed[]): Promise<void> {
+  const done: string[] = [];
+  for (const d of doomed) if (await destroyLogged(services, keyId, d.destroy)) done.push(d.intent);
+  if (done.length === 0) return;
+  await services.store.transact((tx) => done.forEach((name) => tx.deleteIntent(name))).catch((err: unknown) =>
+    services.log.error({ keyId, err: (err as Error).message }, 'could not drop removal intents; reconciliation will'),
+  );
+}
+
+async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>): Promise<boolean> {
   try {
     await destroy();
+    return true;
   } catch (err) {
     services.log.error({ keyId, err: (err as Error).message }, 'could not destroy unreferenced token objects; reconciliation will');
+    return false;
   }
 }
 

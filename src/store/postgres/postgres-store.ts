@@ -4,16 +4,16 @@ import type { Logger } from 'pino';
 import { KmsError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
-import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
 import { migrateSchema } from './schema';
-import { type CreationIntentRecord, PostgresTransaction } from './transaction';
+import { PostgresTransaction } from './transaction';
 
 // Importers of the store (open-store, the store contract tests) keep one module to import from.
-export { type CreationIntentRecord, grantNameFingerprint } from './transaction';
+export { grantNameFingerprint } from './transaction';
 
 /** serialization_failure, deadlock_detected, unique_violation: the body runs again and decides anew. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
@@ -111,8 +111,8 @@ export class PostgresStore implements MetadataStore {
   }
 
   /** Unresolved creation intents, oldest first (never cached: reconciliation needs committed state). */
-  async listIntents(): Promise<CreationIntentRecord[]> {
-    const { rows } = await this.pool.query<Doc<CreationIntentRecord>>('SELECT doc FROM p11kms_intents ORDER BY created_at, creation_id');
+  async listIntents(): Promise<CreationIntent[]> {
+    const { rows } = await this.pool.query<Doc<CreationIntent>>('SELECT doc FROM p11kms_intents ORDER BY created_at, creation_id');
     return rows.map((r) => r.doc);
   }
 

@@ -2,21 +2,9 @@ import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
-import { type AliasRecord, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyName, keyRegionsName } from '../record-names';
-
-/**
- * A token object being made (issue 10's creation intent): committed before the token call,
- * removed in the transaction that records what was made.
- */
-export interface CreationIntentRecord {
-  readonly creationId: string;
-  readonly keyId: string;
-  readonly purpose: 'material' | 'wrapping';
-  readonly createdAt: number;
-  readonly owner: string;
-}
 
 /** What makes grants with one Name the same grant (CreateGrant's Name idempotency). */
 export function grantNameFingerprint(g: GrantRecord): string | null {
@@ -44,7 +32,7 @@ export class PostgresTransaction implements StoreTransaction {
   private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
   private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
   private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
-  private readonly intents = new Map<string, CreationIntentRecord | null>();
+  private readonly intents = new Map<string, CreationIntent | null>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
@@ -185,15 +173,15 @@ export class PostgresTransaction implements StoreTransaction {
     this.customKeyStores.set(id, null);
   }
 
-  async getIntent(creationId: string): Promise<CreationIntentRecord | undefined> {
+  async getIntent(creationId: string): Promise<CreationIntent | undefined> {
     const own = this.intents.get(creationId);
     if (own !== undefined) return own ?? undefined;
-    const { rows } = await this.client.query<Doc<CreationIntentRecord>>('SELECT doc FROM p11kms_intents WHERE creation_id = $1', [creationId]);
+    const { rows } = await this.client.query<Doc<CreationIntent>>('SELECT doc FROM p11kms_intents WHERE creation_id = $1', [creationId]);
     this.existed.set(intentName(creationId), rows.length > 0);
     return rows[0]?.doc;
   }
 
-  putIntent(intent: CreationIntentRecord): void {
+  putIntent(intent: CreationIntent): void {
     this.intents.set(intent.creationId, intent);
   }
 
