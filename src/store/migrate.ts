@@ -3,7 +3,7 @@ import { isSharedStoreUrl } from '../config/config';
 import type { GrantRecord } from './grant-record';
 import type { MetadataStore, StoreTransaction } from './metadata-store';
 import { openStore } from './open-store';
-import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
+import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
 
 export interface KindReport {
   inSource: number;
@@ -17,6 +17,7 @@ export interface MigrationReport {
   keys: KindReport;
   aliases: KindReport;
   grants: KindReport;
+  intents: KindReport;
 }
 
 interface Everything {
@@ -24,6 +25,8 @@ interface Everything {
   keys: KeyRecord[];
   aliases: AliasRecord[];
   grants: GrantRecord[];
+  /** Removals (and creations) not finished: without them, objects they name would be kept as unknown. */
+  intents: CreationIntent[];
 }
 
 /** A store location: a postgres:// URL, or a data directory holding the JSON store. */
@@ -32,7 +35,7 @@ export function openLocation(location: string, log: Logger): Promise<MetadataSto
 }
 
 /**
- * Copies every custom key store, key, alias and grant from one store to the other in one
+ * Copies every custom key store, key, alias, grant and intent from one store to the other in one
  * transaction on the
  * target. Idempotent: a record the target already holds unchanged is left alone; a record the
  * target holds *differently* stops the migration before anything is written. Afterwards every
@@ -40,13 +43,14 @@ export function openLocation(location: string, log: Logger): Promise<MetadataSto
  */
 export async function migrateStore(source: MetadataStore, target: MetadataStore): Promise<MigrationReport> {
   const from = await everything(source);
-  const counts = { customKeyStores: 0, keys: 0, aliases: 0, grants: 0 };
+  const counts = { customKeyStores: 0, keys: 0, aliases: 0, grants: 0, intents: 0 };
   await target.transact(async (tx) => {
     // Keys of AWS_CLOUDHSM stores name their store: without it they could never connect again.
     counts.customKeyStores = await copy(from.customKeyStores, (c) => tx.getCustomKeyStore(c.customKeyStoreId), (c) => tx.putCustomKeyStore(c), (c) => `custom key store ${c.customKeyStoreId}`);
     counts.keys = await copy(from.keys, (k) => tx.getKey(k), (k) => tx.putKey(k), (k) => `key ${k.keyId} (${k.region})`);
     counts.aliases = await copy(from.aliases, (a) => tx.getAlias(a, a.aliasName), (a) => tx.putAlias(a), (a) => `alias ${a.aliasName} (${a.region}, ${a.accountId})`);
     counts.grants = await copy(from.grants, (g) => tx.getGrant(g.grantId), (g) => tx.putGrant(g), (g) => `grant ${g.grantId}`);
+    counts.intents = await copy(from.intents, (i) => tx.getIntent(i.creationId), (i) => tx.putIntent(i), (i) => `intent ${i.creationId}`);
   });
   const after = await everything(target);
   await verifyCopied(from, target);
@@ -56,7 +60,7 @@ export async function migrateStore(source: MetadataStore, target: MetadataStore)
     alreadyThere: from[name].length - counts[name],
     inTarget: after[name].length,
   });
-  return { customKeyStores: kind('customKeyStores'), keys: kind('keys'), aliases: kind('aliases'), grants: kind('grants') };
+  return { customKeyStores: kind('customKeyStores'), keys: kind('keys'), aliases: kind('aliases'), grants: kind('grants'), intents: kind('intents') };
 }
 
 async function copy<R>(records: R[], read: (r: R) => Promise<R | undefined>, write: (r: R) => void, name: (r: R) => string): Promise<number> {
@@ -78,7 +82,7 @@ async function everything(store: MetadataStore): Promise<Everything> {
   const scopes = new Map<string, Scope>(keys.map((k) => [`${k.region}/${k.accountId}`, { region: k.region, accountId: k.accountId }]));
   const aliases: AliasRecord[] = [];
   for (const scope of scopes.values()) aliases.push(...(await store.listAliases(scope)));
-  return { customKeyStores: await store.listCustomKeyStores(), keys, aliases, grants: await store.listGrants() };
+  return { customKeyStores: await store.listCustomKeyStores(), keys, aliases, grants: await store.listGrants(), intents: await store.listIntents() };
 }
 
 async function verifyCopied(from: Everything, target: MetadataStore): Promise<void> {
@@ -91,5 +95,6 @@ async function verifyCopied(from: Everything, target: MetadataStore): Promise<vo
     for (const k of from.keys) check(`key ${k.keyId} (${k.region})`, await tx.getKey(k), k);
     for (const a of from.aliases) check(`alias ${a.aliasName}`, await tx.getAlias(a, a.aliasName), a);
     for (const g of from.grants) check(`grant ${g.grantId}`, await tx.getGrant(g.grantId), g);
+    for (const i of from.intents) check(`intent ${i.creationId}`, await tx.getIntent(i.creationId), i);
   });
 }

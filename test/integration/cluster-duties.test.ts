@@ -208,6 +208,10 @@ describe('cluster duties: workers, background work once, store migrate', functio
     await c.send(new CreateGrantCommand({ KeyId: keyIds[1], GranteePrincipal: 'arn:aws:iam::111122223333:user/bob', Operations: ['Decrypt'], Name: 'g' }));
     const { CiphertextBlob } = await c.send(new EncryptCommand({ KeyId: 'alias/migrated', Plaintext: Buffer.from('kept') }));
     await json.stop();
+    // A removal not finished (its token destroy failed): the target must carry it on.
+    const storeFile = path.join(dataDir, 'metadata.json');
+    const removal = { creationId: 'ab'.repeat(16), keyId: keyIds[2], purpose: 'removal', createdAt: Date.now(), owner: 'test:1' };
+    fs.writeFileSync(storeFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(storeFile, 'utf8')), intents: [removal] }));
 
     const url = await freshDatabaseUrl();
     const first = cli('store', 'migrate', '--from', dataDir, '--to', url);
@@ -216,6 +220,7 @@ describe('cluster duties: workers, background work once, store migrate', functio
     expect(first.stdout).to.contain('aliases: 1 in source, 1 copied, 0 already there; 1 in target');
     expect(first.stdout).to.contain('grants: 1 in source, 1 copied, 0 already there; 1 in target');
     expect(first.stdout).to.contain('customKeyStores: 1 in source, 1 copied, 0 already there; 1 in target');
+    expect(first.stdout).to.contain('intents: 1 in source, 1 copied, 0 already there; 1 in target');
     expect(first.stdout).to.contain('verified');
     const again = cli('store', 'migrate', '--from', dataDir, '--to', url);
     expect(again.stdout).to.contain('keys: 3 in source, 0 copied, 3 already there; 3 in target');
@@ -236,6 +241,8 @@ describe('cluster duties: workers, background work once, store migrate', functio
     const home = cli('store', 'migrate', '--from', url, '--to', back);
     expect(home.status, home.stderr).to.equal(0);
     expect(home.stdout).to.contain('keys: 3 in source, 3 copied, 0 already there; 3 in target');
+    // The PostgreSQL start finished the removal (its objects were gone already) and dropped it.
+    expect(home.stdout).to.contain('intents: 0 in source, 0 copied, 0 already there; 0 in target');
     const file = JSON.parse(fs.readFileSync(path.join(back, 'metadata.json'), 'utf8')) as { keys: unknown[]; aliases: unknown[]; grants: unknown[]; customKeyStores: unknown[] };
     expect([file.keys.length, file.aliases.length, file.grants.length, file.customKeyStores.length]).to.deep.equal([3, 1, 1, 1]);
   });
