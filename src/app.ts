@@ -109,7 +109,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const openToken = token;
     metrics.watchPool(openToken);
     metrics.watchKeys(store);
-    metrics.watchAuditQueue(() => trail.state().queued);
+    metrics.watchAudit(() => trail.state());
     const countedTrail = metrics.countingAudit(trail);
 
     const backendProfiles = Object.fromEntries(Object.entries(config.tokenBackends).map(([id, file]) => [id, loadBackendProfile(file)]));

@@ -72,8 +72,10 @@ export class ServiceMetrics {
     gauge('p11kms_token_sessions_waiting', 'Operations waiting for a token session.', (u) => u.waiting);
   }
 
-  watchAuditQueue(queued: () => number): void {
-    new Gauge({ name: 'p11kms_audit_queue_depth', help: 'Audit records accepted and not yet written.', registers: [this.registry], collect() { this.set(queued()); } });
+  watchAudit(state: () => { queued: number; failure: string | undefined }): void {
+    new Gauge({ name: 'p11kms_audit_queue_depth', help: 'Audit records accepted and not yet written.', registers: [this.registry], collect() { this.set(state().queued); } });
+    // Requests are refused while the trail cannot be written (docs/audit.md): the one alert an operator needs.
+    new Gauge({ name: 'p11kms_audit_trail_writable', help: '1 while the audit trail accepts records, 0 while a write failure refuses requests.', registers: [this.registry], collect() { this.set(state().failure === undefined ? 1 : 0); } });
   }
 
   /** Keys by state and spec, counted from the store when scraped. */

@@ -19,6 +19,12 @@ async function verify(dir: string): Promise<{ code: number; stdout: string }> {
   }
 }
 
+/** The p11kms_audit_trail_writable gauge an operator alerts on. */
+async function trailWritable(server: TestServer): Promise<number> {
+  const text = await (await fetch(`${server.endpoint}/metrics`)).text();
+  return Number(/^p11kms_audit_trail_writable (\d+)$/m.exec(text)?.[1]);
+}
+
 async function readiness(server: TestServer): Promise<{ status: number; checks: Record<string, string> }> {
   const res = await fetch(`${server.endpoint}/ready`);
   return { status: res.status, checks: ((await res.json()) as { checks: Record<string, string> }).checks };
@@ -54,6 +60,7 @@ describe('audit trail on a full disk', function () {
       // Still full: the next request tries to write again, fails, and is refused the same way.
       const again = await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('still full') })));
       expect([again.name, again.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 500]);
+      expect(await trailWritable(server)).to.equal(0);
       const down = await readiness(server);
       expect([down.status, down.checks.audit]).to.deep.equal([503, 'audit trail write failed: ENOSPC: no space left on device, write']);
       await server.waitForLog(/audit trail cannot be written/);
@@ -67,6 +74,7 @@ describe('audit trail on a full disk', function () {
       expect(Buffer.from(decrypted.Plaintext!).toString()).to.equal('after 0');
       answered.push(decrypted.$metadata.requestId!);
       expect(await readiness(server)).to.deep.include({ status: 200 });
+      expect(await trailWritable(server)).to.equal(1);
       await server.waitForLog(/audit trail can be written again/);
 
       // A second outage; this time the readiness probe is the first to find the disk writable
