@@ -1,12 +1,21 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import pino from 'pino';
+import { apiCallEvent } from '../../src/audit/event';
+import { AuditTrail } from '../../src/audit/trail';
+import { verifyTrail } from '../../src/audit/verify';
+import { loadConfig, loadHsmProfile } from '../../src/config/config';
+import { AuditSigner } from '../../src/custody/audit-signer';
+import { Token } from '../../src/custody/token';
 import { readTrail, trailFiles } from '../support/audit-trail';
 import { expectKmsError, TestServer } from '../support/server';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
+import { activeToken } from '../support/test-tokens';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -110,6 +119,54 @@ describe('audit trail on a full disk', function () {
       expect(afterRestart.code, afterRestart.stdout).to.equal(0);
     } finally {
       await server.stop();
+      unmountSmallDisk(disk);
+    }
+  });
+
+  it('after a crash before the recovery was signed, start-up leaves the described bytes alone, whole records included', async () => {
+    // In the test process: one batch of many records cut short by the full disk is what puts
+    // whole records of refused requests after the last durable one.
+    const disk = mountSmallDisk('1m');
+    const dir = path.join(disk, 'audit');
+    const filler = path.join(disk, 'filler');
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-crash-'));
+    const log = pino({ level: 'silent' });
+    const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
+    const signer = await AuditSigner.open(token);
+    const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
+    const clock = { now: () => Date.now() };
+    // About 1 KB each (a long user agent): a few fit in the space left.
+    const event = (i: number) =>
+      apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
+    const crashed = await AuditTrail.open(settings, signer, clock, log);
+    try {
+      await crashed.record(event(0));
+      fillDisk(filler);
+      fs.truncateSync(filler, fs.statSync(filler).size - 2 * 4096);
+      // The first is written at once; the others queue behind its fdatasync and go as one batch.
+      const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => crashed.record(event(i + 1))));
+      expect(outcomes.filter((o) => o.status === 'rejected').length).to.be.greaterThan(0);
+      fs.rmSync(filler);
+      await crashed.record(event(100));
+      await crashed.digestNow('test');
+      const recovered = readTrail(dir).find((r) => r.eventName === 'AuditTrailRecovered')!;
+      const torn = fs.readFileSync(path.join(dir, recovered.additionalEventData.tornFile)).subarray(recovered.additionalEventData.tornOffset);
+      expect(torn.toString().split('\n').length - 1, 'whole records after the last durable one').to.be.greaterThan(0);
+      // The process dies before the digests that list the torn bytes are signed.
+      const digests = fs.readdirSync(dir).filter((f) => f.startsWith('digest-')).sort();
+      const signedBefore = digests.filter((f) => !/"reason":"[^"]*(recovered|test)/.test(fs.readFileSync(path.join(dir, f), 'utf8')));
+      for (const f of digests.filter((d) => !signedBefore.includes(d))) fs.rmSync(path.join(dir, f));
+
+      const restarted = await AuditTrail.open(settings, signer, clock, log);
+      await restarted.record(event(200));
+      await restarted.close();
+      expect(readTrail(dir).filter((r) => r.eventName === 'AuditTrailRecovered')).to.have.length(1);
+      const report = verifyTrail({ dir, trustedKeys: signer.publicKeyPems });
+      expect(report.findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
+      expect(report.records).to.equal(recovered.sequenceNumber + 2);
+    } finally {
+      await crashed.close();
+      token.close();
       unmountSmallDisk(disk);
     }
   });

@@ -12,6 +12,7 @@ export function mountSmallDisk(size = '4m'): string {
 
 export function unmountSmallDisk(disk: string): void {
   execFileSync('umount', [disk]);
+  fs.rmdirSync(disk);
 }
 
 /** Writes `filler` until its filesystem is full (the write that failed said ENOSPC). */
