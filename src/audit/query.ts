@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { listTrailFiles, openRecord, type ParsedRecord, readLines } from './format';
+import { listTrailFiles, type NamedFile, openRecord, type ParsedRecord, RECOVERY_EVENT, readLines } from './format';
 
 export interface QueryFilter {
   /** Key id, key ARN, or alias name as the caller wrote it. */
@@ -20,6 +20,7 @@ export interface QueryFilter {
  */
 export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedRecord> {
   const files = listTrailFiles(dir);
+  const torn = tornTails(dir, files);
   for (const [i, f] of files.entries()) {
     // Every record of a file was made before the next file was opened. The opening time of a
     // file says nothing about `to`: a record made just before a rotation is written after it,
@@ -28,6 +29,7 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
     if (filter.from !== undefined && next && next.time < filter.from) continue;
     let first = true;
     for (const l of readLines(path.join(dir, f.name))) {
+      if (l.offset >= (torn.get(f.name) ?? Infinity)) break;
       const opened = openRecord(l.text);
       const record = 'error' in opened ? undefined : opened.record;
       if (!record) continue;
@@ -36,6 +38,24 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
       if (matches(record, filter)) yield record;
     }
   }
+}
+
+/**
+ * Where each file's torn tail starts, as the recovery records that open later files describe
+ * it: after a write failure it can hold whole records, of requests that were refused; they
+ * are evidence, outside the chain (as verify treats them), not events.
+ */
+function tornTails(dir: string, files: readonly NamedFile[]): Map<string, number> {
+  const torn = new Map<string, number>();
+  for (const f of files) {
+    for (const l of readLines(path.join(dir, f.name), 64 * 1024)) {
+      const opened = openRecord(l.text);
+      if ('error' in opened || opened.record.eventName !== RECOVERY_EVENT) break;
+      const extra = opened.record.additionalEventData as Record<string, unknown> | undefined;
+      if (typeof extra?.tornFile === 'string') torn.set(extra.tornFile, Number(extra.tornOffset));
+    }
+  }
+  return torn;
 }
 
 /**

@@ -7,6 +7,7 @@ import { CreateKeyCommand, DecryptCommand, EncryptCommand, type KMSClient } from
 import { expect } from 'chai';
 import pino from 'pino';
 import { apiCallEvent } from '../../src/audit/event';
+import { queryTrail } from '../../src/audit/query';
 import { AuditTrail } from '../../src/audit/trail';
 import { verifyTrail } from '../../src/audit/verify';
 import { loadConfig, loadHsmProfile } from '../../src/config/config';
@@ -164,6 +165,8 @@ describe('audit trail on a full disk', function () {
       const report = verifyTrail({ dir, trustedKeys: signer.publicKeyPems });
       expect(report.findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
       expect(report.records).to.equal(recovered.sequenceNumber + 2);
+      // Query leaves that evidence out too: each record of the chain once, in order.
+      expect([...queryTrail(dir, {})].map((r) => r.sequenceNumber)).to.deep.equal(Array.from({ length: report.records }, (_, i) => i + 1));
     } finally {
       await crashed.close();
       token.close();
