@@ -80,12 +80,17 @@ export interface ReconcileScope {
   logFields: Record<string, string>;
 }
 
-/** Where a key's material lives: the main token, or an AWS_CLOUDHSM store's backend token. */
-type Placement = Pick<KeyRecord, 'origin' | 'customKeyStoreId'>;
+/**
+ * Where a key's material lives: the main token, or an AWS_CLOUDHSM store's backend token (for
+ * a removal, also the store's cluster as it was, which outlives a deleted store).
+ */
+type Placement = Pick<KeyRecord, 'origin' | 'customKeyStoreId'> & { cloudHsmClusterId?: string };
 
-/** A removal intent names the backend token's store when its objects are there. */
+/** A removal intent names the backend token's store (and its cluster) when its objects are there. */
 function placementOf(intent: CreationIntent): Placement {
-  return intent.customKeyStoreId === undefined ? { origin: 'AWS_KMS' } : { origin: 'AWS_CLOUDHSM', customKeyStoreId: intent.customKeyStoreId };
+  return intent.customKeyStoreId === undefined
+    ? { origin: 'AWS_KMS' }
+    : { origin: 'AWS_CLOUDHSM', customKeyStoreId: intent.customKeyStoreId, ...(intent.cloudHsmClusterId !== undefined ? { cloudHsmClusterId: intent.cloudHsmClusterId } : {}) };
 }
 
 export function mainTokenScope(services: Services): ReconcileScope {
@@ -108,7 +113,11 @@ export function backendTokenScope(services: Services, customKeyStoreId: string, 
       const cluster = stores.find((s) => s.customKeyStoreId === customKeyStoreId)?.cloudHsmClusterId;
       const backends = services.keyStores?.backends;
       const here = new Set(stores.filter((s) => cluster && s.cloudHsmClusterId && backends?.sameToken(s.cloudHsmClusterId, cluster)).map((s) => s.customKeyStoreId));
-      return (key) => key.origin === 'AWS_CLOUDHSM' && here.has(key.customKeyStoreId ?? '');
+      const existing = new Set(stores.map((s) => s.customKeyStoreId));
+      // A store deleted since its removal was committed: the cluster it was on says which token.
+      const onThisTokenOnceDeleted = (p: Placement) =>
+        !existing.has(p.customKeyStoreId ?? '') && cluster !== undefined && p.cloudHsmClusterId !== undefined && !!backends?.sameToken(p.cloudHsmClusterId, cluster);
+      return (key) => key.origin === 'AWS_CLOUDHSM' && (here.has(key.customKeyStoreId ?? '') || onThisTokenOnceDeleted(key));
     },
   };
 }

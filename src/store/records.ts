@@ -196,8 +196,14 @@ export interface CreationIntent {
   readonly owner: string;
   /** removal of material made before creation ids: the objects' label. */
   readonly legacyLabel?: string;
-  /** removal: the custom key store whose backend token holds the objects; the main token otherwise. */
+  /** The custom key store whose backend token holds the objects; the main token otherwise. */
   readonly customKeyStoreId?: string;
+  /**
+   * With customKeyStoreId: that store's cluster when the intent was committed. A removal whose
+   * store was deleted since (its keys deleted while it was disconnected) is finished by a store
+   * on the same token.
+   */
+  readonly cloudHsmClusterId?: string;
 }
 
 export interface AliasRecord {

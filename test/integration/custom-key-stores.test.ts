@@ -292,6 +292,27 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     expect(server.stderr()).not.to.include(BACKEND.pin);
     expect(fs.readFileSync(path.join(server.dataDir, 'audit', fs.readdirSync(path.join(server.dataDir, 'audit')).find((f) => f.endsWith('.jsonl'))!), 'utf8')).to.include('CreateCustomKeyStore');
   });
+
+  it('keys deleted while their store is disconnected, then the store deleted: a store created later on the same cluster destroys their material when it connects (and the removals end)', async () => {
+    // Nothing names this material but the removals the deletions left, and they name a store
+    // that no longer exists: without them the material would be kept as a key no store knows.
+    kms = server.client({ clockOffsetMs: 8 * 86_400_000 });
+    await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+    const keys = readStore(server.dataDir).keys.filter((k) => k.customKeyStoreId === storeId);
+    for (const key of keys.filter((k) => k.keyState !== 'PendingDeletion')) await kms.send(new ScheduleKeyDeletionCommand({ KeyId: key.keyId, PendingWindowInDays: 7 }));
+    expect(listTokenObjects(server.dataDir, BACKEND).filter((o) => o.label.startsWith('p11kms:'))).not.to.deep.equal([]);
+    server = await server.restart({ clockOffsetSeconds: 20 * 86_400 });
+    kms = server.client({ clockOffsetMs: 20 * 86_400_000 });
+    expect(readStore(server.dataDir).keys.filter((k) => k.customKeyStoreId === storeId)).to.deep.equal([]);
+    await kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+
+    const successor = (await kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'successor', CloudHsmClusterId: CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: BACKEND.pin }))).CustomKeyStoreId!;
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: successor }));
+    expect((await settled(successor)).ConnectionState).to.equal('CONNECTED');
+    expect(server.stderr()).not.to.match(new RegExp(`"customKeyStoreId":"${successor}"[^\\n]*kept token objects no key refers to`));
+    expect(listTokenObjects(server.dataDir, BACKEND).filter((o) => o.label.startsWith('p11kms:'))).to.deep.equal([]);
+    expect(readStore(server.dataDir).intents).to.deep.equal([]);
+  });
 });
 
 /** A self-signed certificate for the TrustAnchorCertificate member (any X.509 PEM is accepted). */

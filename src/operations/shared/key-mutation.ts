@@ -109,9 +109,11 @@ export async function createInToken<Made, T>(services: Services, creation: Creat
 
 async function createHeld<Made, T>(services: Services, creation: Creation<Made, T>, creationId: string, custody: KeyCustody): Promise<T> {
   const { keyId } = creation;
-  await services.store.transact((tx) =>
-    tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER, ...storeField(creation.customKeyStoreId) }),
-  );
+  const backend = await services.store.transact(async (tx) => {
+    const where = await backendOf(tx, creation.customKeyStoreId);
+    tx.putIntent({ creationId, keyId, purpose: creation.purpose, createdAt: services.clock.now(), owner: INTENT_OWNER, ...where });
+    return where;
+  });
   let made: Made;
   try {
     made = await creation.make(creationId);
@@ -132,7 +134,7 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
       }
       const result = await creation.commit(tx, made, creationId);
       if (result.keep) tx.deleteIntent(creationId);
-      else tx.putIntent(removalIntent(services, keyId, creationId, creation.customKeyStoreId));
+      else tx.putIntent(removalIntent(services, keyId, creationId, backend));
       return result;
     });
   } catch (err) {
@@ -146,13 +148,23 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
   return outcome.value;
 }
 
-function storeField(customKeyStoreId: string | undefined): { customKeyStoreId?: string } {
-  return customKeyStoreId === undefined ? {} : { customKeyStoreId };
+/** Where an intent's objects are: an AWS_CLOUDHSM store's backend token; nothing for the main token. */
+type BackendFields = Pick<CreationIntent, 'customKeyStoreId' | 'cloudHsmClusterId'>;
+
+/**
+ * The store and its cluster, read in the intent's transaction: the cluster still tells which
+ * token holds the objects once the store itself is deleted (its keys deleted while it was
+ * disconnected), so that a store created later on that token finishes the removal.
+ */
+async function backendOf(tx: StoreTransaction, customKeyStoreId: string | undefined): Promise<BackendFields> {
+  if (customKeyStoreId === undefined) return {};
+  const cluster = (await tx.getCustomKeyStore(customKeyStoreId))?.cloudHsmClusterId;
+  return { customKeyStoreId, ...(cluster !== undefined ? { cloudHsmClusterId: cluster } : {}) };
 }
 
 /** Names objects to destroy: a creation id, or the label of material made before creation ids. */
-function removalIntent(services: Services, keyId: string, name: string, customKeyStoreId: string | undefined, legacyLabel?: string): CreationIntent {
-  return { creationId: name, keyId, purpose: 'removal', createdAt: services.clock.now(), owner: INTENT_OWNER, ...storeField(customKeyStoreId), ...(legacyLabel ? { legacyLabel } : {}) };
+function removalIntent(services: Services, keyId: string, name: string, backend: BackendFields, legacyLabel?: string): CreationIntent {
+  return { creationId: name, keyId, purpose: 'removal', createdAt: services.clock.now(), owner: INTENT_OWNER, ...backend, ...(legacyLabel ? { legacyLabel } : {}) };
 }
 
 /** Destroys a creation that will not be recorded, then drops its intent (left for reconciliation if the token fails). */
@@ -186,9 +198,10 @@ export interface Removal<T> {
 export async function removeFromToken<T>(services: Services, keyId: string, body: (tx: StoreTransaction) => Promise<Removal<T>>): Promise<T> {
   const removal = await services.store.transact(async (tx) => {
     const result = await body(tx);
+    const backend = result.materials?.length ? await backendOf(tx, result.customKeyStoreId) : {};
     for (const ref of result.materials ?? []) {
       const legacyLabel = ref.creationId ? undefined : materialLabel(ref);
-      tx.putIntent(removalIntent(services, keyId, ref.creationId ?? legacyLabel!, result.customKeyStoreId, legacyLabel));
+      tx.putIntent(removalIntent(services, keyId, ref.creationId ?? legacyLabel!, backend, legacyLabel));
     }
     return result;
   });
