@@ -182,7 +182,14 @@ export async function reconcile(
   if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
   const creations = intents.filter((i) => i.purpose !== 'removal');
   const live = creations.filter((i) => options.intentAlive(i));
-  const dead = creations.filter((i) => !live.includes(i));
+  let dead = creations.filter((i) => !live.includes(i));
+  // A store older than the token (restored from a snapshot taken while keys were being made)
+  // holds intents of creations that may have finished in the newer store: their objects are
+  // kept with the others no key refers to, not destroyed (docs/key-custody.md).
+  if (dead.length > 0 && options.destroyUnknown !== true && holdsUnknownMaterial(objects, intents, await services.store.listKeys())) {
+    services.log.warn({ ...scope.logFields, count: dead.length, creations: dead.slice(0, 20).map((i) => `${i.keyId} (creation ${i.creationId})`) }, 'creations that did not finish are kept, not destroyed: the token holds key material this store never recorded, so it may be older than the token');
+    dead = [];
+  }
   // Dead creations become removals before the keys are read: a creation that commits after
   // this finds its intent changed and records nothing; one that committed before is in the
   // keys read below (its intent gone, so it is not turned into a removal).
@@ -276,6 +283,17 @@ export async function reconcile(
     services.log.error({ ...scope.logFields, keyId: key.keyId, arn: key.arn, version: material.version }, 'key material is missing from the token');
   }
   return report;
+}
+
+/**
+ * Whether the token holds key material that no record, no intent and no PENDING_IMPORT
+ * material names: what a store older than the token leaves. Every way p11kms stops naming
+ * material leaves an intent until its objects are gone, so its own store never gets there.
+ */
+function holdsUnknownMaterial(objects: ReadonlyArray<{ label: string; creationId?: string }>, intents: readonly CreationIntent[], keys: readonly KeyRecord[]): boolean {
+  const { creationIds, labels } = referencesOf(keys);
+  const named = new Set([...creationIds, ...labels, ...removedOf(keys), ...intents.flatMap((i) => [i.creationId, ...(i.legacyLabel ? [i.legacyLabel] : [])])]);
+  return objects.some((o) => parseMaterialLabel(o.label) !== undefined && parseWrappingLabel(o.label) === undefined && !named.has(o.creationId ?? o.label));
 }
 
 /** Material the records themselves mark as gone (imported material deleted or expired): its objects go. */

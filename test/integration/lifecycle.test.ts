@@ -182,6 +182,55 @@ describe('persistence and recovery', function () {
     }
   });
 
+  it('a store restored from a snapshot taken while a key was being made: that key, finished in the newer store, is kept with the others, not destroyed as an unfinished creation', async () => {
+    let server = await TestServer.start();
+    const storeFile = path.join(server.dataDir, 'metadata.json');
+    try {
+      // An atomic snapshot of the running service's store (README, "Backup and restore") that
+      // caught a CreateKey between its intent and its record: read until one holds an intent.
+      let stop = false;
+      let madeAfter = 0;
+      let snapshot: string | undefined;
+      const clients = Array.from({ length: 4 }, async () => {
+        const kms = server.client();
+        while (!stop) {
+          await kms.send(new CreateKeyCommand({}));
+          if (snapshot !== undefined && ++madeAfter >= 4) stop = true;
+        }
+      });
+      for (let reads = 0; snapshot === undefined && reads < 1_000_000; reads++) {
+        const text = fs.existsSync(storeFile) ? fs.readFileSync(storeFile, 'utf8') : '{}';
+        if (((JSON.parse(text) as { intents?: unknown[] }).intents ?? []).length > 0) snapshot = text;
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(clients);
+      expect(snapshot, 'a snapshot caught a creation in flight').to.be.a('string');
+      const inFlight = (JSON.parse(snapshot!) as { intents: Array<{ keyId: string }> }).intents.map((i) => i.keyId);
+      const blobs = await Promise.all(inFlight.map(async (keyId) => (await server.client().send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(keyId) }))).CiphertextBlob!));
+      await server.stop();
+      const latest = fs.readFileSync(storeFile);
+
+      // The snapshot's store beside the current token: nothing of the token is destroyed.
+      fs.writeFileSync(storeFile, snapshot!);
+      server = await TestServer.start({ dataDir: server.dataDir });
+      const before = materialLabels(server.dataDir);
+      expect(server.stderr()).not.to.match(/destroyed a token object no key refers to/);
+      for (const keyId of inFlight) expect(before, keyId).to.include(`p11kms:${keyId}:v1`);
+      await server.stop();
+
+      // The right store back: every key works, the one that was in flight too.
+      fs.writeFileSync(storeFile, latest);
+      server = await TestServer.start({ dataDir: server.dataDir });
+      const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { unknownTokenObjects: number; missingMaterial: number };
+      expect([health.unknownTokenObjects, health.missingMaterial]).to.deep.equal([0, 0]);
+      for (const [i, keyId] of inFlight.entries()) {
+        expect(Buffer.from((await server.client().send(new DecryptCommand({ CiphertextBlob: blobs[i] }))).Plaintext!).toString()).to.equal(keyId);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a deletion whose token destroy fails (the last key): the store keeps the removal, and the next start destroys the object instead of refusing the store as empty', async () => {
     const faultFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-faults-')), 'faults.json');
     const inject = (rules: FaultRule[]) => fs.writeFileSync(faultFile, JSON.stringify(rules));
