@@ -24,9 +24,10 @@ export function makeScaledDataDir(source: string, target: string, count: number)
     throw new Error('bench: the source keys have no creation ids, so replicas cannot share their token objects');
   }
   const texts = templates.map((k) => ({ keyId: k.keyId, text: JSON.stringify({ ...k, lastUsage: undefined }) }));
-  // The source keys stay as they are (their records name the objects); replicas fill up to `count`.
-  const keys: KeyRecord[] = templates.slice(0, count);
-  for (let i = keys.length; i < count; i++) {
+  // Every source key stays as it is: its record names its objects (an object no record names
+  // would be kept and reported as of an unknown key). Replicas of the symmetric ones fill up to `count`.
+  const keys: KeyRecord[] = [...store.keys];
+  for (let i = templates.length; keys.length < count; i++) {
     const template = texts[i % texts.length];
     const keyId = randomUUID();
     const record = JSON.parse(template.text.replaceAll(template.keyId, keyId)) as KeyRecord;
@@ -37,5 +38,6 @@ export function makeScaledDataDir(source: string, target: string, count: number)
     });
   }
   fs.writeFileSync(file, JSON.stringify({ ...store, keys, aliases: [], grants: [] }));
-  return keys.map((k) => k.keyId);
+  // Encrypt is made with the symmetric keys only: the source ones and every replica.
+  return [...templates, ...keys.slice(store.keys.length)].map((k) => k.keyId);
 }
