@@ -261,8 +261,14 @@ export async function reconcile(
     await custody.objects.destroyObjects({ creationIds: [...doomedCreations], labels: [...doomedLabels], unmarked: unmarked > 0 });
     for (const what of [...report.orphansDestroyed, ...report.wrappingKeysDestroyed]) services.log.warn({ ...scope.logFields, object: what }, 'destroyed a token object no key refers to');
   }
-  // Every removal of this token is done: its objects were destroyed above or were gone already.
-  if (ours.length > 0) await services.store.transact((tx) => ours.forEach((i) => tx.deleteIntent(i.creationId)));
+  // A removal is done once its objects are gone: destroyed above, or absent from the listing.
+  // One absent from it may have been made (and removed) after it, its own destroy still to
+  // come or failed: it is dropped only when a second listing lacks it too.
+  const named = (i: CreationIntent) => i.legacyLabel ?? i.creationId;
+  const unlisted = ours.filter((i) => !present.has(named(i)));
+  const relisted = unlisted.length === 0 ? new Set<string>() : new Set((await custody.objects.listObjects()).map((o) => o.creationId ?? o.label));
+  const done = ours.filter((i) => !relisted.has(named(i)));
+  if (done.length > 0) await services.store.transact((tx) => done.forEach((i) => tx.deleteIntent(i.creationId)));
   if (report.unknownKept.length > 0) {
     services.log.warn(
       { ...scope.logFields, count: report.unknownKept.length, objects: report.unknownKept.slice(0, 20) },
