@@ -108,16 +108,21 @@ export class AuditTrail implements AuditSink {
   recover(): Promise<void> {
     if (!this.failure) return Promise.resolve();
     if (this.closing) return Promise.reject(this.failure);
+    return this.attemptWriteAgain();
+  }
+
+  private attemptWriteAgain(): Promise<void> {
     this.recovering ??= this.writeAgain().finally(() => (this.recovering = undefined));
     return this.recovering;
   }
 
-  private enqueue(event: AuditEvent): Promise<void> {
+  /** `recoveryRecord`: written while closing too (close() describes a failed write's bytes). */
+  private enqueue(event: AuditEvent, recoveryRecord = false): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     // From the moment close() starts, the shutdown digest describes the file as closed: a record
     // written after it (a request still at work when the drain time ran out) would read as bytes
     // appended to a closed file, a false tampering alarm. The request is refused instead.
-    if (this.closed || this.closing) return Promise.reject(new Error('the audit trail is closed'));
+    if (this.closed || (this.closing && !recoveryRecord)) return Promise.reject(new Error('the audit trail is closed'));
     const sequenceNumber = this.nextSequence;
     const { line, hash } = sealRecord(this.settings.identity ? { ...event, p11kmsProcess: this.settings.identity } : event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
     this.nextSequence++;
@@ -153,6 +158,9 @@ export class AuditTrail implements AuditSink {
     if (this.closed) return;
     this.closing = true;
     await this.recovering?.catch(() => undefined);
+    // Only this process knows which records of a failed write were answered: after a restart,
+    // the whole records of refused requests would read as events. Described now if it can be.
+    if (this.failure) await this.attemptWriteAgain().catch(() => undefined);
     if (!this.failure) await this.digestNow('shutdown').catch((err: unknown) => this.log.error({ err }, 'audit digest at shutdown failed'));
     this.closed = true;
     clearInterval(this.batchTimer);
@@ -353,7 +361,6 @@ export class AuditTrail implements AuditSink {
       this.log.warn({ err: (err as Error).message, dir: this.settings.dir }, 'audit trail still cannot be written; requests stay refused');
       throw failure;
     }
-    if (this.closing) throw failure;
     for (const d of described) if (d.state.name !== this.active.name) this.digests.track(d.state);
     const head = this.answered.head;
     this.nextSequence = head.sequenceNumber + 1;
@@ -367,7 +374,7 @@ export class AuditTrail implements AuditSink {
     const outage = this.outage!;
     const torn = described.flatMap((d) => (d.torn ? [d.torn] : []));
     const writeFailure = { error: outage.cause, since: outage.since, lastIntactSequence: head.sequenceNumber };
-    await Promise.all((torn.length > 0 ? torn : [undefined]).map((t) => this.enqueue(recoveryEvent(t, this.clock.now(), writeFailure))));
+    await Promise.all((torn.length > 0 ? torn : [undefined]).map((t) => this.enqueue(recoveryEvent(t, this.clock.now(), writeFailure), true)));
     const evidence = this.unfinished.names();
     this.unfinished.clear();
     this.outage = undefined;

@@ -173,4 +173,45 @@ describe('audit trail on a full disk', function () {
       unmountSmallDisk(disk);
     }
   });
+
+  it('a shutdown after space returned describes the refused requests\' records: after the restart they are not events', async () => {
+    // In the test process, as above: a batch cut short puts whole records of refused requests
+    // after the last durable one; only the process that refused them knows where that is.
+    const disk = mountSmallDisk('1m');
+    const dir = path.join(disk, 'audit');
+    const filler = path.join(disk, 'filler');
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-shutdown-'));
+    const log = pino({ level: 'silent' });
+    const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
+    const signer = await AuditSigner.open(token);
+    const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
+    const clock = { now: () => Date.now() };
+    const event = (i: number) =>
+      apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
+    const stopped = await AuditTrail.open(settings, signer, clock, log);
+    try {
+      await stopped.record(event(0));
+      fillDisk(filler);
+      fs.truncateSync(filler, fs.statSync(filler).size - 2 * 4096);
+      const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => stopped.record(event(i + 1))));
+      const refused = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`request-${i + 1}`] : []));
+      const onDisk = fs.readFileSync(path.join(dir, trailFiles(dir).at(-1)!), 'utf8');
+      expect(refused.filter((id) => onDisk.includes(`"requestID":"${id}"`)), 'whole records of refused requests reached the file').to.not.deep.equal([]);
+      // Space returns; the service is stopped before any request came.
+      fs.rmSync(filler);
+      await stopped.close();
+
+      const restarted = await AuditTrail.open(settings, signer, clock, log);
+      await restarted.close();
+      const events = [...queryTrail(dir, {})].map((r) => r.requestID);
+      expect(refused.filter((id) => events.includes(id)), 'refused requests listed as events').to.deep.equal([]);
+      expect(outcomes.flatMap((o, i) => (o.status === 'fulfilled' && !events.includes(`request-${i + 1}`) ? [`request-${i + 1}`] : [])), 'answered requests missing').to.deep.equal([]);
+      expect(readTrail(dir).filter((r) => r.eventName === 'AuditTrailRecovered')).to.have.length(1);
+      expect(verifyTrail({ dir, trustedKeys: signer.publicKeyPems }).findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
+    } finally {
+      await stopped.close();
+      token.close();
+      unmountSmallDisk(disk);
+    }
+  });
 });
