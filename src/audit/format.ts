@@ -210,3 +210,15 @@ export function readDigest(dir: string, name: string): { raw: Buffer; body: Dige
   }
   return { raw, body: parsed.digest, signature: parsed.signature };
 }
+
+/**
+ * The recovery records a file opens with (start-up and an in-process recovery write them
+ * before any other record): they say where the torn tails of earlier files start.
+ */
+export function* leadingRecoveryRecords(file: string): Generator<ScannedLine & { record: ParsedRecord }> {
+  for (const l of readLines(file, 64 * 1024)) {
+    const opened = openRecord(l.text);
+    if ('error' in opened || opened.record.eventName !== RECOVERY_EVENT) return;
+    yield { ...l, record: opened.record };
+  }
+}

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { listTrailFiles, type NamedFile, openRecord, type ParsedRecord, RECOVERY_EVENT, readLines } from './format';
+import { leadingRecoveryRecords, listTrailFiles, type NamedFile, openRecord, type ParsedRecord, readLines } from './format';
 
 export interface QueryFilter {
   /** Key id, key ARN, or alias name as the caller wrote it. */
@@ -48,10 +48,8 @@ export function* queryTrail(dir: string, filter: QueryFilter): Generator<ParsedR
 function tornTails(dir: string, files: readonly NamedFile[]): Map<string, number> {
   const torn = new Map<string, number>();
   for (const f of files) {
-    for (const l of readLines(path.join(dir, f.name), 64 * 1024)) {
-      const opened = openRecord(l.text);
-      if ('error' in opened || opened.record.eventName !== RECOVERY_EVENT) break;
-      const extra = opened.record.additionalEventData as Record<string, unknown> | undefined;
+    for (const { record } of leadingRecoveryRecords(path.join(dir, f.name))) {
+      const extra = record.additionalEventData as Record<string, unknown> | undefined;
       if (typeof extra?.tornFile === 'string') torn.set(extra.tornFile, Number(extra.tornOffset));
     }
   }

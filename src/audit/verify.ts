@@ -6,6 +6,7 @@ import {
   type FileCoverage,
   fingerprintOf,
   GENESIS_HASH,
+  leadingRecoveryRecords,
   listDigestFiles,
   listTrailFiles,
   type NamedFile,
@@ -177,6 +178,18 @@ export function verifyTrail(options: VerifyOptions): VerifyReport {
       lines.push(entry);
     }
     checkAgainstDigests(f.name, data, fileLines, tails.has(f.name), coverage.get(f.name) ?? [], error);
+  }
+  // A range (--to) can end in a file whose torn tail a recovery record after the range
+  // describes: the records a later file opens with are read for that, and nothing else of it.
+  const selectedNames = new Set(selected.map((f) => f.name));
+  for (const f of allFiles.slice(allFiles.indexOf(selected.at(-1)!) + 1)) {
+    if (selected.length === 0) break;
+    for (const l of leadingRecoveryRecords(path.join(dir, f.name))) {
+      const extra = l.record.additionalEventData as Record<string, unknown> | undefined;
+      if (typeof extra?.tornFile !== 'string' || !selectedNames.has(extra.tornFile) || acks.has(extra.tornFile)) continue;
+      const by: Line = { file: f.name, line: l.line, offset: l.offset, record: { sequenceNumber: l.record.sequenceNumber, previousRecordHash: l.record.previousRecordHash, recordHash: l.record.recordHash, eventTime: l.record.eventTime } };
+      acks.set(extra.tornFile, { offset: Number(extra.tornOffset), bytes: Number(extra.tornBytes), sha256: String(extra.tornSha256), by, writeFailure: typeof extra.writeFailure === 'string' ? extra.writeFailure : undefined });
+    }
   }
 
   // Torn tails: acceptable only where a later recovery record describes exactly those bytes.

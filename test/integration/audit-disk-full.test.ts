@@ -9,6 +9,7 @@ import pino from 'pino';
 import { apiCallEvent } from '../../src/audit/event';
 import { queryTrail } from '../../src/audit/query';
 import { AuditTrail } from '../../src/audit/trail';
+import { listTrailFiles } from '../../src/audit/format';
 import { verifyTrail } from '../../src/audit/verify';
 import { loadConfig, loadHsmProfile } from '../../src/config/config';
 import { AuditSigner } from '../../src/custody/audit-signer';
@@ -174,7 +175,7 @@ describe('audit trail on a full disk', function () {
     }
   });
 
-  it('a shutdown after space returned describes the refused requests\' records: after the restart they are not events', async () => {
+  it('a shutdown after space returned describes the refused requests\' records: after the restart they are not events, nor chain records of a range verified up to the outage', async () => {
     // In the test process, as above: a batch cut short puts whole records of refused requests
     // after the last durable one; only the process that refused them knows where that is.
     const disk = mountSmallDisk('1m');
@@ -185,7 +186,9 @@ describe('audit trail on a full disk', function () {
     const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
     const signer = await AuditSigner.open(token);
     const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
-    const clock = { now: () => Date.now() };
+    // The service's clock, moved on during the outage: the recovery's file opens a minute later.
+    let now = Date.now();
+    const clock = { now: () => now };
     const event = (i: number) =>
       apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
     const stopped = await AuditTrail.open(settings, signer, clock, log);
@@ -199,6 +202,7 @@ describe('audit trail on a full disk', function () {
       expect(refused.filter((id) => onDisk.includes(`"requestID":"${id}"`)), 'whole records of refused requests reached the file').to.not.deep.equal([]);
       // Space returns; the service is stopped before any request came.
       fs.rmSync(filler);
+      now += 60_000;
       await stopped.close();
 
       const restarted = await AuditTrail.open(settings, signer, clock, log);
@@ -208,6 +212,12 @@ describe('audit trail on a full disk', function () {
       expect(outcomes.flatMap((o, i) => (o.status === 'fulfilled' && !events.includes(`request-${i + 1}`) ? [`request-${i + 1}`] : [])), 'answered requests missing').to.deep.equal([]);
       expect(readTrail(dir).filter((r) => r.eventName === 'AuditTrailRecovered')).to.have.length(1);
       expect(verifyTrail({ dir, trustedKeys: signer.publicKeyPems }).findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
+      // Verified up to the outage only: the recovery record that describes the failed file's
+      // end is in a file after the range; the refused requests' records are not the chain's.
+      const failedFile = listTrailFiles(dir)[0];
+      const range = verifyTrail({ dir, trustedKeys: signer.publicKeyPems, to: failedFile.time + 1000 });
+      expect(range.findings.filter((f) => f.severity === 'error')).to.deep.equal([]);
+      expect([range.files, range.records]).to.deep.equal([1, 1 + outcomes.filter((o) => o.status === 'fulfilled').length]);
     } finally {
       await stopped.close();
       token.close();
