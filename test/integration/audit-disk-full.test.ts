@@ -54,6 +54,43 @@ async function encryptUntilRefused(kms: KMSClient, keyId: string): Promise<{ ans
   throw new Error('50 requests were answered on a full disk: their records cannot all have been written');
 }
 
+/**
+ * A trail in the test process on a 1 MiB disk of its own, signed by the real token's audit
+ * signer: what puts whole records of refused requests after the last durable one (a batch cut
+ * short) is reachable only here, since only the process knows where that is.
+ */
+async function inProcessTrail(name: string) {
+  const disk = mountSmallDisk('1m');
+  const dir = path.join(disk, 'audit');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-audit-${name}-`));
+  const log = pino({ level: 'silent' });
+  const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
+  const signer = await AuditSigner.open(token);
+  const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
+  return {
+    dir,
+    filler: path.join(disk, 'filler'),
+    log,
+    signer,
+    settings,
+    close: () => {
+      token.close();
+      unmountSmallDisk(disk);
+    },
+  };
+}
+
+/** About 1 KB each (a long user agent): a few fit in the space leaveTwoPages leaves. */
+function event(i: number) {
+  return apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
+}
+
+/** Fills the disk, then frees two pages: the next batch fits in part. */
+function leaveTwoPages(filler: string): void {
+  fillDisk(filler);
+  fs.truncateSync(filler, fs.statSync(filler).size - 2 * 4096);
+}
+
 describe('audit trail on a full disk', function () {
   this.timeout(120_000);
 
@@ -128,23 +165,13 @@ describe('audit trail on a full disk', function () {
   it('after a crash before the recovery was signed, start-up leaves the described bytes alone, whole records included', async () => {
     // In the test process: one batch of many records cut short by the full disk is what puts
     // whole records of refused requests after the last durable one.
-    const disk = mountSmallDisk('1m');
-    const dir = path.join(disk, 'audit');
-    const filler = path.join(disk, 'filler');
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-crash-'));
-    const log = pino({ level: 'silent' });
-    const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
-    const signer = await AuditSigner.open(token);
-    const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
+    const rig = await inProcessTrail('crash');
+    const { dir, filler, settings, signer, log } = rig;
     const clock = { now: () => Date.now() };
-    // About 1 KB each (a long user agent): a few fit in the space left.
-    const event = (i: number) =>
-      apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
     const crashed = await AuditTrail.open(settings, signer, clock, log);
     try {
       await crashed.record(event(0));
-      fillDisk(filler);
-      fs.truncateSync(filler, fs.statSync(filler).size - 2 * 4096);
+      leaveTwoPages(filler);
       // The first is written at once; the others queue behind its fdatasync and go as one batch.
       const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => crashed.record(event(i + 1))));
       expect(outcomes.filter((o) => o.status === 'rejected').length).to.be.greaterThan(0);
@@ -170,32 +197,22 @@ describe('audit trail on a full disk', function () {
       expect([...queryTrail(dir, {})].map((r) => r.sequenceNumber)).to.deep.equal(Array.from({ length: report.records }, (_, i) => i + 1));
     } finally {
       await crashed.close();
-      token.close();
-      unmountSmallDisk(disk);
+      rig.close();
     }
   });
 
   it('a shutdown after space returned describes the refused requests\' records: after the restart they are not events, nor chain records of a range verified up to the outage', async () => {
     // In the test process, as above: a batch cut short puts whole records of refused requests
     // after the last durable one; only the process that refused them knows where that is.
-    const disk = mountSmallDisk('1m');
-    const dir = path.join(disk, 'audit');
-    const filler = path.join(disk, 'filler');
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-shutdown-'));
-    const log = pino({ level: 'silent' });
-    const token = Token.open(loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } })), dataDir, log);
-    const signer = await AuditSigner.open(token);
-    const settings = { dir, maxFileBytes: 1 << 20, rotationSeconds: 3600, fsync: 'always' as const, unsignedMaxSeconds: 3600, unsignedMaxRecords: 10_000, signingKeyRotationDays: 0 };
+    const rig = await inProcessTrail('shutdown');
+    const { dir, filler, settings, signer, log } = rig;
     // The service's clock, moved on during the outage: the recovery's file opens a minute later.
     let now = Date.now();
     const clock = { now: () => now };
-    const event = (i: number) =>
-      apiCallEvent({ dialect: 'aws-json', time: Date.now(), requestId: `request-${i}`, operation: 'GenerateRandom', region: 'us-east-1', sourceIp: '127.0.0.1', userAgent: 'agent '.repeat(100), input: { NumberOfBytes: 8 }, inputDecoded: true });
     const stopped = await AuditTrail.open(settings, signer, clock, log);
     try {
       await stopped.record(event(0));
-      fillDisk(filler);
-      fs.truncateSync(filler, fs.statSync(filler).size - 2 * 4096);
+      leaveTwoPages(filler);
       const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => stopped.record(event(i + 1))));
       const refused = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`request-${i + 1}`] : []));
       const onDisk = fs.readFileSync(path.join(dir, trailFiles(dir).at(-1)!), 'utf8');
@@ -220,8 +237,7 @@ describe('audit trail on a full disk', function () {
       expect([range.files, range.records]).to.deep.equal([1, 1 + outcomes.filter((o) => o.status === 'fulfilled').length]);
     } finally {
       await stopped.close();
-      token.close();
-      unmountSmallDisk(disk);
+      rig.close();
     }
   });
 });
