@@ -119,7 +119,7 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
     made = await creation.make(creationId);
   } catch (err) {
     // A failed creation may still have left an object (a torn write): look for it by id.
-    await abandon(services, custody, keyId, creationId);
+    await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
     throw err;
   }
   let outcome: { value: T; keep: boolean };
@@ -140,11 +140,11 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
   } catch (err) {
     // A refusal from the body means nothing was committed. Any other failure (the store
     // itself) leaves the outcome open: the intent stays and reconciliation decides.
-    if (err instanceof KmsError) await abandon(services, custody, keyId, creationId);
+    if (err instanceof KmsError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
     else services.log.error({ keyId, creationId, err: (err as Error).message }, 'creation not recorded; reconciliation will resolve it');
     throw err;
   }
-  if (!outcome.keep) await destroyRemoved(services, keyId, [{ intent: creationId, destroy: () => custody.objects.destroyCreation(creationId) }]);
+  if (!outcome.keep) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
   return outcome.value;
 }
 
@@ -165,19 +165,6 @@ async function backendOf(tx: StoreTransaction, customKeyStoreId: string | undefi
 /** Names objects to destroy: a creation id, or the label of material made before creation ids. */
 function removalIntent(services: Services, keyId: string, name: string, backend: BackendFields, legacyLabel?: string): CreationIntent {
   return { creationId: name, keyId, purpose: 'removal', createdAt: services.clock.now(), owner: INTENT_OWNER, ...backend, ...(legacyLabel ? { legacyLabel } : {}) };
-}
-
-/** Destroys a creation that will not be recorded, then drops its intent (left for reconciliation if the token fails). */
-async function abandon(services: Services, custody: KeyCustody, keyId: string, creationId: string): Promise<void> {
-  try {
-    await custody.objects.destroyCreation(creationId);
-  } catch (err) {
-    services.log.error({ keyId, creationId, err: (err as Error).message }, 'could not destroy an abandoned creation; reconciliation will');
-    return;
-  }
-  await services.store.transact((tx) => tx.deleteIntent(creationId)).catch((err: unknown) =>
-    services.log.error({ keyId, creationId, err: (err as Error).message }, 'could not drop the intent of an abandoned creation'),
-  );
 }
 
 export interface Removal<T> {
@@ -229,26 +216,31 @@ interface Doomed {
   destroy(): Promise<unknown>;
 }
 
+/** A creation that will not be recorded (failed, refused, or kept nothing): its intent, creation or removal, goes with it. */
+function doomedCreation(custody: KeyCustody, creationId: string): Doomed {
+  return { intent: creationId, destroy: () => custody.objects.destroyCreation(creationId) };
+}
+
 function doomedMaterial(custody: KeyCustody, ref: MaterialRef): Doomed {
   return { intent: ref.creationId ?? materialLabel(ref), destroy: () => custody.objects.destroy(ref) };
 }
 
-/** Destroys objects removal intents name, then drops those intents; what fails is left to reconciliation. */
+/** Destroys the objects intents name, then drops those intents; what fails is left to reconciliation. */
 async function destroyRemoved(services: Services, keyId: string, doomed: readonly Doomed[]): Promise<void> {
   const done: string[] = [];
-  for (const d of doomed) if (await destroyLogged(services, keyId, d.destroy)) done.push(d.intent);
+  for (const d of doomed) if (await destroyLogged(services, keyId, d.destroy, d.intent)) done.push(d.intent);
   if (done.length === 0) return;
   await services.store.transact((tx) => done.forEach((name) => tx.deleteIntent(name))).catch((err: unknown) =>
-    services.log.error({ keyId, err: (err as Error).message }, 'could not drop removal intents; reconciliation will'),
+    services.log.error({ keyId, intents: done, err: (err as Error).message }, 'could not drop the intents of destroyed objects; reconciliation will'),
   );
 }
 
-async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>): Promise<boolean> {
+async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>, object?: string): Promise<boolean> {
   try {
     await destroy();
     return true;
   } catch (err) {
-    services.log.error({ keyId, err: (err as Error).message }, 'could not destroy unreferenced token objects; reconciliation will');
+    services.log.error({ keyId, ...(object ? { object } : {}), err: (err as Error).message }, 'could not destroy unreferenced token objects; reconciliation will');
     return false;
   }
 }
