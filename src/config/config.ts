@@ -366,6 +366,7 @@ function readHsmProfile(profileFile: string, config: Config | undefined): HsmPro
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
     kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,
+    ...(profile.quirks?.lookupsCorruptObjectsBeingWritten ? { lookupsCorruptObjectsBeingWritten: true } : {}),
     ...(profile.quirks?.oaepHashesInToken ? { oaepHashesInToken: profile.quirks.oaepHashesInToken } : {}),
     ...(profile.quirks?.rfc5649Mechanism ? { rfc5649Mechanism: profile.quirks.rfc5649Mechanism } : {}),
     ...(profile.quirks?.maxSecretBytes ? { maxSecretBytes: profile.quirks.maxSecretBytes } : {}),

@@ -78,6 +78,13 @@ export interface HsmQuirks {
    */
   kwpUnwrapKeepsPadding: boolean;
   /**
+   * SoftHSM2 2.6.1 (file object store): a C_FindObjects on one thread while another thread of
+   * the same process creates a token object can put an earlier version of the new object's
+   * attributes on disk (a generated key stored with CKA_TOKEN false, found by nobody again).
+   * When true, lookups wait until no creation is in flight (object-writes.ts).
+   */
+  lookupsCorruptObjectsBeingWritten?: boolean;
+  /**
    * Hashes the token accepts for CKM_RSA_PKCS_OAEP (SoftHSM2 2.6: only 'sha1'; SHA-256 gives
    * CKR_ARGUMENTS_BAD). Other hashes decrypt with CKM_RSA_X_509 in the token and OAEP
    * decoding outside it. Absent: the token does OAEP with every hash.

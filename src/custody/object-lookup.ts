@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
+import { ObjectWritesInFlight, type ObjectWrites } from './object-writes';
 import type { SessionCopies } from './session-copies';
 import type { ObjectHandle, Session } from './token';
 import { creationTemplate } from './token-objects';
@@ -19,6 +20,7 @@ export class ObjectLookup {
     private readonly pkcs11: pkcs11js.PKCS11,
     private readonly copies: SessionCopies | undefined,
     private readonly log: Logger,
+    private readonly writes?: ObjectWrites,
   ) {}
 
   /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
@@ -56,6 +58,7 @@ export class ObjectLookup {
 
   /** Token objects matching `template` (session objects, such as session copies, only when it asks for CKA_TOKEN false). */
   findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
+    if (this.writes?.busy) throw new ObjectWritesInFlight();
     const tokenObjects = template.some((a) => a.type === pkcs11js.CKA_TOKEN) ? template : [...template, { type: pkcs11js.CKA_TOKEN, value: true }];
     this.pkcs11.C_FindObjectsInit(session, tokenObjects);
     try {

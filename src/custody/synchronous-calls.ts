@@ -1,4 +1,5 @@
 import * as pkcs11js from 'pkcs11js';
+import { boundCalls } from './bound-calls';
 
 type Pkcs11 = pkcs11js.PKCS11;
 
@@ -16,14 +17,7 @@ type Pkcs11 = pkcs11js.PKCS11;
  * of a one-shot call (C_Encrypt, C_Sign…) is the one its session was initialised with.
  */
 export function withSynchronousMechanisms(pkcs11: Pkcs11, mechanisms: ReadonlySet<number>): Pkcs11 {
-  // pkcs11js methods are native and need the real module as `this`: bind every one of them.
-  const calls: Record<string, unknown> = {};
-  for (let o: object | null = pkcs11; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-    for (const name of Object.getOwnPropertyNames(o)) {
-      const value = (pkcs11 as unknown as Record<string, unknown>)[name];
-      if (!(name in calls) && name.startsWith('C_') && typeof value === 'function') calls[name] = value.bind(pkcs11);
-    }
-  }
+  const calls = boundCalls(pkcs11);
   /** The mechanism each session's current operation was initialised with. */
   const initialised = new WeakMap<Buffer, number>();
   const sync = (mechanism: number | undefined) => mechanism !== undefined && mechanisms.has(mechanism);
@@ -54,7 +48,8 @@ export function withSynchronousMechanisms(pkcs11: Pkcs11, mechanisms: ReadonlySe
   return calls as unknown as Pkcs11;
 }
 
-function createsTokenObject(template: unknown): boolean {
+/** Whether a call's template makes a token object (CKA_TOKEN true) rather than a session object. */
+export function createsTokenObject(template: unknown): boolean {
   return Array.isArray(template) && template.some((a: pkcs11js.Attribute) => a.type === pkcs11js.CKA_TOKEN && a.value === true);
 }
 

@@ -10,6 +10,7 @@ import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
+import { ObjectWrites, ObjectWritesInFlight } from './object-writes';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 import { describeToken, findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
@@ -107,13 +108,15 @@ export class Token implements ModuleUser {
     private readonly dataDir: string,
     private readonly options: TokenOptions,
     private readonly modules: Pkcs11Modules,
+    /** Profile quirk lookupsCorruptObjectsBeingWritten: creations in flight, which lookups wait out. */
+    private readonly writes?: ObjectWrites,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
-    this.lookup = new ObjectLookup(pkcs11, this.copies, log);
+    this.lookup = new ObjectLookup(pkcs11, this.copies, log, writes);
     modules.join(profile.module, this);
   }
 
@@ -169,11 +172,13 @@ export class Token implements ModuleUser {
         log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
       }
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
-      const direct = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      const routed = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
+      const direct = writes ? writes.tracking(routed) : routed;
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
       const calls = faults ? withFaults(direct, faults, log) : direct;
-      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules);
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes);
     } catch (err) {
       modules.release(profile.module);
       throw err;
@@ -203,6 +208,13 @@ export class Token implements ModuleUser {
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
         if (!hung) this.release(session, failure !== undefined);
+      }
+      if (failure instanceof ObjectWritesInFlight) {
+        // Not a failure of the token: the lookup waits for the creations, and this run does not count.
+        attempt--;
+        await this.writes?.idle();
+        if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
+        continue;
       }
       if (failure instanceof KmsError) {
         if (!(missed && failure.name === 'KeyUnavailableException' && attempt === 1 && this.firstReloadFor(missed))) throw failure;

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -84,6 +86,33 @@ describe('concurrent mutations of one key lose nothing (issue 10 reproductions)'
       expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal(text);
     }
     expect(outcomes.ok('Encrypt'), 'some encryptions happened while the material was imported').to.be.greaterThan(0);
+  });
+
+  it('eight clients creating keys while others look keys up: every new key is whole in the token, on disk too', async () => {
+    // SoftHSM2 2.6.1 rewrote a key being created from an earlier version of its file when a
+    // lookup ran meanwhile: the key was stored with CKA_TOKEN false and found by nobody again.
+    // Each client's first Encrypt of a new key is such a lookup (its handle is not cached).
+    const outcomes = new Outcomes();
+    const created: string[] = [];
+    await clients(8, async () => {
+      const mine = rig.server.client();
+      for (let i = 0; i < 40; i++) {
+        const keyId = (await outcomes.attempt('CreateKey', mine.send(new CreateKeyCommand({}))))?.KeyMetadata!.KeyId!;
+        if (!keyId) continue;
+        created.push(keyId);
+        await outcomes.attempt('Encrypt', mine.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
+      }
+    });
+    expect(outcomes.findings).to.deep.equal([]);
+    const objects = await rig.inspector.list();
+    const labels = new Set(objects.map((o) => o.label));
+    expect(created.filter((keyId) => !labels.has(`p11kms:${keyId}:v1`)), 'keys another process cannot find').to.deep.equal([]);
+    // A failed creation left a file SoftHSM2 never loads again; a whole token has one file per object.
+    const tokenDirs = fs.readdirSync(path.join(rig.server.dataDir, 'tokens'), { withFileTypes: true }).filter((d) => d.isDirectory());
+    const files = tokenDirs.flatMap((d) => fs.readdirSync(path.join(rig.server.dataDir, 'tokens', d.name)).filter((f) => f.endsWith('.object') && f !== 'token.object'));
+    if (tokenDirs.some((d) => fs.existsSync(path.join(rig.server.dataDir, 'tokens', d.name, 'token.object')))) {
+      expect(files, 'object files in the SoftHSM2 token directory').to.have.length(objects.length);
+    }
   });
 
   it('eight clients looping CreateKey, CreateAlias, Encrypt: every valid request succeeds', async () => {

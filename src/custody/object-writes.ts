@@ -1,0 +1,69 @@
+import type * as pkcs11js from 'pkcs11js';
+import { boundCalls } from './bound-calls';
+import { createsTokenObject } from './synchronous-calls';
+
+type Pkcs11 = pkcs11js.PKCS11;
+
+/** The calls that can create a token object, with where their template(s) sit among the arguments. */
+const CREATING_CALLS = {
+  C_GenerateKeyAsync: [-1],
+  C_GenerateKeyPairAsync: [-2, -1],
+  C_UnwrapKeyAsync: [-1],
+  C_DeriveKeyAsync: [-1],
+} as const;
+
+/** A lookup refused because a token object is being written on another thread; Token.run waits and runs again. */
+export class ObjectWritesInFlight extends Error {
+  constructor() {
+    super('a token object is being written on another thread');
+  }
+}
+
+/**
+ * Token-object creations running on libuv's pool, for a token whose lookups must not overlap
+ * them (profile quirk `lookupsCorruptObjectsBeingWritten`).
+ *
+ * SoftHSM2 2.6.1's file store writes a new object's files in several steps, and C_FindObjects
+ * re-reads every changed object file of the token while it matches. When that happens on
+ * another thread of the same process between two steps, the new object's attributes held in
+ * memory are replaced by an earlier version of its file, and the creation's last write puts
+ * them on disk: measured here, a generated key stored with CKA_TOKEN false (a key no lookup
+ * finds again, in this process or any other), and C_GenerateKey failing with
+ * CKR_GENERAL_ERROR and leaving a file of defaults behind. Lookups run on the event loop and
+ * creations on the pool, so the only way they meet is a lookup while a creation is in
+ * flight: ObjectLookup refuses that (ObjectWritesInFlight) and Token.run waits for idle().
+ * Creations among themselves do not re-read each other's files and stay parallel.
+ */
+export class ObjectWrites {
+  private inFlight = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /** Resolves once no creation is in flight. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** `pkcs11` with every call that creates a token object counted while it runs. */
+  tracking(pkcs11: Pkcs11): Pkcs11 {
+    const calls = boundCalls(pkcs11);
+    for (const [name, templates] of Object.entries(CREATING_CALLS)) {
+      const call = calls[name] as (...args: unknown[]) => Promise<unknown>;
+      calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.track(call(...args)) : call(...args));
+    }
+    return calls as unknown as Pkcs11;
+  }
+
+  private async track<T>(call: Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await call;
+    } finally {
+      if (--this.inFlight === 0) for (const wake of this.waiters.splice(0)) wake();
+    }
+  }
+}
