@@ -1,6 +1,4 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   CreateKeyCommand,
   DecryptCommand,
@@ -12,10 +10,10 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { isUnfinished } from '../../src/custody/softhsm2-files';
 import { readStore } from '../support/custody-invariants';
 import { importer, storeAndTokenFindings } from '../support/race-kit';
 import { TestServer } from '../support/server';
+import { objectFilesBeyond } from '../support/softhsm2-object-file';
 import { TokenInspector } from '../support/token-tool';
 
 /** Crashes per kind of load; P11KMS_CRASH_ROUNDS raises it for soak runs. */
@@ -125,7 +123,7 @@ describe('crash recovery: kill -9 during mutations, restart, nothing lost, nothi
         try {
           const where = `${name}, crash ${round} after ${answered} answers`;
           expect(await storeAndTokenFindings(server, inspector), where).to.deep.equal([]);
-          expect(unfinishedObjectFiles(server.dataDir, (await inspector.list()).length), where).to.deep.equal([]);
+          expect(objectFilesBeyond(server.dataDir, (await inspector.list()).length), where).to.deep.equal([]);
           const store = readStore(server.dataDir);
           for (const keyId of ack.keys) expect(store.keys.some((k) => k.keyId === keyId), `${where}: key ${keyId}`).to.equal(true);
           for (const [keyId, count] of ack.rotations) {
@@ -155,22 +153,4 @@ async function makePool(kms: KMSClient): Promise<Pool> {
     }),
   );
   return { symmetric, external };
-}
-
-/**
- * Object files in the token directory beyond the objects PKCS#11 shows (empty, cut-off or
- * half-built files a crash left): each file is one object, token.object is the token itself.
- */
-function unfinishedObjectFiles(dataDir: string, visibleObjects: number): string[] {
-  const tokens = path.join(dataDir, 'tokens');
-  const files = fs
-    .readdirSync(tokens)
-    .flatMap((t) => fs.readdirSync(path.join(tokens, t)).filter((f) => f.endsWith('.object') && f !== 'token.object').map((f) => path.join(tokens, t, f)));
-  if (files.length === visibleObjects) return [];
-  // For the failure report: each file's size, age and whether start-up's clean-up would call it unfinished.
-  const described = files.map((f) => {
-    const stat = fs.statSync(f);
-    return `${path.basename(f)} ${stat.size} B, modified ${stat.mtime.toISOString()}${isUnfinished(fs.readFileSync(f)) ? ', unfinished' : ''}`;
-  });
-  return [`${files.length} object files for ${visibleObjects} objects`, ...described];
 }

@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isUnfinished } from '../../src/custody/softhsm2-files';
+
 /** Builds a SoftHSM2 2.6 object file: generation, then (type, kind, value) records. */
 export function objectFile(records: Array<[number, 1 | 2 | 3, Buffer | number | boolean]>): Buffer {
   const parts: Buffer[] = [Buffer.alloc(8)];
@@ -18,4 +22,25 @@ export function objectFile(records: Array<[number, 1 | 2 | 3, Buffer | number | 
     }
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * Object files in a SoftHSM2 token directory beyond the objects PKCS#11 shows (empty, cut-off
+ * or half-built files a crash or a race left): each file is one object, token.object is the
+ * token itself. Nothing for a token of another kind (no SoftHSM2 token directory).
+ */
+export function objectFilesBeyond(dataDir: string, visibleObjects: number): string[] {
+  const tokens = path.join(dataDir, 'tokens');
+  const tokenDirs = fs.readdirSync(tokens, { withFileTypes: true }).filter((d) => d.isDirectory() && fs.existsSync(path.join(tokens, d.name, 'token.object')));
+  if (tokenDirs.length === 0) return [];
+  const files = tokenDirs.flatMap((t) =>
+    fs.readdirSync(path.join(tokens, t.name)).filter((f) => f.endsWith('.object') && f !== 'token.object').map((f) => path.join(tokens, t.name, f)),
+  );
+  if (files.length === visibleObjects) return [];
+  // For the failure report: each file's size, age and whether start-up's clean-up would call it unfinished.
+  const described = files.map((f) => {
+    const stat = fs.statSync(f);
+    return `${path.basename(f)} ${stat.size} B, modified ${stat.mtime.toISOString()}${isUnfinished(fs.readFileSync(f)) ? ', unfinished' : ''}`;
+  });
+  return [`${files.length} object files for ${visibleObjects} objects`, ...described];
 }
