@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { startService } from './app';
 import { registerAuditCommands } from './audit/cli';
 import { type Config, loadConfig } from './config/config';
+import { registerTokenCommands } from './custody/cli';
 import { createLogger } from './log';
 import { handleSignals } from './server/signals';
 import { registerStoreCommands } from './store/cli';
@@ -69,6 +70,7 @@ program
 
 registerAuditCommands(program);
 registerStoreCommands(program);
+registerTokenCommands(program);
 registerXksCommands(program);
 
 void program.parseAsync(process.argv);

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
  *
  * Before the module is loaded, and only while no other process can use the token (the caller
  * holds the data directory's lock, so no creation is running), this removes such files from
- * an embedded token directory. With processes sharing the token (a shared store), reconciliation
+ * an embedded token directory, and sets aside the ones that hold a whole key (objectFileState). With processes sharing the token (a shared store), reconciliation
  * removes those last written longer ago than a creation's lease (`olderThanMs`) instead. `token.object` (the token itself) is never touched, nor any
  * file this cannot read with certainty. Unfinished object files of private objects cannot be
  * told apart by name (SoftHSM2 encrypts their labels and ids), so the test is structural.
@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, options: { olderThanMs?: number; finished?: Map<string, number> } = {}): number {
   const writtenBefore = options.olderThanMs === undefined ? Infinity : Date.now() - options.olderThanMs;
   const present = new Set<string>();
+  const setAside: string[] = [];
   let removed = 0;
   if (!fs.existsSync(tokensDir)) return 0;
   for (const token of fs.readdirSync(tokensDir, { withFileTypes: true })) {
@@ -44,19 +45,33 @@ export function removeUnfinishedObjectFiles(tokensDir: string, log: Logger, opti
       } catch {
         continue; // Destroyed meanwhile.
       }
-      if (!isUnfinished(bytes)) {
+      const state = objectFileState(bytes);
+      if (state === 'finished') {
         options.finished?.set(file, writtenAt);
         continue;
       }
-      fs.rmSync(file, { force: true });
+      if (state === 'unmarked key') {
+        const aside = path.join(path.dirname(tokensDir), SET_ASIDE_DIR, token.name);
+        fs.mkdirSync(aside, { recursive: true, mode: 0o700 });
+        fs.renameSync(file, path.join(aside, name));
+        setAside.push(path.join(aside, name));
+      } else {
+        fs.rmSync(file, { force: true });
+        removed++;
+      }
       fs.rmSync(file.replace(/\.object$/, '.lock'), { force: true });
-      removed++;
     }
   }
   for (const file of options.finished?.keys() ?? []) if (!present.has(file)) options.finished!.delete(file);
   if (removed > 0) log.warn({ removed, tokensDir }, 'removed token object files a crash left unfinished');
-  return removed;
+  if (setAside.length > 0) {
+    log.warn({ files: setAside }, 'set aside token object files that hold a key value but are not marked as token objects (SoftHSM2 does not load them; see docs/key-custody.md)');
+  }
+  return removed + setAside.length;
 }
+
+/** Beside the token directory: object files set aside rather than removed (objectFileState). */
+export const SET_ASIDE_DIR = 'token-files-set-aside';
 
 const CKA_CLASS = 0n;
 const CKA_TOKEN = 1n;
@@ -67,14 +82,27 @@ const VALUE_OF_CLASS: Record<string, bigint[]> = {
   '4': [0x11n], // secret key: CKA_VALUE
 };
 
+/** Whether SoftHSM2 would not load the object file as a token object (objectFileState is not 'finished'). */
 export function isUnfinished(bytes: Buffer): boolean {
+  return objectFileState(bytes) !== 'finished';
+}
+
+/**
+ * 'finished': a whole object. 'unfinished': empty, cut off, defaults only or without its key
+ * value. 'unmarked key': a key value in a file not marked as a token object (CKA_TOKEN false):
+ * an import's C_CopyObject cut short, or a key p11kms acknowledged that SoftHSM2 2.6.1 stored
+ * so when a lookup raced its creation (before the profile quirk
+ * lookupsCorruptObjectsBeingWritten). SoftHSM2 loads neither, but the second can be brought
+ * back by hand (docs/key-custody.md), so such a file is set aside, never removed.
+ */
+export function objectFileState(bytes: Buffer): 'finished' | 'unfinished' | 'unmarked key' {
   const types = new Set<bigint>();
   let objectClass: bigint | undefined;
   let onToken: boolean | undefined;
   let offset = 8;
-  if (bytes.length < offset) return true;
+  if (bytes.length < offset) return 'unfinished';
   while (offset < bytes.length) {
-    if (offset + 16 > bytes.length) return true;
+    if (offset + 16 > bytes.length) return 'unfinished';
     const type = bytes.readBigUInt64BE(offset);
     const kind = bytes.readBigUInt64BE(offset + 8);
     offset += 16;
@@ -85,7 +113,7 @@ export function isUnfinished(bytes: Buffer): boolean {
       if (type === CKA_CLASS && offset + 8 <= bytes.length) objectClass = bytes.readBigUInt64BE(offset);
       offset += 8;
     } else if (kind === 3n) {
-      if (offset + 8 > bytes.length) return true;
+      if (offset + 8 > bytes.length) return 'unfinished';
       const length = Number(bytes.readBigUInt64BE(offset));
       offset += 8 + length;
       // An empty value is the default SoftHSM2 writes before the template and the key arrive.
@@ -94,15 +122,72 @@ export function isUnfinished(bytes: Buffer): boolean {
       types.add(type);
       break;
     }
-    if (offset > bytes.length) return true;
+    if (offset > bytes.length) return 'unfinished';
     types.add(type);
   }
-  if (objectClass === undefined) return true;
+  if (objectClass === undefined) return 'unfinished';
+  const value = VALUE_OF_CLASS[objectClass.toString()];
+  const holdsValue = value !== undefined && value.some((t) => types.has(t));
   // Every object in a token directory ends with CKA_TOKEN true. It reads false until the
   // template is applied: after SoftHSM2 wrote the defaults of a new object, or copied a
   // session object's attributes for C_CopyObject. PKCS#11 lookups for token objects never
   // see such a file, so nothing but this would ever remove it.
-  if (onToken === false) return true;
-  const value = VALUE_OF_CLASS[objectClass.toString()];
-  return value !== undefined && !value.some((t) => types.has(t));
+  if (onToken === false) return holdsValue ? 'unmarked key' : 'unfinished';
+  return value === undefined || holdsValue ? 'finished' : 'unfinished';
 }
+
+/**
+ * The object file with CKA_TOKEN set to `onToken` (its one byte rewritten in place), or
+ * undefined when the file has no CKA_TOKEN record to set. restoreSetAside uses it to bring
+ * back an unmarked key; tests use it to make one.
+ */
+export function withTokenFlag(bytes: Buffer, onToken: boolean): Buffer | undefined {
+  let offset = 8;
+  while (offset + 16 <= bytes.length) {
+    const type = bytes.readBigUInt64BE(offset);
+    const kind = bytes.readBigUInt64BE(offset + 8);
+    offset += 16;
+    if (kind === 1n) {
+      if (type === CKA_TOKEN && offset < bytes.length) {
+        const out = Buffer.from(bytes);
+        out[offset] = onToken ? 0xff : 0;
+        return out;
+      }
+      offset += 1;
+    } else if (kind === 2n) offset += 8;
+    else if (kind === 3n && offset + 8 <= bytes.length) offset += 8 + Number(bytes.readBigUInt64BE(offset));
+    else return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * `p11kms token restore-set-aside`, with the service stopped: every unmarked key set aside
+ * (objectFileState) goes back into its token directory marked as a token object. A key the
+ * store still refers to works again; any other comes back as material no key refers to, which
+ * start-up keeps and counts (unknownTokenObjects). Returns the files restored.
+ */
+export function restoreSetAside(dataDir: string): string[] {
+  const asideDir = path.join(dataDir, SET_ASIDE_DIR);
+  const restored: string[] = [];
+  if (!fs.existsSync(asideDir)) return restored;
+  for (const token of fs.readdirSync(asideDir, { withFileTypes: true })) {
+    if (!token.isDirectory()) continue;
+    const tokenDir = path.join(dataDir, 'tokens', token.name);
+    if (!fs.existsSync(path.join(tokenDir, 'token.object'))) throw new Error(`no token directory ${tokenDir} for the files set aside from it`);
+    for (const name of fs.readdirSync(path.join(asideDir, token.name))) {
+      const file = path.join(asideDir, token.name, name);
+      const bytes = fs.readFileSync(file);
+      const marked = objectFileState(bytes) === 'unmarked key' ? withTokenFlag(bytes, true) : undefined;
+      if (!marked) continue;
+      // Written beside the token's files and renamed in: SoftHSM2 never sees a half-written object.
+      const staged = path.join(tokenDir, `${name}.restoring`);
+      fs.writeFileSync(staged, marked, { mode: 0o600 });
+      fs.renameSync(staged, path.join(tokenDir, name));
+      fs.rmSync(file);
+      restored.push(path.join(tokenDir, name));
+    }
+  }
+  return restored;
+}
+

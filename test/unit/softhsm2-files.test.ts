@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isUnfinished } from '../../src/custody/softhsm2-files';
+import { isUnfinished, objectFileState, withTokenFlag } from '../../src/custody/softhsm2-files';
 import { objectFile } from '../support/softhsm2-object-file';
 
 describe('SoftHSM2 object files a crash left unfinished', () => {
@@ -50,6 +50,14 @@ describe('SoftHSM2 object files a crash left unfinished', () => {
       [0x11, 3, Buffer.alloc(0)],
     ]);
     expect(isUnfinished(emptyValueOnToken), 'template applied, key value still the empty default').to.equal(true);
+  });
+
+  it('tells a whole key not marked as a token object (set aside) from one a crash cut short (removed)', () => {
+    const unmarked = withTokenFlag(secretKey, false)!;
+    expect(objectFileState(unmarked)).to.equal('unmarked key');
+    expect(objectFileState(withTokenFlag(unmarked, true)!)).to.equal('finished');
+    expect(objectFileState(objectFile([[0, 2, 4], [1, 1, false], [0x11, 3, Buffer.alloc(0)]])), 'defaults only').to.equal('unfinished');
+    expect(withTokenFlag(objectFile([[0, 2, 4], [0x11, 3, Buffer.alloc(48, 7)]]), true), 'no CKA_TOKEN record').to.equal(undefined);
   });
 
   it('keeps objects it has no rule for (data objects, certificates)', () => {
