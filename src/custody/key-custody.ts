@@ -56,10 +56,11 @@ export class KeyCustody {
 
   /** Creates an AES-256 master key in the token: sensitive, never extractable. */
   private async generateSymmetricKey(ref: NewMaterialRef): Promise<void> {
-    await this.token.run('generate symmetric key', (session) =>
+    const key = await this.token.run('generate symmetric key', (session) =>
       this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(materialNaming(ref), true, this.token.heldInToken)),
       retryingCreation(this.token, ref.creationId),
     );
+    this.token.lookup.created(ref.creationId, pkcs11js.CKO_SECRET_KEY, key);
   }
 
   async random(length: number): Promise<Buffer> {
@@ -86,17 +87,20 @@ export class KeyCustody {
     const family = familyOf(spec);
     if (family === 'aes') return this.generateSymmetricKey(ref);
     if (family === 'hmac') {
-      await this.token.run('generate HMAC key', (session) =>
+      const key = await this.token.run('generate HMAC key', (session) =>
         this.token.pkcs11.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_GENERIC_SECRET_KEY_GEN }, hmacTemplate(spec, materialNaming(ref), this.token.heldInToken)),
         retryingCreation(this.token, ref.creationId),
       );
+      this.token.lookup.created(ref.creationId, pkcs11js.CKO_SECRET_KEY, key);
       return;
     }
     const t = pairTemplates(spec, usage, materialNaming(ref), true, this.token.copiesKeys);
-    await this.token.run('generate key pair', (session) =>
+    const pair = await this.token.run('generate key pair', (session) =>
       this.token.pkcs11.C_GenerateKeyPairAsync(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate),
       retryingCreation(this.token, ref.creationId),
     );
+    this.token.lookup.created(ref.creationId, pkcs11js.CKO_PUBLIC_KEY, pair.publicKey);
+    this.token.lookup.created(ref.creationId, pkcs11js.CKO_PRIVATE_KEY, pair.privateKey);
   }
 
   /** Object files a crash left half-made that no lookup can reach (embedded SoftHSM2 only). */

@@ -38,6 +38,15 @@ export class ObjectLookup {
     return this.copies.usable(`${objectClass}#${creationId}`, source);
   }
 
+  /**
+   * The object a creation just made: its handle is cached, so the process that made a key
+   * never searches the token for it (C_FindObjects scans every object; on SoftHSM2 it also
+   * waits for the creations in flight, see object-writes.ts).
+   */
+  created(creationId: string, objectClass: number, handle: ObjectHandle): void {
+    this.handles.set(`${objectClass}#${creationId}`, handle);
+  }
+
   forgetCreation(creationId: string): void {
     const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => `${objectClass}#${creationId}`);
     for (const key of keys) this.handles.delete(key);

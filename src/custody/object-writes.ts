@@ -31,21 +31,46 @@ export class ObjectWritesInFlight extends Error {
  * finds again, in this process or any other), and C_GenerateKey failing with
  * CKR_GENERAL_ERROR and leaving a file of defaults behind. Lookups run on the event loop and
  * creations on the pool, so the only way they meet is a lookup while a creation is in
- * flight: ObjectLookup refuses that (ObjectWritesInFlight) and Token.run waits for idle().
- * Creations among themselves do not re-read each other's files and stay parallel.
+ * flight: ObjectLookup refuses that (ObjectWritesInFlight), and lookingUp runs the operation
+ * again once the creations in flight are done. Creations that would start while a lookup
+ * waits are held until it has run, so a steady stream of creations (key pairs take the pool
+ * for a long time) cannot starve lookups. Creations among themselves do not re-read each
+ * other's files and stay parallel.
  */
 export class ObjectWrites {
   private inFlight = 0;
-  private readonly waiters: Array<() => void> = [];
+  private readonly idleWaiters: Array<() => void> = [];
+  /** Lookups waiting for the creations in flight to finish. */
+  private waitingLookups = 0;
+  private readonly heldCreations: Array<() => void> = [];
 
   get busy(): boolean {
     return this.inFlight > 0;
   }
 
-  /** Resolves once no creation is in flight. */
-  idle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+  /**
+   * Runs `operation`; when a lookup in it was refused, waits until no creation is in flight
+   * and runs it again. Creations wait meanwhile, until the re-run has made its lookups (its
+   * synchronous part: where every operation looks its objects up).
+   */
+  async lookingUp<T>(operation: () => Promise<T> | T): Promise<T> {
+    for (let resumed = false; ; resumed = true) {
+      let running: Promise<T> | T;
+      try {
+        running = operation();
+      } catch (err) {
+        running = Promise.reject(err);
+      } finally {
+        if (resumed) this.lookupResumed();
+      }
+      try {
+        return await running;
+      } catch (err) {
+        if (!(err instanceof ObjectWritesInFlight)) throw err;
+      }
+      this.waitingLookups++;
+      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
   }
 
   /** `pkcs11` with every call that creates a token object counted while it runs. */
@@ -53,17 +78,22 @@ export class ObjectWrites {
     const calls = boundCalls(pkcs11);
     for (const [name, templates] of Object.entries(CREATING_CALLS)) {
       const call = calls[name] as (...args: unknown[]) => Promise<unknown>;
-      calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.track(call(...args)) : call(...args));
+      calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.creation(() => call(...args)) : call(...args));
     }
     return calls as unknown as Pkcs11;
   }
 
-  private async track<T>(call: Promise<T>): Promise<T> {
+  private async creation<T>(start: () => Promise<T>): Promise<T> {
+    while (this.waitingLookups > 0) await new Promise<void>((resolve) => this.heldCreations.push(resolve));
     this.inFlight++;
     try {
-      return await call;
+      return await start();
     } finally {
-      if (--this.inFlight === 0) for (const wake of this.waiters.splice(0)) wake();
+      if (--this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     }
+  }
+
+  private lookupResumed(): void {
+    if (--this.waitingLookups === 0) for (const release of this.heldCreations.splice(0)) release();
   }
 }

@@ -10,7 +10,7 @@ import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
-import { ObjectWrites, ObjectWritesInFlight } from './object-writes';
+import { ObjectWrites } from './object-writes';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
 import { describeToken, findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
@@ -200,7 +200,7 @@ export class Token implements ModuleUser {
       let missed: string | undefined;
       try {
         this.lookup.startOn(session);
-        return await this.withDeadline(session, fn);
+        return await this.withDeadline(session, this.writes ? (s) => this.writes!.lookingUp(() => fn(s)) : fn);
       } catch (err) {
         failure = err;
         hung = err instanceof HungCall;
@@ -208,13 +208,6 @@ export class Token implements ModuleUser {
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
         if (!hung) this.release(session, failure !== undefined);
-      }
-      if (failure instanceof ObjectWritesInFlight) {
-        // Not a failure of the token: the lookup waits for the creations, and this run does not count.
-        attempt--;
-        await this.writes?.idle();
-        if (options.beforeRetry) await this.run(`${what}: clean-up before trying again`, options.beforeRetry, { mayShed: false });
-        continue;
       }
       if (failure instanceof KmsError) {
         if (!(missed && failure.name === 'KeyUnavailableException' && attempt === 1 && this.firstReloadFor(missed))) throw failure;
