@@ -37,6 +37,7 @@ import { encrypt } from '../../src/operations/encrypt';
 import { getParametersForImport } from '../../src/operations/get-parameters-for-import';
 import { importKeyMaterial } from '../../src/operations/import-key-material';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
+import { settled } from '../support/race-kit';
 import { expectKmsError, TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 import { importWrapped, wrapMaterial } from '../support/wrap-material';
@@ -395,10 +396,12 @@ describe('imported material expiry (running service, moving clock)', function ()
     expect(await services.custody.importer.listWrappingKeys()).to.deep.equal([]);
 
     clock.setTo(validTo.getTime() + 1000);
-    for (let i = 0; i < 80 && (await store.getKey({ keyId, region: ctx.scope.region }))!.keyState !== 'PendingImport'; i++) await new Promise((r) => setTimeout(r, 25));
+    // The event is the sweep's last step (store, then token, then event): wait for it, then check the others.
+    const expiryRecorded = async () => (events.some((e) => e.eventName === 'DeleteExpiredKeyMaterial') ? [] : ['no DeleteExpiredKeyMaterial event yet']);
+    expect(await settled(expiryRecorded)).to.deep.equal([]);
+    expect(events.map((e) => [e.eventName, e.eventType])).to.deep.include(['DeleteExpiredKeyMaterial', 'AwsServiceEvent']);
     expect((await store.getKey({ keyId, region: ctx.scope.region }))!.keyState).to.equal('PendingImport');
     expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(false);
-    expect(events.map((e) => [e.eventName, e.eventType])).to.deep.include(['DeleteExpiredKeyMaterial', 'AwsServiceEvent']);
     const err = await expectKmsError(encrypt({ KeyId: keyId, Plaintext: Buffer.from('x') }, ctx, services));
     expect(err.name).to.equal('KMSInvalidStateException');
   });

@@ -66,7 +66,9 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
   });
 
   it('a key object the token stopped showing (SoftHSM2 hides one it read half-written) is found again after one module re-initialisation', async () => {
-    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    // Imported material: its first use looks the object up (a process keeps the handles of the keys it generates).
+    const keyId = (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
+    await (await importer(kms, keyId))(randomBytes(32));
     const before = injections();
     // Until the module is initialised again, every lookup of a new object finds nothing.
     inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
