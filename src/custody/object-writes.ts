@@ -43,6 +43,8 @@ export class ObjectWrites {
   /** Lookups waiting for the creations in flight to finish. */
   private waitingLookups = 0;
   private readonly heldCreations: Array<() => void> = [];
+  /** Sessions whose request gave up (see abandon). */
+  private readonly abandoned = new WeakSet<object>();
 
   get busy(): boolean {
     return this.inFlight > 0;
@@ -78,13 +80,23 @@ export class ObjectWrites {
     const calls = boundCalls(pkcs11);
     for (const [name, templates] of Object.entries(CREATING_CALLS)) {
       const call = calls[name] as (...args: unknown[]) => Promise<unknown>;
-      calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.creation(() => call(...args)) : call(...args));
+      calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.creation(args[0], () => call(...args)) : call(...args));
     }
     return calls as unknown as Pkcs11;
   }
 
-  private async creation<T>(start: () => Promise<T>): Promise<T> {
+  /**
+   * The request running on `session` has given up (Token.withDeadline): a creation it has
+   * not started yet must never start. Its caller has already looked for the creation's
+   * objects to destroy them and found none, so an object made now would be one nothing names.
+   */
+  abandon(session: object): void {
+    this.abandoned.add(session);
+  }
+
+  private async creation<T>(session: unknown, start: () => Promise<T>): Promise<T> {
     while (this.waitingLookups > 0) await new Promise<void>((resolve) => this.heldCreations.push(resolve));
+    if (typeof session === 'object' && session !== null && this.abandoned.has(session)) throw new Error('the request gave up before this token-object creation started');
     this.inFlight++;
     try {
       return await start();

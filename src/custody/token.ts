@@ -251,6 +251,7 @@ export class Token implements ModuleUser {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         // Out of the pool until the call answers; its slot is free for others meanwhile.
+        this.writes?.abandon(session);
         this.hungCalls++;
         this.openCount--;
         this.returned();

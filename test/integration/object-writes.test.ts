@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,6 +9,7 @@ import { loadConfig, loadHsmProfile } from '../../src/config/config';
 import { KeyCustody } from '../../src/custody/key-custody';
 import { type NewMaterialRef, materialLabel } from '../../src/custody/material-objects';
 import { Token } from '../../src/custody/token';
+import { KmsError } from '../../src/errors';
 import { newCreationId } from '../../src/custody/token-objects';
 import { clients } from '../support/race-kit';
 import { objectFilesBeyond } from '../support/softhsm2-object-file';
@@ -87,6 +89,41 @@ describe('token-object creations while lookups run in the same process', functio
       await generators;
     } finally {
       answered = true;
+      token.close();
+    }
+  });
+  it('a creation held behind a waiting lookup whose request gave up meanwhile never starts: no object appears that nothing names', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-object-writes-'));
+    const profile = loadHsmProfile(loadConfig({ env: { P11KMS_DATA_DIR: dataDir, P11KMS_HSM_PROFILE: activeToken().profile } }));
+    const token = Token.open(profile, dataDir, pino({ level: 'silent' }), { callTimeoutMs: 500 });
+    const custody = new KeyCustody(token);
+    const newRef = () => ({ keyId: randomUUID(), version: 1, creationId: newCreationId() });
+    // Every thread of libuv's pool waits to open a FIFO: the generation queued behind them stays
+    // in flight, as a token call slower than the deadline does, until the test lets them go.
+    const fifos = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, (_, i) => path.join(dataDir, `pool-${i}`));
+    for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
+    const poolBusy = fifos.map((fifo) => fs.promises.readFile(fifo));
+    const timedOut = (err: unknown) => (err instanceof KmsError && err.name === 'DependencyTimeoutException' ? 'timed out' : err);
+    const held = newRef();
+    try {
+      const inFlight = custody.generateKey(newRef(), 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT').catch(timedOut);
+      await new Promise((resolve) => setImmediate(resolve));
+      // A lookup now waits for that generation, and holds the creations that come after it.
+      const lookup = custody.objects.exists(newRef()).catch(timedOut);
+      await new Promise((resolve) => setImmediate(resolve));
+      const heldCreation = custody.generateKey(held, 'SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT').catch(timedOut);
+      expect(await heldCreation, 'the held creation\'s request').to.equal('timed out');
+      // Its caller looks for what it made, to destroy it: nothing yet.
+      expect(await inFlight).to.equal('timed out');
+      expect(await lookup).to.equal('timed out');
+      for (const fifo of fifos) fs.writeFileSync(fifo, '');
+      await Promise.all(poolBusy);
+      // Once the generation in flight is done, the waiting lookup runs and the creations it held go.
+      for (let i = 0; i < 20; i++) {
+        expect(await custody.objects.exists(held), 'an object of the creation whose request gave up').to.equal(false);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
       token.close();
     }
   });
