@@ -3,6 +3,7 @@ import { KmsError } from '../errors';
 import { aesKeyTemplate, gcmMechanism } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { Session, Token } from './token';
+import { ulongValue } from './token-objects';
 
 /** Token label of an external key served by the XKS proxy listener. */
 export const EXTERNAL_KEY_LABEL_PREFIX = 'p11kms-xks:';
@@ -61,9 +62,8 @@ export class ExternalKeys {
         { type: pkcs11js.CKA_VALUE_LEN },
         ...names.map((n) => ({ type: pkcs11js[`CKA_${n}`] })),
       ]);
-      const ulong = (v: Buffer) => (v.length >= 8 ? Number(v.readBigUInt64LE(0)) : v.readUInt32LE(0));
-      const keyType = ulong(attrs[0].value as Buffer);
-      const bits = ulong(attrs[1].value as Buffer) * 8;
+      const keyType = ulongValue(attrs[0].value as Buffer);
+      const bits = ulongValue(attrs[1].value as Buffer) * 8;
       const keySpec = keyType === pkcs11js.CKK_AES ? `AES_${bits}` : `UNSUPPORTED_${keyType}_${bits}`;
       const keyUsage = names.filter((_, i) => Boolean((attrs[i + 2].value as Buffer | undefined)?.[0]));
       return { keySpec, keyUsage: [...keyUsage] };

@@ -47,6 +47,20 @@ export class ObjectLookup {
     this.handles.set(`${objectClass}#${creationId}`, handle);
   }
 
+  /**
+   * A listing of the token's objects: each creation's object of each class is cached, unless
+   * the listing holds several (those stay to the lookup, which warns and picks one).
+   */
+  listed(objects: ReadonlyArray<{ handle: ObjectHandle; creationId?: string; objectClass?: number }>): void {
+    const found = new Map<string, ObjectHandle | null>();
+    for (const { handle, creationId, objectClass } of objects) {
+      if (creationId === undefined || objectClass === undefined) continue;
+      const key = `${objectClass}#${creationId}`;
+      found.set(key, found.has(key) ? null : handle);
+    }
+    for (const [key, handle] of found) if (handle) this.handles.set(key, handle);
+  }
+
   forgetCreation(creationId: string): void {
     const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => `${objectClass}#${creationId}`);
     for (const key of keys) this.handles.delete(key);

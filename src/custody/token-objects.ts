@@ -38,6 +38,8 @@ export interface TokenObjectInfo {
   label: string;
   /** From CKA_ID `p11kms#…` (objects made since creation ids exist). */
   creationId?: string;
+  /** CKA_CLASS, when the object has one. */
+  objectClass?: number;
   /** Neither CKA_LABEL nor CKA_ID: the remains of a creation torn by a crash. */
   unmarked: boolean;
 }
@@ -48,10 +50,12 @@ export function listTokenObjects(token: Token, session: Session): TokenObjectInf
   for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
     const label = readAttribute(token, session, handle, pkcs11js.CKA_LABEL);
     const id = readAttribute(token, session, handle, pkcs11js.CKA_ID);
+    const objectClass = readAttribute(token, session, handle, pkcs11js.CKA_CLASS);
     out.push({
       handle,
       label: label ? label.toString('utf8') : '',
       creationId: parseCreationId(id),
+      ...(objectClass ? { objectClass: ulongValue(objectClass) } : {}),
       unmarked: (label?.length ?? 0) === 0 && (id?.length ?? 0) === 0,
     });
   }
@@ -79,4 +83,9 @@ function readAttribute(token: Token, session: Session, handle: ObjectHandle, typ
 /** Run options of a creation: before it is tried again, whatever the failed try left under its id goes. */
 export function retryingCreation(token: Token, creationId: string): RunOptions {
   return { beforeRetry: (session) => void destroyCreation(token, session, creationId) };
+}
+
+/** A CK_ULONG attribute value as pkcs11js returns it (the platform's unsigned long, little-endian here). */
+export function ulongValue(value: Buffer): number {
+  return value.length >= 8 ? Number(value.readBigUInt64LE(0)) : value.readUInt32LE(0);
 }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CreateKeyCommand, DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import pino from 'pino';
 import { loadConfig, loadHsmProfile } from '../../src/config/config';
@@ -13,6 +14,7 @@ import { KmsError } from '../../src/errors';
 import { newCreationId } from '../../src/custody/token-objects';
 import { clients } from '../support/race-kit';
 import { objectFilesBeyond } from '../support/softhsm2-object-file';
+import { TestServer } from '../support/server';
 import { activeToken } from '../support/test-tokens';
 import { TokenInspector } from '../support/token-tool';
 
@@ -128,3 +130,34 @@ describe('token-object creations while lookups run in the same process', functio
     }
   });
 });
+
+describe('token lookups after a restart', function () {
+  this.timeout(60_000);
+
+  /** C_FindObjectsInit calls the service has made so far (its /metrics). */
+  const searches = async (server: TestServer) => {
+    const metrics = await (await fetch(`${server.endpoint}/metrics`)).text();
+    return Number(/^p11kms_token_call_duration_seconds_count\{function="C_FindObjectsInit",outcome="ok"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  };
+
+  it('a restarted process uses every existing key without searching the token (start-up reconciliation lists them once)', async () => {
+    let server = await TestServer.start();
+    const kms = server.client();
+    const sealed: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) {
+      const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+      sealed.push((await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`key ${i}`) }))).CiphertextBlob!);
+    }
+    server = await server.restart();
+    try {
+      const before = await searches(server);
+      for (const [i, blob] of sealed.entries()) {
+        expect(Buffer.from((await server.client().send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal(`key ${i}`);
+      }
+      expect((await searches(server)) - before, 'token searches for 20 first uses').to.equal(0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
