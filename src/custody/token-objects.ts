@@ -48,9 +48,7 @@ export interface TokenObjectInfo {
 export function listTokenObjects(token: Token, session: Session): TokenObjectInfo[] {
   const out: TokenObjectInfo[] = [];
   for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
-    const label = readAttribute(token, session, handle, pkcs11js.CKA_LABEL);
-    const id = readAttribute(token, session, handle, pkcs11js.CKA_ID);
-    const objectClass = readAttribute(token, session, handle, pkcs11js.CKA_CLASS);
+    const { label, id, objectClass } = readNaming(token, session, handle);
     out.push({
       handle,
       label: label ? label.toString('utf8') : '',
@@ -68,6 +66,20 @@ export function destroyCreation(token: Token, session: Session, creationId: stri
   for (const handle of handles) token.pkcs11.C_DestroyObject(session, handle);
   token.lookup.forgetCreation(creationId);
   return handles.length;
+}
+
+/** Label, CKA_ID and class in one call (a listing reads every object); attribute by attribute for a torn object that lacks one. */
+function readNaming(token: Token, session: Session, handle: ObjectHandle): { label?: Buffer; id?: Buffer; objectClass?: Buffer } {
+  try {
+    const [label, id, objectClass] = token.pkcs11.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }, { type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_CLASS }]);
+    return { label: label.value as Buffer | undefined, id: id.value as Buffer | undefined, objectClass: objectClass.value as Buffer | undefined };
+  } catch {
+    return {
+      label: readAttribute(token, session, handle, pkcs11js.CKA_LABEL),
+      id: readAttribute(token, session, handle, pkcs11js.CKA_ID),
+      objectClass: readAttribute(token, session, handle, pkcs11js.CKA_CLASS),
+    };
+  }
 }
 
 function readAttribute(token: Token, session: Session, handle: ObjectHandle, type: number): Buffer | undefined {
