@@ -12,7 +12,7 @@ const CREATING_CALLS = {
   C_DeriveKeyAsync: [-1],
 } as const;
 
-/** A lookup refused because a token object is being written on another thread; Token.run waits and runs again. */
+/** A lookup refused because a token object is being written on another thread; ObjectWrites.lookingUp waits and runs the operation again. */
 export class ObjectWritesInFlight extends Error {
   constructor() {
     super('a token object is being written on another thread');
