@@ -96,43 +96,20 @@ export function isUnfinished(bytes: Buffer): boolean {
  * back by hand (docs/key-custody.md), so such a file is set aside, never removed.
  */
 export function objectFileState(bytes: Buffer): 'finished' | 'unfinished' | 'unmarked key' {
-  const types = new Set<bigint>();
-  let objectClass: bigint | undefined;
-  let onToken: boolean | undefined;
-  let offset = 8;
-  if (bytes.length < offset) return 'unfinished';
-  while (offset < bytes.length) {
-    if (offset + 16 > bytes.length) return 'unfinished';
-    const type = bytes.readBigUInt64BE(offset);
-    const kind = bytes.readBigUInt64BE(offset + 8);
-    offset += 16;
-    if (kind === 1n) {
-      if (type === CKA_TOKEN && offset < bytes.length) onToken = bytes[offset] !== 0;
-      offset += 1;
-    } else if (kind === 2n) {
-      if (type === CKA_CLASS && offset + 8 <= bytes.length) objectClass = bytes.readBigUInt64BE(offset);
-      offset += 8;
-    } else if (kind === 3n) {
-      if (offset + 8 > bytes.length) return 'unfinished';
-      const length = Number(bytes.readBigUInt64BE(offset));
-      offset += 8 + length;
-      // An empty value is the default SoftHSM2 writes before the template and the key arrive.
-      if (length === 0) continue;
-    } else {
-      types.add(type);
-      break;
-    }
-    if (offset > bytes.length) return 'unfinished';
-    types.add(type);
-  }
-  if (objectClass === undefined) return 'unfinished';
-  const value = VALUE_OF_CLASS[objectClass.toString()];
+  const { records, cut } = attributeRecords(bytes);
+  if (cut) return 'unfinished';
+  // An empty byte string is the default SoftHSM2 writes before the template and the key arrive.
+  const types = new Set(records.filter((r) => r.kind !== 3n || r.length > 0).map((r) => r.type));
+  const classRecord = records.find((r) => r.type === CKA_CLASS && r.kind === 2n);
+  if (!classRecord) return 'unfinished';
+  const value = VALUE_OF_CLASS[bytes.readBigUInt64BE(classRecord.at).toString()];
   const holdsValue = value !== undefined && value.some((t) => types.has(t));
+  const tokenRecord = records.find((r) => r.type === CKA_TOKEN && r.kind === 1n);
   // Every object in a token directory ends with CKA_TOKEN true. It reads false until the
   // template is applied: after SoftHSM2 wrote the defaults of a new object, or copied a
   // session object's attributes for C_CopyObject. PKCS#11 lookups for token objects never
   // see such a file, so nothing but this would ever remove it.
-  if (onToken === false) return holdsValue ? 'unmarked key' : 'unfinished';
+  if (tokenRecord && bytes[tokenRecord.at] === 0) return holdsValue ? 'unmarked key' : 'unfinished';
   return value === undefined || holdsValue ? 'finished' : 'unfinished';
 }
 
@@ -142,23 +119,43 @@ export function objectFileState(bytes: Buffer): 'finished' | 'unfinished' | 'unm
  * back an unmarked key; tests use it to make one.
  */
 export function withTokenFlag(bytes: Buffer, onToken: boolean): Buffer | undefined {
+  const tokenRecord = attributeRecords(bytes).records.find((r) => r.type === CKA_TOKEN && r.kind === 1n);
+  if (!tokenRecord) return undefined;
+  const out = Buffer.from(bytes);
+  out[tokenRecord.at] = onToken ? 0xff : 0;
+  return out;
+}
+
+/**
+ * The attribute records of an object file, each with where its value starts and its length
+ * (see the layout above). `cut` when the file ends inside a record. The first map or set
+ * record (kinds 4 and 5) ends the walk: they come last and are not parsed.
+ */
+function attributeRecords(bytes: Buffer): { records: Array<{ type: bigint; kind: bigint; at: number; length: number }>; cut: boolean } {
+  const records: Array<{ type: bigint; kind: bigint; at: number; length: number }> = [];
+  if (bytes.length < 8) return { records, cut: true };
   let offset = 8;
-  while (offset + 16 <= bytes.length) {
+  while (offset < bytes.length) {
+    if (offset + 16 > bytes.length) return { records, cut: true };
     const type = bytes.readBigUInt64BE(offset);
     const kind = bytes.readBigUInt64BE(offset + 8);
     offset += 16;
-    if (kind === 1n) {
-      if (type === CKA_TOKEN && offset < bytes.length) {
-        const out = Buffer.from(bytes);
-        out[offset] = onToken ? 0xff : 0;
-        return out;
-      }
-      offset += 1;
-    } else if (kind === 2n) offset += 8;
-    else if (kind === 3n && offset + 8 <= bytes.length) offset += 8 + Number(bytes.readBigUInt64BE(offset));
-    else return undefined;
+    let length: number;
+    if (kind === 1n) length = 1;
+    else if (kind === 2n) length = 8;
+    else if (kind === 3n) {
+      if (offset + 8 > bytes.length) return { records, cut: true };
+      length = Number(bytes.readBigUInt64BE(offset));
+      offset += 8;
+    } else {
+      records.push({ type, kind, at: offset, length: 0 });
+      break;
+    }
+    if (offset + length > bytes.length) return { records, cut: true };
+    records.push({ type, kind, at: offset, length });
+    offset += length;
   }
-  return undefined;
+  return { records, cut: false };
 }
 
 /**
