@@ -25,7 +25,7 @@ export class ObjectLookup {
 
   /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
   findCreation(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
-    return this.findCached(session, `${objectClass}#${creationId}`, creationTemplate(creationId, objectClass));
+    return this.findCached(session, creationKey(objectClass, creationId), creationTemplate(creationId, objectClass));
   }
 
   /**
@@ -35,7 +35,7 @@ export class ObjectLookup {
   findForUse(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
     const source = this.findCreation(session, creationId, objectClass);
     if (!source || !this.copies || objectClass === pkcs11js.CKO_PUBLIC_KEY) return source;
-    return this.copies.usable(`${objectClass}#${creationId}`, source);
+    return this.copies.usable(creationKey(objectClass, creationId), source);
   }
 
   /**
@@ -44,7 +44,7 @@ export class ObjectLookup {
    * waits for the creations in flight, see object-writes.ts).
    */
   created(creationId: string, objectClass: number, handle: ObjectHandle): void {
-    this.handles.set(`${objectClass}#${creationId}`, handle);
+    this.handles.set(creationKey(objectClass, creationId), handle);
   }
 
   /**
@@ -55,14 +55,14 @@ export class ObjectLookup {
     const found = new Map<string, ObjectHandle | null>();
     for (const { handle, creationId, objectClass } of objects) {
       if (creationId === undefined || objectClass === undefined) continue;
-      const key = `${objectClass}#${creationId}`;
+      const key = creationKey(objectClass, creationId);
       found.set(key, found.has(key) ? null : handle);
     }
     for (const [key, handle] of found) if (handle) this.handles.set(key, handle);
   }
 
   forgetCreation(creationId: string): void {
-    const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => `${objectClass}#${creationId}`);
+    const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => creationKey(objectClass, creationId));
     for (const key of keys) this.handles.delete(key);
     this.copies?.forget(keys);
   }
@@ -130,3 +130,9 @@ export class ObjectLookup {
     return found[0];
   }
 }
+
+/** The cache key of one creation's object of one class (handles here, copies in session-copies.ts). */
+function creationKey(objectClass: number, creationId: string): string {
+  return `${objectClass}#${creationId}`;
+}
+
