@@ -40,13 +40,24 @@ export class KmsError extends Error {
    * by it rather than by parsing the message. Not sent as such.
    */
   readonly keyState: KeyState | undefined;
+  /**
+   * The request gave up on token work that is still running (a call past its deadline):
+   * settles once that work has answered. Whatever the work makes meanwhile (a token object)
+   * exists only after the answer, so undoing it must wait for this. Not sent.
+   */
+  readonly stillRunning: Promise<void> | undefined;
 
-  constructor(name: KmsErrorName, message: string, options: { internalDetail?: string; cause?: unknown; staleRead?: boolean; keyState?: KeyState } = {}) {
+  constructor(
+    name: KmsErrorName,
+    message: string,
+    options: { internalDetail?: string; cause?: unknown; staleRead?: boolean; keyState?: KeyState; stillRunning?: Promise<void> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = name;
     this.internalDetail = options.internalDetail;
     this.staleRead = options.staleRead ?? false;
     this.keyState = options.keyState;
+    this.stillRunning = options.stillRunning;
   }
 }
 

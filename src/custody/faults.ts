@@ -15,7 +15,9 @@ import type { Logger } from 'pino';
  * `ckr` fails the call with that return code (before the call; with `after`, once the real
  * call has done its work, like a device that made an object but reported an error); `hang`
  * makes an asynchronous call never answer (with `after`: once the real call has done its work,
- * and only then is the injection logged, so a test can kill the process at that very point); `empty` makes C_FindObjects find nothing (SoftHSM2
+ * and only then is the injection logged, so a test can kill the process at that very point); `hold`
+ * makes an asynchronous call wait until the fault file next changes and then run (with `after`:
+ * run, then answer once the file changes), a device answering late; `empty` makes C_FindObjects find nothing (SoftHSM2
  * 2.6.1 hides an object it read half-written for good). `times` (default 1) counts injections;
  * `untilInitialize` keeps a rule until the module is initialised again (C_Initialize) instead.
  * The counters restart when the file changes. Every injection is logged ("injected token fault").
@@ -25,6 +27,7 @@ export interface FaultRule {
   ckr?: string;
   after?: boolean;
   hang?: boolean;
+  hold?: boolean;
   empty?: boolean;
   times?: number;
   untilInitialize?: boolean;
@@ -51,6 +54,18 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
     }
     return rules;
   };
+  /** Settles once the fault file's content differs from now (checked every 20 ms). */
+  const fileChanged = () => {
+    const heldWith = loadedFrom;
+    return new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        current();
+        if (loadedFrom === heldWith) return;
+        clearInterval(poll);
+        resolve();
+      }, 20);
+    });
+  };
   log.warn({ file }, 'token fault injection is enabled (tests only)');
   return new Proxy(pkcs11, {
     get(target, property, receiver) {
@@ -61,6 +76,11 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
         const rule = current().find((r) => r.call === property && r.left > 0);
         if (!rule) return (value as (...a: unknown[]) => unknown).apply(target, args);
         rule.left--;
+        if (rule.hold) {
+          log.warn({ call: property, hold: true, after: rule.after ?? false }, 'injected token fault');
+          const call = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          return rule.after ? call().then((answer) => fileChanged().then(() => answer)) : fileChanged().then(call);
+        }
         if (rule.hang && rule.after) {
           return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).then(() => {
             log.warn({ call: property, hang: true, after: true }, 'injected token fault');

@@ -62,7 +62,12 @@ export interface TokenOptions {
 const RUN_ATTEMPTS = 3;
 
 /** The call outlived the deadline; its session stays with it until it answers. */
-class HungCall extends Error {}
+class HungCall extends Error {
+  /** Settles once the call has answered, whichever way. */
+  constructor(readonly answered: Promise<void>) {
+    super('a token call outlived its deadline');
+  }
+}
 
 /**
  * One PKCS#11 module, one token, a pool of logged-in sessions. The module is initialised
@@ -196,14 +201,14 @@ export class Token implements ModuleUser {
     for (let attempt = 1; ; attempt++) {
       const session = await this.acquire(options.mayShed ?? true);
       let failure: unknown;
-      let hung = false;
+      let hung: HungCall | undefined;
       let missed: string | undefined;
       try {
         this.lookup.startOn(session);
-        return await this.withDeadline(session, this.writes ? (s) => this.writes!.lookingUp(() => fn(s)) : fn);
+        return await this.withDeadline(what, session, this.writes ? (s) => this.writes!.lookingUp(() => fn(s)) : fn);
       } catch (err) {
         failure = err;
-        hung = err instanceof HungCall;
+        if (err instanceof HungCall) hung = err;
         missed = this.lookup.missOn(session);
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
@@ -222,6 +227,7 @@ export class Token implements ModuleUser {
       if (hung) {
         throw new KmsError('DependencyTimeoutException', 'The key store did not respond in time. Try again.', {
           internalDetail: `${what}: no answer within ${this.options.callTimeoutMs} ms`,
+          stillRunning: hung.answered,
         });
       }
       const recovery = recoveryFor(failure, attempt);
@@ -244,7 +250,7 @@ export class Token implements ModuleUser {
   }
 
   /** Runs `fn`, giving up on it after the call deadline; a hung call keeps its session until it answers. */
-  private withDeadline<T>(session: Session, fn: (session: Session) => Promise<T> | T): Promise<T> {
+  private withDeadline<T>(what: string, session: Session, fn: (session: Session) => Promise<T> | T): Promise<T> {
     const work = Promise.resolve().then(() => fn(session));
     const limit = this.options.callTimeoutMs;
     if (!limit) return work;
@@ -256,13 +262,16 @@ export class Token implements ModuleUser {
         this.openCount--;
         this.returned();
         this.wakeWaiters();
-        void work
-          .catch(() => undefined)
-          .finally(() => {
-            this.hungCalls--;
-            this.safeClose(session);
-          });
-        reject(new HungCall());
+        const answered = work.then(
+          () => undefined,
+          () => undefined,
+        );
+        void answered.then(() => {
+          this.hungCalls--;
+          this.safeClose(session);
+          this.log.warn({ what }, 'a token call answered after its deadline');
+        });
+        reject(new HungCall(answered));
       }, limit);
       work.then(
         (value) => {

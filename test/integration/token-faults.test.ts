@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CreateKeyCommand, DecryptCommand, DeleteImportedKeyMaterialCommand, EncryptCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DecryptCommand, DeleteImportedKeyMaterialCommand, DescribeKeyCommand, EncryptCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import type { FaultRule } from '../../src/custody/faults';
 import { readStore } from '../support/custody-invariants';
@@ -103,19 +103,44 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
     }
   });
 
-  it('a hung token call answers DependencyTimeoutException; the service keeps serving and leaves nothing behind', async () => {
+  it('a hung token call answers DependencyTimeoutException; the service keeps serving', async () => {
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     inject([{ call: 'C_EncryptAsync', hang: true }]);
     const hung = await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })));
     expect(hung.name).to.equal('DependencyTimeoutException');
     await encryptKept(keyId, 'served after a hung call');
-    const keysBefore = readStore(server.dataDir).keys.length;
-    inject([{ call: 'C_GenerateKeyAsync', hang: true }]);
-    const hungCreate = await expectKmsError(kms.send(new CreateKeyCommand({})));
-    expect(hungCreate.name).to.equal('DependencyTimeoutException');
-    expect(readStore(server.dataDir).keys.length).to.equal(keysBefore);
-    await encryptKept((await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!, 'a key made after a hung creation');
-    expect(await storeAndTokenFindings(server, inspector)).to.deep.equal([]);
+  });
+
+  // The creation's call answers only once the fault file changes, long after the request's deadline.
+  const lateCreation = async (rule: FaultRule, request: () => Promise<unknown>) => {
+    const keysBefore = readStore(server.dataDir).keys.map((k) => k.keyId);
+    inject([rule]);
+    const late = await expectKmsError(request());
+    expect(late.name).to.equal('DependencyTimeoutException');
+    expect(readStore(server.dataDir).intents.map((i) => i.purpose), 'the intent names the creation while its call runs').to.deep.equal(['material']);
+    const answered = () => (server.stderr().match(/answered after its deadline/g) ?? []).length;
+    const answeredBefore = answered();
+    inject([]);
+    expect(await settled(async () => (answered() > answeredBefore ? [] : ['the late call has not answered'])), 'released').to.deep.equal([]);
+    expect(await settled(() => storeAndTokenFindings(server, inspector)), 'what the late call made is undone').to.deep.equal([]);
+    expect(readStore(server.dataDir).keys.map((k) => k.keyId)).to.deep.equal(keysBefore);
+  };
+
+  it('a generation answering after the deadline: DependencyTimeoutException, and the key it made is destroyed once it answers', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    await lateCreation({ call: 'C_GenerateKeyAsync', hold: true, after: true }, () => kms.send(new CreateKeyCommand({})));
+    await encryptKept(keyId, 'served after a late creation');
+    await encryptKept((await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!, 'a key made after a late creation');
+  });
+
+  it('an import whose unwrap answers after the deadline: its copy into the token, made after the answer, is destroyed; the import can be done again', async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
+    const importMaterial = await importer(kms, keyId);
+    const material = randomBytes(32);
+    await lateCreation({ call: 'C_UnwrapKeyAsync', hold: true }, () => importMaterial(material));
+    expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).to.equal('PendingImport');
+    await importMaterial(material);
+    await encryptKept(keyId, 'imported again after a late import');
   });
 
   it('a destroy the token refuses leaves the deletion done; reconciliation destroys the object later', async () => {

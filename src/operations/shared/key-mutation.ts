@@ -119,7 +119,9 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
     made = await creation.make(creationId);
   } catch (err) {
     // A failed creation may still have left an object (a torn write): look for it by id.
-    await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
+    const undo = () => destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
+    if (err instanceof KmsError && err.stillRunning) undoOnceAnswered(services, custody, err.stillRunning, undo);
+    else await undo();
     throw err;
   }
   let outcome: { value: T; keep: boolean };
@@ -146,6 +148,21 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
   }
   if (!outcome.keep) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
   return outcome.value;
+}
+
+/**
+ * A token call past its deadline may still make the object after the request has answered
+ * (a generation the device finishes late, an import's copy into the token after a slow
+ * unwrap): looking for it now could find nothing and drop the intent, leaving an object
+ * nothing names. So the intent keeps naming the creation until the call has answered, and
+ * only then are its objects destroyed (a crash meanwhile leaves the intent to reconciliation).
+ * A custom key store's token is held open until then; one already disconnected leaves it to
+ * the reconciliation at its next connection.
+ */
+function undoOnceAnswered(services: Services, custody: KeyCustody, answered: Promise<void>, undo: () => Promise<void>): void {
+  const release = custody === services.custody ? () => undefined : custody.hold();
+  if (!release) return;
+  void answered.then(undo).finally(release);
 }
 
 /** Where an intent's objects are: an AWS_CLOUDHSM store's backend token; nothing for the main token. */
