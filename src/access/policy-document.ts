@@ -116,6 +116,22 @@ export function rejectOverlyPermissiveConditions(document: PolicyDocument): void
   }
 }
 
+/**
+ * What AWS refuses when a key policy is written: two statements with one Sid. AWS's
+ * troubleshooting of a refused PutKeyPolicy (MalformedPolicyDocumentException, knowledge
+ * center "kms-policy-error-invalid-principals") says to check for duplicate SID values and
+ * remove them; the message is IAM's ("Statement IDs (SID) in a single policy must be unique."),
+ * as KMS's own is not recorded. Written policies only, like the check above.
+ */
+export function rejectDuplicateStatementIds(document: PolicyDocument): void {
+  const seen = new Set<string>();
+  for (const { sid } of document.statements) {
+    if (sid === undefined) continue;
+    if (seen.has(sid)) throw malformed('Statement IDs (SID) in a single policy must be unique.');
+    seen.add(sid);
+  }
+}
+
 function statementFromJson(raw: unknown, index: number, kind: PolicyKind, options: ParseOptions): Statement {
   const where = `Statement ${index + 1}`;
   if (!isObject(raw)) throw malformed(`${where} must be a JSON object.`);

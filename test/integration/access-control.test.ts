@@ -133,6 +133,19 @@ describe('access control (strict mode): key policies, identity policies, grants'
       await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: policy(adminStatement, { Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt', Condition: { 'ForAnyValue:StringEquals': { 'kms:EncryptionContext:Department': 'IT' } } }) }));
     });
 
+    it('refuses two statements with one Sid (MalformedPolicyDocumentException) and keeps the old policy; statements without Sid may be many', async () => {
+      const key = await createKey({ Policy: policy(adminStatement) });
+      const twice = policy(adminStatement, { Sid: 'reader', Principal: { AWS: DAVE.principalArn }, Action: 'kms:DescribeKey' }, { Sid: 'reader', Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt' });
+      for (const refused of [c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: twice })), createKey({ Policy: twice })]) {
+        const err = await expectKmsError(refused);
+        expect([err.name, err.message]).to.deep.equal(['MalformedPolicyDocumentException', 'Statement IDs (SID) in a single policy must be unique.']);
+      }
+      expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(policy(adminStatement));
+      const unnamed = policy(adminStatement, { Sid: undefined, Principal: { AWS: DAVE.principalArn }, Action: 'kms:DescribeKey' }, { Sid: undefined, Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt' });
+      await c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: unnamed }));
+      expect((await c.DAVE.send(new DescribeKeyCommand({ KeyId: key.KeyId! }))).KeyMetadata!.KeyId).to.equal(key.KeyId);
+    });
+
     it('kms:BypassPolicyLockoutSafetyCheck is absent when the request leaves the parameter out (AWS’s Null example allows PutKeyPolicy only then)', async () => {
       const guarded = policy(
         { Sid: 'admin', Principal: { AWS: ADMIN.principalArn }, NotAction: 'kms:PutKeyPolicy' },

@@ -1,6 +1,6 @@
 import { KmsError } from '../../errors';
 import { checkPolicyLockout } from '../../access/authorize';
-import { parsePolicy, rejectOverlyPermissiveConditions } from '../../access/policy-document';
+import { parsePolicy, rejectDuplicateStatementIds, rejectOverlyPermissiveConditions } from '../../access/policy-document';
 import type { KeyRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { requestConditionValues } from './key-resolution';
@@ -27,6 +27,7 @@ export function checkKeyPolicy(services: Services, ctx: RequestContext, policy: 
   const directory = access?.enforce ? access.directory : undefined;
   const document = parsePolicy(policy, 'key', directory ? { principalExists: (p) => directory.principalExists(p) } : {});
   rejectOverlyPermissiveConditions(document);
+  rejectDuplicateStatementIds(document);
   if (bypassLockoutCheck) return;
   // The check asks about a later, ordinary PutKeyPolicy: one without BypassPolicyLockoutSafetyCheck.
   const values = requestConditionValues(services, ctx, { key, request: {} });
