@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config';
+import { liveOwner } from '../store/json/store-owner';
 import { restoreSetAside, SET_ASIDE_DIR } from './softhsm2-files';
 
 /** `p11kms token …`: maintenance of the embedded SoftHSM2 token's files. */
@@ -12,6 +13,11 @@ export function registerTokenCommands(program: Command): void {
     .action((opts: { dataDir?: string }) => {
       try {
         const { dataDir } = loadConfig({ flags: { dataDir: opts.dataDir } });
+        // A running service would pick the files up at SoftHSM2's next scan while its own
+        // reconciliation has already decided about them. Only a JSON store's holder is known
+        // here; processes sharing a PostgreSQL store leave no mark in the data directory.
+        const running = liveOwner(dataDir);
+        if (running) throw new Error(`the service is running on ${dataDir} (pid ${running.pid}); stop it first`);
         const restored = restoreSetAside(dataDir);
         for (const file of restored) process.stdout.write(`restored ${file}\n`);
         process.stdout.write(`${restored.length} key object file(s) restored; start the service: keys the store refers to work again, others are counted as unknownTokenObjects in /health\n`);

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
@@ -46,6 +46,9 @@ describe('embedded SoftHSM2 token files: a key stored unmarked is set aside, nev
     expect(fs.existsSync(keyFile), 'and gone from the token directory').to.equal(false);
     const unavailable = await server.client().send(new DecryptCommand({ CiphertextBlob: sealed })).catch((e: Error) => e);
     expect((unavailable as Error).name).to.equal('KeyUnavailableException');
+    const refused = spawnSync(process.execPath, [MAIN, 'token', 'restore-set-aside', '--data-dir', server.dataDir], { encoding: 'utf8' });
+    expect([refused.status, refused.stderr]).to.deep.equal([1, `p11kms token restore-set-aside: the service is running on ${server.dataDir} (pid ${server.pid}); stop it first\n`]);
+    expect(fs.existsSync(aside), 'still set aside while the service runs').to.equal(true);
     await server.stop();
 
     const out = execFileSync(process.execPath, [MAIN, 'token', 'restore-set-aside', '--data-dir', server.dataDir], { encoding: 'utf8' });

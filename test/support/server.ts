@@ -49,6 +49,11 @@ export class TestServer {
   /** Resolves with the exit code once the process has ended. */
   readonly exited: Promise<number | null>;
 
+  /** The service's process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   static async start(options: ServerOptions = {}): Promise<TestServer> {
     const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-test-'));
     const env: NodeJS.ProcessEnv = {
