@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type InProcessService, type ManualClock, openInProcessService, until } from '../support/in-process';
+import { aWholeSweepFromNow, type InProcessService, type ManualClock, openInProcessService, until } from '../support/in-process';
 import { DeletionSweeper } from '../../src/lifecycle/deletion-sweeper';
 import type { RequestContext, Services } from '../../src/operations';
 import { cancelKeyDeletion } from '../../src/operations/cancel-key-deletion';
@@ -42,7 +42,7 @@ describe('deletion sweeper (running service, moving clock)', function () {
     await scheduleKeyDeletion({ KeyId: keyId, PendingWindowInDays: 7 }, ctx, services);
 
     clock.advance(7 * DAY_MS - 1000);
-    await new Promise((r) => setTimeout(r, 150));
+    await aWholeSweepFromNow(sweeper);
     expect((await store.getKey({ keyId, region: ctx.scope.region }))?.keyState, 'one second before the end').to.equal('PendingDeletion');
     expect(await services.custody.objects.exists({ keyId, version: 1 })).to.equal(true);
 

@@ -14,7 +14,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { type InProcessService, type ManualClock, openInProcessService, until } from '../support/in-process';
+import { aWholeSweepFromNow, type InProcessService, type ManualClock, openInProcessService, until } from '../support/in-process';
 import { MaterialSweeper } from '../../src/lifecycle/material-sweeper';
 import { reconcile } from '../../src/lifecycle/reconcile';
 import type { RequestContext, Services } from '../../src/operations';
@@ -200,10 +200,10 @@ describeEachToken('rotation sweeper (running service, moving clock)', function (
     for (let period = 0; period < 3; period++) {
       blobs.push((await encrypt({ KeyId: keyId, Plaintext: text(`p${period}`) }, ctx, services)).CiphertextBlob!);
       clock.advance(90 * DAY_MS - 60_000);
-      await new Promise((r) => setTimeout(r, 120));
+      await aWholeSweepFromNow(sweeper);
       expect((await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion, 'a minute before the date').to.equal(period + 1);
       clock.advance(120_000);
-      expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === period + 2, 80), `rotation ${period + 1}`).to.equal(true);
+      expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === period + 2), `rotation ${period + 1}`).to.equal(true);
       expect(await services.custody.objects.exists({ keyId, version: period + 2 })).to.equal(true);
     }
     const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
@@ -250,6 +250,6 @@ describeEachToken('rotation sweeper (running service, moving clock)', function (
     await sweeper.sweep();
     expect((await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion).to.equal(1);
     await enableKey({ KeyId: keyId }, ctx, services);
-    expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === 2, 80)).to.equal(true);
+    expect(await until(async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion === 2)).to.equal(true);
   });
 });

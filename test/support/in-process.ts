@@ -65,11 +65,28 @@ export async function openInProcessService(name: string, startAt: number): Promi
   };
 }
 
-/** Polls `check` every 25 ms, `tries` times; true as soon as it holds. */
-export async function until(check: () => Promise<boolean>, tries = 40): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
+/**
+ * Polls `check` every 25 ms; true as soon as it holds (the event), false once `limitMs` has
+ * passed. The limit only bounds a failing test: a busy machine may take seconds to reach a
+ * background sweep, so it is never a measure of how soon the event should come; it stays
+ * below mocha's 30 s so that a failure names what never happened.
+ */
+export async function until(check: () => Promise<boolean>, limitMs = 20_000): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
     if (await check()) return true;
+    if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 25));
   }
-  return false;
+}
+
+/**
+ * Resolves once a whole sweep has run that started after this call: what a periodic sweeper
+ * does at the current clock, counted in sweeps rather than guessed from a sleep. `sweep()`
+ * joins a sweep already running (it may have read the clock before the test moved it), so
+ * the first call waits that one out and the second runs, or joins, one that started later.
+ */
+export async function aWholeSweepFromNow(sweeper: { sweep(): Promise<unknown> }): Promise<void> {
+  await sweeper.sweep();
+  await sweeper.sweep();
 }
