@@ -12,6 +12,7 @@ import type { MetadataStore } from '../../src/store/metadata-store';
 import { PostgresStore } from '../../src/store/postgres/postgres-store';
 import { migrateSchema, migrations } from '../../src/store/postgres/schema';
 import { type CreationIntent, keyArn, type KeyRecord, type Scope } from '../../src/store/records';
+import { until } from '../support/in-process';
 import { freshDatabaseUrl } from '../support/postgres';
 
 const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
@@ -196,15 +197,9 @@ for (const backend of backends) {
       await a.transact((tx) => tx.putKey({ ...key, keyState: 'Disabled' }));
       // Across processes the cache may hold the old record until the notification arrives:
       // wait for the event, not for a time.
-      for (let i = 0; (await b.getKey(key))?.keyState !== 'Disabled'; i++) {
-        expect(i, 'the other handle never saw the change').to.be.below(200);
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      expect(await until(async () => (await b.getKey(key))?.keyState === 'Disabled'), 'the other handle never saw the change').to.equal(true);
       await a.transact((tx) => tx.deleteKey(key));
-      for (let i = 0; (await b.getKey(key)) !== undefined; i++) {
-        expect(i, 'the other handle never saw the deletion').to.be.below(200);
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      expect(await until(async () => (await b.getKey(key)) === undefined), 'the other handle never saw the deletion').to.equal(true);
     });
 
     it('keeps the records of a multi-Region key in step: a write to one region carries the shared fields to the others', async () => {
@@ -322,12 +317,8 @@ describe('PostgreSQL store: schema and cluster duties', function () {
       expect(await a.asLeader('handover', async () => 'a')).to.equal('a');
       expect(await b.asLeader('handover', async () => 'b')).to.equal(undefined);
       await a.close();
-      let ran: string | undefined;
-      for (let i = 0; ran === undefined; i++) {
-        expect(i, 'the lock was never handed over').to.be.below(200);
-        ran = await b.asLeader('handover', async () => 'b');
-        if (ran === undefined) await new Promise((r) => setTimeout(r, 10));
-      }
+      // The lock goes when PostgreSQL has ended a's sessions: wait for that, not for a time.
+      expect(await until(async () => (await b.asLeader('handover', async () => 'b')) === 'b'), 'the lock was never handed over').to.equal(true);
     } finally {
       await b.close();
     }
@@ -341,12 +332,7 @@ describe('PostgreSQL store: schema and cluster duties', function () {
       expect(await Promise.all(tasks.map((task) => a.asLeader(task, async () => task)))).to.deep.equal(tasks);
       await a.close();
       for (const task of tasks) {
-        let ran: string | undefined;
-        for (let i = 0; ran === undefined; i++) {
-          expect(i, `${task} was never handed over`).to.be.below(200);
-          ran = await b.asLeader(task, async () => 'b');
-          if (ran === undefined) await new Promise((r) => setTimeout(r, 10));
-        }
+        expect(await until(async () => (await b.asLeader(task, async () => 'b')) === 'b'), `${task} was never handed over`).to.equal(true);
       }
     } finally {
       await b.close();
