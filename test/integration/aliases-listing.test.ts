@@ -9,8 +9,6 @@ import { aliasArnOf, aliasSuite, uniqueAlias } from '../support/alias-suite';
 import { freshRegions } from '../support/regional-clients';
 import { expectKmsError } from '../support/server';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('aliases (ListAliases)', function () {
   const { kms, createKey, listAllAliases, findAlias } = aliasSuite();
   const freshRegion = freshRegions();
@@ -64,7 +62,9 @@ describe('aliases (ListAliases)', function () {
       const alias = uniqueAlias();
       await kms().send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: first.KeyId }));
       const created = (await findAlias(alias))!;
-      await sleep(50);
+      // The update must land in a later millisecond than the creation: wait for the clock to
+      // pass it (the event the comparison needs), not for a guessed time.
+      while (Date.now() <= created.LastUpdatedDate!.getTime()) await new Promise((resolve) => setTimeout(resolve, 1));
       await kms().send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: second.KeyId }));
       const updated = (await findAlias(alias))!;
       expect(updated.TargetKeyId).to.equal(second.KeyId);
