@@ -67,6 +67,10 @@ function openBlobWithMaterial(blob: Buffer, material: Buffer, context: Record<st
 }
 
 describe('import (real server, real token)', function () {
+  // Every GetParametersForImport makes an RSA wrapping key pair in the token (up to 4096 bits);
+  // on a busy machine one test's generations take longer than mocha's 30 s default. The
+  // tests wait for no time: this only bounds a hung one.
+  this.timeout(120_000);
   let server: TestServer;
   let kms: KMSClient;
 
@@ -408,6 +412,8 @@ describe('imported material expiry (running service, moving clock)', function ()
 });
 
 describe('import of RSA and ECC private keys (real server, real token)', function () {
+  // As above: up to twelve wrapping key pairs per test (failed at 30 s under load).
+  this.timeout(120_000);
   let server: TestServer;
   let kms: KMSClient;
 
