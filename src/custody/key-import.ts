@@ -28,7 +28,8 @@ export {
  * its private half is sensitive, never extractable, and may only unwrap and decrypt.
  * Imported material is first unwrapped into a sensitive, non-extractable *session* object;
  * the token computes its key check value there, and only material the caller's decision
- * accepts is copied (C_CopyObject) into a token object with the material label. Which
+ * accepts is copied (C_CopyObject) into a token object with the material label, whose handle
+ * this process keeps like a generated key's (object-lookup.ts `created`). Which
  * wrapping algorithms keep the material entirely inside the token: docs/key-custody.md.
  */
 

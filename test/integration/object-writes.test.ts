@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateKeyCommand, DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DecryptCommand, EncryptCommand, GenerateMacCommand, SignCommand, VerifyCommand, VerifyMacCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import pino from 'pino';
 import { loadConfig, loadHsmProfile } from '../../src/config/config';
@@ -17,6 +17,7 @@ import { objectFilesBeyond } from '../support/softhsm2-object-file';
 import { TestServer } from '../support/server';
 import { activeToken } from '../support/test-tokens';
 import { TokenInspector } from '../support/token-tool';
+import { importWrapped } from '../support/wrap-material';
 
 /**
  * Key creations and lookups at once in one process, on the custody layer with a real token:
@@ -131,7 +132,7 @@ describe('token-object creations while lookups run in the same process', functio
   });
 });
 
-describe('token lookups after a restart', function () {
+describe('token lookups on a first use: after a restart, after an import', function () {
   this.timeout(60_000);
 
   /** C_FindObjectsInit calls the service has made so far (its /metrics). */
@@ -155,6 +156,43 @@ describe('token lookups after a restart', function () {
         expect(Buffer.from((await server.client().send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal(`key ${i}`);
       }
       expect((await searches(server)) - before, 'token searches for 20 first uses').to.equal(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('imported material\'s first use searches nothing: the import keeps the handles of the token objects it made (AES, HMAC, EC)', async () => {
+    // No sweep during the test: its reconciliation listing would cache every handle itself.
+    const server = await TestServer.start({ sweepIntervalSeconds: 3600 });
+    const kms = server.client();
+    const external = async (extra: Partial<{ KeySpec: 'HMAC_256' | 'ECC_NIST_P256'; KeyUsage: 'GENERATE_VERIFY_MAC' | 'SIGN_VERIFY' }> = {}) =>
+      (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL', ...extra }))).KeyMetadata!.KeyId!;
+    try {
+      const aes = await external();
+      const hmac = await external({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+      const ec = await external({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+      const aesMaterial = randomBytes(32);
+      await importWrapped(kms, aes, aesMaterial);
+      // The same material again: its import makes an object, then destroys it (the key keeps the first).
+      await importWrapped(kms, aes, aesMaterial);
+      await importWrapped(kms, hmac, randomBytes(32));
+      await importWrapped(kms, ec, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ format: 'der', type: 'pkcs8' }));
+      const message = Buffer.from('first use after an import');
+      const before = await searches(server);
+      const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: aes, Plaintext: message }));
+      const { Mac } = await kms.send(new GenerateMacCommand({ KeyId: hmac, MacAlgorithm: 'HMAC_SHA_256', Message: message }));
+      const { Signature } = await kms.send(new SignCommand({ KeyId: ec, SigningAlgorithm: 'ECDSA_SHA_256', Message: message }));
+      const { MacValid } = await kms.send(new VerifyMacCommand({ KeyId: hmac, MacAlgorithm: 'HMAC_SHA_256', Message: message, Mac }));
+      const { SignatureValid } = await kms.send(new VerifyCommand({ KeyId: ec, SigningAlgorithm: 'ECDSA_SHA_256', Message: message, Signature }));
+      expect((await searches(server)) - before, 'token searches for the first uses of three imported keys').to.equal(0);
+      expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal(message.toString());
+      expect([MacValid, SignatureValid]).to.deep.equal([true, true]);
+      const inspector = new TokenInspector(server.dataDir);
+      try {
+        expect((await inspector.list()).filter((o) => o.label.startsWith(`p11kms:${aes}:`)).length, 'token objects of the AES key imported twice').to.equal(1);
+      } finally {
+        await inspector.close();
+      }
     } finally {
       await server.stop();
     }

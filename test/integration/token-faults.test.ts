@@ -66,9 +66,16 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
   });
 
   it('a key object the token stopped showing (SoftHSM2 hides one it read half-written) is found again after one module re-initialisation', async () => {
-    // Imported material: its first use looks the object up (a process keeps the handles of the keys it generates).
+    // A process keeps the handles of the objects it makes (generation and import alike), so the
+    // key's use must first lose its cached handle: a handle the token reports invalid, here on
+    // another key's use, drops every cached handle (pkcs11-errors.ts, recovery 'handles').
     const keyId = (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
     await (await importer(kms, keyId))(randomBytes(32));
+    const other = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const dropped = injections();
+    inject([{ call: 'C_EncryptInit', ckr: 'CKR_KEY_HANDLE_INVALID' }]);
+    await encryptKept(other, 'encrypted after the token called a cached handle invalid');
+    expect(injections() - dropped, 'the handle the token called invalid').to.equal(1);
     const before = injections();
     // Until the module is initialised again, every lookup of a new object finds nothing.
     inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
