@@ -33,7 +33,9 @@ export async function unwrapToSession(
 ): Promise<ObjectHandle> {
   const p = token.pkcs11;
   const label = wrappingLabel(request.wrapping);
-  const privateKey = token.lookup.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
+  // By the pair's creation id (its handle is cached from generation or a listing); by label
+  // for a pair made before wrapping pairs carried one.
+  const privateKey = token.lookup.findCreation(session, request.wrapping.wrappingId, pkcs11js.CKO_PRIVATE_KEY) ?? token.lookup.findObject(session, label, pkcs11js.CKO_PRIVATE_KEY);
   if (!privateKey) throw new KmsError('InvalidImportTokenException', 'Import token is invalid or expired.', { internalDetail: `no wrapping key ${label}` });
   const modulusBytes = Number(request.wrappingKeySpec.slice('RSA_'.length)) / 8;
   const privateTarget = template.some((a) => a.type === pkcs11js.CKA_CLASS && a.value === pkcs11js.CKO_PRIVATE_KEY);

@@ -62,6 +62,9 @@ export class KeyImporter {
           { type: pkcs11js.CKA_SIGN, value: false },
         ],
       );
+      // ImportKeyMaterial finds the private half by this creation id: kept, it searches nothing.
+      this.token.lookup.created(ref.wrappingId, pkcs11js.CKO_PRIVATE_KEY, pair.privateKey);
+      this.token.lookup.created(ref.wrappingId, pkcs11js.CKO_PUBLIC_KEY, pair.publicKey);
       const [n, e] = this.token.pkcs11.C_GetAttributeValue(session, pair.publicKey, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]);
       return spkiOf(spec as KeySpec, { family: 'rsa', modulus: n.value as Buffer, exponent: e.value as Buffer });
     }, retryingCreation(this.token, ref.wrappingId));
@@ -74,6 +77,7 @@ export class KeyImporter {
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
       this.token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
       this.token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
+      this.token.lookup.forgetCreation(ref.wrappingId);
       return handles.length > 0;
     });
   }

@@ -161,7 +161,7 @@ describe('token lookups on a first use: after a restart, after an import', funct
     }
   });
 
-  it('imported material\'s first use searches nothing: the import keeps the handles of the token objects it made (AES, HMAC, EC)', async () => {
+  it('imports and imported material\'s first use search nothing: GetParametersForImport and ImportKeyMaterial keep the handles of the token objects they made (AES, HMAC, EC)', async () => {
     // No sweep during the test: its reconciliation listing would cache every handle itself.
     const server = await TestServer.start({ sweepIntervalSeconds: 3600 });
     const kms = server.client();
@@ -172,11 +172,14 @@ describe('token lookups on a first use: after a restart, after an import', funct
       const hmac = await external({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
       const ec = await external({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
       const aesMaterial = randomBytes(32);
-      await importWrapped(kms, aes, aesMaterial);
-      // The same material again: its import makes an object, then destroys it (the key keeps the first).
+      const beforeImports = await searches(server);
       await importWrapped(kms, aes, aesMaterial);
       await importWrapped(kms, hmac, randomBytes(32));
       await importWrapped(kms, ec, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ format: 'der', type: 'pkcs8' }));
+      // ImportKeyMaterial finds its wrapping key by the handle GetParametersForImport kept.
+      expect((await searches(server)) - beforeImports, 'token searches for three imports').to.equal(0);
+      // The same material again: its import makes an object, then destroys it (the key keeps the first).
+      await importWrapped(kms, aes, aesMaterial);
       const message = Buffer.from('first use after an import');
       const before = await searches(server);
       const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: aes, Plaintext: message }));
