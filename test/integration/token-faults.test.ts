@@ -72,16 +72,21 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
     const keyId = (await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!.KeyId!;
     await (await importer(kms, keyId))(randomBytes(32));
     const other = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
-    const dropped = injections();
-    inject([{ call: 'C_EncryptInit', ckr: 'CKR_KEY_HANDLE_INVALID' }]);
-    await encryptKept(other, 'encrypted after the token called a cached handle invalid');
-    expect(injections() - dropped, 'the handle the token called invalid').to.equal(1);
-    const before = injections();
-    // Until the module is initialised again, every lookup of a new object finds nothing.
-    inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
-    await encryptKept(keyId, 'encrypted with an object the module view had lost');
-    expect(injections() - before, 'the lookup found nothing at first').to.be.greaterThan(0);
-    expect(server.stderr()).to.match(/re-initialising the module view/);
+    const reinitialisations = () => (server.stderr().match(/re-initialising the module view/g) ?? []).length;
+    for (let round = 1; ; round++) {
+      const dropped = injections();
+      inject([{ call: 'C_EncryptInit', ckr: 'CKR_KEY_HANDLE_INVALID' }]);
+      await encryptKept(other, 'encrypted after the token called a cached handle invalid');
+      expect(injections() - dropped, 'the handle the token called invalid').to.equal(1);
+      const before = reinitialisations();
+      // Until the module is initialised again, every lookup of a new object finds nothing.
+      inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
+      await encryptKept(keyId, 'encrypted with an object the module view had lost');
+      if (reinitialisations() > before) break;
+      // A sweep's listing (every second here) cached the handle again in between: no lookup ran.
+      inject([]);
+      expect(round, 'rounds in which the key\'s use looked its object up').to.be.lessThan(3);
+    }
   });
 
   it('Encrypt recovers from a lost session and a device error on the way, without a restart', async () => {
