@@ -25,6 +25,16 @@ const PREFIX_MESSAGE =
 describe('aliases (CreateAlias, UpdateAlias, DeleteAlias)', function () {
   const { kms, createKey, listAllAliases, findAlias, encryptVia } = aliasSuite();
 
+  /** One alias name created in us-west-2 and in eu-west-1, each for a key of its own region. */
+  const oneAliasNameInTwoRegions = async (prefix: string) => {
+    const west = await createKey('us-west-2');
+    const eu = await createKey('eu-west-1');
+    const alias = uniqueAlias(prefix);
+    await kms('us-west-2').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: west.KeyId }));
+    await kms('eu-west-1').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: eu.KeyId }));
+    return { west, eu, alias };
+  };
+
   describe('CreateAlias', function () {
     it('creates an alias that DescribeKey, Encrypt and GenerateDataKey resolve to its key', async function () {
       const key = await createKey();
@@ -166,11 +176,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias)', function () {
     });
 
     it('allows the same alias name in two regions, each pointing at its own key', async function () {
-      const west = await createKey('us-west-2');
-      const eu = await createKey('eu-west-1');
-      const alias = uniqueAlias('shared');
-      await kms('us-west-2').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: west.KeyId }));
-      await kms('eu-west-1').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: eu.KeyId }));
+      const { west, eu, alias } = await oneAliasNameInTwoRegions('shared');
       expect((await encryptVia(alias, 'us-west-2')).KeyId).to.equal(west.Arn);
       expect((await encryptVia(alias, 'eu-west-1')).KeyId).to.equal(eu.Arn);
       expect((await findAlias(alias, 'us-west-2'))?.AliasArn).to.equal(aliasArnOf('us-west-2', alias));
@@ -290,11 +296,7 @@ describe('aliases (CreateAlias, UpdateAlias, DeleteAlias)', function () {
     });
 
     it('does not delete the alias of the same name in another region', async function () {
-      const west = await createKey('us-west-2');
-      const eu = await createKey('eu-west-1');
-      const alias = uniqueAlias('regional');
-      await kms('us-west-2').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: west.KeyId }));
-      await kms('eu-west-1').send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: eu.KeyId }));
+      const { west, alias } = await oneAliasNameInTwoRegions('regional');
       await kms('eu-west-1').send(new DeleteAliasCommand({ AliasName: alias }));
       expect((await encryptVia(alias, 'us-west-2')).KeyId).to.equal(west.Arn);
       expect((await expectKmsError(encryptVia(alias, 'eu-west-1'))).name).to.equal('NotFoundException');

@@ -33,6 +33,16 @@ const SYMMETRIC_FIELDS = [
 
 describe('key creation (CreateKey, DescribeKey, UpdateKeyDescription)', function () {
   const { kms, createKey, describeKey, listAllKeys } = keyManagementSuite();
+
+  /** CreateKey with a value outside `member`'s enum: AWS's ValidationException, and the values its message lists. */
+  const enumRefusal = async (input: Record<string, string>, value: string, member: string): Promise<string[]> => {
+    const err = await expectKmsError(kms().send(new CreateKeyCommand(input as unknown as CreateKeyCommandInput)));
+    expect(err.name).to.equal('ValidationException');
+    const prefix = `1 validation error detected: Value '${value}' at '${member}' failed to satisfy constraint: Member must satisfy enum value set: [`;
+    expect(err.message.startsWith(prefix), err.message).to.equal(true);
+    expect(err.message.endsWith(']'), err.message).to.equal(true);
+    return err.message.slice(prefix.length, -1).split(', ');
+  };
   const freshRegion = freshRegions();
 
   describe('CreateKey', function () {
@@ -131,13 +141,7 @@ describe('key creation (CreateKey, DescribeKey, UpdateKeyDescription)', function
     });
 
     it('rejects a KeySpec outside the enum with the AWS validation message', async function () {
-      const input = { KeySpec: 'HMAC_random' } as unknown as CreateKeyCommandInput;
-      const err = await expectKmsError(kms().send(new CreateKeyCommand(input)));
-      expect(err.name).to.equal('ValidationException');
-      const prefix = "1 validation error detected: Value 'HMAC_random' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [";
-      expect(err.message.startsWith(prefix), err.message).to.equal(true);
-      expect(err.message.endsWith(']'), err.message).to.equal(true);
-      const listed = err.message.slice(prefix.length, -1).split(', ');
+      const listed = await enumRefusal({ KeySpec: 'HMAC_random' }, 'HMAC_random', 'keySpec');
       // The set is unordered on AWS; every recorded spec must be in it.
       expect(listed).to.include.members([
         'RSA_2048', 'ECC_NIST_P384', 'ECC_NIST_P256', 'ECC_NIST_P521', 'HMAC_384', 'RSA_3072',
@@ -146,12 +150,7 @@ describe('key creation (CreateKey, DescribeKey, UpdateKeyDescription)', function
     });
 
     it('rejects a KeyUsage outside the enum with the AWS validation message', async function () {
-      const input = { KeyUsage: 'RANDOM' } as unknown as CreateKeyCommandInput;
-      const err = await expectKmsError(kms().send(new CreateKeyCommand(input)));
-      expect(err.name).to.equal('ValidationException');
-      const prefix = "1 validation error detected: Value 'RANDOM' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set: [";
-      expect(err.message.startsWith(prefix), err.message).to.equal(true);
-      const listed = err.message.slice(prefix.length, -1).split(', ');
+      const listed = await enumRefusal({ KeyUsage: 'RANDOM' }, 'RANDOM', 'keyUsage');
       expect(listed).to.include.members(['ENCRYPT_DECRYPT', 'SIGN_VERIFY', 'GENERATE_VERIFY_MAC']);
     });
 
