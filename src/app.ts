@@ -36,6 +36,7 @@ import { type Listener, listen } from './server/listener';
 import { ServiceMetrics } from './server/metrics';
 import { RequestQuotas } from './server/quotas';
 import { ExternalKeys } from './custody/external-keys';
+import { recordTokenUser } from './custody/token-users';
 import { startXksListener } from './wire/xks/server';
 import { XksSettingsFile } from './wire/xks/settings';
 import { WorkInFlight } from './server/work-in-flight';
@@ -73,12 +74,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let token: Token | undefined;
   let audit: AuditTrail | undefined;
   let keyStores: KeyStoreConnections | undefined;
+  let endTokenUse: (() => void) | undefined;
   try {
     const profile = loadHsmProfile(config);
     const modules = new Pkcs11Modules();
     // With the store's lock held nothing else writes to the embedded token: object files a crash
     // left unfinished can go before it is loaded (a shared store: other processes may be writing).
     const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter };
+    // Before the token is opened: maintenance of its files waits for the token lock, then sees us.
+    endTokenUse = recordTokenUser(config.dataDir);
     const opened = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
     token = opened.token;
     const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log, keyQueue: new KeyQueue(), work: new WorkInFlight() };
@@ -221,12 +225,14 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await trail.close();
         await store.close();
         openToken.close();
+        endTokenUse?.();
       },
     };
   } catch (err) {
     await audit?.close().catch(() => undefined);
     await keyStores?.close().catch(() => undefined);
     token?.close();
+    endTokenUse?.();
     await store.close();
     throw err;
   }

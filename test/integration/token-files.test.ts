@@ -4,12 +4,15 @@ import * as path from 'node:path';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { objectFileState, SET_ASIDE_DIR, withTokenFlag } from '../../src/custody/softhsm2-files';
+import { freshDatabaseUrl } from '../support/postgres';
 import { storeAndTokenFindings } from '../support/race-kit';
 import { TestServer } from '../support/server';
 import { TokenInspector } from '../support/token-tool';
 import { activeToken } from '../support/test-tokens';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+
+const restoreSetAside = (dataDir: string) => spawnSync(process.execPath, [MAIN, 'token', 'restore-set-aside', '--data-dir', dataDir], { encoding: 'utf8' });
 
 /** The token directory's object files, newest first. */
 function objectFiles(dataDir: string): string[] {
@@ -46,7 +49,7 @@ describe('embedded SoftHSM2 token files: a key stored unmarked is set aside, nev
     expect(fs.existsSync(keyFile), 'and gone from the token directory').to.equal(false);
     const unavailable = await server.client().send(new DecryptCommand({ CiphertextBlob: sealed })).catch((e: Error) => e);
     expect((unavailable as Error).name).to.equal('KeyUnavailableException');
-    const refused = spawnSync(process.execPath, [MAIN, 'token', 'restore-set-aside', '--data-dir', server.dataDir], { encoding: 'utf8' });
+    const refused = restoreSetAside(server.dataDir);
     expect([refused.status, refused.stderr]).to.deep.equal([1, `p11kms token restore-set-aside: the service is running on ${server.dataDir} (pid ${server.pid}); stop it first\n`]);
     expect(fs.existsSync(aside), 'still set aside while the service runs').to.equal(true);
     await server.stop();
@@ -64,6 +67,26 @@ describe('embedded SoftHSM2 token files: a key stored unmarked is set aside, nev
     } finally {
       await inspector.close();
       await server.stop();
+    }
+  });
+
+  it('`restore-set-aside` refuses while services sharing a PostgreSQL store use the token, and runs once the last of them was killed', async () => {
+    const first = await TestServer.start({ env: { P11KMS_STORE_URL: await freshDatabaseUrl() } });
+    const second = await TestServer.start({ ...first.options, dataDir: first.dataDir });
+    try {
+      const pids = [first.pid!, second.pid!].sort((a, b) => a - b);
+      const refused = restoreSetAside(first.dataDir);
+      expect([refused.status, refused.stderr]).to.deep.equal([1, `p11kms token restore-set-aside: the service is running on ${first.dataDir} (pid ${pids.join(', ')}); stop it first\n`]);
+      await second.stop();
+      await first.kill();
+      // kill -9 leaves the process's record behind; its identity tells it is gone.
+      expect(fs.readdirSync(path.join(first.dataDir, 'token-users'))).to.have.length(1);
+      const done = restoreSetAside(first.dataDir);
+      expect([done.status, done.stderr]).to.deep.equal([0, '']);
+      expect(done.stdout).to.match(/^0 key object file\(s\) restored/);
+    } finally {
+      await second.stop();
+      await first.stop();
     }
   });
 });
