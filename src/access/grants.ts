@@ -46,6 +46,17 @@ export function grantableOperations(keySpec: KeySpec, keyUsage: KeyUsageType): r
   }
 }
 
+/**
+ * A grant has at most one constraint. As AWS answers (aws/aws-sdk-java#328, and the comment of
+ * terraform-provider-aws's aws_kms_grant): both members given is "More than one constraint
+ * supplied", even when one of them is an empty map, so this looks at the request as sent.
+ */
+export function checkSingleConstraint(requested: { EncryptionContextEquals?: unknown; EncryptionContextSubset?: unknown } | undefined): void {
+  if (requested?.EncryptionContextEquals !== undefined && requested.EncryptionContextSubset !== undefined) {
+    throw new KmsError('ValidationException', 'More than one constraint supplied');
+  }
+}
+
 /** CreateGrant's checks of Operations and Constraints against the key (ValidationException). */
 export function checkGrantRequest(
   key: { arn: string; keySpec: KeySpec; keyUsage: KeyUsageType },
@@ -62,9 +73,6 @@ export function checkGrantRequest(
       'ValidationException',
       `Grant operations ${invalid.join(', ')} are not valid for ${key.arn}, whose KeySpec is ${key.keySpec} and KeyUsage ${key.keyUsage}.`,
     );
-  }
-  if (constraints?.encryptionContextEquals && constraints.encryptionContextSubset) {
-    throw new KmsError('ValidationException', 'A grant may have EncryptionContextEquals or EncryptionContextSubset, not both.');
   }
   if ((constraints?.encryptionContextEquals || constraints?.encryptionContextSubset) && key.keySpec !== 'SYMMETRIC_DEFAULT') {
     throw new KmsError(
@@ -100,6 +108,16 @@ function contextIncludes(context: Readonly<Record<string, string>>, pairs: Reado
   const values = new Map<string, string[]>();
   for (const [k, v] of Object.entries(context)) values.set(k.toLowerCase(), [...(values.get(k.toLowerCase()) ?? []), v]);
   return Object.entries(pairs).every(([k, v]) => values.get(k.toLowerCase())?.includes(v) === true);
+}
+
+/**
+ * The same pairs, exactly (keys too case-sensitive), in any order: whether two CreateGrant
+ * requests name the same constraint. Absent and absent are the same.
+ */
+export function sameEncryptionContext(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.prototype.hasOwnProperty.call(b, k) && a[k] === b[k]);
 }
 
 function contextEquals(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

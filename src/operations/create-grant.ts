@@ -1,5 +1,5 @@
 import { authorizeGrantDelegation } from '../access/authorize';
-import { anotherGrantToken, checkGrantRequest, newGrantId, newGrantToken } from '../access/grants';
+import { anotherGrantToken, checkGrantRequest, checkSingleConstraint, newGrantId, newGrantToken, sameEncryptionContext } from '../access/grants';
 import { KmsError } from '../errors';
 import type { GrantRecord } from '../store/grant-record';
 import type { OperationHandler } from './context';
@@ -28,6 +28,7 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
   });
   checkGrantPrincipal(services, input.GranteePrincipal, 'GranteePrincipal');
   if (input.RetiringPrincipal !== undefined) checkGrantPrincipal(services, input.RetiringPrincipal, 'RetiringPrincipal');
+  checkSingleConstraint(input.Constraints);
   checkGrantRequest(key, operations, constraints);
   authorizeGrantDelegation(ctx.caller, key, viaGrant, operations, constraints);
   stopIfDryRun(input.DryRun);
@@ -70,6 +71,14 @@ function sameGrant(a: GrantRecord, b: GrantRecord): boolean {
     a.retiringPrincipal === b.retiringPrincipal &&
     a.issuingAccount === b.issuingAccount &&
     JSON.stringify(a.operations) === JSON.stringify(b.operations) &&
-    JSON.stringify(a.constraints ?? null) === JSON.stringify(b.constraints ?? null)
+    sameConstraints(a.constraints, b.constraints)
+  );
+}
+
+/** Encryption contexts are maps: the order a client happened to send their pairs in is no parameter. */
+function sameConstraints(a: GrantRecord['constraints'], b: GrantRecord['constraints']): boolean {
+  return (
+    sameEncryptionContext(a?.encryptionContextEquals, b?.encryptionContextEquals) &&
+    sameEncryptionContext(a?.encryptionContextSubset, b?.encryptionContextSubset)
   );
 }

@@ -220,6 +220,34 @@ describe('grants (strict mode)', function () {
       expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.deep.equal([]);
     });
 
+    it('CreateGrant: both constraint members, even one an empty map, are "More than one constraint supplied", as AWS answers', async () => {
+      const k = await createKey();
+      const grant = (Constraints: Record<string, Record<string, string>>) =>
+        c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Decrypt'], Constraints }));
+      // aws/aws-sdk-java#328: AWS refused a Subset with an empty Equals beside it.
+      const both: Array<Record<string, Record<string, string>>> = [
+        { EncryptionContextSubset: { a: '1' }, EncryptionContextEquals: {} },
+        { EncryptionContextSubset: { a: '1' }, EncryptionContextEquals: { a: '1' } },
+      ];
+      for (const constraints of both) {
+        const err = await expectKmsError(grant(constraints));
+        expect([err.name, err.message, err.$metadata?.httpStatusCode]).to.deep.equal(['ValidationException', 'More than one constraint supplied', 400]);
+      }
+      expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.deep.equal([]);
+    });
+
+    it('CreateGrant with a Name: a retry that sends the same encryption-context pairs in another order gets the same grant (API reference, CreateGrant Name)', async () => {
+      const k = await createKey();
+      const grant = (Constraints: Record<string, Record<string, string>>, Name: string) =>
+        c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['Decrypt'], Constraints, Name }));
+      const first = await grant({ EncryptionContextSubset: { tenant: 't1', stage: 'prod' } }, 'nightly');
+      const retried = await grant({ EncryptionContextSubset: { stage: 'prod', tenant: 't1' } }, 'nightly');
+      expect(retried.GrantId).to.equal(first.GrantId);
+      const other = await grant({ EncryptionContextSubset: { stage: 'prod', tenant: 't2' } }, 'nightly');
+      expect(other.GrantId).not.to.equal(first.GrantId);
+      expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.have.length(2);
+    });
+
     it('encryption-context constraints: keys case-insensitive, values case-sensitive; GenerateDataKeyPair and both halves of ReEncrypt; not DescribeKey', async () => {
       const k = await createKey();
       await c.ADMIN.send(
