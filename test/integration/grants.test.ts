@@ -248,6 +248,16 @@ describe('grants (strict mode)', function () {
       expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId! }))).Grants).to.have.length(2);
     });
 
+    it('ListGrants: a GrantId filter that is no grant id is InvalidGrantIdException, as RevokeGrant answers; a well-formed unknown one lists nothing', async () => {
+      const k = await createKey();
+      await c.ADMIN.send(new CreateGrantCommand({ KeyId: k.KeyId!, GranteePrincipal: BOB.principalArn, Operations: ['DescribeKey'] }));
+      const malformed = await expectKmsError(c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, GrantId: 'not-a-grant-id' })));
+      expect([malformed.name, malformed.message]).to.deep.equal(['InvalidGrantIdException', 'Invalid grant ID: not-a-grant-id']);
+      const revoke = await expectKmsError(c.ADMIN.send(new RevokeGrantCommand({ KeyId: k.KeyId!, GrantId: 'not-a-grant-id' })));
+      expect(revoke.name).to.equal('InvalidGrantIdException');
+      expect((await c.ADMIN.send(new ListGrantsCommand({ KeyId: k.KeyId!, GrantId: 'a'.repeat(64) }))).Grants).to.deep.equal([]);
+    });
+
     it('encryption-context constraints: keys case-insensitive, values case-sensitive; GenerateDataKeyPair and both halves of ReEncrypt; not DescribeKey', async () => {
       const k = await createKey();
       await c.ADMIN.send(
