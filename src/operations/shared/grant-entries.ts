@@ -40,12 +40,17 @@ function constraintsOut(constraints: GrantConstraintsRecord): GrantConstraints {
   return out;
 }
 
-/** A grantee or retiring principal: an AWS principal ARN (in strict mode, one the credentials file knows). */
+/**
+ * A grantee or retiring principal: an AWS principal ARN (in strict mode, one the credentials
+ * file knows). A well-formed ARN of a principal that does not exist is InvalidArnException, as
+ * AWS answers for an IAM role not (yet) known to KMS (terraform-provider-aws retries CreateGrant
+ * on it for that reason: aws_kms_grant, pull request #3038).
+ */
 export function checkGrantPrincipal(services: Services, principal: string, member: string): void {
   const directory = services.access?.enforce ? services.access.directory : undefined;
-  if (!AWS_PRINCIPAL.test(principal) || /^\d{12}$/.test(principal) || (directory && !directory.principalExists(principal))) {
-    throw new KmsError('ValidationException', `${member} ${principal} is not a valid principal.`);
-  }
+  const message = `${member} ${principal} is not a valid principal.`;
+  if (!AWS_PRINCIPAL.test(principal) || /^\d{12}$/.test(principal)) throw new KmsError('ValidationException', message);
+  if (directory && !directory.principalExists(principal)) throw new KmsError('InvalidArnException', message);
 }
 
 /** A grant id as AWS makes them: 64 hex characters. */

@@ -139,13 +139,14 @@ const REWORDED: readonly Rewording[] = [
     code: 'KMS.0308',
     message: (m) => `Invalid parameter: a key of key_spec ${huaweiSpecOf(m[1])} has no public key (RSA and EC keys have one).`,
   },
-  // CreateGrant: "GranteePrincipal <principal ARN> is not a valid principal."
-  {
-    name: 'ValidationException',
+  // CreateGrant: "GranteePrincipal <principal ARN> is not a valid principal." (malformed: ValidationException; unknown: InvalidArnException)
+  ...(['ValidationException', 'InvalidArnException'] as const).map((name) => ({
+    name,
     pattern: /^(GranteePrincipal|RetiringPrincipal) (\S+) is not a valid principal/,
     code: 'KMS.0308',
-    message: (m) => `Invalid parameter: ${m[1] === 'GranteePrincipal' ? 'grantee_principal' : 'retiring_principal'} ${principalName(m[2])} is not a user or account this service knows.`,
-  },
+    message: (m: RegExpExecArray) =>
+      `Invalid parameter: ${m[1] === 'GranteePrincipal' ? 'grantee_principal' : 'retiring_principal'} ${principalName(m[2])} is not a user or account this service knows.`,
+  })),
   // CreateGrant: "Grant operations Encrypt are not valid for <key ARN>, whose KeySpec is … and KeyUsage …."
   {
     name: 'ValidationException',
