@@ -7,7 +7,12 @@ import { stopIfDryRun } from './shared/checks';
 import { checkGrantId, grantNotFound, isGrantOn } from './shared/grant-entries';
 import { findKey, requestConditionValues } from './shared/key-resolution';
 
-/** RetireGrant by GrantToken, or by KeyId (the key ARN) and GrantId. */
+/**
+ * RetireGrant by GrantToken, or by KeyId (the key ARN) and GrantId. AWS answers nothing; the
+ * result names the grant and its key for the audit trail only (CloudTrail's RetireGrant record
+ * has the grant id in additionalEventData and the key in resources, even when the caller named
+ * only a token): the wire encoders send only the members the model defines, none here.
+ */
 export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, services) => {
   let grant: GrantRecord | undefined;
   if (input.GrantToken !== undefined) {
@@ -36,5 +41,5 @@ export const retireGrant: OperationHandler<'RetireGrant'> = async (input, ctx, s
     if (!(await tx.getGrant(grantId))) throw grantNotFound(grantId);
     tx.deleteGrant(grantId);
   });
-  return {};
+  return { KeyId: key.arn, GrantId: grantId };
 };

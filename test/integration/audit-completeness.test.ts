@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateGrantCommand, CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, RetireGrantCommand, RotateKeyOnDemandCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { compactTime, listTrailFiles, trailFileName } from '../../src/audit/format';
 import { queryChains } from '../../src/audit/query';
@@ -106,6 +106,18 @@ describe('audit trail completeness', function () {
     const grant = await kms.send(new CreateGrantCommand({ KeyId: key.KeyId, GranteePrincipal: 'arn:aws:iam::111122223333:role/app', Operations: ['Decrypt'] }));
     const record = readTrail(auditDir).find((r) => r.requestID === grant.$metadata.requestId);
     expect(record!.responseElements).to.deep.equal({ grantId: grant.GrantId, keyId: key.Arn });
+  });
+
+  it('RetireGrant by grant token: the record names the grant (additionalEventData.grantId) and its key (resources), as CloudTrail does', async () => {
+    const kms = server.client();
+    const key = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+    const grant = await kms.send(new CreateGrantCommand({ KeyId: key.KeyId, GranteePrincipal: 'arn:aws:iam::111122223333:role/app', Operations: ['Decrypt'] }));
+    const retired = await kms.send(new RetireGrantCommand({ GrantToken: grant.GrantToken }));
+    const record = readTrail(auditDir).find((r) => r.requestID === retired.$metadata.requestId)!;
+    expect(record.requestParameters).to.equal(null);
+    expect(record.responseElements).to.equal(null);
+    expect(record.additionalEventData).to.include({ grantId: grant.GrantId });
+    expect(record.resources).to.deep.equal([{ accountId: key.AWSAccountId, type: 'AWS::KMS::Key', ARN: key.Arn }]);
   });
 
   it('audit query --to finds a record written to a file opened after it was made (a rotation between the call and its write)', () => {
