@@ -16,15 +16,16 @@ export const PROJECT = '0123456789abcdef0123456789abcdef';
 
 /**
  * Requests to `/v1.0/{project}/kms/…` of the server at `endpoint()` (read at each request: the
- * server starts in a `before` hook). A string body is sent as written, so a test can send
- * JSON that JSON.stringify would change ("__proto__" members, duplicates, malformed text).
+ * server starts in a `before` hook). A string or byte body is sent as written, so a test can
+ * send JSON that JSON.stringify would change ("__proto__" members, duplicates, malformed text,
+ * bytes that are not UTF-8).
  */
 export function huaweiClient(endpoint: () => string, token = 'permissive-token') {
   async function request(method: string, path: string, body?: unknown, project = PROJECT): Promise<Reply> {
     const res = await fetch(`${endpoint()}/v1.0/${project}/kms/${path}`, {
       method,
       headers: { 'Content-Type': 'application/json', 'X-Auth-Token': token },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      ...(body === undefined ? {} : { body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) }),
     });
     const raw = await res.text();
     return { status: res.status, body: raw ? (JSON.parse(raw) as Row) : {}, raw };

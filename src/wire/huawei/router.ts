@@ -237,11 +237,19 @@ function errorOf(body: string): { code: string; message: string } {
   return { code: parsed.error?.error_code ?? 'Unknown', message: parsed.error?.error_msg ?? '' };
 }
 
+/**
+ * JSON text is UTF-8 (RFC 8259, section 8.1). Fatal: bytes that are not UTF-8 make the body
+ * malformed rather than text with U+FFFD in their place, which would encrypt other text than
+ * was sent and let different encryption contexts open the same ciphertext. ignoreBOM: a
+ * leading BOM stays in the text, where JSON.parse refuses it as before.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function parseBody(body: Buffer): Body {
   if (body.length === 0) return {};
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(UTF8.decode(body));
   } catch {
     throw invalid('KMS.0202');
   }

@@ -1,0 +1,43 @@
+import { expect } from 'chai';
+import { expectHuaweiError as expectError, huaweiClient } from '../support/huawei-client';
+import { TestServer } from '../support/server';
+
+/**
+ * decrypt-data against its reference ("Decrypting Data", kms_02_0034): cipher_text is "the
+ * cipher_text value in the data encryption result" matching ^[0-9a-zA-Z+/=]{188,5648}$, and
+ * encryption_context is "key-value pairs with a maximum length of 8192 characters", required
+ * for decryption when it was specified during encryption. Over HTTP against the real server
+ * and token.
+ */
+describe('Huawei dialect: decrypt-data as its reference defines it', function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  let keyId: string;
+
+  before(async () => {
+    server = await TestServer.start();
+    keyId = await newKey('dd-aes');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const { hw, newKey } = huaweiClient(() => server.endpoint);
+
+  async function encrypted(plainText: string, context?: Record<string, string>): Promise<string> {
+    const enc = await hw('encrypt-data', { key_id: keyId, plain_text: plainText, encryption_context: context });
+    expect(enc.status, enc.raw).to.equal(200);
+    return enc.body.cipher_text as string;
+  }
+
+  it('a request body that is not UTF-8 is malformed JSON (KMS.0202), not text with U+FFFD in place of its bytes', async () => {
+    const bytes = (text: string) => Buffer.from(text, 'latin1');
+    expectError(await hw('encrypt-data', bytes(`{"key_id":"${keyId}","plain_text":"a\xffb"}`)), 400, 'KMS.0202');
+    expectError(await hw('encrypt-data', bytes(`{"key_id":"${keyId}","plain_text":"c","encryption_context":{"k":"\xff"}}`)), 400, 'KMS.0202');
+    const cipher = await encrypted('c', { k: '\ufffd' });
+    expectError(await hw('decrypt-data', bytes(`{"cipher_text":"${cipher}","encryption_context":{"k":"\xfe"}}`)), 400, 'KMS.0202');
+    // The same text sent as UTF-8 bytes is read as sent.
+    const opened = await hw('decrypt-data', Buffer.from(JSON.stringify({ cipher_text: cipher, encryption_context: { k: '\ufffd' } }), 'utf8'));
+    expect(opened.body, opened.raw).to.deep.equal({ key_id: keyId, plain_text: 'c' });
+  });
+});
