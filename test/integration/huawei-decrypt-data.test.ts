@@ -30,6 +30,19 @@ describe('Huawei dialect: decrypt-data as its reference defines it', function ()
     return enc.body.cipher_text as string;
   }
 
+  it('only the encryption_context used to encrypt opens a ciphertext: a lone surrogate in a key or value is refused (KMS.0208), never read as U+FFFD', async () => {
+    for (const context of [{ k: '\ud800' }, { k: 'a\udfffb' }, { '\ud800': 'v' }]) {
+      expectError(await hw('encrypt-data', { key_id: keyId, plain_text: 'secret', encryption_context: context }), 400, 'KMS.0208');
+    }
+    const cipher = await encrypted('secret', { k: '\ufffd' });
+    for (const context of [{ k: '\ud800' }, { k: '\udfff' }]) {
+      const reply = await hw('decrypt-data', { cipher_text: cipher, encryption_context: context });
+      expectError(reply, 400, 'KMS.0208');
+      expect(reply.body.error.error_msg).to.contain('well-formed');
+    }
+    expect((await hw('decrypt-data', { cipher_text: cipher, encryption_context: { k: '\ufffd' } })).body).to.deep.equal({ key_id: keyId, plain_text: 'secret' });
+  });
+
   it('a request body that is not UTF-8 is malformed JSON (KMS.0202), not text with U+FFFD in place of its bytes', async () => {
     const bytes = (text: string) => Buffer.from(text, 'latin1');
     expectError(await hw('encrypt-data', bytes(`{"key_id":"${keyId}","plain_text":"a\xffb"}`)), 400, 'KMS.0202');
@@ -39,5 +52,16 @@ describe('Huawei dialect: decrypt-data as its reference defines it', function ()
     // The same text sent as UTF-8 bytes is read as sent.
     const opened = await hw('decrypt-data', Buffer.from(JSON.stringify({ cipher_text: cipher, encryption_context: { k: '\ufffd' } }), 'utf8'));
     expect(opened.body, opened.raw).to.deep.equal({ key_id: keyId, plain_text: 'c' });
+  });
+
+  it('encryption_context allows 8192 characters counted as code points, not UTF-16 units (KMS.0208 beyond)', async () => {
+    // {"k":"…"} is 8 characters of JSON around the value.
+    const atLimit = { k: '\u{1F600}'.repeat(8192 - 8) };
+    expect([...JSON.stringify(atLimit)]).to.have.length(8192);
+    const cipher = await encrypted('emoji', atLimit);
+    expect((await hw('decrypt-data', { cipher_text: cipher, encryption_context: atLimit })).body.plain_text).to.equal('emoji');
+    const beyond = { k: '\u{1F600}'.repeat(8192 - 8 + 1) };
+    expectError(await hw('encrypt-data', { key_id: keyId, plain_text: 'x', encryption_context: beyond }), 400, 'KMS.0208');
+    expectError(await hw('decrypt-data', { cipher_text: cipher, encryption_context: beyond }), 400, 'KMS.0208');
   });
 });

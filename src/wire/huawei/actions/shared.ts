@@ -125,19 +125,23 @@ export function description(body: Body, required: boolean): string | undefined {
 }
 
 /**
- * encryption_context: an object of strings, at most 8192 characters as JSON. Every pair is
- * kept as an own property, "__proto__" included: a pair dropped here would silently leave the
- * ciphertext unbound to it.
+ * encryption_context: an object of strings, "key-value pairs with a maximum length of 8192
+ * characters" (kms_02_0033 / kms_02_0034), counted as the code points of its JSON text (an
+ * emoji is one character, not two UTF-16 units). Every pair is kept as an own property,
+ * "__proto__" included: a pair dropped here would silently leave the ciphertext unbound to it.
+ * Keys and values must be well-formed Unicode: a lone surrogate has no UTF-8 form, so
+ * "\ud800", "\udfff" and U+FFFD would all bind the same ciphertext.
  */
 export function encryptionContext(body: Body): Record<string, string> | undefined {
   const value = body.encryption_context;
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid('KMS.0208');
-  if (JSON.stringify(value).length > 8192) throw invalid('KMS.0208');
   const pairs = Object.entries(value as Record<string, unknown>);
   for (const [k, v] of pairs) {
     if (typeof v !== 'string' || k === '') throw invalid('KMS.0208');
+    if (!k.isWellFormed() || !v.isWellFormed()) throw invalid('KMS.0208', 'Its keys and values must be well-formed Unicode text.');
   }
+  if ([...JSON.stringify(value)].length > 8192) throw invalid('KMS.0208');
   return pairs.length === 0 ? undefined : ownRecord(pairs as [string, string][]);
 }
 
