@@ -64,4 +64,18 @@ describe('Huawei dialect: decrypt-data as its reference defines it', function ()
     expectError(await hw('encrypt-data', { key_id: keyId, plain_text: 'x', encryption_context: beyond }), 400, 'KMS.0208');
     expectError(await hw('decrypt-data', { cipher_text: cipher, encryption_context: beyond }), 400, 'KMS.0208');
   });
+
+  it('cipher_text is the Base64 encrypt-data returned: extra padding or stray bits in the last character are KMS.2201, not another name for it', async () => {
+    // A plaintext whose ciphertext ends in "==" (one byte in the last group: four unused bits).
+    let cipher = '';
+    for (let n = 100; !cipher.endsWith('=='); n++) cipher = await encrypted('y'.repeat(n));
+    expect((await hw('decrypt-data', { cipher_text: cipher })).status).to.equal(200);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const last = cipher.length - 3;
+    const strayBits = cipher.slice(0, last) + alphabet[alphabet.indexOf(cipher[last]) ^ 1] + '==';
+    expect(Buffer.from(strayBits, 'base64').equals(Buffer.from(cipher, 'base64')), 'Node decodes both to the same bytes').to.equal(true);
+    for (const variant of [strayBits, `${cipher}====`]) {
+      expectError(await hw('decrypt-data', { cipher_text: variant }), 400, 'KMS.2201');
+    }
+  });
 });

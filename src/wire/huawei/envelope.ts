@@ -55,9 +55,21 @@ export function toBase64(blob: Uint8Array): string {
   return wrap(blob).toString('base64');
 }
 
-export function fromBase64(text: string): Buffer {
+/**
+ * The bytes of a cipher_text, which must be canonical Base64 within the pattern: what
+ * encrypt-data returned, or (RSA) what a standard encoder makes. Node's decoder is lenient
+ * (it stops at the first "=" and ignores the unused bits of the last character), so several
+ * strings would otherwise name the same ciphertext.
+ */
+function cipherTextBytes(text: string): Buffer {
   if (!CIPHER_TEXT_PATTERN.test(text) || text.length % 4 !== 0) throw invalid('KMS.2201');
-  return unwrap(Buffer.from(text, 'base64'));
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) throw invalid('KMS.2201');
+  return bytes;
+}
+
+export function fromBase64(text: string): Buffer {
+  return unwrap(cipherTextBytes(text));
 }
 
 /** An RSA ciphertext: Base64 within the cipher_text pattern, no frame. */
@@ -66,8 +78,7 @@ export function bareToBase64(ciphertext: Uint8Array): string {
 }
 
 export function bareFromBase64(text: string): Buffer {
-  if (!CIPHER_TEXT_PATTERN.test(text) || text.length % 4 !== 0) throw invalid('KMS.2201');
-  return Buffer.from(text, 'base64');
+  return cipherTextBytes(text);
 }
 
 export function toHex(blob: Uint8Array): string {
