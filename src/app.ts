@@ -154,6 +154,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const credentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : Credentials.empty();
     services.access = { enforce: config.auth === 'strict', directory: credentials.directory() };
     if (config.requestQuotas !== 'off') services.quotas = new RequestQuotas(config.requestQuotas);
+    services.grantsPerKey = config.grantsPerKey;
     const authenticator = new SigV4Authenticator(config.auth, credentials, config.accountId, services.clock);
 
     const app = express();

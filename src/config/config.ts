@@ -72,6 +72,11 @@ export interface Config {
    * P11KMS_REQUEST_QUOTAS takes 'off', 'aws' or 'symmetric=100,rsa=10,...'.
    */
   requestQuotas: 'off' | 'aws' | Record<string, number>;
+  /**
+   * AWS's resource quota "Grants per KMS key" (developer guide, Resource quotas: 50,000,
+   * adjustable on request): CreateGrant beyond it is LimitExceededException.
+   */
+  grantsPerKey: number;
   /** SIGTERM: how long in-flight requests may take to finish before connections are cut. */
   drainSeconds: number;
   /** postgres://… puts the metadata in PostgreSQL, shared by several processes and hosts; unset: the JSON file in dataDir. */
@@ -141,6 +146,7 @@ export const DEFAULTS: Config = {
   tlsKey: undefined,
   tlsClientCa: undefined,
   requestQuotas: 'off',
+  grantsPerKey: 50_000,
   drainSeconds: 30,
   storeUrl: undefined,
   workers: 1,
@@ -187,6 +193,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_TLS_KEY: 'tlsKey',
   P11KMS_TLS_CLIENT_CA: 'tlsClientCa',
   P11KMS_REQUEST_QUOTAS: 'requestQuotas',
+  P11KMS_GRANTS_PER_KEY: 'grantsPerKey',
   P11KMS_DRAIN_SECONDS: 'drainSeconds',
   P11KMS_STORE_URL: 'storeUrl',
   P11KMS_WORKERS: 'workers',
@@ -197,7 +204,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'grantsPerKey']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -249,6 +256,7 @@ export function loadConfig(
   if (config.tlsClientCa && !config.tlsCert) throw new Error('setting tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
   config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
   if (!Number.isInteger(config.workers) || config.workers < 1) throw new Error(`setting workers must be a whole number from 1, got '${String(raw.workers)}'`);
+  if (!Number.isInteger(config.grantsPerKey) || config.grantsPerKey < 1) throw new Error(`setting grantsPerKey must be a whole number from 1, got '${String(raw.grantsPerKey)}'`);
   if (config.workers > 1 && !isSharedStoreUrl(config.storeUrl)) {
     throw new Error(
       `workers ${config.workers} needs the PostgreSQL store (P11KMS_STORE_URL=postgres://…): the JSON store under dataDir is written by one process only`,

@@ -46,6 +46,8 @@ export interface Services {
   access?: AccessControl;
   /** Last-usage tracking (GetKeyLastUsage); absent in tests that do not need it. */
   usage?: UsageTracker;
+  /** AWS's resource quota "Grants per KMS key" (setting grantsPerKey); absent: unlimited. */
+  grantsPerKey?: number;
   /** Request quotas, consulted by every dialect before an operation runs; absent: unlimited. */
   quotas?: { admit(operation: OperationName, input: unknown, ctx: RequestContext, services: Services): Promise<void> };
   /** Custom key stores' connections (backend tokens, XKS proxies); absent in tests that do not need them. */

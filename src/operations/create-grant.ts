@@ -54,9 +54,14 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
     requireKeyState(current, 'grant', effectiveKeyState(services, current));
     // Name idempotency: the same request with the same Name answers the grant made before.
     // Its token is a new one (AWS: a unique token on every CreateGrant, all interchangeable).
+    const grants = await tx.listGrants(key);
     if (record.name !== undefined) {
-      const same = (await tx.listGrants(key)).find((g) => sameGrant(g, record));
+      const same = grants.find((g) => sameGrant(g, record));
       if (same) return { grantId: same.grantId, grantToken: anotherGrantToken(same) };
+    }
+    // AWS's resource quota "Grants per KMS key": retired and revoked grants are gone, so they count no more.
+    if (services.grantsPerKey !== undefined && grants.length >= services.grantsPerKey) {
+      throw new KmsError('LimitExceededException', `${key.arn} has ${grants.length} grants; the quota is ${services.grantsPerKey} grants per KMS key. Retire or revoke grants first.`);
     }
     tx.putGrant(record);
     return record;

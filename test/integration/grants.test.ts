@@ -1,5 +1,6 @@
 import {
   CreateGrantCommand,
+  CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
   EncryptCommand,
@@ -13,8 +14,34 @@ import {
   RevokeGrantCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError } from '../support/server';
+import { expectKmsError, TestServer } from '../support/server';
 import { A, adminStatement, APP, B, BOB, CAROL, DAVE, denied, FRANK, policy, ROOT_A, strictServer } from '../support/strict-principals';
+
+describe('grants: the quota of grants per key', function () {
+  let server: TestServer;
+  before(async () => {
+    server = await TestServer.start({ env: { P11KMS_GRANTS_PER_KEY: '2' } });
+  });
+  after(async () => server?.stop());
+
+  it('CreateGrant beyond grantsPerKey is LimitExceededException (AWS: "Grants per KMS key", 50,000); a retired grant frees its place, a Name retry is no new grant', async () => {
+    const kms = server.client();
+    const key = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+    const grant = (Name?: string) => kms.send(new CreateGrantCommand({ KeyId: key.KeyId!, GranteePrincipal: `arn:aws:iam::${A}:role/app`, Operations: ['Decrypt'], Name }));
+    const first = await grant('first');
+    await grant();
+    const over = await expectKmsError(grant());
+    expect([over.name, over.message, over.$metadata?.httpStatusCode]).to.deep.equal([
+      'LimitExceededException',
+      `${key.Arn} has 2 grants; the quota is 2 grants per KMS key. Retire or revoke grants first.`,
+      400,
+    ]);
+    expect((await grant('first')).GrantId).to.equal(first.GrantId);
+    await kms.send(new RetireGrantCommand({ GrantToken: first.GrantToken! }));
+    await grant();
+    expect((await kms.send(new ListGrantsCommand({ KeyId: key.KeyId! }))).Grants).to.have.length(2);
+  });
+});
 
 describe('grants (strict mode)', function () {
   const { c, createKey } = strictServer();

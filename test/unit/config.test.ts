@@ -74,6 +74,7 @@ describe('configuration', function () {
     expect(() => loadConfig({ env: { P11KMS_PORT: 'http' } })).to.throw(/port must be a number/);
     expect(() => loadConfig({ env: { P11KMS_ACCOUNT_ID: '123' } })).to.throw(/accountId must be 12 digits/);
     expect(() => loadConfig({ env: { P11KMS_AUTH: 'strict' } })).to.throw(/strict authentication needs a credentials file/);
+    expect(() => loadConfig({ env: { P11KMS_GRANTS_PER_KEY: '0' } })).to.throw(/grantsPerKey must be a whole number from 1/);
     fs.writeFileSync(file, JSON.stringify({ prot: 1 }));
     expect(() => loadConfig({ file, env: {} })).to.throw(/unknown setting 'prot'/);
   });

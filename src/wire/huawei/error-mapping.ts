@@ -94,6 +94,8 @@ const BY_ACTION: Readonly<Record<string, Partial<Record<KmsErrorName, Mapped>>>>
   'cancel-key-deletion': { KMSInvalidStateException: { status: 400, code: 'KMS.1501', message: 'The key is not in Pending deletion state.' } },
   'update-key-description': { ValidationException: { status: 400, code: 'KMS.1103', message: MESSAGES['KMS.1103'] } },
   'create-key': { ValidationException: { status: 400, code: 'KMS.0308' } },
+  // The grants-per-key quota: the quota code, with the message saying which quota (not "Too many keys.").
+  'create-grant': { LimitExceededException: { status: 400, code: 'KMS.1105' } },
   // Import (kms_02_8888 KMS.0309–KMS.0311): the AWS operations refuse keys of another origin
   // with UnsupportedOperationException and material they cannot unwrap with InvalidCiphertextException.
   'get-parameters-for-import': { UnsupportedOperationException: { status: 400, code: 'KMS.0309', message: MESSAGES['KMS.0309'] } },
