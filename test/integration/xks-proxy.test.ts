@@ -110,6 +110,10 @@ describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function ()
       ['no requestMetadata', call('/keys/key-1/metadata', {}), 400, 'ValidationException'],
       ['no plaintext', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_GCM' }), 400, 'ValidationException'],
       ['bad algorithm', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_CBC', plaintext: 'AAAA' }), 400, 'ValidationException'],
+      // Never a 500 for a bad request: empty plaintext is invalid input; AAD beyond the 16-bit
+      // length of the spec's AAD construction is a size this proxy does not support (spec: 501).
+      ['empty plaintext', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_GCM', plaintext: '' }), 400, 'ValidationException'],
+      ['64 KiB AAD', call('/keys/key-1/encrypt', { requestMetadata: META, encryptionAlgorithm: 'AES_GCM', plaintext: 'AAAA', additionalAuthenticatedData: Buffer.alloc(65536).toString('base64') }), 501, 'UnsupportedOperationException'],
       ['GET', call('/keys/key-1/metadata', undefined, { method: 'GET' }), 405, 'ValidationException'],
       // Signed header names are looked up among the request's own headers (not Object.prototype's).
       ['signed header constructor', call('/keys/key-1/metadata', { requestMetadata: META }, { extraSignedHeader: 'constructor' }), 401, 'AuthenticationFailedException'],

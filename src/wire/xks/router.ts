@@ -38,6 +38,12 @@ class XksError extends Error {
 
 const MAX_SKEW_MS = 5 * 60 * 1000;
 const KEY_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/**
+ * The spec's AAD construction prefixes the AAD with its length in 16 bits, so longer AAD
+ * cannot be sealed: a size beyond what this proxy supports is the spec's 501 (the spec's
+ * minimum is 8192 bytes).
+ */
+const MAX_AAD_BYTES = 0xffff;
 /** The proxy's own ciphertext metadata: scheme 1 of the AAD construction (spec's recommended one). */
 const CIPHERTEXT_METADATA = Buffer.from([1]);
 
@@ -205,8 +211,11 @@ async function run(deps: XksDeps, api: Api, externalKeyId: string | undefined, j
   }
   if (json.encryptionAlgorithm !== 'AES_GCM') throw new XksError(400, 'ValidationException', 'encryptionAlgorithm must be AES_GCM.');
   const aad = base64Member(json, 'additionalAuthenticatedData', false);
+  if (aad && aad.length > MAX_AAD_BYTES) throw new XksError(501, 'UnsupportedOperationException', `additionalAuthenticatedData longer than ${MAX_AAD_BYTES} bytes is not supported.`);
   if (api === 'Encrypt') {
     const plaintext = base64Member(json, 'plaintext', true)!;
+    // KMS always sends a ciphertext blob; empty input is a bad request, not a token failure.
+    if (plaintext.length === 0) throw new XksError(400, 'ValidationException', 'plaintext must not be empty.');
     const cdiv = json.ciphertextDataIntegrityValueAlgorithm;
     if (cdiv !== undefined && cdiv !== 'SHA_256') throw new XksError(400, 'ValidationException', 'ciphertextDataIntegrityValueAlgorithm must be SHA_256.');
     const gcmAad = hsmAad(aad, CIPHERTEXT_METADATA);
