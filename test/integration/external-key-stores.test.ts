@@ -133,7 +133,7 @@ describe('external key stores (B) backed by p11kms XKS proxy (A)', function () {
     await a.stop();
     const unreachable = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob })));
     expect(unreachable.name).to.equal('KMSInvalidStateException');
-    expect(unreachable.message).to.include('could not be reached');
+    expect(unreachable.message).to.equal('AWS KMS cannot communicate with the external key store proxy. This might be a transient network issue. If you see this error repeatedly, verify that your external key store proxy is active and is connected to the network, and that its endpoint URI is correct in your external keystore.');
     expect((await expectKmsError(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })))).name).to.equal('KMSInvalidStateException');
 
     // A listener that accepts and never answers: the call's deadline ends it.
@@ -142,7 +142,7 @@ describe('external key stores (B) backed by p11kms XKS proxy (A)', function () {
     try {
       const timedOut = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob })));
       expect(timedOut.name).to.equal('KMSInvalidStateException');
-      expect(timedOut.message).to.include('did not respond within the timeout');
+      expect(timedOut.message).to.equal('AWS KMS rejected the request because the external key store proxy did not respond in time. Retry the request. If you see this error repeatedly, report it to your external key store proxy administrator.');
     } finally {
       silent.close();
     }

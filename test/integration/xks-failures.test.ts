@@ -32,6 +32,15 @@ import { listTokenObjects } from '../support/token-tool';
 import { TestCa } from '../support/test-ca';
 import { makeTestPki, settledStore, XKS_CREDENTIAL } from '../support/xks';
 
+/** AWS KMS's messages for proxy failures (XKS Proxy API spec v1, "Error codes", KMS considerations). */
+const SPEC_MESSAGES: Record<string, string> = {
+  'cannot-interpret': 'AWS KMS cannot interpret the response from the external key store proxy. If you see this error repeatedly, report it to your external key store proxy administrator.',
+  AuthenticationFailedException: 'The external key store proxy rejected the request because it could not authenticate AWS KMS. Verify the XKS proxy authentication credentials for your external key store and update if necessary.',
+  InvalidUriPathException: 'The external key store proxy rejected the request because of an invalid URI path. Verify the URI path for your external key store and update if necessary.',
+  DependencyTimeoutException: 'The external key store proxy did not respond to the request in the time allotted. Retry the request. If you see this error repeatedly, report it to your external key store proxy administrator.',
+  InternalException: 'The external key store proxy rejected the request because it cannot communicate with the external key manager. Verify that the external key store proxy configuration is correct and that the external key manager is available.',
+};
+
 /** What the scripted proxy answers next: a normal proxy, or one failure. */
 type Mode = 'ok' | 'bad-integrity' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
 
@@ -49,6 +58,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     if (url.endsWith('/health')) return [200, { xksProxyFleetSize: 1, xksProxyVendor: 't', xksProxyModel: 't', ekmVendor: 't', ekmFleetDetails: [{ id: 'h', model: 't', healthStatus: 'ACTIVE' }] }];
     const [, keyId, api] = /\/keys\/([^/]+)\/(\w+)$/.exec(url) ?? [];
     if (keyId === 'missing') return [404, { errorName: 'KeyNotFoundException' }];
+    if (keyId === 'denied') return [403, { errorName: 'AccessDeniedException', errorMessage: 'denied by policy' }];
     if (api === 'metadata') return [200, { keySpec: 'AES_256', keyUsage: keyId === 'encrypt-only' ? ['ENCRYPT'] : ['ENCRYPT', 'DECRYPT'], keyStatus: keyId === 'disabled' ? 'DISABLED' : 'ENABLED' }];
     const aad = Buffer.from(body.additionalAuthenticatedData ?? '', 'base64');
     if (api === 'encrypt') {
@@ -163,6 +173,11 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     const id = await connected();
     const key = (xksKeyId: string) => kms.send(new CreateKeyCommand({ CustomKeyStoreId: id, Origin: 'EXTERNAL_KEY_STORE', XksKeyId: xksKeyId }));
     expect(await errorOf(key('missing'))).to.equal('XksKeyNotFoundException 400');
+    // The XKS spec's table: AccessDeniedException is KMSInvalidStateException for CreateKey too,
+    // with the spec's message (never the proxy's errorMessage).
+    const denied = await expectKmsError(key('denied'));
+    expect(`${denied.name} ${denied.$metadata?.httpStatusCode}`).to.equal('KMSInvalidStateException 400');
+    expect(denied.message).to.equal('The external key store proxy denied access to the operation. Verify that the user and the external key are both authorized for this operation, and try the request again.');
     // The id goes into the proxy's URI path: the model's pattern keeps '/' and '?' out.
     expect(await errorOf(key('../health'))).to.equal('ValidationException 400');
     expect(await errorOf(key('x?y'))).to.equal('ValidationException 400');
@@ -197,7 +212,10 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     for (const [m, expected] of probes) {
       mode = m;
       expect(await errorOf(create()), JSON.stringify(m)).to.equal(expected);
-      expect(await errorOf(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob }))), JSON.stringify(m)).to.equal('KMSInvalidStateException 400');
+      const refused = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob })));
+      expect(`${refused.name} ${refused.$metadata?.httpStatusCode}`, JSON.stringify(m)).to.equal('KMSInvalidStateException 400');
+      // The spec's fixed message for the failure, whatever the operation.
+      expect(refused.message, JSON.stringify(m)).to.equal(SPEC_MESSAGES[typeof m === 'object' ? m.errorName : 'cannot-interpret']);
     }
     mode = 'bad-integrity';
     expect(await errorOf(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })))).to.equal('KMSInvalidStateException 400');
