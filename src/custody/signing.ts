@@ -117,18 +117,22 @@ export function ecdsaRawToDer(raw: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
 }
 
-/** DER ECDSA signature → r‖s padded to `size` bytes each; undefined when malformed. */
+/**
+ * DER ECDSA signature → r‖s padded to `size` bytes each; undefined when it is not the one DER
+ * encoding of a positive (r, s). AWS specifies DER (ANSI X9.62, RFC 3279 §2.2.3), and OpenSSL and
+ * BoringSSL refuse any other BER form of a valid signature (an INTEGER with a needless leading
+ * zero, a negative INTEGER, a long-form length below 128): accepting those would verify
+ * signatures AWS rejects, and make every signature malleable.
+ */
 export function ecdsaDerToRaw(der: Buffer, size: number): Buffer | undefined {
   let offset = 0;
   const readLength = (): number | undefined => {
     const first = der[offset++];
     if (first === undefined) return undefined;
     if (first < 0x80) return first;
-    const n = first & 0x7f;
-    if (n < 1 || n > 2) return undefined;
-    let len = 0;
-    for (let i = 0; i < n; i++) len = (len << 8) | der[offset++];
-    return len;
+    // Long form only for 128 and more (P-521 signatures), in as few octets as possible.
+    if (first !== 0x81 || der[offset] === undefined || der[offset] < 0x80) return undefined;
+    return der[offset++];
   };
   if (der[offset++] !== 0x30) return undefined;
   const seqLen = readLength();
@@ -140,7 +144,9 @@ export function ecdsaDerToRaw(der: Buffer, size: number): Buffer | undefined {
     if (len === undefined || len === 0 || offset + len > der.length) return undefined;
     let v = der.subarray(offset, offset + len);
     offset += len;
-    while (v.length > 1 && v[0] === 0) v = v.subarray(1);
+    if (v[0] & 0x80) return undefined; // negative
+    if (v.length > 1 && v[0] === 0 && !(v[1] & 0x80)) return undefined; // not minimal
+    if (v[0] === 0 && v.length > 1) v = v.subarray(1);
     if (v.length > size) return undefined;
     parts.push(Buffer.concat([Buffer.alloc(size - v.length), v]));
   }

@@ -101,6 +101,40 @@ describeEachToken('asymmetric, HMAC and key-agreement keys', function (token) {
       }
     }
 
+    it('Verify refuses ECDSA signatures that are valid but not DER (needless zero, negative INTEGER, long-form length), as OpenSSL does', async () => {
+      // AWS's Signature is "a DER-encoded object as defined by ANSI X9.62–2005 and RFC 3279 Section 2.2.3".
+      const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
+      const publicKey = await publicKeyOf(meta.KeyId!);
+      const sign = async (m: Buffer) => Buffer.from((await kms.send(new SignCommand({ KeyId: meta.KeyId, Message: m, SigningAlgorithm: 'ECDSA_SHA_256' }))).Signature!);
+      const sequence = (body: Buffer, longForm = false) => Buffer.concat([Buffer.from(longForm ? [0x30, 0x81, body.length] : [0x30, body.length]), body]);
+      const integers = (der: Buffer) => {
+        const rLength = der[3];
+        return { r: der.subarray(4, 4 + rLength), s: der.subarray(6 + rLength, 6 + rLength + der[5 + rLength]) };
+      };
+      const integer = (v: Buffer) => Buffer.concat([Buffer.from([0x02, v.length]), v]);
+      // A signature whose r needed the 0x00 that keeps it positive (half of all signatures do).
+      let messageWithPaddedR = Buffer.alloc(0);
+      let padded = Buffer.alloc(0);
+      for (let i = 0; padded.length === 0 || integers(padded).r[0] !== 0; i++) {
+        messageWithPaddedR = Buffer.from(`message ${i}`);
+        padded = await sign(messageWithPaddedR);
+      }
+      const { r, s } = integers(padded);
+      const variants: Array<[string, Buffer]> = [
+        ['a needless leading zero in s', sequence(Buffer.concat([integer(r), integer(Buffer.concat([Buffer.from([0]), s]))]))],
+        ['r without the zero that keeps it positive', sequence(Buffer.concat([integer(r.subarray(1)), integer(s)]))],
+        ['a long-form length below 128', sequence(Buffer.concat([integer(r), integer(s)]), true)],
+      ];
+      const verifyOptions = { key: publicKey, dsaEncoding: 'der' as const };
+      expect(crypto.verify('sha256', messageWithPaddedR, verifyOptions, padded), 'the DER signature').to.equal(true);
+      expect((await kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: messageWithPaddedR, SigningAlgorithm: 'ECDSA_SHA_256', Signature: padded }))).SignatureValid).to.equal(true);
+      for (const [what, signature] of variants) {
+        expect(crypto.verify('sha256', messageWithPaddedR, verifyOptions, signature), `node, ${what}`).to.equal(false);
+        const err = await expectKmsError(kms.send(new VerifyCommand({ KeyId: meta.KeyId, Message: messageWithPaddedR, SigningAlgorithm: 'ECDSA_SHA_256', Signature: signature })));
+        expect([err.name, err.$metadata?.httpStatusCode], what).to.deep.equal(['KMSInvalidSignatureException', 400]);
+      }
+    });
+
     it('refuses MessageType EXTERNAL_MU, which only ML-DSA algorithms take, for Sign and Verify', async () => {
       const meta = await key('ECC_NIST_P256', 'SIGN_VERIFY');
       const mu = crypto.randomBytes(64);
