@@ -39,6 +39,19 @@ describe('AWS JSON 1.1 protocol under hostile input (raw HTTP)', function () {
         'The request body is not valid UTF-8.',
       ],
       [
+        // It would be bound to the ciphertext as U+FFFD: a context with U+FFFD, or another lone surrogate, would open it.
+        'a lone surrogate escape as encryption context value',
+        'Encrypt',
+        () => `{"KeyId":"${keyId}","Plaintext":"AA==","EncryptionContext":{"purpose":"\\ud800"}}`,
+        'The request body holds a string that is not well-formed Unicode (an unpaired surrogate escape).',
+      ],
+      [
+        'a lone surrogate escape as encryption context key',
+        'Decrypt',
+        () => `{"CiphertextBlob":"AAAA","EncryptionContext":{"\\udfff":"v"}}`,
+        'The request body holds a string that is not well-formed Unicode (an unpaired surrogate escape).',
+      ],
+      [
         'eleven grant tokens, the last a 200,000-deep array',
         'Encrypt',
         () => `{"KeyId":"${keyId}","Plaintext":"AA==","GrantTokens":[${'"t",'.repeat(10)}${deepArray(200_000)}]}`,
@@ -50,6 +63,13 @@ describe('AWS JSON 1.1 protocol under hostile input (raw HTTP)', function () {
         expect(expectError(await send({ target: target(operation), body: body() }), 'SerializationException')).to.equal(message);
       });
     }
+
+    it('escaped surrogate pairs and other escapes are text like any other: the context they spell opens what it sealed', async function () {
+      const context = '"EncryptionContext":{"\\ud83d\\ude00\\u00e9":"\\uD834\\uDD1E"}';
+      const sealed = expectOk(await send({ target: target('Encrypt'), body: `{"KeyId":"${keyId}","Plaintext":"AA==",${context}}` }));
+      const opened = expectOk(await send({ target: target('Decrypt'), body: `{"CiphertextBlob":"${sealed.CiphertextBlob as string}","EncryptionContext":{"😀é":"𝄞"}}` }));
+      expect(opened.Plaintext).to.equal('AA==');
+    });
 
     it('a gzip body (signed as sent): SerializationException, not a signature mismatch; identity is plain', async function () {
       const body = gzipSync('{"NumberOfBytes":4}');

@@ -270,11 +270,27 @@ function parseBody(body: Buffer): unknown {
   if (body.length === 0) return {};
   // JSON is UTF-8 (RFC 8259); decoding invalid bytes to U+FFFD would alter key ids and contexts.
   if (!isUtf8(body)) throw new KmsError('SerializationException', 'The request body is not valid UTF-8.');
+  const text = body.toString('utf8');
+  let json: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     throw new KmsError('SerializationException', 'The request body is not valid JSON.');
   }
+  // JSON's \u escapes can still spell a lone surrogate, which has no UTF-8 form: an encryption
+  // context holding one is bound to the ciphertext as U+FFFD, so another context would open it.
+  if (text.includes('\\u') && !wellFormedThroughout(json)) {
+    throw new KmsError('SerializationException', 'The request body holds a string that is not well-formed Unicode (an unpaired surrogate escape).');
+  }
+  return json;
+}
+
+/** Whether every string in `value`, member names included, is well-formed Unicode. */
+function wellFormedThroughout(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed();
+  if (typeof value !== 'object' || value === null) return true;
+  if (Array.isArray(value)) return value.every(wellFormedThroughout);
+  return Object.entries(value).every(([name, member]) => name.isWellFormed() && wellFormedThroughout(member));
 }
 
 const parsedTargets = new WeakMap<Request, Target>();
