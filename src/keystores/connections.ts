@@ -6,10 +6,12 @@ import type { ConnectionErrorCodeType, ConnectionStateType } from '../model/gene
 import type { MetadataStore } from '../store/metadata-store';
 import { customKeyStoresIn } from '../store/record-names';
 import type { CustomKeyStoreRecord } from '../store/records';
+import type { XksFailure } from './xks-client';
 
 /** What connecting to an external key store needs: the XKS health check (src/keystores/xks-client.ts). */
 export interface XksConnector {
-  healthCheck(store: CustomKeyStoreRecord, secret: string, requestId: string, operation: string): Promise<{ ok: true } | { ok: false; code: ConnectionErrorCodeType }>;
+  /** A failed check names AWS's ConnectionErrorCode and, when the call itself failed, how. */
+  healthCheck(store: CustomKeyStoreRecord, secret: string, requestId: string, operation: string): Promise<{ ok: true } | { ok: false; code: ConnectionErrorCodeType; failure?: XksFailure }>;
 }
 
 interface Connection {

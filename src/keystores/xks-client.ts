@@ -53,17 +53,17 @@ export class XksClient implements XksConnector {
     });
   }
 
-  async healthCheck(store: CustomKeyStoreRecord, secret: string, requestId: string, operation: string): Promise<{ ok: true } | { ok: false; code: ConnectionErrorCodeType }> {
+  async healthCheck(store: CustomKeyStoreRecord, secret: string, requestId: string, operation: string): Promise<{ ok: true } | { ok: false; code: ConnectionErrorCodeType; failure?: XksFailure }> {
     try {
       const answer = await this.call(store, secret, '/health', { requestMetadata: { kmsRequestId: requestId, kmsOperation: operation } });
       const fleet = answer.ekmFleetDetails;
-      if (!Array.isArray(fleet) || fleet.length === 0) return { ok: false, code: 'XKS_PROXY_INVALID_RESPONSE' };
+      if (!Array.isArray(fleet) || fleet.length === 0) return { ok: false, code: 'XKS_PROXY_INVALID_RESPONSE', failure: { kind: 'invalid-response' } };
       // A proxy whose every key manager is unavailable cannot serve the store.
       if (fleet.every((e) => (e as { healthStatus?: string }).healthStatus === 'UNAVAILABLE')) return { ok: false, code: 'XKS_PROXY_NOT_REACHABLE' };
       return { ok: true };
     } catch (err) {
       if (!(err instanceof XksCallError)) throw err;
-      return { ok: false, code: connectionErrorOf(err.failure) };
+      return { ok: false, code: connectionErrorOf(err.failure), failure: err.failure };
     }
   }
 

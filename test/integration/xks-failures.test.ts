@@ -42,7 +42,7 @@ const SPEC_MESSAGES: Record<string, string> = {
 };
 
 /** What the scripted proxy answers next: a normal proxy, or one failure. */
-type Mode = 'ok' | 'bad-integrity' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
+type Mode = 'ok' | 'bad-integrity' | 'all-unavailable' | 'non-json' | 'no-error-name' | 'silent' | { status: number; errorName: string };
 
 describe('external key stores: validation and proxy failures (scripted proxy)', function () {
   this.timeout(90_000);
@@ -55,7 +55,7 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
   const credential = { AccessKeyId: XKS_CREDENTIAL.accessKeyId, RawSecretAccessKey: XKS_CREDENTIAL.secretAccessKey };
 
   const answer = (url: string, body: Record<string, string>): [number, unknown] => {
-    if (url.endsWith('/health')) return [200, { xksProxyFleetSize: 1, xksProxyVendor: 't', xksProxyModel: 't', ekmVendor: 't', ekmFleetDetails: [{ id: 'h', model: 't', healthStatus: 'ACTIVE' }] }];
+    if (url.endsWith('/health')) return [200, { xksProxyFleetSize: 1, xksProxyVendor: 't', xksProxyModel: 't', ekmVendor: 't', ekmFleetDetails: [{ id: 'h', model: 't', healthStatus: mode === 'all-unavailable' ? 'UNAVAILABLE' : 'ACTIVE' }] }];
     const [, keyId, api] = /\/keys\/([^/]+)\/(\w+)$/.exec(url) ?? [];
     if (keyId === 'missing') return [404, { errorName: 'KeyNotFoundException' }];
     if (keyId === 'denied') return [403, { errorName: 'AccessDeniedException', errorMessage: 'denied by policy' }];
@@ -211,12 +211,17 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     ];
     for (const [m, expected] of probes) {
       mode = m;
-      expect(await errorOf(create()), JSON.stringify(m)).to.equal(expected);
+      const probed = await expectKmsError(create());
+      expect(`${probed.name} ${probed.$metadata?.httpStatusCode}`, JSON.stringify(m)).to.equal(expected);
       const refused = await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob })));
       expect(`${refused.name} ${refused.$metadata?.httpStatusCode}`, JSON.stringify(m)).to.equal('KMSInvalidStateException 400');
       // The spec's fixed message for the failure, whatever the operation.
       expect(refused.message, JSON.stringify(m)).to.equal(SPEC_MESSAGES[typeof m === 'object' ? m.errorName : 'cannot-interpret']);
+      expect(probed.message, JSON.stringify(m)).to.equal(refused.message);
     }
+    // The model: XksProxyUriUnreachableException also when every key manager is UNAVAILABLE.
+    mode = 'all-unavailable';
+    expect(await errorOf(create())).to.equal('XksProxyUriUnreachableException 400');
     mode = 'bad-integrity';
     expect(await errorOf(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })))).to.equal('KMSInvalidStateException 400');
     mode = 'ok';

@@ -3,6 +3,7 @@ import type { ConnectionErrorCodeType, XksProxyAuthenticationCredentialType, Xks
 import type { CustomKeyStoreRecord } from '../../store/records';
 import type { RequestContext, Services } from '../context';
 import { keyStoresOf } from './custom-key-stores';
+import { failureMessage } from './xks-layer';
 
 export function checkUniqueName(stores: readonly CustomKeyStoreRecord[], name: string, self: string | undefined): void {
   if (stores.some((c) => c.name === name && c.customKeyStoreId !== self)) {
@@ -71,5 +72,7 @@ export async function checkXksProxy(services: Services, ctx: RequestContext, rec
   const plain = secret ?? (await keyStoresOf(services).sealer.open(record.customKeyStoreId, record.xks!.sealedSecret));
   const outcome = await xks.healthCheck(record, plain, ctx.requestId, operation);
   if (outcome.ok) return;
-  throw new KmsError(PROBE_ERRORS[outcome.code] ?? 'XksProxyInvalidResponseException', `The XKS proxy health check failed: ${outcome.code}.`);
+  // The spec's message for the way the call failed (the same as crypto operations give).
+  const message = outcome.failure ? failureMessage(outcome.failure) : `The external key store proxy answered the health check, but ${outcome.code === 'XKS_PROXY_NOT_REACHABLE' ? 'every external key manager is UNAVAILABLE' : `failed it (${outcome.code})`}.`;
+  throw new KmsError(PROBE_ERRORS[outcome.code] ?? 'XksProxyInvalidResponseException', message);
 }

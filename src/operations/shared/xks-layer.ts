@@ -54,7 +54,7 @@ const FAILURE_MESSAGES: Record<string, string> = {
   timeout: 'AWS KMS rejected the request because the external key store proxy did not respond in time. Retry the request. If you see this error repeatedly, report it to your external key store proxy administrator.',
 };
 
-function failureMessage(failure: XksFailure): string {
+export function failureMessage(failure: XksFailure): string {
   const key = failure.kind === 'error' ? failure.errorName : failure.kind;
   return Object.hasOwn(FAILURE_MESSAGES, key) ? FAILURE_MESSAGES[key] : CANNOT_INTERPRET;
 }
