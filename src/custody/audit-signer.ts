@@ -45,14 +45,15 @@ export class AuditSigner {
   }
 
   static async open(token: Token): Promise<AuditSigner> {
-    const opened = await token.run('open audit signing key', (session) => {
+    const opened = await token.run('open audit signing key', async (session) => {
       let newest = 0;
       while (token.lookup.findObject(session, labelOf(newest + 1), pkcs11js.CKO_PUBLIC_KEY)) newest++;
       const version = Math.max(newest, 1);
       const existing = findPair(token, session, labelOf(version));
-      const point = existing ? readEcPoint(token, session, existing.publicKey) : generatePair(token, session, labelOf(version));
+      // Every lookup before the pair is generated: a lookup that must search runs the operation again from its start.
       const earlier: Buffer[] = [];
       for (let v = 1; v < version; v++) earlier.push(readEcPoint(token, session, token.lookup.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY)!));
+      const point = existing ? readEcPoint(token, session, existing.publicKey) : await generatePair(token, session, labelOf(version));
       return { version, point, earlier };
     });
     const pem = pemOf(opened.point);
@@ -86,9 +87,10 @@ export class AuditSigner {
     await this.refresh();
     const previous = this.current.version;
     const version = previous + 1;
-    const point = await this.token.run('rotate audit signing key', (session) => {
-      const made = generatePair(this.token, session, labelOf(version));
+    const point = await this.token.run('rotate audit signing key', async (session) => {
+      // Looked up first: a lookup that must search runs the operation again from its start.
       const old = this.token.lookup.findObject(session, labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
+      const made = await generatePair(this.token, session, labelOf(version));
       if (old) this.token.pkcs11.C_DestroyObject(session, old);
       this.token.lookup.forgetObject(labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
       return made;
@@ -117,15 +119,15 @@ function pemOf(point: Buffer): string {
 }
 
 /** Generates the pair `label` in the token (after removing a half-created one) and returns its EC point. */
-function generatePair(token: Token, session: Session, label: string): Buffer {
+async function generatePair(token: Token, session: Session, label: string): Promise<Buffer> {
   // A half-created pair (one object without the other) is useless: start over.
-  for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
+  for (const handle of await token.lookup.search(session, [{ type: pkcs11js.CKA_LABEL, value: label }])) {
     token.pkcs11.C_DestroyObject(session, handle);
   }
   token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
   token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
   const id = Buffer.from(label);
-  const pair = token.pkcs11.C_GenerateKeyPair(
+  const pair = await token.creatingOnLoop(() => token.pkcs11.C_GenerateKeyPair(
     session,
     { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
     [
@@ -144,7 +146,7 @@ function generatePair(token: Token, session: Session, label: string): Buffer {
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_ID, value: id },
     ],
-  );
+  ));
   return readEcPoint(token, session, pair.publicKey);
 }
 

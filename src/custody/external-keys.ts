@@ -32,18 +32,17 @@ export class ExternalKeys {
   /** Creates an external key; false when one with this id exists already. */
   async create(externalKeyId: string): Promise<boolean> {
     const label = ExternalKeys.label(externalKeyId);
-    return this.token.run('create external key', (session) => {
+    return this.token.run('create external key', async (session) => {
       if (this.find(session, externalKeyId)) return false;
-      this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(label, false));
+      await this.token.creatingOnLoop(() => this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(label, false)));
       return true;
     });
   }
 
   /** Ids of every external key in the token. */
   async list(): Promise<string[]> {
-    return this.token.run('list external keys', (session) =>
-      this.token.lookup
-        .findAll(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }])
+    return this.token.run('list external keys', async (session) =>
+      (await this.token.lookup.search(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }]))
         .map((h) => (this.token.pkcs11.C_GetAttributeValue(session, h, [{ type: pkcs11js.CKA_LABEL }])[0].value as Buffer | undefined)?.toString('utf8') ?? '')
         .filter((l) => l.startsWith(EXTERNAL_KEY_LABEL_PREFIX))
         .map((l) => l.slice(EXTERNAL_KEY_LABEL_PREFIX.length))

@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
  * and only then is the injection logged, so a test can kill the process at that very point); `hold`
  * makes an asynchronous call wait until the fault file next changes and then run (with `after`:
  * run, then answer once the file changes), a device answering late; `empty` makes C_FindObjects find nothing (SoftHSM2
- * 2.6.1 hides an object it read half-written for good). `times` (default 1) counts injections;
+ * 2.6.1 hides an object it read half-written for good; `C_FindObjectsAsync` is a whole search on
+ * the search thread of a profile with `searchesOffEventLoop`, see search-worker.ts). `times` (default 1) counts injections;
  * `untilInitialize` keeps a rule until the module is initialised again (C_Initialize) instead.
  * The counters restart when the file changes. Every injection is logged ("injected token fault").
  */
@@ -90,7 +91,7 @@ export function withFaults(pkcs11: pkcs11js.PKCS11, file: string, log: Logger): 
         log.warn({ call: property, ckr: rule.ckr, hang: rule.hang ?? false, after: rule.after ?? false, empty: rule.empty ?? false }, 'injected token fault');
         const asynchronous = property.endsWith('Async');
         if (rule.hang) return new Promise(() => undefined);
-        if (rule.empty) return [];
+        if (rule.empty) return asynchronous ? Promise.resolve([]) : [];
         // Shaped like a pkcs11js error: the CKR name first, the function in `method`.
         const failure = Object.assign(new Error(`${rule.ckr ?? 'CKR_GENERAL_ERROR'}: injected`), { method: property });
         if (!rule.after) {

@@ -45,6 +45,16 @@ export interface HsmProfile {
    */
   sessionCopies?: boolean;
   /**
+   * Token searches (C_FindObjects: a key's first use in a process that neither made it nor
+   * listed the token since, undoing a creation, listings) run on a worker thread of their own
+   * instead of the event loop. A search reads every object of the token (SoftHSM2: ~30 µs each,
+   * 3 s at 100,000 objects), and on the event loop it stalls every other request of the
+   * process meanwhile. The thread loads the same module with its own pkcs11js instance and
+   * searches on a session of its own (search-worker.ts). Measured on SoftHSM2 2.6.1 only, so
+   * default false (every hardware profile: searches stay on the event loop, as before).
+   */
+  searchesOffEventLoop?: boolean;
+  /**
    * Load shedding: operations that may wait for a session when all are busy. One more is
    * refused at once with ThrottlingException instead of queueing without bound. Default 128.
    */

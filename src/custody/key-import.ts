@@ -72,8 +72,8 @@ export class KeyImporter {
 
   async destroyWrappingKey(ref: WrappingRef): Promise<boolean> {
     const label = wrappingLabel(ref);
-    return this.token.run('destroy import wrapping key', (session) => {
-      const handles = this.token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+    return this.token.run('destroy import wrapping key', async (session) => {
+      const handles = await this.token.lookup.search(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
       this.token.lookup.forgetObject(label, pkcs11js.CKO_PRIVATE_KEY);
       this.token.lookup.forgetObject(label, pkcs11js.CKO_PUBLIC_KEY);
@@ -83,9 +83,9 @@ export class KeyImporter {
   }
 
   async listWrappingKeys(): Promise<WrappingRef[]> {
-    return this.token.run('list import wrapping keys', (session) => {
+    return this.token.run('list import wrapping keys', async (session) => {
       const refs = new Map<string, WrappingRef>();
-      for (const { label } of listTokenObjects(this.token, session)) {
+      for (const { label } of await listTokenObjects(this.token, session)) {
         const ref = parseWrappingLabel(label);
         if (ref) refs.set(label, ref);
       }

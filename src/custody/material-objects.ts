@@ -53,10 +53,10 @@ export class MaterialObjects {
    * before creation ids, the objects with its label. Returns false when there were none.
    */
   async destroy(ref: MaterialRef): Promise<boolean> {
-    return this.token.run('destroy key', (session) => {
-      if (ref.creationId) return destroyCreation(this.token, session, ref.creationId) > 0;
+    return this.token.run('destroy key', async (session) => {
+      if (ref.creationId) return (await destroyCreation(this.token, session, ref.creationId)) > 0;
       const label = materialLabel(ref);
-      const handles = this.token.lookup.findAll(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
+      const handles = await this.token.lookup.search(session, [{ type: pkcs11js.CKA_LABEL, value: label }]);
       for (const handle of handles) this.token.pkcs11.C_DestroyObject(session, handle);
       // A key pair is two objects under one label.
       for (const objectClass of [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) this.token.lookup.forgetObject(label, objectClass);
@@ -70,9 +70,9 @@ export class MaterialObjects {
   }
 
   async exists(ref: MaterialRef): Promise<boolean> {
-    return this.token.run('find key', (session) => {
+    return this.token.run('find key', async (session) => {
       const template = ref.creationId ? [{ type: pkcs11js.CKA_ID, value: creationIdAttribute(ref.creationId) }] : [{ type: pkcs11js.CKA_LABEL, value: materialLabel(ref) }];
-      return this.token.lookup.findAll(session, template).length > 0;
+      return (await this.token.lookup.search(session, template)).length > 0;
     });
   }
 
@@ -97,8 +97,8 @@ export class MaterialObjects {
    * whole token (C_FindObjects reads every object: ~30 ms per first use with 1,000 keys).
    */
   async listObjects(): Promise<Array<Omit<TokenObjectInfo, 'handle'>>> {
-    return this.token.run('list token objects', (session) => {
-      const objects = listTokenObjects(this.token, session);
+    return this.token.run('list token objects', async (session) => {
+      const objects = await listTokenObjects(this.token, session);
       this.token.lookup.listed(objects);
       return objects.map(({ handle: _handle, ...info }) => info);
     });
@@ -110,11 +110,11 @@ export class MaterialObjects {
    * many objects were destroyed.
    */
   async destroyObjects(which: { creationIds: readonly string[]; labels: readonly string[]; unmarked: boolean }): Promise<number> {
-    return this.token.run('destroy unreferenced objects', (session) => {
+    return this.token.run('destroy unreferenced objects', async (session) => {
       let count = 0;
-      for (const creationId of which.creationIds) count += destroyCreation(this.token, session, creationId);
+      for (const creationId of which.creationIds) count += await destroyCreation(this.token, session, creationId);
       const labels = new Set(which.labels);
-      for (const info of listTokenObjects(this.token, session)) {
+      for (const info of await listTokenObjects(this.token, session)) {
         if (info.creationId !== undefined) continue;
         if ((which.unmarked && info.unmarked) || labels.has(info.label)) {
           this.token.pkcs11.C_DestroyObject(session, info.handle);

@@ -6,21 +6,52 @@ import type { ObjectHandle, Session } from './token';
 import { creationTemplate } from './token-objects';
 
 /**
+ * Searches the token off the event loop (search-worker.ts); undefined when the module was
+ * re-initialised during the search (the handles found belong to the instance that went).
+ */
+export type OffLoopSearch = (template: pkcs11js.Template) => Promise<ObjectHandle[] | undefined>;
+
+/**
+ * A lookup missed the handle cache on a token that searches off the event loop: Token.run
+ * searches (searchAnswering) and runs the operation again from its start, when the lookup
+ * finds the answer. Every operation looks its objects up before any token call that changes
+ * something, so running it again repeats nothing.
+ */
+export class SearchNeeded extends Error {
+  constructor(
+    readonly key: string,
+    readonly template: pkcs11js.Template,
+  ) {
+    super('a token object must be searched for off the event loop');
+  }
+}
+
+/**
  * How a token's objects are found: C_FindObjects slows as keys grow, so handles are cached
  * for the life of the module instance (the token drops them when it re-initialises), and
  * with the profile's `sessionCopies` an operation computes with its session copy. A lookup
  * that finds nothing is remembered per session: the token's `run` decides from it whether a
  * module re-initialisation may bring the object back (SoftHSM2's stale view).
+ *
+ * With `offLoop` (profile `searchesOffEventLoop`) no search runs on the event loop: a lookup
+ * that misses the cache refuses (SearchNeeded), and the answer of the search made for it is
+ * kept for the rest of the operation's run on that session (a miss included: the object may
+ * appear later, made by another process, so misses are never cached beyond that).
  */
 export class ObjectLookup {
   private readonly handles = new Map<string, ObjectHandle>();
   private readonly missedOn = new WeakMap<Session, string>();
+  /** Searches made off the event loop for the operation running on a session, by lookup. */
+  private readonly answers = new WeakMap<Session, Map<string, ObjectHandle[]>>();
+  /** Searches of one object running off the event loop: concurrent first uses of one key wait for one search. */
+  private readonly searching = new Map<string, Promise<ObjectHandle[] | undefined>>();
 
   constructor(
     private readonly pkcs11: pkcs11js.PKCS11,
     private readonly copies: SessionCopies | undefined,
     private readonly log: Logger,
     private readonly writes?: ObjectWrites,
+    private readonly offLoop?: OffLoopSearch,
   ) {}
 
   /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
@@ -79,11 +110,47 @@ export class ObjectLookup {
     this.handles.delete(`${objectClass}:${label}`);
   }
 
-  /** Token objects matching `template` (session objects, such as session copies, only when it asks for CKA_TOKEN false). */
+  /**
+   * Token objects matching `template` (session objects, such as session copies, only when it
+   * asks for CKA_TOKEN false): off the event loop when the profile says so, else on it.
+   */
+  async search(session: Session, template: pkcs11js.Template): Promise<ObjectHandle[]> {
+    if (!this.offLoop) return this.findAll(session, template);
+    const found = await this.offLoop(tokenObjects(template));
+    // Only a request that outlived its deadline still runs across a re-initialisation; it fails.
+    if (!found) throw new Error('the token module was re-initialised during a search');
+    return found;
+  }
+
+  /**
+   * Runs `operation` on `session`; each time a lookup in it refuses (SearchNeeded), makes that
+   * search off the event loop and runs it again. Concurrent lookups of one object share a search.
+   */
+  async searchAnswering<T>(session: Session, operation: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await operation();
+      } catch (err) {
+        if (!(err instanceof SearchNeeded) || !this.offLoop) throw err;
+        let search = this.searching.get(err.key);
+        if (!search) {
+          search = this.offLoop(tokenObjects(err.template)).finally(() => this.searching.delete(err.key));
+          this.searching.set(err.key, search);
+        }
+        const found = await search;
+        // Found in a module instance that is gone: the next run refuses again and searches anew.
+        if (!found) continue;
+        let answers = this.answers.get(session);
+        if (!answers) this.answers.set(session, (answers = new Map()));
+        answers.set(err.key, found);
+      }
+    }
+  }
+
+  /** Token objects matching `template`, searched on the event loop (profiles without `searchesOffEventLoop`). */
   findAll(session: Session, template: pkcs11js.Template): ObjectHandle[] {
     if (this.writes?.busy) throw new ObjectWritesInFlight();
-    const tokenObjects = template.some((a) => a.type === pkcs11js.CKA_TOKEN) ? template : [...template, { type: pkcs11js.CKA_TOKEN, value: true }];
-    this.pkcs11.C_FindObjectsInit(session, tokenObjects);
+    this.pkcs11.C_FindObjectsInit(session, tokenObjects(template));
     try {
       const out: ObjectHandle[] = [];
       for (;;) {
@@ -96,9 +163,10 @@ export class ObjectLookup {
     }
   }
 
-  /** An operation starts on `session`: no lookup of it has missed yet. */
+  /** An operation starts on `session`: no lookup of it has missed yet, none has been answered. */
   startOn(session: Session): void {
     this.missedOn.delete(session);
+    this.answers.delete(session);
   }
 
   /** The lookup that found nothing during the operation on `session`, if one did. */
@@ -120,7 +188,8 @@ export class ObjectLookup {
   private findCached(session: Session, cacheKey: string, template: pkcs11js.Template): ObjectHandle | undefined {
     const cached = this.handles.get(cacheKey);
     if (cached) return cached;
-    const found = this.findAll(session, template);
+    const found = this.offLoop ? this.answers.get(session)?.get(cacheKey) : this.findAll(session, template);
+    if (!found) throw new SearchNeeded(cacheKey, template);
     if (found.length === 0) {
       this.missedOn.set(session, cacheKey);
       return undefined;
@@ -129,6 +198,11 @@ export class ObjectLookup {
     this.handles.set(cacheKey, found[0]);
     return found[0];
   }
+}
+
+/** `template` limited to token objects unless it says otherwise. */
+function tokenObjects(template: pkcs11js.Template): pkcs11js.Template {
+  return template.some((a) => a.type === pkcs11js.CKA_TOKEN) ? template : [...template, { type: pkcs11js.CKA_TOKEN, value: true }];
 }
 
 /** The cache key of one creation's object of one class (handles here, copies in session-copies.ts). */

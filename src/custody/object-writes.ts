@@ -12,6 +12,16 @@ const CREATING_CALLS = {
   C_DeriveKeyAsync: [-1],
 } as const;
 
+/** The same on the event loop: they must run through creatingOnLoop (see there). */
+const CREATING_CALLS_ON_LOOP = {
+  C_GenerateKey: [-1],
+  C_GenerateKeyPair: [-2, -1],
+  C_UnwrapKey: [-1],
+  C_DeriveKey: [-1],
+  C_CopyObject: [-1],
+  C_CreateObject: [-1],
+} as const;
+
 /** A lookup refused because a token object is being written on another thread; ObjectWrites.lookingUp waits and runs the operation again. */
 export class ObjectWritesInFlight extends Error {
   constructor() {
@@ -45,6 +55,8 @@ export class ObjectWrites {
   private readonly heldCreations: Array<() => void> = [];
   /** Sessions whose request gave up (see abandon). */
   private readonly abandoned = new WeakSet<object>();
+  /** Searches running on the search thread (search-worker.ts). */
+  private searches = 0;
 
   get busy(): boolean {
     return this.inFlight > 0;
@@ -75,12 +87,53 @@ export class ObjectWrites {
     }
   }
 
-  /** `pkcs11` with every call that creates a token object counted while it runs. */
+  /**
+   * Runs a token search off the event loop (search-worker.ts) once no creation is in flight;
+   * creations that would start meanwhile wait until it has answered.
+   */
+  async searching<T>(search: () => Promise<T>): Promise<T> {
+    this.waitingLookups++;
+    try {
+      while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      this.searches++;
+      try {
+        return await search();
+      } finally {
+        this.searches--;
+      }
+    } finally {
+      this.lookupResumed();
+    }
+  }
+
+  /**
+   * Runs a call that creates a token object on the event loop (C_CopyObject, C_CreateObject,
+   * the synchronous C_GenerateKey…) once no search runs on the search thread or waits to: a
+   * search there could meet it as one on the pool meets a creation. Waiting is asynchronous;
+   * the call itself is over before any other JavaScript runs, so no search can start under it.
+   */
+  async creatingOnLoop<T>(call: () => T): Promise<T> {
+    while (this.waitingLookups > 0) await new Promise<void>((resolve) => this.heldCreations.push(resolve));
+    return call();
+  }
+
+  /**
+   * `pkcs11` with every call that creates a token object counted while it runs. Such a call
+   * made on the event loop while a search runs on the search thread fails instead of racing it
+   * (it belongs in creatingOnLoop).
+   */
   tracking(pkcs11: Pkcs11): Pkcs11 {
     const calls = boundCalls(pkcs11);
     for (const [name, templates] of Object.entries(CREATING_CALLS)) {
       const call = calls[name] as (...args: unknown[]) => Promise<unknown>;
       calls[name] = (...args: unknown[]) => (templates.some((at) => createsTokenObject(args.at(at))) ? this.creation(args[0], () => call(...args)) : call(...args));
+    }
+    for (const [name, templates] of Object.entries(CREATING_CALLS_ON_LOOP)) {
+      const call = calls[name] as (...args: unknown[]) => unknown;
+      calls[name] = (...args: unknown[]) => {
+        if (this.searches > 0 && templates.some((at) => createsTokenObject(args.at(at)))) throw new Error(`${name} would make a token object while a token search runs on the search thread`);
+        return call(...args);
+      };
     }
     return calls as unknown as Pkcs11;
   }

@@ -73,14 +73,16 @@ export async function importPrivateKey(token: Token, request: ImportMaterialRequ
         ]);
         const named: pkcs11js.Template = [{ type: pkcs11js.CKA_TOKEN, value: true }, ...namingAttributes(naming), { type: pkcs11js.CKA_MODIFIABLE, value: token.copiesKeys }];
         // CKA_PRIVATE is already true on the session object; SoftHSM2 refuses it in a private key's copy template.
-        const tokenPrivate = p.C_CopyObject(session, privateKey, named);
-        let tokenPublic: ObjectHandle;
-        try {
-          tokenPublic = p.C_CreateObject(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY }, ...named, { type: pkcs11js.CKA_PRIVATE, value: false }, ...publicTemplate]);
-        } catch (err) {
-          p.C_DestroyObject(session, tokenPrivate);
-          throw err;
-        }
+        const { tokenPrivate, tokenPublic } = await token.creatingOnLoop(() => {
+          const tokenPrivate = p.C_CopyObject(session, privateKey, named);
+          try {
+            const tokenPublic: ObjectHandle = p.C_CreateObject(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY }, ...named, { type: pkcs11js.CKA_PRIVATE, value: false }, ...publicTemplate]);
+            return { tokenPrivate, tokenPublic };
+          } catch (err) {
+            p.C_DestroyObject(session, tokenPrivate);
+            throw err;
+          }
+        });
         // As secret-import.ts: kept like a generated pair's handles, so the first use searches nothing.
         token.lookup.created(request.creationId, pkcs11js.CKO_PRIVATE_KEY, tokenPrivate);
         token.lookup.created(request.creationId, pkcs11js.CKO_PUBLIC_KEY, tokenPublic);

@@ -37,13 +37,15 @@ export async function importSecret(
       const naming = decide(checkValue);
       let created = false;
       if (naming !== undefined) {
-        const copy = token.pkcs11.C_CopyObject(session, secret, [
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          ...namingAttributes(naming),
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_MODIFIABLE, value: token.copiesKeys },
-        ]);
+        const copy = await token.creatingOnLoop(() =>
+          token.pkcs11.C_CopyObject(session, secret, [
+            { type: pkcs11js.CKA_TOKEN, value: true },
+            { type: pkcs11js.CKA_PRIVATE, value: true },
+            ...namingAttributes(naming),
+            { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+            { type: pkcs11js.CKA_MODIFIABLE, value: token.copiesKeys },
+          ]),
+        );
         // Kept like a generated key's handle, so the first use searches nothing; recorded
         // while the session is held, so a module re-initialisation (which drops every cached
         // handle) cannot come between the copy and the record.

@@ -24,13 +24,13 @@ export class SecretSealer {
   constructor(private readonly token: Token) {}
 
   async seal(boundTo: string, secret: string): Promise<string> {
-    this.ready ??= this.token.run('make secret sealing key', (session) => void this.key(session)).catch((err: unknown) => {
+    this.ready ??= this.token.run('make secret sealing key', async (session) => void (await this.key(session))).catch((err: unknown) => {
       this.ready = undefined;
       throw err;
     });
     await this.ready;
     return this.token.run('seal secret', async (session) => {
-      const key = this.key(session);
+      const key = await this.key(session);
       const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(IV_BYTES));
       const plaintext = Buffer.from(secret, 'utf8');
       try {
@@ -46,7 +46,7 @@ export class SecretSealer {
   async open(boundTo: string, sealed: string): Promise<string> {
     const bytes = Buffer.from(sealed, 'base64');
     return this.token.run('open secret', async (session) => {
-      const key = this.key(session);
+      const key = await this.key(session);
       this.token.pkcs11.C_DecryptInit(session, gcm(bytes.subarray(0, IV_BYTES), boundTo), key);
       try {
         const plaintext = await this.token.pkcs11.C_DecryptAsync(session, bytes.subarray(IV_BYTES), Buffer.alloc(bytes.length));
@@ -59,10 +59,10 @@ export class SecretSealer {
     });
   }
 
-  private key(session: Session): Buffer {
+  private async key(session: Session): Promise<Buffer> {
     const existing = this.token.lookup.findObject(session, SECRET_SEALING_LABEL, pkcs11js.CKO_SECRET_KEY);
     if (existing) return existing;
-    return this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(SECRET_SEALING_LABEL, false));
+    return this.token.creatingOnLoop(() => this.token.pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, aesKeyTemplate(SECRET_SEALING_LABEL, false)));
   }
 }
 

@@ -150,11 +150,17 @@ export class Pkcs11Modules {
 
 const retainedModules: pkcs11js.PKCS11[] = [];
 
+/** The profile's initialisation string for C_Initialize, with its token directory filled in. */
+export function libraryParametersOf(profile: HsmProfile, dataDir: string): string | undefined {
+  return profile.moduleParameters?.replaceAll('@TOKEN_DIR@', tokenDirOf(dataDir));
+}
+
 export function initializeModule(pkcs11: pkcs11js.PKCS11, profile: HsmProfile, dataDir: string): void {
+  const libraryParameters = libraryParametersOf(profile, dataDir);
   try {
     pkcs11.C_Initialize({
       flags: pkcs11js.CKF_OS_LOCKING_OK,
-      ...(profile.moduleParameters ? { libraryParameters: profile.moduleParameters.replaceAll('@TOKEN_DIR@', tokenDirOf(dataDir)) } : {}),
+      ...(libraryParameters ? { libraryParameters } : {}),
     });
   } catch (err) {
     if (ckrName(err) !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw err;

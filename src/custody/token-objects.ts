@@ -45,9 +45,9 @@ export interface TokenObjectInfo {
 }
 
 /** Every token object with its label and creation id; attributes a torn object lacks read as absent. */
-export function listTokenObjects(token: Token, session: Session): TokenObjectInfo[] {
+export async function listTokenObjects(token: Token, session: Session): Promise<TokenObjectInfo[]> {
   const out: TokenObjectInfo[] = [];
-  for (const handle of token.lookup.findAll(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
+  for (const handle of await token.lookup.search(session, [{ type: pkcs11js.CKA_TOKEN, value: true }])) {
     const { label, id, objectClass } = readNaming(token, session, handle);
     out.push({
       handle,
@@ -61,8 +61,8 @@ export function listTokenObjects(token: Token, session: Session): TokenObjectInf
 }
 
 /** Destroys every object of one creation; returns how many there were. */
-export function destroyCreation(token: Token, session: Session, creationId: string): number {
-  const handles = token.lookup.findAll(session, creationTemplate(creationId));
+export async function destroyCreation(token: Token, session: Session, creationId: string): Promise<number> {
+  const handles = await token.lookup.search(session, creationTemplate(creationId));
   for (const handle of handles) token.pkcs11.C_DestroyObject(session, handle);
   token.lookup.forgetCreation(creationId);
   return handles.length;
@@ -94,7 +94,7 @@ function readAttribute(token: Token, session: Session, handle: ObjectHandle, typ
 
 /** Run options of a creation: before it is tried again, whatever the failed try left under its id goes. */
 export function retryingCreation(token: Token, creationId: string): RunOptions {
-  return { beforeRetry: (session) => void destroyCreation(token, session, creationId) };
+  return { beforeRetry: async (session) => void (await destroyCreation(token, session, creationId)) };
 }
 
 /** A CK_ULONG attribute value as pkcs11js returns it (the platform's unsigned long, little-endian here). */

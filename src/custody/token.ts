@@ -6,13 +6,14 @@ import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
 import { heldInToken } from './key-templates';
 import { ObjectLookup } from './object-lookup';
+import { searchOnThread, SearchWorker, withSearchThread } from './search-worker';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { ObjectWrites } from './object-writes';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
-import { describeToken, findOrInitializeToken, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
+import { describeToken, findOrInitializeToken, libraryParametersOf, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
 export type Session = Buffer;
@@ -40,7 +41,7 @@ export interface RunOptions {
    * whatever a failed attempt may have left under their creation id, so a retry never makes
    * a second object with the same id.
    */
-  beforeRetry?: (session: Session) => void;
+  beforeRetry?: (session: Session) => void | Promise<void>;
 }
 
 export interface TokenOptions {
@@ -115,13 +116,15 @@ export class Token implements ModuleUser {
     private readonly modules: Pkcs11Modules,
     /** Profile quirk lookupsCorruptObjectsBeingWritten: creations in flight, which lookups wait out. */
     private readonly writes?: ObjectWrites,
+    /** Profile searchesOffEventLoop: the thread token searches run on. */
+    private readonly searchThread?: SearchWorker,
   ) {
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
-    this.lookup = new ObjectLookup(pkcs11, this.copies, log, writes);
+    this.lookup = new ObjectLookup(pkcs11, this.copies, log, writes, searchThread ? (template) => this.searchOffLoop(template) : undefined);
     modules.join(profile.module, this);
   }
 
@@ -179,11 +182,21 @@ export class Token implements ModuleUser {
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
       const routed = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
       const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
-      const direct = writes ? writes.tracking(routed) : routed;
+      const tracked = writes ? writes.tracking(routed) : routed;
+      const searchThread = profile.searchesOffEventLoop
+        ? new SearchWorker(profile.module, libraryParametersOf(profile, dataDir), (session) => {
+            try {
+              pkcs11.C_CloseSession(session);
+            } catch {
+              // Already gone with the module instance.
+            }
+          })
+        : undefined;
+      const direct = searchThread ? withSearchThread(tracked, searchThread, options.observer) : tracked;
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
       const calls = faults ? withFaults(direct, faults, log) : direct;
-      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes);
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes, searchThread);
     } catch (err) {
       modules.release(profile.module);
       throw err;
@@ -205,7 +218,8 @@ export class Token implements ModuleUser {
       let missed: string | undefined;
       try {
         this.lookup.startOn(session);
-        return await this.withDeadline(what, session, this.writes ? (s) => this.writes!.lookingUp(() => fn(s)) : fn);
+        const lookingUp = this.writes ? (s: Session) => this.writes!.lookingUp(() => fn(s)) : fn;
+        return await this.withDeadline(what, session, this.searchThread ? (s) => this.lookup.searchAnswering(s, async () => lookingUp(s)) : lookingUp);
       } catch (err) {
         failure = err;
         if (err instanceof HungCall) hung = err;
@@ -247,6 +261,28 @@ export class Token implements ModuleUser {
     if (this.reloadedFor.size >= 10_000) this.reloadedFor.clear();
     this.reloadedFor.add(lookup);
     return true;
+  }
+
+  /**
+   * A search on the search thread, once no creation is in flight on a token whose searches
+   * must not meet one (ObjectWrites.searching). Undefined when the module was re-initialised
+   * meanwhile: the handles found belong to the instance that went.
+   */
+  private async searchOffLoop(template: pkcs11js.Template): Promise<ObjectHandle[] | undefined> {
+    const thread = this.searchThread!;
+    const generation = thread.generation;
+    const search = () => searchOnThread(this.pkcs11, this.slot, template);
+    const found = await (this.writes ? this.writes.searching(search) : search());
+    return generation === thread.generation ? found : undefined;
+  }
+
+  /**
+   * Runs a call that makes a token object on the event loop (C_CopyObject, C_CreateObject,
+   * the synchronous generations) once no search runs off the loop that it could race
+   * (ObjectWrites.creatingOnLoop); at once on other tokens.
+   */
+  async creatingOnLoop<T>(call: () => T): Promise<T> {
+    return this.writes && this.searchThread ? this.writes.creatingOnLoop(call) : call();
   }
 
   /** Runs `fn`, giving up on it after the call deadline; a hung call keeps its session until it answers. */
@@ -296,8 +332,9 @@ export class Token implements ModuleUser {
     this.closed = true;
     for (const s of this.idle.splice(0)) this.safeClose(s);
     this.safeClose(this.keepAlive);
+    this.searchThread?.close();
     // Finalising under a call that never answered would crash the process; exiting frees it.
-    if (this.hungCalls > 0) return;
+    if (this.hungCalls > 0 || this.searchThread?.busy) return;
     this.modules.release(this.profile.module, this);
   }
 
@@ -443,6 +480,7 @@ export class Token implements ModuleUser {
     // Session copies live in the keep-alive session: closing it destroys them.
     this.lookup.dropAll();
     this.safeClose(this.keepAlive);
+    this.searchThread?.dropSession();
   }
 
   /** ModuleUser: the token again (its slot may have moved) and a logged-in keep-alive session. */

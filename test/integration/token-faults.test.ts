@@ -80,7 +80,8 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
       expect(injections() - dropped, 'the handle the token called invalid').to.equal(1);
       const before = reinitialisations();
       // Until the module is initialised again, every lookup of a new object finds nothing.
-      inject([{ call: 'C_FindObjects', empty: true, untilInitialize: true }]);
+      // The profile searches on its search thread (C_FindObjectsAsync) or on the event loop (C_FindObjects).
+      inject(['C_FindObjects', 'C_FindObjectsAsync'].map((call) => ({ call, empty: true, untilInitialize: true })));
       await encryptKept(keyId, 'encrypted with an object the module view had lost');
       if (reinitialisations() > before) break;
       // A sweep's listing (every second here) cached the handle again in between: no lookup ran.

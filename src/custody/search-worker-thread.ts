@@ -1,0 +1,71 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import * as pkcs11js from 'pkcs11js';
+
+/**
+ * The thread of search-worker.ts: its own pkcs11js instance on the same PKCS#11 library. In
+ * one process dlopen returns the library already loaded, so this instance calls into the
+ * module the main thread initialised: its C_Initialize answers CKR_CRYPTOKI_ALREADY_INITIALIZED,
+ * its sessions share the application's login (PKCS#11 keeps login state per application), and
+ * the object handles it finds are the process's. It never calls C_Finalize: that would end
+ * every session of the process. The pkcs11js instance only dlcloses its own reference on exit.
+ */
+
+export interface SearchRequest {
+  id: number;
+  /** The main thread's module instance: a change means this thread's session died with the last one. */
+  generation: number;
+  slot: Uint8Array;
+  template: pkcs11js.Template;
+}
+
+export type SearchAnswer = { id: number; session: Uint8Array; handles: Uint8Array[] } | { id: number; session?: Uint8Array; error: string };
+
+interface WorkerSetup {
+  module: string;
+  libraryParameters?: string;
+}
+
+const setup = workerData as WorkerSetup;
+const pkcs11 = new pkcs11js.PKCS11();
+pkcs11.load(setup.module);
+try {
+  pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK, ...(setup.libraryParameters ? { libraryParameters: setup.libraryParameters } : {}) });
+} catch {
+  // CKR_CRYPTOKI_ALREADY_INITIALIZED: the main thread initialised the module, as expected.
+}
+
+let session: { handle: Buffer; generation: number } | undefined;
+
+function sessionFor(request: SearchRequest): Buffer {
+  // A session of an earlier module instance is gone with it; its number may name a new session of the main thread now, so it is never closed here.
+  if (session?.generation !== request.generation) session = { handle: pkcs11.C_OpenSession(Buffer.from(request.slot), pkcs11js.CKF_SERIAL_SESSION), generation: request.generation };
+  return session.handle;
+}
+
+/** Structured cloning turns Buffers into Uint8Arrays; pkcs11js wants Buffers back. */
+function asTemplate(template: pkcs11js.Template): pkcs11js.Template {
+  return template.map(({ type, value }) => ({ type, value: value instanceof Uint8Array ? Buffer.from(value) : value }));
+}
+
+parentPort!.on('message', (request: SearchRequest) => {
+  let handle: Buffer | undefined;
+  try {
+    handle = sessionFor(request);
+    pkcs11.C_FindObjectsInit(handle, asTemplate(request.template));
+    const handles: Buffer[] = [];
+    try {
+      for (;;) {
+        const batch = pkcs11.C_FindObjects(handle, 256);
+        handles.push(...batch);
+        if (batch.length < 256) break;
+      }
+    } finally {
+      pkcs11.C_FindObjectsFinal(handle);
+    }
+    parentPort!.postMessage({ id: request.id, session: handle, handles } satisfies SearchAnswer);
+  } catch (err) {
+    // Whatever failed, the next search starts on a fresh session.
+    session = undefined;
+    parentPort!.postMessage({ id: request.id, ...(handle ? { session: handle } : {}), error: err instanceof Error ? err.message : String(err) } satisfies SearchAnswer);
+  }
+});

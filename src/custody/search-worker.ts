@@ -1,0 +1,141 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type * as pkcs11js from 'pkcs11js';
+import { boundCalls } from './bound-calls';
+import type { SearchAnswer, SearchRequest } from './search-worker-thread';
+import type { TokenObserver } from './token';
+
+type Buffers = Buffer[];
+
+/**
+ * Token searches (C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal) on a worker thread
+ * of their own (profile setting `searchesOffEventLoop`). A search reads every object of the
+ * token, ~30 µs each on SoftHSM2 (3 s at 100,000 objects): on the event loop it would stall
+ * every other request of the process meanwhile. pkcs11js has no asynchronous C_FindObjects,
+ * so the thread makes the calls synchronously on a session of its own (search-worker-thread.ts)
+ * and hands back the handles, which are valid in the whole process.
+ *
+ * Searches run one at a time, in order. The thread starts with the first search and is
+ * unreferenced while idle, so it never keeps the process alive.
+ */
+export class SearchWorker {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { generation: number; resolve: (handles: Buffers) => void; reject: (err: Error) => void }>();
+  /** The session the thread searches on, once it has reported one, and the module instance it belongs to. */
+  private threadSession: { handle: Buffer; generation: number } | undefined;
+
+  constructor(
+    private readonly module: string,
+    private readonly libraryParameters: string | undefined,
+    /** Closes a session of the module (the thread's, from the main thread: handles are process-wide). */
+    private readonly closeSession: (session: Buffer) => void,
+  ) {}
+
+  /** Module instances gone so far (dropSession): handles found in an earlier one are stale. */
+  private moduleGeneration = 0;
+
+  get generation(): number {
+    return this.moduleGeneration;
+  }
+
+  /** Searches running or queued. */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** The token objects of `slot` matching `template`, found on the worker thread. */
+  search(slot: Buffer, template: pkcs11js.Template): Promise<Buffers> {
+    const worker = this.thread();
+    const id = this.nextId++;
+    const generation = this.moduleGeneration;
+    if (this.pending.size === 0) worker.ref();
+    return new Promise<Buffers>((resolve, reject) => {
+      this.pending.set(id, { generation, resolve, reject });
+      worker.postMessage({ id, generation, slot, template } satisfies SearchRequest);
+    });
+  }
+
+  /**
+   * The module instance is going (re-initialisation or close): the thread's session goes with
+   * it, closed here while its number still names it. With a search still running on it (a
+   * call past its deadline) it is left alone; the thread opens a new one for the next search.
+   */
+  dropSession(): void {
+    if (this.threadSession && !this.busy) this.closeSession(this.threadSession.handle);
+    this.threadSession = undefined;
+    this.moduleGeneration++;
+  }
+
+  /** Closes the thread's session and ends the thread (token close, before the module is finalised). */
+  close(): void {
+    this.dropSession();
+    const worker = this.worker;
+    this.worker = undefined;
+    void worker?.terminate();
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(path.join(__dirname, 'search-worker-thread.js'), { workerData: { module: this.module, libraryParameters: this.libraryParameters } });
+    worker.unref();
+    worker.on('message', (answer: SearchAnswer) => this.answered(answer));
+    // A thread that failed or ended fails what it had; the next search starts a new one.
+    const gone = (err: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.threadSession = undefined;
+      for (const { reject } of this.pending.values()) reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(new Error(`the token search thread ended (exit code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private answered(answer: SearchAnswer): void {
+    const waiting = this.pending.get(answer.id);
+    if (!waiting) return;
+    this.pending.delete(answer.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    const current = waiting.generation === this.moduleGeneration;
+    if ('error' in answer) {
+      // The thread gave that session up and opens another for its next search.
+      if (answer.session && current && !this.busy) this.closeSession(Buffer.from(answer.session));
+      if (this.threadSession && answer.session && this.threadSession.handle.equals(answer.session)) this.threadSession = undefined;
+      waiting.reject(new Error(answer.error));
+      return;
+    }
+    if (current) this.threadSession = { handle: Buffer.from(answer.session), generation: waiting.generation };
+    waiting.resolve(answer.handles.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)));
+  }
+}
+
+/**
+ * `pkcs11` with one more call, `C_FindObjectsAsync(slot, template)`: a whole search on the
+ * search thread, named as pkcs11js names its asynchronous calls, so the layers above it see it
+ * like any call (fault injection; the observer times it as C_FindObjectsInit).
+ */
+export function withSearchThread(pkcs11: pkcs11js.PKCS11, thread: SearchWorker, observer?: TokenObserver): pkcs11js.PKCS11 {
+  // A record of bound calls (the other wrappers' shape) is copied as it is: no second binding on the request path.
+  const calls = Object.getPrototypeOf(pkcs11) === Object.prototype ? { ...(pkcs11 as unknown as Record<string, unknown>) } : boundCalls(pkcs11);
+  calls.C_FindObjectsAsync = async (slot: Buffer, template: pkcs11js.Template): Promise<Buffer[]> => {
+    const started = performance.now();
+    let failed = true;
+    try {
+      const found = await thread.search(slot, template);
+      failed = false;
+      return found;
+    } finally {
+      // Timed as the call that starts a search, whichever thread makes it: one per search either way.
+      observer?.call('C_FindObjectsInit', (performance.now() - started) / 1000, failed);
+    }
+  };
+  return calls as unknown as pkcs11js.PKCS11;
+}
+
+/** The search thread's call (withSearchThread) on a module that has it. */
+export function searchOnThread(pkcs11: pkcs11js.PKCS11, slot: Buffer, template: pkcs11js.Template): Promise<Buffer[]> {
+  return (pkcs11 as unknown as { C_FindObjectsAsync: (slot: Buffer, template: pkcs11js.Template) => Promise<Buffer[]> }).C_FindObjectsAsync(slot, template);
+}
