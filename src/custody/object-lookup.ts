@@ -1,6 +1,8 @@
 import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
+import { readAttributes } from './attribute-reads';
 import { ObjectWritesInFlight, type ObjectWrites } from './object-writes';
+import type { Found } from './search-worker';
 import type { SessionCopies } from './session-copies';
 import type { ObjectHandle, Session } from './token';
 import { creationTemplate } from './token-objects';
@@ -9,7 +11,7 @@ import { creationTemplate } from './token-objects';
  * Searches the token off the event loop (search-worker.ts); undefined when the module was
  * re-initialised during the search (the handles found belong to the instance that went).
  */
-export type OffLoopSearch = (template: pkcs11js.Template) => Promise<ObjectHandle[] | undefined>;
+export type OffLoopSearch = (template: pkcs11js.Template, read?: number[]) => Promise<Found[] | undefined>;
 
 /**
  * A lookup missed the handle cache on a token that searches off the event loop: Token.run
@@ -44,7 +46,7 @@ export class ObjectLookup {
   /** Searches made off the event loop for the operation running on a session, by lookup. */
   private readonly answers = new WeakMap<Session, Map<string, ObjectHandle[]>>();
   /** Searches of one object running off the event loop: concurrent first uses of one key wait for one search. */
-  private readonly searching = new Map<string, Promise<ObjectHandle[] | undefined>>();
+  private readonly searching = new Map<string, Promise<Found[] | undefined>>();
 
   constructor(
     private readonly pkcs11: pkcs11js.PKCS11,
@@ -116,7 +118,17 @@ export class ObjectLookup {
    */
   async search(session: Session, template: pkcs11js.Template): Promise<ObjectHandle[]> {
     if (!this.offLoop) return this.findAll(session, template);
-    const found = await this.offLoop(tokenObjects(template));
+    return (await this.offLoopOrFail(template)).map((f) => f.handle);
+  }
+
+  /** As search, with the attributes `read` names read from every object found (listings), in the same place. */
+  async searchReading(session: Session, template: pkcs11js.Template, read: number[]): Promise<Array<Required<Found>>> {
+    if (!this.offLoop) return this.findAll(session, template).map((handle) => ({ handle, values: readAttributes(this.pkcs11, session, handle, read) }));
+    return (await this.offLoopOrFail(template, read)).map((f) => ({ handle: f.handle, values: f.values ?? read.map(() => undefined) }));
+  }
+
+  private async offLoopOrFail(template: pkcs11js.Template, read?: number[]): Promise<Found[]> {
+    const found = await this.offLoop!(tokenObjects(template), read);
     // Only a request that outlived its deadline still runs across a re-initialisation; it fails.
     if (!found) throw new Error('the token module was re-initialised during a search');
     return found;
@@ -142,7 +154,7 @@ export class ObjectLookup {
         if (!found) continue;
         let answers = this.answers.get(session);
         if (!answers) this.answers.set(session, (answers = new Map()));
-        answers.set(err.key, found);
+        answers.set(err.key, found.map((f) => f.handle));
       }
     }
   }

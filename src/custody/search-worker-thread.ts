@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
+import { readAttributes } from './attribute-reads';
 
 /**
  * The thread of search-worker.ts: its own pkcs11js instance on the same PKCS#11 library. In
@@ -16,9 +17,17 @@ export interface SearchRequest {
   generation: number;
   slot: Uint8Array;
   template: pkcs11js.Template;
+  /** Attributes to read from every object found (a listing), so the reads too stay off the event loop. */
+  read?: number[];
 }
 
-export type SearchAnswer = { id: number; session: Uint8Array; handles: Uint8Array[] } | { id: number; session?: Uint8Array; error: string };
+/** One object found, with the attributes asked for (null: the object has none of that type). */
+export interface FoundObject {
+  handle: Uint8Array;
+  values?: Array<Uint8Array | null>;
+}
+
+export type SearchAnswer = { id: number; session: Uint8Array; found: FoundObject[] } | { id: number; session?: Uint8Array; error: string };
 
 interface WorkerSetup {
   module: string;
@@ -62,7 +71,9 @@ parentPort!.on('message', (request: SearchRequest) => {
     } finally {
       pkcs11.C_FindObjectsFinal(handle);
     }
-    parentPort!.postMessage({ id: request.id, session: handle, handles } satisfies SearchAnswer);
+    const read = request.read;
+    const found = read ? handles.map((object) => ({ handle: object, values: readAttributes(pkcs11, handle!, object, read).map((v) => v ?? null) })) : handles.map((object) => ({ handle: object }));
+    parentPort!.postMessage({ id: request.id, session: handle, found } satisfies SearchAnswer);
   } catch (err) {
     // Whatever failed, the next search starts on a fresh session.
     session = undefined;

@@ -2,10 +2,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type * as pkcs11js from 'pkcs11js';
 import { boundCalls } from './bound-calls';
-import type { SearchAnswer, SearchRequest } from './search-worker-thread';
+import type { FoundObject, SearchAnswer, SearchRequest } from './search-worker-thread';
 import type { TokenObserver } from './token';
 
-type Buffers = Buffer[];
+/** An object found, with the attributes read from it when asked (undefined: it has none of that type). */
+export interface Found {
+  handle: Buffer;
+  values?: Array<Buffer | undefined>;
+}
 
 /**
  * Token searches (C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal) on a worker thread
@@ -21,15 +25,15 @@ type Buffers = Buffer[];
 export class SearchWorker {
   private worker: Worker | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { generation: number; resolve: (handles: Buffers) => void; reject: (err: Error) => void }>();
+  private readonly pending = new Map<number, { generation: number; resolve: (found: Found[]) => void; reject: (err: Error) => void }>();
   /** The session the thread searches on, once it has reported one, and the module instance it belongs to. */
   private threadSession: { handle: Buffer; generation: number } | undefined;
 
   constructor(
+    /** The main thread's module: it closes the thread's session (handles are process-wide). */
+    private readonly pkcs11: pkcs11js.PKCS11,
     private readonly module: string,
     private readonly libraryParameters: string | undefined,
-    /** Closes a session of the module (the thread's, from the main thread: handles are process-wide). */
-    private readonly closeSession: (session: Buffer) => void,
   ) {}
 
   /** Module instances gone so far (dropSession): handles found in an earlier one are stale. */
@@ -39,20 +43,27 @@ export class SearchWorker {
     return this.moduleGeneration;
   }
 
+  /** What `search` found, or undefined when the module was re-initialised meanwhile: those handles belong to the instance that went. */
+  async unlessReinitialised(search: () => Promise<Found[]>): Promise<Found[] | undefined> {
+    const generation = this.moduleGeneration;
+    const found = await search();
+    return generation === this.moduleGeneration ? found : undefined;
+  }
+
   /** Searches running or queued. */
   get busy(): boolean {
     return this.pending.size > 0;
   }
 
-  /** The token objects of `slot` matching `template`, found on the worker thread. */
-  search(slot: Buffer, template: pkcs11js.Template): Promise<Buffers> {
+  /** The token objects of `slot` matching `template`, found on the worker thread, with the attributes `read` names read from each. */
+  search(slot: Buffer, template: pkcs11js.Template, read?: number[]): Promise<Found[]> {
     const worker = this.thread();
     const id = this.nextId++;
     const generation = this.moduleGeneration;
     if (this.pending.size === 0) worker.ref();
-    return new Promise<Buffers>((resolve, reject) => {
+    return new Promise<Found[]>((resolve, reject) => {
       this.pending.set(id, { generation, resolve, reject });
-      worker.postMessage({ id, generation, slot, template } satisfies SearchRequest);
+      worker.postMessage({ id, generation, slot, template, ...(read ? { read } : {}) } satisfies SearchRequest);
     });
   }
 
@@ -73,6 +84,14 @@ export class SearchWorker {
     const worker = this.worker;
     this.worker = undefined;
     void worker?.terminate();
+  }
+
+  private closeSession(session: Buffer): void {
+    try {
+      this.pkcs11.C_CloseSession(session);
+    } catch {
+      // Already gone with the module instance.
+    }
   }
 
   private thread(): Worker {
@@ -108,7 +127,7 @@ export class SearchWorker {
       return;
     }
     if (current) this.threadSession = { handle: Buffer.from(answer.session), generation: waiting.generation };
-    waiting.resolve(answer.handles.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)));
+    waiting.resolve(answer.found.map(asFound));
   }
 }
 
@@ -120,11 +139,11 @@ export class SearchWorker {
 export function withSearchThread(pkcs11: pkcs11js.PKCS11, thread: SearchWorker, observer?: TokenObserver): pkcs11js.PKCS11 {
   // A record of bound calls (the other wrappers' shape) is copied as it is: no second binding on the request path.
   const calls = Object.getPrototypeOf(pkcs11) === Object.prototype ? { ...(pkcs11 as unknown as Record<string, unknown>) } : boundCalls(pkcs11);
-  calls.C_FindObjectsAsync = async (slot: Buffer, template: pkcs11js.Template): Promise<Buffer[]> => {
+  calls.C_FindObjectsAsync = async (slot: Buffer, template: pkcs11js.Template, read?: number[]): Promise<Found[]> => {
     const started = performance.now();
     let failed = true;
     try {
-      const found = await thread.search(slot, template);
+      const found = await thread.search(slot, template, read);
       failed = false;
       return found;
     } finally {
@@ -136,6 +155,12 @@ export function withSearchThread(pkcs11: pkcs11js.PKCS11, thread: SearchWorker, 
 }
 
 /** The search thread's call (withSearchThread) on a module that has it. */
-export function searchOnThread(pkcs11: pkcs11js.PKCS11, slot: Buffer, template: pkcs11js.Template): Promise<Buffer[]> {
-  return (pkcs11 as unknown as { C_FindObjectsAsync: (slot: Buffer, template: pkcs11js.Template) => Promise<Buffer[]> }).C_FindObjectsAsync(slot, template);
+export function searchOnThread(pkcs11: pkcs11js.PKCS11, slot: Buffer, template: pkcs11js.Template, read?: number[]): Promise<Found[]> {
+  return (pkcs11 as unknown as { C_FindObjectsAsync: (slot: Buffer, template: pkcs11js.Template, read?: number[]) => Promise<Found[]> }).C_FindObjectsAsync(slot, template, read);
+}
+
+/** Structured cloning hands Buffers over as Uint8Arrays. */
+function asFound(object: FoundObject): Found {
+  const buffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { handle: buffer(object.handle), ...(object.values ? { values: object.values.map((v) => (v ? buffer(v) : undefined)) } : {}) };
 }

@@ -124,7 +124,10 @@ export class Token implements ModuleUser {
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
     this.heldInToken = heldInToken(profile.sessionCopies === true);
     this.copies = profile.sessionCopies ? new SessionCopies(pkcs11, () => this.keepAlive, log) : undefined;
-    this.lookup = new ObjectLookup(pkcs11, this.copies, log, writes, searchThread ? (template) => this.searchOffLoop(template) : undefined);
+    // On the search thread, once no creation is in flight on a token whose searches must not meet one.
+    const offLoop = (thread: SearchWorker) => (template: pkcs11js.Template, read?: number[]) =>
+      thread.unlessReinitialised(() => (writes ? writes.searching(() => searchOnThread(pkcs11, this.slot, template, read)) : searchOnThread(pkcs11, this.slot, template, read)));
+    this.lookup = new ObjectLookup(pkcs11, this.copies, log, writes, searchThread && offLoop(searchThread));
     modules.join(profile.module, this);
   }
 
@@ -183,15 +186,7 @@ export class Token implements ModuleUser {
       const routed = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
       const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
       const tracked = writes ? writes.tracking(routed) : routed;
-      const searchThread = profile.searchesOffEventLoop
-        ? new SearchWorker(profile.module, libraryParametersOf(profile, dataDir), (session) => {
-            try {
-              pkcs11.C_CloseSession(session);
-            } catch {
-              // Already gone with the module instance.
-            }
-          })
-        : undefined;
+      const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;
       const direct = searchThread ? withSearchThread(tracked, searchThread, options.observer) : tracked;
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
@@ -261,19 +256,6 @@ export class Token implements ModuleUser {
     if (this.reloadedFor.size >= 10_000) this.reloadedFor.clear();
     this.reloadedFor.add(lookup);
     return true;
-  }
-
-  /**
-   * A search on the search thread, once no creation is in flight on a token whose searches
-   * must not meet one (ObjectWrites.searching). Undefined when the module was re-initialised
-   * meanwhile: the handles found belong to the instance that went.
-   */
-  private async searchOffLoop(template: pkcs11js.Template): Promise<ObjectHandle[] | undefined> {
-    const thread = this.searchThread!;
-    const generation = thread.generation;
-    const search = () => searchOnThread(this.pkcs11, this.slot, template);
-    const found = await (this.writes ? this.writes.searching(search) : search());
-    return generation === thread.generation ? found : undefined;
   }
 
   /**
