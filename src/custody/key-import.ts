@@ -90,7 +90,7 @@ export class KeyImporter {
         if (ref) refs.set(label, ref);
       }
       return [...refs.values()];
-    });
+    }, { listing: true });
   }
 
   /**

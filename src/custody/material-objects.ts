@@ -101,7 +101,7 @@ export class MaterialObjects {
       const objects = await listTokenObjects(this.token, session);
       this.token.lookup.listed(objects);
       return objects.map(({ handle: _handle, ...info }) => info);
-    });
+    }, { listing: true });
   }
 
   /**
@@ -122,7 +122,7 @@ export class MaterialObjects {
         }
       }
       return count;
-    });
+    }, { listing: true });
   }
 
   async attributes(ref: MaterialRef): Promise<MaterialAttributes> {

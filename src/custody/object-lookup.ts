@@ -138,23 +138,36 @@ export class ObjectLookup {
    * Runs `operation` on `session`; each time a lookup in it refuses (SearchNeeded), makes that
    * search off the event loop and runs it again. Concurrent lookups of one object share a search.
    */
-  async searchAnswering<T>(session: Session, operation: () => Promise<T>): Promise<T> {
-    for (;;) {
+  searchAnswering<T>(session: Session, operation: () => Promise<T> | T): Promise<T> {
+    // The request path (every handle cached) costs one promise here, no async frame.
+    let first: Promise<T>;
+    try {
+      first = Promise.resolve(operation());
+    } catch (err) {
+      first = Promise.reject(err);
+    }
+    return first.catch((err: unknown) => this.searchAndRunAgain(session, operation, err));
+  }
+
+  private async searchAndRunAgain<T>(session: Session, operation: () => Promise<T> | T, refusal: unknown): Promise<T> {
+    for (let err = refusal; ; ) {
+      if (!(err instanceof SearchNeeded) || !this.offLoop) throw err;
+      const need = err;
+      let search = this.searching.get(need.key);
+      if (!search) {
+        search = this.offLoop(tokenObjects(need.template)).finally(() => this.searching.delete(need.key));
+        this.searching.set(need.key, search);
+      }
+      const found = await search;
+      // Found in a module instance that is gone: searched anew.
+      if (!found) continue;
+      let answers = this.answers.get(session);
+      if (!answers) this.answers.set(session, (answers = new Map()));
+      answers.set(need.key, found.map((f) => f.handle));
       try {
         return await operation();
-      } catch (err) {
-        if (!(err instanceof SearchNeeded) || !this.offLoop) throw err;
-        let search = this.searching.get(err.key);
-        if (!search) {
-          search = this.offLoop(tokenObjects(err.template)).finally(() => this.searching.delete(err.key));
-          this.searching.set(err.key, search);
-        }
-        const found = await search;
-        // Found in a module instance that is gone: the next run refuses again and searches anew.
-        if (!found) continue;
-        let answers = this.answers.get(session);
-        if (!answers) this.answers.set(session, (answers = new Map()));
-        answers.set(err.key, found.map((f) => f.handle));
+      } catch (next) {
+        err = next;
       }
     }
   }
