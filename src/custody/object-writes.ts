@@ -57,6 +57,8 @@ export class ObjectWrites {
   private readonly abandoned = new WeakSet<object>();
   /** Searches running on the search thread (search-worker.ts). */
   private searches = 0;
+  /** Searches waiting for the creations held now to start (see searching). */
+  private readonly searchesAfterHeld: Array<() => void> = [];
 
   get busy(): boolean {
     return this.inFlight > 0;
@@ -92,6 +94,9 @@ export class ObjectWrites {
    * creations that would start meanwhile wait until it has answered.
    */
   async searching<T>(search: () => Promise<T>): Promise<T> {
+    // Searches overlap one another (unlike lookups on the event loop): one arriving while
+    // creations are held goes after them, or searches in a row would hold creations for ever.
+    while (this.heldCreations.length > 0) await new Promise<void>((resolve) => this.searchesAfterHeld.push(resolve));
     this.waitingLookups++;
     try {
       while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -159,6 +164,9 @@ export class ObjectWrites {
   }
 
   private lookupResumed(): void {
-    if (--this.waitingLookups === 0) for (const release of this.heldCreations.splice(0)) release();
+    if (--this.waitingLookups > 0) return;
+    // The held creations first: they are in flight before the searches behind them look.
+    for (const release of this.heldCreations.splice(0)) release();
+    for (const wake of this.searchesAfterHeld.splice(0)) wake();
   }
 }
