@@ -5,12 +5,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { buildClient, CommitmentPolicy, getClient, KMS, KmsKeyringNode } from '@aws-crypto/client-node';
+import {
+  buildAwsKmsMrkAwareDiscoveryMultiKeyringNode,
+  buildAwsKmsMrkAwareStrictMultiKeyringNode,
+  buildClient,
+  CommitmentPolicy,
+  getClient,
+  KMS,
+  KmsKeyringNode,
+} from '@aws-crypto/client-node';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
+  ReplicateKeyCommand,
   type KeyMetadata,
   type KMSClient,
 } from '@aws-sdk/client-kms';
@@ -129,7 +138,58 @@ describe('AWS Encryption SDK for JavaScript end to end', function () {
     }
   });
 
-  it('recorded no unexpected failure in the server log', function () {
-    expect(server.stderr()).not.to.include('unexpected failure');
+  /** Runs `attempt`; the error it throws (the test fails if it does not throw). */
+  async function refusal(attempt: () => Promise<unknown>): Promise<Error> {
+    try {
+      await attempt();
+    } catch (err) {
+      return err as Error;
+    }
+    throw new Error('expected a refusal, but the message decrypted');
+  }
+
+  it('a discovery keyring filtered to this account decrypts; one filtered to another account refuses', async function () {
+    const { result } = await encrypt(keyring(keyA.Arn!), message, { encryptionContext: context });
+    const discovery = (accountIDs: string[]) =>
+      new KmsKeyringNode({ discovery: true, discoveryFilter: { accountIDs, partition: 'aws' }, clientProvider: clientProvider() });
+    expect((await decrypt(discovery(['111122223333']), result)).plaintext.equals(message)).to.equal(true);
+    // The ESDK skips data keys of other accounts without asking KMS, so nothing decrypts them.
+    await refusal(() => decrypt(discovery(['444455556666']), result));
+  });
+
+  describe('multi-Region keys through the MRK-aware keyrings', function () {
+    let primary: KeyMetadata;
+    let replica: KeyMetadata;
+    const mrkStrict = (keyId: string) => buildAwsKmsMrkAwareStrictMultiKeyringNode({ generatorKeyId: keyId, clientProvider: clientProvider() });
+    const mrkDiscovery = (region: string) => buildAwsKmsMrkAwareDiscoveryMultiKeyringNode({ regions: [region], clientProvider: clientProvider() });
+
+    before(async function () {
+      primary = (await kms.send(new CreateKeyCommand({ MultiRegion: true, Description: 'esdk mrk' }))).KeyMetadata!;
+      replica = (await kms.send(new ReplicateKeyCommand({ KeyId: primary.KeyId, ReplicaRegion: 'us-west-2' }))).ReplicaKeyMetadata!;
+    });
+
+    it("a message made with the primary in us-east-1 decrypts with the replica's ARN in us-west-2, and the other way round", async function () {
+      const fromPrimary = await encrypt(mrkStrict(primary.Arn!), message, { encryptionContext: context });
+      expect(fromPrimary.messageHeader.encryptedDataKeys.map((k) => k.providerInfo)).to.deep.equal([primary.Arn]);
+      expect((await decrypt(mrkStrict(replica.Arn!), fromPrimary.result)).plaintext.equals(message)).to.equal(true);
+
+      const fromReplica = await encrypt(mrkStrict(replica.Arn!), message, { encryptionContext: context });
+      expect(fromReplica.messageHeader.encryptedDataKeys.map((k) => k.providerInfo)).to.deep.equal([replica.Arn]);
+      expect((await decrypt(mrkStrict(primary.Arn!), fromReplica.result)).plaintext.equals(message)).to.equal(true);
+    });
+
+    it('an MRK discovery keyring decrypts in a region holding a replica, and gets NotFoundException in one without', async function () {
+      const { result } = await encrypt(mrkStrict(primary.Arn!), message, { encryptionContext: context });
+      expect((await decrypt(mrkDiscovery('us-west-2'), result)).plaintext.equals(message)).to.equal(true);
+      const refused = await refusal(() => decrypt(mrkDiscovery('eu-west-1'), result));
+      expect(refused.message).to.include(`NotFoundException: Key '${primary.Arn!.replace('us-east-1', 'eu-west-1')}' does not exist`);
+    });
+  });
+
+  // In a describe of its own so that it runs after the nested describes' tests too.
+  describe('afterwards', function () {
+    it('recorded no unexpected failure in the server log', function () {
+      expect(server.stderr()).not.to.include('unexpected failure');
+    });
   });
 });

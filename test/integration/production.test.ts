@@ -19,6 +19,7 @@ import {
   ListKeysCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import { pythonWithBoto3 } from '../support/python';
 import { expectKmsError, TestServer } from '../support/server';
 import { TestCa } from '../support/test-ca';
 
@@ -62,18 +63,6 @@ function smallPoolProfile(dir: string, size: number, queue: number): string {
   const file = path.join(dir, `softhsm2-pool-${size}-${queue}.json`);
   fs.writeFileSync(file, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: size, sessionQueueLimit: queue }));
   return file;
-}
-
-function pythonWithBoto3(): string | undefined {
-  for (const candidate of ['python3', '/usr/bin/python3']) {
-    try {
-      execFileSync(candidate, ['-c', 'import boto3'], { stdio: 'ignore' });
-      return candidate;
-    } catch {
-      // try the next interpreter
-    }
-  }
-  return undefined;
 }
 
 describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load shedding', function () {
