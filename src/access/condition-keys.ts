@@ -25,6 +25,8 @@ export interface RequestConditions {
   grantConstraintType?: readonly string[];
   /** EnableKeyRotation */
   rotationPeriodInDays?: number;
+  /** ScheduleKeyDeletion: the PendingWindowInDays the request gave (absent when it gave none). */
+  scheduleKeyDeletionPendingWindowInDays?: number;
   /** CreateKey / TagResource */
   requestTags?: readonly { TagKey: string; TagValue: string }[];
   /** TagResource / UntagResource (defaults to the keys of requestTags) */
@@ -174,6 +176,7 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   }
   set('kms:GrantIsForAWSResource', request.grantIsForAWSResource);
   set('kms:RotationPeriodInDays', request.rotationPeriodInDays);
+  set('kms:ScheduleKeyDeletionPendingWindowInDays', request.scheduleKeyDeletionPendingWindowInDays);
   set('kms:BypassPolicyLockoutSafetyCheck', request.bypassPolicyLockoutSafetyCheck);
   set('kms:ReEncryptOnSameKey', request.reEncryptOnSameKey);
   set('kms:WrappingAlgorithm', request.wrappingAlgorithm);

@@ -19,7 +19,9 @@ export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = asyn
       `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
     );
   }
-  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion', states: 'manage' }, (current, regions) => {
+  // kms:ScheduleKeyDeletionPendingWindowInDays: what the request asked for, as kms:RotationPeriodInDays is for EnableKeyRotation.
+  const conditions = { scheduleKeyDeletionPendingWindowInDays: input.PendingWindowInDays };
+  const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion', states: 'manage', conditions }, (current, regions) => {
     // A multi-Region primary outlives its replicas: its waiting period starts when the last
     // replica is deleted (the deletion sweeper starts it).
     if (!isReplica(current) && regions.some((r) => isReplica(r))) {

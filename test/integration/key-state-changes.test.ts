@@ -8,6 +8,7 @@ import {
   CancelKeyDeletionCommand,
   CreateAliasCommand,
   DecryptCommand,
+  DescribeKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
   EncryptCommand,
@@ -18,6 +19,7 @@ import { expect } from 'chai';
 import { aliasName, arnOf, DAY_MS, keyManagementSuite, PLAINTEXT } from '../support/key-management-suite';
 import { ACCOUNT } from '../support/regional-clients';
 import { expectKmsError } from '../support/server';
+import { ADMIN, adminStatement, denied, policy, strictServer } from '../support/strict-principals';
 
 describe('key state changes (EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion)', function () {
   const { kms, createKey, describeKey } = keyManagementSuite();
@@ -189,5 +191,47 @@ describe('key state changes (EnableKey, DisableKey, ScheduleKeyDeletion, CancelK
       await kms().send(new CancelKeyDeletionCommand({ KeyId: md.Arn }));
       expect((await describeKey(md.KeyId!)).KeyState).to.equal('Disabled');
     });
+  });
+});
+
+describe('ScheduleKeyDeletion in key policies: kms:ScheduleKeyDeletionPendingWindowInDays (strict mode)', function () {
+  const { c, createKey } = strictServer();
+
+  // AWS (ScheduleKeyDeletion, PendingWindowInDays): "You can use the
+  // kms:ScheduleKeyDeletionPendingWindowInDays condition key to further constrain the values
+  // that principals can specify in the PendingWindowInDays parameter."
+  it('a Deny on windows under 30 days refuses a 7-day window and lets a 30-day one through', async function () {
+    const md = await createKey({
+      Policy: policy(adminStatement, {
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'kms:ScheduleKeyDeletion',
+        Condition: { NumericLessThan: { 'kms:ScheduleKeyDeletionPendingWindowInDays': '30' } },
+      }),
+    });
+    const short = await expectKmsError(c.ADMIN.send(new ScheduleKeyDeletionCommand({ KeyId: md.KeyId, PendingWindowInDays: 7 })));
+    expect([short.name, short.message]).to.deep.equal(['AccessDeniedException', denied(ADMIN, 'kms:ScheduleKeyDeletion', md.Arn!, 'with an explicit deny in a resource-based policy')]);
+    expect((await c.ADMIN.send(new DescribeKeyCommand({ KeyId: md.KeyId }))).KeyMetadata!.KeyState).to.equal('Enabled');
+
+    const out = await c.ADMIN.send(new ScheduleKeyDeletionCommand({ KeyId: md.KeyId, PendingWindowInDays: 30 }));
+    expect([out.KeyState, out.PendingWindowInDays]).to.deep.equal(['PendingDeletion', 30]);
+  });
+
+  it('an Allow only for windows of at least 14 days: 14 is allowed, 13 is not', async function () {
+    const md = await createKey({
+      Policy: policy(
+        { Sid: 'admin', Principal: { AWS: ADMIN.principalArn }, NotAction: 'kms:ScheduleKeyDeletion' },
+        {
+          Sid: 'long-windows',
+          Principal: { AWS: ADMIN.principalArn },
+          Action: 'kms:ScheduleKeyDeletion',
+          Condition: { NumericGreaterThanEquals: { 'kms:ScheduleKeyDeletionPendingWindowInDays': '14' } },
+        },
+      ),
+    });
+    const short = await expectKmsError(c.ADMIN.send(new ScheduleKeyDeletionCommand({ KeyId: md.KeyId, PendingWindowInDays: 13 })));
+    expect([short.name, short.message]).to.deep.equal(['AccessDeniedException', denied(ADMIN, 'kms:ScheduleKeyDeletion', md.Arn!)]);
+    const out = await c.ADMIN.send(new ScheduleKeyDeletionCommand({ KeyId: md.KeyId, PendingWindowInDays: 14 }));
+    expect(out.PendingWindowInDays).to.equal(14);
   });
 });
