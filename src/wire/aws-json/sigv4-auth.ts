@@ -28,7 +28,13 @@ export interface Authenticated {
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const SERVICE = 'kms';
-const MAX_SKEW_MS = 15 * 60 * 1000;
+/**
+ * How far a header signature's date may be from the service clock, either way. AWS: "a request
+ * must reach AWS within five minutes of the time stamp in the request" (IAM User Guide, Signing
+ * AWS API requests); KMS answers "Signature expired: … (… - 5 min.)" (aws-sdk-js-v3#6400).
+ */
+const MAX_SKEW_MINUTES = 5;
+const MAX_SKEW_MS = MAX_SKEW_MINUTES * 60 * 1000;
 const REGION = /^[a-z0-9-]{1,32}$/;
 
 export interface SignatureParts {
@@ -108,7 +114,7 @@ export class SigV4Authenticator {
     if (now - signedAt > MAX_SKEW_MS) {
       throw new KmsError(
         'InvalidSignatureException',
-        `Signature expired: ${parts.amzDate} is now earlier than ${formatAmzDate(now - MAX_SKEW_MS)} (${formatAmzDate(now)} - 15 min.)`,
+        `Signature expired: ${parts.amzDate} is now earlier than ${formatAmzDate(now - MAX_SKEW_MS)} (${formatAmzDate(now)} - ${MAX_SKEW_MINUTES} min.)`,
       );
     }
     if (signedAt - now > MAX_SKEW_MS) throw notYetValid(parts.amzDate, now);
@@ -277,7 +283,7 @@ function formatAmzDate(ms: number): string {
 }
 
 function notYetValid(amzDate: string, now: number): KmsError {
-  return new KmsError('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${formatAmzDate(now + MAX_SKEW_MS)} (${formatAmzDate(now)} + 15 min.)`);
+  return new KmsError('InvalidSignatureException', `Signature not yet current: ${amzDate} is still later than ${formatAmzDate(now + MAX_SKEW_MS)} (${formatAmzDate(now)} + ${MAX_SKEW_MINUTES} min.)`);
 }
 
 /**
