@@ -13,6 +13,11 @@ export interface AccessKey {
   principalArn?: string;
   /** aws:userid (IAM's unique id, e.g. AIDA…); defaults as described in userIdOf. */
   userId?: string;
+  /**
+   * Temporary credentials: the session token every request must carry (X-Amz-Security-Token).
+   * A key without one is long-term: a request carrying any token is refused, as AWS refuses it.
+   */
+  sessionToken?: string;
 }
 
 /**
@@ -75,6 +80,7 @@ export class Credentials {
       }
       if (!/^\d{12}$/.test(key.accountId)) throw new Error(`${file}: accessKeys[${i}].accountId must be 12 digits`);
       if (key.userId !== undefined && (typeof key.userId !== 'string' || key.userId === '')) throw new Error(`${file}: accessKeys[${i}].userId must be a non-empty string`);
+      if (key.sessionToken !== undefined && (typeof key.sessionToken !== 'string' || key.sessionToken === '')) throw new Error(`${file}: accessKeys[${i}].sessionToken must be a non-empty string`);
       if (byId.has(key.accessKeyId)) throw new Error(`${file}: access key ${key.accessKeyId} is listed twice`);
       byId.set(key.accessKeyId, key);
     }

@@ -181,6 +181,28 @@ describe('SigV4 authentication (strict mode)', function () {
     }
   });
 
+  it('temporary credentials: accepted with their session token, refused without it or with another (UnrecognizedClientException)', async () => {
+    const ok = await server.client(SESSION).send(new ListKeysCommand({}));
+    expect(ok.Keys).to.be.an('array');
+    for (const sessionToken of [undefined, 'another-token', `${SESSION.sessionToken}x`]) {
+      const { sessionToken: _, ...withoutToken } = SESSION;
+      const err = await expectKmsError(server.client({ ...withoutToken, ...(sessionToken ? { sessionToken } : {}) }).send(new ListKeysCommand({})));
+      expect(err.name, `token ${sessionToken}`).to.equal('UnrecognizedClientException');
+      expect(err.message).to.equal(INVALID_TOKEN);
+      expect(err.$metadata?.httpStatusCode).to.equal(400);
+    }
+    const presigned = await rawCall(server.endpoint, 'ListKeys', {}, { presign: true, credentials: SESSION });
+    expect(presigned.status, 'presigned with the token').to.equal(200);
+  });
+
+  it('a long-term access key with a session token is refused, as AWS refuses a stale AWS_SESSION_TOKEN', async () => {
+    const err = await expectKmsError(server.client({ ...ALICE, sessionToken: 'left-over-token' }).send(new ListKeysCommand({})));
+    expect(err.name).to.equal('UnrecognizedClientException');
+    expect(err.message).to.equal(INVALID_TOKEN);
+    const presigned = await rawCall(server.endpoint, 'ListKeys', {}, { presign: true, credentials: { ...ALICE, sessionToken: 'left-over-token' } });
+    expect(presigned.json).to.deep.equal({ __type: 'UnrecognizedClientException', message: INVALID_TOKEN });
+  });
+
   it('answers an unsigned request with 403 MissingAuthenticationTokenException', async () => {
     const res = await fetch(`${server.endpoint}/`, {
       method: 'POST',

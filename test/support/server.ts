@@ -124,14 +124,18 @@ export class TestServer {
 
   /** A KMS client of the AWS SDK for JavaScript v3, unmodified, pointed at this server. */
   client(
-    options: { region?: string; accessKeyId?: string; secretAccessKey?: string; clockOffsetMs?: number; tls?: https.AgentOptions } = {},
+    options: { region?: string; accessKeyId?: string; secretAccessKey?: string; sessionToken?: string; clockOffsetMs?: number; tls?: https.AgentOptions } = {},
   ): KMSClient {
     return new KMSClient({
       // HTTPS endpoints: the test CA (and, for mutual TLS, a client certificate) go in an agent.
       ...(options.tls ? { requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ keepAlive: true, ...options.tls }) }) } : {}),
       endpoint: this.endpoint,
       region: options.region ?? 'us-east-1',
-      credentials: { accessKeyId: options.accessKeyId ?? 'AKIDTEST', secretAccessKey: options.secretAccessKey ?? 'test-secret' },
+      credentials: {
+        accessKeyId: options.accessKeyId ?? 'AKIDTEST',
+        secretAccessKey: options.secretAccessKey ?? 'test-secret',
+        ...(options.sessionToken !== undefined ? { sessionToken: options.sessionToken } : {}),
+      },
       maxAttempts: 1,
       ...(options.clockOffsetMs !== undefined ? { systemClockOffset: options.clockOffsetMs } : {}),
     });

@@ -90,6 +90,7 @@ export class SigV4Authenticator {
         caller: { accountId, principalArn: `arn:aws:iam::${accountId}:root`, accessKeyId: parts.accessKeyId },
       };
     }
+    checkSessionToken(request, key);
     await this.verify(request, parts, key);
     return { region: parts.region, caller: callerOf(key) };
   }
@@ -165,6 +166,19 @@ export class SigV4Authenticator {
     }
     return signer;
   }
+}
+
+/**
+ * The session token belongs to the access key: temporary credentials (an access key with a
+ * `sessionToken` in the credentials file) are refused without theirs or with another, and a
+ * long-term key is refused with any token, as AWS refuses both (UnrecognizedClientException,
+ * "The security token included in the request is invalid."). Checked before the signature,
+ * as AWS resolves the credentials before it verifies what they signed.
+ */
+function checkSessionToken(request: SignedRequest, key: AccessKey): void {
+  const sent = request.headers['x-amz-security-token'] ?? ownValue(request.query, 'X-Amz-Security-Token');
+  const valid = key.sessionToken === undefined ? sent === undefined : sent !== undefined && constantTimeEqual(sent, key.sessionToken);
+  if (!valid) throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
 }
 
 export function parseSignature(request: SignedRequest): SignatureParts {
