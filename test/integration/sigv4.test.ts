@@ -74,7 +74,36 @@ async function rawCall(endpoint: string, operation: string, body: unknown, optio
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
+/**
+ * Sends ListKeys with the headers given, all of them signed, the canonical request written out
+ * by hand (nothing but POST / with these headers) and its string to sign signed by the AWS
+ * SDK's signer: for the date headers the SDK's own request signing always replaces.
+ */
+async function handSigned(endpoint: string, headers: Record<string, string>, signingDate: Date) {
+  const url = new URL(endpoint);
+  const body = '{}';
+  const all: Record<string, string> = { host: url.host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.ListKeys', ...headers };
+  const names = Object.keys(all).sort();
+  const hex = (s: string) => createHash('sha256').update(s).digest('hex');
+  const canonical = ['POST', '/', '', ...names.map((n) => `${n}:${all[n]}`), '', names.join(';'), hex(body)].join('\n');
+  const longDate = isoBasic(signingDate);
+  const scope = `${longDate.slice(0, 8)}/us-east-1/kms/aws4_request`;
+  const signer = new SignatureV4({ credentials: ALICE, region: 'us-east-1', service: 'kms', sha256: Hash.bind(null, 'sha256') });
+  const signature = await signer.sign(`AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${hex(canonical)}`, { signingDate });
+  const { host: _, ...sent } = all;
+  const res = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    headers: { ...sent, authorization: `AWS4-HMAC-SHA256 Credential=${ALICE.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}` },
+    body,
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
 /** 20261201T203000Z → 2026-12-01T20:30:00Z */
+function isoBasic(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
 function isoOf(amzDate: string): string {
   return amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z');
 }
@@ -201,6 +230,32 @@ describe('SigV4 authentication (strict mode)', function () {
     expect(err.message).to.equal(INVALID_TOKEN);
     const presigned = await rawCall(server.endpoint, 'ListKeys', {}, { presign: true, credentials: { ...ALICE, sessionToken: 'left-over-token' } });
     expect(presigned.json).to.deep.equal({ __type: 'UnrecognizedClientException', message: INVALID_TOKEN });
+  });
+
+  it('the hand-signed control: X-Amz-Date signed as the SDK signs it is accepted', async () => {
+    const now = new Date();
+    const res = await handSigned(server.endpoint, { 'x-amz-date': isoBasic(now) }, now);
+    expect(res.status, JSON.stringify(res.json)).to.equal(200);
+  });
+
+  it('a Date header stands for X-Amz-Date (ISO 8601 basic as the KMS API Reference allows, or the HTTP form of the SigV4 test suite)', async () => {
+    const now = new Date();
+    for (const date of [isoBasic(now), now.toUTCString()]) {
+      const res = await handSigned(server.endpoint, { date }, now);
+      expect(res.status, `${date}: ${JSON.stringify(res.json)}`).to.equal(200);
+    }
+    const stale = new Date(Date.now() - 6 * 60_000);
+    const old = await handSigned(server.endpoint, { date: stale.toUTCString() }, stale);
+    expect(old.json.__type, 'the Date header’s time is checked like X-Amz-Date').to.equal('InvalidSignatureException');
+    expect(old.json.message).to.match(new RegExp(`^Signature expired: ${isoBasic(stale)} is now earlier than`));
+    const nonsense = await handSigned(server.endpoint, { date: 'yesterday' }, now);
+    expect(nonsense.json).to.deep.equal({ __type: 'IncompleteSignatureException', message: "Date must be in ISO-8601 'basic format'. Got 'yesterday'. See http://en.wikipedia.org/wiki/ISO_8601" });
+  });
+
+  it('a signed Date header next to X-Amz-Date is part of the signature as sent; X-Amz-Date is the signing date', async () => {
+    const now = new Date();
+    const res = await handSigned(server.endpoint, { 'x-amz-date': isoBasic(now), date: new Date(Date.now() - 3_600_000).toUTCString() }, now);
+    expect(res.status, JSON.stringify(res.json)).to.equal(200);
   });
 
   it('answers an unsigned request with 403 MissingAuthenticationTokenException', async () => {

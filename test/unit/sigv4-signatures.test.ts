@@ -76,6 +76,17 @@ describe('SigV4 header signatures', () => {
     }
   });
 
+  it('signs a Date header as sent: the AWS SigV4 test suite’s get-vanilla of 2011 (SignedHeaders=date;host)', async () => {
+    // aws4_testsuite/get-vanilla as botocore keeps it: no X-Amz-Date, the signing date comes from
+    // the Date header, which is signed as it was sent.
+    const got = await new HeaderSignatures().expected(
+      { method: 'GET', path: '/', query: {}, headers: { date: 'Mon, 09 Sep 2011 23:36:00 GMT', host: 'host.foo.com' }, payloadHash: sha256('') },
+      suiteCredentials,
+      { signingDate: new Date('2011-09-09T23:36:00Z'), region: 'us-east-1', service: 'host', signedHeaders: ['date', 'host'] },
+    );
+    expect(got).to.equal('b27ccfbfa7df52a200ff74193ca6e32d4b48b8856fab7ebf1c595d0670a7e470');
+  });
+
   it('equals the AWS SDK signer across secrets, dates, regions and services sharing one cache', async () => {
     const signatures = new HeaderSignatures();
     const body = '{"KeyId":"alias/app","Plaintext":"AAAA"}';

@@ -1,6 +1,6 @@
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { Hash } from '@smithy/hash-node';
-import { createScope, GENERATED_HEADERS, getCanonicalHeaders, getSigningKey, SignatureV4 } from '@smithy/signature-v4';
+import { createScope, getCanonicalHeaders, getSigningKey, SignatureV4 } from '@smithy/signature-v4';
 import { type AccessKey, callerOf, type Credentials } from '../../access/credentials';
 import type { Caller } from '../../access/principal';
 import type { Clock } from '../../clock';
@@ -192,7 +192,7 @@ export function parseSignature(request: SignedRequest): SignatureParts {
 const SDK_AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)$/;
 
 function parseAuthorizationHeader(authorization: string, request: SignedRequest): SignatureParts {
-  const amzDate = request.headers['x-amz-date'];
+  const amzDate = request.headers['x-amz-date'] ?? signingDateOfDateHeader(request.headers.date);
   const sdkForm = amzDate ? SDK_AUTHORIZATION.exec(authorization) : null;
   if (sdkForm) return { ...parseCredential(sdkForm[1]), signedHeaders: parseSignedHeaders(sdkForm[2]), signature: sdkForm[3], amzDate: amzDate! };
   const space = authorization.indexOf(' ');
@@ -222,6 +222,22 @@ function parseAuthorizationHeader(authorization: string, request: SignedRequest)
     amzDate,
   };
 }
+
+/**
+ * The signing date of a request without X-Amz-Date, from its Date header: in ISO 8601 basic
+ * format as the KMS API Reference allows ("If the Date header is specified in the ISO 8601 basic
+ * format, X-Amz-Date is not required. When X-Amz-Date is used, it always overrides the value of
+ * the Date header", Common Parameters), or in the HTTP form of the AWS SigV4 test suite
+ * (get-vanilla: `Date: Mon, 09 Sep 2011 23:36:00 GMT` signs as 20110909T233600Z). Anything else
+ * is returned as it is, to be refused as no ISO 8601 date.
+ */
+function signingDateOfDateHeader(date: string | undefined): string | undefined {
+  if (date === undefined || !HTTP_DATE.test(date)) return date;
+  const ms = Date.parse(date);
+  return Number.isNaN(ms) ? date : formatAmzDate(ms);
+}
+
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 function parsePresignedQuery(query: Record<string, string>): SignatureParts {
   if (query['X-Amz-Algorithm'] !== ALGORITHM) {
@@ -356,10 +372,11 @@ export class HeaderSignatures {
   ): Promise<string> {
     const longDate = scope.longDate ?? formatAmzDate(scope.signingDate.getTime());
     const shortDate = longDate.slice(0, 8);
-    // What SignatureV4.sign() does to the headers before canonicalising them: the headers it
-    // generates itself are dropped and X-Amz-Date is its own rendering of the signing date.
-    const headers = ownRecord(Object.entries(request.headers).filter(([name]) => !GENERATED_HEADERS.includes(name)));
-    headers['x-amz-date'] = longDate;
+    // The signed headers as the client sent them (a signed Date header included: the AWS SigV4
+    // test suite signs it as sent), but X-Amz-Date, when signed, is the rendering of the signing
+    // date, as SignatureV4.sign() writes it (they differ for out-of-range fields such as month 13).
+    const headers = ownRecord(Object.entries(request.headers).filter(([name]) => name !== 'authorization'));
+    if (Object.hasOwn(headers, 'x-amz-date')) headers['x-amz-date'] = longDate;
     const canonicalHeaders = getCanonicalHeaders({ headers } as never, undefined, new Set(scope.signedHeaders));
     const canonicalRequest = this.canonicaliser.canonicalRequest(
       { method: request.method, path: request.path, query: request.query, headers, protocol: 'http:', hostname: '' } as never,
