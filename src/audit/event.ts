@@ -149,9 +149,10 @@ export function eventIdOf(requestId: string): string {
 export function apiCallEvents(call: ApiCall): AuditEvent[] {
   const event = apiCallEvent(call);
   const output = isRecord(call.output) ? call.output : {};
-  if (call.operation === 'RotateKeyOnDemand' && !call.error && typeof output.KeyId === 'string') {
+  const rotation = call.operation === 'RotateKeyOnDemand' && !call.error ? rotationDetailsOf(call.output) : undefined;
+  if (rotation && typeof output.KeyId === 'string') {
     const arn = KEY_ARN.exec(output.KeyId);
-    if (arn) return [event, keyRotatedEvent({ keyId: arn[2], arn: output.KeyId, region: event.awsRegion, accountId: arn[1] }, call.time, { onDemand: true })];
+    if (arn) return [event, keyRotatedEvent({ keyId: arn[2], arn: output.KeyId, region: event.awsRegion, accountId: arn[1] }, call.time, rotation)];
   }
   if (call.operation === 'UpdatePrimaryRegion' && !call.error) return [event, ...newPrimaryRegionEvent(event, call)];
   const replica = output.ReplicaKeyMetadata;
@@ -307,17 +308,36 @@ export function keyDeletedEvent(key: KeyRef, time: number, materialIds: readonly
   return serviceEvent('DeleteKey', key, time, { additional: { keyMaterialIds: [...materialIds] }, keyArnInResponse: true });
 }
 
+/** What a rotation changed, as CloudTrail's RotateKey event details it. */
+export interface RotationDetails {
+  rotationType: 'AUTOMATIC' | 'ON_DEMAND';
+  keyOrigin: string;
+  previousKeyMaterialId: string;
+  currentKeyMaterialId: string;
+}
+
+const ROTATION_DETAILS = Symbol('RotateKey details');
+
+/**
+ * RotateKeyOnDemand's output carries its rotation's details to the RotateKey record that
+ * follows the call's own (apiCallEvents). A symbol is no model member: the client never sees it.
+ */
+export function withRotationDetails<T extends object>(output: T, details: RotationDetails): T {
+  Object.defineProperty(output, ROTATION_DETAILS, { value: details, enumerable: false });
+  return output;
+}
+
+function rotationDetailsOf(output: unknown): RotationDetails | undefined {
+  return isRecord(output) ? ((output as Record<symbol, unknown>)[ROTATION_DETAILS] as RotationDetails | undefined) : undefined;
+}
+
 /**
  * New key material became current: by the schedule (AUTOMATIC) or by RotateKeyOnDemand
- * (ON_DEMAND, recorded after that call's own record, as AWS does). The material id, when known,
- * is p11kms's addition.
+ * (ON_DEMAND, recorded after that call's own record, as AWS does). The fields, their order and
+ * the null responseElements are the developer guide's RotateKey example (eventVersion 1.11).
  */
-export function keyRotatedEvent(key: KeyRef, time: number, rotation: { onDemand: boolean; keyMaterialId?: string }): AuditEvent {
-  return serviceEvent('RotateKey', key, time, {
-    serviceDetails: { rotationType: rotation.onDemand ? 'ON_DEMAND' : 'AUTOMATIC' },
-    ...(rotation.keyMaterialId ? { additional: { keyMaterialId: rotation.keyMaterialId } } : {}),
-    keyArnInResponse: true,
-  });
+export function keyRotatedEvent(key: KeyRef, time: number, rotation: RotationDetails): AuditEvent {
+  return serviceEvent('RotateKey', key, time, { serviceDetails: { ...rotation } });
 }
 
 /** Imported key material reached its ValidTo and was deleted. */

@@ -80,12 +80,12 @@ export class MaterialSweeper {
   }
 
   private async rotate(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
-    const rotated = await rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false));
-    if (!rotated) return;
-    const material = rotated.materials.find((m) => m.version === rotated.currentVersion)!;
+    const rotation = await rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false));
+    if (!rotation) return;
     result.rotated.push(key.keyId);
-    this.services.log.info({ keyId: key.keyId, version: material.version }, 'key material rotated automatically');
-    await this.record(keyRotatedEvent(rotated, this.services.clock.now(), { onDemand: false, keyMaterialId: material.materialId }), key);
+    this.services.log.info({ keyId: key.keyId, version: rotation.current.version }, 'key material rotated automatically');
+    const details = { rotationType: 'AUTOMATIC', keyOrigin: key.origin, previousKeyMaterialId: rotation.previous.materialId, currentKeyMaterialId: rotation.current.materialId } as const;
+    await this.record(keyRotatedEvent(rotation.key, this.services.clock.now(), details), key);
   }
 
   /** Store first (the material is no longer usable), then the token object is destroyed. */

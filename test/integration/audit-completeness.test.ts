@@ -76,6 +76,7 @@ describe('audit trail completeness', function () {
     const kms = server.client();
     const key = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
     const rotated = await kms.send(new RotateKeyOnDemandCommand({ KeyId: key.KeyId }));
+    const current = (await kms.send(new DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata!.CurrentKeyMaterialId;
     const records = readTrail(auditDir);
     const at = records.findIndex((r) => r.requestID === rotated.$metadata.requestId);
     expect(records[at].eventName).to.equal('RotateKeyOnDemand');
@@ -89,13 +90,14 @@ describe('audit trail completeness', function () {
       sourceIPAddress: 'AWS Internal',
       userAgent: 'AWS Internal',
       requestParameters: null,
-      responseElements: { keyId: key.Arn },
+      responseElements: null,
       readOnly: false,
       resources: [{ accountId: key.AWSAccountId, type: 'AWS::KMS::Key', ARN: key.Arn }],
       eventType: 'AwsServiceEvent',
       managementEvent: true,
       recipientAccountId: key.AWSAccountId,
-      serviceEventDetails: { rotationType: 'ON_DEMAND', keyId: key.KeyId },
+      // The developer guide's RotateKey example (eventVersion 1.11, 2025).
+      serviceEventDetails: { rotationType: 'ON_DEMAND', keyOrigin: 'AWS_KMS', previousKeyMaterialId: key.CurrentKeyMaterialId, currentKeyMaterialId: current, keyId: key.KeyId },
       eventCategory: 'Management',
     });
   });

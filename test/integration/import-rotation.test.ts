@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
 import {
   CreateKeyCommand,
   DecryptCommand,
@@ -9,6 +10,7 @@ import {
   RotateKeyOnDemandCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import { readTrail } from '../support/audit-trail';
 import { TestServer } from '../support/server';
 import { importWrapped } from '../support/wrap-material';
 
@@ -53,7 +55,7 @@ describe('imported key material across rotations (real server, real token)', fun
     expect([described.ExpirationModel, described.ValidTo?.getTime()]).to.deep.equal(['KEY_MATERIAL_EXPIRES', firstValidTo.getTime()]);
   });
 
-  it('material pending rotation that expires is forgotten: the key stays Enabled and other material can be imported in its place and rotated to', async () => {
+  it('material pending rotation that expires is forgotten: the key stays Enabled and other material can be imported in its place and rotated to; RotateKey names both materials', async () => {
     const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }));
     const keyId = KeyMetadata!.KeyId!;
     const first = await importInto(kms, keyId, randomBytes(32));
@@ -74,5 +76,13 @@ describe('imported key material across rotations (real server, real token)', fun
     await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
     expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.CurrentKeyMaterialId).to.equal(replacement.KeyMaterialId);
     expect((await kms.send(new DecryptCommand({ CiphertextBlob }))).KeyMaterialId).to.equal(first.KeyMaterialId);
+    const record = readTrail(path.join(server.dataDir, 'audit')).find((r) => r.eventName === 'RotateKey' && r.serviceEventDetails?.keyId === keyId);
+    expect(record?.serviceEventDetails).to.deep.equal({
+      rotationType: 'ON_DEMAND',
+      keyOrigin: 'EXTERNAL',
+      previousKeyMaterialId: first.KeyMaterialId,
+      currentKeyMaterialId: replacement.KeyMaterialId,
+      keyId,
+    });
   });
 });

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import {
   CreateKeyCommand,
   DecryptCommand,
@@ -28,6 +29,7 @@ import { getKeyRotationStatus } from '../../src/operations/get-key-rotation-stat
 import { listKeyRotations } from '../../src/operations/list-key-rotations';
 import { rotateKeyOnDemand } from '../../src/operations/rotate-key-on-demand';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
+import { readTrail } from '../support/audit-trail';
 import { expectKmsError, TestServer } from '../support/server';
 import { describeEachToken } from '../support/test-tokens';
 
@@ -155,8 +157,9 @@ describeEachToken('rotation (real server, real token)', function () {
     expect(missing.message).to.equal(`Key 'arn:aws:kms:us-east-1:111122223333:key/${unknown}' does not exist`);
   });
 
-  it('automatic rotation that fell due while the service was down happens at start-up', async () => {
-    const { keyId } = await newKey();
+  it('automatic rotation that fell due while the service was down happens at start-up and is recorded as RotateKey, invoked by KMS', async () => {
+    const { keyId, arn } = await newKey();
+    const previous = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.CurrentKeyMaterialId;
     await kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 90 }));
     const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('before') }));
     const offset = 91 * 24 * 3600;
@@ -167,6 +170,16 @@ describeEachToken('rotation (real server, real token)', function () {
     const status = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
     expect(status.NextRotationDate!.getTime()).to.be.greaterThan(Date.now() + offset * 1000 + 89 * DAY_MS);
     expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).to.equal('before');
+    // The developer guide's RotateKey example (eventVersion 1.11, 2025): a service event with no request or response.
+    const record = readTrail(path.join(server.dataDir, 'audit')).find((r) => r.eventName === 'RotateKey' && r.serviceEventDetails?.keyId === keyId);
+    expect(record).to.deep.include({
+      userIdentity: { accountId: '111122223333', invokedBy: 'AWS Internal' },
+      eventType: 'AwsServiceEvent',
+      requestParameters: null,
+      responseElements: null,
+      resources: [{ accountId: '111122223333', type: 'AWS::KMS::Key', ARN: arn }],
+      serviceEventDetails: { rotationType: 'AUTOMATIC', keyOrigin: 'AWS_KMS', previousKeyMaterialId: previous, currentKeyMaterialId: rotations.Rotations![0].KeyMaterialId, keyId },
+    });
     server = await server.restart({ clockOffsetSeconds: 0 });
     kms = server.client();
   });
@@ -239,6 +252,31 @@ describeEachToken('rotation sweeper (running service, moving clock)', function (
       objects.listObjects = listObjects;
     }
     expect(await objects.exists({ keyId: keyId!, version: 2 })).to.equal(true);
+  });
+
+  it('RotateKeyOnDemand is a ConflictException while the automatic rotation is due within 20 minutes, as AWS documents', async () => {
+    const { KeyMetadata } = await createKey({}, ctx, services);
+    const keyId = KeyMetadata!.KeyId;
+    const version = async () => (await store.getKey({ keyId, region: ctx.scope.region }))!.currentVersion;
+    await enableKeyRotation({ KeyId: keyId, RotationPeriodInDays: 90 }, ctx, services);
+    clock.advance(90 * DAY_MS - 21 * 60_000);
+    await rotateKeyOnDemand({ KeyId: keyId }, ctx, services);
+    expect(await version(), '21 minutes before the date').to.equal(2);
+    clock.advance(2 * 60_000);
+    const err = await rotateKeyOnDemand({ KeyId: keyId }, ctx, services).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.name, '19 minutes before the date').to.equal('ConflictException');
+    expect(err?.message).to.equal(`${KeyMetadata!.Arn} cannot be rotated on demand now: its automatic rotation is in progress or begins within 20 minutes.`);
+    expect(await version()).to.equal(2);
+    // The automatic rotation happens; the next one is a period away, so on-demand rotation works again.
+    clock.advance(20 * 60_000);
+    expect(await until(async () => (await version()) === 3), 'the automatic rotation').to.equal(true);
+    await rotateKeyOnDemand({ KeyId: keyId }, ctx, services);
+    expect(await version()).to.equal(4);
+    const rotations = await listKeyRotations({ KeyId: keyId }, ctx, services);
+    expect(rotations.Rotations!.map((r) => r.RotationType)).to.deep.equal(['ON_DEMAND', 'AUTOMATIC', 'ON_DEMAND']);
   });
 
   it('does not rotate a disabled key; rotates it at once when it is enabled again after its date', async () => {

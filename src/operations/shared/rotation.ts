@@ -29,32 +29,53 @@ export function nextVersion(key: KeyRecord): number {
   return key.materials.reduce((max, m) => Math.max(max, m.version), 0) + 1;
 }
 
+/** What one rotation changed: the key as written, and the material it replaced by which. */
+export interface Rotation {
+  key: KeyRecord;
+  previous: KeyMaterialRecord;
+  current: KeyMaterialRecord;
+}
+
+/** AWS refuses on-demand rotation this long before an automatic one (ConflictException). */
+export const AUTOMATIC_ROTATION_LEAD_MS = 20 * 60 * 1000;
+
+/**
+ * An automatic rotation is in progress or begins within 20 minutes: the model's
+ * ConflictException ("an automatic rotation of this key is currently in progress or scheduled
+ * to begin within the next 20 minutes"). Here a rotation whose date has passed is in progress
+ * until the next sweep makes it.
+ */
+export function automaticRotationImminent(key: KeyRecord, now: number): boolean {
+  const rotation = rotationOf(key);
+  return rotation.enabled && rotation.nextRotationAt !== undefined && rotation.nextRotationAt - now <= AUTOMATIC_ROTATION_LEAD_MS;
+}
+
 /**
  * Makes new material current. AWS_KMS keys: a new object is generated in the token and one
  * store transaction appends the version (the creation protocol of key-mutation.ts: a request
  * that loses a race destroys only its own object, by creation id). EXTERNAL keys: the
  * imported material pending rotation becomes current (no token work).
  * `stillWanted` re-checks the freshest record inside the transaction (e.g. still due).
- * Returns the updated record, or undefined when `stillWanted` declined.
+ * Returns what changed, or undefined when `stillWanted` declined.
  */
 export async function rotateKey(
   services: Services,
   key: KeyRecord,
   type: 'AUTOMATIC' | 'ON_DEMAND',
   stillWanted: (current: KeyRecord) => void | false,
-): Promise<KeyRecord | undefined> {
+): Promise<Rotation | undefined> {
   const now = services.clock.now();
-  const advance = (current: KeyRecord, material: KeyMaterialRecord, materials: readonly KeyMaterialRecord[]): KeyRecord => {
+  const advance = (current: KeyRecord, material: KeyMaterialRecord, materials: readonly KeyMaterialRecord[]): Rotation => {
     const rotation = rotationOf(current);
     const nextRotation: RotationRecord =
       type === 'AUTOMATIC'
         ? { ...rotation, nextRotationAt: now + rotation.periodInDays * DAY_MS }
         : { ...rotation, onDemandCount: rotation.onDemandCount + 1 };
+    const rotated = { ...material, rotationType: type, rotatedAt: now };
     return {
-      ...current,
-      materials: materials.map((m) => (m.version === material.version ? { ...m, rotationType: type, rotatedAt: now } : m)),
-      currentVersion: material.version,
-      rotation: nextRotation,
+      key: { ...current, materials: materials.map((m) => (m.version === material.version ? rotated : m)), currentVersion: material.version, rotation: nextRotation },
+      previous: current.materials.find((m) => m.version === current.currentVersion)!,
+      current: rotated,
     };
   };
   const freshKey = async (tx: { getKey(key: KeyLocator): Promise<KeyRecord | undefined> }) => {
@@ -73,7 +94,7 @@ export async function rotateKey(
           throw new KmsError('KMSInvalidStateException', `No available key material pending rotation for the key: ${current.arn}.`);
         }
         const next = advance(current, pending, current.materials);
-        tx.putKey(next);
+        tx.putKey(next.key);
         return next;
       }),
     );
@@ -97,7 +118,7 @@ export async function rotateKey(
         }
         const material: KeyMaterialRecord = { version, materialId, createdAt: now, creationId };
         const next = advance(current, material, [...current.materials, material]);
-        tx.putKey(next);
+        tx.putKey(next.key);
         return { value: next, keep: true };
       },
     });
