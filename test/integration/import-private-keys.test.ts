@@ -16,23 +16,15 @@ import {
   type WrappingKeySpec,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite } from '../support/server';
 import { importWrapped, wrapMaterial } from '../support/wrap-material';
 
 describe('import of RSA and ECC private keys (real server, real token)', function () {
   // Every GetParametersForImport makes an RSA wrapping key pair in the token: up to twelve per
   // test here (failed at 30 s under load). The tests wait for no time: this only bounds a hung one.
   this.timeout(120_000);
-  let server: TestServer;
   let kms: KMSClient;
-
-  before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  serverPerSuite({}, (_server, client) => (kms = client));
 
   const pkcs8 = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'der' });
   const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'der' });

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { readTrail } from '../support/audit-trail';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 import { importWrapped } from '../support/wrap-material';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -20,14 +20,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 describe('imported key material across rotations (real server, real token)', function () {
   let server: TestServer;
   let kms: KMSClient;
-
-  before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const suite = serverPerSuite({}, (started, client) => ([server, kms] = [started, client]));
 
   const importInto = (client: KMSClient, keyId: string, material: Buffer, extra: Record<string, unknown> = {}) =>
     importWrapped(client, keyId, material, { algorithm: 'RSAES_OAEP_SHA_256', extra });
@@ -64,9 +57,8 @@ describe('imported key material across rotations (real server, real token)', fun
 
     // Two days later (the start-up sweep expires what is due).
     const offsetMs = 2 * DAY_MS;
-    server = await server.restart({ clockOffsetSeconds: offsetMs / 1000 });
+    await suite.restart({ clockOffsetSeconds: offsetMs / 1000 });
     await server.waitForLog(/imported key material expired and was deleted/);
-    kms = server.client({ clockOffsetMs: offsetMs });
     const listed = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: 'ALL_KEY_MATERIAL' }));
     expect(listed.Rotations!.map((r) => [r.KeyMaterialId, r.KeyMaterialState, r.ImportState])).to.deep.equal([[first.KeyMaterialId, 'CURRENT', 'IMPORTED']]);
     expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata).to.include({ KeyState: 'Enabled', CurrentKeyMaterialId: first.KeyMaterialId });

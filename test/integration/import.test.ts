@@ -34,7 +34,7 @@ import { getParametersForImport } from '../../src/operations/get-parameters-for-
 import { importKeyMaterial } from '../../src/operations/import-key-material';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { settled } from '../support/race-kit';
-import { expectKmsError, TestServer } from '../support/server';
+import { createdKey, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 import { importWrapped, wrapMaterial } from '../support/wrap-material';
 
@@ -69,19 +69,8 @@ describe('import (real server, real token)', function () {
   this.timeout(120_000);
   let server: TestServer;
   let kms: KMSClient;
-
-  before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
-  });
-  after(async () => {
-    await server?.stop();
-  });
-
-  async function externalKey(extra: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
-    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Origin: 'EXTERNAL', ...extra }));
-    return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
-  }
+  const suite = serverPerSuite({}, (started, client) => ([server, kms] = [started, client]));
+  const externalKey = (params: Record<string, unknown> = {}) => createdKey(kms, { Origin: 'EXTERNAL', ...params });
 
   const importInto = (keyId: string, material: Buffer, algorithm: AlgorithmSpec = 'RSA_AES_KEY_WRAP_SHA_1', spec: WrappingKeySpec = 'RSA_2048', extra: Record<string, unknown> = {}) =>
     importWrapped(kms, keyId, material, { algorithm, spec, extra });
@@ -289,8 +278,7 @@ describe('import (real server, real token)', function () {
       }),
     );
     for (let round = 0; round < 2; round++) {
-      server = await server.restart({ env: { P11KMS_SEED_FILE: seedFile } });
-      kms = server.client();
+      await suite.restart({ env: { P11KMS_SEED_FILE: seedFile } });
       expect((await kms.send(new DescribeKeyCommand({ KeyId: 'alias/seed-generated' }))).KeyMetadata).to.include({ KeyId: ids[0], Description: 'generated', Origin: 'AWS_KMS' });
       const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: 'alias/seed-imported', Plaintext: Buffer.from('seeded') }));
       expect(openBlobWithMaterial(Buffer.from(CiphertextBlob!), material, {}).toString()).to.equal('seeded');
@@ -299,12 +287,10 @@ describe('import (real server, real token)', function () {
     }
     // Deleted material comes back from the seed at the next start.
     await kms.send(new DeleteImportedKeyMaterialCommand({ KeyId: ids[1] }));
-    server = await server.restart({ env: { P11KMS_SEED_FILE: seedFile } });
-    kms = server.client();
+    await suite.restart({ env: { P11KMS_SEED_FILE: seedFile } });
     expect((await kms.send(new DescribeKeyCommand({ KeyId: ids[1] }))).KeyMetadata!.KeyState).to.equal('Enabled');
     await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: 'alias/seed-imported', TargetKeyId: ids[0] })));
-    server = await server.restart({ env: {} });
-    kms = server.client();
+    await suite.restart({ env: {} });
   });
 });
 

@@ -1,6 +1,5 @@
 import * as path from 'node:path';
 import {
-  CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
   DisableKeyCommand,
@@ -30,7 +29,7 @@ import { listKeyRotations } from '../../src/operations/list-key-rotations';
 import { rotateKeyOnDemand } from '../../src/operations/rotate-key-on-demand';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { readTrail } from '../support/audit-trail';
-import { expectKmsError, TestServer } from '../support/server';
+import { createdKey, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { describeEachToken } from '../support/test-tokens';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -39,19 +38,8 @@ const text = (s: string) => Buffer.from(s, 'utf8');
 describeEachToken('rotation (real server, real token)', function () {
   let server: TestServer;
   let kms: KMSClient;
-
-  before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
-  });
-  after(async () => {
-    await server?.stop();
-  });
-
-  async function newKey(extra: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
-    const { KeyMetadata } = await kms.send(new CreateKeyCommand(extra));
-    return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
-  }
+  const suite = serverPerSuite({}, (started, client) => ([server, kms] = [started, client]));
+  const newKey = (params: Record<string, unknown> = {}) => createdKey(kms, params);
 
   it('EnableKeyRotation defaults to 365 days; GetKeyRotationStatus reports period and NextRotationDate; Disable clears them', async () => {
     const { keyId, arn } = await newKey();
@@ -110,8 +98,7 @@ describeEachToken('rotation (real server, real token)', function () {
     expect([...page1.Rotations!, ...page2.Rotations!].map((r) => r.KeyMaterialId)).to.deep.equal(all.Rotations!.map((r) => r.KeyMaterialId));
     expect(page2.Truncated).to.equal(false);
 
-    server = await server.restart();
-    kms = server.client();
+    await suite.restart();
     for (const [i, b] of blobs.entries()) {
       const out = await kms.send(new DecryptCommand({ CiphertextBlob: b.blob, EncryptionContext: { n: String(i) } }));
       expect(Buffer.from(out.Plaintext!).toString()).to.equal(`v${i}`);
@@ -163,8 +150,7 @@ describeEachToken('rotation (real server, real token)', function () {
     await kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: 90 }));
     const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: text('before') }));
     const offset = 91 * 24 * 3600;
-    server = await server.restart({ clockOffsetSeconds: offset });
-    kms = server.client({ clockOffsetMs: offset * 1000 });
+    await suite.restart({ clockOffsetSeconds: offset });
     const rotations = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId }));
     expect(rotations.Rotations!.map((r) => r.RotationType)).to.deep.equal(['AUTOMATIC']);
     const status = await kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
@@ -180,8 +166,7 @@ describeEachToken('rotation (real server, real token)', function () {
       resources: [{ accountId: '111122223333', type: 'AWS::KMS::Key', ARN: arn }],
       serviceEventDetails: { rotationType: 'AUTOMATIC', keyOrigin: 'AWS_KMS', previousKeyMaterialId: previous, currentKeyMaterialId: rotations.Rotations![0].KeyMaterialId, keyId },
     });
-    server = await server.restart({ clockOffsetSeconds: 0 });
-    kms = server.client();
+    await suite.restart({ clockOffsetSeconds: 0 });
   });
 });
 

@@ -1,5 +1,4 @@
 import {
-  CreateKeyCommand,
   DecryptCommand,
   EncryptCommand,
   GenerateMacCommand,
@@ -13,24 +12,12 @@ import {
   UntagResourceCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { createdKey, expectKmsError, serverPerSuite } from '../support/server';
 
 describe('tags and last usage (real server)', function () {
-  let server: TestServer;
   let kms: KMSClient;
-
-  before(async () => {
-    server = await TestServer.start({ sweepIntervalSeconds: 1 });
-    kms = server.client();
-  });
-  after(async () => {
-    await server?.stop();
-  });
-
-  async function newKey(extra: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
-    const { KeyMetadata } = await kms.send(new CreateKeyCommand(extra));
-    return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
-  }
+  const suite = serverPerSuite({ sweepIntervalSeconds: 1 }, (_server, client) => (kms = client));
+  const newKey = (params: Record<string, unknown> = {}) => createdKey(kms, params);
 
   it('TagResource adds and overwrites, UntagResource removes (unknown keys ignored), ListResourceTags is sorted, paged and survives a restart', async () => {
     const { keyId, arn } = await newKey({ Tags: [{ TagKey: 'zeta', TagValue: '1' }] });
@@ -48,8 +35,7 @@ describe('tags and last usage (real server)', function () {
     const page2 = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Limit: 2, Marker: page1.NextMarker }));
     expect(page2.Tags!.map((t) => t.TagKey)).to.deep.equal(['zeta']);
     await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: ['beta', 'not-there'] }));
-    server = await server.restart();
-    kms = server.client();
+    await suite.restart();
     expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags!.map((t) => t.TagKey)).to.deep.equal(['alpha', 'zeta']);
     await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: ['alpha', 'zeta'] }));
     expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags).to.deep.equal([]);
@@ -153,8 +139,7 @@ describe('tags and last usage (real server)', function () {
     await expectKmsError(kms.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { wrong: 'context' } })));
     await expectKmsError(kms.send(new EncryptCommand({ KeyId: a.keyId, Plaintext: Buffer.from('x'), DryRun: true })));
     expect((await kms.send(new GetKeyLastUsageCommand({ KeyId: a.keyId }))).KeyLastUsage!.Operation).to.equal('ReEncrypt');
-    server = await server.restart();
-    kms = server.client();
+    await suite.restart();
     expect((await kms.send(new GetKeyLastUsageCommand({ KeyId: a.keyId }))).KeyLastUsage!.Operation).to.equal('ReEncrypt');
     expect((await kms.send(new GetKeyLastUsageCommand({ KeyId: mac.keyId }))).KeyLastUsage!.Operation).to.equal('GenerateMac');
   });

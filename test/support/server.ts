@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as https from 'node:https';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { activeToken } from './test-tokens';
 
@@ -163,4 +163,29 @@ export async function expectKmsError(promise: Promise<unknown>): Promise<Error &
     return err as Error & { name: string; $metadata?: { httpStatusCode?: number } };
   }
   throw new Error('expected the request to fail, but it succeeded');
+}
+
+/**
+ * Registers hooks in the calling describe block: before its tests a server of its own starts
+ * and `use` receives it with an SDK client for it; after them the server stops. `restart`
+ * starts a new process on the same data (TestServer.restart) and hands `use` the new server
+ * and a client whose clock is offset as the server's (clockOffsetSeconds), so that its
+ * signatures are not refused as skewed.
+ */
+export function serverPerSuite(options: ServerOptions, use: (server: TestServer, kms: KMSClient) => void): { restart(overrides?: ServerOptions): Promise<void> } {
+  let current: TestServer | undefined;
+  const started = (server: TestServer) => {
+    current = server;
+    const offsetSeconds = server.options.clockOffsetSeconds;
+    use(server, server.client(offsetSeconds ? { clockOffsetMs: offsetSeconds * 1000 } : {}));
+  };
+  before(async () => started(await TestServer.start(options)));
+  after(async () => current?.stop());
+  return { restart: async (overrides = {}) => started(await current!.restart(overrides)) };
+}
+
+/** CreateKey with `params`; the new key's id and ARN. */
+export async function createdKey(kms: KMSClient, params: Record<string, unknown> = {}): Promise<{ keyId: string; arn: string }> {
+  const { KeyMetadata } = await kms.send(new CreateKeyCommand(params));
+  return { keyId: KeyMetadata!.KeyId!, arn: KeyMetadata!.Arn! };
 }
