@@ -17,7 +17,7 @@ const program = new Command()
 program
   .command('serve')
   .description('start the service')
-  .option('--config <file>', 'JSON config file (see docs/configuration.md)')
+  .option('--config <file>', 'JSON config file: any setting of README.md, Configuration')
   .option('--host <host>', 'listen address (P11KMS_HOST)')
   .option('--port <port>', 'listen port, 0 for any free port (P11KMS_PORT)')
   .option('--data-dir <dir>', 'metadata store and embedded token directory (P11KMS_DATA_DIR)')

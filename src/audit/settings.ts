@@ -19,7 +19,7 @@ export interface TrailSettings {
    * fsync 'always': batches whose fdatasync may be running at once (default 1). With more, a
    * disk that completes concurrent flushes together serves several group commits per flush
    * time; but every batch is smaller, and each has its own write and fdatasync. On the test
-   * VM's disk 1 gave the most requests per second at the least CPU (README, Performance).
+   * VM's disk 1 gave the most requests per second at the least CPU (docs/audit.md, Durability).
    */
   syncsInFlight?: number;
   /** Told how long each fdatasync of the trail took (metrics). */

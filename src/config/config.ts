@@ -12,7 +12,7 @@ export interface Config {
   /** Account id that permissive mode maps every caller to. */
   accountId: string;
   auth: AuthMode;
-  /** Access keys for strict mode (see docs/configuration.md). */
+  /** Access keys for strict mode (README.md, Configuration). */
   credentialsFile: string | undefined;
   /** HSM profile file (native-config/*.json). */
   hsmProfile: string;
