@@ -70,7 +70,13 @@ export class Credentials {
   }
 
   static load(file: string): Credentials {
-    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CredentialsFile;
+    // The file's name leads every refusal, at start-up and on SIGHUP alike (README, Production).
+    let parsed: CredentialsFile;
+    try {
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CredentialsFile;
+    } catch (err) {
+      throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
     if (parsed && parsed.accessKeys === undefined && Array.isArray(parsed.authTokens)) parsed.accessKeys = [];
     if (!parsed || !Array.isArray(parsed.accessKeys)) throw new Error(`${file}: expected {"accessKeys": [...]}`);
     const byId = new Map<string, AccessKey>();

@@ -18,7 +18,7 @@ export interface ExternalKeyMetadata {
 
 /**
  * The keys p11kms serves as an XKS proxy: AES-256 token objects labelled
- * `p11kms-xks:<externalKeyId>`, made only by an operator (CLI or seed file), never by the
+ * `p11kms-xks:<externalKeyId>`, made only by an operator (`p11kms xks create-key`), never by the
  * API. AES-GCM runs in the token with an IV from the token's RNG; the caller builds the
  * GCM AAD (the XKS spec's construction lives with the wire layer).
  */

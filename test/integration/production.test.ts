@@ -207,6 +207,8 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       expect(server.stderr()).to.match(/reload refused[^\n]*|JSON/);
       const refusal = server.stderr().split('\n').find((l) => l.includes('reload refused'))!;
       expect(refusal).to.match(/JSON|Unexpected|Expected/);
+      // The README promises the log says which file and why.
+      expect(refusal).to.include(credentialsFile);
       expect(refusal).to.not.include(bob.secretAccessKey);
       // The file in force before the broken one still is.
       expect((await bobClient.send(new ListKeysCommand({}))).Keys).to.deep.equal([]);
