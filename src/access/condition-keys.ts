@@ -47,6 +47,8 @@ export interface RequestConditions {
   keyOrigin?: string;
   /** CreateKey (kms:MultiRegion; other operations take it from the key) */
   multiRegion?: boolean;
+  /** CreateKey: PRIMARY for a multi-Region key (kms:MultiRegionKeyType; other operations take it from the key). */
+  multiRegionKeyType?: 'PRIMARY';
   /** ReplicateKey / UpdatePrimaryRegion */
   replicaRegion?: string;
   primaryRegion?: string;
@@ -154,7 +156,11 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   set('kms:CustomerMasterKeyUsage', key?.keyUsage ?? request.keyUsage);
   set('kms:KeyOrigin', key?.origin ?? request.keyOrigin);
   set('kms:MultiRegion', key ? isMultiRegion(key) : request.multiRegion);
-  if (key && isMultiRegion(key)) set('kms:MultiRegionKeyType', isReplica(key) ? 'REPLICA' : 'PRIMARY');
+  if (key) {
+    if (isMultiRegion(key)) set('kms:MultiRegionKeyType', isReplica(key) ? 'REPLICA' : 'PRIMARY');
+  } else {
+    set('kms:MultiRegionKeyType', request.multiRegionKeyType);
+  }
   set('kms:ReplicaRegion', request.replicaRegion);
   set('kms:PrimaryRegion', request.primaryRegion);
   if (request.encryptionContext !== undefined) {

@@ -20,6 +20,9 @@ export const createGrant: OperationHandler<'CreateGrant'> = async (input, ctx, s
       grantOperations: operations,
       granteePrincipal: input.GranteePrincipal,
       retiringPrincipal: input.RetiringPrincipal,
+      // kms:EncryptionContext:<key> / kms:EncryptionContextKeys: the KMS developer guide lists CreateGrant
+      // among their operations; the encryption context a CreateGrant request carries is its constraint's.
+      encryptionContext: input.Constraints?.EncryptionContextEquals ?? input.Constraints?.EncryptionContextSubset,
       grantConstraintType: [
         ...(input.Constraints?.EncryptionContextEquals ? ['EncryptionContextEquals'] : []),
         ...(input.Constraints?.EncryptionContextSubset ? ['EncryptionContextSubset'] : []),

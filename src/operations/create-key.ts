@@ -63,6 +63,9 @@ export const createKeyWithId = async (input: Parameters<OperationHandler<'Create
     keyUsage,
     keyOrigin: origin,
     multiRegion: input.MultiRegion ?? false,
+    // The KMS developer guide (multi-Region keys): kms:MultiRegionKeyType "controls access to the
+    // CreateKey operation"; a multi-Region key CreateKey makes is a primary key.
+    ...(input.MultiRegion ? { multiRegionKeyType: 'PRIMARY' as const } : {}),
     requestTags: tags,
     // Absent when the request leaves it out (AWS: a Null condition tells the two apart).
     bypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck,

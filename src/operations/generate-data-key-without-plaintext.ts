@@ -9,7 +9,9 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation: 'GenerateDataKeyWithoutPlaintext',
     usage: 'ENCRYPT_DECRYPT',
-    conditions: { encryptionContext: input.EncryptionContext },
+    // kms:EncryptionAlgorithm is the algorithm used, SYMMETRIC_DEFAULT, though the request cannot name one
+    // (KMS developer guide, kms:EncryptionAlgorithm: "Encryption algorithm used for the operation").
+    conditions: { encryptionContext: input.EncryptionContext, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' },
   });
   requireSymmetricEncryptionKey(key, 'GenerateDataKeyWithoutPlaintext');
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);

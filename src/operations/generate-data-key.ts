@@ -8,7 +8,9 @@ export const generateDataKey: OperationHandler<'GenerateDataKey'> = async (input
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation: 'GenerateDataKey',
     usage: 'ENCRYPT_DECRYPT',
-    conditions: { encryptionContext: input.EncryptionContext },
+    // kms:EncryptionAlgorithm is the algorithm used, SYMMETRIC_DEFAULT, though the request cannot name one
+    // (KMS developer guide, kms:EncryptionAlgorithm: "Encryption algorithm used for the operation").
+    conditions: { encryptionContext: input.EncryptionContext, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' },
   });
   requireSymmetricEncryptionKey(key, 'GenerateDataKey');
   const length = dataKeyLength(input.KeySpec, input.NumberOfBytes);

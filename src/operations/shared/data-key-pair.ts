@@ -22,7 +22,9 @@ export async function generateDataKeyPair(
   const key = await loadKeyFor(services, ctx, input.KeyId, {
     operation,
     usage: 'ENCRYPT_DECRYPT',
-    conditions: { encryptionContext: input.EncryptionContext, dataKeyPairSpec: input.KeyPairSpec },
+    // kms:EncryptionAlgorithm is the algorithm used, SYMMETRIC_DEFAULT, though the request cannot name one
+    // (KMS developer guide, kms:EncryptionAlgorithm: "Encryption algorithm used for the operation").
+    conditions: { encryptionContext: input.EncryptionContext, encryptionAlgorithm: 'SYMMETRIC_DEFAULT', dataKeyPairSpec: input.KeyPairSpec },
   });
   if (key.customKeyStoreId) {
     throw new KmsError('UnsupportedOperationException', `${key.arn} is in a custom key store; KMS keys in custom key stores cannot generate data key pairs.`);
