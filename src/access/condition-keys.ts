@@ -33,6 +33,8 @@ export interface RequestConditions {
   tagKeys?: readonly string[];
   /** CreateKey / PutKeyPolicy */
   bypassPolicyLockoutSafetyCheck?: boolean;
+  /** The custom key store operations, which have kms:CallerAccount although they have no key. */
+  customKeyStoreOperation?: boolean;
   /** ReEncrypt: the source and destination are the same key. */
   reEncryptOnSameKey?: boolean;
   /** GetParametersForImport */
@@ -149,7 +151,9 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   // p11kms's own key: the subject of the client certificate mutual TLS verified, e.g. "O=Example Corp,CN=billing-app".
   set('p11kms:TlsClientSubject', input.transport?.clientCertificateSubject);
   set('aws:RequestedRegion', input.region);
-  set('kms:CallerAccount', caller.accountId);
+  // KMS developer guide, kms:CallerAccount: "KMS key resource operations" and "Custom key store
+  // operations" only (not ListKeys, CreateKey, ListAliases, GenerateRandom, the alias resource, …).
+  if (key || request.customKeyStoreOperation) set('kms:CallerAccount', caller.accountId);
   set('kms:KeySpec', key?.keySpec ?? request.keySpec);
   set('kms:CustomerMasterKeySpec', key?.keySpec ?? request.keySpec);
   set('kms:KeyUsage', key?.keyUsage ?? request.keyUsage);

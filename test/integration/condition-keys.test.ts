@@ -4,12 +4,14 @@ import * as path from 'node:path';
 import {
   CreateGrantCommand,
   CreateKeyCommand,
+  DescribeCustomKeyStoresCommand,
   GenerateDataKeyCommand,
   GenerateDataKeyPairCommand,
   GenerateDataKeyPairWithoutPlaintextCommand,
   GenerateDataKeyWithoutPlaintextCommand,
   type GrantConstraints,
   type KMSClient,
+  ListAliasesCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { administrators, expectKmsError, TestServer } from '../support/server';
@@ -21,7 +23,10 @@ import { A, ADMIN, adminStatement, BOB, DAVE, denied, type Principal, policy } f
  * from or after the guide that must decide the way AWS does.
  */
 
-/** Identity policy: CreateKey of multi-Region primary keys only (kms:MultiRegionKeyType). */
+/**
+ * Identity policy: CreateKey of multi-Region primary keys only (kms:MultiRegionKeyType), and two
+ * account-level actions under a kms:CallerAccount condition.
+ */
 const MAKER: Principal = { accessKeyId: 'AKIAMAKER0000000001', secretAccessKey: 'AKIAMAKER0000000001-secret', accountId: A, principalArn: `arn:aws:iam::${A}:user/maker` };
 
 function writeCredentials(): string {
@@ -30,7 +35,10 @@ function writeCredentials(): string {
     ...administrators(ADMIN.principalArn, BOB.principalArn),
     [MAKER.principalArn]: {
       Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: 'kms:CreateKey', Resource: '*', Condition: { StringEquals: { 'kms:MultiRegionKeyType': 'PRIMARY' } } }],
+      Statement: [
+        { Effect: 'Allow', Action: 'kms:CreateKey', Resource: '*', Condition: { StringEquals: { 'kms:MultiRegionKeyType': 'PRIMARY' } } },
+        { Effect: 'Allow', Action: ['kms:ListAliases', 'kms:DescribeCustomKeyStores'], Resource: '*', Condition: { StringEquals: { 'kms:CallerAccount': A } } },
+      ],
     },
   };
   fs.writeFileSync(file, JSON.stringify({ accessKeys: [ADMIN, BOB, DAVE, MAKER], identityPolicies }));
@@ -103,5 +111,12 @@ describe('condition keys per operation (strict mode)', function () {
       expect(err.name, JSON.stringify(constraints)).to.equal('AccessDeniedException');
       expect(err.message).to.equal(denied(DAVE, 'kms:CreateGrant', key.Arn!));
     }
+  });
+
+  it('kms:CallerAccount exists for key and custom key store operations only, as AWS lists them (not ListAliases)', async () => {
+    await maker.send(new DescribeCustomKeyStoresCommand({}));
+    const err = await expectKmsError(maker.send(new ListAliasesCommand({})));
+    expect(err.name).to.equal('AccessDeniedException');
+    expect(err.message).to.equal(`User: ${MAKER.principalArn} is not authorized to perform: kms:ListAliases on resource: * because no identity-based policy allows the kms:ListAliases action`);
   });
 });

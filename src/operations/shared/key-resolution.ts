@@ -12,6 +12,7 @@ import { type KeyStateRule, requireKeyState } from './key-states';
 
 const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MULTI_REGION_KEY_ID = /^mrk-[0-9a-f]{32}$/;
+const CUSTOM_KEY_STORE_ACTION = /^kms:\w+CustomKeyStores?$/;
 const ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(key\/[^/]+|alias\/.+)$/;
 
 type Reference =
@@ -187,7 +188,8 @@ export function requestConditionValues(services: Services, ctx: RequestContext, 
  */
 export function checkAccountAction(services: Services, ctx: RequestContext, action: string, conditions: RequestConditions = {}, resource = '*'): void {
   if (!services.access?.enforce) return;
-  authorizeAccountAction(services.access, ctx.caller, action, resource, requestConditionValues(services, ctx, { request: conditions }));
+  const request = CUSTOM_KEY_STORE_ACTION.test(action) ? { ...conditions, customKeyStoreOperation: true } : conditions;
+  authorizeAccountAction(services.access, ctx.caller, action, resource, requestConditionValues(services, ctx, { request }));
 }
 
 /** The alias half of CreateAlias, UpdateAlias and DeleteAlias: the identity policies must allow the action on the alias ARN. */
