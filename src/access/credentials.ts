@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
+import { readJsonFile } from '../config/json-file';
 import { policyFromJson, type PolicyDocument, AWS_PRINCIPAL } from './policy-document';
 import type { Caller } from './principal';
 import { PrincipalDirectory } from './principal-directory';
@@ -73,9 +73,10 @@ export class Credentials {
     // The file's name leads every refusal, at start-up and on SIGHUP alike (README, Production).
     let parsed: CredentialsFile;
     try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CredentialsFile;
+      parsed = readJsonFile(file) as CredentialsFile;
     } catch (err) {
-      throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw code ? new Error(`${file}: ${code}`) : err;
     }
     if (parsed && parsed.accessKeys === undefined && Array.isArray(parsed.authTokens)) parsed.accessKeys = [];
     if (!parsed || !Array.isArray(parsed.accessKeys)) throw new Error(`${file}: expected {"accessKeys": [...]}`);

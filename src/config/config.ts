@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HsmProfile } from '../custody/hsm-profile';
+import { readJsonFile } from './json-file';
 
 export type AuthMode = 'strict' | 'permissive';
 
@@ -215,7 +216,7 @@ export function loadConfig(
 ): Config {
   const raw: Record<string, unknown> = { ...DEFAULTS };
   if (options.file) {
-    const fromFile = JSON.parse(fs.readFileSync(options.file, 'utf8')) as Record<string, unknown>;
+    const fromFile = readJsonFile(options.file) as Record<string, unknown>;
     for (const [k, v] of Object.entries(fromFile)) {
       if (!(k in DEFAULTS)) throw new Error(`unknown setting '${k}' in ${options.file}`);
       raw[k] = v;
@@ -352,7 +353,7 @@ export function loadBackendProfile(file: string): HsmProfile {
 function readHsmProfile(profileFile: string, config: Config | undefined): HsmProfile {
   const pinRequired = config !== undefined;
   const file = path.resolve(profileFile);
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as HsmProfile;
+  const profile = readJsonFile(file) as HsmProfile;
   for (const field of ['name', 'module', 'tokenLabel', ...(pinRequired ? (['pin'] as const) : [])] as const) {
     if (typeof profile[field] !== 'string' || profile[field] === '') {
       throw new Error(`HSM profile ${file} needs '${field}'`);

@@ -1,5 +1,5 @@
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
+import { readJsonFile } from '../config/json-file';
 import type { KeySpec, KeyUsageType, Tag } from '../model/generated/types';
 import type { RequestContext, Services } from '../operations';
 import { createAlias } from '../operations/create-alias';
@@ -36,7 +36,7 @@ const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * material that is pending import (deleted or expired) is imported again.
  */
 export async function seedFromFile(services: Services, file: string, defaultAccountId = '111122223333'): Promise<string[]> {
-  const seed = JSON.parse(fs.readFileSync(file, 'utf8')) as SeedFile;
+  const seed = readJsonFile(file) as SeedFile;
   if (!seed || !Array.isArray(seed.keys)) throw new Error(`seed file ${file}: expected {"keys": [...]}`);
   const touched: string[] = [];
   for (const [i, entry] of seed.keys.entries()) {

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { DEFAULTS, loadConfig, loadHsmProfile } from '../../src/config/config';
+import { readJsonFile } from '../../src/config/json-file';
 
 describe('configuration', function () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-config-'));
@@ -66,6 +67,33 @@ describe('configuration', function () {
       if (key === 'tlsClientCa') Object.assign(env, { P11KMS_TLS_CERT: '/tmp/cert.pem', P11KMS_TLS_KEY: '/tmp/key.pem' });
       const config = loadConfig({ env }) as unknown as Record<string, unknown>;
       expect(config[key], `${variable} sets ${key}`).to.not.deep.equal(defaults[key]);
+    }
+  });
+
+  it('names the file and the line and column of a JSON fault, never the text around it (settings files hold secrets)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-json-'));
+    try {
+      const secret = 'SECRETPIN0123456789abcdef';
+      const cases: Array<[string, string]> = [
+        [`{"name": "x",\n  "pin": ${secret}}`, 'at line 2, column 10'],
+        [`${secret}`, 'at line 1, column 1'],
+        [`{"pin": "${secret}" "x": 1}`, `at line 1, column ${secret.length + 12}`],
+        [`{"pin": "${secret}",`, 'at line 1, column ' + (secret.length + 12)],
+        [`{"pin": "${secret}`, 'at line 1, column ' + (secret.length + 10)],
+      ];
+      for (const [text, where] of cases) {
+        const file = path.join(dir, 'settings.json');
+        fs.writeFileSync(file, text);
+        let message = '';
+        try {
+          readJsonFile(file);
+        } catch (err) {
+          message = (err as Error).message;
+        }
+        expect(message, text).to.equal(`${file}: not valid JSON (${where})`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

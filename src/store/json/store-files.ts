@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { jsonFaultLocation } from '../../config/json-file';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
@@ -69,7 +70,7 @@ function parseStoreFile(file: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new Error(`${file} is damaged: it is not valid JSON (${(err as Error).message}; ${text.length} bytes). ${REFUSAL}`);
+    throw new Error(`${file} is damaged: it is not valid JSON (${jsonFaultLocation(text, err)}; ${text.length} bytes). ${REFUSAL}`);
   }
 }
 

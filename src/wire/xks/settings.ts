@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonFile } from '../../config/json-file';
 
 export interface XksCredential {
   accessKeyId: string;
@@ -54,7 +55,7 @@ export class XksSettingsFile {
 
   private read(): { mtimeMs: number; settings: XksProxySettings } {
     const mtimeMs = fs.statSync(this.file).mtimeMs;
-    const raw = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Partial<XksProxySettings>;
+    const raw = readJsonFile(this.file) as Partial<XksProxySettings>;
     const dir = path.dirname(path.resolve(this.file));
     const where = (f: string | undefined) => (f === undefined ? undefined : path.resolve(dir, f));
     if (typeof raw.certFile !== 'string' || typeof raw.keyFile !== 'string') throw new Error(`${this.file}: certFile and keyFile are required (the XKS API is HTTPS only)`);
