@@ -69,7 +69,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // The store comes first: the JSON store's directory lock stops a second process on the
   // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  const store = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log }));
+  const store = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log, callTimeoutMs: config.storeCallTimeoutSeconds * 1000 }));
   const shared = isSharedStoreUrl(config.storeUrl);
   let token: Token | undefined;
   let audit: AuditTrail | undefined;

@@ -61,6 +61,17 @@ export class KmsError extends Error {
   }
 }
 
+/**
+ * The metadata store did not answer within its deadline (storeCallTimeoutSeconds): the
+ * database is stopped mid-call, frozen, or too busy. Deliberately not a KmsError: a
+ * transaction whose COMMIT timed out may have committed, and callers read a KmsError out of
+ * a transaction as "nothing was written". The wire answers DependencyTimeoutException where
+ * the operation's model lists it, else KMSInternalException.
+ */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+}
+
 export function isKmsError(err: unknown): err is KmsError {
   return err instanceof KmsError;
 }

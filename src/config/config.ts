@@ -106,6 +106,12 @@ export interface Config {
   /** A token call that has not answered after this long fails its request with DependencyTimeoutException. */
   tokenCallTimeoutSeconds: number;
   /**
+   * A PostgreSQL store call (a statement, a connection, a wait for a free connection or for a
+   * key's mutation lock) that has not answered after this long fails its request with
+   * DependencyTimeoutException instead of leaving the client waiting for ever.
+   */
+  storeCallTimeoutSeconds: number;
+  /**
    * Key material objects in the token that no record or intent names (a store restored from
    * an older backup than the token): 'keep' them and report them (default), or 'destroy' them
    * at start-up, when the operator has made sure they belong to no store (docs/key-custody.md).
@@ -158,6 +164,7 @@ export const DEFAULTS: Config = {
   xksProxyTimeoutMs: 250,
   intentLeaseSeconds: 300,
   tokenCallTimeoutSeconds: 30,
+  storeCallTimeoutSeconds: 30,
   unknownTokenObjects: 'keep',
 };
 
@@ -176,6 +183,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_SWEEP_INTERVAL_SECONDS: 'sweepIntervalSeconds',
   P11KMS_INTENT_LEASE_SECONDS: 'intentLeaseSeconds',
   P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: 'tokenCallTimeoutSeconds',
+  P11KMS_STORE_CALL_TIMEOUT_SECONDS: 'storeCallTimeoutSeconds',
   P11KMS_UNKNOWN_TOKEN_OBJECTS: 'unknownTokenObjects',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
   P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
@@ -205,7 +213,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'grantsPerKey']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'storeCallTimeoutSeconds', 'grantsPerKey']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -257,6 +265,7 @@ export function loadConfig(
   if (config.tlsClientCa && !config.tlsCert) throw new Error('setting tlsClientCa (mutual TLS) needs tlsCert and tlsKey');
   config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
   if (!Number.isInteger(config.workers) || config.workers < 1) throw new Error(`setting workers must be a whole number from 1, got '${String(raw.workers)}'`);
+  if (!(config.storeCallTimeoutSeconds > 0)) throw new Error(`setting storeCallTimeoutSeconds must be positive, got '${String(raw.storeCallTimeoutSeconds)}'`);
   if (!Number.isInteger(config.grantsPerKey) || config.grantsPerKey < 1) throw new Error(`setting grantsPerKey must be a whole number from 1, got '${String(raw.grantsPerKey)}'`);
   if (config.workers > 1 && !isSharedStoreUrl(config.storeUrl)) {
     throw new Error(

@@ -5,9 +5,9 @@ import type { MetadataStore } from './metadata-store';
 import { PostgresStore } from './postgres/postgres-store';
 
 /** postgres://… (shared by a cluster), else the JSON file in dataDir. */
-export async function openStore(options: { storeUrl: string | undefined; dataDir: string; log: Logger }): Promise<MetadataStore> {
+export async function openStore(options: { storeUrl: string | undefined; dataDir: string; log: Logger; callTimeoutMs?: number }): Promise<MetadataStore> {
   if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir);
-  if (isSharedStoreUrl(options.storeUrl)) return PostgresStore.open(options.storeUrl, options.log);
+  if (isSharedStoreUrl(options.storeUrl)) return PostgresStore.open(options.storeUrl, options.log, { callTimeoutMs: options.callTimeoutMs });
   throw new Error(`setting storeUrl must be a postgres:// URL (or unset for the JSON store under dataDir), got '${redactUrl(options.storeUrl)}'`);
 }
 

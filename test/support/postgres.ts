@@ -27,6 +27,69 @@ export async function freshDatabaseUrl(): Promise<string> {
   return `postgres://kms@127.0.0.1:${port}/${name}`;
 }
 
+/**
+ * A PostgreSQL server of the caller's own (not the shared one), for tests that make the
+ * database stop answering: `freeze` stops the server and every one of its processes
+ * (SIGSTOP), as a hung database host or a network cut without a reset looks to a client;
+ * `thaw` lets it go on. Stopped with the test process, thawed first.
+ */
+export interface OwnPostgres {
+  databaseUrl(): Promise<string>;
+  freeze(): void;
+  thaw(): void;
+}
+
+export async function ownPostgres(): Promise<OwnPostgres> {
+  const started = await startServer();
+  const admin = { host: '127.0.0.1', port: started.port, user: 'kms', database: 'postgres' };
+  const processes = () => {
+    const postmaster = Number(fs.readFileSync(path.join(started.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return [postmaster, ...childrenOf(postmaster)];
+  };
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of processes()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // A backend that ended meanwhile.
+      }
+    }
+  };
+  started.beforeStop = () => signal('SIGCONT');
+  return {
+    async databaseUrl() {
+      const name = `p11kms_${randomBytes(6).toString('hex')}`;
+      const c = new Client(admin);
+      await c.connect();
+      try {
+        await c.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await c.end();
+      }
+      return `postgres://kms@127.0.0.1:${started.port}/${name}`;
+    },
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
+  };
+}
+
+/** Process ids whose parent is `pid` (from /proc: no tool needed). */
+function childrenOf(pid: number): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 function postgresBin(): string {
   const root = '/usr/lib/postgresql';
   const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'postgres'))) : [];
@@ -45,7 +108,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServer(): Promise<{ port: number; child: ChildProcess; dir: string }> {
+async function startServer(): Promise<{ port: number; child: ChildProcess; dir: string; beforeStop?: () => void }> {
   const bin = postgresBin();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-pg-'));
   const asRoot = process.getuid?.() === 0;
@@ -59,7 +122,10 @@ async function startServer(): Promise<{ port: number; child: ChildProcess; dir: 
   );
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const started: { port: number; child: ChildProcess; dir: string; beforeStop?: () => void } = { port, child, dir };
   process.once('exit', () => {
+    // A frozen server would keep the signal below pending for ever.
+    started.beforeStop?.();
     // runuser does not pass signals on: stop the server itself (immediate shutdown, throwaway data).
     try {
       const pid = Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -75,7 +141,7 @@ async function startServer(): Promise<{ port: number; child: ChildProcess; dir: 
     try {
       await probe.connect();
       await probe.end();
-      return { port, child, dir };
+      return started;
     } catch {
       await probe.end().catch(() => undefined);
       await new Promise((r) => setTimeout(r, 100));

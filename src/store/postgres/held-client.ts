@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { deadlined } from './deadlines';
 
 /**
  * A pool client held across several statements (a transaction, the schema migration).
@@ -10,7 +11,7 @@ import type { Logger } from 'pino';
  * rather than handed back to the pool.
  */
 export async function holdClient(pool: Pool, log: Logger, purpose: string): Promise<{ client: PoolClient; release(destroy?: boolean): void }> {
-  const client = await pool.connect();
+  const client = await deadlined(pool.connect());
   let lost = false;
   const noteLoss = (err: Error) => {
     lost = true;

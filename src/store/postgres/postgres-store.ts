@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Pool, type PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { KmsError } from '../../errors';
+import { KmsError, StoreTimeoutError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
-import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
+import { asStoreTimeout, deadlined, deadlineOptions } from './deadlines';
+import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
 import { migrateSchema } from './schema';
@@ -33,6 +34,8 @@ const MAX_ATTEMPTS = 40;
  */
 /** Per-key mutation lock sessions per process (mutations of more keys at once wait for one). */
 const KEY_LOCK_SESSIONS = 4;
+/** storeCallTimeoutSeconds' default, for stores opened outside the service (store migrate, tests). */
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 export class PostgresStore implements MetadataStore {
   /** Several processes write: intents found at start-up may belong to a live process (they expire by lease). */
@@ -41,6 +44,8 @@ export class PostgresStore implements MetadataStore {
   private leaseClient: Promise<PoolClient> | undefined;
   private readonly leases = new Set<string>();
   private closed = false;
+  /** Reads outside transactions: the pool, its passed deadlines reported as StoreTimeoutError. */
+  private readonly reader: Queryable;
 
   private constructor(
     private readonly pool: Pool,
@@ -51,18 +56,21 @@ export class PostgresStore implements MetadataStore {
     private readonly keyLocks: Pool,
     private readonly cache: ReadCache,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.reader = { query: ((text: string, values?: unknown[]) => deadlined(pool.query(text, values))) as Queryable['query'] };
+  }
 
-  static async open(url: string, log: Logger, options: { poolSize?: number } = {}): Promise<PostgresStore> {
-    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10 });
+  static async open(url: string, log: Logger, options: { poolSize?: number; callTimeoutMs?: number } = {}): Promise<PostgresStore> {
+    const deadlines = deadlineOptions(options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10, ...deadlines });
     // An idle client losing its server must not take the process down; the next query reconnects.
     pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
-    const keyLocks = new Pool({ connectionString: url, max: KEY_LOCK_SESSIONS });
+    const keyLocks = new Pool({ connectionString: url, max: KEY_LOCK_SESSIONS, ...deadlines });
     keyLocks.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
       const schema = await migrateSchema(pool, log);
       if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
-      const cache = new ReadCache({ connectionString: url }, log);
+      const cache = new ReadCache({ connectionString: url, connectionTimeoutMillis: deadlines.connectionTimeoutMillis, keepAlive: true }, log);
       await cache.start();
       return new PostgresStore(pool, keyLocks, cache, log);
     } catch (err) {
@@ -73,52 +81,52 @@ export class PostgresStore implements MetadataStore {
   }
 
   getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
-    return this.cache.get(keyName(key), () => readKey(this.pool, key));
+    return this.cache.get(keyName(key), () => readKey(this.reader, key));
   }
 
   async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
-    return [...(await this.cache.get(keyRegionsName(keyId), () => readKeyRegions(this.pool, keyId)))];
+    return [...(await this.cache.get(keyRegionsName(keyId), () => readKeyRegions(this.reader, keyId)))];
   }
 
   listKeys(scope?: Scope): Promise<KeyRecord[]> {
-    return listKeysIn(this.pool, scope);
+    return listKeysIn(this.reader, scope);
   }
 
   getAlias(scope: Scope, name: string): Promise<AliasRecord | undefined> {
-    return this.cache.get(aliasName(scope, name), () => readAlias(this.pool, scope, name));
+    return this.cache.get(aliasName(scope, name), () => readAlias(this.reader, scope, name));
   }
 
   async listAliases(scope: Scope): Promise<AliasRecord[]> {
-    return [...(await this.cache.get(aliasListName(scope), () => listAliasesIn(this.pool, scope)))];
+    return [...(await this.cache.get(aliasListName(scope), () => listAliasesIn(this.reader, scope)))];
   }
 
   getGrant(grantId: string): Promise<GrantRecord | undefined> {
-    return this.cache.get(grantName(grantId), () => readGrant(this.pool, grantId));
+    return this.cache.get(grantName(grantId), () => readGrant(this.reader, grantId));
   }
 
   async listGrants(key?: KeyLocator): Promise<GrantRecord[]> {
-    if (key === undefined) return listGrantsIn(this.pool, undefined);
-    return [...(await this.cache.get(grantListName(key), () => listGrantsIn(this.pool, key)))];
+    if (key === undefined) return listGrantsIn(this.reader, undefined);
+    return [...(await this.cache.get(grantListName(key), () => listGrantsIn(this.reader, key)))];
   }
 
   // Custom key stores are few and rarely read: straight from the database, never cached.
   getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
-    return readCustomKeyStore(this.pool, id);
+    return readCustomKeyStore(this.reader, id);
   }
 
   listCustomKeyStores(scope?: Scope): Promise<CustomKeyStoreRecord[]> {
-    return listCustomKeyStoresIn(this.pool, scope);
+    return listCustomKeyStoresIn(this.reader, scope);
   }
 
   /** Unresolved creation intents, oldest first (never cached: reconciliation needs committed state). */
   async listIntents(): Promise<CreationIntent[]> {
-    const { rows } = await this.pool.query<Doc<CreationIntent>>('SELECT doc FROM p11kms_intents ORDER BY created_at, creation_id');
+    const { rows } = await this.reader.query<Doc<CreationIntent>>('SELECT doc FROM p11kms_intents ORDER BY created_at, creation_id');
     return rows.map((r) => r.doc);
   }
 
   /** The same store reading around the cache (committed state at the moment of the read). */
   fresh(): MetadataStore {
-    const pool = this.pool;
+    const pool = this.reader;
     const view: MetadataStore = {
       getKey: (key) => readKey(pool, key),
       listKeyRegions: (keyId) => readKeyRegions(pool, keyId),
@@ -174,9 +182,12 @@ export class PostgresStore implements MetadataStore {
       if (changed.length > 0) this.cache.invalidate(changed);
       return { value };
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      const failure = asStoreTimeout(err);
+      // A statement past its deadline still occupies the connection: a ROLLBACK would wait
+      // behind it. The caller destroys the connection, and the server rolls back with it.
+      if (!(failure instanceof StoreTimeoutError)) await client.query('ROLLBACK').catch(() => undefined);
       if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
-      throw err;
+      throw failure;
     }
   }
 
@@ -212,7 +223,7 @@ export class PostgresStore implements MetadataStore {
       await held.client.query('SELECT pg_advisory_lock($1)', [lock]);
     } catch (err) {
       held.release(true);
-      throw err;
+      throw asStoreTimeout(err);
     }
     try {
       return await fn();

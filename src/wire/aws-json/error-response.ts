@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import { type KmsErrorName, KmsError, type ProtocolErrorName } from '../../errors';
-import { MODEL_ERROR_HTTP_STATUS, type ModelErrorName } from '../../model/generated/errors';
+import { type KmsErrorName, KmsError, type ProtocolErrorName, StoreTimeoutError } from '../../errors';
+import { MODEL_ERROR_HTTP_STATUS, type ModelErrorName, OPERATION_ERRORS } from '../../model/generated/errors';
+import type { OperationName } from '../../model/generated/types';
 
 const PROTOCOL_ERROR_HTTP_STATUS: Record<ProtocolErrorName, number> = {
   UnknownOperationException: 400,
@@ -32,9 +33,25 @@ export function errorResponse(err: unknown, log: Logger, context: Record<string,
     if (status >= 500 || error.internalDetail) {
       log.warn({ ...context, error: error.name, detail: error.internalDetail }, 'request failed in the key store');
     }
+  } else if (err instanceof StoreTimeoutError) {
+    log.warn({ ...context, err: err.message }, 'request failed: the metadata store did not answer in time');
+    error = storeTimeoutAnswer(context.operation);
   } else {
     log.error({ ...context, err }, 'unexpected failure');
     error = new KmsError('KMSInternalException', 'An internal error occurred.');
   }
   return { status: httpStatusOf(error.name), body: JSON.stringify({ __type: error.name, message: error.message }) };
+}
+
+/**
+ * AWS's answer when a dependency timed out: DependencyTimeoutException ("The system timed out
+ * while trying to fulfill the request. You can retry the request.", the model's text), for the
+ * operations whose model lists it; the others (TagResource, GenerateMac, …) list only
+ * KMSInternalException among the faults.
+ */
+function storeTimeoutAnswer(operation: unknown): KmsError {
+  const listed = typeof operation === 'string' ? OPERATION_ERRORS[operation as OperationName] : undefined;
+  return listed?.includes('DependencyTimeoutException')
+    ? new KmsError('DependencyTimeoutException', 'The system timed out while trying to fulfill the request. You can retry the request.')
+    : new KmsError('KMSInternalException', 'An internal error occurred.');
 }

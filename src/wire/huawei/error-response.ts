@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { KmsError } from '../../errors';
+import { KmsError, StoreTimeoutError } from '../../errors';
 import { mapKmsError } from './error-mapping';
 import { HuaweiError } from './errors';
 
@@ -25,6 +25,11 @@ export function huaweiErrorResponse(err: unknown, log: Logger, context: { reques
     if (mapped.status >= 500 || err.internalDetail) {
       log.warn({ ...context, error: err.name, detail: err.internalDetail }, 'request failed in the key store');
     }
+    return reply(mapped.status, mapped.code, mapped.message);
+  }
+  if (err instanceof StoreTimeoutError) {
+    log.warn({ ...context, err: err.message }, 'request failed: the metadata store did not answer in time');
+    const mapped = mapKmsError(new KmsError('DependencyTimeoutException', err.message), context.action);
     return reply(mapped.status, mapped.code, mapped.message);
   }
   log.error({ ...context, err }, 'unexpected failure');
