@@ -1,6 +1,7 @@
 import { CreateKeyCommand, DecryptCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand, TagResourceCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { Client } from 'pg';
+import { huaweiClient } from '../support/huawei-client';
 import { ownPostgres, type OwnPostgres } from '../support/postgres';
 import { expectKmsError, TestServer } from '../support/server';
 
@@ -65,6 +66,11 @@ describe('PostgreSQL store outages: bounded waits, AWS errors, recovery', functi
       // TagResource's model lists KMSInternalException but not DependencyTimeoutException.
       const tagged = await expectKmsError(kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'k', TagValue: 'v' }] })));
       expect([tagged.name, tagged.message, tagged.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 'An internal error occurred.', 500]);
+
+      // The Huawei dialect's answer for a dependency timing out.
+      const { hw } = huaweiClient(() => server.endpoint);
+      const huawei = await hw('create-key', { key_alias: 'during-outage' });
+      expect([huawei.status, huawei.body.error?.error_code, huawei.body.error?.error_msg], huawei.raw).to.deep.equal([500, 'KMS.0102', 'Abnormal KMS I/O.']);
 
       const notReady = await ready();
       expect(notReady.status).to.equal(503);
