@@ -33,7 +33,8 @@ export function superviseWorkers(count: number, log: Logger): void {
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         log.info('all workers stopped');
-        process.exit(0);
+        // Giving up set exitCode 1: a service manager must see the failure.
+        process.exit();
       }
       return;
     }
@@ -47,9 +48,11 @@ export function superviseWorkers(count: number, log: Logger): void {
       return;
     }
     log.error({ worker: worker.id, workerPid: worker.process.pid, code, signal }, 'worker died; starting another');
+    // Not unref'd: when every worker died at once, this timer is all that keeps the
+    // supervisor alive; unref'd, it exited 0 with no worker and no message.
     setTimeout(() => {
       if (!stopping) fork();
-    }, RESTART_DELAY_MS).unref();
+    }, RESTART_DELAY_MS);
   });
 
   const stop = (signal: NodeJS.Signals) => {

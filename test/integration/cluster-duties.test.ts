@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -29,6 +30,15 @@ const DAY_S = 24 * 60 * 60;
 
 const tempDir = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-${name}-`));
 const count = (text: string, pattern: RegExp) => (text.match(new RegExp(pattern.source, 'g')) ?? []).length;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
 
 async function waitForCount(server: TestServer, pattern: RegExp, n: number, tries = 2_000): Promise<void> {
   for (let i = 0; count(server.stderr(), pattern) < n; i++) {
@@ -144,6 +154,38 @@ describe('cluster duties: workers, background work once, store migrate', functio
     } finally {
       await server.stop();
     }
+  });
+
+  it('--workers 2: both workers killed at once are both replaced; the supervisor stays', async () => {
+    // A port of its own, as in production: with port 0, workers started after every one died get another.
+    const server = await TestServer.start({ env: { P11KMS_STORE_URL: await freshDatabaseUrl(), P11KMS_WORKERS: '2', P11KMS_PORT: String(await freePort()) } });
+    let supervisorExited = false;
+    void server.exited.then(() => (supervisorExited = true));
+    try {
+      await waitForCount(server, /"msg":"worker listening"/, 2);
+      const pids = [...server.stderr().matchAll(/"workerPid":(\d+)[^\n]*"msg":"worker listening"/g)].map((m) => Number(m[1]));
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      await waitForCount(server, /"msg":"worker died; starting another"/, 2);
+      await waitForCount(server, /"msg":"worker listening"/, 4).catch((err: Error) => {
+        throw new Error(`${err.message}\nsupervisor exited: ${supervisorExited}`);
+      });
+      await server.client().send(new CreateKeyCommand({}));
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('--workers 2 whose workers cannot start (PostgreSQL refusing connections) gives up with exit status 1, saying why', async () => {
+    // A port nothing listens on: every worker fails at opening the store, before the token.
+    const port = await freePort();
+    const env = { ...process.env, P11KMS_STORE_URL: `postgres://kms@127.0.0.1:${port}/none`, P11KMS_WORKERS: '2', P11KMS_PORT: '0', P11KMS_DATA_DIR: tempDir('workers-no-store') };
+    const child = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    expect(status, stderr.slice(-2000)).to.equal(1);
+    expect(stderr).to.match(/p11kms: \d+ workers in a row died before serving \(see the log above\); stopping/);
+    expect(stderr).to.match(/connect ECONNREFUSED/);
   });
 
   it('refuses --workers 2 on the JSON store with a message saying why', () => {
