@@ -4,7 +4,11 @@ import { DAY_MS, DEFAULT_ROTATION_PERIOD_DAYS, rotationOf } from './shared/rotat
 import { updateKey } from './shared/update-key';
 
 export const enableKeyRotation: OperationHandler<'EnableKeyRotation'> = async (input, ctx, services) => {
-  await updateKey(services, ctx, input.KeyId, { operation: 'EnableKeyRotation', conditions: { rotationPeriodInDays: input.RotationPeriodInDays } }, (key) => {
+  // kms:RotationPeriodInDays is the model's default (365) when the request leaves the period
+  // out, as AWS's conditions on request parameters are (see ScheduleKeyDeletion): a Deny of
+  // periods over 180 days must not be passed by omitting the period.
+  const conditions = { rotationPeriodInDays: input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS };
+  await updateKey(services, ctx, input.KeyId, { operation: 'EnableKeyRotation', conditions }, (key) => {
     checkRotationTarget(key, true);
     const now = services.clock.now();
     const rotation = rotationOf(key);

@@ -19,8 +19,11 @@ export const scheduleKeyDeletion: OperationHandler<'ScheduleKeyDeletion'> = asyn
       `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
     );
   }
-  // kms:ScheduleKeyDeletionPendingWindowInDays: what the request asked for, as kms:RotationPeriodInDays is for EnableKeyRotation.
-  const conditions = { scheduleKeyDeletionPendingWindowInDays: input.PendingWindowInDays };
+  // The window in effect, the default when the request leaves it out: AWS's conditions on a
+  // request parameter "work even when the parameter doesn't appear in the request, such as
+  // when you use the parameter's default value" (developer guide, AWS KMS condition keys), so
+  // a Deny of short windows or an Allow of exactly 30 days sees the 30 it will get.
+  const conditions = { scheduleKeyDeletionPendingWindowInDays: days };
   const key = await updateKey(services, ctx, input.KeyId, { operation: 'ScheduleKeyDeletion', states: 'manage', conditions }, (current, regions) => {
     // A multi-Region primary outlives its replicas: its waiting period starts when the last
     // replica is deleted (the deletion sweeper starts it).

@@ -5,10 +5,13 @@ import {
   CreateGrantCommand,
   CreateKeyCommand,
   DescribeCustomKeyStoresCommand,
+  ScheduleKeyDeletionCommand,
   GenerateDataKeyCommand,
   GenerateDataKeyPairCommand,
   GenerateDataKeyPairWithoutPlaintextCommand,
   GenerateDataKeyWithoutPlaintextCommand,
+  EnableKeyRotationCommand,
+  GetKeyRotationStatusCommand,
   type GrantConstraints,
   type KMSClient,
   ListAliasesCommand,
@@ -111,6 +114,22 @@ describe('condition keys per operation (strict mode)', function () {
       expect(err.name, JSON.stringify(constraints)).to.equal('AccessDeniedException');
       expect(err.message).to.equal(denied(DAVE, 'kms:CreateGrant', key.Arn!));
     }
+  });
+
+  // Developer guide, "Conditions for an API operation request": such a condition "works even when
+  // the parameter doesn't appear in the request, such as when you use the parameter's default value".
+  it('kms:RotationPeriodInDays and kms:ScheduleKeyDeletionPendingWindowInDays are the defaults (365, 30) when the request leaves them out', async () => {
+    const capped = await keyWith({ Effect: 'Deny', Principal: '*', Action: 'kms:EnableKeyRotation', Condition: { NumericGreaterThan: { 'kms:RotationPeriodInDays': '180' } } });
+    const over = await expectKmsError(admin.send(new EnableKeyRotationCommand({ KeyId: capped.KeyId })));
+    expect([over.name, over.message]).to.deep.equal(['AccessDeniedException', denied(ADMIN, 'kms:EnableKeyRotation', capped.Arn!, 'with an explicit deny in a resource-based policy')]);
+    expect((await admin.send(new GetKeyRotationStatusCommand({ KeyId: capped.KeyId }))).KeyRotationEnabled).to.equal(false);
+    await admin.send(new EnableKeyRotationCommand({ KeyId: capped.KeyId, RotationPeriodInDays: 90 }));
+
+    const thirtyOnly = await keyWith(forDave({ Effect: 'Allow', Action: 'kms:ScheduleKeyDeletion', Resource: '*', Condition: { NumericEquals: { 'kms:ScheduleKeyDeletionPendingWindowInDays': '30' } } }));
+    const short = await expectKmsError(dave.send(new ScheduleKeyDeletionCommand({ KeyId: thirtyOnly.KeyId, PendingWindowInDays: 7 })));
+    expect(short.name).to.equal('AccessDeniedException');
+    const scheduled = await dave.send(new ScheduleKeyDeletionCommand({ KeyId: thirtyOnly.KeyId }));
+    expect([scheduled.KeyState, scheduled.PendingWindowInDays]).to.deep.equal(['PendingDeletion', 30]);
   });
 
   it('kms:CallerAccount exists for key and custom key store operations only, as AWS lists them (not ListAliases)', async () => {
