@@ -62,13 +62,23 @@ export class KmsError extends Error {
 }
 
 /**
- * The metadata store did not answer within its deadline (storeCallTimeoutSeconds): the
- * database is stopped mid-call, frozen, or too busy. Deliberately not a KmsError: a
- * transaction whose COMMIT timed out may have committed, and callers read a KmsError out of
- * a transaction as "nothing was written". The wire answers DependencyTimeoutException where
- * the operation's model lists it, else KMSInternalException.
+ * The metadata store cannot be reached or lost the connection mid-call (the database is
+ * stopped, restarting, refusing sessions). Deliberately not a KmsError: a transaction whose
+ * connection broke during COMMIT may have committed, and callers read a KmsError out of a
+ * transaction as "nothing was written". The wire answers KMSInternalException, logged as
+ * the store's failure (no stack: it is not a defect of p11kms).
  */
-export class StoreTimeoutError extends Error {
+export class StoreUnavailableError extends Error {
+  override readonly name: string = 'StoreUnavailableError';
+}
+
+/**
+ * The metadata store did not answer within its deadline (storeCallTimeoutSeconds, or a
+ * statement or lock timeout set in the database): the database is frozen or too busy. The
+ * wire answers DependencyTimeoutException where the operation's model lists it, else
+ * KMSInternalException.
+ */
+export class StoreTimeoutError extends StoreUnavailableError {
   override readonly name = 'StoreTimeoutError';
 }
 

@@ -90,6 +90,35 @@ describe('PostgreSQL store outages: bounded waits, AWS errors, recovery', functi
     expect([health.missingMaterial, health.unknownTokenObjects]).to.deep.equal([0, 0]);
   });
 
+  it('a stopped database: KMSInternalException, logged as the store failing (no stack, no "unexpected failure"), then served again when it is back', async () => {
+    const kms = server.client();
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const blob = (await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('kept') }))).CiphertextBlob!;
+    const logBefore = server.stderr().length;
+
+    await pg.stop();
+    try {
+      // CreateKey must write: it cannot be answered from the node's read cache.
+      const created = await expectKmsError(kms.send(new CreateKeyCommand({})));
+      expect([created.name, created.message, created.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 'An internal error occurred.', 500]);
+      const tagged = await expectKmsError(kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'k', TagValue: 'v' }] })));
+      expect([tagged.name, tagged.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 500]);
+      expect((await ready()).body.failing).to.deep.equal(['store']);
+    } finally {
+      await pg.start();
+    }
+    const during = server.stderr().slice(logBefore).split('\n');
+    const storeFailures = during.filter((l) => l.includes('request failed in the metadata store'));
+    expect(storeFailures.length, 'log lines of refused requests').to.be.greaterThan(0);
+    for (const line of storeFailures) expect(line).to.match(/the PostgreSQL store is out of reach \((connect ECONNREFUSED|57P0[1-3]: |Connection terminated)/);
+    expect(during.filter((l) => l.includes('unexpected failure'))).to.deep.equal([]);
+
+    await until('CreateKey succeeding again', () => kms.send(new CreateKeyCommand({})), (o) => o.value !== undefined);
+    expect(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString()).to.equal('kept');
+    const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number; unknownTokenObjects: number };
+    expect([health.missingMaterial, health.unknownTokenObjects]).to.deep.equal([0, 0]);
+  });
+
   it('a lock another session holds on the key records: DependencyTimeoutException once the deadline passes, served again when it is released', async () => {
     const kms = server.client();
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;

@@ -37,6 +37,10 @@ export interface OwnPostgres {
   databaseUrl(): Promise<string>;
   freeze(): void;
   thaw(): void;
+  /** Shuts the server down (fast shutdown: sessions are ended) and returns once it has exited. */
+  stop(): Promise<void>;
+  /** Starts it again on the same data and port. */
+  start(): Promise<void>;
 }
 
 export async function ownPostgres(): Promise<OwnPostgres> {
@@ -70,6 +74,14 @@ export async function ownPostgres(): Promise<OwnPostgres> {
     },
     freeze: () => signal('SIGSTOP'),
     thaw: () => signal('SIGCONT'),
+    async stop() {
+      const exited = started.child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => started.child.once('exit', resolve));
+      // runuser stops itself when its child is stopped (freeze) and waits to be continued.
+      if (started.child.pid) process.kill(started.child.pid, 'SIGCONT');
+      process.kill(processes()[0], 'SIGINT');
+      await exited;
+    },
+    start: () => started.restart(),
   };
 }
 
@@ -108,7 +120,16 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServer(): Promise<{ port: number; child: ChildProcess; dir: string; beforeStop?: () => void }> {
+interface StartedServer {
+  port: number;
+  child: ChildProcess;
+  dir: string;
+  beforeStop?: () => void;
+  /** Starts the server again on the same data directory and port (after `stop`). */
+  restart(): Promise<void>;
+}
+
+async function startServer(): Promise<StartedServer> {
   const bin = postgresBin();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-pg-'));
   const asRoot = process.getuid?.() === 0;
@@ -116,13 +137,39 @@ async function startServer(): Promise<{ port: number; child: ChildProcess; dir: 
   if (asRoot) execFileSync('chown', ['postgres', dir]);
   execFileSync(...run(path.join(bin, 'initdb'), ['-D', path.join(dir, 'data'), '-U', 'kms', '-A', 'trust', '--no-sync', '-E', 'UTF8']), { stdio: 'ignore' });
   const port = await freePort();
-  const child = spawn(
-    ...run(path.join(bin, 'postgres'), ['-D', path.join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=300']),
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
   let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const started: { port: number; child: ChildProcess; dir: string; beforeStop?: () => void } = { port, child, dir };
+  const launch = () => {
+    const child = spawn(
+      ...run(path.join(bin, 'postgres'), ['-D', path.join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=300']),
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    return child;
+  };
+  const accepting = async (child: ChildProcess) => {
+    for (let i = 0; i < 300; i++) {
+      if (child.exitCode !== null) throw new Error(`PostgreSQL exited at start-up:\n${log}`);
+      const probe = new Client({ host: '127.0.0.1', port, user: 'kms', database: 'postgres' });
+      try {
+        await probe.connect();
+        await probe.end();
+        return;
+      } catch {
+        await probe.end().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error(`PostgreSQL did not accept connections:\n${log}`);
+  };
+  const started: StartedServer = {
+    port,
+    child: launch(),
+    dir,
+    async restart() {
+      started.child = launch();
+      await accepting(started.child);
+    },
+  };
   process.once('exit', () => {
     // A frozen server would keep the signal below pending for ever.
     started.beforeStop?.();
@@ -131,21 +178,10 @@ async function startServer(): Promise<{ port: number; child: ChildProcess; dir: 
       const pid = Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
       process.kill(pid, 'SIGQUIT');
     } catch {
-      child.kill('SIGKILL');
+      started.child.kill('SIGKILL');
     }
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`PostgreSQL exited at start-up:\n${log}`);
-    const probe = new Client({ host: '127.0.0.1', port, user: 'kms', database: 'postgres' });
-    try {
-      await probe.connect();
-      await probe.end();
-      return started;
-    } catch {
-      await probe.end().catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`PostgreSQL did not accept connections:\n${log}`);
+  await accepting(started.child);
+  return started;
 }

@@ -1,5 +1,5 @@
 import type { PoolConfig } from 'pg';
-import { StoreTimeoutError } from '../../errors';
+import { StoreTimeoutError, StoreUnavailableError } from '../../errors';
 
 /**
  * node-postgres's own errors when one of the deadlines below passes. It gives them no code,
@@ -16,15 +16,40 @@ export function deadlineOptions(timeoutMs: number): Pick<PoolConfig, 'connection
   return { connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs, keepAlive: true };
 }
 
-/** The failure as the store reports it: a passed deadline becomes a StoreTimeoutError. */
-export function asStoreTimeout(err: unknown): unknown {
-  if (err instanceof Error && PASSED_DEADLINES.has(err.message)) return new StoreTimeoutError(`the PostgreSQL store did not answer in time (${err.message})`, { cause: err });
+/** SQL states of timeouts a database administrator may set: statement_timeout (or a cancel), lock_timeout. */
+const SERVER_TIMEOUTS = new Set(['57014', '55P03']);
+/**
+ * SQL states of a database that is going away or takes no session: connection exceptions
+ * (class 08), admin/crash shutdown and "cannot connect now" (57P01–57P03), too many connections.
+ */
+const UNAVAILABLE = /^(08...|57P0[1-3]|53300)$/;
+/** Socket errors on the way to the database. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** node-postgres's own texts for a connection that broke (it gives them no code). */
+const BROKEN_CONNECTION = new Set(['Connection terminated unexpectedly', 'Connection terminated', 'Client has encountered a connection error and is not queryable']);
+
+/**
+ * The failure as the store reports it: a passed deadline becomes a StoreTimeoutError, a
+ * database out of reach a StoreUnavailableError; anything else (a constraint, a
+ * serialisation conflict, a defect) stays as it is.
+ */
+export function asStoreFailure(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof StoreUnavailableError) return err;
+  const raw = (err as { code?: unknown }).code;
+  const code = typeof raw === 'string' ? raw : undefined;
+  if (PASSED_DEADLINES.has(err.message) || (code && SERVER_TIMEOUTS.has(code))) {
+    return new StoreTimeoutError(`the PostgreSQL store did not answer in time (${code ?? err.message})`, { cause: err });
+  }
+  if ((code && (UNAVAILABLE.test(code) || UNREACHABLE.has(code))) || BROKEN_CONNECTION.has(err.message)) {
+    const why = code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+    return new StoreUnavailableError(`the PostgreSQL store is out of reach (${why})`, { cause: err });
+  }
   return err;
 }
 
-/** `pending`, its passed deadline reported as a StoreTimeoutError. */
+/** `pending`, its failure reported as asStoreFailure says. */
 export function deadlined<T>(pending: Promise<T>): Promise<T> {
   return pending.catch((err: unknown) => {
-    throw asStoreTimeout(err);
+    throw asStoreFailure(err);
   });
 }

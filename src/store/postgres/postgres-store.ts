@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Pool, type PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { KmsError, StoreTimeoutError } from '../../errors';
+import { KmsError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
-import { asStoreTimeout, deadlined, deadlineOptions } from './deadlines';
+import { asStoreFailure, deadlined, deadlineOptions } from './deadlines';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
@@ -44,7 +44,7 @@ export class PostgresStore implements MetadataStore {
   private leaseClient: Promise<PoolClient> | undefined;
   private readonly leases = new Set<string>();
   private closed = false;
-  /** Reads outside transactions: the pool, its passed deadlines reported as StoreTimeoutError. */
+  /** Reads outside transactions: the pool, a passed deadline or a lost database reported as asStoreFailure says. */
   private readonly reader: Queryable;
 
   private constructor(
@@ -182,10 +182,11 @@ export class PostgresStore implements MetadataStore {
       if (changed.length > 0) this.cache.invalidate(changed);
       return { value };
     } catch (err) {
-      const failure = asStoreTimeout(err);
-      // A statement past its deadline still occupies the connection: a ROLLBACK would wait
-      // behind it. The caller destroys the connection, and the server rolls back with it.
-      if (!(failure instanceof StoreTimeoutError)) await client.query('ROLLBACK').catch(() => undefined);
+      const failure = asStoreFailure(err);
+      // A statement past its deadline still occupies the connection (a ROLLBACK would wait
+      // behind it), and a lost connection takes none. The caller destroys the connection, and
+      // the server rolls back with it.
+      if (!(failure instanceof StoreUnavailableError)) await client.query('ROLLBACK').catch(() => undefined);
       if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
       throw failure;
     }
@@ -223,7 +224,7 @@ export class PostgresStore implements MetadataStore {
       await held.client.query('SELECT pg_advisory_lock($1)', [lock]);
     } catch (err) {
       held.release(true);
-      throw asStoreTimeout(err);
+      throw asStoreFailure(err);
     }
     try {
       return await fn();

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type KmsErrorName, KmsError, type ProtocolErrorName, StoreTimeoutError } from '../../errors';
+import { type KmsErrorName, KmsError, type ProtocolErrorName, StoreTimeoutError, StoreUnavailableError } from '../../errors';
 import { MODEL_ERROR_HTTP_STATUS, type ModelErrorName, OPERATION_ERRORS } from '../../model/generated/errors';
 import type { OperationName } from '../../model/generated/types';
 
@@ -33,9 +33,9 @@ export function errorResponse(err: unknown, log: Logger, context: Record<string,
     if (status >= 500 || error.internalDetail) {
       log.warn({ ...context, error: error.name, detail: error.internalDetail }, 'request failed in the key store');
     }
-  } else if (err instanceof StoreTimeoutError) {
-    log.warn({ ...context, err: err.message }, 'request failed: the metadata store did not answer in time');
-    error = storeTimeoutAnswer(context.operation);
+  } else if (err instanceof StoreUnavailableError) {
+    log.warn({ ...context, err: err.message }, 'request failed in the metadata store');
+    error = err instanceof StoreTimeoutError ? storeTimeoutAnswer(context.operation) : new KmsError('KMSInternalException', 'An internal error occurred.');
   } else {
     log.error({ ...context, err }, 'unexpected failure');
     error = new KmsError('KMSInternalException', 'An internal error occurred.');

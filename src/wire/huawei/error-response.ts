@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { KmsError, StoreTimeoutError } from '../../errors';
+import { KmsError, StoreTimeoutError, StoreUnavailableError } from '../../errors';
 import { mapKmsError } from './error-mapping';
 import { HuaweiError } from './errors';
 
@@ -27,9 +27,9 @@ export function huaweiErrorResponse(err: unknown, log: Logger, context: { reques
     }
     return reply(mapped.status, mapped.code, mapped.message);
   }
-  if (err instanceof StoreTimeoutError) {
-    log.warn({ ...context, err: err.message }, 'request failed: the metadata store did not answer in time');
-    const mapped = mapKmsError(new KmsError('DependencyTimeoutException', err.message), context.action);
+  if (err instanceof StoreUnavailableError) {
+    log.warn({ ...context, err: err.message }, 'request failed in the metadata store');
+    const mapped = mapKmsError(new KmsError(err instanceof StoreTimeoutError ? 'DependencyTimeoutException' : 'KMSInternalException', err.message), context.action);
     return reply(mapped.status, mapped.code, mapped.message);
   }
   log.error({ ...context, err }, 'unexpected failure');
