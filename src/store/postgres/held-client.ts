@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { deadlined } from './deadlines';
+import { deadlined } from './store-failures';
 
 /**
  * A pool client held across several statements (a transaction, the schema migration).

@@ -6,7 +6,7 @@ import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
-import { asStoreFailure, deadlined, deadlineOptions } from './deadlines';
+import { asStoreFailure, deadlined, deadlineOptions } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
