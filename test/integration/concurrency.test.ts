@@ -21,7 +21,7 @@ import {
   ScheduleKeyDeletionCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 interface Sealed {
   keyArn: string;
@@ -80,15 +80,7 @@ describe('concurrency', function () {
     return problems;
   }
 
-  before(async function () {
-    server = await TestServer.start();
-    kms = server.client();
-  });
-
-  after(async function () {
-    kms?.destroy();
-    await server?.stop();
-  });
+  const suite = serverPerSuite({}, (started, client) => ([server, kms] = [started, client]));
 
   it('creates 20 keys in parallel: all distinct, all listed, all usable', async function () {
     keys = (await Promise.all(Array.from({ length: 20 }, (_, i) => kms.send(new CreateKeyCommand({ Description: `parallel ${i}` }))))).map(
@@ -267,8 +259,7 @@ describe('concurrency', function () {
   it('after a restart, still has every key, every alias, and decrypts every ciphertext', async function () {
     const aliasesBefore = (await listAllAliases()).map((a) => `${a.AliasName}->${a.TargetKeyId}`).sort();
     kms.destroy();
-    server = await server.restart();
-    kms = server.client();
+    await suite.restart();
 
     expect(await listAllKeyIds()).to.have.members([...keys, scheduledKey].map((k) => k.KeyId!));
     const pending = await kms.send(new DescribeKeyCommand({ KeyId: scheduledKey.KeyId }));

@@ -27,7 +27,7 @@ import {
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite } from '../support/server';
 
 const DRY_RUN = 'The request would have succeeded, but the DryRun option is set.';
 const NO_RSA_CONTEXT = 'EncryptionContext is not supported with asymmetric KMS keys.';
@@ -35,7 +35,6 @@ const RECIPIENT = 'Recipient (Nitro Enclaves attestation) is not supported by p1
 
 describe('cryptographic operations compared with AWS, field for field', function () {
   this.timeout(60_000);
-  let server: TestServer;
   let kms: KMSClient;
   const k: Record<'sym' | 'sym2' | 'rsa' | 'rsaSign' | 'p256' | 'ecdh' | 'ed' | 'hmac224' | 'hmac256', { id: string; arn: string }> = {} as never;
   const message = Buffer.from('message');
@@ -48,9 +47,8 @@ describe('cryptographic operations compared with AWS, field for field', function
   let signature: Uint8Array;
   let mac: Uint8Array;
 
+  serverPerSuite({}, (_server, client) => (kms = client));
   before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
     const make = async (spec: KeySpec, usage?: KeyUsageType) => {
       const meta = (await kms.send(new CreateKeyCommand({ KeySpec: spec, KeyUsage: usage }))).KeyMetadata!;
       return { id: meta.KeyId!, arn: meta.Arn! };
@@ -72,7 +70,6 @@ describe('cryptographic operations compared with AWS, field for field', function
     signature = (await kms.send(new SignCommand({ KeyId: k.rsaSign.id, Message: message, SigningAlgorithm: 'RSASSA_PSS_SHA_256' }))).Signature!;
     mac = (await kms.send(new GenerateMacCommand({ KeyId: k.hmac256.id, Message: message, MacAlgorithm: 'HMAC_SHA_256' }))).Mac!;
   });
-  after(async () => server?.stop());
 
   const flipLast = (blob: Uint8Array) => Buffer.from(blob).map((byte, i) => (i === blob.length - 1 ? byte ^ 1 : byte));
 

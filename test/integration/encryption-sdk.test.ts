@@ -23,7 +23,7 @@ import {
   type KeyMetadata,
   type KMSClient,
 } from '@aws-sdk/client-kms';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
 
@@ -51,19 +51,13 @@ describe('AWS Encryption SDK for JavaScript end to end', function () {
     return new KmsKeyringNode({ generatorKeyId, keyIds, clientProvider: clientProvider() });
   }
 
+  serverPerSuite({}, (started, client) => ([server, kms] = [started, client]));
   before(async function () {
-    server = await TestServer.start();
-    kms = server.client();
     const create = async () => (await kms.send(new CreateKeyCommand({ Description: 'esdk' }))).KeyMetadata!;
     keyA = await create();
     keyB = await create();
     keyC = await create();
     await kms.send(new CreateAliasCommand({ AliasName: 'alias/esdk-a', TargetKeyId: keyA.KeyId }));
-  });
-
-  after(async function () {
-    kms?.destroy();
-    await server?.stop();
   });
 
   it('encrypts a 1 MiB message with a key-ARN keyring and decrypts it with its context', async function () {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { expectHuaweiError as expectError, huaweiClient } from '../support/huawei-client';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * decrypt-data against its reference ("Decrypting Data", kms_02_0034): cipher_text is "the
@@ -14,12 +14,9 @@ describe('Huawei dialect: decrypt-data as its reference defines it', function ()
   let server: TestServer;
   let keyId: string;
 
+  serverPerSuite({}, (started) => (server = started));
   before(async () => {
-    server = await TestServer.start();
     keyId = await newKey('dd-aes');
-  });
-  after(async () => {
-    await server?.stop();
   });
 
   const { hw, newKey } = huaweiClient(() => server.endpoint);

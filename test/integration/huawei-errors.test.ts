@@ -1,7 +1,7 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { expect } from 'chai';
 import { expectHuaweiError as expectError, huaweiClient, type Reply, type Row } from '../support/huawei-client';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * The errors the Huawei dialect answers for failures of the shared operations: the code that
@@ -16,10 +16,7 @@ describe('Huawei dialect: error codes and messages of the shared operations', fu
   this.timeout(30_000);
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => server?.stop());
+  serverPerSuite({}, (started) => (server = started));
 
   const { hw, newKey } = huaweiClient(() => server.endpoint);
 

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { expectHuaweiError as expectError, huaweiClient, PROJECT, type Row } from '../support/huawei-client';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * How the Huawei dialect reads what a client sends: members, lengths and texts that must be
@@ -21,17 +21,16 @@ describe('Huawei dialect: reading request members', function () {
   let dir: string;
   let aesKey: string;
 
-  before(async () => {
+  serverPerSuite(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-hw-inputs-'));
     const credentialsFile = path.join(dir, 'credentials.json');
     fs.writeFileSync(credentialsFile, JSON.stringify({ accessKeys: [{ accessKeyId: AK.ak, secretAccessKey: AK.sk, accountId: '111122223333' }] }));
-    server = await TestServer.start({ credentialsFile });
+    return { credentialsFile };
+  }, (started) => (server = started));
+  before(async () => {
     aesKey = await newKey('in-aes');
   });
-  after(async () => {
-    await server?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const { hw, newKey } = huaweiClient(() => server.endpoint);
 

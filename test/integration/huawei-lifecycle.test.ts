@@ -15,7 +15,7 @@ import {
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { expectHuaweiError as expectError, huaweiClient, PROJECT, type Row } from '../support/huawei-client';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * Key tags, rotation, grants and import through the Huawei Cloud / OTC dialect, over HTTP against
@@ -32,11 +32,7 @@ describe('Huawei dialect: key tags, rotation, grants, import', function () {
   let server: TestServer;
   let kms: KMSClient;
 
-  before(async () => {
-    server = await TestServer.start({ env: { P11KMS_HUAWEI_PROJECTS: `${PROJECT}=${REGION}:${ACCOUNT}` } });
-    kms = server.client({ region: REGION });
-  });
-  after(async () => server?.stop());
+  serverPerSuite({ env: { P11KMS_HUAWEI_PROJECTS: `${PROJECT}=${REGION}:${ACCOUNT}` } }, (started, client) => ([server, kms] = [started, client]));
 
   const { request, hw, newKey } = huaweiClient(() => server.endpoint);
 

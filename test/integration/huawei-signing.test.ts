@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import { CreateKeyCommand, DecryptCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 type Row = Record<string, any>;
 const PROJECT = '0123456789abcdef0123456789abcdef';
@@ -11,10 +11,7 @@ describe('Huawei dialect: asymmetric keys, sign, verify, get-publickey, RSA encr
   this.timeout(30_000);
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start({ env: { P11KMS_HUAWEI_PROJECTS: `${PROJECT}=us-east-1:111122223333` } });
-  });
-  after(async () => server?.stop());
+  serverPerSuite({ env: { P11KMS_HUAWEI_PROJECTS: `${PROJECT}=us-east-1:111122223333` } }, (started) => (server = started));
 
   async function huawei(action: string, body: unknown): Promise<{ status: number; json: Row }> {
     const res = await fetch(`${server.endpoint}/v1.0/${PROJECT}/kms/${action}`, {

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 import { expectHuaweiError as expectError, huaweiRequestAs as hw, PROJECT } from '../support/huawei-client';
 
 /**
@@ -31,14 +31,11 @@ describe('Huawei Cloud / OTC dialect', function () {
   let server: TestServer;
   let keyId: string;
 
+  serverPerSuite({}, (started) => (server = started));
   before(async () => {
-    server = await TestServer.start();
     const created = await hw(server, 'create-key', { key_alias: 'hw-app', key_description: 'first test key' });
     expect(created.status, JSON.stringify(created.body)).to.equal(200);
     keyId = created.body.key_info.key_id;
-  });
-  after(async () => {
-    await server?.stop();
   });
 
   describe('key management', () => {

@@ -29,7 +29,7 @@ import {
   UpdateAliasCommand,
   UpdateKeyDescriptionCommand,
 } from '@aws-sdk/client-kms';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite } from '../support/server';
 
 type StateName = 'Disabled' | 'PendingImport' | 'PendingReplicaDeletion';
 interface Key {
@@ -58,7 +58,6 @@ const CASES: Array<[StateName, string, (kms: KMSClient, k: Key) => Promise<unkno
 
 describe('key states × operations: AWS key-state table', function () {
   this.timeout(60_000);
-  let server: TestServer;
   let kms: KMSClient;
   const keys = {} as Record<StateName, Key>;
   const created = async (input: CreateKeyCommandInput): Promise<Key> => {
@@ -74,9 +73,8 @@ describe('key states × operations: AWS key-state table', function () {
     return kms.send(new ImportKeyMaterialCommand({ KeyId: k.id, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }));
   };
 
+  serverPerSuite({}, (_server, client) => (kms = client));
   before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
     keys.Disabled = await created({});
     await kms.send(new DisableKeyCommand({ KeyId: keys.Disabled.id }));
     keys.PendingImport = await created({ Origin: 'EXTERNAL' });
@@ -84,9 +82,6 @@ describe('key states × operations: AWS key-state table', function () {
     await kms.send(new ReplicateKeyCommand({ KeyId: keys.PendingReplicaDeletion.id, ReplicaRegion: 'us-west-2' }));
     await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keys.PendingReplicaDeletion.id, PendingWindowInDays: 7 }));
     await kms.send(new CreateAliasCommand({ AliasName: 'alias/key-states-other', TargetKeyId: (await created({})).id }));
-  });
-  after(async () => {
-    await server?.stop();
   });
 
   for (const [state, operation, request] of CASES) {

@@ -37,7 +37,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { queryTrail } from '../../src/audit/query';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 
 const ACCOUNT = '111122223333';
@@ -52,12 +52,9 @@ describe('multi-Region keys (real server, real token)', function () {
   let server: TestServer;
   let kms: Record<string, KMSClient>;
 
-  before(async () => {
-    server = await TestServer.start();
+  serverPerSuite({}, (started) => {
+    server = started;
     kms = { [EAST]: server.client({ region: EAST }), [WEST]: server.client({ region: WEST }), [EU]: server.client({ region: EU }) };
-  });
-  after(async () => {
-    await server?.stop();
   });
 
   async function newMrk(region = EAST): Promise<string> {
@@ -397,7 +394,7 @@ describe('multi-Region keys under access control (strict mode)', function () {
   let server: TestServer;
   const as = (who: ReturnType<typeof user>, region: string) => server.client({ region, accessKeyId: who.accessKeyId, secretAccessKey: who.secretAccessKey });
 
-  before(async () => {
+  serverPerSuite(() => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-mrk-access-')), 'credentials.json');
     const allow = (Action: string | string[], Condition?: Record<string, unknown>) => ({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action, Resource: '*', ...(Condition ? { Condition } : {}) }] });
     fs.writeFileSync(
@@ -411,11 +408,8 @@ describe('multi-Region keys under access control (strict mode)', function () {
         },
       }),
     );
-    server = await TestServer.start({ auth: 'strict', credentialsFile: file });
-  });
-  after(async () => {
-    await server?.stop();
-  });
+    return { auth: 'strict', credentialsFile: file };
+  }, (started) => (server = started));
 
   it('ReplicateKey needs kms:ReplicateKey on the primary, and kms:CreateKey (kms:TagResource with tags) in the replica region', async () => {
     const keyId = (await as(ADMIN, EAST).send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;

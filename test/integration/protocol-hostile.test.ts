@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { CreateKeyCommand, DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { AMZ_JSON, exchange, expectError, expectOk, post, rawRequest, type RawRequest, signedHeaders } from '../support/raw-aws-json';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /** `[` × n then `]` × n: valid JSON nested deeper than any recursive renderer survives. */
 const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
@@ -15,15 +15,9 @@ describe('AWS JSON 1.1 protocol under hostile input (raw HTTP)', function () {
   let client: KMSClient;
   let keyId: string;
 
+  serverPerSuite({}, (started, kms) => ([server, client] = [started, kms]));
   before(async function () {
-    server = await TestServer.start();
-    client = server.client({ region: 'us-east-1' });
     keyId = (await client.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
-  });
-
-  after(async function () {
-    client?.destroy();
-    await server?.stop();
   });
 
   const send = (request: RawRequest) => post(server.endpoint, request);

@@ -1,7 +1,7 @@
 import { CreateKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { expectError, expectOk, post as postRaw, type RawRequest, type RawResponse, STACK_TRACE, UUID } from '../support/raw-aws-json';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 const REGION = 'us-east-1';
 
@@ -10,16 +10,10 @@ describe('AWS JSON 1.1 protocol (raw HTTP)', function () {
   let client: KMSClient;
   let keyId: string;
 
+  serverPerSuite({}, (started, kms) => ([server, client] = [started, kms]));
   before(async function () {
-    server = await TestServer.start();
-    client = server.client({ region: REGION });
     const out = await client.send(new CreateKeyCommand({}));
     keyId = out.KeyMetadata!.KeyId!;
-  });
-
-  after(async function () {
-    client?.destroy();
-    await server?.stop();
   });
 
   const post = (request: RawRequest): Promise<RawResponse> => postRaw(server.endpoint, request);

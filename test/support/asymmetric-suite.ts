@@ -6,7 +6,7 @@
 import * as crypto from 'node:crypto';
 import { CreateKeyCommand, GetPublicKeyCommand, type KeyMetadata, type KeySpec, type KeyUsageType, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from './server';
+import { expectKmsError, serverPerSuite, type TestServer } from './server';
 import type { TestToken } from './test-tokens';
 
 export const CKO_PRIVATE_KEY = 3;
@@ -39,12 +39,10 @@ export function asymmetricSuite(token: TestToken): AsymmetricSuite {
   const keys = new Map<string, KeyMetadata>();
   const lacking = token.name === 'nss-softokn' ? ['ECC_NIST_EDWARDS25519', 'ECC_SECG_P256K1'] : [];
 
+  serverPerSuite({}, (s, client) => ([server, kms] = [s, client]));
   before(async () => {
-    server = await TestServer.start();
-    kms = server.client();
     keySpecs = ((await (await fetch(`${server.endpoint}/health`)).json()) as { keySpecs: KeySpecsAtHealth }).keySpecs;
   });
-  after(async () => server?.stop());
 
   return {
     started: () => ({ server, kms, keySpecs }),

@@ -1,7 +1,7 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { GetParametersForImportCommand, ImportKeyMaterialCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { custodyFindings, readStore } from './custody-invariants';
-import { TestServer } from './server';
+import { serverPerSuite, type TestServer } from './server';
 import { TokenInspector } from './token-tool';
 
 /** What a race test runs against: the real server, and its token seen through PKCS#11 from another process. */
@@ -13,13 +13,11 @@ export interface RaceRig {
 /** Starts a rig before the enclosing describe block's tests and stops it after them. */
 export function raceRig(): RaceRig {
   const rig = {} as RaceRig;
-  before(async () => {
-    rig.server = await TestServer.start();
-    rig.inspector = new TokenInspector(rig.server.dataDir);
-  });
-  after(async () => {
-    await rig.inspector?.close();
-    await rig.server?.stop();
+  // Registered first, so that it runs before the server stops, as the inspector was opened after it started.
+  after(async () => rig.inspector?.close());
+  serverPerSuite({}, (server) => {
+    rig.server = server;
+    rig.inspector = new TokenInspector(server.dataDir);
   });
   return rig;
 }

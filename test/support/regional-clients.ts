@@ -1,5 +1,5 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { TestServer } from './server';
+import { serverPerSuite, type TestServer } from './server';
 
 /** The account a TestServer's SDK clients act in (the service's default account). */
 export const ACCOUNT = '111122223333';
@@ -13,14 +13,9 @@ export function serverWithRegionalClients(): (region?: string) => KMSClient {
   let server: TestServer;
   const clients = new Map<string, KMSClient>();
 
-  before(async function () {
-    server = await TestServer.start();
-  });
-
-  after(async function () {
-    for (const client of clients.values()) client.destroy();
-    await server?.stop();
-  });
+  // Registered first, so that the clients are gone before the server stops.
+  after(() => clients.forEach((client) => client.destroy()));
+  serverPerSuite({}, (started) => (server = started));
 
   return function kms(region = 'us-east-1'): KMSClient {
     let client = clients.get(region);

@@ -166,21 +166,35 @@ export async function expectKmsError(promise: Promise<unknown>): Promise<Error &
 }
 
 /**
- * Registers hooks in the calling describe block: before its tests a server of its own starts
- * and `use` receives it with an SDK client for it; after them the server stops. `restart`
- * starts a new process on the same data (TestServer.restart) and hands `use` the new server
- * and a client whose clock is offset as the server's (clockOffsetSeconds), so that its
- * signatures are not refused as skewed.
+ * What serverPerSuite starts the server with: fixed options, or a function its before hook calls
+ * for them, for options made from what earlier hooks of the suite prepared (a credentials file,
+ * a database, a test PKI).
  */
-export function serverPerSuite(options: ServerOptions, use: (server: TestServer, kms: KMSClient) => void): { restart(overrides?: ServerOptions): Promise<void> } {
+export type SuiteServerOptions = ServerOptions | (() => ServerOptions | Promise<ServerOptions>);
+
+/**
+ * Registers hooks in the calling describe block: before its tests a server of its own starts
+ * and `use` receives it with an SDK client for it; after them the last client it handed out is
+ * destroyed and the server stops. `restart` starts a new process on the same data (TestServer.restart) and hands
+ * `use` the new server and a client whose clock is offset as the server's (clockOffsetSeconds),
+ * so that its signatures are not refused as skewed. Hooks the suite registers after this call
+ * run after these (mocha runs a block's hooks in the order they were registered): a `before`
+ * sees the server, an `after` runs once it has stopped.
+ */
+export function serverPerSuite(options: SuiteServerOptions, use: (server: TestServer, kms: KMSClient) => void): { restart(overrides?: ServerOptions): Promise<void> } {
   let current: TestServer | undefined;
+  let kms: KMSClient | undefined;
   const started = (server: TestServer) => {
     current = server;
     const offsetSeconds = server.options.clockOffsetSeconds;
-    use(server, server.client(offsetSeconds ? { clockOffsetMs: offsetSeconds * 1000 } : {}));
+    kms = server.client(offsetSeconds ? { clockOffsetMs: offsetSeconds * 1000 } : {});
+    use(server, kms);
   };
-  before(async () => started(await TestServer.start(options)));
-  after(async () => current?.stop());
+  before(async () => started(await TestServer.start(typeof options === 'function' ? await options() : options)));
+  after(async () => {
+    kms?.destroy();
+    await current?.stop();
+  });
   return { restart: async (overrides = {}) => started(await current!.restart(overrides)) };
 }
 

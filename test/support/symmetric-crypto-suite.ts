@@ -17,7 +17,7 @@ import {
   type KMSClient,
 } from '@aws-sdk/client-kms';
 import { ACCOUNT } from './regional-clients';
-import { expectKmsError, TestServer } from './server';
+import { expectKmsError, serverPerSuite, type TestServer } from './server';
 
 export type Context = Record<string, string>;
 export type KmsFailure = Awaited<ReturnType<typeof expectKmsError>>;
@@ -118,18 +118,12 @@ export function symmetricCryptoSuite(): SymmetricCryptoSuite {
     return err;
   }
 
+  serverPerSuite({}, (server, kms) => ([rig.server, rig.kms] = [server, kms]));
   before(async function () {
-    rig.server = await TestServer.start();
-    rig.kms = rig.server.client();
     rig.errorBodies = recordErrorBodies(rig.kms);
     rig.keyA = await createKey();
     rig.keyB = await createKey();
     await rig.kms.send(new CreateAliasCommand({ AliasName: aliasA, TargetKeyId: rig.keyA.KeyId }));
-  });
-
-  after(async function () {
-    rig.kms?.destroy();
-    await rig.server?.stop();
   });
 
   return {
