@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 interface CliResult {
   code: number;
@@ -66,11 +66,9 @@ describe('AWS CLI', function () {
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_PAGER: '',
     });
-    server = await TestServer.start();
   });
-
-  after(async function () {
-    await server?.stop();
+  serverPerSuite({}, (started) => (server = started));
+  after(() => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { pythonWithBoto3 } from '../support/python';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 const SCRIPT = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'boto3-session.py');
 
@@ -30,27 +30,26 @@ interface Boto3Session {
 
 describe('boto3', function () {
   this.timeout(180_000);
-  let server: TestServer | undefined;
+  let server: TestServer;
+  let python: string | undefined;
   let seen: Boto3Session;
 
-  before(async function () {
-    const python = pythonWithBoto3();
+  before(function () {
+    python = pythonWithBoto3();
     if (!python) {
       console.log('      skipping: no python3 with boto3 (scripts/run.sh installs python3-boto3)');
       this.skip();
     }
-    // Two symmetric calls a second per account and region, so a burst of sixteen is throttled.
-    server = await TestServer.start({ env: { P11KMS_REQUEST_QUOTAS: 'symmetric=2' } });
+  });
+  // Two symmetric calls a second per account and region, so a burst of sixteen is throttled.
+  serverPerSuite({ env: { P11KMS_REQUEST_QUOTAS: 'symmetric=2' } }, (started) => (server = started));
+  before(async function () {
     const out = await new Promise<string>((resolve, reject) =>
-      execFile(python!, [SCRIPT, server!.endpoint, 'AKIDBOTO3', 'boto3-secret'], { env: { PATH: process.env.PATH, HOME: server!.dataDir } }, (err, stdout, stderr) =>
+      execFile(python!, [SCRIPT, server.endpoint, 'AKIDBOTO3', 'boto3-secret'], { env: { PATH: process.env.PATH, HOME: server.dataDir } }, (err, stdout, stderr) =>
         err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
       ),
     );
     seen = JSON.parse(out) as Boto3Session;
-  });
-
-  after(async function () {
-    await server?.stop();
   });
 
   it('paginators walk ListKeys, ListAliases, ListGrants, ListRetirableGrants and ListResourceTags two at a time', function () {

@@ -19,7 +19,7 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -87,8 +87,14 @@ describe('web console (headless Chromium against the real server)', function () 
     // The page under test is built from the current sources (esbuild, about a second).
     execFileSync(process.execPath, [path.join(REPO, 'scripts', 'build-console.mjs')], { stdio: 'pipe' });
     fs.mkdirSync(SHOTS, { recursive: true });
-    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
+  });
+  // Registered before the server's hooks, so that the browser closes before the server stops.
+  after(async () => browser?.close());
+  serverPerSuite(() => ({ auth: 'strict', credentialsFile: writeCredentials() }), (started) => {
+    server = started;
     app = server.client({ accessKeyId: APP.accessKeyId, secretAccessKey: APP.secretAccessKey });
+  });
+  before(async function () {
     browser = await chromium.launch({ executablePath: CHROMIUM });
     page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
     page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -98,11 +104,6 @@ describe('web console (headless Chromium against the real server)', function () 
 
   afterEach(async function () {
     if (this.currentTest?.state === 'failed' && page) await shot(`failed-${this.currentTest.title.replace(/\W+/g, '-').slice(0, 60)}`);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
   });
 
   it('serves the page with a strict CSP, cache headers and no cookie', async () => {

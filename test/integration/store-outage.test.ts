@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { Client } from 'pg';
 import { huaweiClient } from '../support/huawei-client';
 import { ownPostgres, type OwnPostgres } from '../support/postgres';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 /** Polls `attempt` until it settles the way `wanted` says (the event), counting tries rather than time. */
 async function until<T>(what: string, attempt: () => Promise<T>, wanted: (outcome: { value?: T; error?: Error }) => boolean, tries = 200): Promise<{ value?: T; error?: Error }> {
@@ -35,13 +35,10 @@ describe('PostgreSQL store outages: bounded waits, AWS errors, recovery', functi
   before(async () => {
     pg = await ownPostgres();
     url = await pg.databaseUrl();
-    server = await TestServer.start({ env: { P11KMS_STORE_URL: url, P11KMS_STORE_CALL_TIMEOUT_SECONDS: '2' } });
   });
-
-  after(async () => {
-    pg?.thaw();
-    await server?.stop();
-  });
+  // Registered before the server's hooks, so that a database left frozen is thawed before the server stops.
+  after(() => pg?.thaw());
+  serverPerSuite(() => ({ env: { P11KMS_STORE_URL: url, P11KMS_STORE_CALL_TIMEOUT_SECONDS: '2' } }), (started) => (server = started));
 
   const ready = async () => {
     const res = await fetch(`${server.endpoint}/ready`);
