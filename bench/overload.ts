@@ -1,10 +1,12 @@
 /**
- * Throttling run (not a test): a service with a small token session pool is driven far past
- * its capacity with SigV4-signed Sign RSA_2048 requests (token-bound), once with load shedding
- * (sessionQueueLimit 8) and once without (queue limit far above the offered concurrency).
- * Prints offered rate, admitted rate, p50/p99 of admitted requests, throttled and other errors.
+ * Throttling run (not a test): a service with a small token session pool (2 sessions) is driven
+ * with SigV4-signed Sign RSA_2048 requests (token-bound) from many connections: with the default
+ * load shedding (by queueing time: sessionQueueMaxWaitMs, default 1000), with shedding by count
+ * alone (sessionQueueLimit --queue, default 8, no time limit: what versions before did), and
+ * without shedding. Prints offered rate, admitted rate, p50/p99 of admitted requests, throttled
+ * and other errors.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15] [--rate 800] [--queue 8]
+ *   npx tsc -p tsconfig.json && node dist/bench/overload.js [--connections 256] [--duration 15] [--rate 800] [--queue 8] [--max-wait 1000]
  * Without --rate every connection sends its next request as soon as the previous is answered
  * (a retry storm: no back-off after ThrottlingException); with it the offered rate is fixed.
  */
@@ -25,12 +27,17 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function run(label: string, poolSize: number, queueLimit: number, connections: number, duration: number, rate?: number): Promise<void> {
+interface Shedding {
+  sessionQueueLimit: number;
+  sessionQueueMaxWaitMs: number;
+}
+
+async function run(label: string, poolSize: number, shedding: Shedding, connections: number, duration: number, rate?: number): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-overload-'));
-  // A profile like the default one with a small session pool and the given queue limit.
+  // A profile like the default one with a small session pool and the given shedding limits.
   const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'native-config', 'softhsm2.json'), 'utf8')) as Record<string, unknown>;
   const profile = path.join(dir, 'profile.json');
-  fs.writeFileSync(profile, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: poolSize, sessionQueueLimit: queueLimit }));
+  fs.writeFileSync(profile, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: poolSize, ...shedding }));
   fs.mkdirSync(path.join(dir, 'data'));
   const { child, endpoint } = await startService(path.join(dir, 'data'), { P11KMS_HSM_PROFILE: profile, P11KMS_LOG_LEVEL: 'error' });
   try {
@@ -60,7 +67,7 @@ async function run(label: string, poolSize: number, queueLimit: number, connecti
     console.log(
       [
         label,
-        `pool ${poolSize}, queue limit ${queueLimit}, ${connections} connections${rate ? `, offered at ${rate}/s` : ' (closed loop)'}, ${duration} s`,
+        `pool ${poolSize}, queue limit ${shedding.sessionQueueLimit}, max wait ${shedding.sessionQueueMaxWaitMs} ms, ${connections} connections${rate ? `, offered at ${rate}/s` : ' (closed loop)'}, ${duration} s`,
         `offered ${(total / duration).toFixed(0)}/s`,
         `admitted ${(ok.length / duration).toFixed(0)}/s`,
         `admitted p50 ${percentile(ok, 50).toFixed(1)} ms, p99 ${percentile(ok, 99).toFixed(1)} ms`,
@@ -82,9 +89,12 @@ async function main(): Promise<void> {
   const duration = option('duration', 15);
   const rate = option('rate', 0) || undefined;
   const queue = option('queue', 8);
-  await run('capacity', 2, queue, 2, duration);
-  await run('overload, shedding', 2, queue, connections, duration, rate);
-  await run('overload, no shedding', 2, 100_000, connections, duration, rate);
+  const maxWait = option('max-wait', 1000);
+  const unbounded = 100_000_000;
+  await run('capacity', 2, { sessionQueueLimit: unbounded, sessionQueueMaxWaitMs: unbounded }, 2, duration);
+  await run('overload, shedding by queueing time', 2, { sessionQueueLimit: 1024, sessionQueueMaxWaitMs: maxWait }, connections, duration, rate);
+  await run('overload, shedding by count alone', 2, { sessionQueueLimit: queue, sessionQueueMaxWaitMs: unbounded }, connections, duration, rate);
+  await run('overload, no shedding', 2, { sessionQueueLimit: unbounded, sessionQueueMaxWaitMs: unbounded }, connections, duration, rate);
 }
 
 void main();

@@ -379,7 +379,8 @@ function readHsmProfile(profileFile: string, config: Config | undefined): HsmPro
   }
   if (profile.softhsm2ConfTemplate) profile.softhsm2ConfTemplate = path.resolve(path.dirname(file), profile.softhsm2ConfTemplate);
   profile.sessionPoolSize ??= 8;
-  profile.sessionQueueLimit ??= 128;
+  profile.sessionQueueLimit ??= 1024;
+  profile.sessionQueueMaxWaitMs ??= 1000;
   profile.initializeToken ??= false;
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,

@@ -55,8 +55,14 @@ export interface HsmProfile {
    */
   searchesOffEventLoop?: boolean;
   /**
-   * Load shedding: operations that may wait for a session when all are busy. One more is
-   * refused at once with ThrottlingException instead of queueing without bound. Default 128.
+   * Load shedding by queueing time: while the operation waiting longest for a session has
+   * waited longer than this (milliseconds), a new one is refused at once with
+   * ThrottlingException. Bursts the sessions drain within it are served whole. Default 1000.
+   */
+  sessionQueueMaxWaitMs: number;
+  /**
+   * Load shedding's bound on memory: operations that may wait for a session when all are busy.
+   * One more is refused at once with ThrottlingException. Default 1024.
    */
   sessionQueueLimit: number;
   /**

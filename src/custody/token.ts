@@ -85,7 +85,8 @@ class HungCall extends Error {
  */
 export class Token implements ModuleUser {
   private readonly idle: Session[] = [];
-  private readonly waiters: Array<(session: Session) => void> = [];
+  /** Operations waiting for a session, oldest first, with when each began to wait (performance.now()). */
+  private readonly waiters: Array<{ resolve: (session: Session) => void; since: number }> = [];
   private openCount = 0;
   private recovering: Promise<void> | undefined;
   /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
@@ -372,8 +373,13 @@ export class Token implements ModuleUser {
   }
 
   /** Sessions busy and operations waiting for one (metrics, readiness). */
-  usage(): { size: number; inUse: number; waiting: number } {
-    return { size: this.profile.sessionPoolSize, inUse: this.openCount - this.idle.length, waiting: this.waiters.length };
+  usage(): { size: number; inUse: number; waiting: number; oldestWaitMs: number } {
+    return { size: this.profile.sessionPoolSize, inUse: this.openCount - this.idle.length, waiting: this.waiters.length, oldestWaitMs: this.oldestWaitMs() };
+  }
+
+  /** How long the operation waiting longest for a session has waited so far (0 when none waits). */
+  private oldestWaitMs(): number {
+    return this.waiters.length === 0 ? 0 : performance.now() - this.waiters[0].since;
   }
 
   /** Whether the keep-alive session is still logged in (readiness); never throws. */
@@ -398,11 +404,21 @@ export class Token implements ModuleUser {
     if (this.closed) throw this.options.closedError?.() ?? new KmsError('KMSInternalException', 'The key store is shutting down.');
     const idle = this.idle.pop();
     if (idle) return idle;
-    if (this.openCount >= this.profile.sessionPoolSize && mayShed && this.waiters.length >= this.profile.sessionQueueLimit) {
-      // Bounded admission: waiting longer than the queue already holds would only raise every
-      // admitted request's latency; the client retries (AWS SDKs back off on ThrottlingException).
-      this.options.observer?.shed();
-      throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: `session queue full (${this.waiters.length} waiting)` });
+    if (this.openCount >= this.profile.sessionPoolSize && mayShed) {
+      // Admission by queueing time: a burst the sessions drain within the target is served
+      // whole (a count limit refused most of a burst the token could serve); a queue that
+      // stands longer than the target means the token is short of capacity, and waiting
+      // would only raise every admitted request's latency, so the client is told to back off
+      // (AWS SDKs retry ThrottlingException). The count stays as a bound on memory.
+      const waitedMs = this.oldestWaitMs();
+      const why =
+        this.waiters.length >= this.profile.sessionQueueLimit ? `session queue full (${this.waiters.length} waiting)`
+        : waitedMs > this.profile.sessionQueueMaxWaitMs ? `session queue standing (oldest waiting ${Math.round(waitedMs)} ms)`
+        : undefined;
+      if (why) {
+        this.options.observer?.shed();
+        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: why });
+      }
     }
     if (this.openCount < this.profile.sessionPoolSize) {
       this.openCount++;
@@ -413,7 +429,7 @@ export class Token implements ModuleUser {
         throw toKmsError(err, 'C_OpenSession');
       }
     }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => this.waiters.push({ resolve, since: performance.now() }));
   }
 
   private returned(): void {
@@ -430,12 +446,12 @@ export class Token implements ModuleUser {
       // re-initialised, waiters are served once it is back (wakeWaiters).
       const waiter = this.waiters.shift();
       if (waiter && !this.closed && !this.recovering) {
-        this.acquireSession(false).then(waiter, () => this.waiters.unshift(waiter));
+        this.acquireSession(false).then(waiter.resolve, () => this.waiters.unshift(waiter));
       } else if (waiter) this.waiters.unshift(waiter);
       return;
     }
     const waiter = this.waiters.shift();
-    if (waiter) waiter(session);
+    if (waiter) waiter.resolve(session);
     else this.idle.push(session);
   }
 
@@ -482,7 +498,7 @@ export class Token implements ModuleUser {
   private wakeWaiters(): void {
     while (this.waiters.length > 0 && this.openCount < this.profile.sessionPoolSize && !this.closed) {
       const waiter = this.waiters.shift()!;
-      this.acquireSession(false).then(waiter, () => this.waiters.unshift(waiter));
+      this.acquireSession(false).then(waiter.resolve, () => this.waiters.unshift(waiter));
     }
   }
 

@@ -8,7 +8,7 @@ import type { MetadataStore } from '../store/metadata-store';
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface PoolState {
-  usage(): { size: number; inUse: number; waiting: number };
+  usage(): { size: number; inUse: number; waiting: number; oldestWaitMs: number };
 }
 
 /**
@@ -70,6 +70,7 @@ export class ServiceMetrics {
     gauge('p11kms_token_sessions', 'Size of the token session pool.', (u) => u.size);
     gauge('p11kms_token_sessions_in_use', 'Token sessions running an operation.', (u) => u.inUse);
     gauge('p11kms_token_sessions_waiting', 'Operations waiting for a token session.', (u) => u.waiting);
+    gauge('p11kms_token_queue_oldest_wait_seconds', 'How long the operation waiting longest for a token session has waited so far (0: none waits); load shedding starts above sessionQueueMaxWaitMs.', (u) => u.oldestWaitMs / 1000);
   }
 
   watchAudit(state: () => { queued: number; failure: string | undefined }): void {

@@ -57,11 +57,11 @@ function sample(metrics: string, prefix: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** An HSM profile like the default one with a pool of `size` sessions and `queue` waiters. */
-function smallPoolProfile(dir: string, size: number, queue: number): string {
+/** An HSM profile like the default one with a pool of `size` sessions, `queue` waiters at most, and a queueing-time limit. */
+function smallPoolProfile(dir: string, size: number, queue: number, maxWaitMs = 1000): string {
   const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'native-config', 'softhsm2.json'), 'utf8')) as Record<string, unknown>;
-  const file = path.join(dir, `softhsm2-pool-${size}-${queue}.json`);
-  fs.writeFileSync(file, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: size, sessionQueueLimit: queue }));
+  const file = path.join(dir, `softhsm2-pool-${size}-${queue}-${maxWaitMs}.json`);
+  fs.writeFileSync(file, JSON.stringify({ ...base, softhsm2ConfTemplate: path.join(ROOT, 'softhsm.conf'), sessionPoolSize: size, sessionQueueLimit: queue, sessionQueueMaxWaitMs: maxWaitMs }));
   return file;
 }
 
@@ -379,6 +379,41 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
         expect(sample(metrics, 'p11kms_token_shed_total ')).to.equal(errors.length);
         expect(metrics).to.match(new RegExp(`^p11kms_requests_total\\{dialect="aws-json",operation="GenerateDataKeyPairWithoutPlaintext",error="ThrottlingException"\\} ${errors.length}$`, 'm'));
+      } finally {
+        await server.kill();
+      }
+    });
+
+    it('sheds new requests while the oldest waiter has waited longer than sessionQueueMaxWaitMs; those already waiting are served', async function () {
+      // Pre: only a count limited the queue, so a queue far below the limit that stood for
+      // seconds (a token short of capacity) kept admitting requests to wait behind it.
+      const faults = path.join(work, 'standing-queue-faults.json');
+      fs.writeFileSync(faults, '[]');
+      const server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50) } });
+      try {
+        const kms = server.client();
+        const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+        const pair = () => kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'ECC_NIST_P256' }));
+        // The one session is held by a generation the token answers only when told to.
+        fs.writeFileSync(faults, JSON.stringify([{ call: 'C_GenerateKeyPairAsync', hold: true }]));
+        const holding = pair();
+        const waiting = pair();
+        for (let polls = 0; ; polls++) {
+          const metrics = (await get(`${server.endpoint}/metrics`)).body;
+          if (sample(metrics, 'p11kms_token_sessions_waiting ') === 1 && sample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
+          if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const refused = await expectKmsError(pair());
+        expect([refused.name, refused.message, refused.$metadata?.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
+        fs.writeFileSync(faults, '[]');
+        const served = await Promise.all([holding, waiting]);
+        expect(served.map((r) => r.KeyPairSpec)).to.deep.equal(['ECC_NIST_P256', 'ECC_NIST_P256']);
+        const metrics = (await get(`${server.endpoint}/metrics`)).body;
+        expect(sample(metrics, 'p11kms_token_shed_total ')).to.equal(1);
+        expect(sample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')).to.equal(0);
+        // The queue is gone, so the next request is admitted again.
+        expect((await pair()).KeyPairSpec).to.equal('ECC_NIST_P256');
       } finally {
         await server.kill();
       }
