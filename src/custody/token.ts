@@ -111,6 +111,8 @@ export class Token implements ModuleUser {
   private readonly finishedObjectFiles = new Map<string, number>();
   /** Lookups that have had their one module re-initialisation (see run). */
   private readonly reloadedFor = new Set<string>();
+  /** Module instances this token has seen go (dropSessions): a lookup that missed in an earlier one is tried again. */
+  private moduleGeneration = 0;
 
   private constructor(
     readonly pkcs11: pkcs11js.PKCS11,
@@ -213,8 +215,10 @@ export class Token implements ModuleUser {
    * DependencyTimeoutException and keeps its session until it answers.
    */
   async run<T>(what: string, fn: (session: Session) => Promise<T> | T, options: RunOptions = {}): Promise<T> {
+    let reloaded: string | undefined;
     for (let attempt = 1; ; attempt++) {
       const session = await this.acquire(options.mayShed ?? true);
+      const generation = this.moduleGeneration;
       let failure: unknown;
       let hung: HungCall | undefined;
       let missed: string | undefined;
@@ -222,7 +226,10 @@ export class Token implements ModuleUser {
         this.lookup.startOn(session);
         const lookingUp = this.writes ? (s: Session) => this.writes!.lookingUp(() => fn(s)) : fn;
         const searching = this.searchThread ? (s: Session) => this.lookup.searchAnswering(s, () => lookingUp(s)) : lookingUp;
-        return await (options.listing ? Promise.resolve().then(() => searching(session)) : this.withDeadline(what, session, searching));
+        const value = await (options.listing ? Promise.resolve().then(() => searching(session)) : this.withDeadline(what, session, searching));
+        // Found again: a later hiding of it gets its re-initialisation too.
+        if (reloaded) this.reloadedFor.delete(reloaded);
+        return value;
       } catch (err) {
         failure = err;
         if (err instanceof HungCall) hung = err;
@@ -232,12 +239,17 @@ export class Token implements ModuleUser {
         if (!hung) this.release(session, failure !== undefined);
       }
       if (failure instanceof KmsError) {
-        if (!(missed && failure.name === 'KeyUnavailableException' && attempt === 1 && this.firstReloadFor(missed))) throw failure;
-        // SoftHSM2 2.6.1 marks an object it read while another thread was writing object files
-        // as invalid for good: the object stays invisible to this process until the module is
-        // initialised again (../shared/softhsm2-notes.md). Once per lookup, so material that is
-        // really gone costs one re-initialisation, not one per request.
-        this.log.warn({ what, object: missed }, 'a token object the operation needs was not found; re-initialising the module view and trying again');
+        const hidden = missed !== undefined && failure.name === 'KeyUnavailableException' && attempt < RUN_ATTEMPTS;
+        // Another run re-initialises the module, or did since this attempt began: the miss may
+        // be the old view's; tried again in the new one (acquire waits for it).
+        if (hidden && (this.recovering || this.moduleGeneration !== generation)) continue;
+        if (!(hidden && this.firstReloadFor(missed!))) throw failure;
+        // SoftHSM2 2.6.1 hides an object it read half-written until the module is initialised
+        // again (../shared/softhsm2-notes.md). Once per lookup until it is found again: material
+        // really gone costs one re-initialisation, not one per request. Any attempt but the last
+        // may ask (a stale cached handle makes the second run search); reinitialise drains first.
+        this.log.warn({ what, object: missed, attempt }, 'a token object the operation needs was not found; re-initialising the module view and trying again');
+        reloaded = missed;
         await this.recover();
         continue;
       }
@@ -478,6 +490,7 @@ export class Token implements ModuleUser {
 
   /** ModuleUser: the pool's sessions, cached handles and session copies belong to the module instance that is going. */
   dropSessions(): void {
+    this.moduleGeneration++;
     for (const s of this.idle.splice(0)) {
       this.safeClose(s);
       this.openCount--;

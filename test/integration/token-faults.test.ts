@@ -90,6 +90,27 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
     }
   });
 
+  it('a key whose cached handle the token calls stale and whose object it then hides is found again, each time it happens', async () => {
+    // The stale handle costs the first run (recovery 'handles'); the search of the second run
+    // meets the hidden object. Twice: a key brought back once must be brought back again.
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const reinitialisations = () => (server.stderr().match(/re-initialising the module view/g) ?? []).length;
+    for (const round of [1, 2]) {
+      const before = reinitialisations();
+      const injected = injections();
+      // The rule naming the round makes each round's file differ, so the counters restart.
+      inject([
+        { call: `no call, round ${round}` },
+        { call: 'C_EncryptInit', ckr: 'CKR_OBJECT_HANDLE_INVALID' },
+        ...['C_FindObjects', 'C_FindObjectsAsync'].map((call) => ({ call, empty: true, untilInitialize: true })),
+      ]);
+      await encryptKept(keyId, `encrypted after a stale handle and a hidden object, round ${round}`);
+      expect(injections() - injected, `round ${round}: the stale handle and at least one hidden search`).to.be.at.least(2);
+      expect(reinitialisations() - before, `round ${round}: re-initialisations`).to.equal(1);
+      inject([]);
+    }
+  });
+
   it('Encrypt recovers from a lost session and a device error on the way, without a restart', async () => {
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     inject([
