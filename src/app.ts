@@ -124,9 +124,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
     // A backend token is reconciled when it becomes reachable. Requests are being served by
     // then (and, in a cluster, by other processes), so intents within their lease are alive.
     const backendMissing = new Map<string, string[]>();
+    const backendDuplicates = new Map<string, string[]>();
     keyStores.onBackendOpened = async (customKeyStoreId, custody) => {
       const report = await reconcile(services, periodicReconcileOptions(services, leaseMs), backendTokenScope(services, customKeyStoreId, custody));
       backendMissing.set(customKeyStoreId, report.missingMaterial.map((m) => `${m.keyId}:v${m.version}`));
+      backendDuplicates.set(customKeyStoreId, report.duplicateMaterial);
     };
 
     // The embedded SoftHSM2 token (under the data directory) holds nothing but p11kms's objects.
@@ -171,6 +173,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         missingMaterial: reconciled.missingMaterial.length + new Set([...backendMissing.values()].flat()).size,
         // Key material no record names, kept (docs/key-custody.md): as found at start-up.
         unknownTokenObjects: reconciled.unknownKept.length,
+        // Material several token objects claim (decryption tries each): as found at start-up and at connection.
+        duplicateKeyMaterial: reconciled.duplicateMaterial.length + new Set([...backendDuplicates.values()].flat()).size,
         keySpecs,
       })),
     );

@@ -150,6 +150,16 @@ export function requiredObject(token: Token, session: Session, ref: MaterialRef,
   return handle;
 }
 
+/**
+ * The token objects of one material other than `tried` (the object or session copy a use
+ * just computed with), when its creation id (or, before creation ids, its label) names
+ * several: see ObjectLookup.candidates.
+ */
+export function otherCandidates(token: Token, ref: MaterialRef, objectClass: number, tried: Buffer): Buffer[] {
+  const all = ref.creationId ? token.lookup.candidates(ref.creationId, objectClass) : token.lookup.labelCandidates(materialLabel(ref), objectClass);
+  return (all ?? []).filter((handle) => !handle.equals(tried));
+}
+
 /** The token object of one material. */
 function lookup(token: Token, session: Session, ref: MaterialRef, objectClass: number): Buffer | undefined {
   return ref.creationId ? token.lookup.findCreation(session, ref.creationId, objectClass) : token.lookup.findObject(session, materialLabel(ref), objectClass);

@@ -47,6 +47,8 @@ export class ObjectLookup {
   private readonly answers = new WeakMap<Session, Map<string, ObjectHandle[]>>();
   /** Searches of one object running off the event loop: concurrent first uses of one key wait for one search. */
   private readonly searching = new Map<string, Promise<Found[] | undefined>>();
+  /** Lookups that found several objects: all of them, in identity order (see inIdentityOrder); the first is cached. */
+  private readonly several = new Map<string, ObjectHandle[]>();
 
   constructor(
     private readonly pkcs11: pkcs11js.PKCS11,
@@ -91,12 +93,35 @@ export class ObjectLookup {
       const key = creationKey(objectClass, creationId);
       found.set(key, found.has(key) ? null : handle);
     }
-    for (const [key, handle] of found) if (handle) this.handles.set(key, handle);
+    for (const [key, handle] of found) {
+      if (handle) this.handles.set(key, handle);
+      // Several objects appeared since this process cached one (made it, or found it alone):
+      // the next use searches, so it knows them all (candidates) and orders them as others do.
+      else if (!this.several.has(key)) this.handles.delete(key);
+    }
+  }
+
+  /**
+   * Every token object of one creation's class, in the order lookups choose from (the first
+   * is the one new results are made with): for operations that can tell the right key by an
+   * integrity check (AES-GCM's tag, RFC 5649's check block) when one creation id names
+   * several objects. Undefined unless a lookup in this module instance found several.
+   */
+  candidates(creationId: string, objectClass: number): readonly ObjectHandle[] | undefined {
+    return this.several.get(creationKey(objectClass, creationId));
+  }
+
+  /** As candidates, for material recorded before creation ids (found by label). */
+  labelCandidates(label: string, objectClass: number): readonly ObjectHandle[] | undefined {
+    return this.several.get(`${objectClass}:${label}`);
   }
 
   forgetCreation(creationId: string): void {
     const keys = [pkcs11js.CKO_SECRET_KEY, pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((objectClass) => creationKey(objectClass, creationId));
-    for (const key of keys) this.handles.delete(key);
+    for (const key of keys) {
+      this.handles.delete(key);
+      this.several.delete(key);
+    }
     this.copies?.forget(keys);
   }
 
@@ -110,6 +135,7 @@ export class ObjectLookup {
 
   forgetObject(label: string, objectClass: number): void {
     this.handles.delete(`${objectClass}:${label}`);
+    this.several.delete(`${objectClass}:${label}`);
   }
 
   /**
@@ -202,11 +228,13 @@ export class ObjectLookup {
   /** Cached handles may be stale (another process changed the token's objects). */
   dropHandles(): void {
     this.handles.clear();
+    this.several.clear();
   }
 
   /** The module instance is going: handles and session copies with it. */
   dropAll(): void {
     this.handles.clear();
+    this.several.clear();
     this.copies?.clear();
   }
 
@@ -219,10 +247,38 @@ export class ObjectLookup {
       this.missedOn.set(session, cacheKey);
       return undefined;
     }
-    if (found.length > 1) this.log.warn({ object: cacheKey, count: found.length }, 'several token objects match one lookup');
-    this.handles.set(cacheKey, found[0]);
-    return found[0];
+    if (found.length === 1) {
+      this.several.delete(cacheKey);
+      this.handles.set(cacheKey, found[0]);
+      return found[0];
+    }
+    // Material from before creation ids, or an object copied in from outside: the token lists
+    // them in an order that changes between restarts, so the choice follows the keys instead.
+    const ordered = inIdentityOrder(this.pkcs11, session, found);
+    this.log.warn({ object: cacheKey, count: found.length }, 'several token objects match one lookup: new results use the first in key check value order, decryption tries each (docs/key-custody.md)');
+    this.several.set(cacheKey, ordered);
+    this.handles.set(cacheKey, ordered[0]);
+    return ordered[0];
   }
+}
+
+/** What tells keys apart without revealing them: a secret key's check value, a key pair's public half. */
+const IDENTITY = [pkcs11js.CKA_CHECK_VALUE, pkcs11js.CKA_MODULUS, pkcs11js.CKA_EC_POINT];
+
+/**
+ * `objects` in an order every process and every restart agrees on: by the attributes that
+ * identify each key (IDENTITY). Objects the token tells nothing of (an EC private key) keep the
+ * token's order among themselves.
+ */
+function inIdentityOrder(pkcs11: pkcs11js.PKCS11, session: Session, objects: readonly ObjectHandle[]): ObjectHandle[] {
+  const identity = (handle: ObjectHandle) =>
+    readAttributes(pkcs11, session, handle, IDENTITY)
+      .map((value) => value?.toString('hex') ?? '')
+      .join('/');
+  return objects
+    .map((handle) => ({ handle, identity: identity(handle) }))
+    .sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0))
+    .map((o) => o.handle);
 }
 
 /** `template` limited to token objects unless it says otherwise. */

@@ -2,7 +2,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import { derTotalLength } from './der';
 import { gcmMechanism } from './key-templates';
-import { type MaterialRef, requiredObject } from './material-objects';
+import { type MaterialRef, otherCandidates, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
 import type { Session, Token } from './token';
 
@@ -59,16 +59,44 @@ export class SymmetricCrypto {
    */
   async decrypt(ref: MaterialRef, iv: Buffer, aad: Buffer, ciphertext: Buffer): Promise<Buffer> {
     if (iv.length !== GCM_IV_BYTES || ciphertext.length < GCM_TAG_BYTES) throw invalidCiphertext();
-    return this.token.run('decrypt', async (session) => {
-      const key = requiredObject(this.token, session, ref, pkcs11js.CKO_SECRET_KEY);
-      this.token.pkcs11.C_DecryptInit(session, gcmMechanism(iv, aad), key);
-      try {
-        return await this.token.pkcs11.C_DecryptAsync(session, ciphertext, Buffer.alloc(ciphertext.length));
-      } catch (err) {
-        if (this.isTagFailure(err)) throw invalidCiphertext();
-        throw err;
-      }
-    });
+    return this.token.run('decrypt', (session) =>
+      this.withEachCandidate(session, ref, async (key) => {
+        this.token.pkcs11.C_DecryptInit(session, gcmMechanism(iv, aad), key);
+        try {
+          return await this.token.pkcs11.C_DecryptAsync(session, ciphertext, Buffer.alloc(ciphertext.length));
+        } catch (err) {
+          if (this.isTagFailure(err)) return undefined;
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Opens with the material's key (`open` answers undefined when the integrity check fails)
+   * and, when one creation id names several objects (material-objects.ts, otherCandidates),
+   * with each other: only the right key passes the check, so a ciphertext made by a process
+   * that chose another of them opens too. InvalidCiphertextException when none passes.
+   */
+  private async withEachCandidate<T>(session: Session, ref: MaterialRef, open: (key: Buffer) => Promise<T | undefined>): Promise<T> {
+    const key = requiredObject(this.token, session, ref, pkcs11js.CKO_SECRET_KEY);
+    const opened = await open(key);
+    if (opened !== undefined) return opened;
+    for (const other of otherCandidates(this.token, ref, pkcs11js.CKO_SECRET_KEY, key)) {
+      const byOther = await open(other);
+      if (byOther !== undefined) return byOther;
+    }
+    throw invalidCiphertext();
+  }
+
+  /** A wrapped secret unwrapped into a session object with `key`; undefined when the integrity check fails. */
+  private async unwrapWith(session: Session, key: Buffer, wrapped: Buffer, sensitive: boolean): Promise<Buffer | undefined> {
+    try {
+      return await this.unwrapToSession(session, key, wrapped, sensitive);
+    } catch (err) {
+      if (err instanceof KmsError && err.name === 'InvalidCiphertextException') return undefined;
+      throw err;
+    }
   }
 
   /** Refuses, before anything is generated (and before DryRun answers), a secret longer than the token holds. */
@@ -108,8 +136,7 @@ export class SymmetricCrypto {
   async unwrapSecret(ref: MaterialRef, wrapped: Buffer, length: number): Promise<Buffer> {
     checkSecretLength(this.token, wrapped.length - KWP_BLOCK);
     return this.token.run('unwrap data key', async (session) => {
-      const wrappingKey = requiredObject(this.token, session, ref, pkcs11js.CKO_SECRET_KEY);
-      const secret = await this.unwrapToSession(session, wrappingKey, wrapped, false);
+      const secret = await this.withEachCandidate(session, ref, (key) => this.unwrapWith(session, key, wrapped, false));
       try {
         const [attr] = this.token.pkcs11.C_GetAttributeValue(session, secret, [{ type: pkcs11js.CKA_VALUE }]);
         const value = attr.value as Buffer;
@@ -128,9 +155,8 @@ export class SymmetricCrypto {
   async rewrapSecret(from: MaterialRef, wrapped: Buffer, to: MaterialRef): Promise<Buffer> {
     checkSecretLength(this.token, wrapped.length - KWP_BLOCK);
     return this.token.run('rewrap data key', async (session) => {
-      const source = requiredObject(this.token, session, from, pkcs11js.CKO_SECRET_KEY);
       const destination = requiredObject(this.token, session, to, pkcs11js.CKO_SECRET_KEY);
-      const secret = await this.unwrapToSession(session, source, wrapped, true);
+      const secret = await this.withEachCandidate(session, from, (key) => this.unwrapWith(session, key, wrapped, true));
       try {
         return await this.token.pkcs11.C_WrapKeyAsync(
           session,

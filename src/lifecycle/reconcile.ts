@@ -15,6 +15,13 @@ export interface ReconcileReport {
   unknownKept: string[];
   /** Keys whose recorded material is missing from the token; they fail with KeyUnavailableException. */
   missingMaterial: Array<{ keyId: string; version: number }>;
+  /**
+   * Material whose creation id (or label, before creation ids) names several token objects of
+   * one class: an object copied in from outside, material from before creation ids. Kept and
+   * reported; decryption tries each, new results use one every process agrees on
+   * (ObjectLookup.candidates). The operator removes the one that is not the key.
+   */
+  duplicateMaterial: string[];
   /** Import wrapping key pairs no import parameters refer to; destroyed. */
   wrappingKeysDestroyed: string[];
   /** Intents of creations that died (a crash, an expired lease); their objects destroyed. */
@@ -178,7 +185,7 @@ export async function reconcile(
   const { custody } = scope;
   const objects = await custody.objects.listObjects();
   const intents = await services.store.listIntents();
-  const report: ReconcileReport = { orphansDestroyed: [], unknownKept: [], missingMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
+  const report: ReconcileReport = { orphansDestroyed: [], unknownKept: [], missingMaterial: [], duplicateMaterial: [], wrappingKeysDestroyed: [], deadIntents: 0, remnantFilesRemoved: 0 };
   if (options.remnantFilesOlderThanMs !== undefined) report.remnantFilesRemoved = custody.removeCrashRemnants(options.remnantFilesOlderThanMs);
   const creations = intents.filter((i) => i.purpose !== 'removal');
   const live = creations.filter((i) => options.intentAlive(i));
@@ -224,6 +231,8 @@ export async function reconcile(
   const doomedLabels = new Set<string>();
   let unmarked = 0;
   const present = new Set<string>();
+  /** Referenced material objects by name and class: more than one is a duplicate. */
+  const referencedObjects = new Map<string, number>();
   const reported = new Set<string>();
   const note = (list: string[], name: string) => {
     if (!reported.has(name)) list.push(name);
@@ -242,7 +251,12 @@ export async function reconcile(
       continue;
     }
     present.add(name);
-    if (creationId !== undefined ? referenced.has(creationId) : legacyLabels.has(o.label)) continue;
+    if (creationId !== undefined ? referenced.has(creationId) : legacyLabels.has(o.label)) {
+      const object = `${name}|${o.objectClass}`;
+      referencedObjects.set(object, (referencedObjects.get(object) ?? 0) + 1);
+      if (material && referencedObjects.get(object) === 2) note(report.duplicateMaterial, `${material.keyId}:v${material.version}`);
+      continue;
+    }
     const shown = wrapping ? `${wrapping.keyId}:${wrapping.wrappingId}` : material ? `${material.keyId}:v${material.version}` : `${o.label} (creation ${creationId})`;
     // Import wrapping pairs hold nothing of value: whatever no import parameters name goes.
     const doomed = wrapping !== undefined || removed.has(name) || options.destroyUnknown === true;
@@ -269,6 +283,12 @@ export async function reconcile(
   const relisted = unlisted.length === 0 ? new Set<string>() : new Set((await custody.objects.listObjects()).map((o) => o.creationId ?? o.label));
   const done = ours.filter((i) => !relisted.has(named(i)));
   if (done.length > 0) await services.store.transact((tx) => done.forEach((i) => tx.deleteIntent(i.creationId)));
+  if (report.duplicateMaterial.length > 0) {
+    services.log.warn(
+      { ...scope.logFields, count: report.duplicateMaterial.length, materials: report.duplicateMaterial.slice(0, 20) },
+      'key material named by several token objects of one class: decryption tries each, new results use one every process agrees on; docs/key-custody.md, "Several objects under one creation id", says what to do',
+    );
+  }
   if (report.unknownKept.length > 0) {
     services.log.warn(
       { ...scope.logFields, count: report.unknownKept.length, objects: report.unknownKept.slice(0, 20) },
