@@ -59,7 +59,13 @@ export class TokenBackends {
     try {
       // Work reaching the token after its store was disconnected finds the key unavailable, as AWS answers.
       const options = { closedError: () => new KmsError('KMSInvalidStateException', `Custom key store ${holder} was disconnected.`) };
-      const token = await withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, options, this.modules));
+      const open = () => withTokenLock(this.dataDir, () => Token.open({ ...profile, pin }, this.dataDir, this.log, options, this.modules));
+      const token = await open().catch(async (err: unknown) => {
+        // A SoftHSM2 token made while the service runs is in no slot until the module, shared
+        // with the tokens serving requests, is initialised again (outside the lock: it takes it).
+        if (!(err instanceof TokenOpenError && err.reason === 'no-token' && (await this.modules.rereadSlots(profile.module, this.dataDir, this.log)))) throw err;
+        return open();
+      });
       this.open.set(holder, { token, custody: new KeyCustody(token), clusterId });
       return { ok: true };
     } catch (err) {

@@ -50,6 +50,8 @@ interface LoadedModule {
   profile: HsmProfile;
   users: Set<ModuleUser>;
   reinitialising?: Promise<Reinitialisation>;
+  /** Embedded SoftHSM2: its token directories as of the last C_Initialize (SoftHSM2 reads its slots then only). */
+  tokensSeen?: string;
 }
 
 /**
@@ -70,12 +72,37 @@ export class Pkcs11Modules {
     if (entry) return entry.pkcs11;
     const pkcs11 = new pkcs11js.PKCS11();
     pkcs11.load(profile.module);
+    const tokensSeen = embeddedTokensOf(profile, dataDir);
     initializeModule(pkcs11, profile, dataDir);
     // Keep the module referenced for the process lifetime: if it is garbage-collected
     // the library is unloaded under running work.
     retainedModules.push(pkcs11);
-    this.loaded.set(profile.module, { pkcs11, profile, users: new Set() });
+    this.loaded.set(profile.module, { pkcs11, profile, users: new Set(), tokensSeen });
     return pkcs11;
+  }
+
+  /**
+   * The module was just loaded for the token that found (or, at a first start, initialised) its
+   * token: the directory as it is now is what the module knows (its own C_InitToken included).
+   */
+  tokensFound(module: string, dataDir: string): void {
+    const entry = this.loaded.get(module);
+    if (entry) entry.tokensSeen = embeddedTokensOf(entry.profile, dataDir);
+  }
+
+  /**
+   * A token was looked for and not found: if the module is the embedded SoftHSM2 and a token
+   * was made in its directory since its last C_Initialize (softhsm2-util --init-token while
+   * the service runs: SoftHSM2 reads its slot list at C_Initialize only), re-initialises it
+   * for every token using it (reinitialise: each pauses until its running calls return) so
+   * the slot list includes the new one. True when the module was initialised again. Only on
+   * a change in the directory: a token that is really absent costs no re-initialisation.
+   */
+  async rereadSlots(module: string, dataDir: string, log: Logger): Promise<boolean> {
+    const entry = this.loaded.get(module);
+    if (!entry?.profile.softhsm2ConfTemplate || embeddedTokensOf(entry.profile, dataDir) === entry.tokensSeen) return false;
+    log.info({ module }, 'a token was made in the token directory since the module was initialised; re-initialising it to read its slots again');
+    return (await this.reinitialise(module, dataDir, log)) === 'module';
   }
 
   /** `user` computes with the module acquired for its profile until it calls release. */
@@ -124,6 +151,7 @@ export class Pkcs11Modules {
             } catch {
               // Already finalized.
             }
+            entry.tokensSeen = embeddedTokensOf(entry.profile, dataDir);
             initializeModule(module, entry.profile, dataDir);
           }
           const failures: unknown[] = [];
@@ -229,6 +257,20 @@ export function findOrInitializeToken(pkcs11: pkcs11js.PKCS11, profile: HsmProfi
   }
   log.info({ token: profile.tokenLabel }, 'initialised a new token');
   return free;
+}
+
+/**
+ * The token directories of an embedded SoftHSM2 (one per token, made by C_InitToken or
+ * softhsm2-util), as one comparable string; undefined for other modules.
+ */
+function embeddedTokensOf(profile: HsmProfile, dataDir: string): string | undefined {
+  if (!profile.softhsm2ConfTemplate) return undefined;
+  return fs
+    .readdirSync(tokenDirOf(dataDir), { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort()
+    .join('/');
 }
 
 /** Where an embedded SoftHSM2 keeps this instance's tokens (made on first use). */

@@ -182,10 +182,12 @@ export class Token implements ModuleUser {
     if (!fs.existsSync(profile.module)) {
       throw new TokenOpenError('no-module', `PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
     }
+    const loadedNow = !modules.isLoaded(profile.module);
     const module = modules.acquire(profile, dataDir);
     try {
       const pkcs11 = options.observer ? observed(module, options.observer) : module;
       const slot = findOrInitializeToken(pkcs11, profile, log);
+      if (loadedNow) modules.tokensFound(profile.module, dataDir);
       const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
       log.info({ profile: profile.name, token: profile.tokenLabel }, 'token opened');
       if (profile.quirks.exportsNonExtractableKeys) {
