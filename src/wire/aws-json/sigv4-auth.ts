@@ -122,6 +122,7 @@ export class SigV4Authenticator {
   }
 
   private async verify(request: SignedRequest, parts: SignatureParts, key: AccessKey): Promise<void> {
+    checkAmzHeadersSigned(request, parts.signedHeaders);
     const bodyHash = sha256Hex(request.body);
     const declaredHash = request.headers['x-amz-content-sha256'];
     if (declaredHash !== undefined && declaredHash !== bodyHash) {
@@ -179,6 +180,23 @@ function checkSessionToken(request: SignedRequest, key: AccessKey): void {
   const sent = request.headers['x-amz-security-token'] ?? ownValue(request.query, 'X-Amz-Security-Token');
   const valid = key.sessionToken === undefined ? sent === undefined : sent !== undefined && constantTimeEqual(sent, key.sessionToken);
   if (!valid) throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+}
+
+/**
+ * x-amz-* headers sent with a request must be signed: "You must include the host header … and
+ * any x-amz-* headers in the signature" (IAM User Guide, Create a signed AWS API request). An
+ * unsigned X-Amz-Target would otherwise let a captured request be replayed, within the skew
+ * window, as another operation over the same body. The text is Coral's for a header that must
+ * be signed ("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+ * InvalidSignatureException, aws/aws-sdk-js-v3#3796). X-Amz-Security-Token is exempt: the same
+ * guide lets services take it added after the signature (the SigV4 test suite's
+ * post-sts-header-after). X-Amzn-Trace-Id (x-amzn-, unsigned by every SDK) is not x-amz-*.
+ */
+function checkAmzHeadersSigned(request: SignedRequest, signedHeaders: readonly string[]): void {
+  for (const name of Object.keys(request.headers)) {
+    if (!name.startsWith('x-amz-') || name === 'x-amz-security-token' || request.headers[name] === undefined) continue;
+    if (!signedHeaders.includes(name)) throw new KmsError('InvalidSignatureException', `'${name}' must be a 'SignedHeader' in the AWS Authorization.`);
+  }
 }
 
 export function parseSignature(request: SignedRequest): SignatureParts {
