@@ -125,7 +125,7 @@ class ConditionValuesOnDemand implements ReadonlyMap<string, readonly string[]> 
   }
 }
 
-function computeConditionValues(input: ConditionInput): ConditionValues {
+function computeConditionValues(input: ConditionInput): ReadonlyMap<string, readonly string[]> {
   const values = new Map<string, readonly string[]>();
   const set = (key: string, value: string | readonly string[] | number | boolean | undefined) => {
     if (value === undefined) return;
@@ -142,8 +142,14 @@ function computeConditionValues(input: ConditionInput): ConditionValues {
   // service principal calls p11kms and no service calls on a principal's behalf.
   set('aws:PrincipalIsAWSService', false);
   set('aws:ViaAWSService', false);
-  // IAM: "always included in the request context for most service actions" (KMS is no exception).
-  set('aws:ResourceAccount', key?.accountId);
+  // IAM: "always included in the request context for most service actions" (KMS is not among
+  // the exceptions), "the account with the resources evaluated in the request": the key's; for
+  // actions on no key (CreateKey, ListKeys, GenerateRandom, the custom key stores, the alias
+  // half of the alias operations) the caller's own account, the only one they can act in.
+  set('aws:ResourceAccount', key?.accountId ?? caller.accountId);
+  // IAM: present "only when the principal uses temporary credentials"; false, as p11kms knows
+  // no MFA. aws:TokenIssueTime stays absent: a credentials-file session has no known issue time.
+  if (caller.temporaryCredentials) set('aws:MultiFactorAuthPresent', false);
   set('aws:SourceIp', input.sourceIp);
   set('aws:CurrentTime', new Date(input.now).toISOString());
   set('aws:EpochTime', Math.floor(input.now / 1000));

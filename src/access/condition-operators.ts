@@ -13,8 +13,11 @@ import { plainPattern, type PatternChar, type ResolvedPattern, resolvePattern } 
  *   (ForAnyValue is false and ForAllValues true for an absent or empty key).
  */
 
-/** Condition values of one request, keyed by lower-cased condition key. Absent = not in the request. */
-export type ConditionValues = ReadonlyMap<string, readonly string[]>;
+/**
+ * Condition values of one request, keyed by lower-cased condition key. Absent = not in the
+ * request. Evaluation only looks keys up (a Map serves).
+ */
+export type ConditionValues = Pick<ReadonlyMap<string, readonly string[]>, 'get' | 'has'>;
 
 /** Compares a request value with a policy value (variables already resolved). */
 type Matcher = (requestValue: string, policyValue: ResolvedPattern) => boolean;

@@ -166,5 +166,6 @@ export function callerOf(key: AccessKey): Caller {
     principalArn: key.principalArn ?? `arn:aws:iam::${key.accountId}:root`,
     accessKeyId: key.accessKeyId,
     ...(key.userId !== undefined ? { userId: key.userId } : {}),
+    ...(key.sessionToken !== undefined ? { temporaryCredentials: true as const } : {}),
   };
 }

@@ -25,7 +25,8 @@ export interface KeyPolicyResult {
   allow: PrincipalMatch;
 }
 
-export function evaluateKeyPolicy(policy: PolicyDocument, request: EvaluationRequest): KeyPolicyResult {
+export function evaluateKeyPolicy(policy: PolicyDocument, evaluated: EvaluationRequest): KeyPolicyResult {
+  const request = { ...evaluated, values: new WithoutIamOnlyKeys(evaluated.values) };
   let deny = false;
   let allow: PrincipalMatch = 'none';
   const variables = hasVariables(policy);
@@ -38,6 +39,25 @@ export function evaluateKeyPolicy(policy: PolicyDocument, request: EvaluationReq
     else if (match === 'direct' || allow === 'none') allow = match;
   }
   return { deny, allow };
+}
+
+/**
+ * Condition keys AWS documents for IAM policies only, absent when a key policy is evaluated:
+ * kms:ResourceAliases ("Policy type: IAM policies only", KMS developer guide, AWS KMS
+ * condition keys). Only `get` is read by condition and variable evaluation.
+ */
+const IAM_ONLY_KEYS: ReadonlySet<string> = new Set(['kms:resourcealiases']);
+
+class WithoutIamOnlyKeys implements ConditionValues {
+  constructor(private readonly values: ConditionValues) {}
+
+  get(key: string): readonly string[] | undefined {
+    return IAM_ONLY_KEYS.has(key) ? undefined : this.values.get(key);
+  }
+
+  has(key: string): boolean {
+    return !IAM_ONLY_KEYS.has(key) && this.values.has(key);
+  }
 }
 
 /** Identity policies of one principal: explicit deny, and whether any statement allows. */

@@ -6,4 +6,9 @@ export interface Caller {
   accessKeyId: string;
   /** aws:userid when the credentials file names it (IAM's unique id); see userIdOf. */
   userId?: string;
+  /**
+   * The request was signed with temporary credentials (an access key listed with its session
+   * token): IAM then puts aws:MultiFactorAuthPresent in the request context.
+   */
+  temporaryCredentials?: true;
 }
