@@ -1,5 +1,5 @@
 import type { GrantRecord } from './grant-record';
-import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from './records';
 
 /**
  * Names one key record. A key id alone is not enough: the primary and replicas of a
@@ -51,6 +51,8 @@ export interface StoreTransaction {
   getIntent(creationId: string): Promise<CreationIntent | undefined>;
   putIntent(intent: CreationIntent): void;
   deleteIntent(creationId: string): void;
+  putOutboxEntry(entry: AuditOutboxEntry): void;
+  deleteOutboxEntry(id: string): void;
 }
 
 /**
@@ -85,6 +87,14 @@ export interface MetadataStore {
    * A store shared by several processes answers false; their intents expire by lease.
    */
   readonly singleWriter: boolean;
+  /** Audit records committed with their changes and not yet known to be in the trail, oldest first. */
+  listOutboxEntries(): Promise<AuditOutboxEntry[]>;
+  /**
+   * Liveness of the processes sharing the store, for outbox entries: `hold` marks this process
+   * alive for as long as it runs; `isAlive` tells whether another one still is. Absent when
+   * this process is the only writer (every other process's entries are of dead ones).
+   */
+  processLiveness?: { hold(owner: string): Promise<void>; isAlive(owner: string): Promise<boolean> };
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T>;
   /**
    * Last-usage flushes (GetKeyLastUsage), when a store keeps them apart from its records:

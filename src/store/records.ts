@@ -222,3 +222,19 @@ export function keyArn(scope: Scope, keyId: string): string {
 export function aliasArn(scope: Scope, aliasName: string): string {
   return `arn:aws:kms:${scope.region}:${scope.accountId}:${aliasName}`;
 }
+
+/**
+ * An audit record kept with the change it describes (docs/audit.md, "Crash behaviour"): the
+ * transaction that commits a change commits this too, and it is removed once the record is
+ * in the trail. One left behind (the process ended between the two) is written to the trail
+ * at the next start-up, unless the trail already holds a record with its id.
+ */
+export interface AuditOutboxEntry {
+  /** The record's eventID. */
+  readonly id: string;
+  /** The process that committed it (AuditOutbox's process id): a live one still writes it itself. */
+  readonly owner: string;
+  readonly createdAt: number;
+  /** The record as it reads if the request's own record never reaches the trail. */
+  readonly event: Readonly<Record<string, unknown>>;
+}

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
-import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { OverlayTransaction } from './overlay-transaction';
 import { aliasKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter } from './store-files';
@@ -129,6 +129,10 @@ export class JsonFileStore implements MetadataStore {
 
   async listIntents(): Promise<CreationIntent[]> {
     return [...this.committed.intents.values()];
+  }
+
+  async listOutboxEntries(): Promise<AuditOutboxEntry[]> {
+    return [...this.committed.outbox.values()].sort((a, b) => a.createdAt - b.createdAt);
   }
 
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

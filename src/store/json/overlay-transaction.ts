@@ -1,6 +1,6 @@
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
-import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { type AliasRecord, type AuditOutboxEntry, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
@@ -24,6 +24,7 @@ export class OverlayTransaction implements StoreTransaction {
   private readonly grants = new Map<string, GrantRecord | null>();
   private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
   private readonly intents = new Map<string, CreationIntent | null>();
+  private readonly outbox = new Map<string, AuditOutboxEntry | null>();
 
   constructor(private readonly base: Snapshot) {}
 
@@ -122,6 +123,14 @@ export class OverlayTransaction implements StoreTransaction {
     this.intents.set(creationId, null);
   }
 
+  putOutboxEntry(entry: AuditOutboxEntry): void {
+    this.outbox.set(entry.id, entry);
+  }
+
+  deleteOutboxEntry(id: string): void {
+    this.outbox.set(id, null);
+  }
+
   /** Returns whether anything changed. */
   applyTo(target: Snapshot): boolean {
     applyWrites(target.keys, this.keys);
@@ -129,7 +138,8 @@ export class OverlayTransaction implements StoreTransaction {
     applyWrites(target.grants, this.grants);
     applyWrites(target.customKeyStores, this.customKeyStores);
     applyWrites(target.intents, this.intents);
-    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size > 0;
+    applyWrites(target.outbox, this.outbox);
+    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size + this.outbox.size > 0;
   }
 }
 

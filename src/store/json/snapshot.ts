@@ -1,6 +1,6 @@
 import type { KeyLocator } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
-import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 
 /** The JSON store's records in memory, each map keyed by the record's name below. */
 export interface Snapshot {
@@ -9,10 +9,11 @@ export interface Snapshot {
   grants: Map<string, GrantRecord>;
   customKeyStores: Map<string, CustomKeyStoreRecord>;
   intents: Map<string, CreationIntent>;
+  outbox: Map<string, AuditOutboxEntry>;
 }
 
 export function emptySnapshot(): Snapshot {
-  return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map() };
+  return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map(), outbox: new Map() };
 }
 
 /** A copy a batch of transactions can change while readers keep the committed one. */
@@ -23,6 +24,7 @@ export function copyOf(snapshot: Snapshot): Snapshot {
     grants: new Map(snapshot.grants),
     customKeyStores: new Map(snapshot.customKeyStores),
     intents: new Map(snapshot.intents),
+    outbox: new Map(snapshot.outbox),
   };
 }
 

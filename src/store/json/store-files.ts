@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jsonFaultLocation } from '../../config/json-file';
 import type { GrantRecord } from '../grant-record';
-import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
 
 // The JSON store's two files under the data directory: metadata.json holds every record;
@@ -33,6 +33,8 @@ interface StoreFile {
   customKeyStores?: CustomKeyStoreRecord[];
   /** Absent in files written before creation intents existed. */
   intents?: CreationIntent[];
+  /** Absent in files written before the audit outbox existed. */
+  auditOutbox?: AuditOutboxEntry[];
 }
 
 /** Records serialised between two turns of the event loop while a commit builds the file. */
@@ -49,7 +51,7 @@ function readSnapshot(file: string): Snapshot {
   if (parsed?.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
     throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
   }
-  const lists = { keys: parsed.keys, aliases: parsed.aliases, grants: parsed.grants ?? [], customKeyStores: parsed.customKeyStores ?? [], intents: parsed.intents ?? [] };
+  const lists = { keys: parsed.keys, aliases: parsed.aliases, grants: parsed.grants ?? [], customKeyStores: parsed.customKeyStores ?? [], intents: parsed.intents ?? [], auditOutbox: parsed.auditOutbox ?? [] };
   const broken = Object.entries(lists).find(([, list]) => !Array.isArray(list));
   if (broken) throw new Error(`${file} is damaged: its "${broken[0]}" is not a list. ${REFUSAL}`);
   return {
@@ -58,6 +60,7 @@ function readSnapshot(file: string): Snapshot {
     grants: new Map(lists.grants.map((g) => [g.grantId, g])),
     customKeyStores: new Map(lists.customKeyStores.map((c) => [c.customKeyStoreId, c])),
     intents: new Map(lists.intents.map((i) => [i.creationId, i])),
+    outbox: new Map(lists.auditOutbox.map((e) => [e.id, e])),
   };
 }
 
@@ -146,6 +149,7 @@ export class StoreFileWriter {
     await list('grants', snapshot.grants.values());
     await list('customKeyStores', snapshot.customKeyStores.values());
     await list('intents', snapshot.intents.values());
+    await list('auditOutbox', snapshot.outbox.values());
     parts.push('}');
     chunks.push(Buffer.from(parts.join(''), 'utf8'));
     return Buffer.concat(chunks);

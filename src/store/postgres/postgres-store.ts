@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { KmsError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
-import type { AliasRecord, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { asStoreFailure, deadlined, deadlineOptions } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
@@ -43,6 +43,8 @@ export class PostgresStore implements MetadataStore {
   /** The session holding this process's advisory locks: one, however many tasks ask at once. */
   private leaseClient: Promise<PoolClient> | undefined;
   private readonly leases = new Set<string>();
+  /** This process's name on audit outbox entries, once it holds its liveness lock. */
+  private livenessOwner: string | undefined;
   private closed = false;
   /** Reads outside transactions: the pool, a passed deadline or a lost database reported as asStoreFailure says. */
   private readonly reader: Queryable;
@@ -124,6 +126,34 @@ export class PostgresStore implements MetadataStore {
     return rows.map((r) => r.doc);
   }
 
+  async listOutboxEntries(): Promise<AuditOutboxEntry[]> {
+    const { rows } = await this.reader.query<Doc<AuditOutboxEntry>>('SELECT doc FROM p11kms_audit_outbox ORDER BY created_at, id');
+    return rows.map((r) => r.doc);
+  }
+
+  /**
+   * A session-level advisory lock per process, on the session holding its background-task
+   * locks: it ends with the process (kill -9 ends the session), so another process that can
+   * take it knows the holder is dead. Taken again when that session is opened again.
+   */
+  readonly processLiveness = {
+    hold: async (owner: string): Promise<void> => {
+      this.livenessOwner = owner;
+      this.leaseClient ??= this.openLeaseClient();
+      await this.leaseClient;
+    },
+    isAlive: async (owner: string): Promise<boolean> => {
+      if (owner === this.livenessOwner) return true;
+      this.leaseClient ??= this.openLeaseClient();
+      const client = await this.leaseClient;
+      const lock = lockId(`process:${owner}`);
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
+      if (!rows[0].ok) return true;
+      await client.query('SELECT pg_advisory_unlock($1)', [lock]);
+      return false;
+    },
+  };
+
   /** The same store reading around the cache (committed state at the moment of the read). */
   fresh(): MetadataStore {
     const pool = this.reader;
@@ -138,6 +168,7 @@ export class PostgresStore implements MetadataStore {
       getCustomKeyStore: (id) => readCustomKeyStore(pool, id),
       listCustomKeyStores: (scope) => listCustomKeyStoresIn(pool, scope),
       listIntents: () => this.listIntents(),
+      listOutboxEntries: () => this.listOutboxEntries(),
       singleWriter: false,
       transact: (body) => this.transact(body),
       asLeader: (task, fn) => this.asLeader(task, fn),
@@ -249,10 +280,18 @@ export class PostgresStore implements MetadataStore {
   }
 
   private openLeaseClient(): Promise<PoolClient> {
-    const opening = this.pool.connect().then((client) => {
+    const opening = this.pool.connect().then(async (client) => {
       // Leases live as long as this session: if it ends, another process takes the tasks over.
       client.on('error', () => this.dropLeases(opening, client));
       client.on('end', () => this.dropLeases(opening, client));
+      if (this.livenessOwner !== undefined) {
+        try {
+          await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
+        } catch (err) {
+          client.release(true);
+          throw err;
+        }
+      }
       return client;
     });
     // A failed connection is not kept: the next task asks again.
@@ -268,6 +307,11 @@ export class PostgresStore implements MetadataStore {
     if (this.leases.size > 0) this.log.warn({ tasks: [...this.leases] }, 'background-task locks lost with their connection');
     this.leases.clear();
     client.release(true);
+    // This process's liveness lock went with the session: taken again at once (audit outbox).
+    if (this.livenessOwner !== undefined && !this.closed) {
+      this.leaseClient = this.openLeaseClient();
+      this.leaseClient.catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not take this process\'s liveness lock again; the next background task retries'));
+    }
   }
 }
 

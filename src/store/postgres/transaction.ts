@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
-import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { type AliasRecord, type AuditOutboxEntry, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyName, keyRegionsName } from '../record-names';
 
@@ -33,6 +33,7 @@ export class PostgresTransaction implements StoreTransaction {
   private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
   private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
   private readonly intents = new Map<string, CreationIntent | null>();
+  private readonly outbox = new Map<string, AuditOutboxEntry | null>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
@@ -189,6 +190,14 @@ export class PostgresTransaction implements StoreTransaction {
     this.intents.set(creationId, null);
   }
 
+  putOutboxEntry(entry: AuditOutboxEntry): void {
+    this.outbox.set(entry.id, entry);
+  }
+
+  deleteOutboxEntry(id: string): void {
+    this.outbox.set(id, null);
+  }
+
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
   async write(): Promise<string[]> {
     const changed: string[] = [];
@@ -276,6 +285,18 @@ export class PostgresTransaction implements StoreTransaction {
           'INSERT INTO p11kms_custom_key_stores (custom_key_store_id, region, account_id, created_at, doc) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (custom_key_store_id) DO UPDATE SET doc = EXCLUDED.doc',
           [id, record.region, record.accountId, record.createdAt, JSON.stringify(record)],
         );
+      }
+    }
+    // Never cached nor read by requests: no change names. A delete finding nothing is fine (delivered by another process).
+    for (const [id, entry] of this.outbox) {
+      if (entry === null) await q('DELETE FROM p11kms_audit_outbox WHERE id = $1', [id]);
+      else {
+        await q('INSERT INTO p11kms_audit_outbox (id, owner, created_at, doc) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc', [
+          id,
+          entry.owner,
+          entry.createdAt,
+          JSON.stringify(entry),
+        ]);
       }
     }
     return changed;
