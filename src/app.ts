@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
+import { AuditOutbox } from './audit/outbox';
 import { AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
 import { mountConsole } from './console';
@@ -69,7 +70,11 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // The store comes first: the JSON store's directory lock stops a second process on the
   // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  const store = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log, callTimeoutMs: config.storeCallTimeoutSeconds * 1000 }));
+  const opened = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log, callTimeoutMs: config.storeCallTimeoutSeconds * 1000 }));
+  const clock = systemClock(config.clockOffsetSeconds);
+  // Every changing transaction carries its audit record (docs/audit.md, "Crash behaviour").
+  const outbox = new AuditOutbox(opened, clock, log, config.auditDir!);
+  const store = outbox.wrap(opened);
   const shared = isSharedStoreUrl(config.storeUrl);
   let token: Token | undefined;
   let audit: AuditTrail | undefined;
@@ -83,14 +88,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter };
     // Before the token is opened: maintenance of its files waits for the token lock, then sees us.
     endTokenUse = recordTokenUser(config.dataDir);
-    const opened = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
-    token = opened.token;
-    const services: Services = { store, custody: new KeyCustody(token), clock: systemClock(config.clockOffsetSeconds), log, keyQueue: new KeyQueue(), work: new WorkInFlight() };
+    await store.processLiveness?.hold(outbox.owner);
+    const openedToken = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
+    token = openedToken.token;
+    const services: Services = { store, custody: new KeyCustody(token), clock, log, keyQueue: new KeyQueue(), work: new WorkInFlight(), outbox };
     const leaseMs = config.intentLeaseSeconds * 1000;
 
     // The trail opens before anything that must be recorded can happen (sweeps, requests).
     // Processes sharing a store each keep their own chain, named after host and process.
-    const auditSigner = opened.extra;
+    const auditSigner = openedToken.extra;
     const identity = shared ? `${os.hostname()}.${process.pid}` : undefined;
     audit = await AuditTrail.open(
       {
@@ -110,6 +116,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
       log,
     );
     const trail = audit;
+    // Records of changes committed by processes that ended before writing them, before anything else is.
+    await outbox.deliver(trail);
+    outbox.start(trail, config.sweepIntervalSeconds * 1000);
     const openToken = token;
     metrics.watchPool(openToken);
     metrics.watchKeys(store);
@@ -226,6 +235,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await materialSweeper.stop();
         await usage.stop();
         await openKeyStores.close();
+        await outbox.close();
         xksClient.close();
         await trail.close();
         await store.close();
@@ -234,6 +244,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
     };
   } catch (err) {
+    await outbox.close();
     await audit?.close().catch(() => undefined);
     await keyStores?.close().catch(() => undefined);
     token?.close();

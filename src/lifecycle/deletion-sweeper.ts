@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { type AuditSink, keyDeletedEvent } from '../audit/event';
 import type { Services } from '../operations';
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { DAY_MS } from '../operations/shared/rotation';
-import { isReplica } from '../store/records';
+import { isMultiRegion, isReplica } from '../store/records';
 
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
@@ -57,7 +58,12 @@ export class DeletionSweeper {
     );
     const deleted: string[] = [];
     for (const candidate of due) {
-      const outcome = await removeFromToken(this.services, candidate.keyId, async (tx) => {
+      // The deletion commits with its record in the audit outbox (its materials as read now;
+      // the record written below names what the transaction found), under one eventID.
+      const eventID = randomUUID();
+      const outbox = this.services.outbox;
+      const provisional = () => ({ ...keyDeletedEvent(candidate, now, isMultiRegion(candidate) ? [] : candidate.materials.map((m) => m.materialId)), eventID });
+      const remove = () => removeFromToken(this.services, candidate.keyId, async (tx) => {
         const current = await tx.getKey(candidate);
         if (!current || current.keyState !== 'PendingDeletion' || current.deletionDate === undefined || current.deletionDate > now) {
           return { value: undefined };
@@ -86,14 +92,30 @@ export class DeletionSweeper {
           wrappingKeys: (current.importParameters ?? []).map((p) => ({ keyId: current.keyId, wrappingId: p.wrappingId })),
         };
       });
-      if (!outcome) continue;
+      const outcome = await (outbox ? outbox.within(eventID, provisional, remove) : remove()).catch((err: unknown) => {
+        // Whatever it committed (nothing, as a rule) stays in the outbox for delivery.
+        outbox?.settle(eventID, false);
+        throw err;
+      });
+      if (!outcome) {
+        outbox?.settle(eventID, true);
+        continue;
+      }
       const { key, lastRegion } = outcome;
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
-      // Recorded once the deletion is irreversible; a trail failure cannot undo it, so it is logged loudly.
-      await this.audit
-        ?.record(keyDeletedEvent(key, this.services.clock.now(), lastRegion ? key.materials.map((m) => m.materialId) : []))
-        .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail'));
+      // Recorded once the deletion is irreversible. A trail failure cannot undo it: the record
+      // stays in the audit outbox, written once the trail can be written again.
+      const event = { ...keyDeletedEvent(key, this.services.clock.now(), lastRegion ? key.materials.map((m) => m.materialId) : []), eventID };
+      outbox?.crashPointForTests(event.eventName);
+      const written = await (this.audit?.record(event) ?? Promise.resolve()).then(
+        () => true,
+        (err: unknown) => {
+          this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail');
+          return false;
+        },
+      );
+      outbox?.settle(eventID, written);
     }
     return deleted;
   }

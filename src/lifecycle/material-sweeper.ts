@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
+import type { ProvisionalRecord } from '../audit/outbox';
 import type { Services } from '../operations';
 import { BACKGROUND_TASK } from './leadership';
 import { withoutImportedMaterial } from '../operations/shared/import-state';
@@ -80,29 +82,57 @@ export class MaterialSweeper {
   }
 
   private async rotate(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
-    const rotation = await rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false));
+    const eventID = randomUUID();
+    // The rotation commits with its record in the audit outbox: the new material is the one the transaction made current.
+    const provisional = (written: readonly KeyRecord[]) => {
+      const rotated = written.find((k) => k.keyId === key.keyId && k.region === key.region);
+      const previous = key.materials.find((m) => m.version === key.currentVersion);
+      const current = rotated?.materials.find((m) => m.version === rotated.currentVersion);
+      const details = { rotationType: 'AUTOMATIC', keyOrigin: key.origin, previousKeyMaterialId: previous?.materialId ?? '', currentKeyMaterialId: current?.materialId ?? '' } as const;
+      return { ...keyRotatedEvent(key, now, details), eventID };
+    };
+    const rotation = await this.withinOutbox(eventID, provisional, () => rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false)));
     if (!rotation) return;
     result.rotated.push(key.keyId);
     this.services.log.info({ keyId: key.keyId, version: rotation.current.version }, 'key material rotated automatically');
     const details = { rotationType: 'AUTOMATIC', keyOrigin: key.origin, previousKeyMaterialId: rotation.previous.materialId, currentKeyMaterialId: rotation.current.materialId } as const;
-    await this.record(keyRotatedEvent(rotation.key, this.services.clock.now(), details), key);
+    await this.record({ ...keyRotatedEvent(rotation.key, this.services.clock.now(), details), eventID }, key);
+  }
+
+  /**
+   * Runs a change whose transactions carry its record (audit outbox) under `eventID`; `record`
+   * settles it. Nothing changed (undefined) or a failure settles it here.
+   */
+  private async withinOutbox<T>(eventID: string, provisional: ProvisionalRecord, change: () => Promise<T | undefined>): Promise<T | undefined> {
+    const outbox = this.services.outbox;
+    if (!outbox) return change();
+    try {
+      const outcome = await outbox.within(eventID, provisional, change);
+      if (outcome === undefined) outbox.settle(eventID, true);
+      return outcome;
+    } catch (err) {
+      outbox.settle(eventID, false);
+      throw err;
+    }
   }
 
   /** Store first (the material is no longer usable), then the token object is destroyed. */
   private async expireMaterial(key: KeyRecord, now: number, result: MaterialSweepResult): Promise<void> {
     const due = key.materials.filter((m) => m.imported?.importState === 'IMPORTED' && m.imported.validTo !== undefined && m.imported.validTo <= now);
     for (const candidate of due) {
-      const expired = await removeFromToken(this.services, key.keyId, async (tx) => {
+      const eventID = randomUUID();
+      const provisional = () => ({ ...importedMaterialExpiredEvent(key, now, candidate.materialId), eventID });
+      const expired = await this.withinOutbox(eventID, provisional, () => removeFromToken(this.services, key.keyId, async (tx) => {
         const current = await tx.getKey(key);
         const m = current?.materials.find((x) => x.version === candidate.version);
         if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return { value: undefined };
         tx.putKey(withoutImportedMaterial(current, m));
         return { value: m, materials: [materialRefOf(key.keyId, m)] };
-      });
+      }));
       if (!expired) continue;
       result.expired.push(`${key.keyId}:v${expired.version}`);
       this.services.log.info({ keyId: key.keyId, version: expired.version }, 'imported key material expired and was deleted');
-      await this.record(importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), key);
+      await this.record({ ...importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), eventID }, key);
     }
   }
 
@@ -118,10 +148,17 @@ export class MaterialSweeper {
     result.wrappingKeysDestroyed += gone;
   }
 
+  /** A trail failure cannot undo the change: its record stays in the audit outbox, written once the trail can be written again. */
   private async record(event: Parameters<AuditSink['record']>[0], key: KeyRecord): Promise<void> {
-    await this.audit
-      ?.record(event)
-      .catch((err: unknown) => this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material event could not be recorded in the audit trail'));
+    this.services.outbox?.crashPointForTests(event.eventName);
+    const written = await (this.audit?.record(event) ?? Promise.resolve()).then(
+      () => true,
+      (err: unknown) => {
+        this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material event could not be recorded in the audit trail');
+        return false;
+      },
+    );
+    this.services.outbox?.settle(event.eventID, written);
   }
 }
 

@@ -10,6 +10,7 @@ import type { OperationName, OperationShapes } from '../model/generated/types';
 import type { MetadataStore } from '../store/metadata-store';
 import type { Scope } from '../store/records';
 import type { WorkInFlight } from '../server/work-in-flight';
+import type { AuditOutbox } from '../audit/outbox';
 
 /** What one request carries into an operation, independent of the wire dialect. */
 export interface RequestContext {
@@ -54,6 +55,8 @@ export interface Services {
   keyStores?: KeyStoreConnections;
   /** Serialises this process's mutations of one key (shared/key-mutation.ts); absent: none. */
   keyQueue?: KeyQueue;
+  /** Audit records committed with the changes they describe (audit/outbox.ts); absent in tests that call operations directly. */
+  outbox?: AuditOutbox;
   /** Requests being worked on, for shutdown to wait for (server/work-in-flight.ts); absent in tests that call operations directly. */
   work?: WorkInFlight;
 }

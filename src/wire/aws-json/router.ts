@@ -5,7 +5,8 @@ import { parse as parseQueryString } from 'node:querystring';
 import express from 'express';
 import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
-import { type ApiCall, apiCallEvents, type AuditSink } from '../../audit/event';
+import type { Caller } from '../../access/principal';
+import { type ApiCall, apiCallEvent, apiCallEvents, type AuditSink, eventIdOf } from '../../audit/event';
 import { oncePerSecond } from '../../clock';
 import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
@@ -154,7 +155,11 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
       grantTokens: Array.isArray((input as { GrantTokens?: unknown }).GrantTokens) ? ((input as { GrantTokens: string[] }).GrantTokens) : undefined,
     };
     await deps.services.quotas?.admit(op, input, ctx, deps.services);
-    const output = (await handler(input, ctx, deps.services)) as Record<string, unknown>;
+    const outbox = deps.services.outbox;
+    const run = () => handler(input, ctx, deps.services);
+    // A change this request commits carries the record it would leave if its own were never written.
+    const provisional = () => apiCallEvent({ ...callOf(deps, req, requestId, op, auth.caller, auth.region), input, inputDecoded: true });
+    const output = (await (outbox ? outbox.within(eventIdOf(requestId), provisional, run) : run())) as Record<string, unknown>;
     call.output = output;
     reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };
     zeroSecrets(output);
@@ -186,28 +191,39 @@ async function answer(
   contentType = contentTypeOf(req),
 ): Promise<void> {
   let sent = reply;
+  const outbox = deps.services.outbox;
   try {
     const events = apiCallEvents({
-      dialect: 'aws-json',
-      time: deps.services.clock.now(),
-      requestId,
-      operation: call.operation ?? claimedOperationOf(req),
-      ...(call.caller ? { caller: call.caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
-      region: call.region ?? claimedRegionOf(req),
-      sourceIp: req.socket.remoteAddress,
-      tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
-      userAgent: req.headers['user-agent'],
+      ...callOf(deps, req, requestId, call.operation ?? claimedOperationOf(req), call.caller, call.region ?? claimedRegionOf(req)),
       input: call.input,
       inputDecoded: call.inputDecoded,
       output: call.output,
       ...(reply.status === 200 ? {} : { error: errorOf(reply.body) }),
     });
+    outbox?.crashPointForTests(events[0].eventName);
     for (const event of events) await deps.audit.record(event);
+    outbox?.settle(events[0].eventID, true);
   } catch (err) {
+    outbox?.settle(eventIdOf(requestId), false);
     deps.log.error({ requestId, operation: call.operation, err: (err as Error).message }, 'request refused: its audit record could not be written');
     sent = { status: httpStatusOf('KMSInternalException'), body: JSON.stringify({ __type: 'KMSInternalException', message: 'An internal error occurred.' }) };
   }
   send(res, requestId, contentType, sent, deps.services.clock.now());
+}
+
+/** What the router knows of a call before its outcome, for its record. */
+function callOf(deps: AwsJsonDeps, req: Request, requestId: string, operation: string | undefined, caller: Caller | undefined, region: string | undefined): ApiCall {
+  return {
+    dialect: 'aws-json',
+    time: deps.services.clock.now(),
+    requestId,
+    operation,
+    ...(caller ? { caller } : { claimedAccessKeyId: claimedAccessKeyIdOf(req) }),
+    region,
+    sourceIp: req.socket.remoteAddress,
+    tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
+    userAgent: req.headers['user-agent'],
+  };
 }
 
 function errorOf(body: string): { code: string; message: string } {

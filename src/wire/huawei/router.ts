@@ -3,7 +3,7 @@ import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Caller } from '../../access/principal';
 import type { Credentials } from '../../access/credentials';
-import { apiCallEvent, type AuditSink } from '../../audit/event';
+import { apiCallEvent, type AuditEvent, type AuditSink, eventIdOf } from '../../audit/event';
 import type { Clock } from '../../clock';
 import type { AuthMode, HuaweiProject } from '../../config/config';
 import type { RequestContext, Services } from '../../operations';
@@ -184,7 +184,10 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const ctx: RequestContext = { scope: { region: project.region, accountId: project.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress, transport: transportOf(req.socket), offersPkcs1v15Wrapping: true };
     seen.ctx = ctx;
     seen.region = project.region;
-    const output = await found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
+    const run = () => found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
+    // A change this request commits carries the record it would leave if its own were never written.
+    const outbox = deps.services.outbox;
+    const output = await (outbox ? outbox.within(eventIdOf(requestId), () => eventOf(deps, req, requestId, seen), run) : run());
     const status = found.route.status ?? 200;
     // sequence: the request's serial number, echoed so callers can match replies (decrypt-data seed).
     if (sequence !== undefined && status === 200) output.sequence = sequence;
@@ -201,35 +204,44 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
  */
 async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: string, reply: { status: number; body: string }, seen: Seen): Promise<void> {
   let sent = reply;
+  const outbox = deps.services.outbox;
+  try {
+    const event = eventOf(deps, req, requestId, seen, reply);
+    outbox?.crashPointForTests(event.eventName);
+    await deps.audit.record(event);
+    outbox?.settle(event.eventID, true);
+  } catch (err) {
+    outbox?.settle(eventIdOf(requestId), false);
+    deps.log.error({ requestId, action: seen.action, err: (err as Error).message }, 'request refused: its audit record could not be written');
+    sent = huaweiErrorResponse(new KmsError('KMSInternalException', 'An internal error occurred.'), deps.log, { requestId });
+  }
+  send(res, requestId, sent);
+}
+
+/** The request's record; without `reply`, as it reads before the request is answered (the audit outbox's). */
+function eventOf(deps: HuaweiDeps, req: Request, requestId: string, seen: Seen, reply?: { status: number; body: string }): AuditEvent {
   const calls = seen.ctx ? tracedCalls(seen.ctx) : [];
   // The record is named after the operation the action stands for, where it performed it
   // (create-key and the tag APIs read before they write); otherwise after its first operation.
   const standsFor = seen.action ? ACTION_OPERATION[seen.action] : undefined;
   const primary = calls.find((c) => c.operation === standsFor) ?? calls[0];
-  try {
-    await deps.audit.record(
-      apiCallEvent({
-        dialect: 'huawei',
-        dialectDetail: { action: seen.action ?? 'unknown', ...(calls.length > 1 ? { operations: calls.map((c) => c.operation) } : {}) },
-        time: deps.clock.now(),
-        requestId,
-        operation: primary?.operation ?? (seen.action ? ACTION_OPERATION[seen.action] : undefined),
-        ...(seen.caller ? { caller: seen.caller } : {}),
-        region: seen.region,
-        sourceIp: req.socket.remoteAddress,
-        tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
-        userAgent: req.headers['user-agent'],
-        input: primary?.input,
-        inputDecoded: primary !== undefined,
-        output: reply.status < 300 ? primary?.output : undefined,
-        ...(reply.status < 300 ? {} : { error: errorOf(reply.body) }),
-      }),
-    );
-  } catch (err) {
-    deps.log.error({ requestId, action: seen.action, err: (err as Error).message }, 'request refused: its audit record could not be written');
-    sent = huaweiErrorResponse(new KmsError('KMSInternalException', 'An internal error occurred.'), deps.log, { requestId });
-  }
-  send(res, requestId, sent);
+  const answered = reply !== undefined && reply.status < 300;
+  return apiCallEvent({
+    dialect: 'huawei',
+    dialectDetail: { action: seen.action ?? 'unknown', ...(calls.length > 1 ? { operations: calls.map((c) => c.operation) } : {}) },
+    time: deps.clock.now(),
+    requestId,
+    operation: primary?.operation ?? (seen.action ? ACTION_OPERATION[seen.action] : undefined),
+    ...(seen.caller ? { caller: seen.caller } : {}),
+    region: seen.region,
+    sourceIp: req.socket.remoteAddress,
+    tlsClientSubject: transportOf(req.socket).clientCertificateSubject,
+    userAgent: req.headers['user-agent'],
+    input: primary?.input,
+    inputDecoded: primary !== undefined,
+    output: answered ? primary?.output : undefined,
+    ...(reply === undefined || answered ? {} : { error: errorOf(reply.body) }),
+  });
 }
 
 function errorOf(body: string): { code: string; message: string } {

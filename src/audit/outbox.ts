@@ -1,0 +1,269 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import type { MetadataStore, StoreTransaction } from '../store/metadata-store';
+import { aliasName, customKeyStoreName, grantName, keyName } from '../store/record-names';
+import type { AuditOutboxEntry, KeyRecord } from '../store/records';
+import { findChains } from './chains';
+import type { AuditEvent } from './event';
+import { queryChains } from './query';
+
+/** What a trail the outbox delivers to offers: records, and writing again after a write failure. */
+export interface OutboxTrail {
+  record(event: AuditEvent): Promise<void>;
+  recover(): Promise<void>;
+}
+
+/** The background task a store shared by several processes runs in one of them: other processes' entries. */
+const DELIVERY_TASK = 'audit-outbox';
+
+/**
+ * Records are looked for in the trail from this long before the oldest entry's commit: a
+ * request's record is timed after its commit (by the same clock), to the second; the margin
+ * covers a clock stepped back meanwhile.
+ */
+const SCAN_MARGIN_MS = 3_600_000;
+
+/** Says, in a record delivered from the outbox, why it reads as it does. */
+const DELIVERED_NOTE =
+  "committed with its change and written to the trail from the store's audit outbox: the request's own record was never written (the process ended between the change and its record, or the trail could not be written), so its outcome as answered (if it was) is not known here";
+
+/** Which key-related records a transaction wrote, the keys among them, and the key records it put. */
+interface Changes {
+  names: Set<string>;
+  keys: Map<string, { accountId: string; type: 'AWS::KMS::Key'; ARN: string }>;
+  written: Map<string, KeyRecord>;
+}
+
+/** The record a change would leave without its own: given the key records written so far (a rotation's new material). */
+export type ProvisionalRecord = (written: readonly KeyRecord[]) => AuditEvent;
+
+/** A request (or service action) whose changes carry its record in their transactions. */
+interface Recorded {
+  id: string;
+  provisional: ProvisionalRecord;
+  /** What its committed transactions changed so far. */
+  committed: Changes;
+  /** An entry was committed for it (its removal is then due once the record is in the trail). */
+  entryCommitted: boolean;
+  /** Cleared once its own record was written (or refused): later transactions are not its own. */
+  active: boolean;
+}
+
+const TEST_CRASH_POINT = process.env.NODE_ENV === 'test' ? process.env.P11KMS_TEST_CRASH_BEFORE_RECORD : undefined;
+
+/**
+ * The audit outbox (docs/audit.md, "Crash behaviour"). Every transaction that changes a key,
+ * alias, grant or custom key store on behalf of a request (or of a service action such as the
+ * deletion sweeper's DeleteKey) commits, in the same transaction, the record that request
+ * would leave if its own were never written, under the eventID its own record carries. Once
+ * its own record is in the trail the entry is removed, by the next transaction (it rides along).
+ * Entries left behind (a crash between commit and record, a trail that could not be written)
+ * are written to the trail by `deliver` — at start-up before requests are served, then
+ * periodically — unless a record with their id is already there (a crash between record and
+ * removal), then removed: every committed change has its record in the trail once.
+ */
+export class AuditOutbox {
+  /** This process's name on its entries. */
+  readonly owner = randomUUID();
+  private readonly requests = new AsyncLocalStorage<Recorded>();
+  /** By eventID: requests whose own record has not been attempted yet. */
+  private readonly inFlight = new Map<string, Recorded>();
+  /** Entries whose records are in the trail, to remove in the next transaction. */
+  private readonly removable = new Set<string>();
+  private delivering: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    /** The store itself, not wrapped: the outbox's own removals carry no entry. */
+    private readonly store: MetadataStore,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    /** The audit directory: its chain, or one chain per process beneath it. */
+    private readonly auditRoot: string,
+  ) {}
+
+  /** The store as requests see it: each changing transaction carries the request's record. */
+  wrap<S extends MetadataStore>(store: S): S {
+    const transact = <T>(body: (tx: StoreTransaction) => Promise<T> | T) => this.transact(store, body);
+    return new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'transact') return transact;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+  }
+
+  /**
+   * Runs `fn` (an operation) so that its transactions commit `provisional()` under `id` (the
+   * eventID its own record will carry). `settle` must follow once its own record was written or refused.
+   */
+  within<T>(id: string, provisional: ProvisionalRecord, fn: () => Promise<T>): Promise<T> {
+    const recorded: Recorded = { id, provisional, committed: emptyChanges(), entryCommitted: false, active: true };
+    this.inFlight.set(id, recorded);
+    return this.requests.run(recorded, fn);
+  }
+
+  /** The request's own record was written (`written`) or refused: its entry, if any, goes or stays for `deliver`. */
+  settle(id: string, written: boolean): void {
+    const recorded = this.inFlight.get(id);
+    if (!recorded) return;
+    this.inFlight.delete(id);
+    recorded.active = false;
+    if (written && recorded.entryCommitted) this.removable.add(id);
+  }
+
+  /** Test-only: the process dies here (after the change is committed, before its record), as kill -9 would. */
+  crashPointForTests(eventName: string): void {
+    if (TEST_CRASH_POINT !== undefined && TEST_CRASH_POINT === eventName) process.kill(process.pid, 'SIGKILL');
+  }
+
+  private async transact<T>(store: MetadataStore, body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
+    const found = this.requests.getStore();
+    const request = found?.active ? found : undefined;
+    const removing = [...this.removable];
+    this.removable.clear();
+    let changes: Changes | undefined;
+    try {
+      const value = await store.transact(async (tx) => {
+        const attempt = emptyChanges();
+        changes = attempt;
+        const result = await body(request ? tracking(tx, attempt) : tx);
+        if (request && attempt.names.size > 0) tx.putOutboxEntry(this.entryOf(request, attempt));
+        for (const id of removing) tx.deleteOutboxEntry(id);
+        return result;
+      });
+      if (request && changes && changes.names.size > 0) {
+        for (const n of changes.names) request.committed.names.add(n);
+        for (const [arn, r] of changes.keys) request.committed.keys.set(arn, r);
+        for (const [name, r] of changes.written) request.committed.written.set(name, r);
+        request.entryCommitted = true;
+      }
+      return value;
+    } catch (err) {
+      for (const id of removing) this.removable.add(id);
+      throw err;
+    }
+  }
+
+  private entryOf(request: Recorded, attempt: Changes): AuditOutboxEntry {
+    const event = request.provisional([...new Map([...request.committed.written, ...attempt.written]).values()]);
+    const keys = new Map([...request.committed.keys, ...attempt.keys]);
+    for (const r of event.resources ?? []) keys.set(r.ARN, r);
+    const names = [...new Set([...request.committed.names, ...attempt.names])];
+    return {
+      id: request.id,
+      owner: this.owner,
+      createdAt: this.clock.now(),
+      event: {
+        ...event,
+        eventID: request.id,
+        ...(keys.size > 0 ? { resources: [...keys.values()] } : {}),
+        additionalEventData: { ...event.additionalEventData, outbox: DELIVERED_NOTE, committedRecords: names },
+      },
+    };
+  }
+
+  /**
+   * Writes the records of entries no running request will write: this process's own whose
+   * record was refused, and (in one process of a deployment) those of dead processes.
+   * One pass at a time.
+   */
+  deliver(trail: OutboxTrail): Promise<void> {
+    this.delivering ??= this.deliverOnce(trail).finally(() => (this.delivering = undefined));
+    return this.delivering;
+  }
+
+  /** Delivers every `intervalMs` from now on (entries of a trail that failed, of processes that died meanwhile). */
+  start(trail: OutboxTrail, intervalMs: number): void {
+    this.timer = setInterval(() => void this.deliver(trail).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'audit outbox delivery failed; the next one tries again')), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops delivering and removes the entries whose records are in the trail. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.delivering?.catch(() => undefined);
+    const removing = [...this.removable];
+    this.removable.clear();
+    if (removing.length > 0) await this.store.transact((tx) => removing.forEach((id) => tx.deleteOutboxEntry(id))).catch(() => undefined);
+  }
+
+  private async deliverOnce(trail: OutboxTrail): Promise<void> {
+    const entries = await this.store.listOutboxEntries();
+    if (entries.length === 0) return;
+    await this.deliverEntries(
+      trail,
+      // Entries whose records are known written leave with the next transaction: no search needed.
+      entries.filter((e) => e.owner === this.owner && !this.inFlight.has(e.id) && !this.removable.has(e.id)),
+    );
+    const others = entries.filter((e) => e.owner !== this.owner);
+    if (others.length === 0) return;
+    await this.store.asLeader(DELIVERY_TASK, async () => {
+      const alive = new Map<string, boolean>();
+      const dead: AuditOutboxEntry[] = [];
+      for (const e of others) {
+        if (!alive.has(e.owner)) alive.set(e.owner, (await this.store.processLiveness?.isAlive(e.owner)) ?? false);
+        if (!alive.get(e.owner)) dead.push(e);
+      }
+      const living = others.length - dead.length;
+      if (living > 0) this.log.debug({ entries: living }, 'audit outbox: entries of live processes are left to them');
+      await this.deliverEntries(trail, dead);
+    });
+  }
+
+  private async deliverEntries(trail: OutboxTrail, entries: readonly AuditOutboxEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    // After a write failure the bytes of refused records must be described first, so that
+    // the search below leaves them out (as query and verify do): they are not in the chain.
+    await trail.recover();
+    const wanted = new Set(entries.map((e) => e.id));
+    const inTrail = new Set<string>();
+    const from = Math.min(...entries.map((e) => e.createdAt)) - SCAN_MARGIN_MS;
+    for (const r of queryChains(findChains([this.auditRoot], { required: false }), { from })) {
+      if (wanted.has(r.eventID as string)) inTrail.add(r.eventID as string);
+    }
+    const written: string[] = [];
+    for (const e of entries) {
+      if (inTrail.has(e.id)) continue;
+      await trail.record(e.event as unknown as AuditEvent);
+      written.push(e.id);
+    }
+    await this.store.transact((tx) => entries.forEach((e) => tx.deleteOutboxEntry(e.id)));
+    this.log.warn(
+      { written, alreadyInTrail: [...inTrail] },
+      'audit records of committed changes written from the audit outbox (their own records were never written)',
+    );
+  }
+}
+
+function emptyChanges(): Changes {
+  return { names: new Set(), keys: new Map(), written: new Map() };
+}
+
+/** `tx`, noting every key, alias, grant and custom key store it writes (intents are the custody protocol's, not changes). */
+function tracking(tx: StoreTransaction, changes: Changes): StoreTransaction {
+  const key = (k: { keyId: string; region: string; accountId?: string; arn?: string }) => {
+    changes.names.add(keyName(k));
+    const arn = k.arn ?? (k.accountId ? `arn:aws:kms:${k.region}:${k.accountId}:key/${k.keyId}` : undefined);
+    if (arn && k.accountId) changes.keys.set(arn, { accountId: k.accountId, type: 'AWS::KMS::Key', ARN: arn });
+  };
+  const noting: Partial<StoreTransaction> = {
+    putKey: (r) => (key(r), changes.written.set(keyName(r), r), tx.putKey(r)),
+    deleteKey: (k) => (key(k as Partial<KeyRecord> & typeof k), tx.deleteKey(k)),
+    putAlias: (r) => (changes.names.add(aliasName(r, r.aliasName)), tx.putAlias(r)),
+    deleteAlias: (s, n) => (changes.names.add(aliasName(s, n)), tx.deleteAlias(s, n)),
+    putGrant: (r) => (changes.names.add(grantName(r.grantId)), tx.putGrant(r)),
+    deleteGrant: (id) => (changes.names.add(grantName(id)), tx.deleteGrant(id)),
+    putCustomKeyStore: (r) => (changes.names.add(customKeyStoreName(r.customKeyStoreId)), tx.putCustomKeyStore(r)),
+    deleteCustomKeyStore: (id) => (changes.names.add(customKeyStoreName(id)), tx.deleteCustomKeyStore(id)),
+  };
+  return new Proxy(tx, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && property in noting) return noting[property as keyof StoreTransaction];
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
