@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
+import { BACKGROUND_TASK } from '../lifecycle/leadership';
 import type { MetadataStore, StoreTransaction } from '../store/metadata-store';
 import { aliasName, customKeyStoreName, grantName, keyName } from '../store/record-names';
 import type { AuditOutboxEntry, KeyRecord } from '../store/records';
@@ -15,8 +16,6 @@ export interface OutboxTrail {
   recover(): Promise<void>;
 }
 
-/** The background task a store shared by several processes runs in one of them: other processes' entries. */
-const DELIVERY_TASK = 'audit-outbox';
 
 /**
  * Records are looked for in the trail from this long before the oldest entry's commit: a
@@ -87,9 +86,12 @@ export class AuditOutbox {
   /** The store as requests see it: each changing transaction carries the request's record. */
   wrap<S extends MetadataStore>(store: S): S {
     const transact = <T>(body: (tx: StoreTransaction) => Promise<T> | T) => this.transact(store, body);
+    // The view reading around a cache writes through the same transactions.
+    const fresh = store.fresh ? () => this.wrap(store.fresh!()) : undefined;
     return new Proxy(store, {
       get(target, property, receiver) {
         if (property === 'transact') return transact;
+        if (property === 'fresh') return fresh;
         return Reflect.get(target, property, receiver) as unknown;
       },
     });
@@ -200,7 +202,8 @@ export class AuditOutbox {
     );
     const others = entries.filter((e) => e.owner !== this.owner);
     if (others.length === 0) return;
-    await this.store.asLeader(DELIVERY_TASK, async () => {
+    // Other processes' entries: by the one process that runs the deployment's background work.
+    await this.store.asLeader(BACKGROUND_TASK, async () => {
       const alive = new Map<string, boolean>();
       const dead: AuditOutboxEntry[] = [];
       for (const e of others) {

@@ -178,9 +178,10 @@ describe('audit outbox: a change committed before a crash has its record, once',
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-outbox-live-'));
     const env = { P11KMS_STORE_URL: await freshDatabaseUrl() };
     try {
-      // a's trail is on a disk that fills up; b's is not, and b reads in debug.
-      const a = await start({ dataDir, sweepIntervalSeconds: 1, env: { ...env, P11KMS_AUDIT_DIR: path.join(disk, 'audit') } });
+      // b starts first, so it runs the deployment's background work (other processes' entries
+      // included) and logs in debug; a's trail is on a disk that fills up.
       const b = await start({ dataDir, sweepIntervalSeconds: 1, env: { ...env, P11KMS_LOG_LEVEL: 'debug' } });
+      const a = await start({ dataDir, sweepIntervalSeconds: 1, env: { ...env, P11KMS_AUDIT_DIR: path.join(disk, 'audit') } });
       const kms = a.client();
       const { keyId } = await createdKey(kms);
       fillDisk(filler);
