@@ -20,6 +20,8 @@ const MAX_LIMIT = 1000;
 /** Chart buckets: the smallest of these that keeps a range within MAX_BUCKETS bars. */
 const BUCKET_SECONDS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400];
 const MAX_BUCKETS = 48;
+/** The largest time a Date holds (ECMAScript: ±8.64e15 ms from 1970). */
+const MAX_DATE_MS = 8.64e15;
 
 export interface AuditApiDeps {
   services: Services;
@@ -56,6 +58,8 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
   let region: string | undefined;
   let reply: { status: number; body: string };
   try {
+    // A repeated parameter cannot be signed over as one value: refused by name, not as a bad signature.
+    refuseRepeatedParameters(req);
     const auth = await deps.authenticator.authenticate({
       method: req.method,
       host: req.headers.host ?? '',
@@ -69,6 +73,7 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
     region = auth.region;
     // An account-level action like CreateKey: the caller's identity policies decide (kms:* does not match it).
     checkAccountAction(deps.services, { scope: { region, accountId: caller.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress }, READ_AUDIT_TRAIL);
+    refuseUnknownParameters(query, eventName === 'LookupEvents' ? LOOKUP_PARAMETERS : []);
     reply = { status: 200, body: JSON.stringify(run(caller)) };
   } catch (err) {
     reply = errorResponse(err, deps.log, { requestId, operation: eventName });
@@ -109,8 +114,8 @@ interface Bucket {
 function lookup(deps: AuditApiDeps, caller: Caller, req: Request): unknown {
   const q = queryOf(req);
   const filter = filterOf(q);
-  const limit = q.limit === undefined ? DEFAULT_LIMIT : Number(q.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+  const limit = q.limit === undefined ? DEFAULT_LIMIT : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
+  if (!(limit >= 1 && limit <= MAX_LIMIT)) {
     throw new KmsError('ValidationException', `1 validation error detected: Value '${q.limit}' at 'limit' failed to satisfy constraint: Member must be between 1 and ${MAX_LIMIT}`);
   }
   const newest: ParsedRecord[] = [];
@@ -150,14 +155,21 @@ function lookup(deps: AuditApiDeps, caller: Caller, req: Request): unknown {
 function filterOf(q: Record<string, string>): QueryFilter {
   const time = (name: 'from' | 'to') => {
     if (!q[name]) return undefined;
+    let t: number;
     try {
-      return parseTime(q[name]);
+      t = parseTime(q[name]);
     } catch (err) {
       throw new KmsError('ValidationException', `'${name}': ${(err as Error).message}`);
     }
+    // 99999999d ago parses to a number no Date can hold (and 9…9d to -Infinity).
+    if (!(Math.abs(t) <= MAX_DATE_MS)) throw new KmsError('ValidationException', `'${name}': '${q[name]}' is outside the range of possible times`);
+    return t;
   };
   const from = time('from');
   const to = time('to');
+  if (from !== undefined && to !== undefined && from > to) {
+    throw new KmsError('ValidationException', `'from' (${q.from}) is later than 'to' (${q.to})`);
+  }
   return {
     ...(q.key ? { key: q.key } : {}),
     ...(q.principal ? { principal: q.principal } : {}),
@@ -187,9 +199,11 @@ function timeline(byMinute: Map<number, { calls: number; errors: number }>, filt
   const first = filter.from ?? Math.min(...minutes) * 60_000;
   const last = filter.to ?? Math.max(now, Math.max(...minutes) * 60_000);
   const span = Math.max(60, (last - first) / 1000);
-  const bucketSeconds = BUCKET_SECONDS.find((s) => span / s <= MAX_BUCKETS) ?? BUCKET_SECONDS.at(-1)!;
+  // Beyond 48 weeks, whole days: a range of centuries still makes MAX_BUCKETS bars, not millions.
+  const bucketSeconds = BUCKET_SECONDS.find((s) => span / s <= MAX_BUCKETS) ?? Math.ceil(span / MAX_BUCKETS / 86400) * 86400;
   const size = bucketSeconds * 1000;
-  const start = Math.floor(first / size) * size;
+  // Aligned to the bucket size, but never before the earliest time a Date holds.
+  const start = Math.max(Math.floor(first / size) * size, -MAX_DATE_MS);
   const buckets: Bucket[] = [];
   for (let t = start; t <= last; t += size) buckets.push({ start: new Date(t).toISOString(), calls: 0, errors: 0 });
   for (const [minute, c] of byMinute) {
@@ -199,6 +213,26 @@ function timeline(byMinute: Map<number, { calls: number; errors: number }>, filt
     buckets[i].errors += c.errors;
   }
   return { bucketSeconds, buckets };
+}
+
+/** The filters `GET /audit/events` takes; `/audit/verify` takes none. SigV4's own `X-Amz-*` go with either. */
+const LOOKUP_PARAMETERS = ['from', 'to', 'eventName', 'key', 'principal', 'error', 'limit'];
+
+/** A misspelt filter (`evntName`) would otherwise be ignored and the whole trail returned as if it matched. */
+function refuseUnknownParameters(query: Record<string, string>, known: readonly string[]): void {
+  const unknown = Object.keys(query).filter((k) => !k.startsWith('X-Amz-') && !known.includes(k));
+  if (unknown.length > 0) {
+    throw new KmsError('ValidationException', `Unknown query parameter(s): ${unknown.join(', ')}. Known: ${known.length > 0 ? known.join(', ') : 'none'}`);
+  }
+}
+
+function refuseRepeatedParameters(req: Request): void {
+  const raw = req.originalUrl.split('?').slice(1).join('?');
+  const seen = new Set<string>();
+  for (const name of new URLSearchParams(raw).keys()) {
+    if (seen.has(name)) throw new KmsError('ValidationException', `Query parameter '${name}' is given more than once; give each at most once`);
+    seen.add(name);
+  }
 }
 
 function queryOf(req: Request): Record<string, string> {

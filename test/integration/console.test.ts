@@ -15,10 +15,9 @@ import {
   ListKeyRotationsCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-kms';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { auditGet } from '../support/audit-api';
 import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -42,20 +41,6 @@ function writeCredentials(): string {
     }),
   );
   return file;
-}
-
-/** A SigV4-signed GET on the audit endpoint, as any AWS-signing client would send it. */
-async function auditGet(server: TestServer, who: { accessKeyId: string; secretAccessKey: string } | undefined, route: string, query: Record<string, string> = {}) {
-  const url = new URL(server.endpoint);
-  let headers: Record<string, string> = {};
-  if (who) {
-    const signer = new SignatureV4({ credentials: who, region: 'us-east-1', service: 'kms', sha256: Hash.bind(null, 'sha256'), uriEscapePath: true });
-    const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: route, query, headers: { host: url.host } });
-    headers = signed.headers as Record<string, string>;
-    delete headers.host;
-  }
-  const response = await fetch(`${server.endpoint}${route}?${new URLSearchParams(query).toString()}`, { headers });
-  return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
 describe('web console (headless Chromium against the real server)', function () {

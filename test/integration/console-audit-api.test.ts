@@ -1,0 +1,90 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ListKeysCommand } from '@aws-sdk/client-kms';
+import { expect } from 'chai';
+import { auditGet } from '../support/audit-api';
+import { readTrail } from '../support/audit-trail';
+import { serverPerSuite, type TestServer } from '../support/server';
+
+const ACCOUNT = '111122223333';
+const AUDITOR = { accessKeyId: 'AKIAAUDITAPIAUDITOR1', secretAccessKey: 'auditor-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/auditor` };
+
+/**
+ * The audit endpoint's query parameters, through a real server and real SigV4 signatures: every
+ * malformed or out-of-range request is a 400 ValidationException naming the parameter (never a
+ * 500, never a stalled event loop), and is itself recorded in the trail.
+ */
+describe('audit endpoint: query parameters', function () {
+  this.timeout(120_000);
+  let server: TestServer;
+  serverPerSuite(
+    () => {
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-api-')), 'credentials.json');
+      fs.writeFileSync(
+        file,
+        JSON.stringify({
+          accessKeys: [AUDITOR],
+          identityPolicies: { [AUDITOR.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['p11kms:ReadAuditTrail', 'kms:List*'], Resource: '*' }] } },
+        }),
+      );
+      return { auth: 'strict', credentialsFile: file };
+    },
+    (started) => (server = started),
+  );
+  before(async () => {
+    // One record in the trail, so that every search below has a match to chart.
+    await server.client({ accessKeyId: AUDITOR.accessKeyId, secretAccessKey: AUDITOR.secretAccessKey }).send(new ListKeysCommand({}));
+  });
+  const lookup = (query: Record<string, string | string[]>) => auditGet(server, AUDITOR, '/audit/events', query);
+  const expectValidation = (reply: { status: number; body: Record<string, any> }, message: RegExp) => {
+    expect(reply.status, JSON.stringify(reply.body)).to.equal(400);
+    expect(reply.body.__type).to.equal('ValidationException');
+    expect(reply.body.message).to.match(message);
+  };
+
+  it('accepts the signature in the query string (presigned URL) as well as in headers', async () => {
+    const presigned = await auditGet(server, AUDITOR, '/audit/events', { eventName: 'ListKeys' }, { presign: true });
+    expect(presigned.status, JSON.stringify(presigned.body)).to.equal(200);
+    expect(presigned.body.events.map((e: any) => e.eventName)).to.deep.equal(['ListKeys']);
+  });
+
+  it('charts a range of millennia in at most 49 bars, and answers a range reaching the first time a Date holds', async () => {
+    for (const from of ['0001-01-01T00:00:00Z', '-271821-04-20T00:00:00Z']) {
+      const reply = await lookup({ from, to: '+275760-09-13T00:00:00Z', eventName: 'ListKeys' });
+      expect(reply.status, `${from}: ${JSON.stringify(reply.body).slice(0, 300)}`).to.equal(200);
+      expect(reply.body.matched).to.equal(1);
+      expect(reply.body.summary.timeline.buckets.length).to.be.within(1, 49);
+      expect(reply.body.summary.timeline.buckets.reduce((n: number, b: { calls: number }) => n + b.calls, 0)).to.equal(1);
+    }
+  });
+
+  it('refuses times no Date can hold, and a range that ends before it starts', async () => {
+    expectValidation(await lookup({ from: '999999999d' }), /^'from': '999999999d' is outside the range of possible times$/);
+    expectValidation(await lookup({ from: `${'9'.repeat(400)}d` }), /^'from': '9+d' is outside the range of possible times$/);
+    expectValidation(await lookup({ to: '+275760-09-14T00:00:00Z' }), /^'to': not a time/);
+    expectValidation(await lookup({ from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' }), /^'from' \(2026-01-02T00:00:00Z\) is later than 'to' \(2026-01-01T00:00:00Z\)$/);
+  });
+
+  it('refuses a limit that is not a plain decimal number from 1 to 1000', async () => {
+    for (const limit of ['0x10', '1e3', ' 5', '-1', '0', '1001', 'abc']) {
+      expectValidation(await lookup({ limit }), /at 'limit' failed to satisfy constraint: Member must be between 1 and 1000$/);
+    }
+    expect((await lookup({ limit: '1000' })).status).to.equal(200);
+  });
+
+  it('refuses a misspelt or unknown parameter instead of returning the unfiltered trail', async () => {
+    expectValidation(await lookup({ evntName: 'Decrypt' }), /^Unknown query parameter\(s\): evntName\. Known: from, to, eventName, key, principal, error, limit$/);
+    expectValidation(await auditGet(server, AUDITOR, '/audit/verify', { anchor: 'x' }), /^Unknown query parameter\(s\): anchor\. Known: none$/);
+  });
+
+  it('refuses a repeated parameter by name rather than as a bad signature', async () => {
+    expectValidation(await lookup({ eventName: ['Decrypt', 'ListKeys'] }), /^Query parameter 'eventName' is given more than once/);
+  });
+
+  it('records each refused read in the trail with its error', async () => {
+    const refused = readTrail(path.join(server.dataDir, 'audit')).filter((r) => r.eventSource === 'audit.p11kms' && r.errorCode === 'ValidationException');
+    expect(refused.length).to.be.at.least(14);
+    expect(refused.map((r) => r.requestParameters)).to.deep.include({ from: '999999999d' });
+  });
+});
