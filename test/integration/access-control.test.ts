@@ -43,6 +43,15 @@ describe('access control (strict mode): key policies, identity policies, grants'
       expect(listed.Truncated).to.equal(false);
     });
 
+    it('a PolicyName other than default is NotFoundException on PutKeyPolicy as on GetKeyPolicy, and changes nothing', async () => {
+      const key = await createKey();
+      const before = (await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy;
+      const put = await expectKmsError(c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, PolicyName: 'other', Policy: policy({ Principal: { AWS: `arn:aws:iam::${A}:root` }, Action: 'kms:*' }) })));
+      const got = await expectKmsError(c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId!, PolicyName: 'other' })));
+      for (const err of [put, got]) expect([err.name, err.message, err.$metadata?.httpStatusCode]).to.deep.equal(['NotFoundException', 'No such policy exists: other', 400]);
+      expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(before);
+    });
+
     it('default policy: principals of the account are allowed as far as their identity policies allow (the administrator entry: everything)', async () => {
       const key = await createKey();
       await c.ADMIN.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: plaintext }));

@@ -8,6 +8,16 @@ import { requestConditionValues } from './key-resolution';
 /** The only key policy name AWS KMS has. */
 export const POLICY_NAME = 'default';
 
+/**
+ * GetKeyPolicy and PutKeyPolicy alike: a key has no policy by any other name, so naming one
+ * is NotFoundException (both operations' models list it, neither lists ValidationException;
+ * the model: "The only valid name is default"). Checked once the key was found and the
+ * caller allowed, as GetKeyPolicy always did.
+ */
+export function requireDefaultPolicyName(name: string | undefined): void {
+  if (name !== undefined && name !== POLICY_NAME) throw new KmsError('NotFoundException', `No such policy exists: ${name}`);
+}
+
 /** AWS's key policy size limit ("32 kilobytes (32768 bytes)"); the model's 131072 is the wire limit. */
 const MAX_POLICY_BYTES = 32_768;
 
