@@ -16,14 +16,21 @@ export interface ReadinessParts {
 /** A key id no key has: reading it proves the store answers without touching any key. */
 const PROBE_KEY_ID = '00000000-0000-0000-0000-000000000000';
 
+/** The store answers reads, and takes writes (a store may refuse them all: see writesRefused). */
+async function storeState(store: MetadataStore): Promise<string> {
+  try {
+    await store.getKey({ keyId: PROBE_KEY_ID, region: 'us-east-1' });
+    return (await store.writesRefused?.()) ?? 'ok';
+  } catch (err) {
+    return `store does not answer: ${(err as Error).message}`;
+  }
+}
+
 /** Each part's state; `ok` or a short reason, never key data. */
 export async function readiness(parts: ReadinessParts): Promise<Record<string, string>> {
   const checks: Record<string, string> = {};
   checks.token = parts.token.loggedIn() ? 'ok' : 'not logged in to the token';
-  checks.store = await parts.store.getKey({ keyId: PROBE_KEY_ID, region: 'us-east-1' }).then(
-    () => 'ok',
-    (err: unknown) => `store does not answer: ${(err as Error).message}`,
-  );
+  checks.store = await storeState(parts.store);
   // The probe tries too: a load balancer that stops sending requests to a node not ready
   // would otherwise leave its trail refusing after the disk has space again.
   await parts.audit.recover().catch(() => undefined);

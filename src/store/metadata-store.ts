@@ -129,5 +129,11 @@ export interface MetadataStore {
    * process is the only writer.
    */
   watchChanges?(listener: (names: readonly string[] | '*') => void): () => void;
+  /**
+   * Why this store refuses every write at the moment (a database shared with a newer release
+   * of p11kms that migrated it), for /ready; undefined while it accepts writes. Absent: it
+   * always does.
+   */
+  writesRefused?(): Promise<string | undefined>;
   close(): Promise<void>;
 }

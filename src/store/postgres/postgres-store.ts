@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Pool, type PoolClient } from 'pg';
+import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { KmsError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
@@ -10,7 +10,7 @@ import { asStoreFailure, deadlined, deadlineOptions } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
-import { migrateSchema } from './schema';
+import { migrateSchema, newerSchemaMessage } from './schema';
 import { PostgresTransaction } from './transaction';
 
 // Importers of the store (open-store, the store contract tests) keep one module to import from.
@@ -46,6 +46,8 @@ export class PostgresStore implements MetadataStore {
   /** This process's name on audit outbox entries, once it holds its liveness lock. */
   private livenessOwner: string | undefined;
   private closed = false;
+  /** The newer schema version this process last said it refuses writes for (said once per version). */
+  private refusalLogged: number | undefined;
   /** Reads outside transactions: the pool, a passed deadline or a lost database reported as asStoreFailure says. */
   private readonly reader: Queryable;
 
@@ -58,6 +60,8 @@ export class PostgresStore implements MetadataStore {
     private readonly keyLocks: Pool,
     private readonly cache: ReadCache,
     private readonly log: Logger,
+    /** The newest schema version this code knows (its last migration). */
+    private readonly schemaVersion: number,
   ) {
     this.reader = { query: ((text: string, values?: unknown[]) => deadlined(pool.query(text, values))) as Queryable['query'] };
   }
@@ -74,7 +78,7 @@ export class PostgresStore implements MetadataStore {
       if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
       const cache = new ReadCache({ connectionString: url, connectionTimeoutMillis: deadlines.connectionTimeoutMillis, keepAlive: true }, log);
       await cache.start();
-      return new PostgresStore(pool, keyLocks, cache, log);
+      return new PostgresStore(pool, keyLocks, cache, log, schema.to);
     } catch (err) {
       await keyLocks.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
@@ -202,8 +206,15 @@ export class PostgresStore implements MetadataStore {
   }
 
   private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<{ value: T } | { lost: unknown }> {
-    await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
     try {
+      // The schema version is read inside the transaction (one round trip with BEGIN): a
+      // newer release may have migrated the database since this process started, and this
+      // code would write records in a shape the new schema no longer means. Migrations run
+      // SERIALIZABLE too, so a migration committing meanwhile serialises with this
+      // transaction: before it (this read sees its version) or after it (its statements read
+      // what this one wrote, or PostgreSQL rolls one of the two back).
+      const [, schema] = (await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT max(version) AS v FROM p11kms_schema')) as unknown as [QueryResult, QueryResult<{ v: number | null }>];
+      this.refuseNewerSchema(schema.rows[0].v ?? 0);
       const tx = new PostgresTransaction(client);
       const value = await body(tx);
       const changed = await tx.write();
@@ -221,6 +232,27 @@ export class PostgresStore implements MetadataStore {
       if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
       throw failure;
     }
+  }
+
+  /**
+   * A database migrated past what this code knows: every write is refused (nothing was
+   * written; the caller may undo what it made), and the operator is told once what to do.
+   * Reads go on: a migration keeps the records the previous release reads readable.
+   */
+  private refuseNewerSchema(version: number): void {
+    if (version <= this.schemaVersion) return;
+    const why = newerSchemaMessage(version, this.schemaVersion);
+    if (this.refusalLogged !== version) {
+      this.refusalLogged = version;
+      this.log.error({ schemaVersion: version, known: this.schemaVersion }, `${why}: this process refuses every change until it runs that version (upgrade p11kms on this node and restart it)`);
+    }
+    throw new KmsError('KMSInternalException', 'An internal error occurred.', { internalDetail: `${why}; writes refused` });
+  }
+
+  async writesRefused(): Promise<string | undefined> {
+    const { rows } = await this.reader.query<{ v: number | null }>('SELECT max(version) AS v FROM p11kms_schema');
+    const version = rows[0].v ?? 0;
+    return version > this.schemaVersion ? `${newerSchemaMessage(version, this.schemaVersion)}; writes refused until this node runs it` : undefined;
   }
 
   async asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined> {

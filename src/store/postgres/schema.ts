@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { holdClient } from './held-client';
 
@@ -30,6 +30,35 @@ export function migrations(dir = MIGRATIONS_DIR): Migration[] {
   return found;
 }
 
+export function newerSchemaMessage(found: number, known: number): string {
+  return `the PostgreSQL schema is at version ${found}, newer than this p11kms knows (${known}): a newer p11kms migrated it`;
+}
+
+/** How often a migration losing a serialization conflict to a running node's write is tried again. */
+const MIGRATION_ATTEMPTS = 20;
+
+/**
+ * One step, SERIALIZABLE: nodes of the previous release still running read the schema
+ * version in each of their write transactions (PostgresStore), so a step committing while
+ * one of them writes conflicts with that read and one of the two is rolled back, never a
+ * record in the old shape written past the step. Losing that conflict, the step runs again.
+ */
+async function applyMigration(client: PoolClient, m: Migration): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('BEGIN ISOLATION LEVEL SERIALIZABLE');
+    try {
+      await client.query(m.sql);
+      await client.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      await client.query('COMMIT');
+      return;
+    } catch (err) {
+      await client.query('ROLLBACK');
+      if ((err as { code?: string }).code === '40001' && attempt < MIGRATION_ATTEMPTS) continue;
+      throw new Error(`schema migration ${m.name} failed: ${(err as Error).message}`);
+    }
+  }
+}
+
 /**
  * Brings the schema up to this code's newest migration, each step in its own transaction.
  * A database already past what this code knows is refused: an older node must not write
@@ -46,22 +75,8 @@ export async function migrateSchema(pool: Pool, log: Logger, known = migrations(
       const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM p11kms_schema');
       const from = rows[0].v ?? 0;
       const newest = known.at(-1)?.version ?? 0;
-      if (from > newest) {
-        throw new Error(
-          `the PostgreSQL schema is at version ${from}, newer than this p11kms knows (${newest}): a newer p11kms migrated it; run that version on this node too`,
-        );
-      }
-      for (const m of known.filter((x) => x.version > from)) {
-        await client.query('BEGIN');
-        try {
-          await client.query(m.sql);
-          await client.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [m.version, m.name]);
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK');
-          throw new Error(`schema migration ${m.name} failed: ${(err as Error).message}`);
-        }
-      }
+      if (from > newest) throw new Error(`${newerSchemaMessage(from, newest)}; run that version on this node too`);
+      for (const m of known.filter((x) => x.version > from)) await applyMigration(client, m);
       return { from, to: Math.max(from, newest) };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
