@@ -185,3 +185,65 @@ async function startServer(): Promise<StartedServer> {
   await accepting(started.child);
   return started;
 }
+
+/**
+ * A TCP relay in front of a PostgreSQL server, for connections that die unnoticed: `cut()`
+ * drops every relayed connection's server side at once and answers the next bytes the client
+ * sends on it with a reset (ECONNRESET), as after a failover behind one address, or a
+ * firewall that forgot an idle connection. New connections are relayed as before.
+ */
+export interface CuttableRelay {
+  url: string;
+  /** Cuts every open relayed connection; returns how many. */
+  cut(): number;
+  close(): Promise<void>;
+}
+
+export async function cuttableRelay(databaseUrl: string): Promise<CuttableRelay> {
+  const target = new URL(databaseUrl);
+  const open = new Set<{ client: net.Socket; server: net.Socket }>();
+  /** Client sides of cut connections, kept until they send (then reset) or the relay closes. */
+  const dead = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    const server = net.connect(Number(target.port), target.hostname);
+    const pair = { client, server };
+    open.add(pair);
+    client.pipe(server);
+    server.pipe(client);
+    const drop = () => {
+      open.delete(pair);
+      client.destroy();
+      server.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    server.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.port = String((relay.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    cut() {
+      const pairs = [...open];
+      open.clear();
+      for (const { client, server } of pairs) {
+        client.unpipe(server);
+        server.unpipe(client);
+        server.removeAllListeners('close').removeAllListeners('error').on('error', () => undefined);
+        server.destroy();
+        client.removeAllListeners('close').removeAllListeners('error').on('error', () => undefined);
+        client.once('data', () => client.resetAndDestroy()).resume();
+        dead.add(client);
+      }
+      return pairs.length;
+    },
+    async close() {
+      for (const { client, server } of open) {
+        client.destroy();
+        server.destroy();
+      }
+      for (const client of dead) client.destroy();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    },
+  };
+}

@@ -6,7 +6,7 @@ import type { GrantRecord } from '../grant-record';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
-import { asStoreFailure, deadlined, deadlineOptions } from './store-failures';
+import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
@@ -50,6 +50,12 @@ export class PostgresStore implements MetadataStore {
   private refusalLogged: number | undefined;
   /** Reads outside transactions: the pool, a passed deadline or a lost database reported as asStoreFailure says. */
   private readonly reader: Queryable;
+  /**
+   * How often a read or a transaction whose connection was found lost runs again on another:
+   * each try drops one dead pooled connection, so after as many as the pool holds the next
+   * is a new one.
+   */
+  private readonly reconnects: number;
 
   private constructor(
     private readonly pool: Pool,
@@ -63,7 +69,28 @@ export class PostgresStore implements MetadataStore {
     /** The newest schema version this code knows (its last migration). */
     private readonly schemaVersion: number,
   ) {
-    this.reader = { query: ((text: string, values?: unknown[]) => deadlined(pool.query(text, values))) as Queryable['query'] };
+    this.reconnects = pool.options.max;
+    this.reader = { query: ((text: string, values?: unknown[]) => this.read(text, values)) as Queryable['query'] };
+  }
+
+  /**
+   * One read statement. A connection found lost (it died while idle in the pool: a failover,
+   * a firewall, a terminated session) is dropped and the read runs again on another: a read
+   * has no effect to repeat. Failing to connect is not retried (the database refuses), nor a
+   * passed deadline (another wait as long would only double it).
+   */
+  private async read(text: string, values?: unknown[]): Promise<QueryResult> {
+    for (let lost = 0; ; lost++) {
+      const held = await holdClient(this.pool, this.log, 'read');
+      try {
+        const result = await deadlined(held.client.query(text, values));
+        held.release();
+        return result;
+      } catch (err) {
+        held.release(true);
+        if (!isLostConnection(err) || lost >= this.reconnects) throw err;
+      }
+    }
   }
 
   static async open(url: string, log: Logger, options: { poolSize?: number; callTimeoutMs?: number } = {}): Promise<PostgresStore> {
@@ -187,15 +214,22 @@ export class PostgresStore implements MetadataStore {
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1, lost = 0; ; attempt++) {
       const held = await holdClient(this.pool, this.log, 'transaction');
-      let outcome: { value: T } | { lost: unknown };
+      let outcome: { value: T } | { lost: unknown } | { connectionLost: unknown };
       try {
         outcome = await this.attempt(held.client, body);
       } catch (err) {
         // A failure without a SQL state may have left the connection unusable: drop it.
         held.release(!(err instanceof KmsError) && (err as { code?: string }).code === undefined);
         throw err;
+      }
+      if ('connectionLost' in outcome) {
+        // Lost before its COMMIT was sent: it cannot have committed, and bodies are pure
+        // (they already run again after a serialisation failure). Again on another connection.
+        held.release(true);
+        if (++lost > this.reconnects) throw outcome.connectionLost;
+        continue;
       }
       held.release();
       if ('value' in outcome) return outcome.value;
@@ -205,7 +239,8 @@ export class PostgresStore implements MetadataStore {
     }
   }
 
-  private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<{ value: T } | { lost: unknown }> {
+  private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<{ value: T } | { lost: unknown } | { connectionLost: unknown }> {
+    let commitSent = false;
     try {
       // The schema version is read inside the transaction (one round trip with BEGIN): a
       // newer release may have migrated the database since this process started, and this
@@ -219,6 +254,7 @@ export class PostgresStore implements MetadataStore {
       const value = await body(tx);
       const changed = await tx.write();
       if (changed.length > 0) await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, changePayload(changed)]);
+      commitSent = true;
       await client.query('COMMIT');
       // This node reads its own writes at once; the others when the notification arrives.
       if (changed.length > 0) this.cache.invalidate(changed);
@@ -230,6 +266,8 @@ export class PostgresStore implements MetadataStore {
       // the server rolls back with it.
       if (!(failure instanceof StoreUnavailableError)) await client.query('ROLLBACK').catch(() => undefined);
       if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
+      // A COMMIT whose answer was lost may have committed: that one is never run again.
+      if (isLostConnection(failure) && !commitSent) return { connectionLost: failure };
       throw failure;
     }
   }
@@ -281,14 +319,8 @@ export class PostgresStore implements MetadataStore {
    * process that dies holding it loses its session, and the lock with it.
    */
   async serialiseKey<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
-    const held = await holdClient(this.keyLocks, this.log, 'key mutation lock');
     const lock = lockId(`key:${keyId}`);
-    try {
-      await held.client.query('SELECT pg_advisory_lock($1)', [lock]);
-    } catch (err) {
-      held.release(true);
-      throw asStoreFailure(err);
-    }
+    const held = await this.lockSession(lock);
     try {
       return await fn();
     } finally {
@@ -298,6 +330,21 @@ export class PostgresStore implements MetadataStore {
         () => false,
       );
       held.release(!unlocked);
+    }
+  }
+
+  /** A key-lock session holding `lock`; a session found lost (its lock went with it) is replaced. */
+  private async lockSession(lock: string): Promise<{ client: PoolClient; release(destroy?: boolean): void }> {
+    for (let lost = 0; ; lost++) {
+      const held = await holdClient(this.keyLocks, this.log, 'key mutation lock');
+      try {
+        await held.client.query('SELECT pg_advisory_lock($1)', [lock]);
+        return held;
+      } catch (err) {
+        held.release(true);
+        const failure = asStoreFailure(err);
+        if (!isLostConnection(failure) || lost > KEY_LOCK_SESSIONS) throw failure;
+      }
     }
   }
 

@@ -53,3 +53,12 @@ export function deadlined<T>(pending: Promise<T>): Promise<T> {
     throw asStoreFailure(err);
   });
 }
+
+/**
+ * A statement failed because its connection, already established, was lost (not a passed
+ * deadline: the statement may still be running). Nothing of it can commit any more: a
+ * transaction commits only on a COMMIT the server received.
+ */
+export function isLostConnection(failure: unknown): boolean {
+  return failure instanceof StoreUnavailableError && !(failure instanceof StoreTimeoutError);
+}
