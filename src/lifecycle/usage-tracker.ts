@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock';
+import { KmsError } from '../errors';
 import type { KeyLocator, MetadataStore, StoreTransaction } from '../store/metadata-store';
 import type { LastUsageRecord } from '../store/records';
 
@@ -35,7 +36,9 @@ export class UsageTracker {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.flush().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'last-usage flush failed')), this.intervalMs);
+    // A KmsError's message is the client's text ("An internal error occurred."): its detail says why.
+    const why = (err: unknown) => (err instanceof KmsError && err.internalDetail) || (err as Error).message;
+    this.timer = setInterval(() => void this.flush().catch((err: unknown) => this.log.error({ err: why(err) }, 'last-usage flush failed')), this.intervalMs);
     this.timer.unref();
   }
 
