@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
-import { KmsError, THROTTLING_MESSAGE } from '../errors';
+import { KmsError } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
 import { heldInToken } from './key-templates';
@@ -9,6 +9,7 @@ import { ObjectLookup } from './object-lookup';
 import { searchOnThread, SearchWorker, withSearchThread } from './search-worker';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
+import { type Session, SessionPool } from './session-pool';
 import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { ObjectWrites } from './object-writes';
@@ -16,7 +17,7 @@ import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls
 import { describeToken, findOrInitializeToken, libraryParametersOf, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
-export type Session = Buffer;
+export type { Session };
 export type ObjectHandle = Buffer;
 
 /** PKCS#11 3.0; pkcs11js (2.40) has no constant for it. */
@@ -84,10 +85,7 @@ class HungCall extends Error {
  * because Cryptoki 2.40 has no way to cancel a half-finished operation.
  */
 export class Token implements ModuleUser {
-  private readonly idle: Session[] = [];
-  /** Operations waiting for a session, oldest first, with when each began to wait (performance.now()). */
-  private readonly waiters: Array<{ resolve: (session: Session) => void; since: number }> = [];
-  private openCount = 0;
+  private readonly sessions: SessionPool;
   private recovering: Promise<void> | undefined;
   /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
   private inUse = 0;
@@ -128,6 +126,14 @@ export class Token implements ModuleUser {
     /** Profile searchesOffEventLoop: the thread token searches run on. */
     private readonly searchThread?: SearchWorker,
   ) {
+    const openSession = () => {
+      try {
+        return pkcs11.C_OpenSession(this.slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      } catch (err) {
+        throw toKmsError(err, 'C_OpenSession');
+      }
+    };
+    this.sessions = new SessionPool(profile, openSession, (session) => this.safeClose(session), options.observer && (() => options.observer!.shed()));
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
@@ -299,9 +305,8 @@ export class Token implements ModuleUser {
         // Out of the pool until the call answers; its slot is free for others meanwhile.
         this.writes?.abandon(session);
         this.hungCalls++;
-        this.openCount--;
         this.returned();
-        this.wakeWaiters();
+        this.sessions.abandon(!this.closed);
         const answered = work.then(
           () => undefined,
           () => undefined,
@@ -334,7 +339,7 @@ export class Token implements ModuleUser {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.idle.splice(0)) this.safeClose(s);
+    this.sessions.closeIdle();
     this.safeClose(this.keepAlive);
     this.searchThread?.close();
     // Finalising under a call that never answered would crash the process; exiting frees it.
@@ -363,7 +368,7 @@ export class Token implements ModuleUser {
 
   /** Sessions currently running an operation. */
   get busy(): number {
-    return this.openCount - this.idle.length;
+    return this.sessions.busy;
   }
 
   /**
@@ -388,12 +393,7 @@ export class Token implements ModuleUser {
 
   /** Sessions busy and operations waiting for one (metrics, readiness). */
   usage(): { size: number; inUse: number; waiting: number; oldestWaitMs: number } {
-    return { size: this.profile.sessionPoolSize, inUse: this.openCount - this.idle.length, waiting: this.waiters.length, oldestWaitMs: this.oldestWaitMs() };
-  }
-
-  /** How long the operation waiting longest for a session has waited so far (0 when none waits). */
-  private oldestWaitMs(): number {
-    return this.waiters.length === 0 ? 0 : performance.now() - this.waiters[0].since;
+    return this.sessions.usage();
   }
 
   /** Whether the keep-alive session is still logged in (readiness); never throws. */
@@ -409,41 +409,10 @@ export class Token implements ModuleUser {
 
   private async acquire(mayShed: boolean): Promise<Session> {
     while (this.recovering) await this.recovering.catch(() => undefined);
-    const session = await this.acquireSession(mayShed);
+    if (this.closed) throw this.options.closedError?.() ?? new KmsError('KMSInternalException', 'The key store is shutting down.');
+    const session = await this.sessions.take(mayShed);
     this.inUse++;
     return session;
-  }
-
-  private async acquireSession(mayShed: boolean): Promise<Session> {
-    if (this.closed) throw this.options.closedError?.() ?? new KmsError('KMSInternalException', 'The key store is shutting down.');
-    const idle = this.idle.pop();
-    if (idle) return idle;
-    if (this.openCount >= this.profile.sessionPoolSize && mayShed) {
-      // Admission by queueing time: a burst the sessions drain within the target is served
-      // whole (a count limit refused most of a burst the token could serve); a queue that
-      // stands longer than the target means the token is short of capacity, and waiting
-      // would only raise every admitted request's latency, so the client is told to back off
-      // (AWS SDKs retry ThrottlingException). The count stays as a bound on memory.
-      const waitedMs = this.oldestWaitMs();
-      const why =
-        this.waiters.length >= this.profile.sessionQueueLimit ? `session queue full (${this.waiters.length} waiting)`
-        : waitedMs > this.profile.sessionQueueMaxWaitMs ? `session queue standing (oldest waiting ${Math.round(waitedMs)} ms)`
-        : undefined;
-      if (why) {
-        this.options.observer?.shed();
-        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: why });
-      }
-    }
-    if (this.openCount < this.profile.sessionPoolSize) {
-      this.openCount++;
-      try {
-        return this.pkcs11.C_OpenSession(this.slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      } catch (err) {
-        this.openCount--;
-        throw toKmsError(err, 'C_OpenSession');
-      }
-    }
-    return new Promise((resolve) => this.waiters.push({ resolve, since: performance.now() }));
   }
 
   private returned(): void {
@@ -453,20 +422,9 @@ export class Token implements ModuleUser {
 
   private release(session: Session, discard: boolean): void {
     this.returned();
-    if (discard || this.closed || this.recovering) {
-      this.safeClose(session);
-      this.openCount--;
-      // Hand the freed capacity to a waiter with a fresh session; while the module is
-      // re-initialised, waiters are served once it is back (wakeWaiters).
-      const waiter = this.waiters.shift();
-      if (waiter && !this.closed && !this.recovering) {
-        this.acquireSession(false).then(waiter.resolve, () => this.waiters.unshift(waiter));
-      } else if (waiter) this.waiters.unshift(waiter);
-      return;
-    }
-    const waiter = this.waiters.shift();
-    if (waiter) waiter.resolve(session);
-    else this.idle.push(session);
+    // While the module is re-initialised, waiters are served once it is back (pause).
+    if (discard || this.closed || this.recovering) this.sessions.discard(session, !this.closed && !this.recovering);
+    else this.sessions.give(session);
   }
 
   /**
@@ -484,7 +442,7 @@ export class Token implements ModuleUser {
     this.recovering = resumed;
     void resumed.then(() => {
       if (this.recovering === resumed) this.recovering = undefined;
-      this.wakeWaiters();
+      if (!this.closed) this.sessions.wake();
     });
     if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
     return this.hungCalls > 0;
@@ -493,10 +451,7 @@ export class Token implements ModuleUser {
   /** ModuleUser: the pool's sessions, cached handles and session copies belong to the module instance that is going. */
   dropSessions(): void {
     this.moduleGeneration++;
-    for (const s of this.idle.splice(0)) {
-      this.safeClose(s);
-      this.openCount--;
-    }
+    this.sessions.closeIdle();
     // Session copies live in the keep-alive session: closing it destroys them.
     this.lookup.dropAll();
     this.safeClose(this.keepAlive);
@@ -508,13 +463,6 @@ export class Token implements ModuleUser {
     if (this.closed) return;
     this.slot = findOrInitializeToken(this.pkcs11, { ...this.profile, initializeToken: false }, this.log);
     this.keepAlive = openLoggedInSession(this.pkcs11, this.slot, this.profile.pin);
-  }
-
-  private wakeWaiters(): void {
-    while (this.waiters.length > 0 && this.openCount < this.profile.sessionPoolSize && !this.closed) {
-      const waiter = this.waiters.shift()!;
-      this.acquireSession(false).then(waiter.resolve, () => this.waiters.unshift(waiter));
-    }
   }
 
   private safeClose(session: Session): void {
