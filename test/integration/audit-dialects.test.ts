@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateKeyCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 type Row = Record<string, any>;
 
@@ -25,10 +25,7 @@ describe('audit trail across both dialects', function () {
   this.timeout(30_000);
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => server?.stop());
+  serverPerSuite({}, (started) => (server = started));
 
   async function huawei(action: string, body: unknown): Promise<{ status: number; json: Row; requestId: string }> {
     const res = await fetch(`${server.endpoint}/v1.0/0123456789abcdef0123456789abcdef/kms/${action}`, {

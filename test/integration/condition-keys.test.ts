@@ -17,7 +17,7 @@ import {
   ListAliasesCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { administrators, expectKmsError, TestServer } from '../support/server';
+import { administrators, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { A, ADMIN, adminStatement, BOB, DAVE, denied, type Principal, policy } from '../support/strict-principals';
 
 /**
@@ -53,11 +53,10 @@ describe('condition keys per operation (strict mode)', function () {
   let admin: KMSClient;
   let dave: KMSClient;
   let maker: KMSClient;
-  before(async () => {
-    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
+  serverPerSuite(() => ({ auth: 'strict', credentialsFile: writeCredentials() }), (started) => {
+    server = started;
     [admin, dave, maker] = [ADMIN, DAVE, MAKER].map((who) => server.client(who));
   });
-  after(async () => server?.stop());
 
   const keyWith = async (...statements: Record<string, unknown>[]) => {
     const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Policy: policy(adminStatement, ...statements) }));

@@ -12,7 +12,7 @@ import {
 import { expect } from 'chai';
 import { readStore } from '../support/custody-invariants';
 import { importer, storeAndTokenFindings } from '../support/race-kit';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 import { objectFilesBeyond } from '../support/softhsm2-object-file';
 import { TokenInspector } from '../support/token-tool';
 
@@ -82,11 +82,7 @@ describe('crash recovery: kill -9 during mutations, restart, nothing lost, nothi
   this.timeout(300_000);
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-
-  after(async () => server?.stop());
+  const suite = serverPerSuite({}, (started) => (server = started));
 
   for (const [name, load] of Object.entries(LOADS)) {
     it(`${name}: ${ROUNDS} crashes under ${CLIENTS} clients`, async () => {
@@ -118,7 +114,7 @@ describe('crash recovery: kill -9 during mutations, restart, nothing lost, nothi
         stop = true;
         await Promise.all(workers);
 
-        server = await TestServer.start({ dataDir: server.dataDir });
+        await suite.restart();
         const inspector = new TokenInspector(server.dataDir);
         try {
           const where = `${name}, crash ${round} after ${answered} answers`;

@@ -22,7 +22,7 @@ import {
   ReEncryptCommand,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { activeToken, describeEachToken, loadTokenModule, rfc5649Mechanism, tokenSlot } from '../support/test-tokens';
 const DAY_SECONDS = 24 * 60 * 60;
 
@@ -160,9 +160,20 @@ describeEachToken('key custody in the PKCS#11 token', function (token) {
   const secrets: Array<{ what: string; bytes: Buffer }> = [];
   let previousConf: string | undefined;
 
+  // Registered before the server's hooks, so that the token module is released before the server stops.
+  after(function () {
+    if (pkcs11) {
+      try {
+        pkcs11.C_Finalize();
+      } catch {
+        // Not initialised: nothing to release.
+      }
+    }
+    if (previousConf === undefined) delete process.env.SOFTHSM2_CONF;
+    else process.env.SOFTHSM2_CONF = previousConf;
+  });
+  const suite = serverPerSuite({ env: { P11KMS_LOG_LEVEL: 'trace' } }, (started, client) => ([server, kms] = [started, client]));
   before(async function () {
-    server = await TestServer.start({ env: { P11KMS_LOG_LEVEL: 'trace' } });
-    kms = server.client();
     for (let i = 0; i < 3; i++) keys.push((await kms.send(new CreateKeyCommand({ Description: `custody ${i}` }))).KeyMetadata!);
 
     for (const [i, key] of keys.entries()) {
@@ -193,19 +204,6 @@ describeEachToken('key custody in the PKCS#11 token', function (token) {
     pkcs11 = loadTokenModule(token, server.dataDir);
   });
 
-  after(async function () {
-    if (pkcs11) {
-      try {
-        pkcs11.C_Finalize();
-      } catch {
-        // Not initialised: nothing to release.
-      }
-    }
-    if (previousConf === undefined) delete process.env.SOFTHSM2_CONF;
-    else process.env.SOFTHSM2_CONF = previousConf;
-    kms?.destroy();
-    await server?.stop();
-  });
 
   it('holds exactly one token object per key, labelled p11kms:<keyId>:v1, and nothing else', function () {
     const labels = listObjects().map((o) => o.label).sort();
@@ -332,8 +330,7 @@ describeEachToken('key custody in the PKCS#11 token', function (token) {
     // the sweeper deletes the key when the service starts.
     const offset = 8 * DAY_SECONDS;
     kms.destroy();
-    server = await server.restart({ clockOffsetSeconds: offset });
-    kms = server.client({ clockOffsetMs: offset * 1000 });
+    await suite.restart({ clockOffsetSeconds: offset });
 
     const gone = await expectKmsError(kms.send(new DescribeKeyCommand({ KeyId: doomed.KeyId })));
     expect(gone.name).to.equal('NotFoundException');

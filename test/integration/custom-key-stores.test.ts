@@ -28,7 +28,7 @@ import {
 } from '@aws-sdk/client-kms';
 import type { FaultRule } from '../../src/custody/faults';
 import { custodyFindings, readStore } from '../support/custody-invariants';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { destroyTokenObject, initSecondToken, listTokenObjects } from '../support/token-tool';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -62,24 +62,21 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     }
   };
 
-  before(async () => {
+  const suite = serverPerSuite(() => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-cks-'));
     initSecondToken(dataDir, path.join(ROOT, 'softhsm.conf'), BACKEND);
     const missingProfile = path.join(dataDir, 'missing-backend.json');
     fs.writeFileSync(missingProfile, JSON.stringify({ name: 'nowhere', module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'no-such-token' }));
     faultFile = path.join(dataDir, 'faults.json');
     inject([]);
-    server = await TestServer.start({
+    return {
       dataDir,
       // A hung token call outlasts any test (the crash test kills the process during one).
       env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: '3600', P11KMS_INTENT_LEASE_SECONDS: '7200', P11KMS_TOKEN_BACKENDS: `${CLUSTER}=${path.join(ROOT, 'native-config', 'softhsm2-backend.json')},${OTHER_CLUSTER}=${missingProfile}` },
-    });
-    kms = server.client();
+    };
+  }, (started, client) => ([server, kms] = [started, client]));
+  before(() => {
     trustAnchor = makeCertificate();
-  });
-
-  after(async () => {
-    await server?.stop();
   });
 
   it('creates a store that keeps the PIN only sealed, and refuses what AWS refuses', async () => {
@@ -187,8 +184,7 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     // A connected store is connected again after a restart, and its keys work.
     await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
     expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
-    server = await server.restart();
-    kms = server.client();
+    await suite.restart();
     expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
     const again = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { app: 'cks' } }));
     expect(Buffer.from(again.Plaintext!).equals(plaintext)).to.equal(true);
@@ -248,8 +244,7 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     destroyTokenObject(server.dataDir, `p11kms:${lost}:v1`, BACKEND);
 
     // Sweeps every second from here on (the next test); the store's reconnection reconciles first.
-    server = await TestServer.start({ ...server.options, dataDir: server.dataDir, sweepIntervalSeconds: 1 });
-    kms = server.client();
+    await suite.restart({ sweepIntervalSeconds: 1 });
     expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
     const findings = backendFindings();
     expect(findings.filter((f) => !f.startsWith(`missing from the token: p11kms:${lost}:v1 `))).to.deep.equal([]);
@@ -271,8 +266,7 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
     // Eight days later the start-up sweep deletes the key before the store reconnects.
     inject([{ call: 'C_DestroyObject', ckr: 'CKR_DEVICE_ERROR', times: 1_000_000 }]);
-    server = await server.restart({ clockOffsetSeconds: 8 * 86_400 });
-    kms = server.client({ clockOffsetMs: 8 * 86_400_000 });
+    await suite.restart({ clockOffsetSeconds: 8 * 86_400 });
     await server.waitForLog(new RegExp(`"keyId":"${keyId}","customKeyStoreId":"${storeId}"[^\\n]*its custom key store is disconnected`));
     await server.waitForLog(new RegExp(`"customKeyStoreId":"${storeId}"[^\\n]*"msg":"reconciliation of a backend token failed"`), 30_000);
     expect((await settled(storeId)).ConnectionState).to.equal('CONNECTED');
@@ -301,8 +295,7 @@ describe('custom key stores: another PKCS#11 token (AWS_CLOUDHSM)', function () 
     const keys = readStore(server.dataDir).keys.filter((k) => k.customKeyStoreId === storeId);
     for (const key of keys.filter((k) => k.keyState !== 'PendingDeletion')) await kms.send(new ScheduleKeyDeletionCommand({ KeyId: key.keyId, PendingWindowInDays: 7 }));
     expect(listTokenObjects(server.dataDir, BACKEND).filter((o) => o.label.startsWith('p11kms:'))).not.to.deep.equal([]);
-    server = await server.restart({ clockOffsetSeconds: 20 * 86_400 });
-    kms = server.client({ clockOffsetMs: 20 * 86_400_000 });
+    await suite.restart({ clockOffsetSeconds: 20 * 86_400 });
     expect(readStore(server.dataDir).keys.filter((k) => k.customKeyStoreId === storeId)).to.deep.equal([]);
     await kms.send(new DeleteCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
 

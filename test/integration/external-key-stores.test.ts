@@ -23,9 +23,9 @@ import {
   type KMSClient,
   ReEncryptCommand,
 } from '@aws-sdk/client-kms';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
-import { createExternalKey, makeTestPki, settledStore, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
+import { createExternalKey, makeTestPki, settledStore, type TestPki, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
 
 const URI_PATH = '/tenant-a/kms/xks/v1';
 
@@ -58,22 +58,20 @@ describe('external key stores (B) backed by p11kms XKS proxy (A)', function () {
       .map((l) => JSON.parse(l) as { eventName: string; requestParameters?: Record<string, string>; requestID?: string });
   };
 
-  before(async () => {
+  let pki: TestPki;
+  serverPerSuite(() => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-xks-e2e-'));
-    const pki = makeTestPki(dir);
-    a = await TestServer.start({ env: { P11KMS_XKS_PROXY_FILE: writeXksSettings(dir, pki) } });
+    pki = makeTestPki(dir);
+    return { env: { P11KMS_XKS_PROXY_FILE: writeXksSettings(dir, pki) } };
+  }, (started) => {
+    a = started;
     xksPort = Number(new URL(a.xksEndpoint!).port);
-    createExternalKey(a.dataDir, 'xks-key-1');
-    // B trusts the test CA beside the system roots, and calls the proxy on A's port instead
-    // of 443; its deadline is raised from AWS's 250 ms so a loaded test machine cannot fail it.
-    b = await TestServer.start({ env: { P11KMS_XKS_TRUSTED_CA_FILE: pki.caFile, P11KMS_XKS_PROXY_PORT: String(xksPort), P11KMS_XKS_PROXY_TIMEOUT_MS: '5000' } });
-    kms = b.client();
   });
-
-  after(async () => {
-    await a?.stop();
-    await b?.stop();
-  });
+  before(() => createExternalKey(a.dataDir, 'xks-key-1'));
+  // B trusts the test CA beside the system roots, and calls the proxy on A's port instead
+  // of 443; its deadline is raised from AWS's 250 ms so a loaded test machine cannot fail it.
+  // Its hooks come after A's: A stops first, as before.
+  serverPerSuite(() => ({ env: { P11KMS_XKS_TRUSTED_CA_FILE: pki.caFile, P11KMS_XKS_PROXY_PORT: String(xksPort), P11KMS_XKS_PROXY_TIMEOUT_MS: '5000' } }), (started, client) => ([b, kms] = [started, client]));
 
   it('creates the store after a health check, refusing a wrong credential or path as AWS does', async () => {
     const wrongSecret = await expectKmsError(kms.send(store({ XksProxyAuthenticationCredential: { AccessKeyId: XKS_CREDENTIAL.accessKeyId, RawSecretAccessKey: 'd3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy1zZWNyZXQtMQ==' } })));

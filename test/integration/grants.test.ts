@@ -14,15 +14,12 @@ import {
   RevokeGrantCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { A, adminStatement, APP, B, BOB, CAROL, DAVE, denied, FRANK, policy, ROOT_A, strictServer } from '../support/strict-principals';
 
 describe('grants: the quota of grants per key', function () {
   let server: TestServer;
-  before(async () => {
-    server = await TestServer.start({ env: { P11KMS_GRANTS_PER_KEY: '2' } });
-  });
-  after(async () => server?.stop());
+  serverPerSuite({ env: { P11KMS_GRANTS_PER_KEY: '2' } }, (started) => (server = started));
 
   it('CreateGrant beyond grantsPerKey is LimitExceededException (AWS: "Grants per KMS key", 50,000); a retired grant frees its place, a Name retry is no new grant', async () => {
     const kms = server.client();

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { administrators, TestServer } from '../support/server';
+import { administrators, serverPerSuite, type TestServer } from '../support/server';
 import { expectHuaweiError as expectError, huaweiRequestAs as hw, PROJECT, sdkDate, signSdkHmacSha256 as sign } from '../support/huawei-client';
 
 /** The Huawei Cloud / OTC dialect under strict authentication (tokens and AK/SK signatures) and configured projects. */
@@ -14,7 +14,7 @@ describe('Huawei Cloud / OTC dialect: strict authentication and project mapping'
   const ALICE = { ak: 'HWALICEAK', sk: 'alice-secret-key' };
   const BOB_PROJECT = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
 
-  before(async () => {
+  serverPerSuite(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-hw-'));
     const credentialsFile = path.join(dir, 'credentials.json');
     fs.writeFileSync(
@@ -28,16 +28,13 @@ describe('Huawei Cloud / OTC dialect: strict authentication and project mapping'
         identityPolicies: administrators('arn:aws:iam::111122223333:user/alice'),
       }),
     );
-    server = await TestServer.start({
+    return {
       auth: 'strict',
       credentialsFile,
       env: { P11KMS_HUAWEI_PROJECTS: `${BOB_PROJECT}=eu-nl:444455556666`, P11KMS_HUAWEI_DEFAULT_REGION: 'eu-de' },
-    });
-  });
-  after(async () => {
-    await server?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+    };
+  }, (started) => (server = started));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('accepts a listed X-Auth-Token and refuses an unknown one (401 KMS.0302)', async () => {
     const ok = await hw(server, 'create-key', { key_alias: 'strict-token' }, { token: 'alice-token' });

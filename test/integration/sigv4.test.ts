@@ -6,7 +6,7 @@ import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand }
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
-import { administrators, expectKmsError, TestServer } from '../support/server';
+import { administrators, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 const ALICE = { accessKeyId: 'AKIAALICE0000000001', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
 const BOB = { accessKeyId: 'AKIABOB00000000002', secretAccessKey: 'bob-secret', accountId: '444455556666', principalArn: 'arn:aws:iam::444455556666:user/bob' };
@@ -111,10 +111,7 @@ function isoOf(amzDate: string): string {
 describe('SigV4 authentication (strict mode)', function () {
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() });
-  });
-  after(async () => server?.stop());
+  serverPerSuite(() => ({ auth: 'strict', credentialsFile: writeCredentials() }), (started) => (server = started));
 
   it('accepts requests signed by the AWS SDK with a known access key, in that key’s account', async () => {
     const kms = server.client(ALICE);
@@ -324,10 +321,7 @@ describe('SigV4 authentication (strict mode)', function () {
 describe('SigV4 authentication (permissive mode)', function () {
   let server: TestServer;
 
-  before(async () => {
-    server = await TestServer.start({ auth: 'permissive', credentialsFile: writeCredentials(), accountId: '777788889999' });
-  });
-  after(async () => server?.stop());
+  serverPerSuite(() => ({ auth: 'permissive', credentialsFile: writeCredentials(), accountId: '777788889999' }), (started) => (server = started));
 
   it('accepts any well-formed credentials and maps them to the default account', async () => {
     const { KeyMetadata } = await server.client({ accessKeyId: 'ANYTHING', secretAccessKey: 'whatever' }).send(new CreateKeyCommand({}));

@@ -27,10 +27,10 @@ import {
   RotateKeyOnDemandCommand,
   UpdateCustomKeyStoreCommand,
 } from '@aws-sdk/client-kms';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 import { TestCa } from '../support/test-ca';
-import { makeTestPki, settledStore, XKS_CREDENTIAL } from '../support/xks';
+import { makeTestPki, settledStore, type TestPki, XKS_CREDENTIAL } from '../support/xks';
 
 /** AWS KMS's messages for proxy failures (XKS Proxy API spec v1, "Error codes", KMS considerations). */
 const SPEC_MESSAGES: Record<string, string> = {
@@ -100,9 +100,10 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
     return `${err.name} ${err.$metadata?.httpStatusCode}`;
   };
 
+  let pki: TestPki;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-xks-fail-'));
-    const pki = makeTestPki(dir);
+    pki = makeTestPki(dir);
     proxy = https.createServer({ cert: fs.readFileSync(pki.serverCertFile), key: fs.readFileSync(pki.serverKeyFile) }, (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -115,24 +116,27 @@ describe('external key stores: validation and proxy failures (scripted proxy)', 
       });
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as AddressInfo).port;
-    // A deadline well above AWS's 250 ms keeps a loaded machine from failing the tests; 'silent' still hits it.
-    b = await TestServer.start({ env: { P11KMS_XKS_TRUSTED_CA_FILE: pki.caFile, P11KMS_XKS_PROXY_PORT: String(port), P11KMS_XKS_PROXY_TIMEOUT_MS: '3000' } });
-    kms = b.client();
   });
-
-  afterEach(() => {
-    mode = 'ok';
-  });
-
-  after(async () => {
+  // Registered before the server's hooks, so that it looks at the server's log and files before it stops.
+  after(() => {
     // The proxy's secret is nowhere: not in the log, the metadata store or the audit trail.
     if (b) expect(b.stderr()).not.to.include(credential.RawSecretAccessKey).and.not.to.include('short-secret');
     for (const file of b ? fs.readdirSync(b.dataDir, { recursive: true, encoding: 'utf8' }) : []) {
       const full = path.join(b.dataDir, file);
       if (fs.statSync(full).isFile() && /\.(json|jsonl)$/.test(file)) expect(fs.readFileSync(full, 'utf8'), file).not.to.include(credential.RawSecretAccessKey);
     }
-    await b?.stop();
+  });
+  // A deadline well above AWS's 250 ms keeps a loaded machine from failing the tests; 'silent' still hits it.
+  serverPerSuite(
+    () => ({ env: { P11KMS_XKS_TRUSTED_CA_FILE: pki.caFile, P11KMS_XKS_PROXY_PORT: String((proxy.address() as AddressInfo).port), P11KMS_XKS_PROXY_TIMEOUT_MS: '3000' } }),
+    (started, client) => ([b, kms] = [started, client]),
+  );
+
+  afterEach(() => {
+    mode = 'ok';
+  });
+
+  after(() => {
     proxy?.closeAllConnections();
     proxy?.close();
   });

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 import { makeTestPki, type TestPki } from '../support/xks';import { listTokenObjects } from '../support/token-tool';
 import { createExternalKey, writeXksSettings, XKS_CREDENTIAL } from '../support/xks';
 import { integrityValue } from '../../src/wire/xks/spec';
@@ -46,16 +46,14 @@ describe('XKS proxy listener (p11kms serving the XKS Proxy API v1)', function ()
     });
   };
 
-  before(async () => {
+  serverPerSuite(() => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-xks-'));
     pki = makeTestPki(dir);
-    server = await TestServer.start({ env: { P11KMS_XKS_PROXY_FILE: writeXksSettings(dir, pki) } });
+    return { env: { P11KMS_XKS_PROXY_FILE: writeXksSettings(dir, pki) } };
+  }, (started) => (server = started));
+  before(() => {
     expect(server.xksEndpoint).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(createExternalKey(server.dataDir, 'key-1')).to.include('created external key key-1');
-  });
-
-  after(async () => {
-    await server?.stop();
   });
 
   it('keeps the external key in the token, sensitive and never extractable', () => {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateKeyCommand, type CreateKeyCommandInput, type KeyMetadata, type KMSClient } from '@aws-sdk/client-kms';
-import { administrators, TestServer } from './server';
+import { administrators, serverPerSuite } from './server';
 
 /**
  * The principals, identity policies and key-policy helpers the strict-mode access tests
@@ -83,14 +83,11 @@ type Clients = Record<keyof typeof PRINCIPALS, KMSClient>;
  * principals above, one SDK client per principal, and CreateKey (by the administrator).
  */
 export function strictServer(): { c: Clients; createKey(input?: CreateKeyCommandInput, client?: KMSClient): Promise<KeyMetadata> } {
-  let server: TestServer | undefined;
   // Filled in by the before hook; the object itself is handed out at once.
   const c = {} as Clients;
-  before(async () => {
-    const started = (server = await TestServer.start({ auth: 'strict', credentialsFile: writeCredentials() }));
+  serverPerSuite(() => ({ auth: 'strict', credentialsFile: writeCredentials() }), (started) => {
     Object.assign(c, Object.fromEntries(Object.entries(PRINCIPALS).map(([name, who]) => [name, started.client(who)])));
   });
-  after(async () => server?.stop());
   return {
     c,
     async createKey(input = {}, client = c.ADMIN) {
