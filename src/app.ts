@@ -191,7 +191,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const awsJson = awsJsonEndpoint(awsJsonDeps);
     app.post('/', awsJson);
     app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail }));
-    mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId, log });
+    const auditReader = mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId, log });
     app.use(unroutedRequest(awsJsonDeps));
 
     const xks = config.xksProxyFile
@@ -236,6 +236,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await usage.stop();
         await openKeyStores.close();
         await outbox.close();
+        await auditReader.close();
         xksClient.close();
         await trail.close();
         await store.close();

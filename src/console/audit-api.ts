@@ -3,10 +3,10 @@ import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Caller } from '../access/principal';
 import { apiCallEvent, type AuditSink } from '../audit/event';
-import type { ParsedRecord } from '../audit/format';
-import { findChains, verifyChains } from '../audit/chains';
-import { parseTime, type QueryFilter, queryChains } from '../audit/query';
+import { parseTime, type QueryFilter } from '../audit/query';
 import { KmsError } from '../errors';
+import type { AuditReader } from './audit-reader';
+import { MAX_DATE_MS } from './audit-reads';
 import type { Services } from '../operations';
 import { checkAccountAction } from '../operations/shared/key-resolution';
 import { errorResponse } from '../wire/aws-json/error-response';
@@ -17,11 +17,6 @@ export const READ_AUDIT_TRAIL = 'p11kms:ReadAuditTrail';
 export const AUDIT_API_PREFIX = '/audit';
 const DEFAULT_LIMIT = 200;
 const MAX_LIMIT = 1000;
-/** Chart buckets: the smallest of these that keeps a range within MAX_BUCKETS bars. */
-const BUCKET_SECONDS = [60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400];
-const MAX_BUCKETS = 48;
-/** The largest time a Date holds (ECMAScript: ±8.64e15 ms from 1970). */
-const MAX_DATE_MS = 8.64e15;
 
 export interface AuditApiDeps {
   services: Services;
@@ -36,6 +31,8 @@ export interface AuditApiDeps {
   /** Records of calls that never authenticated belong to no account; this deployment's own account sees them. */
   defaultAccountId: string;
   log: Logger;
+  /** Where the reads of the trail run (off the event loop). */
+  reader: AuditReader;
 }
 
 /**
@@ -47,11 +44,11 @@ export interface AuditApiDeps {
 export function auditApiRouter(deps: AuditApiDeps): express.Router {
   const router = express.Router();
   router.get('/events', (req, res) => void handle(deps, req, res, 'LookupEvents', (caller) => lookup(deps, caller, req)));
-  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => verifyChains(deps.auditDir, deps.trustedKeys())));
+  router.get('/verify', (req, res) => void handle(deps, req, res, 'VerifyTrail', () => deps.reader.verify({ auditDir: deps.auditDir, trustedKeys: deps.trustedKeys() })));
   return router;
 }
 
-async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName: string, run: (caller: Caller) => unknown): Promise<void> {
+async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName: string, run: (caller: Caller) => Promise<unknown>): Promise<void> {
   const requestId = randomUUID();
   const query = queryOf(req);
   let caller: Caller | undefined;
@@ -74,7 +71,7 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
     // An account-level action like CreateKey: the caller's identity policies decide (kms:* does not match it).
     checkAccountAction(deps.services, { scope: { region, accountId: caller.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress }, READ_AUDIT_TRAIL);
     refuseUnknownParameters(query, eventName === 'LookupEvents' ? LOOKUP_PARAMETERS : []);
-    reply = { status: 200, body: JSON.stringify(run(caller)) };
+    reply = { status: 200, body: JSON.stringify(await run(caller)) };
   } catch (err) {
     reply = errorResponse(err, deps.log, { requestId, operation: eventName });
   }
@@ -104,52 +101,15 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
   res.status(reply.status).set({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'x-amzn-RequestId': requestId }).send(reply.body);
 }
 
-interface Bucket {
-  start: string;
-  calls: number;
-  errors: number;
-}
-
-/** Newest records first (up to `limit`), with per-operation counts and a timeline over every match. */
-function lookup(deps: AuditApiDeps, caller: Caller, req: Request): unknown {
+/** Checks the filters here (a refusal costs no read), then reads on the audit read thread. */
+function lookup(deps: AuditApiDeps, caller: Caller, req: Request): Promise<unknown> {
   const q = queryOf(req);
   const filter = filterOf(q);
   const limit = q.limit === undefined ? DEFAULT_LIMIT : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
   if (!(limit >= 1 && limit <= MAX_LIMIT)) {
     throw new KmsError('ValidationException', `1 validation error detected: Value '${q.limit}' at 'limit' failed to satisfy constraint: Member must be between 1 and ${MAX_LIMIT}`);
   }
-  const newest: ParsedRecord[] = [];
-  const byOperation = new Map<string, { calls: number; errors: number }>();
-  const byMinute = new Map<number, { calls: number; errors: number }>();
-  let matched = 0;
-  // Every process's chain (a cluster keeps one per process), in time order.
-  for (const record of queryChains(findChains([deps.auditDir], { required: false }), filter)) {
-    if (!visibleTo(record, caller, deps.defaultAccountId)) continue;
-    matched++;
-    newest.push(record);
-    // Trimmed in batches: shifting one record per match would make a long trail quadratic.
-    if (newest.length >= 2 * limit) newest.splice(0, newest.length - limit);
-    const failed = record.errorCode ? 1 : 0;
-    const name = String(record.eventName);
-    const op = byOperation.get(name) ?? { calls: 0, errors: 0 };
-    op.calls++;
-    op.errors += failed;
-    byOperation.set(name, op);
-    const minute = Math.floor(Date.parse(String(record.eventTime)) / 60_000);
-    const m = byMinute.get(minute) ?? { calls: 0, errors: 0 };
-    m.calls++;
-    m.errors += failed;
-    byMinute.set(minute, m);
-  }
-  return {
-    events: newest.slice(-limit).reverse(),
-    matched,
-    truncated: matched > limit,
-    summary: {
-      byOperation: [...byOperation].map(([eventName, c]) => ({ eventName, ...c })).sort((a, b) => b.calls - a.calls || a.eventName.localeCompare(b.eventName)),
-      timeline: timeline(byMinute, filter, deps.services.clock.now()),
-    },
-  };
+  return deps.reader.lookup({ auditDir: deps.auditDir, callerAccountId: caller.accountId, defaultAccountId: deps.defaultAccountId, filter, limit, now: deps.services.clock.now() });
 }
 
 function filterOf(q: Record<string, string>): QueryFilter {
@@ -178,41 +138,6 @@ function filterOf(q: Record<string, string>): QueryFilter {
     ...(from !== undefined ? { from } : {}),
     ...(to !== undefined ? { to } : {}),
   };
-}
-
-/**
- * CloudTrail delivers a record to the caller's account and to the account owning the key it
- * touched; records of calls that never authenticated belong to no account, and this
- * deployment's own account sees them (failed sign-ins are what an operator looks for).
- */
-function visibleTo(r: ParsedRecord, caller: Caller, defaultAccountId: string): boolean {
-  const who = (r.userIdentity ?? {}) as { accountId?: string };
-  const accounts = [r.recipientAccountId, who.accountId, ...((r.resources ?? []) as Array<{ accountId?: string }>).map((x) => x.accountId)].filter(
-    (a): a is string => typeof a === 'string',
-  );
-  return accounts.length === 0 ? caller.accountId === defaultAccountId : accounts.includes(caller.accountId);
-}
-
-function timeline(byMinute: Map<number, { calls: number; errors: number }>, filter: QueryFilter, now: number): { bucketSeconds: number; buckets: Bucket[] } {
-  const minutes = [...byMinute.keys()];
-  if (minutes.length === 0) return { bucketSeconds: BUCKET_SECONDS[0], buckets: [] };
-  const first = filter.from ?? Math.min(...minutes) * 60_000;
-  const last = filter.to ?? Math.max(now, Math.max(...minutes) * 60_000);
-  const span = Math.max(60, (last - first) / 1000);
-  // Beyond 48 weeks, whole days: a range of centuries still makes MAX_BUCKETS bars, not millions.
-  const bucketSeconds = BUCKET_SECONDS.find((s) => span / s <= MAX_BUCKETS) ?? Math.ceil(span / MAX_BUCKETS / 86400) * 86400;
-  const size = bucketSeconds * 1000;
-  // Aligned to the bucket size, but never before the earliest time a Date holds.
-  const start = Math.max(Math.floor(first / size) * size, -MAX_DATE_MS);
-  const buckets: Bucket[] = [];
-  for (let t = start; t <= last; t += size) buckets.push({ start: new Date(t).toISOString(), calls: 0, errors: 0 });
-  for (const [minute, c] of byMinute) {
-    const i = Math.floor((minute * 60_000 - start) / size);
-    if (i < 0 || i >= buckets.length) continue;
-    buckets[i].calls += c.calls;
-    buckets[i].errors += c.errors;
-  }
-  return { bucketSeconds, buckets };
 }
 
 /** The filters `GET /audit/events` takes; `/audit/verify` takes none. SigV4's own `X-Amz-*` go with either. */

@@ -18,6 +18,8 @@ const AUDITOR = { accessKeyId: 'AKIAAUDITAPIAUDITOR1', secretAccessKey: 'auditor
 describe('audit endpoint: query parameters', function () {
   this.timeout(120_000);
   let server: TestServer;
+  /** While this file exists, a read of the trail blocks its thread (test hook, audit-read-thread.ts). */
+  const readHold = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-read-hold-')), 'hold');
   serverPerSuite(
     () => {
       const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-audit-api-')), 'credentials.json');
@@ -28,7 +30,7 @@ describe('audit endpoint: query parameters', function () {
           identityPolicies: { [AUDITOR.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['p11kms:ReadAuditTrail', 'kms:List*'], Resource: '*' }] } },
         }),
       );
-      return { auth: 'strict', credentialsFile: file };
+      return { auth: 'strict', credentialsFile: file, env: { NODE_ENV: 'test', P11KMS_TEST_AUDIT_READ_HOLD: readHold } };
     },
     (started) => (server = started),
   );
@@ -86,5 +88,40 @@ describe('audit endpoint: query parameters', function () {
     const refused = readTrail(path.join(server.dataDir, 'audit')).filter((r) => r.eventSource === 'audit.p11kms' && r.errorCode === 'ValidationException');
     expect(refused.length).to.be.at.least(14);
     expect(refused.map((r) => r.requestParameters)).to.deep.include({ from: '999999999d' });
+  });
+  // Last: its ListKeys adds a record the searches above do not expect.
+  it('reads the trail off the event loop, one read at a time: KMS calls are answered while reads are held; a ninth read in hand is ThrottlingException', async () => {
+    // Pre: both read the trail on the event loop; with 100,000 records every KMS client waited
+    // 2.6–4.1 s per search or verify.
+    fs.writeFileSync(readHold, '');
+    const answered: string[] = [];
+    const search = lookup({ eventName: 'ListKeys' }).then((reply) => (answered.push('search'), reply));
+    const verify = auditGet(server, AUDITOR, '/audit/verify').then((reply) => (answered.push('verify'), reply));
+    try {
+      for (let polls = 0; !fs.existsSync(`${readHold}.reading`); polls++) {
+        if (polls > 3000) throw new Error('no read of the trail ever started');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const keys = await server.client({ accessKeyId: AUDITOR.accessKeyId, secretAccessKey: AUDITOR.secretAccessKey }).send(new ListKeysCommand({}));
+      expect(keys.Keys, 'ListKeys answered while the search reads').to.be.an('array');
+      expect(answered, 'audit reads answered before the ListKeys sent while they read').to.deep.equal([]);
+      // Eight reads in hand (the two above and six more); the ninth is refused at once.
+      const more = Array.from({ length: 7 }, () => lookup({ eventName: 'ListKeys' }));
+      const refused = await Promise.race(more.map((reply) => reply.then((r) => (r.status === 200 ? new Promise<never>(() => undefined) : r))));
+      expect([refused.status, refused.body.__type]).to.deep.equal([400, 'ThrottlingException']);
+      fs.rmSync(readHold, { force: true });
+      const replies = await Promise.all(more);
+      expect(replies.map((r) => r.status).sort()).to.deep.equal([200, 200, 200, 200, 200, 200, 400]);
+    } finally {
+      fs.rmSync(readHold, { force: true });
+      fs.rmSync(`${readHold}.reading`, { force: true });
+    }
+    const [searched, verified] = await Promise.all([search, verify]);
+    expect(searched.status, JSON.stringify(searched.body)).to.equal(200);
+    expect(searched.body.matched).to.be.greaterThan(0);
+    expect(verified.status, JSON.stringify(verified.body)).to.equal(200);
+    expect(verified.body.ok).to.equal(true);
+    // One at a time, in the order asked.
+    expect(answered).to.deep.equal(['search', 'verify']);
   });
 });
