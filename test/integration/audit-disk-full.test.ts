@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import pino from 'pino';
@@ -14,21 +12,11 @@ import { verifyTrail } from '../../src/audit/verify';
 import { loadConfig, loadHsmProfile } from '../../src/config/config';
 import { AuditSigner } from '../../src/custody/audit-signer';
 import { Token } from '../../src/custody/token';
-import { readTrail, trailFiles } from '../support/audit-trail';
+import { auditVerify, readTrail, trailFiles } from '../support/audit-trail';
 import { expectKmsError, TestServer } from '../support/server';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
 import { activeToken } from '../support/test-tokens';
 
-const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
-
-async function verify(dir: string): Promise<{ code: number; stdout: string }> {
-  try {
-    return { code: 0, stdout: (await promisify(execFile)(process.execPath, [MAIN, 'audit', 'verify', '--dir', dir])).stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string };
-    return { code: e.code, stdout: e.stdout };
-  }
-}
 
 /** The p11kms_audit_trail_writable gauge an operator alerts on. */
 async function trailWritable(server: TestServer): Promise<number> {
@@ -142,7 +130,7 @@ describe('audit trail on a full disk', function () {
       const recovery = records.filter((r) => r.eventName === 'AuditTrailRecovered');
       expect(recovery.map((r) => r.additionalEventData.writeFailure)).to.deep.equal(Array(2).fill('audit trail write failed: ENOSPC: no space left on device, write'));
       for (const r of recovery) expect(r.sequenceNumber).to.equal(r.additionalEventData.lastIntactSequence + 1);
-      const { code, stdout } = await verify(auditDir);
+      const { code, stdout } = await auditVerify(auditDir);
       expect(stdout.match(/NOTE .*\(audit trail write failed: ENOSPC: no space left on device, write\).*without a restart/g)).to.have.length(2);
       expect(code, stdout).to.equal(0);
 
@@ -154,7 +142,7 @@ describe('audit trail on a full disk', function () {
       expect(server.stderr()).not.to.match(/incomplete record/);
       expect(readTrail(auditDir).filter((r) => r.eventName === 'AuditTrailRecovered')).to.have.length(2);
       expect(trailFiles(auditDir)).to.have.length(files + 1);
-      const afterRestart = await verify(auditDir);
+      const afterRestart = await auditVerify(auditDir);
       expect(afterRestart.code, afterRestart.stdout).to.equal(0);
     } finally {
       await server.stop();

@@ -1,28 +1,15 @@
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand, ScheduleKeyDeletionCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { findChains } from '../../src/audit/chains';
-import { readTrail, type TrailRow } from '../support/audit-trail';
+import { auditVerify, readTrail, type TrailRow } from '../support/audit-trail';
 import { freshDatabaseUrl } from '../support/postgres';
 import { createdKey, expectKmsError, type ServerOptions, TestServer } from '../support/server';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
 
-const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 const DAY_S = 24 * 60 * 60;
-
-/** `p11kms audit verify` as an auditor runs it: exit code and report. */
-async function verify(dir: string): Promise<{ code: number; stdout: string }> {
-  try {
-    return { code: 0, stdout: (await promisify(execFile)(process.execPath, [MAIN, 'audit', 'verify', '--dir', dir])).stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string };
-    return { code: e.code, stdout: e.stdout };
-  }
-}
 
 /** Every record under an audit directory, every chain (one per process on a shared store). */
 function allRecords(auditDir: string): TrailRow[] {
@@ -35,6 +22,17 @@ const mentioning = (rows: TrailRow[], eventName: string, arn: string) =>
 /** Starts a service that dies (kill -9, by itself) after committing `eventName`'s change and before writing its record. */
 function crashingAt(options: ServerOptions, eventName: string): ServerOptions {
   return { ...options, env: { ...options.env, NODE_ENV: 'test', P11KMS_TEST_CRASH_BEFORE_RECORD: eventName } };
+}
+
+/** Encrypts on a full disk until a request is refused: the file's last page takes a few records still. */
+async function untilTheTrailFails(kms: KMSClient, keyId: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const failed = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`full ${i}`) })).then(
+      () => false,
+      () => true,
+    );
+    if (failed) return;
+  }
 }
 
 async function waitFor(what: string, check: () => boolean): Promise<void> {
@@ -91,7 +89,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
       await again.client().send(new DescribeKeyCommand({ KeyId: arn }));
       await again.stop();
       expect(mentioning(allRecords(auditDir), 'CreateKey', arn), 'exactly one record').to.have.length(1);
-      const report = await verify(auditDir);
+      const report = await auditVerify(auditDir);
       expect(report.code, report.stdout).to.equal(0);
     });
   }
@@ -114,7 +112,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
     expect(records, 'exactly one record').to.have.length(1);
     expect(records[0].requestParameters).to.include({ keyId, pendingWindowInDays: 7 });
     expect(records[0].resources.map((r: { ARN: string }) => r.ARN)).to.include(arn);
-    const report = await verify(auditDir);
+    const report = await auditVerify(auditDir);
     expect(report.code, report.stdout).to.equal(0);
   });
 
@@ -132,7 +130,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
     await after.stop();
     expect(mentioning(allRecords(auditDir), 'CreateKey', arn), 'exactly one record').to.have.length(1);
     expect((JSON.parse(fs.readFileSync(path.join(dataDir, 'metadata.json'), 'utf8')) as { auditOutbox: unknown[] }).auditOutbox, 'removed at start-up').to.deep.equal([]);
-    const report = await verify(auditDir);
+    const report = await auditVerify(auditDir);
     expect(report.code, report.stdout).to.equal(0);
   });
 
@@ -145,14 +143,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
       const kms = server.client();
       const { keyId } = await createdKey(kms);
       fillDisk(filler);
-      // Until the trail has failed (the file's last page takes a few records still).
-      for (let i = 0; i < 50; i++) {
-        const failed = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`full ${i}`) })).then(
-          () => false,
-          () => true,
-        );
-        if (failed) break;
-      }
+      await untilTheTrailFails(kms, keyId);
       const refused = await expectKmsError(kms.send(new CreateKeyCommand({ Description: 'made while the disk was full' })));
       expect(refused.name).to.equal('KMSInternalException');
       // Every request is refused meanwhile: the store itself shows the change.
@@ -164,7 +155,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
       await waitFor('the record was written from the outbox', () => mentioning(readTrail(auditDir), 'CreateKey', arn).length > 0);
       await server.stop();
       expect(mentioning(readTrail(auditDir), 'CreateKey', arn), 'exactly one record').to.have.length(1);
-      const report = await verify(auditDir);
+      const report = await auditVerify(auditDir);
       expect(report.code, report.stdout).to.equal(0);
     } finally {
       await Promise.all(started.splice(0).map((s) => s.stop()));
@@ -185,13 +176,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
       const kms = a.client();
       const { keyId } = await createdKey(kms);
       fillDisk(filler);
-      for (let i = 0; i < 50; i++) {
-        const failed = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(`full ${i}`) })).then(
-          () => false,
-          () => true,
-        );
-        if (failed) break;
-      }
+      await untilTheTrailFails(kms, keyId);
       expect((await expectKmsError(kms.send(new CreateKeyCommand({ Description: 'a live process keeps its own' })))).name).to.equal('KMSInternalException');
       // b sees a's entry, finds a alive, and leaves it.
       await b.waitForLog(/entries of live processes are left to them/);
@@ -203,7 +188,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
       await Promise.all([a.stop(), b.stop()]);
       expect(mentioning([...allRecords(path.join(disk, 'audit')), ...allRecords(path.join(dataDir, 'audit'))], 'CreateKey', arn), 'exactly one record').to.have.length(1);
       for (const dir of [path.join(disk, 'audit'), path.join(dataDir, 'audit')]) {
-        const report = await verify(dir);
+        const report = await auditVerify(dir);
         expect(report.code, report.stdout).to.equal(0);
       }
     } finally {
@@ -236,7 +221,7 @@ describe('audit outbox: a change committed before a crash has its record, once',
     const records = mentioning(allRecords(auditDir), 'DeleteKey', arn);
     expect(records, 'exactly one record').to.have.length(1);
     expect(records[0].eventType).to.equal('AwsServiceEvent');
-    const report = await verify(auditDir);
+    const report = await auditVerify(auditDir);
     expect(report.code, report.stdout).to.equal(0);
   });
 });

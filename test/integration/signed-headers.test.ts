@@ -9,6 +9,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
 import { pythonWithBoto3 } from '../support/python';
 import { administrators, serverPerSuite, type TestServer } from '../support/server';
+import { ALICE, SESSION } from '../support/sigv4-principals';
 
 /**
  * Which headers a SigV4 signature must cover. The IAM User Guide (Create a signed AWS API
@@ -16,15 +17,6 @@ import { administrators, serverPerSuite, type TestServer } from '../support/serv
  * request whose X-Amz-Target is not signed could otherwise be replayed, within the 5-minute
  * window, as another operation over the same body (p11kms ignores unknown JSON members).
  */
-
-const ALICE = { accessKeyId: 'AKIAALICE0000000001', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
-const SESSION = {
-  accessKeyId: 'ASIASESSION00000003',
-  secretAccessKey: 'session-secret',
-  sessionToken: 'FwoGZXIvYXdzEXAMPLEsessiontoken',
-  accountId: '111122223333',
-  principalArn: 'arn:aws:sts::111122223333:assumed-role/app/session-1',
-};
 
 function writeCredentials(): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-signed-headers-')), 'credentials.json');

@@ -7,17 +7,8 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { expect } from 'chai';
 import { administrators, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
+import { ALICE, BOB, SESSION } from '../support/sigv4-principals';
 
-const ALICE = { accessKeyId: 'AKIAALICE0000000001', secretAccessKey: 'alice-secret', accountId: '111122223333', principalArn: 'arn:aws:iam::111122223333:user/alice' };
-const BOB = { accessKeyId: 'AKIABOB00000000002', secretAccessKey: 'bob-secret', accountId: '444455556666', principalArn: 'arn:aws:iam::444455556666:user/bob' };
-/** Temporary credentials of an assumed-role session: the session token is part of them. */
-const SESSION = {
-  accessKeyId: 'ASIASESSION00000003',
-  secretAccessKey: 'session-secret',
-  sessionToken: 'FwoGZXIvYXdzEXAMPLEsessiontoken',
-  accountId: '111122223333',
-  principalArn: 'arn:aws:sts::111122223333:assumed-role/app/session-1',
-};
 const INVALID_TOKEN = 'The security token included in the request is invalid.';
 
 function writeCredentials(): string {
