@@ -67,8 +67,8 @@ export interface ApiCall {
   error?: { code: string; message: string };
 }
 
-/** Operations that read or use a key without changing it, as CloudTrail marks them. */
-const READ_ONLY_USE = new Set([
+/** Operations that read or use a key without changing it, as CloudTrail marks them; none writes to the store. */
+export const READ_ONLY_USE: ReadonlySet<string> = new Set([
   'Encrypt',
   'Decrypt',
   'ReEncrypt',

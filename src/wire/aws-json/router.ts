@@ -159,7 +159,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     const run = () => handler(input, ctx, deps.services);
     // A change this request commits carries the record it would leave if its own were never written.
     const provisional = () => apiCallEvent({ ...callOf(deps, req, requestId, op, auth.caller, auth.region), input, inputDecoded: true });
-    const output = (await (outbox ? outbox.within(eventIdOf(requestId), provisional, run) : run())) as Record<string, unknown>;
+    const output = (await (outbox ? outbox.within(eventIdOf(requestId), provisional, run, op) : run())) as Record<string, unknown>;
     call.output = output;
     reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };
     zeroSecrets(output);
