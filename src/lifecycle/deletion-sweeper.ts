@@ -8,6 +8,7 @@ import { isMultiRegion, isReplica } from '../store/records';
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
 import { BACKGROUND_TASK } from './leadership';
+import { changeCarryingRecord, recordChange } from './service-records';
 
 /**
  * Deletes keys whose waiting period has ended. The decision is one store transaction
@@ -61,7 +62,6 @@ export class DeletionSweeper {
       // The deletion commits with its record in the audit outbox (its materials as read now;
       // the record written below names what the transaction found), under one eventID.
       const eventID = randomUUID();
-      const outbox = this.services.outbox;
       const provisional = () => ({ ...keyDeletedEvent(candidate, now, isMultiRegion(candidate) ? [] : candidate.materials.map((m) => m.materialId)), eventID });
       const remove = () => removeFromToken(this.services, candidate.keyId, async (tx) => {
         const current = await tx.getKey(candidate);
@@ -92,30 +92,14 @@ export class DeletionSweeper {
           wrappingKeys: (current.importParameters ?? []).map((p) => ({ keyId: current.keyId, wrappingId: p.wrappingId })),
         };
       });
-      const outcome = await (outbox ? outbox.within(eventID, provisional, remove) : remove()).catch((err: unknown) => {
-        // Whatever it committed (nothing, as a rule) stays in the outbox for delivery.
-        outbox?.settle(eventID, false);
-        throw err;
-      });
-      if (!outcome) {
-        outbox?.settle(eventID, true);
-        continue;
-      }
+      const outcome = await changeCarryingRecord(this.services, eventID, provisional, remove);
+      if (!outcome) continue;
       const { key, lastRegion } = outcome;
       deleted.push(key.keyId);
       this.services.log.info({ keyId: key.keyId, arn: key.arn, materialDestroyed: lastRegion }, 'key deleted at the end of its waiting period');
-      // Recorded once the deletion is irreversible. A trail failure cannot undo it: the record
-      // stays in the audit outbox, written once the trail can be written again.
+      // Recorded once the deletion is irreversible.
       const event = { ...keyDeletedEvent(key, this.services.clock.now(), lastRegion ? key.materials.map((m) => m.materialId) : []), eventID };
-      outbox?.crashPointForTests(event.eventName);
-      const written = await (this.audit?.record(event) ?? Promise.resolve()).then(
-        () => true,
-        (err: unknown) => {
-          this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key deletion could not be recorded in the audit trail');
-          return false;
-        },
-      );
-      outbox?.settle(eventID, written);
+      await recordChange(this.services, this.audit, event, { keyId: key.keyId, message: 'key deletion could not be recorded in the audit trail' });
     }
     return deleted;
   }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
-import type { ProvisionalRecord } from '../audit/outbox';
 import type { Services } from '../operations';
 import { BACKGROUND_TASK } from './leadership';
 import { withoutImportedMaterial } from '../operations/shared/import-state';
@@ -8,6 +7,9 @@ import { materialRefOf, removeFromToken } from '../operations/shared/key-mutatio
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
 import { isReplica, type KeyRecord } from '../store/records';
 import { periodicReconcileOptions, reconcile, reconcileBackends } from './reconcile';
+import { changeCarryingRecord, recordChange } from './service-records';
+
+const MATERIAL_EVENT_UNRECORDED = 'key material event could not be recorded in the audit trail';
 
 export interface MaterialSweepResult {
   rotated: string[];
@@ -91,29 +93,12 @@ export class MaterialSweeper {
       const details = { rotationType: 'AUTOMATIC', keyOrigin: key.origin, previousKeyMaterialId: previous?.materialId ?? '', currentKeyMaterialId: current?.materialId ?? '' } as const;
       return { ...keyRotatedEvent(key, now, details), eventID };
     };
-    const rotation = await this.withinOutbox(eventID, provisional, () => rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false)));
+    const rotation = await changeCarryingRecord(this.services, eventID, provisional, () => rotateKey(this.services, key, 'AUTOMATIC', (current) => (rotationDue(current, now) ? undefined : false)));
     if (!rotation) return;
     result.rotated.push(key.keyId);
     this.services.log.info({ keyId: key.keyId, version: rotation.current.version }, 'key material rotated automatically');
     const details = { rotationType: 'AUTOMATIC', keyOrigin: key.origin, previousKeyMaterialId: rotation.previous.materialId, currentKeyMaterialId: rotation.current.materialId } as const;
-    await this.record({ ...keyRotatedEvent(rotation.key, this.services.clock.now(), details), eventID }, key);
-  }
-
-  /**
-   * Runs a change whose transactions carry its record (audit outbox) under `eventID`; `record`
-   * settles it. Nothing changed (undefined) or a failure settles it here.
-   */
-  private async withinOutbox<T>(eventID: string, provisional: ProvisionalRecord, change: () => Promise<T | undefined>): Promise<T | undefined> {
-    const outbox = this.services.outbox;
-    if (!outbox) return change();
-    try {
-      const outcome = await outbox.within(eventID, provisional, change);
-      if (outcome === undefined) outbox.settle(eventID, true);
-      return outcome;
-    } catch (err) {
-      outbox.settle(eventID, false);
-      throw err;
-    }
+    await recordChange(this.services, this.audit, { ...keyRotatedEvent(rotation.key, this.services.clock.now(), details), eventID }, { keyId: key.keyId, message: MATERIAL_EVENT_UNRECORDED });
   }
 
   /** Store first (the material is no longer usable), then the token object is destroyed. */
@@ -122,7 +107,7 @@ export class MaterialSweeper {
     for (const candidate of due) {
       const eventID = randomUUID();
       const provisional = () => ({ ...importedMaterialExpiredEvent(key, now, candidate.materialId), eventID });
-      const expired = await this.withinOutbox(eventID, provisional, () => removeFromToken(this.services, key.keyId, async (tx) => {
+      const expired = await changeCarryingRecord(this.services, eventID, provisional, () => removeFromToken(this.services, key.keyId, async (tx) => {
         const current = await tx.getKey(key);
         const m = current?.materials.find((x) => x.version === candidate.version);
         if (!current || !m?.imported || m.imported.importState !== 'IMPORTED' || m.imported.validTo === undefined || m.imported.validTo > now) return { value: undefined };
@@ -132,7 +117,7 @@ export class MaterialSweeper {
       if (!expired) continue;
       result.expired.push(`${key.keyId}:v${expired.version}`);
       this.services.log.info({ keyId: key.keyId, version: expired.version }, 'imported key material expired and was deleted');
-      await this.record({ ...importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), eventID }, key);
+      await recordChange(this.services, this.audit, { ...importedMaterialExpiredEvent(key, this.services.clock.now(), expired.materialId), eventID }, { keyId: key.keyId, message: MATERIAL_EVENT_UNRECORDED });
     }
   }
 
@@ -146,19 +131,6 @@ export class MaterialSweeper {
       return { value: expired.length, wrappingKeys: expired.map((p) => ({ keyId: key.keyId, wrappingId: p.wrappingId })) };
     });
     result.wrappingKeysDestroyed += gone;
-  }
-
-  /** A trail failure cannot undo the change: its record stays in the audit outbox, written once the trail can be written again. */
-  private async record(event: Parameters<AuditSink['record']>[0], key: KeyRecord): Promise<void> {
-    this.services.outbox?.crashPointForTests(event.eventName);
-    const written = await (this.audit?.record(event) ?? Promise.resolve()).then(
-      () => true,
-      (err: unknown) => {
-        this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material event could not be recorded in the audit trail');
-        return false;
-      },
-    );
-    this.services.outbox?.settle(event.eventID, written);
   }
 }
 
