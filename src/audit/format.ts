@@ -80,11 +80,15 @@ export interface Integrity {
   previousRecordHash: string;
 }
 
-/** Appends the integrity members to an event; returns the line (with its newline) and its hash. */
-export function sealRecord(event: object, integrity: Integrity): { line: string; hash: string } {
-  // The text JSON.stringify({ ...event, ...integrity }) makes, without copying the event.
+/**
+ * Appends the integrity members to an event (after `writer`, the writing process's name in
+ * a trail shared by several, when given); returns the line (with its newline) and its hash.
+ */
+export function sealRecord(event: object, integrity: Integrity, writer?: string): { line: string; hash: string } {
+  // The text JSON.stringify({ ...event, p11kmsProcess: writer, ...integrity }) makes, without copying the event.
   const json = JSON.stringify(event);
-  const body = `${json.length > 2 ? `${json.slice(0, -1)},` : '{'}"sequenceNumber":${integrity.sequenceNumber},"previousRecordHash":${JSON.stringify(integrity.previousRecordHash)}}`;
+  const named = writer ? `"p11kmsProcess":${JSON.stringify(writer)},` : '';
+  const body = `${json.length > 2 ? `${json.slice(0, -1)},` : '{'}${named}"sequenceNumber":${integrity.sequenceNumber},"previousRecordHash":${JSON.stringify(integrity.previousRecordHash)}}`;
   const hash = sha256Hex(body);
   return { line: `${body.slice(0, -1)},"recordHash":"${hash}"}\n`, hash };
 }

@@ -124,7 +124,7 @@ export class AuditTrail implements AuditSink {
     // appended to a closed file, a false tampering alarm. The request is refused instead.
     if (this.closed || (this.closing && !recoveryRecord)) return Promise.reject(new Error('the audit trail is closed'));
     const sequenceNumber = this.nextSequence;
-    const { line, hash } = sealRecord(this.settings.identity ? { ...event, p11kmsProcess: this.settings.identity } : event, { sequenceNumber, previousRecordHash: this.lastRecordHash });
+    const { line, hash } = sealRecord(event, { sequenceNumber, previousRecordHash: this.lastRecordHash }, this.settings.identity);
     this.nextSequence++;
     this.lastRecordHash = hash;
     return new Promise<void>((resolve, reject) => {

@@ -129,7 +129,7 @@ async function loadKeyWithGrantOnce(services: Services, ctx: RequestContext, val
   const key = await findKey(services, ctx, value, acceptsAlias);
   const ref = parseKeyReference(value, ctx, acceptsAlias);
   const requestAlias = ref.kind === 'alias' ? ref.aliasName : undefined;
-  const grant = await authorizeUse(services, ctx, key, { ...use, requestAlias });
+  const grant = await authorizeUse(services, ctx, key, use, requestAlias);
   await catchUpWithKeyStore(services, key);
   return { key: checkStateAndUsage(services, key, use), grant };
 }
@@ -145,7 +145,7 @@ export async function checkKeyFor(services: Services, ctx: RequestContext, key: 
 }
 
 /** Builds the request's condition values and asks `authorize` (the one decision). */
-async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse): Promise<GrantRecord | undefined> {
+async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRecord, use: KeyUse, requestAlias = use.requestAlias): Promise<GrantRecord | undefined> {
   const access = services.access;
   const enforce = access?.enforce === true;
   const grants = enforce ? await services.store.listGrants(key) : [];
@@ -153,7 +153,7 @@ async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRec
     ? (await services.store.listAliases({ region: key.region, accountId: key.accountId })).filter((a) => a.targetKeyId === key.keyId).map((a) => a.aliasName)
     : [];
   const request = use.conditions ?? {};
-  const values = enforce ? requestConditionValues(services, ctx, { key, requestAlias: use.requestAlias, resourceAliases, request }) : new Map<string, string[]>();
+  const values = enforce ? requestConditionValues(services, ctx, { key, requestAlias, resourceAliases, request }) : new Map<string, string[]>();
   const { grant } = authorizeKeyAction(access, {
     caller: ctx.caller,
     action: use.action ?? `kms:${use.operation}`,
