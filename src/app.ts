@@ -122,6 +122,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const openToken = token;
     metrics.watchPool(openToken);
     metrics.watchKeys(store);
+    metrics.watchChangeFeed(opened);
     metrics.watchAudit(() => trail.state());
     const countedTrail = metrics.countingAudit(trail);
 

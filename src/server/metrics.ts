@@ -93,6 +93,19 @@ export class ServiceMetrics {
     });
   }
 
+  /**
+   * The store's change feed (PostgreSQL: the LISTEN connection), read when scraped. An alert
+   * on listening 0, or on losses rising, says a node misses other nodes' changes for up to
+   * the cache's 500 ms (it reads through meanwhile) and is reconnecting.
+   */
+  watchChangeFeed(store: MetadataStore): void {
+    const state = store.changeFeedState?.bind(store);
+    if (!state) return;
+    new Gauge({ name: 'p11kms_store_change_feed_listening', help: '1 while the connection that hears other processes\' store changes is up, 0 while it is reconnecting (nothing is cached meanwhile).', registers: [this.registry], collect() { this.set(state().listening ? 1 : 0); } });
+    new Counter({ name: 'p11kms_store_change_feed_losses_total', help: 'Times the change notification connection was found lost: closed, failed, or silent past its liveness check.', registers: [this.registry], collect() { this.reset(); this.inc(state().losses); } });
+    new Counter({ name: 'p11kms_store_change_notifications_total', help: 'Store change notifications received (every committed change of every process, this one\'s included).', registers: [this.registry], collect() { this.reset(); this.inc(state().notifications); } });
+  }
+
   observeFsync = (seconds: number): void => {
     this.auditFsyncSeconds.observe(seconds);
   };
@@ -143,8 +156,9 @@ export class ServiceMetrics {
     return new Proxy(store, {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
-        // serialiseKey spans a whole mutation (token work included): not a store call's time.
-        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey') return value;
+        // serialiseKey spans a whole mutation (token work included): not a store call's time;
+        // changeFeedState reads memory.
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState') return value;
         let wrapper = wrappers.get(property);
         if (!wrapper) {
           const labels = { method: property };

@@ -135,5 +135,17 @@ export interface MetadataStore {
    * always does.
    */
   writesRefused?(): Promise<string | undefined>;
+  /** The change notifications' connection, for /metrics. Absent when there is none (one writer). */
+  changeFeedState?(): ChangeFeedState;
   close(): Promise<void>;
+}
+
+/** What a store shared by several processes says about how it hears the others' changes. */
+export interface ChangeFeedState {
+  /** The connection notifications arrive on is up (while it is down, nothing is cached). */
+  listening: boolean;
+  /** How many times it was found lost (closed, failed, or silent past its liveness deadline). */
+  losses: number;
+  /** Notifications received (every committed change of every process, this one's included). */
+  notifications: number;
 }

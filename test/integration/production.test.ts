@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { pythonWithBoto3 } from '../support/python';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, metricSample, TestServer } from '../support/server';
 import { TestCa } from '../support/test-ca';
 
 const THROTTLED = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';
@@ -49,12 +49,6 @@ async function waitForLogCount(server: TestServer, pattern: RegExp, count: numbe
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`the service log never had ${count} lines matching ${pattern}`);
-}
-
-/** A metric's value from Prometheus text (the first sample whose line starts with `prefix`). */
-function sample(metrics: string, prefix: string): number | undefined {
-  const line = metrics.split('\n').find((l) => l.startsWith(prefix));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 /** An HSM profile like the default one with a pool of `size` sessions, `queue` waiters at most, and a queueing-time limit. */
@@ -226,9 +220,9 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       expect(body).to.match(/^p11kms_request_duration_seconds_bucket\{le="[^"]+",dialect="aws-json",operation="Decrypt"\} [1-9]/m);
       expect(body).to.match(/^p11kms_token_call_duration_seconds_count\{function="C_Encrypt",outcome="ok"\} [1-9]/m);
       for (const name of ['p11kms_token_sessions', 'p11kms_token_sessions_in_use', 'p11kms_token_sessions_waiting', 'p11kms_audit_queue_depth', 'p11kms_token_shed_total']) {
-        expect(sample(body, `${name} `), name).to.be.a('number');
+        expect(metricSample(body, `${name} `), name).to.be.a('number');
       }
-      expect(sample(body, 'p11kms_audit_fsync_duration_seconds_count ')).to.be.greaterThan(0);
+      expect(metricSample(body, 'p11kms_audit_fsync_duration_seconds_count ')).to.be.greaterThan(0);
       expect(body).to.match(/^p11kms_store_duration_seconds_count\{method="getKey"\} [1-9]/m);
       expect(body).to.match(/^p11kms_keys\{state="Enabled",spec="SYMMETRIC_DEFAULT"\} [1-9]/m);
       for (const secret of [keyId, alice.accessKeyId, alice.accountId, 'alice', bob.accessKeyId]) expect(body).to.not.include(secret);
@@ -377,7 +371,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         expect(errors.length).to.be.greaterThan(0);
         for (const err of errors) expect([err.name, err.message, err.$metadata.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        expect(sample(metrics, 'p11kms_token_shed_total ')).to.equal(errors.length);
+        expect(metricSample(metrics, 'p11kms_token_shed_total ')).to.equal(errors.length);
         expect(metrics).to.match(new RegExp(`^p11kms_requests_total\\{dialect="aws-json",operation="GenerateDataKeyPairWithoutPlaintext",error="ThrottlingException"\\} ${errors.length}$`, 'm'));
       } finally {
         await server.kill();
@@ -400,7 +394,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         const waiting = pair();
         for (let polls = 0; ; polls++) {
           const metrics = (await get(`${server.endpoint}/metrics`)).body;
-          if (sample(metrics, 'p11kms_token_sessions_waiting ') === 1 && sample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
+          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
           if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -410,8 +404,8 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         const served = await Promise.all([holding, waiting]);
         expect(served.map((r) => r.KeyPairSpec)).to.deep.equal(['ECC_NIST_P256', 'ECC_NIST_P256']);
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        expect(sample(metrics, 'p11kms_token_shed_total ')).to.equal(1);
-        expect(sample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')).to.equal(0);
+        expect(metricSample(metrics, 'p11kms_token_shed_total ')).to.equal(1);
+        expect(metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')).to.equal(0);
         // The queue is gone, so the next request is admitted again.
         expect((await pair()).KeyPairSpec).to.equal('ECC_NIST_P256');
       } finally {
@@ -425,7 +419,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       const requests = [0, 1].map(() => kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'RSA_4096' })));
       for (let i = 0; i < 400; i++) {
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        if (sample(metrics, 'p11kms_token_sessions_in_use ') === 1 && sample(metrics, 'p11kms_token_sessions_waiting ') === 1) return requests;
+        if (metricSample(metrics, 'p11kms_token_sessions_in_use ') === 1 && metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1) return requests;
         await new Promise((r) => setTimeout(r, 20));
       }
       throw new Error('the two requests never were in flight together');
@@ -459,7 +453,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         .catch((err: Error) => err.name);
       let inToken = false;
       for (let i = 0; i < 400 && !inToken; i++) {
-        inToken = sample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_in_use ') === 1;
+        inToken = metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_in_use ') === 1;
         if (!inToken) await new Promise((r) => setTimeout(r, 20));
       }
       expect(inToken, 'the generation reached the token').to.equal(true);

@@ -155,6 +155,12 @@ export class TestServer {
   }
 }
 
+/** A metric's value from Prometheus text (the first sample whose line starts with `prefix`). */
+export function metricSample(metrics: string, prefix: string): number | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 /** Runs `fn` expecting an AWS SDK error; returns it for assertions. */
 export async function expectKmsError(promise: Promise<unknown>): Promise<Error & { name: string; message: string; $metadata?: { httpStatusCode?: number } }> {
   try {

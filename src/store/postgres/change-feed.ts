@@ -1,5 +1,6 @@
 import { Client, type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
+import type { ChangeFeedState } from '../metadata-store';
 
 export const CHANGE_CHANNEL = 'p11kms_changes';
 /** NOTIFY payloads must stay under 8000 bytes; a larger change invalidates everything. */
@@ -11,6 +12,17 @@ const MAX_PAYLOAD = 7_000;
  */
 export const CACHE_TTL_MS = 500;
 const RECONNECT_MS = 1_000;
+/**
+ * A LISTEN connection that died without a FIN or reset reaching this process (a NAT or
+ * firewall forgetting it, a database host lost) looks idle for ever: notifications stop and
+ * TCP keepalive notices only after hours. So it is asked a trivial query this often, and
+ * given this long to answer before it is taken for dead: a dead one is found within about
+ * 10 s. A false alarm (a database too busy to answer in 5 s) costs one reconnection.
+ */
+export const LIVENESS_CHECK_EVERY_MS = 5_000;
+export const LIVENESS_DEADLINE_MS = 5_000;
+/** The LISTEN connection's name in pg_stat_activity, for the database administrator. */
+export const CHANGE_FEED_APPLICATION_NAME = 'p11kms change feed';
 
 /** The NOTIFY payload naming what a committed transaction changed ('*' for everything). */
 export function changePayload(names: Iterable<string>): string {
@@ -33,6 +45,9 @@ export class ReadCache {
   private listener: Client | undefined;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private losses = 0;
+  private notifications = 0;
   private readonly watchers = new Set<(names: readonly string[] | '*') => void>();
 
   constructor(
@@ -47,6 +62,7 @@ export class ReadCache {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.livenessTimer);
     this.listening = false;
     await this.listener?.end().catch(() => undefined);
   }
@@ -75,9 +91,15 @@ export class ReadCache {
     return () => this.watchers.delete(watcher);
   }
 
+  state(): ChangeFeedState {
+    return { listening: this.listening, losses: this.losses, notifications: this.notifications };
+  }
+
   private async listen(): Promise<void> {
-    const client = new Client(this.connection);
+    // Its only statements are LISTEN and the liveness check: each has LIVENESS_DEADLINE_MS.
+    const client = new Client({ ...this.connection, application_name: CHANGE_FEED_APPLICATION_NAME, query_timeout: LIVENESS_DEADLINE_MS });
     client.on('notification', (msg) => {
+      this.notifications++;
       try {
         const names = JSON.parse(msg.payload ?? '"*"') as string[] | '*';
         this.invalidate(names);
@@ -98,15 +120,39 @@ export class ReadCache {
     // Whatever changed while nobody listened is unknown: start empty.
     this.invalidate('*');
     this.listening = true;
+    this.checkLivenessLater(client);
+  }
+
+  /**
+   * A trivial query on the LISTEN connection every LIVENESS_CHECK_EVERY_MS: an answer within
+   * LIVENESS_DEADLINE_MS proves the connection (and so the notifications on it) still flows;
+   * none, and it is dropped and opened again (lost() below).
+   */
+  private checkLivenessLater(client: Client): void {
+    this.livenessTimer = setTimeout(() => {
+      if (this.listener !== client) return;
+      client.query('SELECT 1').then(
+        () => this.checkLivenessLater(client),
+        (err: Error) => {
+          const silent = err.message === 'Query read timeout';
+          this.lost(client, silent ? new Error(`the LISTEN connection did not answer a liveness check within ${LIVENESS_DEADLINE_MS} ms`) : err);
+        },
+      );
+    }, LIVENESS_CHECK_EVERY_MS);
+    this.livenessTimer.unref();
   }
 
   private lost(client: Client, err: Error | undefined): void {
     if (this.listener !== client) return;
     this.listener = undefined;
     this.listening = false;
+    clearTimeout(this.livenessTimer);
     this.invalidate('*');
     if (this.stopped) return;
+    this.losses++;
     this.log.warn({ err: err?.message }, 'store change notifications lost; reading through until they are back');
+    // A silent connection has its liveness query still waiting: end() then destroys the
+    // socket instead of waiting for a goodbye that would never come.
     client.end().catch(() => undefined);
     const retry = () => {
       this.reconnectTimer = setTimeout(() => {

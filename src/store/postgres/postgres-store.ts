@@ -3,7 +3,7 @@ import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { KmsError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
-import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
@@ -211,6 +211,10 @@ export class PostgresStore implements MetadataStore {
 
   watchChanges(listener: (names: readonly string[] | '*') => void): () => void {
     return this.cache.watch(listener);
+  }
+
+  changeFeedState(): ChangeFeedState {
+    return this.cache.state();
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

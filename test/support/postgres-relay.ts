@@ -1,0 +1,138 @@
+import * as net from 'node:net';
+
+/**
+ * A TCP relay in front of a PostgreSQL server that reads the client's side of the protocol,
+ * for the two failures nothing else produces on demand:
+ *
+ * - `blackhole(statement)`: the open connections whose client sent that statement (e.g. the
+ *   change feed's `LISTEN p11kms_changes`) stop carrying anything, either way, and neither
+ *   side is closed: a NAT or firewall that forgot the connection, or a database host lost
+ *   without a FIN or reset reaching the client. New connections are relayed as before.
+ * - `cutAfterCommit(marker)`: the COMMIT of the next transaction whose messages contain
+ *   `marker` (a statement's text or a parameter's value) is delivered to the server, the
+ *   server's answer to it is swallowed, and then both sides are cut (the client's with a
+ *   reset): the one moment where the client cannot know whether its transaction committed.
+ */
+export interface PostgresRelay {
+  url: string;
+  /** Blackholes every open connection whose client sent `statement` (as a simple query); returns how many. */
+  blackhole(statement: string): number;
+  /**
+   * Arms the cut; resolves, once it happened, with the server's answer that was swallowed
+   * (PostgreSQL's CommandComplete for a commit that took effect names `COMMIT`).
+   */
+  cutAfterCommit(marker: string): Promise<{ answer: Buffer }>;
+  close(): Promise<void>;
+}
+
+/** SSLRequest and GSSENCRequest: answered with one byte, then the real startup message comes. */
+const ENCRYPTION_REQUESTS = new Set([80877103, 80877104]);
+
+/**
+ * Splits what a client sends into whole protocol messages: first the startup message (a
+ * length, no type byte), then a type byte and a length each.
+ */
+class FrontendMessages {
+  private pending = Buffer.alloc(0);
+  private started = false;
+
+  push(chunk: Buffer): { type: string; raw: Buffer; body: Buffer }[] {
+    this.pending = Buffer.concat([this.pending, chunk]);
+    const messages: { type: string; raw: Buffer; body: Buffer }[] = [];
+    for (;;) {
+      const header = this.started ? 5 : 4;
+      if (this.pending.length < header) break;
+      const length = this.started ? this.pending.readInt32BE(1) + 1 : this.pending.readInt32BE(0);
+      if (this.pending.length < length) break;
+      const raw = this.pending.subarray(0, length);
+      this.pending = this.pending.subarray(length);
+      messages.push({ type: this.started ? String.fromCharCode(raw[0]) : '', raw, body: raw.subarray(header) });
+      if (!this.started && !ENCRYPTION_REQUESTS.has(raw.readInt32BE(4))) this.started = true;
+    }
+    return messages;
+  }
+}
+
+interface Relayed {
+  client: net.Socket;
+  server: net.Socket;
+  /** The distinct simple-query texts the client sent (a few: BEGIN…, COMMIT, LISTEN…). */
+  statements: Set<string>;
+  blackholed: boolean;
+}
+
+export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay> {
+  const target = new URL(databaseUrl);
+  const open = new Set<Relayed>();
+  let armed: { marker: Buffer; done(answer: Buffer): void } | undefined;
+
+  const relay = net.createServer((client) => {
+    const server = net.connect(Number(target.port), target.hostname);
+    const relayed: Relayed = { client, server, statements: new Set(), blackholed: false };
+    open.add(relayed);
+    const messages = new FrontendMessages();
+    /** The armed cut, once this connection's transaction carried its marker. */
+    let marked: typeof armed;
+    /** The cut under way: the COMMIT went to the server, whose answer ends the connection. */
+    let cutting: typeof armed;
+
+    client.on('data', (chunk: Buffer) => {
+      if (relayed.blackholed || cutting) return;
+      for (const message of messages.push(chunk)) {
+        const query = message.type === 'Q' ? message.body.subarray(0, message.body.length - 1).toString() : undefined;
+        if (query !== undefined && relayed.statements.size < 100) relayed.statements.add(query);
+        if (query !== undefined && /^BEGIN\b/i.test(query)) marked = undefined;
+        if (armed && message.raw.includes(armed.marker)) marked = armed;
+        server.write(message.raw);
+        if (marked && query === 'COMMIT') {
+          cutting = marked;
+          marked = undefined;
+          armed = undefined;
+          return;
+        }
+      }
+    });
+    server.on('data', (chunk: Buffer) => {
+      if (relayed.blackholed) return;
+      if (!cutting) {
+        client.write(chunk);
+        return;
+      }
+      open.delete(relayed);
+      server.destroy();
+      client.resetAndDestroy();
+      cutting.done(chunk);
+    });
+    const drop = () => {
+      open.delete(relayed);
+      client.destroy();
+      server.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    server.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.port = String((relay.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    blackhole(statement) {
+      const chosen = [...open].filter((r) => r.statements.has(statement));
+      for (const r of chosen) r.blackholed = true;
+      return chosen.length;
+    },
+    cutAfterCommit(marker) {
+      if (armed) throw new Error('a cut is armed already');
+      return new Promise((resolve) => {
+        armed = { marker: Buffer.from(marker), done: (answer) => resolve({ answer }) };
+      });
+    },
+    async close() {
+      for (const { client, server } of open) {
+        client.destroy();
+        server.destroy();
+      }
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    },
+  };
+}
