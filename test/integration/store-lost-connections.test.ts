@@ -1,6 +1,7 @@
 import { CreateKeyCommand, ListKeysCommand, ListResourceTagsCommand, TagResourceCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { cuttableRelay, type CuttableRelay, freshDatabaseUrl } from '../support/postgres';
+import { freshDatabaseUrl } from '../support/postgres';
+import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
 import { TestServer } from '../support/server';
 
 /**
@@ -12,11 +13,11 @@ import { TestServer } from '../support/server';
  */
 describe('PostgreSQL store: pooled connections that died unnoticed', function () {
   this.timeout(120_000);
-  let relay: CuttableRelay;
+  let relay: PostgresRelay;
   let server: TestServer;
 
   before(async () => {
-    relay = await cuttableRelay(await freshDatabaseUrl());
+    relay = await postgresRelay(await freshDatabaseUrl());
     server = await TestServer.start({ env: { P11KMS_STORE_URL: relay.url } });
   });
 

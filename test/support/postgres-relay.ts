@@ -2,8 +2,11 @@ import * as net from 'node:net';
 
 /**
  * A TCP relay in front of a PostgreSQL server that reads the client's side of the protocol,
- * for the two failures nothing else produces on demand:
+ * for the failures of connections nothing else produces on demand:
  *
+ * - `cut()`: every relayed connection's server side is dropped at once, and the client side
+ *   answers the next bytes the client sends with a reset (ECONNRESET): a failover behind one
+ *   address, or a firewall that forgot an idle connection and rejects it.
  * - `blackhole(statement)`: the open connections whose client sent that statement (e.g. the
  *   change feed's `LISTEN p11kms_changes`) stop carrying anything, either way, and neither
  *   side is closed: a NAT or firewall that forgot the connection, or a database host lost
@@ -15,6 +18,8 @@ import * as net from 'node:net';
  */
 export interface PostgresRelay {
   url: string;
+  /** Cuts every open relayed connection; returns how many. New connections are relayed as before. */
+  cut(): number;
   /** Blackholes every open connection whose client sent `statement` (as a simple query); returns how many. */
   blackhole(statement: string): number;
   /**
@@ -58,18 +63,22 @@ interface Relayed {
   server: net.Socket;
   /** The distinct simple-query texts the client sent (a few: BEGIN…, COMMIT, LISTEN…). */
   statements: Set<string>;
-  blackholed: boolean;
+  /** relaying; blackholed (nothing passes, nothing closes); cut (the client's next bytes are reset). */
+  state: 'relaying' | 'blackholed' | 'cut';
 }
 
 export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay> {
   const target = new URL(databaseUrl);
+  /** Connections relaying or blackholed; and every one not closed yet, for close(). */
   const open = new Set<Relayed>();
+  const unclosed = new Set<net.Socket>();
   let armed: { marker: Buffer; done(answer: Buffer): void } | undefined;
 
   const relay = net.createServer((client) => {
     const server = net.connect(Number(target.port), target.hostname);
-    const relayed: Relayed = { client, server, statements: new Set(), blackholed: false };
+    const relayed: Relayed = { client, server, statements: new Set(), state: 'relaying' };
     open.add(relayed);
+    unclosed.add(client);
     const messages = new FrontendMessages();
     /** The armed cut, once this connection's transaction carried its marker. */
     let marked: typeof armed;
@@ -77,7 +86,8 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
     let cutting: typeof armed;
 
     client.on('data', (chunk: Buffer) => {
-      if (relayed.blackholed || cutting) return;
+      if (relayed.state === 'cut') client.resetAndDestroy();
+      if (relayed.state !== 'relaying' || cutting) return;
       for (const message of messages.push(chunk)) {
         const query = message.type === 'Q' ? message.body.subarray(0, message.body.length - 1).toString() : undefined;
         if (query !== undefined && relayed.statements.size < 100) relayed.statements.add(query);
@@ -93,7 +103,7 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       }
     });
     server.on('data', (chunk: Buffer) => {
-      if (relayed.blackholed) return;
+      if (relayed.state !== 'relaying') return;
       if (!cutting) {
         client.write(chunk);
         return;
@@ -105,20 +115,31 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
     });
     const drop = () => {
       open.delete(relayed);
+      unclosed.delete(client);
       client.destroy();
       server.destroy();
     };
     client.on('error', drop).on('close', drop);
-    server.on('error', drop).on('close', drop);
+    // A cut connection's server side goes first, its client side stays until it sends.
+    server.on('error', () => relayed.state !== 'cut' && drop()).on('close', () => relayed.state !== 'cut' && drop());
   });
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
   const url = new URL(databaseUrl);
   url.port = String((relay.address() as net.AddressInfo).port);
   return {
     url: url.toString(),
+    cut() {
+      const relaying = [...open].filter((r) => r.state === 'relaying');
+      for (const r of relaying) {
+        r.state = 'cut';
+        open.delete(r);
+        r.server.destroy();
+      }
+      return relaying.length;
+    },
     blackhole(statement) {
-      const chosen = [...open].filter((r) => r.statements.has(statement));
-      for (const r of chosen) r.blackholed = true;
+      const chosen = [...open].filter((r) => r.state === 'relaying' && r.statements.has(statement));
+      for (const r of chosen) r.state = 'blackholed';
       return chosen.length;
     },
     cutAfterCommit(marker) {
@@ -128,10 +149,8 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       });
     },
     async close() {
-      for (const { client, server } of open) {
-        client.destroy();
-        server.destroy();
-      }
+      for (const { server } of open) server.destroy();
+      for (const client of unclosed) client.destroy();
       await new Promise<void>((resolve) => relay.close(() => resolve()));
     },
   };

@@ -143,7 +143,7 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
     // A refusal from the body means nothing was committed. Any other failure (the store
     // itself) leaves the outcome open: the intent stays and reconciliation decides.
     if (err instanceof KmsError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
-    else services.log.error({ keyId, creationId, err: (err as Error).message }, 'creation not recorded; reconciliation will resolve it');
+    else services.log.error({ keyId, creationId, err: (err as Error).message }, 'the store failed while recording the creation (a COMMIT whose answer was lost may have taken effect); if it did not, reconciliation resolves its intent');
     throw err;
   }
   if (!outcome.keep) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
