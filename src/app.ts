@@ -35,6 +35,7 @@ import { huaweiRouter } from './wire/huawei/router';
 import { operationalRoutes } from './server/health';
 import { type Listener, listen } from './server/listener';
 import { ServiceMetrics } from './server/metrics';
+import { withNoSniffing } from './server/no-sniffing';
 import { RequestQuotas } from './server/quotas';
 import { ExternalKeys } from './custody/external-keys';
 import { recordTokenUser } from './custody/token-users';
@@ -291,9 +292,11 @@ function keySpecSupport(custody: KeyCustody): { supported: string[]; unsupported
  * (whose router costs as much per request as the handler's own work at these rates).
  */
 function requestListener(app: express.Express, awsJson: (req: IncomingMessage, res: ServerResponse) => void) {
+  // Console, audit endpoint, /health, /ready, /metrics, the Huawei dialect, unrouted requests.
+  const everythingElse = withNoSniffing(app);
   return (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'POST' && req.url === '/') awsJson(req, res);
-    else app(req, res);
+    else everythingElse(req, res);
   };
 }
 

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { withNoSniffing } from '../../server/no-sniffing';
 import { xksApp, type XksDeps } from './router';
 
 /**
@@ -19,7 +20,7 @@ export async function startXksListener(deps: XksDeps): Promise<{ url: string; cl
       honorCipherOrder: true,
       ...(settings.clientCaFile ? { ca: fs.readFileSync(settings.clientCaFile), requestCert: true, rejectUnauthorized: settings.requireClientCert !== false } : {}),
     },
-    xksApp(deps),
+    withNoSniffing(xksApp(deps)),
   );
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
