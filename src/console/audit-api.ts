@@ -55,14 +55,16 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
   let region: string | undefined;
   let reply: { status: number; body: string };
   try {
-    // A repeated parameter cannot be signed over as one value: refused by name, not as a bad signature.
-    refuseRepeatedParameters(req);
+    // Who asks comes first: a caller who is not authenticated and allowed learns nothing about
+    // the parameters (an unsigned request is a 403 whatever its query says).
+    const repeatedQuery = repeatedParameters(req);
     const auth = await deps.authenticator.authenticate({
       method: req.method,
       host: req.headers.host ?? '',
       // Signed over the full path; inside this router req.path lacks the mount point.
       path: req.originalUrl.split('?')[0],
       query,
+      ...(Object.keys(repeatedQuery).length > 0 ? { repeatedQuery } : {}),
       headers: req.headers as Record<string, string | undefined>,
       body: Buffer.alloc(0),
     });
@@ -70,6 +72,7 @@ async function handle(deps: AuditApiDeps, req: Request, res: Response, eventName
     region = auth.region;
     // An account-level action like CreateKey: the caller's identity policies decide (kms:* does not match it).
     checkAccountAction(deps.services, { scope: { region, accountId: caller.accountId }, caller, requestId, sourceIp: req.socket.remoteAddress }, READ_AUDIT_TRAIL);
+    refuseRepeatedParameters(repeatedQuery);
     refuseUnknownParameters(query, eventName === 'LookupEvents' ? LOOKUP_PARAMETERS : []);
     reply = { status: 200, body: JSON.stringify(await run(caller)) };
   } catch (err) {
@@ -151,13 +154,15 @@ function refuseUnknownParameters(query: Record<string, string>, known: readonly 
   }
 }
 
-function refuseRepeatedParameters(req: Request): void {
-  const raw = req.originalUrl.split('?').slice(1).join('?');
-  const seen = new Set<string>();
-  for (const name of new URLSearchParams(raw).keys()) {
-    if (seen.has(name)) throw new KmsError('ValidationException', `Query parameter '${name}' is given more than once; give each at most once`);
-    seen.add(name);
-  }
+/** Each filter takes one value; which one a repeated parameter meant cannot be guessed. */
+function refuseRepeatedParameters(repeated: Record<string, string[]>): void {
+  const name = Object.keys(repeated)[0];
+  if (name !== undefined) throw new KmsError('ValidationException', `Query parameter '${name}' is given more than once; give each at most once`);
+}
+
+/** Parameters given more than once, with every value (the query parser hands them over as arrays; queryOf leaves them out). */
+function repeatedParameters(req: Request): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(req.query).filter((entry): entry is [string, string[]] => Array.isArray(entry[1]) && entry[1].every((v) => typeof v === 'string')));
 }
 
 function queryOf(req: Request): Record<string, string> {

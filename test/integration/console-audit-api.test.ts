@@ -3,12 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ListKeysCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { auditGet } from '../support/audit-api';
+import { type AuditQuery, auditGet } from '../support/audit-api';
 import { readTrail } from '../support/audit-trail';
 import { serverPerSuite, type TestServer } from '../support/server';
 
 const ACCOUNT = '111122223333';
 const AUDITOR = { accessKeyId: 'AKIAAUDITAPIAUDITOR1', secretAccessKey: 'auditor-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/auditor` };
+/** Signs right, but no identity policy allows it p11kms:ReadAuditTrail. */
+const OUTSIDER = { accessKeyId: 'AKIAAUDITAPIOUTSIDER', secretAccessKey: 'outsider-secret', accountId: ACCOUNT, principalArn: `arn:aws:iam::${ACCOUNT}:user/outsider` };
 
 /**
  * The audit endpoint's query parameters, through a real server and real SigV4 signatures: every
@@ -26,7 +28,7 @@ describe('audit endpoint: query parameters', function () {
       fs.writeFileSync(
         file,
         JSON.stringify({
-          accessKeys: [AUDITOR],
+          accessKeys: [AUDITOR, OUTSIDER],
           identityPolicies: { [AUDITOR.principalArn]: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['p11kms:ReadAuditTrail', 'kms:List*'], Resource: '*' }] } },
         }),
       );
@@ -82,6 +84,23 @@ describe('audit endpoint: query parameters', function () {
 
   it('refuses a repeated parameter by name rather than as a bad signature', async () => {
     expectValidation(await lookup({ eventName: ['Decrypt', 'ListKeys'] }), /^Query parameter 'eventName' is given more than once/);
+  });
+
+  it('authenticates and authorises before it looks at the parameters: an unsigned or refused caller learns nothing about them', async () => {
+    // Pre: a repeated parameter was refused before the signature was looked at (400 ValidationException to anyone).
+    const repeated = { eventName: ['Decrypt', 'ListKeys'] };
+    for (const query of [repeated, { evntName: 'Decrypt' }, { limit: '0' }] as AuditQuery[]) {
+      const unsigned = await auditGet(server, undefined, '/audit/events', query);
+      expect([unsigned.status, unsigned.body.__type], `unsigned ${JSON.stringify(query)}`).to.deep.equal([403, 'MissingAuthenticationTokenException']);
+      const wrongSecret = await auditGet(server, { accessKeyId: AUDITOR.accessKeyId, secretAccessKey: 'not-the-secret' }, '/audit/events', query);
+      expect([wrongSecret.status, wrongSecret.body.__type], `wrong secret ${JSON.stringify(query)}`).to.deep.equal([400, 'InvalidSignatureException']);
+      const outsider = await auditGet(server, OUTSIDER, '/audit/events', query);
+      expect([outsider.status, outsider.body.__type], `no permission ${JSON.stringify(query)}`).to.deep.equal([400, 'AccessDeniedException']);
+    }
+    const unsignedVerify = await auditGet(server, undefined, '/audit/verify', { anchor: ['a', 'b'] });
+    expect([unsignedVerify.status, unsignedVerify.body.__type]).to.deep.equal([403, 'MissingAuthenticationTokenException']);
+    // Signed right over every value (headers or query string), the repeat is then refused by name.
+    expectValidation(await auditGet(server, AUDITOR, '/audit/events', repeated, { presign: true }), /^Query parameter 'eventName' is given more than once/);
   });
 
   it('records each refused read in the trail with its error', async () => {

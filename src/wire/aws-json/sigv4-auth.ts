@@ -15,6 +15,11 @@ export interface SignedRequest {
   path: string;
   /** Query parameters, already URL-decoded. */
   query: Record<string, string>;
+  /**
+   * Parameters given more than once (not in `query`), every value: the client signed them all
+   * (SigV4 sorts the values), so the signature is checked over them all.
+   */
+  repeatedQuery?: Record<string, string[]>;
   /** Header names lower-cased. */
   headers: Record<string, string | undefined>;
   body: Buffer;
@@ -135,12 +140,13 @@ export class SigV4Authenticator {
     let expected: string | undefined;
     if (parts.expiresSeconds === undefined) {
       expected = await this.signatures.expected(
-        { method: request.method, path: request.path, query: request.query, headers, payloadHash: bodyHash },
+        // Copied only when a parameter repeats (the audit endpoint): a KMS request's query is used as it is.
+        { method: request.method, path: request.path, query: request.repeatedQuery ? { ...request.query, ...request.repeatedQuery } : request.query, headers, payloadHash: bodyHash },
         { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
         { signingDate, longDate: signedAt.long, region: parts.region, service: SERVICE, signedHeaders: parts.signedHeaders },
       );
     } else {
-      const query = { ...request.query };
+      const query: Record<string, string | string[]> = { ...request.query, ...request.repeatedQuery };
       delete query['X-Amz-Signature'];
       const presigned = await this.signerFor(key, parts.region).presign(
         { method: request.method, protocol: 'http:', hostname: request.host, path: request.path, headers, body: request.body, query },
@@ -356,8 +362,8 @@ const SIGNING_KEY_CACHE_SIZE = 1024;
 export interface CanonicalInput {
   method: string;
   path: string;
-  /** URL-decoded query parameters. */
-  query: Record<string, string>;
+  /** URL-decoded query parameters (every value of a repeated one). */
+  query: Record<string, string | string[]>;
   /** The signed headers only, with their received values. */
   headers: Record<string, string>;
   /** Hex SHA-256 of the body. */
