@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { findChains, trustedKeysOf } from './chains';
 import { listPublicKeyFiles, publicKeyFileOf } from './format';
 import { ROTATE_KEY_REQUEST_FILE } from './key-rotation';
-import { formatRow, parseTime, queryChains } from './query';
+import { formatRow, parseErrorFilter, parseTime, queryChains } from './query';
 import { formatFinding, type VerifyReport, verifyTrail } from './verify';
 
 /**
@@ -98,7 +98,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--key <key>', 'key id or key ARN')
     .option('--principal <who>', 'principal ARN, access key id or account id')
     .option('--event <name>', 'event name, e.g. Decrypt')
-    .option('--error [code]', 'only failed calls, or only this error code')
+    .option('--error [code]', 'only failed calls (alone or true), only calls that succeeded (false), or only this error code', errorFilterArgument)
     .option('--from <time>', 'ISO 8601, or 30m/12h/7d ago')
     .option('--to <time>', 'ISO 8601, or 30m/12h/7d ago')
     .option('--json', 'print whole records as JSON Lines instead of a table')
@@ -114,6 +114,15 @@ export function registerAuditCommands(program: Command): void {
       if (!opts.json) process.stdout.write('eventTime\teventName\tprincipal\tsourceIPAddress\tkeys\tresult\trequestID\n');
       for (const r of records) process.stdout.write(`${opts.json ? JSON.stringify(r) : formatRow(r)}\n`);
     });
+}
+
+/** `--error <value>` as parseErrorFilter reads it; a refusal is commander's usage error, not a stack trace. */
+function errorFilterArgument(value: string): boolean | string {
+  try {
+    return parseErrorFilter(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 /**

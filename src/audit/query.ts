@@ -7,7 +7,7 @@ export interface QueryFilter {
   /** Principal ARN, access key id, principal id or account id. */
   principal?: string;
   eventName?: string;
-  /** true: only failed calls; a string: only that error code. */
+  /** true: only failed calls; false: only calls that succeeded; a string: only that error code. */
   error?: boolean | string;
   from?: number;
   to?: number;
@@ -91,6 +91,7 @@ function matches(r: ParsedRecord, f: QueryFilter): boolean {
   if (f.to !== undefined && time > f.to) return false;
   if (f.eventName && r.eventName !== f.eventName) return false;
   if (f.error === true && !r.errorCode) return false;
+  if (f.error === false && r.errorCode) return false;
   if (typeof f.error === 'string' && r.errorCode !== f.error) return false;
   if (f.principal) {
     const who = (r.userIdentity ?? {}) as Record<string, unknown>;
@@ -114,6 +115,21 @@ export function parseTime(text: string): number {
   const t = Date.parse(text);
   if (Number.isNaN(t)) throw new Error(`not a time: '${text}' (use ISO 8601, e.g. 2024-05-01T00:00:00Z, or 30m, 12h, 7d ago)`);
   return t;
+}
+
+/** Spellings of yes and no that are no error code: taken as one, they would match nothing, silently. */
+const BOOLEAN_LIKE = /^(true|false|yes|no|on|off|1|0)$/i;
+
+/**
+ * The error filter as a person writes it: `true` (failed calls), `false` (calls that
+ * succeeded) or an error code such as AccessDeniedException. Another spelling of yes or no
+ * (`False`, `0`, `no`) is refused rather than searched for as an error code no call has.
+ */
+export function parseErrorFilter(text: string): boolean | string {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  if (BOOLEAN_LIKE.test(text)) throw new Error(`'${text}' is neither true, false nor an error code (write true for failed calls, false for calls that succeeded)`);
+  return text;
 }
 
 /** One line per record for people: time, event, who, key, outcome. */

@@ -3,7 +3,7 @@ import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Caller } from '../access/principal';
 import { apiCallEvent, type AuditSink } from '../audit/event';
-import { parseTime, type QueryFilter } from '../audit/query';
+import { parseErrorFilter, parseTime, type QueryFilter } from '../audit/query';
 import { KmsError } from '../errors';
 import type { AuditReader } from './audit-reader';
 import { MAX_DATE_MS } from './audit-reads';
@@ -133,11 +133,17 @@ function filterOf(q: Record<string, string>): QueryFilter {
   if (from !== undefined && to !== undefined && from > to) {
     throw new KmsError('ValidationException', `'from' (${q.from}) is later than 'to' (${q.to})`);
   }
+  let error: boolean | string | undefined;
+  try {
+    error = q.error ? parseErrorFilter(q.error) : undefined;
+  } catch (err) {
+    throw new KmsError('ValidationException', `'error': ${(err as Error).message}`);
+  }
   return {
     ...(q.key ? { key: q.key } : {}),
     ...(q.principal ? { principal: q.principal } : {}),
     ...(q.eventName ? { eventName: q.eventName } : {}),
-    ...(q.error ? { error: q.error === 'true' ? true : q.error } : {}),
+    ...(error !== undefined ? { error } : {}),
     ...(from !== undefined ? { from } : {}),
     ...(to !== undefined ? { to } : {}),
   };

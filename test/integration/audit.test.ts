@@ -225,6 +225,16 @@ describe('audit trail (CloudTrail records, hash chain, signed digests)', functio
     expect(table.stdout).to.match(/InvalidCiphertextException/).and.to.match(/NotFoundException/).and.not.match(/\tOK\t/);
   });
 
+  it('audit query --error false lists the calls that succeeded; another spelling of no is refused, not searched for as an error code', async () => {
+    // Pre: "false" was taken as an error code no call has: an empty table and exit code 0.
+    const succeeded = await cli('audit', 'query', '--dir', auditDir, '--principal', ALICE.accessKeyId, '--error', 'false');
+    expect(succeeded.code).to.equal(0);
+    const rows = succeeded.stdout.trim().split('\n').slice(1);
+    expect(rows.length).to.be.greaterThan(0);
+    for (const row of rows) expect(row.split('\t')[5], row).to.equal('OK');
+    expect((await cli('audit', 'query', '--dir', auditDir, '--error', 'False')).code).to.equal(1);
+  });
+
   describe('audit verify', () => {
     let good: string;
     let trail: string;

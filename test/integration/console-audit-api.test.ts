@@ -89,7 +89,7 @@ describe('audit endpoint: query parameters', function () {
   it('authenticates and authorises before it looks at the parameters: an unsigned or refused caller learns nothing about them', async () => {
     // Pre: a repeated parameter was refused before the signature was looked at (400 ValidationException to anyone).
     const repeated = { eventName: ['Decrypt', 'ListKeys'] };
-    for (const query of [repeated, { evntName: 'Decrypt' }, { limit: '0' }] as AuditQuery[]) {
+    for (const query of [repeated, { evntName: 'Decrypt' }, { limit: '0' }, { error: 'False' }] as AuditQuery[]) {
       const unsigned = await auditGet(server, undefined, '/audit/events', query);
       expect([unsigned.status, unsigned.body.__type], `unsigned ${JSON.stringify(query)}`).to.deep.equal([403, 'MissingAuthenticationTokenException']);
       const wrongSecret = await auditGet(server, { accessKeyId: AUDITOR.accessKeyId, secretAccessKey: 'not-the-secret' }, '/audit/events', query);
@@ -101,6 +101,26 @@ describe('audit endpoint: query parameters', function () {
     expect([unsignedVerify.status, unsignedVerify.body.__type]).to.deep.equal([403, 'MissingAuthenticationTokenException']);
     // Signed right over every value (headers or query string), the repeat is then refused by name.
     expectValidation(await auditGet(server, AUDITOR, '/audit/events', repeated, { presign: true }), /^Query parameter 'eventName' is given more than once/);
+  });
+
+  it('error=true finds failed calls, error=false the calls that succeeded, error=<code> that code; other spellings of yes and no are refused', async () => {
+    // Pre: error=false was searched for as an error code "false": nothing matched, silently.
+    const succeeded = await lookup({ error: 'false', limit: '1000' });
+    expect(succeeded.status, JSON.stringify(succeeded.body)).to.equal(200);
+    expect(succeeded.body.events.map((e: any) => e.eventName)).to.include('ListKeys');
+    for (const e of succeeded.body.events) expect(e.errorCode, `${e.eventName} ${e.requestID}`).to.equal(undefined);
+    const failed = await lookup({ error: 'true', limit: '1000' });
+    expect(failed.body.matched).to.be.greaterThan(0);
+    for (const e of failed.body.events) expect(e.errorCode, `${e.eventName} ${e.requestID}`).to.be.a('string');
+    const all = await lookup({ limit: '1000' });
+    // The read in hand is recorded after it answers, so each search saw the records before it.
+    expect(succeeded.body.matched + failed.body.matched).to.be.at.most(all.body.matched);
+    const byCode = await lookup({ error: 'ValidationException', limit: '1000' });
+    expect(byCode.body.matched).to.be.greaterThan(0);
+    for (const e of byCode.body.events) expect(e.errorCode).to.equal('ValidationException');
+    for (const error of ['False', 'TRUE', '0', '1', 'no', 'yes']) {
+      expectValidation(await lookup({ error }), new RegExp(`^'error': '${error}' is neither true, false nor an error code`));
+    }
   });
 
   it('records each refused read in the trail with its error', async () => {
