@@ -127,9 +127,14 @@ export class AuditOutbox {
     if (written && recorded.entryCommitted) this.removable.add(id);
   }
 
-  /** Test-only: the process dies here (after the change is committed, before its record), as kill -9 would. */
-  crashPointForTests(eventName: string): void {
-    if (TEST_CRASH_POINT !== undefined && TEST_CRASH_POINT === eventName) process.kill(process.pid, 'SIGKILL');
+  /**
+   * Test-only: the process dies here (after the change is committed, before this record), as
+   * kill -9 would. The point names the record by `eventName`, or by `eventName@awsRegion` for
+   * one of a call's records that share a name (UpdatePrimaryRegion's two).
+   */
+  crashPointForTests(event: { eventName: string; awsRegion: string }): void {
+    if (TEST_CRASH_POINT === undefined) return;
+    if (TEST_CRASH_POINT === event.eventName || TEST_CRASH_POINT === `${event.eventName}@${event.awsRegion}`) process.kill(process.pid, 'SIGKILL');
   }
 
   private async transact<T>(store: MetadataStore, body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

@@ -25,7 +25,7 @@ export async function changeCarryingRecord<T>(services: Services, eventID: strin
 
 /** Writes the change's record. A trail failure cannot undo the change: its record stays in the outbox, written once the trail can be written again. */
 export async function recordChange(services: Services, audit: AuditSink | undefined, event: Parameters<AuditSink['record']>[0], failure: { keyId: string; message: string }): Promise<void> {
-  services.outbox?.crashPointForTests(event.eventName);
+  services.outbox?.crashPointForTests(event);
   const written = await (audit?.record(event) ?? Promise.resolve()).then(
     () => true,
     (err: unknown) => {

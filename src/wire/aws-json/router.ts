@@ -201,8 +201,10 @@ async function answer(
         error: reply.status === 200 ? undefined : errorOf(reply.body),
       }),
     );
-    outbox?.crashPointForTests(events[0].eventName);
-    for (const event of events) await deps.audit.record(event);
+    for (const event of events) {
+      outbox?.crashPointForTests(event);
+      await deps.audit.record(event);
+    }
     outbox?.settle(events[0].eventID, true);
   } catch (err) {
     outbox?.settle(eventIdOf(requestId), false);

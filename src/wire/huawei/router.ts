@@ -207,7 +207,7 @@ async function answer(deps: HuaweiDeps, req: Request, res: Response, requestId: 
   const outbox = deps.services.outbox;
   try {
     const event = eventOf(deps, req, requestId, seen, reply);
-    outbox?.crashPointForTests(event.eventName);
+    outbox?.crashPointForTests(event);
     await deps.audit.record(event);
     outbox?.settle(event.eventID, true);
   } catch (err) {
