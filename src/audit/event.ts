@@ -3,6 +3,7 @@ import type { Caller } from '../access/principal';
 import { oncePerSecond } from '../clock';
 import { OPERATIONS as MODEL_OPERATIONS } from '../model/generated/shapes';
 import type { OperationName } from '../model/generated/types';
+import type { KeyRecord } from '../store/records';
 import { DISCLOSURES, disclose, requestParametersOf } from './parameters';
 
 export const EVENT_VERSION = '1.11';
@@ -148,29 +149,43 @@ export function eventIdOf(requestId: string): string {
  * regions whose key changed (newPrimaryRegionEvent). A successful RotateKeyOnDemand is
  * followed by the RotateKey service event (rotationType ON_DEMAND) AWS writes when the
  * rotation completes, so every rotation of a key shows as RotateKey.
+ *
+ * The records after the first are derived from the call's output once it was answered, or,
+ * before (the audit outbox's records of a change whose own may never be written), from the key
+ * records its transactions wrote (`written`). Their eventIDs derive from the request id too, so
+ * the outbox's copy and the record written after the answer are the same record.
  */
-export function apiCallEvents(call: ApiCall): AuditEvent[] {
+export function apiCallEvents(call: ApiCall, written: readonly KeyRecord[] = []): AuditEvent[] {
   const event = apiCallEvent(call);
-  const output = isRecord(call.output) ? call.output : {};
-  const rotation = call.operation === 'RotateKeyOnDemand' && !call.error ? rotationDetailsOf(call.output) : undefined;
-  if (rotation && typeof output.KeyId === 'string') {
-    const arn = KEY_ARN.exec(output.KeyId);
-    if (arn) return [event, keyRotatedEvent({ keyId: arn[2], arn: output.KeyId, region: event.awsRegion, accountId: arn[1] }, call.time, rotation)];
+  if (call.error) return [event];
+  switch (call.operation) {
+    case 'ReplicateKey':
+      return [event, ...replicaCreatedEvent(event, call, written)];
+    case 'UpdatePrimaryRegion':
+      return [event, ...newPrimaryRegionEvent(event, call)];
+    case 'RotateKeyOnDemand':
+      return [event, ...onDemandRotationEvent(event, call, written)];
+    default:
+      return [event];
   }
-  if (call.operation === 'UpdatePrimaryRegion' && !call.error) return [event, ...newPrimaryRegionEvent(event, call)];
-  const replica = output.ReplicaKeyMetadata;
-  if (call.operation !== 'ReplicateKey' || call.error || !isRecord(replica) || typeof replica.Arn !== 'string' || !isRecord(call.input)) return [event];
-  const replicaRegion = call.input.ReplicaRegion;
-  if (typeof replicaRegion !== 'string') return [event];
+}
+
+/** ReplicateKey's record in the replica's region: CreateKey, naming the replica. */
+function replicaCreatedEvent(event: AuditEvent, call: ApiCall, written: readonly KeyRecord[]): AuditEvent[] {
+  const replicaRegion = isRecord(call.input) ? call.input.ReplicaRegion : undefined;
+  if (typeof replicaRegion !== 'string') return [];
+  const output = isRecord(call.output) ? call.output : {};
+  const answered = isRecord(output.ReplicaKeyMetadata) ? output.ReplicaKeyMetadata.Arn : undefined;
+  const replica = KEY_ARN.exec(typeof answered === 'string' ? answered : (written.find((k) => k.region === replicaRegion)?.arn ?? ''));
+  if (!replica) return [];
   return [
-    event,
     {
       ...event,
       eventName: 'CreateKey',
       awsRegion: replicaRegion,
       eventID: eventIdOf(`${call.requestId}/CreateKey`),
       additionalEventData: { ...event.additionalEventData, replicatedBy: 'ReplicateKey', primaryRegion: event.awsRegion },
-      resources: event.resources?.filter((r) => r.ARN === replica.Arn),
+      resources: [{ accountId: replica[1], type: 'AWS::KMS::Key', ARN: replica[0] }],
     },
   ];
 }
@@ -197,6 +212,34 @@ function newPrimaryRegionEvent(event: AuditEvent, call: ApiCall): AuditEvent[] {
       resources: [{ ...oldPrimary, ARN: newPrimaryArn }],
     },
   ];
+}
+
+/** The RotateKey service event that completes a RotateKeyOnDemand: from its output, or from the key record the rotation wrote. */
+function onDemandRotationEvent(event: AuditEvent, call: ApiCall, written: readonly KeyRecord[]): AuditEvent[] {
+  const output = isRecord(call.output) ? call.output : {};
+  let rotation = rotationDetailsOf(call.output);
+  let arn = KEY_ARN.exec(typeof output.KeyId === 'string' ? output.KeyId : '');
+  if (!rotation) {
+    const rotated = written.find((k) => k.materials.find((m) => m.version === k.currentVersion)?.rotationType === 'ON_DEMAND');
+    if (!rotated) return [];
+    rotation = rotationWritten(rotated);
+    arn = KEY_ARN.exec(rotated.arn);
+  }
+  if (!rotation || !arn) return [];
+  const key = { keyId: arn[2], arn: arn[0], region: event.awsRegion, accountId: arn[1] };
+  return [{ ...keyRotatedEvent(key, call.time, rotation), eventID: eventIdOf(`${call.requestId}/RotateKey`) }];
+}
+
+/**
+ * What an on-demand rotation changed, read from the key record it wrote: the material it made
+ * current and the one current before, the newest older version (an AWS_KMS key's new material
+ * is the next version; an EXTERNAL key's pending material is the only version above the current).
+ */
+function rotationWritten(key: KeyRecord): RotationDetails | undefined {
+  const current = key.materials.find((m) => m.version === key.currentVersion);
+  const previous = key.materials.filter((m) => m.version < key.currentVersion).sort((a, b) => b.version - a.version)[0];
+  if (!current || !previous) return undefined;
+  return { rotationType: 'ON_DEMAND', keyOrigin: key.origin, previousKeyMaterialId: previous.materialId, currentKeyMaterialId: current.materialId };
 }
 
 function identityOf(call: ApiCall): Record<string, unknown> {

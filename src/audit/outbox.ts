@@ -26,7 +26,7 @@ const SCAN_MARGIN_MS = 3_600_000;
 
 /** Says, in a record delivered from the outbox, why it reads as it does. */
 const DELIVERED_NOTE =
-  "committed with its change and written to the trail from the store's audit outbox: the request's own record was never written (the process ended between the change and its record, or the trail could not be written), so its outcome as answered (if it was) is not known here";
+  "committed with its change and written to the trail from the store's audit outbox: the record the request (or service action) would have written itself was never written (the process ended between the change and its record, or the trail could not be written), so its outcome as answered (if it was) is not known here";
 
 /** Which key-related records a transaction wrote, the keys among them, and the key records it put. */
 interface Changes {
@@ -35,8 +35,13 @@ interface Changes {
   written: Map<string, KeyRecord>;
 }
 
-/** The record a change would leave without its own: given the key records written so far (a rotation's new material). */
-export type ProvisionalRecord = (written: readonly KeyRecord[]) => AuditEvent;
+/**
+ * The records a change would leave without its own: given the key records written so far (a
+ * rotation's new material). The first is the call's (or service action's) own, under the id
+ * `within` was given; the others (ReplicateKey's CreateKey in the replica's region, …) under
+ * the eventIDs their own records will carry.
+ */
+export type ProvisionalRecord = (written: readonly KeyRecord[]) => AuditEvent | readonly AuditEvent[];
 
 /** A request (or service action) whose changes carry its record in their transactions. */
 interface Recorded {
@@ -46,6 +51,11 @@ interface Recorded {
   committed: Changes;
   /** An entry was committed for it (its removal is then due once the record is in the trail). */
   entryCommitted: boolean;
+  /**
+   * The ids of the entries its transactions wrote (one per record), noted before they commit:
+   * an entry of a request still in flight is never delivered behind its back.
+   */
+  entryIds: Set<string>;
   /** Cleared once its own record was written (or refused): later transactions are not its own. */
   active: boolean;
 }
@@ -55,9 +65,10 @@ const TEST_CRASH_POINT = process.env.NODE_ENV === 'test' ? process.env.P11KMS_TE
 /**
  * The audit outbox (docs/audit.md, "Crash behaviour"). Every transaction that changes a key,
  * alias, grant or custom key store on behalf of a request (or of a service action such as the
- * deletion sweeper's DeleteKey) commits, in the same transaction, the record that request
- * would leave if its own were never written, under the eventID its own record carries. Once
- * its own record is in the trail the entry is removed, by the next transaction (it rides along).
+ * deletion sweeper's DeleteKey) commits, in the same transaction, the records that request
+ * would leave if its own were never written (every one: ReplicateKey's CreateKey in the
+ * replica's region too), each under the eventID its own record carries. Once its records are
+ * in the trail the entries are removed, by the next transaction (it rides along).
  * Entries left behind (a crash between commit and record, a trail that could not be written)
  * are written to the trail by `deliver` — at start-up before requests are served, then
  * periodically — unless a record with their id is already there (a crash between record and
@@ -108,7 +119,7 @@ export class AuditOutbox {
     // every promise the process creates while it is enabled (measured: ~10 % more CPU per
     // Encrypt), so it is enabled only while a scope is open and disabled when the last closes.
     if (operation !== undefined && READ_ONLY_USE.has(operation)) return fn();
-    const recorded: Recorded = { id, provisional, committed: emptyChanges(), entryCommitted: false, active: true };
+    const recorded: Recorded = { id, provisional, committed: emptyChanges(), entryCommitted: false, entryIds: new Set([id]), active: true };
     this.inFlight.set(id, recorded);
     this.openScopes++;
     try {
@@ -118,13 +129,13 @@ export class AuditOutbox {
     }
   }
 
-  /** The request's own record was written (`written`) or refused: its entry, if any, goes or stays for `deliver`. */
+  /** The request's records were all written (`written`) or one was refused: its entries, if any, go or stay for `deliver`. */
   settle(id: string, written: boolean): void {
     const recorded = this.inFlight.get(id);
     if (!recorded) return;
     this.inFlight.delete(id);
     recorded.active = false;
-    if (written && recorded.entryCommitted) this.removable.add(id);
+    if (written && recorded.entryCommitted) for (const entryId of recorded.entryIds) this.removable.add(entryId);
   }
 
   /**
@@ -148,7 +159,12 @@ export class AuditOutbox {
         const attempt = emptyChanges();
         changes = attempt;
         const result = await body(request ? tracking(tx, attempt) : tx);
-        if (request && attempt.names.size > 0) tx.putOutboxEntry(this.entryOf(request, attempt));
+        if (request && attempt.names.size > 0) {
+          for (const entry of this.entriesOf(request, attempt)) {
+            request.entryIds.add(entry.id);
+            tx.putOutboxEntry(entry);
+          }
+        }
         for (const id of removing) tx.deleteOutboxEntry(id);
         return result;
       });
@@ -165,22 +181,22 @@ export class AuditOutbox {
     }
   }
 
-  private entryOf(request: Recorded, attempt: Changes): AuditOutboxEntry {
-    const event = request.provisional([...new Map([...request.committed.written, ...attempt.written]).values()]);
+  /** One entry per record the request would leave: its own names every key it wrote so far; each notes why it is delivered. */
+  private entriesOf(request: Recorded, attempt: Changes): AuditOutboxEntry[] {
+    const [own, ...following] = [request.provisional([...new Map([...request.committed.written, ...attempt.written]).values()])].flat();
     const keys = new Map([...request.committed.keys, ...attempt.keys]);
-    for (const r of event.resources ?? []) keys.set(r.ARN, r);
+    for (const r of own.resources ?? []) keys.set(r.ARN, r);
     const names = [...new Set([...request.committed.names, ...attempt.names])];
-    return {
-      id: request.id,
+    const entry = (event: AuditEvent): AuditOutboxEntry => ({
+      id: event.eventID,
       owner: this.owner,
       createdAt: this.clock.now(),
-      event: {
-        ...event,
-        eventID: request.id,
-        ...(keys.size > 0 ? { resources: [...keys.values()] } : {}),
-        additionalEventData: { ...event.additionalEventData, outbox: DELIVERED_NOTE, committedRecords: names },
-      },
-    };
+      event: { ...event, additionalEventData: { ...event.additionalEventData, outbox: DELIVERED_NOTE, committedRecords: names } },
+    });
+    return [
+      entry({ ...own, eventID: request.id, ...(keys.size > 0 ? { resources: [...keys.values()] } : {}) }),
+      ...following.map(entry),
+    ];
   }
 
   /**
@@ -211,10 +227,13 @@ export class AuditOutbox {
   private async deliverOnce(trail: OutboxTrail): Promise<void> {
     const entries = await this.store.listOutboxEntries();
     if (entries.length === 0) return;
+    // Read after listing: a request's entry ids are noted before its entries commit, and once it
+    // settles they are removable (or its records were refused, and they are this pass's).
+    const inFlight = new Set([...this.inFlight.values()].flatMap((r) => [...r.entryIds]));
     await this.deliverEntries(
       trail,
       // Entries whose records are known written leave with the next transaction: no search needed.
-      entries.filter((e) => e.owner === this.owner && !this.inFlight.has(e.id) && !this.removable.has(e.id)),
+      entries.filter((e) => e.owner === this.owner && !inFlight.has(e.id) && !this.removable.has(e.id)),
     );
     const others = entries.filter((e) => e.owner !== this.owner);
     if (others.length === 0) return;

@@ -1,7 +1,17 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, ListKeysCommand, ScheduleKeyDeletionCommand, type KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  type KMSClient,
+  ListKeysCommand,
+  ReplicateKeyCommand,
+  RotateKeyOnDemandCommand,
+  ScheduleKeyDeletionCommand,
+  UpdatePrimaryRegionCommand,
+} from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { findChains } from '../../src/audit/chains';
 import { auditVerify, readTrail, type TrailRow } from '../support/audit-trail';
@@ -221,6 +231,118 @@ describe('audit outbox: a change committed before a crash has its record, once',
     const records = mentioning(allRecords(auditDir), 'DeleteKey', arn);
     expect(records, 'exactly one record').to.have.length(1);
     expect(records[0].eventType).to.equal('AwsServiceEvent');
+    const report = await auditVerify(auditDir);
+    expect(report.code, report.stdout).to.equal(0);
+  });
+
+  /**
+   * Calls AWS records twice: a kill -9 after the call's own record and before the second one.
+   * The second record travels with the change as the first does, and is written at start-up, once.
+   */
+  for (const store of ['json', 'postgres'] as const) {
+    it(`${store} store: ReplicateKey killed before the replica region's CreateKey record has both records after the restart, once each`, async () => {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `p11kms-outbox-replicate-${store}-`));
+      const auditDir = path.join(dataDir, 'audit');
+      const options: ServerOptions = { dataDir, sweepIntervalSeconds: 1, ...(store === 'postgres' ? { env: { P11KMS_STORE_URL: await freshDatabaseUrl() } } : {}) };
+      const first = await start(options);
+      const { KeyId: keyId, Arn: primaryArn } = (await first.client().send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!;
+      await first.stop();
+
+      const doomed = await start(crashingAt(options, 'CreateKey'));
+      await doomed.client().send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'us-west-2', Description: 'west copy' })).catch(() => undefined);
+      await doomed.exited;
+      const replicaArn = primaryArn!.replace(':us-east-1:', ':us-west-2:');
+      expect(mentioning(allRecords(auditDir), 'ReplicateKey', replicaArn), 'the call itself was recorded before the crash').to.have.length(1);
+      expect(mentioning(allRecords(auditDir), 'CreateKey', replicaArn), 'the second record was not').to.deep.equal([]);
+
+      const after = await start(options);
+      expect((await after.client({ region: 'us-west-2' }).send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.Arn, 'the replica was committed').to.equal(replicaArn);
+      await waitFor('the replica region\'s record was written from the outbox', () => mentioning(allRecords(auditDir), 'CreateKey', replicaArn).length > 0);
+      await after.stop();
+      const again = await start(options);
+      await again.stop();
+      const [replicate] = mentioning(allRecords(auditDir), 'ReplicateKey', replicaArn);
+      const created = mentioning(allRecords(auditDir), 'CreateKey', replicaArn);
+      expect(mentioning(allRecords(auditDir), 'ReplicateKey', replicaArn), 'one ReplicateKey record').to.have.length(1);
+      expect(created, 'one CreateKey record').to.have.length(1);
+      expect(created[0]).to.include({ awsRegion: 'us-west-2', requestID: replicate.requestID });
+      expect(created[0].additionalEventData).to.include({ replicatedBy: 'ReplicateKey', primaryRegion: 'us-east-1' });
+      expect(created[0].requestParameters).to.include({ description: 'west copy', replicaRegion: 'us-west-2' });
+      expect(created[0].additionalEventData.outbox).to.match(/never written/);
+      const report = await auditVerify(auditDir);
+      expect(report.code, report.stdout).to.equal(0);
+    });
+  }
+
+  it('json store: a crash after both of ReplicateKey\'s records and before their entries are removed leaves one of each', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-outbox-replicate-removal-'));
+    const auditDir = path.join(dataDir, 'audit');
+    const first = await start({ dataDir });
+    const { KeyId: keyId } = (await first.client().send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!;
+    const replicaArn = (await first.client().send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'us-west-2' }))).ReplicaKeyMetadata!.Arn!;
+    const stored = JSON.parse(fs.readFileSync(path.join(dataDir, 'metadata.json'), 'utf8')) as { auditOutbox: Array<{ event: { eventName: string } }> };
+    expect(stored.auditOutbox.map((e) => e.event.eventName).sort(), 'one entry per record, committed with the replica').to.deep.equal(['CreateKey', 'ReplicateKey']);
+    await first.kill();
+
+    const after = await start({ dataDir });
+    await after.stop();
+    expect(mentioning(allRecords(auditDir), 'ReplicateKey', replicaArn), 'one ReplicateKey record').to.have.length(1);
+    expect(mentioning(allRecords(auditDir), 'CreateKey', replicaArn), 'one CreateKey record').to.have.length(1);
+    expect((JSON.parse(fs.readFileSync(path.join(dataDir, 'metadata.json'), 'utf8')) as { auditOutbox: unknown[] }).auditOutbox, 'removed at start-up').to.deep.equal([]);
+  });
+
+  it("json store: UpdatePrimaryRegion killed before the new primary region's record has both records after the restart, once each", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-outbox-primary-'));
+    const auditDir = path.join(dataDir, 'audit');
+    const first = await start({ dataDir });
+    const { KeyId: keyId, Arn: eastArn } = (await first.client().send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!;
+    await first.client().send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'us-west-2' }));
+    await first.stop();
+    const westArn = eastArn!.replace(':us-east-1:', ':us-west-2:');
+
+    const doomed = await start(crashingAt({ dataDir }, 'UpdatePrimaryRegion@us-west-2'));
+    await doomed.client().send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: 'us-west-2' })).catch(() => undefined);
+    await doomed.exited;
+    const inRegion = (region: string) => allRecords(auditDir).filter((r) => r.eventName === 'UpdatePrimaryRegion' && r.awsRegion === region);
+    expect(inRegion('us-east-1'), 'the call itself was recorded before the crash').to.have.length(1);
+    expect(inRegion('us-west-2'), 'the second record was not').to.deep.equal([]);
+
+    const after = await start({ dataDir });
+    const west = (await after.client({ region: 'us-west-2' }).send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
+    expect(west.MultiRegionConfiguration!.MultiRegionKeyType, 'the change was committed').to.equal('PRIMARY');
+    await after.stop();
+    expect(inRegion('us-east-1'), 'one record in the former primary region').to.have.length(1);
+    expect(inRegion('us-west-2'), 'one record in the new primary region').to.have.length(1);
+    const [added] = inRegion('us-west-2');
+    expect(added.requestID).to.equal(inRegion('us-east-1')[0].requestID);
+    expect(added.requestParameters).to.deep.equal({ keyId: westArn, primaryRegion: 'us-west-2' });
+    expect((added.userIdentity as { invokedBy?: string }).invokedBy).to.equal('kms.amazonaws.com');
+    const report = await auditVerify(auditDir);
+    expect(report.code, report.stdout).to.equal(0);
+  });
+
+  it('json store: RotateKeyOnDemand killed before the RotateKey service event has both records after the restart, once each', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-outbox-rotate-'));
+    const auditDir = path.join(dataDir, 'audit');
+    const first = await start({ dataDir });
+    const key = (await first.client().send(new CreateKeyCommand({}))).KeyMetadata!;
+    await first.stop();
+
+    const doomed = await start(crashingAt({ dataDir }, 'RotateKey'));
+    await doomed.client().send(new RotateKeyOnDemandCommand({ KeyId: key.KeyId })).catch(() => undefined);
+    await doomed.exited;
+    expect(mentioning(allRecords(auditDir), 'RotateKeyOnDemand', key.Arn!), 'the call itself was recorded before the crash').to.have.length(1);
+    expect(mentioning(allRecords(auditDir), 'RotateKey', key.Arn!), 'the service event was not').to.deep.equal([]);
+
+    const after = await start({ dataDir });
+    const current = (await after.client().send(new DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata!.CurrentKeyMaterialId;
+    expect(current, 'the rotation was committed').to.not.equal(key.CurrentKeyMaterialId);
+    await after.stop();
+    const rotations = mentioning(allRecords(auditDir), 'RotateKey', key.Arn!);
+    expect(rotations, 'one RotateKey record').to.have.length(1);
+    expect(rotations[0].eventType).to.equal('AwsServiceEvent');
+    expect(rotations[0].serviceEventDetails).to.deep.equal({ rotationType: 'ON_DEMAND', keyOrigin: 'AWS_KMS', previousKeyMaterialId: key.CurrentKeyMaterialId, currentKeyMaterialId: current, keyId: key.KeyId });
+    expect(mentioning(allRecords(auditDir), 'RotateKeyOnDemand', key.Arn!), 'one RotateKeyOnDemand record').to.have.length(1);
     const report = await auditVerify(auditDir);
     expect(report.code, report.stdout).to.equal(0);
   });

@@ -6,13 +6,14 @@ import express from 'express';
 import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
 import type { Caller } from '../../access/principal';
-import { type ApiCall, apiCallEvent, apiCallEvents, type AuditSink, eventIdOf } from '../../audit/event';
+import { type ApiCall, apiCallEvents, type AuditSink, eventIdOf } from '../../audit/event';
 import { oncePerSecond } from '../../clock';
 import { KmsError } from '../../errors';
 import { OPERATIONS as MODEL_OPERATIONS } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 import { OPERATIONS, type RequestContext, type Services } from '../../operations';
 import { transportOf } from '../../server/listener';
+import type { KeyRecord } from '../../store/records';
 import { ownRecord } from '../own-properties';
 import { decodeInput, encodeOutput } from './codec';
 import { errorResponse, httpStatusOf } from './error-response';
@@ -157,8 +158,9 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     await deps.services.quotas?.admit(op, input, ctx, deps.services);
     const outbox = deps.services.outbox;
     const run = () => handler(input, ctx, deps.services);
-    // A change this request commits carries the record it would leave if its own were never written.
-    const provisional = () => apiCallEvent(callOf(deps, req, requestId, op, auth.caller, auth.region, { input, inputDecoded: true }));
+    // A change this request commits carries the records it would leave if its own were never
+    // written: all of them (ReplicateKey's CreateKey in the replica's region, …), from what it wrote.
+    const provisional = (written: readonly KeyRecord[]) => apiCallEvents(callOf(deps, req, requestId, op, auth.caller, auth.region, { input, inputDecoded: true }), written);
     const output = (await (outbox ? outbox.within(eventIdOf(requestId), provisional, run, op) : run())) as Record<string, unknown>;
     call.output = output;
     reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };
