@@ -288,4 +288,49 @@ describe('cluster duties: workers, background work once, store migrate', functio
     const file = JSON.parse(fs.readFileSync(path.join(back, 'metadata.json'), 'utf8')) as { keys: unknown[]; aliases: unknown[]; grants: unknown[]; customKeyStores: unknown[] };
     expect([file.keys.length, file.aliases.length, file.grants.length, file.customKeyStores.length]).to.deep.equal([3, 1, 1, 1]);
   });
+
+  it('store migrate refuses, both ways, while the source holds audit records its trail may lack (outbox entries); one start of the source writes them and it goes through', async () => {
+    const dataDir = tempDir('migrate-outbox');
+    const auditDir = path.join(dataDir, 'audit');
+    const url = await freshDatabaseUrl();
+    const createKeyRecords = (arn: string) =>
+      fs
+        .readdirSync(auditDir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => /trail-.*\.jsonl$/.test(f))
+        .flatMap((f) => fs.readFileSync(path.join(auditDir, f), 'utf8').split('\n').filter((l) => l.startsWith('{')))
+        .map((l) => JSON.parse(l) as { eventName: string; resources?: Array<{ ARN: string }> })
+        .filter((r) => r.eventName === 'CreateKey' && r.resources?.some((x) => x.ARN === arn));
+
+    // JSON → PostgreSQL: killed after a CreateKey, whose entry is still in metadata.json.
+    const json = await TestServer.start({ dataDir });
+    const fromJson = (await json.client().send(new CreateKeyCommand({}))).KeyMetadata!.Arn!;
+    await json.kill();
+    const refused = cli('store', 'migrate', '--from', dataDir, '--to', url);
+    expect(refused.status).to.equal(1);
+    expect(refused.stderr).to.match(/the source holds 1 audit outbox entry: .*start p11kms on the source once .*Nothing was copied/);
+    expect(cli('store', 'migrate', '--from', url, '--to', tempDir('migrate-outbox-probe')).stdout, 'nothing reached PostgreSQL').to.contain('keys: 0 in source');
+    await (await TestServer.start({ dataDir })).stop();
+    const copied = cli('store', 'migrate', '--from', dataDir, '--to', url);
+    expect(copied.status, copied.stderr).to.equal(0);
+    expect(copied.stdout).to.contain('keys: 1 in source, 1 copied');
+    expect(createKeyRecords(fromJson), 'its record, once').to.have.length(1);
+
+    // PostgreSQL → JSON: a cluster process killed after a CreateKey.
+    const pg = await TestServer.start({ dataDir, env: { P11KMS_STORE_URL: url } });
+    const fromPg = (await pg.client().send(new CreateKeyCommand({}))).KeyMetadata!.Arn!;
+    await pg.kill();
+    const back = tempDir('migrate-outbox-back');
+    const refusedBack = cli('store', 'migrate', '--from', url, '--to', back);
+    expect(refusedBack.status).to.equal(1);
+    expect(refusedBack.stderr).to.match(/the source holds 1 audit outbox entry: .*Nothing was copied/);
+    expect(cli('store', 'migrate', '--from', back, '--to', tempDir('migrate-outbox-probe')).stdout, 'nothing reached the JSON store').to.contain('keys: 0 in source');
+    // The dead process's entry goes once its database session has ended (the next delivery, within a second).
+    const once = await TestServer.start({ dataDir, sweepIntervalSeconds: 1, env: { P11KMS_STORE_URL: url } });
+    await once.waitForLog(/written from the audit outbox/);
+    await once.stop();
+    const home = cli('store', 'migrate', '--from', url, '--to', back);
+    expect(home.status, home.stderr).to.equal(0);
+    expect(home.stdout).to.contain('keys: 2 in source, 2 copied');
+    expect(createKeyRecords(fromPg), 'its record, once').to.have.length(1);
+  });
 });
