@@ -111,14 +111,19 @@ export class AuditOutbox {
   }
 
   /**
-   * Runs `fn` (an operation) so that its transactions commit `provisional()` under `id` (the
-   * eventID its own record will carry). `settle` must follow once its own record was written or refused.
+   * Runs `fn` (an operation) so that its transactions commit `provisional()` under `eventId()`
+   * (the eventID its own record will carry). `settle` must follow once its own record was written or refused.
    */
-  async within<T>(id: string, provisional: ProvisionalRecord, fn: () => Promise<T>, operation?: string): Promise<T> {
-    // Key use (Encrypt, Sign, …) writes nothing: no scope. AsyncLocalStorage makes Node 20 track
-    // every promise the process creates while it is enabled (measured: ~10 % more CPU per
-    // Encrypt), so it is enabled only while a scope is open and disabled when the last closes.
+  within<T>(eventId: () => string, provisional: ProvisionalRecord, fn: () => Promise<T>, operation?: string): Promise<T> {
+    // Key use (Encrypt, Sign, …) writes nothing: no scope, and no eventID derived for one (a
+    // hash). AsyncLocalStorage makes Node 20 track every promise the process creates while it is
+    // enabled (measured: ~10 % more CPU per Encrypt), so it is enabled only while a scope is
+    // open and disabled when the last closes.
     if (operation !== undefined && READ_ONLY_USE.has(operation)) return fn();
+    return this.scoped(eventId(), provisional, fn);
+  }
+
+  private async scoped<T>(id: string, provisional: ProvisionalRecord, fn: () => Promise<T>): Promise<T> {
     const recorded: Recorded = { id, provisional, committed: emptyChanges(), entryCommitted: false, entryIds: new Set([id]), active: true };
     this.inFlight.set(id, recorded);
     this.openScopes++;

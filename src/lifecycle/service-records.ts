@@ -13,7 +13,7 @@ export async function changeCarryingRecord<T>(services: Services, eventID: strin
   const outbox = services.outbox;
   if (!outbox) return change();
   try {
-    const outcome = await outbox.within(eventID, provisional, change);
+    const outcome = await outbox.within(() => eventID, provisional, change);
     if (outcome === undefined) outbox.settle(eventID, true);
     return outcome;
   } catch (err) {

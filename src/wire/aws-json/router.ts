@@ -161,7 +161,7 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
     // A change this request commits carries the records it would leave if its own were never
     // written: all of them (ReplicateKey's CreateKey in the replica's region, …), from what it wrote.
     const provisional = (written: readonly KeyRecord[]) => apiCallEvents(callOf(deps, req, requestId, op, auth.caller, auth.region, { input, inputDecoded: true }), written);
-    const output = (await (outbox ? outbox.within(eventIdOf(requestId), provisional, run, op) : run())) as Record<string, unknown>;
+    const output = (await (outbox ? outbox.within(() => eventIdOf(requestId), provisional, run, op) : run())) as Record<string, unknown>;
     call.output = output;
     reply = { status: 200, body: JSON.stringify(encodeOutput(op, output as never)) };
     zeroSecrets(output);

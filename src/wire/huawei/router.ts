@@ -187,7 +187,7 @@ async function handle(deps: HuaweiDeps, authenticator: HuaweiAuthenticator, req:
     const run = () => found.handler(input, ctx, deps.services, found.route.params?.(found.match) ?? {});
     // A change this request commits carries the record it would leave if its own were never written.
     const outbox = deps.services.outbox;
-    const output = await (outbox ? outbox.within(eventIdOf(requestId), () => eventOf(deps, req, requestId, seen), run, seen.action ? ACTION_OPERATION[seen.action] : undefined) : run());
+    const output = await (outbox ? outbox.within(() => eventIdOf(requestId), () => eventOf(deps, req, requestId, seen), run, seen.action ? ACTION_OPERATION[seen.action] : undefined) : run());
     const status = found.route.status ?? 200;
     // sequence: the request's serial number, echoed so callers can match replies (decrypt-data seed).
     if (sequence !== undefined && status === 200) output.sequence = sequence;
