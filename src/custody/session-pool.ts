@@ -1,7 +1,11 @@
+import type { Logger } from 'pino';
 import { KmsError, THROTTLING_MESSAGE } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 
 export type Session = Buffer;
+
+/** The log says how many operations were shed at most this often. */
+const SHED_REPORT_EVERY_MS = 1000;
 
 type PoolLimits = Pick<HsmProfile, 'sessionPoolSize' | 'sessionQueueLimit' | 'sessionQueueMaxWaitMs'>;
 
@@ -26,8 +30,15 @@ export class SessionPool {
     private readonly limits: PoolLimits,
     private readonly openSession: () => Session,
     private readonly closeSession: (session: Session) => void,
-    private readonly onShed?: () => void,
+    private readonly onShed: (() => void) | undefined,
+    private readonly log: Logger,
   ) {}
+
+  /** Refusals since the last line the log has of them (see shedding). */
+  private shedSinceReport = 0;
+  private lastShedReport = -Infinity;
+  private shedReportDue: NodeJS.Timeout | undefined;
+  private lastShedReason = '';
 
   /**
    * An idle session, else a new one while fewer than the limit are open, else the next one
@@ -50,8 +61,8 @@ export class SessionPool {
         : waitedMs > this.limits.sessionQueueMaxWaitMs ? `session queue standing (oldest waiting ${Math.round(waitedMs)} ms)`
         : undefined;
       if (why) {
-        this.onShed?.();
-        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: why });
+        this.shedding(why);
+        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE);
       }
     }
     return new Promise((resolve) => this.waiters.push({ resolve, since: performance.now() }));
@@ -103,6 +114,31 @@ export class SessionPool {
 
   usage(): { size: number; inUse: number; waiting: number; oldestWaitMs: number } {
     return { size: this.limits.sessionPoolSize, inUse: this.busy, waiting: this.waiters.length, oldestWaitMs: this.oldestWaitMs() };
+  }
+
+  /**
+   * Counts a refusal and says so in the log at most once a second, with the number refused
+   * since the last line: a line per refused request (as before) wrote hundreds a second exactly
+   * while the process had no time to spare, each alike. Each refusal is still in the audit trail
+   * (ThrottlingException) and in p11kms_token_shed_total.
+   */
+  private shedding(why: string): void {
+    this.onShed?.();
+    this.shedSinceReport++;
+    this.lastShedReason = why;
+    const waitMs = this.lastShedReport + SHED_REPORT_EVERY_MS - performance.now();
+    if (waitMs <= 0) this.reportShedding();
+    // The refusals of the last second are reported even if none follows them.
+    else this.shedReportDue ??= setTimeout(() => this.reportShedding(), waitMs).unref();
+  }
+
+  private reportShedding(): void {
+    clearTimeout(this.shedReportDue);
+    this.shedReportDue = undefined;
+    if (this.shedSinceReport === 0) return;
+    this.log.warn({ refused: this.shedSinceReport, why: this.lastShedReason }, 'load shed: operations refused with ThrottlingException since the last report');
+    this.shedSinceReport = 0;
+    this.lastShedReport = performance.now();
   }
 
   /** How long the operation waiting longest has waited so far (0 when none waits). */

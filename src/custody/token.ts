@@ -133,7 +133,7 @@ export class Token implements ModuleUser {
         throw toKmsError(err, 'C_OpenSession');
       }
     };
-    this.sessions = new SessionPool(profile, openSession, (session) => this.safeClose(session), options.observer && (() => options.observer!.shed()));
+    this.sessions = new SessionPool(profile, openSession, (session) => this.safeClose(session), options.observer && (() => options.observer!.shed()), log);
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;

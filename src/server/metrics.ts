@@ -40,7 +40,7 @@ export class ServiceMetrics {
   });
   private readonly shed = new Counter({
     name: 'p11kms_token_shed_total',
-    help: 'Operations refused with ThrottlingException because the session queue was full.',
+    help: 'Operations refused with ThrottlingException because the token session queue stood past sessionQueueMaxWaitMs or held sessionQueueLimit operations.',
     registers: [this.registry],
   });
   private readonly storeSeconds = new Histogram({

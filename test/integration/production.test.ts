@@ -400,11 +400,23 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         }
         const refused = await expectKmsError(pair());
         expect([refused.name, refused.message, refused.$metadata?.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
+        // A burst while the queue still stands: every request refused, and the log sums them
+        // up (at most a line a second) instead of a line per refusal.
+        const burst = await Promise.all(Array.from({ length: 12 }, () => expectKmsError(pair())));
+        expect(burst.map((e) => e.name)).to.deep.equal(Array(12).fill('ThrottlingException'));
+        const shedLines = () => server.stderr().split('\n').filter((l) => l.includes('load shed:')).map((l) => JSON.parse(l) as { refused: number; why: string });
+        for (let polls = 0; shedLines().reduce((n, l) => n + l.refused, 0) < 13; polls++) {
+          if (polls > 1000) throw new Error(`the log never accounted for the 13 refusals: ${JSON.stringify(shedLines())}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(shedLines().reduce((n, l) => n + l.refused, 0)).to.equal(13);
+        expect(shedLines().length).to.be.below(13);
+        expect(shedLines()[0].why).to.match(/^session queue standing \(oldest waiting \d+ ms\)$/);
         fs.writeFileSync(faults, '[]');
         const served = await Promise.all([holding, waiting]);
         expect(served.map((r) => r.KeyPairSpec)).to.deep.equal(['ECC_NIST_P256', 'ECC_NIST_P256']);
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        expect(metricSample(metrics, 'p11kms_token_shed_total ')).to.equal(1);
+        expect(metricSample(metrics, 'p11kms_token_shed_total ')).to.equal(13);
         expect(metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')).to.equal(0);
         // The queue is gone, so the next request is admitted again.
         expect((await pair()).KeyPairSpec).to.equal('ECC_NIST_P256');
