@@ -23,7 +23,7 @@ import {
   SignCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, TestServer } from '../support/server';
 import { A, ADMIN, adminStatement, APP, AUDITOR, B, BOB, CAROL, DAVE, denied, EVE, policy, ROOT_A, rootStatement, strictServer } from '../support/strict-principals';
 
 describe('access control (strict mode): key policies, identity policies, grants', function () {
@@ -405,10 +405,7 @@ describe('access control (strict mode): key policies, identity policies, grants'
 
 describe('access control (permissive mode): today’s behaviour for CI users', function () {
   let server: TestServer;
-  before(async () => {
-    server = await TestServer.start({ auth: 'permissive' });
-  });
-  after(async () => server?.stop());
+  serverPerSuite({ auth: 'permissive' }, (started) => (server = started));
 
   it('does not enforce key policies: the caller’s own account may use a key whose policy denies everything', async () => {
     const kms = server.client();

@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { pythonWithBoto3 } from '../support/python';
-import { expectKmsError, metricSample, TestServer } from '../support/server';
+import { expectKmsError, metricSample, serverPerSuite, TestServer } from '../support/server';
 import { TestCa } from '../support/test-ca';
 
 const THROTTLED = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';
@@ -94,13 +94,9 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     let kms: KMSClient;
     let keyId: string;
 
-    before(async function () {
-      server = await TestServer.start({ auth: 'strict', credentialsFile, env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile } });
+    serverPerSuite({ auth: 'strict', credentialsFile, env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile } }, (started) => {
+      server = started;
       kms = server.client({ ...alice, tls: { ca: caPem } });
-    });
-
-    after(async function () {
-      await server?.stop();
     });
 
     it('serves HTTPS to the AWS SDK for JavaScript given the test CA', async function () {
@@ -251,23 +247,22 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     let server: TestServer;
     let clientCa: TestCa;
 
-    before(async function () {
+    before(function () {
       clientCa = new TestCa(path.join(work, 'clients'), 'clients');
       fs.writeFileSync(path.join(work, 'mtls-credentials.json'), credentialsOf(alice));
-      server = await TestServer.start({
+    });
+    serverPerSuite(
+      () => ({
         auth: 'strict',
         credentialsFile: path.join(work, 'mtls-credentials.json'),
         env: { P11KMS_TLS_CERT: certFile, P11KMS_TLS_KEY: keyFile, P11KMS_TLS_CLIENT_CA: clientCa.cert },
-      });
-    });
+      }),
+      (started) => (server = started),
+    );
 
     function clientWith(cert: { cert: string; key: string }): KMSClient {
       return server.client({ ...alice, tls: { ca: caPem, cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) } });
     }
-
-    after(async function () {
-      await server?.stop();
-    });
 
     it('accepts a client certificate issued by the client CA', async function () {
       const kms = clientWith(clientCa.client('billing-app', 'Example Corp'));

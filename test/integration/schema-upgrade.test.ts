@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { Client } from 'pg';
 import { migrations } from '../../src/store/postgres/schema';
 import { freshDatabaseUrl } from '../support/postgres';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 const KNOWN = migrations().at(-1)!.version;
 const NEWER = KNOWN + 1;
@@ -24,14 +24,15 @@ describe('rolling upgrade: a node running while a newer release migrates the Pos
 
   before(async () => {
     url = await freshDatabaseUrl();
-    server = await TestServer.start({ env: { P11KMS_STORE_URL: url } });
-    db = new Client({ connectionString: url });
-    await db.connect();
   });
-
+  // Registered before the server's hooks: the test's own connection ends before the server stops.
   after(async () => {
     await db?.end();
-    await server?.stop();
+  });
+  serverPerSuite(() => ({ env: { P11KMS_STORE_URL: url } }), (started) => (server = started));
+  before(async () => {
+    db = new Client({ connectionString: url });
+    await db.connect();
   });
 
   const ready = async () => {

@@ -9,7 +9,7 @@ import { until } from '../support/in-process';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
 import { expectError, post } from '../support/raw-aws-json';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * The connection is cut after PostgreSQL received a transaction's COMMIT and committed it,
@@ -26,17 +26,20 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
   let server: TestServer;
   let db: Client;
 
+  let databaseUrl: string;
+
   before(async () => {
-    const databaseUrl = await freshDatabaseUrl();
+    databaseUrl = await freshDatabaseUrl();
     relay = await postgresRelay(databaseUrl);
-    // Sweeps every second: the audit outbox's delivery runs with them.
-    server = await TestServer.start({ sweepIntervalSeconds: 1, env: { P11KMS_STORE_URL: relay.url } });
+  });
+  // Sweeps every second: the audit outbox's delivery runs with them.
+  serverPerSuite(() => ({ sweepIntervalSeconds: 1, env: { P11KMS_STORE_URL: relay.url } }), (started) => (server = started));
+  before(async () => {
     db = new Client({ connectionString: databaseUrl });
     await db.connect();
   });
-
+  // Registered after the server's hooks: the relay and the test's own connection close once the server has stopped.
   after(async () => {
-    await server?.stop();
     await relay?.close();
     await db?.end();
   });

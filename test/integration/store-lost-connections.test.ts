@@ -2,7 +2,7 @@ import { CreateKeyCommand, ListKeysCommand, ListResourceTagsCommand, TagResource
 import { expect } from 'chai';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
-import { TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
 
 /**
  * Pooled PostgreSQL connections that died while idle (a failover behind one address, a
@@ -18,11 +18,10 @@ describe('PostgreSQL store: pooled connections that died unnoticed', function ()
 
   before(async () => {
     relay = await postgresRelay(await freshDatabaseUrl());
-    server = await TestServer.start({ env: { P11KMS_STORE_URL: relay.url } });
   });
-
+  serverPerSuite(() => ({ env: { P11KMS_STORE_URL: relay.url } }), (started) => (server = started));
+  // Registered after the server's hooks: the relay closes once the server has stopped.
   after(async () => {
-    await server?.stop();
     await relay?.close();
   });
 

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { FaultRule } from '../../src/custody/faults';
 import { readStore } from '../support/custody-invariants';
 import { importer, settled, storeAndTokenFindings } from '../support/race-kit';
-import { expectKmsError, TestServer } from '../support/server';
+import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { TokenInspector } from '../support/token-tool';
 
 /**
@@ -30,23 +30,26 @@ describe('token faults: AWS errors, recovery without restart, nothing lost', fun
     sealed.push({ blob: CiphertextBlob!, text });
   };
 
-  before(async () => {
+  before(() => {
     faultFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-faults-')), 'faults.json');
     inject([]);
-    server = await TestServer.start({
-      sweepIntervalSeconds: 1,
-      env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: '5' },
-    });
+  });
+  // Registered before the server's hooks: the inspector's token session closes before the server stops.
+  after(async () => {
+    await inspector?.close();
+  });
+  serverPerSuite(
+    () => ({ sweepIntervalSeconds: 1, env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faultFile, P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: '5' } }),
+    (started, client) => {
+      server = started;
+      kms = client;
+    },
+  );
+  before(() => {
     inspector = new TokenInspector(server.dataDir);
-    kms = server.client();
   });
 
   afterEach(() => inject([]));
-
-  after(async () => {
-    await inspector?.close();
-    await server?.stop();
-  });
 
   it('CreateKey and RotateKeyOnDemand succeed when C_GenerateKey fails transiently, before or after making the object; no half-made object stays', async () => {
     const before = injections();
