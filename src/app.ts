@@ -21,7 +21,7 @@ import { TokenBackends } from './custody/token-backends';
 import { KeyStoreConnections } from './keystores/connections';
 import { XksClient } from './keystores/xks-client';
 import { DeletionSweeper } from './lifecycle/deletion-sweeper';
-import { watchLeadership } from './lifecycle/leadership';
+import { BACKGROUND_TASK, watchLeadership } from './lifecycle/leadership';
 import { MaterialSweeper } from './lifecycle/material-sweeper';
 import { seedFromFile } from './lifecycle/seed';
 import { UsageTracker } from './lifecycle/usage-tracker';
@@ -124,6 +124,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     metrics.watchPool(openToken);
     metrics.watchKeys(store);
     metrics.watchChangeFeed(opened);
+    metrics.watchBackgroundLocks(opened, BACKGROUND_TASK);
     metrics.watchAudit(() => trail.state());
     const countedTrail = metrics.countingAudit(trail);
 
@@ -187,6 +188,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         // Material several token objects claim (decryption tries each): as found at start-up and at connection.
         duplicateKeyMaterial: reconciled.duplicateMaterial.length + new Set([...backendDuplicates.values()].flat()).size,
         keySpecs,
+        // A store shared by several processes: whether this one runs the cluster's background work now.
+        ...(opened.backgroundLocksState ? { backgroundLeader: opened.backgroundLocksState().held.includes(BACKGROUND_TASK) } : {}),
       })),
     );
     const awsJsonDeps = { services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail };

@@ -106,6 +106,18 @@ export class ServiceMetrics {
     new Counter({ name: 'p11kms_store_change_notifications_total', help: 'Store change notifications received (every committed change of every process, this one\'s included).', registers: [this.registry], collect() { this.reset(); this.inc(state().notifications); } });
   }
 
+  /**
+   * Which process runs the cluster's background work (PostgreSQL: who holds its advisory
+   * lock), read when scraped. Exactly one node of a cluster should say 1; losses rising on
+   * a node says its lock session was found dead and it stepped down.
+   */
+  watchBackgroundLocks(store: MetadataStore, task: string): void {
+    const state = store.backgroundLocksState?.bind(store);
+    if (!state) return;
+    new Gauge({ name: 'p11kms_background_leader', help: '1 while this process holds the lock of the cluster\'s background work (sweeps, rotations, audit outbox delivery) and runs it, else 0.', registers: [this.registry], collect() { this.set(state().held.includes(task) ? 1 : 0); } });
+    new Counter({ name: 'p11kms_background_leadership_losses_total', help: 'Times the session holding background-work locks was found lost (closed, failed, or silent past its liveness check): this process stepped down.', registers: [this.registry], collect() { this.reset(); this.inc(state().losses); } });
+  }
+
   observeFsync = (seconds: number): void => {
     this.auditFsyncSeconds.observe(seconds);
   };
@@ -157,8 +169,8 @@ export class ServiceMetrics {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
         // serialiseKey spans a whole mutation (token work included): not a store call's time;
-        // changeFeedState reads memory.
-        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState') return value;
+        // changeFeedState and backgroundLocksState read memory.
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState' || property === 'backgroundLocksState') return value;
         let wrapper = wrappers.get(property);
         if (!wrapper) {
           const labels = { method: property };

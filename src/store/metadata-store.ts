@@ -137,7 +137,17 @@ export interface MetadataStore {
   writesRefused?(): Promise<string | undefined>;
   /** The change notifications' connection, for /metrics. Absent when there is none (one writer). */
   changeFeedState?(): ChangeFeedState;
+  /** The background-task locks this process holds, for /metrics and /health. Absent when there is one process. */
+  backgroundLocksState?(): BackgroundLocksState;
   close(): Promise<void>;
+}
+
+/** Which background tasks this process runs for a store shared by several processes. */
+export interface BackgroundLocksState {
+  /** The tasks whose lock this process holds now (it runs them; no other process does). */
+  held: readonly string[];
+  /** How many times the session holding locks was found lost (closed, failed, or silent past its liveness check). */
+  losses: number;
 }
 
 /** What a store shared by several processes says about how it hears the others' changes. */

@@ -20,7 +20,7 @@ export interface PostgresRelay {
   url: string;
   /** Cuts every open relayed connection; returns how many. New connections are relayed as before. */
   cut(): number;
-  /** Blackholes every open connection whose client sent `statement` (as a simple query); returns how many. */
+  /** Blackholes every open connection whose client sent `statement` (as a simple query or a parsed one); returns how many. */
   blackhole(statement: string): number;
   /**
    * Arms the cut; resolves, once it happened, with the server's answer that was swallowed
@@ -28,6 +28,13 @@ export interface PostgresRelay {
    */
   cutAfterCommit(marker: string): Promise<{ answer: Buffer }>;
   close(): Promise<void>;
+}
+
+/** The statement text of a Parse message (extended protocol): after the statement's name. */
+function parsedStatement(body: Buffer): string | undefined {
+  const nameEnd = body.indexOf(0);
+  const textEnd = nameEnd < 0 ? -1 : body.indexOf(0, nameEnd + 1);
+  return textEnd < 0 ? undefined : body.subarray(nameEnd + 1, textEnd).toString();
 }
 
 /** SSLRequest and GSSENCRequest: answered with one byte, then the real startup message comes. */
@@ -61,7 +68,7 @@ class FrontendMessages {
 interface Relayed {
   client: net.Socket;
   server: net.Socket;
-  /** The distinct simple-query texts the client sent (a few: BEGIN…, COMMIT, LISTEN…). */
+  /** The distinct statement texts the client sent, simple or parsed (a few: BEGIN…, COMMIT, LISTEN…, SELECT pg_try_advisory_lock($1)…). */
   statements: Set<string>;
   /** relaying; blackholed (nothing passes, nothing closes); cut (the client's next bytes are reset). */
   state: 'relaying' | 'blackholed' | 'cut';
@@ -91,6 +98,8 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       for (const message of messages.push(chunk)) {
         const query = message.type === 'Q' ? message.body.subarray(0, message.body.length - 1).toString() : undefined;
         if (query !== undefined && relayed.statements.size < 100) relayed.statements.add(query);
+        const parsed = message.type === 'P' ? parsedStatement(message.body) : undefined;
+        if (parsed !== undefined && relayed.statements.size < 100) relayed.statements.add(parsed);
         if (query !== undefined && /^BEGIN\b/i.test(query)) marked = undefined;
         if (armed && message.raw.includes(armed.marker)) marked = armed;
         server.write(message.raw);
@@ -120,8 +129,10 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       server.destroy();
     };
     client.on('error', drop).on('close', drop);
-    // A cut connection's server side goes first, its client side stays until it sends.
-    server.on('error', () => relayed.state !== 'cut' && drop()).on('close', () => relayed.state !== 'cut' && drop());
+    // A cut connection's server side goes first, its client side stays until it sends; a
+    // blackholed one's client never hears the server go (pg_terminate_backend behind a silent
+    // network): it stays open until the client gives up on it.
+    server.on('error', () => relayed.state === 'relaying' && drop()).on('close', () => relayed.state === 'relaying' && drop());
   });
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
   const url = new URL(databaseUrl);

@@ -1,6 +1,7 @@
 import { Client, type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 import type { ChangeFeedState } from '../metadata-store';
+import { checkLiveness, LIVENESS_DEADLINE_MS } from './connection-liveness';
 
 export const CHANGE_CHANNEL = 'p11kms_changes';
 /** NOTIFY payloads must stay under 8000 bytes; a larger change invalidates everything. */
@@ -12,15 +13,6 @@ const MAX_PAYLOAD = 7_000;
  */
 export const CACHE_TTL_MS = 500;
 const RECONNECT_MS = 1_000;
-/**
- * A LISTEN connection that died without a FIN or reset reaching this process (a NAT or
- * firewall forgetting it, a database host lost) looks idle for ever: notifications stop and
- * TCP keepalive notices only after hours. So it is asked a trivial query this often, and
- * given this long to answer before it is taken for dead: a dead one is found within about
- * 10 s. A false alarm (a database too busy to answer in 5 s) costs one reconnection.
- */
-export const LIVENESS_CHECK_EVERY_MS = 5_000;
-export const LIVENESS_DEADLINE_MS = 5_000;
 /** The LISTEN connection's name in pg_stat_activity, for the database administrator. */
 export const CHANGE_FEED_APPLICATION_NAME = 'p11kms change feed';
 
@@ -45,7 +37,7 @@ export class ReadCache {
   private listener: Client | undefined;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private livenessTimer: NodeJS.Timeout | undefined;
+  private stopLivenessCheck: (() => void) | undefined;
   private losses = 0;
   private notifications = 0;
   private readonly watchers = new Set<(names: readonly string[] | '*') => void>();
@@ -62,7 +54,7 @@ export class ReadCache {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.livenessTimer);
+    this.stopLivenessCheck?.();
     this.listening = false;
     await this.listener?.end().catch(() => undefined);
   }
@@ -120,33 +112,15 @@ export class ReadCache {
     // Whatever changed while nobody listened is unknown: start empty.
     this.invalidate('*');
     this.listening = true;
-    this.checkLivenessLater(client);
-  }
-
-  /**
-   * A trivial query on the LISTEN connection every LIVENESS_CHECK_EVERY_MS: an answer within
-   * LIVENESS_DEADLINE_MS proves the connection (and so the notifications on it) still flows;
-   * none, and it is dropped and opened again (lost() below).
-   */
-  private checkLivenessLater(client: Client): void {
-    this.livenessTimer = setTimeout(() => {
-      if (this.listener !== client) return;
-      client.query('SELECT 1').then(
-        () => this.checkLivenessLater(client),
-        (err: Error) => {
-          const silent = err.message === 'Query read timeout';
-          this.lost(client, silent ? new Error(`the LISTEN connection did not answer a liveness check within ${LIVENESS_DEADLINE_MS} ms`) : err);
-        },
-      );
-    }, LIVENESS_CHECK_EVERY_MS);
-    this.livenessTimer.unref();
+    // Silent past its liveness check: dropped and opened again (lost() below).
+    this.stopLivenessCheck = checkLiveness(client, 'LISTEN', (err) => this.lost(client, err));
   }
 
   private lost(client: Client, err: Error | undefined): void {
     if (this.listener !== client) return;
     this.listener = undefined;
     this.listening = false;
-    clearTimeout(this.livenessTimer);
+    this.stopLivenessCheck?.();
     this.invalidate('*');
     if (this.stopped) return;
     this.losses++;

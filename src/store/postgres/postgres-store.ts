@@ -3,9 +3,10 @@ import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { KmsError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
-import type { ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
+import { checkLiveness } from './connection-liveness';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
@@ -31,6 +32,9 @@ const MAX_ATTEMPTS = 40;
  *   `fresh()` reads around the cache, for a second look before refusing a request.
  * - Background work takes a PostgreSQL advisory lock per task (`asLeader`), held by one
  *   process for its lifetime; when that process dies its session ends and the lock is free.
+ *   The session holding them is checked for liveness like the change feed: a process whose
+ *   session ended without it hearing so (a failover, a silent network) steps down within
+ *   about 10 s instead of running the tasks beside the process that took the locks over.
  */
 /** Per-key mutation lock sessions per process (mutations of more keys at once wait for one). */
 const KEY_LOCK_SESSIONS = 4;
@@ -43,6 +47,9 @@ export class PostgresStore implements MetadataStore {
   /** The session holding this process's advisory locks: one, however many tasks ask at once. */
   private leaseClient: Promise<PoolClient> | undefined;
   private readonly leases = new Set<string>();
+  /** Times the session holding background-task locks was found lost while it held some. */
+  private leaseLosses = 0;
+  private stopLeaseLivenessCheck: (() => void) | undefined;
   /** This process's name on audit outbox entries, once it holds its liveness lock. */
   private livenessOwner: string | undefined;
   private closed = false;
@@ -217,6 +224,10 @@ export class PostgresStore implements MetadataStore {
     return this.cache.state();
   }
 
+  backgroundLocksState(): BackgroundLocksState {
+    return { held: [...this.leases], losses: this.leaseLosses };
+  }
+
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     for (let attempt = 1, lost = 0; ; attempt++) {
       const held = await holdClient(this.pool, this.log, 'transaction');
@@ -357,6 +368,7 @@ export class PostgresStore implements MetadataStore {
     await this.cache.stop();
     const leaseClient = this.leaseClient;
     this.leaseClient = undefined;
+    this.stopLeaseLivenessCheck?.();
     (await leaseClient?.catch(() => undefined))?.release(true);
     await this.keyLocks.end();
     await this.pool.end();
@@ -365,8 +377,8 @@ export class PostgresStore implements MetadataStore {
   private openLeaseClient(): Promise<PoolClient> {
     const opening = this.pool.connect().then(async (client) => {
       // Leases live as long as this session: if it ends, another process takes the tasks over.
-      client.on('error', () => this.dropLeases(opening, client));
-      client.on('end', () => this.dropLeases(opening, client));
+      client.on('error', (err: Error) => this.dropLeases(opening, client, err));
+      client.on('end', () => this.dropLeases(opening, client, new Error('the connection was closed')));
       if (this.livenessOwner !== undefined) {
         try {
           await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
@@ -375,6 +387,11 @@ export class PostgresStore implements MetadataStore {
           throw err;
         }
       }
+      // A session ended without this process hearing so (its FIN lost with a failed-over host
+      // or a silent network) freed the locks for the others all the same: without this check
+      // this process would go on running the tasks beside their new holder.
+      this.stopLeaseLivenessCheck?.();
+      this.stopLeaseLivenessCheck = checkLiveness(client, 'background-task lock', (err) => this.dropLeases(opening, client, err));
       return client;
     });
     // A failed connection is not kept: the next task asks again.
@@ -384,11 +401,24 @@ export class PostgresStore implements MetadataStore {
     return opening;
   }
 
-  private dropLeases(opening: Promise<PoolClient>, client: PoolClient): void {
+  /**
+   * The session holding the locks is gone (closed, failed, or silent past its liveness
+   * check): this process steps down at once, every task's next `asLeader` asks for the lock
+   * again on a new session, as a process that never held it would, and gets it only if no
+   * other process took it meanwhile.
+   */
+  private dropLeases(opening: Promise<PoolClient>, client: PoolClient, err: Error): void {
     if (this.leaseClient !== opening) return;
     this.leaseClient = undefined;
-    if (this.leases.size > 0) this.log.warn({ tasks: [...this.leases] }, 'background-task locks lost with their connection');
+    this.stopLeaseLivenessCheck?.();
+    this.stopLeaseLivenessCheck = undefined;
+    if (this.leases.size > 0) {
+      this.leaseLosses++;
+      this.log.warn({ tasks: [...this.leases], err: err.message }, 'background-task locks lost with their connection; this process stopped running those tasks and asks for them again');
+    }
     this.leases.clear();
+    // A silent session has its liveness query still waiting: releasing it destroys the socket
+    // instead of waiting for a goodbye that would never come.
     client.release(true);
     // This process's liveness lock went with the session: taken again at once (audit outbox).
     if (this.livenessOwner !== undefined && !this.closed) {
@@ -398,7 +428,8 @@ export class PostgresStore implements MetadataStore {
   }
 }
 
-function lockId(name: string): string {
-  // A stable signed 64-bit number per name, as pg_advisory_lock(bigint) takes.
+export function lockId(name: string): string {
+  // A stable signed 64-bit number per name, as pg_advisory_lock(bigint) takes (tests find a
+  // lock's holder in pg_locks by it).
   return createHash('sha256').update(`p11kms:${name}`).digest().readBigInt64BE(0).toString();
 }
