@@ -14,6 +14,14 @@ const P256_PARAMS = Buffer.from('06082a8648ce3d030107', 'hex');
 const P256_COORDINATE_BYTES = 32;
 
 /**
+ * Every token call of the audit signer waits for a session instead of being shed: refusing a
+ * digest under load would leave the trail's tail unsigned past its bound exactly while it
+ * grows fastest (each refused request is a record), and the digest was asked for again at
+ * every record. Looking for a newer key before each digest was shed this way.
+ */
+const SERVICE_DUTY = { mayShed: false } as const;
+
+/**
  * The audit trail's signing key: an EC P-256 pair generated inside the token at first start.
  * The private half is sensitive and never extractable, so a digest signature proves the
  * HSM was involved; only the public half leaves the token, as SubjectPublicKeyInfo.
@@ -55,7 +63,7 @@ export class AuditSigner {
       for (let v = 1; v < version; v++) earlier.push(readEcPoint(token, session, token.lookup.findObject(session, labelOf(v), pkcs11js.CKO_PUBLIC_KEY)!));
       const point = existing ? readEcPoint(token, session, existing.publicKey) : await generatePair(token, session, labelOf(version));
       return { version, point, earlier };
-    });
+    }, SERVICE_DUTY);
     const pem = pemOf(opened.point);
     return new AuditSigner(token, { version: opened.version, publicKeyPem: pem }, [...opened.earlier.map(pemOf), pem]);
   }
@@ -73,7 +81,7 @@ export class AuditSigner {
         found.push({ version: v, point: readEcPoint(this.token, session, pub) });
       }
       return found;
-    });
+    }, SERVICE_DUTY);
     if (newer.length === 0) return false;
     for (const n of newer) this.all.push(pemOf(n.point));
     const last = newer[newer.length - 1];
@@ -94,7 +102,7 @@ export class AuditSigner {
       if (old) this.token.pkcs11.C_DestroyObject(session, old);
       this.token.lookup.forgetObject(labelOf(previous), pkcs11js.CKO_PRIVATE_KEY);
       return made;
-    });
+    }, SERVICE_DUTY);
     this.current = { version, publicKeyPem: pemOf(point) };
     this.all.push(this.current.publicKeyPem);
   }
@@ -108,7 +116,7 @@ export class AuditSigner {
       if (!key) throw new Error(`audit signing key ${label} is missing from the token`);
       this.token.pkcs11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key);
       return this.token.pkcs11.C_SignAsync(session, digest, Buffer.alloc(2 * P256_COORDINATE_BYTES));
-    }, { mayShed: false });
+    }, SERVICE_DUTY);
     return rawEcdsaToDer(raw);
   }
 }

@@ -17,6 +17,7 @@ import {
   GenerateRandomCommand,
   type KMSClient,
   ListKeysCommand,
+  SignCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { pythonWithBoto3 } from '../support/python';
@@ -415,6 +416,53 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         expect(metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')).to.equal(0);
         // The queue is gone, so the next request is admitted again.
         expect((await pair()).KeyPairSpec).to.equal('ECC_NIST_P256');
+      } finally {
+        await server.kill();
+      }
+    });
+
+    it('signs the audit tail while it sheds: the digest waits for a session, it is not refused', async function () {
+      // Pre: the digest looked for a newer signing key on a sheddable call first, so while the
+      // queue stood it failed, was asked for again at the next record, and the tail stayed
+      // unsigned past its bound (README: "The audit digest signature is never shed").
+      const faults = path.join(work, 'digest-under-shedding-faults.json');
+      fs.writeFileSync(faults, '[]');
+      const server = await TestServer.start({
+        env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50), P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: '3', P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: '3600' },
+      });
+      try {
+        const kms = server.client();
+        const signing = (await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }))).KeyMetadata!.KeyId!;
+        // Sign makes one token run (an operation with a second one may be shed at it).
+        const sign = () => kms.send(new SignCommand({ KeyId: signing, Message: Buffer.from('m'), SigningAlgorithm: 'ECDSA_SHA_256' }));
+        const auditDir = path.join(server.dataDir, 'audit');
+        const tailDigests = () => fs.readdirSync(auditDir).filter((f) => /^digest-.*\.json$/.test(f)).map((f) => (JSON.parse(fs.readFileSync(path.join(auditDir, f), 'utf8')) as { digest: { reason: string } }).digest.reason).filter((r) => r.includes('tail:records')).length;
+        const before = tailDigests();
+        fs.writeFileSync(faults, JSON.stringify([{ call: 'C_SignAsync', hold: true }]));
+        const holding = sign();
+        const waiting = sign();
+        for (let polls = 0; ; polls++) {
+          const metrics = (await get(`${server.endpoint}/metrics`)).body;
+          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
+          if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // Six refused requests are six records: the tail passes its bound of three, and the
+        // trail holds their answers until the digest is signed, on the next session freed.
+        const refusals = Array.from({ length: 6 }, () => expectKmsError(sign()));
+        for (let polls = 0; metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_shed_total ') !== 6; polls++) {
+          if (polls > 1000) throw new Error('the six requests were never refused');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        fs.writeFileSync(faults, '[]');
+        expect((await Promise.all(refusals)).map((e) => e.name)).to.deep.equal(Array(6).fill('ThrottlingException'));
+        await Promise.all([holding, waiting]);
+        for (let polls = 0; tailDigests() === before; polls++) {
+          if (polls > 1000) throw new Error('no digest signed the tail once the token was free');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(server.stderr()).to.not.include('audit digest for the unsigned tail failed');
+        execFileSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'audit', 'verify', '--dir', auditDir], { stdio: 'pipe' });
       } finally {
         await server.kill();
       }
