@@ -388,12 +388,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         fs.writeFileSync(faults, JSON.stringify([{ call: 'C_GenerateKeyPairAsync', hold: true }]));
         const holding = pair();
         const waiting = pair();
-        for (let polls = 0; ; polls++) {
-          const metrics = (await get(`${server.endpoint}/metrics`)).body;
-          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
-          if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await queueStanding(server);
         const refused = await expectKmsError(pair());
         expect([refused.name, refused.message, refused.$metadata?.httpStatusCode]).to.deep.equal(['ThrottlingException', THROTTLED, 400]);
         // A burst while the queue still stands: every request refused, and the log sums them
@@ -441,12 +436,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         fs.writeFileSync(faults, JSON.stringify([{ call: 'C_SignAsync', hold: true }]));
         const holding = sign();
         const waiting = sign();
-        for (let polls = 0; ; polls++) {
-          const metrics = (await get(`${server.endpoint}/metrics`)).body;
-          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
-          if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await queueStanding(server);
         // Six refused requests are six records: the tail passes its bound of three, and the
         // trail holds their answers until the digest is signed, on the next session freed.
         const refusals = Array.from({ length: 6 }, () => expectKmsError(sign()));
@@ -467,6 +457,16 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         await server.kill();
       }
     });
+
+    /** Resolves once one operation waits for the one session and has waited past the 50 ms target. */
+    async function queueStanding(server: TestServer): Promise<void> {
+      for (let polls = 0; ; polls++) {
+        const metrics = (await get(`${server.endpoint}/metrics`)).body;
+        if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) return;
+        if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
 
     /** Starts two slow requests on a one-session pool and resolves once both are inside the service. */
     async function twoInFlight(server: TestServer, kms: KMSClient): Promise<Array<Promise<unknown>>> {
