@@ -11,6 +11,7 @@ import { retryingCreation } from './token-objects';
 
 export { MATERIAL_LABEL_PREFIX, type MaterialAttributes, materialLabel, materialNaming, type MaterialRef, type NewMaterialRef, parseMaterialLabel } from './material-objects';
 export { JWK_CURVE } from './key-templates';
+export type { OperationStep } from './symmetric-crypto';
 
 /**
  * Every use of a master key is one of these calls into the token. No method returns or

@@ -13,6 +13,19 @@ const KWP_OVERHEAD_MAX = 15;
 /** RFC 5649 adds an 8-byte integrity block (and at most 7 bytes of padding). */
 const KWP_BLOCK = 8;
 
+/**
+ * Where a token run stands in its operation. `continuing`: the operation already did token
+ * work in an earlier run (GenerateDataKeyPair's generation before it seals, ReEncrypt's open
+ * before it seals again): it is not shed, since refusing it now would throw that work away
+ * after admitting it (load shedding decides at an operation's first run).
+ */
+export type OperationStep = 'first' | 'continuing';
+const FIRST_STEP: OperationStep = 'first';
+
+function runOptionsOf(step: OperationStep): { mayShed: boolean } {
+  return { mayShed: step === 'first' };
+}
+
 /** Symmetric master keys at work: AES-256-GCM, and data keys wrapped under them. */
 export class SymmetricCrypto {
   constructor(private readonly token: Token) {}
@@ -21,11 +34,11 @@ export class SymmetricCrypto {
    * AES-256-GCM in the token with a fresh 96-bit IV drawn from the token's RNG in the same
    * session, so no caller can reuse an IV. Returns the IV and ciphertext‖tag.
    */
-  async encrypt(ref: MaterialRef, aad: Buffer, plaintext: Buffer): Promise<{ iv: Buffer; sealed: Buffer }> {
+  async encrypt(ref: MaterialRef, aad: Buffer, plaintext: Buffer, step: OperationStep = FIRST_STEP): Promise<{ iv: Buffer; sealed: Buffer }> {
     return this.token.run('encrypt', async (session) => {
       const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(GCM_IV_BYTES));
       return { iv, sealed: await this.sealInSession(session, ref, iv, aad, plaintext) };
-    });
+    }, runOptionsOf(step));
   }
 
   /**
@@ -133,7 +146,7 @@ export class SymmetricCrypto {
   }
 
   /** Unwraps a secret made by generateWrappedSecret and returns its bytes (for Decrypt). */
-  async unwrapSecret(ref: MaterialRef, wrapped: Buffer, length: number): Promise<Buffer> {
+  async unwrapSecret(ref: MaterialRef, wrapped: Buffer, length: number, step: OperationStep = FIRST_STEP): Promise<Buffer> {
     checkSecretLength(this.token, wrapped.length - KWP_BLOCK);
     return this.token.run('unwrap data key', async (session) => {
       const secret = await this.withEachCandidate(session, ref, (key) => this.unwrapWith(session, key, wrapped, false));
@@ -148,7 +161,7 @@ export class SymmetricCrypto {
       } finally {
         this.token.pkcs11.C_DestroyObject(session, secret);
       }
-    });
+    }, runOptionsOf(step));
   }
 
   /** Moves a wrapped secret from one master key to another without it leaving the token. */

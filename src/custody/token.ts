@@ -34,7 +34,7 @@ export interface TokenObserver {
 export interface RunOptions {
   /**
    * false: wait for a session even when the queue is full (the service's own duties, such as
-   * signing an audit digest, are never shed).
+   * signing an audit digest, and an operation's runs after its first are never shed).
    */
   mayShed?: boolean;
   /**

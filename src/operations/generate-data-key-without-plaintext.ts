@@ -20,6 +20,6 @@ export const generateDataKeyWithoutPlaintext: OperationHandler<'GenerateDataKeyW
   stopIfDryRun(input.DryRun);
   // Generated and wrapped inside the token: the plaintext data key never exists here.
   const wrapped = await custody.symmetric.generateWrappedSecret(currentMaterial(key), length);
-  const blob = await seal(services, { ctx, operation: 'GenerateDataKeyWithoutPlaintext' }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length });
+  const blob = await seal(services, { ctx, operation: 'GenerateDataKeyWithoutPlaintext' }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length }, 'continuing');
   return { CiphertextBlob: blob, KeyId: key.arn, KeyMaterialId: materialIdOf(key, key.currentVersion) };
 };

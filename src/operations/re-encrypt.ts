@@ -80,13 +80,13 @@ export const reEncrypt: OperationHandler<'ReEncrypt'> = async (input, ctx, servi
       payload.wrapped,
       currentMaterial(destination),
     );
-    blob = await seal(services, { ctx, operation: 'ReEncrypt' }, destination, input.DestinationEncryptionContext, { ...payload, wrapped });
+    blob = await seal(services, { ctx, operation: 'ReEncrypt' }, destination, input.DestinationEncryptionContext, { ...payload, wrapped }, 'continuing');
   } else {
     const plaintext = await plaintextOf(services, source);
     try {
       blob = isRsa(destination.keySpec)
         ? await rsaEncrypt(services, destination, destinationAlgorithm, input.DestinationEncryptionContext, plaintext)
-        : await seal(services, { ctx, operation: 'ReEncrypt' }, destination, input.DestinationEncryptionContext, { kind: PayloadKind.Plaintext, plaintext });
+        : await seal(services, { ctx, operation: 'ReEncrypt' }, destination, input.DestinationEncryptionContext, { kind: PayloadKind.Plaintext, plaintext }, 'continuing');
     } finally {
       plaintext.fill(0);
     }

@@ -458,6 +458,40 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       }
     });
 
+    it('sheds an operation only at its first token run: GenerateDataKeyPair admitted and generating is not refused at its seal', async function () {
+      // Pre: every token run could be shed, so a pair generated while the queue behind it
+      // stood was refused at its second run (the seal) and its generation thrown away.
+      const faults = path.join(work, 'second-run-faults.json');
+      fs.writeFileSync(faults, '[]');
+      const server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50) } });
+      try {
+        const kms = server.client();
+        const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+        const rsa = (await kms.send(new CreateKeyCommand({ KeySpec: 'RSA_4096', KeyUsage: 'SIGN_VERIFY' }))).KeyMetadata!.KeyId!;
+        // An RSA-4096 signature holds the session long enough for the generation's next run to ask for it.
+        const slowSign = () => kms.send(new SignCommand({ KeyId: rsa, Message: Buffer.from('m'), SigningAlgorithm: 'RSASSA_PSS_SHA_512' }));
+        fs.writeFileSync(faults, JSON.stringify([{ call: 'C_GenerateKeyPairAsync', hold: true }]));
+        const pairing = kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'ECC_NIST_P256' }));
+        for (let polls = 0; !server.stderr().includes('injected token fault'); polls++) {
+          if (polls > 1000) throw new Error('the generation never reached the token');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const signs = [slowSign(), slowSign()];
+        for (let polls = 0; ; polls++) {
+          const metrics = (await get(`${server.endpoint}/metrics`)).body;
+          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 2 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
+          if (polls > 1000) throw new Error('the two signatures never stood in the queue');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        fs.writeFileSync(faults, '[]');
+        expect((await pairing).KeyPairSpec).to.equal('ECC_NIST_P256');
+        expect((await Promise.all(signs)).map((r) => r.SigningAlgorithm)).to.deep.equal(['RSASSA_PSS_SHA_512', 'RSASSA_PSS_SHA_512']);
+        expect(metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_shed_total ')).to.equal(0);
+      } finally {
+        await server.kill();
+      }
+    });
+
     /** Resolves once one operation waits for the one session and has waited past the 50 ms target. */
     async function queueStanding(server: TestServer): Promise<void> {
       for (let polls = 0; ; polls++) {

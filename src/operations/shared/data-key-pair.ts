@@ -39,8 +39,8 @@ export async function generateDataKeyPair(
   stopIfDryRun(input.DryRun);
   const material = currentMaterial(key);
   const { publicKey, wrapped } = await services.custody.asymmetric.generateWrappedKeyPair(material, pairSpec);
-  const blob = await seal(services, { ctx, operation }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length: 0 });
+  const blob = await seal(services, { ctx, operation }, key, input.EncryptionContext, { kind: PayloadKind.WrappedSecret, wrapped, length: 0 }, 'continuing');
   const result = { blob, publicKey, keyArn: key.arn, keyMaterialId: materialIdOf(key, key.currentVersion) };
   if (operation === 'GenerateDataKeyPairWithoutPlaintext') return result;
-  return { ...result, privateKey: await services.custody.symmetric.unwrapSecret(material, wrapped, 0) };
+  return { ...result, privateKey: await services.custody.symmetric.unwrapSecret(material, wrapped, 0, 'continuing') };
 }

@@ -1,4 +1,4 @@
-import type { MaterialRef } from '../../custody/key-custody';
+import type { MaterialRef, OperationStep } from '../../custody/key-custody';
 import type { KeyRecord } from '../../store/records';
 import { materialRefOf } from './key-mutation';
 import type { Services } from '../context';
@@ -41,10 +41,12 @@ export async function seal(
   key: KeyRecord,
   context: Record<string, string> | undefined,
   payload: Payload,
+  /** `continuing` after the operation's earlier token work: not shed (OperationStep). */
+  step: OperationStep = 'first',
 ): Promise<Buffer> {
   const body = payload.kind === PayloadKind.Plaintext ? payload.plaintext : payload.wrapped;
   return sealWith(services, via, key, context, payload.kind, payload.kind === PayloadKind.WrappedSecret ? payload.length : 0, (material, aad) =>
-    custodyOf(services, key).symmetric.encrypt(material, aad, body),
+    custodyOf(services, key).symmetric.encrypt(material, aad, body, step),
   );
 }
 
