@@ -377,9 +377,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     it('sheds new requests while the oldest waiter has waited longer than sessionQueueMaxWaitMs; those already waiting are served', async function () {
       // Pre: only a count limited the queue, so a queue far below the limit that stood for
       // seconds (a token short of capacity) kept admitting requests to wait behind it.
-      const faults = path.join(work, 'standing-queue-faults.json');
-      fs.writeFileSync(faults, '[]');
-      const server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50) } });
+      const { server, faults } = await onOneSession('standing-queue');
       try {
         const kms = server.client();
         const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
@@ -420,11 +418,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       // Pre: the digest looked for a newer signing key on a sheddable call first, so while the
       // queue stood it failed, was asked for again at the next record, and the tail stayed
       // unsigned past its bound (README: "The audit digest signature is never shed").
-      const faults = path.join(work, 'digest-under-shedding-faults.json');
-      fs.writeFileSync(faults, '[]');
-      const server = await TestServer.start({
-        env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50), P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: '3', P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: '3600' },
-      });
+      const { server, faults } = await onOneSession('digest-under-shedding', { P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: '3', P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: '3600' });
       try {
         const kms = server.client();
         const signing = (await kms.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }))).KeyMetadata!.KeyId!;
@@ -461,9 +455,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     it('sheds an operation only at its first token run: GenerateDataKeyPair admitted and generating is not refused at its seal', async function () {
       // Pre: every token run could be shed, so a pair generated while the queue behind it
       // stood was refused at its second run (the seal) and its generation thrown away.
-      const faults = path.join(work, 'second-run-faults.json');
-      fs.writeFileSync(faults, '[]');
-      const server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50) } });
+      const { server, faults } = await onOneSession('second-run');
       try {
         const kms = server.client();
         const wrapping = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
@@ -491,6 +483,17 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         await server.kill();
       }
     });
+
+    /**
+     * A service on a one-session pool that sheds past 50 ms of queueing, with token faults read
+     * from `faults` (empty at first): a test holds the session with a `hold` fault.
+     */
+    async function onOneSession(name: string, env: Record<string, string> = {}): Promise<{ server: TestServer; faults: string }> {
+      const faults = path.join(work, `${name}-faults.json`);
+      fs.writeFileSync(faults, '[]');
+      const server = await TestServer.start({ env: { NODE_ENV: 'test', P11KMS_TEST_FAULTS: faults, P11KMS_HSM_PROFILE: smallPoolProfile(work, 1, 1024, 50), ...env } });
+      return { server, faults };
+    }
 
     /** Resolves once one operation waits for the one session and has waited past the 50 ms target. */
     async function queueStanding(server: TestServer): Promise<void> {
