@@ -14,12 +14,12 @@ const P256_PARAMS = Buffer.from('06082a8648ce3d030107', 'hex');
 const P256_COORDINATE_BYTES = 32;
 
 /**
- * Every token call of the audit signer waits for a session instead of being shed: refusing a
- * digest under load would leave the trail's tail unsigned past its bound exactly while it
- * grows fastest (each refused request is a record), and the digest was asked for again at
- * every record. Looking for a newer key before each digest was shed this way.
+ * Every token call of the audit signer runs on the token's duty session: never shed (refusing
+ * a digest under load left the trail's tail unsigned past its bound exactly while it grew
+ * fastest, each refused request being a record) and never queued behind clients (a digest holds
+ * the trail's writes, so waiting there held every answer for the queue's standing time).
  */
-const SERVICE_DUTY = { mayShed: false } as const;
+const SERVICE_DUTY = { serviceDuty: true } as const;
 
 /**
  * The audit trail's signing key: an EC P-256 pair generated inside the token at first start.

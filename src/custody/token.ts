@@ -33,10 +33,17 @@ export interface TokenObserver {
 
 export interface RunOptions {
   /**
-   * false: wait for a session even when the queue is full (the service's own duties, such as
-   * signing an audit digest, and an operation's runs after its first are never shed).
+   * false: wait for a session even when the queue is full (an operation's runs after its first
+   * and clean-ups are never shed: the operation was admitted).
    */
   mayShed?: boolean;
+  /**
+   * The service's own duty (signing an audit digest): runs on a session of its own, never
+   * behind operations waiting for the pool. A digest holds the audit trail's writes, and so
+   * every answer, while it runs: waiting behind a standing queue there stalled every request
+   * for the queue's standing time, once per digest, exactly while the service was overloaded.
+   */
+  serviceDuty?: boolean;
   /**
    * Runs before the operation is tried again after a failure. Creations use it to destroy
    * whatever a failed attempt may have left under their creation id, so a retry never makes
@@ -86,6 +93,8 @@ class HungCall extends Error {
  */
 export class Token implements ModuleUser {
   private readonly sessions: SessionPool;
+  /** One session for serviceDuty runs, outside the pool's limit and queue. */
+  private readonly dutySessions: SessionPool;
   private recovering: Promise<void> | undefined;
   /** Sessions handed out and not yet back (the module can be re-initialised only at zero). */
   private inUse = 0;
@@ -134,6 +143,8 @@ export class Token implements ModuleUser {
       }
     };
     this.sessions = new SessionPool(profile, openSession, (session) => this.safeClose(session), options.observer && (() => options.observer!.shed()), log);
+    const unbounded = Number.POSITIVE_INFINITY;
+    this.dutySessions = new SessionPool({ sessionPoolSize: 1, sessionQueueLimit: unbounded, sessionQueueMaxWaitMs: unbounded }, openSession, (session) => this.safeClose(session), undefined, log);
     this.mechanisms = new Set(pkcs11.C_GetMechanismList(slot));
     this.description = describeToken(pkcs11, slot);
     this.rfc5649 = profile.quirks.rfc5649Mechanism === 'CKM_AES_KEY_WRAP_KWP' ? CKM_AES_KEY_WRAP_KWP : pkcs11js.CKM_AES_KEY_WRAP_PAD;
@@ -225,7 +236,8 @@ export class Token implements ModuleUser {
   async run<T>(what: string, fn: (session: Session) => Promise<T> | T, options: RunOptions = {}): Promise<T> {
     let reloaded: string | undefined;
     for (let attempt = 1; ; attempt++) {
-      const session = await this.acquire(options.mayShed ?? true);
+      const pool = options.serviceDuty ? this.dutySessions : this.sessions;
+      const session = await this.acquire(pool, options.serviceDuty !== true && (options.mayShed ?? true));
       const generation = this.moduleGeneration;
       let failure: unknown;
       let hung: HungCall | undefined;
@@ -234,7 +246,7 @@ export class Token implements ModuleUser {
         this.lookup.startOn(session);
         const lookingUp = this.writes ? (s: Session) => this.writes!.lookingUp(() => fn(s)) : fn;
         const searching = this.searchThread ? (s: Session) => this.lookup.searchAnswering(s, () => lookingUp(s)) : lookingUp;
-        const value = await (options.listing ? Promise.resolve().then(() => searching(session)) : this.withDeadline(what, session, searching));
+        const value = await (options.listing ? Promise.resolve().then(() => searching(session)) : this.withDeadline(what, session, pool, searching));
         // Found again: a later hiding of it gets its re-initialisation too.
         if (reloaded) this.reloadedFor.delete(reloaded);
         return value;
@@ -244,7 +256,7 @@ export class Token implements ModuleUser {
         missed = this.lookup.missOn(session);
       } finally {
         // The session goes back first: re-initialising waits for every session to return.
-        if (!hung) this.release(session, failure !== undefined);
+        if (!hung) this.release(pool, session, failure !== undefined);
       }
       if (failure instanceof KmsError) {
         const hidden = missed !== undefined && failure.name === 'KeyUnavailableException' && attempt < RUN_ATTEMPTS;
@@ -296,7 +308,7 @@ export class Token implements ModuleUser {
   }
 
   /** Runs `fn`, giving up on it after the call deadline; a hung call keeps its session until it answers. */
-  private withDeadline<T>(what: string, session: Session, fn: (session: Session) => Promise<T> | T): Promise<T> {
+  private withDeadline<T>(what: string, session: Session, pool: SessionPool, fn: (session: Session) => Promise<T> | T): Promise<T> {
     const work = Promise.resolve().then(() => fn(session));
     const limit = this.options.callTimeoutMs;
     if (!limit) return work;
@@ -306,7 +318,7 @@ export class Token implements ModuleUser {
         this.writes?.abandon(session);
         this.hungCalls++;
         this.returned();
-        this.sessions.abandon(!this.closed);
+        pool.abandon(!this.closed);
         const answered = work.then(
           () => undefined,
           () => undefined,
@@ -340,6 +352,7 @@ export class Token implements ModuleUser {
     if (this.closed) return;
     this.closed = true;
     this.sessions.closeIdle();
+    this.dutySessions.closeIdle();
     this.safeClose(this.keepAlive);
     this.searchThread?.close();
     // Finalising under a call that never answered would crash the process; exiting frees it.
@@ -368,7 +381,7 @@ export class Token implements ModuleUser {
 
   /** Sessions currently running an operation. */
   get busy(): number {
-    return this.sessions.busy;
+    return this.sessions.busy + this.dutySessions.busy;
   }
 
   /**
@@ -407,10 +420,10 @@ export class Token implements ModuleUser {
     }
   }
 
-  private async acquire(mayShed: boolean): Promise<Session> {
+  private async acquire(pool: SessionPool, mayShed: boolean): Promise<Session> {
     while (this.recovering) await this.recovering.catch(() => undefined);
     if (this.closed) throw this.options.closedError?.() ?? new KmsError('KMSInternalException', 'The key store is shutting down.');
-    const session = await this.sessions.take(mayShed);
+    const session = await pool.take(mayShed);
     this.inUse++;
     return session;
   }
@@ -420,11 +433,11 @@ export class Token implements ModuleUser {
     if (this.inUse === 0) for (const resolve of this.drained.splice(0)) resolve();
   }
 
-  private release(session: Session, discard: boolean): void {
+  private release(pool: SessionPool, session: Session, discard: boolean): void {
     this.returned();
     // While the module is re-initialised, waiters are served once it is back (pause).
-    if (discard || this.closed || this.recovering) this.sessions.discard(session, !this.closed && !this.recovering);
-    else this.sessions.give(session);
+    if (discard || this.closed || this.recovering) pool.discard(session, !this.closed && !this.recovering);
+    else pool.give(session);
   }
 
   /**
@@ -442,7 +455,9 @@ export class Token implements ModuleUser {
     this.recovering = resumed;
     void resumed.then(() => {
       if (this.recovering === resumed) this.recovering = undefined;
-      if (!this.closed) this.sessions.wake();
+      if (this.closed) return;
+      this.sessions.wake();
+      this.dutySessions.wake();
     });
     if (this.inUse > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
     return this.hungCalls > 0;
@@ -452,6 +467,7 @@ export class Token implements ModuleUser {
   dropSessions(): void {
     this.moduleGeneration++;
     this.sessions.closeIdle();
+    this.dutySessions.closeIdle();
     // Session copies live in the keep-alive session: closing it destroys them.
     this.lookup.dropAll();
     this.safeClose(this.keepAlive);
