@@ -97,3 +97,19 @@ export const THROTTLING_MESSAGE = 'You have exceeded the rate at which you may c
 export function incompatibleAlgorithm(algorithm: string, keySpec: string): KmsError {
   return new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${keySpec}.`);
 }
+
+/**
+ * ThrottlingException for a refusal under load (load shedding, request quotas). Built without
+ * a stack trace: refusals come thousands a second exactly when the process is short of CPU,
+ * their frames are always the same and never logged, and capturing them cost ~3 % of the main
+ * thread in a retry storm (bench/overload.js, CPU profile).
+ */
+export function throttled(options: { internalDetail?: string } = {}): KmsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new KmsError('ThrottlingException', THROTTLING_MESSAGE, options);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { KmsError, THROTTLING_MESSAGE } from '../errors';
+import { throttled } from '../errors';
 import type { VerifyReport } from '../audit/verify';
 import type { AuditReadAnswer, AuditReadRequest } from './audit-read-thread';
 import type { LookupRequest, VerifyRequest } from './audit-reads';
@@ -36,7 +36,7 @@ export class AuditReader {
 
   private read(message: Omit<AuditReadRequest, 'id'>): Promise<unknown> {
     if (this.pending.size >= MAX_PENDING_READS) {
-      return Promise.reject(new KmsError('ThrottlingException', THROTTLING_MESSAGE, { internalDetail: `${this.pending.size} audit reads already waiting` }));
+      return Promise.reject(throttled({ internalDetail: `${this.pending.size} audit reads already waiting` }));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

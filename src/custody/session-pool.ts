@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { KmsError, THROTTLING_MESSAGE } from '../errors';
+import { throttled } from '../errors';
 import type { HsmProfile } from './hsm-profile';
 
 export type Session = Buffer;
@@ -62,7 +62,7 @@ export class SessionPool {
         : undefined;
       if (why) {
         this.shedding(why);
-        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE);
+        throw throttled();
       }
     }
     return new Promise((resolve) => this.waiters.push({ resolve, since: performance.now() }));

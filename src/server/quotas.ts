@@ -1,4 +1,4 @@
-import { KmsError, THROTTLING_MESSAGE } from '../errors';
+import { throttled } from '../errors';
 import type { KeySpec, OperationName } from '../model/generated/types';
 import type { RequestContext, Services } from '../operations/context';
 import { findKey } from '../operations/shared/key-resolution';
@@ -76,7 +76,7 @@ export class RequestQuotas {
     const id = `${ctx.scope.accountId}/${ctx.scope.region}/${shared}${shared === 'management' ? `/${operation}` : ''}`;
     let bucket = this.buckets.get(id);
     if (!bucket) this.buckets.set(id, (bucket = new Bucket(rate, this.now())));
-    if (!bucket.take(this.now())) throw new KmsError('ThrottlingException', THROTTLING_MESSAGE);
+    if (!bucket.take(this.now())) throw throttled();
   }
 
   /** The key's spec decides the class of a cryptographic operation, as on AWS. */
