@@ -73,6 +73,17 @@ export class StoreUnavailableError extends Error {
 }
 
 /**
+ * The metadata store lost its connection during a transaction, and nothing of that
+ * transaction was committed: it was lost before its COMMIT reached the database, or the
+ * database, asked afterwards on another connection, said the transaction aborted. Answered
+ * as any StoreUnavailableError; a caller that made something for the transaction (a token
+ * object) undoes it at once, as after a refusal, instead of leaving it to reconciliation.
+ */
+export class StoreNotCommittedError extends StoreUnavailableError {
+  override readonly name: string = 'StoreNotCommittedError';
+}
+
+/**
  * The metadata store did not answer within its deadline (storeCallTimeoutSeconds, or a
  * statement or lock timeout set in the database): the database is frozen or too busy. The
  * wire answers DependencyTimeoutException where the operation's model lists it, else

@@ -1,24 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, EncryptCommand, ListAliasesCommand, ListGrantsCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateGrantCommand, CreateKeyCommand, EncryptCommand, ListAliasesCommand, ListGrantsCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { Client } from 'pg';
 import { findChains } from '../../src/audit/chains';
 import { readTrail } from '../support/audit-trail';
+import { custodyFindings } from '../support/custody-invariants';
 import { until } from '../support/in-process';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
 import { expectError, post } from '../support/raw-aws-json';
-import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
+import { serverPerSuite, type TestServer } from '../support/server';
+import { listTokenObjects } from '../support/token-tool';
 
 /**
- * The connection is cut after PostgreSQL received a transaction's COMMIT and committed it,
- * before its answer reached p11kms: the one case where p11kms cannot know whether its change
+ * The connection is cut after p11kms sent a transaction's COMMIT, before PostgreSQL's answer
+ * reached it: the one moment where p11kms cannot know from the connection whether its change
  * took effect. Running the transaction again could make it twice, or answer a request that
  * succeeded with a refusal of its own first run (CreateAlias: AlreadyExistsException). So it
- * is not run again: the client gets KMSInternalException (HTTP 500, AWS's answer for an
- * internal failure, no stack), the change is recorded once, and a retry by the client meets
- * the first one.
+ * is not run again: p11kms asks PostgreSQL on another connection (pg_xact_status of the id
+ * the transaction learnt before its COMMIT). Committed (the relay swallowed the server's
+ * answer), the call succeeds exactly as if the answer had arrived: 200, the change once, one
+ * success record in the trail. Aborted (the relay swallowed the COMMIT itself), the client
+ * gets KMSInternalException (HTTP 500, AWS's answer for an internal failure, no stack),
+ * nothing is stored, and a key's token object is undone as for any failed creation.
  */
 describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
   this.timeout(120_000);
@@ -44,63 +49,106 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
     await db?.end();
   });
 
-  /** Sends `target` with `body` while the COMMIT of the transaction mentioning `marker` is cut; the answer, checked as AWS's internal error. */
-  async function cutDuringCommit(target: string, body: object, marker: string): Promise<void> {
+  /** Runs `call` while the answer to the COMMIT of the transaction mentioning `marker` is cut; checks PostgreSQL did commit. */
+  async function answerCut<T>(marker: string, call: () => Promise<T>): Promise<T> {
     let committed: string | undefined;
-    void relay.cutAfterCommit(marker).then(({ answer }) => (committed = answer.toString('latin1')));
-    const res = await post(server.endpoint, { target: `TrentService.${target}`, body: JSON.stringify(body) });
+    const cut = relay.cutAfterCommit(marker).then(({ answer }) => (committed = answer.toString('latin1')));
+    const result = await call();
+    await cut;
     // The server's answer the relay swallowed: CommandComplete "COMMIT", so the change took effect.
     expect(committed, 'the COMMIT was cut after the server answered it').to.include('C\0\0\0\x0bCOMMIT\0');
+    return result;
+  }
+
+  /** Sends `target` with `body` while the COMMIT of the transaction mentioning `marker` is swallowed; the answer, checked as AWS's internal error. */
+  async function commitCut(target: string, body: object, marker: string): Promise<void> {
+    let swallowed = false;
+    void relay.cutBeforeCommit(marker).then(() => (swallowed = true));
+    const res = await post(server.endpoint, { target: `TrentService.${target}`, body: JSON.stringify(body) });
+    expect(swallowed, 'the COMMIT was cut before the server received it').to.equal(true);
     expect(expectError(res, 'KMSInternalException', 500)).to.equal('An internal error occurred.');
   }
 
   const count = async (sql: string, value: string) => Number((await db.query<{ n: string }>(sql, [value])).rows[0].n);
 
-  it('CreateAlias: KMSInternalException, the alias recorded once, and the client\'s retry is AlreadyExistsException', async () => {
+  /**
+   * The trail's records of `eventName` calls `matching`, each as its error code ('none':
+   * success), once the audit outbox is empty. A change's outbox entry is committed with it and,
+   * once the request's own record is in the trail, removed by the process's next transaction:
+   * an Encrypt under `keyId` makes one (its last-usage flush).
+   */
+  async function recorded(eventName: string, matching: (params: Record<string, unknown>) => boolean, keyId?: string): Promise<string[]> {
+    if (keyId !== undefined) await server.client().send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('a later transaction') }));
+    expect(await until(async () => (await db.query('SELECT id FROM p11kms_audit_outbox')).rows.length === 0), 'outbox emptied').to.equal(true);
+    return findChains([path.join(server.dataDir, 'audit')], { required: false })
+      .flatMap((chain) => readTrail(chain))
+      .filter((r) => r.eventName === eventName && matching((r.requestParameters ?? {}) as Record<string, unknown>))
+      .map((r) => r.errorCode ?? 'none');
+  }
+
+  /** Where the store (as PostgreSQL holds it) and the token disagree: nothing once every creation is resolved. */
+  async function custody(): Promise<string[]> {
+    const keys = (await db.query<{ doc: never }>('SELECT doc FROM p11kms_keys')).rows.map((r) => r.doc);
+    const intents = (await db.query<{ doc: never }>('SELECT doc FROM p11kms_intents')).rows.map((r) => r.doc);
+    return custodyFindings({ keys, intents }, listTokenObjects(server.dataDir));
+  }
+
+  it('CreateAlias answered committed: the call succeeds, the alias recorded once, one success in the trail', async () => {
     const kms = server.client();
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const aliasName = `alias/commit-cut-${randomBytes(4).toString('hex')}`;
-    await cutDuringCommit('CreateAlias', { AliasName: aliasName, TargetKeyId: keyId }, aliasName);
+    await answerCut(aliasName, () => kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: keyId })));
 
     expect(await count('SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = $1', aliasName)).to.equal(1);
     const listed = ((await kms.send(new ListAliasesCommand({}))).Aliases ?? []).filter((a) => a.AliasName === aliasName);
     expect(listed.map((a) => a.TargetKeyId)).to.deep.equal([keyId]);
-    const retry = await expectKmsError(kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: keyId })));
-    expect(retry.name).to.equal('AlreadyExistsException');
-
-    // The change's audit outbox entry was committed with it; the request's own record (its
-    // answer, the 500) is in the trail, so a delivery only removes the entry: one record each.
-    expect(await until(async () => (await db.query('SELECT id FROM p11kms_audit_outbox')).rows.length === 0), 'outbox emptied').to.equal(true);
-    const records = findChains([path.join(server.dataDir, 'audit')], { required: false })
-      .flatMap((chain) => readTrail(chain))
-      .filter((r) => r.eventName === 'CreateAlias' && r.requestParameters?.aliasName === aliasName);
-    expect(records.map((r) => r.errorCode ?? 'none')).to.deep.equal(['KMSInternalException', 'AlreadyExistsException']);
+    expect(await recorded('CreateAlias', (p) => p.aliasName === aliasName, keyId)).to.deep.equal(['none']);
   });
 
-  it('CreateGrant: KMSInternalException, and one grant, not two', async () => {
+  it('CreateGrant answered committed: the call succeeds with the one grant recorded, one success in the trail', async () => {
     const kms = server.client();
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const grantee = `arn:aws:iam::111122223333:role/commit-cut-${randomBytes(4).toString('hex')}`;
-    await cutDuringCommit('CreateGrant', { KeyId: keyId, GranteePrincipal: grantee, Operations: ['Encrypt'] }, grantee);
+    const made = await answerCut(grantee, () => kms.send(new CreateGrantCommand({ KeyId: keyId, GranteePrincipal: grantee, Operations: ['Encrypt'] })));
 
     expect(await count("SELECT count(*) AS n FROM p11kms_grants WHERE doc->>'granteePrincipal' = $1", grantee)).to.equal(1);
     const grants = ((await kms.send(new ListGrantsCommand({ KeyId: keyId }))).Grants ?? []).filter((g) => g.GranteePrincipal === grantee);
-    expect(grants).to.have.length(1);
+    expect(grants.map((g) => g.GrantId)).to.deep.equal([made.GrantId]);
+    expect(await recorded('CreateGrant', (p) => p.granteePrincipal === grantee, keyId)).to.deep.equal(['none']);
   });
 
-  it('CreateKey: KMSInternalException, one key recorded with its material, no intent left', async () => {
+  it('CreateKey answered committed: the call succeeds with the one key recorded, its material kept, no intent left', async () => {
     const kms = server.client();
     const description = `commit-cut-${randomBytes(4).toString('hex')}`;
     // The creation's last transaction writes the key record (its first only the intent).
-    await cutDuringCommit('CreateKey', { Description: description }, 'INSERT INTO p11kms_keys');
+    const made = await answerCut('INSERT INTO p11kms_keys', () => kms.send(new CreateKeyCommand({ Description: description })));
 
     const { rows } = await db.query<{ key_id: string }>("SELECT key_id FROM p11kms_keys WHERE doc->>'description' = $1", [description]);
-    expect(rows).to.have.length(1);
-    // The intent went in the same commit as the record.
-    expect((await db.query('SELECT creation_id FROM p11kms_intents')).rows).to.deep.equal([]);
-    // Its token object was kept (the creation's outcome was unknown): the key works.
-    await kms.send(new EncryptCommand({ KeyId: rows[0].key_id, Plaintext: Buffer.from('still here') }));
-    const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
-    expect(health.missingMaterial).to.equal(0);
+    expect(rows.map((r) => r.key_id)).to.deep.equal([made.KeyMetadata!.KeyId]);
+    // Its token object was kept: the key works.
+    expect(await recorded('CreateKey', (p) => p.description === description, made.KeyMetadata!.KeyId)).to.deep.equal(['none']);
+    // The intent went in the same commit as the record, and the token holds what the store names.
+    expect(await custody()).to.deep.equal([]);
+  });
+
+  it('CreateAlias whose COMMIT never arrived: KMSInternalException, nothing stored, and the client\'s retry succeeds', async () => {
+    const kms = server.client();
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const aliasName = `alias/commit-lost-${randomBytes(4).toString('hex')}`;
+    await commitCut('CreateAlias', { AliasName: aliasName, TargetKeyId: keyId }, aliasName);
+
+    expect(await count('SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = $1', aliasName)).to.equal(0);
+    await kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: keyId }));
+    expect(await recorded('CreateAlias', (p) => p.aliasName === aliasName, keyId)).to.deep.equal(['KMSInternalException', 'none']);
+  });
+
+  it('CreateKey whose COMMIT never arrived: KMSInternalException, no key, no intent, its token object destroyed', async () => {
+    const description = `commit-lost-${randomBytes(4).toString('hex')}`;
+    await commitCut('CreateKey', { Description: description }, 'INSERT INTO p11kms_keys');
+
+    expect(await count("SELECT count(*) AS n FROM p11kms_keys WHERE doc->>'description' = $1", description)).to.equal(0);
+    expect(await recorded('CreateKey', (p) => p.description === description)).to.deep.equal(['KMSInternalException']);
+    // Undone at once, as any failed creation: no intent waits for reconciliation, no orphan object.
+    expect(await custody()).to.deep.equal([]);
   });
 });

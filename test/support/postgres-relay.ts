@@ -15,6 +15,9 @@ import * as net from 'node:net';
  *   `marker` (a statement's text or a parameter's value) is delivered to the server, the
  *   server's answer to it is swallowed, and then both sides are cut (the client's with a
  *   reset): the one moment where the client cannot know whether its transaction committed.
+ * - `cutBeforeCommit(marker)`: the same moment seen from the client, but the COMMIT never
+ *   reaches the server: both sides are cut as it is sent, and the server, finding its client
+ *   gone, aborts the transaction.
  */
 export interface PostgresRelay {
   url: string;
@@ -27,6 +30,8 @@ export interface PostgresRelay {
    * (PostgreSQL's CommandComplete for a commit that took effect names `COMMIT`).
    */
   cutAfterCommit(marker: string): Promise<{ answer: Buffer }>;
+  /** Arms the cut that swallows the COMMIT; resolves once it happened. */
+  cutBeforeCommit(marker: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,7 +84,8 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
   /** Connections relaying or blackholed; and every one not closed yet, for close(). */
   const open = new Set<Relayed>();
   const unclosed = new Set<net.Socket>();
-  let armed: { marker: Buffer; done(answer: Buffer): void } | undefined;
+  /** The cut armed: `swallow`, the COMMIT is not delivered (the server aborts); otherwise its answer is not. */
+  let armed: { marker: Buffer; swallow: boolean; done(answer: Buffer): void } | undefined;
 
   const relay = net.createServer((client) => {
     const server = net.connect(Number(target.port), target.hostname);
@@ -102,6 +108,15 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
         if (parsed !== undefined && relayed.statements.size < 100) relayed.statements.add(parsed);
         if (query !== undefined && /^BEGIN\b/i.test(query)) marked = undefined;
         if (armed && message.raw.includes(armed.marker)) marked = armed;
+        if (marked?.swallow && query === 'COMMIT') {
+          const swallowing = marked;
+          armed = undefined;
+          open.delete(relayed);
+          server.destroy();
+          client.resetAndDestroy();
+          swallowing.done(message.raw);
+          return;
+        }
         server.write(message.raw);
         if (marked && query === 'COMMIT') {
           cutting = marked;
@@ -156,7 +171,13 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
     cutAfterCommit(marker) {
       if (armed) throw new Error('a cut is armed already');
       return new Promise((resolve) => {
-        armed = { marker: Buffer.from(marker), done: (answer) => resolve({ answer }) };
+        armed = { marker: Buffer.from(marker), swallow: false, done: (answer) => resolve({ answer }) };
+      });
+    },
+    cutBeforeCommit(marker) {
+      if (armed) throw new Error('a cut is armed already');
+      return new Promise((resolve) => {
+        armed = { marker: Buffer.from(marker), swallow: true, done: () => resolve() };
       });
     },
     async close() {

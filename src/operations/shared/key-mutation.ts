@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { type KeyCustody, type MaterialRef, materialLabel } from '../../custody/key-custody';
 import type { WrappingRef } from '../../custody/key-import';
 import { newCreationId } from '../../custody/token-objects';
-import { KmsError } from '../../errors';
+import { KmsError, StoreNotCommittedError } from '../../errors';
 import type { StoreTransaction } from '../../store/metadata-store';
 import type { CreationIntent } from '../../store/records';
 import type { Services } from '../context';
@@ -140,10 +140,11 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
       return result;
     });
   } catch (err) {
-    // A refusal from the body means nothing was committed. Any other failure (the store
-    // itself) leaves the outcome open: the intent stays and reconciliation decides.
-    if (err instanceof KmsError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
-    else services.log.error({ keyId, creationId, err: (err as Error).message }, 'the store failed while recording the creation (a COMMIT whose answer was lost may have taken effect); if it did not, reconciliation resolves its intent');
+    // A refusal from the body, or a store failure known to have committed nothing (its
+    // connection lost before COMMIT, or PostgreSQL saying the COMMIT aborted): undone now.
+    // Any other store failure leaves the outcome open: the intent stays and reconciliation decides.
+    if (err instanceof KmsError || err instanceof StoreNotCommittedError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
+    else services.log.error({ keyId, creationId, err: (err as Error).message }, 'the store failed while recording the creation (a COMMIT whose outcome is unknown may have taken effect); if it did not, reconciliation resolves its intent');
     throw err;
   }
   if (!outcome.keep) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
-import { KmsError, StoreUnavailableError } from '../../errors';
+import { KmsError, StoreNotCommittedError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
+import { announceWrites, commitOutcome } from './commit-outcome';
 import { checkLiveness } from './connection-liveness';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
@@ -20,6 +21,14 @@ export { grantNameFingerprint } from './transaction';
 /** serialization_failure, deadlock_detected, unique_violation: the body runs again and decides anew. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const MAX_ATTEMPTS = 40;
+
+/** A body that ran to its COMMIT: its value, and the cache names its writes touch. */
+type Ran<T> = { value: T; changed: string[] };
+/**
+ * One try of a transaction: its value; a lost race (run again); its connection lost before
+ * COMMIT was sent (run again on another); or lost after, with its id to ask about.
+ */
+type Attempted<T> = { value: T } | { lost: unknown } | { connectionLost: unknown } | { commitAnswerLost: unknown; ran: Ran<T>; xid: string };
 
 /**
  * The metadata store on PostgreSQL, for several p11kms processes and hosts on one token.
@@ -231,7 +240,7 @@ export class PostgresStore implements MetadataStore {
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     for (let attempt = 1, lost = 0; ; attempt++) {
       const held = await holdClient(this.pool, this.log, 'transaction');
-      let outcome: { value: T } | { lost: unknown } | { connectionLost: unknown };
+      let outcome: Attempted<T>;
       try {
         outcome = await this.attempt(held.client, body);
       } catch (err) {
@@ -243,8 +252,13 @@ export class PostgresStore implements MetadataStore {
         // Lost before its COMMIT was sent: it cannot have committed, and bodies are pure
         // (they already run again after a serialisation failure). Again on another connection.
         held.release(true);
-        if (++lost > this.reconnects) throw outcome.connectionLost;
+        if (++lost > this.reconnects) throw new StoreNotCommittedError((outcome.connectionLost as Error).message, { cause: outcome.connectionLost });
         continue;
+      }
+      if ('commitAnswerLost' in outcome) {
+        // Asked on another connection: this one, dead, is given back first (a pool of one).
+        held.release(true);
+        return (await this.afterLostCommit(outcome.ran, outcome.xid, outcome.commitAnswerLost)).value;
       }
       held.release();
       if ('value' in outcome) return outcome.value;
@@ -254,8 +268,11 @@ export class PostgresStore implements MetadataStore {
     }
   }
 
-  private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<{ value: T } | { lost: unknown } | { connectionLost: unknown }> {
+  private async attempt<T>(client: PoolClient, body: (tx: StoreTransaction) => Promise<T> | T): Promise<Attempted<T>> {
     let commitSent = false;
+    let ran: Ran<T> | undefined;
+    /** The transaction's id, once its writes took one: what is asked about if its COMMIT's answer is lost. */
+    let xid: string | null = null;
     try {
       // The schema version is read inside the transaction (one round trip with BEGIN): a
       // newer release may have migrated the database since this process started, and this
@@ -268,12 +285,12 @@ export class PostgresStore implements MetadataStore {
       const tx = new PostgresTransaction(client);
       const value = await body(tx);
       const changed = await tx.write();
-      if (changed.length > 0) await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, changePayload(changed)]);
+      const notify = changed.length > 0 ? { channel: CHANGE_CHANNEL, payload: changePayload(changed) } : undefined;
+      ran = { value, changed };
+      xid = await announceWrites(client, notify, tx.buffersWrites());
       commitSent = true;
       await client.query('COMMIT');
-      // This node reads its own writes at once; the others when the notification arrives.
-      if (changed.length > 0) this.cache.invalidate(changed);
-      return { value };
+      return this.committed(ran);
     } catch (err) {
       const failure = asStoreFailure(err);
       // A statement past its deadline still occupies the connection (a ROLLBACK would wait
@@ -281,10 +298,37 @@ export class PostgresStore implements MetadataStore {
       // the server rolls back with it.
       if (!(failure instanceof StoreUnavailableError)) await client.query('ROLLBACK').catch(() => undefined);
       if (RETRYABLE.has((err as { code?: string }).code ?? '')) return { lost: err };
-      // A COMMIT whose answer was lost may have committed: that one is never run again.
       if (isLostConnection(failure) && !commitSent) return { connectionLost: failure };
+      // A COMMIT whose answer was lost may have committed: it is never run again, but asked about.
+      if (isLostConnection(failure) && ran !== undefined && xid !== null) return { commitAnswerLost: failure, ran, xid };
       throw failure;
     }
+  }
+
+  /** This node reads its own writes at once; the others when the notification arrives. */
+  private committed<T>(ran: Ran<T>): { value: T } {
+    if (ran.changed.length > 0) this.cache.invalidate(ran.changed);
+    return { value: ran.value };
+  }
+
+  /**
+   * The connection was lost after COMMIT was sent: PostgreSQL, asked on another connection,
+   * tells whether it committed. Committed, the call goes on as if the answer had arrived;
+   * aborted, nothing was written (StoreNotCommittedError: the caller undoes what it made);
+   * unknown, the failure stands as it is (the change may or may not have been made).
+   */
+  private async afterLostCommit<T>(ran: Ran<T>, xid: string, failure: unknown): Promise<{ value: T }> {
+    const outcome = await commitOutcome(this.reader, xid, this.pool.options.query_timeout ?? DEFAULT_CALL_TIMEOUT_MS);
+    if (outcome === 'committed') {
+      this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it committed, so the call succeeds');
+      return this.committed(ran);
+    }
+    if (outcome === 'aborted') {
+      this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it aborted, so nothing was written');
+      throw new StoreNotCommittedError((failure as Error).message, { cause: failure });
+    }
+    this.log.error({ xid, err: (failure as Error).message, reason: outcome.unknown }, 'the answer to a COMMIT was lost with its connection, and whether it committed is unknown; the call fails, and its change stands if it was made');
+    throw failure;
   }
 
   /**

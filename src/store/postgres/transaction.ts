@@ -198,6 +198,11 @@ export class PostgresTransaction implements StoreTransaction {
     this.outbox.set(id, null);
   }
 
+  /** Whether the body buffered any write (a transaction that buffered none changes nothing). */
+  buffersWrites(): boolean {
+    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size + this.outbox.size > 0;
+  }
+
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
   async write(): Promise<string[]> {
     const changed: string[] = [];
