@@ -340,12 +340,17 @@ function targetOf(req: Request): Target {
   let target = parsedTargets.get(req);
   if (target) return target;
   const url = parseUrl(req);
-  // Parameter names come from the client: kept as own properties ("__proto__" included).
-  const query = ownRecord(
-    Object.entries(parseQueryString(typeof url?.query === 'string' ? url.query : '')).flatMap(([k, v]): [string, string][] =>
-      typeof v === 'string' ? [[k, v]] : Array.isArray(v) && typeof v[0] === 'string' ? [[k, v[0]]] : [],
-    ),
-  );
+  const search = typeof url?.query === 'string' ? url.query : '';
+  // Parameter names come from the client: kept as own properties ("__proto__" included). An
+  // SDK's POST / has none: no parsing then (~1.6 µs a request).
+  const query =
+    search === ''
+      ? {}
+      : ownRecord(
+          Object.entries(parseQueryString(search)).flatMap(([k, v]): [string, string][] =>
+            typeof v === 'string' ? [[k, v]] : Array.isArray(v) && typeof v[0] === 'string' ? [[k, v[0]]] : [],
+          ),
+        );
   target = { path: url?.pathname ?? '/', query };
   parsedTargets.set(req, target);
   return target;
