@@ -9,7 +9,7 @@ import { custodyFindings } from '../support/custody-invariants';
 import { until } from '../support/in-process';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
-import { expectError, post } from '../support/raw-aws-json';
+import { expectError, post, type RawResponse } from '../support/raw-aws-json';
 import { serverPerSuite, type TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 
@@ -150,5 +150,35 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
     expect(await recorded('CreateKey', (p) => p.description === description)).to.deep.equal(['KMSInternalException']);
     // Undone at once, as any failed creation: no intent waits for reconciliation, no orphan object.
     expect(await custody()).to.deep.equal([]);
+  });
+
+  it('a COMMIT whose answer was lost and whose outcome cannot be asked: KMSInternalException, logged once with the reason, the change recorded once', async () => {
+    const kms = server.client();
+    const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const aliasName = `alias/commit-unknown-${randomBytes(4).toString('hex')}`;
+    const logBefore = server.stderr().length;
+    // As the answer is swallowed, the database goes out of reach: every open connection is
+    // cut and new ones are refused, so asking whether the COMMIT took effect fails.
+    const cut = relay.cutAfterCommit(aliasName).then(() => {
+      relay.refuse(true);
+      relay.cut();
+    });
+    let res: RawResponse;
+    try {
+      res = await post(server.endpoint, { target: 'TrentService.CreateAlias', body: JSON.stringify({ AliasName: aliasName, TargetKeyId: keyId }) });
+      await cut;
+    } finally {
+      relay.refuse(false);
+    }
+    expect(expectError(res, 'KMSInternalException', 500)).to.equal('An internal error occurred.');
+    const unknown = server
+      .stderr()
+      .slice(logBefore)
+      .split('\n')
+      .filter((l) => l.includes('whether it committed is unknown'));
+    expect(unknown, 'log lines saying the outcome is unknown').to.have.length(1);
+    expect(unknown[0]).to.include('asking PostgreSQL for its status failed');
+    // PostgreSQL did commit it: the change stands, once.
+    expect(await count('SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = $1', aliasName)).to.equal(1);
   });
 });

@@ -18,6 +18,8 @@ import * as net from 'node:net';
  * - `cutBeforeCommit(marker)`: the same moment seen from the client, but the COMMIT never
  *   reaches the server: both sides are cut as it is sent, and the server, finding its client
  *   gone, aborts the transaction.
+ * - `refuse(true)`: new connections are reset as soon as they are made (a database out of
+ *   reach), until `refuse(false)`.
  */
 export interface PostgresRelay {
   url: string;
@@ -32,6 +34,8 @@ export interface PostgresRelay {
   cutAfterCommit(marker: string): Promise<{ answer: Buffer }>;
   /** Arms the cut that swallows the COMMIT; resolves once it happened. */
   cutBeforeCommit(marker: string): Promise<void>;
+  /** Resets every new connection from now on (`true`), or relays them again (`false`). */
+  refuse(refusing: boolean): void;
   close(): Promise<void>;
 }
 
@@ -87,7 +91,13 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
   /** The cut armed: `swallow`, the COMMIT is not delivered (the server aborts); otherwise its answer is not. */
   let armed: { marker: Buffer; swallow: boolean; done(answer: Buffer): void } | undefined;
 
+  let refusing = false;
+
   const relay = net.createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const server = net.connect(Number(target.port), target.hostname);
     const relayed: Relayed = { client, server, statements: new Set(), state: 'relaying' };
     open.add(relayed);
@@ -173,6 +183,9 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       return new Promise((resolve) => {
         armed = { marker: Buffer.from(marker), swallow: false, done: (answer) => resolve({ answer }) };
       });
+    },
+    refuse(on) {
+      refusing = on;
     },
     cutBeforeCommit(marker) {
       if (armed) throw new Error('a cut is armed already');
