@@ -71,7 +71,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // The store comes first: the JSON store's directory lock stops a second process on the
   // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  const opened = metrics.timedStore(await openStore({ storeUrl: config.storeUrl, dataDir: config.dataDir, log, callTimeoutMs: config.storeCallTimeoutSeconds * 1000 }));
+  const opened = metrics.timedStore(
+    await openStore({
+      storeUrl: config.storeUrl,
+      dataDir: config.dataDir,
+      log,
+      callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
+      idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
+    }),
+  );
   const clock = systemClock(config.clockOffsetSeconds);
   // Every changing transaction carries its audit record (docs/audit.md, "Crash behaviour").
   const outbox = new AuditOutbox(opened, clock, log, config.auditDir!);

@@ -112,6 +112,14 @@ export interface Config {
    */
   storeCallTimeoutSeconds: number;
   /**
+   * A pooled PostgreSQL connection idle at least this long is asked a trivial statement before
+   * a request uses it (0: every time), so one whose server went away unheard while it sat idle
+   * costs no request the store deadline. Connections in constant use are never asked.
+   */
+  storeIdleCheckAfterMs: number;
+  /** How long that check may take (at most storeCallTimeoutSeconds) before the connection is destroyed and another taken. */
+  storeIdleCheckTimeoutMs: number;
+  /**
    * Key material objects in the token that no record or intent names (a store restored from
    * an older backup than the token): 'keep' them and report them (default), or 'destroy' them
    * at start-up, when the operator has made sure they belong to no store (docs/key-custody.md).
@@ -165,6 +173,8 @@ export const DEFAULTS: Config = {
   intentLeaseSeconds: 300,
   tokenCallTimeoutSeconds: 30,
   storeCallTimeoutSeconds: 30,
+  storeIdleCheckAfterMs: 1000,
+  storeIdleCheckTimeoutMs: 500,
   unknownTokenObjects: 'keep',
 };
 
@@ -184,6 +194,8 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_INTENT_LEASE_SECONDS: 'intentLeaseSeconds',
   P11KMS_TOKEN_CALL_TIMEOUT_SECONDS: 'tokenCallTimeoutSeconds',
   P11KMS_STORE_CALL_TIMEOUT_SECONDS: 'storeCallTimeoutSeconds',
+  P11KMS_STORE_IDLE_CHECK_AFTER_MS: 'storeIdleCheckAfterMs',
+  P11KMS_STORE_IDLE_CHECK_TIMEOUT_MS: 'storeIdleCheckTimeoutMs',
   P11KMS_UNKNOWN_TOKEN_OBJECTS: 'unknownTokenObjects',
   P11KMS_CLOCK_OFFSET_SECONDS: 'clockOffsetSeconds',
   P11KMS_MAX_BODY_BYTES: 'maxBodyBytes',
@@ -213,7 +225,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'storeCallTimeoutSeconds', 'grantsPerKey']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'storeCallTimeoutSeconds', 'storeIdleCheckAfterMs', 'storeIdleCheckTimeoutMs', 'grantsPerKey']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -266,6 +278,9 @@ export function loadConfig(
   config.requestQuotas = parseRequestQuotas(raw.requestQuotas);
   if (!Number.isInteger(config.workers) || config.workers < 1) throw new Error(`setting workers must be a whole number from 1, got '${String(raw.workers)}'`);
   if (!(config.storeCallTimeoutSeconds > 0)) throw new Error(`setting storeCallTimeoutSeconds must be positive, got '${String(raw.storeCallTimeoutSeconds)}'`);
+  if (!(config.storeIdleCheckAfterMs >= 0 && config.storeIdleCheckTimeoutMs > 0)) {
+    throw new Error('settings storeIdleCheckAfterMs must be 0 or more and storeIdleCheckTimeoutMs positive');
+  }
   if (!Number.isInteger(config.grantsPerKey) || config.grantsPerKey < 1) throw new Error(`setting grantsPerKey must be a whole number from 1, got '${String(raw.grantsPerKey)}'`);
   if (config.workers > 1 && !isSharedStoreUrl(config.storeUrl)) {
     throw new Error(

@@ -25,8 +25,13 @@ export interface PostgresRelay {
   url: string;
   /** Cuts every open relayed connection; returns how many. New connections are relayed as before. */
   cut(): number;
-  /** Blackholes every open connection whose client sent `statement` (as a simple query or a parsed one); returns how many. */
-  blackhole(statement: string): number;
+  /**
+   * Blackholes every open connection whose client sent `statement` (as a simple query or a
+   * parsed one), or whose statements `statement` accepts; returns how many.
+   */
+  blackhole(statement: string | ((statements: ReadonlySet<string>) => boolean)): number;
+  /** How many times clients sent `statement` through the relay (to the server: not into a blackhole), over every connection. */
+  sent(statement: string): number;
   /**
    * Arms the cut; resolves, once it happened, with the server's answer that was swallowed
    * (PostgreSQL's CommandComplete for a commit that took effect names `COMMIT`).
@@ -88,6 +93,7 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
   /** Connections relaying or blackholed; and every one not closed yet, for close(). */
   const open = new Set<Relayed>();
   const unclosed = new Set<net.Socket>();
+  const sentCounts = new Map<string, number>();
   /** The cut armed: `swallow`, the COMMIT is not delivered (the server aborts); otherwise its answer is not. */
   let armed: { marker: Buffer; swallow: boolean; done(answer: Buffer): void } | undefined;
 
@@ -116,6 +122,8 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
         if (query !== undefined && relayed.statements.size < 100) relayed.statements.add(query);
         const parsed = message.type === 'P' ? parsedStatement(message.body) : undefined;
         if (parsed !== undefined && relayed.statements.size < 100) relayed.statements.add(parsed);
+        const statement = query ?? parsed;
+        if (statement !== undefined) sentCounts.set(statement, (sentCounts.get(statement) ?? 0) + 1);
         if (query !== undefined && /^BEGIN\b/i.test(query)) marked = undefined;
         if (armed && message.raw.includes(armed.marker)) marked = armed;
         if (marked?.swallow && query === 'COMMIT') {
@@ -174,10 +182,11 @@ export async function postgresRelay(databaseUrl: string): Promise<PostgresRelay>
       return relaying.length;
     },
     blackhole(statement) {
-      const chosen = [...open].filter((r) => r.state === 'relaying' && r.statements.has(statement));
+      const chosen = [...open].filter((r) => r.state === 'relaying' && (typeof statement === 'string' ? r.statements.has(statement) : statement(r.statements)));
       for (const r of chosen) r.state = 'blackholed';
       return chosen.length;
     },
+    sent: (statement) => sentCounts.get(statement) ?? 0,
     cutAfterCommit(marker) {
       if (armed) throw new Error('a cut is armed already');
       return new Promise((resolve) => {

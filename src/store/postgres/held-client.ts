@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { deadlined } from './store-failures';
 
@@ -10,7 +10,7 @@ import { deadlined } from './store-failures';
  * instead: the next statement fails (the caller's error path), and the client is destroyed
  * rather than handed back to the pool.
  */
-export async function holdClient(pool: Pool, log: Logger, purpose: string): Promise<{ client: PoolClient; release(destroy?: boolean): void }> {
+export async function holdClient(pool: { connect(): Promise<PoolClient> }, log: Logger, purpose: string): Promise<{ client: PoolClient; release(destroy?: boolean): void }> {
   const client = await deadlined(pool.connect());
   let lost = false;
   const noteLoss = (err: Error) => {

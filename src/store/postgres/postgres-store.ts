@@ -6,6 +6,7 @@ import type { GrantRecord } from '../grant-record';
 import type { BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
+import { CheckedPool, IDLE_CHECK_AFTER_MS, IDLE_CHECK_TIMEOUT_MS, type IdleCheck } from './checked-pool';
 import { announceWrites, commitOutcome } from './commit-outcome';
 import { checkLiveness } from './connection-liveness';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
@@ -44,6 +45,9 @@ type Attempted<T> = { value: T } | { lost: unknown } | { connectionLost: unknown
  *   The session holding them is checked for liveness like the change feed: a process whose
  *   session ended without it hearing so (a failover, a silent network) steps down within
  *   about 10 s instead of running the tasks beside the process that took the locks over.
+ * - A pooled connection idle past a short window is checked before use (CheckedPool): one
+ *   that died idle without a word is destroyed instead of holding a request up for the
+ *   whole store deadline.
  */
 /** Per-key mutation lock sessions per process (mutations of more keys at once wait for one). */
 const KEY_LOCK_SESSIONS = 4;
@@ -74,18 +78,18 @@ export class PostgresStore implements MetadataStore {
   private readonly reconnects: number;
 
   private constructor(
-    private readonly pool: Pool,
+    private readonly pool: CheckedPool,
     /**
      * Sessions holding per-key mutation locks, apart from `pool`: a mutation holds one while
      * its transactions take others from `pool`, so holders can never starve them.
      */
-    private readonly keyLocks: Pool,
+    private readonly keyLocks: CheckedPool,
     private readonly cache: ReadCache,
     private readonly log: Logger,
     /** The newest schema version this code knows (its last migration). */
     private readonly schemaVersion: number,
   ) {
-    this.reconnects = pool.options.max;
+    this.reconnects = pool.pool.options.max;
     this.reader = { query: ((text: string, values?: unknown[]) => this.read(text, values)) as Queryable['query'] };
   }
 
@@ -109,15 +113,17 @@ export class PostgresStore implements MetadataStore {
     }
   }
 
-  static async open(url: string, log: Logger, options: { poolSize?: number; callTimeoutMs?: number } = {}): Promise<PostgresStore> {
-    const deadlines = deadlineOptions(options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
-    const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10, ...deadlines });
+  static async open(url: string, log: Logger, options: { poolSize?: number; callTimeoutMs?: number; idleCheck?: IdleCheck } = {}): Promise<PostgresStore> {
+    const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const deadlines = deadlineOptions(callTimeoutMs);
+    const idleCheck = options.idleCheck ?? { afterIdleMs: IDLE_CHECK_AFTER_MS, timeoutMs: IDLE_CHECK_TIMEOUT_MS };
+    const pool = new CheckedPool(new Pool({ connectionString: url, max: options.poolSize ?? 10, ...deadlines }), idleCheck, callTimeoutMs, log, 'store');
     // An idle client losing its server must not take the process down; the next query reconnects.
-    pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
-    const keyLocks = new Pool({ connectionString: url, max: KEY_LOCK_SESSIONS, ...deadlines });
-    keyLocks.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    pool.pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+    const keyLocks = new CheckedPool(new Pool({ connectionString: url, max: KEY_LOCK_SESSIONS, ...deadlines }), idleCheck, callTimeoutMs, log, 'key locks');
+    keyLocks.pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
     try {
-      const schema = await migrateSchema(pool, log);
+      const schema = await migrateSchema(pool.pool, log);
       if (schema.from !== schema.to) log.info(schema, 'PostgreSQL schema migrated');
       const cache = new ReadCache({ connectionString: url, connectionTimeoutMillis: deadlines.connectionTimeoutMillis, keepAlive: true }, log);
       await cache.start();
@@ -318,7 +324,7 @@ export class PostgresStore implements MetadataStore {
    * unknown, the failure stands as it is (the change may or may not have been made).
    */
   private async afterLostCommit<T>(ran: Ran<T>, xid: string, failure: unknown): Promise<{ value: T }> {
-    const outcome = await commitOutcome(this.reader, xid, this.pool.options.query_timeout ?? DEFAULT_CALL_TIMEOUT_MS);
+    const outcome = await commitOutcome(this.reader, xid, this.pool.pool.options.query_timeout ?? DEFAULT_CALL_TIMEOUT_MS);
     if (outcome === 'committed') {
       this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it committed, so the call succeeds');
       return this.committed(ran);
@@ -419,6 +425,8 @@ export class PostgresStore implements MetadataStore {
   }
 
   private openLeaseClient(): Promise<PoolClient> {
+    // Checked like any pooled connection: one that died idle would hold the lock statement up
+    // for the whole store deadline.
     const opening = this.pool.connect().then(async (client) => {
       // Leases live as long as this session: if it ends, another process takes the tasks over.
       client.on('error', (err: Error) => this.dropLeases(opening, client, err));
