@@ -173,7 +173,7 @@ export const DEFAULTS: Config = {
   intentLeaseSeconds: 300,
   tokenCallTimeoutSeconds: 30,
   storeCallTimeoutSeconds: 30,
-  storeIdleCheckAfterMs: 1000,
+  storeIdleCheckAfterMs: 250,
   storeIdleCheckTimeoutMs: 500,
   unknownTokenObjects: 'keep',
 };

@@ -6,14 +6,18 @@ import { asStoreFailure } from './store-failures';
 /**
  * storeIdleCheckAfterMs' and storeIdleCheckTimeoutMs' defaults, for stores opened outside the
  * service (store migrate, tests). Measured on this project's store (Poisson load of reads and
- * one-record transactions straight to PostgreSQL, LIFO pool): with a 1 s window, 0.1 % of
- * checkouts at 50 store calls/s and 0.2 % at 200/s are checked (1.9 % at 10/s; at 2/s most
- * are, when a round trip costs nothing that matters). `SELECT 1` took 0.09 ms at the median
- * and 21 ms at worst of 2,000 on a shared two-core host: 500 ms is far from a false alarm,
- * and bounds what each silent connection costs the request that finds it (one after another:
- * ten silent connections in a pool of ten cost it 5 s).
+ * one-record transactions straight to PostgreSQL, LIFO pool): with a 250 ms window, 0.5 % of
+ * checkouts at 200 store calls/s and 2.9 % at 50/s are checked (7.4 % at 10/s; at 2/s half
+ * are, when a round trip costs nothing that matters); with 1 s, 0.2 % and 0.1 %. The shorter
+ * one because a connection used within the window is handed out unasked: the service's own
+ * background work (a sweep's few reads) leaves one used a few hundred ms before a request,
+ * and with a 1 s window four of five requests right after every connection went silent got
+ * that one and failed after the store deadline; with 250 ms none of five did. `SELECT 1` took
+ * 0.09 ms at the median and 21 ms at worst of 2,000 on a shared two-core host: 500 ms is far
+ * from a false alarm, and bounds what each silent connection costs the request that finds it
+ * (one after another: ten silent connections in a pool of ten cost it 5 s).
  */
-export const IDLE_CHECK_AFTER_MS = 1_000;
+export const IDLE_CHECK_AFTER_MS = 250;
 export const IDLE_CHECK_TIMEOUT_MS = 500;
 /** The check's own text, so that it is told apart from every other statement (tests, pg_stat_statements). */
 export const IDLE_CHECK_STATEMENT = 'SELECT 1 AS idle_check';
