@@ -163,8 +163,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
     // Another process's background work is taken over within seconds of its death.
     const stopWatching = shared
       ? watchLeadership(store, 2_000, log, async () => {
-          await sweeper.sweep();
-          await materialSweeper.sweep();
+          await sweeper.sweepAfresh();
+          await materialSweeper.sweepAfresh();
         })
       : () => undefined;
     services.usage = new UsageTracker(store, services.clock, log, Math.min(5_000, config.sweepIntervalSeconds * 1000));

@@ -93,6 +93,16 @@ export class StoreTimeoutError extends StoreUnavailableError {
   override readonly name = 'StoreTimeoutError';
 }
 
+/**
+ * A background duty's transaction could not prove, inside itself, that this process still
+ * holds the cluster's background-work lock (its lock session ended, perhaps unheard, and
+ * another node may run the duties now). Nothing of it was written; the duty pass stops and
+ * the process steps down. Never reaches a client: duties run outside requests.
+ */
+export class BackgroundLockLostError extends Error {
+  override readonly name = 'BackgroundLockLostError';
+}
+
 export function isKmsError(err: unknown): err is KmsError {
   return err instanceof KmsError;
 }

@@ -48,6 +48,12 @@ export class DeletionSweeper {
     return this.running;
   }
 
+  /** A pass begun now, not one already under way (under an earlier holding of the lock, perhaps cut short). */
+  async sweepAfresh(): Promise<string[]> {
+    await this.running?.catch(() => undefined);
+    return this.sweep();
+  }
+
   private async sweepOnce(): Promise<string[]> {
     if (!this.orphanGrantsRemoved) {
       await this.removeOrphanGrants();

@@ -5,6 +5,7 @@ import { BACKGROUND_TASK } from './leadership';
 import { withoutImportedMaterial } from '../operations/shared/import-state';
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
+import { BackgroundLockLostError } from '../errors';
 import { isReplica, type KeyRecord } from '../store/records';
 import { periodicReconcileOptions, reconcile, reconcileBackends } from './reconcile';
 import { changeCarryingRecord, recordChange } from './service-records';
@@ -58,6 +59,12 @@ export class MaterialSweeper {
     return this.running;
   }
 
+  /** A pass begun now, not one already under way (under an earlier holding of the lock, perhaps cut short). */
+  async sweepAfresh(): Promise<MaterialSweepResult> {
+    await this.running?.catch(() => undefined);
+    return this.sweep();
+  }
+
   private async sweepOnce(): Promise<MaterialSweepResult> {
     const result: MaterialSweepResult = { rotated: [], expired: [], wrappingKeysDestroyed: 0 };
     for (const key of await this.services.store.listKeys()) {
@@ -69,15 +76,18 @@ export class MaterialSweeper {
           await this.expireWrappingKeys(key, now, result);
         }
       } catch (err) {
+        // The lock is gone (the store stepped this process down): the pass stops here.
+        if (err instanceof BackgroundLockLostError) throw err;
         this.services.log.error({ keyId: key.keyId, err: (err as Error).message }, 'key material sweep failed for a key');
       }
     }
     // Leftovers of failed destroys and of creations whose process died (several processes on one store).
     // A token that cannot destroy now (what left them) must not stop the service starting: the next sweep tries again.
     if (this.intentLeaseMs !== undefined) {
-      await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs)).catch((err: unknown) =>
-        this.services.log.error({ err: (err as Error).message }, 'reconciliation failed; the next sweep tries again'),
-      );
+      await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs)).catch((err: unknown) => {
+        if (err instanceof BackgroundLockLostError) throw err;
+        this.services.log.error({ err: (err as Error).message }, 'reconciliation failed; the next sweep tries again');
+      });
       await reconcileBackends(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs));
     }
     return result;

@@ -1,5 +1,6 @@
 import { type KeyCustody, materialLabel, parseMaterialLabel } from '../custody/key-custody';
 import { parseWrappingLabel } from '../custody/key-import';
+import { BackgroundLockLostError } from '../errors';
 import type { Services } from '../operations';
 import { materialRefOf } from '../operations/shared/key-mutation';
 import type { CreationIntent, KeyMaterialRecord, KeyRecord } from '../store/records';
@@ -142,7 +143,11 @@ export async function reconcileBackends(services: Services, options: ReconcileOp
     if (!release) continue;
     done.push(clusterId);
     await reconcile(services, options, backendTokenScope(services, customKeyStoreId, custody))
-      .catch((err: unknown) => services.log.error({ customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed'))
+      .catch((err: unknown) => {
+        // The background-work lock is gone: the pass stops (the store stepped this process down).
+        if (err instanceof BackgroundLockLostError) throw err;
+        services.log.error({ customKeyStoreId, err: (err as Error).message }, 'reconciliation of a backend token failed');
+      })
       .finally(release);
   }
 }

@@ -106,9 +106,12 @@ export interface MetadataStore {
   /**
    * Runs background work (sweeps) that must run in one process of the deployment: `fn` runs
    * when this process holds `task`'s lock, else nothing runs and the answer is undefined.
-   * A single-process store always runs it.
+   * A single-process store always runs it. `term` names this holding of the lock: a new
+   * number each time this process takes it (again), so a caller can tell a lock it regained
+   * from one it kept. On a shared store each transaction `fn` runs proves the lock is still
+   * held; once one cannot, `fn`'s pass ends there and the answer is undefined too.
    */
-  asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined>;
+  asLeader<T>(task: string, fn: (term: number) => Promise<T>): Promise<T | undefined>;
   /**
    * Runs `fn` while no other process of the deployment runs a mutation of `keyId` (a store
    * shared by several processes). Without it, mutations of one key racing from several

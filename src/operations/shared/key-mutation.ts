@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { type KeyCustody, type MaterialRef, materialLabel } from '../../custody/key-custody';
 import type { WrappingRef } from '../../custody/key-import';
 import { newCreationId } from '../../custody/token-objects';
-import { KmsError, StoreNotCommittedError } from '../../errors';
+import { BackgroundLockLostError, KmsError, StoreNotCommittedError } from '../../errors';
 import type { StoreTransaction } from '../../store/metadata-store';
 import type { CreationIntent } from '../../store/records';
 import type { Services } from '../context';
@@ -141,9 +141,10 @@ async function createHeld<Made, T>(services: Services, creation: Creation<Made, 
     });
   } catch (err) {
     // A refusal from the body, or a store failure known to have committed nothing (its
-    // connection lost before COMMIT, or PostgreSQL saying the COMMIT aborted): undone now.
-    // Any other store failure leaves the outcome open: the intent stays and reconciliation decides.
-    if (err instanceof KmsError || err instanceof StoreNotCommittedError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
+    // connection lost before COMMIT, PostgreSQL saying the COMMIT aborted, or a background
+    // task's transaction refused for want of its lock): undone now. Any other store failure
+    // leaves the outcome open: the intent stays and reconciliation decides.
+    if (err instanceof KmsError || err instanceof StoreNotCommittedError || err instanceof BackgroundLockLostError) await destroyRemoved(services, keyId, [doomedCreation(custody, creationId)]);
     else services.log.error({ keyId, creationId, err: (err as Error).message }, 'the store failed while recording the creation (a COMMIT whose outcome is unknown may have taken effect); if it did not, reconciliation resolves its intent');
     throw err;
   }
@@ -248,9 +249,11 @@ async function destroyRemoved(services: Services, keyId: string, doomed: readonl
   const done: string[] = [];
   for (const d of doomed) if (await destroyLogged(services, keyId, d.destroy, d.intent)) done.push(d.intent);
   if (done.length === 0) return;
-  await services.store.transact((tx) => done.forEach((name) => tx.deleteIntent(name))).catch((err: unknown) =>
-    services.log.error({ keyId, intents: done, err: (err as Error).message }, 'could not drop the intents of destroyed objects; reconciliation will'),
-  );
+  await services.store.transact((tx) => done.forEach((name) => tx.deleteIntent(name))).catch((err: unknown) => {
+    // A background task that lost its lock (the step-down said so) leaves them as a crash would.
+    if (err instanceof BackgroundLockLostError) return;
+    services.log.error({ keyId, intents: done, err: (err as Error).message }, 'could not drop the intents of destroyed objects; reconciliation will');
+  });
 }
 
 async function destroyLogged(services: Services, keyId: string, destroy: () => Promise<unknown>, object?: string): Promise<boolean> {

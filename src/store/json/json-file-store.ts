@@ -157,8 +157,8 @@ export class JsonFileStore implements MetadataStore {
   }
 
   /** One process owns the directory, so its background work is the whole deployment's. */
-  asLeader<T>(_task: string, fn: () => Promise<T>): Promise<T | undefined> {
-    return fn();
+  asLeader<T>(_task: string, fn: (term: number) => Promise<T>): Promise<T | undefined> {
+    return fn(1);
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,13 @@
-import { createHash } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
-import { KmsError, StoreNotCommittedError, StoreUnavailableError } from '../../errors';
+import { BackgroundLockLostError, KmsError, StoreNotCommittedError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
 import type { BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { CheckedPool, IDLE_CHECK_AFTER_MS, IDLE_CHECK_TIMEOUT_MS, type IdleCheck } from './checked-pool';
+import { lockId, type LockSession, type LockTerm, lockStillHeld, nameLockSession } from './background-lock';
 import { announceWrites, commitOutcome } from './commit-outcome';
 import { checkLiveness } from './connection-liveness';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
@@ -18,6 +19,7 @@ import { PostgresTransaction } from './transaction';
 
 // Importers of the store (open-store, the store contract tests) keep one module to import from.
 export { grantNameFingerprint } from './transaction';
+export { lockId } from './background-lock';
 
 /** serialization_failure, deadlock_detected, unique_violation: the body runs again and decides anew. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
@@ -45,6 +47,9 @@ type Attempted<T> = { value: T } | { lost: unknown } | { connectionLost: unknown
  *   The session holding them is checked for liveness like the change feed: a process whose
  *   session ended without it hearing so (a failover, a silent network) steps down within
  *   about 10 s instead of running the tasks beside the process that took the locks over.
+ *   Before that, the task's own writes fence it off: each transaction a task runs proves,
+ *   inside itself, that the session still holds the lock (pg_locks), or rolls back, ends the
+ *   task's pass and steps the process down.
  * - A pooled connection idle past a short window is checked before use (CheckedPool): one
  *   that died idle without a word is destroyed instead of holding a request up for the
  *   whole store deadline.
@@ -59,7 +64,20 @@ export class PostgresStore implements MetadataStore {
   readonly singleWriter = false;
   /** The session holding this process's advisory locks: one, however many tasks ask at once. */
   private leaseClient: Promise<PoolClient> | undefined;
-  private readonly leases = new Set<string>();
+  /** The tasks whose lock this process holds, each with the holding its passes run under. */
+  private readonly leases = new Map<string, LockTerm>();
+  /** Holdings so far (a LockTerm's number). */
+  private terms = 0;
+  /** Which backend each lock session is (its connection's identity for the fence). */
+  private readonly lockSessions = new WeakMap<PoolClient, LockSession>();
+  /**
+   * The holding a task's pass runs under, for its transactions to prove. Enabled only while a
+   * pass runs (AsyncLocalStorage makes Node track every promise while enabled).
+   */
+  private readonly duty = new AsyncLocalStorage<LockTerm>();
+  private dutiesRunning = 0;
+  /** Asks for a task's lock under way (asLeader calls at once share one). */
+  private readonly asking = new Map<string, Promise<LockTerm | undefined>>();
   /** Times the session holding background-task locks was found lost while it held some. */
   private leaseLosses = 0;
   private stopLeaseLivenessCheck: (() => void) | undefined;
@@ -197,13 +215,20 @@ export class PostgresStore implements MetadataStore {
     },
     isAlive: async (owner: string): Promise<boolean> => {
       if (owner === this.livenessOwner) return true;
-      this.leaseClient ??= this.openLeaseClient();
-      const client = await this.leaseClient;
+      const opening = (this.leaseClient ??= this.openLeaseClient());
+      const client = await opening;
       const lock = lockId(`process:${owner}`);
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
-      if (!rows[0].ok) return true;
-      await client.query('SELECT pg_advisory_unlock($1)', [lock]);
-      return false;
+      try {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
+        if (!rows[0].ok) return true;
+        await client.query('SELECT pg_advisory_unlock($1)', [lock]);
+        return false;
+      } catch (err) {
+        // The lock session was found lost while it asked (the step-down said why): a duty
+        // asking (the audit outbox's delivery of others' entries) ends its pass.
+        if (this.leaseClient !== opening && this.duty.getStore() !== undefined) throw new BackgroundLockLostError('the background-work lock session was lost');
+        throw err;
+      }
     },
   };
 
@@ -240,7 +265,7 @@ export class PostgresStore implements MetadataStore {
   }
 
   backgroundLocksState(): BackgroundLocksState {
-    return { held: [...this.leases], losses: this.leaseLosses };
+    return { held: [...this.leases.keys()], losses: this.leaseLosses };
   }
 
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
@@ -251,7 +276,7 @@ export class PostgresStore implements MetadataStore {
         outcome = await this.attempt(held.client, body);
       } catch (err) {
         // A failure without a SQL state may have left the connection unusable: drop it.
-        held.release(!(err instanceof KmsError) && (err as { code?: string }).code === undefined);
+        held.release(!(err instanceof KmsError || err instanceof BackgroundLockLostError) && (err as { code?: string }).code === undefined);
         throw err;
       }
       if ('connectionLost' in outcome) {
@@ -291,6 +316,7 @@ export class PostgresStore implements MetadataStore {
       const tx = new PostgresTransaction(client);
       const value = await body(tx);
       const changed = await tx.write();
+      await this.proveLockHeld(client);
       const notify = changed.length > 0 ? { channel: CHANGE_CHANNEL, payload: changePayload(changed) } : undefined;
       ran = { value, changed };
       xid = await announceWrites(client, notify, tx.buffersWrites());
@@ -358,24 +384,70 @@ export class PostgresStore implements MetadataStore {
     return version > this.schemaVersion ? `${newerSchemaMessage(version, this.schemaVersion)}; writes refused until this node runs it` : undefined;
   }
 
-  async asLeader<T>(task: string, fn: () => Promise<T>): Promise<T | undefined> {
+  async asLeader<T>(task: string, fn: (term: number) => Promise<T>): Promise<T | undefined> {
     if (this.closed) return undefined;
-    if (!this.leases.has(task)) {
-      try {
-        this.leaseClient ??= this.openLeaseClient();
-        const client = await this.leaseClient;
-        // Closed while connecting: close() releases the session.
-        if (this.closed) return undefined;
-        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
-        if (!rows[0].ok) return undefined;
-        this.leases.add(task);
-        this.log.info({ task }, 'this process now runs this background task for the cluster');
-      } catch (err) {
-        this.log.warn({ task, err: (err as Error).message }, 'could not take the background-task lock');
-        return undefined;
-      }
+    const term = this.leases.get(task) ?? (await this.askForLock(task));
+    if (term === undefined) return undefined;
+    this.dutiesRunning++;
+    try {
+      return await this.duty.run(term, () => fn(term.term));
+    } catch (err) {
+      // A transaction of the pass found the lock gone: the pass ended there, as if this
+      // process had not been the leader (it no longer is; proveLockHeld stepped it down).
+      if (err instanceof BackgroundLockLostError) return undefined;
+      throw err;
+    } finally {
+      if (--this.dutiesRunning === 0) this.duty.disable();
     }
-    return fn();
+  }
+
+  /** Takes `task`'s lock if free; callers asking at once share one ask (the lock is re-entrant within a session). */
+  private askForLock(task: string): Promise<LockTerm | undefined> {
+    const asking = this.asking.get(task) ?? this.takeLock(task).finally(() => this.asking.delete(task));
+    this.asking.set(task, asking);
+    return asking;
+  }
+
+  private async takeLock(task: string): Promise<LockTerm | undefined> {
+    try {
+      const opening = (this.leaseClient ??= this.openLeaseClient());
+      const client = await opening;
+      // Closed while connecting: close() releases the session.
+      if (this.closed) return undefined;
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
+      // The session was found lost meanwhile: its lock went with it.
+      if (!rows[0].ok || this.leaseClient !== opening) return undefined;
+      const term = { task, lock: lockId(task), term: ++this.terms, session: this.lockSessions.get(client)!, opening, client };
+      this.leases.set(task, term);
+      this.log.info({ task }, 'this process now runs this background task for the cluster');
+      return term;
+    } catch (err) {
+      this.log.warn({ task, err: (err as Error).message }, 'could not take the background-task lock');
+      return undefined;
+    }
+  }
+
+  /**
+   * In a transaction of a background task's pass (asLeader), just before its COMMIT: the
+   * lock it runs under must still be this process's, held by the same session, or nothing
+   * commits. A session that ended without this process hearing so (a failover, a silent
+   * network) freed the lock, and another node may be running the same task: without this
+   * the pass would write beside it until the liveness check noticed (up to about 10 s).
+   */
+  private async proveLockHeld(client: PoolClient): Promise<void> {
+    const term = this.duty.getStore();
+    if (term === undefined) return;
+    // Stepped down already (or holding the lock anew): a pass of an earlier holding stops.
+    if (this.leases.get(term.task) !== term) throw new BackgroundLockLostError(`the ${term.task} lock this pass ran under is no longer held`);
+    if (await lockStillHeld(client, term)) return;
+    this.stepDown(term, `a ${term.task} transaction found that this process's lock session (backend pid ${term.session.pid}) no longer holds the lock: the session ended on the server`);
+    throw new BackgroundLockLostError(`the ${term.task} lock is no longer held by this process`);
+  }
+
+  /** The lock of `term` was found gone: the process steps down as when its session is found lost. */
+  private stepDown(term: LockTerm, why: string): void {
+    // A term is taken only on the current session (takeLock), and every term goes with it.
+    if (this.leases.get(term.task) === term) this.dropLeases(term.opening, term.client, new Error(why));
   }
 
   /**
@@ -431,13 +503,14 @@ export class PostgresStore implements MetadataStore {
       // Leases live as long as this session: if it ends, another process takes the tasks over.
       client.on('error', (err: Error) => this.dropLeases(opening, client, err));
       client.on('end', () => this.dropLeases(opening, client, new Error('the connection was closed')));
-      if (this.livenessOwner !== undefined) {
-        try {
-          await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
-        } catch (err) {
-          client.release(true);
-          throw err;
-        }
+      try {
+        // Named in pg_stat_activity (which process holds the cluster's lock), and known by its
+        // backend for the fence (proveLockHeld).
+        this.lockSessions.set(client, await nameLockSession(client));
+        if (this.livenessOwner !== undefined) await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
+      } catch (err) {
+        client.release(true);
+        throw err;
       }
       // A session ended without this process hearing so (its FIN lost with a failed-over host
       // or a silent network) freed the locks for the others all the same: without this check
@@ -466,7 +539,7 @@ export class PostgresStore implements MetadataStore {
     this.stopLeaseLivenessCheck = undefined;
     if (this.leases.size > 0) {
       this.leaseLosses++;
-      this.log.warn({ tasks: [...this.leases], err: err.message }, 'background-task locks lost with their connection; this process stopped running those tasks and asks for them again');
+      this.log.warn({ tasks: [...this.leases.keys()], err: err.message }, 'background-task locks lost with their connection; this process stopped running those tasks and asks for them again');
     }
     this.leases.clear();
     // A silent session has its liveness query still waiting: releasing it destroys the socket
@@ -478,10 +551,4 @@ export class PostgresStore implements MetadataStore {
       this.leaseClient.catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not take this process\'s liveness lock again; the next background task retries'));
     }
   }
-}
-
-export function lockId(name: string): string {
-  // A stable signed 64-bit number per name, as pg_advisory_lock(bigint) takes (tests find a
-  // lock's holder in pg_locks by it).
-  return createHash('sha256').update(`p11kms:${name}`).digest().readBigInt64BE(0).toString();
 }
