@@ -69,12 +69,14 @@ async function terminateLockSession(databaseUrl: string): Promise<void> {
   expect(ended, "the leader's lock session terminated").to.deep.equal([{ ended: true }]);
 }
 
-/** A key pending deletion whose date is 7 days from now (the real time): due for a node 8 days ahead. */
-async function keyDueAhead(scheduler: TestServer): Promise<{ keyId: string; arn: string }> {
-  const client = scheduler.client();
-  const { KeyId, Arn } = (await client.send(new CreateKeyCommand({}))).KeyMetadata!;
-  await client.send(new ScheduleKeyDeletionCommand({ KeyId, PendingWindowInDays: 7 }));
+async function createKey(server: TestServer): Promise<{ keyId: string; arn: string }> {
+  const { KeyId, Arn } = (await server.client().send(new CreateKeyCommand({}))).KeyMetadata!;
   return { keyId: KeyId!, arn: Arn! };
+}
+
+/** Its deletion 7 days from now (the real time): due at once for a node 8 days ahead, never within the test for the others. */
+async function scheduleDueAhead(scheduler: TestServer, keyId: string): Promise<void> {
+  await scheduler.client().send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
 }
 
 describe('PostgreSQL store: background duties fenced by the leader\'s lock', function () {
@@ -108,14 +110,15 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
     );
     expect(named, 'the lock session names its process').to.deep.equal([`p11kms background-work lock: pid ${old.pid} on ${os.hostname()}`.slice(0, 63)]);
 
+    const { keyId, arn } = await createKey(other);
     const oldLogFrom = old.stderr().length;
     const oldLog = () => old.stderr().slice(oldLogFrom);
     expect(relay.blackhole('SELECT pg_try_advisory_lock($1) AS ok'), 'lock session blackholed').to.equal(1);
     await terminateLockSession(databaseUrl);
     expect(await until(() => leads(other), 60_000), 'the other node took the lock').to.equal(true);
-
-    // Due for `old` alone, which still believes it leads: its next sweep tries the deletion.
-    const { keyId, arn } = await keyDueAhead(other);
+    // Due for `old` alone, which still believes it leads: its next sweep (within a second; its
+    // liveness check notices no sooner than 5 s after the blackhole) tries the deletion.
+    await scheduleDueAhead(other, keyId);
     const settled = await until(async () => oldLog().includes(STEPPED_DOWN) || count(oldLog(), DELETED) > 0, 60_000);
     expect(settled, 'the old leader neither stepped down nor deleted').to.equal(true);
     expect(count(oldLog(), DELETED), 'the old leader deleted the key while the other node held the lock').to.equal(0);
@@ -129,6 +132,8 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
     // The other node goes: the first takes the lock again, and its takeover sweep deletes the key, once.
     await other.stop();
     expect(await until(() => gone(old, keyId), 60_000), 'the key was deleted by the new holder of the lock').to.equal(true);
+    // The log line and the record follow the commit the DescribeKey saw.
+    expect(await until(async () => count(oldLog(), DELETED) > 0 && deleteKeyRecords(dataDir, arn).length > 0), 'the deletion logged and recorded').to.equal(true);
     expect(count(oldLog(), TOOK_LOCK), `the lock taken again:\n${oldLog()}`).to.equal(1);
     expect(count(oldLog(), DELETED) + count(other.stderr(), DELETED), 'deleted once').to.equal(1);
     expect(oldLog().indexOf('key deleted at the end of its waiting period')).to.be.above(oldLog().indexOf('this process now runs this background task'));
@@ -146,7 +151,8 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
     // Its first takeover sweep (for the holding it started with) is over before the key exists.
     await leader.waitForLog(/"msg":"running the background work now for this holding of the lock/);
     const scheduler = await TestServer.start({ dataDir, env: { P11KMS_STORE_URL: databaseUrl } });
-    const { keyId, arn } = await keyDueAhead(scheduler);
+    const { keyId, arn } = await createKey(scheduler);
+    await scheduleDueAhead(scheduler, keyId);
     await scheduler.stop();
 
     // The node hears its session end (a direct connection), and takes the lock again at its next ask.
@@ -155,6 +161,7 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
     expect(await until(async () => count(leader.stderr(), TOOK_LOCK) === 2 && (await leads(leader)), 60_000), 'the lock taken again').to.equal(true);
     expect(await until(async () => count(leader.stderr(), TAKEOVER) === 2, 20_000), 'the takeover sweep ran again').to.equal(true);
     expect(await until(() => gone(leader, keyId), 20_000), 'the takeover sweep ran again and deleted the due key').to.equal(true);
+    expect(await until(async () => count(leader.stderr(), DELETED) > 0 && deleteKeyRecords(dataDir, arn).length > 0), 'the deletion logged and recorded').to.equal(true);
     expect(count(leader.stderr(), DELETED)).to.equal(1);
     // One takeover sweep per holding of the lock (not one every time the node asks for the lock).
     expect(count(leader.stderr(), TAKEOVER), 'two holdings, two takeover sweeps').to.equal(2);
