@@ -1,6 +1,12 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import type { PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { BackgroundLockLostError } from '../../errors';
+import type { BackgroundLocksState } from '../metadata-store';
+import type { CheckedPool } from './checked-pool';
+import { checkLiveness } from './connection-liveness';
 
 /**
  * The session holding this process's background-task locks, as PostgreSQL knows it: its
@@ -73,4 +79,203 @@ export function lockId(name: string): string {
   // A stable signed 64-bit number per name, as pg_advisory_lock(bigint) takes (tests find a
   // lock's holder in pg_locks by it).
   return createHash('sha256').update(`p11kms:${name}`).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * This process's background-task locks, on one session of their own: which tasks it holds
+ * and under which holding (LockTerm), the fence its passes' transactions prove, the
+ * session's liveness check, and this process's liveness lock on the same session.
+ */
+export class BackgroundLocks {
+  /** The session holding this process's advisory locks: one, however many tasks ask at once. */
+  private leaseClient: Promise<PoolClient> | undefined;
+  /** The tasks whose lock this process holds, each with the holding its passes run under. */
+  private readonly leases = new Map<string, LockTerm>();
+  /** Holdings so far (a LockTerm's number). */
+  private terms = 0;
+  /** Which backend each lock session is (its connection's identity for the fence). */
+  private readonly lockSessions = new WeakMap<PoolClient, LockSession>();
+  /**
+   * The holding a task's pass runs under, for its transactions to prove. Enabled only while a
+   * pass runs (AsyncLocalStorage makes Node track every promise while enabled).
+   */
+  private readonly duty = new AsyncLocalStorage<LockTerm>();
+  private dutiesRunning = 0;
+  /** Asks for a task's lock under way (asLeader calls at once share one). */
+  private readonly asking = new Map<string, Promise<LockTerm | undefined>>();
+  /** Times the session holding background-task locks was found lost while it held some. */
+  private leaseLosses = 0;
+  private stopLeaseLivenessCheck: (() => void) | undefined;
+  /** This process's name on audit outbox entries, once it holds its liveness lock. */
+  private livenessOwner: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly pool: CheckedPool,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * A session-level advisory lock per process, on the session holding its background-task
+   * locks: it ends with the process (kill -9 ends the session), so another process that can
+   * take it knows the holder is dead. Taken again when that session is opened again.
+   */
+  readonly processLiveness = {
+    hold: async (owner: string): Promise<void> => {
+      this.livenessOwner = owner;
+      this.leaseClient ??= this.openLeaseClient();
+      await this.leaseClient;
+    },
+    isAlive: async (owner: string): Promise<boolean> => {
+      if (owner === this.livenessOwner) return true;
+      const opening = (this.leaseClient ??= this.openLeaseClient());
+      const client = await opening;
+      const lock = lockId(`process:${owner}`);
+      try {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
+        if (!rows[0].ok) return true;
+        await client.query('SELECT pg_advisory_unlock($1)', [lock]);
+        return false;
+      } catch (err) {
+        // The lock session was found lost while it asked (the step-down said why): a duty
+        // asking (the audit outbox's delivery of others' entries) ends its pass.
+        if (this.leaseClient !== opening && this.duty.getStore() !== undefined) throw new BackgroundLockLostError('the background-work lock session was lost');
+        throw err;
+      }
+    },
+  };
+
+  state(): BackgroundLocksState {
+    return { held: [...this.leases.keys()], losses: this.leaseLosses };
+  }
+
+  async asLeader<T>(task: string, fn: (term: number) => Promise<T>): Promise<T | undefined> {
+    if (this.closed) return undefined;
+    const term = this.leases.get(task) ?? (await this.askForLock(task));
+    if (term === undefined) return undefined;
+    this.dutiesRunning++;
+    try {
+      return await this.duty.run(term, () => fn(term.term));
+    } catch (err) {
+      // A transaction of the pass found the lock gone: the pass ended there, as if this
+      // process had not been the leader (it no longer is; proveHeld stepped it down).
+      if (err instanceof BackgroundLockLostError) return undefined;
+      throw err;
+    } finally {
+      if (--this.dutiesRunning === 0) this.duty.disable();
+    }
+  }
+
+  /** Takes `task`'s lock if free; callers asking at once share one ask (the lock is re-entrant within a session). */
+  private askForLock(task: string): Promise<LockTerm | undefined> {
+    const asking = this.asking.get(task) ?? this.takeLock(task).finally(() => this.asking.delete(task));
+    this.asking.set(task, asking);
+    return asking;
+  }
+
+  private async takeLock(task: string): Promise<LockTerm | undefined> {
+    try {
+      const opening = (this.leaseClient ??= this.openLeaseClient());
+      const client = await opening;
+      // Closed while connecting: close() releases the session.
+      if (this.closed) return undefined;
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
+      // The session was found lost meanwhile: its lock went with it.
+      if (!rows[0].ok || this.leaseClient !== opening) return undefined;
+      const term = { task, lock: lockId(task), term: ++this.terms, session: this.lockSessions.get(client)!, opening, client };
+      this.leases.set(task, term);
+      this.log.info({ task }, 'this process now runs this background task for the cluster');
+      return term;
+    } catch (err) {
+      this.log.warn({ task, err: (err as Error).message }, 'could not take the background-task lock');
+      return undefined;
+    }
+  }
+
+  /**
+   * In a transaction of a background task's pass (asLeader), just before its COMMIT: the
+   * lock it runs under must still be this process's, held by the same session, or nothing
+   * commits. A session that ended without this process hearing so (a failover, a silent
+   * network) freed the lock, and another node may be running the same task: without this
+   * the pass would write beside it until the liveness check noticed (up to about 10 s).
+   */
+  async proveHeld(client: PoolClient): Promise<void> {
+    const term = this.duty.getStore();
+    if (term === undefined) return;
+    // Stepped down already (or holding the lock anew): a pass of an earlier holding stops.
+    if (this.leases.get(term.task) !== term) throw new BackgroundLockLostError(`the ${term.task} lock this pass ran under is no longer held`);
+    if (await lockStillHeld(client, term)) return;
+    this.stepDown(term, `a ${term.task} transaction found that this process's lock session (backend pid ${term.session.pid}) no longer holds the lock: the session ended on the server`);
+    throw new BackgroundLockLostError(`the ${term.task} lock is no longer held by this process`);
+  }
+
+  /** The lock of `term` was found gone: the process steps down as when its session is found lost. */
+  private stepDown(term: LockTerm, why: string): void {
+    // A term is taken only on the current session (takeLock), and every term goes with it.
+    if (this.leases.get(term.task) === term) this.dropLeases(term.opening, term.client, new Error(why));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const leaseClient = this.leaseClient;
+    this.leaseClient = undefined;
+    this.stopLeaseLivenessCheck?.();
+    (await leaseClient?.catch(() => undefined))?.release(true);
+  }
+
+  private openLeaseClient(): Promise<PoolClient> {
+    // Checked like any pooled connection: one that died idle would hold the lock statement up
+    // for the whole store deadline.
+    const opening = this.pool.connect().then(async (client) => {
+      // Leases live as long as this session: if it ends, another process takes the tasks over.
+      client.on('error', (err: Error) => this.dropLeases(opening, client, err));
+      client.on('end', () => this.dropLeases(opening, client, new Error('the connection was closed')));
+      try {
+        // Named in pg_stat_activity (which process holds the cluster's lock), and known by its
+        // backend for the fence (proveHeld).
+        this.lockSessions.set(client, await nameLockSession(client));
+        if (this.livenessOwner !== undefined) await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
+      } catch (err) {
+        client.release(true);
+        throw err;
+      }
+      // A session ended without this process hearing so (its FIN lost with a failed-over host
+      // or a silent network) freed the locks for the others all the same: without this check
+      // this process would go on running the tasks beside their new holder.
+      this.stopLeaseLivenessCheck?.();
+      this.stopLeaseLivenessCheck = checkLiveness(client, 'background-task lock', (err) => this.dropLeases(opening, client, err));
+      return client;
+    });
+    // A failed connection is not kept: the next task asks again.
+    opening.catch(() => {
+      if (this.leaseClient === opening) this.leaseClient = undefined;
+    });
+    return opening;
+  }
+
+  /**
+   * The session holding the locks is gone (closed, failed, or silent past its liveness
+   * check): this process steps down at once, every task's next `asLeader` asks for the lock
+   * again on a new session, as a process that never held it would, and gets it only if no
+   * other process took it meanwhile.
+   */
+  private dropLeases(opening: Promise<PoolClient>, client: PoolClient, err: Error): void {
+    if (this.leaseClient !== opening) return;
+    this.leaseClient = undefined;
+    this.stopLeaseLivenessCheck?.();
+    this.stopLeaseLivenessCheck = undefined;
+    if (this.leases.size > 0) {
+      this.leaseLosses++;
+      this.log.warn({ tasks: [...this.leases.keys()], err: err.message }, 'background-task locks lost with their connection; this process stopped running those tasks and asks for them again');
+    }
+    this.leases.clear();
+    // A silent session has its liveness query still waiting: releasing it destroys the socket
+    // instead of waiting for a goodbye that would never come.
+    client.release(true);
+    // This process's liveness lock went with the session: taken again at once (audit outbox).
+    if (this.livenessOwner !== undefined && !this.closed) {
+      this.leaseClient = this.openLeaseClient();
+      this.leaseClient.catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not take this process\'s liveness lock again; the next background task retries'));
+    }
+  }
 }
