@@ -60,13 +60,17 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
     return result;
   }
 
-  /** Sends `target` with `body` while the COMMIT of the transaction mentioning `marker` is swallowed; the answer, checked as AWS's internal error. */
-  async function commitCut(target: string, body: object, marker: string): Promise<void> {
-    let swallowed = false;
-    void relay.cutBeforeCommit(marker).then(() => (swallowed = true));
+  /**
+   * Sends `target` with `body` while the COMMIT of the transaction mentioning `marker` is
+   * swallowed `times` times (each run of it again meets the next cut); the answer.
+   */
+  async function commitCut(target: string, body: object, marker: string, times = 1): Promise<RawResponse> {
+    let swallowed = 0;
+    const arm = (): void => void relay.cutBeforeCommit(marker).then(() => (++swallowed < times ? arm() : undefined));
+    arm();
     const res = await post(server.endpoint, { target: `TrentService.${target}`, body: JSON.stringify(body) });
-    expect(swallowed, 'the COMMIT was cut before the server received it').to.equal(true);
-    expect(expectError(res, 'KMSInternalException', 500)).to.equal('An internal error occurred.');
+    expect(swallowed, 'COMMITs cut before the server received them').to.equal(times);
+    return res;
   }
 
   const count = async (sql: string, value: string) => Number((await db.query<{ n: string }>(sql, [value])).rows[0].n);
@@ -131,21 +135,38 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
     expect(await custody()).to.deep.equal([]);
   });
 
-  it('CreateAlias whose COMMIT never arrived: KMSInternalException, nothing stored, and the client\'s retry succeeds', async () => {
+  it('CreateAlias whose COMMIT never arrived: run again on another connection, the alias stored once, one success in the trail', async () => {
+    // Pre: PostgreSQL said the transaction aborted, nothing was written, and the call still
+    // failed (KMSInternalException), where a connection lost before its COMMIT was sent runs again.
     const kms = server.client();
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const aliasName = `alias/commit-lost-${randomBytes(4).toString('hex')}`;
-    await commitCut('CreateAlias', { AliasName: aliasName, TargetKeyId: keyId }, aliasName);
+    const res = await commitCut('CreateAlias', { AliasName: aliasName, TargetKeyId: keyId }, aliasName);
 
-    expect(await count('SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = $1', aliasName)).to.equal(0);
-    await kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: keyId }));
-    expect(await recorded('CreateAlias', (p) => p.aliasName === aliasName, keyId)).to.deep.equal(['KMSInternalException', 'none']);
+    expect(res.status, res.text).to.equal(200);
+    expect(await count('SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = $1', aliasName)).to.equal(1);
+    expect(await recorded('CreateAlias', (p) => p.aliasName === aliasName, keyId)).to.deep.equal(['none']);
   });
 
-  it('CreateKey whose COMMIT never arrived: KMSInternalException, no key, no intent, its token object destroyed', async () => {
+  it('CreateKey whose COMMIT never arrived: run again, the one key recorded with its material, no intent left', async () => {
     const description = `commit-lost-${randomBytes(4).toString('hex')}`;
-    await commitCut('CreateKey', { Description: description }, 'INSERT INTO p11kms_keys');
+    const res = await commitCut('CreateKey', { Description: description }, 'INSERT INTO p11kms_keys');
 
+    expect(res.status, res.text).to.equal(200);
+    const keyId = (JSON.parse(res.text) as { KeyMetadata: { KeyId: string } }).KeyMetadata.KeyId;
+    const { rows } = await db.query<{ key_id: string }>("SELECT key_id FROM p11kms_keys WHERE doc->>'description' = $1", [description]);
+    expect(rows.map((r) => r.key_id)).to.deep.equal([keyId]);
+    // Its token object was kept (the key works: the Encrypt in `recorded`), and nothing is left over.
+    expect(await recorded('CreateKey', (p) => p.description === description, keyId)).to.deep.equal(['none']);
+    expect(await custody()).to.deep.equal([]);
+  });
+
+  it('CreateKey whose COMMIT never arrives however often it runs: KMSInternalException, no key, no intent, its token object destroyed', async () => {
+    const description = `commit-lost-always-${randomBytes(4).toString('hex')}`;
+    // The first run and one more per pooled connection (the store's reconnect bound, pool size 10).
+    const res = await commitCut('CreateKey', { Description: description }, 'INSERT INTO p11kms_keys', 11);
+
+    expect(expectError(res, 'KMSInternalException', 500)).to.equal('An internal error occurred.');
     expect(await count("SELECT count(*) AS n FROM p11kms_keys WHERE doc->>'description' = $1", description)).to.equal(0);
     expect(await recorded('CreateKey', (p) => p.description === description)).to.deep.equal(['KMSInternalException']);
     // Undone at once, as any failed creation: no intent waits for reconciliation, no orphan object.

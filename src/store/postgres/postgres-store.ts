@@ -248,7 +248,12 @@ export class PostgresStore implements MetadataStore {
       if ('commitAnswerLost' in outcome) {
         // Asked on another connection: this one, dead, is given back first (a pool of one).
         held.release(true);
-        return (await this.afterLostCommit(outcome.ran, outcome.xid, outcome.commitAnswerLost)).value;
+        const settled = await this.afterLostCommit(outcome.ran, outcome.xid, outcome.commitAnswerLost);
+        if (settled !== 'aborted') return settled.value;
+        // Nothing was written: as for a connection lost before its COMMIT was sent, the pure
+        // body runs again on another connection instead of failing the call.
+        if (++lost > this.reconnects) throw new StoreNotCommittedError((outcome.commitAnswerLost as Error).message, { cause: outcome.commitAnswerLost });
+        continue;
       }
       held.release();
       if ('value' in outcome) return outcome.value;
@@ -305,18 +310,18 @@ export class PostgresStore implements MetadataStore {
   /**
    * The connection was lost after COMMIT was sent: PostgreSQL, asked on another connection,
    * tells whether it committed. Committed, the call goes on as if the answer had arrived;
-   * aborted, nothing was written (StoreNotCommittedError: the caller undoes what it made);
-   * unknown, the failure stands as it is (the change may or may not have been made).
+   * aborted, nothing was written (the transaction runs again); unknown, the failure stands as
+   * it is (the change may or may not have been made).
    */
-  private async afterLostCommit<T>(ran: Ran<T>, xid: string, failure: unknown): Promise<{ value: T }> {
+  private async afterLostCommit<T>(ran: Ran<T>, xid: string, failure: unknown): Promise<{ value: T } | 'aborted'> {
     const outcome = await commitOutcome(this.reader, xid, this.pool.pool.options.query_timeout ?? DEFAULT_CALL_TIMEOUT_MS);
     if (outcome === 'committed') {
       this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it committed, so the call succeeds');
       return this.committed(ran);
     }
     if (outcome === 'aborted') {
-      this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it aborted, so nothing was written');
-      throw new StoreNotCommittedError((failure as Error).message, { cause: failure });
+      this.log.warn({ xid, err: (failure as Error).message }, 'the answer to a COMMIT was lost with its connection; PostgreSQL says it aborted, so nothing was written: running it again');
+      return 'aborted';
     }
     this.log.error({ xid, err: (failure as Error).message, reason: outcome.unknown }, 'the answer to a COMMIT was lost with its connection, and whether it committed is unknown; the call fails, and its change stands if it was made');
     throw failure;
