@@ -9,13 +9,16 @@
  *    over keep-alive connections at several concurrencies (the load generator shares the
  *    machine's cores with the service, as it would in CI), each run after an unmeasured
  *    second of the same requests (WARM_UP_SECONDS).
- * 3. The same Encrypt, Decrypt and GenerateDataKey requests on one process and on --workers 2,
+ * 3. The HTTP floor (http-floor.ts): the same Encrypt request bytes answered by bare Node HTTP
+ *    processes doing no work, one at each concurrency and two at the highest; the service's
+ *    rows are divided by it too (same processes and concurrency).
+ * 4. The same Encrypt, Decrypt and GenerateDataKey requests on one process and on --workers 2,
  *    both on PostgreSQL (a throwaway server on this machine, started by the bench).
- * 4. Raw: stops the services, then 1 and 2 processes open the same token through p11kms's own
+ * 5. Raw: stops the services, then 1 and 2 processes open the same token through p11kms's own
  *    custody layer and HSM profile (the exact calls the service makes, no HTTP, no JSON, no
  *    SigV4, no audit), one call after another. HTTP rows are divided by the raw rate with the
  *    same number of threads: one process ÷ 1 thread.
- * 5. Store size: Encrypt on data directories holding 10 and --scale-keys key records (made as
+ * 6. Store size: Encrypt on data directories holding 10 and --scale-keys key records (made as
  *    bench/scale.ts explains), and the start-up time with --startup-keys records.
  *
  * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64,
@@ -27,6 +30,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
+import { startHttpFloor } from './http-floor';
 import { rawRates } from './raw-threads';
 import { freshDatabaseUrl } from '../test/support/postgres';
 import { makeScaledDataDir } from './scale';
@@ -192,19 +196,44 @@ async function clusterRuns(base: string, connections: number, duration: number):
   return rows;
 }
 
+const FLOOR_OPERATION = "Encrypt's request, fixed answer";
+
+/**
+ * The HTTP floor (http-floor.ts) with the service's Encrypt request and answer bytes: one
+ * process at each concurrency, two processes at the highest, as the service's rows.
+ */
+async function floorRuns(base: string, request: SignedRequest, answer: string, connections: number[], duration: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const runs = [...connections.map((c) => [1, c] as const), [2, Math.max(...connections)] as const];
+  for (const [processes, c] of runs) {
+    const { child, endpoint } = await startHttpFloor(processes, answer, path.join(base, 'floor-answer.json'));
+    try {
+      process.stderr.write(`bench: HTTP floor (bare Node, no work), ${processes} process(es) × ${c} for ${duration} s\n`);
+      const row = await httpRun(endpoint, 'Encrypt', request, c, duration);
+      rows.push({ ...row, operation: FLOOR_OPERATION, mode: `bare Node HTTP, no work, ${processes} process${processes > 1 ? 'es' : ''}`, threads: processes });
+    } finally {
+      await stopService(child);
+    }
+  }
+  return rows;
+}
+
 function printTable(rows: Row[], notes: string[]): void {
   const raw = new Map<string, number>();
   for (const r of rows.filter((r) => r.mode.startsWith('raw'))) raw.set(`${r.operation}/${r.threads}`, r.opsPerSecond);
   const rawOf = (r: Row) => raw.get(`${r.operation.replace(/, [\d,]+ keys in the store$/, '')}/${r.threads}`);
+  const floor = new Map<string, number>();
+  for (const r of rows.filter((r) => r.operation === FLOOR_OPERATION)) floor.set(`${r.threads}/${r.concurrency}`, r.opsPerSecond);
+  const percent = (part: number, whole: number | undefined) => (whole ? `${((part / whole) * 100).toFixed(0)} %` : '');
   const lines = [
-    '| operation | path | concurrency | ops/s | p50 ms | p99 ms | ÷ raw, same threads |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| operation | path | concurrency | ops/s | p50 ms | p99 ms | ÷ raw, same threads | ÷ HTTP floor, same processes and concurrency |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
-    const base = rawOf(r);
-    const ratio = r.mode.startsWith('raw') || !base ? '' : `${((r.opsPerSecond / base) * 100).toFixed(0)} %`;
+    const served = !r.mode.startsWith('raw') && r.operation !== FLOOR_OPERATION;
     const errors = r.errors ? ` (${r.errors} errors)` : '';
-    lines.push(`| ${r.operation} | ${r.mode} | ${r.concurrency} | ${Math.round(r.opsPerSecond)}${errors} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} | ${ratio} |`);
+    const ratios = served ? `${percent(r.opsPerSecond, rawOf(r))} | ${percent(r.opsPerSecond, floor.get(`${r.threads}/${r.concurrency}`))}` : ' | ';
+    lines.push(`| ${r.operation} | ${r.mode} | ${r.concurrency} | ${Math.round(r.opsPerSecond)}${errors} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} | ${ratios} |`);
   }
   process.stdout.write(`\n${lines.join('\n')}\n\n${notes.map((n) => `${n}\n`).join('')}`);
   process.stdout.write(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}; load generator on the same machine\n`);
@@ -217,6 +246,8 @@ async function main(): Promise<void> {
   const { child, endpoint } = await startService(dataDir);
   const rows: Row[] = [];
   let ids: BenchKeys;
+  let encryptRequest: SignedRequest | undefined;
+  let encryptAnswer: string | undefined;
   try {
     const create = async (body: unknown) => ((await call(endpoint, 'CreateKey', body)) as { KeyMetadata: { KeyId: string } }).KeyMetadata.KeyId;
     ids = {
@@ -229,7 +260,9 @@ async function main(): Promise<void> {
     const context = { purpose: 'bench' };
     const plaintext = Buffer.alloc(32, 7).toString('base64');
     const message64 = Buffer.from('benchmark message').toString('base64');
-    const { CiphertextBlob } = (await call(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context })) as { CiphertextBlob: string };
+    const encrypted = await call(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context });
+    const { CiphertextBlob } = encrypted as { CiphertextBlob: string };
+    encryptAnswer = JSON.stringify(encrypted);
     const requests = {
       Encrypt: await signedRequest(endpoint, 'Encrypt', { KeyId: keyId, Plaintext: plaintext, EncryptionContext: context }),
       Decrypt: await signedRequest(endpoint, 'Decrypt', { CiphertextBlob, EncryptionContext: context }),
@@ -238,6 +271,7 @@ async function main(): Promise<void> {
       'Sign ECC_NIST_P256': await signedRequest(endpoint, 'Sign', { KeyId: ids.ec, Message: message64, SigningAlgorithm: 'ECDSA_SHA_256' }),
       'GenerateMac HMAC_256': await signedRequest(endpoint, 'GenerateMac', { KeyId: ids.hmac, Message: message64, MacAlgorithm: 'HMAC_SHA_256' }),
     };
+    encryptRequest = requests.Encrypt;
     for (const [name, request] of Object.entries(requests)) {
       for (const c of connections) {
         process.stderr.write(`bench: HTTP ${name} × ${c} for ${duration} s\n`);
@@ -247,6 +281,7 @@ async function main(): Promise<void> {
   } finally {
     await stopService(child);
   }
+  rows.push(...(await floorRuns(base, encryptRequest!, encryptAnswer!, connections, duration)));
   rows.push(...(await clusterRuns(base, Math.max(...connections), duration)));
   for (const threads of [1, 2]) {
     process.stderr.write(`bench: raw PKCS#11 calls on the same token, ${threads} thread(s)\n`);

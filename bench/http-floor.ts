@@ -1,0 +1,60 @@
+/**
+ * The HTTP floor: what one (or two) bare Node HTTP processes answer on this machine, with the
+ * same load generator and the same request bytes as the service's rows, doing no work but
+ * reading the body, parsing its JSON and sending a fixed answer of the service's size. No
+ * SigV4, no validation, no token, no store, no audit. It bounds what any Node front end could
+ * reach here, and so what the service's rows can be compared against.
+ *
+ * Run as a child: `node http-floor.js <processes> <answer file>`; each serving process prints
+ * `listening on <url>` as the service does.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import cluster from 'node:cluster';
+import * as fs from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Starts the floor with `processes` serving processes sharing one port (as --workers does). */
+export async function startHttpFloor(processes: number, answer: string, answerFile: string): Promise<{ child: ChildProcess; endpoint: string }> {
+  fs.writeFileSync(answerFile, answer);
+  const child = spawn(process.execPath, [__filename, String(processes), answerFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = [...out.matchAll(/listening on (\S+)/g)];
+      if (lines.length >= processes) resolve(lines[0][1]);
+    });
+    child.once('exit', (code) => reject(new Error(`the HTTP floor exited with ${code}`)));
+  });
+  return { child, endpoint };
+}
+
+function serve(answer: Buffer): void {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': answer.length });
+      res.end(answer);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`listening on http://127.0.0.1:${(server.address() as AddressInfo).port}\n`));
+}
+
+if (require.main === module) {
+  const processes = Number(process.argv[2]);
+  const answer = fs.readFileSync(process.argv[3]);
+  // With several processes, node's cluster gives every worker listening on port 0 the same port.
+  if (processes > 1 && cluster.isPrimary) {
+    // As the service's --workers: each process accepts its own connections.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    for (let i = 0; i < processes; i++) cluster.fork();
+    process.on('SIGTERM', () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+      process.exit(0);
+    });
+  } else serve(answer);
+}
