@@ -198,13 +198,14 @@ export class BackgroundLocks {
    * commits. A session that ended without this process hearing so (a failover, a silent
    * network) freed the lock, and another node may be running the same task: without this
    * the pass would write beside it until the liveness check noticed (up to about 10 s).
+   * True when the transaction is a duty's (and proved its lock).
    */
-  async proveHeld(client: PoolClient): Promise<void> {
+  async proveHeld(client: PoolClient): Promise<boolean> {
     const term = this.duty.getStore();
-    if (term === undefined) return;
+    if (term === undefined) return false;
     // Stepped down already (or holding the lock anew): a pass of an earlier holding stops.
     if (this.leases.get(term.task) !== term) throw new BackgroundLockLostError(`the ${term.task} lock this pass ran under is no longer held`);
-    if (await lockStillHeld(client, term)) return;
+    if (await lockStillHeld(client, term)) return true;
     this.stepDown(term, `a ${term.task} transaction found that this process's lock session (backend pid ${term.session.pid}) no longer holds the lock: the session ended on the server`);
     throw new BackgroundLockLostError(`the ${term.task} lock is no longer held by this process`);
   }

@@ -8,6 +8,7 @@ import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { CheckedPool, IDLE_CHECK_AFTER_MS, IDLE_CHECK_TIMEOUT_MS, type IdleCheck } from './checked-pool';
 import { BackgroundLocks, lockId } from './background-lock';
 import { announceWrites, commitOutcome } from './commit-outcome';
+import { holdFencedCommit } from './fence-test-hold';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
 import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
@@ -280,7 +281,7 @@ export class PostgresStore implements MetadataStore {
       const tx = new PostgresTransaction(client);
       const value = await body(tx);
       const changed = await tx.write();
-      await this.locks.proveHeld(client);
+      if ((await this.locks.proveHeld(client)) && changed.length > 0) await holdFencedCommit(this.log);
       const notify = changed.length > 0 ? { channel: CHANGE_CHANNEL, payload: changePayload(changed) } : undefined;
       ran = { value, changed };
       xid = await announceWrites(client, notify, tx.buffersWrites());
