@@ -25,6 +25,9 @@ const DELETED = /"msg":"key deleted at the end of its waiting period"/g;
 const TOOK_LOCK = /"msg":"this process now runs this background task for the cluster"/g;
 const TAKEOVER = /"msg":"running the background work now for this holding of the lock/g;
 const STEPPED_DOWN = 'background-task locks lost with their connection';
+const HELD_AT_COMMIT = 'test hook: a background duty transaction waits between its fence check and its COMMIT';
+const WAITS_FOR_EARLIER = "waits for the previous holder's transactions that passed their fence";
+const GAVE_UP_WAITING = "the previous holder's transactions that passed their fence did not end in time";
 
 const count = (text: string, pattern: RegExp) => (text.match(pattern) ?? []).length;
 const leads = async (server: TestServer) => metricSample(await (await fetch(`${server.endpoint}/metrics`)).text(), 'p11kms_background_leader ') === 1;
@@ -83,8 +86,11 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
   this.timeout(120_000);
   const started: TestServer[] = [];
   let relay: PostgresRelay | undefined;
+  /** Files holding a duty transaction before its COMMIT: gone before the servers stop (a held transaction would hold the stop up). */
+  const holdFiles: string[] = [];
 
   after(async () => {
+    for (const file of holdFiles) fs.rmSync(file, { force: true });
     await Promise.all(started.map((s) => s.stop()));
     await relay?.close();
   });
@@ -165,6 +171,65 @@ describe('PostgreSQL store: background duties fenced by the leader\'s lock', fun
     expect(count(leader.stderr(), DELETED)).to.equal(1);
     // One takeover sweep per holding of the lock (not one every time the node asks for the lock).
     expect(count(leader.stderr(), TAKEOVER), 'two holdings, two takeover sweeps').to.equal(2);
+    expect(deleteKeyRecords(dataDir, arn)).to.have.length(1);
+  });
+
+  /**
+   * Two nodes, `old` leading (8 days ahead, sweeping every second); its deletion of a key due
+   * for it alone is held between its fence check and its COMMIT; then its lock session is
+   * ended on the server, and both nodes ask for the lock. `logs` reads both nodes' logs from then on.
+   */
+  async function heldAtCommitWhenTheLockSessionEnds(env: Record<string, string> = {}) {
+    const databaseUrl = await freshDatabaseUrl();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-fenced-commit-'));
+    const holdFile = path.join(dataDir, 'hold-fenced-commit');
+    holdFiles.push(holdFile);
+    const nodeEnv = { P11KMS_STORE_URL: databaseUrl, NODE_ENV: 'test', P11KMS_TEST_HOLD_FENCED_COMMIT: holdFile, ...env };
+    const old = await TestServer.start({ dataDir, clockOffsetSeconds: AHEAD_S, sweepIntervalSeconds: 1, env: nodeEnv });
+    started.push(old);
+    expect(await until(() => leads(old), 60_000), 'the first node leads').to.equal(true);
+    await old.waitForLog(/"msg":"running the background work now for this holding of the lock/);
+    const other = await TestServer.start({ dataDir, env: nodeEnv });
+    started.push(other);
+    // Made by `old`: its reconciliation, 8 days ahead, takes another node's creation intent for dead.
+    const made = (await old.client({ clockOffsetMs: AHEAD_S * 1000 }).send(new CreateKeyCommand({}))).KeyMetadata!;
+    const [keyId, arn] = [made.KeyId!, made.Arn!];
+
+    fs.writeFileSync(holdFile, '');
+    const logFrom = { old: old.stderr().length, other: other.stderr().length };
+    const logs = () => old.stderr().slice(logFrom.old) + other.stderr().slice(logFrom.other);
+    await scheduleDueAhead(other, keyId);
+    expect(await until(async () => old.stderr().slice(logFrom.old).includes(HELD_AT_COMMIT), 60_000), 'the deletion held before its COMMIT').to.equal(true);
+    await terminateLockSession(databaseUrl);
+    return { old, dataDir, holdFile, keyId, arn, logs };
+  }
+
+  it("a duty transaction that passed its fence just before the lock session ended commits before the next holder runs anything: the next holder waits for it", async () => {
+    const { old, dataDir, holdFile, keyId, arn, logs } = await heldAtCommitWhenTheLockSessionEnds();
+    const taken = await until(async () => logs().includes(WAITS_FOR_EARLIER) || count(logs(), TAKEOVER) > 0, 60_000);
+    expect(taken, 'neither node took the lock').to.equal(true);
+    expect(count(logs(), TAKEOVER), `a new holding ran its duties while the old holding's fenced transaction was still open:\n${logs()}`).to.equal(0);
+    expect(await gone(old, keyId), 'nothing committed yet').to.equal(false);
+
+    // Released, the held deletion commits; then the new holder runs its duties.
+    fs.rmSync(holdFile);
+    expect(await until(async () => count(logs(), TAKEOVER) > 0, 60_000), 'the new holder ran its takeover sweep').to.equal(true);
+    expect(await gone(old, keyId), 'the fenced deletion committed before the new holding began').to.equal(true);
+    expect(await until(async () => count(logs(), DELETED) > 0 && deleteKeyRecords(dataDir, arn).length > 0), 'the deletion logged and recorded').to.equal(true);
+    expect(count(logs(), DELETED), 'deleted once').to.equal(1);
+    expect(deleteKeyRecords(dataDir, arn), 'one DeleteKey record in the audit trail').to.have.length(1);
+    expect(logs().split('\n').filter((l) => /request failed|unexpected failure|uncaught|deletion sweep failed/i.test(l))).to.deep.equal([]);
+  });
+
+  it("a next holder that waited for the previous holder's open transaction as long as the store deadline allows lets the lock go, runs nothing, and takes it again once that transaction ended", async () => {
+    const { old, dataDir, holdFile, keyId, arn, logs } = await heldAtCommitWhenTheLockSessionEnds({ P11KMS_STORE_CALL_TIMEOUT_SECONDS: '2' });
+    expect(await until(async () => logs().includes(GAVE_UP_WAITING) || count(logs(), TAKEOVER) > 0, 60_000), 'neither gave up nor ran').to.equal(true);
+    expect(count(logs(), TAKEOVER), `a new holding ran its duties while the old holding's fenced transaction was still open:\n${logs()}`).to.equal(0);
+    fs.rmSync(holdFile);
+    expect(await until(async () => count(logs(), TAKEOVER) > 0, 60_000), 'the lock taken again and the takeover sweep run').to.equal(true);
+    expect(await until(() => gone(old, keyId), 60_000)).to.equal(true);
+    expect(await until(async () => count(logs(), DELETED) > 0 && deleteKeyRecords(dataDir, arn).length > 0), 'the deletion logged and recorded').to.equal(true);
+    expect(count(logs(), DELETED), 'deleted once').to.equal(1);
     expect(deleteKeyRecords(dataDir, arn)).to.have.length(1);
   });
 });

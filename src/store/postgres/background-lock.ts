@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundLockLostError } from '../../errors';
 import type { BackgroundLocksState } from '../metadata-store';
 import type { CheckedPool } from './checked-pool';
 import { checkLiveness } from './connection-liveness';
+import { holdClient } from './held-client';
 
 /**
  * The session holding this process's background-task locks, as PostgreSQL knows it: its
@@ -24,6 +25,8 @@ export interface LockTerm {
   task: string;
   /** The advisory lock's key (lockId(task)). */
   lock: string;
+  /** The key of the task's fence lock (fenceLockId(task)): its duty transactions hold it shared until they end. */
+  fence: string;
   /** A new number each time this process takes the lock: a pass belongs to one holding. */
   term: number;
   session: LockSession;
@@ -31,6 +34,11 @@ export interface LockTerm {
   opening: Promise<PoolClient>;
   client: PoolClient;
 }
+
+/** lock_timeout passed (lock_not_available). */
+const LOCK_NOT_AVAILABLE = '55P03';
+/** How long a new holder waits for the previous holder's fenced transactions when the pool sets no statement deadline. */
+const FENCE_WAIT_FALLBACK_MS = 30_000;
 
 /** PostgreSQL keeps application_name to 63 bytes. */
 const APPLICATION_NAME_BYTES = 63;
@@ -57,22 +65,41 @@ export async function nameLockSession(client: PoolClient): Promise<LockSession> 
   return { pid: rows[0].pid, started: rows[0].started };
 }
 
+/** A whole number written into a statement's text (the fence's two statements go in one round trip, which takes no parameters). */
+function integer(value: string | number): string {
+  const text = String(value);
+  if (!/^-?\d+$/.test(text)) throw new Error(`not an integer: ${text}`);
+  return text;
+}
+
 /**
  * Run inside a duty's transaction, just before its COMMIT: whether the session of `term`
  * holds its lock at this moment. PostgreSQL frees a session's advisory locks when the
  * session ends, whether or not its client heard so; a lock held by a backend of the same pid
  * that started at another time is another session's.
+ *
+ * First the transaction takes the task's fence lock, shared, until it ends: a later holder
+ * of the task's lock takes the fence lock exclusively before running anything
+ * (waitForEarlierHolders), so it waits for every transaction that passed this check while
+ * the lock was still this session's. Taken before the check, never after: a transaction
+ * whose check comes after the session ended finds the lock gone, and one whose check came
+ * before holds the fence lock already. The two statements go in one round trip.
  */
 export async function lockStillHeld(client: PoolClient, term: LockTerm): Promise<boolean> {
-  const { rows } = await client.query(
-    `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $1 AND l.objsubid = 1
+  const results = (await client.query(
+    `SELECT pg_advisory_xact_lock_shared(${integer(term.fence)});
+     SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.pid = ${integer(term.session.pid)} AND l.objsubid = 1
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND ((l.classid::bigint << 32) | l.objid::bigint) = $2::bigint
-        AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $3::bigint`,
-    [term.session.pid, term.lock, term.session.started],
-  );
-  return rows.length === 1;
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = ${integer(term.lock)}::bigint
+        AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = ${integer(term.session.started)}::bigint`,
+  )) as unknown as QueryResult[];
+  return results[1].rows.length === 1;
+}
+
+/** The key of `task`'s fence lock (another key than its own lock: the holder's session holds that one exclusively). */
+export function fenceLockId(task: string): string {
+  return lockId(`fence:${task}`);
 }
 
 export function lockId(name: string): string {
@@ -182,7 +209,9 @@ export class BackgroundLocks {
       const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
       // The session was found lost meanwhile: its lock went with it.
       if (!rows[0].ok || this.leaseClient !== opening) return undefined;
-      const term = { task, lock: lockId(task), term: ++this.terms, session: this.lockSessions.get(client)!, opening, client };
+      if (!(await this.waitForEarlierHolders(task, client))) return undefined;
+      if (this.leaseClient !== opening || this.closed) return undefined;
+      const term = { task, lock: lockId(task), fence: fenceLockId(task), term: ++this.terms, session: this.lockSessions.get(client)!, opening, client };
       this.leases.set(task, term);
       this.log.info({ task }, 'this process now runs this background task for the cluster');
       return term;
@@ -193,12 +222,48 @@ export class BackgroundLocks {
   }
 
   /**
+   * Just after taking `task`'s lock, before running anything: every transaction of an earlier
+   * holder (another process, or this one's previous session) that passed its fence check
+   * while that holder's session held the lock has ended, committed or not. Such a transaction
+   * holds the task's fence lock shared (lockStillHeld), so taking it exclusively waits for
+   * them; it is let go at once (one statement, its own transaction). Without this, a holder
+   * whose session ended between its fence check and its COMMIT would commit beside this
+   * one's first duties. On a pooled connection, not the lock session: the session's liveness
+   * check must not queue behind the wait. Bounded by lock_timeout, set by the server (a
+   * waiter the client gave up on would otherwise stay queued ahead of every later duty
+   * transaction): not over in time, the lock is let go and asked for again later.
+   */
+  private async waitForEarlierHolders(task: string, lockSession: PoolClient): Promise<boolean> {
+    const fence = fenceLockId(task);
+    let held: Awaited<ReturnType<typeof holdClient>> | undefined;
+    try {
+      held = await holdClient(this.pool, this.log, 'background-task fence');
+      const { rows } = await held.client.query<{ free: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS free', [fence]);
+      if (!rows[0].free) {
+        this.log.info({ task }, "this process took the background-task lock and waits for the previous holder's transactions that passed their fence to end");
+        const queryTimeout = this.pool.pool.options.query_timeout ?? FENCE_WAIT_FALLBACK_MS;
+        await held.client.query(`BEGIN; SET LOCAL lock_timeout = ${integer(Math.max(1, Math.floor(queryTimeout * 0.75)))}; SELECT pg_advisory_xact_lock(${integer(fence)}); COMMIT`);
+      }
+      held.release();
+      return true;
+    } catch (err) {
+      held?.release(true);
+      const why = (err as { code?: string }).code === LOCK_NOT_AVAILABLE ? "the previous holder's transactions that passed their fence did not end in time" : "could not wait for the previous holder's transactions that passed their fence";
+      this.log.warn({ task, err: (err as Error).message }, `${why}; this process lets the background-task lock go and asks for it again later`);
+      await lockSession.query('SELECT pg_advisory_unlock($1)', [lockId(task)]).catch(() => undefined);
+      return false;
+    }
+  }
+
+  /**
    * In a transaction of a background task's pass (asLeader), just before its COMMIT: the
    * lock it runs under must still be this process's, held by the same session, or nothing
    * commits. A session that ended without this process hearing so (a failover, a silent
    * network) freed the lock, and another node may be running the same task: without this
-   * the pass would write beside it until the liveness check noticed (up to about 10 s).
-   * True when the transaction is a duty's (and proved its lock).
+   * the pass would write beside it until the liveness check noticed (up to about 10 s). A
+   * session ending after the check and before the COMMIT does not let the two overlap
+   * either: the next holder waits for this transaction before running anything
+   * (waitForEarlierHolders). True when the transaction is a duty's (and proved its lock).
    */
   async proveHeld(client: PoolClient): Promise<boolean> {
     const term = this.duty.getStore();

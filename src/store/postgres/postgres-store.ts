@@ -48,7 +48,8 @@ type Attempted<T> = { value: T } | { lost: unknown } | { connectionLost: unknown
  *   about 10 s instead of running the tasks beside the process that took the locks over.
  *   Before that, the task's own writes fence it off: each transaction a task runs proves,
  *   inside itself, that the session still holds the lock (pg_locks), or rolls back, ends the
- *   task's pass and steps the process down.
+ *   task's pass and steps the process down; a process taking the lock first waits for the
+ *   transactions that passed that check under the previous holder (the fence lock).
  * - A pooled connection idle past a short window is checked before use (CheckedPool): one
  *   that died idle without a word is destroyed instead of holding a request up for the
  *   whole store deadline.
