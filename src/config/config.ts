@@ -397,6 +397,9 @@ function readHsmProfile(profileFile: string, config: Config | undefined): HsmPro
   profile.sessionQueueLimit ??= 1024;
   profile.sessionQueueMaxWaitMs ??= 1000;
   profile.initializeToken ??= false;
+  if (profile.cryptoThreads !== undefined && !(Number.isInteger(profile.cryptoThreads) && profile.cryptoThreads >= 0 && profile.cryptoThreads <= 64)) {
+    throw new Error(`HSM profile ${file}: cryptoThreads must be a whole number from 0 to 64, got ${JSON.stringify(profile.cryptoThreads)}`);
+  }
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
     kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,

@@ -55,6 +55,15 @@ export interface HsmProfile {
    */
   searchesOffEventLoop?: boolean;
   /**
+   * One-shot Encrypt, Decrypt, Sign and Verify calls whose mechanism is not in
+   * `synchronousMechanisms` (asymmetric keys) run, their C_xInit included, on this many worker
+   * threads (crypto-threads.ts) instead of C_xInit on the event loop and C_x on the libuv pool.
+   * pkcs11js has no asynchronous C_xInit, and SoftHSM2 builds an asymmetric key there
+   * (C_SignInit with a P-256 session copy ~85 µs, as long as the signature). Measured on
+   * SoftHSM2 2.6.1 only, so default 0 (every hardware profile: as before).
+   */
+  cryptoThreads?: number;
+  /**
    * Load shedding by queueing time: while the operation waiting longest for a session has
    * waited longer than this (milliseconds), a new one is refused at once with
    * ThrottlingException. Bursts the sessions drain within it are served whole. Default 1000.

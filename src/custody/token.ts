@@ -6,6 +6,7 @@ import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
 import { heldInToken } from './key-templates';
 import { ObjectLookup } from './object-lookup';
+import { CryptoThreads, withCryptoThreads } from './crypto-threads';
 import { searchOnThread, SearchWorker, withSearchThread } from './search-worker';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
@@ -134,6 +135,8 @@ export class Token implements ModuleUser {
     private readonly writes?: ObjectWrites,
     /** Profile searchesOffEventLoop: the thread token searches run on. */
     private readonly searchThread?: SearchWorker,
+    /** Profile cryptoThreads: the threads one-shot asymmetric calls run on, C_xInit included. */
+    private readonly cryptoThreads?: CryptoThreads,
   ) {
     const openSession = () => {
       try {
@@ -211,7 +214,9 @@ export class Token implements ModuleUser {
         log.warn({ profile: profile.name }, 'this token exports keys marked non-extractable (C_WrapKey, C_CopyObject): anyone with the user PIN can take master keys out; for development and CI only');
       }
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
-      const routed = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      const synchronouslyRouted = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
+      const cryptoThreads = profile.cryptoThreads ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
+      const routed = cryptoThreads ? withCryptoThreads(synchronouslyRouted, cryptoThreads, synchronous) : synchronouslyRouted;
       const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
       const tracked = writes ? writes.tracking(routed) : routed;
       const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;
@@ -219,7 +224,7 @@ export class Token implements ModuleUser {
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
       const calls = faults ? withFaults(direct, faults, log) : direct;
-      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes, searchThread);
+      return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes, searchThread, cryptoThreads);
     } catch (err) {
       modules.release(profile.module);
       throw err;
@@ -356,7 +361,8 @@ export class Token implements ModuleUser {
     this.safeClose(this.keepAlive);
     this.searchThread?.close();
     // Finalising under a call that never answered would crash the process; exiting frees it.
-    if (this.hungCalls > 0 || this.searchThread?.busy) return;
+    if (this.hungCalls > 0 || this.searchThread?.busy || this.cryptoThreads?.busy) return;
+    this.cryptoThreads?.close();
     this.modules.release(this.profile.module, this);
   }
 

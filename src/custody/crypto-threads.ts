@@ -1,0 +1,141 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type * as pkcs11js from 'pkcs11js';
+import { boundCalls } from './bound-calls';
+import type { OneShotAnswer, OneShotOperation, OneShotRequest } from './crypto-thread';
+import type { TokenObserver } from './token';
+
+type Pending = { resolve: (output: Buffer | boolean) => void; reject: (err: Error) => void; operation: OneShotOperation };
+
+/**
+ * One-shot Encrypt, Decrypt, Sign and Verify calls with their C_xInit on worker threads
+ * (profile setting `cryptoThreads`). pkcs11js has no asynchronous C_xInit, and SoftHSM2 does
+ * an asymmetric key's real work there: C_SignInit with a P-256 key (a session copy) takes
+ * ~85 µs, as long as the signature itself, building the OpenSSL key from the object's
+ * decrypted attributes. On the event loop that is time no other request is served (measured:
+ * Sign P-256 bound by the main thread). Here the thread runs C_xInit and C_x synchronously on
+ * the session the operation leased (crypto-thread.ts), and the event loop only posts and
+ * receives a message.
+ *
+ * Each call goes to the thread with the fewest calls in flight. Threads start with their first
+ * call and are unreferenced while idle, so they never keep the process alive.
+ */
+export class CryptoThreads {
+  private readonly threads: Array<{ worker?: Worker; pending: Map<number, Pending> }>;
+  private nextId = 1;
+
+  constructor(
+    private readonly module: string,
+    private readonly libraryParameters: string | undefined,
+    count: number,
+    private readonly observer?: TokenObserver,
+  ) {
+    this.threads = Array.from({ length: count }, () => ({ pending: new Map<number, Pending>() }));
+  }
+
+  /** Calls running or queued on any thread. */
+  get busy(): boolean {
+    return this.threads.some((t) => t.pending.size > 0);
+  }
+
+  /** C_xInit then C_x on `session`, on a thread; answers as pkcs11js's C_xAsync would. */
+  call(operation: OneShotOperation, session: Buffer, mechanism: pkcs11js.Mechanism, key: Buffer, data: Buffer, output: number | Buffer): Promise<Buffer | boolean> {
+    let thread = this.threads[0];
+    for (const t of this.threads) if (t.pending.size < thread.pending.size) thread = t;
+    const worker = this.worker(thread);
+    const id = this.nextId++;
+    if (thread.pending.size === 0) worker.ref();
+    return new Promise<Buffer | boolean>((resolve, reject) => {
+      thread.pending.set(id, { resolve, reject, operation });
+      worker.postMessage({ id, operation, session, mechanism, key, data, output } satisfies OneShotRequest);
+    });
+  }
+
+  /** Ends the threads (token close, once no operation is in flight). */
+  close(): void {
+    for (const thread of this.threads) {
+      const worker = thread.worker;
+      thread.worker = undefined;
+      void worker?.terminate();
+    }
+  }
+
+  private worker(thread: { worker?: Worker; pending: Map<number, Pending> }): Worker {
+    if (thread.worker) return thread.worker;
+    const worker = new Worker(path.join(__dirname, 'crypto-thread.js'), { workerData: { module: this.module, libraryParameters: this.libraryParameters } });
+    worker.unref();
+    worker.on('message', (answer: OneShotAnswer) => this.answered(thread, answer));
+    // A thread that failed or ended fails what it had; the next call starts a new one.
+    const gone = (err: Error) => {
+      if (thread.worker !== worker) return;
+      thread.worker = undefined;
+      for (const { reject } of thread.pending.values()) reject(err);
+      thread.pending.clear();
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(new Error(`a token crypto thread ended (exit code ${code})`)));
+    thread.worker = worker;
+    return worker;
+  }
+
+  private answered(thread: { worker?: Worker; pending: Map<number, Pending> }, answer: OneShotAnswer): void {
+    const waiting = thread.pending.get(answer.id);
+    if (!waiting) return;
+    thread.pending.delete(answer.id);
+    if (thread.pending.size === 0) thread.worker?.unref();
+    const failedAt = 'error' in answer ? answer.failedAt : undefined;
+    // Timed as the two calls the event loop would have made, each as long as it took on the thread.
+    this.observer?.call(`C_${waiting.operation}Init`, answer.initMs / 1000, failedAt === 'init');
+    if (failedAt !== 'init') this.observer?.call(`C_${waiting.operation}`, answer.callMs / 1000, failedAt === 'call');
+    if ('error' in answer) {
+      // As pkcs11js reports it: the message starts with the CKR name (pkcs11-errors.ts reads it).
+      waiting.reject(Object.assign(new Error(answer.error), { name: 'Pkcs11Error', code: answer.code, method: answer.method }));
+      return;
+    }
+    const output = answer.output;
+    waiting.resolve(typeof output === 'boolean' ? output : Buffer.from(output.buffer, output.byteOffset, output.byteLength));
+  }
+}
+
+const OPERATIONS: readonly OneShotOperation[] = ['Encrypt', 'Decrypt', 'Sign', 'Verify'];
+
+/**
+ * `pkcs11` with C_xInit of every mechanism not in `synchronous` deferred to the call that
+ * follows it: C_xAsync then runs both on a crypto thread. Callers are unchanged (C_SignInit,
+ * then await C_SignAsync); a failure of either call arrives as the rejected promise, with the
+ * same pkcs11js error. A synchronous or multi-part call after a deferred C_xInit makes the
+ * C_xInit first, on the calling thread, as before. Mechanisms of `synchronousMechanisms` take
+ * a few microseconds and stay on the event loop (a message to a thread costs more).
+ */
+export function withCryptoThreads(pkcs11: pkcs11js.PKCS11, threads: CryptoThreads, synchronous: ReadonlySet<number>): pkcs11js.PKCS11 {
+  const calls = boundCalls(pkcs11);
+  for (const operation of OPERATIONS) {
+    /** The C_xInit each session's next call makes on the thread. */
+    const deferred = new WeakMap<Buffer, { mechanism: pkcs11js.Mechanism; key: Buffer }>();
+    const init = calls[`C_${operation}Init`] as (session: Buffer, mechanism: pkcs11js.Mechanism, key: Buffer) => void;
+    const made = (session: Buffer) => {
+      const pending = deferred.get(session);
+      if (!pending) return;
+      deferred.delete(session);
+      init(session, pending.mechanism, pending.key);
+    };
+    calls[`C_${operation}Init`] = (session: Buffer, mechanism: pkcs11js.Mechanism, key: Buffer) => {
+      if (!synchronous.has(mechanism.mechanism)) return void deferred.set(session, { mechanism, key });
+      deferred.delete(session);
+      init(session, mechanism, key);
+    };
+    for (const name of [`C_${operation}`, `C_${operation}Update`, `C_${operation}Final`, `C_${operation}FinalAsync`]) {
+      const original = calls[name] as ((session: Buffer, ...rest: unknown[]) => unknown) | undefined;
+      if (original) calls[name] = (session: Buffer, ...rest: unknown[]) => (made(session), original(session, ...rest));
+    }
+    const onPool = calls[`C_${operation}Async`] as (session: Buffer, data: Buffer, output: Buffer) => Promise<unknown>;
+    calls[`C_${operation}Async`] = (session: Buffer, data: Buffer, output: Buffer) => {
+      const pending = deferred.get(session);
+      if (!pending) return onPool(session, data, output);
+      deferred.delete(session);
+      // Verify's third argument is the signature; the others' the output buffer, of which the thread needs the size.
+      return threads.call(operation, session, pending.mechanism, pending.key, data, operation === 'Verify' ? output : output.length);
+    };
+  }
+  return calls as unknown as pkcs11js.PKCS11;
+}
