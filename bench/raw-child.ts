@@ -1,7 +1,8 @@
 /**
  * One thread of `npm run bench`'s raw token rates: a separate process (as each --workers
  * process is) that opens the token through p11kms's own custody layer and HSM profile and
- * runs one kind of call back to back, nothing else: no HTTP, no JSON, no SigV4, no audit.
+ * runs one kind of call back to back, nothing else: no HTTP, no JSON, no SigV4, no audit, and
+ * no crypto threads (profile `cryptoThreads`): each call where a lone caller is fastest.
  *
  * Protocol on stdio: prints `ready` once the token is open; then for every `run <task>
  * <seconds>` line prints one JSON line {task, ops, seconds, p50ms, p99ms}; `exit` closes.
@@ -37,7 +38,10 @@ async function main(): Promise<void> {
   const [dataDir, keysJson] = process.argv.slice(2);
   const ids = JSON.parse(keysJson) as RawKeys;
   const config = loadConfig({ env: { P11KMS_DATA_DIR: dataDir } });
-  const token = Token.open(loadHsmProfile(config), dataDir, pino({ level: 'warn' }));
+  // The token's own speed: C_xInit and C_x on this thread and the pool, not through the crypto
+  // threads' message round trip, which would slow a lone caller and flatter the service's ratio.
+  const profile = { ...loadHsmProfile(config), cryptoThreads: 0 };
+  const token = Token.open(profile, dataDir, pino({ level: 'warn' }));
   const custody = new KeyCustody(token);
   const material = materialOf(dataDir, ids.symmetric);
   const header = encodeHeader({ kind: PayloadKind.Plaintext, keyId: ids.symmetric, materialVersion: material.version, secretLength: 0 });
