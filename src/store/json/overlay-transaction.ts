@@ -1,6 +1,7 @@
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
-import { type AliasRecord, type AuditOutboxEntry, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { IdKeyedWrites } from '../id-keyed-writes';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
@@ -18,15 +19,14 @@ function overlaid<T>(base: Map<string, T>, writes: Map<string, T | null>): Map<s
 }
 
 /** Collects a transaction's writes so they can be applied whole or dropped whole. */
-export class OverlayTransaction implements StoreTransaction {
+export class OverlayTransaction extends IdKeyedWrites implements StoreTransaction {
   private readonly keys = new Map<string, KeyRecord | null>();
   private readonly aliases = new Map<string, AliasRecord | null>();
   private readonly grants = new Map<string, GrantRecord | null>();
-  private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
-  private readonly intents = new Map<string, CreationIntent | null>();
-  private readonly outbox = new Map<string, AuditOutboxEntry | null>();
 
-  constructor(private readonly base: Snapshot) {}
+  constructor(private readonly base: Snapshot) {
+    super();
+  }
 
   async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
     return seen(this.keys, this.base.keys, recordKey(key));
@@ -103,32 +103,8 @@ export class OverlayTransaction implements StoreTransaction {
     return [...overlaid(this.base.keys, this.keys).values()].filter((k) => k.customKeyStoreId === customKeyStoreId);
   }
 
-  putCustomKeyStore(record: CustomKeyStoreRecord): void {
-    this.customKeyStores.set(record.customKeyStoreId, record);
-  }
-
-  deleteCustomKeyStore(id: string): void {
-    this.customKeyStores.set(id, null);
-  }
-
   async getIntent(creationId: string): Promise<CreationIntent | undefined> {
     return seen(this.intents, this.base.intents, creationId);
-  }
-
-  putIntent(intent: CreationIntent): void {
-    this.intents.set(intent.creationId, intent);
-  }
-
-  deleteIntent(creationId: string): void {
-    this.intents.set(creationId, null);
-  }
-
-  putOutboxEntry(entry: AuditOutboxEntry): void {
-    this.outbox.set(entry.id, entry);
-  }
-
-  deleteOutboxEntry(id: string): void {
-    this.outbox.set(id, null);
   }
 
   /** Returns whether anything changed. */
@@ -139,7 +115,7 @@ export class OverlayTransaction implements StoreTransaction {
     applyWrites(target.customKeyStores, this.customKeyStores);
     applyWrites(target.intents, this.intents);
     applyWrites(target.outbox, this.outbox);
-    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size + this.outbox.size > 0;
+    return this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0;
   }
 }
 

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { GrantRecord } from '../grant-record';
+import { IdKeyedWrites } from '../id-keyed-writes';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
-import { type AliasRecord, type AuditOutboxEntry, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
+import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyName, keyRegionsName } from '../record-names';
 
@@ -20,7 +21,7 @@ export function grantNameFingerprint(g: GrantRecord): string | null {
  * INSERT (so the database's uniqueness refuses a record another transaction just made)
  * and UPDATE.
  */
-export class PostgresTransaction implements StoreTransaction {
+export class PostgresTransaction extends IdKeyedWrites implements StoreTransaction {
   /** keyName → the record written (null: deleted). */
   private readonly keys = new Map<string, { locator: KeyLocator; record: KeyRecord | null }>();
   /**
@@ -31,13 +32,12 @@ export class PostgresTransaction implements StoreTransaction {
   private readonly sharedFrom = new Map<string, KeyRecord>();
   private readonly aliases = new Map<string, { scope: Scope; name: string; record: AliasRecord | null }>();
   private readonly grants = new Map<string, { key: KeyLocator | undefined; record: GrantRecord | null }>();
-  private readonly customKeyStores = new Map<string, CustomKeyStoreRecord | null>();
-  private readonly intents = new Map<string, CreationIntent | null>();
-  private readonly outbox = new Map<string, AuditOutboxEntry | null>();
   /** Record name → whether the database held it when this transaction read it. */
   private readonly existed = new Map<string, boolean>();
 
-  constructor(private readonly client: PoolClient) {}
+  constructor(private readonly client: PoolClient) {
+    super();
+  }
 
   async getKey(key: KeyLocator): Promise<KeyRecord | undefined> {
     const own = this.keys.get(keyName(key));
@@ -166,14 +166,6 @@ export class PostgresTransaction implements StoreTransaction {
     return [...merged.values()].sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));
   }
 
-  putCustomKeyStore(record: CustomKeyStoreRecord): void {
-    this.customKeyStores.set(record.customKeyStoreId, record);
-  }
-
-  deleteCustomKeyStore(id: string): void {
-    this.customKeyStores.set(id, null);
-  }
-
   async getIntent(creationId: string): Promise<CreationIntent | undefined> {
     const own = this.intents.get(creationId);
     if (own !== undefined) return own ?? undefined;
@@ -182,25 +174,9 @@ export class PostgresTransaction implements StoreTransaction {
     return rows[0]?.doc;
   }
 
-  putIntent(intent: CreationIntent): void {
-    this.intents.set(intent.creationId, intent);
-  }
-
-  deleteIntent(creationId: string): void {
-    this.intents.set(creationId, null);
-  }
-
-  putOutboxEntry(entry: AuditOutboxEntry): void {
-    this.outbox.set(entry.id, entry);
-  }
-
-  deleteOutboxEntry(id: string): void {
-    this.outbox.set(id, null);
-  }
-
   /** Whether the body buffered any write (a transaction that buffered none changes nothing). */
   buffersWrites(): boolean {
-    return this.keys.size + this.aliases.size + this.grants.size + this.customKeyStores.size + this.intents.size + this.outbox.size > 0;
+    return this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0;
   }
 
   /** Writes the buffered changes; returns the cache names they touch (for NOTIFY). */
