@@ -2,8 +2,8 @@ import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyComman
 import { expect } from 'chai';
 import { Client } from 'pg';
 import { migrations } from '../../src/store/postgres/schema';
-import { freshDatabaseUrl } from '../support/postgres';
-import { expectKmsError, serverPerSuite, type TestServer } from '../support/server';
+import { serverOnFreshDatabase } from '../support/postgres-suite';
+import { expectKmsError, type TestServer } from '../support/server';
 
 const KNOWN = migrations().at(-1)!.version;
 const NEWER = KNOWN + 1;
@@ -22,18 +22,7 @@ describe('rolling upgrade: a node running while a newer release migrates the Pos
   let server: TestServer;
   let db: Client;
 
-  before(async () => {
-    url = await freshDatabaseUrl();
-  });
-  // Registered before the server's hooks: the test's own connection ends before the server stops.
-  after(async () => {
-    await db?.end();
-  });
-  serverPerSuite(() => ({ env: { P11KMS_STORE_URL: url } }), (started) => (server = started));
-  before(async () => {
-    db = new Client({ connectionString: url });
-    await db.connect();
-  });
+  serverOnFreshDatabase({}, (suite) => ({ server, db, url } = suite));
 
   const ready = async () => {
     const res = await fetch(`${server.endpoint}/ready`);

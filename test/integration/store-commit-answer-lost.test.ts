@@ -7,10 +7,10 @@ import { findChains } from '../../src/audit/chains';
 import { readTrail } from '../support/audit-trail';
 import { custodyFindings } from '../support/custody-invariants';
 import { until } from '../support/in-process';
-import { freshDatabaseUrl } from '../support/postgres';
-import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
+import type { PostgresRelay } from '../support/postgres-relay';
+import { serverOnFreshDatabase } from '../support/postgres-suite';
 import { expectError, post, type RawResponse } from '../support/raw-aws-json';
-import { serverPerSuite, type TestServer } from '../support/server';
+import type { TestServer } from '../support/server';
 import { listTokenObjects } from '../support/token-tool';
 
 /**
@@ -31,23 +31,8 @@ describe('PostgreSQL store: a COMMIT whose answer was lost', function () {
   let server: TestServer;
   let db: Client;
 
-  let databaseUrl: string;
-
-  before(async () => {
-    databaseUrl = await freshDatabaseUrl();
-    relay = await postgresRelay(databaseUrl);
-  });
   // Sweeps every second: the audit outbox's delivery runs with them.
-  serverPerSuite(() => ({ sweepIntervalSeconds: 1, env: { P11KMS_STORE_URL: relay.url } }), (started) => (server = started));
-  before(async () => {
-    db = new Client({ connectionString: databaseUrl });
-    await db.connect();
-  });
-  // Registered after the server's hooks: the relay and the test's own connection close once the server has stopped.
-  after(async () => {
-    await relay?.close();
-    await db?.end();
-  });
+  serverOnFreshDatabase({ relayed: true, server: { sweepIntervalSeconds: 1 } }, (suite) => ({ server, relay, db } = suite));
 
   /** Runs `call` while the answer to the COMMIT of the transaction mentioning `marker` is cut; checks PostgreSQL did commit. */
   async function answerCut<T>(marker: string, call: () => Promise<T>): Promise<T> {

@@ -6,7 +6,8 @@ import { IDLE_CHECK_STATEMENT } from '../../src/store/postgres/checked-pool';
 import { PostgresStore } from '../../src/store/postgres/postgres-store';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
-import { serverPerSuite, type TestServer } from '../support/server';
+import { serverOnFreshDatabase } from '../support/postgres-suite';
+import type { TestServer } from '../support/server';
 
 /** The change feed's connection: it has a liveness check of its own (store-change-feed-liveness.test.ts). */
 const LISTEN = 'LISTEN p11kms_changes';
@@ -21,33 +22,20 @@ const LISTEN = 'LISTEN p11kms_changes';
  */
 describe('PostgreSQL store: pooled connections that went silent while idle', function () {
   this.timeout(60_000);
-  let databaseUrl: string;
   let relay: PostgresRelay;
   let server: TestServer;
   let db: Client;
 
-  before(async () => {
-    databaseUrl = await freshDatabaseUrl();
-    relay = await postgresRelay(databaseUrl);
-  });
   // Every reused connection is checked (a window of 0): the test needs no wait for connections
   // to age. Each silent one costs its check's deadline: a short one keeps the test short (a
   // false alarm on a busy host would only cost a new connection).
-  serverPerSuite(
-    () => ({
-      env: { P11KMS_STORE_URL: relay.url, P11KMS_STORE_CALL_TIMEOUT_SECONDS: '3600', P11KMS_STORE_IDLE_CHECK_AFTER_MS: '0', P11KMS_STORE_IDLE_CHECK_TIMEOUT_MS: '200' },
-    }),
-    (started) => (server = started),
+  serverOnFreshDatabase(
+    {
+      relayed: true,
+      server: { env: { P11KMS_STORE_CALL_TIMEOUT_SECONDS: '3600', P11KMS_STORE_IDLE_CHECK_AFTER_MS: '0', P11KMS_STORE_IDLE_CHECK_TIMEOUT_MS: '200' } },
+    },
+    (suite) => ({ server, relay, db } = suite),
   );
-  before(async () => {
-    db = new Client({ connectionString: databaseUrl });
-    await db.connect();
-  });
-  // Registered after the server's hooks: the relay closes once the server has stopped.
-  after(async () => {
-    await db?.end();
-    await relay?.close();
-  });
 
   it('requests that read and write the store succeed on other connections, each change made once', async () => {
     const kms = server.client();

@@ -1,8 +1,8 @@
 import { CreateKeyCommand, ListKeysCommand, ListResourceTagsCommand, TagResourceCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
-import { freshDatabaseUrl } from '../support/postgres';
-import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
-import { serverPerSuite, type TestServer } from '../support/server';
+import type { PostgresRelay } from '../support/postgres-relay';
+import { serverOnFreshDatabase } from '../support/postgres-suite';
+import type { TestServer } from '../support/server';
 
 /**
  * Pooled PostgreSQL connections that died while idle (a failover behind one address, a
@@ -16,14 +16,7 @@ describe('PostgreSQL store: pooled connections that died unnoticed', function ()
   let relay: PostgresRelay;
   let server: TestServer;
 
-  before(async () => {
-    relay = await postgresRelay(await freshDatabaseUrl());
-  });
-  serverPerSuite(() => ({ env: { P11KMS_STORE_URL: relay.url } }), (started) => (server = started));
-  // Registered after the server's hooks: the relay closes once the server has stopped.
-  after(async () => {
-    await relay?.close();
-  });
+  serverOnFreshDatabase({ relayed: true }, (suite) => ({ server, relay } = suite));
 
   it('reads, key mutations and creations succeed on the first try after every connection was cut, and nothing is lost', async () => {
     const kms = server.client();
