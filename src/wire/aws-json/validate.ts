@@ -16,7 +16,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KmsError } from '../../errors';
 import { INPUT_SCHEMAS } from '../../model/generated/schemas';
-import { OPERATIONS, SHAPES, type ShapeDef } from '../../model/generated/shapes';
+import { OPERATIONS, SHAPES, type ShapeDef, type ShapeType } from '../../model/generated/shapes';
 import type { OperationName } from '../../model/generated/types';
 
 // ---------------------------------------------------------------------------------------------
@@ -321,27 +321,20 @@ function allConstraints(shape: ShapeDef | undefined): string[] {
   return out;
 }
 
+/** What a value of each type must be, in the words of AWS's SerializationException messages. */
+const SERIALIZATION_WANTED: Record<ShapeType, string> = {
+  blob: 'valid base64',
+  integer: 'a valid integer',
+  string: 'a valid string',
+  boolean: 'a valid boolean',
+  timestamp: 'a valid timestamp',
+  list: 'a valid list',
+  map: 'a valid map',
+  structure: 'a valid structure',
+};
+
 function serializationText(shape: ShapeDef | undefined, wirePath: string): string {
-  switch (shape?.type) {
-    case 'blob':
-      return `Value for '${wirePath}' is not valid base64`;
-    case 'integer':
-      return `Value for '${wirePath}' is not a valid integer`;
-    case 'string':
-      return `Value for '${wirePath}' is not a valid string`;
-    case 'boolean':
-      return `Value for '${wirePath}' is not a valid boolean`;
-    case 'timestamp':
-      return `Value for '${wirePath}' is not a valid timestamp`;
-    case 'list':
-      return `Value for '${wirePath}' is not a valid list`;
-    case 'map':
-      return `Value for '${wirePath}' is not a valid map`;
-    case 'structure':
-      return `Value for '${wirePath}' is not a valid structure`;
-    default:
-      return `Value for '${wirePath}' is not valid`;
-  }
+  return `Value for '${wirePath}' is not ${(shape && SERIALIZATION_WANTED[shape.type]) ?? 'valid'}`;
 }
 
 type Classified =
