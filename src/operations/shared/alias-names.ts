@@ -1,8 +1,9 @@
 import { KmsError } from '../../errors';
-import type { AliasRecord } from '../../store/records';
+import type { AliasRecord, KeyRecord } from '../../store/records';
 import type { StoreTransaction } from '../../store/metadata-store';
 import type { RequestContext, Services } from '../context';
-import { checkKeyFor, loadKeyFor } from './key-resolution';
+import { checkAliasAction, checkKeyFor, loadKeyFor } from './key-resolution';
+import { requireKeyState } from './key-states';
 
 /** AWS's rules for alias names beyond the model's pattern and length. */
 export function checkAliasName(aliasName: string): void {
@@ -25,6 +26,26 @@ export function checkAliasTarget(targetKeyId: string): void {
   if (targetKeyId.startsWith('alias/') || /^arn:aws[a-z-]*:kms:[^:]*:[^:]*:alias\//.test(targetKeyId)) {
     throw new KmsError('ValidationException', 'Aliases must refer to keys. Not aliases');
   }
+}
+
+/**
+ * What CreateAlias and UpdateAlias check alike before their transaction: the alias name and
+ * the target reference are well formed, the caller may take `operation`'s action on the alias
+ * (IAM policy), and on the target key (key policy; AWS: any key state here). Returns the target.
+ */
+export async function loadAliasTarget(services: Services, ctx: RequestContext, operation: 'CreateAlias' | 'UpdateAlias', aliasName: string, targetKeyId: string): Promise<KeyRecord> {
+  checkAliasName(aliasName);
+  checkAliasTarget(targetKeyId);
+  checkAliasAction(services, ctx, `kms:${operation}`, aliasName);
+  return loadKeyFor(services, ctx, targetKeyId, { operation, member: 'TargetKeyId', states: 'any' });
+}
+
+/** Inside CreateAlias's or UpdateAlias's transaction: the target key as it reads it now, still there and in a state an alias may be pointed at. */
+export async function aliasTargetIn(tx: StoreTransaction, target: KeyRecord): Promise<KeyRecord> {
+  const key = await tx.getKey(target);
+  if (!key) throw new KmsError('NotFoundException', `Key '${target.arn}' does not exist`);
+  requireKeyState(key, 'manage');
+  return key;
 }
 
 /**
