@@ -1,16 +1,10 @@
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
 import { currentMaterial } from './shared/envelope';
-import { loadKeyFor } from './shared/key-resolution';
+import { loadSigningKey } from './shared/signing';
 
 export const sign: OperationHandler<'Sign'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, {
-    operation: 'Sign',
-    usage: 'SIGN_VERIFY',
-    conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
-  });
-  const messageType = input.MessageType ?? 'RAW';
-  services.custody.signatures.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  const { key, messageType } = await loadSigningKey(services, ctx, 'Sign', input);
   stopIfDryRun(input.DryRun);
   const signature = await services.custody.signatures.sign(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message);
   return { KeyId: key.arn, Signature: signature, SigningAlgorithm: input.SigningAlgorithm };

@@ -2,16 +2,10 @@ import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
 import { currentMaterial } from './shared/envelope';
-import { loadKeyFor } from './shared/key-resolution';
+import { loadSigningKey } from './shared/signing';
 
 export const verify: OperationHandler<'Verify'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, {
-    operation: 'Verify',
-    usage: 'SIGN_VERIFY',
-    conditions: { signingAlgorithm: input.SigningAlgorithm, messageType: input.MessageType ?? 'RAW' },
-  });
-  const messageType = input.MessageType ?? 'RAW';
-  services.custody.signatures.checkSignatureRequest(key.keySpec, input.SigningAlgorithm, messageType, input.Message);
+  const { key, messageType } = await loadSigningKey(services, ctx, 'Verify', input);
   stopIfDryRun(input.DryRun);
   const valid = await services.custody.signatures.verify(currentMaterial(key), key.keySpec, input.SigningAlgorithm, messageType, input.Message, input.Signature);
   // AWS raises on a bad signature rather than answering SignatureValid: false.
