@@ -2,16 +2,10 @@ import { KmsError } from '../errors';
 import type { OperationHandler } from './context';
 import { stopIfDryRun } from './shared/checks';
 import { currentMaterial } from './shared/envelope';
-import { loadKeyFor } from './shared/key-resolution';
-import { requireMacAlgorithm } from './shared/mac';
+import { loadMacKey } from './shared/mac';
 
 export const verifyMac: OperationHandler<'VerifyMac'> = async (input, ctx, services) => {
-  const key = await loadKeyFor(services, ctx, input.KeyId, {
-    operation: 'VerifyMac',
-    usage: 'GENERATE_VERIFY_MAC',
-    conditions: { macAlgorithm: input.MacAlgorithm },
-  });
-  requireMacAlgorithm(key, input.MacAlgorithm);
+  const key = await loadMacKey(services, ctx, 'VerifyMac', input.KeyId, input.MacAlgorithm);
   stopIfDryRun(input.DryRun);
   const valid = await services.custody.signatures.verifyMac(currentMaterial(key), key.keySpec, input.Message, input.Mac);
   if (!valid) throw new KmsError('KMSInvalidMacException', '');
