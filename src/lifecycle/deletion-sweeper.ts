@@ -7,7 +7,7 @@ import { isMultiRegion, isReplica } from '../store/records';
 
 /** ScheduleKeyDeletion's default, for a primary whose record predates its window being kept. */
 const DEFAULT_WINDOW_DAYS = 30;
-import { BACKGROUND_TASK } from './leadership';
+import { PeriodicSweep } from './periodic-sweep';
 import { changeCarryingRecord, recordChange } from './service-records';
 
 /**
@@ -17,44 +17,24 @@ import { changeCarryingRecord, recordChange } from './service-records';
  * crash between the two leaves unreferenced token objects, which reconciliation destroys.
  * Runs at start-up and then periodically.
  */
-export class DeletionSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<string[]> | undefined;
+export class DeletionSweeper extends PeriodicSweep<string[]> {
   private orphanGrantsRemoved = false;
 
   constructor(
-    private readonly services: Services,
-    private readonly intervalMs: number,
+    services: Services,
+    intervalMs: number,
     /** Absent only in tests that exercise the sweeper without a trail. */
     private readonly audit?: AuditSink,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => this.services.log.error({ err }, 'deletion sweep failed')), this.intervalMs);
-    this.timer.unref();
+  ) {
+    super(services, intervalMs, 'deletion sweep failed');
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  protected nothing(): string[] {
+    return [];
   }
 
-  /** Deletes every key that is due; returns their ids. Concurrent calls share one sweep. */
-  sweep(): Promise<string[]> {
-    // One process of a deployment sweeps (the store's background lock); the others skip.
-    this.running ??= this.services.store.asLeader(BACKGROUND_TASK, () => this.sweepOnce()).then((deleted) => deleted ?? []).finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
-  }
-
-  /** A pass begun now, not one already under way (under an earlier holding of the lock, perhaps cut short). */
-  async sweepAfresh(): Promise<string[]> {
-    await this.running?.catch(() => undefined);
-    return this.sweep();
-  }
-
-  private async sweepOnce(): Promise<string[]> {
+  /** Deletes every key that is due; returns their ids. */
+  protected async sweepOnce(): Promise<string[]> {
     if (!this.orphanGrantsRemoved) {
       await this.removeOrphanGrants();
       this.orphanGrantsRemoved = true;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AuditSink, importedMaterialExpiredEvent, keyRotatedEvent } from '../audit/event';
 import type { Services } from '../operations';
-import { BACKGROUND_TASK } from './leadership';
+import { PeriodicSweep } from './periodic-sweep';
 import { withoutImportedMaterial } from '../operations/shared/import-state';
 import { materialRefOf, removeFromToken } from '../operations/shared/key-mutation';
 import { rotateKey, rotationOf } from '../operations/shared/rotation';
@@ -26,47 +26,23 @@ export interface MaterialSweepResult {
  * periodically. Disabled keys and keys pending deletion or import are not rotated; a key
  * re-enabled after its date rotates at the next sweep, as AWS does.
  */
-export class MaterialSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<MaterialSweepResult> | undefined;
-
+export class MaterialSweeper extends PeriodicSweep<MaterialSweepResult> {
   constructor(
-    private readonly services: Services,
-    private readonly intervalMs: number,
+    services: Services,
+    intervalMs: number,
     private readonly audit?: AuditSink,
     /** Set: each sweep ends with a reconciliation whose intents live this long (app.ts). */
     private readonly intentLeaseMs?: number,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => this.services.log.error({ err }, 'key material sweep failed')), this.intervalMs);
-    this.timer.unref();
+  ) {
+    super(services, intervalMs, 'key material sweep failed');
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  protected nothing(): MaterialSweepResult {
+    return { rotated: [], expired: [], wrappingKeysDestroyed: 0 };
   }
 
-  sweep(): Promise<MaterialSweepResult> {
-    // One process of a deployment sweeps (the store's background lock); the others skip.
-    this.running ??= this.services.store
-      .asLeader(BACKGROUND_TASK, () => this.sweepOnce())
-      .then((result) => result ?? { rotated: [], expired: [], wrappingKeysDestroyed: 0 })
-      .finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
-  }
-
-  /** A pass begun now, not one already under way (under an earlier holding of the lock, perhaps cut short). */
-  async sweepAfresh(): Promise<MaterialSweepResult> {
-    await this.running?.catch(() => undefined);
-    return this.sweep();
-  }
-
-  private async sweepOnce(): Promise<MaterialSweepResult> {
-    const result: MaterialSweepResult = { rotated: [], expired: [], wrappingKeysDestroyed: 0 };
+  protected async sweepOnce(): Promise<MaterialSweepResult> {
+    const result = this.nothing();
     for (const key of await this.services.store.listKeys()) {
       const now = this.services.clock.now();
       try {
