@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import type { KeySpec } from '../model/generated/types';
 import { importPath, type WrappingAlgorithm, type WrappingKeySpec, type WrappingRef, wrappingLabel } from './import-wrapping';
-import { oaepMechanism } from './key-templates';
+import { oaepMechanism, SESSION_ONLY } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import { oaepDecode, type OaepHash } from './rsa-oaep';
 import type { ObjectHandle, Session, Token } from './token';
@@ -12,9 +12,7 @@ import type { ObjectHandle, Session, Token } from './token';
 const ONE_TIME_UNWRAPPING_KEY: pkcs11js.Template = [
   { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
   { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-  { type: pkcs11js.CKA_TOKEN, value: false },
-  { type: pkcs11js.CKA_SENSITIVE, value: true },
-  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+  ...SESSION_ONLY,
   { type: pkcs11js.CKA_UNWRAP, value: true },
   { type: pkcs11js.CKA_ENCRYPT, value: false },
   { type: pkcs11js.CKA_DECRYPT, value: false },

@@ -157,6 +157,17 @@ export function pairTemplates(spec: KeySpec, usage: KeyUsageType | 'DATA_KEY_PAI
 }
 
 /**
+ * What keeps a session object's secret inside the token for the little it lives (a one-time
+ * unwrapping key, a probe, an import's unwrapped key before its checks): gone with the
+ * session, never readable or exportable.
+ */
+export const SESSION_ONLY: readonly pkcs11js.Attribute[] = [
+  { type: pkcs11js.CKA_TOKEN, value: false },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+];
+
+/**
  * What keeps a persistent secret inside the token: stored on it, usable only after login,
  * never readable or exportable, and its attributes frozen so none of that can be undone.
  */

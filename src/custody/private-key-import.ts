@@ -3,7 +3,7 @@ import * as pkcs11js from 'pkcs11js';
 import type { KeySpec } from '../model/generated/types';
 import { notPrivateKey, unwrapToSession } from './import-unwrap';
 import { checkAsymmetricWrapping, type ImportMaterialRequest } from './import-wrapping';
-import { EC_FIELD_BYTES, EC_PARAMS, ecdhMechanism, ecdhResultTemplate, namingAttributes, type ObjectNaming } from './key-templates';
+import { EC_FIELD_BYTES, EC_PARAMS, ecdhMechanism, ecdhResultTemplate, namingAttributes, type ObjectNaming, SESSION_ONLY } from './key-templates';
 import { spkiOf } from './public-keys';
 import type { ObjectHandle, Session, Token } from './token';
 import { retryingCreation } from './token-objects';
@@ -25,10 +25,8 @@ export async function importPrivateKey(token: Token, request: ImportMaterialRequ
     const privateKey = await unwrapToSession(token, session, request, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
       { type: pkcs11js.CKA_KEY_TYPE, value: rsa ? pkcs11js.CKK_RSA : pkcs11js.CKK_EC },
-      { type: pkcs11js.CKA_TOKEN, value: false },
+      ...SESSION_ONLY,
       { type: pkcs11js.CKA_PRIVATE, value: true },
-      { type: pkcs11js.CKA_SENSITIVE, value: true },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
       // Wide on the session object for the checks below; narrowed before the token copy.
       { type: pkcs11js.CKA_SIGN, value: true },
       { type: pkcs11js.CKA_DECRYPT, value: false },

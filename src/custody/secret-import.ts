@@ -3,7 +3,7 @@ import { KmsError } from '../errors';
 import type { KeySpec } from '../model/generated/types';
 import { unwrapToSession } from './import-unwrap';
 import type { ImportMaterialRequest } from './import-wrapping';
-import { familyOf, HMAC_MECHANISM, namingAttributes, type ObjectNaming } from './key-templates';
+import { familyOf, HMAC_MECHANISM, namingAttributes, type ObjectNaming, SESSION_ONLY } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { ObjectHandle, Session, Token } from './token';
 import { retryingCreation } from './token-objects';
@@ -78,9 +78,7 @@ function lengthOf(token: Token, session: Session, secret: ObjectHandle): number 
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
     { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    ...SESSION_ONLY,
     { type: pkcs11js.CKA_WRAP, value: true },
   ]);
   try {
