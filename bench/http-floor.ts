@@ -13,21 +13,13 @@ import cluster from 'node:cluster';
 import * as fs from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listeningEndpoint } from './service';
 
 /** Starts the floor with `processes` serving processes sharing one port (as --workers does). */
 export async function startHttpFloor(processes: number, answer: string, answerFile: string): Promise<{ child: ChildProcess; endpoint: string }> {
   fs.writeFileSync(answerFile, answer);
   const child = spawn(process.execPath, [__filename, String(processes), answerFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const lines = [...out.matchAll(/listening on (\S+)/g)];
-      if (lines.length >= processes) resolve(lines[0][1]);
-    });
-    child.once('exit', (code) => reject(new Error(`the HTTP floor exited with ${code}`)));
-  });
-  return { child, endpoint };
+  return { child, endpoint: await listeningEndpoint(child, processes, 'the HTTP floor') };
 }
 
 function serve(answer: Buffer): void {

@@ -28,16 +28,20 @@ export async function startService(dataDir: string, env: Record<string, string> 
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const endpoint = await new Promise<string>((resolve, reject) => {
+  return { child, endpoint: await listeningEndpoint(child, processes, 'p11kms') };
+}
+
+/** The URL once `processes` serving processes of `child` have printed `listening on <url>`. */
+export function listeningEndpoint(child: ChildProcess, processes: number, what: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const lines = [...out.matchAll(/listening on (\S+)/g)];
       if (lines.length >= processes) resolve(lines[0][1]);
     });
-    child.once('exit', (code) => reject(new Error(`p11kms exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
   });
-  return { child, endpoint };
 }
 
 export async function signedRequest(endpoint: string, operation: string, body: unknown) {

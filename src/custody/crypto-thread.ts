@@ -1,12 +1,11 @@
-import { parentPort, workerData } from 'node:worker_threads';
-import * as pkcs11js from 'pkcs11js';
+import { parentPort } from 'node:worker_threads';
+import type * as pkcs11js from 'pkcs11js';
+import { moduleOnThisThread } from './token-threads';
 
 /**
- * A thread of crypto-threads.ts: its own pkcs11js instance on the same PKCS#11 library (as the
- * search thread, search-worker-thread.ts: dlopen returns the library already loaded, its
- * C_Initialize answers CKR_CRYPTOKI_ALREADY_INITIALIZED, sessions and object handles are the
- * process's). It opens no session: each call runs on the session the main thread leased for
- * the operation, which nothing else uses meanwhile. It never calls C_Finalize.
+ * A thread of crypto-threads.ts, on the module the main thread loaded (moduleOnThisThread). It
+ * opens no session: each call runs on the session the main thread leased for the operation,
+ * which nothing else uses meanwhile.
  */
 
 export type OneShotOperation = 'Encrypt' | 'Decrypt' | 'Sign' | 'Verify';
@@ -28,19 +27,7 @@ export type OneShotAnswer = { id: number; initMs: number; callMs: number } & (
   | { error: string; code: number; method: string; failedAt: 'init' | 'call' }
 );
 
-interface ThreadSetup {
-  module: string;
-  libraryParameters?: string;
-}
-
-const setup = workerData as ThreadSetup;
-const pkcs11 = new pkcs11js.PKCS11();
-pkcs11.load(setup.module);
-try {
-  pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK, ...(setup.libraryParameters ? { libraryParameters: setup.libraryParameters } : {}) });
-} catch {
-  // CKR_CRYPTOKI_ALREADY_INITIALIZED: the main thread initialised the module, as expected.
-}
+const pkcs11 = moduleOnThisThread();
 
 const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 

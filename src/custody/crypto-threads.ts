@@ -1,9 +1,9 @@
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type * as pkcs11js from 'pkcs11js';
 import { boundCalls } from './bound-calls';
 import type { OneShotAnswer, OneShotOperation, OneShotRequest } from './crypto-thread';
 import type { TokenObserver } from './token';
+import { startTokenThread } from './token-threads';
 
 type Pending = { resolve: (output: Buffer | boolean) => void; reject: (err: Error) => void; operation: OneShotOperation };
 
@@ -62,9 +62,7 @@ export class CryptoThreads {
 
   private worker(thread: { worker?: Worker; pending: Map<number, Pending> }): Worker {
     if (thread.worker) return thread.worker;
-    const worker = new Worker(path.join(__dirname, 'crypto-thread.js'), { workerData: { module: this.module, libraryParameters: this.libraryParameters } });
-    worker.unref();
-    worker.on('message', (answer: OneShotAnswer) => this.answered(thread, answer));
+    const setup = { module: this.module, libraryParameters: this.libraryParameters };
     // A thread that failed or ended fails what it had; the next call starts a new one.
     const gone = (err: Error) => {
       if (thread.worker !== worker) return;
@@ -72,8 +70,7 @@ export class CryptoThreads {
       for (const { reject } of thread.pending.values()) reject(err);
       thread.pending.clear();
     };
-    worker.on('error', gone);
-    worker.on('exit', (code) => gone(new Error(`a token crypto thread ended (exit code ${code})`)));
+    const worker = startTokenThread('crypto-thread.js', setup, (answer: OneShotAnswer) => this.answered(thread, answer), gone, 'a token crypto thread');
     thread.worker = worker;
     return worker;
   }

@@ -1,6 +1,7 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import { readAttributes } from './attribute-reads';
+import { moduleOnThisThread } from './token-threads';
 
 /**
  * The thread of search-worker.ts: its own pkcs11js instance on the same PKCS#11 library. In
@@ -29,19 +30,7 @@ export interface FoundObject {
 
 export type SearchAnswer = { id: number; session: Uint8Array; found: FoundObject[] } | { id: number; session?: Uint8Array; error: string };
 
-interface WorkerSetup {
-  module: string;
-  libraryParameters?: string;
-}
-
-const setup = workerData as WorkerSetup;
-const pkcs11 = new pkcs11js.PKCS11();
-pkcs11.load(setup.module);
-try {
-  pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK, ...(setup.libraryParameters ? { libraryParameters: setup.libraryParameters } : {}) });
-} catch {
-  // CKR_CRYPTOKI_ALREADY_INITIALIZED: the main thread initialised the module, as expected.
-}
+const pkcs11 = moduleOnThisThread();
 
 let session: { handle: Buffer; generation: number } | undefined;
 

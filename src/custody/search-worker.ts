@@ -1,9 +1,9 @@
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type * as pkcs11js from 'pkcs11js';
 import { boundCalls } from './bound-calls';
 import type { FoundObject, SearchAnswer, SearchRequest } from './search-worker-thread';
 import type { TokenObserver } from './token';
+import { startTokenThread } from './token-threads';
 
 /** An object found, with the attributes read from it when asked (undefined: it has none of that type). */
 export interface Found {
@@ -96,9 +96,7 @@ export class SearchWorker {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(path.join(__dirname, 'search-worker-thread.js'), { workerData: { module: this.module, libraryParameters: this.libraryParameters } });
-    worker.unref();
-    worker.on('message', (answer: SearchAnswer) => this.answered(answer));
+    const setup = { module: this.module, libraryParameters: this.libraryParameters };
     // A thread that failed or ended fails what it had; the next search starts a new one.
     const gone = (err: Error) => {
       if (this.worker !== worker) return;
@@ -107,8 +105,7 @@ export class SearchWorker {
       for (const { reject } of this.pending.values()) reject(err);
       this.pending.clear();
     };
-    worker.on('error', gone);
-    worker.on('exit', (code) => gone(new Error(`the token search thread ended (exit code ${code})`)));
+    const worker = startTokenThread('search-worker-thread.js', setup, (answer: SearchAnswer) => this.answered(answer), gone, 'the token search thread');
     this.worker = worker;
     return worker;
   }
