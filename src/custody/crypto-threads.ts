@@ -47,7 +47,7 @@ export class CryptoThreads {
     if (thread.pending.size === 0) worker.ref();
     return new Promise<Buffer | boolean>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject, operation });
-      worker.postMessage({ id, operation, session, mechanism, key, data, output } satisfies OneShotRequest);
+      worker.postMessage({ id, operation, session: exact(session), mechanism, key: exact(key), data: exact(data), output: typeof output === 'number' ? output : exact(output) } satisfies OneShotRequest);
     });
   }
 
@@ -92,6 +92,15 @@ export class CryptoThreads {
     const output = answer.output;
     waiting.resolve(typeof output === 'boolean' ? output : Buffer.from(output.buffer, output.byteOffset, output.byteLength));
   }
+}
+
+/**
+ * The bytes of `buffer` in an array of their own. Structured cloning copies a view's whole
+ * ArrayBuffer, and small Buffers are slices of Node's shared 8 KB pool: posting them as they are
+ * cost ~8 % of the main thread in a Sign P-256 profile.
+ */
+function exact(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer);
 }
 
 const OPERATIONS: readonly OneShotOperation[] = ['Encrypt', 'Decrypt', 'Sign', 'Verify'];
