@@ -400,6 +400,7 @@ function readHsmProfile(profileFile: string, config: Config | undefined): HsmPro
   if (profile.cryptoThreads !== undefined && !(Number.isInteger(profile.cryptoThreads) && profile.cryptoThreads >= 0 && profile.cryptoThreads <= 64)) {
     throw new Error(`HSM profile ${file}: cryptoThreads must be a whole number from 0 to 64, got ${JSON.stringify(profile.cryptoThreads)}`);
   }
+  if (profile.cryptoThreads && !profile.cryptoThreadMechanisms?.length) throw new Error(`HSM profile ${file}: cryptoThreads needs cryptoThreadMechanisms, the mechanisms whose calls run on them`);
   profile.quirks = {
     gcmTagFailureIsGeneralError: profile.quirks?.gcmTagFailureIsGeneralError ?? false,
     kwpUnwrapKeepsPadding: profile.quirks?.kwpUnwrapKeepsPadding ?? false,

@@ -9,13 +9,13 @@ type Pending = { resolve: (output: Buffer | boolean) => void; reject: (err: Erro
 
 /**
  * One-shot Encrypt, Decrypt, Sign and Verify calls with their C_xInit on worker threads
- * (profile setting `cryptoThreads`). pkcs11js has no asynchronous C_xInit, and SoftHSM2 does
- * an asymmetric key's real work there: C_SignInit with a P-256 key (a session copy) takes
- * ~85 µs, as long as the signature itself, building the OpenSSL key from the object's
- * decrypted attributes. On the event loop that is time no other request is served (measured:
- * Sign P-256 bound by the main thread). Here the thread runs C_xInit and C_x synchronously on
- * the session the operation leased (crypto-thread.ts), and the event loop only posts and
- * receives a message.
+ * (profile settings `cryptoThreads`, `cryptoThreadMechanisms`). pkcs11js has no asynchronous
+ * C_xInit, and SoftHSM2 does much of an ECDSA signature's work there: C_SignInit with a P-256
+ * session copy takes as long as C_Sign itself (28 and 31 µs on a quiet machine, 85 and 89 on a
+ * busy one), building the OpenSSL key from the object's decrypted attributes. On the event loop
+ * that is time no other request is served (Sign P-256 over HTTP is bound by the main thread).
+ * Here the thread runs C_xInit and C_x synchronously on the session the operation leased
+ * (crypto-thread.ts), and the event loop only posts and receives a message.
  *
  * Each call goes to the thread with the fewest calls in flight. Threads start with their first
  * call and are unreferenced while idle, so they never keep the process alive.
@@ -106,14 +106,16 @@ function exact(buffer: Buffer): Uint8Array {
 const OPERATIONS: readonly OneShotOperation[] = ['Encrypt', 'Decrypt', 'Sign', 'Verify'];
 
 /**
- * `pkcs11` with C_xInit of every mechanism not in `synchronous` deferred to the call that
- * follows it: C_xAsync then runs both on a crypto thread. Callers are unchanged (C_SignInit,
- * then await C_SignAsync); a failure of either call arrives as the rejected promise, with the
- * same pkcs11js error. A synchronous or multi-part call after a deferred C_xInit makes the
- * C_xInit first, on the calling thread, as before. Mechanisms of `synchronousMechanisms` take
- * a few microseconds and stay on the event loop (a message to a thread costs more).
+ * `pkcs11` with C_xInit of the `threaded` mechanisms deferred to the call that follows it:
+ * C_xAsync then runs both on a crypto thread. Callers are unchanged (C_SignInit, then await
+ * C_SignAsync); a failure of either call arrives as the rejected promise, with the same pkcs11js
+ * error. A synchronous or multi-part call after a deferred C_xInit makes the C_xInit first, on
+ * the calling thread, as before. Other mechanisms are untouched: a short one (AES-GCM, HMAC)
+ * costs less than a message, and an RSA key's C_xInit is a few per cent of its signature, whose
+ * work the libuv pool shares out over more threads (measured: Sign RSA_3072 beside Encrypt
+ * lost a fifth of its rate on two crypto threads).
  */
-export function withCryptoThreads(pkcs11: pkcs11js.PKCS11, threads: CryptoThreads, synchronous: ReadonlySet<number>): pkcs11js.PKCS11 {
+export function withCryptoThreads(pkcs11: pkcs11js.PKCS11, threads: CryptoThreads, threaded: ReadonlySet<number>): pkcs11js.PKCS11 {
   const calls = boundCalls(pkcs11);
   for (const operation of OPERATIONS) {
     /** The C_xInit each session's next call makes on the thread. */
@@ -126,7 +128,7 @@ export function withCryptoThreads(pkcs11: pkcs11js.PKCS11, threads: CryptoThread
       init(session, pending.mechanism, pending.key);
     };
     calls[`C_${operation}Init`] = (session: Buffer, mechanism: pkcs11js.Mechanism, key: Buffer) => {
-      if (!synchronous.has(mechanism.mechanism)) return void deferred.set(session, { mechanism, key });
+      if (threaded.has(mechanism.mechanism)) return void deferred.set(session, { mechanism, key });
       deferred.delete(session);
       init(session, mechanism, key);
     };

@@ -55,14 +55,16 @@ export interface HsmProfile {
    */
   searchesOffEventLoop?: boolean;
   /**
-   * One-shot Encrypt, Decrypt, Sign and Verify calls whose mechanism is not in
-   * `synchronousMechanisms` (asymmetric keys) run, their C_xInit included, on this many worker
-   * threads (crypto-threads.ts) instead of C_xInit on the event loop and C_x on the libuv pool.
-   * pkcs11js has no asynchronous C_xInit, and SoftHSM2 builds an asymmetric key there
-   * (C_SignInit with a P-256 session copy ~85 µs, as long as the signature). Measured on
-   * SoftHSM2 2.6.1 only, so default 0 (every hardware profile: as before).
+   * One-shot Encrypt, Decrypt, Sign and Verify calls with a mechanism of
+   * `cryptoThreadMechanisms` run, their C_xInit included, on this many worker threads
+   * (crypto-threads.ts) instead of C_xInit on the event loop and C_x on the libuv pool.
+   * pkcs11js has no asynchronous C_xInit, and SoftHSM2 builds the key there (C_SignInit with a
+   * P-256 session copy takes as long as the signature). Measured on SoftHSM2 2.6.1 only, so
+   * default 0 (every hardware profile: as before).
    */
   cryptoThreads?: number;
+  /** The mechanisms (pkcs11js constant names) whose calls `cryptoThreads` run; needed with it. */
+  cryptoThreadMechanisms?: string[];
   /**
    * Load shedding by queueing time: while the operation waiting longest for a session has
    * waited longer than this (milliseconds), a new one is refused at once with

@@ -53,12 +53,12 @@ export function createsTokenObject(template: unknown): boolean {
   return Array.isArray(template) && template.some((a: pkcs11js.Attribute) => a.type === pkcs11js.CKA_TOKEN && a.value === true);
 }
 
-/** Mechanism numbers of a profile's `synchronousMechanisms` names (pkcs11js constant names). */
-export function mechanismNumbers(names: readonly string[], profile: string): Set<number> {
+/** Mechanism numbers of a profile setting's mechanism names (pkcs11js constant names). */
+export function mechanismNumbers(names: readonly string[], profile: string, setting = 'synchronousMechanisms'): Set<number> {
   const out = new Set<number>();
   for (const name of names) {
     const value = (pkcs11js as unknown as Record<string, unknown>)[name];
-    if (!name.startsWith('CKM_') || typeof value !== 'number') throw new Error(`HSM profile ${profile}: synchronousMechanisms names an unknown mechanism '${name}'`);
+    if (!name.startsWith('CKM_') || typeof value !== 'number') throw new Error(`HSM profile ${profile}: ${setting} names an unknown mechanism '${name}'`);
     out.add(value);
   }
   return out;

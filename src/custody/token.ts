@@ -215,8 +215,9 @@ export class Token implements ModuleUser {
       }
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
       const synchronouslyRouted = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-      const cryptoThreads = profile.cryptoThreads ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
-      const routed = cryptoThreads ? withCryptoThreads(synchronouslyRouted, cryptoThreads, synchronous) : synchronouslyRouted;
+      const threaded = mechanismNumbers(profile.cryptoThreadMechanisms ?? [], profile.name, 'cryptoThreadMechanisms');
+      const cryptoThreads = profile.cryptoThreads && threaded.size > 0 ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
+      const routed = cryptoThreads ? withCryptoThreads(synchronouslyRouted, cryptoThreads, threaded) : synchronouslyRouted;
       const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
       const tracked = writes ? writes.tracking(routed) : routed;
       const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;

@@ -1,10 +1,10 @@
 /**
- * The default SoftHSM2 profile makes one-shot calls with asymmetric keys (Sign, Verify, RSA
- * Encrypt and Decrypt), their C_xInit included, on crypto threads (profile `cryptoThreads`,
- * src/custody/crypto-threads.ts) instead of the event loop. What a user sees must not change:
- * many clients at once on one key get signatures node:crypto accepts, KMS's answers to
- * signatures that do not verify, RSA plaintexts back, and /metrics still counts every C_xInit
- * and C_x the token made, each with its outcome.
+ * The default SoftHSM2 profile makes ECDSA signatures and verifications, their C_xInit
+ * included, on crypto threads (profile `cryptoThreads`, `cryptoThreadMechanisms`,
+ * src/custody/crypto-threads.ts) instead of the event loop; RSA stays on libuv's pool. What a
+ * user sees must not change, on either path: many clients at once on one key get signatures
+ * node:crypto accepts, KMS's answers to signatures that do not verify, RSA plaintexts back,
+ * and /metrics still counts every C_xInit and C_x the token made, each with its outcome.
  */
 import * as crypto from 'node:crypto';
 import { DecryptCommand, GetPublicKeyCommand, type KMSClient, SignCommand, type SigningAlgorithmSpec, VerifyCommand } from '@aws-sdk/client-kms';
@@ -13,7 +13,7 @@ import { createdKey, expectKmsError, metricSample, serverPerSuite, type TestServ
 
 const CLIENTS = 16;
 
-describe('crypto threads: asymmetric calls off the event loop, answers and metrics as before', function () {
+describe('crypto threads: ECDSA calls off the event loop, RSA on the pool, answers and metrics as before', function () {
   this.timeout(120_000);
   let server: TestServer;
   let kms: KMSClient;
