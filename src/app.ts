@@ -132,6 +132,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     metrics.watchPool(openToken);
     metrics.watchKeys(store);
     metrics.watchChangeFeed(opened);
+    metrics.watchStoreConnections(opened);
     metrics.watchBackgroundLocks(opened, BACKGROUND_TASK);
     metrics.watchAudit(() => trail.state());
     const countedTrail = metrics.countingAudit(trail);

@@ -107,6 +107,17 @@ export class ServiceMetrics {
   }
 
   /**
+   * Pooled store connections found dead by their check before use (PostgreSQL), read when
+   * scraped. Rising says connections to the database die unheard while idle (a firewall's
+   * idle timeout, a failover behind a silent network): requests pay a check's deadline for it.
+   */
+  watchStoreConnections(store: MetadataStore): void {
+    const discarded = store.discardedConnections?.bind(store);
+    if (!discarded) return;
+    new Counter({ name: 'p11kms_store_connections_discarded_total', help: 'Pooled PostgreSQL connections destroyed because they did not answer their check before use (storeIdleCheckTimeoutMs); once one fails, every idle one is checked at once.', registers: [this.registry], collect() { this.reset(); this.inc(discarded()); } });
+  }
+
+  /**
    * Which process runs the cluster's background work (PostgreSQL: who holds its advisory
    * lock), read when scraped. Exactly one node of a cluster should say 1; losses rising on
    * a node says its lock session was found dead and it stepped down.
@@ -169,8 +180,8 @@ export class ServiceMetrics {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
         // serialiseKey spans a whole mutation (token work included): not a store call's time;
-        // changeFeedState and backgroundLocksState read memory.
-        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState' || property === 'backgroundLocksState') return value;
+        // changeFeedState, backgroundLocksState and discardedConnections read memory.
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState' || property === 'backgroundLocksState' || property === 'discardedConnections') return value;
         let wrapper = wrappers.get(property);
         if (!wrapper) {
           const labels = { method: property };

@@ -142,6 +142,8 @@ export interface MetadataStore {
   changeFeedState?(): ChangeFeedState;
   /** The background-task locks this process holds, for /metrics and /health. Absent when there is one process. */
   backgroundLocksState?(): BackgroundLocksState;
+  /** Pooled connections destroyed because they failed their check before use, for /metrics. Absent without a pool. */
+  discardedConnections?(): number;
   close(): Promise<void>;
 }
 

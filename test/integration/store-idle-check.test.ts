@@ -7,7 +7,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store';
 import { freshDatabaseUrl } from '../support/postgres';
 import { postgresRelay, type PostgresRelay } from '../support/postgres-relay';
 import { serverOnFreshDatabase } from '../support/postgres-suite';
-import type { TestServer } from '../support/server';
+import { metricSample, type TestServer } from '../support/server';
 
 /** The change feed's connection: it has a liveness check of its own (store-change-feed-liveness.test.ts). */
 const LISTEN = 'LISTEN p11kms_changes';
@@ -56,7 +56,12 @@ describe('PostgreSQL store: pooled connections that went silent while idle', fun
     const newKeyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
 
     const log = server.stderr().slice(logFrom).split('\n');
-    expect(log.filter((l) => l.includes('failed its check before use')).length, 'silent connections found by their check').to.be.greaterThan(0);
+    const found = log.filter((l) => l.includes('failed its check before use')).map((l) => JSON.parse(l) as { failedChecks: number });
+    expect(found.length, 'silent connections found by their check').to.be.greaterThan(0);
+    // The first a request found has every other idle one checked at once: none meets a second.
+    expect(found.map((f) => f.failedChecks)).to.deep.equal(found.map(() => 1));
+    const discarded = metricSample((await fetch(`${server.endpoint}/metrics`).then((r) => r.text())), 'p11kms_store_connections_discarded_total ');
+    expect(discarded, 'p11kms_store_connections_discarded_total').to.be.at.least(found.length);
     expect(log.filter((l) => /request failed|unexpected failure/.test(l))).to.deep.equal([]);
     // Each change once: the check comes before any statement of the request.
     const aliases = await db.query<{ n: string }>("SELECT count(*) AS n FROM p11kms_aliases WHERE alias_name = 'alias/after-silence'");
@@ -68,6 +73,45 @@ describe('PostgreSQL store: pooled connections that went silent while idle', fun
     expect(tags).to.deep.include.members([{ TagKey: 'warm', TagValue: 'yes' }, { TagKey: 'after', TagValue: 'silence' }]);
     const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number; unknownTokenObjects: number };
     expect([health.missingMaterial, health.unknownTokenObjects]).to.deep.equal([0, 0]);
+  });
+
+  it('one silent connection found has every idle one checked at once: the request meets one, not each in turn', async () => {
+    const own = await postgresRelay(await freshDatabaseUrl());
+    const lines: Array<{ msg: string; failedChecks?: number; checked?: number; dead?: number }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const store = await PostgresStore.open(own.url, log, { poolSize: 10, idleCheck: { afterIdleMs: 0, timeoutMs: 200 } });
+    try {
+      // Ten transactions at once, each holding its connection until all ten do: the pool's ten connections, then idle.
+      let inside = 0;
+      let allInside!: () => void;
+      const barrier = new Promise<void>((resolve) => (allInside = resolve));
+      await Promise.all(
+        Array.from({ length: 10 }, () =>
+          store.transact(async (tx) => {
+            await tx.getCustomKeyStore('cks-00000000000000000');
+            if (++inside === 10) allInside();
+            await barrier;
+          }),
+        ),
+      );
+      expect(own.blackhole((statements) => !statements.has(LISTEN)), 'pooled connections blackholed').to.equal(10);
+
+      expect(await store.listKeys()).to.deep.equal([]);
+      // Pre: the read met all ten one after another (failedChecks 1 to 10).
+      const found = lines.filter((l) => l.msg.includes('failed its check before use'));
+      expect(found.map((l) => l.failedChecks), 'dead connections the read met itself').to.deep.equal([1]);
+      // The other nine were taken from the pool before the read asked it again; their round of checks ends after it.
+      const swept = () => lines.filter((l) => l.msg.includes('the idle ones were checked at once'));
+      for (let polls = 0; swept().length === 0; polls++) {
+        if (polls > 1000) throw new Error('the idle connections were never checked');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(swept().map((l) => [l.checked, l.dead]), 'checked together after it').to.deep.equal([[9, 9]]);
+      expect(store.discardedConnections()).to.equal(10);
+    } finally {
+      await store.close();
+      await own.close();
+    }
   });
 
   it('a connection used within the window is handed out with no check: a busy pool pays no round trip', async () => {

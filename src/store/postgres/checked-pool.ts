@@ -14,8 +14,8 @@ import { asStoreFailure } from './store-failures';
  * and with a 1 s window four of five requests right after every connection went silent got
  * that one and failed after the store deadline; with 250 ms none of five did. `SELECT 1` took
  * 0.09 ms at the median and 21 ms at worst of 2,000 on a shared two-core host: 500 ms is far
- * from a false alarm, and bounds what each silent connection costs the request that finds it
- * (one after another: ten silent connections in a pool of ten cost it 5 s).
+ * from a false alarm, and bounds what a silent connection costs the request that finds it
+ * (once: the other idle connections are then checked together, see checkIdle).
  */
 export const IDLE_CHECK_AFTER_MS = 250;
 export const IDLE_CHECK_TIMEOUT_MS = 500;
@@ -41,6 +41,8 @@ export interface IdleCheck {
 export class CheckedPool {
   /** When each connection was last handed back (monotonic ms); absent: never used. */
   private readonly releasedAt = new WeakMap<PoolClient, number>();
+  /** Connections destroyed because they failed their check (p11kms_store_connections_discarded_total). */
+  discarded = 0;
 
   constructor(
     readonly pool: Pool,
@@ -67,18 +69,64 @@ export class CheckedPool {
       if (releasedAt === undefined || performance.now() - releasedAt < this.check.afterIdleMs) return client;
       const remaining = this.callTimeoutMs - (performance.now() - started);
       const timeoutMs = Math.max(1, Math.min(this.check.timeoutMs, remaining));
+      const checkStarted = performance.now();
       const failure = await this.answers(client, timeoutMs);
       if (failure === undefined) return client;
       // Never back into the pool: a silent one still has the check waiting on it, and
       // destroying it closes the socket instead of waiting for a goodbye.
       client.release(true);
+      this.discarded++;
       failed++;
       this.log.warn(
         { pool: this.name, idleMs: Math.round(performance.now() - releasedAt), err: failure.message, failedChecks: failed },
         'a pooled PostgreSQL connection failed its check before use; destroyed, another is taken',
       );
+      // Before this call asks the pool again: it then gets a new connection or one that answered.
+      this.checkIdle(checkStarted);
       if (failed > this.pool.options.max || performance.now() - started >= this.callTimeoutMs) throw asStoreFailure(failure);
     }
+  }
+
+  /**
+   * Connections to one server die together (a failover, a firewall forgetting them all), so
+   * once one failed its check every idle one last heard from before that check began is
+   * suspect: they are all taken out of the pool now and checked at once, the dead destroyed
+   * and the rest handed back. Without this a request met them one after another, each costing
+   * it a check's whole deadline (ten silent connections: five seconds); now the request that
+   * found the first waits for one round of checks at most, as do requests arriving meanwhile
+   * (they wait for a connection that answered or a new one). Taken with `pool.connect()` as
+   * many times as the pool has idle connections: pg-pool serves waiters in order, from its
+   * idle ones first, and offers no other way to reach an idle connection.
+   */
+  private checkIdle(suspectSince: number): void {
+    const taking = Array.from({ length: this.pool.idleCount }, () => this.pool.connect());
+    if (taking.length === 0) return;
+    const outcomes = taking.map(async (connecting): Promise<'dead' | 'answered' | 'unchecked'> => {
+      const client = await connecting;
+      const releasedAt = this.releasedAt.get(client);
+      if (releasedAt === undefined || releasedAt >= suspectSince) {
+        // Heard from since (or just connected): back, as idle as it was.
+        client.release();
+        if (releasedAt === undefined) this.releasedAt.delete(client);
+        else this.releasedAt.set(client, releasedAt);
+        return 'unchecked';
+      }
+      if ((await this.answers(client, this.check.timeoutMs)) === undefined) {
+        client.release();
+        return 'answered';
+      }
+      client.release(true);
+      this.discarded++;
+      return 'dead';
+    });
+    void Promise.allSettled(outcomes).then((settled) => {
+      const count = (outcome: string) => settled.filter((s) => s.status === 'fulfilled' && s.value === outcome).length;
+      const dead = count('dead');
+      this.log[dead > 0 ? 'warn' : 'info'](
+        { pool: this.name, checked: dead + count('answered'), dead },
+        'after a pooled PostgreSQL connection failed its check, the idle ones were checked at once; the dead destroyed',
+      );
+    });
   }
 
   /** Undefined when `client` answered the check in time, else why not. */

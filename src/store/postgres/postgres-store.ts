@@ -229,6 +229,10 @@ export class PostgresStore implements MetadataStore {
     return this.locks.state();
   }
 
+  discardedConnections(): number {
+    return this.pool.discarded + this.keyLocks.discarded;
+  }
+
   async transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {
     for (let attempt = 1, lost = 0; ; attempt++) {
       const held = await holdClient(this.pool, this.log, 'transaction');
