@@ -416,6 +416,11 @@ export class Token implements ModuleUser {
     return this.sessions.usage();
   }
 
+  /** The duty session's (serviceDuty runs), beside the pool: a session the token must allow too (metrics). */
+  dutyUsage(): { size: number; inUse: number; waiting: number } {
+    return this.dutySessions.usage();
+  }
+
   /** Whether the keep-alive session is still logged in (readiness); never throws. */
   loggedIn(): boolean {
     if (this.closed) return false;

@@ -9,6 +9,8 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 export interface PoolState {
   usage(): { size: number; inUse: number; waiting: number; oldestWaitMs: number };
+  /** The session of the service's own duty (audit digest signatures), beside the pool. */
+  dutyUsage(): { size: number; inUse: number; waiting: number };
 }
 
 /**
@@ -63,14 +65,28 @@ export class ServiceMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'p11kms_process_' });
   }
 
-  /** Session pool gauges, read when scraped. */
+  /**
+   * Token session gauges, read when scraped, by pool: `operations` (sessionPoolSize, every
+   * request's) and `duty` (the one session audit digests are signed on, never shed nor queued
+   * behind requests). Both are sessions the token must allow: an operator sizing its session
+   * limit sums them; one watching saturation reads `operations`.
+   */
   watchPool(pool: PoolState): void {
-    const gauge = (name: string, help: string, pick: (u: ReturnType<PoolState['usage']>) => number) =>
-      new Gauge({ name, help, registers: [this.registry], collect() { this.set(pick(pool.usage())); } });
-    gauge('p11kms_token_sessions', 'Size of the token session pool.', (u) => u.size);
-    gauge('p11kms_token_sessions_in_use', 'Token sessions running an operation.', (u) => u.inUse);
-    gauge('p11kms_token_sessions_waiting', 'Operations waiting for a token session.', (u) => u.waiting);
-    gauge('p11kms_token_queue_oldest_wait_seconds', 'How long the operation waiting longest for a token session has waited so far (0: none waits); load shedding starts above sessionQueueMaxWaitMs.', (u) => u.oldestWaitMs / 1000);
+    const byPool = (name: string, help: string, pick: (u: ReturnType<PoolState['dutyUsage']>) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool'],
+        registers: [this.registry],
+        collect() {
+          this.set({ pool: 'operations' }, pick(pool.usage()));
+          this.set({ pool: 'duty' }, pick(pool.dutyUsage()));
+        },
+      });
+    byPool('p11kms_token_sessions', 'Token sessions this process may hold open, by pool: operations (sessionPoolSize) and duty (the audit digest signature\'s own session).', (u) => u.size);
+    byPool('p11kms_token_sessions_in_use', 'Token sessions running an operation, by pool (operations, duty).', (u) => u.inUse);
+    byPool('p11kms_token_sessions_waiting', 'Operations waiting for a token session, by pool (operations, duty).', (u) => u.waiting);
+    new Gauge({ name: 'p11kms_token_queue_oldest_wait_seconds', help: 'How long the operation waiting longest for a pooled token session has waited so far (0: none waits); load shedding starts above sessionQueueMaxWaitMs.', registers: [this.registry], collect() { this.set(pool.usage().oldestWaitMs / 1000); } });
   }
 
   watchAudit(state: () => { queued: number; failure: string | undefined }): void {

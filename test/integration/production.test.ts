@@ -216,7 +216,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       expect(body).to.match(/^p11kms_requests_total\{dialect="aws-json",operation="ListKeys",error="UnrecognizedClientException"\} 1$/m);
       expect(body).to.match(/^p11kms_request_duration_seconds_bucket\{le="[^"]+",dialect="aws-json",operation="Decrypt"\} [1-9]/m);
       expect(body).to.match(/^p11kms_token_call_duration_seconds_count\{function="C_Encrypt",outcome="ok"\} [1-9]/m);
-      for (const name of ['p11kms_token_sessions', 'p11kms_token_sessions_in_use', 'p11kms_token_sessions_waiting', 'p11kms_audit_queue_depth', 'p11kms_token_shed_total']) {
+      for (const name of ['p11kms_token_sessions{pool="operations"}', 'p11kms_token_sessions_in_use{pool="operations"}', 'p11kms_token_sessions_waiting{pool="operations"}', 'p11kms_audit_queue_depth', 'p11kms_token_shed_total']) {
         expect(metricSample(body, `${name} `), name).to.be.a('number');
       }
       expect(metricSample(body, 'p11kms_audit_fsync_duration_seconds_count ')).to.be.greaterThan(0);
@@ -442,11 +442,43 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         }
         // Answered while the session is still held: the trail did not wait for the queue.
         expect((await Promise.all(refusals)).map((e) => e.name)).to.deep.equal(Array(6).fill('ThrottlingException'));
-        expect(metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_waiting ')).to.equal(1);
+        expect(metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_waiting{pool="operations"} ')).to.equal(1);
         fs.writeFileSync(faults, '[]');
         await Promise.all([holding, waiting]);
         expect(server.stderr()).to.not.include('audit digest for the unsigned tail failed');
         execFileSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js'), 'audit', 'verify', '--dir', auditDir], { stdio: 'pipe' });
+      } finally {
+        await server.kill();
+      }
+    });
+
+    it('counts the duty session in the token session gauges: one beyond the pool, in use while a digest is signed', async function () {
+      // Pre: the gauges counted the pool only, so an operator sizing the token's session limit
+      // from them missed the session every digest is signed on.
+      const { server, faults } = await onOneSession('duty-gauges', { P11KMS_AUDIT_UNSIGNED_MAX_RECORDS: '3', P11KMS_AUDIT_UNSIGNED_MAX_SECONDS: '3600' });
+      try {
+        const kms = server.client();
+        const auditDir = path.join(server.dataDir, 'audit');
+        const tailDigests = () => fs.readdirSync(auditDir).filter((f) => /^digest-.*\.json$/.test(f)).map((f) => (JSON.parse(fs.readFileSync(path.join(auditDir, f), 'utf8')) as { digest: { reason: string } }).digest.reason).filter((r) => r.includes('tail:records')).length;
+        const sessions = async () => {
+          const body = (await get(`${server.endpoint}/metrics`)).body;
+          const pools = (name: string) => ['operations', 'duty'].map((pool) => metricSample(body, `${name}{pool="${pool}"} `));
+          return { sessions: pools('p11kms_token_sessions'), inUse: pools('p11kms_token_sessions_in_use'), waiting: pools('p11kms_token_sessions_waiting') };
+        };
+        const before = tailDigests();
+        // The digest's signature is held (the only signature made meanwhile): its session stays in use.
+        fs.writeFileSync(faults, JSON.stringify([{ call: 'C_SignAsync', hold: true }]));
+        // Three records: the unsigned tail reaches its bound and a digest signs it.
+        const lists = Array.from({ length: 3 }, () => kms.send(new ListKeysCommand({})));
+        await waitForLogCount(server, /injected token fault/, 1);
+        expect(await sessions()).to.deep.equal({ sessions: [1, 1], inUse: [0, 1], waiting: [0, 0] });
+        fs.writeFileSync(faults, '[]');
+        await Promise.all(lists);
+        for (let polls = 0; tailDigests() === before; polls++) {
+          if (polls > 1000) throw new Error('no digest signed the tail');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(await sessions()).to.deep.equal({ sessions: [1, 1], inUse: [0, 0], waiting: [0, 0] });
       } finally {
         await server.kill();
       }
@@ -471,7 +503,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         const signs = [slowSign(), slowSign()];
         for (let polls = 0; ; polls++) {
           const metrics = (await get(`${server.endpoint}/metrics`)).body;
-          if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 2 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
+          if (metricSample(metrics, 'p11kms_token_sessions_waiting{pool="operations"} ') === 2 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) break;
           if (polls > 1000) throw new Error('the two signatures never stood in the queue');
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -499,7 +531,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
     async function queueStanding(server: TestServer): Promise<void> {
       for (let polls = 0; ; polls++) {
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        if (metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) return;
+        if (metricSample(metrics, 'p11kms_token_sessions_waiting{pool="operations"} ') === 1 && metricSample(metrics, 'p11kms_token_queue_oldest_wait_seconds ')! > 0.05) return;
         if (polls > 1000) throw new Error(`the queue never stood past 50 ms: ${metrics.split('\n').filter((l) => l.startsWith('p11kms_token_')).join('; ')}`);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -511,7 +543,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
       const requests = [0, 1].map(() => kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: wrapping, KeyPairSpec: 'RSA_4096' })));
       for (let i = 0; i < 400; i++) {
         const metrics = (await get(`${server.endpoint}/metrics`)).body;
-        if (metricSample(metrics, 'p11kms_token_sessions_in_use ') === 1 && metricSample(metrics, 'p11kms_token_sessions_waiting ') === 1) return requests;
+        if (metricSample(metrics, 'p11kms_token_sessions_in_use{pool="operations"} ') === 1 && metricSample(metrics, 'p11kms_token_sessions_waiting{pool="operations"} ') === 1) return requests;
         await new Promise((r) => setTimeout(r, 20));
       }
       throw new Error('the two requests never were in flight together');
@@ -545,7 +577,7 @@ describe('production: TLS, mutual TLS, signals, metrics, readiness, quotas, load
         .catch((err: Error) => err.name);
       let inToken = false;
       for (let i = 0; i < 400 && !inToken; i++) {
-        inToken = metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_in_use ') === 1;
+        inToken = metricSample((await get(`${server.endpoint}/metrics`)).body, 'p11kms_token_sessions_in_use{pool="operations"} ') === 1;
         if (!inToken) await new Promise((r) => setTimeout(r, 20));
       }
       expect(inToken, 'the generation reached the token').to.equal(true);
