@@ -60,7 +60,7 @@ describe('PostgreSQL store: pooled connections that went silent while idle', fun
     expect(found.length, 'silent connections found by their check').to.be.greaterThan(0);
     // The first a request found has every other idle one checked at once: none meets a second.
     expect(found.map((f) => f.failedChecks)).to.deep.equal(found.map(() => 1));
-    const discarded = metricSample((await fetch(`${server.endpoint}/metrics`).then((r) => r.text())), 'p11kms_store_connections_discarded_total ');
+    const discarded = metricSample(await (await fetch(`${server.endpoint}/metrics`)).text(), 'p11kms_store_connections_discarded_total ');
     expect(discarded, 'p11kms_store_connections_discarded_total').to.be.at.least(found.length);
     expect(log.filter((l) => /request failed|unexpected failure/.test(l))).to.deep.equal([]);
     // Each change once: the check comes before any statement of the request.
