@@ -44,7 +44,15 @@ export class TestServer {
     readonly xksEndpoint?: string,
   ) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
   }
+
+  /**
+   * Once the process has ended and its output pipes are read to the end. Node emits 'exit'
+   * possibly before the last lines of stderr arrive: with --workers the supervisor's last log
+   * line ("all workers stopped", written just before it exits) was missing from stderr() once.
+   */
+  private readonly closed: Promise<void>;
 
   /** Resolves with the exit code once the process has ended. */
   readonly exited: Promise<number | null>;
@@ -147,11 +155,8 @@ export class TestServer {
   }
 
   private signal(sig: NodeJS.Signals): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.kill(sig);
-    });
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
+    return this.closed;
   }
 }
 
