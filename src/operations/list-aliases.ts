@@ -10,13 +10,15 @@ const BY_NAME = listOrder(['string'], (a: AliasRecord) => [a.aliasName]);
 export const listAliases: OperationHandler<'ListAliases'> = async (input, ctx, services) => {
   // AWS authorises ListAliases by IAM policy alone, also when it is filtered by KeyId.
   checkAccountAction(services, ctx, 'kms:ListAliases');
-  let aliases = await services.store.listAliases(ctx.scope);
-  if (input.KeyId !== undefined) {
+  let aliases: AliasRecord[];
+  if (input.KeyId === undefined) {
+    aliases = await services.store.listAliases(ctx.scope);
+  } else {
     const key = await findKey(services, ctx, input.KeyId, KEY_ID_ACCEPTS_ALIAS['ListAliases.KeyId'] ?? false);
     if (key.accountId !== ctx.caller.accountId) {
       throw new KmsError('AccessDeniedException', `User: ${ctx.caller.principalArn} is not authorized to perform: kms:ListAliases on resource: ${key.arn} because no resource-based policy allows the kms:ListAliases action`);
     }
-    aliases = aliases.filter((a) => a.targetKeyId === key.keyId);
+    aliases = await services.store.listKeyAliases(key);
   }
   const { page, ...rest } = paginate('ListAliases', aliases, BY_NAME, input);
   return {

@@ -10,6 +10,11 @@ export interface KeyLocator {
   readonly region: string;
 }
 
+/** The key an alias may name: aliases belong to a region and account. A KeyRecord is one. */
+export interface AliasTarget extends KeyLocator {
+  readonly accountId: string;
+}
+
 /**
  * Reads and writes inside one transaction. Reads see the transaction's own writes.
  * When the transaction body throws (typically a KmsError), none of its writes happen.
@@ -69,6 +74,11 @@ export interface MetadataStore {
   getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined>;
   /** Aliases of one region and account, sorted by name. */
   listAliases(scope: Scope): Promise<AliasRecord[]>;
+  /**
+   * The aliases that name one key record, sorted by name: read on every authorised key use
+   * (kms:ResourceAliases), so its cost must not grow with the account's other aliases.
+   */
+  listKeyAliases(key: AliasTarget): Promise<AliasRecord[]>;
   getGrant(grantId: string): Promise<GrantRecord | undefined>;
   /** Grants of one key record, or of every key when none is given, oldest first. */
   listGrants(key?: KeyLocator): Promise<GrantRecord[]>;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, ListKeysCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DeleteAliasCommand, DescribeKeyCommand, EncryptCommand, GenerateRandomCommand, type KMSClient, ListKeysCommand, UpdateAliasCommand } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
 import { administrators, expectKmsError, serverPerSuite, type TestServer } from '../support/server';
 import { A, ADMIN, adminStatement, DAVE, denied, type Principal, policy, rootStatement } from '../support/strict-principals';
@@ -104,6 +104,14 @@ describe('request context keys: temporary credentials, actions on no key, IAM-on
     // The identity policy's condition sees the alias (AWS's AliasBasedIAMPolicy example), and the
     // key policy's Deny on the same condition does not apply.
     await finance.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: Buffer.from('x') }));
+    // The condition follows the alias: moved to another key, it allows that key and no longer this one.
+    const other = await keyWith(rootStatement);
+    await admin.send(new UpdateAliasCommand({ AliasName: 'alias/finance-key', TargetKeyId: other.KeyId! }));
+    const err = await expectKmsError(finance.send(new EncryptCommand({ KeyId: key.KeyId!, Plaintext: Buffer.from('x') })));
+    expect(err.name).to.equal('AccessDeniedException');
+    await finance.send(new EncryptCommand({ KeyId: other.KeyId!, Plaintext: Buffer.from('x') }));
+    await admin.send(new DeleteAliasCommand({ AliasName: 'alias/finance-key' }));
+    expect((await expectKmsError(finance.send(new EncryptCommand({ KeyId: other.KeyId!, Plaintext: Buffer.from('x') })))).name).to.equal('AccessDeniedException');
   });
 
   it('kms:ResourceAliases in a key policy Allow gives nothing by itself', async () => {

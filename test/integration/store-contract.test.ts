@@ -202,6 +202,41 @@ for (const backend of backends) {
       expect(await until(async () => (await b.getKey(key)) === undefined), 'the other handle never saw the deletion').to.equal(true);
     });
 
+    it("lists a key's aliases apart from the account's others, and a moved or deleted alias leaves its former key's list at once through the other handle", async () => {
+      const [first, second] = [keyRecord(), keyRecord()];
+      await a.transact((tx) => {
+        tx.putKey(first);
+        tx.putKey(second);
+      });
+      const suffix = randomUUID().slice(0, 8);
+      const [moved, deleted, kept] = ['moved', 'deleted', 'kept'].map((n) => `alias/key-aliases-${n}-${suffix}`);
+      for (const name of [moved, deleted, kept]) await createAliasIn(a, name, first.keyId);
+      await createAliasIn(a, `alias/key-aliases-other-${suffix}`, second.keyId);
+      const names = async (store: MetadataStore, key: KeyRecord) => (await store.listKeyAliases(key)).map((x) => x.aliasName);
+      expect(await until(async () => (await names(b, first)).length === 3), 'the other handle never saw the three aliases').to.equal(true);
+      expect(await names(b, first)).to.deep.equal([deleted, kept, moved]);
+      expect(await names(b, second)).to.deep.equal([`alias/key-aliases-other-${suffix}`]);
+      expect(await names(b, { ...first, accountId: '999999999999' }), 'another account').to.deep.equal([]);
+
+      // The reading handle's cache holds the first key's list now; the change's notification must drop it.
+      const heard = (name: string) =>
+        new Promise<void>((resolve) => {
+          if (!b.watchChanges) return resolve();
+          const stop = b.watchChanges((changed) => {
+            if (changed === '*' || changed.includes(`a:${scope.region}/${scope.accountId}/${name}`)) stop(), resolve();
+          });
+        });
+      const movedHeard = heard(moved);
+      await a.transact(async (tx) => tx.putAlias({ ...(await tx.getAlias(scope, moved))!, targetKeyId: second.keyId, updatedAt: Date.now() }));
+      await movedHeard;
+      expect(await names(b, first), 'after UpdateAlias').to.deep.equal([deleted, kept]);
+      expect(await names(b, second)).to.deep.equal([moved, `alias/key-aliases-other-${suffix}`]);
+      const deletedHeard = heard(deleted);
+      await a.transact((tx) => tx.deleteAlias(scope, deleted));
+      await deletedHeard;
+      expect(await names(b, first), 'after DeleteAlias').to.deep.equal([kept]);
+    });
+
     it('keeps the records of a multi-Region key in step: a write to one region carries the shared fields to the others', async () => {
       const keyId = `mrk-${randomUUID().replace(/-/g, '')}`;
       const primary = keyRecord({ keyId, primaryRegion: 'us-east-1' });

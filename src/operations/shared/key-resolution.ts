@@ -149,9 +149,7 @@ async function authorizeUse(services: Services, ctx: RequestContext, key: KeyRec
   const access = services.access;
   const enforce = access?.enforce === true;
   const grants = enforce ? await services.store.listGrants(key) : [];
-  const resourceAliases = enforce
-    ? (await services.store.listAliases({ region: key.region, accountId: key.accountId })).filter((a) => a.targetKeyId === key.keyId).map((a) => a.aliasName)
-    : [];
+  const resourceAliases = enforce ? (await services.store.listKeyAliases(key)).map((a) => a.aliasName) : [];
   const request = use.conditions ?? {};
   const values = enforce ? requestConditionValues(services, ctx, { key, requestAlias, resourceAliases, request }) : new Map<string, string[]>();
   const { grant } = authorizeKeyAction(access, {

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as lockfile from 'proper-lockfile';
-import type { KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { AliasTarget, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
-import { OverlayTransaction } from './overlay-transaction';
-import { aliasKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot } from './snapshot';
+import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
+import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter } from './store-files';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
@@ -33,11 +33,18 @@ export class JsonFileStore implements MetadataStore {
   readonly singleWriter = true;
   private committed: Snapshot;
   /**
-   * Per-request reads (a key's grants, a scope's aliases: every authorised key use) answered
-   * from lists built once per committed state, not by scanning every record: request cost
-   * stays flat as keys, aliases and grants grow.
+   * Per-request reads (a key's grants and aliases: every authorised key use) answered from
+   * lists built once, not by scanning every record: request cost stays flat as keys, aliases
+   * and grants grow. A commit drops only the lists of the kinds it changed: the last-usage
+   * flush (keys, every few seconds while keys are used) must not make the next request
+   * regroup 100,000 aliases.
    */
-  private views: { grantsByKey?: Map<string, GrantRecord[]>; aliasesByScope?: Map<string, AliasRecord[]>; keysById?: Map<string, KeyRecord[]> } = {};
+  private views: {
+    grantsByKey?: Map<string, GrantRecord[]>;
+    aliasesByScope?: Map<string, AliasRecord[]>;
+    aliasesByKey?: Map<string, AliasRecord[]>;
+    keysById?: Map<string, KeyRecord[]>;
+  } = {};
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private readonly files: StoreFileWriter;
@@ -109,6 +116,11 @@ export class JsonFileStore implements MetadataStore {
     return [...(this.views.aliasesByScope.get(scopeKey(scope)) ?? [])];
   }
 
+  async listKeyAliases(key: AliasTarget): Promise<AliasRecord[]> {
+    this.views.aliasesByKey ??= groupSorted(this.committed.aliases.values(), (a) => aliasTargetKey(targetOf(a)), byAliasName);
+    return [...(this.views.aliasesByKey.get(aliasTargetKey(key)) ?? [])];
+  }
+
   async getGrant(grantId: string): Promise<GrantRecord | undefined> {
     return this.committed.grants.get(grantId);
   }
@@ -173,18 +185,18 @@ export class JsonFileStore implements MetadataStore {
         const batch = this.queue.splice(0);
         const working = copyOf(this.committed);
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
-        let changed = false;
+        let changed = NOTHING_CHANGED;
         for (const pending of batch) {
           const tx = new OverlayTransaction(working);
           try {
             const value = await pending.body(tx);
-            changed = tx.applyTo(working) || changed;
+            changed = unionOf(changed, tx.applyTo(working));
             outcomes.push({ ok: true, value });
           } catch (err) {
             outcomes.push({ ok: false, err });
           }
         }
-        if (changed) {
+        if (changed.any) {
           try {
             if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working);
             else await this.files.writeRecords(working);
@@ -194,7 +206,9 @@ export class JsonFileStore implements MetadataStore {
             continue;
           }
           this.committed = working;
-          this.views = {};
+          if (changed.keys) this.views.keysById = undefined;
+          if (changed.aliases) this.views.aliasesByScope = this.views.aliasesByKey = undefined;
+          if (changed.grants) this.views.grantsByKey = undefined;
         }
         batch.forEach((p, i) => {
           const outcome = outcomes[i];

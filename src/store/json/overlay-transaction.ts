@@ -107,16 +107,35 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
     return seen(this.intents, this.base.intents, creationId);
   }
 
-  /** Returns whether anything changed. */
-  applyTo(target: Snapshot): boolean {
+  /** Applies the writes; returns which kinds of record they changed. */
+  applyTo(target: Snapshot): ChangedKinds {
     applyWrites(target.keys, this.keys);
     applyWrites(target.aliases, this.aliases);
     applyWrites(target.grants, this.grants);
     applyWrites(target.customKeyStores, this.customKeyStores);
     applyWrites(target.intents, this.intents);
     applyWrites(target.outbox, this.outbox);
-    return this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0;
+    return {
+      keys: this.keys.size > 0,
+      aliases: this.aliases.size > 0,
+      grants: this.grants.size > 0,
+      any: this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0,
+    };
   }
+}
+
+/** Which kinds of record a batch of transactions changed (the JSON store keeps the read views of the others). */
+export interface ChangedKinds {
+  keys: boolean;
+  aliases: boolean;
+  grants: boolean;
+  any: boolean;
+}
+
+export const NOTHING_CHANGED: ChangedKinds = { keys: false, aliases: false, grants: false, any: false };
+
+export function unionOf(a: ChangedKinds, b: ChangedKinds): ChangedKinds {
+  return { keys: a.keys || b.keys, aliases: a.aliases || b.aliases, grants: a.grants || b.grants, any: a.any || b.any };
 }
 
 /** A record as the transaction sees it: its own write (null = deleted) or else the committed one. */

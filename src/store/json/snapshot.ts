@@ -1,4 +1,4 @@
-import type { KeyLocator } from '../metadata-store';
+import type { AliasTarget, KeyLocator } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 
@@ -31,6 +31,8 @@ export function copyOf(snapshot: Snapshot): Snapshot {
 export const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
 export const recordKey = (key: KeyLocator) => `${key.region}/${key.keyId}`;
 export const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
+export const aliasTargetKey = (key: AliasTarget) => `${key.region}/${key.accountId}/${key.keyId}`;
+export const targetOf = (alias: AliasRecord): AliasTarget => ({ keyId: alias.targetKeyId, region: alias.region, accountId: alias.accountId });
 
 export const byAliasName = (a: AliasRecord, b: AliasRecord) => a.aliasName.localeCompare(b.aliasName);
 export const byCreation = (a: GrantRecord, b: GrantRecord) => a.createdAt - b.createdAt || a.grantId.localeCompare(b.grantId);

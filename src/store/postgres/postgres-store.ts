@@ -2,7 +2,7 @@ import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundLockLostError, KmsError, StoreNotCommittedError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
-import type { BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { AliasTarget, BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { CheckedPool, IDLE_CHECK_AFTER_MS, IDLE_CHECK_TIMEOUT_MS, type IdleCheck } from './checked-pool';
@@ -10,8 +10,8 @@ import { BackgroundLocks, lockId } from './background-lock';
 import { announceWrites, commitOutcome } from './commit-outcome';
 import { holdFencedCommit } from './fence-test-hold';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
-import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
-import { aliasListName, aliasName, grantListName, grantName, keyName, keyRegionsName } from '../record-names';
+import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeyAliasesIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
+import { aliasListName, aliasName, grantListName, grantName, keyAliasesName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
 import { migrateSchema, newerSchemaMessage } from './schema';
 import { PostgresTransaction } from './transaction';
@@ -155,6 +155,10 @@ export class PostgresStore implements MetadataStore {
     return [...(await this.cache.get(aliasListName(scope), () => listAliasesIn(this.reader, scope)))];
   }
 
+  async listKeyAliases(key: AliasTarget): Promise<AliasRecord[]> {
+    return [...(await this.cache.get(keyAliasesName(key), () => listKeyAliasesIn(this.reader, key)))];
+  }
+
   getGrant(grantId: string): Promise<GrantRecord | undefined> {
     return this.cache.get(grantName(grantId), () => readGrant(this.reader, grantId));
   }
@@ -202,6 +206,7 @@ export class PostgresStore implements MetadataStore {
       listKeys: (scope) => listKeysIn(pool, scope),
       getAlias: (scope, name) => readAlias(pool, scope, name),
       listAliases: (scope) => listAliasesIn(pool, scope),
+      listKeyAliases: (key) => listKeyAliasesIn(pool, key),
       getGrant: (grantId) => readGrant(pool, grantId),
       listGrants: (key) => listGrantsIn(pool, key),
       getCustomKeyStore: (id) => readCustomKeyStore(pool, id),

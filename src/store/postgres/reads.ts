@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { GrantRecord } from '../grant-record';
-import type { KeyLocator } from '../metadata-store';
+import type { AliasTarget, KeyLocator } from '../metadata-store';
 import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 
 // Taking a pool or a transaction's client alike, so the cached store, its fresh() view and
@@ -42,6 +42,16 @@ export async function readAlias(q: Queryable, scope: Scope, name: string): Promi
 export async function listAliasesIn(q: Queryable, scope: Scope): Promise<AliasRecord[]> {
   const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2', [scope.region, scope.accountId]);
   // Sorted here rather than by the database, whose collation need not be code-point order.
+  return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+}
+
+/** The aliases naming one key: an index scan (p11kms_aliases_target), whatever the account's other aliases. */
+export async function listKeyAliasesIn(q: Queryable, key: AliasTarget): Promise<AliasRecord[]> {
+  const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE target_key_id = $1 AND region = $2 AND account_id = $3', [
+    key.keyId,
+    key.region,
+    key.accountId,
+  ]);
   return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
 }
 

@@ -5,7 +5,7 @@ import { IdKeyedWrites } from '../id-keyed-writes';
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { byRegion, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeysIn, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
-import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyName, keyRegionsName } from '../record-names';
+import { aliasListName, aliasName, customKeyStoreName, grantListName, grantName, intentName, keyAliasesName, keyName, keyRegionsName } from '../record-names';
 
 /** What makes grants with one Name the same grant (CreateGrant's Name idempotency). */
 export function grantNameFingerprint(g: GrantRecord): string | null {
@@ -187,8 +187,14 @@ export class PostgresTransaction extends IdKeyedWrites implements StoreTransacti
     for (const { locator, record } of this.keys.values()) {
       if (record === null) await q('DELETE FROM p11kms_keys WHERE key_id = $1 AND region = $2', [locator.keyId, locator.region]);
     }
+    // An alias changes the alias lists of the key it named before (deleted or moved) and of the one it names now.
+    const formerTarget = async (scope: Scope, name: string, sql: string) => {
+      const { rows } = await this.client.query<{ target_key_id: string }>(sql, [scope.region, scope.accountId, name]);
+      for (const r of rows) changed.push(keyAliasesName({ ...scope, keyId: r.target_key_id }));
+    };
     for (const { scope, name, record } of this.aliases.values()) {
-      if (record === null) await q('DELETE FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3', [scope.region, scope.accountId, name]);
+      if (record === null) await formerTarget(scope, name, 'DELETE FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3 RETURNING target_key_id');
+      else await formerTarget(scope, name, 'SELECT target_key_id FROM p11kms_aliases WHERE region = $1 AND account_id = $2 AND alias_name = $3');
     }
     for (const [creationId, intent] of this.intents) {
       if (intent === null) {
@@ -231,6 +237,7 @@ export class PostgresTransaction extends IdKeyedWrites implements StoreTransacti
     for (const [name, { scope, record }] of this.aliases) {
       changed.push(name, aliasListName(scope));
       if (record === null) continue;
+      changed.push(keyAliasesName({ keyId: record.targetKeyId, region: record.region, accountId: record.accountId }));
       await this.upsert(name, {
         insert: [
           'INSERT INTO p11kms_aliases (region, account_id, alias_name, target_key_id, doc) VALUES ($1, $2, $3, $4, $5)',
