@@ -12,6 +12,7 @@ import type { KeyRecord } from '../src/store/records';
  * record names that object by its creation id, as every record does). So the store, the key
  * lookups, the policy checks and the audit trail see `count` keys, and the token sees the
  * few objects of the source keys: what grows with the key count is p11kms's, not SoftHSM2's.
+ * Every key gets an alias of its own, so aliases grow with the keys too.
  */
 export function makeScaledDataDir(source: string, target: string, count: number): string[] {
   fs.cpSync(source, target, { recursive: true, filter: (src) => !/(^|\/)(audit|p11kms\.lock)$/.test(src) });
@@ -37,7 +38,10 @@ export function makeScaledDataDir(source: string, target: string, count: number)
       materials: record.materials.map((m) => ({ ...m, materialId: randomBytes(32).toString('hex') })),
     });
   }
-  fs.writeFileSync(file, JSON.stringify({ ...store, keys, aliases: [], grants: [] }));
+  // One alias per key, as users name their keys: every authorised use reads the key's aliases
+  // (kms:ResourceAliases), so the rows show whether that read grows with the account's aliases.
+  const aliases = keys.map((k, i) => ({ region: k.region, accountId: k.accountId, aliasName: `alias/bench-key-${i}`, targetKeyId: k.keyId, createdAt: k.createdAt, updatedAt: k.createdAt }));
+  fs.writeFileSync(file, JSON.stringify({ ...store, keys, aliases, grants: [] }));
   // Encrypt is made with the symmetric keys only: the source ones and every replica.
   return [...templates, ...keys.slice(store.keys.length)].map((k) => k.keyId);
 }
