@@ -5,7 +5,7 @@ import type { AliasTarget, KeyLocator, MetadataStore, StoreTransaction } from '.
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
-import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, copyOf, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
+import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter } from './store-files';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
@@ -183,14 +183,15 @@ export class JsonFileStore implements MetadataStore {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
-        const working = copyOf(this.committed);
+        const working = { ...this.committed };
+        const owned = new Set<keyof Snapshot>();
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = NOTHING_CHANGED;
         for (const pending of batch) {
           const tx = new OverlayTransaction(working);
           try {
             const value = await pending.body(tx);
-            changed = unionOf(changed, tx.applyTo(working));
+            changed = unionOf(changed, tx.applyTo(working, owned));
             outcomes.push({ ok: true, value });
           } catch (err) {
             outcomes.push({ ok: false, err });

@@ -16,18 +16,6 @@ export function emptySnapshot(): Snapshot {
   return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map(), outbox: new Map() };
 }
 
-/** A copy a batch of transactions can change while readers keep the committed one. */
-export function copyOf(snapshot: Snapshot): Snapshot {
-  return {
-    keys: new Map(snapshot.keys),
-    aliases: new Map(snapshot.aliases),
-    grants: new Map(snapshot.grants),
-    customKeyStores: new Map(snapshot.customKeyStores),
-    intents: new Map(snapshot.intents),
-    outbox: new Map(snapshot.outbox),
-  };
-}
-
 export const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
 export const recordKey = (key: KeyLocator) => `${key.region}/${key.keyId}`;
 export const scopeKey = (scope: Scope) => `${scope.region}/${scope.accountId}`;
