@@ -107,7 +107,7 @@ export class StoreFileWriter {
   constructor(private readonly dataDir: string) {}
 
   async writeRecords(snapshot: Snapshot): Promise<void> {
-    await writeDurably(path.join(this.dataDir, STORE_FILE), await this.fileBytes(snapshot));
+    await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot));
   }
 
   async writeLastUses(snapshot: Snapshot): Promise<void> {
@@ -119,18 +119,26 @@ export class StoreFileWriter {
 
   /**
    * The file's bytes: the same text as JSON.stringify of a StoreFile, built from each record's
-   * own JSON (serialized) a slice of records at a time, yielding to the event loop in between,
-   * so requests keep being answered while a large store is written (100,000 keys: 78 MB).
+   * own JSON (serialized) a slice of records at a time and written slice by slice, so requests
+   * keep being answered while a large store is written (100,000 keys with an alias each: 97 MB),
+   * and the whole file is never one more buffer in memory (nor copied into one).
    */
-  private async fileBytes(snapshot: Snapshot): Promise<Buffer> {
-    const chunks: Buffer[] = [];
+  private async *fileChunks(snapshot: Snapshot): AsyncGenerator<Buffer> {
     let parts: string[] = [`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION}`];
-    const nextTurn = async () => {
-      chunks.push(Buffer.from(parts.join(''), 'utf8'));
+    const slice = () => {
+      const chunk = Buffer.from(parts.join(''), 'utf8');
       parts = [];
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      return chunk;
     };
-    const list = async (name: string, records: Iterable<object>) => {
+    const lists: Array<[string, Iterable<object>]> = [
+      ['keys', snapshot.keys.values()],
+      ['aliases', snapshot.aliases.values()],
+      ['grants', snapshot.grants.values()],
+      ['customKeyStores', snapshot.customKeyStores.values()],
+      ['intents', snapshot.intents.values()],
+      ['auditOutbox', snapshot.outbox.values()],
+    ];
+    for (const [name, records] of lists) {
       parts.push(`,${JSON.stringify(name)}:[`);
       let count = 0;
       for (const record of records) {
@@ -140,33 +148,27 @@ export class StoreFileWriter {
           this.serialized.set(record, json);
         }
         parts.push(count === 0 ? json : `,${json}`);
-        if (++count % RECORDS_PER_TURN === 0) await nextTurn();
+        // Each slice's write is awaited before the next is built: the event loop turns meanwhile.
+        if (++count % RECORDS_PER_TURN === 0) yield slice();
       }
       parts.push(']');
-    };
-    await list('keys', snapshot.keys.values());
-    await list('aliases', snapshot.aliases.values());
-    await list('grants', snapshot.grants.values());
-    await list('customKeyStores', snapshot.customKeyStores.values());
-    await list('intents', snapshot.intents.values());
-    await list('auditOutbox', snapshot.outbox.values());
+    }
     parts.push('}');
-    chunks.push(Buffer.from(parts.join(''), 'utf8'));
-    return Buffer.concat(chunks);
+    yield slice();
   }
 }
 
 /** Temporary files of writeDurably: `<file>.<random>.tmp`. */
 const TEMP_FILE = /^(metadata|last-usage)\.json\.[0-9a-f]{16}\.tmp$/;
 
-async function writeDurably(file: string, content: string | Buffer): Promise<void> {
+async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<void> {
   const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   const handle = await fs.promises.open(temp, 'w', 0o600);
   try {
-    // FileHandle.writeFile writes until every byte is down or fails: one write() call may write
-    // less without an error when the disk is nearly full. write-file-atomic made that single
-    // call and renamed the short file over metadata.json, which then would not parse.
-    await handle.writeFile(content);
+    // writeFile on a handle writes until every byte of every chunk is down or fails: one write()
+    // call may write less without an error when the disk is nearly full. write-file-atomic made
+    // that single call and renamed the short file over metadata.json, which then would not parse.
+    await fs.promises.writeFile(handle, content);
     await handle.sync();
     await handle.close();
     await fs.promises.rename(temp, file);
