@@ -104,7 +104,7 @@ export class ServiceMetrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const key of await store.listKeys()) this.inc({ state: key.keyState, spec: key.keySpec });
+        for (const { keyState, keySpec, count } of await store.countKeys()) this.set({ state: keyState, spec: keySpec }, count);
       },
     });
   }

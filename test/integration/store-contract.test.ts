@@ -237,6 +237,23 @@ for (const backend of backends) {
       expect(await names(b, first), 'after DeleteAlias').to.deep.equal([kept]);
     });
 
+    it('counts keys by state and spec as listing them would: what /metrics reads instead of every record', async () => {
+      const before = await b.countKeys();
+      await a.transact((tx) => {
+        tx.putKey(keyRecord({ keyState: 'Disabled', keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC' }));
+        tx.putKey(keyRecord({ keyState: 'PendingDeletion' }));
+        tx.putKey(keyRecord({ region: 'eu-west-1', accountId: '999999999999' }));
+      });
+      const listed = new Map<string, number>();
+      for (const k of await b.listKeys()) listed.set(`${k.keyState} ${k.keySpec}`, (listed.get(`${k.keyState} ${k.keySpec}`) ?? 0) + 1);
+      const counted = new Map((await b.countKeys()).map((c) => [`${c.keyState} ${c.keySpec}`, c.count]));
+      expect(counted).to.deep.equal(listed);
+      expect(counted.get('Disabled HMAC_256')).to.be.greaterThan(0);
+      expect(counted.get('PendingDeletion SYMMETRIC_DEFAULT')).to.be.greaterThan(0);
+      const total = (counts: { count: number }[]) => counts.reduce((sum, c) => sum + c.count, 0);
+      expect(total(await b.countKeys()), 'counted again after the three new keys').to.equal(total(before) + 3);
+    });
+
     it('keeps the records of a multi-Region key in step: a write to one region carries the shared fields to the others', async () => {
       const keyId = `mrk-${randomUUID().replace(/-/g, '')}`;
       const primary = keyRecord({ keyId, primaryRegion: 'us-east-1' });

@@ -2,7 +2,7 @@ import { Pool, type PoolClient, type QueryResult } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundLockLostError, KmsError, StoreNotCommittedError, StoreUnavailableError } from '../../errors';
 import type { GrantRecord } from '../grant-record';
-import type { AliasTarget, BackgroundLocksState, ChangeFeedState, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
+import type { AliasTarget, BackgroundLocksState, ChangeFeedState, KeyCount, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { CHANGE_CHANNEL, changePayload, ReadCache } from './change-feed';
 import { CheckedPool, IDLE_CHECK_AFTER_MS, IDLE_CHECK_TIMEOUT_MS, type IdleCheck } from './checked-pool';
@@ -10,7 +10,7 @@ import { BackgroundLocks, lockId } from './background-lock';
 import { announceWrites, commitOutcome } from './commit-outcome';
 import { holdFencedCommit } from './fence-test-hold';
 import { asStoreFailure, deadlined, deadlineOptions, isLostConnection } from './store-failures';
-import { type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeyAliasesIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
+import { countKeysIn, type Doc, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, listKeyAliasesIn, listKeysIn, type Queryable, readAlias, readCustomKeyStore, readGrant, readKey, readKeyRegions } from './reads';
 import { aliasListName, aliasName, grantListName, grantName, keyAliasesName, keyName, keyRegionsName } from '../record-names';
 import { holdClient } from './held-client';
 import { migrateSchema, newerSchemaMessage } from './schema';
@@ -147,6 +147,10 @@ export class PostgresStore implements MetadataStore {
     return listKeysIn(this.reader, scope);
   }
 
+  countKeys(): Promise<KeyCount[]> {
+    return countKeysIn(this.reader);
+  }
+
   getAlias(scope: Scope, name: string): Promise<AliasRecord | undefined> {
     return this.cache.get(aliasName(scope, name), () => readAlias(this.reader, scope, name));
   }
@@ -204,6 +208,7 @@ export class PostgresStore implements MetadataStore {
       getKey: (key) => readKey(pool, key),
       listKeyRegions: (keyId) => readKeyRegions(pool, keyId),
       listKeys: (scope) => listKeysIn(pool, scope),
+      countKeys: () => countKeysIn(pool),
       getAlias: (scope, name) => readAlias(pool, scope, name),
       listAliases: (scope) => listAliasesIn(pool, scope),
       listKeyAliases: (key) => listKeyAliasesIn(pool, key),

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { GrantRecord } from '../grant-record';
-import type { AliasTarget, KeyLocator } from '../metadata-store';
+import type { AliasTarget, KeyCount, KeyLocator } from '../metadata-store';
 import type { AliasRecord, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 
 // Taking a pool or a transaction's client alike, so the cached store, its fresh() view and
@@ -43,6 +43,13 @@ export async function listAliasesIn(q: Queryable, scope: Scope): Promise<AliasRe
   const { rows } = await q.query<Doc<AliasRecord>>('SELECT doc FROM p11kms_aliases WHERE region = $1 AND account_id = $2', [scope.region, scope.accountId]);
   // Sorted here rather than by the database, whose collation need not be code-point order.
   return rows.map((r) => r.doc).sort((a, b) => a.aliasName.localeCompare(b.aliasName));
+}
+
+export async function countKeysIn(q: Queryable): Promise<KeyCount[]> {
+  const { rows } = await q.query<{ key_state: string; key_spec: string; n: string }>(
+    "SELECT doc->>'keyState' AS key_state, doc->>'keySpec' AS key_spec, count(*) AS n FROM p11kms_keys GROUP BY 1, 2",
+  );
+  return rows.map((r) => ({ keyState: r.key_state, keySpec: r.key_spec, count: Number(r.n) }));
 }
 
 /** The aliases naming one key: an index scan (p11kms_aliases_target), whatever the account's other aliases. */
