@@ -14,6 +14,7 @@ import { migrateSchema, migrations } from '../../src/store/postgres/schema';
 import { type CreationIntent, keyArn, type KeyRecord, type Scope } from '../../src/store/records';
 import { until } from '../support/in-process';
 import { freshDatabaseUrl } from '../support/postgres';
+import { describeWarning, warningsDuring } from '../support/process-warnings';
 
 const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
 const log = pino({ level: 'silent' });
@@ -381,7 +382,14 @@ describe('PostgreSQL store: schema and cluster duties', function () {
     const b = await PostgresStore.open(url, log);
     const tasks = ['sweeper', 'reconciler', 'rotation'];
     try {
-      expect(await Promise.all(tasks.map((task) => a.asLeader(task, async () => task)))).to.deep.equal(tasks);
+      // The tasks and the audit outbox's liveness ask (two statements) all at once on the one
+      // session: node-postgres 9 drops the queue its 8 kept for a query asked while its
+      // connection runs another, and 8 warns of that; they go in turn instead.
+      const { value: asked, warnings } = await warningsDuring(() =>
+        Promise.all([Promise.all(tasks.map((task) => a.asLeader(task, async () => task))), a.processLiveness.isAlive('a process that never ran')]),
+      );
+      expect(asked).to.deep.equal([tasks, false]);
+      expect(warnings.filter((w) => w.name === 'DeprecationWarning').map(describeWarning), 'deprecations announced while they asked').to.deep.equal([]);
       await a.close();
       for (const task of tasks) {
         expect(await until(async () => (await b.asLeader(task, async () => 'b')) === 'b'), `${task} was never handed over`).to.equal(true);

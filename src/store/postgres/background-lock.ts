@@ -8,6 +8,7 @@ import type { BackgroundLocksState } from '../metadata-store';
 import type { CheckedPool } from './checked-pool';
 import { checkLiveness } from './connection-liveness';
 import { holdClient } from './held-client';
+import { queryInTurn } from './query-in-turn';
 
 /**
  * The session holding this process's background-task locks, as PostgreSQL knows it: its
@@ -58,7 +59,8 @@ const STARTED_MICROS = '(extract(epoch FROM backend_start) * 1000000)::bigint::t
 
 /** Names the lock session (application_name) and says which backend it is, in one round trip. */
 export async function nameLockSession(client: PoolClient): Promise<LockSession> {
-  const { rows } = await client.query<{ pid: number; started: string }>(
+  const { rows } = await queryInTurn<{ pid: number; started: string }>(
+    client,
     `SELECT set_config('application_name', $1, false), pg_backend_pid() AS pid, (SELECT ${STARTED_MICROS} FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS started`,
     [lockSessionName()],
   );
@@ -159,9 +161,9 @@ export class BackgroundLocks {
       const client = await opening;
       const lock = lockId(`process:${owner}`);
       try {
-        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lock]);
+        const { rows } = await queryInTurn<{ ok: boolean }>(client, 'SELECT pg_try_advisory_lock($1) AS ok', [lock]);
         if (!rows[0].ok) return true;
-        await client.query('SELECT pg_advisory_unlock($1)', [lock]);
+        await queryInTurn(client, 'SELECT pg_advisory_unlock($1)', [lock]);
         return false;
       } catch (err) {
         // The lock session was found lost while it asked (the step-down said why): a duty
@@ -206,7 +208,8 @@ export class BackgroundLocks {
       const client = await opening;
       // Closed while connecting: close() releases the session.
       if (this.closed) return undefined;
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
+      // Tasks asking at once, the liveness check and the audit outbox share this session: in turn.
+      const { rows } = await queryInTurn<{ ok: boolean }>(client, 'SELECT pg_try_advisory_lock($1) AS ok', [lockId(task)]);
       // The session was found lost meanwhile: its lock went with it.
       if (!rows[0].ok || this.leaseClient !== opening) return undefined;
       if (!(await this.waitForEarlierHolders(task, client))) return undefined;
@@ -250,7 +253,7 @@ export class BackgroundLocks {
       held?.release(true);
       const why = (err as { code?: string }).code === LOCK_NOT_AVAILABLE ? "the previous holder's transactions that passed their fence did not end in time" : "could not wait for the previous holder's transactions that passed their fence";
       this.log.warn({ task, err: (err as Error).message }, `${why}; this process lets the background-task lock go and asks for it again later`);
-      await lockSession.query('SELECT pg_advisory_unlock($1)', [lockId(task)]).catch(() => undefined);
+      await queryInTurn(lockSession, 'SELECT pg_advisory_unlock($1)', [lockId(task)]).catch(() => undefined);
       return false;
     }
   }
@@ -300,7 +303,7 @@ export class BackgroundLocks {
         // Named in pg_stat_activity (which process holds the cluster's lock), and known by its
         // backend for the fence (proveHeld).
         this.lockSessions.set(client, await nameLockSession(client));
-        if (this.livenessOwner !== undefined) await client.query('SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
+        if (this.livenessOwner !== undefined) await queryInTurn(client, 'SELECT pg_advisory_lock($1)', [lockId(`process:${this.livenessOwner}`)]);
       } catch (err) {
         client.release(true);
         throw err;

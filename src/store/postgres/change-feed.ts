@@ -2,6 +2,7 @@ import { Client, type ClientConfig } from 'pg';
 import type { Logger } from 'pino';
 import type { ChangeFeedState } from '../metadata-store';
 import { checkLiveness, LIVENESS_DEADLINE_MS } from './connection-liveness';
+import { queryInTurn } from './query-in-turn';
 
 export const CHANGE_CHANNEL = 'p11kms_changes';
 /** NOTIFY payloads must stay under 8000 bytes; a larger change invalidates everything. */
@@ -103,7 +104,8 @@ export class ReadCache {
     client.on('end', () => this.lost(client, undefined));
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANGE_CHANNEL}`);
+      // In turn, as the liveness check later asks on the same connection.
+      await queryInTurn(client, `LISTEN ${CHANGE_CHANNEL}`);
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;

@@ -1,4 +1,5 @@
 import type { Client, PoolClient, QueryConfig } from 'pg';
+import { queryInTurn } from './query-in-turn';
 
 /**
  * A connection held open for what it carries by being open (the change feed's LISTEN, the
@@ -23,8 +24,10 @@ export function checkLiveness(client: Client | PoolClient, connection: string, d
   let stopped = false;
   const schedule = () => {
     timer = setTimeout(() => {
-      // node-postgres honours a per-query query_timeout its types do not declare.
-      client.query({ text: 'SELECT 1', query_timeout: LIVENESS_DEADLINE_MS } as QueryConfig).then(
+      // In turn with the connection's other queries (the lock session's are asked at any
+      // time); the deadline counts the wait for its turn too. node-postgres honours a
+      // per-query query_timeout its types do not declare.
+      queryInTurn(client, { text: 'SELECT 1', query_timeout: LIVENESS_DEADLINE_MS } as QueryConfig).then(
         () => {
           if (!stopped) schedule();
         },
