@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { Client } from 'pg';
 import { migrations } from '../../src/store/postgres/schema';
 import { serverOnFreshDatabase } from '../support/postgres-suite';
+import { describeWarning, warningsDuring } from '../support/process-warnings';
 import { expectKmsError, type TestServer } from '../support/server';
 
 const KNOWN = migrations().at(-1)!.version;
@@ -39,14 +40,21 @@ describe('rolling upgrade: a node running while a newer release migrates the Pos
     // What a node of the newer release does on starting: migrate, and record the version.
     await db.query('INSERT INTO p11kms_schema (version, name) VALUES ($1, $2)', [NEWER, `${NEWER}-from-a-newer-release.sql`]);
     try {
-      for (const refused of [
-        kms.send(new CreateKeyCommand({})),
-        kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'k', TagValue: 'v' }] })),
-        kms.send(new CreateAliasCommand({ AliasName: 'alias/after-the-upgrade', TargetKeyId: keyId })),
-      ]) {
-        const err = await expectKmsError(refused);
+      // Sent at once, each failure awaited from the start: awaited one after another, a later
+      // one refused first was a rejection nobody handled yet (PromiseRejectionHandledWarning).
+      const { value: refusals, warnings } = await warningsDuring(() =>
+        Promise.all(
+          [
+            kms.send(new CreateKeyCommand({})),
+            kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: 'k', TagValue: 'v' }] })),
+            kms.send(new CreateAliasCommand({ AliasName: 'alias/after-the-upgrade', TargetKeyId: keyId })),
+          ].map(expectKmsError),
+        ),
+      );
+      for (const err of refusals) {
         expect([err.name, err.message, err.$metadata?.httpStatusCode]).to.deep.equal(['KMSInternalException', 'An internal error occurred.', 500]);
       }
+      expect(warnings.filter((w) => w.name === 'PromiseRejectionHandledWarning').map(describeWarning), 'refusals handled late').to.deep.equal([]);
       expect(await keyRows(), 'key records after the refused CreateKey').to.equal(rowsBefore);
       expect((await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags).to.deep.equal([]);
 
