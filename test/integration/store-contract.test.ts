@@ -238,6 +238,51 @@ for (const backend of backends) {
       expect(await names(b, first), 'after DeleteAlias').to.deep.equal([kept]);
     });
 
+    it("aliases moved back and forth by many transactions at once through both handles: each key's list ends as the aliases are", async () => {
+      const [first, second] = [keyRecord(), keyRecord()];
+      await a.transact((tx) => {
+        tx.putKey(first);
+        tx.putKey(second);
+      });
+      const suffix = randomUUID().slice(0, 8);
+      const moving = Array.from({ length: 8 }, (_, i) => `alias/moving-${i}-${suffix}`);
+      for (const name of moving) await createAliasIn(a, name, first.keyId);
+      const names = async (store: MetadataStore, key: KeyRecord) => (await store.listKeyAliases(key)).map((x) => x.aliasName);
+      expect(await until(async () => (await names(b, first)).length === moving.length)).to.equal(true);
+      expect(await names(b, second)).to.deep.equal([]);
+      // Three moves of each alias, all at once through both handles: each ends on the second key.
+      // The reading handle (b) has both lists cached; it must hear every one of the 24 commits.
+      const heard = new Map<string, number>();
+      const allHeard = new Promise<void>((resolve) => {
+        if (!b.watchChanges) return resolve();
+        const stop = b.watchChanges((changed) => {
+          for (const name of moving) if (changed === '*' || changed.includes(`a:${scope.region}/${scope.accountId}/${name}`)) heard.set(name, (heard.get(name) ?? 0) + 1);
+          if (moving.every((name) => (heard.get(name) ?? 0) >= 3)) stop(), resolve();
+        });
+      });
+      const flip = (store: MetadataStore, name: string) =>
+        store.transact(async (tx) => {
+          const current = (await tx.getAlias(scope, name))!;
+          tx.putAlias({ ...current, targetKeyId: current.targetKeyId === first.keyId ? second.keyId : first.keyId, updatedAt: Date.now() });
+        });
+      // Meanwhile the reading handle keeps reading both lists, so its cache is filled at every stage.
+      let flipping = true;
+      const reading = (async () => {
+        while (flipping) {
+          await Promise.all([names(b, first), names(b, second)]);
+          // The JSON store answers from memory: let its commits (file writes) have their turn.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      await Promise.all(moving.flatMap((name) => [flip(a, name), flip(b, name), flip(a, name)]));
+      await allHeard;
+      flipping = false;
+      await reading;
+      expect(await names(b, first)).to.deep.equal([]);
+      expect(await names(b, second)).to.deep.equal([...moving].sort());
+      expect(await names(a, second)).to.deep.equal([...moving].sort());
+    });
+
     it('counts keys by state and spec as listing them would: what /metrics reads instead of every record', async () => {
       const before = await b.countKeys();
       await a.transact((tx) => {
