@@ -203,21 +203,24 @@ for (const backend of backends) {
       expect(await until(async () => (await b.getKey(key)) === undefined), 'the other handle never saw the deletion').to.equal(true);
     });
 
+    /** Two keys of the scope, committed through the first handle. */
+    const twoKeys = async (): Promise<[KeyRecord, KeyRecord]> => {
+      const keys: [KeyRecord, KeyRecord] = [keyRecord(), keyRecord()];
+      await a.transact((tx) => keys.forEach((k) => tx.putKey(k)));
+      return keys;
+    };
+    const aliasNamesOf = async (store: MetadataStore, key: KeyRecord) => (await store.listKeyAliases(key)).map((x) => x.aliasName);
+
     it("lists a key's aliases apart from the account's others, and a moved or deleted alias leaves its former key's list at once through the other handle", async () => {
-      const [first, second] = [keyRecord(), keyRecord()];
-      await a.transact((tx) => {
-        tx.putKey(first);
-        tx.putKey(second);
-      });
+      const [first, second] = await twoKeys();
       const suffix = randomUUID().slice(0, 8);
       const [moved, deleted, kept] = ['moved', 'deleted', 'kept'].map((n) => `alias/key-aliases-${n}-${suffix}`);
       for (const name of [moved, deleted, kept]) await createAliasIn(a, name, first.keyId);
       await createAliasIn(a, `alias/key-aliases-other-${suffix}`, second.keyId);
-      const names = async (store: MetadataStore, key: KeyRecord) => (await store.listKeyAliases(key)).map((x) => x.aliasName);
-      expect(await until(async () => (await names(b, first)).length === 3), 'the other handle never saw the three aliases').to.equal(true);
-      expect(await names(b, first)).to.deep.equal([deleted, kept, moved]);
-      expect(await names(b, second)).to.deep.equal([`alias/key-aliases-other-${suffix}`]);
-      expect(await names(b, { ...first, accountId: '999999999999' }), 'another account').to.deep.equal([]);
+      expect(await until(async () => (await aliasNamesOf(b, first)).length === 3), 'the other handle never saw the three aliases').to.equal(true);
+      expect(await aliasNamesOf(b, first)).to.deep.equal([deleted, kept, moved]);
+      expect(await aliasNamesOf(b, second)).to.deep.equal([`alias/key-aliases-other-${suffix}`]);
+      expect(await aliasNamesOf(b, { ...first, accountId: '999999999999' }), 'another account').to.deep.equal([]);
 
       // The reading handle's cache holds the first key's list now; the change's notification must drop it.
       const heard = (name: string) =>
@@ -230,26 +233,21 @@ for (const backend of backends) {
       const movedHeard = heard(moved);
       await a.transact(async (tx) => tx.putAlias({ ...(await tx.getAlias(scope, moved))!, targetKeyId: second.keyId, updatedAt: Date.now() }));
       await movedHeard;
-      expect(await names(b, first), 'after UpdateAlias').to.deep.equal([deleted, kept]);
-      expect(await names(b, second)).to.deep.equal([moved, `alias/key-aliases-other-${suffix}`]);
+      expect(await aliasNamesOf(b, first), 'after UpdateAlias').to.deep.equal([deleted, kept]);
+      expect(await aliasNamesOf(b, second)).to.deep.equal([moved, `alias/key-aliases-other-${suffix}`]);
       const deletedHeard = heard(deleted);
       await a.transact((tx) => tx.deleteAlias(scope, deleted));
       await deletedHeard;
-      expect(await names(b, first), 'after DeleteAlias').to.deep.equal([kept]);
+      expect(await aliasNamesOf(b, first), 'after DeleteAlias').to.deep.equal([kept]);
     });
 
     it("aliases moved back and forth by many transactions at once through both handles: each key's list ends as the aliases are", async () => {
-      const [first, second] = [keyRecord(), keyRecord()];
-      await a.transact((tx) => {
-        tx.putKey(first);
-        tx.putKey(second);
-      });
+      const [first, second] = await twoKeys();
       const suffix = randomUUID().slice(0, 8);
       const moving = Array.from({ length: 8 }, (_, i) => `alias/moving-${i}-${suffix}`);
       for (const name of moving) await createAliasIn(a, name, first.keyId);
-      const names = async (store: MetadataStore, key: KeyRecord) => (await store.listKeyAliases(key)).map((x) => x.aliasName);
-      expect(await until(async () => (await names(b, first)).length === moving.length)).to.equal(true);
-      expect(await names(b, second)).to.deep.equal([]);
+      expect(await until(async () => (await aliasNamesOf(b, first)).length === moving.length)).to.equal(true);
+      expect(await aliasNamesOf(b, second)).to.deep.equal([]);
       // Three moves of each alias, all at once through both handles: each ends on the second key.
       // The reading handle (b) has both lists cached; it must hear every one of the 24 commits.
       const heard = new Map<string, number>();
@@ -269,7 +267,7 @@ for (const backend of backends) {
       let flipping = true;
       const reading = (async () => {
         while (flipping) {
-          await Promise.all([names(b, first), names(b, second)]);
+          await Promise.all([aliasNamesOf(b, first), aliasNamesOf(b, second)]);
           // The JSON store answers from memory: let its commits (file writes) have their turn.
           await new Promise((resolve) => setImmediate(resolve));
         }
@@ -278,9 +276,9 @@ for (const backend of backends) {
       await allHeard;
       flipping = false;
       await reading;
-      expect(await names(b, first)).to.deep.equal([]);
-      expect(await names(b, second)).to.deep.equal([...moving].sort());
-      expect(await names(a, second)).to.deep.equal([...moving].sort());
+      expect(await aliasNamesOf(b, first)).to.deep.equal([]);
+      expect(await aliasNamesOf(b, second)).to.deep.equal([...moving].sort());
+      expect(await aliasNamesOf(a, second)).to.deep.equal([...moving].sort());
     });
 
     it('counts keys by state and spec as listing them would: what /metrics reads instead of every record', async () => {
