@@ -145,8 +145,8 @@ describe('access control (strict mode): key policies, identity policies, grants'
     it('refuses two statements with one Sid (MalformedPolicyDocumentException) and keeps the old policy; statements without Sid may be many', async () => {
       const key = await createKey({ Policy: policy(adminStatement) });
       const twice = policy(adminStatement, { Sid: 'reader', Principal: { AWS: DAVE.principalArn }, Action: 'kms:DescribeKey' }, { Sid: 'reader', Principal: { AWS: DAVE.principalArn }, Action: 'kms:Decrypt' });
-      for (const refused of [c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: twice })), createKey({ Policy: twice })]) {
-        const err = await expectKmsError(refused);
+      // Both awaited from the start (the second may be refused before the first is looked at).
+      for (const err of await Promise.all([c.ADMIN.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, Policy: twice })), createKey({ Policy: twice })].map(expectKmsError))) {
         expect([err.name, err.message]).to.deep.equal(['MalformedPolicyDocumentException', 'Statement IDs (SID) in a single policy must be unique.']);
       }
       expect((await c.ADMIN.send(new GetKeyPolicyCommand({ KeyId: key.KeyId! }))).Policy).to.equal(policy(adminStatement));

@@ -289,8 +289,10 @@ describeEachToken('crypto: Encrypt, Decrypt, key states, DryRun', function () {
         ['ReEncrypt from', kms.send(new ReEncryptCommand({ CiphertextBlob: pendingBlob, DestinationKeyId: keyA.KeyId }))],
         ['ReEncrypt to', kms.send(new ReEncryptCommand({ CiphertextBlob: blobA, DestinationKeyId: pending.KeyId }))],
       ];
-      for (const [what, attempt] of attempts) {
-        const err = await expectKmsError(attempt);
+      // Every refusal awaited from the start: one refused before the loop reached it would be a late-handled rejection.
+      const refusals = await Promise.all(attempts.map(([, attempt]) => expectKmsError(attempt)));
+      for (const [i, [what]] of attempts.entries()) {
+        const err = refusals[i];
         expect(err.name, what).to.equal('KMSInvalidStateException');
         expect(err.$metadata?.httpStatusCode, what).to.equal(400);
         // AWS's text is not recorded: it must at least name the key and its state.
@@ -326,8 +328,10 @@ describeEachToken('crypto: Encrypt, Decrypt, key states, DryRun', function () {
           kms.send(new ReEncryptCommand({ CiphertextBlob: blob, SourceEncryptionContext: { d: 'r' }, DestinationKeyId: keyB.KeyId, DryRun: true })),
         ],
       ];
-      for (const [what, attempt] of attempts) {
-        const err = await expectKmsError(attempt);
+      // Every refusal awaited from the start: one refused before the loop reached it would be a late-handled rejection.
+      const refusals = await Promise.all(attempts.map(([, attempt]) => expectKmsError(attempt)));
+      for (const [i, [what]] of attempts.entries()) {
+        const err = refusals[i];
         expect(err.name, what).to.equal('DryRunOperationException');
         expect(wireError(err).message, what).to.equal(DRY_RUN);
         // The SDK error carries no result members: nothing was encrypted or generated.
@@ -348,8 +352,10 @@ describeEachToken('crypto: Encrypt, Decrypt, key states, DryRun', function () {
           kms.send(new ReEncryptCommand({ CiphertextBlob: garbage, SourceKeyId: keyA.KeyId, DestinationKeyId: keyB.KeyId, DryRun: true, DryRunModifiers: ['IGNORE_CIPHERTEXT'] })),
         ],
       ];
-      for (const [what, attempt] of attempts) {
-        const err = await expectKmsError(attempt);
+      // Every refusal awaited from the start: one refused before the loop reached it would be a late-handled rejection.
+      const refusals = await Promise.all(attempts.map(([, attempt]) => expectKmsError(attempt)));
+      for (const [i, [what]] of attempts.entries()) {
+        const err = refusals[i];
         expect([err.name, wireError(err).message], what).to.deep.equal(['DryRunOperationException', DRY_RUN]);
       }
     });
