@@ -7,15 +7,13 @@
  * Protocol on stdio: prints `ready` once the token is open; then for every `run <task>
  * <seconds>` line prints one JSON line {task, ops, seconds, p50ms, p99ms}; `exit` closes.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { loadConfig, loadHsmProfile } from '../src/config/config';
 import { KeyCustody, type MaterialRef } from '../src/custody/key-custody';
 import { Token } from '../src/custody/token';
 import { additionalData, encodeHeader, PayloadKind } from '../src/operations/shared/ciphertext';
-import type { KeyRecord } from '../src/store/records';
+import { readStoreFiles } from '../src/store/json/store-files';
 
 export interface RawKeys {
   symmetric: string;
@@ -26,8 +24,7 @@ export interface RawKeys {
 
 /** The current material of a key as the service recorded it (creation id included). */
 function materialOf(dataDir: string, keyId: string): MaterialRef {
-  const store = JSON.parse(fs.readFileSync(path.join(dataDir, 'metadata.json'), 'utf8')) as { keys: KeyRecord[] };
-  const key = store.keys.find((k) => k.keyId === keyId);
+  const key = [...readStoreFiles(dataDir).snapshot.keys.values()].find((k) => k.keyId === keyId);
   if (!key) throw new Error(`bench: key ${keyId} is not in ${dataDir}`);
   const { materials, currentVersion } = key;
   const current = materials.find((m) => m.version === currentVersion)!;

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readStoreFiles } from '../src/store/json/store-files';
 import type { KeyRecord } from '../src/store/records';
 
 /**
@@ -15,9 +16,11 @@ import type { KeyRecord } from '../src/store/records';
  * Every key gets an alias of its own, so aliases grow with the keys too.
  */
 export function makeScaledDataDir(source: string, target: string, count: number): string[] {
-  fs.cpSync(source, target, { recursive: true, filter: (src) => !/(^|\/)(audit|p11kms\.lock)$/.test(src) });
+  // The store is written whole below: the source's journal, if any, is read into it and not copied.
+  fs.cpSync(source, target, { recursive: true, filter: (src) => !/(^|\/)(audit|p11kms\.lock|metadata\.journal)$/.test(src) });
   const file = path.join(target, 'metadata.json');
-  const store = JSON.parse(fs.readFileSync(file, 'utf8')) as { keys: KeyRecord[] } & Record<string, unknown>;
+  const { snapshot } = readStoreFiles(source);
+  const store = { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>), keys: [...snapshot.keys.values()], journalSeq: 0 };
   const templates = store.keys.filter((k) => k.keySpec === 'SYMMETRIC_DEFAULT' && k.keyState === 'Enabled');
   if (templates.length === 0) throw new Error('bench: the source data directory has no symmetric key');
   if (templates.some((k) => k.materials.some((m) => !(m as { creationId?: string }).creationId))) {

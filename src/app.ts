@@ -76,6 +76,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       storeUrl: config.storeUrl,
       dataDir: config.dataDir,
       log,
+      journalFromBytes: config.storeJournalFromBytes,
       callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
       idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
     }),

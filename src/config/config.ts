@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HsmProfile } from '../custody/hsm-profile';
+import { DEFAULT_JOURNAL_FROM_BYTES } from '../store/json/store-journal';
 import { readJsonFile } from './json-file';
 
 export type AuthMode = 'strict' | 'permissive';
@@ -82,6 +83,12 @@ export interface Config {
   drainSeconds: number;
   /** postgres://… puts the metadata in PostgreSQL, shared by several processes and hosts; unset: the JSON file in dataDir. */
   storeUrl: string | undefined;
+  /**
+   * JSON store: once metadata.json is this large, commits are appended to metadata.journal
+   * instead of rewriting the file whole; the file is rewritten when the journal reaches this size
+   * or a quarter of the file, whichever is larger.
+   */
+  storeJournalFromBytes: number;
   /** Serving processes on this host sharing the port (more than one needs a shared store). */
   workers: number;
   /**
@@ -164,6 +171,7 @@ export const DEFAULTS: Config = {
   grantsPerKey: 50_000,
   drainSeconds: 30,
   storeUrl: undefined,
+  storeJournalFromBytes: DEFAULT_JOURNAL_FROM_BYTES,
   workers: 1,
   tokenBackends: {},
   xksProxyFile: undefined,
@@ -217,6 +225,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_GRANTS_PER_KEY: 'grantsPerKey',
   P11KMS_DRAIN_SECONDS: 'drainSeconds',
   P11KMS_STORE_URL: 'storeUrl',
+  P11KMS_STORE_JOURNAL_FROM_BYTES: 'storeJournalFromBytes',
   P11KMS_WORKERS: 'workers',
   P11KMS_TOKEN_BACKENDS: 'tokenBackends',
   P11KMS_XKS_PROXY_FILE: 'xksProxyFile',
@@ -225,7 +234,7 @@ const ENVIRONMENT: Record<string, keyof Config> = {
   P11KMS_XKS_PROXY_TIMEOUT_MS: 'xksProxyTimeoutMs',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'storeCallTimeoutSeconds', 'storeIdleCheckAfterMs', 'storeIdleCheckTimeoutMs', 'grantsPerKey']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'sweepIntervalSeconds', 'clockOffsetSeconds', 'maxBodyBytes', 'auditMaxFileBytes', 'auditSyncsInFlight', 'auditRotationSeconds', 'drainSeconds', 'workers', 'auditUnsignedMaxSeconds', 'auditUnsignedMaxRecords', 'auditSigningKeyRotationDays', 'xksProxyPort', 'xksProxyTimeoutMs', 'intentLeaseSeconds', 'tokenCallTimeoutSeconds', 'storeCallTimeoutSeconds', 'storeIdleCheckAfterMs', 'storeIdleCheckTimeoutMs', 'grantsPerKey', 'storeJournalFromBytes']);
 
 /**
  * Builds the config from defaults, then a JSON file, then the environment, then flags
@@ -282,6 +291,9 @@ export function loadConfig(
     throw new Error('settings storeIdleCheckAfterMs must be 0 or more and storeIdleCheckTimeoutMs positive');
   }
   if (!Number.isInteger(config.grantsPerKey) || config.grantsPerKey < 1) throw new Error(`setting grantsPerKey must be a whole number from 1, got '${String(raw.grantsPerKey)}'`);
+  if (!Number.isSafeInteger(config.storeJournalFromBytes) || config.storeJournalFromBytes < 0) {
+    throw new Error(`setting storeJournalFromBytes must be a whole number from 0, got '${String(raw.storeJournalFromBytes)}'`);
+  }
   if (config.workers > 1 && !isSharedStoreUrl(config.storeUrl)) {
     throw new Error(
       `workers ${config.workers} needs the PostgreSQL store (P11KMS_STORE_URL=postgres://…): the JSON store under dataDir is written by one process only`,

@@ -9,8 +9,15 @@ import type { IdleCheck } from './postgres/checked-pool';
  * loaded only when named: node-postgres and its dependencies cost ~100 ms of every start-up
  * on the JSON store otherwise (a tenth of the ≤ 1 s aim with 10,000 keys).
  */
-export async function openStore(options: { storeUrl: string | undefined; dataDir: string; log: Logger; callTimeoutMs?: number; idleCheck?: IdleCheck }): Promise<MetadataStore> {
-  if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir);
+export async function openStore(options: {
+  storeUrl: string | undefined;
+  dataDir: string;
+  log: Logger;
+  callTimeoutMs?: number;
+  idleCheck?: IdleCheck;
+  journalFromBytes?: number;
+}): Promise<MetadataStore> {
+  if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir, { journalFromBytes: options.journalFromBytes });
   if (isSharedStoreUrl(options.storeUrl)) {
     const { PostgresStore } = await import('./postgres/postgres-store');
     return PostgresStore.open(options.storeUrl, options.log, { callTimeoutMs: options.callTimeoutMs, idleCheck: options.idleCheck });

@@ -14,6 +14,7 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { expect } from 'chai';
+import { readStore } from '../support/custody-invariants';
 import { freshDatabaseUrl } from '../support/postgres';
 import { expectKmsError, TestServer } from '../support/server';
 import type { FaultRule } from '../../src/custody/faults';
@@ -101,46 +102,53 @@ describe('persistence and recovery', function () {
     }
   });
 
-  it('survives kill -9 in the middle of a load: store readable, store and token agree', async () => {
-    let server = await TestServer.start();
-    try {
-      const kms = server.client();
-      // Keep creating keys and aliases; kill the process once some have landed and more are in flight.
-      let landed = 0;
-      const inFlight: Array<Promise<unknown>> = [];
-      for (let i = 0; i < 60; i++) {
-        inFlight.push(
-          kms
-            .send(new CreateKeyCommand({}))
-            .then(({ KeyMetadata }) => kms.send(new CreateAliasCommand({ AliasName: `alias/load-${i}`, TargetKeyId: KeyMetadata!.KeyId })))
-            .then(() => landed++)
-            .catch(() => undefined),
-        );
-      }
-      while (landed < 5) await new Promise((r) => setTimeout(r, 5));
-      await server.kill();
-      await Promise.all(inFlight);
-      expect(landed, 'some requests were still in flight at the kill').to.be.lessThan(60);
+  for (const [store, env, journaling] of [
+    ['', {}, false],
+    // Every commit appended to the journal (the default does so from 1 MiB of metadata.json on).
+    [', the store journaling', { P11KMS_STORE_JOURNAL_FROM_BYTES: '0' }, true],
+  ] as const) {
+    it(`survives kill -9 in the middle of a load${store}: store readable, every acknowledged alias there, store and token agree`, async () => {
+      let server = await TestServer.start({ env });
+      try {
+        const kms = server.client();
+        // Keep creating keys and aliases; kill the process once some have landed and more are in flight.
+        const landed: string[] = [];
+        const inFlight: Array<Promise<unknown>> = [];
+        for (let i = 0; i < 60; i++) {
+          inFlight.push(
+            kms
+              .send(new CreateKeyCommand({}))
+              .then(({ KeyMetadata }) => kms.send(new CreateAliasCommand({ AliasName: `alias/load-${i}`, TargetKeyId: KeyMetadata!.KeyId })))
+              .then(() => landed.push(`alias/load-${i}`))
+              .catch(() => undefined),
+          );
+        }
+        while (landed.length < 5) await new Promise((r) => setTimeout(r, 5));
+        await server.kill();
+        await Promise.all(inFlight);
+        expect(landed.length, 'some requests were still in flight at the kill').to.be.lessThan(60);
+        expect(readStore(server.dataDir).keys, 'the store files read whole after the crash').to.be.an('array');
+        const journal = path.join(server.dataDir, 'metadata.journal');
+        expect(fs.existsSync(journal) && fs.statSync(journal).size > 0, 'commits in the journal').to.equal(journaling);
 
-      const metadata = JSON.parse(fs.readFileSync(path.join(server.dataDir, 'metadata.json'), 'utf8')) as { keys: unknown[] };
-      expect(metadata.keys, 'the store file is complete JSON after the crash').to.be.an('array');
-
-      server = await TestServer.start({ dataDir: server.dataDir });
-      const after = server.client();
-      const ids = await allKeyIds(after);
-      // Every listed key has exactly its material in the token, and nothing else is there.
-      expect(materialLabels(server.dataDir)).to.deep.equal(ids.map((id) => `p11kms:${id}:v1`).sort());
-      for (const id of ids) {
-        await after.send(new EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') }));
+        server = await TestServer.start({ dataDir: server.dataDir, env });
+        const after = server.client();
+        const ids = await allKeyIds(after);
+        // Every listed key has exactly its material in the token, and nothing else is there.
+        expect(materialLabels(server.dataDir)).to.deep.equal(ids.map((id) => `p11kms:${id}:v1`).sort());
+        for (const id of ids) {
+          await after.send(new EncryptCommand({ KeyId: id, Plaintext: Buffer.from('x') }));
+        }
+        const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
+        expect(health.missingMaterial).to.equal(0);
+        const aliases = (await after.send(new ListAliasesCommand({ Limit: 100 }))).Aliases ?? [];
+        for (const alias of aliases) expect(ids).to.include(alias.TargetKeyId);
+        expect(aliases.map((a) => a.AliasName), 'every alias acknowledged before the kill').to.include.members(landed);
+      } finally {
+        await server.stop();
       }
-      const health = (await (await fetch(`${server.endpoint}/health`)).json()) as { missingMaterial: number };
-      expect(health.missingMaterial).to.equal(0);
-      const aliases = await after.send(new ListAliasesCommand({}));
-      for (const alias of aliases.Aliases ?? []) expect(ids).to.include(alias.TargetKeyId);
-    } finally {
-      await server.stop();
-    }
-  });
+    });
+  }
 
   it('a store restored from an older backup than the token: keys made after it are kept and reported, not destroyed, and work again with the right store', async () => {
     const { server, keyId: older, CiphertextBlob: olderBlob } = await stoppedWithOneKey();

@@ -61,14 +61,45 @@ interface Backend {
   open(): Promise<{ a: MetadataStore; b: MetadataStore; close(): Promise<void> }>;
 }
 
-const backends: Backend[] = [
-  {
-    name: 'JSON file',
+/** Everything a store holds, as its readers see it. */
+async function contentsOf(store: MetadataStore) {
+  return {
+    keys: await store.listKeys(),
+    aliases: await store.listAliases(scope),
+    grants: await store.listGrants(),
+    customKeyStores: await store.listCustomKeyStores(),
+    intents: await store.listIntents(),
+    outbox: await store.listOutboxEntries(),
+  };
+}
+
+/** The JSON store on a directory of its own; closing it checks that reopening reads back what it held. */
+function jsonBackend(name: string, options: { journalFromBytes?: number }): Backend {
+  return {
+    name,
     async open() {
-      const store = await JsonFileStore.open(fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-contract-')));
-      return { a: store, b: store, close: () => store.close() };
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-contract-'));
+      const store = await JsonFileStore.open(dir, options);
+      const close = async () => {
+        const held = await contentsOf(store);
+        await store.close();
+        const reopened = await JsonFileStore.open(dir, options);
+        try {
+          expect(await contentsOf(reopened), 'reopened, the store holds what it held').to.deep.equal(held);
+        } finally {
+          await reopened.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      };
+      return { a: store, b: store, close };
     },
-  },
+  };
+}
+
+const backends: Backend[] = [
+  jsonBackend('JSON file', {}),
+  // Every commit appended to metadata.journal, the file rewritten each time the journal reaches 64 KiB.
+  jsonBackend('JSON file, journaling', { journalFromBytes: 0 }),
   {
     name: 'PostgreSQL',
     async open() {

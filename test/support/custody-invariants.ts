@@ -1,17 +1,16 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { readStoreFiles } from '../../src/store/json/store-files';
 import type { CreationIntent, KeyRecord } from '../../src/store/records';
 import type { TokenObject } from './token-tool';
 
-/** The metadata store as written on disk (the JSON store's file). */
+/** The metadata store as written on disk (the JSON store's files: metadata.json and its journal). */
 export interface StoreOnDisk {
   keys: KeyRecord[];
   intents: CreationIntent[];
 }
 
 export function readStore(dataDir: string): StoreOnDisk {
-  const parsed = JSON.parse(fs.readFileSync(path.join(dataDir, 'metadata.json'), 'utf8')) as { keys: KeyRecord[]; intents?: CreationIntent[] };
-  return { keys: parsed.keys, intents: parsed.intents ?? [] };
+  const { snapshot } = readStoreFiles(dataDir);
+  return { keys: [...snapshot.keys.values()], intents: [...snapshot.intents.values()] };
 }
 
 const CREATION = /^p11kms#([0-9a-f]{32})$/;

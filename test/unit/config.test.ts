@@ -103,6 +103,7 @@ describe('configuration', function () {
     expect(() => loadConfig({ env: { P11KMS_ACCOUNT_ID: '123' } })).to.throw(/accountId must be 12 digits/);
     expect(() => loadConfig({ env: { P11KMS_AUTH: 'strict' } })).to.throw(/strict authentication needs a credentials file/);
     expect(() => loadConfig({ env: { P11KMS_GRANTS_PER_KEY: '0' } })).to.throw(/grantsPerKey must be a whole number from 1/);
+    expect(() => loadConfig({ env: { P11KMS_STORE_JOURNAL_FROM_BYTES: '-1' } })).to.throw(/storeJournalFromBytes must be a whole number from 0/);
     fs.writeFileSync(file, JSON.stringify({ prot: 1 }));
     expect(() => loadConfig({ file, env: {} })).to.throw(/unknown setting 'prot'/);
   });

@@ -6,7 +6,8 @@ import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
 import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
-import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter } from './store-files';
+import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
+import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
 interface Pending {
@@ -18,10 +19,11 @@ interface Pending {
 }
 
 /**
- * The default store: one JSON file under the data directory.
+ * The default store: one JSON file under the data directory (and, once it is large, its journal).
  *
- * - Crash safety: every commit replaces the file atomically and durably (StoreFileWriter),
- *   so a crash leaves the old or the new state.
+ * - Crash safety: every commit replaces the file atomically and durably or, once the file is
+ *   large, is appended durably to its journal (StoreFileWriter), so a crash leaves the old or
+ *   the new state.
  * - Ordering: transactions run one at a time; those that arrive while a write is in
  *   flight are committed together by the next write (group commit), so parallel
  *   requests do not each pay for an fsync.
@@ -53,13 +55,18 @@ export class JsonFileStore implements MetadataStore {
   private constructor(
     dataDir: string,
     private readonly releaseLock: () => Promise<void>,
-    initial: Snapshot,
+    stored: StoredState,
+    journalFromBytes: number,
   ) {
-    this.committed = initial;
-    this.files = new StoreFileWriter(dataDir);
+    this.committed = stored.snapshot;
+    this.files = new StoreFileWriter(dataDir, stored, journalFromBytes);
   }
 
-  static async open(dataDir: string): Promise<JsonFileStore> {
+  /**
+   * `journalFromBytes`: once metadata.json is this large, commits are appended to its journal
+   * instead of rewriting it (setting storeJournalFromBytes).
+   */
+  static async open(dataDir: string, options: { journalFromBytes?: number } = {}): Promise<JsonFileStore> {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Before the lock: a live holder's lock may look stale (store-owner.ts), and taking it over
     // would make the holder lose its lock directory too.
@@ -86,7 +93,9 @@ export class JsonFileStore implements MetadataStore {
     try {
       recordOwner(dataDir);
       removeUnfinishedWrites(dataDir);
-      return new JsonFileStore(dataDir, releaseAll, readStoreFiles(dataDir));
+      const stored = readStoreFiles(dataDir);
+      const journal = cutTornTail(dataDir, stored.journal);
+      return new JsonFileStore(dataDir, releaseAll, { ...stored, journal }, options.journalFromBytes ?? DEFAULT_JOURNAL_FROM_BYTES);
     } catch (err) {
       await releaseAll();
       throw err;
@@ -190,6 +199,7 @@ export class JsonFileStore implements MetadataStore {
 
   async close(): Promise<void> {
     while (this.writing) await this.writing;
+    await this.files.close().catch(() => undefined);
     await this.releaseLock().catch(() => undefined);
   }
 
@@ -200,13 +210,14 @@ export class JsonFileStore implements MetadataStore {
         const batch = this.queue.splice(0);
         const working = { ...this.committed };
         const owned = new Set<keyof Snapshot>();
+        const writes: BatchWrites = {};
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = NOTHING_CHANGED;
         for (const pending of batch) {
           const tx = new OverlayTransaction(working);
           try {
             const value = await pending.body(tx);
-            changed = unionOf(changed, tx.applyTo(working, owned));
+            changed = unionOf(changed, tx.applyTo(working, owned, writes));
             outcomes.push({ ok: true, value });
           } catch (err) {
             outcomes.push({ ok: false, err });
@@ -215,7 +226,7 @@ export class JsonFileStore implements MetadataStore {
         if (changed.any) {
           try {
             if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working);
-            else await this.files.writeRecords(working);
+            else await this.files.writeRecords(working, writes);
           } catch (err) {
             // Nothing of this batch is committed; every transaction in it fails.
             batch.forEach((p) => p.reject(err));

@@ -3,6 +3,7 @@ import type { GrantRecord } from '../grant-record';
 import { IdKeyedWrites } from '../id-keyed-writes';
 import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
+import type { BatchWrites } from './store-journal';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
 export function applyWrites<T>(target: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
@@ -113,8 +114,9 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
    * a transaction of the batch first writes to that kind: `owned` holds the kinds copied so far.
    * With 100,000 keys and as many aliases, copying every map took ~35 ms of the event loop per
    * commit; a grant now copies none of them, the last-usage flush only the keys.
+   * `batch` collects the batch's writes (the last per record winning): its journal entry.
    */
-  applyTo(target: Snapshot, owned: Set<keyof Snapshot>): ChangedKinds {
+  applyTo(target: Snapshot, owned: Set<keyof Snapshot>, batch: BatchWrites): ChangedKinds {
     const apply = <K extends keyof Snapshot>(kind: K, writes: Map<string, unknown>) => {
       if (writes.size === 0) return;
       if (!owned.has(kind)) {
@@ -122,6 +124,8 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
         owned.add(kind);
       }
       applyWrites(target[kind] as Map<string, unknown>, writes);
+      const recorded = (batch[kind] ??= new Map());
+      for (const [name, record] of writes) recorded.set(name, record);
     };
     apply('keys', this.keys);
     apply('aliases', this.aliases);

@@ -5,12 +5,16 @@ import { jsonFaultLocation } from '../../config/json-file';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
+import { type BatchWrites, entryLine, JournalWriter, MIN_JOURNAL_BYTES, type ReplayedJournal, replayJournal, syncDirectory } from './store-journal';
 
-// The JSON store's two files under the data directory: metadata.json holds every record;
-// last-usage.json holds keys' last uses written since metadata.json last was.
+// The JSON store's files under the data directory: metadata.json holds every record up to
+// its journalSeq; metadata.journal the commits after it (store-journal.ts); last-usage.json
+// keys' last uses written since metadata.json last was.
 
 const FORMAT = 'p11kms-metadata';
-const FORMAT_VERSION = 1;
+/** Version 2 may have a journal beside it: p11kms of version-1 days refuses it rather than miss the journal. */
+const FORMAT_VERSION = 2;
+const READABLE_VERSIONS: ReadonlySet<unknown> = new Set([1, 2]);
 export const STORE_FILE = 'metadata.json';
 export const LAST_USAGE_FILE = 'last-usage.json';
 const LAST_USAGE_FORMAT = 'p11kms-last-usage';
@@ -25,6 +29,8 @@ interface LastUsageFile {
 interface StoreFile {
   format: typeof FORMAT;
   version: number;
+  /** The last journal entry this file includes; absent in version 1 (no journal). */
+  journalSeq?: number;
   keys: KeyRecord[];
   aliases: AliasRecord[];
   /** Absent in files written before grants existed. */
@@ -40,21 +46,38 @@ interface StoreFile {
 /** Records serialised between two turns of the event loop while a commit builds the file. */
 const RECORDS_PER_TURN = 2000;
 
-/** The records of a data directory: metadata.json, then last uses from last-usage.json where newer. */
-export function readStoreFiles(dataDir: string): Snapshot {
-  return withLastUses(readSnapshot(path.join(dataDir, STORE_FILE)), path.join(dataDir, LAST_USAGE_FILE));
+/** What a data directory holds, and where its journal stands. */
+export interface StoredState {
+  snapshot: Snapshot;
+  /** metadata.json's size: it decides whether commits go to the journal. */
+  fileBytes: number;
+  journal: ReplayedJournal;
 }
 
-function readSnapshot(file: string): Snapshot {
-  if (!fs.existsSync(file)) return emptySnapshot();
-  const parsed = parseStoreFile(file) as StoreFile;
-  if (parsed?.format !== FORMAT || parsed.version !== FORMAT_VERSION) {
-    throw new Error(`${file} is not a p11kms metadata file of version ${FORMAT_VERSION}`);
+/**
+ * The records of a data directory: metadata.json, then the journal's later commits, then last
+ * uses from last-usage.json where newer. Reads only (the store cuts a torn journal entry off
+ * when it opens).
+ */
+export function readStoreFiles(dataDir: string): StoredState {
+  const checkpoint = readCheckpoint(path.join(dataDir, STORE_FILE));
+  const journal = replayJournal(dataDir, checkpoint.snapshot, checkpoint.journalSeq);
+  return { snapshot: withLastUses(checkpoint.snapshot, path.join(dataDir, LAST_USAGE_FILE)), fileBytes: checkpoint.bytes, journal };
+}
+
+function readCheckpoint(file: string): { snapshot: Snapshot; journalSeq: number; bytes: number } {
+  if (!fs.existsSync(file)) return { snapshot: emptySnapshot(), journalSeq: 0, bytes: 0 };
+  const { parsed: raw, bytes } = parseStoreFile(file);
+  const parsed = raw as StoreFile;
+  if (parsed?.format !== FORMAT || !READABLE_VERSIONS.has(parsed.version)) {
+    throw new Error(`${file} is not a p11kms metadata file of version ${[...READABLE_VERSIONS].join(' or ')}`);
   }
+  const journalSeq = parsed.journalSeq ?? 0;
+  if (!Number.isSafeInteger(journalSeq) || journalSeq < 0) throw new Error(`${file} is damaged: its "journalSeq" is not a count. ${REFUSAL}`);
   const lists = { keys: parsed.keys, aliases: parsed.aliases, grants: parsed.grants ?? [], customKeyStores: parsed.customKeyStores ?? [], intents: parsed.intents ?? [], auditOutbox: parsed.auditOutbox ?? [] };
   const broken = Object.entries(lists).find(([, list]) => !Array.isArray(list));
   if (broken) throw new Error(`${file} is damaged: its "${broken[0]}" is not a list. ${REFUSAL}`);
-  return {
+  const snapshot: Snapshot = {
     keys: new Map(lists.keys.map((k) => [recordKey(k), k])),
     aliases: new Map(lists.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
     grants: new Map(lists.grants.map((g) => [g.grantId, g])),
@@ -62,16 +85,18 @@ function readSnapshot(file: string): Snapshot {
     intents: new Map(lists.intents.map((i) => [i.creationId, i])),
     outbox: new Map(lists.auditOutbox.map((e) => [e.id, e])),
   };
+  return { snapshot, journalSeq, bytes };
 }
 
 /** p11kms writes its files whole (rename), so a damaged one was damaged outside p11kms. */
 const REFUSAL = 'p11kms does not start on a damaged store (it would lose what the damage hid): restore the file from a backup.';
 
 /** A store file's JSON; a damaged file is refused with its name, never read as less than it held. */
-function parseStoreFile(file: string): unknown {
-  const text = fs.readFileSync(file, 'utf8');
+function parseStoreFile(file: string): { parsed: unknown; bytes: number } {
+  const content = fs.readFileSync(file);
+  const text = content.toString('utf8');
   try {
-    return JSON.parse(text) as unknown;
+    return { parsed: JSON.parse(text) as unknown, bytes: content.length };
   } catch (err) {
     throw new Error(`${file} is damaged: it is not valid JSON (${jsonFaultLocation(text, err)}; ${text.length} bytes). ${REFUSAL}`);
   }
@@ -80,7 +105,7 @@ function parseStoreFile(file: string): unknown {
 /** The snapshot with each key's last use from last-usage.json where that one is newer. */
 function withLastUses(snapshot: Snapshot, file: string): Snapshot {
   if (!fs.existsSync(file)) return snapshot;
-  const parsed = parseStoreFile(file) as LastUsageFile;
+  const parsed = parseStoreFile(file).parsed as LastUsageFile;
   if (parsed?.format !== LAST_USAGE_FORMAT || parsed.version !== 1 || typeof parsed.uses !== 'object' || parsed.uses === null) {
     throw new Error(`${file} is not a p11kms last-usage file of version 1`);
   }
@@ -92,8 +117,11 @@ function withLastUses(snapshot: Snapshot, file: string): Snapshot {
 }
 
 /**
- * Writes the store's files crash-safely: a temporary file, fsynced, renamed over the old
- * one, then the directory fsynced, so a crash leaves the old or the new state.
+ * Writes the store's files crash-safely. A commit goes to the journal once metadata.json has
+ * reached `journalFromBytes` (appended, fdatasynced); otherwise, or when the journal has grown to
+ * a quarter of metadata.json (and at least `journalFromBytes`), metadata.json is rewritten whole:
+ * a temporary file, fsynced, renamed over the old one, the directory fsynced; then the journal is
+ * emptied. A crash leaves the old or the new state either way.
  */
 export class StoreFileWriter {
   /**
@@ -103,11 +131,37 @@ export class StoreFileWriter {
    * every 5 s included.
    */
   private readonly serialized = new WeakMap<object, string>();
+  private readonly journal: JournalWriter;
+  /** The last committed batch's number (journal entry or rewrite). */
+  private seq: number;
+  private fileBytes: number;
 
-  constructor(private readonly dataDir: string) {}
+  constructor(
+    private readonly dataDir: string,
+    stored: Pick<StoredState, 'fileBytes' | 'journal'>,
+    private readonly journalFromBytes: number,
+  ) {
+    this.seq = stored.journal.seq;
+    this.fileBytes = stored.fileBytes;
+    this.journal = new JournalWriter(dataDir, stored.journal.goodBytes);
+  }
 
-  async writeRecords(snapshot: Snapshot): Promise<void> {
-    await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot));
+  /** Commits a batch: its writes to the journal, or the whole snapshot to metadata.json. */
+  async writeRecords(snapshot: Snapshot, writes: BatchWrites): Promise<void> {
+    const seq = this.seq + 1;
+    if (this.fileBytes >= this.journalFromBytes && this.journal.appendable) {
+      const line = entryLine(seq, writes, this.jsonOf);
+      if (this.journal.bytes + line.length <= Math.max(MIN_JOURNAL_BYTES, this.journalFromBytes, this.fileBytes / 4)) {
+        await this.journal.append(line);
+        this.seq = seq;
+        return;
+      }
+    }
+    this.fileBytes = await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
+    this.seq = seq;
+    // The batch is committed: metadata.json holds it. A journal that cannot be emptied now only
+    // stops appends (its entries are all in the file) until a later rewrite empties it.
+    await this.journal.reset().catch(() => this.journal.blockAppends());
   }
 
   async writeLastUses(snapshot: Snapshot): Promise<void> {
@@ -117,14 +171,27 @@ export class StoreFileWriter {
     await writeDurably(path.join(this.dataDir, LAST_USAGE_FILE), JSON.stringify(content));
   }
 
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+
+  private readonly jsonOf = (record: object): string => {
+    let json = this.serialized.get(record);
+    if (json === undefined) {
+      json = JSON.stringify(record);
+      this.serialized.set(record, json);
+    }
+    return json;
+  };
+
   /**
    * The file's bytes: the same text as JSON.stringify of a StoreFile, built from each record's
    * own JSON (serialized) a slice of records at a time and written slice by slice, so requests
    * keep being answered while a large store is written (100,000 keys with an alias each: 97 MB),
    * and the whole file is never one more buffer in memory (nor copied into one).
    */
-  private async *fileChunks(snapshot: Snapshot): AsyncGenerator<Buffer> {
-    let parts: string[] = [`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION}`];
+  private async *fileChunks(snapshot: Snapshot, journalSeq: number): AsyncGenerator<Buffer> {
+    let parts: string[] = [`{"format":${JSON.stringify(FORMAT)},"version":${FORMAT_VERSION},"journalSeq":${journalSeq}`];
     const slice = () => {
       const chunk = Buffer.from(parts.join(''), 'utf8');
       parts = [];
@@ -142,11 +209,7 @@ export class StoreFileWriter {
       parts.push(`,${JSON.stringify(name)}:[`);
       let count = 0;
       for (const record of records) {
-        let json = this.serialized.get(record);
-        if (json === undefined) {
-          json = JSON.stringify(record);
-          this.serialized.set(record, json);
-        }
+        const json = this.jsonOf(record);
         parts.push(count === 0 ? json : `,${json}`);
         // Each slice's write is awaited before the next is built: the event loop turns meanwhile.
         if (++count % RECORDS_PER_TURN === 0) yield slice();
@@ -161,15 +224,18 @@ export class StoreFileWriter {
 /** Temporary files of writeDurably: `<file>.<random>.tmp`. */
 const TEMP_FILE = /^(metadata|last-usage)\.json\.[0-9a-f]{16}\.tmp$/;
 
-async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<void> {
+/** Writes `file` whole through a temporary file; returns its size. */
+async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<number> {
   const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   const handle = await fs.promises.open(temp, 'w', 0o600);
+  let size: number;
   try {
     // writeFile on a handle writes until every byte of every chunk is down or fails: one write()
     // call may write less without an error when the disk is nearly full. write-file-atomic made
     // that single call and renamed the short file over metadata.json, which then would not parse.
     await fs.promises.writeFile(handle, content);
     await handle.sync();
+    size = (await handle.stat()).size;
     await handle.close();
     await fs.promises.rename(temp, file);
   } catch (err) {
@@ -178,12 +244,8 @@ async function writeDurably(file: string, content: string | AsyncIterable<Buffer
     throw err;
   }
   // A rename is only durable once the directory entry is.
-  const dir = await fs.promises.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await syncDirectory(path.dirname(file));
+  return size;
 }
 
 /** Removes the temporary files of writes a crash interrupted (called with the directory lock held). */

@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import type { GrantRecord } from '../../src/store/grant-record';
+import { JsonFileStore } from '../../src/store/json/json-file-store';
+import { keyArn, type KeyRecord, type Scope } from '../../src/store/records';
+import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
+
+// The JSON store's journal (src/store/json/store-journal.ts): a large store appends each commit
+// to metadata.journal instead of rewriting metadata.json. These tests open stores with
+// journalFromBytes 0 (every store journals) so that a few records show what 100,000 would.
+
+const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
+
+function keyRecord(description = ''): KeyRecord {
+  const keyId = randomUUID();
+  return {
+    keyId,
+    ...scope,
+    arn: keyArn(scope, keyId),
+    createdAt: Date.now(),
+    description,
+    keySpec: 'SYMMETRIC_DEFAULT',
+    keyUsage: 'ENCRYPT_DECRYPT',
+    origin: 'AWS_KMS',
+    keyState: 'Enabled',
+    materials: [{ version: 1, materialId: 'a'.repeat(64), createdAt: Date.now() }],
+    currentVersion: 1,
+    tags: [],
+    policy: '{}',
+  };
+}
+
+function grantRecord(keyId: string): GrantRecord {
+  const grantId = randomUUID().replace(/-/g, '').padEnd(64, '0');
+  return {
+    grantId,
+    keyId,
+    ...scope,
+    createdAt: Date.now(),
+    granteePrincipal: 'arn:aws:iam::111122223333:user/bob',
+    issuingAccount: 'arn:aws:iam::111122223333:root',
+    operations: ['Decrypt'],
+    grantToken: `token-${grantId}`,
+  };
+}
+
+const journaling = { journalFromBytes: 0 };
+
+/** A file's bytes, empty when it does not exist (a store that always journals may have no metadata.json yet). */
+const bytesOf = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0));
+
+/** Everything a store holds, as its readers see it. */
+async function contentsOf(store: JsonFileStore) {
+  return {
+    keys: await store.listKeys(),
+    aliases: await store.listAliases(scope),
+    grants: await store.listGrants(),
+    intents: await store.listIntents(),
+  };
+}
+
+/** The store's contents now, and after closing and opening it again: they must be equal. */
+async function reopened(dir: string, store: JsonFileStore): Promise<{ before: unknown; after: unknown; store: JsonFileStore }> {
+  const before = await contentsOf(store);
+  await store.close();
+  const again = await JsonFileStore.open(dir, journaling);
+  return { before, after: await contentsOf(again), store: again };
+}
+
+describe('JSON file store: the journal', function () {
+  let dir: string;
+  const files = () => ({ metadata: path.join(dir, 'metadata.json'), journal: path.join(dir, 'metadata.journal') });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-journal-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('appends a commit to metadata.journal (its own records only) and leaves metadata.json as it was; opening replays it', async () => {
+    let store = await JsonFileStore.open(dir, journaling);
+    const keys = Array.from({ length: 50 }, () => keyRecord('k'.repeat(200)));
+    const grant = grantRecord(keys[0].keyId);
+    try {
+      await store.transact((tx) => keys.forEach((k) => tx.putKey(k)));
+      const metadata = bytesOf(files().metadata);
+      const journalBefore = fs.statSync(files().journal).size;
+      await store.transact((tx) => {
+        tx.putGrant(grant);
+        tx.deleteKey(keys[1]);
+      });
+      expect(bytesOf(files().metadata).equals(metadata), 'metadata.json not rewritten').to.equal(true);
+      const added = fs.statSync(files().journal).size - journalBefore;
+      expect(added, 'the journal grew by the grant and the deletion, not by the 50 keys').to.be.within(JSON.stringify(grant).length, JSON.stringify(grant).length + 200);
+      const { before, after, store: again } = await reopened(dir, store);
+      store = again;
+      expect(after).to.deep.equal(before);
+      expect((await store.getGrant(grant.grantId))?.keyId).to.equal(keys[0].keyId);
+      expect(await store.getKey(keys[1])).to.equal(undefined);
+      expect((await store.listKeys()).length).to.equal(49);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rewrites metadata.json with every record and empties the journal once the journal reaches its bound; later entries follow', async () => {
+    let store = await JsonFileStore.open(dir, journaling);
+    try {
+      await store.transact((tx) => tx.putKey(keyRecord()));
+      // Each grant line is ~500 bytes; the bound is 64 KiB for a small file.
+      const key = keyRecord('x'.repeat(1000));
+      await store.transact((tx) => tx.putKey(key));
+      let rewrites = 0;
+      let lastSize = bytesOf(files().metadata).length;
+      const grants: GrantRecord[] = [];
+      while (rewrites < 2) {
+        const grant = grantRecord(key.keyId);
+        grants.push(grant);
+        await store.transact((tx) => tx.putGrant(grant));
+        const size = bytesOf(files().metadata).length;
+        if (size !== lastSize) {
+          rewrites++;
+          expect(fs.statSync(files().journal).size, 'emptied by the rewrite').to.equal(0);
+          const file = JSON.parse(fs.readFileSync(files().metadata, 'utf8')) as { version: number; journalSeq: number; grants: GrantRecord[] };
+          expect(file.grants.map((g) => g.grantId), 'the file holds every grant so far').to.deep.equal(grants.map((g) => g.grantId));
+          expect(file.version).to.equal(2);
+        }
+        lastSize = size;
+      }
+      expect(grants.length, 'many commits between two rewrites').to.be.greaterThan(100);
+      await store.transact((tx) => tx.putGrant(grantRecord(key.keyId)));
+      expect(fs.statSync(files().journal).size, 'the next commit goes to the journal again').to.be.greaterThan(0);
+      const { before, after, store: again } = await reopened(dir, store);
+      store = again;
+      expect(after).to.deep.equal(before);
+      expect((await store.listGrants()).length).to.equal(grants.length + 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a store below journalFromBytes rewrites metadata.json at each commit and keeps no journal', async () => {
+    const store = await JsonFileStore.open(dir, { journalFromBytes: 1024 * 1024 });
+    try {
+      const key = keyRecord();
+      await store.transact((tx) => tx.putKey(key));
+      await store.transact((tx) => tx.putGrant(grantRecord(key.keyId)));
+      expect(fs.existsSync(files().journal)).to.equal(false);
+      expect((JSON.parse(fs.readFileSync(files().metadata, 'utf8')) as { grants: unknown[] }).grants).to.have.length(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  for (const [torn, tail] of [
+    ['cut short', (line: Buffer) => line.subarray(0, line.length >> 1)],
+    ['zeros the file system had not written yet', (line: Buffer) => Buffer.alloc(line.length)],
+    ['complete but without its newline', (line: Buffer) => line.subarray(0, line.length - 1)],
+  ] as const) {
+    it(`a torn last entry (${torn}) was never acknowledged: opening cuts it off and later entries follow the good ones`, async () => {
+      let store = await JsonFileStore.open(dir, journaling);
+      const key = keyRecord();
+      const kept = grantRecord(key.keyId);
+      try {
+        await store.transact((tx) => tx.putKey(key));
+        await store.transact((tx) => tx.putGrant(kept));
+        const good = fs.readFileSync(files().journal);
+        await store.transact((tx) => tx.putGrant(grantRecord(key.keyId)));
+        await store.close();
+        const lastLine = fs.readFileSync(files().journal).subarray(good.length);
+        fs.writeFileSync(files().journal, Buffer.concat([good, tail(lastLine)]));
+
+        store = await JsonFileStore.open(dir, journaling);
+        expect((await store.listGrants()).map((g) => g.grantId)).to.deep.equal([kept.grantId]);
+        expect(fs.readFileSync(files().journal).equals(good), 'the torn tail cut off').to.equal(true);
+        const later = grantRecord(key.keyId);
+        await store.transact((tx) => tx.putGrant(later));
+        const { before, after, store: again } = await reopened(dir, store);
+        store = again;
+        expect(after).to.deep.equal(before);
+        expect((await store.listGrants()).map((g) => g.grantId)).to.deep.equal([kept.grantId, later.grantId]);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('refuses to open on damage before a good entry or a gap in the numbering, naming the file, and changes nothing', async () => {
+    const store = await JsonFileStore.open(dir, journaling);
+    const key = keyRecord();
+    await store.transact((tx) => tx.putKey(key));
+    for (let i = 0; i < 3; i++) await store.transact((tx) => tx.putGrant(grantRecord(key.keyId)));
+    await store.close();
+    const lines = fs.readFileSync(files().journal, 'utf8').split('\n').slice(0, -1);
+    expect(lines.length).to.be.at.least(3);
+    const cases: Array<[string, string, RegExp]> = [
+      ['a middle entry damaged', [lines[0], lines[1].slice(0, 20), lines[2]].join('\n') + '\n', /metadata\.journal is damaged: bytes \d+–\d+ are not a journal entry, and entries follow them/],
+      ['a middle entry missing', [lines[0], lines[2]].join('\n') + '\n', /metadata\.journal is damaged: entry \d+ follows entry \d+/],
+      ['the first entries missing', lines.slice(1).join('\n') + '\n', /metadata\.journal is damaged: its entries resume at \d+ but metadata\.json holds those up to \d+ only/],
+    ];
+    for (const [name, content, refusal] of cases) {
+      fs.writeFileSync(files().journal, content);
+      const err = await JsonFileStore.open(dir, journaling).then(
+        (opened) => opened.close().then(() => undefined),
+        (e: Error) => e,
+      );
+      expect(err?.message, name).to.match(refusal);
+      expect(err?.message, name).to.include('p11kms does not start on a damaged store');
+      expect(fs.readFileSync(files().journal, 'utf8'), `${name}: nothing rewritten`).to.equal(content);
+    }
+  });
+
+  it('a crash between the rewrite of metadata.json and the emptying of the journal: entries already in the file are not applied again', async () => {
+    let store = await JsonFileStore.open(dir, journaling);
+    const key = keyRecord();
+    try {
+      await store.transact((tx) => tx.putKey(key));
+      // Journal entries that change the key's description, until one commit rewrites the file.
+      let journal = Buffer.alloc(0);
+      let description = '';
+      for (let i = 0; ; i++) {
+        const current = fs.existsSync(files().journal) ? fs.readFileSync(files().journal) : Buffer.alloc(0);
+        description = `version ${i} `.padEnd(2000, '.');
+        await store.transact((tx) => tx.putKey({ ...key, description }));
+        if (fs.statSync(files().journal).size === 0) {
+          journal = current;
+          break;
+        }
+      }
+      expect(journal.length, 'entries were in the journal before the rewrite').to.be.greaterThan(0);
+      await store.close();
+      // As if the process died after the rename but before the journal was emptied.
+      fs.writeFileSync(files().journal, journal);
+      store = await JsonFileStore.open(dir, journaling);
+      expect((await store.getKey(key))?.description, 'the last commit, not an older entry replayed over it').to.equal(description);
+      expect(fs.statSync(files().journal).size, 'emptied at opening').to.equal(0);
+      await store.transact((tx) => tx.putKey({ ...key, description: 'after' }));
+      const { before, after, store: again } = await reopened(dir, store);
+      store = again;
+      expect(after).to.deep.equal(before);
+      expect((await store.getKey(key))?.description).to.equal('after');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('on a full disk an append is refused whole and cut off; once space returns commits go on, and reopening shows exactly the acknowledged ones', async () => {
+    const disk = mountSmallDisk('1m');
+    const data = path.join(disk, 'data');
+    const filler = path.join(disk, 'filler');
+    let store = await JsonFileStore.open(data, journaling);
+    try {
+      const key = keyRecord();
+      await store.transact((tx) => tx.putKey(key));
+      const acknowledged = [grantRecord(key.keyId)];
+      await store.transact((tx) => tx.putGrant(acknowledged[0]));
+      const journalBefore = fs.readFileSync(path.join(data, 'metadata.journal'));
+      fillDisk(filler);
+      // A commit bigger than any space left in the last block.
+      const refused = { ...grantRecord(key.keyId), name: 'n'.repeat(8000) };
+      const err = await store.transact((tx) => tx.putGrant(refused)).then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
+      expect(err?.code).to.equal('ENOSPC');
+      expect(fs.readFileSync(path.join(data, 'metadata.journal')).equals(journalBefore), 'the partial entry cut off').to.equal(true);
+      expect(await store.getGrant(refused.grantId)).to.equal(undefined);
+      fs.rmSync(filler);
+      acknowledged.push(grantRecord(key.keyId));
+      await store.transact((tx) => tx.putGrant(acknowledged[1]));
+      await store.close();
+      store = await JsonFileStore.open(data, journaling);
+      expect((await store.listGrants()).map((g) => g.grantId)).to.deep.equal(acknowledged.map((g) => g.grantId));
+    } finally {
+      await store.close();
+      unmountSmallDisk(disk);
+    }
+  });
+});
