@@ -18,7 +18,8 @@
  *    custody layer and HSM profile (the exact calls the service makes, no HTTP, no JSON, no
  *    SigV4, no audit), one call after another. HTTP rows are divided by the raw rate with the
  *    same number of threads: one process ÷ 1 thread.
- * 6. Store size: Encrypt on data directories holding 10 and --scale-keys key records (made as
+ * 6. Store size: Encrypt (16 connections) and CreateGrant (1 connection: one store commit after
+ *    another) on data directories holding 10 and --scale-keys key records (made as
  *    bench/scale.ts explains), and the start-up time with --startup-keys records.
  *
  * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64,
@@ -155,6 +156,10 @@ async function scaleRuns(base: string, source: string, scaleKeys: number, startu
       await call(endpoint, 'Encrypt', { KeyId: keyIds[0], Plaintext: plaintext, EncryptionContext: context });
       process.stderr.write(`bench: HTTP Encrypt × 16 over ${requests.length} of ${count} keys for ${duration} s\n`);
       rows.push({ ...(await httpRun(endpoint, `Encrypt, ${count.toLocaleString('en')} keys in the store`, requests, 16, duration)) });
+      // A commit's cost as the store grows: each CreateGrant (no Name) is a new grant, one commit.
+      const grant = await signedRequest(endpoint, 'CreateGrant', { KeyId: keyIds[0], GranteePrincipal: 'arn:aws:iam::111122223333:root', Operations: ['Decrypt'] });
+      process.stderr.write(`bench: HTTP CreateGrant × 1 with ${count} keys for ${duration} s\n`);
+      rows.push({ ...(await httpRun(endpoint, `CreateGrant, ${count.toLocaleString('en')} keys in the store`, grant, 1, duration)) });
     } finally {
       await stopService(child);
     }
