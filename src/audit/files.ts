@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { syncDirectory } from '../durable-fs';
 import { fingerprintOf, listPublicKeyFiles, PUBLIC_KEY_FILE, publicKeyFileOf } from './format';
 
 export async function writeDurably(dir: string, name: string, data: Buffer): Promise<void> {
@@ -13,16 +14,7 @@ export async function writeDurably(dir: string, name: string, data: Buffer): Pro
     await handle.close();
   }
   await fs.promises.rename(tmp, path.join(dir, name));
-  await fsyncDir(dir);
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await syncDirectory(dir);
 }
 
 /**

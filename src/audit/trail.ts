@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import { type ChainHead, type DigestSigner, Digests, type FileState, UnsignedTail } from './digests';
 import type { AuditEvent, AuditSink } from './event';
-import { fsyncDir, publishPublicKey } from './files';
+import { syncDirectory } from '../durable-fs';
+import { publishPublicKey } from './files';
 import { GENESIS_HASH, listTrailFiles, sealRecord, trailFileName } from './format';
 import { SigningKeyRotation } from './key-rotation';
 import { recoverTrail, recoveryEvent, UnfinishedFiles } from './recovery';
@@ -432,7 +433,7 @@ export class AuditTrail implements AuditSink {
     const openedAt = this.clock.now();
     const name = trailFileName(sequence, openedAt);
     const handle = await fs.promises.open(path.join(this.settings.dir, name), 'wx', 0o600);
-    await fsyncDir(this.settings.dir);
+    await syncDirectory(this.settings.dir);
     this.active = emptyFile(name, handle, openedAt);
   }
 

@@ -6,71 +6,22 @@ import { expect } from 'chai';
 import { Pool } from 'pg';
 import pino from 'pino';
 import { KmsError } from '../../src/errors';
-import type { GrantRecord } from '../../src/store/grant-record';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import type { MetadataStore } from '../../src/store/metadata-store';
 import { PostgresStore } from '../../src/store/postgres/postgres-store';
 import { migrateSchema, migrations } from '../../src/store/postgres/schema';
-import { type CreationIntent, keyArn, type KeyRecord, type Scope } from '../../src/store/records';
+import { type CreationIntent, keyArn, type KeyRecord } from '../../src/store/records';
 import { until } from '../support/in-process';
+import { contentsOf, grantRecord, keyRecord, scope } from '../support/store-records';
 import { freshDatabaseUrl } from '../support/postgres';
 import { describeWarning, warningsDuring } from '../support/process-warnings';
 
-const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
 const log = pino({ level: 'silent' });
-
-function keyRecord(overrides: Partial<KeyRecord> = {}): KeyRecord {
-  const keyId = overrides.keyId ?? randomUUID();
-  return {
-    keyId,
-    ...scope,
-    arn: keyArn(scope, keyId),
-    createdAt: Date.now(),
-    description: '',
-    keySpec: 'SYMMETRIC_DEFAULT',
-    keyUsage: 'ENCRYPT_DECRYPT',
-    origin: 'AWS_KMS',
-    keyState: 'Enabled',
-    materials: [{ version: 1, materialId: 'a'.repeat(64), createdAt: Date.now() }],
-    currentVersion: 1,
-    tags: [],
-    policy: '{}',
-    ...overrides,
-  };
-}
-
-function grantRecord(keyId: string, name: string): GrantRecord {
-  const grantId = randomUUID().replace(/-/g, '').padEnd(64, '0');
-  return {
-    grantId,
-    keyId,
-    ...scope,
-    name,
-    createdAt: Date.now(),
-    granteePrincipal: 'arn:aws:iam::111122223333:user/bob',
-    issuingAccount: 'arn:aws:iam::111122223333:root',
-    operations: ['Decrypt', 'Encrypt'],
-    constraints: { encryptionContextEquals: { z: '1', a: '2' } },
-    grantToken: `token-${grantId}`,
-  };
-}
 
 /** Two handles on one store: two PostgresStore instances (as two processes), or the one JSON store twice. */
 interface Backend {
   name: string;
   open(): Promise<{ a: MetadataStore; b: MetadataStore; close(): Promise<void> }>;
-}
-
-/** Everything a store holds, as its readers see it. */
-async function contentsOf(store: MetadataStore) {
-  return {
-    keys: await store.listKeys(),
-    aliases: await store.listAliases(scope),
-    grants: await store.listGrants(),
-    customKeyStores: await store.listCustomKeyStores(),
-    intents: await store.listIntents(),
-    outbox: await store.listOutboxEntries(),
-  };
 }
 
 /** The JSON store on a directory of its own; closing it checks that reopening reads back what it held. */

@@ -1,66 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import type { GrantRecord } from '../../src/store/grant-record';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
-import { keyArn, type KeyRecord, type Scope } from '../../src/store/records';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
+import { contentsOf, grantRecord, keyRecord } from '../support/store-records';
 
 // The JSON store's journal (src/store/json/store-journal.ts): a large store appends each commit
 // to metadata.journal instead of rewriting metadata.json. These tests open stores with
 // journalFromBytes 0 (every store journals) so that a few records show what 100,000 would.
 
-const scope: Scope = { region: 'us-east-1', accountId: '111122223333' };
-
-function keyRecord(description = ''): KeyRecord {
-  const keyId = randomUUID();
-  return {
-    keyId,
-    ...scope,
-    arn: keyArn(scope, keyId),
-    createdAt: Date.now(),
-    description,
-    keySpec: 'SYMMETRIC_DEFAULT',
-    keyUsage: 'ENCRYPT_DECRYPT',
-    origin: 'AWS_KMS',
-    keyState: 'Enabled',
-    materials: [{ version: 1, materialId: 'a'.repeat(64), createdAt: Date.now() }],
-    currentVersion: 1,
-    tags: [],
-    policy: '{}',
-  };
-}
-
-function grantRecord(keyId: string): GrantRecord {
-  const grantId = randomUUID().replace(/-/g, '').padEnd(64, '0');
-  return {
-    grantId,
-    keyId,
-    ...scope,
-    createdAt: Date.now(),
-    granteePrincipal: 'arn:aws:iam::111122223333:user/bob',
-    issuingAccount: 'arn:aws:iam::111122223333:root',
-    operations: ['Decrypt'],
-    grantToken: `token-${grantId}`,
-  };
-}
-
 const journaling = { journalFromBytes: 0 };
 
 /** A file's bytes, empty when it does not exist (a store that always journals may have no metadata.json yet). */
 const bytesOf = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0));
-
-/** Everything a store holds, as its readers see it. */
-async function contentsOf(store: JsonFileStore) {
-  return {
-    keys: await store.listKeys(),
-    aliases: await store.listAliases(scope),
-    grants: await store.listGrants(),
-    intents: await store.listIntents(),
-  };
-}
 
 /** The store's contents now, and after closing and opening it again: they must be equal. */
 async function reopened(dir: string, store: JsonFileStore): Promise<{ before: unknown; after: unknown; store: JsonFileStore }> {
@@ -80,7 +34,7 @@ describe('JSON file store: the journal', function () {
 
   it('appends a commit to metadata.journal (its own records only) and leaves metadata.json as it was; opening replays it', async () => {
     let store = await JsonFileStore.open(dir, journaling);
-    const keys = Array.from({ length: 50 }, () => keyRecord('k'.repeat(200)));
+    const keys = Array.from({ length: 50 }, () => keyRecord({ description: 'k'.repeat(200) }));
     const grant = grantRecord(keys[0].keyId);
     try {
       await store.transact((tx) => keys.forEach((k) => tx.putKey(k)));
@@ -109,7 +63,7 @@ describe('JSON file store: the journal', function () {
     try {
       await store.transact((tx) => tx.putKey(keyRecord()));
       // Each grant line is ~500 bytes; the bound is 64 KiB for a small file.
-      const key = keyRecord('x'.repeat(1000));
+      const key = keyRecord({ description: 'x'.repeat(1000) });
       await store.transact((tx) => tx.putKey(key));
       let rewrites = 0;
       let lastSize = bytesOf(files().metadata).length;

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jsonFaultLocation } from '../../config/json-file';
+import { syncDirectory } from '../../durable-fs';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
-import { type BatchWrites, entryLine, JournalWriter, MIN_JOURNAL_BYTES, type ReplayedJournal, replayJournal, syncDirectory } from './store-journal';
+import { type BatchWrites, entryLine, JournalWriter, MIN_JOURNAL_BYTES, type ReplayedJournal, replayJournal } from './store-journal';
 
 // The JSON store's files under the data directory: metadata.json holds every record up to
 // its journalSeq; metadata.journal the commits after it (store-journal.ts); last-usage.json

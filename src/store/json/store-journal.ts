@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { syncDirectory } from '../../durable-fs';
 import { applyWrites } from './overlay-transaction';
 import type { Snapshot } from './snapshot';
 
@@ -191,15 +192,5 @@ export class JournalWriter {
     this.handle = await fs.promises.open(file, 'a', 0o600);
     if (created) await syncDirectory(this.dataDir);
     return this.handle;
-  }
-}
-
-/** A new or renamed file's name is durable only once its directory is. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
