@@ -17,7 +17,7 @@ export async function openStore(options: {
   idleCheck?: IdleCheck;
   journalFromBytes?: number;
 }): Promise<MetadataStore> {
-  if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir, { journalFromBytes: options.journalFromBytes });
+  if (options.storeUrl === undefined || options.storeUrl === '') return JsonFileStore.open(options.dataDir, { journalFromBytes: options.journalFromBytes, log: options.log });
   if (isSharedStoreUrl(options.storeUrl)) {
     const { PostgresStore } = await import('./postgres/postgres-store');
     return PostgresStore.open(options.storeUrl, options.log, { callTimeoutMs: options.callTimeoutMs, idleCheck: options.idleCheck });

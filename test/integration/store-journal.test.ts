@@ -16,6 +16,21 @@ const journaling = { journalFromBytes: 0 };
 /** A file's bytes, empty when it does not exist (a store that always journals may have no metadata.json yet). */
 const bytesOf = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0));
 
+/** The entry numbers of a journal's lines. */
+const seqsOf = (journal: Buffer) =>
+  journal
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => (JSON.parse(line) as { seq: number }).seq);
+
+/** Where a journal's line `index` begins. */
+function lineStart(journal: Buffer, index: number): number {
+  let at = 0;
+  for (let i = 0; i < index; i++) at = journal.indexOf(0x0a, at) + 1;
+  return at;
+}
+
 /** The store's contents now, and after closing and opening it again: they must be equal. */
 async function reopened(dir: string, store: JsonFileStore): Promise<{ before: unknown; after: unknown; store: JsonFileStore }> {
   const before = await contentsOf(store);
@@ -31,6 +46,8 @@ describe('JSON file store: the journal', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-journal-'));
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const checkpointSeq = () => (fs.existsSync(files().metadata) ? (JSON.parse(fs.readFileSync(files().metadata, 'utf8')) as { journalSeq: number }).journalSeq : 0);
+  const journalSeqs = () => seqsOf(fs.readFileSync(files().journal));
 
   it('appends a commit to metadata.journal (its own records only) and leaves metadata.json as it was; opening replays it', async () => {
     let store = await JsonFileStore.open(dir, journaling);
@@ -58,37 +75,36 @@ describe('JSON file store: the journal', function () {
     }
   });
 
-  it('rewrites metadata.json with every record and empties the journal once the journal reaches its bound; later entries follow', async () => {
+  it('rewrites metadata.json with every record in the background once the journal reaches its bound; commits go on, and the journal keeps only the later ones', async () => {
     let store = await JsonFileStore.open(dir, journaling);
     try {
-      await store.transact((tx) => tx.putKey(keyRecord()));
-      // Each grant line is ~500 bytes; the bound is 64 KiB for a small file.
       const key = keyRecord({ description: 'x'.repeat(1000) });
       await store.transact((tx) => tx.putKey(key));
-      let rewrites = 0;
-      let lastSize = bytesOf(files().metadata).length;
+      // Each grant's entry is ~1 KB with its audit outbox twin; the bound is 64 KiB for a small file.
       const grants: GrantRecord[] = [];
-      while (rewrites < 2) {
+      while (checkpointSeq() === 0) {
+        expect(grants.length, 'a rewrite within 5,000 commits').to.be.lessThan(5000);
         const grant = grantRecord(key.keyId);
         grants.push(grant);
         await store.transact((tx) => tx.putGrant(grant));
-        const size = bytesOf(files().metadata).length;
-        if (size !== lastSize) {
-          rewrites++;
-          expect(fs.statSync(files().journal).size, 'emptied by the rewrite').to.equal(0);
-          const file = JSON.parse(fs.readFileSync(files().metadata, 'utf8')) as { version: number; journalSeq: number; grants: GrantRecord[] };
-          expect(file.grants.map((g) => g.grantId), 'the file holds every grant so far').to.deep.equal(grants.map((g) => g.grantId));
-          expect(file.version).to.equal(2);
-        }
-        lastSize = size;
       }
-      expect(grants.length, 'many commits between two rewrites').to.be.greaterThan(100);
+      await store.close();
+      const file = JSON.parse(fs.readFileSync(files().metadata, 'utf8')) as { version: number; journalSeq: number; grants: GrantRecord[] };
+      expect(file.version).to.equal(2);
+      // Commit 1 made the key; commit n + 1 the n-th grant.
+      expect(file.journalSeq, 'many commits before the rewrite').to.be.greaterThan(50);
+      expect(file.grants.map((g) => g.grantId), 'the file holds the commits up to its journalSeq, in order').to.deep.equal(grants.slice(0, file.journalSeq - 1).map((g) => g.grantId));
+      const entries = journalSeqs();
+      expect(entries[0], 'the journal starts after the file').to.equal(file.journalSeq + 1);
+      expect(entries[entries.length - 1], 'and ends with the last commit').to.equal(grants.length + 1);
+
+      store = await JsonFileStore.open(dir, journaling);
+      // listGrants orders by creation time, then id: grants made in one millisecond come by id.
+      expect((await store.listGrants()).map((g) => g.grantId).sort()).to.deep.equal(grants.map((g) => g.grantId).sort());
       await store.transact((tx) => tx.putGrant(grantRecord(key.keyId)));
-      expect(fs.statSync(files().journal).size, 'the next commit goes to the journal again').to.be.greaterThan(0);
       const { before, after, store: again } = await reopened(dir, store);
       store = again;
       expect(after).to.deep.equal(before);
-      expect((await store.listGrants()).length).to.equal(grants.length + 1);
     } finally {
       await store.close();
     }
@@ -133,7 +149,7 @@ describe('JSON file store: the journal', function () {
         const { before, after, store: again } = await reopened(dir, store);
         store = again;
         expect(after).to.deep.equal(before);
-        expect((await store.listGrants()).map((g) => g.grantId)).to.deep.equal([kept.grantId, later.grantId]);
+        expect((await store.listGrants()).map((g) => g.grantId).sort()).to.deep.equal([kept.grantId, later.grantId].sort());
       } finally {
         await store.close();
       }
@@ -165,34 +181,41 @@ describe('JSON file store: the journal', function () {
     }
   });
 
-  it('a crash between the rewrite of metadata.json and the emptying of the journal: entries already in the file are not applied again', async () => {
+  it('a crash between the rewrite of metadata.json and the dropping of its entries from the journal: opening skips those entries and applies the later ones', async () => {
     let store = await JsonFileStore.open(dir, journaling);
     const key = keyRecord();
+    // The journal as it was after each commit: before a rewrite drops entries, it holds them all.
+    const copies: Buffer[] = [];
+    let description = '';
     try {
       await store.transact((tx) => tx.putKey(key));
-      // Journal entries that change the key's description, until one commit rewrites the file.
-      let journal = Buffer.alloc(0);
-      let description = '';
-      for (let i = 0; ; i++) {
-        const current = fs.existsSync(files().journal) ? fs.readFileSync(files().journal) : Buffer.alloc(0);
+      for (let i = 0; checkpointSeq() === 0; i++) {
+        expect(i, 'a rewrite within 5,000 commits').to.be.lessThan(5000);
         description = `version ${i} `.padEnd(2000, '.');
         await store.transact((tx) => tx.putKey({ ...key, description }));
-        if (fs.statSync(files().journal).size === 0) {
-          journal = current;
-          break;
-        }
+        copies.push(fs.readFileSync(files().journal));
       }
-      expect(journal.length, 'entries were in the journal before the rewrite').to.be.greaterThan(0);
+    } finally {
       await store.close();
-      // As if the process died after the rename but before the journal was emptied.
-      fs.writeFileSync(files().journal, journal);
-      store = await JsonFileStore.open(dir, journaling);
-      expect((await store.getKey(key))?.description, 'the last commit, not an older entry replayed over it').to.equal(description);
-      expect(fs.statSync(files().journal).size, 'emptied at opening').to.equal(0);
+    }
+    const later = fs.readFileSync(files().journal);
+    const laterSeqs = journalSeqs();
+    // The longest copy still starting at entry 1, then whatever the journal has after it: the
+    // journal a crash just before the drop would have left.
+    const whole = copies.filter((c) => seqsOf(c)[0] === 1).sort((x, y) => y.length - x.length)[0];
+    const wholeSeqs = seqsOf(whole);
+    expect(wholeSeqs[wholeSeqs.length - 1], 'the copy holds every entry the file holds').to.be.at.least(checkpointSeq());
+    const firstAfter = laterSeqs.findIndex((seq) => seq > wholeSeqs[wholeSeqs.length - 1]);
+    const after = firstAfter < 0 ? Buffer.alloc(0) : later.subarray(lineStart(later, firstAfter));
+    fs.writeFileSync(files().journal, Buffer.concat([whole, after]));
+
+    store = await JsonFileStore.open(dir, journaling);
+    try {
+      expect((await store.getKey(key))?.description, 'the last commit').to.equal(description);
       await store.transact((tx) => tx.putKey({ ...key, description: 'after' }));
-      const { before, after, store: again } = await reopened(dir, store);
+      const { before, after: reread, store: again } = await reopened(dir, store);
       store = again;
-      expect(after).to.deep.equal(before);
+      expect(reread).to.deep.equal(before);
       expect((await store.getKey(key))?.description).to.equal('after');
     } finally {
       await store.close();
@@ -225,7 +248,7 @@ describe('JSON file store: the journal', function () {
       await store.transact((tx) => tx.putGrant(acknowledged[1]));
       await store.close();
       store = await JsonFileStore.open(data, journaling);
-      expect((await store.listGrants()).map((g) => g.grantId)).to.deep.equal(acknowledged.map((g) => g.grantId));
+      expect((await store.listGrants()).map((g) => g.grantId).sort()).to.deep.equal(acknowledged.map((g) => g.grantId).sort());
     } finally {
       await store.close();
       unmountSmallDisk(disk);

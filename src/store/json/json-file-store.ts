@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Logger } from 'pino';
 import * as lockfile from 'proper-lockfile';
 import type { AliasTarget, KeyCount, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
@@ -9,6 +10,13 @@ import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, groupSorte
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
 import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
+
+export interface JsonStoreOptions {
+  /** Once metadata.json is this large, commits are appended to its journal instead (setting storeJournalFromBytes). */
+  journalFromBytes?: number;
+  /** Where a failed background rewrite of metadata.json is reported. */
+  log?: Logger;
+}
 
 interface Pending {
   body: (tx: StoreTransaction) => Promise<unknown> | unknown;
@@ -56,17 +64,15 @@ export class JsonFileStore implements MetadataStore {
     dataDir: string,
     private readonly releaseLock: () => Promise<void>,
     stored: StoredState,
-    journalFromBytes: number,
+    options: JsonStoreOptions,
   ) {
     this.committed = stored.snapshot;
-    this.files = new StoreFileWriter(dataDir, stored, journalFromBytes);
+    this.files = new StoreFileWriter(dataDir, stored, options.journalFromBytes ?? DEFAULT_JOURNAL_FROM_BYTES, (err) =>
+      options.log?.warn({ err }, 'metadata.json could not be rewritten from its journal; commits go on to the journal, and the rewrite is tried again later'),
+    );
   }
 
-  /**
-   * `journalFromBytes`: once metadata.json is this large, commits are appended to its journal
-   * instead of rewriting it (setting storeJournalFromBytes).
-   */
-  static async open(dataDir: string, options: { journalFromBytes?: number } = {}): Promise<JsonFileStore> {
+  static async open(dataDir: string, options: JsonStoreOptions = {}): Promise<JsonFileStore> {
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Before the lock: a live holder's lock may look stale (store-owner.ts), and taking it over
     // would make the holder lose its lock directory too.
@@ -95,7 +101,7 @@ export class JsonFileStore implements MetadataStore {
       removeUnfinishedWrites(dataDir);
       const stored = readStoreFiles(dataDir);
       const journal = cutTornTail(dataDir, stored.journal);
-      return new JsonFileStore(dataDir, releaseAll, { ...stored, journal }, options.journalFromBytes ?? DEFAULT_JOURNAL_FROM_BYTES);
+      return new JsonFileStore(dataDir, releaseAll, { ...stored, journal }, options);
     } catch (err) {
       await releaseAll();
       throw err;

@@ -118,11 +118,13 @@ function withLastUses(snapshot: Snapshot, file: string): Snapshot {
 }
 
 /**
- * Writes the store's files crash-safely. A commit goes to the journal once metadata.json has
- * reached `journalFromBytes` (appended, fdatasynced); otherwise, or when the journal has grown to
- * a quarter of metadata.json (and at least `journalFromBytes`), metadata.json is rewritten whole:
- * a temporary file, fsynced, renamed over the old one, the directory fsynced; then the journal is
- * emptied. A crash leaves the old or the new state either way.
+ * Writes the store's files crash-safely. Below `journalFromBytes`, a commit rewrites
+ * metadata.json whole: a temporary file, fsynced, renamed over the old one, the directory
+ * fsynced. From there on, a commit is appended to the journal (one fdatasync), and once the
+ * journal has grown to a quarter of metadata.json (and at least `journalFromBytes`),
+ * metadata.json is rewritten in the background with every entry so far while later commits
+ * go on to the journal, which then drops the entries the file holds. A crash leaves the old or
+ * the new state either way.
  */
 export class StoreFileWriter {
   /**
@@ -136,33 +138,62 @@ export class StoreFileWriter {
   /** The last committed batch's number (journal entry or rewrite). */
   private seq: number;
   private fileBytes: number;
+  /** The background rewrite of metadata.json, while it runs. */
+  private compaction: Promise<void> | undefined;
+  /** After a failed background rewrite: the journal's length from which the next one is tried. */
+  private compactAgainAt = 0;
 
   constructor(
     private readonly dataDir: string,
     stored: Pick<StoredState, 'fileBytes' | 'journal'>,
     private readonly journalFromBytes: number,
+    private readonly onRewriteFailure: (err: unknown) => void = () => undefined,
   ) {
     this.seq = stored.journal.seq;
     this.fileBytes = stored.fileBytes;
     this.journal = new JournalWriter(dataDir, stored.journal.goodBytes);
   }
 
-  /** Commits a batch: its writes to the journal, or the whole snapshot to metadata.json. */
+  /**
+   * Commits a batch: its writes to the journal, or the whole snapshot to metadata.json. The
+   * snapshot is the batch's committed state, never changed afterwards (each batch copies the
+   * maps it writes), so a background rewrite may read it while later batches commit.
+   */
   async writeRecords(snapshot: Snapshot, writes: BatchWrites): Promise<void> {
     const seq = this.seq + 1;
     if (this.fileBytes >= this.journalFromBytes && this.journal.appendable) {
-      const line = entryLine(seq, writes, this.jsonOf);
-      if (this.journal.bytes + line.length <= Math.max(MIN_JOURNAL_BYTES, this.journalFromBytes, this.fileBytes / 4)) {
-        await this.journal.append(line);
-        this.seq = seq;
-        return;
+      await this.journal.append(entryLine(seq, writes, this.jsonOf));
+      this.seq = seq;
+      const bound = Math.max(MIN_JOURNAL_BYTES, this.journalFromBytes, this.fileBytes / 4);
+      if (!this.compaction && this.journal.bytes >= Math.max(bound, this.compactAgainAt)) {
+        this.compaction = this.compact(snapshot, seq, this.journal.bytes).finally(() => (this.compaction = undefined));
       }
+      return;
     }
+    // A background rewrite finishes first: the journal's reset must not come before its swap.
+    await this.compaction;
     this.fileBytes = await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
     this.seq = seq;
     // The batch is committed: metadata.json holds it. A journal that cannot be emptied now only
     // stops appends (its entries are all in the file) until a later rewrite empties it.
     await this.journal.reset().catch(() => this.journal.blockAppends());
+  }
+
+  /**
+   * Rewrites metadata.json with every commit up to `seq` (the journal's first `through` bytes),
+   * then drops those entries from the journal. On failure the journal keeps every entry, and
+   * the next attempt waits until it has grown by another MIN_JOURNAL_BYTES (a full disk is not
+   * written to again at every commit).
+   */
+  private async compact(snapshot: Snapshot, seq: number, through: number): Promise<void> {
+    try {
+      this.fileBytes = await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
+      await this.journal.dropThrough(through);
+      this.compactAgainAt = 0;
+    } catch (err) {
+      this.compactAgainAt = this.journal.bytes + MIN_JOURNAL_BYTES;
+      this.onRewriteFailure(err);
+    }
   }
 
   async writeLastUses(snapshot: Snapshot): Promise<void> {
@@ -172,8 +203,9 @@ export class StoreFileWriter {
     await writeDurably(path.join(this.dataDir, LAST_USAGE_FILE), JSON.stringify(content));
   }
 
-  close(): Promise<void> {
-    return this.journal.close();
+  async close(): Promise<void> {
+    await this.compaction;
+    await this.journal.close();
   }
 
   private readonly jsonOf = (record: object): string => {
@@ -223,7 +255,7 @@ export class StoreFileWriter {
 }
 
 /** Temporary files of writeDurably: `<file>.<random>.tmp`. */
-const TEMP_FILE = /^(metadata|last-usage)\.json\.[0-9a-f]{16}\.tmp$/;
+const TEMP_FILE = /^(metadata\.json|last-usage\.json|metadata\.journal)\.[0-9a-f]{16}\.tmp$/;
 
 /** Writes `file` whole through a temporary file; returns its size. */
 async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<number> {

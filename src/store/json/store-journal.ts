@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { syncDirectory } from '../../durable-fs';
@@ -128,11 +129,16 @@ export function entryLine(seq: number, writes: BatchWrites, jsonOf: (record: obj
   return `{"seq":${seq},"writes":{${kinds.join(',')}}}\n`;
 }
 
-/** Appends entries durably; a failed append is cut off again before the next. */
+/**
+ * Appends entries durably; a failed append is cut off again before the next. Appends, resets
+ * and the dropping of entries already in metadata.json take turns (the latter runs while
+ * commits go on).
+ */
 export class JournalWriter {
   private handle: fs.promises.FileHandle | undefined;
   /** Set when a failed append could not be cut off, or a reset failed: nothing may follow until a reset. */
   private blocked = false;
+  private turn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly dataDir: string,
@@ -150,38 +156,91 @@ export class JournalWriter {
     this.blocked = true;
   }
 
-  async append(line: string): Promise<void> {
-    const data = Buffer.from(line, 'utf8');
-    const handle = await this.opened();
-    try {
-      // writeFile writes until every byte is down or fails (one write() may write less).
-      await handle.writeFile(data);
-      await handle.datasync();
-    } catch (err) {
-      // Cut the partial entry off, so that a later entry does not follow damage.
-      await handle
-        .truncate(this.bytes)
-        .then(() => handle.datasync())
-        .catch(() => this.blockAppends());
-      throw err;
-    }
-    this.bytes += data.length;
+  append(line: string): Promise<void> {
+    return this.inTurn(async () => {
+      const data = Buffer.from(line, 'utf8');
+      const handle = await this.opened();
+      try {
+        // writeFile writes until every byte is down or fails (one write() may write less).
+        await handle.writeFile(data);
+        await handle.datasync();
+      } catch (err) {
+        // Cut the partial entry off, so that a later entry does not follow damage.
+        await handle
+          .truncate(this.bytes)
+          .then(() => handle.datasync())
+          .catch(() => this.blockAppends());
+        throw err;
+      }
+      this.bytes += data.length;
+    });
   }
 
   /** Empties the journal after metadata.json was rewritten with every entry in it. */
-  async reset(): Promise<void> {
-    if (this.bytes === 0 && !this.blocked) return;
-    const handle = await this.opened();
-    await handle.truncate(0);
-    await handle.datasync();
-    this.bytes = 0;
-    this.blocked = false;
+  reset(): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.bytes === 0 && !this.blocked) return;
+      const handle = await this.opened();
+      await handle.truncate(0);
+      await handle.datasync();
+      this.bytes = 0;
+      this.blocked = false;
+    });
   }
 
-  async close(): Promise<void> {
-    const handle = this.handle;
-    this.handle = undefined;
-    await handle?.close();
+  /**
+   * Replaces the journal with its entries after byte `through` (those before it are in
+   * metadata.json now): the later ones copied to a temporary file, fsynced, renamed over the
+   * journal, the directory fsynced before the next append. A crash before the rename leaves
+   * the whole journal, whose first entries opening skips.
+   */
+  dropThrough(through: number): Promise<void> {
+    return this.inTurn(async () => {
+      const file = path.join(this.dataDir, JOURNAL_FILE);
+      const later = Buffer.alloc(this.bytes - through);
+      const reader = await fs.promises.open(file, 'r');
+      try {
+        await reader.read(later, 0, later.length, through);
+      } finally {
+        await reader.close();
+      }
+      const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+      try {
+        const writer = await fs.promises.open(temp, 'w', 0o600);
+        try {
+          await writer.writeFile(later);
+          await writer.sync();
+        } finally {
+          await writer.close();
+        }
+        await fs.promises.rename(temp, file);
+      } catch (err) {
+        await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+        throw err;
+      }
+      // Appends go to the new file from now on; its name must be durable before the first.
+      await this.handle?.close().catch(() => undefined);
+      this.handle = undefined;
+      this.bytes = later.length;
+      await syncDirectory(this.dataDir).catch((err: unknown) => {
+        this.blockAppends();
+        throw err;
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return this.inTurn(async () => {
+      const handle = this.handle;
+      this.handle = undefined;
+      await handle?.close();
+    });
+  }
+
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.turn.then(work);
+    this.turn = result.catch(() => undefined);
+    return result;
   }
 
   private async opened(): Promise<fs.promises.FileHandle> {
