@@ -85,8 +85,8 @@ export interface Config {
   storeUrl: string | undefined;
   /**
    * JSON store: once metadata.json is this large, commits are appended to metadata.journal
-   * instead of rewriting the file whole; the file is rewritten when the journal reaches this size
-   * or a quarter of the file, whichever is larger.
+   * instead of rewriting the file whole; the file is rewritten in the background when the
+   * journal reaches this size, 64 KiB or a quarter of the file, whichever is largest.
    */
   storeJournalFromBytes: number;
   /** Serving processes on this host sharing the port (more than one needs a shared store). */
