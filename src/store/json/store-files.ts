@@ -94,10 +94,9 @@ const REFUSAL = 'p11kms does not start on a damaged store (it would lose what th
 
 /** A store file's JSON; a damaged file is refused with its name, never read as less than it held. */
 function parseStoreFile(file: string): { parsed: unknown; bytes: number } {
-  const content = fs.readFileSync(file);
-  const text = content.toString('utf8');
+  const text = fs.readFileSync(file, 'utf8');
   try {
-    return { parsed: JSON.parse(text) as unknown, bytes: content.length };
+    return { parsed: JSON.parse(text) as unknown, bytes: fs.statSync(file).size };
   } catch (err) {
     throw new Error(`${file} is damaged: it is not valid JSON (${jsonFaultLocation(text, err)}; ${text.length} bytes). ${REFUSAL}`);
   }
