@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { expect } from 'chai';
+import pino from 'pino';
 import type { GrantRecord } from '../../src/store/grant-record';
 import { JsonFileStore } from '../../src/store/json/json-file-store';
 import { fillDisk, mountSmallDisk, unmountSmallDisk } from '../support/small-disk';
@@ -249,6 +251,53 @@ describe('JSON file store: the journal', function () {
       await store.close();
       store = await JsonFileStore.open(data, journaling);
       expect((await store.listGrants()).map((g) => g.grantId).sort()).to.deep.equal(acknowledged.map((g) => g.grantId).sort());
+    } finally {
+      await store.close();
+      unmountSmallDisk(disk);
+    }
+  });
+
+  it('a background rewrite that fails (full disk) loses nothing: it is logged, commits go on to the journal, and reopening shows every acknowledged one', async () => {
+    const disk = mountSmallDisk('1m');
+    const data = path.join(disk, 'data');
+    const filler = path.join(disk, 'filler');
+    const warnings: string[] = [];
+    const log = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          warnings.push(String((JSON.parse(chunk.toString()) as { msg: string }).msg));
+          done();
+        },
+      }),
+    );
+    let store = await JsonFileStore.open(data, { ...journaling, log });
+    try {
+      const key = keyRecord();
+      await store.transact((tx) => tx.putKey(key));
+      // Room for the journal to reach its 64 KiB bound and some more entries, not for the rewrite
+      // of metadata.json, which is as large as the journal.
+      fillDisk(filler);
+      fs.truncateSync(filler, fs.statSync(filler).size - 96 * 1024);
+      const acknowledged: string[] = [];
+      while (warnings.length === 0) {
+        expect(acknowledged.length, 'the rewrite was tried within 500 commits').to.be.lessThan(500);
+        const grant = grantRecord(key.keyId);
+        await store.transact((tx) => tx.putGrant(grant));
+        acknowledged.push(grant.grantId);
+      }
+      expect(warnings[0]).to.match(/metadata\.json could not be rewritten from its journal/);
+      expect(fs.existsSync(path.join(data, 'metadata.json')), 'no metadata.json half-written').to.equal(false);
+      expect(fs.readdirSync(data).filter((f) => f.endsWith('.tmp')), 'no temporary file left').to.deep.equal([]);
+      for (let i = 0; i < 5; i++) {
+        const grant = grantRecord(key.keyId);
+        await store.transact((tx) => tx.putGrant(grant));
+        acknowledged.push(grant.grantId);
+      }
+      fs.rmSync(filler);
+      await store.close();
+      store = await JsonFileStore.open(data, journaling);
+      expect((await store.listGrants()).map((g) => g.grantId).sort()).to.deep.equal(acknowledged.sort());
     } finally {
       await store.close();
       unmountSmallDisk(disk);
