@@ -1,18 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { syncDirectory } from '../durable-fs';
+import { syncDirectory, writeSynced } from '../durable-fs';
 import { fingerprintOf, listPublicKeyFiles, PUBLIC_KEY_FILE, publicKeyFileOf } from './format';
 
 export async function writeDurably(dir: string, name: string, data: Buffer): Promise<void> {
   const tmp = path.join(dir, `.${name}.tmp`);
-  const handle = await fs.promises.open(tmp, 'w', 0o644);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writeSynced(tmp, data, 0o644);
   await fs.promises.rename(tmp, path.join(dir, name));
   await syncDirectory(dir);
 }

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { jsonFaultLocation } from '../../config/json-file';
-import { syncDirectory } from '../../durable-fs';
+import { replaceFile, syncDirectory } from '../../durable-fs';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
@@ -256,26 +255,9 @@ export class StoreFileWriter {
 /** Temporary files of writeDurably: `<file>.<random>.tmp`. */
 const TEMP_FILE = /^(metadata\.json|last-usage\.json|metadata\.journal)\.[0-9a-f]{16}\.tmp$/;
 
-/** Writes `file` whole through a temporary file; returns its size. */
+/** Replaces `file` crash-safely (replaceFile), then makes the new name durable; returns its size. */
 async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<number> {
-  const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
-  const handle = await fs.promises.open(temp, 'w', 0o600);
-  let size: number;
-  try {
-    // writeFile on a handle writes until every byte of every chunk is down or fails: one write()
-    // call may write less without an error when the disk is nearly full. write-file-atomic made
-    // that single call and renamed the short file over metadata.json, which then would not parse.
-    await fs.promises.writeFile(handle, content);
-    await handle.sync();
-    size = (await handle.stat()).size;
-    await handle.close();
-    await fs.promises.rename(temp, file);
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-  // A rename is only durable once the directory entry is.
+  const size = await replaceFile(file, content);
   await syncDirectory(path.dirname(file));
   return size;
 }

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { syncDirectory } from '../../durable-fs';
+import { replaceFile, syncDirectory } from '../../durable-fs';
 import { applyWrites } from './overlay-transaction';
 import type { Snapshot } from './snapshot';
 
@@ -204,20 +203,7 @@ export class JournalWriter {
       } finally {
         await reader.close();
       }
-      const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
-      try {
-        const writer = await fs.promises.open(temp, 'w', 0o600);
-        try {
-          await writer.writeFile(later);
-          await writer.sync();
-        } finally {
-          await writer.close();
-        }
-        await fs.promises.rename(temp, file);
-      } catch (err) {
-        await fs.promises.rm(temp, { force: true }).catch(() => undefined);
-        throw err;
-      }
+      await replaceFile(file, later);
       // Appends go to the new file from now on; its name must be durable before the first.
       await this.handle?.close().catch(() => undefined);
       this.handle = undefined;
