@@ -1,5 +1,6 @@
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
+import { IvSupply } from './iv-supply';
 import { aesKeyTemplate, gcmMechanism } from './key-templates';
 import { ckrName } from './pkcs11-errors';
 import type { Session, Token } from './token';
@@ -23,6 +24,8 @@ export interface ExternalKeyMetadata {
  * GCM AAD (the XKS spec's construction lives with the wire layer).
  */
 export class ExternalKeys {
+  private readonly ivs = new IvSupply(IV_BYTES);
+
   constructor(private readonly token: Token) {}
 
   static label(externalKeyId: string): string {
@@ -72,7 +75,7 @@ export class ExternalKeys {
   async encrypt(externalKeyId: string, aad: Buffer, plaintext: Buffer): Promise<{ iv: Buffer; ciphertext: Buffer; tag: Buffer }> {
     return this.token.run('external key encrypt', async (session) => {
       const key = this.required(session, externalKeyId);
-      const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(IV_BYTES));
+      const iv = this.ivs.take((bytes) => this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(bytes)));
       const sealed = await this.cryptoCall(() => {
         this.token.pkcs11.C_EncryptInit(session, gcmMechanism(iv, aad), key);
         return this.token.pkcs11.C_EncryptAsync(session, plaintext, Buffer.alloc(plaintext.length + TAG_BYTES));

@@ -1,6 +1,7 @@
 import * as pkcs11js from 'pkcs11js';
 import { KmsError } from '../errors';
 import { derTotalLength } from './der';
+import { IvSupply } from './iv-supply';
 import { gcmMechanism } from './key-templates';
 import { type MaterialRef, otherCandidates, requiredObject } from './material-objects';
 import { ckrName } from './pkcs11-errors';
@@ -28,15 +29,17 @@ function runOptionsOf(step: OperationStep): { mayShed: boolean } {
 
 /** Symmetric master keys at work: AES-256-GCM, and data keys wrapped under them. */
 export class SymmetricCrypto {
+  private readonly ivs = new IvSupply(GCM_IV_BYTES);
+
   constructor(private readonly token: Token) {}
 
   /**
-   * AES-256-GCM in the token with a fresh 96-bit IV drawn from the token's RNG in the same
-   * session, so no caller can reuse an IV. Returns the IV and ciphertext‖tag.
+   * AES-256-GCM in the token with a fresh 96-bit IV from the token's RNG (iv-supply.ts), so no
+   * caller can reuse an IV. Returns the IV and ciphertext‖tag.
    */
   async encrypt(ref: MaterialRef, aad: Buffer, plaintext: Buffer, step: OperationStep = FIRST_STEP): Promise<{ iv: Buffer; sealed: Buffer }> {
     return this.token.run('encrypt', async (session) => {
-      const iv = this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(GCM_IV_BYTES));
+      const iv = this.ivs.take((bytes) => this.token.pkcs11.C_GenerateRandom(session, Buffer.alloc(bytes)));
       return { iv, sealed: await this.sealInSession(session, ref, iv, aad, plaintext) };
     }, runOptionsOf(step));
   }

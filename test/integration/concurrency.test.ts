@@ -129,6 +129,21 @@ describe('concurrency', function () {
     sealed.push(...items);
   });
 
+  it('gives 300 parallel Encrypts of one plaintext under one key and context 300 different IVs, each decrypting', async function () {
+    // IVs come from the token's RNG 64 at a time (iv-supply.ts): 300 cross several draws, so an IV
+    // handed out twice at a draw's edge shows as two equal blobs (same key, context and plaintext).
+    const key = keys[0];
+    const plaintext = Buffer.from('the same plaintext, three hundred times');
+    const context = { purpose: 'iv-uniqueness' };
+    const blobs = await Promise.all(
+      Array.from({ length: 300 }, async () => Buffer.from((await kms.send(new EncryptCommand({ KeyId: key.KeyId, Plaintext: plaintext, EncryptionContext: context }))).CiphertextBlob!)),
+    );
+    const ivs = blobs.map((b) => b.subarray(24, 36).toString('hex'));
+    expect(new Set(ivs).size, 'distinct IVs').to.equal(300);
+    expect(new Set(blobs.map((b) => b.toString('hex'))).size, 'distinct blobs').to.equal(300);
+    expect(await checkAllDecrypt(blobs.map((blob) => ({ keyArn: key.Arn!, plaintext, context, blob })))).to.deep.equal([]);
+  });
+
   it('serves parallel data key operations from the session pool without mixing them up', async function () {
     const [k1, k2] = [keys[6], keys[7]];
     const generated = await Promise.all(
