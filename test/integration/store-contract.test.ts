@@ -232,12 +232,16 @@ for (const backend of backends) {
       expect(await aliasNamesOf(b, second)).to.deep.equal([]);
       // Three moves of each alias, all at once through both handles: each ends on the second key.
       // The reading handle (b) has both lists cached; it must hear every one of the 24 commits.
+      // It hears each of its own commits twice (when it commits, and again as the notification
+      // every node receives) and each of a's once: four times per alias. Waiting for three let the
+      // check run before the notification of a's last move had arrived (1 run in ~10 on a busy
+      // machine), reading a list that was still, correctly, about to be dropped.
       const heard = new Map<string, number>();
       const allHeard = new Promise<void>((resolve) => {
         if (!b.watchChanges) return resolve();
         const stop = b.watchChanges((changed) => {
           for (const name of moving) if (changed === '*' || changed.includes(`a:${scope.region}/${scope.accountId}/${name}`)) heard.set(name, (heard.get(name) ?? 0) + 1);
-          if (moving.every((name) => (heard.get(name) ?? 0) >= 3)) stop(), resolve();
+          if (moving.every((name) => (heard.get(name) ?? 0) >= 4)) stop(), resolve();
         });
       });
       const flip = (store: MetadataStore, name: string) =>
