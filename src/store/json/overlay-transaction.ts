@@ -1,12 +1,13 @@
 import type { KeyLocator, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
 import { IdKeyedWrites } from '../id-keyed-writes';
+import type { RecordMap } from './record-map';
 import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
 import type { BatchWrites } from './store-journal';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
-export function applyWrites<T>(target: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
+export function applyWrites<T>(target: RecordMap<T>, writes: Map<string, T | null>): RecordMap<T> {
   for (const [k, v] of writes) {
     if (v === null) target.delete(k);
     else target.set(k, v);
@@ -15,8 +16,8 @@ export function applyWrites<T>(target: Map<string, T>, writes: Map<string, T | n
 }
 
 /** The committed records as a transaction sees them, its own writes included. */
-function overlaid<T>(base: Map<string, T>, writes: Map<string, T | null>): Map<string, T> {
-  return applyWrites(new Map(base), writes);
+function overlaid<T>(base: RecordMap<T>, writes: Map<string, T | null>): RecordMap<T> {
+  return applyWrites(base.copy(), writes);
 }
 
 /** Collects a transaction's writes so they can be applied whole or dropped whole. */
@@ -112,18 +113,17 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
    * Applies the writes to a batch's working records; returns which kinds of record they changed.
    * The working records share every map with the committed ones (which readers still use) until
    * a transaction of the batch first writes to that kind: `owned` holds the kinds copied so far.
-   * With 100,000 keys and as many aliases, copying every map took ~35 ms of the event loop per
-   * commit; a grant now copies none of them, the last-usage flush only the keys.
+   * A copy shares the records themselves too (record-map.ts) and copies only what it changes.
    * `batch` collects the batch's writes (the last per record winning): its journal entry.
    */
   applyTo(target: Snapshot, owned: Set<keyof Snapshot>, batch: BatchWrites): ChangedKinds {
     const apply = <K extends keyof Snapshot>(kind: K, writes: Map<string, unknown>) => {
       if (writes.size === 0) return;
       if (!owned.has(kind)) {
-        target[kind] = new Map(target[kind] as Map<string, unknown>) as Snapshot[K];
+        target[kind] = (target[kind] as RecordMap<unknown>).copy() as Snapshot[K];
         owned.add(kind);
       }
-      applyWrites(target[kind] as Map<string, unknown>, writes);
+      applyWrites(target[kind] as RecordMap<unknown>, writes);
       const recorded = (batch[kind] ??= new Map());
       for (const [name, record] of writes) recorded.set(name, record);
     };
@@ -157,7 +157,7 @@ export function unionOf(a: ChangedKinds, b: ChangedKinds): ChangedKinds {
 }
 
 /** A record as the transaction sees it: its own write (null = deleted) or else the committed one. */
-function seen<T>(writes: Map<string, T | null>, base: Map<string, T>, name: string): T | undefined {
+function seen<T>(writes: Map<string, T | null>, base: RecordMap<T>, name: string): T | undefined {
   const own = writes.get(name);
   return own === null ? undefined : (own ?? base.get(name));
 }

@@ -1,19 +1,20 @@
 import type { AliasTarget, KeyLocator } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
+import { RecordMap } from './record-map';
 
 /** The JSON store's records in memory, each map keyed by the record's name below. */
 export interface Snapshot {
-  keys: Map<string, KeyRecord>;
-  aliases: Map<string, AliasRecord>;
-  grants: Map<string, GrantRecord>;
-  customKeyStores: Map<string, CustomKeyStoreRecord>;
-  intents: Map<string, CreationIntent>;
-  outbox: Map<string, AuditOutboxEntry>;
+  keys: RecordMap<KeyRecord>;
+  aliases: RecordMap<AliasRecord>;
+  grants: RecordMap<GrantRecord>;
+  customKeyStores: RecordMap<CustomKeyStoreRecord>;
+  intents: RecordMap<CreationIntent>;
+  outbox: RecordMap<AuditOutboxEntry>;
 }
 
 export function emptySnapshot(): Snapshot {
-  return { keys: new Map(), aliases: new Map(), grants: new Map(), customKeyStores: new Map(), intents: new Map(), outbox: new Map() };
+  return { keys: RecordMap.of(), aliases: RecordMap.of(), grants: RecordMap.of(), customKeyStores: RecordMap.of(), intents: RecordMap.of(), outbox: RecordMap.of() };
 }
 
 export const aliasKey = (scope: Scope, aliasName: string) => `${scope.region}/${scope.accountId}/${aliasName}`;
@@ -38,11 +39,11 @@ export function groupSorted<T>(records: Iterable<T>, groupOf: (r: T) => string, 
   return groups;
 }
 
-export function listAliasesIn(aliases: Map<string, AliasRecord>, scope: Scope): AliasRecord[] {
+export function listAliasesIn(aliases: RecordMap<AliasRecord>, scope: Scope): AliasRecord[] {
   return [...aliases.values()].filter((a) => a.region === scope.region && a.accountId === scope.accountId).sort(byAliasName);
 }
 
-export function listGrantsIn(grants: Map<string, GrantRecord>, key: KeyLocator | undefined): GrantRecord[] {
+export function listGrantsIn(grants: RecordMap<GrantRecord>, key: KeyLocator | undefined): GrantRecord[] {
   return [...grants.values()].filter((g) => key === undefined || (g.keyId === key.keyId && g.region === key.region)).sort(byCreation);
 }
 
@@ -53,7 +54,7 @@ export function keyRegionsIn(keys: Iterable<KeyRecord>, keyId: string): KeyRecor
   return found.sort(byRegion);
 }
 
-export function listCustomKeyStoresIn(stores: Map<string, CustomKeyStoreRecord>, scope: Scope | undefined): CustomKeyStoreRecord[] {
+export function listCustomKeyStoresIn(stores: RecordMap<CustomKeyStoreRecord>, scope: Scope | undefined): CustomKeyStoreRecord[] {
   return [...stores.values()]
     .filter((c) => scope === undefined || (c.region === scope.region && c.accountId === scope.accountId))
     .sort((a, b) => a.createdAt - b.createdAt || a.customKeyStoreId.localeCompare(b.customKeyStoreId));

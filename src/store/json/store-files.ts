@@ -4,6 +4,7 @@ import { jsonFaultLocation } from '../../config/json-file';
 import { replaceFile, syncDirectory } from '../../durable-fs';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
+import { RecordMap } from './record-map';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
 import { type BatchWrites, entryLine, JournalWriter, MIN_JOURNAL_BYTES, type ReplayedJournal, replayJournal } from './store-journal';
 
@@ -78,12 +79,12 @@ function readCheckpoint(file: string): { snapshot: Snapshot; journalSeq: number;
   const broken = Object.entries(lists).find(([, list]) => !Array.isArray(list));
   if (broken) throw new Error(`${file} is damaged: its "${broken[0]}" is not a list. ${REFUSAL}`);
   const snapshot: Snapshot = {
-    keys: new Map(lists.keys.map((k) => [recordKey(k), k])),
-    aliases: new Map(lists.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
-    grants: new Map(lists.grants.map((g) => [g.grantId, g])),
-    customKeyStores: new Map(lists.customKeyStores.map((c) => [c.customKeyStoreId, c])),
-    intents: new Map(lists.intents.map((i) => [i.creationId, i])),
-    outbox: new Map(lists.auditOutbox.map((e) => [e.id, e])),
+    keys: RecordMap.of(lists.keys.map((k) => [recordKey(k), k])),
+    aliases: RecordMap.of(lists.aliases.map((a) => [aliasKey(a, a.aliasName), a])),
+    grants: RecordMap.of(lists.grants.map((g) => [g.grantId, g])),
+    customKeyStores: RecordMap.of(lists.customKeyStores.map((c) => [c.customKeyStoreId, c])),
+    intents: RecordMap.of(lists.intents.map((i) => [i.creationId, i])),
+    outbox: RecordMap.of(lists.auditOutbox.map((e) => [e.id, e])),
   };
   return { snapshot, journalSeq, bytes };
 }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFile, syncDirectory } from '../../durable-fs';
 import { applyWrites } from './overlay-transaction';
+import type { RecordMap } from './record-map';
 import type { Snapshot } from './snapshot';
 
 /**
@@ -66,7 +67,7 @@ export function replayJournal(dataDir: string, snapshot: Snapshot, checkpointSeq
     if (previous !== undefined && entry.seq !== previous + 1) throw damaged(`entry ${entry.seq} follows entry ${previous}`);
     if (entry.seq > checkpointSeq) {
       if (entry.seq !== seq + 1) throw damaged(`its entries resume at ${entry.seq} but metadata.json holds those up to ${checkpointSeq} only (was metadata.json restored from an older backup without its journal?)`);
-      for (const [kind, writes] of Object.entries(entry.writes)) applyWrites(snapshot[kind as keyof Snapshot] as Map<string, unknown>, new Map(Object.entries(writes)));
+      for (const [kind, writes] of Object.entries(entry.writes)) applyWrites(snapshot[kind as keyof Snapshot] as RecordMap<unknown>, new Map(Object.entries(writes)));
       seq = entry.seq;
       applied++;
     }
