@@ -6,7 +6,7 @@ const SHARDS = 256;
  * transactions changes a copy of the committed records, which readers keep using until the
  * batch is durable; copying a plain Map of 100,000 keys took ~30 ms of the event loop under
  * load, paid by every batch that changed a key (TagResource, the last-usage flush, …): a
- * TagResource loop cut Encrypt beside it from 3,359 to 508/s. Here the records sit in SHARDS
+ * TagResource loop cut Encrypt beside it from ~3,000 to 340–413/s. Here the records sit in SHARDS
  * maps chosen by a hash of the name; a copy shares them all, and either side copies a shard
  * (~400 records) the first time it changes it after the copy.
  *
