@@ -118,7 +118,7 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listKeys(scope?: Scope): Promise<KeyRecord[]> {
-    const all = [...this.committed.keys.values()];
+    const all = this.committed.keys.values();
     const keys = scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
     return keys.sort((a, b) => a.createdAt - b.createdAt || a.keyId.localeCompare(b.keyId));
   }
@@ -170,11 +170,11 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listIntents(): Promise<CreationIntent[]> {
-    return [...this.committed.intents.values()];
+    return this.committed.intents.values();
   }
 
   async listOutboxEntries(): Promise<AuditOutboxEntry[]> {
-    return [...this.committed.outbox.values()].sort((a, b) => a.createdAt - b.createdAt);
+    return this.committed.outbox.values().sort((a, b) => a.createdAt - b.createdAt);
   }
 
   transact<T>(body: (tx: StoreTransaction) => Promise<T> | T): Promise<T> {

@@ -102,7 +102,7 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
   }
 
   async keysInCustomKeyStore(customKeyStoreId: string): Promise<KeyRecord[]> {
-    return [...overlaid(this.base.keys, this.keys).values()].filter((k) => k.customKeyStoreId === customKeyStoreId);
+    return overlaid(this.base.keys, this.keys).values().filter((k) => k.customKeyStoreId === customKeyStoreId);
   }
 
   async getIntent(creationId: string): Promise<CreationIntent | undefined> {

@@ -65,16 +65,28 @@ export class RecordMap<V> {
     return new RecordMap(this.shards.slice(), new Uint8Array(SHARDS), this.count);
   }
 
-  *values(): IterableIterator<V> {
-    for (const shard of this.shards) yield* shard.values();
+  // Arrays filled in place, not generators nor push: over 100,000 records a generator took
+  // 15–21 ms and push 8–14 where a Map's own iterator takes 3, and the sweeps, ListKeys and the
+  // file writes read every record.
+  /** A new array of every record, which the caller may keep or sort. */
+  values(): V[] {
+    const out = new Array<V>(this.count);
+    let next = 0;
+    for (const shard of this.shards) for (const value of shard.values()) out[next++] = value;
+    out.length = next;
+    return out;
   }
 
-  *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.shards) yield* shard.entries();
+  entries(): Array<[string, V]> {
+    const out = new Array<[string, V]>(this.count);
+    let next = 0;
+    for (const shard of this.shards) for (const entry of shard.entries()) out[next++] = entry;
+    out.length = next;
+    return out;
   }
 
   [Symbol.iterator](): IterableIterator<[string, V]> {
-    return this.entries();
+    return this.entries()[Symbol.iterator]();
   }
 
   private writable(index: number): Map<string, V> {
