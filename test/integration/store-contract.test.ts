@@ -284,6 +284,42 @@ for (const backend of backends) {
       expect(total(await b.countKeys()), 'counted again after the three new keys').to.equal(total(before) + 3);
     });
 
+    it('lists keys oldest first through creations out of order, changes, deletions and a second region, read after each commit', async () => {
+      // Creation times of their own, far in the past, so the other tests' keys come after these.
+      const base = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 1_000;
+      const mine = new Map<string, KeyRecord>();
+      const name = (k: KeyRecord) => `${k.region}/${k.keyId}`;
+      const put = (records: KeyRecord[]) => a.transact((tx) => records.forEach((k) => (tx.putKey(k), mine.set(name(k), k))));
+      const expected = () =>
+        [...mine.values()]
+          .sort((x, y) => x.createdAt - y.createdAt || (x.keyId < y.keyId ? -1 : x.keyId > y.keyId ? 1 : x.region < y.region ? -1 : 1))
+          .map((k) => `${name(k)} ${k.description}`);
+      const listed = async (store: MetadataStore, scoped?: boolean) =>
+        (await store.listKeys(scoped ? scope : undefined)).filter((k) => mine.has(name(k))).map((k) => `${name(k)} ${k.description}`);
+      const check = async (step: string) => {
+        expect(await listed(b), step).to.deep.equal(expected());
+        expect(await listed(a, true), `${step} (one region)`).to.deep.equal(expected().filter((line) => line.startsWith(`${scope.region}/`)));
+      };
+      // Several keys created in one millisecond (ties go by key id), committed newest first.
+      const created = Array.from({ length: 40 }, (_, i) => keyRecord({ createdAt: base + 100 + (i % 10) }));
+      await put(created.slice(20));
+      await put(created.slice(0, 20));
+      await check('after the first keys');
+      await put(created.filter((_, i) => i % 4 === 0).map((k) => ({ ...k, description: 'changed' })));
+      await check('after changing some keys');
+      const replica = { ...created[3], region: 'eu-west-1', arn: keyArn({ region: 'eu-west-1', accountId: scope.accountId }, created[3].keyId) };
+      const older = keyRecord({ createdAt: base + 1, description: 'older than all' });
+      const between = keyRecord({ createdAt: base + 105, description: 'between' });
+      const newest = keyRecord({ createdAt: base + 500, description: 'newest' });
+      await a.transact((tx) => {
+        for (const k of [created[1], created[17]]) tx.deleteKey(k), mine.delete(name(k));
+        for (const k of [newest, between, replica, older]) tx.putKey(k), mine.set(name(k), k);
+      });
+      await check('after deleting two keys and creating four, one older than all');
+      await a.transact((tx) => void (tx.deleteKey(older), mine.delete(name(older))));
+      await check('after deleting the oldest');
+    });
+
     it('keeps the records of a multi-Region key in step: a write to one region carries the shared fields to the others', async () => {
       const keyId = `mrk-${randomUUID().replace(/-/g, '')}`;
       const primary = keyRecord({ keyId, primaryRegion: 'us-east-1' });

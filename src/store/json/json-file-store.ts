@@ -8,6 +8,7 @@ import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecor
 import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
 import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
+import { CreationOrder } from './creation-order';
 import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
@@ -56,6 +57,7 @@ export class JsonFileStore implements MetadataStore {
     keysById?: Map<string, KeyRecord[]>;
     keyCounts?: KeyCount[];
   } = {};
+  private readonly keyOrder = new CreationOrder();
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private readonly files: StoreFileWriter;
@@ -118,9 +120,8 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listKeys(scope?: Scope): Promise<KeyRecord[]> {
-    const all = this.committed.keys.values();
-    const keys = scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
-    return keys.sort((a, b) => a.createdAt - b.createdAt || a.keyId.localeCompare(b.keyId));
+    const all = this.keyOrder.records(this.committed.keys);
+    return scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
   }
 
   async countKeys(): Promise<KeyCount[]> {
@@ -238,8 +239,12 @@ export class JsonFileStore implements MetadataStore {
             batch.forEach((p) => p.reject(err));
             continue;
           }
+          const before = this.committed;
           this.committed = working;
-          if (changed.keys) this.views.keysById = this.views.keyCounts = undefined;
+          if (changed.keys) {
+            this.views.keysById = this.views.keyCounts = undefined;
+            if (writes.keys) this.keyOrder.committed(writes.keys, before.keys, working.keys);
+          }
           if (changed.aliases) this.views.aliasesByScope = this.views.aliasesByKey = undefined;
           if (changed.grants) this.views.grantsByKey = undefined;
         }

@@ -25,8 +25,8 @@ export const byRegion = (a: KeyRecord, b: KeyRecord) => (a.region < b.region ? -
 
 export async function listKeysIn(q: Queryable, scope: Scope | undefined): Promise<KeyRecord[]> {
   const { rows } = scope
-    ? await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE region = $1 AND account_id = $2 ORDER BY created_at, key_id', [scope.region, scope.accountId])
-    : await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys ORDER BY created_at, key_id');
+    ? await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys WHERE region = $1 AND account_id = $2 ORDER BY created_at, key_id, region', [scope.region, scope.accountId])
+    : await q.query<Doc<KeyRecord>>('SELECT doc FROM p11kms_keys ORDER BY created_at, key_id, region');
   return rows.map((r) => r.doc);
 }
 
