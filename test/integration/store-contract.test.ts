@@ -284,7 +284,7 @@ for (const backend of backends) {
       expect(total(await b.countKeys()), 'counted again after the three new keys').to.equal(total(before) + 3);
     });
 
-    it('lists keys oldest first through creations out of order, changes, deletions and a second region, read after each commit', async () => {
+    it('lists and counts keys (oldest first) through creations out of order, changes, deletions and a second region, read after each commit', async () => {
       // Creation times of their own, far in the past, so the other tests' keys come after these.
       const base = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 1_000;
       const mine = new Map<string, KeyRecord>();
@@ -299,15 +299,21 @@ for (const backend of backends) {
       const check = async (step: string) => {
         expect(await listed(b), step).to.deep.equal(expected());
         expect(await listed(a, true), `${step} (one region)`).to.deep.equal(expected().filter((line) => line.startsWith(`${scope.region}/`)));
+        // The counts /metrics reads, kept apart from the list: the same numbers.
+        const fromList = new Map<string, number>();
+        for (const k of await b.listKeys()) fromList.set(`${k.keyState} ${k.keySpec}`, (fromList.get(`${k.keyState} ${k.keySpec}`) ?? 0) + 1);
+        expect(new Map((await b.countKeys()).map((c) => [`${c.keyState} ${c.keySpec}`, c.count])), `${step} (counts)`).to.deep.equal(fromList);
       };
       // Several keys created in one millisecond (ties go by key id), committed newest first.
       const created = Array.from({ length: 40 }, (_, i) => keyRecord({ createdAt: base + 100 + (i % 10) }));
       await put(created.slice(20));
       await put(created.slice(0, 20));
       await check('after the first keys');
-      await put(created.filter((_, i) => i % 4 === 0).map((k) => ({ ...k, description: 'changed' })));
+      await put(created.filter((_, i) => i % 4 === 0).map((k) => ({ ...k, description: 'changed', keyState: 'Disabled' as const })));
       await check('after changing some keys');
-      const replica = { ...created[3], region: 'eu-west-1', arn: keyArn({ region: 'eu-west-1', accountId: scope.accountId }, created[3].keyId) };
+      expect((await b.listKeyRegions(created[3].keyId)).map((k) => k.region), 'a key in one region').to.deep.equal([scope.region]);
+      // A region no key of this store has been in before.
+      const replica = { ...created[3], region: 'ap-southeast-3', arn: keyArn({ region: 'ap-southeast-3', accountId: scope.accountId }, created[3].keyId) };
       const older = keyRecord({ createdAt: base + 1, description: 'older than all' });
       const between = keyRecord({ createdAt: base + 105, description: 'between' });
       const newest = keyRecord({ createdAt: base + 500, description: 'newest' });
@@ -316,6 +322,7 @@ for (const backend of backends) {
         for (const k of [newest, between, replica, older]) tx.putKey(k), mine.set(name(k), k);
       });
       await check('after deleting two keys and creating four, one older than all');
+      expect((await b.listKeyRegions(created[3].keyId)).map((k) => k.region), 'the key with a record in a second region').to.deep.equal(['ap-southeast-3', 'us-east-1']);
       await a.transact((tx) => void (tx.deleteKey(older), mine.delete(name(older))));
       await check('after deleting the oldest');
     });

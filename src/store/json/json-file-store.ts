@@ -6,9 +6,9 @@ import type { AliasTarget, KeyCount, KeyLocator, MetadataStore, StoreTransaction
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
-import { aliasKey, aliasTargetKey, byAliasName, byCreation, byRegion, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
+import { aliasKey, aliasTargetKey, byAliasName, byCreation, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
-import { CreationOrder } from './creation-order';
+import { CreationOrder, KeyCounts, KeyRegions } from './key-views';
 import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
@@ -54,10 +54,10 @@ export class JsonFileStore implements MetadataStore {
     grantsByKey?: Map<string, GrantRecord[]>;
     aliasesByScope?: Map<string, AliasRecord[]>;
     aliasesByKey?: Map<string, AliasRecord[]>;
-    keysById?: Map<string, KeyRecord[]>;
-    keyCounts?: KeyCount[];
   } = {};
   private readonly keyOrder = new CreationOrder();
+  private readonly keyCounts = new KeyCounts();
+  private readonly keyRegions = new KeyRegions();
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private readonly files: StoreFileWriter;
@@ -115,8 +115,7 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listKeyRegions(keyId: string): Promise<KeyRecord[]> {
-    this.views.keysById ??= groupSorted(this.committed.keys.values(), (k) => k.keyId, byRegion);
-    return [...(this.views.keysById.get(keyId) ?? [])];
+    return this.keyRegions.recordsOf(keyId, this.committed.keys);
   }
 
   async listKeys(scope?: Scope): Promise<KeyRecord[]> {
@@ -125,17 +124,7 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async countKeys(): Promise<KeyCount[]> {
-    if (!this.views.keyCounts) {
-      // By state, then spec: no string built per key (100,000 keys: ~6 ms against ~25).
-      const byState = new Map<string, Map<string, number>>();
-      for (const { keyState, keySpec } of this.committed.keys.values()) {
-        let bySpec = byState.get(keyState);
-        if (!bySpec) byState.set(keyState, (bySpec = new Map()));
-        bySpec.set(keySpec, (bySpec.get(keySpec) ?? 0) + 1);
-      }
-      this.views.keyCounts = [...byState].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
-    }
-    return [...this.views.keyCounts];
+    return this.keyCounts.counts(this.committed.keys);
   }
 
   async getAlias(scope: Scope, aliasName: string): Promise<AliasRecord | undefined> {
@@ -221,7 +210,7 @@ export class JsonFileStore implements MetadataStore {
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
         let changed = NOTHING_CHANGED;
         for (const pending of batch) {
-          const tx = new OverlayTransaction(working);
+          const tx = new OverlayTransaction(working, this.keyRegions);
           try {
             const value = await pending.body(tx);
             changed = unionOf(changed, tx.applyTo(working, owned, writes));
@@ -241,10 +230,7 @@ export class JsonFileStore implements MetadataStore {
           }
           const before = this.committed;
           this.committed = working;
-          if (changed.keys) {
-            this.views.keysById = this.views.keyCounts = undefined;
-            if (writes.keys) this.keyOrder.committed(writes.keys, before.keys, working.keys);
-          }
+          if (changed.keys && writes.keys) for (const view of [this.keyOrder, this.keyCounts]) view.committed(writes.keys, before.keys, working.keys);
           if (changed.aliases) this.views.aliasesByScope = this.views.aliasesByKey = undefined;
           if (changed.grants) this.views.grantsByKey = undefined;
         }

@@ -3,7 +3,8 @@ import type { GrantRecord } from '../grant-record';
 import { IdKeyedWrites } from '../id-keyed-writes';
 import type { RecordMap } from './record-map';
 import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
-import { aliasKey, byRegion, keyRegionsIn, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
+import { aliasKey, byRegion, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
+import type { KeyRegions } from './key-views';
 import type { BatchWrites } from './store-journal';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
@@ -26,7 +27,10 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
   private readonly aliases = new Map<string, AliasRecord | null>();
   private readonly grants = new Map<string, GrantRecord | null>();
 
-  constructor(private readonly base: Snapshot) {
+  constructor(
+    private readonly base: Snapshot,
+    private readonly keyRegions: KeyRegions,
+  ) {
     super();
   }
 
@@ -53,7 +57,7 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
   /** The committed records of `keyId` with this transaction's writes applied. */
   private regionsOf(keyId: string): KeyRecord[] {
     const found = new Map<string, KeyRecord>();
-    for (const k of keyRegionsIn(this.base.keys.values(), keyId)) found.set(recordKey(k), k);
+    for (const k of this.keyRegions.recordsOf(keyId, this.base.keys)) found.set(recordKey(k), k);
     for (const [id, k] of this.keys) {
       if (k === null) found.delete(id);
       else if (k.keyId === keyId) found.set(id, k);
@@ -128,6 +132,7 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
       for (const [name, record] of writes) recorded.set(name, record);
     };
     apply('keys', this.keys);
+    this.keyRegions.applied(this.keys);
     apply('aliases', this.aliases);
     apply('grants', this.grants);
     apply('customKeyStores', this.customKeyStores);

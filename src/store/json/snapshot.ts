@@ -47,13 +47,6 @@ export function listGrantsIn(grants: RecordMap<GrantRecord>, key: KeyLocator | u
   return [...grants.values()].filter((g) => key === undefined || (g.keyId === key.keyId && g.region === key.region)).sort(byCreation);
 }
 
-/** Every region's record of `keyId`: a scan, needed only for multi-Region (`mrk-`) keys and deletions. */
-export function keyRegionsIn(keys: Iterable<KeyRecord>, keyId: string): KeyRecord[] {
-  const found: KeyRecord[] = [];
-  for (const k of keys) if (k.keyId === keyId) found.push(k);
-  return found.sort(byRegion);
-}
-
 export function listCustomKeyStoresIn(stores: RecordMap<CustomKeyStoreRecord>, scope: Scope | undefined): CustomKeyStoreRecord[] {
   return [...stores.values()]
     .filter((c) => scope === undefined || (c.region === scope.region && c.accountId === scope.accountId))

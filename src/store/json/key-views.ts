@@ -1,0 +1,146 @@
+import type { KeyCount } from '../metadata-store';
+import type { KeyRecord } from '../records';
+import type { RecordMap } from './record-map';
+import { byRegion, recordKey } from './snapshot';
+
+/**
+ * What the JSON store reads over all its keys, kept up to date commit by commit instead of
+ * being rebuilt from every record after each commit that changed a key: with 100,000 keys a
+ * rebuild took 60–240 ms of the event loop, and the last-usage flush changes keys every few
+ * seconds while they are used. Each view is built by its first read.
+ */
+export interface KeyView {
+  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>, after: RecordMap<KeyRecord>): void;
+}
+
+/** ListKeys' order: oldest first; a key's regions, created at once, by key id and region. */
+export function oldestFirst(a: KeyRecord, b: KeyRecord): number {
+  return a.createdAt - b.createdAt || (a.keyId === b.keyId ? (a.region < b.region ? -1 : a.region > b.region ? 1 : 0) : a.keyId.localeCompare(b.keyId));
+}
+
+/**
+ * The names of the JSON store's key records, oldest first, kept from one commit to the next.
+ * The record maps iterate by shard, in no order, and sorting 100,000 records again at every
+ * listKeys took 120–240 ms (ListKeys pages, both sweeps every minute, reconciliation), where a
+ * Map's insertion order had made the same sort a pass over sorted records (32–45 ms). A key's
+ * createdAt never changes, so a commit that only changes keys leaves the order as it is, and one
+ * that adds or removes keys merges its few names into it.
+ */
+export class CreationOrder implements KeyView {
+  private names: string[] | undefined;
+  /** The records of `names` as the last read found them, while the store's key map is that one. */
+  private read: { keys: RecordMap<KeyRecord>; records: KeyRecord[] } | undefined;
+
+  /** Every key record, oldest first, in a new array. */
+  records(keys: RecordMap<KeyRecord>): KeyRecord[] {
+    if (this.read?.keys !== keys) this.read = { keys, records: this.lookUp(keys) };
+    return this.read.records.slice();
+  }
+
+  private lookUp(keys: RecordMap<KeyRecord>): KeyRecord[] {
+    const names = this.names;
+    if (names && names.length === keys.size) {
+      const out = new Array<KeyRecord>(names.length);
+      let i = 0;
+      for (; i < names.length; i++) {
+        const record = keys.get(names[i]);
+        if (!record) break;
+        out[i] = record;
+      }
+      if (i === names.length) return out;
+    }
+    // First read, or (never expected) an order that lost track of the records: sort afresh.
+    const sorted = keys.values().sort(oldestFirst);
+    this.names = sorted.map(recordKey);
+    return sorted;
+  }
+
+  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>, after: RecordMap<KeyRecord>): void {
+    const names = this.names;
+    if (!names) return;
+    const removed = new Set<string>();
+    const added: Array<[string, KeyRecord]> = [];
+    for (const [name, value] of writes) {
+      const record = value as KeyRecord | null;
+      const earlier = before.get(name);
+      if (earlier && (record === null || record.createdAt !== earlier.createdAt)) removed.add(name);
+      if (record && (!earlier || record.createdAt !== earlier.createdAt)) added.push([name, record]);
+    }
+    if (removed.size === 0 && added.length === 0) return;
+    const kept = removed.size === 0 ? names : names.filter((n) => !removed.has(n));
+    added.sort((a, b) => oldestFirst(a[1], b[1]));
+    // New keys are nearly always the newest: appended. Otherwise each goes where it belongs.
+    const merged: string[] = [];
+    let next = 0;
+    for (const [name, record] of added) {
+      let low = next;
+      let high = kept.length;
+      while (low < high) {
+        const middle = (low + high) >>> 1;
+        if (oldestFirst(after.get(kept[middle])!, record) <= 0) low = middle + 1;
+        else high = middle;
+      }
+      for (; next < low; next++) merged.push(kept[next]);
+      merged.push(name);
+    }
+    for (; next < kept.length; next++) merged.push(kept[next]);
+    this.names = merged;
+  }
+}
+
+/**
+ * The regions any key record has been in: a key's records are found by looking up its id in
+ * each (a deployment has a few), where grouping 100,000 records by key id took 120–180 ms.
+ * Only grows: a region that no longer holds a key costs one lookup that finds nothing. Fed by
+ * each transaction as it is applied (a later transaction of the same batch reads its records),
+ * so a batch that then fails to commit may leave a region here that holds nothing, as above.
+ */
+export class KeyRegions {
+  private regions: Set<string> | undefined;
+
+  /** Every region's record of `keyId` in `keys`, by region. */
+  recordsOf(keyId: string, keys: RecordMap<KeyRecord>): KeyRecord[] {
+    this.regions ??= new Set(keys.values().map((k) => k.region));
+    const found: KeyRecord[] = [];
+    for (const region of this.regions) {
+      const record = keys.get(recordKey({ region, keyId }));
+      if (record) found.push(record);
+    }
+    return found.sort(byRegion);
+  }
+
+  applied(writes: ReadonlyMap<string, KeyRecord | null>): void {
+    if (this.regions) for (const record of writes.values()) if (record) this.regions.add(record.region);
+  }
+}
+
+/** How many keys are in each key state and spec (every /metrics scrape reads it). */
+export class KeyCounts implements KeyView {
+  private byState: Map<string, Map<string, number>> | undefined;
+
+  counts(keys: RecordMap<KeyRecord>): KeyCount[] {
+    if (!this.byState) {
+      this.byState = new Map();
+      for (const key of keys.values()) this.add(key, 1);
+    }
+    return [...this.byState].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
+  }
+
+  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>): void {
+    if (!this.byState) return;
+    for (const [name, record] of writes) {
+      const earlier = before.get(name);
+      if (earlier) this.add(earlier, -1);
+      if (record) this.add(record as KeyRecord, 1);
+    }
+  }
+
+  // By state, then spec: no string built per key.
+  private add({ keyState, keySpec }: KeyRecord, change: number): void {
+    let bySpec = this.byState!.get(keyState);
+    if (!bySpec) this.byState!.set(keyState, (bySpec = new Map()));
+    const count = (bySpec.get(keySpec) ?? 0) + change;
+    if (count !== 0) bySpec.set(keySpec, count);
+    else if (bySpec.delete(keySpec) && bySpec.size === 0) this.byState!.delete(keyState);
+  }
+}
