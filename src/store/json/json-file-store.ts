@@ -5,10 +5,10 @@ import * as lockfile from 'proper-lockfile';
 import type { AliasTarget, KeyCount, KeyLocator, MetadataStore, StoreTransaction } from '../metadata-store';
 import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
-import { NOTHING_CHANGED, OverlayTransaction, unionOf } from './overlay-transaction';
-import { aliasKey, aliasTargetKey, byAliasName, byCreation, groupSorted, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
+import { OverlayTransaction } from './overlay-transaction';
+import { aliasKey, aliasTargetKey, byAliasName, byCreation, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
-import { CreationOrder, KeyCounts, KeyRegions } from './key-views';
+import { CreationOrder, GroupedView, KeyCounts, KeyRegions, type RecordView } from './record-views';
 import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
 import { forgetOwner, liveOwner, recordOwner } from './store-owner';
 
@@ -43,21 +43,15 @@ export class JsonFileStore implements MetadataStore {
   /** The directory lock keeps every other process out. */
   readonly singleWriter = true;
   private committed: Snapshot;
-  /**
-   * Per-request reads (a key's grants and aliases: every authorised key use) answered from
-   * lists built once, not by scanning every record: request cost stays flat as keys, aliases
-   * and grants grow. A commit drops only the lists of the kinds it changed: the last-usage
-   * flush (keys, every few seconds while keys are used) must not make the next request
-   * regroup 100,000 aliases.
-   */
-  private views: {
-    grantsByKey?: Map<string, GrantRecord[]>;
-    aliasesByScope?: Map<string, AliasRecord[]>;
-    aliasesByKey?: Map<string, AliasRecord[]>;
-  } = {};
+  // Reads across many records, kept up to date by each commit (record-views.ts).
   private readonly keyOrder = new CreationOrder();
   private readonly keyCounts = new KeyCounts();
   private readonly keyRegions = new KeyRegions();
+  private readonly aliasesByScope = new GroupedView<AliasRecord>(scopeKey, byAliasName);
+  private readonly aliasesByKey = new GroupedView<AliasRecord>((a) => aliasTargetKey(targetOf(a)), byAliasName);
+  private readonly grantsByKey = new GroupedView<GrantRecord>(recordKey, byCreation);
+  private readonly keyViews: ReadonlyArray<RecordView<KeyRecord>> = [this.keyOrder, this.keyCounts];
+  private readonly aliasViews: ReadonlyArray<RecordView<AliasRecord>> = [this.aliasesByScope, this.aliasesByKey];
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private readonly files: StoreFileWriter;
@@ -132,13 +126,11 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listAliases(scope: Scope): Promise<AliasRecord[]> {
-    this.views.aliasesByScope ??= groupSorted(this.committed.aliases.values(), (a) => scopeKey(a), byAliasName);
-    return [...(this.views.aliasesByScope.get(scopeKey(scope)) ?? [])];
+    return this.aliasesByScope.list(this.committed.aliases, scopeKey(scope));
   }
 
   async listKeyAliases(key: AliasTarget): Promise<AliasRecord[]> {
-    this.views.aliasesByKey ??= groupSorted(this.committed.aliases.values(), (a) => aliasTargetKey(targetOf(a)), byAliasName);
-    return [...(this.views.aliasesByKey.get(aliasTargetKey(key)) ?? [])];
+    return this.aliasesByKey.list(this.committed.aliases, aliasTargetKey(key));
   }
 
   async getGrant(grantId: string): Promise<GrantRecord | undefined> {
@@ -147,8 +139,7 @@ export class JsonFileStore implements MetadataStore {
 
   async listGrants(key?: KeyLocator): Promise<GrantRecord[]> {
     if (key === undefined) return listGrantsIn(this.committed.grants, undefined);
-    this.views.grantsByKey ??= groupSorted(this.committed.grants.values(), (g) => recordKey(g), byCreation);
-    return [...(this.views.grantsByKey.get(recordKey(key)) ?? [])];
+    return this.grantsByKey.list(this.committed.grants, recordKey(key));
   }
 
   async getCustomKeyStore(id: string): Promise<CustomKeyStoreRecord | undefined> {
@@ -208,18 +199,18 @@ export class JsonFileStore implements MetadataStore {
         const owned = new Set<keyof Snapshot>();
         const writes: BatchWrites = {};
         const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
-        let changed = NOTHING_CHANGED;
+        let changed = false;
         for (const pending of batch) {
           const tx = new OverlayTransaction(working, this.keyRegions);
           try {
             const value = await pending.body(tx);
-            changed = unionOf(changed, tx.applyTo(working, owned, writes));
+            changed = tx.applyTo(working, owned, writes) || changed;
             outcomes.push({ ok: true, value });
           } catch (err) {
             outcomes.push({ ok: false, err });
           }
         }
-        if (changed.any) {
+        if (changed) {
           try {
             if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working);
             else await this.files.writeRecords(working, writes);
@@ -230,9 +221,9 @@ export class JsonFileStore implements MetadataStore {
           }
           const before = this.committed;
           this.committed = working;
-          if (changed.keys && writes.keys) for (const view of [this.keyOrder, this.keyCounts]) view.committed(writes.keys, before.keys, working.keys);
-          if (changed.aliases) this.views.aliasesByScope = this.views.aliasesByKey = undefined;
-          if (changed.grants) this.views.grantsByKey = undefined;
+          if (writes.keys) for (const view of this.keyViews) view.committed(writes.keys, before.keys, working.keys);
+          if (writes.aliases) for (const view of this.aliasViews) view.committed(writes.aliases, before.aliases, working.aliases);
+          if (writes.grants) this.grantsByKey.committed(writes.grants, before.grants);
         }
         batch.forEach((p, i) => {
           const outcome = outcomes[i];

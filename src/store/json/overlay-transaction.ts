@@ -4,7 +4,7 @@ import { IdKeyedWrites } from '../id-keyed-writes';
 import type { RecordMap } from './record-map';
 import { type AliasRecord, type CreationIntent, type CustomKeyStoreRecord, isMultiRegion, type KeyRecord, type Scope, withSharedFields } from '../records';
 import { aliasKey, byRegion, listAliasesIn, listCustomKeyStoresIn, listGrantsIn, recordKey, type Snapshot } from './snapshot';
-import type { KeyRegions } from './key-views';
+import type { KeyRegions } from './record-views';
 import type { BatchWrites } from './store-journal';
 
 /** Applies a transaction's writes (null = deleted) to a map. */
@@ -114,13 +114,13 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
   }
 
   /**
-   * Applies the writes to a batch's working records; returns which kinds of record they changed.
+   * Applies the writes to a batch's working records; returns whether there were any.
    * The working records share every map with the committed ones (which readers still use) until
    * a transaction of the batch first writes to that kind: `owned` holds the kinds copied so far.
    * A copy shares the records themselves too (record-map.ts) and copies only what it changes.
    * `batch` collects the batch's writes (the last per record winning): its journal entry.
    */
-  applyTo(target: Snapshot, owned: Set<keyof Snapshot>, batch: BatchWrites): ChangedKinds {
+  applyTo(target: Snapshot, owned: Set<keyof Snapshot>, batch: BatchWrites): boolean {
     const apply = <K extends keyof Snapshot>(kind: K, writes: Map<string, unknown>) => {
       if (writes.size === 0) return;
       if (!owned.has(kind)) {
@@ -138,27 +138,8 @@ export class OverlayTransaction extends IdKeyedWrites implements StoreTransactio
     apply('customKeyStores', this.customKeyStores);
     apply('intents', this.intents);
     apply('outbox', this.outbox);
-    return {
-      keys: this.keys.size > 0,
-      aliases: this.aliases.size > 0,
-      grants: this.grants.size > 0,
-      any: this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0,
-    };
+    return this.keys.size + this.aliases.size + this.grants.size + this.idKeyedWriteCount() > 0;
   }
-}
-
-/** Which kinds of record a batch of transactions changed (the JSON store keeps the read views of the others). */
-export interface ChangedKinds {
-  keys: boolean;
-  aliases: boolean;
-  grants: boolean;
-  any: boolean;
-}
-
-export const NOTHING_CHANGED: ChangedKinds = { keys: false, aliases: false, grants: false, any: false };
-
-export function unionOf(a: ChangedKinds, b: ChangedKinds): ChangedKinds {
-  return { keys: a.keys || b.keys, aliases: a.aliases || b.aliases, grants: a.grants || b.grants, any: a.any || b.any };
 }
 
 /** A record as the transaction sees it: its own write (null = deleted) or else the committed one. */

@@ -1,16 +1,19 @@
 import type { KeyCount } from '../metadata-store';
 import type { KeyRecord } from '../records';
 import type { RecordMap } from './record-map';
-import { byRegion, recordKey } from './snapshot';
+import { byRegion, groupSorted, recordKey } from './snapshot';
 
 /**
- * What the JSON store reads over all its keys, kept up to date commit by commit instead of
- * being rebuilt from every record after each commit that changed a key: with 100,000 keys a
- * rebuild took 60–240 ms of the event loop, and the last-usage flush changes keys every few
- * seconds while they are used. Each view is built by its first read.
+ * What the JSON store reads across many records (keys oldest first, a key's regions, the key
+ * counts, a scope's or a key's aliases, a key's grants), kept up to date commit by commit
+ * instead of being rebuilt from every record after each commit that changed one: with 100,000
+ * keys and aliases a rebuild took 60–350 ms of the event loop, paid by the next request that
+ * read it (every authorised key use reads its key's aliases and grants), and the last-usage
+ * flush changes keys every few seconds while they are used. Each view is built by its first read.
  */
-export interface KeyView {
-  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>, after: RecordMap<KeyRecord>): void;
+export interface RecordView<T> {
+  /** A commit's writes of this kind (`null`: removed), with the records before and after it. */
+  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<T>, after: RecordMap<T>): void;
 }
 
 /** ListKeys' order: oldest first; a key's regions, created at once, by key id and region. */
@@ -26,7 +29,7 @@ export function oldestFirst(a: KeyRecord, b: KeyRecord): number {
  * createdAt never changes, so a commit that only changes keys leaves the order as it is, and one
  * that adds or removes keys merges its few names into it.
  */
-export class CreationOrder implements KeyView {
+export class CreationOrder implements RecordView<KeyRecord> {
   private names: string[] | undefined;
   /** The records of `names` as the last read found them, while the store's key map is that one. */
   private read: { keys: RecordMap<KeyRecord>; records: KeyRecord[] } | undefined;
@@ -115,7 +118,7 @@ export class KeyRegions {
 }
 
 /** How many keys are in each key state and spec (every /metrics scrape reads it). */
-export class KeyCounts implements KeyView {
+export class KeyCounts implements RecordView<KeyRecord> {
   private byState: Map<string, Map<string, number>> | undefined;
 
   counts(keys: RecordMap<KeyRecord>): KeyCount[] {
@@ -142,5 +145,62 @@ export class KeyCounts implements KeyView {
     const count = (bySpec.get(keySpec) ?? 0) + change;
     if (count !== 0) bySpec.set(keySpec, count);
     else if (bySpec.delete(keySpec) && bySpec.size === 0) this.byState!.delete(keyState);
+  }
+}
+
+/** Records grouped (by scope, by key) and each group in order: a scope's aliases, a key's grants. */
+export class GroupedView<T> implements RecordView<T> {
+  private groups: Map<string, T[]> | undefined;
+
+  constructor(
+    private readonly groupOf: (record: T) => string,
+    private readonly order: (a: T, b: T) => number,
+  ) {}
+
+  /** One group's records in order, in a new array. */
+  list(records: RecordMap<T>, group: string): T[] {
+    this.groups ??= groupSorted(records.values(), this.groupOf, this.order);
+    return [...(this.groups.get(group) ?? [])];
+  }
+
+  committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<T>): void {
+    if (!this.groups) return;
+    for (const [name, record] of writes) {
+      const earlier = before.get(name);
+      if (earlier) this.remove(earlier);
+      if (record) this.insert(record as T);
+    }
+  }
+
+  // The lists hold the very records of the map (records are never changed in place, a change
+  // puts a new one), so the record a write replaces is found by identity.
+  private remove(record: T): void {
+    const group = this.groupOf(record);
+    const list = this.groups!.get(group);
+    if (!list) return;
+    let at = this.firstNotBefore(list, record);
+    while (at < list.length && list[at] !== record && this.order(list[at], record) === 0) at++;
+    if (list[at] !== record) at = list.indexOf(record);
+    if (at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.groups!.delete(group);
+  }
+
+  private insert(record: T): void {
+    const group = this.groupOf(record);
+    const list = this.groups!.get(group);
+    if (!list) return void this.groups!.set(group, [record]);
+    list.splice(this.firstNotBefore(list, record), 0, record);
+  }
+
+  private firstNotBefore(list: readonly T[], record: T): number {
+    let low = 0;
+    let high = list.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.order(list[middle], record) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 }
