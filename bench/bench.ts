@@ -18,8 +18,8 @@
  *    custody layer and HSM profile (the exact calls the service makes, no HTTP, no JSON, no
  *    SigV4, no audit), one call after another. HTTP rows are divided by the raw rate with the
  *    same number of threads: one process ÷ 1 thread.
- * 6. Store size: Encrypt (16 connections) and CreateGrant (1 connection: one store commit after
- *    another) on data directories holding 10 and --scale-keys key records (made as
+ * 6. Store size: Encrypt (16 connections), CreateGrant (1 connection: one store commit after
+ *    another) and ListKeys (1 connection: a read across every key) on data directories holding 10 and --scale-keys key records (made as
  *    bench/scale.ts explains), and the start-up time with --startup-keys records.
  *
  * Options: --duration <s> per HTTP run (default 5), --connections 1,16,64,
@@ -123,8 +123,9 @@ interface BenchKeys {
 
 /**
  * Encrypt as the store grows: the same requests on data directories holding 10 and
- * `scaleKeys` keys (each request names another of up to 1,000 of them), and how long the
- * service takes to start with `startupKeys` keys (spawn to listening).
+ * `scaleKeys` keys (each request names another of up to 1,000 of them), a commit after another
+ * (CreateGrant) and a read across every key (ListKeys) on each, and how long the service takes
+ * to start with `startupKeys` keys (spawn to listening).
  */
 async function scaleRuns(base: string, source: string, scaleKeys: number, startupKeys: number, duration: number): Promise<{ rows: Row[]; startups: string[] }> {
   const rows: Row[] = [];
@@ -160,6 +161,10 @@ async function scaleRuns(base: string, source: string, scaleKeys: number, startu
       const grant = await signedRequest(endpoint, 'CreateGrant', { KeyId: keyIds[0], GranteePrincipal: 'arn:aws:iam::111122223333:root', Operations: ['Decrypt'] });
       process.stderr.write(`bench: HTTP CreateGrant × 1 with ${count} keys for ${duration} s\n`);
       rows.push({ ...(await httpRun(endpoint, `CreateGrant, ${count.toLocaleString('en')} keys in the store`, grant, 1, duration)) });
+      // A read across every key: each ListKeys page lists the account's keys oldest first.
+      const list = await signedRequest(endpoint, 'ListKeys', { Limit: 100 });
+      process.stderr.write(`bench: HTTP ListKeys × 1 with ${count} keys for ${duration} s\n`);
+      rows.push({ ...(await httpRun(endpoint, `ListKeys (Limit 100), ${count.toLocaleString('en')} keys in the store`, list, 1, duration)) });
     } finally {
       await stopService(child);
     }

