@@ -160,7 +160,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     sweeper.start();
     // Rotations and import expiries that fell due while the service was down happen now.
     const materialSweeper = new MaterialSweeper(services, config.sweepIntervalSeconds * 1000, trail, leaseMs);
-    await materialSweeper.sweep();
+    await materialSweeper.sweepAfterReconciliation();
     materialSweeper.start();
     // Another process's background work is taken over within seconds of its death.
     const stopWatching = shared

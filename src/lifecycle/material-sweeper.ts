@@ -41,6 +41,23 @@ export class MaterialSweeper extends PeriodicSweep<MaterialSweepResult> {
     return { rotated: [], expired: [], wrappingKeysDestroyed: 0 };
   }
 
+  /** Off while the pass at start-up runs: the start-up reconciliation has just been made. */
+  private reconcileAfterPass = true;
+
+  /**
+   * The pass at start-up (rotations and import expiries that fell due while the service was
+   * down), right after the start-up reconciliation: without a second one, which with 100,000
+   * keys read every key and listed the token again for nothing.
+   */
+  async sweepAfterReconciliation(): Promise<MaterialSweepResult> {
+    this.reconcileAfterPass = false;
+    try {
+      return await this.sweep();
+    } finally {
+      this.reconcileAfterPass = true;
+    }
+  }
+
   protected async sweepOnce(): Promise<MaterialSweepResult> {
     const result = this.nothing();
     for (const key of await this.services.store.listKeys()) {
@@ -59,7 +76,7 @@ export class MaterialSweeper extends PeriodicSweep<MaterialSweepResult> {
     }
     // Leftovers of failed destroys and of creations whose process died (several processes on one store).
     // A token that cannot destroy now (what left them) must not stop the service starting: the next sweep tries again.
-    if (this.intentLeaseMs !== undefined) {
+    if (this.intentLeaseMs !== undefined && this.reconcileAfterPass) {
       await reconcile(this.services, periodicReconcileOptions(this.services, this.intentLeaseMs)).catch((err: unknown) => {
         if (err instanceof BackgroundLockLostError) throw err;
         this.services.log.error({ err: (err as Error).message }, 'reconciliation failed; the next sweep tries again');
