@@ -2,7 +2,6 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
-import express from 'express';
 import parseUrl from 'parseurl';
 import type { Logger } from 'pino';
 import type { Caller } from '../../access/principal';
@@ -17,6 +16,7 @@ import type { KeyRecord } from '../../store/records';
 import { ownRecord } from '../own-properties';
 import { decodeInput, encodeOutput } from './codec';
 import { errorResponse, httpStatusOf } from './error-response';
+import { readRequestBody } from './request-body';
 import type { SigV4Authenticator } from './sigv4-auth';
 import { validateInput } from './validate';
 
@@ -49,11 +49,9 @@ interface Target {
  *
  * One plain Node request handler, no middleware stack: the server hands it `POST /` directly
  * and Express routes the rest of POST / (presigned query strings) to it. The body is read once
- * by body-parser's raw reader (limit, content-encoding, aborted requests) called as a function.
+ * by raw-body (request-body.ts: limit, content-encoding, aborted requests).
  */
 export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response) => void {
-  // No inflation: SigV4 signs the bytes sent, and AWS KMS defines no request compression.
-  const readBody = express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false });
   const tooLarge = () => new KmsError('ValidationException', `Request body exceeds the maximum of ${deps.maxBodyBytes} bytes.`);
   const refuse = (req: Request, res: Response, error: KmsError) => {
     const requestId = requestIdOf(res);
@@ -61,27 +59,26 @@ export function awsJsonEndpoint(deps: AwsJsonDeps): (req: Request, res: Response
   };
   return (req, res) => {
     // A declared length over the limit is answered at once (the rest is discarded as it comes):
-    // body-parser would read the whole body first, or wait for it until the request timeout.
+    // reading the whole body first would wait for it until the request timeout.
     if (Number(req.headers['content-length']) > deps.maxBodyBytes) {
       req.resume();
       refuse(req, res, tooLarge());
       return;
     }
-    readBody(req as express.Request, res as express.Response, (err?: unknown) => {
-      if (err === undefined) {
+    readRequestBody(req, deps.maxBodyBytes, (failure, body) => {
+      if (failure === undefined) {
         // Handled in full (audit record included) even if the client goes away meanwhile.
-        const work = handle(deps, req, res);
+        const work = handle(deps, req, res, body);
         deps.services.work?.track(work);
         return;
       }
-      // Body-parser failures (oversized, unreadable) are answered like any request error.
-      const e = err as { type?: string };
+      // Bodies that cannot be read (oversized, compressed, cut off) are answered like any request error.
       refuse(
         req,
         res,
-        e.type === 'entity.too.large'
+        failure === 'entity.too.large'
           ? tooLarge()
-          : e.type === 'encoding.unsupported'
+          : failure === 'encoding.unsupported'
             ? new KmsError('SerializationException', 'Content-Encoding is not supported: send the request body uncompressed (identity).')
             : new KmsError('SerializationException', 'The request body could not be read.'),
       );
@@ -111,7 +108,7 @@ export function unroutedRequest(deps: AwsJsonDeps): (req: Request, res: Response
   };
 }
 
-async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<void> {
+async function handle(deps: AwsJsonDeps, req: Request, res: Response, body: Buffer): Promise<void> {
   const requestId = requestIdOf(res);
   const contentType = contentTypeOf(req);
   const started = process.hrtime.bigint();
@@ -119,8 +116,6 @@ async function handle(deps: AwsJsonDeps, req: Request, res: Response): Promise<v
   const call: Partial<ApiCall> = {};
   let reply: { status: number; body: string };
   try {
-    const requestBody = (req as { body?: unknown }).body;
-    const body: Buffer = Buffer.isBuffer(requestBody) ? requestBody : Buffer.alloc(0);
     const { path, query } = targetOf(req);
     const auth = await deps.authenticator.authenticate({
       method: req.method!,
