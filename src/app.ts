@@ -2,13 +2,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express from 'express';
 import type { Logger } from 'pino';
 import { Credentials } from './access/credentials';
 import { AuditOutbox } from './audit/outbox';
 import { AuditTrail } from './audit/trail';
 import { systemClock } from './clock';
-import { mountConsole } from './console';
 import { type Config, isSharedStoreUrl, loadBackendProfile, loadHsmProfile } from './config/config';
 import { AuditSigner } from './custody/audit-signer';
 import { KeyCustody } from './custody/key-custody';
@@ -29,17 +27,14 @@ import { backendTokenScope, periodicReconcileOptions, reconcile, type ReconcileR
 import type { Services } from './operations';
 import { openStore } from './store/open-store';
 import { KeyQueue } from './operations/shared/key-mutation';
-import { awsJsonEndpoint, unroutedRequest } from './wire/aws-json/router';
+import { awsJsonEndpoint } from './wire/aws-json/router';
 import { HeaderSignatures, SigV4Authenticator } from './wire/aws-json/sigv4-auth';
-import { huaweiRouter } from './wire/huawei/router';
-import { operationalRoutes } from './server/health';
+import type { ExpressRoutes, ExpressRoutesDeps } from './server/express-routes';
 import { type Listener, listen } from './server/listener';
 import { ServiceMetrics } from './server/metrics';
-import { withNoSniffing } from './server/no-sniffing';
 import { RequestQuotas } from './server/quotas';
 import { ExternalKeys } from './custody/external-keys';
 import { recordTokenUser } from './custody/token-users';
-import { startXksListener } from './wire/xks/server';
 import { XksSettingsFile } from './wire/xks/settings';
 import { WorkInFlight } from './server/work-in-flight';
 
@@ -181,15 +176,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
     services.grantsPerKey = config.grantsPerKey;
     const authenticator = new SigV4Authenticator(config.auth, credentials, config.accountId, services.clock);
 
-    const app = express();
-    app.disable('x-powered-by');
-    app.set('etag', false);
-    app.set('query parser', 'simple');
     const keySpecs = keySpecSupport(services.custody);
     log.info({ keySpecs }, 'key specs this token supports');
     let draining = false;
-    app.use(
-      operationalRoutes({ token: openToken, store, audit: trail, auditDir: config.auditDir!, draining: () => draining }, metrics, () => ({
+    const awsJsonDeps = { services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail };
+    const awsJson = awsJsonEndpoint(awsJsonDeps);
+    const routes = expressRoutesOnDemand({
+      readiness: { token: openToken, store, audit: trail, auditDir: config.auditDir!, draining: () => draining },
+      metrics,
+      health: () => ({
         hsm: profile.name,
         // Stores on one token report the same material: each counts once.
         missingMaterial: reconciled.missingMaterial.length + new Set([...backendMissing.values()].flat()).size,
@@ -200,21 +195,19 @@ export async function startService(config: Config, log: Logger): Promise<Running
         keySpecs,
         // A store shared by several processes: whether this one runs the cluster's background work now.
         ...(opened.backgroundLocksState ? { backgroundLeader: opened.backgroundLocksState().held.includes(BACKGROUND_TASK) } : {}),
-      })),
-    );
-    const awsJsonDeps = { services, authenticator, log, maxBodyBytes: config.maxBodyBytes, audit: countedTrail };
-    const awsJson = awsJsonEndpoint(awsJsonDeps);
-    app.post('/', awsJson);
-    app.use(huaweiRouter({ services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail }));
-    const auditReader = mountConsole(app, { services, authenticator, audit: countedTrail, auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId, log });
-    app.use(unroutedRequest(awsJsonDeps));
+      }),
+      awsJson,
+      awsJsonDeps,
+      huawei: { services, log, auth: config.auth, credentials, accountId: config.accountId, projects: config.huaweiProjects, defaultRegion: config.huaweiDefaultRegion, maxBodyBytes: config.maxBodyBytes, clock: services.clock, audit: countedTrail },
+      console: { auditDir: config.auditDir!, trustedKeys: () => auditSigner.publicKeyPems, defaultAccountId: config.accountId },
+    }, log);
 
     const xks = config.xksProxyFile
-      ? await startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures(), work: services.work })
+      ? await (await import('./wire/xks/server')).startXksListener({ settings: new XksSettingsFile(config.xksProxyFile), keys: new ExternalKeys(token), audit: trail, clock: services.clock, log, maxBodyBytes: config.maxBodyBytes, signatures: new HeaderSignatures(), work: services.work })
       : undefined;
     if (xks) log.info({ url: xks.url }, 'XKS proxy listening');
 
-    const listener: Listener = await listen(requestListener(app, awsJson), config, log);
+    const listener: Listener = await listen(requestListener(awsJson, routes.handle), config, log);
     metrics.timeRequests(listener.server);
     const inFlight = countInFlight(listener);
     const url = listener.url;
@@ -251,7 +244,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         await usage.stop();
         await openKeyStores.close();
         await outbox.close();
-        await auditReader.close();
+        await routes.close();
         xksClient.close();
         await trail.close();
         await store.close();
@@ -304,12 +297,38 @@ function keySpecSupport(custody: KeyCustody): { supported: string[]; unsupported
  * Every AWS JSON request is `POST /`: it goes straight to its handler, the rest through Express
  * (whose router costs as much per request as the handler's own work at these rates).
  */
-function requestListener(app: express.Express, awsJson: (req: IncomingMessage, res: ServerResponse) => void) {
-  // Console, audit endpoint, /health, /ready, /metrics, the Huawei dialect, unrouted requests.
-  const everythingElse = withNoSniffing(app);
-  return (req: IncomingMessage, res: ServerResponse) => {
+function requestListener(awsJson: RequestHandler, everythingElse: RequestHandler): RequestHandler {
+  return (req, res) => {
     if (req.method === 'POST' && req.url === '/') awsJson(req, res);
     else everythingElse(req, res);
+  };
+}
+
+type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The Express routes (server/express-routes.ts), loaded and built on the first request that is
+ * not `POST /`: Express 5 loads every body parser, qs and mime-db when required, ~100 ms of a
+ * 700-ms start-up with 10,000 keys, and an AWS client never needs them. That first request
+ * (a load balancer's /health, say) waits for them once.
+ */
+function expressRoutesOnDemand(deps: ExpressRoutesDeps, log: Logger): { handle: RequestHandler; close(): Promise<void> } {
+  let built: Promise<ExpressRoutes> | undefined;
+  const routes = () => (built ??= import('./server/express-routes').then((m) => m.expressRoutes(deps)));
+  return {
+    handle(req, res) {
+      routes().then(
+        (r) => r.handle(req, res),
+        (err: Error) => {
+          log.error({ err: err.message }, 'the routes other than POST / could not be built');
+          res.statusCode = 500;
+          res.end();
+        },
+      );
+    },
+    async close() {
+      if (built) await (await built).close();
+    },
   };
 }
 
