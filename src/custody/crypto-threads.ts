@@ -18,7 +18,8 @@ type Pending = { resolve: (output: Buffer | boolean) => void; reject: (err: Erro
  * (crypto-thread.ts), and the event loop only posts and receives a message.
  *
  * Each call goes to the thread with the fewest calls in flight. Threads start with their first
- * call and are unreferenced while idle, so they never keep the process alive.
+ * call (the first thread with warmUp) and are unreferenced while idle, so they never keep the
+ * process alive.
  */
 export class CryptoThreads {
   private readonly threads: Array<{ worker?: Worker; pending: Map<number, Pending> }>;
@@ -49,6 +50,11 @@ export class CryptoThreads {
       thread.pending.set(id, { resolve, reject, operation });
       worker.postMessage({ id, operation, session: exact(session), mechanism, key: exact(key), data: exact(data), output: typeof output === 'number' ? output : exact(output) } satisfies OneShotRequest);
     });
+  }
+
+  /** Starts the first thread ahead of the first call, so that its start-up overlaps the caller's work. */
+  warmUp(): void {
+    this.worker(this.threads[0]);
   }
 
   /** Ends the threads (token close, once no operation is in flight). */

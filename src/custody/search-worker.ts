@@ -19,8 +19,8 @@ export interface Found {
  * so the thread makes the calls synchronously on a session of its own (search-worker-thread.ts)
  * and hands back the handles, which are valid in the whole process.
  *
- * Searches run one at a time, in order. The thread starts with the first search and is
- * unreferenced while idle, so it never keeps the process alive.
+ * Searches run one at a time, in order. The thread starts with the first search (or warmUp)
+ * and is unreferenced while idle, so it never keeps the process alive.
  */
 export class SearchWorker {
   private worker: Worker | undefined;
@@ -48,6 +48,11 @@ export class SearchWorker {
     const generation = this.moduleGeneration;
     const found = await search();
     return generation === this.moduleGeneration ? found : undefined;
+  }
+
+  /** Starts the thread ahead of the first search, so that its start-up overlaps the caller's work. */
+  warmUp(): void {
+    this.thread();
   }
 
   /** Searches running or queued. */

@@ -202,10 +202,17 @@ export class Token implements ModuleUser {
     if (!fs.existsSync(profile.module)) {
       throw new TokenOpenError('no-module', `PKCS#11 module not found at ${profile.module} (profile ${profile.name})`);
     }
+    const threaded = mechanismNumbers(profile.cryptoThreadMechanisms ?? [], profile.name, 'cryptoThreadMechanisms');
     const loadedNow = !modules.isLoaded(profile.module);
     const module = modules.acquire(profile, dataDir);
+    const pkcs11 = options.observer ? observed(module, options.observer) : module;
+    const cryptoThreads = profile.cryptoThreads && threaded.size > 0 ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
+    const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;
+    // Started now, not with their first calls: each thread's start-up (a new isolate, pkcs11js:
+    // ~60 ms) then runs beside the login and the audit signer's start, which wait for both.
+    searchThread?.warmUp();
+    cryptoThreads?.warmUp();
     try {
-      const pkcs11 = options.observer ? observed(module, options.observer) : module;
       const slot = findOrInitializeToken(pkcs11, profile, log);
       if (loadedNow) modules.tokensFound(profile.module, dataDir);
       const keepAlive = openLoggedInSession(pkcs11, slot, profile.pin);
@@ -215,18 +222,17 @@ export class Token implements ModuleUser {
       }
       const synchronous = mechanismNumbers(profile.synchronousMechanisms ?? [], profile.name);
       const synchronouslyRouted = synchronous.size > 0 ? withSynchronousMechanisms(pkcs11, synchronous) : pkcs11;
-      const threaded = mechanismNumbers(profile.cryptoThreadMechanisms ?? [], profile.name, 'cryptoThreadMechanisms');
-      const cryptoThreads = profile.cryptoThreads && threaded.size > 0 ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
       const routed = cryptoThreads ? withCryptoThreads(synchronouslyRouted, cryptoThreads, threaded) : synchronouslyRouted;
       const writes = profile.quirks.lookupsCorruptObjectsBeingWritten ? new ObjectWrites() : undefined;
       const tracked = writes ? writes.tracking(routed) : routed;
-      const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;
       const direct = searchThread ? withSearchThread(tracked, searchThread, options.observer) : tracked;
       // Faults wrap the calls p11kms makes (C_EncryptAsync…), whichever way they then run.
       const faults = faultsFromEnvironment(process.env);
       const calls = faults ? withFaults(direct, faults, log) : direct;
       return new Token(calls, slot, keepAlive, profile, log, dataDir, options, modules, writes, searchThread, cryptoThreads);
     } catch (err) {
+      searchThread?.close();
+      cryptoThreads?.close();
       modules.release(profile.module);
       throw err;
     }
