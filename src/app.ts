@@ -63,19 +63,28 @@ export interface RunningService {
  */
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
   sizeThreadPool(config);
+  const profile = loadHsmProfile(config);
+  // The token's threads boot on another core while the store is read; they wait for the token.
+  const threadsAhead = Token.bootThreads(profile, config.dataDir);
   // The store comes first: the JSON store's directory lock stops a second process on the
   // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  const opened = metrics.timedStore(
-    await openStore({
-      storeUrl: config.storeUrl,
-      dataDir: config.dataDir,
-      log,
-      journalFromBytes: config.storeJournalFromBytes,
-      callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
-      idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
-    }),
-  );
+  let opened;
+  try {
+    opened = metrics.timedStore(
+      await openStore({
+        storeUrl: config.storeUrl,
+        dataDir: config.dataDir,
+        log,
+        journalFromBytes: config.storeJournalFromBytes,
+        callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
+        idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
+      }),
+    );
+  } catch (err) {
+    threadsAhead.close();
+    throw err;
+  }
   const clock = systemClock(config.clockOffsetSeconds);
   // Every changing transaction carries its audit record (docs/audit.md, "Crash behaviour").
   const outbox = new AuditOutbox(opened, clock, log, config.auditDir!);
@@ -86,15 +95,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let keyStores: KeyStoreConnections | undefined;
   let endTokenUse: (() => void) | undefined;
   try {
-    const profile = loadHsmProfile(config);
     const modules = new Pkcs11Modules();
     // With the store's lock held nothing else writes to the embedded token: object files a crash
     // left unfinished can go before it is loaded (a shared store: other processes may be writing).
-    const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter };
+    const tokenOptions = { observer: metrics.tokenObserver, callTimeoutMs: config.tokenCallTimeoutSeconds * 1000, exclusive: store.singleWriter, threadsAhead };
     // Before the token is opened: maintenance of its files waits for the token lock, then sees us.
     endTokenUse = recordTokenUser(config.dataDir);
     await store.processLiveness?.hold(outbox.owner);
     const openedToken = await Token.openShared(profile, config.dataDir, log, tokenOptions, (t) => AuditSigner.open(t), modules);
+    threadsAhead.close();
     token = openedToken.token;
     const services: Services = { store, custody: new KeyCustody(token), clock, log, keyQueue: new KeyQueue(), work: new WorkInFlight(), outbox };
     const leaseMs = config.intentLeaseSeconds * 1000;
@@ -253,6 +262,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
     };
   } catch (err) {
+    threadsAhead.close();
     await outbox.close();
     await audit?.close().catch(() => undefined);
     await keyStores?.close().catch(() => undefined);

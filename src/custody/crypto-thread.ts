@@ -27,7 +27,6 @@ export type OneShotAnswer = { id: number; initMs: number; callMs: number } & (
   | { error: string; code: number; method: string; failedAt: 'init' | 'call' }
 );
 
-const pkcs11 = moduleOnThisThread();
 
 const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
@@ -43,15 +42,19 @@ function asMechanism(mechanism: pkcs11js.Mechanism): pkcs11js.Mechanism {
 
 type Init = (session: Buffer, mechanism: pkcs11js.Mechanism, key: Buffer) => void;
 type Call = (session: Buffer, data: Buffer, output: Buffer) => Buffer | boolean;
-const CALLS: Record<OneShotOperation, { init: Init; call: Call }> = {
-  Encrypt: { init: pkcs11.C_EncryptInit.bind(pkcs11), call: pkcs11.C_Encrypt.bind(pkcs11) },
-  Decrypt: { init: pkcs11.C_DecryptInit.bind(pkcs11), call: pkcs11.C_Decrypt.bind(pkcs11) },
-  Sign: { init: pkcs11.C_SignInit.bind(pkcs11), call: pkcs11.C_Sign.bind(pkcs11) },
-  Verify: { init: pkcs11.C_VerifyInit.bind(pkcs11), call: pkcs11.C_Verify.bind(pkcs11) as unknown as Call },
-};
+/** The module's calls, bound on the first request: a thread booted ahead (ThreadsAhead) loads the module only then. */
+let calls: Record<OneShotOperation, { init: Init; call: Call }> | undefined;
+function callsOf(pkcs11: pkcs11js.PKCS11): Record<OneShotOperation, { init: Init; call: Call }> {
+  return {
+    Encrypt: { init: pkcs11.C_EncryptInit.bind(pkcs11), call: pkcs11.C_Encrypt.bind(pkcs11) },
+    Decrypt: { init: pkcs11.C_DecryptInit.bind(pkcs11), call: pkcs11.C_Decrypt.bind(pkcs11) },
+    Sign: { init: pkcs11.C_SignInit.bind(pkcs11), call: pkcs11.C_Sign.bind(pkcs11) },
+    Verify: { init: pkcs11.C_VerifyInit.bind(pkcs11), call: pkcs11.C_Verify.bind(pkcs11) as unknown as Call },
+  };
+}
 
 parentPort!.on('message', (request: OneShotRequest) => {
-  const { init, call } = CALLS[request.operation];
+  const { init, call } = (calls ??= callsOf(moduleOnThisThread()))[request.operation];
   const session = asBuffer(request.session);
   const started = performance.now();
   let initMs = 0;

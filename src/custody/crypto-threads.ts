@@ -3,7 +3,10 @@ import type * as pkcs11js from 'pkcs11js';
 import { boundCalls } from './bound-calls';
 import type { OneShotAnswer, OneShotOperation, OneShotRequest } from './crypto-thread';
 import type { TokenObserver } from './token';
-import { startTokenThread } from './token-threads';
+import { startTokenThread, type ThreadsAhead } from './token-threads';
+
+/** The compiled file each crypto thread runs. */
+export const CRYPTO_THREAD_FILE = 'crypto-thread.js';
 
 type Pending = { resolve: (output: Buffer | boolean) => void; reject: (err: Error) => void; operation: OneShotOperation };
 
@@ -30,6 +33,8 @@ export class CryptoThreads {
     private readonly libraryParameters: string | undefined,
     count: number,
     private readonly observer?: TokenObserver,
+    /** Where a thread booted before the token opened waits (Token.bootThreads). */
+    private readonly ahead?: ThreadsAhead,
   ) {
     this.threads = Array.from({ length: count }, () => ({ pending: new Map<number, Pending>() }));
   }
@@ -76,7 +81,7 @@ export class CryptoThreads {
       for (const { reject } of thread.pending.values()) reject(err);
       thread.pending.clear();
     };
-    const worker = startTokenThread('crypto-thread.js', setup, (answer: OneShotAnswer) => this.answered(thread, answer), gone, 'a token crypto thread');
+    const worker = startTokenThread(CRYPTO_THREAD_FILE, setup, (answer: OneShotAnswer) => this.answered(thread, answer), gone, 'a token crypto thread', this.ahead);
     thread.worker = worker;
     return worker;
   }

@@ -30,13 +30,15 @@ export interface FoundObject {
 
 export type SearchAnswer = { id: number; session: Uint8Array; found: FoundObject[] } | { id: number; session?: Uint8Array; error: string };
 
-const pkcs11 = moduleOnThisThread();
+/** Loaded on the first search: a thread booted ahead (ThreadsAhead) must not touch the module before the main thread has initialised it. */
+let loaded: pkcs11js.PKCS11 | undefined;
+const tokenModule = () => (loaded ??= moduleOnThisThread());
 
 let session: { handle: Buffer; generation: number } | undefined;
 
 function sessionFor(request: SearchRequest): Buffer {
   // A session of an earlier module instance is gone with it; its number may name a new session of the main thread now, so it is never closed here.
-  if (session?.generation !== request.generation) session = { handle: pkcs11.C_OpenSession(Buffer.from(request.slot), pkcs11js.CKF_SERIAL_SESSION), generation: request.generation };
+  if (session?.generation !== request.generation) session = { handle: tokenModule().C_OpenSession(Buffer.from(request.slot), pkcs11js.CKF_SERIAL_SESSION), generation: request.generation };
   return session.handle;
 }
 
@@ -48,6 +50,7 @@ function asTemplate(template: pkcs11js.Template): pkcs11js.Template {
 parentPort!.on('message', (request: SearchRequest) => {
   let handle: Buffer | undefined;
   try {
+    const pkcs11 = tokenModule();
     handle = sessionFor(request);
     pkcs11.C_FindObjectsInit(handle, asTemplate(request.template));
     const handles: Buffer[] = [];

@@ -3,7 +3,10 @@ import type * as pkcs11js from 'pkcs11js';
 import { boundCalls } from './bound-calls';
 import type { FoundObject, SearchAnswer, SearchRequest } from './search-worker-thread';
 import type { TokenObserver } from './token';
-import { startTokenThread } from './token-threads';
+import { startTokenThread, type ThreadsAhead } from './token-threads';
+
+/** The compiled file the search thread runs. */
+export const SEARCH_THREAD_FILE = 'search-worker-thread.js';
 
 /** An object found, with the attributes read from it when asked (undefined: it has none of that type). */
 export interface Found {
@@ -34,6 +37,8 @@ export class SearchWorker {
     private readonly pkcs11: pkcs11js.PKCS11,
     private readonly module: string,
     private readonly libraryParameters: string | undefined,
+    /** Where a thread booted before the token opened waits (Token.bootThreads). */
+    private readonly ahead?: ThreadsAhead,
   ) {}
 
   /** Module instances gone so far (dropSession): handles found in an earlier one are stale. */
@@ -110,7 +115,7 @@ export class SearchWorker {
       for (const { reject } of this.pending.values()) reject(err);
       this.pending.clear();
     };
-    const worker = startTokenThread('search-worker-thread.js', setup, (answer: SearchAnswer) => this.answered(answer), gone, 'the token search thread');
+    const worker = startTokenThread(SEARCH_THREAD_FILE, setup, (answer: SearchAnswer) => this.answered(answer), gone, 'the token search thread', this.ahead);
     this.worker = worker;
     return worker;
   }

@@ -6,8 +6,8 @@ import type { HsmProfile } from './hsm-profile';
 import { faultsFromEnvironment, withFaults } from './faults';
 import { heldInToken } from './key-templates';
 import { ObjectLookup } from './object-lookup';
-import { CryptoThreads, withCryptoThreads } from './crypto-threads';
-import { searchOnThread, SearchWorker, withSearchThread } from './search-worker';
+import { CRYPTO_THREAD_FILE, CryptoThreads, withCryptoThreads } from './crypto-threads';
+import { SEARCH_THREAD_FILE, searchOnThread, SearchWorker, withSearchThread } from './search-worker';
 import { ckrName, recoveryFor, toKmsError } from './pkcs11-errors';
 import { SessionCopies } from './session-copies';
 import { type Session, SessionPool } from './session-pool';
@@ -15,6 +15,7 @@ import { removeUnfinishedObjectFiles } from './softhsm2-files';
 import { withTokenLock } from './startup-lock';
 import { ObjectWrites } from './object-writes';
 import { mechanismNumbers, withSynchronousMechanisms } from './synchronous-calls';
+import { ThreadsAhead } from './token-threads';
 import { describeToken, findOrInitializeToken, libraryParametersOf, type ModuleUser, openLoggedInSession, Pkcs11Modules, prepareSoftHsmConf, tokenDirOf, type TokenDescription, TokenOpenError } from './token-module';
 import { observed } from './timed-calls';
 
@@ -70,6 +71,8 @@ export interface TokenOptions {
    * loaded (softhsm2-files.ts).
    */
   exclusive?: boolean;
+  /** Threads booted for this token before it opened (Token.bootThreads); open adopts them. */
+  threadsAhead?: ThreadsAhead;
   /** The refusal of work arriving once the token is closed (default: the service is shutting down). */
   closedError?: () => KmsError;
 }
@@ -190,6 +193,20 @@ export class Token implements ModuleUser {
   }
 
   /**
+   * Boots the threads the profile's token will run calls on (searchesOffEventLoop, the first of
+   * its cryptoThreads) before the token is opened: open (options.threadsAhead) adopts them.
+   * They touch the module only with their first call. The caller closes what is returned once
+   * the token is open (or failed to open): threads nobody adopted end then.
+   */
+  static bootThreads(profile: HsmProfile, dataDir: string): ThreadsAhead {
+    const ahead = new ThreadsAhead();
+    const setup = { module: profile.module, libraryParameters: libraryParametersOf(profile, dataDir) };
+    if (profile.searchesOffEventLoop) ahead.boot(SEARCH_THREAD_FILE, setup);
+    if (usesCryptoThreads(profile)) ahead.boot(CRYPTO_THREAD_FILE, setup);
+    return ahead;
+  }
+
+  /**
    * Opens the profile's token. `modules` is shared by every token of one process (the main
    * token and custom key store backends): two tokens behind one PKCS#11 library share its
    * single C_Initialize, and only the last to close may C_Finalize it.
@@ -206,10 +223,11 @@ export class Token implements ModuleUser {
     const loadedNow = !modules.isLoaded(profile.module);
     const module = modules.acquire(profile, dataDir);
     const pkcs11 = options.observer ? observed(module, options.observer) : module;
-    const cryptoThreads = profile.cryptoThreads && threaded.size > 0 ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads, options.observer) : undefined;
-    const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir)) : undefined;
-    // Started now, not with their first calls: each thread's start-up (a new isolate, pkcs11js:
-    // ~60 ms) then runs beside the login and the audit signer's start, which wait for both.
+    const cryptoThreads = usesCryptoThreads(profile) ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads!, options.observer, options.threadsAhead) : undefined;
+    const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir), options.threadsAhead) : undefined;
+    // Started (or adopted from bootThreads) now, not with their first calls: each thread's
+    // start-up (a new isolate, pkcs11js: ~65 ms) then runs beside the login and the audit
+    // signer's start, which wait for both.
     searchThread?.warmUp();
     cryptoThreads?.warmUp();
     try {
@@ -506,4 +524,9 @@ export class Token implements ModuleUser {
       // Already closed or the device went away; nothing left to release.
     }
   }
+}
+
+/** Whether the profile runs some one-shot calls on crypto threads (cryptoThreads, cryptoThreadMechanisms). */
+function usesCryptoThreads(profile: HsmProfile): boolean {
+  return (profile.cryptoThreads ?? 0) > 0 && (profile.cryptoThreadMechanisms ?? []).length > 0;
 }
