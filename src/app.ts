@@ -69,22 +69,19 @@ export async function startService(config: Config, log: Logger): Promise<Running
   // The store comes first: the JSON store's directory lock stops a second process on the
   // same data directory before it touches the token. A PostgreSQL store is shared.
   const metrics = new ServiceMetrics();
-  let opened;
-  try {
-    opened = metrics.timedStore(
-      await openStore({
-        storeUrl: config.storeUrl,
-        dataDir: config.dataDir,
-        log,
-        journalFromBytes: config.storeJournalFromBytes,
-        callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
-        idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
-      }),
-    );
-  } catch (err) {
-    threadsAhead.close();
-    throw err;
-  }
+  const opened = metrics.timedStore(
+    await openStore({
+      storeUrl: config.storeUrl,
+      dataDir: config.dataDir,
+      log,
+      journalFromBytes: config.storeJournalFromBytes,
+      callTimeoutMs: config.storeCallTimeoutSeconds * 1000,
+      idleCheck: { afterIdleMs: config.storeIdleCheckAfterMs, timeoutMs: config.storeIdleCheckTimeoutMs },
+    }).catch((err: unknown) => {
+      threadsAhead.close();
+      throw err;
+    }),
+  );
   const clock = systemClock(config.clockOffsetSeconds);
   // Every changing transaction carries its audit record (docs/audit.md, "Crash behaviour").
   const outbox = new AuditOutbox(opened, clock, log, config.auditDir!);

@@ -27,7 +27,6 @@ export type OneShotAnswer = { id: number; initMs: number; callMs: number } & (
   | { error: string; code: number; method: string; failedAt: 'init' | 'call' }
 );
 
-
 const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /** Structured cloning turns the Buffers of a mechanism's parameter (OAEP source data…) into Uint8Arrays; pkcs11js wants Buffers. */
