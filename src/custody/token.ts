@@ -223,8 +223,9 @@ export class Token implements ModuleUser {
     const loadedNow = !modules.isLoaded(profile.module);
     const module = modules.acquire(profile, dataDir);
     const pkcs11 = options.observer ? observed(module, options.observer) : module;
-    const cryptoThreads = usesCryptoThreads(profile) ? new CryptoThreads(profile.module, libraryParametersOf(profile, dataDir), profile.cryptoThreads!, options.observer, options.threadsAhead) : undefined;
-    const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParametersOf(profile, dataDir), options.threadsAhead) : undefined;
+    const libraryParameters = libraryParametersOf(profile, dataDir);
+    const cryptoThreads = usesCryptoThreads(profile) ? new CryptoThreads(profile.module, libraryParameters, profile.cryptoThreads!, options.observer, options.threadsAhead) : undefined;
+    const searchThread = profile.searchesOffEventLoop ? new SearchWorker(pkcs11, profile.module, libraryParameters, options.threadsAhead) : undefined;
     // Started (or adopted from bootThreads) now, not with their first calls: each thread's
     // start-up (a new isolate, pkcs11js: ~65 ms) then runs beside the login and the audit
     // signer's start, which wait for both.
