@@ -507,6 +507,40 @@ describe('JSON file store: the file', function () {
 });
 
 describe('JSON file store: last uses', function () {
+  it('writes the last uses of thousands of keys, a slice at a time, as the JSON of every used key and of no other', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-many-'));
+    // More than two slices of uses (2,000 per event-loop turn), and keys never used between them.
+    const keys = Array.from({ length: 5_000 }, () => keyRecord());
+    const used = keys.filter((_, i) => i % 10 !== 3);
+    const useOf = (key: KeyRecord, round: number) => ({ operation: round === 0 ? 'Encrypt' : 'Sign', at: 1_700_000_000_000 + round, requestId: `${round}-${key.keyId}` });
+    const usageFile = path.join(dir, 'last-usage.json');
+    let store = await JsonFileStore.open(dir);
+    try {
+      await store.transact((tx) => keys.forEach((key) => tx.putKey(key)));
+      await store.transactLastUsage((tx) => used.forEach((key) => tx.putKey({ ...key, lastUsage: useOf(key, 0) })));
+      // A second flush changes a few uses and writes the others again as they were.
+      const changed = new Set([used[0].keyId, used[2_500].keyId, used.at(-1)!.keyId]);
+      await store.transactLastUsage(async (tx) => {
+        for (const key of used) if (changed.has(key.keyId)) tx.putKey({ ...(await tx.getKey(key))!, lastUsage: useOf(key, 1) });
+      });
+      const expected = { format: 'p11kms-last-usage', version: 1, uses: Object.fromEntries(used.map((key) => [`${key.region}/${key.keyId}`, useOf(key, changed.has(key.keyId) ? 1 : 0)])) };
+      const text = fs.readFileSync(usageFile, 'utf8');
+      expect(text, 'the text JSON.stringify makes of what it holds').to.equal(JSON.stringify(JSON.parse(text)));
+      expect(JSON.parse(text)).to.deep.equal(expected);
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(keys[3]))?.lastUsage, 'a key never used').to.equal(undefined);
+      expect((await store.getKey(used[2_500]))?.lastUsage?.operation, 'the newer use after reopening').to.equal('Sign');
+      expect((await store.getKey(used[1]))?.lastUsage?.operation, 'an unchanged use after reopening').to.equal('Encrypt');
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('writes a last-usage flush to last-usage.json, not metadata.json, and applies the newer of the two on opening', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-'));
     const key = keyRecord();
