@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** A new or renamed file's name is durable only once its directory is fsynced too. */
 export async function syncDirectory(dir: string): Promise<void> {
@@ -43,3 +44,10 @@ export async function replaceFile(file: string, content: string | Buffer | Async
   }
 }
 
+
+/** Replaces `file` crash-safely (replaceFile), then makes the new name durable; returns its size. */
+export async function replaceFileDurably(file: string, content: string | Buffer | AsyncIterable<Buffer>): Promise<number> {
+  const size = await replaceFile(file, content);
+  await syncDirectory(path.dirname(file));
+  return size;
+}

@@ -507,41 +507,99 @@ describe('JSON file store: the file', function () {
 });
 
 describe('JSON file store: last uses', function () {
-  it('writes the last uses of thousands of keys, a slice at a time, as the JSON of every used key and of no other', async () => {
+  it('appends only the uses a flush changed, then folds them into last-usage.json, every used key and no other, once the journal has grown', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-many-'));
-    // More than two slices of uses (2,000 per event-loop turn), and keys never used between them.
-    const keys = Array.from({ length: 5_000 }, () => keyRecord());
+    // Enough uses for more than 1 MiB of journal, in more than two slices of the file (2,000 per
+    // event-loop turn), with keys never used between them.
+    const keys = Array.from({ length: 9_000 }, () => keyRecord());
     const used = keys.filter((_, i) => i % 10 !== 3);
     const useOf = (key: KeyRecord, round: number) => ({ operation: round === 0 ? 'Encrypt' : 'Sign', at: 1_700_000_000_000 + round, requestId: `${round}-${key.keyId}` });
     const usageFile = path.join(dir, 'last-usage.json');
+    const usageJournal = path.join(dir, 'last-usage.journal');
+    const flush = (store: JsonFileStore, changed: KeyRecord[], round: number) =>
+      store.transactLastUsage(async (tx) => {
+        for (const key of changed) tx.putKey({ ...(await tx.getKey(key))!, lastUsage: useOf(key, round) });
+      });
+    const journalLines = () => fs.readFileSync(usageJournal, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { uses: Record<string, unknown> });
     let store = await JsonFileStore.open(dir);
     try {
       await store.transact((tx) => keys.forEach((key) => tx.putKey(key)));
-      await store.transactLastUsage((tx) => used.forEach((key) => tx.putKey({ ...key, lastUsage: useOf(key, 0) })));
-      // A second flush changes a few uses and writes the others again as they were.
-      const changed = new Set([used[0].keyId, used[2_500].keyId, used.at(-1)!.keyId]);
-      await store.transactLastUsage(async (tx) => {
-        for (const key of used) if (changed.has(key.keyId)) tx.putKey({ ...(await tx.getKey(key))!, lastUsage: useOf(key, 1) });
-      });
-      const expected = { format: 'p11kms-last-usage', version: 1, uses: Object.fromEntries(used.map((key) => [`${key.region}/${key.keyId}`, useOf(key, changed.has(key.keyId) ? 1 : 0)])) };
+      await flush(store, used, 0);
+      expect(fs.existsSync(usageFile), 'the first flush goes to the journal').to.equal(false);
+      expect(journalLines().map((line) => Object.keys(line.uses).length)).to.deep.equal([used.length]);
+      expect(fs.statSync(usageJournal).size).to.be.above(1024 * 1024);
+      // The journal is as long as it may grow: this flush folds it into last-usage.json.
+      const changed = [used[0], used[4_000], used.at(-1)!];
+      await flush(store, changed, 1);
+      expect(fs.statSync(usageJournal).size, 'emptied once folded').to.equal(0);
       const text = fs.readFileSync(usageFile, 'utf8');
       expect(text, 'the text JSON.stringify makes of what it holds').to.equal(JSON.stringify(JSON.parse(text)));
+      const changedIds = new Set(changed.map((key) => key.keyId));
+      const expected = { format: 'p11kms-last-usage', version: 1, uses: Object.fromEntries(used.map((key) => [`${key.region}/${key.keyId}`, useOf(key, changedIds.has(key.keyId) ? 1 : 0)])) };
       expect(JSON.parse(text)).to.deep.equal(expected);
+      // From here on a flush appends its own uses again, and leaves the file as it is.
+      await flush(store, [used[1]], 2);
+      expect(journalLines()).to.deep.equal([{ uses: { [`${used[1].region}/${used[1].keyId}`]: useOf(used[1], 2) } }]);
+      expect(fs.readFileSync(usageFile, 'utf8')).to.equal(text);
     } finally {
       await store.close();
     }
     store = await JsonFileStore.open(dir);
     try {
       expect((await store.getKey(keys[3]))?.lastUsage, 'a key never used').to.equal(undefined);
-      expect((await store.getKey(used[2_500]))?.lastUsage?.operation, 'the newer use after reopening').to.equal('Sign');
-      expect((await store.getKey(used[1]))?.lastUsage?.operation, 'an unchanged use after reopening').to.equal('Encrypt');
+      expect((await store.getKey(used[4_000]))?.lastUsage?.operation, 'a use folded into the file').to.equal('Sign');
+      expect((await store.getKey(used[1]))?.lastUsage?.requestId, 'a use in the journal after the file').to.equal(`2-${used[1].keyId}`);
+      expect((await store.getKey(used[2]))?.lastUsage?.operation, 'an unchanged use').to.equal('Encrypt');
     } finally {
       await store.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('writes a last-usage flush to last-usage.json, not metadata.json, and applies the newer of the two on opening', async () => {
+  it('leaves out a torn last line of last uses, appends after the good ones, and refuses to open when a bad line has good ones after it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-torn-'));
+    const key = keyRecord();
+    const other = keyRecord();
+    const usageJournal = path.join(dir, 'last-usage.journal');
+    const use = (requestId: string) => ({ operation: 'Encrypt', at: Date.now(), requestId });
+    let store = await JsonFileStore.open(dir);
+    try {
+      await store.transact((tx) => [key, other].forEach((k) => tx.putKey(k)));
+      await store.transactLastUsage((tx) => tx.putKey({ ...key, lastUsage: use('r-1') }));
+    } finally {
+      await store.close();
+    }
+    // A crash in the middle of the next flush's append: half a line, never acknowledged.
+    const good = fs.readFileSync(usageJournal, 'utf8');
+    fs.appendFileSync(usageJournal, `{"uses":{"${other.region}/${other.keyId}":{"operation":"Enc`);
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(key))?.lastUsage?.requestId).to.equal('r-1');
+      expect((await store.getKey(other))?.lastUsage, 'the torn use').to.equal(undefined);
+      expect(fs.readFileSync(usageJournal, 'utf8'), 'cut off at opening').to.equal(good);
+      await store.transactLastUsage(async (tx) => tx.putKey({ ...(await tx.getKey(other))!, lastUsage: use('r-2') }));
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect((await store.getKey(other))?.lastUsage?.requestId, 'the line after the cut').to.equal('r-2');
+    } finally {
+      await store.close();
+    }
+    // Damage before a good line was not made by a crash: nothing is guessed.
+    fs.writeFileSync(usageJournal, `garbage\n${fs.readFileSync(usageJournal, 'utf8')}`);
+    try {
+      await JsonFileStore.open(dir).then((s) => s.close());
+      expect.fail('opened a store whose last-usage.journal is damaged');
+    } catch (err) {
+      expect((err as Error).message).to.match(/last-usage\.journal is damaged: bytes 0–8 are not a line of last uses, and lines follow them/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes a last-usage flush beside metadata.json, not into it, and applies the newer of the two on opening', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-'));
     const key = keyRecord();
     const other = keyRecord();

@@ -7,6 +7,7 @@ import type { GrantRecord } from '../grant-record';
 import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, Scope } from '../records';
 import { OverlayTransaction } from './overlay-transaction';
 import { aliasKey, aliasTargetKey, byAliasName, byCreation, listCustomKeyStoresIn, listGrantsIn, recordKey, scopeKey, type Snapshot, targetOf } from './snapshot';
+import { cutTornUses } from './last-usage-files';
 import { readStoreFiles, removeUnfinishedWrites, StoreFileWriter, type StoredState } from './store-files';
 import { CreationOrder, GroupedView, KeyCounts, KeyRegions, type RecordView } from './record-views';
 import { type BatchWrites, cutTornTail, DEFAULT_JOURNAL_FROM_BYTES } from './store-journal';
@@ -97,6 +98,7 @@ export class JsonFileStore implements MetadataStore {
       removeUnfinishedWrites(dataDir);
       const stored = readStoreFiles(dataDir);
       const journal = cutTornTail(dataDir, stored.journal);
+      cutTornUses(dataDir, stored.uses);
       return new JsonFileStore(dataDir, releaseAll, { ...stored, journal }, options);
     } catch (err) {
       await releaseAll();
@@ -162,10 +164,11 @@ export class JsonFileStore implements MetadataStore {
   }
 
   /**
-   * Last uses go to last-usage.json (every used key's last use) when nothing
-   * else is committed with them, not into a rewrite of metadata.json: with 100,000 keys that
-   * file is 78 MB, and the usage flush runs every 5 s while keys are used. Opening the store
-   * applies the newer of the two. Any other commit writes metadata.json with the last uses in it.
+   * Last uses go to last-usage.journal (the uses the flush changed) and now and then
+   * last-usage.json (every used key's last use) when nothing else is committed with them, not
+   * into metadata.json: with 100,000 keys that file is 78 MB, and the usage flush runs every 5 s
+   * while keys are used (last-usage-files.ts). Opening the store applies the newest use of each
+   * key. Any other commit writes its keys to metadata.json (or its journal) with their last uses.
    */
   transactLastUsage(body: (tx: StoreTransaction) => Promise<void> | void): Promise<void> {
     return this.enqueue(body, true);
@@ -211,7 +214,7 @@ export class JsonFileStore implements MetadataStore {
         }
         if (changed) {
           try {
-            if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working);
+            if (batch.every((p) => p.lastUsageOnly)) await this.files.writeLastUses(working, writes.keys ?? new Map());
             else await this.files.writeRecords(working, writes);
           } catch (err) {
             // Nothing of this batch is committed; every transaction in it fails.

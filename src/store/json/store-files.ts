@@ -1,31 +1,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { jsonFaultLocation } from '../../config/json-file';
-import { replaceFile, syncDirectory } from '../../durable-fs';
+import { replaceFileDurably } from '../../durable-fs';
 import type { GrantRecord } from '../grant-record';
-import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord, LastUsageRecord } from '../records';
+import type { AliasRecord, AuditOutboxEntry, CreationIntent, CustomKeyStoreRecord, KeyRecord } from '../records';
+import { parseStoreFile, REFUSAL } from './damaged-file';
+import { applyLastUses, LastUsageWriter, type StoredUses } from './last-usage-files';
 import { RecordMap } from './record-map';
 import { aliasKey, emptySnapshot, recordKey, type Snapshot } from './snapshot';
 import { type BatchWrites, entryLine, JournalWriter, MIN_JOURNAL_BYTES, type ReplayedJournal, replayJournal } from './store-journal';
 
 // The JSON store's files under the data directory: metadata.json holds every record up to
 // its journalSeq; metadata.journal the commits after it (store-journal.ts); last-usage.json
-// keys' last uses written since metadata.json last was.
+// and last-usage.journal keys' last uses written since metadata.json last was
+// (last-usage-files.ts).
 
 const FORMAT = 'p11kms-metadata';
 /** Version 2 may have a journal beside it: p11kms of version-1 days refuses it rather than miss the journal. */
 const FORMAT_VERSION = 2;
 const READABLE_VERSIONS: ReadonlySet<unknown> = new Set([1, 2]);
 export const STORE_FILE = 'metadata.json';
-export const LAST_USAGE_FILE = 'last-usage.json';
-const LAST_USAGE_FORMAT = 'p11kms-last-usage';
-
-interface LastUsageFile {
-  format: typeof LAST_USAGE_FORMAT;
-  version: 1;
-  /** By `<region>/<key id>`. */
-  uses: Record<string, LastUsageRecord>;
-}
 
 interface StoreFile {
   format: typeof FORMAT;
@@ -53,17 +46,19 @@ export interface StoredState {
   /** metadata.json's size: it decides whether commits go to the journal. */
   fileBytes: number;
   journal: ReplayedJournal;
+  uses: StoredUses;
 }
 
 /**
  * The records of a data directory: metadata.json, then the journal's later commits, then last
- * uses from last-usage.json where newer. Reads only (the store cuts a torn journal entry off
- * when it opens).
+ * uses from last-usage.json and last-usage.journal where newer. Reads only (the store cuts a
+ * torn journal entry off when it opens).
  */
 export function readStoreFiles(dataDir: string): StoredState {
   const checkpoint = readCheckpoint(path.join(dataDir, STORE_FILE));
   const journal = replayJournal(dataDir, checkpoint.snapshot, checkpoint.journalSeq);
-  return { snapshot: withLastUses(checkpoint.snapshot, path.join(dataDir, LAST_USAGE_FILE)), fileBytes: checkpoint.bytes, journal };
+  const uses = applyLastUses(checkpoint.snapshot, dataDir);
+  return { snapshot: checkpoint.snapshot, fileBytes: checkpoint.bytes, journal, uses };
 }
 
 function readCheckpoint(file: string): { snapshot: Snapshot; journalSeq: number; bytes: number } {
@@ -89,36 +84,6 @@ function readCheckpoint(file: string): { snapshot: Snapshot; journalSeq: number;
   return { snapshot, journalSeq, bytes };
 }
 
-/** p11kms writes its files whole (rename), so a damaged one was damaged outside p11kms. */
-const REFUSAL = 'p11kms does not start on a damaged store (it would lose what the damage hid): restore the file from a backup.';
-
-/** A store file's JSON; a damaged file is refused with its name, never read as less than it held. */
-function parseStoreFile(file: string): { parsed: unknown; bytes: number } {
-  // Read as bytes, then decoded: in a fresh process `readFileSync(file, 'utf8')` took 112–122 ms
-  // for a 9.6 MB metadata.json (10,000 keys and their aliases) where this takes 69–72.
-  const bytes = fs.readFileSync(file);
-  const text = bytes.toString('utf8');
-  try {
-    return { parsed: JSON.parse(text) as unknown, bytes: bytes.length };
-  } catch (err) {
-    throw new Error(`${file} is damaged: it is not valid JSON (${jsonFaultLocation(text, err)}; ${text.length} bytes). ${REFUSAL}`);
-  }
-}
-
-/** The snapshot with each key's last use from last-usage.json where that one is newer. */
-function withLastUses(snapshot: Snapshot, file: string): Snapshot {
-  if (!fs.existsSync(file)) return snapshot;
-  const parsed = parseStoreFile(file).parsed as LastUsageFile;
-  if (parsed?.format !== LAST_USAGE_FORMAT || parsed.version !== 1 || typeof parsed.uses !== 'object' || parsed.uses === null) {
-    throw new Error(`${file} is not a p11kms last-usage file of version 1`);
-  }
-  for (const [id, usage] of Object.entries(parsed.uses)) {
-    const key = snapshot.keys.get(id);
-    if (key && (!key.lastUsage || key.lastUsage.at < usage.at)) snapshot.keys.set(id, { ...key, lastUsage: usage });
-  }
-  return snapshot;
-}
-
 /**
  * Writes the store's files crash-safely. Below `journalFromBytes`, a commit rewrites
  * metadata.json whole: a temporary file, fsynced, renamed over the old one, the directory
@@ -137,6 +102,7 @@ export class StoreFileWriter {
    */
   private readonly serialized = new WeakMap<object, string>();
   private readonly journal: JournalWriter;
+  private readonly lastUses: LastUsageWriter;
   /** The last committed batch's number (journal entry or rewrite). */
   private seq: number;
   private fileBytes: number;
@@ -147,13 +113,14 @@ export class StoreFileWriter {
 
   constructor(
     private readonly dataDir: string,
-    stored: Pick<StoredState, 'fileBytes' | 'journal'>,
+    stored: Pick<StoredState, 'fileBytes' | 'journal' | 'uses'>,
     private readonly journalFromBytes: number,
     private readonly onRewriteFailure: (err: unknown) => void = () => undefined,
   ) {
     this.seq = stored.journal.seq;
     this.fileBytes = stored.fileBytes;
     this.journal = new JournalWriter(dataDir, stored.journal.goodBytes);
+    this.lastUses = new LastUsageWriter(dataDir, stored.uses, this.jsonOf);
   }
 
   /**
@@ -174,7 +141,7 @@ export class StoreFileWriter {
     }
     // A background rewrite finishes first: the journal's reset must not come before its swap.
     await this.compaction;
-    this.fileBytes = await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
+    this.fileBytes = await replaceFileDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
     this.seq = seq;
     // The batch is committed: metadata.json holds it. A journal that cannot be emptied now only
     // stops appends (its entries are all in the file) until a later rewrite empties it.
@@ -189,7 +156,7 @@ export class StoreFileWriter {
    */
   private async compact(snapshot: Snapshot, seq: number, through: number): Promise<void> {
     try {
-      this.fileBytes = await writeDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
+      this.fileBytes = await replaceFileDurably(path.join(this.dataDir, STORE_FILE), this.fileChunks(snapshot, seq));
       await this.journal.dropThrough(through);
       this.compactAgainAt = 0;
     } catch (err) {
@@ -198,14 +165,15 @@ export class StoreFileWriter {
     }
   }
 
-  /** last-usage.json: every used key's last use (lastUseChunks). */
-  async writeLastUses(snapshot: Snapshot): Promise<void> {
-    await writeDurably(path.join(this.dataDir, LAST_USAGE_FILE), this.lastUseChunks(snapshot));
+  /** A usage flush: the keys it wrote (`changed`) and every key after it (last-usage-files.ts). */
+  writeLastUses(snapshot: Snapshot, changed: ReadonlyMap<string, unknown>): Promise<void> {
+    return this.lastUses.write(snapshot, changed);
   }
 
   async close(): Promise<void> {
     await this.compaction;
     await this.journal.close();
+    await this.lastUses.close();
   }
 
   private readonly jsonOf = (record: object): string => {
@@ -216,28 +184,6 @@ export class StoreFileWriter {
     }
     return json;
   };
-
-  /**
-   * last-usage.json's bytes: the same text as JSON.stringify of a LastUsageFile, built a slice
-   * of keys at a time with each use's own JSON (serialized: a use is replaced, never changed, so
-   * only the uses since the last flush are serialised again). As one JSON.stringify of the whole
-   * file, a flush with 100,000 used keys held the event loop 335–389 ms, every 5 s while keys
-   * were used.
-   */
-  private async *lastUseChunks(snapshot: Snapshot): AsyncGenerator<Buffer> {
-    let parts: string[] = [`{"format":${JSON.stringify(LAST_USAGE_FORMAT)},"version":1,"uses":{`];
-    let count = 0;
-    for (const [id, key] of snapshot.keys) {
-      if (!key.lastUsage) continue;
-      parts.push(`${count === 0 ? '' : ','}${JSON.stringify(id)}:${this.jsonOf(key.lastUsage)}`);
-      if (++count % RECORDS_PER_TURN === 0) {
-        yield Buffer.from(parts.join(''), 'utf8');
-        parts = [];
-      }
-    }
-    parts.push('}}');
-    yield Buffer.from(parts.join(''), 'utf8');
-  }
 
   /**
    * The file's bytes: the same text as JSON.stringify of a StoreFile, built from each record's
@@ -276,15 +222,8 @@ export class StoreFileWriter {
   }
 }
 
-/** Temporary files of writeDurably: `<file>.<random>.tmp`. */
+/** Temporary files of replaceFile: `<file>.<random>.tmp`. */
 const TEMP_FILE = /^(metadata\.json|last-usage\.json|metadata\.journal)\.[0-9a-f]{16}\.tmp$/;
-
-/** Replaces `file` crash-safely (replaceFile), then makes the new name durable; returns its size. */
-async function writeDurably(file: string, content: string | AsyncIterable<Buffer>): Promise<number> {
-  const size = await replaceFile(file, content);
-  await syncDirectory(path.dirname(file));
-  return size;
-}
 
 /** Removes the temporary files of writes a crash interrupted (called with the directory lock held). */
 export function removeUnfinishedWrites(dataDir: string): void {

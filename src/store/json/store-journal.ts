@@ -83,19 +83,21 @@ export function replayJournal(dataDir: string, snapshot: Snapshot, checkpointSeq
  * entries are all in metadata.json already, so that the next entry follows the last good one.
  */
 export function cutTornTail(dataDir: string, journal: ReplayedJournal): ReplayedJournal {
-  const file = path.join(dataDir, JOURNAL_FILE);
-  if (!fs.existsSync(file)) return journal;
   const keep = journal.allInCheckpoint ? 0 : journal.goodBytes;
-  if (fs.statSync(file).size !== keep) {
-    const fd = fs.openSync(file, 'r+');
-    try {
-      fs.ftruncateSync(fd, keep);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
+  cutJournalAt(path.join(dataDir, JOURNAL_FILE), keep);
   return { ...journal, goodBytes: keep };
+}
+
+/** Cuts an append-only file back to its first `keep` bytes (durably), when it is longer. */
+export function cutJournalAt(file: string, keep: number): void {
+  if (!fs.existsSync(file) || fs.statSync(file).size === keep) return;
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.ftruncateSync(fd, keep);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 interface Entry {
@@ -144,6 +146,8 @@ export class JournalWriter {
     private readonly dataDir: string,
     /** The journal's length: its good entries. */
     public bytes: number,
+    /** The journal's name in the data directory (last-usage.journal is one too). */
+    private readonly fileName: string = JOURNAL_FILE,
   ) {}
 
   /** False after an append that failed and could not be cut off: the next commit rewrites metadata.json. */
@@ -196,7 +200,7 @@ export class JournalWriter {
    */
   dropThrough(through: number): Promise<void> {
     return this.inTurn(async () => {
-      const file = path.join(this.dataDir, JOURNAL_FILE);
+      const file = path.join(this.dataDir, this.fileName);
       const later = Buffer.alloc(this.bytes - through);
       const reader = await fs.promises.open(file, 'r');
       try {
@@ -232,7 +236,7 @@ export class JournalWriter {
 
   private async opened(): Promise<fs.promises.FileHandle> {
     if (this.handle) return this.handle;
-    const file = path.join(this.dataDir, JOURNAL_FILE);
+    const file = path.join(this.dataDir, this.fileName);
     const created = !fs.existsSync(file);
     // 'a': every write lands at the end, also after a truncate.
     this.handle = await fs.promises.open(file, 'a', 0o600);
