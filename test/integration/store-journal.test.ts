@@ -323,3 +323,39 @@ describe('JSON file store: the journal', function () {
     }
   });
 });
+
+describe('JSON file store: the last-usage journal', function () {
+  it('on a full disk a usage flush is refused whole and cut off; once space returns the next appends after the good lines, and reopening shows exactly the acknowledged uses', async () => {
+    const disk = mountSmallDisk('1m');
+    const data = path.join(disk, 'data');
+    const filler = path.join(disk, 'filler');
+    const usageJournal = path.join(data, 'last-usage.journal');
+    const use = (requestId: string, size = 0) => ({ operation: 'Encrypt', at: Date.now(), requestId: requestId + 'r'.repeat(size) });
+    const [key, refusedKey, laterKey] = [keyRecord(), keyRecord(), keyRecord()];
+    let store = await JsonFileStore.open(data);
+    try {
+      await store.transact((tx) => [key, refusedKey, laterKey].forEach((k) => tx.putKey(k)));
+      await store.transactLastUsage((tx) => tx.putKey({ ...key, lastUsage: use('acknowledged') }));
+      const journalBefore = fs.readFileSync(usageJournal);
+      fillDisk(filler);
+      // A line bigger than any space left in the last block.
+      const err = await store.transactLastUsage((tx) => tx.putKey({ ...refusedKey, lastUsage: use('refused', 8000) })).then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
+      expect(err?.code).to.equal('ENOSPC');
+      expect(fs.readFileSync(usageJournal).equals(journalBefore), 'the partial line cut off').to.equal(true);
+      expect((await store.getKey(refusedKey))?.lastUsage, 'a refused flush is not committed').to.equal(undefined);
+      fs.rmSync(filler);
+      await store.transactLastUsage((tx) => tx.putKey({ ...laterKey, lastUsage: use('later') }));
+      await store.close();
+      store = await JsonFileStore.open(data);
+      expect((await store.getKey(key))?.lastUsage?.requestId).to.equal('acknowledged');
+      expect((await store.getKey(refusedKey))?.lastUsage).to.equal(undefined);
+      expect((await store.getKey(laterKey))?.lastUsage?.requestId).to.equal('later');
+    } finally {
+      await store.close();
+      unmountSmallDisk(disk);
+    }
+  });
+});
