@@ -13,7 +13,9 @@ import type { KeyRecord } from '../src/store/records';
  * record names that object by its creation id, as every record does). So the store, the key
  * lookups, the policy checks and the audit trail see `count` keys, and the token sees the
  * few objects of the source keys: what grows with the key count is p11kms's, not SoftHSM2's.
- * Every key gets an alias of its own, so aliases grow with the keys too.
+ * Every key gets an alias of its own, so aliases grow with the keys too, and every replica a
+ * last use (GetKeyLastUsage), as a store in service has: the usage flush then has every used
+ * key's use to keep, not only the ones the run uses.
  */
 export function makeScaledDataDir(source: string, target: string, count: number): string[] {
   // The store is written whole below: the source's journal, if any, is read into it and not copied.
@@ -39,6 +41,7 @@ export function makeScaledDataDir(source: string, target: string, count: number)
       ...record,
       createdAt: record.createdAt + i,
       materials: record.materials.map((m) => ({ ...m, materialId: randomBytes(32).toString('hex') })),
+      lastUsage: { operation: 'Encrypt', at: record.createdAt + i, requestId: randomUUID() },
     });
   }
   // One alias per key, as users name their keys: every authorised use reads the key's aliases
