@@ -44,7 +44,6 @@ export async function replaceFile(file: string, content: string | Buffer | Async
   }
 }
 
-
 /** Replaces `file` crash-safely (replaceFile), then makes the new name durable; returns its size. */
 export async function replaceFileDurably(file: string, content: string | Buffer | AsyncIterable<Buffer>): Promise<number> {
   const size = await replaceFile(file, content);
