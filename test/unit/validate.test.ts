@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { KmsError } from '../../src/errors';
 import { SHAPES, OPERATIONS } from '../../src/model/generated/shapes';
 import type { OperationName } from '../../src/model/generated/types';
-import { base64DecodedLength, validateInput, warmUpValidators } from '../../src/wire/aws-json/validate';
+import Ajv from 'ajv';
+import { INPUT_SCHEMAS } from '../../src/model/generated/schemas';
+import { base64DecodedLength, validateInput, validatorWarmUps } from '../../src/wire/aws-json/validate';
 
 function failure(operation: OperationName, body: unknown): KmsError {
   try {
@@ -436,8 +438,21 @@ describe('wire/aws-json/validate', () => {
   });
 
   describe('every operation', () => {
-    it('compiles every schema', () => {
-      expect(() => warmUpValidators()).not.to.throw();
+    it('compiles every schema, one warm-up step per operation', () => {
+      const steps = validatorWarmUps();
+      expect(steps).to.have.length(Object.keys(OPERATIONS).length);
+      for (const step of steps) step();
+    });
+
+    // The service compiles with validateSchema off (a meta-schema compile on the first request
+    // after each start): an invalid generated schema would then be trusted as it is.
+    it("every generated schema is valid against ajv's meta-schema", () => {
+      const checker = new Ajv({ strict: false });
+      for (const keyword of ['kmsBlob', 'kmsInt32', 'kmsTimestamp']) checker.addKeyword(keyword);
+      for (const [op, schema] of Object.entries(INPUT_SCHEMAS)) {
+        expect(checker.validateSchema(schema), `${op}: ${checker.errorsText(checker.errors)}`).to.equal(true);
+      }
+      expect(checker.validateSchema({ type: 'object', properties: { a: { type: 'strin' } } })).to.equal(false);
     });
 
     for (const op of Object.keys(OPERATIONS) as OperationName[]) {
