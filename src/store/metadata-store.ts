@@ -164,6 +164,11 @@ export interface MetadataStore {
   changeFeedState?(): ChangeFeedState;
   /** The background-task locks this process holds, for /metrics and /health. Absent when there is one process. */
   backgroundLocksState?(): BackgroundLocksState;
+  /**
+   * Steps that build, ahead of the first requests, what those requests would otherwise build
+   * (server/warm-up.ts runs them after the service listens). Absent: nothing to build.
+   */
+  warmUps?(): Array<() => void>;
   /** Pooled connections destroyed because they failed their check before use, for /metrics. Absent without a pool. */
   discardedConnections?(): number;
   close(): Promise<void>;

@@ -506,6 +506,84 @@ describe('JSON file store: the file', function () {
   });
 });
 
+describe('JSON file store: views built ahead of the first reads', function () {
+  const alias = (aliasName: string, targetKeyId: string) => ({ ...scope, aliasName, targetKeyId, createdAt: 1, updatedAt: 1 });
+  const readsOf = async (store: MetadataStore, keys: readonly KeyRecord[]) => ({
+    aliasesByKey: await Promise.all(keys.map(async (k) => (await store.listKeyAliases(k)).map((a) => a.aliasName))),
+    grantsByKey: await Promise.all(keys.map(async (k) => (await store.listGrants(k)).map((g) => g.grantId))),
+    regions: await Promise.all(keys.map(async (k) => (await store.listKeyRegions(k.keyId)).map((r) => r.region))),
+    counts: (await store.countKeys()).map((c) => `${c.keyState} ${c.keySpec} ${c.count}`).sort(),
+  });
+
+  it('answers after the warm-up and later commits exactly as a store reopened from its files', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-json-warm-'));
+    const keys = Array.from({ length: 6 }, () => keyRecord());
+    let store = await JsonFileStore.open(dir);
+    try {
+      await store.transact((tx) => {
+        keys.forEach((k) => tx.putKey(k));
+        tx.putAlias(alias('alias/w-one', keys[0].keyId));
+        tx.putAlias(alias('alias/w-two', keys[0].keyId));
+        tx.putAlias(alias('alias/w-three', keys[1].keyId));
+        tx.putGrant(grantRecord(keys[0].keyId));
+      });
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    let afterWarmUp: Awaited<ReturnType<typeof readsOf>>;
+    try {
+      const steps = store.warmUps();
+      expect(steps.length, 'a step per view the first key uses read').to.be.greaterThan(0);
+      for (const step of steps) step();
+      // Every kind of change a view must follow, after the views were built.
+      await store.transact((tx) => {
+        tx.putAlias(alias('alias/w-two', keys[2].keyId)); // re-targeted
+        tx.deleteAlias(scope, 'alias/w-three');
+        tx.putAlias(alias('alias/w-four', keys[1].keyId));
+        tx.putGrant(grantRecord(keys[1].keyId));
+        tx.putKey({ ...keys[3], keyState: 'Disabled' });
+        tx.putKey({ ...keys[4], region: 'eu-north-1', arn: keyArn({ region: 'eu-north-1', accountId: scope.accountId }, keys[4].keyId) });
+        tx.deleteKey(keys[5]);
+      });
+      afterWarmUp = await readsOf(store, keys);
+      expect(afterWarmUp.aliasesByKey.slice(0, 3)).to.deep.equal([['alias/w-one'], ['alias/w-four'], ['alias/w-two']]);
+      expect(afterWarmUp.regions[4]).to.deep.equal(['eu-north-1', 'us-east-1']);
+    } finally {
+      await store.close();
+    }
+    store = await JsonFileStore.open(dir);
+    try {
+      expect(await readsOf(store, keys), 'views built by first reads of the reopened store').to.deep.equal(afterWarmUp);
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("knows a key's new region when its first read of regions came while that region's commit was being written", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-json-regions-'));
+    const store = await JsonFileStore.open(dir);
+    try {
+      const key = keyRecord();
+      await store.transact((tx) => tx.putKey(key));
+      const replica = { ...key, region: 'sa-east-1', arn: keyArn({ region: 'sa-east-1', accountId: scope.accountId }, key.keyId) };
+      let readDuringWrite: Promise<KeyRecord[]> | undefined;
+      await store.transact((tx) => {
+        tx.putKey(replica);
+        // Runs once this transaction is applied and its file write has begun (a request's read).
+        setImmediate(() => (readDuringWrite = store.listKeyRegions(key.keyId)));
+      });
+      // Pre: that read came before the commit, so it saw the key in one region.
+      expect((await readDuringWrite!).map((k) => k.region)).to.deep.equal(['us-east-1']);
+      expect((await store.listKeyRegions(key.keyId)).map((k) => k.region)).to.deep.equal(['sa-east-1', 'us-east-1']);
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('JSON file store: last uses', function () {
   it('appends only the uses a flush changed, then folds them into last-usage.json, every used key and no other, once the journal has grown', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p11kms-last-usage-many-'));

@@ -9,7 +9,8 @@ import { byRegion, groupSorted, recordKey, scopeKey } from './snapshot';
  * instead of being rebuilt from every record after each commit that changed one: with 100,000
  * keys and aliases a rebuild took 60–350 ms of the event loop, paid by the next request that
  * read it (every authorised key use reads its key's aliases and grants), and the last-usage
- * flush changes keys every few seconds while they are used. Each view is built by its first read.
+ * flush changes keys every few seconds while they are used. Each view is built by its first read
+ * or by the warm-up after the service listens (JsonFileStore.warmUps), whichever comes first.
  */
 export interface RecordView<T> {
   /** A commit's writes of this kind (`null`: removed), with the records before and after it. */
@@ -108,20 +109,31 @@ export class CreationOrder implements RecordView<KeyRecord> {
  */
 export class KeyRegions {
   private regions: Set<string> | undefined;
+  /**
+   * Regions of records applied before the first read built the set: that read may come from
+   * the committed map while a batch that adds a region waits for its write, and would
+   * otherwise leave that region out for good.
+   */
+  private readonly appliedBeforeBuilt = new Set<string>();
 
   /** Every region's record of `keyId` in `keys`, by region. */
   recordsOf(keyId: string, keys: RecordMap<KeyRecord>): KeyRecord[] {
-    this.regions ??= new Set(keys.values().map((k) => k.region));
+    const regions = this.build(keys);
     const found: KeyRecord[] = [];
-    for (const region of this.regions) {
+    for (const region of regions) {
       const record = keys.get(recordKey({ region, keyId }));
       if (record) found.push(record);
     }
     return found.sort(byRegion);
   }
 
+  build(keys: RecordMap<KeyRecord>): ReadonlySet<string> {
+    return (this.regions ??= new Set([...this.appliedBeforeBuilt, ...keys.values().map((k) => k.region)]));
+  }
+
   applied(writes: ReadonlyMap<string, KeyRecord | null>): void {
-    if (this.regions) for (const record of writes.values()) if (record) this.regions.add(record.region);
+    const regions = this.regions ?? this.appliedBeforeBuilt;
+    for (const record of writes.values()) if (record) regions.add(record.region);
   }
 }
 
@@ -130,11 +142,14 @@ export class KeyCounts implements RecordView<KeyRecord> {
   private byState: Map<string, Map<string, number>> | undefined;
 
   counts(keys: RecordMap<KeyRecord>): KeyCount[] {
-    if (!this.byState) {
-      this.byState = new Map();
-      for (const key of keys.values()) this.add(key, 1);
-    }
-    return [...this.byState].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
+    this.build(keys);
+    return [...this.byState!].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
+  }
+
+  build(keys: RecordMap<KeyRecord>): void {
+    if (this.byState) return;
+    this.byState = new Map();
+    for (const key of keys.values()) this.add(key, 1);
   }
 
   committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>): void {
@@ -167,8 +182,11 @@ export class GroupedView<T> implements RecordView<T> {
 
   /** One group's records in order, in a new array. */
   list(records: RecordMap<T>, group: string): T[] {
-    this.groups ??= groupSorted(records.values(), this.groupOf, this.order);
-    return [...(this.groups.get(group) ?? [])];
+    return [...(this.build(records).get(group) ?? [])];
+  }
+
+  build(records: RecordMap<T>): ReadonlyMap<string, readonly T[]> {
+    return (this.groups ??= groupSorted(records.values(), this.groupOf, this.order));
   }
 
   committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<T>): void {
