@@ -37,6 +37,8 @@ import { ExternalKeys } from './custody/external-keys';
 import { recordTokenUser } from './custody/token-users';
 import { XksSettingsFile } from './wire/xks/settings';
 import { WorkInFlight } from './server/work-in-flight';
+import { warmUp } from './server/warm-up';
+import { validatorWarmUps } from './wire/aws-json/validate';
 
 export interface RunningService {
   url: string;
@@ -45,6 +47,8 @@ export interface RunningService {
   services: Services;
   reconciled: ReconcileReport;
   audit: AuditTrail;
+  /** Settles once the work the first requests would otherwise do is done (server/warm-up.ts). */
+  warmedUp: Promise<void>;
   /**
    * SIGHUP: reads the credentials file and the TLS files again and swaps them in together; if
    * any is broken nothing changes and the error names it.
@@ -218,6 +222,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const inFlight = countInFlight(listener);
     const url = listener.url;
     log.info({ url, auth: config.auth, tls: listener.tls, mutualTls: !!config.tlsClientCa, quotas: config.requestQuotas, dataDir: config.dataDir, hsm: profile.name }, 'p11kms listening');
+    const warming = warmUp([...(store.warmUps?.() ?? []), ...validatorWarmUps()], listener.server, log);
 
     const openKeyStores = keyStores;
     return {
@@ -226,6 +231,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       services,
       reconciled,
       audit: trail,
+      warmedUp: warming.done,
       reload() {
         // Everything is read and checked before anything is swapped.
         const nextCredentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : undefined;
@@ -237,6 +243,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
       async close() {
         draining = true;
+        warming.stop();
         const drainEnds = Date.now() + config.drainSeconds * 1000;
         await drain(listener, inFlight, config.drainSeconds * 1000, log);
         await xks?.close();

@@ -18,6 +18,8 @@ export interface PoolState {
  * bounded sets only: dialect, AWS operation name, AWS error name, PKCS#11 function, store
  * method, key state and spec. Never key ids, aliases, principals or account ids.
  */
+const UNTIMED_STORE_METHODS = new Set(['close', 'serialiseKey', 'changeFeedState', 'backgroundLocksState', 'discardedConnections', 'warmUps']);
+
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
@@ -196,8 +198,9 @@ export class ServiceMetrics {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
         // serialiseKey spans a whole mutation (token work included): not a store call's time;
-        // changeFeedState, backgroundLocksState and discardedConnections read memory.
-        if (typeof value !== 'function' || typeof property !== 'string' || property === 'close' || property === 'serialiseKey' || property === 'changeFeedState' || property === 'backgroundLocksState' || property === 'discardedConnections') return value;
+        // changeFeedState, backgroundLocksState and discardedConnections read memory; warmUps
+        // hands out steps that run outside any request.
+        if (typeof value !== 'function' || typeof property !== 'string' || UNTIMED_STORE_METHODS.has(property)) return value;
         let wrapper = wrappers.get(property);
         if (!wrapper) {
           const labels = { method: property };
