@@ -534,7 +534,7 @@ describe('JSON file store: views built ahead of the first reads', function () {
     let afterWarmUp: Awaited<ReturnType<typeof readsOf>>;
     try {
       const steps = store.warmUps();
-      expect(steps.length, 'a step per view the first key uses read').to.be.greaterThan(0);
+      expect(steps.length, 'a step per view every key use reads').to.be.greaterThan(0);
       for (const step of steps) step();
       // Every kind of change a view must follow, after the views were built.
       await store.transact((tx) => {
