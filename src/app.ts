@@ -47,8 +47,6 @@ export interface RunningService {
   services: Services;
   reconciled: ReconcileReport;
   audit: AuditTrail;
-  /** Settles once the work the first requests would otherwise do is done (server/warm-up.ts). */
-  warmedUp: Promise<void>;
   /**
    * SIGHUP: reads the credentials file and the TLS files again and swaps them in together; if
    * any is broken nothing changes and the error names it.
@@ -231,7 +229,6 @@ export async function startService(config: Config, log: Logger): Promise<Running
       services,
       reconciled,
       audit: trail,
-      warmedUp: warming.done,
       reload() {
         // Everything is read and checked before anything is swapped.
         const nextCredentials = config.credentialsFile ? Credentials.load(config.credentialsFile) : undefined;

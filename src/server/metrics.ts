@@ -13,13 +13,13 @@ export interface PoolState {
   dutyUsage(): { size: number; inUse: number; waiting: number };
 }
 
+const UNTIMED_STORE_METHODS = new Set(['close', 'serialiseKey', 'changeFeedState', 'backgroundLocksState', 'discardedConnections', 'warmUps']);
+
 /**
  * The service's Prometheus metrics in a registry of its own (no global registry). Labels are
  * bounded sets only: dialect, AWS operation name, AWS error name, PKCS#11 function, store
  * method, key state and spec. Never key ids, aliases, principals or account ids.
  */
-const UNTIMED_STORE_METHODS = new Set(['close', 'serialiseKey', 'changeFeedState', 'backgroundLocksState', 'discardedConnections', 'warmUps']);
-
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({

@@ -2,8 +2,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 
 export interface WarmUp {
-  /** Settles once every step has run (or the warm-up was stopped). Never rejects. */
-  readonly done: Promise<void>;
   /** No step starts after this (shutdown). */
   stop(): void;
 }
@@ -33,38 +31,30 @@ export function warmUp(steps: ReadonlyArray<() => void>, server: Server, log: Lo
     });
   };
   server.on('request', onRequest);
-  const done = new Promise<void>((resolve) => {
-    let next = 0;
-    const finish = () => {
-      server.off('request', onRequest);
-      resolve();
-    };
-    const step = () => {
-      if (stopped) return finish();
-      if (inFlight > 0) return void (resumeWhenIdle = step);
-      if (next === steps.length) {
-        log.info({ steps: steps.length, ms: Math.round(performance.now() - started) }, 'warmed up: request validators compiled, store views built');
-        return finish();
-      }
-      try {
-        steps[next++]();
-      } catch (err) {
-        log.warn({ err }, 'a warm-up step failed; its work is done on first use instead');
-      }
-      setImmediate(step);
-    };
+  const finish = () => {
+    resumeWhenIdle = undefined;
+    server.off('request', onRequest);
+  };
+  let next = 0;
+  const step = () => {
+    if (stopped) return finish();
+    if (inFlight > 0) return void (resumeWhenIdle = step);
+    if (next === steps.length) {
+      log.info({ steps: steps.length, ms: Math.round(performance.now() - started) }, 'warmed up: request validators compiled, store views built');
+      return finish();
+    }
+    try {
+      steps[next++]();
+    } catch (err) {
+      log.warn({ err }, 'a warm-up step failed; its work is done on first use instead');
+    }
     setImmediate(step);
-  });
+  };
+  setImmediate(step);
   return {
-    done,
     stop: () => {
       stopped = true;
-      // A warm-up waiting for requests to end would otherwise wait for the drain.
-      if (resumeWhenIdle) {
-        const resume = resumeWhenIdle;
-        resumeWhenIdle = undefined;
-        resume();
-      }
+      finish();
     },
   };
 }

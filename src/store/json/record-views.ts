@@ -118,17 +118,13 @@ export class KeyRegions {
 
   /** Every region's record of `keyId` in `keys`, by region. */
   recordsOf(keyId: string, keys: RecordMap<KeyRecord>): KeyRecord[] {
-    const regions = this.build(keys);
+    this.regions ??= new Set([...this.appliedBeforeBuilt, ...keys.values().map((k) => k.region)]);
     const found: KeyRecord[] = [];
-    for (const region of regions) {
+    for (const region of this.regions) {
       const record = keys.get(recordKey({ region, keyId }));
       if (record) found.push(record);
     }
     return found.sort(byRegion);
-  }
-
-  build(keys: RecordMap<KeyRecord>): ReadonlySet<string> {
-    return (this.regions ??= new Set([...this.appliedBeforeBuilt, ...keys.values().map((k) => k.region)]));
   }
 
   applied(writes: ReadonlyMap<string, KeyRecord | null>): void {
@@ -142,14 +138,11 @@ export class KeyCounts implements RecordView<KeyRecord> {
   private byState: Map<string, Map<string, number>> | undefined;
 
   counts(keys: RecordMap<KeyRecord>): KeyCount[] {
-    this.build(keys);
-    return [...this.byState!].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
-  }
-
-  build(keys: RecordMap<KeyRecord>): void {
-    if (this.byState) return;
-    this.byState = new Map();
-    for (const key of keys.values()) this.add(key, 1);
+    if (!this.byState) {
+      this.byState = new Map();
+      for (const key of keys.values()) this.add(key, 1);
+    }
+    return [...this.byState].flatMap(([keyState, bySpec]) => [...bySpec].map(([keySpec, count]) => ({ keyState, keySpec, count })));
   }
 
   committed(writes: ReadonlyMap<string, unknown>, before: RecordMap<KeyRecord>): void {
