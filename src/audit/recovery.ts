@@ -30,7 +30,10 @@ export interface Recovered {
  * signs one a minute: 20,000 digests took 0.4–0.5 s, 3.8 s from a cold page cache. It needs the
  * newest digest, the first one the current signing key signed, and what the newest digests say
  * of the newest trail files (every file is listed by the digest its process signs after opening
- * it, and at rotation, shutdown and every minute while it is written).
+ * it, and at rotation, shutdown and every minute while it is written). A file no digest lists (a
+ * crash between opening it and that first digest) sends the search through every digest, once,
+ * as every start did before. Unreadable digests are logged when read, no longer all at each
+ * start: `audit verify` reads and reports every one.
  */
 class DigestHistory {
   private readonly digests: NamedFile[];
