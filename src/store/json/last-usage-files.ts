@@ -4,7 +4,7 @@ import { replaceFileDurably } from '../../durable-fs';
 import type { LastUsageRecord } from '../records';
 import { parseStoreFile, REFUSAL } from './damaged-file';
 import type { Snapshot } from './snapshot';
-import { cutJournalAt, JournalWriter } from './store-journal';
+import { cutJournalAt, JournalWriter, readGoodLines } from './store-journal';
 
 // Keys' last uses beside the store's own files (a use changes nothing else of a key, and the
 // usage flush runs every 5 s while keys are used): last-usage.json holds every used key's last
@@ -72,31 +72,15 @@ function applyUses(snapshot: Snapshot, uses: Record<string, LastUsageRecord>): v
   }
 }
 
-/**
- * Applies the journal's lines in order; returns the length of the good ones. Lines are
- * appended whole and fdatasynced one at a time, so only the last can be torn by a crash (it was
- * never acknowledged, and is left out); a bad line with good ones after it was made outside
- * p11kms, and the store refuses to open.
- */
+/** Applies the journal's lines in order; returns the length of the good ones (readGoodLines). */
 function replayUses(snapshot: Snapshot, file: string): number {
   if (!fs.existsSync(file)) return 0;
-  const bytes = fs.readFileSync(file);
-  let good = 0;
-  let firstBad: number | undefined;
-  for (let start = 0; start < bytes.length; ) {
-    const end = bytes.indexOf(0x0a, start);
-    const next = end < 0 ? bytes.length : end + 1;
-    const uses = end < 0 ? undefined : usesOfLine(bytes.toString('utf8', start, end));
-    if (uses === undefined) {
-      firstBad ??= start;
-    } else {
-      if (firstBad !== undefined) throw new Error(`${file} is damaged: bytes ${firstBad}–${start} are not a line of last uses, and lines follow them. ${REFUSAL}`);
-      applyUses(snapshot, uses);
-      good = next;
-    }
-    start = next;
-  }
-  return good;
+  return readGoodLines(
+    fs.readFileSync(file),
+    usesOfLine,
+    (from, to) => new Error(`${file} is damaged: bytes ${from}–${to} are not a line of last uses, and lines follow them. ${REFUSAL}`),
+    (uses) => applyUses(snapshot, uses),
+  );
 }
 
 function usesOfLine(line: string): Record<string, LastUsageRecord> | undefined {

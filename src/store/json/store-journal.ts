@@ -47,23 +47,11 @@ export interface ReplayedJournal {
 export function replayJournal(dataDir: string, snapshot: Snapshot, checkpointSeq: number): ReplayedJournal {
   const file = path.join(dataDir, JOURNAL_FILE);
   if (!fs.existsSync(file)) return { seq: checkpointSeq, goodBytes: 0, allInCheckpoint: true };
-  const bytes = fs.readFileSync(file);
   const damaged = (why: string) => new Error(`${file} is damaged: ${why}. ${REFUSAL}`);
   let seq = checkpointSeq;
   let previous: number | undefined;
-  let goodBytes = 0;
-  let firstBad: number | undefined;
   let applied = 0;
-  for (let start = 0; start < bytes.length; ) {
-    const end = bytes.indexOf(0x0a, start);
-    const entry = end < 0 ? undefined : parseEntry(bytes.toString('utf8', start, end));
-    const next = end < 0 ? bytes.length : end + 1;
-    if (entry === undefined) {
-      firstBad ??= start;
-      start = next;
-      continue;
-    }
-    if (firstBad !== undefined) throw damaged(`bytes ${firstBad}–${start} are not a journal entry, and entries follow them`);
+  const goodBytes = readGoodLines(fs.readFileSync(file), parseEntry, (from, to) => damaged(`bytes ${from}–${to} are not a journal entry, and entries follow them`), (entry) => {
     if (previous !== undefined && entry.seq !== previous + 1) throw damaged(`entry ${entry.seq} follows entry ${previous}`);
     if (entry.seq > checkpointSeq) {
       if (entry.seq !== seq + 1) throw damaged(`its entries resume at ${entry.seq} but metadata.json holds those up to ${checkpointSeq} only (was metadata.json restored from an older backup without its journal?)`);
@@ -72,10 +60,34 @@ export function replayJournal(dataDir: string, snapshot: Snapshot, checkpointSeq
       applied++;
     }
     previous = entry.seq;
-    goodBytes = next;
+  });
+  return { seq, goodBytes, allInCheckpoint: applied === 0 };
+}
+
+/**
+ * Hands each good line of an append-only file (metadata.journal, last-usage.journal) to `use`,
+ * in order, and returns the length of the good lines. Lines are appended whole and fdatasynced
+ * one at a time, so only the last can be torn by a crash (it was never acknowledged, and is left
+ * out); a line `parse` refuses with good ones after it was made outside p11kms: `damaged` names
+ * its bytes, and the store does not open.
+ */
+export function readGoodLines<T>(bytes: Buffer, parse: (line: string) => T | undefined, damaged: (from: number, to: number) => Error, use: (entry: T) => void): number {
+  let goodBytes = 0;
+  let firstBad: number | undefined;
+  for (let start = 0; start < bytes.length; ) {
+    const end = bytes.indexOf(0x0a, start);
+    const next = end < 0 ? bytes.length : end + 1;
+    const entry = end < 0 ? undefined : parse(bytes.toString('utf8', start, end));
+    if (entry === undefined) {
+      firstBad ??= start;
+    } else {
+      if (firstBad !== undefined) throw damaged(firstBad, start);
+      use(entry);
+      goodBytes = next;
+    }
     start = next;
   }
-  return { seq, goodBytes, allInCheckpoint: applied === 0 };
+  return goodBytes;
 }
 
 /**
