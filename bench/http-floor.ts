@@ -11,7 +11,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import cluster from 'node:cluster';
 import * as fs from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listeningEndpoint } from './service';
 
@@ -32,21 +32,42 @@ function serve(answer: Buffer): void {
       res.end(answer);
     });
   });
+  listenLikeTheService(server);
+}
+
+/**
+ * Runs `serve` in `processes` processes sharing one port (as --workers does: with several,
+ * node's cluster gives every worker listening on port 0 the same port, and each process
+ * accepts its own connections). Each serving process prints `listening on <url>`.
+ */
+export function serveOnProcesses(processes: number, serve: () => void | Promise<void>): void {
+  const fail = (err: unknown) => {
+    process.stderr.write(`bench floor failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  };
+  if (processes > 1 && cluster.isPrimary) {
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    for (let i = 0; i < processes; i++) cluster.fork();
+    // Exits once every worker has: whatever opens the token next must find it closed.
+    process.on('SIGTERM', () => {
+      const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      let running = workers.length;
+      if (running === 0) process.exit(0);
+      for (const worker of workers) {
+        worker.once('exit', () => --running === 0 && process.exit(0));
+        worker.kill('SIGTERM');
+      }
+    });
+  } else Promise.resolve(serve()).catch(fail);
+}
+
+/** Listens on a free port of 127.0.0.1 with the service's keep-alive and says where. */
+export function listenLikeTheService(server: Server): void {
   server.keepAliveTimeout = 65_000;
   server.listen(0, '127.0.0.1', () => process.stdout.write(`listening on http://127.0.0.1:${(server.address() as AddressInfo).port}\n`));
 }
 
 if (require.main === module) {
-  const processes = Number(process.argv[2]);
   const answer = fs.readFileSync(process.argv[3]);
-  // With several processes, node's cluster gives every worker listening on port 0 the same port.
-  if (processes > 1 && cluster.isPrimary) {
-    // As the service's --workers: each process accepts its own connections.
-    cluster.schedulingPolicy = cluster.SCHED_NONE;
-    for (let i = 0; i < processes; i++) cluster.fork();
-    process.on('SIGTERM', () => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
-      process.exit(0);
-    });
-  } else serve(answer);
+  serveOnProcesses(Number(process.argv[2]), () => serve(answer));
 }

@@ -23,7 +23,7 @@ export interface RawKeys {
 }
 
 /** The current material of a key as the service recorded it (creation id included). */
-function materialOf(dataDir: string, keyId: string): MaterialRef {
+export function materialOf(dataDir: string, keyId: string): MaterialRef {
   const key = [...readStoreFiles(dataDir).snapshot.keys.values()].find((k) => k.keyId === keyId);
   if (!key) throw new Error(`bench: key ${keyId} is not in ${dataDir}`);
   const { materials, currentVersion } = key;
@@ -82,7 +82,9 @@ async function main(): Promise<void> {
   token.close();
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench raw child failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench raw child failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

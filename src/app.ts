@@ -281,7 +281,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
  * reads the variable when the pool first starts, which is after this in a fresh process; an
  * operator's own UV_THREADPOOL_SIZE wins.
  */
-function sizeThreadPool(config: Config): void {
+export function sizeThreadPool(config: Config): void {
   if (process.env.UV_THREADPOOL_SIZE) return;
   let sessions: number;
   try {
