@@ -60,7 +60,7 @@ export class ObjectLookup {
 
   /** Finds the object of one class made by one creation (see token-objects.ts), caching the handle. */
   findCreation(session: Session, creationId: string, objectClass: number): ObjectHandle | undefined {
-    return this.findCached(session, creationKey(objectClass, creationId), creationTemplate(creationId, objectClass));
+    return this.findCached(session, creationKey(objectClass, creationId), () => creationTemplate(creationId, objectClass));
   }
 
   /**
@@ -127,7 +127,7 @@ export class ObjectLookup {
 
   /** Finds a key object by label, caching the handle. */
   findObject(session: Session, label: string, objectClass: number): ObjectHandle | undefined {
-    return this.findCached(session, `${objectClass}:${label}`, [
+    return this.findCached(session, `${objectClass}:${label}`, () => [
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_CLASS, value: objectClass },
     ]);
@@ -238,9 +238,11 @@ export class ObjectLookup {
     this.copies?.clear();
   }
 
-  private findCached(session: Session, cacheKey: string, template: pkcs11js.Template): ObjectHandle | undefined {
+  /** `templateOf` is called only when the handle is not cached: every key use comes here. */
+  private findCached(session: Session, cacheKey: string, templateOf: () => pkcs11js.Template): ObjectHandle | undefined {
     const cached = this.handles.get(cacheKey);
     if (cached) return cached;
+    const template = templateOf();
     const found = this.offLoop ? this.answers.get(session)?.get(cacheKey) : this.findAll(session, template);
     if (!found) throw new SearchNeeded(cacheKey, template);
     if (found.length === 0) {

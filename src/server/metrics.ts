@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type LabelValues, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEvent, AuditSink } from '../audit/event';
 import type { TokenObserver } from '../custody/token';
 import type { MetadataStore } from '../store/metadata-store';
@@ -15,6 +15,39 @@ export interface PoolState {
 
 const UNTIMED_STORE_METHODS = new Set(['close', 'serialiseKey', 'changeFeedState', 'backgroundLocksState', 'discardedConnections', 'warmUps']);
 
+/** Observations of the request path between scrapes: queued by then, folded in bulk. */
+const FOLD_AT_OBSERVATIONS = 4096;
+
+/**
+ * Observations made on the request path (request and token call latencies, store call
+ * latencies, request counts), queued and handed to prom-client in one loop: before any of
+ * their metrics is read (prom-client's `collect`, at every scrape) and whenever
+ * FOLD_AT_OBSERVATIONS have queued. prom-client finds a label set's series by hashing its
+ * labels at every observation; inside a request that cost ~1.3 µs each under the profiler
+ * (~7 per Encrypt), in a loop of thousands a fraction of it. A scrape sees every observation
+ * made before it, as before.
+ */
+class ObservationQueue {
+  private readonly targets: Array<(labels: LabelValues<string>, value: number) => void> = [];
+  private readonly labels: Array<LabelValues<string>> = [];
+  private readonly values: number[] = [];
+
+  add(target: (labels: LabelValues<string>, value: number) => void, labels: LabelValues<string>, value: number): void {
+    this.targets.push(target);
+    this.labels.push(labels);
+    this.values.push(value);
+    if (this.values.length >= FOLD_AT_OBSERVATIONS) this.fold();
+  }
+
+  fold(): void {
+    const { targets, labels, values } = this;
+    for (let i = 0; i < values.length; i++) targets[i](labels[i], values[i]);
+    targets.length = 0;
+    labels.length = 0;
+    values.length = 0;
+  }
+}
+
 /**
  * The service's Prometheus metrics in a registry of its own (no global registry). Labels are
  * bounded sets only: dialect, AWS operation name, AWS error name, PKCS#11 function, store
@@ -22,11 +55,14 @@ const UNTIMED_STORE_METHODS = new Set(['close', 'serialiseKey', 'changeFeedState
  */
 export class ServiceMetrics {
   readonly registry = new Registry();
+  private readonly queued = new ObservationQueue();
+  private readonly foldQueued = () => this.queued.fold();
   private readonly requests = new Counter({
     name: 'p11kms_requests_total',
     help: 'API requests answered, by wire dialect, AWS operation and AWS error name ("none" for success).',
     labelNames: ['dialect', 'operation', 'error'],
     registers: [this.registry],
+    collect: this.foldQueued,
   });
   private readonly requestSeconds = new Histogram({
     name: 'p11kms_request_duration_seconds',
@@ -34,6 +70,7 @@ export class ServiceMetrics {
     labelNames: ['dialect', 'operation'],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
+    collect: this.foldQueued,
   });
   private readonly tokenSeconds = new Histogram({
     name: 'p11kms_token_call_duration_seconds',
@@ -41,6 +78,7 @@ export class ServiceMetrics {
     labelNames: ['function', 'outcome'],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
+    collect: this.foldQueued,
   });
   private readonly shed = new Counter({
     name: 'p11kms_token_shed_total',
@@ -53,6 +91,7 @@ export class ServiceMetrics {
     labelNames: ['method'],
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
+    collect: this.foldQueued,
   });
   private readonly auditFsyncSeconds = new Histogram({
     name: 'p11kms_audit_fsync_duration_seconds',
@@ -151,10 +190,23 @@ export class ServiceMetrics {
     this.auditFsyncSeconds.observe(seconds);
   };
 
+  private readonly observeToken = (labels: LabelValues<string>, seconds: number) => this.tokenSeconds.observe(labels, seconds);
+  /** Label sets of token calls by function and outcome, made once each (a few dozen functions). */
+  private readonly tokenLabels = new Map<string, LabelValues<string>>();
+
   readonly tokenObserver: TokenObserver = {
-    call: (fn, seconds, failed) => this.tokenSeconds.observe({ function: fn, outcome: failed ? 'error' : 'ok' }, seconds),
+    call: (fn, seconds, failed) => {
+      const outcome = failed ? 'error' : 'ok';
+      const key = `${fn} ${outcome}`;
+      let labels = this.tokenLabels.get(key);
+      if (!labels) this.tokenLabels.set(key, (labels = { function: fn, outcome }));
+      this.queued.add(this.observeToken, labels, seconds);
+    },
     shed: () => this.shed.inc(),
   };
+
+  private readonly countRequest = (labels: LabelValues<string>, count: number) => this.requests.inc(labels, count);
+  private readonly observeRequest = (labels: LabelValues<string>, seconds: number) => this.requestSeconds.observe(labels, seconds);
 
   /**
    * Counts every API call from its audit record: every dialect writes exactly one per request,
@@ -165,7 +217,7 @@ export class ServiceMetrics {
       record: (event: AuditEvent) => {
         if (event.eventType === 'AwsApiCall') {
           const dialect = String(event.additionalEventData?.dialect ?? 'unknown');
-          this.requests.inc({ dialect, operation: event.eventName, error: event.errorCode ?? 'none' });
+          this.queued.add(this.countRequest, { dialect, operation: event.eventName, error: event.errorCode ?? 'none' }, 1);
           // A client that hung up before its record was written never closes a response here.
           if (this.pending.size > 10_000) this.pending.clear();
           if (event.requestID) this.pending.set(event.requestID, { dialect, operation: event.eventName });
@@ -184,7 +236,7 @@ export class ServiceMetrics {
         const labels = typeof id === 'string' ? this.pending.get(id) : undefined;
         if (!labels) return;
         this.pending.delete(id as string);
-        this.requestSeconds.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+        this.queued.add(this.observeRequest, labels, Number(process.hrtime.bigint() - started) / 1e9);
       });
     });
   }
@@ -192,6 +244,8 @@ export class ServiceMetrics {
   /** The store, with every call timed (any backend: the wrapper only sees the interface). */
   timedStore<S extends MetadataStore>(store: S): S {
     const histogram = this.storeSeconds;
+    const queued = this.queued;
+    const observe = (labels: LabelValues<string>, seconds: number) => histogram.observe(labels, seconds);
     // One wrapper per method, made on first use: the store is called several times per request.
     const wrappers = new Map<string, (...args: unknown[]) => unknown>();
     return new Proxy(store, {
@@ -207,7 +261,7 @@ export class ServiceMetrics {
           const method = value as (...a: unknown[]) => unknown;
           wrapper = (...args: unknown[]) => {
             const started = performance.now();
-            const end = () => histogram.observe(labels, (performance.now() - started) / 1000);
+            const end = () => queued.add(observe, labels, (performance.now() - started) / 1000);
             const result = method.apply(target, args);
             if (!(result instanceof Promise)) {
               end();
