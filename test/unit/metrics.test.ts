@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import type { AuditEvent } from '../../src/audit/event';
 import { ServiceMetrics } from '../../src/server/metrics';
+import { metricSample } from '../support/server';
 
-function sample(body: string, series: string): number | undefined {
-  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
+/** The value of exactly this series (its whole label set), not of one it is a prefix of. */
+const sample = (body: string, series: string) => metricSample(body, `${series} `);
 
 describe('metrics: observations queued on the request path', () => {
   it('a scrape counts every observation made before it, across several bulk folds and after one', async () => {
